@@ -1,0 +1,220 @@
+// Package broker is the storage seam of aibos-worker: the interface every
+// storage engine implements, its parameter structs and its sentinel errors.
+//
+// Users rarely import it: package worker wraps it in a Client and a Manager.
+// Implementers read the method contracts below; package brokertest checks
+// them (brokertest.Run) and every broker's tests run it whole.
+//
+// Contracts shared by all methods:
+//   - Methods are safe for concurrent use by many goroutines and processes.
+//   - Time is the broker's own clock (Redis TIME for the Redis broker), never
+//     the caller's: durations in params are relative to it.
+//   - Each state change is atomic: it happens whole or not at all.
+//   - Errors wrap the sentinels of this package so errors.Is works.
+//   - After Close, every method returns ErrClosed.
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Broker stores jobs and moves them between states.
+type Broker interface {
+	// JobInsert stores one job. It returns the stored job (ID, State, RunAt,
+	// CreatedAt filled in) only once the job is durable.
+	// It returns an *InvalidError if p fails Validate, a *DuplicateError if
+	// the ID exists or an unfinished job holds p.UniqueKey, and ErrQueueFull
+	// if p.MaxQueueLength > 0 and the queue already holds that many
+	// scheduled + pending jobs. On error nothing is written.
+	JobInsert(ctx context.Context, p *JobInsertParams) (*Job, error)
+
+	// JobInsertMany stores jobs atomically: all or none. All jobs must share
+	// one queue. Errors are as for JobInsert; an *InvalidError or
+	// *DuplicateError names the first offending job. A duplicate inside the
+	// batch itself (same ID or unique key twice) is a *DuplicateError too.
+	// The queue-full check counts the whole batch.
+	JobInsertMany(ctx context.Context, ps []*JobInsertParams) ([]*Job, error)
+
+	// JobFetch leases up to p.Limit pending jobs of p.Queue, highest priority
+	// first and FIFO among equals. Due scheduled jobs are promoted first, so
+	// a delayed job is fetchable as soon as it is due. Each returned job is
+	// active, has Attempt incremented, a fresh LeaseToken greater than any
+	// earlier token of that job, and LeaseUntil = now + p.LeaseDuration. A
+	// pending job whose ExpiresAt has passed is moved to expired, not
+	// returned. An empty queue returns an empty slice and no error; a paused
+	// queue returns ErrQueuePaused.
+	JobFetch(ctx context.Context, p *JobFetchParams) ([]*Job, error)
+
+	// JobComplete acknowledges finished jobs in one batch (they may span
+	// queues). Each job moves to completed with its result. The returned
+	// slice has one error per param, in order: nil, ErrNotFound, or
+	// ErrLeaseLost when the job is not active under that token (that job is
+	// left unchanged). The second return value reports a failure of the
+	// whole call.
+	JobComplete(ctx context.Context, ps []*JobCompleteParams) ([]error, error)
+
+	// JobFail records a failed attempt. If p.Discard is false and the job has
+	// attempts left (Attempt < MaxAttempts), it moves to scheduled, due after
+	// p.RetryDelay; otherwise it moves to dead. Returns the new state.
+	// ErrLeaseLost if the token is stale (nothing changes), ErrNotFound if
+	// the job does not exist.
+	JobFail(ctx context.Context, p *JobFailParams) (State, error)
+
+	// JobRelease hands an active job back without counting the attempt: it
+	// becomes pending at once with Attempt decremented. Used on graceful
+	// shutdown. ErrLeaseLost / ErrNotFound as for JobFail.
+	JobRelease(ctx context.Context, p *JobLeaseParams) error
+
+	// JobLeaseExtend extends leases in one batch to now + d. One error per
+	// param: nil, ErrNotFound, or ErrLeaseLost (the worker must stop: the job
+	// was recovered or cancelled).
+	JobLeaseExtend(ctx context.Context, ps []*JobLeaseParams, d time.Duration) ([]error, error)
+
+	// JobProgress stores progress for an active job. ErrLeaseLost if stale.
+	JobProgress(ctx context.Context, p *JobLeaseParams, progress json.RawMessage) error
+
+	// JobGet returns one job. ErrNotFound if absent.
+	JobGet(ctx context.Context, queue, id string) (*Job, error)
+
+	// JobList lists a queue's jobs in one state, filtered and paginated.
+	// Order: pending by fetch order; scheduled by RunAt; active by lease
+	// expiry; finished states by FinishedAt, newest first.
+	JobList(ctx context.Context, p *JobListParams) (*JobListResult, error)
+
+	// JobCancel cancels a scheduled, pending or active job: it moves to
+	// cancelled and releases its unique key; an active job's lease is
+	// revoked, so its worker's next extend, complete or fail returns
+	// ErrLeaseLost. ErrWrongState if the job is already finished.
+	JobCancel(ctx context.Context, queue, id string) (*Job, error)
+
+	// JobRetry moves a dead, cancelled or expired job back to pending with
+	// Attempt reset to 0. ErrWrongState for any other state; ErrDuplicate if
+	// an unfinished job has taken its unique key meanwhile.
+	JobRetry(ctx context.Context, queue, id string) (*Job, error)
+
+	// JobDelete removes a job that is not active, with all its index
+	// entries and its unique key. ErrWrongState if active.
+	JobDelete(ctx context.Context, queue, id string) error
+
+	// QueueStats counts a queue's jobs by state. An unknown queue has zero
+	// counts.
+	QueueStats(ctx context.Context, queue string) (*QueueStats, error)
+
+	// QueueList names every queue that has ever held a job or been paused,
+	// sorted.
+	QueueList(ctx context.Context) ([]string, error)
+
+	// QueuePause stops JobFetch from leasing the queue's jobs; inserts still
+	// succeed. QueueResume undoes it. Both are idempotent.
+	QueuePause(ctx context.Context, queue string) error
+	QueueResume(ctx context.Context, queue string) error
+
+	// QueueMaintain does a queue's housekeeping in bounded batches: recovers
+	// expired leases (back to pending if attempts are left, else dead with a
+	// "lease expired" error), promotes due scheduled jobs, expires pending
+	// jobs past ExpiresAt, and removes completed jobs past the retention
+	// rules (whole, with their index entries). Safe to run from many workers
+	// at once.
+	QueueMaintain(ctx context.Context, p *QueueMaintainParams) (*QueueMaintainResult, error)
+
+	// Ping checks the broker is reachable.
+	Ping(ctx context.Context) error
+
+	// Close releases the broker's resources. Jobs stay stored.
+	Close() error
+}
+
+// JobInsertParams describes a job to insert.
+type JobInsertParams struct {
+	ID          string            // required; unique across the broker
+	Queue       string            // required; see ValidateQueueName
+	Type        string            // required
+	Data        json.RawMessage   // a JSON document; empty means null
+	Priority    int               // [MinPriority, MaxPriority]
+	MaxAttempts int               // >= 1
+	TenantID    string            //
+	CompanyID   string            //
+	Headers     map[string]string //
+	UniqueKey   string            //
+	Timeout     time.Duration     // >= 0
+	// Delay postpones the job: it is scheduled, due at broker now + Delay.
+	// Ignored when RunAt is set.
+	Delay time.Duration
+	// RunAt, when set and in the future, schedules the job at that instant.
+	RunAt time.Time
+	// TTL, when > 0, sets ExpiresAt = due time + TTL.
+	TTL time.Duration
+	// MaxQueueLength, when > 0, rejects the insert with ErrQueueFull if the
+	// queue's scheduled + pending jobs would exceed it.
+	MaxQueueLength int
+}
+
+// JobFetchParams asks for jobs to lease.
+type JobFetchParams struct {
+	Queue         string
+	Limit         int           // 1..1000
+	LeaseDuration time.Duration // > 0
+	WorkerID      string        // recorded on the job
+}
+
+// JobLeaseParams identifies a lease: the job and the token it was fetched with.
+type JobLeaseParams struct {
+	Queue string
+	ID    string
+	Token int64
+}
+
+// JobCompleteParams acknowledges a job.
+type JobCompleteParams struct {
+	JobLeaseParams
+	Result json.RawMessage // optional JSON
+}
+
+// JobFailParams records a failed attempt.
+type JobFailParams struct {
+	JobLeaseParams
+	Error      string        // what went wrong (may include a stack)
+	RetryDelay time.Duration // >= 0: how long until the retry is due
+	Discard    bool          // true: dead now, whatever attempts are left
+}
+
+// JobListParams selects jobs to list.
+type JobListParams struct {
+	Queue    string
+	State    State
+	TenantID string // optional filter
+	Type     string // optional filter
+	Offset   int    // position in the (filtered) listing
+	Limit    int    // 1..1000; 0 means 100
+}
+
+// JobListResult is one page of a listing.
+type JobListResult struct {
+	Jobs []*Job
+	// NextOffset is the Offset of the next page; -1 when there is none.
+	NextOffset int
+}
+
+// QueueMaintainParams bounds housekeeping.
+type QueueMaintainParams struct {
+	Queue string
+	// CompletedMaxAge removes completed jobs finished longer ago; 0 keeps them.
+	CompletedMaxAge time.Duration
+	// CompletedMaxCount keeps only the newest n completed jobs; 0 means no limit.
+	CompletedMaxCount int
+	// DeadMaxAge removes dead jobs finished longer ago; 0 keeps them forever.
+	DeadMaxAge time.Duration
+	// Limit caps how many jobs each step touches per call; 0 means 1000.
+	Limit int
+}
+
+// QueueMaintainResult counts what QueueMaintain did.
+type QueueMaintainResult struct {
+	Recovered int // expired leases returned to pending
+	Dead      int // expired leases with no attempts left, now dead
+	Promoted  int // scheduled jobs now pending
+	Expired   int // pending jobs past their TTL
+	Removed   int // completed or dead jobs removed by retention
+}

@@ -1,0 +1,161 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Name limits.
+const (
+	MaxQueueNameLen = 128
+	MaxTypeLen      = 256
+	MaxIDLen        = 256
+	MaxKeyLen       = 512 // unique keys, tenant and company ids, header keys and values
+	MaxHeaders      = 64
+)
+
+// ValidateQueueName checks a queue name: 1 to MaxQueueNameLen characters of
+// letters, digits and "._-:". Braces are excluded because the Redis broker
+// uses them as hash tags.
+func ValidateQueueName(q string) error {
+	if q == "" {
+		return fmt.Errorf("queue name is empty")
+	}
+	if len(q) > MaxQueueNameLen {
+		return fmt.Errorf("queue name is %d bytes long, the limit is %d", len(q), MaxQueueNameLen)
+	}
+	for i, r := range q {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)) {
+			return fmt.Errorf("queue name %q has %q at byte %d; use letters, digits and . _ - :", q, r, i)
+		}
+	}
+	return nil
+}
+
+func checkText(field, s string, max int, required bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%s is empty", field)
+		}
+		return nil
+	}
+	if len(s) > max {
+		return fmt.Errorf("%s is %d bytes long, the limit is %d", field, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s %q contains a control character", field, s)
+		}
+	}
+	return nil
+}
+
+// Validate checks p and returns an *InvalidError (Index -1) naming the
+// first bad field.
+func (p *JobInsertParams) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &InvalidError{Index: -1, Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if p == nil {
+		return bad("job", "is nil")
+	}
+	if err := ValidateQueueName(p.Queue); err != nil {
+		return bad("queue", "%v", err)
+	}
+	if err := checkText("type", p.Type, MaxTypeLen, true); err != nil {
+		return bad("type", "%v", err)
+	}
+	if err := checkText("id", p.ID, MaxIDLen, true); err != nil {
+		return bad("id", "%v", err)
+	}
+	if len(p.Data) > MaxDataBytes {
+		return bad("data", "payload is %d bytes, the limit is %d", len(p.Data), MaxDataBytes)
+	}
+	if len(p.Data) > 0 && !json.Valid(p.Data) {
+		return bad("data", "payload is not valid JSON")
+	}
+	if p.Priority < MinPriority || p.Priority > MaxPriority {
+		return bad("priority", "%d is outside [%d, %d]", p.Priority, MinPriority, MaxPriority)
+	}
+	if p.MaxAttempts < 1 {
+		return bad("max_attempts", "%d is below 1", p.MaxAttempts)
+	}
+	for field, v := range map[string]string{"tenant_id": p.TenantID, "company_id": p.CompanyID, "unique_key": p.UniqueKey} {
+		if err := checkText(field, v, MaxKeyLen, false); err != nil {
+			return bad(field, "%v", err)
+		}
+	}
+	if len(p.Headers) > MaxHeaders {
+		return bad("headers", "%d headers, the limit is %d", len(p.Headers), MaxHeaders)
+	}
+	for k, v := range p.Headers {
+		if err := checkText("header name", k, MaxKeyLen, true); err != nil {
+			return bad("headers", "%v", err)
+		}
+		if len(v) > MaxKeyLen || !utf8.ValidString(v) {
+			return bad("headers", "value of %q is longer than %d bytes or not UTF-8", k, MaxKeyLen)
+		}
+	}
+	for field, d := range map[string]time.Duration{"timeout": p.Timeout, "delay": p.Delay, "ttl": p.TTL} {
+		if d < 0 {
+			return bad(field, "%v is negative", d)
+		}
+	}
+	if p.MaxQueueLength < 0 {
+		return bad("max_queue_length", "%d is negative", p.MaxQueueLength)
+	}
+	return nil
+}
+
+// ValidateBatch validates each job and checks they share one queue. The
+// error names the index of the first bad job.
+func ValidateBatch(ps []*JobInsertParams) error {
+	if len(ps) == 0 {
+		return &InvalidError{Index: -1, Field: "jobs", Reason: "batch is empty"}
+	}
+	for i, p := range ps {
+		if err := p.Validate(); err != nil {
+			ie := err.(*InvalidError)
+			ie.Index = i
+			return ie
+		}
+		if p.Queue != ps[0].Queue {
+			return &InvalidError{Index: i, Field: "queue", Reason: fmt.Sprintf("%q differs from %q: a batch must target one queue", p.Queue, ps[0].Queue)}
+		}
+	}
+	return nil
+}
+
+// Validate checks fetch parameters.
+func (p *JobFetchParams) Validate() error {
+	if err := ValidateQueueName(p.Queue); err != nil {
+		return fmt.Errorf("%w: fetch: %v", ErrInvalidJob, err)
+	}
+	if p.Limit < 1 || p.Limit > 1000 {
+		return fmt.Errorf("%w: fetch: limit %d is outside [1, 1000]", ErrInvalidJob, p.Limit)
+	}
+	if p.LeaseDuration <= 0 {
+		return fmt.Errorf("%w: fetch: lease duration %v must be positive", ErrInvalidJob, p.LeaseDuration)
+	}
+	return nil
+}
+
+// Validate checks list parameters.
+func (p *JobListParams) Validate() error {
+	if err := ValidateQueueName(p.Queue); err != nil {
+		return fmt.Errorf("%w: list: %v", ErrInvalidJob, err)
+	}
+	if !p.State.Valid() {
+		return fmt.Errorf("%w: list: unknown state %q", ErrInvalidJob, p.State)
+	}
+	if p.Offset < 0 || p.Limit < 0 || p.Limit > 1000 {
+		return fmt.Errorf("%w: list: offset %d / limit %d out of range (limit 0..1000)", ErrInvalidJob, p.Offset, p.Limit)
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+// Package redistest gives tests a real redis-server: a private one started on
+// a free loopback port (one per test package, stopped by pid when the package
+// finishes), or the server named by WORKER_TEST_REDIS_URL. Each test gets its
+// own key prefix, so tests run in parallel on one server.
+//
+// Without redis-server on PATH, tests that ask for Redis are skipped with an
+// install hint; when the CI environment variable is set they fail instead.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// EnvURL names the variable that points tests at an existing Redis.
+const EnvURL = "WORKER_TEST_REDIS_URL"
+
+const installHint = "redis-server not found on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set " + EnvURL
+
+var (
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+)
+
+// Server is a redis-server process started by a test.
+type Server struct {
+	Addr string
+	cmd  *exec.Cmd
+	dir  string
+}
+
+// Main runs the package's tests and then stops the shared server. Call it
+// from TestMain in every package that uses this helper.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if shared != nil {
+		shared.Stop()
+	}
+	return code
+}
+
+// URL returns the redis:// URL of the shared server, starting it on first
+// use. It skips (or, with CI set, fails) the test if no server can be had.
+func URL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(EnvURL); u != "" {
+		return u
+	}
+	sharedOnce.Do(func() { shared, sharedErr = start() })
+	if sharedErr != nil {
+		unavailable(t, sharedErr)
+	}
+	return "redis://" + shared.Addr
+}
+
+// Client returns a go-redis client on the shared server, closed when the
+// test ends.
+func Client(t testing.TB) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(URL(t))
+	if err != nil {
+		t.Fatalf("parse redis url: %v", err)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Prefix returns a key prefix unique to this test.
+func Prefix(t testing.TB) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "test:" + hex.EncodeToString(b[:])
+}
+
+// Start starts a dedicated redis-server for one test (for tests that stop
+// and restart it). It is stopped when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s, err := start()
+	if err != nil {
+		unavailable(t, err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartOnPort starts a redis-server on a given loopback port, e.g. to bring
+// a stopped server back on the same address.
+func StartOnPort(t testing.TB, port int) *Server {
+	t.Helper()
+	s, err := startOn(port)
+	if err != nil {
+		t.Fatalf("start redis-server on port %d: %v", port, err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Port returns the server's TCP port.
+func (s *Server) Port() int {
+	_, p, _ := net.SplitHostPort(s.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// URL returns the server's redis:// URL.
+func (s *Server) URL() string { return "redis://" + s.Addr }
+
+// Stop kills the server by pid and waits for it. Safe to call twice.
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+	_ = os.RemoveAll(s.dir)
+}
+
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("redis is required in CI: %v", err)
+	}
+	t.Skipf("skipping: %v", err)
+}
+
+func start() (*Server, error) {
+	var lastErr error
+	for range 5 { // a freed port can be taken before redis binds it
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		s, err := startOn(port)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func startOn(port int) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("%s", installHint)
+	}
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin,
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--daemonize", "no", "--loglevel", "warning")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, dir: dir}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			s.Stop()
+			return nil, fmt.Errorf("redis-server on port %d did not answer: %v; output: %s", port, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
