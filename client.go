@@ -1,0 +1,325 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/aibos/worker/broker"
+)
+
+// ClientConfig configures a Client. The zero value works.
+type ClientConfig struct {
+	// Queues, when set, is the list of queues jobs may be added to; adding
+	// to any other queue fails (the seed's JobQueue({queues})). Defaults to
+	// any valid queue name.
+	Queues []string
+	// DefaultMaxAttempts applies to jobs that set no MaxAttempts. Defaults
+	// to 3 (the seed's WORKER_RETRY_ATTEMPTS).
+	DefaultMaxAttempts int
+	// DefaultTTL applies to jobs that set no TTL. Defaults to none (the
+	// service sets QUEUE_DEFAULT_TTL).
+	DefaultTTL time.Duration
+	// MaxQueueLength rejects adds with ErrQueueFull once a queue holds this
+	// many scheduled + pending jobs. Defaults to no limit (the service sets
+	// QUEUE_MAX_LENGTH).
+	MaxQueueLength int
+	// MaxPayloadBytes caps a job's JSON data. Defaults to 1 MiB; at most
+	// broker.MaxDataBytes.
+	MaxPayloadBytes int
+}
+
+// DefaultMaxPayloadBytes is the default cap on a job's JSON data.
+const DefaultMaxPayloadBytes = 1 << 20
+
+// Client adds jobs and inspects queues: the seed's JobQueue. It is safe for
+// concurrent use. It does not own the broker: closing the broker is the
+// caller's business.
+type Client struct {
+	b   broker.Broker
+	cfg ClientConfig
+}
+
+// NewClient returns a Client on b.
+func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
+	if b == nil {
+		return nil, errors.New("worker: new client: broker is nil")
+	}
+	if cfg.DefaultMaxAttempts == 0 {
+		cfg.DefaultMaxAttempts = 3
+	}
+	if cfg.MaxPayloadBytes == 0 {
+		cfg.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	switch {
+	case cfg.DefaultMaxAttempts < 1:
+		return nil, fmt.Errorf("worker: new client: default max attempts %d is below 1", cfg.DefaultMaxAttempts)
+	case cfg.DefaultTTL < 0:
+		return nil, fmt.Errorf("worker: new client: default ttl %v is negative", cfg.DefaultTTL)
+	case cfg.MaxQueueLength < 0:
+		return nil, fmt.Errorf("worker: new client: max queue length %d is negative", cfg.MaxQueueLength)
+	case cfg.MaxPayloadBytes < 0 || cfg.MaxPayloadBytes > broker.MaxDataBytes:
+		return nil, fmt.Errorf("worker: new client: max payload bytes %d is outside [1, %d]", cfg.MaxPayloadBytes, broker.MaxDataBytes)
+	}
+	for _, q := range cfg.Queues {
+		if err := broker.ValidateQueueName(q); err != nil {
+			return nil, fmt.Errorf("worker: new client: %w", err)
+		}
+	}
+	cfg.Queues = slices.Clone(cfg.Queues)
+	return &Client{b: b, cfg: cfg}, nil
+}
+
+// Broker returns the broker the client writes to.
+func (c *Client) Broker() broker.Broker { return c.b }
+
+func (c *Client) checkQueue(op, queue string) error {
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return &QueueError{Queue: queue, Op: op, Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
+	}
+	if len(c.cfg.Queues) > 0 && !slices.Contains(c.cfg.Queues, queue) {
+		return &QueueError{Queue: queue, Op: op, Err: fmt.Errorf("%w: unknown queue %q (configured queues: %v)", ErrInvalidJob, queue, c.cfg.Queues)}
+	}
+	return nil
+}
+
+// params turns a spec into broker parameters, validating it.
+func (c *Client) params(queue string, s *JobSpec) (*broker.JobInsertParams, error) {
+	data, err := encodeData(s.Data)
+	if err != nil {
+		return nil, &broker.InvalidError{Index: -1, Field: "data", Reason: err.Error()}
+	}
+	if len(data) > c.cfg.MaxPayloadBytes {
+		return nil, &broker.InvalidError{Index: -1, Field: "data", Reason: fmt.Sprintf("payload is %d bytes, the limit is %d", len(data), c.cfg.MaxPayloadBytes)}
+	}
+	id := s.ID
+	if id == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("generate job id: %w", err)
+		}
+		id = u.String()
+	}
+	p := &broker.JobInsertParams{
+		ID: id, Queue: queue, Type: s.Type, Data: data, Priority: s.Priority,
+		MaxAttempts: s.MaxAttempts, TenantID: s.TenantID, CompanyID: s.CompanyID,
+		Headers: s.Headers, UniqueKey: s.UniqueKey, Timeout: s.Timeout,
+		Delay: s.Delay, RunAt: s.RunAt, TTL: s.TTL, MaxQueueLength: c.cfg.MaxQueueLength,
+	}
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = c.cfg.DefaultMaxAttempts
+	}
+	if p.TTL == 0 {
+		p.TTL = c.cfg.DefaultTTL
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func encodeData(v any) (json.RawMessage, error) {
+	var raw []byte
+	switch d := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		raw = d
+	case []byte:
+		raw = d
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("cannot encode payload as JSON: %v", err)
+		}
+		return b, nil
+	}
+	if !json.Valid(raw) {
+		return nil, errors.New("payload is not valid JSON")
+	}
+	return raw, nil
+}
+
+// Add adds one job to queue and returns it once it is durable (the seed's
+// jobQueue.add). Errors: ErrInvalidJob (with an *InvalidError naming the
+// field), ErrDuplicate (with a *DuplicateError naming the existing job),
+// ErrQueueFull. On error nothing is written.
+func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (*Job, error) {
+	if err := c.checkQueue("add to", queue); err != nil {
+		return nil, err
+	}
+	p, err := c.params(queue, &spec)
+	if err != nil {
+		return nil, &JobError{JobID: spec.ID, Type: spec.Type, Op: "add", Err: err}
+	}
+	job, err := c.b.JobInsert(ctx, p)
+	if err != nil {
+		return nil, &JobError{JobID: p.ID, Type: p.Type, Op: "add", Err: err}
+	}
+	return job, nil
+}
+
+// AddMany adds jobs to queue atomically: all are stored or none. Errors as
+// for Add; an *InvalidError carries the index of the first bad spec.
+func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]*Job, error) {
+	if err := c.checkQueue("add to", queue); err != nil {
+		return nil, err
+	}
+	if len(specs) == 0 {
+		return nil, &QueueError{Queue: queue, Op: "add to", Err: &broker.InvalidError{Index: -1, Field: "jobs", Reason: "no jobs given"}}
+	}
+	ps := make([]*broker.JobInsertParams, len(specs))
+	for i := range specs {
+		p, err := c.params(queue, &specs[i])
+		if err != nil {
+			var ie *broker.InvalidError
+			if errors.As(err, &ie) {
+				ie.Index = i
+			}
+			return nil, &QueueError{Queue: queue, Op: "add to", Err: err}
+		}
+		ps[i] = p
+	}
+	jobs, err := c.b.JobInsertMany(ctx, ps)
+	if err != nil {
+		return nil, &QueueError{Queue: queue, Op: "add to", Err: err}
+	}
+	return jobs, nil
+}
+
+// Get returns a job.
+func (c *Client) Get(ctx context.Context, queue, id string) (*Job, error) {
+	if err := c.checkJobRef("get", queue, id); err != nil {
+		return nil, err
+	}
+	job, err := c.b.JobGet(ctx, queue, id)
+	if err != nil {
+		return nil, &JobError{JobID: id, Op: "get", Err: err}
+	}
+	return job, nil
+}
+
+// Cancel cancels a scheduled, pending or active job. A running job's
+// context is cancelled at its next lease heartbeat. ErrWrongState if the
+// job already finished.
+func (c *Client) Cancel(ctx context.Context, queue, id string) (*Job, error) {
+	if err := c.checkJobRef("cancel", queue, id); err != nil {
+		return nil, err
+	}
+	job, err := c.b.JobCancel(ctx, queue, id)
+	if err != nil {
+		return nil, &JobError{JobID: id, Op: "cancel", Err: err}
+	}
+	return job, nil
+}
+
+// Retry moves a dead, cancelled or expired job back to pending with its
+// attempts reset.
+func (c *Client) Retry(ctx context.Context, queue, id string) (*Job, error) {
+	if err := c.checkJobRef("retry", queue, id); err != nil {
+		return nil, err
+	}
+	job, err := c.b.JobRetry(ctx, queue, id)
+	if err != nil {
+		return nil, &JobError{JobID: id, Op: "retry", Err: err}
+	}
+	return job, nil
+}
+
+// Delete removes a job that is not running.
+func (c *Client) Delete(ctx context.Context, queue, id string) error {
+	if err := c.checkJobRef("delete", queue, id); err != nil {
+		return err
+	}
+	if err := c.b.JobDelete(ctx, queue, id); err != nil {
+		return &JobError{JobID: id, Op: "delete", Err: err}
+	}
+	return nil
+}
+
+func (c *Client) checkJobRef(op, queue, id string) error {
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return &JobError{JobID: id, Op: op, Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
+	}
+	if id == "" {
+		return &JobError{Op: op, Err: fmt.Errorf("%w: job id is empty", ErrInvalidJob)}
+	}
+	return nil
+}
+
+// Stats counts a queue's jobs by state.
+func (c *Client) Stats(ctx context.Context, queue string) (*QueueStats, error) {
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return nil, &QueueError{Queue: queue, Op: "stats of", Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
+	}
+	s, err := c.b.QueueStats(ctx, queue)
+	if err != nil {
+		return nil, &QueueError{Queue: queue, Op: "stats of", Err: err}
+	}
+	return s, nil
+}
+
+// Length returns the number of jobs waiting in a queue (pending plus
+// scheduled): the seed's getLength.
+func (c *Client) Length(ctx context.Context, queue string) (int64, error) {
+	s, err := c.Stats(ctx, queue)
+	if err != nil {
+		return 0, err
+	}
+	return s.Pending + s.Scheduled, nil
+}
+
+// ListParams selects jobs for List.
+type ListParams = broker.JobListParams
+
+// ListResult is a page of jobs.
+type ListResult = broker.JobListResult
+
+// List lists a queue's jobs in one state, optionally filtered by tenant and
+// type, a page at a time (follow NextOffset until it is -1).
+func (c *Client) List(ctx context.Context, p ListParams) (*ListResult, error) {
+	if err := p.Validate(); err != nil {
+		return nil, &QueueError{Queue: p.Queue, Op: "list", Err: err}
+	}
+	r, err := c.b.JobList(ctx, &p)
+	if err != nil {
+		return nil, &QueueError{Queue: p.Queue, Op: "list", Err: err}
+	}
+	return r, nil
+}
+
+// Queues names every known queue.
+func (c *Client) Queues(ctx context.Context) ([]string, error) {
+	qs, err := c.b.QueueList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("worker: list queues: %w", err)
+	}
+	return qs, nil
+}
+
+// Pause stops workers from fetching a queue's jobs; adds still succeed.
+func (c *Client) Pause(ctx context.Context, queue string) error {
+	if err := c.checkQueue("pause", queue); err != nil {
+		return err
+	}
+	if err := c.b.QueuePause(ctx, queue); err != nil {
+		return &QueueError{Queue: queue, Op: "pause", Err: err}
+	}
+	return nil
+}
+
+// Resume undoes Pause.
+func (c *Client) Resume(ctx context.Context, queue string) error {
+	if err := c.checkQueue("resume", queue); err != nil {
+		return err
+	}
+	if err := c.b.QueueResume(ctx, queue); err != nil {
+		return &QueueError{Queue: queue, Op: "resume", Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// start runs one leased job in its own goroutine.
+func (m *Manager) start(q *queueSlot, job *Job) {
+	ctx, cancel := context.WithCancelCause(m.jobBase)
+	r := &running{job: job, cancel: cancel, m: m}
+	m.mu.Lock()
+	m.inflight[r] = struct{}{}
+	m.mu.Unlock()
+	m.jobs.Add(1)
+	go func() {
+		defer m.jobs.Done()
+		defer m.done(q, r)
+		m.execute(ctx, r)
+	}()
+}
+
+func (m *Manager) done(q *queueSlot, r *running) {
+	r.cancel(nil)
+	m.mu.Lock()
+	delete(m.inflight, r)
+	m.busy--
+	q.busy--
+	m.mu.Unlock()
+	select {
+	case m.slotFreed <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) execute(ctx context.Context, r *running) {
+	job := r.job
+	timeout := job.Timeout
+	if timeout <= 0 {
+		timeout = m.cfg.Timeout
+	}
+	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("job timed out after %v", timeout))
+	defer cancel()
+	runCtx = context.WithValue(runCtx, jobCtxKey{}, r)
+
+	m.mu.Lock()
+	p := m.procs[job.Type]
+	m.mu.Unlock()
+	var err error
+	if p == nil {
+		err = fmt.Errorf("no processor registered for job type %q", job.Type)
+	} else {
+		err = callProcessor(runCtx, p, job)
+	}
+	if err != nil && runCtx.Err() != nil {
+		// Say why the context ended (timeout, lease lost, cancel,
+		// shutdown) rather than a bare "context canceled".
+		if cause := context.Cause(runCtx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
+	}
+	m.finish(ctx, r, err)
+}
+
+// callProcessor runs p, turning a panic into an error with its stack.
+func callProcessor(ctx context.Context, p Processor, job *Job) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n\n%s", v, debug.Stack())
+		}
+	}()
+	return p.Process(ctx, job)
+}
+
+// finish reports the outcome to the broker.
+func (m *Manager) finish(jobCtx context.Context, r *running, err error) {
+	job := r.job
+	log := m.jobLog(job)
+	cause := context.Cause(jobCtx)
+	if errors.Is(cause, broker.ErrLeaseLost) {
+		// The job was recovered by another worker or cancelled; whatever
+		// we report would be rejected.
+		log.Warn("job lease lost; result discarded", "processor_err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err == nil {
+		r.mu.Lock()
+		result := r.result
+		r.mu.Unlock()
+		if ackErr := m.ack(&broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}); ackErr != nil {
+			log.Error("complete job", "err", ackErr)
+			return
+		}
+		log.Debug("job completed")
+		return
+	}
+	if errors.Is(cause, errShutdown) {
+		if relErr := m.b.JobRelease(ctx, r.lease()); relErr != nil {
+			log.Error("hand back job at shutdown", "err", relErr)
+		}
+		log.Info("job handed back at shutdown")
+		return
+	}
+	fp := &broker.JobFailParams{JobLeaseParams: *r.lease(), Error: err.Error()}
+	var nr *noRetryError
+	var ra *retryAfterError
+	switch {
+	case errors.As(err, &nr):
+		fp.Discard = true
+	case errors.As(err, &ra):
+		fp.RetryDelay = ra.delay
+	default:
+		fp.RetryDelay = m.cfg.Retry.Delay(job.Attempt)
+	}
+	state, failErr := m.b.JobFail(ctx, fp)
+	if failErr != nil {
+		log.Error("record failed attempt", "err", failErr, "job_err", err)
+		return
+	}
+	if state == broker.StateDead {
+		log.Error("job failed; no attempts left", "err", err)
+	} else {
+		log.Warn("job failed; will retry", "err", err, "retry_in", fp.RetryDelay)
+	}
+}
+
+// ackRequest is one completion waiting to be sent in a batch.
+type ackRequest struct {
+	p    *broker.JobCompleteParams
+	done chan error
+}
+
+// ack queues a completion and waits until its batch is written.
+func (m *Manager) ack(p *broker.JobCompleteParams) error {
+	req := &ackRequest{p: p, done: make(chan error, 1)}
+	m.acks <- req
+	return <-req.done
+}
+
+// ackLoop writes completions in batches: whatever has queued up while the
+// previous batch was being written goes in the next one, so batching costs
+// no latency when the Manager is idle and saves round trips when busy.
+func (m *Manager) ackLoop() {
+	defer m.acker.Done()
+	const maxBatch = 256
+	for first := range m.acks {
+		batch := []*ackRequest{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req, ok := <-m.acks:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		ps := make([]*broker.JobCompleteParams, len(batch))
+		for i, req := range batch {
+			ps[i] = req.p
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs, err := m.b.JobComplete(ctx, ps)
+		cancel()
+		for i, req := range batch {
+			switch {
+			case err != nil:
+				req.done <- err
+			case i < len(errs):
+				req.done <- errs[i]
+			default:
+				req.done <- nil
+			}
+		}
+	}
+}

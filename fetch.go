@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// fetchLoop leases jobs while there are free slots and hands each to its
+// own goroutine. It only leases what it can start now, so a busy Manager
+// never holds jobs another worker could run.
+func (m *Manager) fetchLoop() {
+	defer m.fetcher.Done()
+	var errDelay time.Duration
+	for {
+		select {
+		case <-m.stopFetch:
+			return
+		default:
+		}
+		free := m.freeSlots()
+		if free == 0 {
+			select {
+			case <-m.slotFreed:
+			case <-m.stopFetch:
+				return
+			}
+			continue
+		}
+		got, err := m.fetchOnce(free)
+		wait := time.Duration(0)
+		switch {
+		case err != nil:
+			// The broker is unreachable: back off up to 5 s so a down
+			// Redis is not hammered, and retry.
+			errDelay = min(max(2*errDelay, 50*time.Millisecond), 5*time.Second)
+			wait = errDelay
+		case !got:
+			errDelay = 0
+			wait = m.cfg.PollInterval
+		default:
+			errDelay = 0
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-m.stopFetch:
+				t.Stop()
+				return
+			}
+		}
+	}
+}
+
+func (m *Manager) freeSlots() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.Concurrency - m.busy
+}
+
+// fetchOnce tries the queues in scheduling order and starts the jobs of the
+// first queue that has some. It reports whether it started any.
+func (m *Manager) fetchOnce(free int) (bool, error) {
+	var lastErr error
+	for _, q := range m.queueOrder() {
+		m.mu.Lock()
+		n := min(free, q.cfg.Concurrency-q.busy, m.cfg.FetchBatch)
+		m.mu.Unlock()
+		if n <= 0 {
+			continue
+		}
+		// Not cancelled by shutdown: a fetch cut short after the broker
+		// leased jobs would strand them until their leases expire.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		jobs, err := m.b.JobFetch(ctx, &broker.JobFetchParams{
+			Queue: q.cfg.Name, Limit: n, LeaseDuration: m.cfg.LeaseDuration, WorkerID: m.cfg.WorkerID,
+		})
+		cancel()
+		if errors.Is(err, broker.ErrQueuePaused) {
+			continue
+		}
+		if err != nil {
+			m.log.Error("fetch jobs", "queue", q.cfg.Name, "err", err)
+			lastErr = err
+			continue
+		}
+		if len(jobs) == 0 {
+			continue
+		}
+		m.mu.Lock()
+		m.busy += len(jobs)
+		q.busy += len(jobs)
+		m.mu.Unlock()
+		for _, j := range jobs {
+			m.start(q, j)
+		}
+		return true, nil
+	}
+	return false, lastErr
+}
+
+// queueOrder returns the queues in the order to try them: by priority when
+// strict, else a weighted random permutation (a queue comes first with
+// probability proportional to its priority), so low priority queues are
+// served too but less often.
+func (m *Manager) queueOrder() []*queueSlot {
+	qs := make([]*queueSlot, len(m.queues))
+	copy(qs, m.queues)
+	if len(qs) < 2 {
+		return qs
+	}
+	if m.cfg.StrictPriority {
+		sort.SliceStable(qs, func(i, j int) bool { return qs[i].cfg.Priority > qs[j].cfg.Priority })
+		return qs
+	}
+	total := 0
+	for _, q := range qs {
+		total += q.cfg.Priority
+	}
+	for i := range qs {
+		r := rand.IntN(total)
+		for j := i; j < len(qs); j++ {
+			r -= qs[j].cfg.Priority
+			if r < 0 {
+				qs[i], qs[j] = qs[j], qs[i]
+				break
+			}
+		}
+		total -= qs[i].cfg.Priority
+	}
+	return qs
+}

@@ -1,0 +1,378 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/retry"
+)
+
+// QueueConfig configures one queue a Manager serves: the seed's
+// {name, priority, concurrency}.
+type QueueConfig struct {
+	// Name of the queue. Required.
+	Name string
+	// Priority weighs the queue against the others: with weighted
+	// scheduling (the default) a queue is polled first with probability
+	// proportional to its priority; with strict scheduling higher priority
+	// queues are always drained first. Defaults to 1.
+	Priority int
+	// Concurrency caps how many of this queue's jobs run at once in this
+	// Manager. Defaults to the Manager's Concurrency.
+	Concurrency int
+}
+
+// ManagerConfig configures a Manager. The zero value works: it serves the
+// "default" queue with the seed's defaults.
+type ManagerConfig struct {
+	// Queues to serve. Defaults to one queue named "default".
+	Queues []QueueConfig
+	// Concurrency is the most jobs run at once over all queues. Defaults to
+	// 5 (the seed's WORKER_CONCURRENCY).
+	Concurrency int
+	// StrictPriority drains higher priority queues first instead of
+	// weighting them.
+	StrictPriority bool
+	// Retry is the backoff between attempts. Its MaxAttempts is not used
+	// here: each job carries its own. Defaults to retry.DefaultPolicy().
+	Retry retry.Policy
+	// Timeout bounds one attempt of a job that sets no timeout of its own.
+	// Defaults to 5m (the seed's WORKER_TIMEOUT).
+	Timeout time.Duration
+	// LeaseDuration is how long a fetched job stays leased without a
+	// heartbeat. Defaults to 30s.
+	LeaseDuration time.Duration
+	// HeartbeatInterval is how often running jobs' leases are extended.
+	// Defaults to LeaseDuration / 3.
+	HeartbeatInterval time.Duration
+	// PollInterval is how long an idle Manager waits before looking for work
+	// again. Defaults to 100ms.
+	PollInterval time.Duration
+	// MaintainInterval is how often expired leases are recovered, due jobs
+	// promoted and retention applied. Defaults to 1s.
+	MaintainInterval time.Duration
+	// ShutdownTimeout is how long Shutdown waits for running jobs before
+	// cancelling them. Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// FetchBatch caps the jobs leased per fetch. Defaults to 32.
+	FetchBatch int
+	// CompletedMaxAge and CompletedMaxCount bound how long completed jobs
+	// are kept. Default to 24h and 10,000 per queue; negative keeps them.
+	CompletedMaxAge   time.Duration
+	CompletedMaxCount int
+	// DeadMaxAge removes dead jobs older than this. Defaults to keeping them.
+	DeadMaxAge time.Duration
+	// WorkerID names this Manager in leases and logs. Defaults to
+	// host:pid:random.
+	WorkerID string
+	// Logger receives the Manager's logs. Payloads are never logged.
+	// Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *ManagerConfig) withDefaults() error {
+	if len(c.Queues) == 0 {
+		c.Queues = []QueueConfig{{Name: "default"}}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 5
+	}
+	def(&c.Timeout, 5*time.Minute)
+	def(&c.LeaseDuration, 30*time.Second)
+	def(&c.HeartbeatInterval, c.LeaseDuration/3)
+	def(&c.PollInterval, 100*time.Millisecond)
+	def(&c.MaintainInterval, time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.CompletedMaxAge, 24*time.Hour)
+	if c.CompletedMaxCount == 0 {
+		c.CompletedMaxCount = 10000
+	}
+	if c.FetchBatch == 0 {
+		c.FetchBatch = 32
+	}
+	if c.Retry == (retry.Policy{}) {
+		c.Retry = retry.DefaultPolicy()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s:%d:%04x", host, os.Getpid(), rand.IntN(1<<16))
+	}
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("concurrency %d is below 1", c.Concurrency)
+	case c.Timeout < 0 || c.LeaseDuration < 0 || c.PollInterval < 0 || c.MaintainInterval < 0 || c.ShutdownTimeout < 0:
+		return errors.New("timeout, lease duration, poll, maintain and shutdown intervals must not be negative")
+	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.LeaseDuration:
+		return fmt.Errorf("heartbeat interval %v must be positive and below the lease duration %v", c.HeartbeatInterval, c.LeaseDuration)
+	case c.FetchBatch < 1 || c.FetchBatch > 1000:
+		return fmt.Errorf("fetch batch %d is outside [1, 1000]", c.FetchBatch)
+	}
+	if err := c.Retry.Validate(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i := range c.Queues {
+		q := &c.Queues[i]
+		if err := broker.ValidateQueueName(q.Name); err != nil {
+			return fmt.Errorf("queue %d: %w", i, err)
+		}
+		if seen[q.Name] {
+			return fmt.Errorf("queue %q is listed twice", q.Name)
+		}
+		seen[q.Name] = true
+		if q.Priority == 0 {
+			q.Priority = 1
+		}
+		if q.Concurrency == 0 || q.Concurrency > c.Concurrency {
+			q.Concurrency = c.Concurrency
+		}
+		if q.Priority < 0 || q.Concurrency < 0 {
+			return fmt.Errorf("queue %q: priority %d and concurrency %d must not be negative", q.Name, q.Priority, q.Concurrency)
+		}
+	}
+	return nil
+}
+
+// errShutdown is the cancel cause of jobs cut short by a hard shutdown.
+var errShutdown = errors.New("worker is shutting down")
+
+// Manager leases jobs from a broker and runs their processors: the seed's
+// WorkerManager. Register processors, then Start; Shutdown stops it.
+type Manager struct {
+	b   broker.Broker
+	cfg ManagerConfig
+	log *slog.Logger
+
+	mu       sync.Mutex
+	procs    map[string]Processor
+	mws      []Middleware
+	queues   []*queueSlot
+	busy     int
+	inflight map[*running]struct{}
+	started  bool
+	stopped  bool
+
+	slotFreed chan struct{}   // signalled when a job finishes
+	stopFetch chan struct{}   // closed to stop fetching
+	stopBG    chan struct{}   // closed to stop heartbeats and maintenance
+	jobBase   context.Context // parent of every job context
+	hardStop  context.CancelCauseFunc
+	acks      chan *ackRequest
+
+	jobs    sync.WaitGroup
+	fetcher sync.WaitGroup
+	bg      sync.WaitGroup
+	acker   sync.WaitGroup
+}
+
+type queueSlot struct {
+	cfg  QueueConfig
+	busy int
+}
+
+// NewManager returns a Manager on b. It validates cfg and fills in defaults.
+func NewManager(b broker.Broker, cfg ManagerConfig) (*Manager, error) {
+	if b == nil {
+		return nil, errors.New("worker: new manager: broker is nil")
+	}
+	cfg.Queues = slices.Clone(cfg.Queues)
+	if err := cfg.withDefaults(); err != nil {
+		return nil, fmt.Errorf("worker: new manager: %w", err)
+	}
+	m := &Manager{
+		b: b, cfg: cfg,
+		log:       cfg.Logger.With("worker_id", cfg.WorkerID),
+		procs:     map[string]Processor{},
+		inflight:  map[*running]struct{}{},
+		slotFreed: make(chan struct{}, 1),
+		stopFetch: make(chan struct{}),
+		stopBG:    make(chan struct{}),
+		acks:      make(chan *ackRequest, cfg.Concurrency),
+	}
+	for _, q := range cfg.Queues {
+		m.queues = append(m.queues, &queueSlot{cfg: q})
+	}
+	return m, nil
+}
+
+// ID returns the Manager's worker id.
+func (m *Manager) ID() string { return m.cfg.WorkerID }
+
+// Config returns the Manager's configuration with defaults filled in.
+func (m *Manager) Config() ManagerConfig { return m.cfg }
+
+// Register sets the processor for a job type. It must be called before
+// Start; registering a type twice is an error.
+func (m *Manager) Register(jobType string, p Processor) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case jobType == "":
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "register processor", Err: errors.New("job type is empty")}
+	case p == nil:
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "register processor", Err: fmt.Errorf("processor for %q is nil", jobType)}
+	case m.started:
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "register processor", Err: fmt.Errorf("manager already started; register %q before Start", jobType)}
+	case m.procs[jobType] != nil:
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "register processor", Err: fmt.Errorf("type %q already has a processor", jobType)}
+	}
+	m.procs[jobType] = p
+	return nil
+}
+
+// HandleFunc registers a function as the processor for a job type.
+func (m *Manager) HandleFunc(jobType string, f func(ctx context.Context, job *Job) error) error {
+	if f == nil {
+		return m.Register(jobType, nil)
+	}
+	return m.Register(jobType, ProcessorFunc(f))
+}
+
+// Use adds middleware around every processor, outermost first. It must be
+// called before Start.
+func (m *Manager) Use(mw ...Middleware) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mws = append(m.mws, mw...)
+}
+
+// Start starts fetching and processing in the background. It returns at
+// once; call Shutdown to stop.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started {
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "start", Err: errors.New("already started")}
+	}
+	if err := m.b.Ping(ctx); err != nil {
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "start", Err: fmt.Errorf("reach broker: %w", err)}
+	}
+	for t, p := range m.procs {
+		for i := len(m.mws) - 1; i >= 0; i-- {
+			p = m.mws[i](p)
+		}
+		m.procs[t] = p
+	}
+	m.started = true
+	m.jobBase, m.hardStop = context.WithCancelCause(context.WithoutCancel(ctx))
+	m.acker.Add(1)
+	go m.ackLoop()
+	m.bg.Add(2)
+	go m.heartbeatLoop()
+	go m.maintainLoop()
+	m.fetcher.Add(1)
+	go m.fetchLoop()
+	m.log.Info("worker started", "queues", len(m.queues), "concurrency", m.cfg.Concurrency)
+	return nil
+}
+
+// Run starts the Manager, blocks until ctx is done, then shuts down
+// gracefully within ShutdownTimeout.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return m.Shutdown(context.Background())
+}
+
+// Shutdown stops fetching, waits up to ShutdownTimeout (or until ctx is
+// done) for running jobs, then cancels what still runs and hands those jobs
+// back to the broker at once, without counting the attempt. It returns an
+// error if some processor ignored cancellation; its job is handed back all
+// the same, so a late completion is rejected as ErrLeaseLost.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	if !m.started || m.stopped {
+		m.mu.Unlock()
+		return nil
+	}
+	m.stopped = true
+	m.mu.Unlock()
+
+	close(m.stopFetch)
+	m.fetcher.Wait()
+
+	drainCtx, cancel := context.WithTimeout(ctx, m.cfg.ShutdownTimeout)
+	defer cancel()
+	var err error
+	if !waitGroup(drainCtx, &m.jobs) {
+		m.log.Warn("shutdown timeout reached; cancelling running jobs", "running", m.Busy())
+		m.hardStop(errShutdown)
+		graceCtx, cancelGrace := context.WithTimeout(context.Background(), 5*time.Second)
+		if !waitGroup(graceCtx, &m.jobs) {
+			n := m.releaseStuck()
+			err = &WorkerError{WorkerID: m.cfg.WorkerID, Op: "shutdown", Err: fmt.Errorf("%d processors ignored cancellation; their jobs were handed back", n)}
+		}
+		cancelGrace()
+	}
+	close(m.stopBG)
+	m.bg.Wait()
+	if err == nil {
+		close(m.acks)
+		m.acker.Wait()
+	}
+	m.hardStop(errShutdown)
+	m.log.Info("worker stopped")
+	return err
+}
+
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// releaseStuck hands back jobs whose processors did not return.
+func (m *Manager) releaseStuck() int {
+	m.mu.Lock()
+	stuck := make([]*running, 0, len(m.inflight))
+	for r := range m.inflight {
+		stuck = append(stuck, r)
+	}
+	m.mu.Unlock()
+	for _, r := range stuck {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := m.b.JobRelease(ctx, r.lease()); err != nil {
+			m.jobLog(r.job).Error("hand back stuck job", "err", err)
+		}
+		cancel()
+	}
+	return len(stuck)
+}
+
+// Busy returns the number of jobs running now.
+func (m *Manager) Busy() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.busy
+}
+
+func (r *running) lease() *broker.JobLeaseParams {
+	return &broker.JobLeaseParams{Queue: r.job.Queue, ID: r.job.ID, Token: r.job.LeaseToken}
+}
+
+func (m *Manager) jobLog(j *Job) *slog.Logger {
+	return m.log.With("job_id", j.ID, "queue", j.Queue, "type", j.Type, "attempt", j.Attempt, "tenant_id", j.TenantID)
+}
