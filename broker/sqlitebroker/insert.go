@@ -1,0 +1,203 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"modernc.org/sqlite"
+)
+
+const insertJobSQL = `INSERT INTO jobs (id, queue, type, data, priority, max_attempts, tenant_id, company_id,
+	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// JobInsert stores one job and returns once it is on disk. See
+// broker.Broker.
+func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*broker.Job, error) {
+	if err := b.checkOpen("insert job"); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	jobs, err := b.insert(ctx, []*broker.JobInsertParams{p})
+	if err != nil {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
+// JobInsertMany stores jobs of one queue atomically in one transaction. See
+// broker.Broker.
+func (b *Broker) JobInsertMany(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
+	if err := b.checkOpen("insert jobs"); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateBatch(ps); err != nil {
+		return nil, err
+	}
+	return b.insert(ctx, ps)
+}
+
+// insert writes validated jobs of one queue in one transaction.
+func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
+	if err := duplicateInBatch(ps); err != nil {
+		return nil, err
+	}
+	queue := ps[0].Queue
+	var jobs []*broker.Job
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		if err := checkQueueLength(ctx, tx, ps); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO queues (name) VALUES (?)`, queue); err != nil {
+			return fmt.Errorf("register queue: %w", err)
+		}
+		stmt, err := tx.PrepareContext(ctx, insertJobSQL)
+		if err != nil {
+			return fmt.Errorf("prepare insert: %w", err)
+		}
+		defer stmt.Close()
+		jobs = make([]*broker.Job, 0, len(ps))
+		for _, p := range ps {
+			j, args, err := newJob(p, now)
+			if err != nil {
+				return err
+			}
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+				if isConstraint(err) {
+					return duplicateOf(ctx, tx, p, err)
+				}
+				return fmt.Errorf("insert job %s: %w", p.ID, err)
+			}
+			jobs = append(jobs, j)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, b.fail(fmt.Sprintf("insert into queue %q", queue), err)
+	}
+	return jobs, nil
+}
+
+// newJob computes the stored job for p at broker time now (unix ms) and the
+// arguments of insertJobSQL.
+func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
+	runAt := now
+	switch {
+	case !p.RunAt.IsZero():
+		runAt = p.RunAt.UnixMilli()
+	case p.Delay > 0:
+		runAt = now + p.Delay.Milliseconds()
+	}
+	state := broker.StatePending
+	if runAt > now {
+		state = broker.StateScheduled
+	}
+	var expires any
+	j := &broker.Job{
+		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
+		TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
+		State: state, CreatedAt: time.UnixMilli(now), RunAt: time.UnixMilli(runAt),
+	}
+	if len(p.Data) > 0 {
+		j.Data = append(json.RawMessage(nil), p.Data...)
+	}
+	if p.TTL > 0 {
+		e := runAt + p.TTL.Milliseconds()
+		expires = e
+		j.ExpiresAt = time.UnixMilli(e)
+	}
+	var headers any
+	if len(p.Headers) > 0 {
+		j.Headers = maps.Clone(p.Headers)
+		h, err := json.Marshal(p.Headers)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode headers of job %s: %w", p.ID, err)
+		}
+		headers = string(h)
+	}
+	args := []any{p.ID, p.Queue, p.Type, nullBlob(p.Data), p.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
+		headers, nullText(p.UniqueKey), int64(p.Timeout), string(state), now, runAt, expires}
+	return j, args, nil
+}
+
+// duplicateInBatch reports a batch that repeats an ID or a unique key.
+func duplicateInBatch(ps []*broker.JobInsertParams) error {
+	if len(ps) < 2 {
+		return nil
+	}
+	ids := make(map[string]struct{}, len(ps))
+	keys := make(map[string]string)
+	for _, p := range ps {
+		if _, ok := ids[p.ID]; ok {
+			return &broker.DuplicateError{Queue: p.Queue, ExistingID: p.ID}
+		}
+		ids[p.ID] = struct{}{}
+		if p.UniqueKey == "" {
+			continue
+		}
+		if first, ok := keys[p.UniqueKey]; ok {
+			return &broker.DuplicateError{Queue: p.Queue, ExistingID: first, UniqueKey: p.UniqueKey}
+		}
+		keys[p.UniqueKey] = p.ID
+	}
+	return nil
+}
+
+// checkQueueLength returns ErrQueueFull if inserting ps would take the
+// queue's scheduled + pending jobs past the smallest MaxQueueLength set.
+func checkQueueLength(ctx context.Context, tx *sql.Tx, ps []*broker.JobInsertParams) error {
+	limit := 0
+	for _, p := range ps {
+		if p.MaxQueueLength > 0 && (limit == 0 || p.MaxQueueLength < limit) {
+			limit = p.MaxQueueLength
+		}
+	}
+	if limit == 0 {
+		return nil
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE queue = ? AND state IN ('scheduled', 'pending')`,
+		ps[0].Queue).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count queue length: %w", err)
+	}
+	if n+len(ps) > limit {
+		return fmt.Errorf("%w: %d jobs waiting, %d more would pass the limit of %d", broker.ErrQueueFull, n, len(ps), limit)
+	}
+	return nil
+}
+
+// isConstraint reports whether err is a SQLite constraint violation.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 19 // SQLITE_CONSTRAINT
+}
+
+// duplicateOf builds the *DuplicateError for p after a constraint violation.
+func duplicateOf(ctx context.Context, tx *sql.Tx, p *broker.JobInsertParams, cause error) error {
+	var queue string
+	err := tx.QueryRowContext(ctx, `SELECT queue FROM jobs WHERE id = ?`, p.ID).Scan(&queue)
+	if err == nil {
+		return &broker.DuplicateError{Queue: queue, ExistingID: p.ID}
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("look up duplicate of job %s: %w", p.ID, err)
+	}
+	if p.UniqueKey != "" {
+		var id string
+		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE queue = ? AND unique_key = ?
+			AND state IN ('scheduled', 'pending', 'active')`, p.Queue, p.UniqueKey).Scan(&id)
+		if err == nil {
+			return &broker.DuplicateError{Queue: p.Queue, ExistingID: id, UniqueKey: p.UniqueKey}
+		}
+	}
+	return fmt.Errorf("insert job %s: %w", p.ID, cause)
+}

@@ -1,0 +1,273 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// JobFetch promotes due jobs, expires stale ones and leases up to p.Limit
+// pending jobs, all in one transaction. See broker.Broker.
+func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	op := fmt.Sprintf("fetch jobs from queue %q", p.Queue)
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	type leased struct {
+		job *broker.Job
+		seq int64
+	}
+	var got []leased
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		var paused bool
+		err := tx.QueryRowContext(ctx, `SELECT paused FROM queues WHERE name = ?`, p.Queue).Scan(&paused)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read queue state: %w", err)
+		}
+		if paused {
+			return broker.ErrQueuePaused
+		}
+		if _, err := promote(ctx, tx, p.Queue, now, -1); err != nil {
+			return err
+		}
+		if _, err := expire(ctx, tx, p.Queue, now, -1); err != nil {
+			return err
+		}
+		token, err := nextToken(ctx, tx)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET state = 'active', attempt = attempt + 1,
+			lease_token = ?, lease_until = ?, started_at = ?, worker_id = ?
+			WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
+				ORDER BY priority DESC, seq LIMIT ?)
+			RETURNING `+jobColumns,
+			token, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
+		if err != nil {
+			return fmt.Errorf("lease jobs: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			j, seq, err := scanJob(rows)
+			if err != nil {
+				return fmt.Errorf("read leased job: %w", err)
+			}
+			got = append(got, leased{j, seq})
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	// RETURNING has no defined order: restore the fetch order.
+	sort.Slice(got, func(i, k int) bool {
+		if got[i].job.Priority != got[k].job.Priority {
+			return got[i].job.Priority > got[k].job.Priority
+		}
+		return got[i].seq < got[k].seq
+	})
+	jobs := make([]*broker.Job, len(got))
+	for i, l := range got {
+		jobs[i] = l.job
+	}
+	return jobs, nil
+}
+
+// nextToken takes the next fencing token. One token serves a whole fetch:
+// it is greater than every token handed out before, which is all a fence needs.
+func nextToken(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var token int64
+	err := tx.QueryRowContext(ctx,
+		`UPDATE counters SET value = value + 1 WHERE name = 'lease_token' RETURNING value`).Scan(&token)
+	if err != nil {
+		return 0, fmt.Errorf("take lease token: %w", err)
+	}
+	return token, nil
+}
+
+// promote moves up to limit (-1: all) due scheduled jobs of queue to pending.
+func promote(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'pending'
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'scheduled' AND run_at <= ?
+			ORDER BY run_at, seq LIMIT ?)`, queue, now, limit)
+	if err != nil {
+		return 0, fmt.Errorf("promote due jobs: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// expire moves up to limit (-1: all) pending jobs of queue past their TTL to
+// expired.
+func expire(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'expired', finished_at = ?
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
+			AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?)`, now, queue, now, limit)
+	if err != nil {
+		return 0, fmt.Errorf("expire jobs past their TTL: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// leaseMiss explains why a statement guarded by a lease changed no row:
+// ErrNotFound if the job does not exist, else ErrLeaseLost.
+func leaseMiss(ctx context.Context, tx *sql.Tx, p *broker.JobLeaseParams) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ? AND queue = ?`, p.ID, p.Queue).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("job %s in queue %q: %w", p.ID, p.Queue, broker.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("look up job %s: %w", p.ID, err)
+	}
+	return fmt.Errorf("job %s in queue %q, token %d: %w", p.ID, p.Queue, p.Token, broker.ErrLeaseLost)
+}
+
+// leaseBatch runs stmt (whose last three arguments are id, queue and token)
+// for every lease in one transaction and reports each outcome.
+func (b *Broker) leaseBatch(ctx context.Context, op, stmt string, n int,
+	args func(i int, now int64) ([]any, *broker.JobLeaseParams)) ([]error, error) {
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	errs := make([]error, n)
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		s, err := tx.PrepareContext(ctx, stmt)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		defer s.Close()
+		for i := range n {
+			a, lp := args(i, now)
+			if lp == nil {
+				errs[i] = fmt.Errorf("%w: lease %d is nil", broker.ErrInvalidJob, i)
+				continue
+			}
+			res, err := s.ExecContext(ctx, append(a, lp.ID, lp.Queue, lp.Token)...)
+			if err != nil {
+				return fmt.Errorf("job %s: %w", lp.ID, err)
+			}
+			if k, _ := res.RowsAffected(); k == 0 {
+				if errs[i] = leaseMiss(ctx, tx, lp); !errors.Is(errs[i], broker.ErrNotFound) && !errors.Is(errs[i], broker.ErrLeaseLost) {
+					return errs[i]
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	return errs, nil
+}
+
+// JobComplete acknowledges a batch of jobs in one transaction. See
+// broker.Broker.
+func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams) ([]error, error) {
+	return b.leaseBatch(ctx, "complete jobs", `UPDATE jobs SET state = 'completed', finished_at = ?,
+		result = ?, lease_until = NULL
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, len(ps),
+		func(i int, now int64) ([]any, *broker.JobLeaseParams) {
+			if ps[i] == nil {
+				return nil, nil
+			}
+			return []any{now, nullBlob(ps[i].Result)}, &ps[i].JobLeaseParams
+		})
+}
+
+// JobLeaseExtend extends a batch of leases to now + d in one transaction.
+// See broker.Broker.
+func (b *Broker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams, d time.Duration) ([]error, error) {
+	if d <= 0 {
+		return nil, fmt.Errorf("extend leases: %w: duration %v must be positive", broker.ErrInvalidJob, d)
+	}
+	return b.leaseBatch(ctx, "extend leases", `UPDATE jobs SET lease_until = ?
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, len(ps),
+		func(i int, now int64) ([]any, *broker.JobLeaseParams) {
+			return []any{now + d.Milliseconds()}, ps[i]
+		})
+}
+
+// one runs a single lease-guarded statement and returns its error.
+func (b *Broker) one(ctx context.Context, op, stmt string, p *broker.JobLeaseParams, args ...any) error {
+	if p == nil {
+		return fmt.Errorf("%s: %w: lease is nil", op, broker.ErrInvalidJob)
+	}
+	errs, err := b.leaseBatch(ctx, op, stmt, 1, func(int, int64) ([]any, *broker.JobLeaseParams) {
+		return args, p
+	})
+	if err != nil {
+		return err
+	}
+	if errs[0] != nil {
+		return fmt.Errorf("%s: %w", op, errs[0])
+	}
+	return nil
+}
+
+// JobProgress stores progress for an active job. See broker.Broker.
+func (b *Broker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, progress json.RawMessage) error {
+	if len(progress) > 0 && !json.Valid(progress) {
+		return fmt.Errorf("store progress: %w: progress is not valid JSON", broker.ErrInvalidJob)
+	}
+	return b.one(ctx, "store progress", `UPDATE jobs SET progress = ?
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, p, nullBlob(progress))
+}
+
+// JobRelease hands an active job back to pending without counting the
+// attempt. See broker.Broker.
+func (b *Broker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error {
+	return b.one(ctx, "release job", `UPDATE jobs SET state = 'pending', attempt = max(attempt - 1, 0),
+		lease_until = NULL, worker_id = ''
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, p)
+}
+
+// JobFail records a failed attempt: the job is scheduled for a retry or
+// dead. See broker.Broker.
+func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
+	const op = "fail job"
+	if err := b.checkOpen(op); err != nil {
+		return "", err
+	}
+	if p == nil {
+		return "", fmt.Errorf("%s: %w: params are nil", op, broker.ErrInvalidJob)
+	}
+	if p.RetryDelay < 0 {
+		return "", fmt.Errorf("%s: %w: retry delay %v is negative", op, broker.ErrInvalidJob, p.RetryDelay)
+	}
+	var state broker.State
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		var s string
+		err := tx.QueryRowContext(ctx, `UPDATE jobs SET
+			state = CASE WHEN NOT ? AND attempt < max_attempts THEN 'scheduled' ELSE 'dead' END,
+			run_at = CASE WHEN NOT ? AND attempt < max_attempts THEN ? ELSE run_at END,
+			finished_at = CASE WHEN NOT ? AND attempt < max_attempts THEN NULL ELSE ? END,
+			last_error = ?, lease_until = NULL
+			WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
+			RETURNING state`,
+			p.Discard, p.Discard, now+p.RetryDelay.Milliseconds(), p.Discard, now,
+			p.Error, p.ID, p.Queue, p.Token).Scan(&s)
+		if errors.Is(err, sql.ErrNoRows) {
+			return leaseMiss(ctx, tx, &p.JobLeaseParams)
+		}
+		if err != nil {
+			return err
+		}
+		state = broker.State(s)
+		return nil
+	})
+	if err != nil {
+		return "", b.fail(op, err)
+	}
+	return state, nil
+}

@@ -1,0 +1,225 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/aibos/worker/broker"
+)
+
+// QueueStats counts a queue's jobs by state. See broker.Broker.
+func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueStats, error) {
+	op := fmt.Sprintf("count jobs of queue %q", queue)
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	// One read transaction so the counts and the paused flag agree.
+	tx, err := b.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	defer tx.Rollback()
+	st := &broker.QueueStats{Queue: queue}
+	err = tx.QueryRowContext(ctx, `SELECT paused FROM queues WHERE name = ?`, queue).Scan(&st.Paused)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, b.fail(op, err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state`, queue)
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, b.fail(op, err)
+		}
+		switch broker.State(state) {
+		case broker.StateScheduled:
+			st.Scheduled = n
+		case broker.StatePending:
+			st.Pending = n
+		case broker.StateActive:
+			st.Active = n
+		case broker.StateCompleted:
+			st.Completed = n
+		case broker.StateDead:
+			st.Dead = n
+		case broker.StateCancelled:
+			st.Cancelled = n
+		case broker.StateExpired:
+			st.Expired = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, b.fail(op, err)
+	}
+	return st, nil
+}
+
+// QueueList names every queue that has held a job or been paused, sorted.
+func (b *Broker) QueueList(ctx context.Context) ([]string, error) {
+	const op = "list queues"
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	rows, err := b.read.QueryContext(ctx, `SELECT name FROM queues ORDER BY name`)
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	defer rows.Close()
+	names := []string{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, b.fail(op, err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, b.fail(op, err)
+	}
+	return names, nil
+}
+
+// QueuePause stops JobFetch from leasing the queue's jobs. Idempotent.
+func (b *Broker) QueuePause(ctx context.Context, queue string) error {
+	return b.setPaused(ctx, queue, true)
+}
+
+// QueueResume lets JobFetch lease the queue's jobs again. Idempotent.
+func (b *Broker) QueueResume(ctx context.Context, queue string) error {
+	return b.setPaused(ctx, queue, false)
+}
+
+func (b *Broker) setPaused(ctx context.Context, queue string, paused bool) error {
+	op := fmt.Sprintf("pause queue %q", queue)
+	if !paused {
+		op = fmt.Sprintf("resume queue %q", queue)
+	}
+	if err := b.checkOpen(op); err != nil {
+		return err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return fmt.Errorf("%s: %w: %v", op, broker.ErrInvalidJob, err)
+	}
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO queues (name, paused) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, queue, paused)
+		return err
+	})
+	if err != nil {
+		return b.fail(op, err)
+	}
+	return nil
+}
+
+// QueueMaintain does a queue's housekeeping in one transaction, each step
+// bounded by p.Limit. See broker.Broker.
+func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParams) (*broker.QueueMaintainResult, error) {
+	op := fmt.Sprintf("maintain queue %q", p.Queue)
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateQueueName(p.Queue); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", op, broker.ErrInvalidJob, err)
+	}
+	if p.Limit < 0 || p.CompletedMaxAge < 0 || p.CompletedMaxCount < 0 || p.DeadMaxAge < 0 {
+		return nil, fmt.Errorf("%s: %w: limits must not be negative", op, broker.ErrInvalidJob)
+	}
+	limit := p.Limit
+	if limit == 0 {
+		limit = 1000
+	}
+	res := &broker.QueueMaintainResult{}
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		*res = broker.QueueMaintainResult{}
+		if err := recoverLeases(ctx, tx, p.Queue, now, limit, res); err != nil {
+			return err
+		}
+		var err error
+		if res.Promoted, err = promote(ctx, tx, p.Queue, now, limit); err != nil {
+			return err
+		}
+		if res.Expired, err = expire(ctx, tx, p.Queue, now, limit); err != nil {
+			return err
+		}
+		res.Removed, err = retain(ctx, tx, p, now, limit)
+		return err
+	})
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	return res, nil
+}
+
+// recoverLeases returns jobs whose lease expired to pending, or to dead when
+// they have no attempts left.
+func recoverLeases(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int, res *broker.QueueMaintainResult) error {
+	rows, err := tx.QueryContext(ctx, `UPDATE jobs SET
+		state = CASE WHEN attempt < max_attempts THEN 'pending' ELSE 'dead' END,
+		finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE ? END,
+		last_error = CASE WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
+		lease_until = NULL, worker_id = ''
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'active' AND lease_until <= ?
+			ORDER BY lease_until LIMIT ?)
+		RETURNING state`, now, queue, now, limit)
+	if err != nil {
+		return fmt.Errorf("recover expired leases: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("recover expired leases: %w", err)
+		}
+		if s == string(broker.StateDead) {
+			res.Dead++
+		} else {
+			res.Recovered++
+		}
+	}
+	return rows.Err()
+}
+
+// retain removes completed and dead jobs past the retention rules.
+func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int) (int, error) {
+	removed := 0
+	del := func(what, q string, args ...any) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("remove %s: %w", what, err)
+		}
+		n, _ := res.RowsAffected()
+		removed += int(n)
+		return nil
+	}
+	if p.CompletedMaxAge > 0 {
+		err := del("old completed jobs", `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
+			WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL AND finished_at < ?
+			ORDER BY finished_at LIMIT ?)`, p.Queue, now-p.CompletedMaxAge.Milliseconds(), limit)
+		if err != nil {
+			return removed, err
+		}
+	}
+	if p.CompletedMaxCount > 0 {
+		err := del("surplus completed jobs", `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
+			WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL
+			ORDER BY finished_at DESC, seq DESC LIMIT ? OFFSET ?)`, p.Queue, limit, p.CompletedMaxCount)
+		if err != nil {
+			return removed, err
+		}
+	}
+	if p.DeadMaxAge > 0 {
+		err := del("old dead jobs", `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
+			WHERE queue = ? AND state = 'dead' AND finished_at IS NOT NULL AND finished_at < ?
+			ORDER BY finished_at LIMIT ?)`, p.Queue, now-p.DeadMaxAge.Milliseconds(), limit)
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}

@@ -1,0 +1,172 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Options configures a Broker. The zero value works.
+type Options struct {
+	// BusyTimeout is how long a write waits for another process holding the
+	// file's write lock before failing. Defaults to 5s.
+	BusyTimeout time.Duration
+	// ReadConns is the number of connections that serve reads (JobGet,
+	// JobList, QueueStats, QueueList) alongside the single write connection.
+	// Defaults to 4.
+	ReadConns int
+	// Now is the broker's clock. Tests may replace it. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Broker is a broker.Broker stored in one SQLite file. It is safe for
+// concurrent use; see the package documentation for sharing between
+// processes.
+type Broker struct {
+	path   string
+	opts   Options
+	write  *sql.DB // exactly one connection: SQLite has one writer
+	read   *sql.DB // query_only connections
+	closed atomic.Bool
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// dsn builds a modernc.org/sqlite data source name for path.
+func dsn(path string, busy time.Duration, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + escapePath(path) + "?" + q.Encode()
+}
+
+// escapePath escapes path for a SQLite URI filename.
+func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath() }
+
+// Open opens the store at path, creating the file and its directory if
+// needed, and applies pending schema migrations. It fails, naming the file,
+// if path cannot be written, is not a SQLite database, belongs to another
+// application or was written by a newer version of this package; in those
+// cases the file is left untouched.
+func Open(path string, opts Options) (*Broker, error) {
+	opts = opts.withDefaults()
+	if err := checkFile(path, opts.BusyTimeout); err != nil {
+		return nil, err
+	}
+	write, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	if err := migrate(write, path); err != nil {
+		write.Close()
+		return nil, err
+	}
+	read, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, true))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(opts.ReadConns)
+	read.SetMaxIdleConns(opts.ReadConns)
+	if err := read.Ping(); err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)
+	}
+	return &Broker{path: path, opts: opts, write: write, read: read}, nil
+}
+
+// Path returns the file the broker stores its jobs in.
+func (b *Broker) Path() string { return b.path }
+
+// Close closes the file. Jobs stay stored. Calls made after Close, including
+// a second Close, return broker.ErrClosed.
+func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("close sqlite store %s: %w", b.path, broker.ErrClosed)
+	}
+	err := errors.Join(b.read.Close(), b.write.Close())
+	if err != nil {
+		return fmt.Errorf("close sqlite store %s: %w", b.path, err)
+	}
+	return nil
+}
+
+// Ping checks the file can be read.
+func (b *Broker) Ping(ctx context.Context) error {
+	if b.closed.Load() {
+		return fmt.Errorf("ping: %w", broker.ErrClosed)
+	}
+	var one int
+	if err := b.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return b.fail("ping", err)
+	}
+	return nil
+}
+
+// now reads the broker clock in unix milliseconds.
+func (b *Broker) now() int64 { return b.opts.Now().UnixMilli() }
+
+// fail wraps err with what was being done, reporting ErrClosed when the
+// broker was closed underneath the call.
+func (b *Broker) fail(op string, err error) error {
+	if b.closed.Load() {
+		return fmt.Errorf("%s: %w", op, broker.ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// checkOpen returns ErrClosed wrapped with op once the broker is closed.
+func (b *Broker) checkOpen(op string) error {
+	if b.closed.Load() {
+		return fmt.Errorf("%s: %w", op, broker.ErrClosed)
+	}
+	return nil
+}
+
+// inTx runs fn in one IMMEDIATE write transaction and commits it.
+func (b *Broker) inTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
+	tx, err := b.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx, b.now()); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
