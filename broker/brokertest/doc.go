@@ -1,0 +1,39 @@
+// Package brokertest is the conformance suite every broker runs: the
+// executable form of the semantics in DESIGN.md §4 and of the method
+// contracts in package broker.
+//
+// A broker's own test calls Run with a constructor for fresh, empty
+// brokers:
+//
+//	func TestConformance(t *testing.T) {
+//		brokertest.Run(t, func(t *testing.T) broker.Broker {
+//			b := mybroker.Open(...)
+//			t.Cleanup(func() { _ = b.Close() })
+//			return b
+//		})
+//	}
+//
+// Each rule is one parallel subtest with a stable name, so every broker
+// reports the same cases:
+//
+//   - Order: PriorityOrder, FIFOAmongEquals, DelayedInvisibleBeforeDue.
+//   - Leases: LeaseExpiryRecovered, StaleTokenRejected, LeaseExtend,
+//     ReleaseReturnsToPending, Progress, CancelActive.
+//   - Enqueue: InsertRoundTrip, BulkAtomic, DuplicateUniqueKey, QueueFull,
+//     InvalidInput.
+//   - Life cycle: TTLExpiry, RetryUntilDead, CancelPending,
+//     CompleteStoresResult, ConcurrentFetchersNoDuplicates.
+//   - Administration: PauseResume, JobGetDelete, JobList, QueueStats,
+//     QueueList, RetentionRemovesCompleted, ClosedBroker.
+//
+// Time is judged only by the broker's own clock: a job's RunAt, StartedAt,
+// LeaseUntil and FinishedAt, and a probe job's CreatedAt when a case must
+// know that the broker's "now" has passed an instant. The caller's clock
+// only bounds how long a case waits. Every fetched job is also checked for
+// the invariants of JobFetch (active, never started before due, lease
+// length, worker id, a lease token greater than any earlier one of that
+// job), whichever case fetched it.
+//
+// The suite takes a few seconds per broker; cases wait for the broker by
+// polling with a timeout, never by sleeping and then asserting.
+package brokertest
