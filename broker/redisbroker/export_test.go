@@ -1,0 +1,4 @@
+package redisbroker
+
+// QueueKeys exposes every key name of a queue to the external tests.
+func QueueKeys(prefix, queue string) []string { return newQueueKeys(prefix, queue).all() }

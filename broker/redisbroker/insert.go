@@ -1,0 +1,118 @@
+package redisbroker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/aibos/worker/broker"
+)
+
+// insertFields is the number of ARGV entries per job of lua/insert.lua.
+const insertFields = 14
+
+// JobInsert stores one job; see broker.Broker.
+func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*broker.Job, error) {
+	if err := b.open("insert job"); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: insert job: %w", err)
+	}
+	jobs, err := b.insert(ctx, []*broker.JobInsertParams{p})
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: insert job %s into %q: %w", p.ID, p.Queue, err)
+	}
+	return jobs[0], nil
+}
+
+// JobInsertMany stores jobs of one queue atomically, in one script call.
+func (b *Broker) JobInsertMany(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
+	if err := b.open("insert jobs"); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateBatch(ps); err != nil {
+		return nil, fmt.Errorf("redisbroker: insert jobs: %w", err)
+	}
+	jobs, err := b.insert(ctx, ps)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: insert %d jobs into %q: %w", len(ps), ps[0].Queue, err)
+	}
+	return jobs, nil
+}
+
+// insert runs lua/insert.lua on validated params of one queue.
+func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
+	queue := ps[0].Queue
+	if err := b.registerQueue(ctx, queue); err != nil {
+		return nil, fmt.Errorf("register queue: %w", err)
+	}
+	args := make([]any, 0, 1+len(ps)*insertFields)
+	args = append(args, len(ps))
+	for _, p := range ps {
+		headers := ""
+		if len(p.Headers) > 0 {
+			h, err := json.Marshal(p.Headers)
+			if err != nil {
+				return nil, fmt.Errorf("encode headers of job %s: %w", p.ID, err)
+			}
+			headers = string(h)
+		}
+		runAt := ""
+		if !p.RunAt.IsZero() {
+			runAt = strconv.FormatInt(p.RunAt.UnixMilli(), 10)
+		}
+		args = append(args, p.ID, p.Type, string(p.Data), p.Priority, p.MaxAttempts,
+			p.TenantID, p.CompanyID, headers, p.UniqueKey, int64(p.Timeout), runAt,
+			millis(p.Delay), millis(p.TTL), p.MaxQueueLength)
+	}
+	k := b.keys(queue)
+	reply, err := scriptInsert.Run(ctx, b.client, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique}, args...).Result()
+	if err != nil {
+		return nil, err
+	}
+	arr, st, err := status(reply)
+	if err != nil {
+		return nil, err
+	}
+	switch st {
+	case "dup":
+		dup := &broker.DuplicateError{Queue: queue, ExistingID: str(arr, 2), UniqueKey: str(arr, 3)}
+		if i := int(num(arr, 1)) - 1; len(ps) > 1 && i >= 0 && i < len(ps) {
+			return nil, fmt.Errorf("job %s at index %d: %w", ps[i].ID, i, dup)
+		}
+		return nil, dup
+	case "full":
+		return nil, fmt.Errorf("%w: it holds %d scheduled and pending jobs", broker.ErrQueueFull, num(arr, 2))
+	case "ok":
+	default:
+		return nil, fmt.Errorf("unexpected insert status %q", st)
+	}
+	if len(arr) != 2+2*len(ps) {
+		return nil, fmt.Errorf("insert reply has %d values for %d jobs", len(arr), len(ps))
+	}
+	created := fromMillis(num(arr, 1))
+	jobs := make([]*broker.Job, len(ps))
+	for i, p := range ps {
+		j := &broker.Job{
+			ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
+			TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
+			State: broker.State(str(arr, 2+2*i)), CreatedAt: created, RunAt: fromMillis(num(arr, 3+2*i)),
+		}
+		if len(p.Data) > 0 {
+			j.Data = append(json.RawMessage(nil), p.Data...)
+		}
+		if len(p.Headers) > 0 {
+			j.Headers = make(map[string]string, len(p.Headers))
+			for hk, hv := range p.Headers {
+				j.Headers[hk] = hv
+			}
+		}
+		if ttl := millis(p.TTL); ttl > 0 {
+			j.ExpiresAt = fromMillis(num(arr, 3+2*i) + ttl)
+		}
+		jobs[i] = j
+	}
+	return jobs, nil
+}

@@ -1,0 +1,52 @@
+package redisbroker
+
+// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+const DefaultPrefix = "aibos:worker"
+
+// queueKeys names every key of one queue. All of them carry the hash tag
+// {queue}, so a script that touches them stays in one Cluster slot. Per-job
+// keys are built inside the scripts by appending the id to job or unique.
+type queueKeys struct {
+	scheduled string // zset: id → due time (unix ms)
+	pending   string // zset: id → (MaxPriority-priority)*2^40 + seq
+	active    string // zset: id → lease deadline (unix ms)
+	completed string // zset: id → finished time (unix ms)
+	dead      string // zset: id → finished time (unix ms)
+	cancelled string // zset: id → finished time (unix ms)
+	expired   string // zset: id → finished time (unix ms)
+	ttl       string // zset: id → ExpiresAt (unix ms), jobs inserted with a TTL
+	seq       string // counter: FIFO order among equal priorities
+	token     string // counter: lease fencing tokens
+	paused    string // flag: present while the queue is paused
+	job       string // prefix of a job hash: job + id
+	unique    string // prefix of a unique-key string: unique + key → job id
+}
+
+func newQueueKeys(prefix, queue string) queueKeys {
+	base := prefix + ":{" + queue + "}:"
+	return queueKeys{
+		scheduled: base + "scheduled",
+		pending:   base + "pending",
+		active:    base + "active",
+		completed: base + "completed",
+		dead:      base + "dead",
+		cancelled: base + "cancelled",
+		expired:   base + "expired",
+		ttl:       base + "ttl",
+		seq:       base + "seq",
+		token:     base + "token",
+		paused:    base + "paused",
+		job:       base + "j:",
+		unique:    base + "u:",
+	}
+}
+
+// all returns every key of the queue, for tests and tooling.
+func (k queueKeys) all() []string {
+	return []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled,
+		k.expired, k.ttl, k.seq, k.token, k.paused, k.job, k.unique}
+}
+
+// queuesKey names the global set of queue names. It has no hash tag: it is
+// written outside the scripts, with idempotent SADDs.
+func queuesKey(prefix string) string { return prefix + ":queues" }

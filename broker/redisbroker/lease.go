@@ -1,0 +1,262 @@
+package redisbroker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aibos/worker/broker"
+)
+
+// JobFetch leases up to p.Limit jobs in one script call; see broker.Broker.
+func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	if err := b.open("fetch jobs"); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("redisbroker: fetch jobs: %w: params are nil", broker.ErrInvalidJob)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: fetch jobs: %w", err)
+	}
+	k := b.keys(p.Queue)
+	keys := []string{k.scheduled, k.pending, k.active, k.expired, k.paused, k.seq, k.token, k.ttl, k.job, k.unique}
+	reply, err := scriptFetch.Run(ctx, b.client, keys, p.Limit, millis(p.LeaseDuration), p.WorkerID).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
+	}
+	arr, st, err := status(reply)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
+	}
+	switch st {
+	case "paused":
+		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, broker.ErrQueuePaused)
+	case "ok":
+	default:
+		return nil, fmt.Errorf("redisbroker: fetch from %q: unexpected status %q", p.Queue, st)
+	}
+	jobs, err := decodeJobs(p.Queue, arr, 1)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
+	}
+	return jobs, nil
+}
+
+// JobComplete acknowledges jobs: one script call per queue, all in one
+// pipeline.
+func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams) ([]error, error) {
+	if err := b.open("complete jobs"); err != nil {
+		return nil, err
+	}
+	leases := make([]*broker.JobLeaseParams, len(ps))
+	for i, p := range ps {
+		if p == nil {
+			return nil, fmt.Errorf("redisbroker: complete jobs: %w: params at index %d are nil", broker.ErrInvalidJob, i)
+		}
+		if len(p.Result) > 0 && !json.Valid(p.Result) {
+			return nil, fmt.Errorf("redisbroker: complete jobs: %w: result of job %s is not valid JSON", broker.ErrInvalidJob, p.ID)
+		}
+		leases[i] = &p.JobLeaseParams
+	}
+	errs, err := b.leaseBatch(ctx, scriptComplete, leases,
+		func(k queueKeys) []string { return []string{k.active, k.completed, k.job, k.unique} },
+		func(idx []int) []any {
+			args := make([]any, 0, 1+3*len(idx))
+			args = append(args, len(idx))
+			for _, i := range idx {
+				args = append(args, ps[i].ID, ps[i].Token, string(ps[i].Result))
+			}
+			return args
+		})
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: complete %d jobs: %w", len(ps), err)
+	}
+	return errs, nil
+}
+
+// JobLeaseExtend extends leases to now + d: one script call per queue, all
+// in one pipeline.
+func (b *Broker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams, d time.Duration) ([]error, error) {
+	if err := b.open("extend leases"); err != nil {
+		return nil, err
+	}
+	if d <= 0 {
+		return nil, fmt.Errorf("redisbroker: extend leases: %w: duration %v must be positive", broker.ErrInvalidJob, d)
+	}
+	for i, p := range ps {
+		if p == nil {
+			return nil, fmt.Errorf("redisbroker: extend leases: %w: params at index %d are nil", broker.ErrInvalidJob, i)
+		}
+	}
+	errs, err := b.leaseBatch(ctx, scriptExtend, ps,
+		func(k queueKeys) []string { return []string{k.active, k.job} },
+		func(idx []int) []any {
+			args := make([]any, 0, 2+2*len(idx))
+			args = append(args, millis(d), len(idx))
+			for _, i := range idx {
+				args = append(args, ps[i].ID, ps[i].Token)
+			}
+			return args
+		})
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: extend %d leases: %w", len(ps), err)
+	}
+	return errs, nil
+}
+
+// leaseBatch groups ps by queue, runs script once per queue in one
+// pipeline, and maps each job's code to its error. A job in a queue with an
+// invalid name cannot exist: ErrNotFound.
+func (b *Broker) leaseBatch(ctx context.Context, script *redis.Script, ps []*broker.JobLeaseParams,
+	keysOf func(queueKeys) []string, argsOf func(idx []int) []any) ([]error, error) {
+	errs := make([]error, len(ps))
+	var queues []string
+	groups := map[string][]int{}
+	for i, p := range ps {
+		if err := broker.ValidateQueueName(p.Queue); err != nil {
+			errs[i] = fmt.Errorf("job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
+			continue
+		}
+		if _, ok := groups[p.Queue]; !ok {
+			queues = append(queues, p.Queue)
+		}
+		groups[p.Queue] = append(groups[p.Queue], i)
+	}
+	if len(queues) == 0 {
+		return errs, nil
+	}
+	calls := make([]scriptCall, len(queues))
+	for qi, q := range queues {
+		calls[qi] = scriptCall{keys: keysOf(b.keys(q)), args: argsOf(groups[q])}
+	}
+	cmds, err := b.runPipelined(ctx, script, calls)
+	if err != nil {
+		return nil, err
+	}
+	for qi, q := range queues {
+		codes, err := cmds[qi].Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("queue %q: %w", q, err)
+		}
+		idx := groups[q]
+		if len(codes) != len(idx) {
+			return nil, fmt.Errorf("queue %q: %d codes for %d jobs", q, len(codes), len(idx))
+		}
+		for n, i := range idx {
+			if e := leaseErr(codes[n]); e != nil {
+				errs[i] = fmt.Errorf("job %s in %q: %w", ps[i].ID, q, e)
+			}
+		}
+	}
+	return errs, nil
+}
+
+// scriptCall is one invocation of a script in a pipeline.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// runPipelined runs calls of one script in a single round trip. A call the
+// server answers NOSCRIPT did not run; it is retried alone with Run, which
+// loads the script.
+func (b *Broker) runPipelined(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	_, _ = b.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		return nil
+	})
+	for i, c := range calls {
+		err := cmds[i].Err()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			cmds[i] = script.Run(ctx, b.client, c.keys, c.args...)
+			err = cmds[i].Err()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return cmds, nil
+}
+
+// JobFail records a failed attempt; see broker.Broker.
+func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
+	if err := b.open("fail job"); err != nil {
+		return "", err
+	}
+	if p == nil {
+		return "", fmt.Errorf("redisbroker: fail job: %w: params are nil", broker.ErrInvalidJob)
+	}
+	if p.RetryDelay < 0 {
+		return "", fmt.Errorf("redisbroker: fail job %s: %w: retry delay %v is negative", p.ID, broker.ErrInvalidJob, p.RetryDelay)
+	}
+	if err := broker.ValidateQueueName(p.Queue); err != nil {
+		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
+	}
+	k := b.keys(p.Queue)
+	discard := "0"
+	if p.Discard {
+		discard = "1"
+	}
+	reply, err := scriptFail.Run(ctx, b.client, []string{k.active, k.scheduled, k.dead, k.job, k.unique},
+		p.ID, p.Token, p.Error, millis(p.RetryDelay), discard).Slice()
+	if err != nil {
+		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, err)
+	}
+	if e := leaseErr(num(reply, 0)); e != nil {
+		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, e)
+	}
+	return broker.State(str(reply, 1)), nil
+}
+
+// JobRelease hands an active job back without counting the attempt.
+func (b *Broker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error {
+	if err := b.open("release job"); err != nil {
+		return err
+	}
+	if p == nil {
+		return fmt.Errorf("redisbroker: release job: %w: params are nil", broker.ErrInvalidJob)
+	}
+	if err := broker.ValidateQueueName(p.Queue); err != nil {
+		return fmt.Errorf("redisbroker: release job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
+	}
+	k := b.keys(p.Queue)
+	code, err := scriptRelease.Run(ctx, b.client, []string{k.active, k.pending, k.seq, k.job}, p.ID, p.Token).Int64()
+	if err != nil {
+		return fmt.Errorf("redisbroker: release job %s in %q: %w", p.ID, p.Queue, err)
+	}
+	if e := leaseErr(code); e != nil {
+		return fmt.Errorf("redisbroker: release job %s in %q: %w", p.ID, p.Queue, e)
+	}
+	return nil
+}
+
+// JobProgress stores progress for an active job.
+func (b *Broker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, progress json.RawMessage) error {
+	if err := b.open("report progress"); err != nil {
+		return err
+	}
+	if p == nil {
+		return fmt.Errorf("redisbroker: report progress: %w: params are nil", broker.ErrInvalidJob)
+	}
+	if len(progress) > 0 && !json.Valid(progress) {
+		return fmt.Errorf("redisbroker: report progress of job %s: %w: progress is not valid JSON", p.ID, broker.ErrInvalidJob)
+	}
+	if err := broker.ValidateQueueName(p.Queue); err != nil {
+		return fmt.Errorf("redisbroker: report progress of job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
+	}
+	code, err := scriptProgress.Run(ctx, b.client, []string{b.keys(p.Queue).job}, p.ID, p.Token, string(progress)).Int64()
+	if err != nil {
+		return fmt.Errorf("redisbroker: report progress of job %s in %q: %w", p.ID, p.Queue, err)
+	}
+	if e := leaseErr(code); e != nil {
+		return fmt.Errorf("redisbroker: report progress of job %s in %q: %w", p.ID, p.Queue, e)
+	}
+	return nil
+}

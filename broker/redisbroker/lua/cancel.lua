@@ -1,0 +1,23 @@
+-- cancel.lua cancels a scheduled, pending or active job and frees its unique
+-- key. Cancelling an active job revokes its lease: the worker's next extend,
+-- complete or fail finds the state changed and gets lease lost.
+--
+-- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
+-- KEYS[4] cancelled zset  KEYS[5] job hash prefix  KEYS[6] unique-key prefix
+-- ARGV[1] id
+-- Returns {'ok', job} with job the flat HGETALL array after the change
+--   | {'notfound'} | {'wrongstate', state}
+
+local id = ARGV[1]
+local job_key = KEYS[5] .. id
+local s = redis.call('HGET', job_key, 's')
+if not s then
+  return {'notfound'}
+end
+local from = {scheduled = KEYS[1], pending = KEYS[2], active = KEYS[3]}
+if not from[s] then
+  return {'wrongstate', s}
+end
+local now, now_us = clock()
+finish(from[s], KEYS[4], 'cancelled', job_key, id, KEYS[6], now, now_us)
+return {'ok', redis.call('HGETALL', job_key)}

@@ -1,0 +1,27 @@
+-- delete.lua removes a job that is not active: its hash, its index entries
+-- and its unique key.
+--
+-- KEYS[1..7] the scheduled, pending, active, completed, dead, cancelled and
+-- expired zsets  KEYS[8] ttl zset  KEYS[9] job hash prefix
+-- KEYS[10] unique-key prefix
+-- ARGV[1] id
+-- Returns 1 deleted, 0 not found, -1 active (nothing changed).
+
+local id = ARGV[1]
+local job_key = KEYS[9] .. id
+local s = redis.call('HGET', job_key, 's')
+if not s then
+  return 0
+end
+if s == 'active' then
+  return -1
+end
+local index = {scheduled = 1, pending = 2, active = 3, completed = 4, dead = 5,
+  cancelled = 6, expired = 7}
+if index[s] then
+  redis.call('ZREM', KEYS[index[s]], id)
+end
+redis.call('ZREM', KEYS[8], id)
+release_unique(KEYS[10], job_key, id)
+redis.call('DEL', job_key)
+return 1

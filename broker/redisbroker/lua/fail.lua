@@ -1,0 +1,29 @@
+-- fail.lua records a failed attempt of an active job: back to scheduled if
+-- attempts are left and the failure is not discarded, else dead.
+--
+-- KEYS[1] active zset  KEYS[2] scheduled zset  KEYS[3] dead zset
+-- KEYS[4] job hash prefix  KEYS[5] unique-key prefix
+-- ARGV[1] id  ARGV[2] lease token  ARGV[3] error text  ARGV[4] retry delay ms
+-- ARGV[5] '1' to discard (dead whatever attempts are left)
+-- Returns {code, state}: code 1 done (state is the new state), 0 not found,
+--   -1 lease lost (nothing changed).
+
+local id = ARGV[1]
+local job_key = KEYS[4] .. id
+local code = check_lease(job_key, ARGV[2])
+if code ~= 1 then
+  return {code, ''}
+end
+local now, now_us = clock()
+redis.call('HSET', job_key, 'le', ARGV[3])
+local v = redis.call('HMGET', job_key, 'a', 'm')
+if ARGV[5] ~= '1' and tonumber(v[1]) < tonumber(v[2]) then
+  local due = fmt(now + tonumber(ARGV[4]))
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], due, id)
+  redis.call('HSET', job_key, 's', 'scheduled', 'r', due)
+  redis.call('HDEL', job_key, 'lu')
+  return {1, 'scheduled'}
+end
+finish(KEYS[1], KEYS[3], 'dead', job_key, id, KEYS[5], now, now_us)
+return {1, 'dead'}

@@ -1,0 +1,53 @@
+-- fetch.lua leases up to ARGV[1] jobs of a queue, highest priority first,
+-- FIFO among equals. Due scheduled jobs are promoted first; pending jobs past
+-- their ExpiresAt move to expired instead of being leased.
+--
+-- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
+-- KEYS[4] expired zset    KEYS[5] paused flag   KEYS[6] seq counter
+-- KEYS[7] token counter   KEYS[8] ttl zset      KEYS[9] job hash prefix
+-- KEYS[10] unique-key prefix
+-- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
+-- Returns {'paused'} | {'ok', job_1, ..., job_k} where each job is the flat
+--   HGETALL array of its hash after the lease was taken.
+
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {'paused'}
+end
+local now, now_us = clock()
+promote(KEYS[1], KEYS[2], KEYS[6], KEYS[9], now, 1000)
+
+local want = tonumber(ARGV[1])
+local lease_until = fmt(now + tonumber(ARGV[2]))
+local out = {'ok'}
+local got = 0
+local budget = want + 1000 -- bounds the expired jobs one call skips over
+while got < want and budget > 0 do
+  local popped = redis.call('ZPOPMIN', KEYS[2], math.min(want - got, budget))
+  if #popped == 0 then
+    break
+  end
+  for i = 1, #popped, 2 do
+    budget = budget - 1
+    local id = popped[i]
+    local job_key = KEYS[9] .. id
+    local v = redis.call('HMGET', job_key, 's', 'e')
+    if v[1] and v[2] and tonumber(v[2]) <= now then
+      finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
+      redis.call('ZREM', KEYS[8], id)
+    elseif v[1] then
+      local token = redis.call('INCR', KEYS[7])
+      redis.call('HINCRBY', job_key, 'a', 1)
+      redis.call('HSET', job_key, 's', 'active', 'tk', fmt(token), 'lu', lease_until,
+        'st', fmt(now))
+      if ARGV[3] ~= '' then
+        redis.call('HSET', job_key, 'w', ARGV[3])
+      else
+        redis.call('HDEL', job_key, 'w')
+      end
+      redis.call('ZADD', KEYS[3], lease_until, id)
+      got = got + 1
+      out[#out + 1] = redis.call('HGETALL', job_key)
+    end
+  end
+end
+return out

@@ -1,0 +1,106 @@
+-- insert.lua stores a batch of jobs of one queue, all or none.
+--
+-- KEYS[1] scheduled zset   KEYS[2] pending zset   KEYS[3] seq counter
+-- KEYS[4] ttl zset         KEYS[5] job hash prefix KEYS[6] unique-key prefix
+-- ARGV[1] number of jobs n, then n groups of 14 fields:
+--   id, type, data, priority, max attempts, tenant, company, headers JSON,
+--   unique key, timeout ns, run at ms ('' when unset), delay ms, ttl ms,
+--   max queue length (0: no limit)
+-- Returns {'ok', created ms, state_1, run at_1, ..., state_n, run at_n}
+--   | {'dup', index, existing id, unique key ('' for an id collision)}
+--   | {'full', index, scheduled + pending count}
+-- Every check runs before the first write.
+
+local n = tonumber(ARGV[1])
+local W = 14
+local seen_id, seen_unique = {}, {}
+for i = 1, n do
+  local b = 1 + (i - 1) * W
+  local id, u = ARGV[b + 1], ARGV[b + 9]
+  if seen_id[id] or redis.call('EXISTS', KEYS[5] .. id) == 1 then
+    return {'dup', i, id, ''}
+  end
+  seen_id[id] = true
+  if u ~= '' then
+    if seen_unique[u] then
+      return {'dup', i, seen_unique[u], u}
+    end
+    local holder = redis.call('GET', KEYS[6] .. u)
+    if holder then
+      local s = redis.call('HGET', KEYS[5] .. holder, 's')
+      if s == 'scheduled' or s == 'pending' or s == 'active' then
+        return {'dup', i, holder, u}
+      end
+    end
+    seen_unique[u] = id
+  end
+end
+
+local queued = -1
+for i = 1, n do
+  local maxlen = tonumber(ARGV[1 + (i - 1) * W + 14])
+  if maxlen > 0 then
+    if queued < 0 then
+      queued = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+    end
+    if queued + i > maxlen then
+      return {'full', i, queued}
+    end
+  end
+end
+
+local now = clock()
+local out = {'ok', now}
+for i = 1, n do
+  local b = 1 + (i - 1) * W
+  local id, typ, data, prio = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4])
+  local due, scheduled
+  if ARGV[b + 11] ~= '' then
+    due = tonumber(ARGV[b + 11])
+    scheduled = due > now
+    if not scheduled then
+      due = now
+    end
+  else
+    local delay = tonumber(ARGV[b + 12])
+    due = now + delay
+    scheduled = delay > 0
+  end
+  local state = 'pending'
+  if scheduled then
+    state = 'scheduled'
+  end
+  local job_key = KEYS[5] .. id
+  local f = {'id', id, 't', typ, 'p', ARGV[b + 4], 'm', ARGV[b + 5], 'a', '0',
+    's', state, 'c', fmt(now), 'r', fmt(due)}
+  local optional = {d = data, tn = ARGV[b + 6], co = ARGV[b + 7], h = ARGV[b + 8],
+    u = ARGV[b + 9]}
+  for k, v in pairs(optional) do
+    if v ~= '' then
+      f[#f + 1] = k
+      f[#f + 1] = v
+    end
+  end
+  if ARGV[b + 10] ~= '0' then
+    f[#f + 1] = 'to'
+    f[#f + 1] = ARGV[b + 10]
+  end
+  local ttl = tonumber(ARGV[b + 13])
+  if ttl > 0 then
+    f[#f + 1] = 'e'
+    f[#f + 1] = fmt(due + ttl)
+    redis.call('ZADD', KEYS[4], fmt(due + ttl), id)
+  end
+  redis.call('HSET', job_key, unpack(f))
+  if scheduled then
+    redis.call('ZADD', KEYS[1], fmt(due), id)
+  else
+    redis.call('ZADD', KEYS[2], pending_score(KEYS[3], prio), id)
+  end
+  if ARGV[b + 9] ~= '' then
+    redis.call('SET', KEYS[6] .. ARGV[b + 9], id)
+  end
+  out[#out + 1] = state
+  out[#out + 1] = fmt(due)
+end
+return out

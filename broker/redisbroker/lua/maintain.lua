@@ -1,0 +1,74 @@
+-- maintain.lua does a queue's housekeeping, each step touching at most
+-- ARGV[1] jobs: recovers expired leases, promotes due scheduled jobs, expires
+-- jobs past their ExpiresAt, and removes completed and dead jobs past the
+-- retention rules (hash, index entries and unique key).
+--
+-- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
+-- KEYS[4] completed zset  KEYS[5] dead zset     KEYS[6] expired zset
+-- KEYS[7] seq counter     KEYS[8] ttl zset      KEYS[9] job hash prefix
+-- KEYS[10] unique-key prefix
+-- ARGV[1] limit  ARGV[2] completed max age ms (0: keep)
+-- ARGV[3] completed max count (0: no limit)  ARGV[4] dead max age ms (0: keep)
+-- Returns {recovered, dead, promoted, expired, removed}
+
+local limit = tonumber(ARGV[1])
+local now, now_us = clock()
+local recovered, dead, expired, removed = 0, 0, 0, 0
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, limit)) do
+  local job_key = KEYS[9] .. id
+  local v = redis.call('HMGET', job_key, 'a', 'm')
+  if not v[1] then
+    redis.call('ZREM', KEYS[3], id)
+  elseif tonumber(v[1]) < tonumber(v[2]) then
+    redis.call('ZREM', KEYS[3], id)
+    make_pending(KEYS[2], KEYS[7], job_key, id)
+    recovered = recovered + 1
+  else
+    finish(KEYS[3], KEYS[5], 'dead', job_key, id, KEYS[10], now, now_us)
+    redis.call('HSET', job_key, 'le', 'lease expired')
+    dead = dead + 1
+  end
+end
+
+local promoted = promote(KEYS[1], KEYS[2], KEYS[7], KEYS[9], now, limit)
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', fmt(now), 'LIMIT', 0, limit)) do
+  local job_key = KEYS[9] .. id
+  local v = redis.call('HMGET', job_key, 's', 'e')
+  local from = ({scheduled = KEYS[1], pending = KEYS[2]})[v[1] or '']
+  if from and v[2] and tonumber(v[2]) <= now then
+    finish(from, KEYS[6], 'expired', job_key, id, KEYS[10], now, now_us)
+    expired = expired + 1
+  end
+  -- Jobs that started, finished or lost their ExpiresAt leave the index too.
+  redis.call('ZREM', KEYS[8], id)
+end
+
+local function remove(zset, ids)
+  for _, id in ipairs(ids) do
+    local job_key = KEYS[9] .. id
+    redis.call('ZREM', zset, id)
+    redis.call('ZREM', KEYS[8], id)
+    release_unique(KEYS[10], job_key, id)
+    redis.call('DEL', job_key)
+    removed = removed + 1
+  end
+end
+
+local completed_age, completed_count, dead_age = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if completed_age > 0 then
+  remove(KEYS[4], redis.call('ZRANGEBYSCORE', KEYS[4], '-inf',
+    fmt(now_us - completed_age * 1000), 'LIMIT', 0, limit))
+end
+if completed_count > 0 then
+  local excess = redis.call('ZCARD', KEYS[4]) - completed_count
+  if excess > 0 then
+    remove(KEYS[4], redis.call('ZRANGE', KEYS[4], 0, math.min(excess, limit) - 1))
+  end
+end
+if dead_age > 0 then
+  remove(KEYS[5], redis.call('ZRANGEBYSCORE', KEYS[5], '-inf',
+    fmt(now_us - dead_age * 1000), 'LIMIT', 0, limit))
+end
+return {recovered, dead, promoted, expired, removed}

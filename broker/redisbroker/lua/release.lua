@@ -1,0 +1,20 @@
+-- release.lua hands an active job back without counting the attempt: it is
+-- pending at once, behind the jobs of its priority, with its attempt undone.
+--
+-- KEYS[1] active zset  KEYS[2] pending zset  KEYS[3] seq counter
+-- KEYS[4] job hash prefix
+-- ARGV[1] id  ARGV[2] lease token
+-- Returns 1 released, 0 not found, -1 lease lost (nothing changed).
+
+local id = ARGV[1]
+local job_key = KEYS[4] .. id
+local code = check_lease(job_key, ARGV[2])
+if code ~= 1 then
+  return code
+end
+redis.call('ZREM', KEYS[1], id)
+if tonumber(redis.call('HGET', job_key, 'a')) > 0 then
+  redis.call('HINCRBY', job_key, 'a', -1)
+end
+make_pending(KEYS[2], KEYS[3], job_key, id)
+return 1

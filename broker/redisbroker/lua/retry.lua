@@ -1,0 +1,39 @@
+-- retry.lua moves a dead, cancelled or expired job back to pending with its
+-- attempt count reset, taking its unique key back.
+--
+-- KEYS[1] dead zset  KEYS[2] cancelled zset  KEYS[3] expired zset
+-- KEYS[4] pending zset  KEYS[5] seq counter  KEYS[6] ttl zset
+-- KEYS[7] job hash prefix  KEYS[8] unique-key prefix
+-- ARGV[1] id
+-- Returns {'ok', job} with job the flat HGETALL array after the change
+--   | {'notfound'} | {'wrongstate', state} | {'dup', holder id, unique key}
+
+local id = ARGV[1]
+local job_key = KEYS[7] .. id
+local v = redis.call('HMGET', job_key, 's', 'u')
+local s, u = v[1], v[2]
+if not s then
+  return {'notfound'}
+end
+local from = {dead = KEYS[1], cancelled = KEYS[2], expired = KEYS[3]}
+if not from[s] then
+  return {'wrongstate', s}
+end
+if u and u ~= '' then
+  local holder = redis.call('GET', KEYS[8] .. u)
+  if holder and holder ~= id then
+    local hs = redis.call('HGET', KEYS[7] .. holder, 's')
+    if hs == 'scheduled' or hs == 'pending' or hs == 'active' then
+      return {'dup', holder, u}
+    end
+  end
+  redis.call('SET', KEYS[8] .. u, id)
+end
+local now = clock()
+redis.call('ZREM', from[s], id)
+redis.call('ZREM', KEYS[6], id)
+-- The old ExpiresAt has passed: a retried job must not expire at once.
+redis.call('HDEL', job_key, 'f', 'e', 'lu')
+redis.call('HSET', job_key, 'a', '0', 'r', fmt(now))
+make_pending(KEYS[4], KEYS[5], job_key, id)
+return {'ok', redis.call('HGETALL', job_key)}

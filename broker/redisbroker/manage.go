@@ -1,0 +1,155 @@
+package redisbroker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aibos/worker/broker"
+)
+
+// JobGet returns one job, read with a single HGETALL.
+func (b *Broker) JobGet(ctx context.Context, queue, id string) (*broker.Job, error) {
+	if err := b.open("get job"); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
+	}
+	fields, err := b.client.HGetAll(ctx, b.keys(queue).job+id).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, err)
+	}
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
+	}
+	flat := make([]any, 0, 2*len(fields))
+	for k, v := range fields {
+		flat = append(flat, k, v)
+	}
+	j, err := decodeJob(queue, flat)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, err)
+	}
+	return j, nil
+}
+
+// JobList lists one page of a queue's jobs in one state; see broker.Broker.
+func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.JobListResult, error) {
+	if err := b.open("list jobs"); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("redisbroker: list jobs: %w: params are nil", broker.ErrInvalidJob)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: list jobs: %w", err)
+	}
+	limit := p.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	k := b.keys(p.Queue)
+	zset := map[broker.State]string{
+		broker.StateScheduled: k.scheduled, broker.StatePending: k.pending, broker.StateActive: k.active,
+		broker.StateCompleted: k.completed, broker.StateDead: k.dead, broker.StateCancelled: k.cancelled,
+		broker.StateExpired: k.expired,
+	}[p.State]
+	rev := "0"
+	if p.State.Finished() {
+		rev = "1"
+	}
+	reply, err := scriptList.Run(ctx, b.client, []string{zset, k.job}, p.Offset, limit, rev, p.TenantID, p.Type).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+	}
+	jobs, err := decodeJobs(p.Queue, reply, 1)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+	}
+	return &broker.JobListResult{Jobs: jobs, NextOffset: int(num(reply, 0))}, nil
+}
+
+// JobCancel cancels a scheduled, pending or active job; see broker.Broker.
+func (b *Broker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, error) {
+	if err := b.open("cancel job"); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return nil, fmt.Errorf("redisbroker: cancel job %s in %q: %w", id, queue, broker.ErrNotFound)
+	}
+	k := b.keys(queue)
+	j, err := b.jobScript(ctx, queue, id, scriptCancel.Run(ctx, b.client,
+		[]string{k.scheduled, k.pending, k.active, k.cancelled, k.job, k.unique}, id).Result)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: cancel job %s in %q: %w", id, queue, err)
+	}
+	return j, nil
+}
+
+// JobRetry moves a dead, cancelled or expired job back to pending.
+func (b *Broker) JobRetry(ctx context.Context, queue, id string) (*broker.Job, error) {
+	if err := b.open("retry job"); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return nil, fmt.Errorf("redisbroker: retry job %s in %q: %w", id, queue, broker.ErrNotFound)
+	}
+	k := b.keys(queue)
+	j, err := b.jobScript(ctx, queue, id, scriptRetry.Run(ctx, b.client,
+		[]string{k.dead, k.cancelled, k.expired, k.pending, k.seq, k.ttl, k.job, k.unique}, id).Result)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: retry job %s in %q: %w", id, queue, err)
+	}
+	return j, nil
+}
+
+// jobScript decodes the reply of a script that changes one job's state:
+// {'ok', job} | {'notfound'} | {'wrongstate', state} | {'dup', holder, key}.
+func (b *Broker) jobScript(_ context.Context, queue, id string, result func() (any, error)) (*broker.Job, error) {
+	reply, err := result()
+	if err != nil {
+		return nil, err
+	}
+	arr, st, err := status(reply)
+	if err != nil {
+		return nil, err
+	}
+	switch st {
+	case "ok":
+		if len(arr) < 2 {
+			return nil, fmt.Errorf("reply has no job")
+		}
+		return decodeJob(queue, arr[1])
+	case "notfound":
+		return nil, broker.ErrNotFound
+	case "wrongstate":
+		return nil, fmt.Errorf("%w: job is %s", broker.ErrWrongState, str(arr, 1))
+	case "dup":
+		return nil, &broker.DuplicateError{Queue: queue, ExistingID: str(arr, 1), UniqueKey: str(arr, 2)}
+	}
+	return nil, fmt.Errorf("unexpected status %q", st)
+}
+
+// JobDelete removes a job that is not active, with its index entries and
+// unique key.
+func (b *Broker) JobDelete(ctx context.Context, queue, id string) error {
+	if err := b.open("delete job"); err != nil {
+		return err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return fmt.Errorf("redisbroker: delete job %s in %q: %w", id, queue, broker.ErrNotFound)
+	}
+	k := b.keys(queue)
+	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled, k.expired, k.ttl, k.job, k.unique}
+	code, err := scriptDelete.Run(ctx, b.client, keys, id).Int64()
+	if err != nil {
+		return fmt.Errorf("redisbroker: delete job %s in %q: %w", id, queue, err)
+	}
+	switch code {
+	case 0:
+		return fmt.Errorf("redisbroker: delete job %s in %q: %w", id, queue, broker.ErrNotFound)
+	case -1:
+		return fmt.Errorf("redisbroker: delete job %s in %q: %w: job is active", id, queue, broker.ErrWrongState)
+	}
+	return nil
+}

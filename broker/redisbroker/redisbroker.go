@@ -1,0 +1,238 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aibos/worker/broker"
+)
+
+var _ broker.Broker = (*Broker)(nil)
+
+// Options configures a Broker. The zero value works.
+type Options struct {
+	// Prefix starts every key the broker reads or writes, so several
+	// deployments can share one Redis. It must not contain braces, which
+	// Redis Cluster reads as a hash tag. Defaults to "aibos:worker".
+	Prefix string
+}
+
+// Broker stores jobs in Redis. It is safe for concurrent use, by many
+// goroutines and many processes sharing one Redis.
+type Broker struct {
+	client redis.UniversalClient
+	owned  bool // Close closes client
+	prefix string
+	closed atomic.Bool
+	known  sync.Map // queue name → struct{}: already in the queues set
+}
+
+// New returns a Broker on a client the caller owns: Close leaves the client
+// open. Standalone, Sentinel (failover) and Cluster clients all work.
+func New(client redis.UniversalClient, opts Options) (*Broker, error) {
+	if client == nil {
+		return nil, errors.New("redisbroker: new broker: client is nil")
+	}
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("redisbroker: new broker: prefix %q contains a brace", prefix)
+	}
+	return &Broker{client: client, prefix: prefix}, nil
+}
+
+// Open parses a redis:// or rediss:// URL (as redis.ParseURL does) and
+// returns a Broker that owns its client: Close closes it.
+func Open(url string, opts Options) (*Broker, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: open: %w", err)
+	}
+	client := redis.NewClient(o)
+	b, err := New(client, opts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	b.owned = true
+	return b, nil
+}
+
+// Close marks the broker closed and, if Open created the client, closes it.
+// Jobs stay stored. Every later call, Close included, returns ErrClosed.
+func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("redisbroker: close: %w", broker.ErrClosed)
+	}
+	if b.owned {
+		if err := b.client.Close(); err != nil {
+			return fmt.Errorf("redisbroker: close client: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ping checks Redis answers.
+func (b *Broker) Ping(ctx context.Context) error {
+	if err := b.open("ping"); err != nil {
+		return err
+	}
+	if err := b.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisbroker: ping: %w", err)
+	}
+	return nil
+}
+
+// open returns ErrClosed, wrapped with op, once the broker is closed.
+func (b *Broker) open(op string) error {
+	if b.closed.Load() {
+		return fmt.Errorf("redisbroker: %s: %w", op, broker.ErrClosed)
+	}
+	return nil
+}
+
+func (b *Broker) keys(queue string) queueKeys { return newQueueKeys(b.prefix, queue) }
+
+// registerQueue adds queue to the set QueueList reads. SADD is idempotent;
+// each Broker sends it once per queue.
+func (b *Broker) registerQueue(ctx context.Context, queue string) error {
+	if _, ok := b.known.Load(queue); ok {
+		return nil
+	}
+	if err := b.client.SAdd(ctx, queuesKey(b.prefix), queue).Err(); err != nil {
+		return err
+	}
+	b.known.Store(queue, struct{}{})
+	return nil
+}
+
+// QueueStats counts a queue's jobs by state, read in one transaction.
+func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueStats, error) {
+	if err := b.open("queue stats"); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return nil, fmt.Errorf("redisbroker: queue stats: %w: %v", broker.ErrInvalidJob, err)
+	}
+	k := b.keys(queue)
+	zsets := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled, k.expired}
+	counts := make([]*redis.IntCmd, len(zsets))
+	var paused *redis.IntCmd
+	_, err := b.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, z := range zsets {
+			counts[i] = pipe.ZCard(ctx, z)
+		}
+		paused = pipe.Exists(ctx, k.paused)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: queue stats of %q: %w", queue, err)
+	}
+	return &broker.QueueStats{
+		Queue:     queue,
+		Paused:    paused.Val() == 1,
+		Scheduled: counts[0].Val(),
+		Pending:   counts[1].Val(),
+		Active:    counts[2].Val(),
+		Completed: counts[3].Val(),
+		Dead:      counts[4].Val(),
+		Cancelled: counts[5].Val(),
+		Expired:   counts[6].Val(),
+	}, nil
+}
+
+// QueueList names every queue that ever held a job or was paused, sorted.
+func (b *Broker) QueueList(ctx context.Context) ([]string, error) {
+	if err := b.open("list queues"); err != nil {
+		return nil, err
+	}
+	names, err := b.client.SMembers(ctx, queuesKey(b.prefix)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: list queues: %w", err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// QueuePause stops JobFetch from leasing the queue's jobs. Idempotent.
+func (b *Broker) QueuePause(ctx context.Context, queue string) error {
+	if err := b.open("pause queue"); err != nil {
+		return err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return fmt.Errorf("redisbroker: pause queue: %w: %v", broker.ErrInvalidJob, err)
+	}
+	if err := b.registerQueue(ctx, queue); err != nil {
+		return fmt.Errorf("redisbroker: pause queue %q: %w", queue, err)
+	}
+	if err := b.client.Set(ctx, b.keys(queue).paused, "1", 0).Err(); err != nil {
+		return fmt.Errorf("redisbroker: pause queue %q: %w", queue, err)
+	}
+	return nil
+}
+
+// QueueResume lets JobFetch lease the queue's jobs again. Idempotent.
+func (b *Broker) QueueResume(ctx context.Context, queue string) error {
+	if err := b.open("resume queue"); err != nil {
+		return err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return fmt.Errorf("redisbroker: resume queue: %w: %v", broker.ErrInvalidJob, err)
+	}
+	if err := b.client.Del(ctx, b.keys(queue).paused).Err(); err != nil {
+		return fmt.Errorf("redisbroker: resume queue %q: %w", queue, err)
+	}
+	return nil
+}
+
+// QueueMaintain does a queue's housekeeping in one script call, each step
+// bounded by p.Limit.
+func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParams) (*broker.QueueMaintainResult, error) {
+	if err := b.open("maintain queue"); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("redisbroker: maintain queue: %w: params are nil", broker.ErrInvalidJob)
+	}
+	if err := broker.ValidateQueueName(p.Queue); err != nil {
+		return nil, fmt.Errorf("redisbroker: maintain queue: %w: %v", broker.ErrInvalidJob, err)
+	}
+	if p.CompletedMaxAge < 0 || p.CompletedMaxCount < 0 || p.DeadMaxAge < 0 || p.Limit < 0 {
+		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w: negative retention or limit", p.Queue, broker.ErrInvalidJob)
+	}
+	limit := p.Limit
+	if limit == 0 {
+		limit = 1000
+	}
+	k := b.keys(p.Queue)
+	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.expired, k.seq, k.ttl, k.job, k.unique}
+	res, err := scriptMaintain.Run(ctx, b.client, keys, limit, millis(p.CompletedMaxAge), p.CompletedMaxCount, millis(p.DeadMaxAge)).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w", p.Queue, err)
+	}
+	if len(res) != 5 {
+		return nil, fmt.Errorf("redisbroker: maintain queue %q: unexpected reply of %d values", p.Queue, len(res))
+	}
+	return &broker.QueueMaintainResult{
+		Recovered: int(res[0]), Dead: int(res[1]), Promoted: int(res[2]), Expired: int(res[3]), Removed: int(res[4]),
+	}, nil
+}
+
+// millis converts a duration to whole milliseconds, rounding a positive
+// remainder up so that a tiny positive duration is never zero.
+func millis(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
