@@ -45,9 +45,6 @@ func (b *Broker) JobInsertMany(ctx context.Context, ps []*broker.JobInsertParams
 // insert runs lua/insert.lua on validated params of one queue.
 func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
 	queue := ps[0].Queue
-	if err := b.registerQueue(ctx, queue); err != nil {
-		return nil, fmt.Errorf("register queue: %w", err)
-	}
 	args := make([]any, 0, 1+len(ps)*insertFields)
 	args = append(args, len(ps))
 	for _, p := range ps {
@@ -92,6 +89,9 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 	if len(arr) != 2+2*len(ps) {
 		return nil, fmt.Errorf("insert reply has %d values for %d jobs", len(arr), len(ps))
 	}
+	// The jobs are stored: a failure to name the queue must not report the
+	// insert as failed. The next insert of this broker tries again.
+	_ = b.registerQueue(ctx, queue)
 	created := fromMillis(num(arr, 1))
 	jobs := make([]*broker.Job, len(ps))
 	for i, p := range ps {

@@ -23,4 +23,3 @@ func newBroker(t testing.TB) *redisbroker.Broker {
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
-

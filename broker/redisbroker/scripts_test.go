@@ -194,7 +194,9 @@ func TestInsertManyIsAllOrNone(t *testing.T) {
 	b := newBroker(t)
 	ctx := context.Background()
 	mustInsert(t, b, job("q", "x", func(p *broker.JobInsertParams) { p.UniqueKey = "k" }))
-	key := func(k string) func(*broker.JobInsertParams) { return func(p *broker.JobInsertParams) { p.UniqueKey = k } }
+	key := func(k string) func(*broker.JobInsertParams) {
+		return func(p *broker.JobInsertParams) { p.UniqueKey = k }
+	}
 	tests := []struct {
 		name         string
 		batch        []*broker.JobInsertParams
