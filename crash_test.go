@@ -1,0 +1,158 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/internal/redistest"
+)
+
+// The crash test re-executes the test binary as a worker process.
+const (
+	crashChildEnv  = "WORKER_CRASH_CHILD"
+	crashURLEnv    = "WORKER_CRASH_REDIS_URL"
+	crashPrefixEnv = "WORKER_CRASH_PREFIX"
+	crashLease     = time.Second
+)
+
+// crashChild is a worker process: it processes "crash.work" jobs (30 ms
+// each, concurrency 10) until it is killed.
+func crashChild() {
+	b, err := redisbroker.Open(os.Getenv(crashURLEnv), redisbroker.Options{Prefix: os.Getenv(crashPrefixEnv)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: open broker:", err)
+		os.Exit(2)
+	}
+	defer b.Close()
+	m, err := worker.NewManager(b, worker.ManagerConfig{
+		Queues:            []worker.QueueConfig{{Name: "crash"}},
+		Concurrency:       10,
+		LeaseDuration:     crashLease,
+		HeartbeatInterval: crashLease / 4,
+		MaintainInterval:  100 * time.Millisecond,
+		PollInterval:      10 * time.Millisecond,
+		Logger:            discardLogger,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: new manager:", err)
+		os.Exit(2)
+	}
+	_ = m.HandleFunc("crash.work", func(ctx context.Context, j *worker.Job) error {
+		select {
+		case <-time.After(30 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(1)
+	}
+}
+
+func startCrashChild(t *testing.T, url, prefix string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashURLEnv+"="+url, crashPrefixEnv+"="+prefix)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start worker process: %v", err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// TestCrashSIGKILLLosesNoJobs kills a worker process with SIGKILL in the
+// middle of a batch; a second process finishes the work. No job may be
+// lost, and the jobs the killed worker held run again once their leases
+// expire.
+func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t)
+	b, err := redisbroker.Open(url, redisbroker.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := newClient(t, b)
+	ctx := context.Background()
+
+	const total = 600
+	specs := make([]worker.JobSpec, total)
+	for i := range specs {
+		specs[i] = worker.JobSpec{Type: "crash.work", MaxAttempts: 3}
+	}
+	if _, err := c.AddMany(ctx, "crash", specs); err != nil {
+		t.Fatal(err)
+	}
+
+	first := startCrashChild(t, url, prefix)
+	waitFor(t, 30*time.Second, "the first worker to complete 100 jobs", func() bool {
+		s, err := c.Stats(ctx, "crash")
+		return err == nil && s.Completed >= 100 && s.Active > 0
+	})
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	killedAt := time.Now()
+
+	// Whatever is active now was held by the dead process.
+	orphans, err := c.List(ctx, worker.ListParams{Queue: "crash", State: worker.StateActive, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orphans.Jobs) == 0 {
+		t.Fatal("no job was running when the worker was killed; the test proves nothing")
+	}
+
+	startCrashChild(t, url, prefix)
+	waitFor(t, 60*time.Second, "all jobs to finish", func() bool {
+		s, err := c.Stats(ctx, "crash")
+		return err == nil && s.Completed+s.Dead == total
+	})
+	s, err := c.Stats(ctx, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := total - s.Completed
+	var recovery time.Duration
+	for _, o := range orphans.Jobs {
+		j, err := c.Get(ctx, "crash", o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != worker.StateCompleted || j.Attempt < 2 {
+			t.Errorf("orphaned job %s: state %s attempt %d; want completed on a later attempt", j.ID, j.State, j.Attempt)
+		}
+		recovery = max(recovery, j.StartedAt.Sub(killedAt))
+	}
+	t.Logf("SIGKILL crash test: %d jobs, %d held by the killed worker, lost %d, dead %d; the orphans ran again at most %v after the kill (lease %v)",
+		total, len(orphans.Jobs), lost, s.Dead, recovery.Round(time.Millisecond), crashLease)
+	if lost != 0 || s.Dead != 0 {
+		t.Fatalf("lost %d jobs, %d dead", lost, s.Dead)
+	}
+}

@@ -1,0 +1,124 @@
+package worker_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(crashChildEnv) != "" {
+		crashChild()
+		return
+	}
+	code := redistest.Main(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// engine makes a fresh, isolated broker for a test.
+type engine struct {
+	name string
+	open func(t *testing.T) broker.Broker
+}
+
+var engines = []engine{
+	{"redis", func(t *testing.T) broker.Broker {
+		b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}},
+	{"sqlite", func(t *testing.T) broker.Broker {
+		b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}},
+}
+
+// eachEngine runs f against every broker, in parallel.
+func eachEngine(t *testing.T, f func(t *testing.T, b broker.Broker)) {
+	t.Helper()
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, e.open(t))
+		})
+	}
+}
+
+// fastConfig is a Manager config with short intervals for tests.
+func fastConfig(queues ...worker.QueueConfig) worker.ManagerConfig {
+	if len(queues) == 0 {
+		queues = []worker.QueueConfig{{Name: "default"}}
+	}
+	return worker.ManagerConfig{
+		Queues:           queues,
+		Concurrency:      4,
+		PollInterval:     10 * time.Millisecond,
+		MaintainInterval: 50 * time.Millisecond,
+		ShutdownTimeout:  5 * time.Second,
+		Retry:            retryFast,
+		Logger:           discardLogger,
+	}
+}
+
+// startManager starts m and shuts it down when the test ends.
+func startManager(t *testing.T, m *worker.Manager) {
+	t.Helper()
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatalf("start manager: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+}
+
+// waitFor polls cond every 10 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitState waits until a job is in state want and returns it.
+func waitState(t *testing.T, c *worker.Client, queue, id string, want worker.State) *worker.Job {
+	t.Helper()
+	var j *worker.Job
+	waitFor(t, 10*time.Second, "job "+id+" to be "+string(want), func() bool {
+		var err error
+		j, err = c.Get(context.Background(), queue, id)
+		if err != nil {
+			t.Fatalf("get job: %v", err)
+		}
+		return j.State == want
+	})
+	return j
+}

@@ -1,0 +1,504 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/retry"
+)
+
+var (
+	retryFast     = retry.Policy{BaseDelay: 10 * time.Millisecond, Multiplier: 2, MaxDelay: 50 * time.Millisecond}
+	discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+)
+
+func newClient(t *testing.T, b broker.Broker) *worker.Client {
+	t.Helper()
+	c, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newManager(t *testing.T, b broker.Broker, cfg worker.ManagerConfig) *worker.Manager {
+	t.Helper()
+	m, err := worker.NewManager(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func add(t *testing.T, c *worker.Client, queue string, spec worker.JobSpec) *worker.Job {
+	t.Helper()
+	j, err := c.Add(context.Background(), queue, spec)
+	if err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	return j
+}
+
+func TestProcessesJobsWithResultAndTenant(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		var seen sync.Map
+		_ = m.HandleFunc("invoice.processing", func(ctx context.Context, j *worker.Job) error {
+			var in struct{ InvoiceID string }
+			if err := worker.Decode(j, &in); err != nil {
+				return err
+			}
+			seen.Store(j.ID, j.TenantID)
+			return worker.SetResult(ctx, map[string]string{"posted": in.InvoiceID})
+		})
+		var ids []string
+		for i, tenant := range []string{"t1", "t2", "t1"} {
+			j := add(t, c, "default", worker.JobSpec{Type: "invoice.processing", TenantID: tenant, Data: map[string]string{"invoiceId": "inv_" + string(rune('a'+i))}})
+			ids = append(ids, j.ID)
+		}
+		startManager(t, m)
+		for i, id := range ids {
+			j := waitState(t, c, "default", id, worker.StateCompleted)
+			if want := `{"posted":"inv_` + string(rune('a'+i)) + `"}`; string(j.Result) != want {
+				t.Errorf("result = %s, want %s", j.Result, want)
+			}
+			if got, _ := seen.Load(id); got != j.TenantID {
+				t.Errorf("processor saw tenant %v, job has %q", got, j.TenantID)
+			}
+		}
+	})
+}
+
+func TestRetryThenSucceed(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		var calls atomic.Int32
+		_ = m.HandleFunc("flaky", func(ctx context.Context, j *worker.Job) error {
+			if calls.Add(1) <= 2 {
+				return errors.New("database is busy")
+			}
+			return nil
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "flaky", MaxAttempts: 5})
+		startManager(t, m)
+		got := waitState(t, c, "default", j.ID, worker.StateCompleted)
+		if got.Attempt != 3 || calls.Load() != 3 {
+			t.Fatalf("attempt = %d, calls = %d; want 3 and 3", got.Attempt, calls.Load())
+		}
+		if !strings.Contains(got.LastError, "database is busy") {
+			t.Errorf("last error %q does not record the failure", got.LastError)
+		}
+	})
+}
+
+func TestRetryUntilDead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		var calls atomic.Int32
+		_ = m.HandleFunc("broken", func(ctx context.Context, j *worker.Job) error {
+			calls.Add(1)
+			return errors.New("always fails")
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "broken", MaxAttempts: 3})
+		startManager(t, m)
+		got := waitState(t, c, "default", j.ID, worker.StateDead)
+		if got.Attempt != 3 || calls.Load() != 3 {
+			t.Fatalf("attempt = %d, calls = %d; want 3 and 3", got.Attempt, calls.Load())
+		}
+	})
+}
+
+func TestNoRetryAndRetryAfter(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		_ = m.HandleFunc("bad-payload", func(ctx context.Context, j *worker.Job) error {
+			return worker.NoRetry(errors.New("payload has no invoice id"))
+		})
+		var lastStart sync.Map
+		_ = m.HandleFunc("rate-limited", func(ctx context.Context, j *worker.Job) error {
+			lastStart.Store(j.Attempt, j.StartedAt)
+			if j.Attempt == 1 {
+				return worker.RetryAfter(400*time.Millisecond, errors.New("429 from bank api"))
+			}
+			return nil
+		})
+		bad := add(t, c, "default", worker.JobSpec{Type: "bad-payload", MaxAttempts: 5})
+		rl := add(t, c, "default", worker.JobSpec{Type: "rate-limited", MaxAttempts: 5})
+		startManager(t, m)
+		if got := waitState(t, c, "default", bad.ID, worker.StateDead); got.Attempt != 1 {
+			t.Errorf("NoRetry job attempt = %d, want 1 (dead at once)", got.Attempt)
+		}
+		waitState(t, c, "default", rl.ID, worker.StateCompleted)
+		s1, _ := lastStart.Load(1)
+		s2, _ := lastStart.Load(2)
+		if gap := s2.(time.Time).Sub(s1.(time.Time)); gap < 400*time.Millisecond {
+			t.Errorf("RetryAfter(400ms) retried after %v", gap)
+		}
+	})
+}
+
+func TestPanicIsFailedAttemptWithStack(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		_ = m.HandleFunc("panics", func(ctx context.Context, j *worker.Job) error {
+			var m map[string]int
+			m["boom"]++ // nil map write
+			return nil
+		})
+		_ = m.HandleFunc("fine", func(ctx context.Context, j *worker.Job) error { return nil })
+		p := add(t, c, "default", worker.JobSpec{Type: "panics", MaxAttempts: 2})
+		startManager(t, m)
+		got := waitState(t, c, "default", p.ID, worker.StateDead)
+		if !strings.Contains(got.LastError, "panic: assignment to entry in nil map") || !strings.Contains(got.LastError, "goroutine ") {
+			t.Errorf("last error does not record the panic and its stack: %q", got.LastError)
+		}
+		// The worker lives on.
+		f := add(t, c, "default", worker.JobSpec{Type: "fine"})
+		waitState(t, c, "default", f.ID, worker.StateCompleted)
+	})
+}
+
+func TestTimeoutCancelsContext(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		_ = m.HandleFunc("slow", func(ctx context.Context, j *worker.Job) error {
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "slow", MaxAttempts: 1, Timeout: 100 * time.Millisecond})
+		startManager(t, m)
+		got := waitState(t, c, "default", j.ID, worker.StateDead)
+		if !strings.Contains(got.LastError, "timed out after 100ms") {
+			t.Errorf("last error %q does not say the job timed out", got.LastError)
+		}
+	})
+}
+
+func TestConcurrencyLimits(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		cfg := fastConfig(worker.QueueConfig{Name: "reports", Concurrency: 2}, worker.QueueConfig{Name: "payments"})
+		cfg.Concurrency = 5
+		m := newManager(t, b, cfg)
+		var mu sync.Mutex
+		running := map[string]int{}
+		peak := map[string]int{}
+		total, peakTotal := 0, 0
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			mu.Lock()
+			running[j.Queue]++
+			total++
+			peak[j.Queue] = max(peak[j.Queue], running[j.Queue])
+			peakTotal = max(peakTotal, total)
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			mu.Lock()
+			running[j.Queue]--
+			total--
+			mu.Unlock()
+			return nil
+		})
+		for _, q := range []string{"reports", "payments"} {
+			specs := make([]worker.JobSpec, 30)
+			for i := range specs {
+				specs[i] = worker.JobSpec{Type: "work"}
+			}
+			if _, err := c.AddMany(context.Background(), q, specs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		startManager(t, m)
+		waitFor(t, 20*time.Second, "all jobs to complete", func() bool {
+			r, _ := c.Stats(context.Background(), "reports")
+			p, _ := c.Stats(context.Background(), "payments")
+			return r.Completed == 30 && p.Completed == 30
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if peak["reports"] > 2 {
+			t.Errorf("reports ran %d at once, its concurrency is 2", peak["reports"])
+		}
+		if peakTotal > 5 {
+			t.Errorf("%d jobs ran at once, global concurrency is 5", peakTotal)
+		}
+		if peakTotal < 3 {
+			t.Errorf("at most %d jobs ran at once: the manager does not use its concurrency", peakTotal)
+		}
+	})
+}
+
+func TestStrictQueuePriority(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		cfg := fastConfig(worker.QueueConfig{Name: "reports", Priority: 1}, worker.QueueConfig{Name: "payments", Priority: 3})
+		cfg.Concurrency = 1
+		cfg.StrictPriority = true
+		m := newManager(t, b, cfg)
+		var mu sync.Mutex
+		var order []string
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			mu.Lock()
+			order = append(order, j.Queue)
+			mu.Unlock()
+			return nil
+		})
+		for range 5 {
+			add(t, c, "reports", worker.JobSpec{Type: "work"})
+			add(t, c, "payments", worker.JobSpec{Type: "work"})
+		}
+		startManager(t, m)
+		waitFor(t, 10*time.Second, "10 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 10 })
+		mu.Lock()
+		defer mu.Unlock()
+		for i, q := range order {
+			if want := map[bool]string{true: "payments", false: "reports"}[i < 5]; q != want {
+				t.Fatalf("strict order broken at %d: %v", i, order)
+			}
+		}
+	})
+}
+
+func TestWeightedQueuePriorityServesAll(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		cfg := fastConfig(worker.QueueConfig{Name: "low", Priority: 1}, worker.QueueConfig{Name: "high", Priority: 9})
+		cfg.Concurrency = 1
+		cfg.FetchBatch = 1
+		m := newManager(t, b, cfg)
+		var mu sync.Mutex
+		var order []string
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			mu.Lock()
+			order = append(order, j.Queue)
+			mu.Unlock()
+			return nil
+		})
+		for _, q := range []string{"low", "high"} {
+			specs := make([]worker.JobSpec, 100)
+			for i := range specs {
+				specs[i] = worker.JobSpec{Type: "work"}
+			}
+			if _, err := c.AddMany(context.Background(), q, specs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		startManager(t, m)
+		waitFor(t, 20*time.Second, "100 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= 100 })
+		mu.Lock()
+		defer mu.Unlock()
+		high := 0
+		for _, q := range order[:100] {
+			if q == "high" {
+				high++
+			}
+		}
+		// Expect ~90 of the first 100 from "high"; a strict scheduler gives 100, a fair one 50.
+		if high < 75 || high > 99 {
+			t.Errorf("%d of the first 100 jobs came from the weight-9 queue, want about 90", high)
+		}
+	})
+}
+
+func TestGracefulShutdownDrains(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		started := make(chan struct{})
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			close(started)
+			time.Sleep(300 * time.Millisecond) // finishes within the drain timeout
+			return nil
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "work"})
+		if err := m.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		if err := m.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Get(context.Background(), "default", j.ID); got.State != worker.StateCompleted {
+			t.Fatalf("after a graceful shutdown the running job is %s, want completed", got.State)
+		}
+	})
+}
+
+func TestShutdownHandsJobsBackAtOnce(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		cfg := fastConfig()
+		cfg.ShutdownTimeout = 200 * time.Millisecond
+		m := newManager(t, b, cfg)
+		started := make(chan struct{})
+		_ = m.HandleFunc("long", func(ctx context.Context, j *worker.Job) error {
+			close(started)
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "long", MaxAttempts: 3})
+		if err := m.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		if err := m.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Handed back at once: pending now, not after the 30 s lease.
+		got, err := c.Get(context.Background(), "default", j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != worker.StatePending || got.Attempt != 0 {
+			t.Fatalf("after shutdown the job is %s with attempt %d; want pending with the attempt not counted", got.State, got.Attempt)
+		}
+	})
+}
+
+func TestCancelRunningJob(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		cfg := fastConfig()
+		cfg.LeaseDuration = 600 * time.Millisecond
+		cfg.HeartbeatInterval = 50 * time.Millisecond
+		m := newManager(t, b, cfg)
+		started := make(chan struct{})
+		stopped := make(chan error, 1)
+		_ = m.HandleFunc("long", func(ctx context.Context, j *worker.Job) error {
+			close(started)
+			<-ctx.Done()
+			stopped <- context.Cause(ctx)
+			return ctx.Err()
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "long"})
+		startManager(t, m)
+		<-started
+		if _, err := c.Cancel(context.Background(), "default", j.ID); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case cause := <-stopped:
+			if !errors.Is(cause, worker.ErrLeaseLost) {
+				t.Errorf("context cause = %v, want ErrLeaseLost", cause)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("processor context was not cancelled after the job was cancelled")
+		}
+		if got, _ := c.Get(context.Background(), "default", j.ID); got.State != worker.StateCancelled {
+			t.Fatalf("state = %s, want cancelled", got.State)
+		}
+	})
+}
+
+func TestHeartbeatKeepsLongJobLeased(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		cfg := fastConfig()
+		cfg.LeaseDuration = 300 * time.Millisecond
+		cfg.HeartbeatInterval = 60 * time.Millisecond
+		m := newManager(t, b, cfg)
+		var calls atomic.Int32
+		_ = m.HandleFunc("long", func(ctx context.Context, j *worker.Job) error {
+			calls.Add(1)
+			select {
+			case <-time.After(1200 * time.Millisecond): // four leases long
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "long"})
+		startManager(t, m)
+		got := waitState(t, c, "default", j.ID, worker.StateCompleted)
+		if got.Attempt != 1 || calls.Load() != 1 {
+			t.Fatalf("attempt = %d, calls = %d: the lease was lost despite heartbeats", got.Attempt, calls.Load())
+		}
+	})
+}
+
+func TestProgressVisibleWhileRunning(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		reported := make(chan struct{})
+		release := make(chan struct{})
+		_ = m.HandleFunc("report", func(ctx context.Context, j *worker.Job) error {
+			if err := worker.SetProgress(ctx, map[string]int{"percent": 40}); err != nil {
+				return err
+			}
+			close(reported)
+			<-release
+			return nil
+		})
+		j := add(t, c, "default", worker.JobSpec{Type: "report"})
+		startManager(t, m)
+		<-reported
+		got, err := c.Get(context.Background(), "default", j.ID)
+		close(release)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Progress) != `{"percent":40}` {
+			t.Fatalf("progress = %s", got.Progress)
+		}
+		if err := worker.SetProgress(context.Background(), 1); err == nil {
+			t.Error("SetProgress outside a job returned no error")
+		}
+	})
+}
+
+func TestUnknownTypeIsRetriedNotLost(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		m := newManager(t, b, fastConfig())
+		j := add(t, c, "default", worker.JobSpec{Type: "nobody.handles.this", MaxAttempts: 2})
+		startManager(t, m)
+		got := waitState(t, c, "default", j.ID, worker.StateDead)
+		if !strings.Contains(got.LastError, `no processor registered for job type "nobody.handles.this"`) {
+			t.Errorf("last error = %q", got.LastError)
+		}
+	})
+}
+
+func TestManagerConfigErrors(t *testing.T) {
+	b := engines[1].open(t)
+	bad := []worker.ManagerConfig{
+		{Concurrency: -1},
+		{Queues: []worker.QueueConfig{{Name: ""}}},
+		{Queues: []worker.QueueConfig{{Name: "a"}, {Name: "a"}}},
+		{Queues: []worker.QueueConfig{{Name: "a{b}"}}},
+		{LeaseDuration: time.Second, HeartbeatInterval: 2 * time.Second},
+		{Retry: retry.Policy{Multiplier: 0.5}},
+	}
+	for i, cfg := range bad {
+		if _, err := worker.NewManager(b, cfg); err == nil {
+			t.Errorf("config %d (%+v) accepted", i, cfg)
+		}
+	}
+	m := newManager(t, b, worker.ManagerConfig{})
+	if err := m.Register("", worker.ProcessorFunc(func(context.Context, *worker.Job) error { return nil })); err == nil {
+		t.Error("empty type accepted")
+	}
+	if err := m.Register("x", nil); err == nil {
+		t.Error("nil processor accepted")
+	}
+	_ = m.HandleFunc("x", func(context.Context, *worker.Job) error { return nil })
+	var we *worker.WorkerError
+	if err := m.HandleFunc("x", func(context.Context, *worker.Job) error { return nil }); !errors.As(err, &we) {
+		t.Errorf("second registration of a type: err = %v, want a *WorkerError", err)
+	}
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Makes sure redis-server is on PATH for the tests: installs it with apt-get
+# where that is possible, else says what to install and fails.
+set -euo pipefail
+if command -v redis-server >/dev/null 2>&1; then
+  exit 0
+fi
+if [ -n "${WORKER_TEST_REDIS_URL:-}" ]; then
+  exit 0 # tests use an existing server
+fi
+if command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
+  fi
+  if [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; then
+    echo "redis-server not found: installing it with apt-get" >&2
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+    command -v redis-server >/dev/null 2>&1 && exit 0
+  fi
+fi
+cat >&2 <<'MSG'
+redis-server is needed by the tests and could not be installed automatically.
+Install it and run again:
+  Debian/Ubuntu: sudo apt-get install redis-server
+  macOS:         brew install redis
+or point the tests at a running server: WORKER_TEST_REDIS_URL=redis://127.0.0.1:6379/15
+MSG
+exit 1
