@@ -1,0 +1,97 @@
+package redisbroker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// The benchmarks run against the redistest server over loopback, so they
+// measure script cost plus one round trip per call.
+
+func benchJob(i int) *broker.JobInsertParams {
+	return &broker.JobInsertParams{
+		ID: fmt.Sprintf("job-%d", i), Queue: "bench", Type: "invoice.processing", MaxAttempts: 3,
+		TenantID: "tenant-1", Data: []byte(`{"invoice":"INV-0001","amount":1250}`),
+	}
+}
+
+func BenchmarkJobInsert(b *testing.B) {
+	br := newBroker(b)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		if _, err := br.JobInsert(ctx, benchJob(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "jobs/s")
+}
+
+func BenchmarkJobInsertMany(b *testing.B) {
+	const batch = 1000
+	br := newBroker(b)
+	ctx := context.Background()
+	ps := make([]*broker.JobInsertParams, batch)
+	n := 0
+	for b.Loop() {
+		for i := range ps {
+			ps[i] = benchJob(n)
+			n++
+		}
+		if _, err := br.JobInsertMany(ctx, ps); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
+}
+
+// BenchmarkFetchComplete leases batches of 32 and acknowledges each batch in
+// one JobComplete call. One op is one job.
+func BenchmarkFetchComplete(b *testing.B) {
+	const fetchBatch = 32
+	br := newBroker(b)
+	ctx := context.Background()
+	b.StopTimer()
+	ps := make([]*broker.JobInsertParams, 0, 1000)
+	for i := 0; i < b.N; i++ {
+		ps = append(ps, benchJob(i))
+		if len(ps) == cap(ps) || i == b.N-1 {
+			if _, err := br.JobInsertMany(ctx, ps); err != nil {
+				b.Fatal(err)
+			}
+			ps = ps[:0]
+		}
+	}
+	b.StartTimer()
+	start := time.Now()
+	done := 0
+	for done < b.N {
+		jobs, err := br.JobFetch(ctx, &broker.JobFetchParams{Queue: "bench", Limit: fetchBatch, LeaseDuration: time.Minute, WorkerID: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) == 0 {
+			b.Fatalf("queue ran dry after %d of %d jobs", done, b.N)
+		}
+		acks := make([]*broker.JobCompleteParams, len(jobs))
+		for i, j := range jobs {
+			acks[i] = &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: j.Queue, ID: j.ID, Token: j.LeaseToken}}
+		}
+		errs, err := br.JobComplete(ctx, acks)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range errs {
+			if e != nil {
+				b.Fatal(e)
+			}
+		}
+		done += len(jobs)
+	}
+	b.ReportMetric(float64(done)/time.Since(start).Seconds(), "jobs/s")
+}
