@@ -19,7 +19,7 @@ import (
 const (
 	shortLease  = 300 * time.Millisecond // a lease the suite lets expire
 	longLease   = 30 * time.Second       // a lease that never expires during a case
-	waitTimeout = 10 * time.Second       // how long to wait for the broker to do something due
+	waitTimeout = 5 * time.Second        // how long to wait for the broker to do something due
 	pollEvery   = 20 * time.Millisecond  // how often waits poll the broker
 	// timeSlack absorbs brokers that store times at millisecond precision.
 	timeSlack = 2 * time.Millisecond
@@ -299,8 +299,11 @@ func (s *bundle) wantState(queue, id string, st broker.State) *broker.Job {
 func (s *bundle) wantNotFound(queue, id string) {
 	s.t.Helper()
 	j, err := s.b.JobGet(s.ctx, queue, id)
+	if err == nil && j != nil {
+		s.t.Fatalf("JobGet(%s, %s) found the job (%s); want ErrNotFound", queue, id, j.State)
+	}
 	if !errors.Is(err, broker.ErrNotFound) {
-		s.t.Fatalf("JobGet(%s, %s) = %+v, %v; want ErrNotFound", queue, id, j, err)
+		s.t.Fatalf("JobGet(%s, %s): %v; want ErrNotFound", queue, id, err)
 	}
 }
 

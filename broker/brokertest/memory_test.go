@@ -1,0 +1,595 @@
+package brokertest_test
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// memBroker is a small in-memory broker: the reference implementation the
+// suite is tested against. Each field of faults breaks one rule on purpose,
+// so that TestSuiteCatchesFaults can show the matching case fails.
+type memBroker struct {
+	mu     sync.Mutex
+	closed bool
+	faults faults
+	jobs   map[string]*memJob // by id: ids are unique across the broker
+	seq    int64              // insert order, for FIFO among equals
+	token  int64              // the last lease token handed out
+	paused map[string]bool
+	queues map[string]bool
+}
+
+type memJob struct {
+	broker.Job
+	seq int64
+}
+
+// faults names the rules a memBroker can be told to break.
+type faults struct {
+	ignorePriority    bool // fetch in insert order only
+	lifo              bool // newest first among equal priorities
+	ignoreDelay       bool // delayed jobs are pending at once
+	noLeaseRecovery   bool // QueueMaintain leaves expired leases alone
+	anyTokenAccepted  bool // lease calls check the state, not the token
+	newerTokenOK      bool // lease calls accept any token >= the current one
+	extendNoop        bool // JobLeaseExtend reports success but changes nothing
+	nonAtomicBulk     bool // JobInsertMany writes jobs until the first bad one
+	ignoreUniqueKey   bool // unique keys are not enforced
+	fullCountsPending bool // MaxQueueLength ignores scheduled jobs
+	ignoreTTL         bool // pending jobs never expire
+	ignoreRetryDelay  bool // a failed job is due again at once
+	ignorePause       bool // QueuePause has no effect on JobFetch
+	cancelKeepsLease  bool // cancelling an active job leaves its lease valid
+	racyFetch         bool // JobFetch picks jobs, unlocks, then leases them
+	releaseCounts     bool // JobRelease keeps the attempt counted
+	retainOldest      bool // CompletedMaxCount keeps the oldest jobs
+	closeNoop         bool // Close does nothing
+	skipValidate      bool // inserts are not validated
+	dropResult        bool // JobComplete does not store the result
+}
+
+func newMemBroker(f faults) *memBroker {
+	return &memBroker{faults: f, jobs: map[string]*memJob{}, paused: map[string]bool{}, queues: map[string]bool{}}
+}
+
+var _ broker.Broker = (*memBroker)(nil)
+
+// lock takes the mutex unless the broker is closed.
+func (b *memBroker) lock() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return broker.ErrClosed
+	}
+	return nil
+}
+
+func (b *memBroker) find(queue, id string) (*memJob, error) {
+	j, ok := b.jobs[id]
+	if !ok || j.Queue != queue {
+		return nil, fmt.Errorf("find job %s in queue %q: %w", id, queue, broker.ErrNotFound)
+	}
+	return j, nil
+}
+
+func clone(j *memJob) *broker.Job {
+	c := j.Job
+	return &c
+}
+
+func (b *memBroker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*broker.Job, error) {
+	if !b.faults.skipValidate {
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	jobs, err := b.insert([]*broker.JobInsertParams{p})
+	if err != nil {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
+func (b *memBroker) JobInsertMany(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
+	if !b.faults.skipValidate && !b.faults.nonAtomicBulk {
+		if err := broker.ValidateBatch(ps); err != nil {
+			return nil, err
+		}
+	}
+	return b.insert(ps)
+}
+
+func (b *memBroker) insert(ps []*broker.JobInsertParams) ([]*broker.Job, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	if !b.faults.nonAtomicBulk {
+		if err := b.checkInsert(ps); err != nil {
+			return nil, err
+		}
+	}
+	var out []*broker.Job
+	for i, p := range ps {
+		if b.faults.nonAtomicBulk {
+			if err := p.Validate(); err != nil {
+				err.(*broker.InvalidError).Index = i
+				return nil, err
+			}
+			if err := b.checkInsert(ps[i : i+1]); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, clone(b.store(p)))
+	}
+	return out, nil
+}
+
+// checkInsert enforces ids, unique keys and queue length for a batch.
+func (b *memBroker) checkInsert(ps []*broker.JobInsertParams) error {
+	ids, keys := map[string]bool{}, map[string]string{}
+	for _, j := range b.jobs {
+		if j.UniqueKey != "" && !j.State.Finished() {
+			keys[j.Queue+"\x00"+j.UniqueKey] = j.ID
+		}
+	}
+	for _, p := range ps {
+		if _, ok := b.jobs[p.ID]; ok || ids[p.ID] {
+			return &broker.DuplicateError{Queue: p.Queue, ExistingID: p.ID}
+		}
+		ids[p.ID] = true
+		if p.UniqueKey == "" || b.faults.ignoreUniqueKey {
+			continue
+		}
+		if held, ok := keys[p.Queue+"\x00"+p.UniqueKey]; ok {
+			return &broker.DuplicateError{Queue: p.Queue, ExistingID: held, UniqueKey: p.UniqueKey}
+		}
+		keys[p.Queue+"\x00"+p.UniqueKey] = p.ID
+	}
+	if n := ps[0].MaxQueueLength; n > 0 {
+		var waiting int
+		for _, j := range b.jobs {
+			if j.Queue == ps[0].Queue && (j.State == broker.StatePending || j.State == broker.StateScheduled && !b.faults.fullCountsPending) {
+				waiting++
+			}
+		}
+		if waiting+len(ps) > n {
+			return fmt.Errorf("insert into %q: %w", ps[0].Queue, broker.ErrQueueFull)
+		}
+	}
+	return nil
+}
+
+func (b *memBroker) store(p *broker.JobInsertParams) *memJob {
+	now := time.Now()
+	b.seq++
+	j := &memJob{seq: b.seq, Job: broker.Job{
+		ID: p.ID, Queue: p.Queue, Type: p.Type, Data: slices.Clone(p.Data), Priority: p.Priority,
+		MaxAttempts: p.MaxAttempts, TenantID: p.TenantID, CompanyID: p.CompanyID, Headers: maps.Clone(p.Headers),
+		UniqueKey: p.UniqueKey, Timeout: p.Timeout, State: broker.StatePending, CreatedAt: now, RunAt: now,
+	}}
+	switch {
+	case !p.RunAt.IsZero():
+		if p.RunAt.After(now) {
+			j.RunAt = p.RunAt
+		}
+	case p.Delay > 0:
+		j.RunAt = now.Add(p.Delay)
+	}
+	if j.RunAt.After(now) && !b.faults.ignoreDelay {
+		j.State = broker.StateScheduled
+	}
+	if p.TTL > 0 {
+		j.ExpiresAt = j.RunAt.Add(p.TTL)
+	}
+	b.jobs[j.ID] = j
+	b.queues[j.Queue] = true
+	return j
+}
+
+// pendingOrder sorts a queue's pending jobs in fetch order.
+func (b *memBroker) pendingOrder(queue string) []*memJob {
+	var out []*memJob
+	for _, j := range b.jobs {
+		if j.Queue == queue && j.State == broker.StatePending {
+			out = append(out, j)
+		}
+	}
+	slices.SortFunc(out, func(x, y *memJob) int {
+		if !b.faults.ignorePriority && x.Priority != y.Priority {
+			return cmp.Compare(y.Priority, x.Priority)
+		}
+		if b.faults.lifo {
+			return cmp.Compare(y.seq, x.seq)
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+	return out
+}
+
+// promote makes a queue's due scheduled jobs pending.
+func (b *memBroker) promote(queue string, now time.Time) int {
+	n := 0
+	for _, j := range b.jobs {
+		if j.Queue == queue && j.State == broker.StateScheduled && !j.RunAt.After(now) {
+			j.State = broker.StatePending
+			n++
+		}
+	}
+	return n
+}
+
+// expire moves a pending job past its TTL to expired.
+func (b *memBroker) expire(j *memJob, now time.Time) bool {
+	if b.faults.ignoreTTL || j.ExpiresAt.IsZero() || !now.After(j.ExpiresAt) {
+		return false
+	}
+	j.State, j.FinishedAt = broker.StateExpired, now
+	return true
+}
+
+func (b *memBroker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	if b.paused[p.Queue] && !b.faults.ignorePause {
+		return nil, fmt.Errorf("fetch from %q: %w", p.Queue, broker.ErrQueuePaused)
+	}
+	now := time.Now()
+	b.promote(p.Queue, now)
+	var picked []*memJob
+	for _, j := range b.pendingOrder(p.Queue) {
+		if len(picked) == p.Limit {
+			break
+		}
+		if !b.expire(j, now) {
+			picked = append(picked, j)
+		}
+	}
+	if b.faults.racyFetch {
+		b.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		b.mu.Lock()
+	}
+	out := []*broker.Job{}
+	for _, j := range picked {
+		b.token++
+		j.State, j.Attempt, j.LeaseToken = broker.StateActive, j.Attempt+1, b.token
+		j.StartedAt, j.LeaseUntil, j.WorkerID = now, now.Add(p.LeaseDuration), p.WorkerID
+		out = append(out, clone(j))
+	}
+	return out, nil
+}
+
+// leased returns the job held under lp, or ErrNotFound / ErrLeaseLost.
+func (b *memBroker) leased(lp *broker.JobLeaseParams) (*memJob, error) {
+	j, err := b.find(lp.Queue, lp.ID)
+	if err != nil {
+		return nil, err
+	}
+	active := j.State == broker.StateActive || b.faults.cancelKeepsLease && j.State == broker.StateCancelled
+	tokenOK := j.LeaseToken == lp.Token || b.faults.anyTokenAccepted || b.faults.newerTokenOK && lp.Token >= j.LeaseToken
+	if !active || !tokenOK {
+		return nil, fmt.Errorf("job %s under token %d: %w", lp.ID, lp.Token, broker.ErrLeaseLost)
+	}
+	return j, nil
+}
+
+func (b *memBroker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams) ([]error, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		j, err := b.leased(&p.JobLeaseParams)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		j.State, j.FinishedAt = broker.StateCompleted, time.Now()
+		if !b.faults.dropResult {
+			j.Result = slices.Clone(p.Result)
+		}
+	}
+	return errs, nil
+}
+
+func (b *memBroker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
+	if err := b.lock(); err != nil {
+		return "", err
+	}
+	defer b.mu.Unlock()
+	j, err := b.leased(&p.JobLeaseParams)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	j.LastError = p.Error
+	if !p.Discard && j.Attempt < j.MaxAttempts {
+		j.State, j.RunAt = broker.StateScheduled, now.Add(p.RetryDelay)
+		if b.faults.ignoreRetryDelay {
+			j.State, j.RunAt = broker.StatePending, now
+		}
+	} else {
+		j.State, j.FinishedAt = broker.StateDead, now
+	}
+	return j.State, nil
+}
+
+func (b *memBroker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error {
+	if err := b.lock(); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	j, err := b.leased(p)
+	if err != nil {
+		return err
+	}
+	j.State = broker.StatePending
+	if !b.faults.releaseCounts {
+		j.Attempt--
+	}
+	return nil
+}
+
+func (b *memBroker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams, d time.Duration) ([]error, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		j, err := b.leased(p)
+		if err == nil && !b.faults.extendNoop {
+			j.LeaseUntil = time.Now().Add(d)
+		}
+		errs[i] = err
+	}
+	return errs, nil
+}
+
+func (b *memBroker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, progress json.RawMessage) error {
+	if err := b.lock(); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	j, err := b.leased(p)
+	if err == nil {
+		j.Progress = slices.Clone(progress)
+	}
+	return err
+}
+
+func (b *memBroker) JobGet(ctx context.Context, queue, id string) (*broker.Job, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	j, err := b.find(queue, id)
+	if err != nil {
+		return nil, err
+	}
+	return clone(j), nil
+}
+
+func (b *memBroker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.JobListResult, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	var all []*memJob
+	if p.State == broker.StatePending {
+		all = b.pendingOrder(p.Queue)
+	} else {
+		for _, j := range b.jobs {
+			if j.Queue == p.Queue && j.State == p.State {
+				all = append(all, j)
+			}
+		}
+		slices.SortFunc(all, func(x, y *memJob) int {
+			switch {
+			case p.State == broker.StateScheduled:
+				return cmp.Or(x.RunAt.Compare(y.RunAt), cmp.Compare(x.seq, y.seq))
+			case p.State == broker.StateActive:
+				return cmp.Or(x.LeaseUntil.Compare(y.LeaseUntil), cmp.Compare(x.seq, y.seq))
+			}
+			return cmp.Or(y.FinishedAt.Compare(x.FinishedAt), cmp.Compare(y.seq, x.seq))
+		})
+	}
+	all = slices.DeleteFunc(all, func(j *memJob) bool {
+		return p.TenantID != "" && j.TenantID != p.TenantID || p.Type != "" && j.Type != p.Type
+	})
+	limit := cmp.Or(p.Limit, 100)
+	res := &broker.JobListResult{NextOffset: -1}
+	for i := p.Offset; i < len(all) && i < p.Offset+limit; i++ {
+		res.Jobs = append(res.Jobs, clone(all[i]))
+	}
+	if p.Offset+limit < len(all) {
+		res.NextOffset = p.Offset + limit
+	}
+	return res, nil
+}
+
+func (b *memBroker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	j, err := b.find(queue, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State.Finished() {
+		return nil, fmt.Errorf("cancel job %s: %w", id, broker.ErrWrongState)
+	}
+	j.State, j.FinishedAt = broker.StateCancelled, time.Now()
+	return clone(j), nil
+}
+
+func (b *memBroker) JobRetry(ctx context.Context, queue, id string) (*broker.Job, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	j, err := b.find(queue, id)
+	if err != nil {
+		return nil, err
+	}
+	if s := j.State; s != broker.StateDead && s != broker.StateCancelled && s != broker.StateExpired {
+		return nil, fmt.Errorf("retry job %s (%s): %w", id, s, broker.ErrWrongState)
+	}
+	for _, o := range b.jobs {
+		if j.UniqueKey != "" && o.Queue == queue && o.UniqueKey == j.UniqueKey && !o.State.Finished() {
+			return nil, &broker.DuplicateError{Queue: queue, ExistingID: o.ID, UniqueKey: j.UniqueKey}
+		}
+	}
+	j.State, j.Attempt, j.RunAt, j.FinishedAt, j.ExpiresAt = broker.StatePending, 0, time.Now(), time.Time{}, time.Time{}
+	return clone(j), nil
+}
+
+func (b *memBroker) JobDelete(ctx context.Context, queue, id string) error {
+	if err := b.lock(); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	j, err := b.find(queue, id)
+	if err != nil {
+		return err
+	}
+	if j.State == broker.StateActive {
+		return fmt.Errorf("delete job %s: %w", id, broker.ErrWrongState)
+	}
+	delete(b.jobs, id)
+	return nil
+}
+
+func (b *memBroker) QueueStats(ctx context.Context, queue string) (*broker.QueueStats, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	st := &broker.QueueStats{Queue: queue, Paused: b.paused[queue]}
+	counters := map[broker.State]*int64{
+		broker.StateScheduled: &st.Scheduled, broker.StatePending: &st.Pending, broker.StateActive: &st.Active,
+		broker.StateCompleted: &st.Completed, broker.StateDead: &st.Dead, broker.StateCancelled: &st.Cancelled,
+		broker.StateExpired: &st.Expired,
+	}
+	for _, j := range b.jobs {
+		if j.Queue == queue {
+			*counters[j.State]++
+		}
+	}
+	return st, nil
+}
+
+func (b *memBroker) QueueList(ctx context.Context) ([]string, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	return slices.Sorted(maps.Keys(b.queues)), nil
+}
+
+func (b *memBroker) QueuePause(ctx context.Context, queue string) error {
+	if err := b.lock(); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	b.paused[queue], b.queues[queue] = true, true
+	return nil
+}
+
+func (b *memBroker) QueueResume(ctx context.Context, queue string) error {
+	if err := b.lock(); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	delete(b.paused, queue)
+	return nil
+}
+
+func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParams) (*broker.QueueMaintainResult, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	now := time.Now()
+	r := &broker.QueueMaintainResult{Promoted: b.promote(p.Queue, now)}
+	var completed []*memJob
+	for _, j := range b.jobs {
+		if j.Queue != p.Queue {
+			continue
+		}
+		switch j.State {
+		case broker.StateActive:
+			if b.faults.noLeaseRecovery || !now.After(j.LeaseUntil) {
+				continue
+			}
+			if j.Attempt < j.MaxAttempts {
+				j.State = broker.StatePending
+				r.Recovered++
+			} else {
+				j.State, j.FinishedAt, j.LastError = broker.StateDead, now, "lease expired"
+				r.Dead++
+			}
+		case broker.StatePending:
+			if b.expire(j, now) {
+				r.Expired++
+			}
+		case broker.StateCompleted:
+			completed = append(completed, j)
+		case broker.StateDead:
+			if p.DeadMaxAge > 0 && now.Sub(j.FinishedAt) > p.DeadMaxAge {
+				delete(b.jobs, j.ID)
+				r.Removed++
+			}
+		}
+	}
+	slices.SortFunc(completed, func(x, y *memJob) int { return y.FinishedAt.Compare(x.FinishedAt) })
+	if b.faults.retainOldest {
+		slices.Reverse(completed)
+	}
+	for i, j := range completed {
+		if p.CompletedMaxCount > 0 && i >= p.CompletedMaxCount || p.CompletedMaxAge > 0 && now.Sub(j.FinishedAt) > p.CompletedMaxAge {
+			delete(b.jobs, j.ID)
+			r.Removed++
+		}
+	}
+	return r, nil
+}
+
+func (b *memBroker) Ping(ctx context.Context) error {
+	if err := b.lock(); err != nil {
+		return err
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *memBroker) Close() error {
+	if b.faults.closeNoop {
+		return nil
+	}
+	if err := b.lock(); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	b.closed = true
+	return nil
+}
