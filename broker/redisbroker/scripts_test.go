@@ -448,3 +448,21 @@ func TestPausedQueueFetchesNothing(t *testing.T) {
 		t.Fatalf("queues = %v, %v", names, err)
 	}
 }
+
+func TestCloseLeavesCallersClientOpen(t *testing.T) {
+	t.Parallel()
+	client := redistest.Client(t)
+	b, err := redisbroker.New(client, redisbroker.Options{Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("the caller's client was closed with the broker: %v", err)
+	}
+	if _, err := redisbroker.New(client, redisbroker.Options{Prefix: "bad{prefix}"}); err == nil {
+		t.Fatal("a prefix with braces was accepted")
+	}
+}

@@ -37,11 +37,12 @@ while got < want and budget > 0 do
     elseif v[1] then
       local token = redis.call('INCR', KEYS[7])
       redis.call('HINCRBY', job_key, 'a', 1)
-      redis.call('HSET', job_key, 's', 'active', 'tk', fmt(token), 'lu', lease_until,
-        'st', fmt(now))
       if ARGV[3] ~= '' then
-        redis.call('HSET', job_key, 'w', ARGV[3])
+        redis.call('HSET', job_key, 's', 'active', 'tk', fmt(token), 'lu', lease_until,
+          'st', fmt(now), 'w', ARGV[3])
       else
+        redis.call('HSET', job_key, 's', 'active', 'tk', fmt(token), 'lu', lease_until,
+          'st', fmt(now))
         redis.call('HDEL', job_key, 'w')
       end
       redis.call('ZADD', KEYS[3], lease_until, id)

@@ -51,6 +51,8 @@ end
 
 local now = clock()
 local out = {'ok', now}
+-- One INCRBY reserves the batch's positions; scheduled jobs leave gaps.
+local seq0 = redis.call('INCRBY', KEYS[3], n) - n
 for i = 1, n do
   local b = 1 + (i - 1) * W
   local id, typ, data, prio = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4])
@@ -95,7 +97,7 @@ for i = 1, n do
   if scheduled then
     redis.call('ZADD', KEYS[1], fmt(due), id)
   else
-    redis.call('ZADD', KEYS[2], pending_score(KEYS[3], prio), id)
+    redis.call('ZADD', KEYS[2], fmt((MAX_PRIORITY - prio) * PRIORITY_SHIFT + seq0 + i), id)
   end
   if ARGV[b + 9] ~= '' then
     redis.call('SET', KEYS[6] .. ARGV[b + 9], id)
