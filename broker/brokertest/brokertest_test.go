@@ -43,6 +43,13 @@ var faultCases = map[string]struct {
 	"closeNoop":         {faults{closeNoop: true}, "ClosedBroker"},
 	"skipValidate":      {faults{skipValidate: true}, "InvalidInput"},
 	"dropResult":        {faults{dropResult: true}, "CompleteStoresResult"},
+	"fetchNoPromote":    {faults{fetchNoPromote: true}, "DelayedInvisibleBeforeDue"},
+	"finishedOldest":    {faults{finishedOldest: true}, "JobList"},
+	"expiredAsDead":     {faults{expiredAsDead: true}, "QueueStats"},
+	"queueListReversed": {faults{queueListReversed: true}, "QueueList"},
+	"ignoreProgress":    {faults{ignoreProgress: true}, "Progress"},
+	"dropHeaders":       {faults{dropHeaders: true}, "InsertRoundTrip"},
+	"deleteActive":      {faults{deleteActive: true}, "JobGetDelete"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

@@ -54,6 +54,13 @@ type faults struct {
 	closeNoop         bool // Close does nothing
 	skipValidate      bool // inserts are not validated
 	dropResult        bool // JobComplete does not store the result
+	fetchNoPromote    bool // JobFetch leaves due scheduled jobs to QueueMaintain
+	finishedOldest    bool // JobList lists finished jobs oldest first
+	expiredAsDead     bool // QueueStats counts expired jobs as dead
+	queueListReversed bool // QueueList is sorted backwards
+	ignoreProgress    bool // JobProgress reports success but stores nothing
+	dropHeaders       bool // inserts lose their headers
+	deleteActive      bool // JobDelete removes active jobs too
 }
 
 func newMemBroker(f faults) *memBroker {
@@ -184,6 +191,9 @@ func (b *memBroker) store(p *broker.JobInsertParams) *memJob {
 	case p.Delay > 0:
 		j.RunAt = now.Add(p.Delay)
 	}
+	if b.faults.dropHeaders {
+		j.Headers = nil
+	}
 	if j.RunAt.After(now) && !b.faults.ignoreDelay {
 		j.State = broker.StateScheduled
 	}
@@ -248,7 +258,9 @@ func (b *memBroker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*
 		return nil, fmt.Errorf("fetch from %q: %w", p.Queue, broker.ErrQueuePaused)
 	}
 	now := time.Now()
-	b.promote(p.Queue, now)
+	if !b.faults.fetchNoPromote {
+		b.promote(p.Queue, now)
+	}
 	var picked []*memJob
 	for _, j := range b.pendingOrder(p.Queue) {
 		if len(picked) == p.Limit {
@@ -367,7 +379,7 @@ func (b *memBroker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, p
 	}
 	defer b.mu.Unlock()
 	j, err := b.leased(p)
-	if err == nil {
+	if err == nil && !b.faults.ignoreProgress {
 		j.Progress = slices.Clone(progress)
 	}
 	return err
@@ -408,6 +420,9 @@ func (b *memBroker) JobList(ctx context.Context, p *broker.JobListParams) (*brok
 				return cmp.Or(x.RunAt.Compare(y.RunAt), cmp.Compare(x.seq, y.seq))
 			case p.State == broker.StateActive:
 				return cmp.Or(x.LeaseUntil.Compare(y.LeaseUntil), cmp.Compare(x.seq, y.seq))
+			}
+			if b.faults.finishedOldest {
+				return x.FinishedAt.Compare(y.FinishedAt)
 			}
 			return cmp.Or(y.FinishedAt.Compare(x.FinishedAt), cmp.Compare(y.seq, x.seq))
 		})
@@ -472,7 +487,7 @@ func (b *memBroker) JobDelete(ctx context.Context, queue, id string) error {
 	if err != nil {
 		return err
 	}
-	if j.State == broker.StateActive {
+	if j.State == broker.StateActive && !b.faults.deleteActive {
 		return fmt.Errorf("delete job %s: %w", id, broker.ErrWrongState)
 	}
 	delete(b.jobs, id)
@@ -492,7 +507,11 @@ func (b *memBroker) QueueStats(ctx context.Context, queue string) (*broker.Queue
 	}
 	for _, j := range b.jobs {
 		if j.Queue == queue {
-			*counters[j.State]++
+			st := j.State
+			if st == broker.StateExpired && b.faults.expiredAsDead {
+				st = broker.StateDead
+			}
+			*counters[st]++
 		}
 	}
 	return st, nil
@@ -503,7 +522,11 @@ func (b *memBroker) QueueList(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer b.mu.Unlock()
-	return slices.Sorted(maps.Keys(b.queues)), nil
+	names := slices.Sorted(maps.Keys(b.queues))
+	if b.faults.queueListReversed {
+		slices.Reverse(names)
+	}
+	return names, nil
 }
 
 func (b *memBroker) QueuePause(ctx context.Context, queue string) error {

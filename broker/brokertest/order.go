@@ -93,7 +93,7 @@ func testDelayedInvisibleBeforeDue(s *bundle) {
 	if !near(d.RunAt, d.CreatedAt.Add(delay)) {
 		s.t.Fatalf("job inserted with Delay %v: RunAt %v, want CreatedAt %v + delay", delay, d.RunAt, d.CreatedAt)
 	}
-	runAt := time.Now().Add(time.Second)
+	runAt := s.now().Add(time.Second) // an instant in the broker's future, whatever the skew
 	r := s.insert(q, func(p *broker.JobInsertParams) { p.RunAt = runAt })
 	if r.State != broker.StateScheduled || !near(r.RunAt, runAt) {
 		s.t.Fatalf("job inserted with RunAt %v: state %q, RunAt %v; want scheduled at RunAt", runAt, r.State, r.RunAt)
