@@ -128,7 +128,7 @@ type Broker interface {
 
 // JobInsertParams describes a job to insert.
 type JobInsertParams struct {
-	ID          string            // required; unique across the broker
+	ID          string            // required; unique within the queue
 	Queue       string            // required; see ValidateQueueName
 	Type        string            // required
 	Data        json.RawMessage   // a JSON document; empty means null

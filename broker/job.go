@@ -51,8 +51,10 @@ func (s State) Finished() bool {
 // Job is a job as a broker stores it. It is also the job a processor
 // receives (package worker re-exports it as worker.Job).
 type Job struct {
-	// ID is unique across the broker. Inserting a second job with an ID that
-	// exists (in any state) fails with ErrDuplicate.
+	// ID is unique within its queue (jobs are addressed by queue and id).
+	// Inserting a second job with an ID that exists in the queue (in any
+	// state) fails with ErrDuplicate. Client-generated ids are UUIDv7s, so
+	// they are unique everywhere.
 	ID string `json:"id"`
 	// Queue is the queue the job lives in.
 	Queue string `json:"queue"`
