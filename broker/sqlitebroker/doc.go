@@ -16,12 +16,17 @@
 // it keeps a single write connection (so writers queue in the process instead
 // of fighting over SQLite's lock) and a small pool of read connections.
 //
-// Several processes may open the same file at once, on one machine (SQLite
-// locking does not work over network file systems). They coordinate through
-// SQLite's own locks: every write is an IMMEDIATE transaction that waits up
-// to Options.BusyTimeout for the other processes' writes, so each job is
-// still leased to one worker at a time and fencing tokens still grow. Write
-// throughput is shared, not multiplied: for more than one node, use Redis.
+// A file is open in one Broker at a time. Open takes an exclusive lock on
+// path + ".lock" (flock, on Unix systems) and fails with ErrInUse, naming the
+// holder's pid, while another process or another Broker of this process has
+// the store open. The kernel drops the lock when its holder exits or is
+// killed, so a crash never blocks the next start; the small lock file itself
+// stays. Letting two processes write one SQLite file would be safe but
+// slow and unfair (SQLite's lock waits poll, so one busy process can starve
+// the other into "database is locked" errors), and it would not add
+// capacity: to run workers on several processes or machines, use the Redis
+// broker. Tools that only read the file (the sqlite3 shell, backups) are not
+// affected by the lock.
 //
 // # Schema
 //

@@ -28,6 +28,8 @@ var (
 	ErrNotDatabase = errors.New("file is not a SQLite database or is corrupt")
 	// ErrForeignDatabase: the file is a SQLite database of another application.
 	ErrForeignDatabase = errors.New("file is a SQLite database of another application, not an aibos-worker store")
+	// ErrInUse: another Broker, in this process or another, has the file open.
+	ErrInUse = errors.New("store file is in use")
 	// ErrNewerSchema: the store was written by a newer version of this package.
 	ErrNewerSchema = errors.New("store was written by a newer version of aibos-worker")
 )

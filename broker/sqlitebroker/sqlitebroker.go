@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -45,8 +46,9 @@ func (o Options) withDefaults() Options {
 type Broker struct {
 	path   string
 	opts   Options
-	write  *sql.DB // exactly one connection: SQLite has one writer
-	read   *sql.DB // query_only connections
+	lock   *os.File // holds the flock that keeps other processes out; nil where unsupported
+	write  *sql.DB  // exactly one connection: SQLite has one writer
+	read   *sql.DB  // query_only connections
 	closed atomic.Bool
 }
 
@@ -74,12 +76,36 @@ func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath(
 // needed, and applies pending schema migrations. It fails, naming the file,
 // if path cannot be written, is not a SQLite database, belongs to another
 // application or was written by a newer version of this package; in those
-// cases the file is left untouched.
+// cases the file is left untouched. It fails with ErrInUse while another
+// Broker, in this process or another, has the file open.
 func Open(path string, opts Options) (*Broker, error) {
 	opts = opts.withDefaults()
 	if err := checkFile(path, opts.BusyTimeout); err != nil {
 		return nil, err
 	}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := open(path, opts)
+	if err != nil {
+		unlock(lock)
+		return nil, err
+	}
+	b.lock = lock
+	return b, nil
+}
+
+// unlock releases the lock taken by lockFile.
+func unlock(f *os.File) error {
+	if f == nil {
+		return nil
+	}
+	return f.Close()
+}
+
+// open opens the connection pools and migrates the schema.
+func open(path string, opts Options) (*Broker, error) {
 	write, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -116,7 +142,7 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("close sqlite store %s: %w", b.path, broker.ErrClosed)
 	}
-	err := errors.Join(b.read.Close(), b.write.Close())
+	err := errors.Join(b.read.Close(), b.write.Close(), unlock(b.lock))
 	if err != nil {
 		return fmt.Errorf("close sqlite store %s: %w", b.path, err)
 	}

@@ -1,0 +1,43 @@
+//go:build unix
+
+package sqlitebroker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// lockFile takes an exclusive, non-blocking flock on path + ".lock" and
+// records this process's pid in it. The kernel drops the lock when the
+// process dies, so a crash never leaves a stale lock behind.
+func lockFile(path string) (*os.File, error) {
+	name := path + ".lock"
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: create lock file: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			holder := "another process"
+			if b, err := os.ReadFile(name); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					holder = fmt.Sprintf("process %d", pid)
+					if pid == os.Getpid() {
+						holder = "another Broker of this process"
+					}
+				}
+			}
+			return nil, fmt.Errorf("open sqlite store %s: %w (held by %s through %s)", path, ErrInUse, holder, name)
+		}
+		return nil, fmt.Errorf("open sqlite store %s: lock %s: %w", path, name, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
