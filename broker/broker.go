@@ -56,7 +56,8 @@ type Broker interface {
 	JobComplete(ctx context.Context, ps []*JobCompleteParams) ([]error, error)
 
 	// JobFail records a failed attempt. If p.Discard is false and the job has
-	// attempts left (Attempt < MaxAttempts), it moves to scheduled, due after
+	// attempts left (Attempt < MaxAttempts, where p.MaxAttempts > 0 replaces
+	// the job's MaxAttempts and is stored), it moves to scheduled, due after
 	// p.RetryDelay; otherwise it moves to dead. Returns the new state.
 	// ErrLeaseLost if the token is stale (nothing changes), ErrNotFound if
 	// the job does not exist.
@@ -178,6 +179,12 @@ type JobFailParams struct {
 	Error      string        // what went wrong (may include a stack)
 	RetryDelay time.Duration // >= 0: how long until the retry is due
 	Discard    bool          // true: dead now, whatever attempts are left
+	// MaxAttempts, when > 0, overrides the job's MaxAttempts for this
+	// decision (dead unless Attempt < MaxAttempts) and is stored on the job,
+	// so later fetches, failures and lease recoveries use it too. Used by
+	// recovery policies whose error class allows more (or fewer) attempts
+	// than the job was enqueued with.
+	MaxAttempts int
 }
 
 // JobListParams selects jobs to list.

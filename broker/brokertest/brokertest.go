@@ -62,6 +62,8 @@ var cases = []testCase{
 	{"RetentionRemovesCompleted", testRetention},
 	{"InvalidInput", testInvalidInput},
 	{"ClosedBroker", testClosedBroker},
+	{"FailMaxAttemptsOverride", testFailMaxAttemptsOverride},
+	{"OldestPending", testOldestPending},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each

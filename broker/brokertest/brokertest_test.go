@@ -50,6 +50,8 @@ var faultCases = map[string]struct {
 	"ignoreProgress":    {faults{ignoreProgress: true}, "Progress"},
 	"dropHeaders":       {faults{dropHeaders: true}, "InsertRoundTrip"},
 	"deleteActive":      {faults{deleteActive: true}, "JobGetDelete"},
+	"ignoreFailMax":     {faults{ignoreFailMax: true}, "FailMaxAttemptsOverride"},
+	"oldestFirstInLine": {faults{oldestFirstInLine: true}, "OldestPending"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

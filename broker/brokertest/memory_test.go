@@ -61,6 +61,8 @@ type faults struct {
 	ignoreProgress    bool // JobProgress reports success but stores nothing
 	dropHeaders       bool // inserts lose their headers
 	deleteActive      bool // JobDelete removes active jobs too
+	ignoreFailMax     bool // JobFail ignores its MaxAttempts override
+	oldestFirstInLine bool // OldestPendingAt is the RunAt of the next job to fetch
 }
 
 func newMemBroker(f faults) *memBroker {
@@ -330,6 +332,9 @@ func (b *memBroker) JobFail(ctx context.Context, p *broker.JobFailParams) (broke
 	}
 	now := time.Now()
 	j.LastError = p.Error
+	if p.MaxAttempts > 0 && !b.faults.ignoreFailMax {
+		j.MaxAttempts = p.MaxAttempts
+	}
 	if !p.Discard && j.Attempt < j.MaxAttempts {
 		j.State, j.RunAt = broker.StateScheduled, now.Add(p.RetryDelay)
 		if b.faults.ignoreRetryDelay {
@@ -512,6 +517,14 @@ func (b *memBroker) QueueStats(ctx context.Context, queue string) (*broker.Queue
 				st = broker.StateDead
 			}
 			*counters[st]++
+		}
+	}
+	for i, j := range b.pendingOrder(queue) {
+		if b.faults.oldestFirstInLine && i > 0 {
+			break
+		}
+		if st.OldestPendingAt.IsZero() || j.RunAt.Before(st.OldestPendingAt) {
+			st.OldestPendingAt = j.RunAt
 		}
 	}
 	return st, nil

@@ -205,7 +205,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 		discard = "1"
 	}
 	reply, err := scriptFail.Run(ctx, b.client, []string{k.active, k.scheduled, k.dead, k.job, k.unique},
-		p.ID, p.Token, p.Error, millis(p.RetryDelay), discard).Slice()
+		p.ID, p.Token, p.Error, millis(p.RetryDelay), discard, max(p.MaxAttempts, 0)).Slice()
 	if err != nil {
 		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, err)
 	}

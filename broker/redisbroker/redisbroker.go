@@ -138,7 +138,7 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueSta
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: queue stats of %q: %w", queue, err)
 	}
-	return &broker.QueueStats{
+	st := &broker.QueueStats{
 		Queue:     queue,
 		Paused:    paused.Val() == 1,
 		Scheduled: counts[0].Val(),
@@ -148,7 +148,17 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueSta
 		Dead:      counts[4].Val(),
 		Cancelled: counts[5].Val(),
 		Expired:   counts[6].Val(),
-	}, nil
+	}
+	// Read after the counts, not inside their transaction: a script cannot
+	// be loaded inside MULTI. See lua/oldest.lua for what it measures.
+	oldest, err := scriptOldest.Run(ctx, b.client, []string{k.pending, k.job}).Int64()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: oldest pending job of %q: %w", queue, err)
+	}
+	if oldest >= 0 {
+		st.OldestPendingAt = fromMillis(oldest)
+	}
+	return st, nil
 }
 
 // QueueList names every queue that ever held a job or was paused, sorted.

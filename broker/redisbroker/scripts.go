@@ -30,6 +30,7 @@ var (
 	scriptDelete   = loadScript("delete.lua")
 	scriptList     = loadScript("list.lua")
 	scriptMaintain = loadScript("maintain.lua")
+	scriptOldest   = loadScript("oldest.lua")
 )
 
 func loadScript(name string) *redis.Script {

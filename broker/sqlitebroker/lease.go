@@ -248,15 +248,19 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 	var state broker.State
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
 		var s string
+		// SQLite evaluates every SET expression on the old row, so the
+		// override (m) is spelled out in each decision rather than read back.
+		m := p.MaxAttempts
 		err := tx.QueryRowContext(ctx, `UPDATE jobs SET
-			state = CASE WHEN NOT ? AND attempt < max_attempts THEN 'scheduled' ELSE 'dead' END,
-			run_at = CASE WHEN NOT ? AND attempt < max_attempts THEN ? ELSE run_at END,
-			finished_at = CASE WHEN NOT ? AND attempt < max_attempts THEN NULL ELSE ? END,
+			state = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN 'scheduled' ELSE 'dead' END,
+			run_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN ? ELSE run_at END,
+			finished_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN NULL ELSE ? END,
+			max_attempts = iif(? > 0, ?, max_attempts),
 			last_error = ?, lease_until = NULL
 			WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
 			RETURNING state`,
-			p.Discard, p.Discard, now+p.RetryDelay.Milliseconds(), p.Discard, now,
-			p.Error, p.ID, p.Queue, p.Token).Scan(&s)
+			p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
+			m, m, p.Error, p.ID, p.Queue, p.Token).Scan(&s)
 		if errors.Is(err, sql.ErrNoRows) {
 			return leaseMiss(ctx, tx, &p.JobLeaseParams)
 		}

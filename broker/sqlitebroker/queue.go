@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aibos/worker/broker"
 )
@@ -56,6 +57,16 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueSta
 	}
 	if err := rows.Err(); err != nil {
 		return nil, b.fail(op, err)
+	}
+	// Exact: the smallest RunAt over every pending job of the queue (a
+	// range scan of the jobs_fetch index's pending entries).
+	var oldest sql.NullInt64
+	err = tx.QueryRowContext(ctx, `SELECT min(run_at) FROM jobs WHERE queue = ? AND state = 'pending'`, queue).Scan(&oldest)
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	if oldest.Valid {
+		st.OldestPendingAt = time.UnixMilli(oldest.Int64)
 	}
 	return st, nil
 }

@@ -5,6 +5,8 @@
 -- KEYS[4] job hash prefix  KEYS[5] unique-key prefix
 -- ARGV[1] id  ARGV[2] lease token  ARGV[3] error text  ARGV[4] retry delay ms
 -- ARGV[5] '1' to discard (dead whatever attempts are left)
+-- ARGV[6] max attempts override: when > 0, replaces and is stored as the
+--   job's max attempts before deciding
 -- Returns {code, state}: code 1 done (state is the new state), 0 not found,
 --   -1 lease lost (nothing changed).
 
@@ -16,6 +18,9 @@ if code ~= 1 then
 end
 local now, now_us = clock()
 redis.call('HSET', job_key, 'le', ARGV[3])
+if tonumber(ARGV[6]) > 0 then
+  redis.call('HSET', job_key, 'm', ARGV[6])
+end
 local v = redis.call('HMGET', job_key, 'a', 'm')
 if ARGV[5] ~= '1' and tonumber(v[1]) < tonumber(v[2]) then
   local due = fmt(now + tonumber(ARGV[4]))

@@ -1,0 +1,22 @@
+-- oldest.lua finds when the longest-waiting pending job became due. Pending
+-- is ordered by priority, then FIFO, so it reads the job first in line of
+-- each priority present (one O(log n) jump per priority, at most 2001) and
+-- returns the smallest RunAt among them. A job put back at the end of its
+-- line with an older RunAt (lease recovery, hand-back) is not seen until it
+-- reaches the head.
+--
+-- KEYS[1] pending zset  KEYS[2] job hash prefix
+-- ARGV none
+-- Returns the RunAt in unix milliseconds, or -1 when nothing is pending.
+
+local best = -1
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+while head[1] do
+  local band = math.floor(tonumber(head[2]) / PRIORITY_SHIFT)
+  local r = tonumber(redis.call('HGET', KEYS[2] .. head[1], 'r') or '-1')
+  if r and r >= 0 and (best < 0 or r < best) then
+    best = r
+  end
+  head = redis.call('ZRANGEBYSCORE', KEYS[1], fmt((band + 1) * PRIORITY_SHIFT), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+end
+return best
