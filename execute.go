@@ -94,7 +94,7 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error) {
 		r.mu.Lock()
 		result := r.result
 		r.mu.Unlock()
-		if ackErr := m.ack(&broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}); ackErr != nil {
+		if ackErr := m.complete(r, &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}); ackErr != nil {
 			log.Error("complete job", "err", ackErr)
 			return
 		}
@@ -119,7 +119,7 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error) {
 	default:
 		fp.RetryDelay = m.cfg.Retry.Delay(job.Attempt)
 	}
-	state, failErr := m.b.JobFail(ctx, fp)
+	state, failErr := m.fail(ctx, r, fp)
 	if failErr != nil {
 		log.Error("record failed attempt", "err", failErr, "job_err", err)
 		return

@@ -35,8 +35,9 @@ type running struct {
 	cancel context.CancelCauseFunc
 	m      *Manager
 
-	mu     sync.Mutex
-	result json.RawMessage
+	mu       sync.Mutex
+	result   json.RawMessage
+	finisher Finisher // set by SetFinisher; nil: the Manager finishes the job itself
 }
 
 func handleFrom(ctx context.Context) (*running, error) {
