@@ -183,10 +183,10 @@ func isConstraint(err error) bool {
 
 // duplicateOf builds the *DuplicateError for p after a constraint violation.
 func duplicateOf(ctx context.Context, tx *sql.Tx, p *broker.JobInsertParams, cause error) error {
-	var queue string
-	err := tx.QueryRowContext(ctx, `SELECT queue FROM jobs WHERE id = ?`, p.ID).Scan(&queue)
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE queue = ? AND id = ?`, p.Queue, p.ID).Scan(&one)
 	if err == nil {
-		return &broker.DuplicateError{Queue: queue, ExistingID: p.ID}
+		return &broker.DuplicateError{Queue: p.Queue, ExistingID: p.ID}
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("look up duplicate of job %s: %w", p.ID, err)

@@ -4,7 +4,7 @@
 CREATE TABLE jobs (
     -- seq orders jobs FIFO among equal priorities; it only grows.
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    id           TEXT    NOT NULL UNIQUE,
+    id           TEXT    NOT NULL,
     queue        TEXT    NOT NULL,
     type         TEXT    NOT NULL,
     data         BLOB,
@@ -28,7 +28,9 @@ CREATE TABLE jobs (
     -- lease_token is the fencing token of the latest lease; it only grows.
     lease_token  INTEGER NOT NULL DEFAULT 0,
     lease_until  INTEGER,
-    worker_id    TEXT    NOT NULL DEFAULT ''
+    worker_id    TEXT    NOT NULL DEFAULT '',
+    -- Jobs are addressed by queue and id.
+    UNIQUE (queue, id)
 );
 
 -- Fetch order: highest priority first, FIFO among equals.

@@ -1,0 +1,101 @@
+package sqlitebroker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/brokertest"
+	"github.com/aibos/worker/broker/sqlitebroker"
+)
+
+func TestConformance(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T) broker.Broker {
+		b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "jobs.db"), sqlitebroker.Options{})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}
+
+// TestClockDrivesTime checks that every time the broker decides by comes
+// from Options.Now: a job delayed by an hour becomes fetchable when the
+// injected clock moves, and its lease expires by that clock too.
+func TestClockDrivesTime(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_800_000_000_000)
+	b, _ := openT(t, sqlitebroker.Options{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	p := newJob("q", "later")
+	p.Delay = time.Hour
+	j, err := b.JobInsert(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != broker.StateScheduled || !j.RunAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("inserted = %s at %v, want scheduled at %v", j.State, j.RunAt, now.Add(time.Hour))
+	}
+	fetch := func() []*broker.Job {
+		t.Helper()
+		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: 10, LeaseDuration: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jobs
+	}
+	if got := fetch(); len(got) != 0 {
+		t.Fatalf("fetched %d jobs before they were due", len(got))
+	}
+	now = now.Add(time.Hour)
+	got := fetch()
+	if len(got) != 1 || !got[0].LeaseUntil.Equal(now.Add(time.Minute)) {
+		t.Fatalf("fetch when due = %+v, want the job leased until %v", got, now.Add(time.Minute))
+	}
+	now = now.Add(2 * time.Minute)
+	res, err := b.QueueMaintain(ctx, &broker.QueueMaintainParams{Queue: "q"})
+	if err != nil || res.Recovered != 1 {
+		t.Fatalf("maintain after the lease expired = %+v, %v; want 1 recovered", res, err)
+	}
+}
+
+// TestBatchCompleteMixedTokens checks that a completion batch with a stale
+// token in the middle completes the others and leaves the stale one alone.
+func TestBatchCompleteMixedTokens(t *testing.T) {
+	t.Parallel()
+	b, _ := openT(t, sqlitebroker.Options{})
+	ctx := context.Background()
+	ps := make([]*broker.JobInsertParams, 3)
+	for i := range ps {
+		ps[i] = newJob("q", fmt.Sprint(i))
+	}
+	if _, err := b.JobInsertMany(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: 3, LeaseDuration: time.Minute})
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("fetch: %v %v", jobs, err)
+	}
+	cs := completions(jobs)
+	cs[1].Token--
+	cs = append(cs, &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: "q", ID: "missing", Token: 1}})
+	errs, err := b.JobComplete(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []error{nil, broker.ErrLeaseLost, nil, broker.ErrNotFound}
+	for i, w := range want {
+		if (w == nil) != (errs[i] == nil) || (w != nil && !errors.Is(errs[i], w)) {
+			t.Errorf("errs[%d] = %v, want %v", i, errs[i], w)
+		}
+	}
+	j, err := b.JobGet(ctx, "q", jobs[1].ID)
+	if err != nil || j.State != broker.StateActive {
+		t.Errorf("job completed with a stale token: %+v, %v", j, err)
+	}
+}
