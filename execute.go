@@ -51,6 +51,8 @@ func (m *Manager) execute(ctx context.Context, r *running) {
 	m.mu.Lock()
 	p := m.procs[job.Type]
 	m.mu.Unlock()
+	m.emit(Event{Kind: EventStarted, Job: job})
+	began := time.Now()
 	var err error
 	if p == nil {
 		err = fmt.Errorf("no processor registered for job type %q", job.Type)
@@ -64,7 +66,7 @@ func (m *Manager) execute(ctx context.Context, r *running) {
 			err = fmt.Errorf("%w (%v)", err, cause)
 		}
 	}
-	m.finish(ctx, r, err)
+	m.finish(ctx, r, err, time.Since(began))
 }
 
 // callProcessor runs p, turning a panic into an error with its stack.
@@ -77,8 +79,9 @@ func callProcessor(ctx context.Context, p Processor, job *Job) (err error) {
 	return p.Process(ctx, job)
 }
 
-// finish reports the outcome to the broker.
-func (m *Manager) finish(jobCtx context.Context, r *running, err error) {
+// finish reports the outcome to the broker; took is how long the
+// processor ran.
+func (m *Manager) finish(jobCtx context.Context, r *running, err error, took time.Duration) {
 	job := r.job
 	log := m.jobLog(job)
 	cause := context.Cause(jobCtx)
@@ -86,6 +89,7 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error) {
 		// The job was recovered by another worker or cancelled; whatever
 		// we report would be rejected.
 		log.Warn("job lease lost; result discarded", "processor_err", err)
+		m.emit(Event{Kind: EventLeaseLost, Job: job, Err: err, Duration: took})
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -96,39 +100,48 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error) {
 		r.mu.Unlock()
 		if ackErr := m.complete(r, &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}); ackErr != nil {
 			log.Error("complete job", "err", ackErr)
+			if errors.Is(ackErr, broker.ErrLeaseLost) {
+				m.emit(Event{Kind: EventLeaseLost, Job: job, Duration: took})
+			}
 			return
 		}
 		log.Debug("job completed")
+		m.emit(Event{Kind: EventCompleted, Job: job, Duration: took})
 		return
 	}
 	if errors.Is(cause, errShutdown) {
 		if relErr := m.b.JobRelease(ctx, r.lease()); relErr != nil {
 			log.Error("hand back job at shutdown", "err", relErr)
+			return
 		}
 		log.Info("job handed back at shutdown")
+		m.emit(Event{Kind: EventHandedBack, Job: job, Err: err, Duration: took})
 		return
 	}
-	fp := &broker.JobFailParams{JobLeaseParams: *r.lease(), Error: err.Error()}
-	var nr *noRetryError
-	var ra *retryAfterError
-	switch {
-	case errors.As(err, &nr):
-		fp.Discard = true
-	case errors.As(err, &ra):
-		fp.RetryDelay = ra.delay
-	default:
-		fp.RetryDelay = m.cfg.Retry.Delay(job.Attempt)
+	fp, dec := m.failParams(r, err)
+	if dec != nil && dec.Class != "" {
+		log = log.With("error_type", dec.Class)
 	}
 	state, failErr := m.fail(ctx, r, fp)
 	if failErr != nil {
 		log.Error("record failed attempt", "err", failErr, "job_err", err)
+		if errors.Is(failErr, broker.ErrLeaseLost) {
+			m.emit(Event{Kind: EventLeaseLost, Job: job, Err: err, Duration: took})
+		}
 		return
 	}
+	ev := Event{Kind: EventDead, Job: job, Err: err, Duration: took}
 	if state == broker.StateDead {
 		log.Error("job failed; no attempts left", "err", err)
 	} else {
 		log.Warn("job failed; will retry", "err", err, "retry_in", fp.RetryDelay)
+		ev.Kind, ev.RetryDelay = EventRetrying, fp.RetryDelay
 	}
+	if dec != nil {
+		ev.ErrorType = dec.Class
+	}
+	m.emit(ev)
+	m.notify(ctx, log, job, err, dec, state)
 }
 
 // ackRequest is one completion waiting to be sent in a batch.

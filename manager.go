@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/recovery"
 	"github.com/aibos/worker/retry"
 )
 
@@ -76,6 +77,17 @@ type ManagerConfig struct {
 	// Logger receives the Manager's logs. Payloads are never logged.
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// Recovery chooses, per error class, how a failed job is retried or
+	// failed and whether to notify (see package recovery). NoRetry and
+	// RetryAfter errors keep their meaning and take precedence. Defaults to
+	// nil: every failure retries with Retry's backoff while the job has
+	// attempts left.
+	Recovery *recovery.Policy
+	// OnEvent, if set, is called for every job event (started, completed,
+	// retrying, dead, lease lost, handed back), synchronously from the
+	// job's goroutine: it must be quick and safe for concurrent use.
+	// Package metrics provides one.
+	OnEvent func(Event)
 }
 
 func (c *ManagerConfig) withDefaults() error {
@@ -125,6 +137,11 @@ func (c *ManagerConfig) withDefaults() error {
 	}
 	if err := c.Retry.Validate(); err != nil {
 		return err
+	}
+	if c.Recovery != nil {
+		if err := c.Recovery.Validate(); err != nil {
+			return err
+		}
 	}
 	seen := map[string]bool{}
 	for i := range c.Queues {
@@ -367,6 +384,14 @@ func (m *Manager) Busy() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.busy
+}
+
+// Draining reports whether Shutdown has begun: the Manager fetches no more
+// jobs, so it should not be counted as ready.
+func (m *Manager) Draining() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopped
 }
 
 func (r *running) lease() *broker.JobLeaseParams {

@@ -1,0 +1,57 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/recovery"
+)
+
+// failParams decides how a failed attempt is recorded. NoRetry and
+// RetryAfter win; then the recovery policy's strategy for the error's
+// class, if the Manager has a policy; else the backoff with the job's own
+// attempts. The decision is returned when a policy was asked, so that the
+// caller can notify.
+func (m *Manager) failParams(r *running, err error) (*broker.JobFailParams, *recovery.Decision) {
+	fp := &broker.JobFailParams{JobLeaseParams: *r.lease(), Error: err.Error()}
+	var dec *recovery.Decision
+	if m.cfg.Recovery != nil {
+		d := m.cfg.Recovery.Decide(err)
+		dec = &d
+	}
+	var nr *noRetryError
+	var ra *retryAfterError
+	switch {
+	case errors.As(err, &nr):
+		fp.Discard = true
+	case errors.As(err, &ra):
+		fp.RetryDelay = ra.delay
+	case dec != nil && dec.Strategy.Action == recovery.Fail:
+		fp.Discard = true
+	case dec != nil:
+		fp.MaxAttempts = dec.Strategy.MaxAttempts
+		fp.RetryDelay = dec.Strategy.Delay
+		if fp.RetryDelay <= 0 {
+			fp.RetryDelay = m.cfg.Retry.Delay(r.job.Attempt)
+		}
+	default:
+		fp.RetryDelay = m.cfg.Retry.Delay(r.job.Attempt)
+	}
+	return fp, dec
+}
+
+// notify sends a failure to the recovery policy's notifier when the
+// strategy asks for it. A notifier error is logged, never retried: the
+// failure itself is already recorded.
+func (m *Manager) notify(ctx context.Context, log *slog.Logger, job *Job, err error, dec *recovery.Decision, state State) {
+	if dec == nil || !dec.Strategy.Notify {
+		return
+	}
+	n := recovery.NotificationFor(job, err, *dec, state, time.Now())
+	if nerr := m.cfg.Recovery.Notify(ctx, n); nerr != nil {
+		log.Error("notify job failure", "err", nerr)
+	}
+}
