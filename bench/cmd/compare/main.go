@@ -1,0 +1,215 @@
+// Command compare runs the same workloads on aibos-worker (Redis and
+// embedded SQLite), asynq and BullMQ, against one private redis-server on
+// loopback, and prints one table with the ratios aibos/asynq and
+// aibos/BullMQ. See bench/RESULTS.md.
+//
+//	cd bench && go run ./cmd/compare                 # everything, 1 run
+//	cd bench && go run ./cmd/compare -runs 3          # medians of 3 runs
+//	cd bench && go run ./cmd/compare -phases b,c -systems aibos,asynq
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// config is what the flags select.
+type config struct {
+	phases    []string
+	systems   []string
+	runs      int
+	n         int
+	memN      int
+	latencyS  float64
+	redisBin  string
+	nodeDir   string
+	verbose   bool
+	redisAddr string // filled in once the server runs
+}
+
+func (c *config) has(list []string, v string) bool { return slices.Contains(list, v) }
+
+func main() {
+	var cfg config
+	var phases, systems string
+	flag.StringVar(&phases, "phases", "a,b,c,d,e,f", "workloads to run: a enqueue, b process, c latency, d delayed, e memory and cpu, f embedded SQLite store (a-c)")
+	flag.StringVar(&systems, "systems", "aibos,asynq,bullmq", "systems to run (f always runs aibos on SQLite)")
+	flag.IntVar(&cfg.runs, "runs", 1, "repeat everything and report the median of each figure")
+	flag.IntVar(&cfg.n, "n", 50000, "jobs per enqueue and processing workload")
+	flag.IntVar(&cfg.memN, "mem-n", 100000, "pending jobs for the memory workload")
+	flag.Float64Var(&cfg.latencyS, "latency-seconds", 5, "how long the 1,000 jobs/s latency workload runs")
+	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
+	flag.StringVar(&cfg.nodeDir, "node-dir", "node", "directory of package.json and bullmq.js")
+	flag.BoolVar(&cfg.verbose, "v", false, "log each figure as it is measured")
+	flag.Parse()
+	cfg.phases = strings.Split(phases, ",")
+	cfg.systems = strings.Split(systems, ",")
+	if err := run(&cfg); err != nil {
+		log.Fatalf("compare: %v", err)
+	}
+}
+
+func run(cfg *config) error {
+	srv, err := startRedis(cfg.redisBin)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	cfg.redisAddr = srv.addr
+	if cfg.has(cfg.systems, "bullmq") {
+		if err := npmInstall(cfg.nodeDir); err != nil {
+			return err
+		}
+	}
+	ctx := context.Background()
+	all := make([]results, 0, cfg.runs)
+	for r := 0; r < cfg.runs; r++ {
+		res := results{}
+		start := time.Now()
+		for _, s := range []system{
+			newAibosRedis(srv), &asynqSystem{srv: srv}, &bullmqSystem{cfg: cfg, srv: srv},
+		} {
+			if !cfg.has(cfg.systems, s.name()) {
+				continue
+			}
+			if err := measure(ctx, cfg, srv, s, res); err != nil {
+				return fmt.Errorf("run %d, %s: %w", r+1, s.name(), err)
+			}
+		}
+		if cfg.has(cfg.phases, "f") {
+			if err := measureSQLite(ctx, cfg, res); err != nil {
+				return fmt.Errorf("run %d, sqlite: %w", r+1, err)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "run %d of %d took %v\n", r+1, cfg.runs, time.Since(start).Round(time.Second))
+		all = append(all, res)
+	}
+	fmt.Printf("redis-server %s on loopback; %d jobs per workload; medians of %d run(s)\n\n", srv.version, cfg.n, cfg.runs)
+	printTable(os.Stdout, median(all))
+	return nil
+}
+
+// measure runs every selected phase of one system, flushing Redis before each.
+func measure(ctx context.Context, cfg *config, srv *redisServer, s system, res results) error {
+	set := func(metric string, v float64) {
+		res.set(s.name(), metric, v)
+		if cfg.verbose {
+			fmt.Fprintf(os.Stderr, "%-7s %-28s %12.2f\n", s.name(), metric, v)
+		}
+	}
+	step := func(phase string, f func() error) error {
+		if !cfg.has(cfg.phases, phase) {
+			return nil
+		}
+		if err := srv.flush(ctx); err != nil {
+			return err
+		}
+		return f()
+	}
+	if err := step("a", func() error { return enqueuePhase(ctx, cfg, srv, s, set) }); err != nil {
+		return err
+	}
+	for _, conc := range []int{10, 50} {
+		if err := step("b", func() error { return processPhase(ctx, cfg, srv, s, conc, set) }); err != nil {
+			return err
+		}
+	}
+	if err := step("c", func() error {
+		lags, err := s.latency(ctx, 1000, cfg.latencyS, 10)
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+		set("c latency p50 ms", percentile(lags, 50))
+		set("c latency p95 ms", percentile(lags, 95))
+		set("c latency p99 ms", percentile(lags, 99))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := step("d", func() error {
+		lags, err := s.delayed(ctx, 1000, 10, 2*time.Second)
+		if err != nil {
+			return fmt.Errorf("delayed: %w", err)
+		}
+		early := 0
+		for _, l := range lags {
+			if l < 0 {
+				early++
+			}
+		}
+		set("d delayed lag p50 ms", percentile(lags, 50))
+		set("d delayed lag p99 ms", percentile(lags, 99))
+		set("d delayed started early", float64(early))
+		return nil
+	}); err != nil {
+		return err
+	}
+	return step("e", func() error {
+		before, err := srv.usedMemory(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.fill(ctx, cfg.memN); err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+		after, err := srv.usedMemory(ctx)
+		if err != nil {
+			return err
+		}
+		set("e redis bytes/pending job", float64(after-before)/float64(cfg.memN))
+		return nil
+	})
+}
+
+func enqueuePhase(ctx context.Context, cfg *config, srv *redisServer, s system, set func(string, float64)) error {
+	for _, g := range []int{1, 32} {
+		d, err := s.enqueue(ctx, cfg.n, g)
+		if err != nil {
+			return fmt.Errorf("enqueue from %d: %w", g, err)
+		}
+		set(fmt.Sprintf("a enqueue x%d jobs/s", g), float64(cfg.n)/d.Seconds())
+		if err := srv.flush(ctx); err != nil {
+			return err
+		}
+	}
+	d, err := s.bulk(ctx, cfg.n, 1000)
+	if err == errUnsupported {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bulk enqueue: %w", err)
+	}
+	set("a enqueue bulk jobs/s", float64(cfg.n)/d.Seconds())
+	return nil
+}
+
+// processPhase fills the queue, then times a worker draining it and
+// measures the Redis CPU spent per job meanwhile.
+func processPhase(ctx context.Context, cfg *config, srv *redisServer, s system, conc int, set func(string, float64)) error {
+	if err := s.fill(ctx, cfg.n); err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	cpu0, err := srv.usedCPU(ctx)
+	if err != nil {
+		return err
+	}
+	d, err := s.process(ctx, cfg.n, conc)
+	if err != nil {
+		return fmt.Errorf("process at %d: %w", conc, err)
+	}
+	cpu1, err := srv.usedCPU(ctx)
+	if err != nil {
+		return err
+	}
+	set(fmt.Sprintf("b process c%d jobs/s", conc), float64(cfg.n)/d.Seconds())
+	if conc == 50 {
+		set("e redis cpu us/processed job", (cpu1-cpu0).Seconds()*1e6/float64(cfg.n))
+	}
+	return nil
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// system is one job system under test. Every method starts from an empty
+// Redis (the caller flushes) and cleans up what it started.
+type system interface {
+	name() string
+	// enqueue adds n jobs one by one from g goroutines.
+	enqueue(ctx context.Context, n, g int) (time.Duration, error)
+	// bulk adds n jobs in batches; errUnsupported if the system has no bulk add.
+	bulk(ctx context.Context, n, batch int) (time.Duration, error)
+	// fill adds n pending jobs as fast as the system can.
+	fill(ctx context.Context, n int) error
+	// process starts a worker at concurrency conc and times it draining n
+	// pending no-op jobs (until they are all acknowledged).
+	process(ctx context.Context, n, conc int) (time.Duration, error)
+	// latency adds rate jobs/s for seconds to a running, idle worker and
+	// returns each job's enqueue-to-start time in ms.
+	latency(ctx context.Context, rate int, seconds float64, conc int) ([]float64, error)
+	// delayed adds n jobs evenly over seconds, each due delay after its add,
+	// and returns each job's start minus due time in ms (negative: early).
+	delayed(ctx context.Context, n int, seconds float64, delay time.Duration) ([]float64, error)
+}
+
+var errUnsupported = errors.New("unsupported")
+
+// payload is the no-op job's data for every system.
+var payload = []byte(`{"invoice":"INV-0001","amount":1250}`)
+
+// stampPayload carries the instant a job should start (enqueue time, or due
+// time for a delayed job) in unix ms.
+type stampPayload struct {
+	Invoice string  `json:"invoice"`
+	Amount  int     `json:"amount"`
+	Due     float64 `json:"due"`
+}
+
+func nowMs() float64 { return float64(time.Now().UnixNano()) / 1e6 }
+
+// pace calls f(i) for i in [0, total) at evenly spaced instants over
+// seconds, each in its own goroutine, and waits for all of them.
+func pace(total int, seconds float64, f func(i int) error) error {
+	gap := time.Duration(seconds * float64(time.Second) / float64(total))
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i := 0; i < total; i++ {
+		if d := time.Until(t0.Add(time.Duration(i) * gap)); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Go(func() {
+			if err := f(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// lagRecorder collects lags from handlers and reports when all arrived.
+type lagRecorder struct {
+	mu    sync.Mutex
+	lags  []float64
+	total int
+	done  chan struct{}
+}
+
+func newLagRecorder(total int) *lagRecorder {
+	return &lagRecorder{total: total, done: make(chan struct{}), lags: make([]float64, 0, total)}
+}
+
+func (r *lagRecorder) add(due float64) {
+	lag := nowMs() - due
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lags = append(r.lags, lag)
+	if len(r.lags) == r.total {
+		close(r.done)
+	}
+}
+
+// wait waits for every job, up to timeout after the last was added.
+func (r *lagRecorder) wait(timeout time.Duration) ([]float64, error) {
+	select {
+	case <-r.done:
+	case <-time.After(timeout):
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lags) < r.total {
+		return nil, fmt.Errorf("only %d of %d jobs started within %v", len(r.lags), r.total, timeout)
+	}
+	return append([]float64(nil), r.lags...), nil
+}
+
+// counter counts handled jobs and reports when n were.
+type counter struct {
+	mu   sync.Mutex
+	n    int
+	want int
+	done chan struct{}
+}
+
+func newCounter(want int) *counter { return &counter{want: want, done: make(chan struct{})} }
+
+func (c *counter) inc() {
+	c.mu.Lock()
+	c.n++
+	if c.n == c.want {
+		close(c.done)
+	}
+	c.mu.Unlock()
+}
+
+func (c *counter) wait(timeout time.Duration) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(timeout):
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return fmt.Errorf("only %d of %d jobs ran within %v", c.n, c.want, timeout)
+	}
+}
+
+// waitUntil polls cond every 2 ms until it holds or timeout passes.
+func waitUntil(timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("condition not met within %v", timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// split runs f over [0, n) from g goroutines, each taking a contiguous range.
+func split(n, g int, f func(i int) error) error {
+	per := (n + g - 1) / g
+	errs := make(chan error, g)
+	for w := 0; w < g; w++ {
+		go func() {
+			for i := w * per; i < min(n, (w+1)*per); i++ {
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for w := 0; w < g; w++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// redisServer is a private redis-server on a free loopback port.
+type redisServer struct {
+	cmd     *exec.Cmd
+	addr    string
+	url     string
+	version string
+	client  *redis.Client
+}
+
+func startRedis(bin string) (*redisServer, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("find a free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	s := &redisServer{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	s.url = "redis://" + s.addr
+	s.client = redis.NewClient(&redis.Options{Addr: s.addr})
+	err = waitUntil(10*time.Second, func() (bool, error) {
+		return s.client.Ping(context.Background()).Err() == nil, nil
+	})
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("redis-server did not answer: %w", err)
+	}
+	info, _ := s.client.Info(context.Background(), "server").Result()
+	s.version = infoField(info, "redis_version")
+	return s, nil
+}
+
+// stop ends the server by its pid.
+func (s *redisServer) stop() {
+	_ = s.client.Close()
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
+func (s *redisServer) flush(ctx context.Context) error {
+	if err := s.client.FlushAll(ctx).Err(); err != nil {
+		return fmt.Errorf("flush redis: %w", err)
+	}
+	return nil
+}
+
+func (s *redisServer) usedMemory(ctx context.Context) (int64, error) {
+	info, err := s.client.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, fmt.Errorf("read redis memory: %w", err)
+	}
+	return strconv.ParseInt(infoField(info, "used_memory"), 10, 64)
+}
+
+func (s *redisServer) usedCPU(ctx context.Context) (time.Duration, error) {
+	info, err := s.client.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("read redis cpu: %w", err)
+	}
+	sys, _ := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
+	user, _ := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
+	return time.Duration((sys + user) * float64(time.Second)), nil
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// npmInstall installs the pinned BullMQ under dir unless it is there.
+func npmInstall(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "bullmq")); err == nil {
+		return nil
+	}
+	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--silent")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("npm install in %s: %w", dir, err)
+	}
+	return nil
+}
+
+// results maps system → metric → value.
+type results map[string]map[string]float64
+
+func (r results) set(sys, metric string, v float64) {
+	if r[sys] == nil {
+		r[sys] = map[string]float64{}
+	}
+	r[sys][metric] = v
+}
+
+// median takes each figure's median over runs.
+func median(runs []results) results {
+	out := results{}
+	for sys := range runs[0] {
+		for metric := range runs[0][sys] {
+			var vs []float64
+			for _, r := range runs {
+				if v, ok := r[sys][metric]; ok {
+					vs = append(vs, v)
+				}
+			}
+			out.set(sys, metric, percentile(vs, 50))
+		}
+	}
+	return out
+}
+
+// percentile returns the p-th percentile (nearest rank) of vs.
+func percentile(vs []float64, p float64) float64 {
+	if len(vs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), vs...)
+	sort.Float64s(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func printTable(w io.Writer, r results) {
+	metrics := map[string]bool{}
+	for _, m := range r {
+		for k := range m {
+			metrics[k] = true
+		}
+	}
+	names := make([]string, 0, len(metrics))
+	for k := range metrics {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	cell := func(sys, m string) string {
+		v, ok := r[sys][m]
+		if !ok || math.IsNaN(v) {
+			return "–"
+		}
+		return format(v)
+	}
+	ratio := func(other, m string) string {
+		a, ok1 := r["aibos"][m]
+		b, ok2 := r[other][m]
+		if !ok1 || !ok2 || b == 0 || math.IsNaN(a) || math.IsNaN(b) {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	fmt.Fprintln(w, "| workload | aibos (Redis) | asynq | BullMQ | aibos/asynq | aibos/BullMQ | aibos (SQLite) |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|")
+	for _, m := range names {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", m, cell("aibos", m), cell("asynq", m), cell("bullmq", m),
+			ratio("asynq", m), ratio("bullmq", m), cell("sqlite", m))
+	}
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 1000:
+		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
