@@ -64,6 +64,11 @@ var cases = []testCase{
 	{"ClosedBroker", testClosedBroker},
 	{"FailMaxAttemptsOverride", testFailMaxAttemptsOverride},
 	{"OldestPending", testOldestPending},
+	{"ScheduleClaimOnce", testScheduleClaimOnce},
+	{"ScheduleClaimRefusals", testScheduleClaimRefusals},
+	{"ScheduleUniqueOverlap", testScheduleUniqueOverlap},
+	{"ScheduleCRUD", testScheduleCRUD},
+	{"JobReschedule", testJobReschedule},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each
