@@ -1,0 +1,297 @@
+// Package metrics exports a Manager's work as Prometheus metrics and as
+// the seed's WorkerMetrics snapshot. It lives outside package worker so
+// that the worker's import path carries no Prometheus dependency.
+//
+// Wiring:
+//
+//	wm := metrics.New(metrics.Options{Broker: b})
+//	cfg.OnEvent = wm.Observe
+//	m, _ := worker.NewManager(b, cfg)
+//	wm.Attach(m)
+//	reg.MustRegister(wm)
+//
+// Counters (labels queue and type; tenant only with Options.TenantLabel):
+//
+//	<ns>_jobs_processed_total   attempts that ran to an outcome: completed + failed
+//	<ns>_jobs_completed_total   attempts that succeeded
+//	<ns>_jobs_failed_total      failed attempts: retried + dead
+//	<ns>_jobs_retried_total     failed attempts scheduled for another try
+//	<ns>_jobs_dead_total        failed attempts that left the job dead
+//	<ns>_job_processing_seconds histogram of processor run time of those attempts
+//
+// Attempts whose lease was lost or that were handed back at shutdown have
+// no outcome and count in none of these.
+//
+// Read from the broker and the Manager at scrape time:
+//
+//	<ns>_queue_jobs{queue,state}                     jobs per state
+//	<ns>_queue_oldest_pending_age_seconds{queue}     now - QueueStats.OldestPendingAt, 0 when none pending
+//	<ns>_queue_paused{queue}                         1 while paused
+//	<ns>_worker_busy, <ns>_worker_concurrency         running jobs and the Manager's cap
+//	<ns>_worker_utilization                          busy / concurrency, in [0, 1]
+//	<ns>_broker_up                                   1 if every queue could be read this scrape
+//
+// The oldest-pending age uses this machine's clock against the broker's
+// timestamps, so clock skew shifts it; it is never reported below 0. See
+// broker.QueueStats.OldestPendingAt for what each broker measures.
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// Options configures WorkerMetrics.
+type Options struct {
+	// Namespace prefixes every metric name. Defaults to "aibos_worker".
+	Namespace string
+	// Broker is read at scrape time for the queue gauges. Without it the
+	// queue gauges are not exported.
+	Broker broker.Broker
+	// Queues to report. Defaults to the attached Manager's queues, or every
+	// queue the broker lists when no Manager is attached.
+	Queues []string
+	// Buckets of the processing-time histogram, in seconds. Defaults to
+	// prometheus.DefBuckets.
+	Buckets []float64
+	// TenantLabel adds a tenant_id label to the counters and histogram.
+	// Off by default: tenants can be many, and each multiplies the series.
+	TenantLabel bool
+	// ScrapeTimeout bounds the broker reads of one scrape. Defaults to 5s.
+	ScrapeTimeout time.Duration
+}
+
+// WorkerMetrics collects a Manager's metrics: the seed's WorkerMetrics. It
+// is a prometheus.Collector; register it with a Registry. Safe for
+// concurrent use.
+type WorkerMetrics struct {
+	opts   Options
+	tenant bool
+
+	processed, completed, failed, retried, dead *prometheus.CounterVec
+	seconds                                     *prometheus.HistogramVec
+
+	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp *prometheus.Desc
+
+	mu      sync.Mutex
+	manager *worker.Manager
+	totals  Snapshot
+	sum     time.Duration // processing time of the attempts counted in totals
+}
+
+// New returns WorkerMetrics with opts.
+func New(opts Options) *WorkerMetrics {
+	if opts.Namespace == "" {
+		opts.Namespace = "aibos_worker"
+	}
+	if opts.Buckets == nil {
+		opts.Buckets = prometheus.DefBuckets
+	}
+	if opts.ScrapeTimeout <= 0 {
+		opts.ScrapeTimeout = 5 * time.Second
+	}
+	labels := []string{"queue", "type"}
+	if opts.TenantLabel {
+		labels = append(labels, "tenant_id")
+	}
+	ns := opts.Namespace
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name), help, labels, nil)
+	}
+	return &WorkerMetrics{
+		opts:      opts,
+		tenant:    opts.TenantLabel,
+		processed: counter("jobs_processed_total", "Job attempts that ran to an outcome (completed or failed)."),
+		completed: counter("jobs_completed_total", "Job attempts that completed successfully."),
+		failed:    counter("jobs_failed_total", "Job attempts that failed (retried or dead)."),
+		retried:   counter("jobs_retried_total", "Failed job attempts scheduled for another try."),
+		dead:      counter("jobs_dead_total", "Failed job attempts that left the job dead."),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "job_processing_seconds",
+			Help: "Processor run time of job attempts that ran to an outcome.", Buckets: opts.Buckets}, labels),
+		queueJobs:   gauge("queue_jobs", "Jobs in a queue by state, read from the broker at scrape time.", "queue", "state"),
+		oldestAge:   gauge("queue_oldest_pending_age_seconds", "How long the longest-waiting pending job has been due; 0 when none is pending.", "queue"),
+		paused:      gauge("queue_paused", "1 while the queue is paused.", "queue"),
+		busy:        gauge("worker_busy", "Jobs running in the Manager now."),
+		concurrency: gauge("worker_concurrency", "The most jobs the Manager runs at once."),
+		utilization: gauge("worker_utilization", "Busy divided by concurrency, in [0, 1]."),
+		brokerUp:    gauge("broker_up", "1 if every queue's stats could be read from the broker during this scrape."),
+	}
+}
+
+// Attach sets the Manager whose utilization is reported (and whose queues
+// are, unless Options.Queues is set). Call it once the Manager exists.
+func (w *WorkerMetrics) Attach(m *worker.Manager) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.manager = m
+}
+
+// Observe counts one Manager event. Pass it as worker.ManagerConfig.OnEvent
+// (or call it from your own hook).
+func (w *WorkerMetrics) Observe(e worker.Event) {
+	if e.Job == nil {
+		return
+	}
+	var outcome []*prometheus.CounterVec
+	switch e.Kind {
+	case worker.EventCompleted:
+		outcome = []*prometheus.CounterVec{w.processed, w.completed}
+	case worker.EventRetrying:
+		outcome = []*prometheus.CounterVec{w.processed, w.failed, w.retried}
+	case worker.EventDead:
+		outcome = []*prometheus.CounterVec{w.processed, w.failed, w.dead}
+	default:
+		return
+	}
+	labels := []string{e.Job.Queue, e.Job.Type}
+	if w.tenant {
+		labels = append(labels, e.Job.TenantID)
+	}
+	for _, c := range outcome {
+		c.WithLabelValues(labels...).Inc()
+	}
+	w.seconds.WithLabelValues(labels...).Observe(e.Duration.Seconds())
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.totals.JobsProcessed++
+	w.sum += e.Duration
+	switch e.Kind {
+	case worker.EventCompleted:
+		w.totals.JobsCompleted++
+	case worker.EventRetrying:
+		w.totals.JobsFailed++
+		w.totals.JobsRetried++
+	case worker.EventDead:
+		w.totals.JobsFailed++
+		w.totals.JobsDead++
+	}
+}
+
+// Describe sends every metric's description.
+func (w *WorkerMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range []*prometheus.CounterVec{w.processed, w.completed, w.failed, w.retried, w.dead} {
+		c.Describe(ch)
+	}
+	w.seconds.Describe(ch)
+	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp} {
+		ch <- d
+	}
+}
+
+// Collect sends the counters and reads the gauges from the broker and the
+// Manager. A queue whose stats cannot be read is left out and broker_up is
+// 0, so a down broker never fails the whole scrape.
+func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range []*prometheus.CounterVec{w.processed, w.completed, w.failed, w.retried, w.dead} {
+		c.Collect(ch)
+	}
+	w.seconds.Collect(ch)
+	if busy, conc, ok := w.load(); ok {
+		ch <- prometheus.MustNewConstMetric(w.busy, prometheus.GaugeValue, float64(busy))
+		ch <- prometheus.MustNewConstMetric(w.concurrency, prometheus.GaugeValue, float64(conc))
+		ch <- prometheus.MustNewConstMetric(w.utilization, prometheus.GaugeValue, utilization(busy, conc))
+	}
+	if w.opts.Broker == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.ScrapeTimeout)
+	defer cancel()
+	stats, err := w.queueStats(ctx)
+	up := 1.0
+	if err != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(w.brokerUp, prometheus.GaugeValue, up)
+	now := time.Now()
+	for _, st := range stats {
+		for _, s := range broker.States {
+			ch <- prometheus.MustNewConstMetric(w.queueJobs, prometheus.GaugeValue, float64(st.Count(s)), st.Queue, string(s))
+		}
+		ch <- prometheus.MustNewConstMetric(w.oldestAge, prometheus.GaugeValue, oldestAge(st, now).Seconds(), st.Queue)
+		p := 0.0
+		if st.Paused {
+			p = 1
+		}
+		ch <- prometheus.MustNewConstMetric(w.paused, prometheus.GaugeValue, p, st.Queue)
+	}
+}
+
+// load returns the attached Manager's busy count and concurrency.
+func (w *WorkerMetrics) load() (busy, concurrency int, ok bool) {
+	w.mu.Lock()
+	m := w.manager
+	w.mu.Unlock()
+	if m == nil {
+		return 0, 0, false
+	}
+	return m.Busy(), m.Config().Concurrency, true
+}
+
+func utilization(busy, concurrency int) float64 {
+	if concurrency <= 0 {
+		return 0
+	}
+	return min(max(float64(busy)/float64(concurrency), 0), 1)
+}
+
+func oldestAge(st *broker.QueueStats, now time.Time) time.Duration {
+	if st.OldestPendingAt.IsZero() {
+		return 0
+	}
+	return max(now.Sub(st.OldestPendingAt), 0)
+}
+
+// queues returns the queue names to report.
+func (w *WorkerMetrics) queues(ctx context.Context) ([]string, error) {
+	if len(w.opts.Queues) > 0 {
+		return w.opts.Queues, nil
+	}
+	w.mu.Lock()
+	m := w.manager
+	w.mu.Unlock()
+	if m != nil {
+		var names []string
+		for _, q := range m.Config().Queues {
+			names = append(names, q.Name)
+		}
+		return names, nil
+	}
+	names, err := w.opts.Broker.QueueList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	return names, nil
+}
+
+// queueStats reads every reported queue's stats. It returns the ones it
+// could read and the first error.
+func (w *WorkerMetrics) queueStats(ctx context.Context) ([]*broker.QueueStats, error) {
+	names, err := w.queues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*broker.QueueStats
+	var first error
+	for _, q := range names {
+		st, err := w.opts.Broker.QueueStats(ctx, q)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("stats of queue %q: %w", q, err)
+			}
+			continue
+		}
+		out = append(out, st)
+	}
+	return out, first
+}
