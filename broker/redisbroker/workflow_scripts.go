@@ -1,0 +1,49 @@
+package redisbroker
+
+import (
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The workflow scripts share lua/workflow_lib.lua, prepended after
+// lua/lib.lua; their KEYS are listed there and built by workflowKeys.
+var (
+	scriptWorkflowCreate   = loadWorkflowScript("workflow_create.lua")
+	scriptWorkflowComplete = loadWorkflowScript("workflow_complete.lua")
+	scriptWorkflowFail     = loadWorkflowScript("workflow_fail.lua")
+	scriptWorkflowCancel   = loadWorkflowScript("workflow_cancel.lua")
+	scriptWorkflowGet      = loadWorkflowScript("workflow_get.lua")
+)
+
+func loadWorkflowScript(name string) *redis.Script {
+	var src []byte
+	for _, f := range []string{"lib.lua", "workflow_lib.lua", name} {
+		b, err := luaFS.ReadFile("lua/" + f)
+		if err != nil {
+			panic(fmt.Sprintf("redisbroker: embedded lua/%s missing: %v", f, err))
+		}
+		src = append(append(src, b...), '\n')
+	}
+	return redis.NewScript(string(src))
+}
+
+// workflowKeys returns the KEYS of every workflow script for run id of
+// queue; idem is the idempotency key (create only).
+func (b *Broker) workflowKeys(queue, id, idem string) []string {
+	k := b.keys(queue)
+	base := b.prefix + ":{" + queue + "}:"
+	run := base + "wf:" + id
+	last := run
+	if idem != "" {
+		last = base + "wfk:" + idem
+	}
+	return []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled, k.seq,
+		k.job, k.unique, run, base + "wfx:", last}
+}
+
+// workflowIndexKey names the zset of a workflow's runs in one state, scored
+// by creation time (the scripts build the same name from KEYS[11]).
+func (b *Broker) workflowIndexKey(queue, state, workflow string) string {
+	return b.prefix + ":{" + queue + "}:wfx:" + state + ":" + workflow
+}
