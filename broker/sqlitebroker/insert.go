@@ -56,14 +56,13 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 		if err := checkQueueLength(ctx, tx, ps); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO queues (name) VALUES (?)`, queue); err != nil {
+		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
 			return fmt.Errorf("register queue: %w", err)
 		}
-		stmt, err := tx.PrepareContext(ctx, insertJobSQL)
+		stmt, err := b.stmt(ctx, tx, insertJobSQL)
 		if err != nil {
-			return fmt.Errorf("prepare insert: %w", err)
+			return err
 		}
-		defer stmt.Close()
 		jobs = make([]*broker.Job, 0, len(ps))
 		for _, p := range ps {
 			j, args, err := newJob(p, now)

@@ -12,6 +12,32 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
+// The statements of the hot paths, compiled once at Open.
+const (
+	sqlQueuePaused = `SELECT paused FROM queues WHERE name = ?`
+	sqlPromote     = `UPDATE jobs SET state = 'pending'
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'scheduled' AND run_at <= ?
+			ORDER BY run_at, seq LIMIT ?)`
+	sqlExpire = `UPDATE jobs SET state = 'expired', finished_at = ?
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
+			AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?)`
+	sqlNextToken = `UPDATE counters SET value = value + 1 WHERE name = 'lease_token' RETURNING value`
+	sqlLease     = `UPDATE jobs SET state = 'active', attempt = attempt + 1,
+		lease_token = ?, lease_until = ?, started_at = ?, worker_id = ?
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
+			ORDER BY priority DESC, seq LIMIT ?)
+		RETURNING ` + jobColumns
+	sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?, result = ?, lease_until = NULL
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
+	sqlExtend = `UPDATE jobs SET lease_until = ?
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
+	sqlJobExists     = `SELECT 1 FROM jobs WHERE queue = ? AND id = ?`
+	sqlRegisterQueue = `INSERT OR IGNORE INTO queues (name) VALUES (?)`
+)
+
+var cachedQueries = []string{sqlQueuePaused, sqlPromote, sqlExpire, sqlNextToken, sqlLease,
+	sqlComplete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}
+
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit
 // pending jobs, all in one transaction. See broker.Broker.
 func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
@@ -29,29 +55,27 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	var got []leased
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
 		var paused bool
-		err := tx.QueryRowContext(ctx, `SELECT paused FROM queues WHERE name = ?`, p.Queue).Scan(&paused)
+		row, err := b.queryRow(ctx, tx, sqlQueuePaused, p.Queue)
+		if err == nil {
+			err = row.Scan(&paused)
+		}
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read queue state: %w", err)
 		}
 		if paused {
 			return broker.ErrQueuePaused
 		}
-		if _, err := promote(ctx, tx, p.Queue, now, -1); err != nil {
+		if _, err := b.promote(ctx, tx, p.Queue, now, -1); err != nil {
 			return err
 		}
-		if _, err := expire(ctx, tx, p.Queue, now, -1); err != nil {
+		if _, err := b.expire(ctx, tx, p.Queue, now, -1); err != nil {
 			return err
 		}
-		token, err := nextToken(ctx, tx)
+		token, err := b.nextToken(ctx, tx)
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET state = 'active', attempt = attempt + 1,
-			lease_token = ?, lease_until = ?, started_at = ?, worker_id = ?
-			WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
-				ORDER BY priority DESC, seq LIMIT ?)
-			RETURNING `+jobColumns,
-			token, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
+		rows, err := b.query(ctx, tx, sqlLease, token, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
 		if err != nil {
 			return fmt.Errorf("lease jobs: %w", err)
 		}
@@ -84,10 +108,12 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 
 // nextToken takes the next fencing token. One token serves a whole fetch:
 // it is greater than every token handed out before, which is all a fence needs.
-func nextToken(ctx context.Context, tx *sql.Tx) (int64, error) {
+func (b *Broker) nextToken(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var token int64
-	err := tx.QueryRowContext(ctx,
-		`UPDATE counters SET value = value + 1 WHERE name = 'lease_token' RETURNING value`).Scan(&token)
+	row, err := b.queryRow(ctx, tx, sqlNextToken)
+	if err == nil {
+		err = row.Scan(&token)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("take lease token: %w", err)
 	}
@@ -95,10 +121,8 @@ func nextToken(ctx context.Context, tx *sql.Tx) (int64, error) {
 }
 
 // promote moves up to limit (-1: all) due scheduled jobs of queue to pending.
-func promote(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int) (int, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'pending'
-		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'scheduled' AND run_at <= ?
-			ORDER BY run_at, seq LIMIT ?)`, queue, now, limit)
+func (b *Broker) promote(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int) (int, error) {
+	res, err := b.exec(ctx, tx, sqlPromote, queue, now, limit)
 	if err != nil {
 		return 0, fmt.Errorf("promote due jobs: %w", err)
 	}
@@ -108,10 +132,8 @@ func promote(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int
 
 // expire moves up to limit (-1: all) pending jobs of queue past their TTL to
 // expired.
-func expire(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int) (int, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'expired', finished_at = ?
-		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
-			AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?)`, now, queue, now, limit)
+func (b *Broker) expire(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int) (int, error) {
+	res, err := b.exec(ctx, tx, sqlExpire, now, queue, now, limit)
 	if err != nil {
 		return 0, fmt.Errorf("expire jobs past their TTL: %w", err)
 	}
@@ -121,9 +143,12 @@ func expire(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int)
 
 // leaseMiss explains why a statement guarded by a lease changed no row:
 // ErrNotFound if the job does not exist, else ErrLeaseLost.
-func leaseMiss(ctx context.Context, tx *sql.Tx, p *broker.JobLeaseParams) error {
+func (b *Broker) leaseMiss(ctx context.Context, tx *sql.Tx, p *broker.JobLeaseParams) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ? AND queue = ?`, p.ID, p.Queue).Scan(&one)
+	row, err := b.queryRow(ctx, tx, sqlJobExists, p.Queue, p.ID)
+	if err == nil {
+		err = row.Scan(&one)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("job %s in queue %q: %w", p.ID, p.Queue, broker.ErrNotFound)
@@ -142,11 +167,10 @@ func (b *Broker) leaseBatch(ctx context.Context, op, stmt string, n int,
 	}
 	errs := make([]error, n)
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
-		s, err := tx.PrepareContext(ctx, stmt)
+		s, err := b.stmt(ctx, tx, stmt)
 		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
+			return err
 		}
-		defer s.Close()
 		for i := range n {
 			a, lp := args(i, now)
 			if lp == nil {
@@ -158,7 +182,7 @@ func (b *Broker) leaseBatch(ctx context.Context, op, stmt string, n int,
 				return fmt.Errorf("job %s: %w", lp.ID, err)
 			}
 			if k, _ := res.RowsAffected(); k == 0 {
-				if errs[i] = leaseMiss(ctx, tx, lp); !errors.Is(errs[i], broker.ErrNotFound) && !errors.Is(errs[i], broker.ErrLeaseLost) {
+				if errs[i] = b.leaseMiss(ctx, tx, lp); !errors.Is(errs[i], broker.ErrNotFound) && !errors.Is(errs[i], broker.ErrLeaseLost) {
 					return errs[i]
 				}
 			}
@@ -174,9 +198,7 @@ func (b *Broker) leaseBatch(ctx context.Context, op, stmt string, n int,
 // JobComplete acknowledges a batch of jobs in one transaction. See
 // broker.Broker.
 func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams) ([]error, error) {
-	return b.leaseBatch(ctx, "complete jobs", `UPDATE jobs SET state = 'completed', finished_at = ?,
-		result = ?, lease_until = NULL
-		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, len(ps),
+	return b.leaseBatch(ctx, "complete jobs", sqlComplete, len(ps),
 		func(i int, now int64) ([]any, *broker.JobLeaseParams) {
 			if ps[i] == nil {
 				return nil, nil
@@ -191,8 +213,7 @@ func (b *Broker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams
 	if d <= 0 {
 		return nil, fmt.Errorf("extend leases: %w: duration %v must be positive", broker.ErrInvalidJob, d)
 	}
-	return b.leaseBatch(ctx, "extend leases", `UPDATE jobs SET lease_until = ?
-		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, len(ps),
+	return b.leaseBatch(ctx, "extend leases", sqlExtend, len(ps),
 		func(i int, now int64) ([]any, *broker.JobLeaseParams) {
 			return []any{now + d.Milliseconds()}, ps[i]
 		})
@@ -262,7 +283,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 			p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
 			m, m, p.Error, p.ID, p.Queue, p.Token).Scan(&s)
 		if errors.Is(err, sql.ErrNoRows) {
-			return leaseMiss(ctx, tx, &p.JobLeaseParams)
+			return b.leaseMiss(ctx, tx, &p.JobLeaseParams)
 		}
 		if err != nil {
 			return err

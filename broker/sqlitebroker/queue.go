@@ -152,10 +152,10 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 			return err
 		}
 		var err error
-		if res.Promoted, err = promote(ctx, tx, p.Queue, now, limit); err != nil {
+		if res.Promoted, err = b.promote(ctx, tx, p.Queue, now, limit); err != nil {
 			return err
 		}
-		if res.Expired, err = expire(ctx, tx, p.Queue, now, limit); err != nil {
+		if res.Expired, err = b.expire(ctx, tx, p.Queue, now, limit); err != nil {
 			return err
 		}
 		res.Removed, err = retain(ctx, tx, p, now, limit)

@@ -50,6 +50,7 @@ type Broker struct {
 	write  *sql.DB  // exactly one connection: SQLite has one writer
 	read   *sql.DB  // query_only connections
 	closed atomic.Bool
+	stmts  map[string]*sql.Stmt // cachedQueries, prepared at Open; read-only after
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -130,7 +131,13 @@ func open(path string, opts Options) (*Broker, error) {
 		read.Close()
 		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)
 	}
-	return &Broker{path: path, opts: opts, write: write, read: read}, nil
+	b := &Broker{path: path, opts: opts, write: write, read: read}
+	if err := b.prepare(); err != nil {
+		write.Close()
+		read.Close()
+		return nil, err
+	}
+	return b, nil
 }
 
 // Path returns the file the broker stores its jobs in.
@@ -141,6 +148,9 @@ func (b *Broker) Path() string { return b.path }
 func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("close sqlite store %s: %w", b.path, broker.ErrClosed)
+	}
+	for _, s := range b.stmts {
+		s.Close()
 	}
 	err := errors.Join(b.read.Close(), b.write.Close(), unlock(b.lock))
 	if err != nil {
@@ -179,6 +189,60 @@ func (b *Broker) checkOpen(op string) error {
 		return fmt.Errorf("%s: %w", op, broker.ErrClosed)
 	}
 	return nil
+}
+
+// stmt returns query bound to tx. The hot statements (cachedQueries) are
+// compiled once, at Open; compiling was a large part of the cost of a small
+// transaction. Others are compiled for tx alone.
+func (b *Broker) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if s, ok := b.stmts[query]; ok {
+		return tx.StmtContext(ctx, s), nil
+	}
+	s, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare statement: %w", err)
+	}
+	return s, nil
+}
+
+// prepare compiles cachedQueries on the write connection.
+func (b *Broker) prepare() error {
+	b.stmts = make(map[string]*sql.Stmt, len(cachedQueries))
+	for _, q := range cachedQueries {
+		s, err := b.write.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("open sqlite store %s: prepare statement: %w", b.path, err)
+		}
+		b.stmts[q] = s
+	}
+	return nil
+}
+
+// exec runs a cached statement in tx.
+func (b *Broker) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	s, err := b.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// queryRow runs a cached single-row statement in tx.
+func (b *Broker) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Row, error) {
+	s, err := b.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryRowContext(ctx, args...), nil
+}
+
+// query runs a cached statement in tx.
+func (b *Broker) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	s, err := b.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
 }
 
 // inTx runs fn in one IMMEDIATE write transaction and commits it.

@@ -1,0 +1,136 @@
+package sqlitebroker_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/sqlitebroker"
+)
+
+// openB opens a store in a fresh temporary directory for a benchmark.
+func openB(b *testing.B) *sqlitebroker.Broker {
+	b.Helper()
+	br, err := sqlitebroker.Open(filepath.Join(b.TempDir(), "jobs.db"), sqlitebroker.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	return br
+}
+
+// BenchmarkJobInsert enqueues one job per call, each durable on return.
+func BenchmarkJobInsert(b *testing.B) {
+	br := openB(b)
+	ctx := context.Background()
+	i := 0
+	start := time.Now()
+	for b.Loop() {
+		if _, err := br.JobInsert(ctx, newJob("bench", fmt.Sprint(i))); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(i)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkJobInsertMany enqueues batches of 1000 jobs, one transaction each.
+func BenchmarkJobInsertMany(b *testing.B) {
+	const batch = 1000
+	br := openB(b)
+	ctx := context.Background()
+	n := 0
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		ps := make([]*broker.JobInsertParams, batch)
+		for i := range ps {
+			ps[i] = newJob("bench", fmt.Sprint(n+i))
+		}
+		b.StartTimer()
+		start := time.Now()
+		if _, err := br.JobInsertMany(ctx, ps); err != nil {
+			b.Fatal(err)
+		}
+		elapsed += time.Since(start)
+		n += batch
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "jobs/s")
+}
+
+// BenchmarkFetchComplete processes 50,000 pending jobs end to end: 10
+// goroutines each fetch up to 64 jobs, run a no-op processor on each and
+// acknowledge the batch in one JobComplete call.
+func BenchmarkFetchComplete(b *testing.B) {
+	const (
+		jobs        = 50_000
+		concurrency = 10
+		fetchLimit  = 64
+	)
+	ctx := context.Background()
+	var total int
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		br := openB(b)
+		for k := 0; k < jobs; k += 1000 {
+			ps := make([]*broker.JobInsertParams, 1000)
+			for i := range ps {
+				ps[i] = newJob("bench", fmt.Sprint(k+i))
+			}
+			if _, err := br.JobInsertMany(ctx, ps); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		done := make([]int, concurrency)
+		for w := range concurrency {
+			wg.Go(func() {
+				for {
+					got, err := br.JobFetch(ctx, &broker.JobFetchParams{Queue: "bench", Limit: fetchLimit, LeaseDuration: time.Minute})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					for range got { // the no-op processor
+					}
+					errs, err := br.JobComplete(ctx, completions(got))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					for _, e := range errs {
+						if e != nil {
+							b.Error(e)
+							return
+						}
+					}
+					done[w] += len(got)
+				}
+			})
+		}
+		wg.Wait()
+		elapsed += time.Since(start)
+		b.StopTimer()
+		n := 0
+		for _, d := range done {
+			n += d
+		}
+		if n != jobs {
+			b.Fatalf("processed %d jobs, want %d", n, jobs)
+		}
+		total += n
+		br.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "jobs/s")
+}
