@@ -15,6 +15,16 @@ import (
 // never holds jobs another worker could run.
 func (m *Manager) fetchLoop() {
 	defer m.fetcher.Done()
+	// waitCtx ends when fetching stops, cutting a JobWait short.
+	waitCtx, cancelWait := context.WithCancel(context.Background())
+	defer cancelWait()
+	go func() {
+		select {
+		case <-m.stopFetch:
+			cancelWait()
+		case <-waitCtx.Done():
+		}
+	}()
 	var errDelay time.Duration
 	for {
 		select {
@@ -41,6 +51,9 @@ func (m *Manager) fetchLoop() {
 			wait = errDelay
 		case !got:
 			errDelay = 0
+			if m.idleWait(waitCtx) {
+				continue
+			}
 			wait = m.cfg.PollInterval
 		default:
 			errDelay = 0
@@ -55,6 +68,30 @@ func (m *Manager) fetchLoop() {
 			}
 		}
 	}
+}
+
+// idleWait sleeps until the broker signals work, when it can (a
+// broker.Waiter), at most PollInterval. It reports false when the broker
+// cannot wait, and the caller polls.
+func (m *Manager) idleWait(ctx context.Context) bool {
+	w, ok := m.b.(broker.Waiter)
+	if !ok {
+		return false
+	}
+	err := w.JobWait(ctx, m.queueNames(), m.cfg.PollInterval)
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("wait for jobs; polling instead", "err", err)
+		return false
+	}
+	return true
+}
+
+func (m *Manager) queueNames() []string {
+	names := make([]string, len(m.queues))
+	for i, q := range m.queues {
+		names[i] = q.cfg.Name
+	}
+	return names
 }
 
 func (m *Manager) freeSlots() int {

@@ -58,14 +58,15 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 		}
 		runAt := ""
 		if !p.RunAt.IsZero() {
-			runAt = strconv.FormatInt(p.RunAt.UnixMilli(), 10)
+			// Rounded up to the millisecond: never due before RunAt.
+			runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
 		}
 		args = append(args, p.ID, p.Type, string(p.Data), p.Priority, p.MaxAttempts,
 			p.TenantID, p.CompanyID, headers, p.UniqueKey, int64(p.Timeout), runAt,
 			millis(p.Delay), millis(p.TTL), p.MaxQueueLength)
 	}
 	k := b.keys(queue)
-	reply, err := scriptInsert.Run(ctx, b.client, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique}, args...).Result()
+	reply, err := scriptInsert.Run(ctx, b.client, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, args...).Result()
 	if err != nil {
 		return nil, err
 	}

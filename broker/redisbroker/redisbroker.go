@@ -33,6 +33,7 @@ type Broker struct {
 	prefix string
 	closed atomic.Bool
 	known  sync.Map // queue name → struct{}: already in the queues set
+	wake   waker    // JobWait's pub/sub listener, started on first use
 }
 
 // New returns a Broker on a client the caller owns: Close leaves the client
@@ -74,6 +75,7 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("redisbroker: close: %w", broker.ErrClosed)
 	}
+	b.waker().close()
 	if b.owned {
 		if err := b.client.Close(); err != nil {
 			return fmt.Errorf("redisbroker: close client: %w", err)

@@ -2,6 +2,8 @@
 --
 -- KEYS[1] scheduled zset   KEYS[2] pending zset   KEYS[3] seq counter
 -- KEYS[4] ttl zset         KEYS[5] job hash prefix KEYS[6] unique-key prefix
+-- KEYS[7] optional: the queue's wake channel; idle workers (JobWait) hear
+--   on it the milliseconds until the batch's earliest job is due (0: now)
 -- ARGV[1] number of jobs n, then n groups of 14 fields:
 --   id, type, data, priority, max attempts, tenant, company, headers JSON,
 --   unique key, timeout ns, run at ms ('' when unset), delay ms, ttl ms,
@@ -49,10 +51,14 @@ for i = 1, n do
   end
 end
 
-local now = clock()
+local now, now_us = clock()
+-- A delay counts from the next whole millisecond, so that a job never falls
+-- due before its enqueue + delay (now is rounded down).
+local now_up = math.floor((now_us + 999) / 1000)
 local out = {'ok', now}
 -- One INCRBY reserves the batch's positions; scheduled jobs leave gaps.
 local seq0 = redis.call('INCRBY', KEYS[3], n) - n
+local soonest = nil -- ms until the batch's earliest job is due
 for i = 1, n do
   local b = 1 + (i - 1) * W
   local id, typ, data, prio = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4])
@@ -65,8 +71,11 @@ for i = 1, n do
     end
   else
     local delay = tonumber(ARGV[b + 12])
-    due = now + delay
     scheduled = delay > 0
+    due = now
+    if scheduled then
+      due = now_up + delay
+    end
   end
   local state = 'pending'
   if scheduled then
@@ -104,5 +113,11 @@ for i = 1, n do
   end
   out[#out + 1] = state
   out[#out + 1] = fmt(due)
+  if soonest == nil or due - now < soonest then
+    soonest = due - now
+  end
+end
+if KEYS[7] then
+  redis.call('PUBLISH', KEYS[7], fmt(soonest))
 end
 return out

@@ -1,0 +1,234 @@
+// Package wake is the bookkeeping behind broker.Waiter, shared by the
+// brokers: who waits on which queue, wakes that arrived while nobody waited,
+// and when each queue's earliest scheduled job falls due. A broker feeds it
+// with Notify (on insert, or from Redis pub/sub) and answers Refresh
+// queries; Hub.Wait does the rest.
+package wake
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by Wait once the hub is closed.
+var ErrClosed = errors.New("wake hub closed")
+
+// RefreshFunc reports, for each queue, how long until its earliest
+// scheduled job is due by the broker's clock: <= 0 when one is due now,
+// and a negative ok=false entry (absent from the map) when none is
+// scheduled.
+type RefreshFunc func(ctx context.Context, queues []string) (map[string]time.Duration, error)
+
+// Hub tracks waiters and queue due times. The zero value is not usable;
+// call New.
+type Hub struct {
+	refresh RefreshFunc
+	now     func() time.Time
+
+	mu      sync.Mutex
+	queues  map[string]*queueState
+	waiters map[*waiter]struct{}
+	closed  chan struct{}
+	isClose bool
+}
+
+type queueState struct {
+	signalled bool      // a wake arrived while no waiter took it
+	due       time.Time // earliest known scheduled due time; zero: none known
+	refreshAt time.Time // ask the broker again at or after this; zero: now
+	known     bool      // refreshAt is meaningful
+}
+
+type waiter struct {
+	queues []string
+	wake   chan struct{} // work may be there: return
+	rearm  chan struct{} // a due time moved earlier: recompute the timer
+}
+
+// New returns a Hub that asks refresh for due times.
+func New(refresh RefreshFunc) *Hub {
+	return &Hub{refresh: refresh, now: time.Now, queues: map[string]*queueState{},
+		waiters: map[*waiter]struct{}{}, closed: make(chan struct{})}
+}
+
+func (h *Hub) state(q string) *queueState {
+	s := h.queues[q]
+	if s == nil {
+		s = &queueState{}
+		h.queues[q] = s
+	}
+	return s
+}
+
+// Notify tells the hub that queue got work due after delay (<= 0: now).
+// Waiters of the queue wake at once, or are re-armed for the due time; with
+// no waiter, a wake is kept for the next Wait on the queue.
+func (h *Hub) Notify(queue string, delay time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.state(queue)
+	if delay > 0 {
+		due := h.now().Add(delay)
+		if s.due.IsZero() || due.Before(s.due) {
+			s.due = due
+		}
+		if s.known && due.Before(s.refreshAt) {
+			s.refreshAt = due
+		}
+		h.signal(queue, func(w *waiter) chan struct{} { return w.rearm }, nil)
+		return
+	}
+	h.signal(queue, func(w *waiter) chan struct{} { return w.wake }, s)
+}
+
+// NotifyAll wakes every waiter, as after a lost connection: wakes may have
+// been missed.
+func (h *Hub) NotifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for q, s := range h.queues {
+		s.known = false
+		h.signal(q, func(w *waiter) chan struct{} { return w.wake }, s)
+	}
+}
+
+// signal pokes the waiters of queue; if none waits and keep is set, the
+// wake is kept for the next one. Called with h.mu held.
+func (h *Hub) signal(queue string, ch func(*waiter) chan struct{}, keep *queueState) {
+	found := false
+	for w := range h.waiters {
+		for _, q := range w.queues {
+			if q == queue {
+				found = true
+				select {
+				case ch(w) <- struct{}{}:
+				default:
+				}
+				break
+			}
+		}
+	}
+	if !found && keep != nil {
+		keep.signalled = true
+	}
+}
+
+// Wait blocks until work may be in one of queues, the earliest due time of
+// their scheduled jobs, timeout, ctx's end or Close.
+func (h *Hub) Wait(ctx context.Context, queues []string, timeout time.Duration) error {
+	w := &waiter{queues: queues, wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1)}
+	h.mu.Lock()
+	if h.isClose {
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	var stale []string
+	woken := false
+	now := h.now()
+	for _, q := range queues {
+		s := h.state(q)
+		if s.signalled {
+			s.signalled = false
+			woken = true
+		}
+		if !s.known || !now.Before(s.refreshAt) {
+			stale = append(stale, q)
+		}
+	}
+	if !woken {
+		h.waiters[w] = struct{}{}
+	}
+	h.mu.Unlock()
+	if woken {
+		return nil
+	}
+	defer func() {
+		h.mu.Lock()
+		delete(h.waiters, w)
+		h.mu.Unlock()
+	}()
+	if len(stale) > 0 {
+		dueNow, err := h.refreshDue(ctx, stale, timeout)
+		if err != nil || dueNow {
+			return err
+		}
+	}
+	end := time.NewTimer(timeout)
+	defer end.Stop()
+	for {
+		var dueTimer <-chan time.Time
+		if d, ok := h.earliest(queues); ok {
+			t := time.NewTimer(max(time.Until(d), 0))
+			defer t.Stop()
+			dueTimer = t.C
+		}
+		select {
+		case <-w.wake:
+			return nil
+		case <-dueTimer:
+			return nil
+		case <-end.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-h.closed:
+			return ErrClosed
+		case <-w.rearm:
+		}
+	}
+}
+
+// refreshDue asks the broker for the due times of queues and records them.
+// It reports whether a job is due now; then the queue is not asked again
+// until timeout has passed, so a paused queue with due jobs is not spun on.
+func (h *Hub) refreshDue(ctx context.Context, queues []string, timeout time.Duration) (bool, error) {
+	delays, err := h.refresh(ctx, queues)
+	if err != nil {
+		return false, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	dueNow := false
+	for _, q := range queues {
+		s := h.state(q)
+		s.known = true
+		d, ok := delays[q]
+		switch {
+		case !ok:
+			s.due, s.refreshAt = time.Time{}, now.Add(100*365*24*time.Hour)
+		case d <= 0:
+			s.due, s.refreshAt = time.Time{}, now.Add(timeout)
+			dueNow = true
+		default:
+			s.due = now.Add(d)
+			s.refreshAt = s.due
+		}
+	}
+	return dueNow, nil
+}
+
+// earliest returns the earliest known due time over queues.
+func (h *Hub) earliest(queues []string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var best time.Time
+	for _, q := range queues {
+		if s := h.queues[q]; s != nil && !s.due.IsZero() && (best.IsZero() || s.due.Before(best)) {
+			best = s.due
+		}
+	}
+	return best, !best.IsZero()
+}
+
+// Close wakes every waiter with ErrClosed; later Waits fail too.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.isClose {
+		h.isClose = true
+		close(h.closed)
+	}
+}

@@ -1,0 +1,177 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/internal/wake"
+)
+
+var _ broker.Waiter = (*Broker)(nil)
+
+var scriptNextDue = loadScript("nextdue.lua")
+
+// waker implements JobWait for a Broker. lua/insert.lua publishes on the
+// queue's wake channel (<prefix>:{queue}:wake) the delay until the batch's
+// earliest job is due, 0 for a pending one; one pub/sub connection, opened
+// on the first JobWait, receives them for every queue waited on.
+type waker struct {
+	once sync.Once
+	hub  *wake.Hub
+
+	mu     sync.Mutex
+	ps     *redis.PubSub
+	subbed map[string]bool // channels asked for
+	closed bool
+	done   sync.WaitGroup
+}
+
+func wakeChannel(prefix, queue string) string { return prefix + ":{" + queue + "}:wake" }
+
+func (b *Broker) waker() *waker {
+	b.wake.once.Do(func() {
+		b.wake.hub = wake.New(b.nextDue)
+		b.wake.subbed = map[string]bool{}
+	})
+	return &b.wake
+}
+
+// JobWait blocks until one of queues may have a fetchable job, timeout
+// passes or ctx ends; see broker.Waiter. Wakes come from Redis pub/sub, so
+// every idle worker on a queue wakes for an insert and all but one find it
+// taken.
+func (b *Broker) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
+	if err := b.open("wait for jobs"); err != nil {
+		return err
+	}
+	for _, q := range queues {
+		if err := broker.ValidateQueueName(q); err != nil {
+			return fmt.Errorf("redisbroker: wait for jobs: %w: %v", broker.ErrInvalidJob, err)
+		}
+	}
+	w := b.waker()
+	if err := w.subscribe(ctx, b, queues); errors.Is(err, broker.ErrClosed) {
+		return fmt.Errorf("redisbroker: wait for jobs: %w", err)
+	} else if err != nil {
+		return fmt.Errorf("redisbroker: wait for jobs in %v: %w", queues, err)
+	}
+	err := w.hub.Wait(ctx, queues, timeout)
+	switch {
+	case errors.Is(err, wake.ErrClosed):
+		return fmt.Errorf("redisbroker: wait for jobs: %w", broker.ErrClosed)
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("redisbroker: wait for jobs in %v: %w", queues, err)
+	}
+	return nil
+}
+
+// subscribe makes sure the wake channels of queues are subscribed. The
+// confirmation of a new subscription wakes its waiters (see listen), so a
+// job inserted before it took effect is fetched then.
+func (w *waker) subscribe(ctx context.Context, b *Broker, queues []string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return broker.ErrClosed
+	}
+	var chans []string
+	for _, q := range queues {
+		if c := wakeChannel(b.prefix, q); !w.subbed[c] {
+			chans = append(chans, c)
+		}
+	}
+	if len(chans) == 0 {
+		return nil
+	}
+	if w.ps == nil {
+		w.ps = b.client.Subscribe(ctx)
+		msgs := w.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+		w.done.Add(1)
+		go w.listen(b.prefix, msgs)
+	}
+	if err := w.ps.Subscribe(ctx, chans...); err != nil {
+		return err
+	}
+	for _, c := range chans {
+		w.subbed[c] = true
+	}
+	return nil
+}
+
+// listen feeds the hub from pub/sub until the PubSub is closed.
+func (w *waker) listen(prefix string, msgs <-chan any) {
+	defer w.done.Done()
+	queueOf := func(channel string) (string, bool) {
+		rest, ok := strings.CutPrefix(channel, prefix+":{")
+		if !ok {
+			return "", false
+		}
+		return strings.CutSuffix(rest, "}:wake")
+	}
+	for m := range msgs {
+		switch m := m.(type) {
+		case *redis.Subscription:
+			// (Re)subscribed: wakes may have been missed meanwhile.
+			if q, ok := queueOf(m.Channel); ok && m.Kind == "subscribe" {
+				w.hub.Notify(q, 0)
+			}
+		case *redis.Message:
+			q, ok := queueOf(m.Channel)
+			if !ok {
+				continue
+			}
+			ms, err := strconv.ParseInt(m.Payload, 10, 64)
+			if err != nil {
+				ms = 0
+			}
+			w.hub.Notify(q, time.Duration(ms)*time.Millisecond)
+		}
+	}
+}
+
+// close stops the listener and wakes every waiter with ErrClosed.
+func (w *waker) close() {
+	w.mu.Lock()
+	ps := w.ps
+	w.closed = true
+	w.mu.Unlock()
+	w.hub.Close()
+	if ps != nil {
+		_ = ps.Close()
+		w.done.Wait()
+	}
+}
+
+// nextDue asks Redis, in one script call per Cluster slot, how long until
+// each queue's earliest scheduled job is due.
+func (b *Broker) nextDue(ctx context.Context, queues []string) (map[string]time.Duration, error) {
+	calls := make([]scriptCall, len(queues))
+	for i, q := range queues {
+		calls[i] = scriptCall{keys: []string{b.keys(q).scheduled}}
+	}
+	cmds, err := b.runPipelined(ctx, scriptNextDue, calls)
+	if err != nil {
+		return nil, fmt.Errorf("read next due times: %w", err)
+	}
+	out := make(map[string]time.Duration, len(queues))
+	for i, q := range queues {
+		v, err := cmds[i].Int64Slice()
+		if err != nil || len(v) != 2 {
+			return nil, fmt.Errorf("read next due time of %q: unexpected reply %v", q, cmds[i].Val())
+		}
+		if v[0] == 1 {
+			out[q] = time.Duration(v[1]) * time.Millisecond
+		}
+	}
+	return out, nil
+}
