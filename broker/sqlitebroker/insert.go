@@ -82,6 +82,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 	if err != nil {
 		return nil, b.fail(fmt.Sprintf("insert into queue %q", queue), err)
 	}
+	b.notifyInserted(jobs)
 	return jobs, nil
 }
 

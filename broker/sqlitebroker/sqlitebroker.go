@@ -51,6 +51,7 @@ type Broker struct {
 	read   *sql.DB  // query_only connections
 	closed atomic.Bool
 	stmts  map[string]*sql.Stmt // cachedQueries, prepared at Open; read-only after
+	wake   waker                // JobWait's waiters, woken by inserts
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -149,6 +150,7 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("close sqlite store %s: %w", b.path, broker.ErrClosed)
 	}
+	b.waker().Close()
 	for _, s := range b.stmts {
 		s.Close()
 	}

@@ -1,0 +1,87 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/internal/wake"
+)
+
+var _ broker.Waiter = (*Broker)(nil)
+
+// waker wakes idle workers of this process when jobs are inserted. The
+// store has one writer process (the file lock), so every insert passes
+// through it and no wake is lost.
+type waker struct {
+	once sync.Once
+	hub  *wake.Hub
+}
+
+func (b *Broker) waker() *wake.Hub {
+	b.wake.once.Do(func() { b.wake.hub = wake.New(b.nextDue) })
+	return b.wake.hub
+}
+
+// JobWait blocks until one of queues may have a fetchable job, timeout
+// passes or ctx ends; see broker.Waiter.
+func (b *Broker) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
+	if b.closed.Load() {
+		return fmt.Errorf("wait for jobs: %w", broker.ErrClosed)
+	}
+	for _, q := range queues {
+		if err := broker.ValidateQueueName(q); err != nil {
+			return fmt.Errorf("wait for jobs: %w: %v", broker.ErrInvalidJob, err)
+		}
+	}
+	err := b.waker().Wait(ctx, queues, timeout)
+	switch {
+	case errors.Is(err, wake.ErrClosed):
+		return fmt.Errorf("wait for jobs: %w", broker.ErrClosed)
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("wait for jobs in %v: %w", queues, err)
+	}
+	return nil
+}
+
+// notifyInserted wakes the waiters of the jobs' queue.
+func (b *Broker) notifyInserted(jobs []*broker.Job) {
+	if len(jobs) == 0 {
+		return
+	}
+	now := b.opts.Now()
+	soonest := time.Duration(-1)
+	for _, j := range jobs {
+		d := time.Duration(0)
+		if j.State == broker.StateScheduled {
+			d = max(j.RunAt.Sub(now), time.Millisecond)
+		}
+		if soonest < 0 || d < soonest {
+			soonest = d
+		}
+	}
+	b.waker().Notify(jobs[0].Queue, soonest)
+}
+
+// nextDue reads how long until each queue's earliest scheduled job is due.
+func (b *Broker) nextDue(ctx context.Context, queues []string) (map[string]time.Duration, error) {
+	out := make(map[string]time.Duration, len(queues))
+	for _, q := range queues {
+		var due sql.NullInt64
+		err := b.read.QueryRowContext(ctx,
+			`SELECT MIN(run_at) FROM jobs WHERE queue = ? AND state = 'scheduled'`, q).Scan(&due)
+		if err != nil {
+			return nil, fmt.Errorf("read next due time of %q: %w", q, err)
+		}
+		if due.Valid {
+			out[q] = time.Duration(due.Int64-b.now()) * time.Millisecond
+		}
+	}
+	return out, nil
+}
