@@ -21,9 +21,13 @@ const (
 	sqlExpire = `UPDATE jobs SET state = 'expired', finished_at = ?
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
 			AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?)`
-	sqlNextToken = `UPDATE counters SET value = value + 1 WHERE name = 'lease_token' RETURNING value`
+	// The lease takes the next fencing token without writing the counter,
+	// which sqlTakeToken then advances only if a job was leased: an empty
+	// fetch writes nothing, so idle polling costs no disk sync.
+	sqlTakeToken = `UPDATE counters SET value = value + 1 WHERE name = 'lease_token'`
 	sqlLease     = `UPDATE jobs SET state = 'active', attempt = attempt + 1,
-		lease_token = ?, lease_until = ?, started_at = ?, worker_id = ?
+		lease_token = (SELECT value + 1 FROM counters WHERE name = 'lease_token'),
+		lease_until = ?, started_at = ?, worker_id = ?
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
 			ORDER BY priority DESC, seq LIMIT ?)
 		RETURNING ` + jobColumns
@@ -35,7 +39,7 @@ const (
 	sqlRegisterQueue = `INSERT OR IGNORE INTO queues (name) VALUES (?)`
 )
 
-var cachedQueries = []string{sqlQueuePaused, sqlPromote, sqlExpire, sqlNextToken, sqlLease,
+var cachedQueries = []string{sqlQueuePaused, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
 	sqlComplete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit
@@ -71,11 +75,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		if _, err := b.expire(ctx, tx, p.Queue, now, -1); err != nil {
 			return err
 		}
-		token, err := b.nextToken(ctx, tx)
-		if err != nil {
-			return err
-		}
-		rows, err := b.query(ctx, tx, sqlLease, token, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
+		rows, err := b.query(ctx, tx, sqlLease, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
 		if err != nil {
 			return fmt.Errorf("lease jobs: %w", err)
 		}
@@ -87,7 +87,16 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 			}
 			got = append(got, leased{j, seq})
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if len(got) > 0 {
+			if _, err := b.exec(ctx, tx, sqlTakeToken); err != nil {
+				return fmt.Errorf("take lease token: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, b.fail(op, err)
@@ -104,20 +113,6 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		jobs[i] = l.job
 	}
 	return jobs, nil
-}
-
-// nextToken takes the next fencing token. One token serves a whole fetch:
-// it is greater than every token handed out before, which is all a fence needs.
-func (b *Broker) nextToken(ctx context.Context, tx *sql.Tx) (int64, error) {
-	var token int64
-	row, err := b.queryRow(ctx, tx, sqlNextToken)
-	if err == nil {
-		err = row.Scan(&token)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("take lease token: %w", err)
-	}
-	return token, nil
 }
 
 // promote moves up to limit (-1: all) due scheduled jobs of queue to pending.
