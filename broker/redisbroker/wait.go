@@ -157,7 +157,8 @@ func (w *waker) close() {
 func (b *Broker) nextDue(ctx context.Context, queues []string) (map[string]time.Duration, error) {
 	calls := make([]scriptCall, len(queues))
 	for i, q := range queues {
-		calls[i] = scriptCall{keys: []string{b.keys(q).scheduled}}
+		k := b.keys(q)
+		calls[i] = scriptCall{keys: []string{k.scheduled, k.paused}}
 	}
 	cmds, err := b.runPipelined(ctx, scriptNextDue, calls)
 	if err != nil {

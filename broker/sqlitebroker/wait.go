@@ -69,13 +69,15 @@ func (b *Broker) notifyInserted(jobs []*broker.Job) {
 	b.waker().Notify(jobs[0].Queue, soonest)
 }
 
-// nextDue reads how long until each queue's earliest scheduled job is due.
+// nextDue reads how long until each queue's earliest scheduled job is due;
+// a paused queue has none.
 func (b *Broker) nextDue(ctx context.Context, queues []string) (map[string]time.Duration, error) {
 	out := make(map[string]time.Duration, len(queues))
 	for _, q := range queues {
 		var due sql.NullInt64
 		err := b.read.QueryRowContext(ctx,
-			`SELECT MIN(run_at) FROM jobs WHERE queue = ? AND state = 'scheduled'`, q).Scan(&due)
+			`SELECT MIN(run_at) FROM jobs WHERE queue = ? AND state = 'scheduled'
+			 AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ? AND paused = 1)`, q, q).Scan(&due)
 		if err != nil {
 			return nil, fmt.Errorf("read next due time of %q: %w", q, err)
 		}

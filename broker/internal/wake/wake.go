@@ -16,9 +16,8 @@ import (
 var ErrClosed = errors.New("wake hub closed")
 
 // RefreshFunc reports, for each queue, how long until its earliest
-// scheduled job is due by the broker's clock: <= 0 when one is due now,
-// and a negative ok=false entry (absent from the map) when none is
-// scheduled.
+// scheduled job is due by the broker's clock: <= 0 when one is due now; a
+// queue with none scheduled, or paused, is absent from the map.
 type RefreshFunc func(ctx context.Context, queues []string) (map[string]time.Duration, error)
 
 // Hub tracks waiters and queue due times. The zero value is not usable;
@@ -181,8 +180,8 @@ func (h *Hub) Wait(ctx context.Context, queues []string, timeout time.Duration) 
 }
 
 // refreshDue asks the broker for the due times of queues and records them.
-// It reports whether a job is due now; then the queue is not asked again
-// until timeout has passed, so a paused queue with due jobs is not spun on.
+// It reports whether a job is due now. Brokers report no due time for a
+// paused queue, so its due jobs are not spun on.
 func (h *Hub) refreshDue(ctx context.Context, queues []string, timeout time.Duration) (bool, error) {
 	delays, err := h.refresh(ctx, queues)
 	if err != nil {
@@ -195,16 +194,30 @@ func (h *Hub) refreshDue(ctx context.Context, queues []string, timeout time.Dura
 	for _, q := range queues {
 		s := h.state(q)
 		s.known = true
+		// A due time notified while the broker was being read may be newer
+		// than what was read: keep it if it is still ahead.
+		kept := time.Time{}
+		if s.due.After(now) {
+			kept = s.due
+		}
 		d, ok := delays[q]
 		switch {
-		case !ok:
-			s.due, s.refreshAt = time.Time{}, now.Add(100*365*24*time.Hour)
-		case d <= 0:
-			s.due, s.refreshAt = time.Time{}, now.Add(timeout)
+		case ok && d <= 0:
+			// Ask again soon, not at once: the caller fetches first.
+			s.due, s.refreshAt = time.Time{}, now.Add(min(timeout, time.Millisecond))
 			dueNow = true
-		default:
+			continue
+		case ok:
 			s.due = now.Add(d)
-			s.refreshAt = s.due
+		default:
+			s.due = time.Time{}
+		}
+		if !kept.IsZero() && (s.due.IsZero() || kept.Before(s.due)) {
+			s.due = kept
+		}
+		s.refreshAt = s.due
+		if s.due.IsZero() {
+			s.refreshAt = now.Add(100 * 365 * 24 * time.Hour)
 		}
 	}
 	return dueNow, nil
