@@ -223,14 +223,23 @@ func (h *Hub) refreshDue(ctx context.Context, queues []string, timeout time.Dura
 	return dueNow, nil
 }
 
-// earliest returns the earliest known due time over queues.
+// earliest returns the earliest instant over queues at which a job falls
+// due or the broker must be asked again (after a due-now answer).
 func (h *Hub) earliest(queues []string) (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var best time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (best.IsZero() || t.Before(best)) {
+			best = t
+		}
+	}
 	for _, q := range queues {
-		if s := h.queues[q]; s != nil && !s.due.IsZero() && (best.IsZero() || s.due.Before(best)) {
-			best = s.due
+		if s := h.queues[q]; s != nil {
+			consider(s.due)
+			if s.known {
+				consider(s.refreshAt)
+			}
 		}
 	}
 	return best, !best.IsZero()
