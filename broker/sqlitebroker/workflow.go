@@ -29,11 +29,12 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func jsonText(v any) (any, error) {
-	if v == nil {
+// jobText encodes a job template as JSON text, or NULL when there is none.
+func jobText(j *broker.WorkflowJob) (any, error) {
+	if j == nil {
 		return nil, nil
 	}
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(j)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +42,7 @@ func jsonText(v any) (any, error) {
 }
 
 func decodeJob(s sql.NullString) (*broker.WorkflowJob, error) {
-	if !s.Valid || s.String == "" {
+	if !s.Valid || s.String == "" || s.String == "null" {
 		return nil, nil
 	}
 	var j broker.WorkflowJob
@@ -81,11 +82,11 @@ func (b *Broker) WorkflowRunCreate(ctx context.Context, p *broker.WorkflowRunCre
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("look up run: %w", err)
 		}
-		onOK, err := jsonText(p.OnSuccess)
+		onOK, err := jobText(p.OnSuccess)
 		if err != nil {
 			return err
 		}
-		onFail, err := jsonText(p.OnFailure)
+		onFail, err := jobText(p.OnFailure)
 		if err != nil {
 			return err
 		}
@@ -102,7 +103,7 @@ func (b *Broker) WorkflowRunCreate(ctx context.Context, p *broker.WorkflowRunCre
 		for i, s := range p.Steps {
 			deps, _ := json.Marshal(append([]string{}, s.DependsOn...))
 			job, _ := json.Marshal(s.Job)
-			comp, err := jsonText(s.Compensation)
+			comp, err := jobText(s.Compensation)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,73 @@
+// Package workflow runs durable multi-step workflows: the seed's
+// WorkflowEngine.
+//
+// A Workflow is named steps, each run by a registered StepProcessor with its
+// own retry attempts and delay, plus optional OnSuccess and OnError. Without
+// DependsOn the steps run in the listed order; with it they form a DAG whose
+// independent steps run in parallel and whose fan-in steps start when all
+// their dependencies have completed.
+//
+//	eng, _ := workflow.NewEngine(b, workflow.Config{})
+//	eng.RegisterStepProcessor("InvoiceValidator", validator)
+//	eng.Register(workflow.Workflow{Name: "invoice.processing", Steps: steps})
+//	eng.Attach(manager) // the Manager must serve eng.Queue()
+//	run, _ := eng.Execute(ctx, "invoice.processing", data, workflow.ExecuteOptions{TenantID: "t1"})
+//
+// # Durability
+//
+// Run state lives in the broker (broker.WorkflowStore, implemented by the
+// Redis and SQLite brokers), not in the process that started the run. A
+// run is stored whole at Execute, DAG included, in the same atomic write that
+// enqueues its first steps. Each step is carried by an ordinary job (type
+// workflow.step, in the engine's queue, MaxAttempts = the step's
+// RetryAttempts, retried after the step's RetryDelay) run by the processor
+// Attach registers on a worker.Manager. That processor installs a
+// worker.Finisher, so the Manager reports the step's outcome through the
+// WorkflowStore: one Lua script (Redis, all keys under the queue's hash
+// tag, <prefix>:{queue}:wf:<run>) or one transaction (SQLite) checks the
+// job's lease token, completes the job, records the step's output,
+// attempts and timings in the run, and enqueues every step it unblocks.
+// Concurrent completions of parallel steps are serialised by that atomicity,
+// so a fan-in step is enqueued exactly once.
+//
+// Delivery is at least once, per step: a worker killed before the step's
+// completion commits leaves the job's lease to expire, and the step runs
+// again; a worker killed after it loses nothing, and the completed step
+// never runs again (its job is completed and its state is recorded in the
+// same transition). Step processors with side effects outside the broker
+// should be idempotent, keyed by StepInfo.RunID and the step name.
+//
+// # Data between steps
+//
+// Execute takes a JSON object. A step receives the run's data merged with
+// the outputs of its dependencies (StepInput): top-level keys, the run's data
+// first, then each dependency's output in the workflow's declared step
+// order, so on a conflict the dependency declared later wins. A step returns
+// its output, conventionally the data it received plus what it added (the
+// seed's {...data, validation}); in a sequential workflow the data thus
+// accumulates from step to step.
+//
+// # Failure, compensation, hooks
+//
+// A step retries by its own attempts and delay. When its attempts are used
+// up (or it returns worker.NoRetry), the same atomic transition marks the step
+// and the run failed, cancels the run's other unfinished steps, and enqueues
+// the compensation of the most recently completed step that has one. The
+// compensations then run one after another, in reverse completion order,
+// each enqueued by its predecessor's completion (or death: a failed
+// compensation does not stop the chain), and finally OnError runs. OnSuccess
+// runs after the last step completes. Hooks and compensations are jobs too:
+// each is enqueued exactly once, and runs at least once.
+//
+// # Cancel
+//
+// Cancel cancels the jobs of the run's unfinished steps (a running step's
+// lease is revoked, so its processor's context is cancelled at the next
+// heartbeat and its result is discarded) and marks the run cancelled. No
+// compensation or hook runs for a cancelled run.
+//
+// # Idempotency
+//
+// ExecuteOptions.IdempotencyKey maps, per workflow and tenant, to one run:
+// a second Execute with the same key returns the first run.
+package workflow

@@ -1,0 +1,304 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/google/uuid"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// Job types of the jobs that carry a run. Attach registers a processor for
+// each on a Manager.
+const (
+	JobTypeStep         = "workflow.step"
+	JobTypeCompensation = "workflow.compensation"
+	JobTypeHook         = "workflow.hook"
+)
+
+// DefaultQueue is the queue runs live in unless Config.Queue says otherwise.
+const DefaultQueue = "workflows"
+
+// Config configures an Engine. The zero value works.
+type Config struct {
+	// Queue holds every job of every run. The Managers that run workflows
+	// must serve it. Defaults to DefaultQueue.
+	Queue string
+	// HookAttempts is how many times OnSuccess and OnError may be tried.
+	// Defaults to 3.
+	HookAttempts int
+	// Logger receives the engine's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Engine registers step processors and workflows, starts runs and reads
+// them: the seed's WorkflowEngine. It is safe for concurrent use.
+type Engine struct {
+	store broker.WorkflowStore
+	cfg   Config
+
+	mu        sync.RWMutex
+	procs     map[string]StepProcessor
+	workflows map[string]*Workflow
+}
+
+// NewEngine returns an Engine on b, which must implement
+// broker.WorkflowStore (both brokers of this module do).
+func NewEngine(b broker.Broker, cfg Config) (*Engine, error) {
+	store, ok := b.(broker.WorkflowStore)
+	if !ok {
+		return nil, fmt.Errorf("workflow: new engine: broker %T does not implement broker.WorkflowStore", b)
+	}
+	if cfg.Queue == "" {
+		cfg.Queue = DefaultQueue
+	}
+	if err := broker.ValidateQueueName(cfg.Queue); err != nil {
+		return nil, fmt.Errorf("workflow: new engine: %w", err)
+	}
+	if cfg.HookAttempts == 0 {
+		cfg.HookAttempts = 3
+	}
+	if cfg.HookAttempts < 0 {
+		return nil, fmt.Errorf("workflow: new engine: hook attempts %d is negative", cfg.HookAttempts)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Engine{store: store, cfg: cfg, procs: map[string]StepProcessor{}, workflows: map[string]*Workflow{}}, nil
+}
+
+// Queue returns the queue the engine's runs live in.
+func (e *Engine) Queue() string { return e.cfg.Queue }
+
+// RegisterStepProcessor registers p under name (the seed's
+// registerStepProcessor). Registering a name twice is an error.
+func (e *Engine) RegisterStepProcessor(name string, p StepProcessor) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case name == "":
+		return errors.New("workflow: register step processor: name is empty")
+	case p == nil:
+		return fmt.Errorf("workflow: register step processor %q: processor is nil", name)
+	case e.procs[name] != nil:
+		return fmt.Errorf("workflow: register step processor %q: already registered", name)
+	}
+	e.procs[name] = p
+	return nil
+}
+
+// Register validates and registers a workflow. Its step processors must be
+// registered first. It fails, naming the workflow and the step, on an
+// unknown processor, a duplicate step name, a dependency on a missing step
+// or a dependency cycle.
+func (e *Engine) Register(w Workflow) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := w.validate(e.procs); err != nil {
+		return fmt.Errorf("workflow: register: %w", err)
+	}
+	if e.workflows[w.Name] != nil {
+		return fmt.Errorf("workflow: register: workflow %q is already registered", w.Name)
+	}
+	w.Steps = slices.Clone(w.Steps)
+	for i := range w.Steps {
+		w.Steps[i].DependsOn = slices.Clone(w.Steps[i].DependsOn)
+		if w.Steps[i].RetryAttempts == 0 {
+			w.Steps[i].RetryAttempts = 3
+		}
+	}
+	e.workflows[w.Name] = &w
+	return nil
+}
+
+func (e *Engine) workflow(name string) (*Workflow, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	w, ok := e.workflows[name]
+	return w, ok
+}
+
+func (e *Engine) processor(name string) StepProcessor {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.procs[name]
+}
+
+// Attach registers the processors of the engine's job types on m, which
+// must serve the engine's queue. Call it before m.Start.
+func (e *Engine) Attach(m *worker.Manager) error {
+	served := false
+	for _, q := range m.Config().Queues {
+		served = served || q.Name == e.cfg.Queue
+	}
+	if !served {
+		return fmt.Errorf("workflow: attach: the manager does not serve the engine's queue %q", e.cfg.Queue)
+	}
+	for _, t := range []string{JobTypeStep, JobTypeCompensation, JobTypeHook} {
+		if err := m.HandleFunc(t, e.process); err != nil {
+			return fmt.Errorf("workflow: attach: %w", err)
+		}
+	}
+	return nil
+}
+
+// ExecuteOptions are the options of one run.
+type ExecuteOptions struct {
+	// TenantID and CompanyID scope the run and its jobs.
+	TenantID  string
+	CompanyID string
+	// IdempotencyKey, when set, makes Execute return the existing run of
+	// this workflow and tenant that was started with the same key, instead
+	// of starting another.
+	IdempotencyKey string
+}
+
+// Execute starts a run of the named workflow with data, a JSON object (a
+// map, a struct, a json.RawMessage): the seed's execute(name, data). The
+// run is durable when Execute returns; its first steps are enqueued in the
+// same atomic write.
+func (e *Engine) Execute(ctx context.Context, name string, data any, opts ExecuteOptions) (*Run, error) {
+	w, ok := e.workflow(name)
+	if !ok {
+		return nil, fmt.Errorf("workflow: execute %q: workflow is not registered", name)
+	}
+	input, err := encodeObject(data)
+	if err != nil {
+		return nil, fmt.Errorf("workflow: execute %q: %w", name, err)
+	}
+	u, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("workflow: execute %q: generate run id: %w", name, err)
+	}
+	p := e.createParams(w, u.String(), input, opts)
+	run, _, err := e.store.WorkflowRunCreate(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("workflow: execute %q: %w", name, err)
+	}
+	return run, nil
+}
+
+// jobData is the payload of every job of a run.
+type jobData struct {
+	Run      string `json:"run"`
+	Workflow string `json:"workflow"`
+	Step     string `json:"step,omitempty"`
+	Hook     string `json:"hook,omitempty"` // "success" or "error"
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v) // jobData always encodes
+	return b
+}
+
+func (e *Engine) createParams(w *Workflow, id string, input json.RawMessage, opts ExecuteOptions) *broker.WorkflowRunCreateParams {
+	p := &broker.WorkflowRunCreateParams{
+		ID: id, Queue: e.cfg.Queue, Workflow: w.Name, TenantID: opts.TenantID, CompanyID: opts.CompanyID, Input: input,
+	}
+	if opts.IdempotencyKey != "" {
+		// Scoped to the workflow and tenant; lengths keep it unambiguous.
+		p.IdempotencyKey = strconv.Itoa(len(w.Name)) + ":" + w.Name + ":" + strconv.Itoa(len(opts.TenantID)) + ":" +
+			opts.TenantID + ":" + opts.IdempotencyKey
+	}
+	deps := w.dependencies()
+	for i, s := range w.Steps {
+		d := broker.WorkflowStepDef{Name: s.Name, DependsOn: deps[i], Job: broker.WorkflowJob{
+			ID: id + ":step:" + s.Name, Type: JobTypeStep, MaxAttempts: s.RetryAttempts, Timeout: s.Timeout,
+			Data: mustJSON(jobData{Run: id, Workflow: w.Name, Step: s.Name}),
+		}}
+		if s.Compensation != "" {
+			d.Compensation = &broker.WorkflowJob{
+				ID: id + ":compensate:" + s.Name, Type: JobTypeCompensation, MaxAttempts: s.RetryAttempts, Timeout: s.Timeout,
+				Data: mustJSON(jobData{Run: id, Workflow: w.Name, Step: s.Name}),
+			}
+		}
+		p.Steps = append(p.Steps, d)
+	}
+	if w.OnSuccess != nil {
+		p.OnSuccess = &broker.WorkflowJob{ID: id + ":on-success", Type: JobTypeHook, MaxAttempts: e.cfg.HookAttempts,
+			Data: mustJSON(jobData{Run: id, Workflow: w.Name, Hook: "success"})}
+	}
+	if w.OnError != nil {
+		p.OnFailure = &broker.WorkflowJob{ID: id + ":on-error", Type: JobTypeHook, MaxAttempts: e.cfg.HookAttempts,
+			Data: mustJSON(jobData{Run: id, Workflow: w.Name, Hook: "error"})}
+	}
+	return p
+}
+
+// encodeObject encodes data as a JSON object; nil is {}.
+func encodeObject(data any) (json.RawMessage, error) {
+	var raw json.RawMessage
+	switch d := data.(type) {
+	case nil:
+		return json.RawMessage(`{}`), nil
+	case json.RawMessage:
+		raw = d
+	case []byte:
+		raw = d
+	default:
+		b, err := json.Marshal(data)
+		if err != nil {
+			return nil, fmt.Errorf("encode data: %w", err)
+		}
+		raw = b
+	}
+	if _, err := decodeData(raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// Get returns a run with each step's state, attempts, output, error and
+// timings. It wraps worker.ErrNotFound if there is no such run.
+func (e *Engine) Get(ctx context.Context, runID string) (*Run, error) {
+	run, err := e.store.WorkflowRunGet(ctx, e.cfg.Queue, runID)
+	if err != nil {
+		return nil, fmt.Errorf("workflow: get run %s: %w", runID, err)
+	}
+	return run, nil
+}
+
+// Cancel cancels a running run: steps not yet finished are cancelled, a
+// running step's job loses its lease (its context is cancelled at the next
+// heartbeat and its result is discarded), and no compensation or hook
+// runs. It wraps worker.ErrWrongState if the run has already finished.
+func (e *Engine) Cancel(ctx context.Context, runID string) (*Run, error) {
+	run, err := e.store.WorkflowRunCancel(ctx, e.cfg.Queue, runID)
+	if err != nil {
+		return nil, fmt.Errorf("workflow: cancel run %s: %w", runID, err)
+	}
+	return run, nil
+}
+
+// ListParams selects runs to list.
+type ListParams struct {
+	Workflow string // required
+	State    State  // optional: "" lists every state
+	Offset   int
+	Limit    int // 1..1000; 0 means 100
+}
+
+// ListResult is one page of runs, newest first.
+type ListResult struct {
+	Runs       []*Run
+	NextOffset int // -1 when there is no next page
+}
+
+// List lists a workflow's runs, newest first, optionally in one state.
+func (e *Engine) List(ctx context.Context, p ListParams) (*ListResult, error) {
+	res, err := e.store.WorkflowRunList(ctx, &broker.WorkflowRunListParams{
+		Queue: e.cfg.Queue, Workflow: p.Workflow, State: p.State, Offset: p.Offset, Limit: p.Limit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("workflow: list runs of %q: %w", p.Workflow, err)
+	}
+	return &ListResult{Runs: res.Runs, NextOffset: res.NextOffset}, nil
+}

@@ -1,0 +1,113 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// finisher finishes a run's job through the WorkflowStore, so that a step's
+// completion and the enqueue of the steps it unblocks are one transition.
+type finisher struct {
+	store broker.WorkflowStore
+	run   string
+}
+
+func (f finisher) Complete(ctx context.Context, p *broker.JobCompleteParams) error {
+	return f.store.WorkflowJobComplete(ctx, &broker.WorkflowJobCompleteParams{JobCompleteParams: *p, Run: f.run})
+}
+
+func (f finisher) Fail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
+	return f.store.WorkflowJobFail(ctx, &broker.WorkflowJobFailParams{JobFailParams: *p, Run: f.run})
+}
+
+// process runs one job of a run: a step, a compensation or a hook.
+func (e *Engine) process(ctx context.Context, job *worker.Job) error {
+	var d jobData
+	if err := worker.Decode(job, &d); err != nil || d.Run == "" {
+		return worker.NoRetry(fmt.Errorf("workflow job %s: payload does not name a run: %v", job.ID, err))
+	}
+	if err := worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run}); err != nil {
+		return err
+	}
+	w, ok := e.workflow(d.Workflow)
+	if !ok {
+		return fmt.Errorf("run %s: workflow %q is not registered in this worker", d.Run, d.Workflow)
+	}
+	run, err := e.store.WorkflowRunGet(ctx, job.Queue, d.Run)
+	if err != nil {
+		return fmt.Errorf("read run %s: %w", d.Run, err)
+	}
+	switch job.Type {
+	case JobTypeHook:
+		return e.runHook(ctx, w, run, d.Hook)
+	case JobTypeStep, JobTypeCompensation:
+	default:
+		return worker.NoRetry(fmt.Errorf("run %s: unknown workflow job type %q", d.Run, job.Type))
+	}
+	step, ok := w.step(d.Step)
+	if !ok {
+		return worker.NoRetry(fmt.Errorf("run %s: workflow %q has no step %q", d.Run, w.Name, d.Step))
+	}
+	info := &StepInfo{RunID: run.ID, Workflow: w.Name, Step: *step, TenantID: run.TenantID,
+		Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Compensating: job.Type == JobTypeCompensation}
+	var data Data
+	name := step.Processor
+	if info.Compensating {
+		name = step.Compensation
+		data, err = compensationInput(run, step.Name)
+	} else {
+		data, err = StepInput(run, step.Name)
+	}
+	if err != nil {
+		return worker.NoRetry(err)
+	}
+	p := e.processor(name)
+	if p == nil {
+		return fmt.Errorf("run %s, step %q: step processor %q is not registered in this worker", d.Run, step.Name, name)
+	}
+	out, err := p.Process(ctx, info, data)
+	if err != nil {
+		if step.RetryDelay > 0 {
+			return worker.RetryAfter(step.RetryDelay, err)
+		}
+		return err
+	}
+	if out == nil {
+		out = Data{}
+	}
+	if err := worker.SetResult(ctx, out); err != nil {
+		return worker.NoRetry(fmt.Errorf("run %s, step %q: store output: %w", d.Run, step.Name, err))
+	}
+	return nil
+}
+
+// compensationInput is the run's input merged with the step's output.
+func compensationInput(run *Run, step string) (Data, error) {
+	in, err := decodeData(run.Input)
+	if err != nil {
+		return nil, err
+	}
+	if s := run.Step(step); s != nil {
+		out, err := decodeData(s.Output)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range out {
+			in[k] = v
+		}
+	}
+	return in, nil
+}
+
+func (e *Engine) runHook(ctx context.Context, w *Workflow, run *Run, hook string) error {
+	switch {
+	case hook == "success" && w.OnSuccess != nil:
+		return w.OnSuccess(ctx, run)
+	case hook == "error" && w.OnError != nil:
+		return w.OnError(ctx, run)
+	}
+	return nil
+}
