@@ -26,6 +26,7 @@ func (m *Manager) fetchLoop() {
 		}
 	}()
 	var errDelay time.Duration
+	var holdUntil time.Time // while waiting for slots to free up; see refillAt
 	for {
 		select {
 		case <-m.stopFetch:
@@ -41,6 +42,29 @@ func (m *Manager) fetchLoop() {
 			}
 			continue
 		}
+		if free < m.refillAt() {
+			// Nearly every slot is busy: wait a moment for more to free
+			// up, so the next fetch leases a batch rather than a job or
+			// two. Each fetch costs a round trip and a script call; under
+			// load this halves them and more.
+			if holdUntil.IsZero() {
+				holdUntil = time.Now().Add(refillHold)
+			}
+			if d := time.Until(holdUntil); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-m.slotFreed:
+					t.Stop()
+					continue
+				case <-t.C:
+				case <-m.stopFetch:
+					t.Stop()
+					return
+				}
+			}
+			free = m.freeSlots()
+		}
+		holdUntil = time.Time{}
 		got, err := m.fetchOnce(free)
 		wait := time.Duration(0)
 		switch {
@@ -92,6 +116,16 @@ func (m *Manager) queueNames() []string {
 		names[i] = q.cfg.Name
 	}
 	return names
+}
+
+// refillHold bounds how long a busy Manager waits for free slots to add
+// up before it fetches for the few it has.
+const refillHold = 2 * time.Millisecond
+
+// refillAt is the number of free slots worth a fetch without waiting: a
+// quarter of a full batch.
+func (m *Manager) refillAt() int {
+	return max(1, min(m.cfg.Concurrency, m.cfg.FetchBatch)/4)
 }
 
 func (m *Manager) freeSlots() int {

@@ -7,20 +7,45 @@
 
 local now, now_us = clock()
 local out = {}
+-- Per job: one HMGET, one HSET, one HDEL; the active and completed sets
+-- are written once for the whole batch.
+local ids, done = {}, {}
+local finished = fmt(now)
 for i = 1, tonumber(ARGV[1]) do
   local b = 1 + (i - 1) * 3
   local id = ARGV[b + 1]
   local job_key = KEYS[3] .. id
-  local code = check_lease(job_key, ARGV[b + 2])
+  local v = redis.call('HMGET', job_key, 's', 'tk', 'u')
+  local code = 1
+  if not v[1] then
+    code = 0
+  elseif v[1] ~= 'active' or v[2] ~= ARGV[b + 2] then
+    code = -1
+  end
   if code == 1 then
+    ids[#ids + 1] = id
     -- i keeps the batch's order among jobs finished in the same microsecond.
-    finish(KEYS[1], KEYS[2], 'completed', job_key, id, KEYS[4], now, now_us + i - 1)
+    done[#done + 1] = fmt(now_us + i - 1)
+    done[#done + 1] = id
     if ARGV[b + 3] ~= '' then
-      redis.call('HSET', job_key, 'res', ARGV[b + 3])
+      redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'res', ARGV[b + 3])
+      redis.call('HDEL', job_key, 'lu')
     else
-      redis.call('HDEL', job_key, 'res')
+      redis.call('HSET', job_key, 's', 'completed', 'f', finished)
+      redis.call('HDEL', job_key, 'lu', 'res')
+    end
+    local u = v[3]
+    if u and u ~= '' and redis.call('GET', KEYS[4] .. u) == id then
+      redis.call('DEL', KEYS[4] .. u)
     end
   end
   out[i] = code
+end
+-- In chunks: unpack is bounded by Lua's stack.
+for c = 1, #ids, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(ids, c, math.min(c + 999, #ids)))
+end
+for c = 1, #done, 1000 do
+  redis.call('ZADD', KEYS[2], unpack(done, c, math.min(c + 999, #done)))
 end
 return out

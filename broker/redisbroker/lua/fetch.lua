@@ -21,34 +21,42 @@ local lease_until = fmt(now + tonumber(ARGV[2]))
 local out = {'ok'}
 local got = 0
 local budget = want + 1000 -- bounds the expired jobs one call skips over
+-- Per job: one HMGET, one HSET, one HGETALL. Tokens are reserved with one
+-- INCRBY per pop and the active set is written with one ZADD per pop.
 while got < want and budget > 0 do
   local popped = redis.call('ZPOPMIN', KEYS[2], math.min(want - got, budget))
   if #popped == 0 then
     break
   end
+  local token = redis.call('INCRBY', KEYS[7], #popped / 2) - #popped / 2
+  local active = {}
   for i = 1, #popped, 2 do
     budget = budget - 1
     local id = popped[i]
     local job_key = KEYS[9] .. id
-    local v = redis.call('HMGET', job_key, 's', 'e')
+    local v = redis.call('HMGET', job_key, 's', 'e', 'a')
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
       redis.call('ZREM', KEYS[8], id)
     elseif v[1] then
-      local token = redis.call('INCR', KEYS[7])
-      redis.call('HINCRBY', job_key, 'a', 1)
+      token = token + 1
+      local attempt = fmt((tonumber(v[3]) or 0) + 1)
       if ARGV[3] ~= '' then
-        redis.call('HSET', job_key, 's', 'active', 'tk', fmt(token), 'lu', lease_until,
-          'st', fmt(now), 'w', ARGV[3])
+        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token),
+          'lu', lease_until, 'st', fmt(now), 'w', ARGV[3])
       else
-        redis.call('HSET', job_key, 's', 'active', 'tk', fmt(token), 'lu', lease_until,
-          'st', fmt(now))
+        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token),
+          'lu', lease_until, 'st', fmt(now))
         redis.call('HDEL', job_key, 'w')
       end
-      redis.call('ZADD', KEYS[3], lease_until, id)
+      active[#active + 1] = lease_until
+      active[#active + 1] = id
       got = got + 1
       out[#out + 1] = redis.call('HGETALL', job_key)
     end
+  end
+  if #active > 0 then
+    redis.call('ZADD', KEYS[3], unpack(active))
   end
 end
 return out
