@@ -59,9 +59,13 @@ local out = {'ok', now}
 -- One INCRBY reserves the batch's positions; scheduled jobs leave gaps.
 local seq0 = redis.call('INCRBY', KEYS[3], n) - n
 local soonest = nil -- ms until the batch's earliest job is due
+local now_s = fmt(now)
+-- Optional hash fields and their ARGV offsets, stored only when not empty.
+local OPTIONAL = {{'d', 3}, {'tn', 6}, {'co', 7}, {'h', 8}, {'u', 9}}
+local pending = {} -- score, id pairs: written with one ZADD per 1000 jobs
 for i = 1, n do
   local b = 1 + (i - 1) * W
-  local id, typ, data, prio = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4])
+  local id, prio = ARGV[b + 1], tonumber(ARGV[b + 4])
   local due, scheduled
   if ARGV[b + 11] ~= '' then
     due = tonumber(ARGV[b + 11])
@@ -77,18 +81,16 @@ for i = 1, n do
       due = now_up + delay
     end
   end
-  local state = 'pending'
+  local state, due_s = 'pending', now_s
   if scheduled then
-    state = 'scheduled'
+    state, due_s = 'scheduled', fmt(due)
   end
-  local job_key = KEYS[5] .. id
-  local f = {'id', id, 't', typ, 'p', ARGV[b + 4], 'm', ARGV[b + 5], 'a', '0',
-    's', state, 'c', fmt(now), 'r', fmt(due)}
-  local optional = {d = data, tn = ARGV[b + 6], co = ARGV[b + 7], h = ARGV[b + 8],
-    u = ARGV[b + 9]}
-  for k, v in pairs(optional) do
+  local f = {'id', id, 't', ARGV[b + 2], 'p', ARGV[b + 4], 'm', ARGV[b + 5], 'a', '0',
+    's', state, 'c', now_s, 'r', due_s}
+  for _, o in ipairs(OPTIONAL) do
+    local v = ARGV[b + o[2]]
     if v ~= '' then
-      f[#f + 1] = k
+      f[#f + 1] = o[1]
       f[#f + 1] = v
     end
   end
@@ -102,20 +104,28 @@ for i = 1, n do
     f[#f + 1] = fmt(due + ttl)
     redis.call('ZADD', KEYS[4], fmt(due + ttl), id)
   end
-  redis.call('HSET', job_key, unpack(f))
+  redis.call('HSET', KEYS[5] .. id, unpack(f))
   if scheduled then
-    redis.call('ZADD', KEYS[1], fmt(due), id)
+    redis.call('ZADD', KEYS[1], due_s, id)
   else
-    redis.call('ZADD', KEYS[2], fmt((MAX_PRIORITY - prio) * PRIORITY_SHIFT + seq0 + i), id)
+    pending[#pending + 1] = fmt((MAX_PRIORITY - prio) * PRIORITY_SHIFT + seq0 + i)
+    pending[#pending + 1] = id
+    if #pending >= 2000 then
+      redis.call('ZADD', KEYS[2], unpack(pending))
+      pending = {}
+    end
   end
   if ARGV[b + 9] ~= '' then
     redis.call('SET', KEYS[6] .. ARGV[b + 9], id)
   end
   out[#out + 1] = state
-  out[#out + 1] = fmt(due)
+  out[#out + 1] = due_s
   if soonest == nil or due - now < soonest then
     soonest = due - now
   end
+end
+if #pending > 0 then
+  redis.call('ZADD', KEYS[2], unpack(pending))
 end
 if KEYS[7] then
   redis.call('PUBLISH', KEYS[7], fmt(soonest))
