@@ -14,8 +14,11 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -47,20 +50,41 @@ func main() {
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
 	flag.StringVar(&cfg.nodeDir, "node-dir", "node", "directory of package.json and bullmq.js")
 	flag.BoolVar(&cfg.verbose, "v", false, "log each figure as it is measured")
+	flag.StringVar(&cfg.redisAddr, "redis-addr", "", "use this running Redis (host:port) instead of starting one; it is flushed")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the Go systems' client side) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatalf("compare: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatalf("compare: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg.phases = strings.Split(phases, ",")
 	cfg.systems = strings.Split(systems, ",")
 	if err := run(&cfg); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatalf("compare: %v", err)
 	}
 }
 
 func run(cfg *config) error {
-	srv, err := startRedis(cfg.redisBin)
+	srv, err := startRedis(cfg.redisBin, cfg.redisAddr)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
+	// An interrupted run still stops its redis-server.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		srv.stop()
+		os.Exit(1)
+	}()
 	cfg.redisAddr = srv.addr
 	if cfg.has(cfg.systems, "bullmq") {
 		if err := npmInstall(cfg.nodeDir); err != nil {

@@ -195,7 +195,16 @@ type redisServer struct {
 	client  *redis.Client
 }
 
-func startRedis(bin string) (*redisServer, error) {
+func startRedis(bin, addr string) (*redisServer, error) {
+	if addr != "" {
+		s := &redisServer{addr: addr, url: "redis://" + addr, client: redis.NewClient(&redis.Options{Addr: addr})}
+		info, err := s.client.Info(context.Background(), "server").Result()
+		if err != nil {
+			return nil, fmt.Errorf("reach redis at %s: %w", addr, err)
+		}
+		s.version = infoField(info, "redis_version")
+		return s, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("find a free port: %w", err)
@@ -225,8 +234,10 @@ func startRedis(bin string) (*redisServer, error) {
 // stop ends the server by its pid.
 func (s *redisServer) stop() {
 	_ = s.client.Close()
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	}
 }
 
 func (s *redisServer) flush(ctx context.Context) error {
