@@ -98,15 +98,15 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 		r.mu.Lock()
 		result := r.result
 		r.mu.Unlock()
-		if ackErr := m.complete(r, &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}); ackErr != nil {
-			log.Error("complete job", "err", ackErr)
-			if errors.Is(ackErr, broker.ErrLeaseLost) {
-				m.emit(Event{Kind: EventLeaseLost, Job: job, Duration: took})
-			}
+		p := &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}
+		if r.getFinisher() == nil {
+			// Queue the completion and free the slot at once: the ack loop
+			// writes it in its next batch and reports the outcome (see
+			// completed). Shutdown flushes the queue before it returns.
+			m.acks <- &ackRequest{p: p, job: job, took: took}
 			return
 		}
-		log.Debug("job completed")
-		m.emit(Event{Kind: EventCompleted, Job: job, Duration: took})
+		m.completed(job, took, m.complete(r, p))
 		return
 	}
 	if errors.Is(cause, errShutdown) {
@@ -147,19 +147,29 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 // ackRequest is one completion waiting to be sent in a batch.
 type ackRequest struct {
 	p    *broker.JobCompleteParams
-	done chan error
+	job  *Job
+	took time.Duration
 }
 
-// ack queues a completion and waits until its batch is written.
-func (m *Manager) ack(p *broker.JobCompleteParams) error {
-	req := &ackRequest{p: p, done: make(chan error, 1)}
-	m.acks <- req
-	return <-req.done
+// completed logs and reports the outcome of a completion.
+func (m *Manager) completed(job *Job, took time.Duration, ackErr error) {
+	if ackErr != nil {
+		m.jobLog(job).Error("complete job", "err", ackErr)
+		if errors.Is(ackErr, broker.ErrLeaseLost) {
+			m.emit(Event{Kind: EventLeaseLost, Job: job, Duration: took})
+		}
+		return
+	}
+	m.jobLog(job).Debug("job completed")
+	m.emit(Event{Kind: EventCompleted, Job: job, Duration: took})
 }
 
 // ackLoop writes completions in batches: whatever has queued up while the
 // previous batch was being written goes in the next one, so batching costs
-// no latency when the Manager is idle and saves round trips when busy.
+// no latency when the Manager is idle and saves round trips when busy. A
+// job's slot is freed as soon as its completion is queued, so the next jobs
+// run while the batch is written. A crash before the write only makes the
+// job run again (at least once).
 func (m *Manager) ackLoop() {
 	defer m.acker.Done()
 	const maxBatch = 256
@@ -185,14 +195,11 @@ func (m *Manager) ackLoop() {
 		errs, err := m.b.JobComplete(ctx, ps)
 		cancel()
 		for i, req := range batch {
-			switch {
-			case err != nil:
-				req.done <- err
-			case i < len(errs):
-				req.done <- errs[i]
-			default:
-				req.done <- nil
+			ackErr := err
+			if ackErr == nil && i < len(errs) {
+				ackErr = errs[i]
 			}
+			m.completed(req.job, req.took, ackErr)
 		}
 	}
 }

@@ -43,15 +43,12 @@ func (r *running) getFinisher() Finisher {
 	return r.finisher
 }
 
-// complete acknowledges a finished job: through its Finisher if it has one,
-// else in the Manager's completion batches.
+// complete acknowledges a finished job through its Finisher. Jobs without
+// one are acknowledged in the Manager's completion batches (ackLoop).
 func (m *Manager) complete(r *running, p *broker.JobCompleteParams) error {
-	if f := r.getFinisher(); f != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return f.Complete(ctx, p)
-	}
-	return m.ack(p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.getFinisher().Complete(ctx, p)
 }
 
 // fail records a failed attempt: through the job's Finisher if it has one,

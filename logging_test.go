@@ -80,7 +80,7 @@ func TestLogsCarryJobAttributesNeverPayloads(t *testing.T) {
 	}
 
 	logs := out.String()
-	if strings.Contains(logs, secret) || strings.Contains(logs, "4111") {
+	if strings.Contains(logs, secret) || strings.Contains(logs, "4111-1111") {
 		t.Fatalf("the payload's secret reached the log:\n%s", logs)
 	}
 	seen := map[string]bool{}

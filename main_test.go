@@ -34,11 +34,11 @@ func TestMain(m *testing.M) {
 // engine makes a fresh, isolated broker for a test.
 type engine struct {
 	name string
-	open func(t *testing.T) broker.Broker
+	open func(t testing.TB) broker.Broker
 }
 
 var engines = []engine{
-	{"redis", func(t *testing.T) broker.Broker {
+	{"redis", func(t testing.TB) broker.Broker {
 		b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
 		if err != nil {
 			t.Fatal(err)
@@ -46,7 +46,7 @@ var engines = []engine{
 		t.Cleanup(func() { _ = b.Close() })
 		return b
 	}},
-	{"sqlite", func(t *testing.T) broker.Broker {
+	{"sqlite", func(t testing.TB) broker.Broker {
 		b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Options{})
 		if err != nil {
 			t.Fatal(err)

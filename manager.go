@@ -220,7 +220,7 @@ func NewManager(b broker.Broker, cfg ManagerConfig) (*Manager, error) {
 		slotFreed: make(chan struct{}, 1),
 		stopFetch: make(chan struct{}),
 		stopBG:    make(chan struct{}),
-		acks:      make(chan *ackRequest, cfg.Concurrency),
+		acks:      make(chan *ackRequest, max(256, 2*cfg.Concurrency)),
 	}
 	for _, q := range cfg.Queues {
 		m.queues = append(m.queues, &queueSlot{cfg: q})

@@ -57,7 +57,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		seq int64
 	}
 	var got []leased
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
 		var paused bool
 		row, err := b.queryRow(ctx, tx, sqlQueuePaused, p.Queue)
 		if err == nil {
@@ -161,7 +161,7 @@ func (b *Broker) leaseBatch(ctx context.Context, op, stmt string, n int,
 		return nil, err
 	}
 	errs := make([]error, n)
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
 		s, err := b.stmt(ctx, tx, stmt)
 		if err != nil {
 			return err
@@ -262,7 +262,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 		return "", fmt.Errorf("%s: %w: retry delay %v is negative", op, broker.ErrInvalidJob, p.RetryDelay)
 	}
 	var state broker.State
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
 		var s string
 		// SQLite evaluates every SET expression on the old row, so the
 		// override (m) is spelled out in each decision rather than read back.

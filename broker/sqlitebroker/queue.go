@@ -146,7 +146,7 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 		limit = 1000
 	}
 	res := &broker.QueueMaintainResult{}
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
 		*res = broker.QueueMaintainResult{}
 		if err := recoverLeases(ctx, tx, p.Queue, now, limit, res); err != nil {
 			return err

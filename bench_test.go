@@ -1,0 +1,73 @@
+package worker_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+)
+
+// BenchmarkManagerProcess measures end-to-end processing through the
+// Manager: 50,000 pending jobs, a no-op processor, concurrency 10 (fetch,
+// run, batched completion), on each broker. It reports jobs/s.
+func BenchmarkManagerProcess(b *testing.B) {
+	const jobs = 50000
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				b.StopTimer()
+				br := e.open(b)
+				c, err := worker.NewClient(br, worker.ClientConfig{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				specs := make([]worker.JobSpec, 1000)
+				for i := range specs {
+					specs[i] = worker.JobSpec{Type: "noop"}
+				}
+				for range jobs / 1000 {
+					if _, err := c.AddMany(context.Background(), "bench", specs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var done atomic.Int64
+				finished := make(chan struct{})
+				cfg := worker.ManagerConfig{
+					Queues:      []worker.QueueConfig{{Name: "bench"}},
+					Concurrency: 10,
+					Logger:      discardLogger,
+					OnEvent: func(ev worker.Event) {
+						if ev.Kind == worker.EventCompleted && done.Add(1) == jobs {
+							close(finished)
+						}
+					},
+				}
+				m, err := worker.NewManager(br, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = m.HandleFunc("noop", func(context.Context, *worker.Job) error { return nil })
+				b.StartTimer()
+				start := time.Now()
+				if err := m.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case <-finished:
+				case <-time.After(5 * time.Minute):
+					b.Fatalf("only %d of %d jobs completed", done.Load(), jobs)
+				}
+				total += time.Since(start)
+				b.StopTimer()
+				if err := m.Shutdown(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				_ = br.Close()
+			}
+			b.ReportMetric(float64(jobs*b.N)/total.Seconds(), "jobs/s")
+		})
+	}
+}
