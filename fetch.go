@@ -122,10 +122,11 @@ func (m *Manager) queueNames() []string {
 // up before it fetches for the few it has.
 const refillHold = 2 * time.Millisecond
 
-// refillAt is the number of free slots worth a fetch without waiting: a
-// quarter of a full batch.
+// refillAt is the number of free slots worth a fetch without waiting: half
+// a full batch. (A quarter gave 3.5 jobs per fetch and 7k jobs/s on SQLite
+// at concurrency 10; half gives 5 and 10-11k.)
 func (m *Manager) refillAt() int {
-	return max(1, min(m.cfg.Concurrency, m.cfg.FetchBatch)/4)
+	return max(1, min(m.cfg.Concurrency, m.cfg.FetchBatch)/2)
 }
 
 func (m *Manager) freeSlots() int {
