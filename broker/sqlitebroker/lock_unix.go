@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // lockFile takes an exclusive, non-blocking flock on path + ".lock" and
@@ -20,7 +21,7 @@ func lockFile(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: create lock file: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flockWithGrace(f); err != nil {
 		defer f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			holder := "another process"
@@ -40,4 +41,24 @@ func lockFile(path string) (*os.File, error) {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
+}
+
+// lockGrace is how long Open waits for a lock that was just released. A
+// holder that closed its store can still hold the lock for a moment through
+// a copy of its descriptor in a child being forked (the copy closes when
+// the child execs), and a restarted service may start while its
+// predecessor exits.
+const lockGrace = 500 * time.Millisecond
+
+// flockWithGrace takes the lock, retrying for up to lockGrace while it is
+// held elsewhere.
+func flockWithGrace(f *os.File) error {
+	deadline := time.Now().Add(lockGrace)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
