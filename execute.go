@@ -14,15 +14,74 @@ import (
 func (m *Manager) start(q *queueSlot, job *Job) {
 	ctx, cancel := context.WithCancelCause(m.jobBase)
 	r := &running{job: job, cancel: cancel, m: m}
+	// Jobs of a queue take run slots in fetch order: each waits for the
+	// one fetched before it to have its slot.
+	turn := make(chan struct{})
 	m.mu.Lock()
 	m.inflight[r] = struct{}{}
+	prev := q.lastTurn
+	q.lastTurn = turn
 	m.mu.Unlock()
 	m.jobs.Add(1)
 	go func() {
 		defer m.jobs.Done()
 		defer m.done(q, r)
+		ok := m.acquireRun(q, prev)
+		close(turn)
+		if !ok {
+			m.handBackUnstarted(r)
+			return
+		}
+		defer m.releaseRun(q)
 		m.execute(ctx, r)
 	}()
+}
+
+// acquireRun waits for its turn (prev closed) and for a run slot of the
+// queue and of the Manager (only prefetched jobs ever wait). It gives up when fetching stops: a job that
+// has not started by then is handed back rather than started.
+func (m *Manager) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-m.stopFetch:
+			return false
+		}
+	}
+	select {
+	case q.runSem <- struct{}{}:
+	case <-m.stopFetch:
+		return false
+	}
+	select {
+	case m.runSem <- struct{}{}:
+	case <-m.stopFetch:
+		<-q.runSem
+		return false
+	}
+	m.mu.Lock()
+	m.running++
+	m.mu.Unlock()
+	return true
+}
+
+func (m *Manager) releaseRun(q *queueSlot) {
+	m.mu.Lock()
+	m.running--
+	m.mu.Unlock()
+	<-m.runSem
+	<-q.runSem
+}
+
+// handBackUnstarted returns a prefetched job that never started.
+func (m *Manager) handBackUnstarted(r *running) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.b.JobRelease(ctx, r.lease()); err != nil {
+		m.jobLog(r.job).Error("hand back prefetched job", "err", err)
+		return
+	}
+	m.emit(Event{Kind: EventHandedBack, Job: r.job})
 }
 
 func (m *Manager) done(q *queueSlot, r *running) {

@@ -126,13 +126,13 @@ const refillHold = 2 * time.Millisecond
 // a full batch. (A quarter gave 3.5 jobs per fetch and 7k jobs/s on SQLite
 // at concurrency 10; half gives 5 and 10-11k.)
 func (m *Manager) refillAt() int {
-	return max(1, min(m.cfg.Concurrency, m.cfg.FetchBatch)/2)
+	return max(1, min(m.cfg.Concurrency+m.cfg.Prefetch, m.cfg.FetchBatch)/2)
 }
 
 func (m *Manager) freeSlots() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cfg.Concurrency - m.busy
+	return m.cfg.Concurrency + m.cfg.Prefetch - m.busy
 }
 
 // fetchOnce tries the queues in scheduling order and starts the jobs of the
@@ -141,7 +141,7 @@ func (m *Manager) fetchOnce(free int) (bool, error) {
 	var lastErr error
 	for _, q := range m.queueOrder() {
 		m.mu.Lock()
-		n := min(free, q.cfg.Concurrency-q.busy, m.cfg.FetchBatch)
+		n := min(free, q.cfg.Concurrency+m.cfg.Prefetch-q.busy, m.cfg.FetchBatch)
 		m.mu.Unlock()
 		if n <= 0 {
 			continue

@@ -65,6 +65,15 @@ type ManagerConfig struct {
 	ShutdownTimeout time.Duration
 	// FetchBatch caps the jobs leased per fetch. Defaults to 32.
 	FetchBatch int
+	// Prefetch is how many leased jobs beyond Concurrency the Manager may
+	// hold, waiting in memory for a free slot. Larger fetches raise
+	// throughput when jobs are short (each fetch and acknowledgement is a
+	// transaction or round trip); the cost is that those jobs wait here
+	// rather than on another worker. Their leases are kept alive, and on
+	// Shutdown they are handed back at once. Per queue, the same number of
+	// jobs may wait beyond the queue's Concurrency. Defaults to 0: lease
+	// only what can start now.
+	Prefetch int
 	// CompletedMaxAge and CompletedMaxCount bound how long completed jobs
 	// are kept. Default to 24h and 10,000 per queue; negative keeps them.
 	CompletedMaxAge   time.Duration
@@ -132,6 +141,8 @@ func (c *ManagerConfig) withDefaults() error {
 		return errors.New("timeout, lease duration, poll, maintain and shutdown intervals must not be negative")
 	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.LeaseDuration:
 		return fmt.Errorf("heartbeat interval %v must be positive and below the lease duration %v", c.HeartbeatInterval, c.LeaseDuration)
+	case c.Prefetch < 0 || c.Prefetch > 10000:
+		return fmt.Errorf("prefetch %d is outside [0, 10000]", c.Prefetch)
 	case c.FetchBatch < 1 || c.FetchBatch > 1000:
 		return fmt.Errorf("fetch batch %d is outside [1, 1000]", c.FetchBatch)
 	}
@@ -180,7 +191,9 @@ type Manager struct {
 	procs    map[string]Processor
 	mws      []Middleware
 	queues   []*queueSlot
-	busy     int
+	busy     int // leased jobs: running or waiting for a slot
+	running  int // jobs whose processor is running
+	runSem   chan struct{}
 	inflight map[*running]struct{}
 	started  bool
 	stopped  bool
@@ -199,8 +212,11 @@ type Manager struct {
 }
 
 type queueSlot struct {
-	cfg  QueueConfig
-	busy int
+	cfg    QueueConfig
+	busy   int           // leased jobs of this queue in this Manager
+	runSem chan struct{} // a token per running job of this queue
+	// lastTurn is closed once the job fetched last has its run slot.
+	lastTurn chan struct{}
 }
 
 // NewManager returns a Manager on b. It validates cfg and fills in defaults.
@@ -218,12 +234,13 @@ func NewManager(b broker.Broker, cfg ManagerConfig) (*Manager, error) {
 		procs:     map[string]Processor{},
 		inflight:  map[*running]struct{}{},
 		slotFreed: make(chan struct{}, 1),
+		runSem:    make(chan struct{}, cfg.Concurrency),
 		stopFetch: make(chan struct{}),
 		stopBG:    make(chan struct{}),
 		acks:      make(chan *ackRequest, max(256, 2*cfg.Concurrency)),
 	}
 	for _, q := range cfg.Queues {
-		m.queues = append(m.queues, &queueSlot{cfg: q})
+		m.queues = append(m.queues, &queueSlot{cfg: q, runSem: make(chan struct{}, q.Concurrency)})
 	}
 	return m, nil
 }
@@ -383,7 +400,7 @@ func (m *Manager) releaseStuck() int {
 func (m *Manager) Busy() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.busy
+	return m.running
 }
 
 // Draining reports whether Shutdown has begun: the Manager fetches no more

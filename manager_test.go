@@ -502,3 +502,63 @@ func TestManagerConfigErrors(t *testing.T) {
 		t.Errorf("second registration of a type: err = %v, want a *WorkerError", err)
 	}
 }
+
+func TestPrefetchHoldsLeasesButRunsWithinConcurrency(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		cfg := fastConfig()
+		cfg.Concurrency = 1
+		cfg.Prefetch = 3
+		m := newManager(t, b, cfg)
+		started := make(chan string, 10)
+		release := make(chan struct{})
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			started <- j.ID
+			<-release
+			return nil
+		})
+		var ids []string
+		for range 6 {
+			ids = append(ids, add(t, c, "default", worker.JobSpec{Type: "work"}).ID)
+		}
+		if err := m.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		first := <-started
+		if first != ids[0] {
+			t.Errorf("first job to start = %s, want the first enqueued %s", first, ids[0])
+		}
+		waitFor(t, 5*time.Second, "four jobs leased (one running, three prefetched)", func() bool {
+			s, _ := c.Stats(context.Background(), "default")
+			return s.Active == 4 && s.Pending == 2
+		})
+		if busy := m.Busy(); busy != 1 {
+			t.Errorf("Busy() = %d with concurrency 1", busy)
+		}
+		select {
+		case id := <-started:
+			t.Fatalf("job %s started while another held the only slot", id)
+		case <-time.After(100 * time.Millisecond):
+		}
+		done := make(chan error, 1)
+		go func() { done <- m.Shutdown(context.Background()) }()
+		// Prefetched jobs go back at once, before the running one finishes.
+		waitFor(t, 5*time.Second, "prefetched jobs handed back", func() bool {
+			s, _ := c.Stats(context.Background(), "default")
+			return s.Active == 1 && s.Pending == 5
+		})
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		s, _ := c.Stats(context.Background(), "default")
+		if s.Completed != 1 || s.Pending != 5 {
+			t.Fatalf("after shutdown: %+v; want 1 completed, 5 pending", *s)
+		}
+		for _, id := range ids[1:] {
+			if j, _ := c.Get(context.Background(), "default", id); j.Attempt != 0 {
+				t.Errorf("handed-back job %s has attempt %d, want 0", id, j.Attempt)
+			}
+		}
+	})
+}
