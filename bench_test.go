@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,11 +12,22 @@ import (
 
 // BenchmarkManagerProcess measures end-to-end processing through the
 // Manager: 50,000 pending jobs, a no-op processor, concurrency 10 (fetch,
-// run, batched completion), on each broker. It reports jobs/s.
+// run, batched completion), on each broker, with the default Prefetch (0)
+// and with Prefetch 10. It reports jobs/s.
 func BenchmarkManagerProcess(b *testing.B) {
-	const jobs = 50000
 	for _, e := range engines {
-		b.Run(e.name, func(b *testing.B) {
+		for _, prefetch := range []int{0, 10} {
+			b.Run(fmt.Sprintf("%s/prefetch=%d", e.name, prefetch), func(b *testing.B) {
+				benchManagerProcess(b, e, prefetch)
+			})
+		}
+	}
+}
+
+func benchManagerProcess(b *testing.B, e engine, prefetch int) {
+	const jobs = 50000
+	{
+		{
 			var total time.Duration
 			for range b.N {
 				b.StopTimer()
@@ -38,6 +50,7 @@ func BenchmarkManagerProcess(b *testing.B) {
 				cfg := worker.ManagerConfig{
 					Queues:      []worker.QueueConfig{{Name: "bench"}},
 					Concurrency: 10,
+					Prefetch:    prefetch,
 					Logger:      discardLogger,
 					OnEvent: func(ev worker.Event) {
 						if ev.Kind == worker.EventCompleted && done.Add(1) == jobs {
@@ -68,6 +81,6 @@ func BenchmarkManagerProcess(b *testing.B) {
 				_ = br.Close()
 			}
 			b.ReportMetric(float64(jobs*b.N)/total.Seconds(), "jobs/s")
-		})
+		}
 	}
 }
