@@ -8,6 +8,7 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/internal/testbroker"
 )
 
 // BenchmarkManagerProcess measures end-to-end processing through the
@@ -15,23 +16,23 @@ import (
 // run, batched completion), on each broker, with the default Prefetch (0)
 // and with Prefetch 10. It reports jobs/s.
 func BenchmarkManagerProcess(b *testing.B) {
-	for _, e := range engines {
+	for _, e := range testbroker.Engines {
 		for _, prefetch := range []int{0, 10} {
-			b.Run(fmt.Sprintf("%s/prefetch=%d", e.name, prefetch), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/prefetch=%d", e.Name, prefetch), func(b *testing.B) {
 				benchManagerProcess(b, e, prefetch)
 			})
 		}
 	}
 }
 
-func benchManagerProcess(b *testing.B, e engine, prefetch int) {
+func benchManagerProcess(b *testing.B, e testbroker.Engine, prefetch int) {
 	const jobs = 50000
 	{
 		{
 			var total time.Duration
 			for range b.N {
 				b.StopTimer()
-				br := e.open(b)
+				br := e.Open(b)
 				c, err := worker.NewClient(br, worker.ClientConfig{})
 				if err != nil {
 					b.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/testbroker"
 )
 
 func TestClientRejectsBadInputAndWritesNothing(t *testing.T) {
@@ -75,7 +76,7 @@ func TestClientRejectsBadInputAndWritesNothing(t *testing.T) {
 }
 
 func TestClientConfigErrors(t *testing.T) {
-	b := engines[1].open(t)
+	b := testbroker.SQLite(t)
 	for _, cfg := range []worker.ClientConfig{
 		{DefaultMaxAttempts: -2},
 		{DefaultTTL: -time.Second},

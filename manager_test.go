@@ -13,6 +13,7 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/retry"
 )
 
@@ -475,7 +476,7 @@ func TestUnknownTypeIsRetriedNotLost(t *testing.T) {
 }
 
 func TestManagerConfigErrors(t *testing.T) {
-	b := engines[1].open(t)
+	b := testbroker.SQLite(t)
 	bad := []worker.ManagerConfig{
 		{Concurrency: -1},
 		{Queues: []worker.QueueConfig{{Name: ""}}},

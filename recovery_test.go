@@ -13,21 +13,12 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
-	"github.com/aibos/worker/broker/redisbroker"
-	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/recovery"
 )
 
 // redisBroker opens an isolated Redis broker for one test.
-func redisBroker(t *testing.T) broker.Broker {
-	t.Helper()
-	b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
+func redisBroker(t *testing.T) broker.Broker { return testbroker.Redis(t) }
 
 // eventLog records a Manager's events, safe for concurrent use.
 type eventLog struct {

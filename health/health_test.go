@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker/redisbroker"
@@ -22,14 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := redistest.Main(m)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(redistest.Main(m))
 }
 
 // get fetches url and decodes the JSON report.

@@ -16,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"go.uber.org/goleak"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker/redisbroker"
@@ -26,14 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := redistest.Main(m)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(redistest.Main(m))
 }
 
 // scrape fetches url and parses the Prometheus text format.

@@ -1,11 +1,8 @@
 package schedule_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
-
-	"go.uber.org/goleak"
 
 	"github.com/aibos/worker/internal/redistest"
 )
@@ -15,12 +12,5 @@ func TestMain(m *testing.M) {
 		schedulerChild()
 		return
 	}
-	code := redistest.Main(m)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(redistest.Main(m))
 }

@@ -5,17 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
-	"github.com/aibos/worker/broker/redisbroker"
-	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/retry"
 	"github.com/aibos/worker/workflow"
 )
@@ -25,53 +21,13 @@ func TestMain(m *testing.M) {
 		crashChild()
 		return
 	}
-	code := redistest.Main(m)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(redistest.Main(m))
 }
 
 var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// engine makes a fresh, isolated broker for a test.
-type engine struct {
-	name string
-	open func(t *testing.T) broker.Broker
-}
-
-var engines = []engine{
-	{"redis", func(t *testing.T) broker.Broker {
-		b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}},
-	{"sqlite", func(t *testing.T) broker.Broker {
-		b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}},
-}
-
 // eachEngine runs f against every broker, in parallel.
-func eachEngine(t *testing.T, f func(t *testing.T, b broker.Broker)) {
-	t.Helper()
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			t.Parallel()
-			f(t, e.open(t))
-		})
-	}
-}
+func eachEngine(t *testing.T, f func(t *testing.T, b broker.Broker)) { testbroker.Each(t, f) }
 
 // newEngine returns an engine on b.
 func newEngine(t *testing.T, b broker.Broker) *workflow.Engine {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/workflow"
 )
 
@@ -471,7 +472,7 @@ func Test200ConcurrentRuns(t *testing.T) {
 // TestRegisterValidation: bad workflows are rejected with an error naming
 // the workflow and the step.
 func TestRegisterValidation(t *testing.T) {
-	b := engines[1].open(t)
+	b := testbroker.SQLite(t)
 	e := newEngine(t, b)
 	if err := e.RegisterStepProcessor("p", add("x", 1)); err != nil {
 		t.Fatal(err)

@@ -1,26 +1,15 @@
 package redisbroker_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
-
-	"go.uber.org/goleak"
 
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
 )
 
 func TestMain(m *testing.M) {
-	code := redistest.Main(m)
-	if code == 0 {
-		// Clients are closed by test cleanups; none may leave a goroutine.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(redistest.Main(m))
 }
 
 // newBroker returns a broker on the shared test server with a key prefix of

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 )
 
 // EnvURL names the variable that points tests at an existing Redis.
@@ -43,12 +44,19 @@ type Server struct {
 	dir  string
 }
 
-// Main runs the package's tests and then stops the shared server. Call it
-// from TestMain in every package that uses this helper.
+// Main runs the package's tests, stops the shared server, and, if the
+// tests passed, fails the run when goroutines leaked (goleak). Call it from
+// TestMain in every package that uses this helper: os.Exit(redistest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
 	if shared != nil {
 		shared.Stop()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
 	}
 	return code
 }
