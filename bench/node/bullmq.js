@@ -13,7 +13,11 @@ const { Queue, Worker } = require('bullmq');
 
 const QUEUE = 'bench';
 const PAYLOAD = { invoice: 'INV-0001', amount: 1250 };
-const now = () => performance.timeOrigin + performance.now(); // wall clock, ms
+const now = () => performance.timeOrigin + performance.now(); // wall clock, ms, sub-ms
+// Delayed jobs are timed by Date.now(), as BullMQ itself times them: the
+// sub-ms clock above drifts from it by milliseconds, which would count
+// on-time jobs as early.
+const wall = () => Date.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
@@ -70,8 +74,9 @@ async function run(workload, a, queue, connection) {
       const lags = [];
       let finish;
       const finished = new Promise((r) => { finish = r; });
+      const clock = workload === 'delayed' ? wall : now;
       const worker = new Worker(QUEUE, async (job) => {
-        lags.push(now() - job.data.due);
+        lags.push(clock() - job.data.due);
         if (lags.length === total) finish();
       }, { connection, concurrency: a.conc || 10 });
       await worker.waitUntilReady();
@@ -81,7 +86,7 @@ async function run(workload, a, queue, connection) {
       for (let i = 0; i < total; i++) {
         const wait = t0 + i * gap - now();
         if (wait > 0) await sleep(wait);
-        const t = now();
+        const t = clock();
         if (workload === 'latency') {
           adds.push(queue.add('bench', { ...PAYLOAD, due: t }));
         } else {

@@ -350,6 +350,9 @@ func printTable(w io.Writer, r results) {
 		if !ok1 || !ok2 || b == 0 || math.IsNaN(a) || math.IsNaN(b) {
 			return "–"
 		}
+		if a/b < 0.1 {
+			return fmt.Sprintf("%.2g×", a/b)
+		}
 		return fmt.Sprintf("%.2f×", a/b)
 	}
 	fmt.Fprintln(w, "| workload | aibos (Redis) | asynq | BullMQ | aibos/asynq | aibos/BullMQ | aibos (SQLite) |")
