@@ -66,6 +66,24 @@ type WorkflowStore interface {
 	// WorkflowRunList lists a queue's runs of one workflow, newest first,
 	// optionally in one state.
 	WorkflowRunList(ctx context.Context, p *WorkflowRunListParams) (*WorkflowRunListResult, error)
+
+	// WorkflowRunMaintain applies the retention rules of p to the finished
+	// runs (succeeded, failed or cancelled) of p.Queue and returns how many
+	// it removed. A run is past the rules when it finished longer than
+	// FinishedMaxAge ago, or when it is not among the FinishedMaxCount runs
+	// of the queue that finished last (ties by run id). A removed run is
+	// removed whole, in one atomic transition per call: the run, its steps,
+	// its idempotency key (which a new run may then take), every index
+	// entry, and the finished jobs that carried it (with their own index
+	// entries). A running run is never removed, nor a finished run one of
+	// whose jobs is still unfinished (a compensation or hook not yet done):
+	// it is skipped, and kept until a call after that job finishes (so the
+	// queue may briefly hold more than FinishedMaxCount finished runs).
+	// Each rule examines at most p.Limit runs, the oldest first, so one
+	// call costs O(Limit log n).
+	// Safe to call from many workers at once. An invalid p is an error
+	// wrapping ErrInvalidJob.
+	WorkflowRunMaintain(ctx context.Context, p *WorkflowRunMaintainParams) (removed int, err error)
 }
 
 // WorkflowState is where a run is in its life.
@@ -168,6 +186,37 @@ type WorkflowRunListParams struct {
 	State    WorkflowState // optional: "" lists every state
 	Offset   int
 	Limit    int // 1..1000; 0 means 100
+}
+
+// WorkflowRunMaintainParams are the retention rules of one queue's finished
+// runs; see WorkflowStore.WorkflowRunMaintain.
+type WorkflowRunMaintainParams struct {
+	Queue string
+	// FinishedMaxAge removes runs finished longer ago; 0 keeps them.
+	FinishedMaxAge time.Duration
+	// FinishedMaxCount keeps only the n runs that finished last; 0 means
+	// no limit.
+	FinishedMaxCount int
+	// Limit caps how many runs each rule examines per call; 0 means 1000.
+	Limit int
+}
+
+// MaxWorkflowMaintainLimit bounds WorkflowRunMaintainParams.Limit.
+const MaxWorkflowMaintainLimit = 10000
+
+// Validate checks retention parameters.
+func (p *WorkflowRunMaintainParams) Validate() error {
+	if p == nil {
+		return fmt.Errorf("%w: maintain runs: params are nil", ErrInvalidJob)
+	}
+	if err := ValidateQueueName(p.Queue); err != nil {
+		return fmt.Errorf("%w: maintain runs: %v", ErrInvalidJob, err)
+	}
+	if p.FinishedMaxAge < 0 || p.FinishedMaxCount < 0 || p.Limit < 0 || p.Limit > MaxWorkflowMaintainLimit {
+		return fmt.Errorf("%w: maintain runs of %q: max age %v, max count %d and limit %d must not be negative (limit at most %d)",
+			ErrInvalidJob, p.Queue, p.FinishedMaxAge, p.FinishedMaxCount, p.Limit, MaxWorkflowMaintainLimit)
+	}
+	return nil
 }
 
 // WorkflowRunListResult is one page of runs.

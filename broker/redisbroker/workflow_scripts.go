@@ -14,6 +14,9 @@ var (
 	scriptWorkflowFail     = loadWorkflowScript("workflow_fail.lua")
 	scriptWorkflowCancel   = loadWorkflowScript("workflow_cancel.lua")
 	scriptWorkflowGet      = loadWorkflowScript("workflow_get.lua")
+	// workflow_maintain.lua takes its own KEYS (listed in the file) and
+	// needs only lib.lua.
+	scriptWorkflowMaintain = loadScript("workflow_maintain.lua")
 )
 
 func loadWorkflowScript(name string) *redis.Script {
@@ -46,4 +49,10 @@ func (b *Broker) workflowKeys(queue, id, idem string) []string {
 // by creation time (the scripts build the same name from KEYS[11]).
 func (b *Broker) workflowIndexKey(queue, state, workflow string) string {
 	return b.prefix + ":{" + queue + "}:wfx:" + state + ":" + workflow
+}
+
+// workflowFinishedKey names the zset of a queue's finished runs, scored by
+// finish time (the scripts build the same name from KEYS[11]).
+func (b *Broker) workflowFinishedKey(queue string) string {
+	return b.prefix + ":{" + queue + "}:wfx:finished"
 }

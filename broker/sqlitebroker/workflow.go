@@ -82,6 +82,9 @@ func (b *Broker) WorkflowRunCreate(ctx context.Context, p *broker.WorkflowRunCre
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("look up run: %w", err)
 		}
+		if err := templatesFree(ctx, tx, p); err != nil {
+			return err
+		}
 		onOK, err := jobText(p.OnSuccess)
 		if err != nil {
 			return err
@@ -131,6 +134,32 @@ func (b *Broker) WorkflowRunCreate(ctx context.Context, p *broker.WorkflowRunCre
 	}
 	run, err := b.WorkflowRunGet(ctx, p.Queue, p.ID)
 	return run, true, err
+}
+
+// templatesFree returns a *DuplicateError naming the first job template of
+// p (steps in order, each with its compensation, then the hooks) whose id a
+// stored job already has: such a run could neither insert that job later
+// nor be removed whole by retention.
+func templatesFree(ctx context.Context, tx *sql.Tx, p *broker.WorkflowRunCreateParams) error {
+	var tpls []*broker.WorkflowJob
+	for i := range p.Steps {
+		tpls = append(tpls, &p.Steps[i].Job, p.Steps[i].Compensation)
+	}
+	tpls = append(tpls, p.OnSuccess, p.OnFailure)
+	for _, t := range tpls {
+		if t == nil {
+			continue
+		}
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE queue = ? AND id = ?`, p.Queue, t.ID).Scan(&one)
+		if err == nil {
+			return &broker.DuplicateError{Queue: p.Queue, ExistingID: t.ID}
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("look up job %s: %w", t.ID, err)
+		}
+	}
+	return nil
 }
 
 // insertTemplate inserts a pending job from a template with the run's

@@ -28,10 +28,12 @@ for _, s in ipairs(def.steps) do
     end
   end
 end
-for _, tpl in ipairs({def.ok, def.fail}) do
-  if taken(tpl) then
-    return {'dupjob', tpl.id}
-  end
+-- Each hook on its own: ipairs({def.ok, def.fail}) stops at a missing ok.
+if taken(def.ok) then
+  return {'dupjob', def.ok.id}
+end
+if taken(def.fail) then
+  return {'dupjob', def.fail.id}
 end
 
 local now = clock()

@@ -20,6 +20,9 @@
 -- KEYS[7] seq counter     KEYS[8] job hash prefix  KEYS[9] unique-key prefix
 -- KEYS[10] the run hash   KEYS[11] run index prefix (+ state .. ':' .. workflow)
 -- KEYS[12] the idempotency key (create only; the run hash elsewhere)
+--
+-- A finished run is also in the zset KEYS[11] .. 'finished' (run id →
+-- finished ms), which workflow_maintain.lua reads to apply retention.
 
 local RUN = KEYS[10]
 
@@ -79,6 +82,7 @@ local function wf_set_state(state, now)
   local v = redis.call('HMGET', RUN, 'st', 'wf', 'c', 'id')
   redis.call('ZREM', KEYS[11] .. v[1] .. ':' .. v[2], v[4])
   redis.call('ZADD', KEYS[11] .. state .. ':' .. v[2], v[3], v[4])
+  redis.call('ZADD', KEYS[11] .. 'finished', fmt(now), v[4])
   redis.call('HSET', RUN, 'st', state, 'f', fmt(now))
 end
 
