@@ -32,7 +32,8 @@ async function main() {
   } finally {
     await queue.close();
   }
-  process.stdout.write(JSON.stringify(out) + '\n');
+  // Exit only once the output is flushed: a pipe is written asynchronously.
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + '\n', resolve));
 }
 
 async function run(workload, a, queue, connection) {
