@@ -11,6 +11,7 @@
 //	eng.RegisterStepProcessor("InvoiceValidator", validator)
 //	eng.Register(workflow.Workflow{Name: "invoice.processing", Steps: steps})
 //	eng.Attach(manager) // the Manager must serve eng.Queue()
+//	defer eng.Close()   // after manager.Shutdown: stops the run retention
 //	run, _ := eng.Execute(ctx, "invoice.processing", data, workflow.ExecuteOptions{TenantID: "t1"})
 //
 // # Durability
@@ -69,5 +70,21 @@
 // # Idempotency
 //
 // ExecuteOptions.IdempotencyKey maps, per workflow and tenant, to one run:
-// a second Execute with the same key returns the first run.
+// a second Execute with the same key returns the first run, for as long as
+// that run is stored (see Retention).
+//
+// # Retention
+//
+// Finished runs (succeeded, failed, cancelled) are kept for
+// Config.FinishedMaxAge (7 days) and at most Config.FinishedMaxCount (10,000
+// per queue) of them, then removed whole, so the broker's storage stays
+// bounded under steady load: the run, its steps, its idempotency key (free
+// again for a new run), its index entries, and the jobs that carried its
+// steps, compensations and hooks. A running run is never removed, nor a
+// finished one whose compensation or hook has not finished. Attach starts a
+// background loop that applies the rules every Config.RetentionInterval
+// through broker.WorkflowStore's WorkflowRunMaintain (one Lua script or one
+// transaction per batch of at most 1000 runs, reading only the oldest
+// finished runs); it ends at Close or once every attached Manager is
+// shutting down. Engine.Maintain applies them once, on demand.
 package workflow

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -37,6 +38,18 @@ type Config struct {
 	HookAttempts int
 	// Logger receives the engine's logs. Defaults to slog.Default().
 	Logger *slog.Logger
+	// FinishedMaxAge removes runs (succeeded, failed or cancelled) that
+	// finished longer ago, whole: the run, its steps, its idempotency key
+	// and the jobs that carried it. Defaults to 7 days; negative keeps them.
+	FinishedMaxAge time.Duration
+	// FinishedMaxCount keeps only the newest n finished runs of the queue
+	// and removes older ones whole. Defaults to 10,000; negative means no
+	// limit.
+	FinishedMaxCount int
+	// RetentionInterval is how often an attached engine applies
+	// FinishedMaxAge and FinishedMaxCount (see Attach and Maintain).
+	// Defaults to 1m; negative never applies them in the background.
+	RetentionInterval time.Duration
 }
 
 // Engine registers step processors and workflows, starts runs and reads
@@ -48,6 +61,8 @@ type Engine struct {
 	mu        sync.RWMutex
 	procs     map[string]StepProcessor
 	workflows map[string]*Workflow
+
+	ret retention
 }
 
 // NewEngine returns an Engine on b, which must implement
@@ -72,8 +87,21 @@ func NewEngine(b broker.Broker, cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Engine{store: store, cfg: cfg, procs: map[string]StepProcessor{}, workflows: map[string]*Workflow{}}, nil
+	if cfg.FinishedMaxAge == 0 {
+		cfg.FinishedMaxAge = 7 * 24 * time.Hour
+	}
+	if cfg.FinishedMaxCount == 0 {
+		cfg.FinishedMaxCount = 10000
+	}
+	if cfg.RetentionInterval == 0 {
+		cfg.RetentionInterval = time.Minute
+	}
+	return &Engine{store: store, cfg: cfg, procs: map[string]StepProcessor{}, workflows: map[string]*Workflow{},
+		ret: retention{stop: make(chan struct{})}}, nil
 }
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
 
 // Queue returns the queue the engine's runs live in.
 func (e *Engine) Queue() string { return e.cfg.Queue }
@@ -134,6 +162,13 @@ func (e *Engine) processor(name string) StepProcessor {
 
 // Attach registers the processors of the engine's job types on m, which
 // must serve the engine's queue. Call it before m.Start.
+//
+// Attach also starts the engine's retention in the background (once per
+// engine, whatever the number of Managers): every RetentionInterval it
+// removes the finished runs past FinishedMaxAge and FinishedMaxCount (see
+// Maintain). It stops at the first tick after every attached Manager has
+// begun shutting down, or at Close; call Close after the Managers' Shutdown
+// to stop it at once.
 func (e *Engine) Attach(m *worker.Manager) error {
 	served := false
 	for _, q := range m.Config().Queues {
@@ -147,6 +182,7 @@ func (e *Engine) Attach(m *worker.Manager) error {
 			return fmt.Errorf("workflow: attach: %w", err)
 		}
 	}
+	e.startRetention(m)
 	return nil
 }
 

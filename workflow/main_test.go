@@ -54,14 +54,15 @@ func managerConfig(queue string, concurrency int) worker.ManagerConfig {
 	}
 }
 
-// start attaches e to a new Manager on b and starts it; it is shut down
-// when the test ends.
+// start attaches e to a new Manager on b and starts it; the Manager is shut
+// down, then the engine closed, when the test ends.
 func start(t *testing.T, b broker.Broker, e *workflow.Engine, concurrency int) *worker.Manager {
 	t.Helper()
 	m, err := worker.NewManager(b, managerConfig(e.Queue(), concurrency))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = e.Close() })
 	if err := e.Attach(m); err != nil {
 		t.Fatal(err)
 	}
