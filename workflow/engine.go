@@ -166,9 +166,8 @@ func (e *Engine) processor(name string) StepProcessor {
 // Attach also starts the engine's retention in the background (once per
 // engine, whatever the number of Managers): every RetentionInterval it
 // removes the finished runs past FinishedMaxAge and FinishedMaxCount (see
-// Maintain). It stops at the first tick after every attached Manager has
-// begun shutting down, or at Close; call Close after the Managers' Shutdown
-// to stop it at once.
+// Maintain). It stops soon (within 50ms) after every attached Manager has
+// begun shutting down, or at Close, which waits for it.
 func (e *Engine) Attach(m *worker.Manager) error {
 	served := false
 	for _, q := range m.Config().Queues {

@@ -79,12 +79,20 @@ func (e *Engine) startRetention(m *worker.Manager) {
 	go e.retentionLoop()
 }
 
+// drainCheckEvery is how often the retention loop looks whether its
+// Managers are shutting down. The Manager has no shutdown hook to wait on;
+// checking a flag this often is cheap and lets the loop end soon after the
+// Managers do, even when Close is never called.
+const drainCheckEvery = 50 * time.Millisecond
+
 // retentionLoop calls Maintain every RetentionInterval until Close, or
 // until every attached Manager is shutting down.
 func (e *Engine) retentionLoop() {
 	defer e.ret.wg.Done()
 	t := time.NewTicker(e.cfg.RetentionInterval)
 	defer t.Stop()
+	drain := time.NewTicker(min(drainCheckEvery, e.cfg.RetentionInterval))
+	defer drain.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -98,6 +106,11 @@ func (e *Engine) retentionLoop() {
 		select {
 		case <-ctx.Done():
 			return
+		case <-drain.C:
+			if e.managersGone() {
+				return
+			}
+			continue
 		case <-t.C:
 		}
 		if e.managersGone() {
