@@ -205,6 +205,11 @@ type Manager struct {
 	hardStop  context.CancelCauseFunc
 	acks      chan *ackRequest
 
+	tasks     []func(ctx context.Context) // started at Start; see Go
+	taskCtx   context.Context
+	stopTasks context.CancelFunc
+	taskWG    sync.WaitGroup
+
 	jobs    sync.WaitGroup
 	fetcher sync.WaitGroup
 	bg      sync.WaitGroup
@@ -310,10 +315,41 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.bg.Add(2)
 	go m.heartbeatLoop()
 	go m.maintainLoop()
+	m.taskCtx, m.stopTasks = context.WithCancel(context.WithoutCancel(ctx))
+	for _, f := range m.tasks {
+		m.runTask(f)
+	}
+	m.tasks = nil
 	m.fetcher.Add(1)
 	go m.fetchLoop()
 	m.log.Info("worker started", "queues", len(m.queues), "concurrency", m.cfg.Concurrency)
 	return nil
+}
+
+// Go runs f in the background for as long as the Manager runs, for
+// housekeeping tied to it (package workflow applies run retention this
+// way). f's context is cancelled when Shutdown begins, and Shutdown waits
+// for f to return. Called before Start, f starts with the Manager; called
+// after Shutdown began, f does not run.
+func (m *Manager) Go(f func(ctx context.Context)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.stopped:
+	case m.started:
+		m.runTask(f)
+	default:
+		m.tasks = append(m.tasks, f)
+	}
+}
+
+// runTask starts f; m.mu is held.
+func (m *Manager) runTask(f func(ctx context.Context)) {
+	m.taskWG.Add(1)
+	go func() {
+		defer m.taskWG.Done()
+		f(m.taskCtx)
+	}()
 }
 
 // Run starts the Manager, blocks until ctx is done, then shuts down
@@ -341,6 +377,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Unlock()
 
 	close(m.stopFetch)
+	m.stopTasks()
 	m.fetcher.Wait()
 
 	drainCtx, cancel := context.WithTimeout(ctx, m.cfg.ShutdownTimeout)
@@ -358,6 +395,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	close(m.stopBG)
 	m.bg.Wait()
+	m.taskWG.Wait()
 	if err == nil {
 		close(m.acks)
 		m.acker.Wait()

@@ -563,3 +563,32 @@ func TestPrefetchHoldsLeasesButRunsWithinConcurrency(t *testing.T) {
 		}
 	})
 }
+
+func TestGoTasksEndWithTheManager(t *testing.T) {
+	b := testbroker.SQLite(t)
+	m := newManager(t, b, fastConfig())
+	var ran, ended atomic.Int32
+	task := func(ctx context.Context) {
+		ran.Add(1)
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond) // Shutdown must wait for this
+		ended.Add(1)
+	}
+	m.Go(task) // before Start: starts with the Manager
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m.Go(task) // after Start: starts at once
+	waitFor(t, 5*time.Second, "both tasks to run", func() bool { return ran.Load() == 2 })
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ended.Load() != 2 {
+		t.Fatalf("Shutdown returned with %d of 2 tasks still running", 2-ended.Load())
+	}
+	m.Go(task) // after Shutdown: never runs
+	time.Sleep(20 * time.Millisecond)
+	if ran.Load() != 2 {
+		t.Fatal("a task given after Shutdown ran")
+	}
+}

@@ -155,6 +155,16 @@ func crashChild() {
 
 // runChild runs one worker process until it exits, or until every run has
 // finished; it reports whether the process died of SIGKILL.
+// killed reports whether a worker process's exit was its SIGKILL.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		ws, ok := ee.Sys().(syscall.WaitStatus)
+		return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	}
+	return false
+}
+
 func runChild(t *testing.T, url, prefix, mode string, done func() bool) bool {
 	t.Helper()
 	exe, err := os.Executable()
@@ -179,17 +189,19 @@ func runChild(t *testing.T, url, prefix, mode string, done func() bool) bool {
 	for {
 		select {
 		case err := <-exited:
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-					return true
-				}
+			if killed(err) {
+				return true
 			}
 			t.Fatalf("worker process exited without being killed: %v", err)
 		case <-tick.C:
 			if done() {
 				stdin.Close()
-				if err := <-exited; err != nil {
+				err := <-exited
+				if killed(err) {
+					// Its planned kill came with the last completion.
+					return true
+				}
+				if err != nil {
 					t.Fatalf("worker process stopping: %v", err)
 				}
 				return false

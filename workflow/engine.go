@@ -163,11 +163,10 @@ func (e *Engine) processor(name string) StepProcessor {
 // Attach registers the processors of the engine's job types on m, which
 // must serve the engine's queue. Call it before m.Start.
 //
-// Attach also starts the engine's retention in the background (once per
-// engine, whatever the number of Managers): every RetentionInterval it
-// removes the finished runs past FinishedMaxAge and FinishedMaxCount (see
-// Maintain). It stops soon (within 50ms) after every attached Manager has
-// begun shutting down, or at Close, which waits for it.
+// Attach also runs the engine's retention for as long as m runs (see
+// worker.Manager.Go): every RetentionInterval it removes the finished runs
+// past FinishedMaxAge and FinishedMaxCount (see Maintain). It ends when m
+// shuts down, or at Close.
 func (e *Engine) Attach(m *worker.Manager) error {
 	served := false
 	for _, q := range m.Config().Queues {

@@ -18,14 +18,11 @@ const maintainBatch = 1000
 // over several intervals rather than in one long burst.
 const maxBatchesPerPass = 100
 
-// retention is the engine's background retention loop.
+// retention lets Close stop the engine's retention loops early.
 type retention struct {
-	mu       sync.Mutex
-	managers []*worker.Manager // attached since the loop started
-	running  bool
-	closed   bool
-	stop     chan struct{} // closed by Close
-	wg       sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	stop   chan struct{} // closed by Close
 }
 
 // Maintain applies the retention rules once: it removes, whole, the
@@ -61,8 +58,9 @@ func (e *Engine) Maintain(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// startRetention starts the retention loop unless it runs, the engine is
-// closed, or there is nothing to apply.
+// startRetention runs a retention loop for as long as m runs (see
+// worker.Manager.Go), unless the engine is closed or there is nothing to
+// apply.
 func (e *Engine) startRetention(m *worker.Manager) {
 	r := &e.ret
 	r.mu.Lock()
@@ -70,51 +68,23 @@ func (e *Engine) startRetention(m *worker.Manager) {
 	if r.closed || e.cfg.RetentionInterval < 0 || (e.cfg.FinishedMaxAge < 0 && e.cfg.FinishedMaxCount < 0) {
 		return
 	}
-	r.managers = append(r.managers, m)
-	if r.running {
-		return
-	}
-	r.running = true
-	r.wg.Add(1)
-	go e.retentionLoop()
+	m.Go(e.retentionLoop)
 }
 
-// drainCheckEvery is how often the retention loop looks whether its
-// Managers are shutting down. The Manager has no shutdown hook to wait on;
-// checking a flag this often is cheap and lets the loop end soon after the
-// Managers do, even when Close is never called.
-const drainCheckEvery = 50 * time.Millisecond
-
-// retentionLoop calls Maintain every RetentionInterval until Close, or
-// until every attached Manager is shutting down.
-func (e *Engine) retentionLoop() {
-	defer e.ret.wg.Done()
+// retentionLoop calls Maintain every RetentionInterval until ctx ends
+// (its Manager shuts down) or the engine is closed.
+func (e *Engine) retentionLoop(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	t := time.NewTicker(e.cfg.RetentionInterval)
 	defer t.Stop()
-	drain := time.NewTicker(min(drainCheckEvery, e.cfg.RetentionInterval))
-	defer drain.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-e.ret.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-drain.C:
-			if e.managersGone() {
-				return
-			}
-			continue
-		case <-t.C:
-		}
-		if e.managersGone() {
+		case <-e.ret.stop:
 			return
+		case <-t.C:
 		}
 		n, err := e.Maintain(ctx)
 		switch {
@@ -126,24 +96,11 @@ func (e *Engine) retentionLoop() {
 	}
 }
 
-// managersGone reports whether every attached Manager is shutting down;
-// if so the loop is marked stopped, so a later Attach starts a new one.
-func (e *Engine) managersGone() bool {
-	r := &e.ret
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range r.managers {
-		if !m.Draining() {
-			return false
-		}
-	}
-	r.managers, r.running = nil, false
-	return true
-}
-
-// Close stops the engine's background retention and waits for it to
-// return. Runs and their jobs are not affected. Close is idempotent; after
-// it, Attach registers processors but starts no retention.
+// Close stops the engine's background retention; the loops return at
+// once, and each Manager's Shutdown waits for its loop. Runs and their jobs
+// are not affected. The loops end with their Managers anyway, so Close is
+// only needed to stop retention while Managers run. Close is idempotent;
+// after it, Attach registers processors but starts no retention.
 func (e *Engine) Close() error {
 	r := &e.ret
 	r.mu.Lock()
@@ -152,6 +109,5 @@ func (e *Engine) Close() error {
 		close(r.stop)
 	}
 	r.mu.Unlock()
-	r.wg.Wait()
 	return nil
 }
