@@ -592,3 +592,52 @@ func TestGoTasksEndWithTheManager(t *testing.T) {
 		t.Fatal("a task given after Shutdown ran")
 	}
 }
+
+// Several Managers in one process share one broker (for SQLite, one store
+// file): every job runs exactly once and none is lost.
+func TestSeveralManagersShareOneBroker(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		const total = 600
+		specs := make([]worker.JobSpec, 200)
+		for i := range specs {
+			specs[i] = worker.JobSpec{Type: "work"}
+		}
+		for range total / len(specs) {
+			if _, err := c.AddMany(context.Background(), "default", specs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		runs := map[string]int{}
+		byManager := map[int]int{}
+		for i := range 3 {
+			m := newManager(t, b, fastConfig())
+			_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+				mu.Lock()
+				runs[j.ID]++
+				byManager[i]++
+				mu.Unlock()
+				return nil
+			})
+			startManager(t, m)
+		}
+		waitFor(t, 60*time.Second, "all jobs to complete", func() bool {
+			s, err := c.Stats(context.Background(), "default")
+			return err == nil && s.Completed == total
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if len(runs) != total {
+			t.Fatalf("%d distinct jobs ran, want %d", len(runs), total)
+		}
+		for id, n := range runs {
+			if n != 1 {
+				t.Fatalf("job %s ran %d times", id, n)
+			}
+		}
+		if len(byManager) != 3 {
+			t.Errorf("only %d of 3 managers got work: %v", len(byManager), byManager)
+		}
+	})
+}
