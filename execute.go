@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -219,7 +220,9 @@ func (m *Manager) completed(job *Job, took time.Duration, ackErr error) {
 		}
 		return
 	}
-	m.jobLog(job).Debug("job completed")
+	if m.log.Enabled(context.Background(), slog.LevelDebug) { // With() costs even when Debug is off
+		m.jobLog(job).Debug("job completed")
+	}
 	m.emit(Event{Kind: EventCompleted, Job: job, Duration: took})
 }
 
