@@ -32,6 +32,21 @@ func (l *eventLog) add(e worker.Event) {
 	l.events = append(l.events, e)
 }
 
+// waitFinal waits until the job's last event is a final one (completed or
+// dead): the Manager reports it after the broker has the state, so a test
+// that saw the state must still wait for the event.
+func (l *eventLog) waitFinal(t *testing.T, id string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "the final event of job "+id, func() bool {
+		evs := l.of(id)
+		if len(evs) == 0 {
+			return false
+		}
+		k := evs[len(evs)-1].Kind
+		return k == worker.EventDead || k == worker.EventCompleted
+	})
+}
+
 // of returns the events of one job, in order.
 func (l *eventLog) of(id string) []worker.Event {
 	l.mu.Lock()
@@ -110,6 +125,7 @@ func TestRecoveryRetryWithOwnAttemptsAndDelay(t *testing.T) {
 	if got.Attempt != 4 || got.MaxAttempts != 4 {
 		t.Fatalf("dead job: attempt %d of %d, want 4 of 4 (the strategy's attempts)", got.Attempt, got.MaxAttempts)
 	}
+	rb.events.waitFinal(t, j.ID)
 	want := []worker.EventKind{"started", "retrying", "started", "retrying", "started", "retrying", "started", "dead"}
 	if k := kinds(rb.events.of(j.ID)); !equalKinds(k, want) {
 		t.Fatalf("events %v, want %v", k, want)
