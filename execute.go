@@ -15,20 +15,25 @@ import (
 func (m *Manager) start(q *queueSlot, job *Job) {
 	ctx, cancel := context.WithCancelCause(m.jobBase)
 	r := &running{job: job, cancel: cancel, m: m}
-	// Jobs of a queue take run slots in fetch order: each waits for the
-	// one fetched before it to have its slot.
-	turn := make(chan struct{})
+	// With Prefetch, jobs of a queue take run slots in fetch order: each
+	// waits for the one fetched before it to have its slot. Without, a
+	// slot is always free and no job waits.
+	var prev, turn chan struct{}
 	m.mu.Lock()
 	m.inflight[r] = struct{}{}
-	prev := q.lastTurn
-	q.lastTurn = turn
+	if m.cfg.Prefetch > 0 {
+		turn = make(chan struct{})
+		prev, q.lastTurn = q.lastTurn, turn
+	}
 	m.mu.Unlock()
 	m.jobs.Add(1)
 	go func() {
 		defer m.jobs.Done()
 		defer m.done(q, r)
 		ok := m.acquireRun(q, prev)
-		close(turn)
+		if turn != nil {
+			close(turn)
+		}
 		if !ok {
 			m.handBackUnstarted(r)
 			return
@@ -143,17 +148,14 @@ func callProcessor(ctx context.Context, p Processor, job *Job) (err error) {
 // processor ran.
 func (m *Manager) finish(jobCtx context.Context, r *running, err error, took time.Duration) {
 	job := r.job
-	log := m.jobLog(job)
 	cause := context.Cause(jobCtx)
 	if errors.Is(cause, broker.ErrLeaseLost) {
 		// The job was recovered by another worker or cancelled; whatever
 		// we report would be rejected.
-		log.Warn("job lease lost; result discarded", "processor_err", err)
+		m.jobLog(job).Warn("job lease lost; result discarded", "processor_err", err)
 		m.emit(Event{Kind: EventLeaseLost, Job: job, Err: err, Duration: took})
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if err == nil {
 		r.mu.Lock()
 		result := r.result
@@ -169,6 +171,10 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 		m.completed(job, took, m.complete(r, p))
 		return
 	}
+	// Failures are rarer: only they pay for the job's logger and a timeout.
+	log := m.jobLog(job)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if errors.Is(cause, errShutdown) {
 		if relErr := m.b.JobRelease(ctx, r.lease()); relErr != nil {
 			log.Error("hand back job at shutdown", "err", relErr)
