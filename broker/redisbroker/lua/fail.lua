@@ -17,17 +17,7 @@ if code ~= 1 then
   return {code, ''}
 end
 local now, now_us = clock()
-redis.call('HSET', job_key, 'le', ARGV[3])
-if tonumber(ARGV[6]) > 0 then
-  redis.call('HSET', job_key, 'm', ARGV[6])
-end
-local v = redis.call('HMGET', job_key, 'a', 'm')
-if ARGV[5] ~= '1' and tonumber(v[1]) < tonumber(v[2]) then
-  local due = fmt(now + tonumber(ARGV[4]))
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZADD', KEYS[2], due, id)
-  redis.call('HSET', job_key, 's', 'scheduled', 'r', due)
-  redis.call('HDEL', job_key, 'lu')
+if retry_attempt(KEYS[1], KEYS[2], job_key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], now) then
   return {1, 'scheduled'}
 end
 finish(KEYS[1], KEYS[3], 'dead', job_key, id, KEYS[5], now, now_us)

@@ -86,3 +86,25 @@ local function check_lease(job_key, token)
   end
   return 1
 end
+
+-- retry_attempt records a failed attempt of an active job: its error and,
+-- when max_override > 0, a new max attempts (stored first). If attempts are
+-- left and discard is not '1', the job is scheduled again after delay_ms
+-- and it returns true; otherwise it returns false and the caller moves the
+-- job to dead (with whatever else that transition does).
+local function retry_attempt(active_key, scheduled_key, job_key, id, err, delay_ms, discard, max_override, now_ms)
+  redis.call('HSET', job_key, 'le', err)
+  if tonumber(max_override) > 0 then
+    redis.call('HSET', job_key, 'm', max_override)
+  end
+  local v = redis.call('HMGET', job_key, 'a', 'm')
+  if discard == '1' or tonumber(v[1]) >= tonumber(v[2]) then
+    return false
+  end
+  local due = fmt(now_ms + tonumber(delay_ms))
+  redis.call('ZREM', active_key, id)
+  redis.call('ZADD', scheduled_key, due, id)
+  redis.call('HSET', job_key, 's', 'scheduled', 'r', due)
+  redis.call('HDEL', job_key, 'lu')
+  return true
+end
