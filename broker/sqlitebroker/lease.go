@@ -263,20 +263,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 	}
 	var state broker.State
 	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
-		var s string
-		// SQLite evaluates every SET expression on the old row, so the
-		// override (m) is spelled out in each decision rather than read back.
-		m := p.MaxAttempts
-		err := tx.QueryRowContext(ctx, `UPDATE jobs SET
-			state = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN 'scheduled' ELSE 'dead' END,
-			run_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN ? ELSE run_at END,
-			finished_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN NULL ELSE ? END,
-			max_attempts = iif(? > 0, ?, max_attempts),
-			last_error = ?, lease_until = NULL
-			WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
-			RETURNING state`,
-			p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
-			m, m, p.Error, p.ID, p.Queue, p.Token).Scan(&s)
+		s, err := failJob(ctx, tx, p, now)
 		if errors.Is(err, sql.ErrNoRows) {
 			return b.leaseMiss(ctx, tx, &p.JobLeaseParams)
 		}
@@ -290,4 +277,27 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 		return "", b.fail(op, err)
 	}
 	return state, nil
+}
+
+// failJob records a failed attempt of the active job p names, under p's
+// token: back to scheduled after p.RetryDelay while attempts are left (with
+// p.MaxAttempts > 0 replacing the job's max attempts first) and p does not
+// discard it, else dead. It returns the new state, or sql.ErrNoRows when
+// the job is not active under that token.
+func failJob(ctx context.Context, tx *sql.Tx, p *broker.JobFailParams, now int64) (string, error) {
+	var s string
+	// SQLite evaluates every SET expression on the old row, so the
+	// override (m) is spelled out in each decision rather than read back.
+	m := p.MaxAttempts
+	err := tx.QueryRowContext(ctx, `UPDATE jobs SET
+		state = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN 'scheduled' ELSE 'dead' END,
+		run_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN ? ELSE run_at END,
+		finished_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN NULL ELSE ? END,
+		max_attempts = iif(? > 0, ?, max_attempts),
+		last_error = ?, lease_until = NULL
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
+		RETURNING state`,
+		p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
+		m, m, p.Error, p.ID, p.Queue, p.Token).Scan(&s)
+	return s, err
 }

@@ -475,18 +475,7 @@ func (b *Broker) WorkflowJobFail(ctx context.Context, p *broker.WorkflowJobFailP
 		if kind == "" {
 			return fmt.Errorf("job %s is not part of run %s: %w", p.ID, p.Run, broker.ErrNotFound)
 		}
-		m := p.MaxAttempts
-		var st string
-		err = tx.QueryRowContext(ctx, `UPDATE jobs SET
-			state = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN 'scheduled' ELSE 'dead' END,
-			run_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN ? ELSE run_at END,
-			finished_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN NULL ELSE ? END,
-			max_attempts = iif(? > 0, ?, max_attempts),
-			last_error = ?, lease_until = NULL
-			WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
-			RETURNING state`,
-			p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
-			m, m, p.Error, p.ID, p.Queue, p.Token).Scan(&st)
+		st, err := failJob(ctx, tx, &p.JobFailParams, now)
 		if errors.Is(err, sql.ErrNoRows) {
 			return wfLeaseMiss(ctx, tx, &p.JobLeaseParams)
 		}
