@@ -204,7 +204,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 	if p.Discard {
 		discard = "1"
 	}
-	reply, err := scriptFail.Run(ctx, b.client, []string{k.active, k.scheduled, k.dead, k.job, k.unique},
+	reply, err := scriptFail.Run(ctx, b.client, []string{k.active, k.scheduled, k.dead, k.job, k.unique, wakeChannel(b.prefix, p.Queue)},
 		p.ID, p.Token, p.Error, millis(p.RetryDelay), discard, max(p.MaxAttempts, 0)).Slice()
 	if err != nil {
 		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, err)
@@ -227,7 +227,7 @@ func (b *Broker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error
 		return fmt.Errorf("redisbroker: release job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
 	}
 	k := b.keys(p.Queue)
-	code, err := scriptRelease.Run(ctx, b.client, []string{k.active, k.pending, k.seq, k.job}, p.ID, p.Token).Int64()
+	code, err := scriptRelease.Run(ctx, b.client, []string{k.active, k.pending, k.seq, k.job, wakeChannel(b.prefix, p.Queue)}, p.ID, p.Token).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: release job %s in %q: %w", p.ID, p.Queue, err)
 	}

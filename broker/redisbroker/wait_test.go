@@ -171,3 +171,47 @@ func TestJobWait(t *testing.T) {
 		}
 	})
 }
+
+// A failed job's retry is announced like an insert: an idle Manager whose
+// poll interval is an hour still runs the retry when it falls due.
+func TestIdleManagerWakesForRetry(t *testing.T) {
+	t.Parallel()
+	o := &waitObserver{Broker: newBroker(t), idle: make(chan struct{}, 1)}
+	m, err := worker.NewManager(o, worker.ManagerConfig{PollInterval: time.Hour, MaintainInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := make(chan int, 10)
+	err = m.HandleFunc("wake.retry", func(_ context.Context, j *worker.Job) error {
+		attempts <- j.Attempt
+		if j.Attempt == 1 {
+			return worker.RetryAfter(300*time.Millisecond, errors.New("try again"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	c, err := worker.NewClient(o, worker.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, o)
+	if _, err := c.Add(context.Background(), "default", worker.JobSpec{Type: "wake.retry", MaxAttempts: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 2; want++ {
+		select {
+		case a := <-attempts:
+			if a != want {
+				t.Fatalf("attempt %d ran, want %d", a, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempt %d did not run (the manager polls once an hour; the retry must wake it)", want)
+		}
+	}
+}

@@ -243,9 +243,13 @@ func (b *Broker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, prog
 // JobRelease hands an active job back to pending without counting the
 // attempt. See broker.Broker.
 func (b *Broker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error {
-	return b.one(ctx, "release job", `UPDATE jobs SET state = 'pending', attempt = max(attempt - 1, 0),
+	err := b.one(ctx, "release job", `UPDATE jobs SET state = 'pending', attempt = max(attempt - 1, 0),
 		lease_until = NULL, worker_id = ''
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, p)
+	if err == nil {
+		b.waker().Notify(p.Queue, 0) // pending now: wake an idle worker
+	}
+	return err
 }
 
 // JobFail records a failed attempt: the job is scheduled for a retry or
@@ -275,6 +279,9 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 	})
 	if err != nil {
 		return "", b.fail(op, err)
+	}
+	if state == broker.StateScheduled {
+		b.waker().Notify(p.Queue, p.RetryDelay) // idle workers arm a timer for the retry
 	}
 	return state, nil
 }

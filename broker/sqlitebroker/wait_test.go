@@ -2,6 +2,7 @@ package sqlitebroker_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -73,6 +74,48 @@ func TestIdleManagerWakes(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("job %d added to an idle manager did not start (poll and maintain intervals are an hour)", i)
+		}
+	}
+}
+
+// TestIdleManagerWakesForRetry: a failed job's retry wakes an idle Manager
+// (poll interval an hour) when it falls due.
+func TestIdleManagerWakesForRetry(t *testing.T) {
+	b, _ := openT(t, sqlitebroker.Options{})
+	m, err := worker.NewManager(b, worker.ManagerConfig{PollInterval: time.Hour, MaintainInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := make(chan int, 10)
+	err = m.HandleFunc("wake.retry", func(_ context.Context, j *worker.Job) error {
+		attempts <- j.Attempt
+		if j.Attempt == 1 {
+			return worker.RetryAfter(300*time.Millisecond, errors.New("try again"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	c, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Add(context.Background(), "default", worker.JobSpec{Type: "wake.retry", MaxAttempts: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 2; want++ {
+		select {
+		case a := <-attempts:
+			if a != want {
+				t.Fatalf("attempt %d ran, want %d", a, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempt %d did not run (the manager polls once an hour; the retry must wake it)", want)
 		}
 	}
 }

@@ -3,6 +3,8 @@
 --
 -- KEYS[1] active zset  KEYS[2] scheduled zset  KEYS[3] dead zset
 -- KEYS[4] job hash prefix  KEYS[5] unique-key prefix
+-- KEYS[6] wake channel (optional): told the retry's delay, so idle
+--   Managers arm a timer for it instead of waiting for their next poll
 -- ARGV[1] id  ARGV[2] lease token  ARGV[3] error text  ARGV[4] retry delay ms
 -- ARGV[5] '1' to discard (dead whatever attempts are left)
 -- ARGV[6] max attempts override: when > 0, replaces and is stored as the
@@ -18,6 +20,9 @@ if code ~= 1 then
 end
 local now, now_us = clock()
 if retry_attempt(KEYS[1], KEYS[2], job_key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], now) then
+  if KEYS[6] then
+    redis.call('PUBLISH', KEYS[6], ARGV[4])
+  end
   return {1, 'scheduled'}
 end
 finish(KEYS[1], KEYS[3], 'dead', job_key, id, KEYS[5], now, now_us)

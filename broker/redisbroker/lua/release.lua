@@ -3,6 +3,7 @@
 --
 -- KEYS[1] active zset  KEYS[2] pending zset  KEYS[3] seq counter
 -- KEYS[4] job hash prefix
+-- KEYS[5] wake channel (optional): told the job is due now
 -- ARGV[1] id  ARGV[2] lease token
 -- Returns 1 released, 0 not found, -1 lease lost (nothing changed).
 
@@ -17,4 +18,7 @@ if tonumber(redis.call('HGET', job_key, 'a')) > 0 then
   redis.call('HINCRBY', job_key, 'a', -1)
 end
 make_pending(KEYS[2], KEYS[3], job_key, id)
+if KEYS[5] then
+  redis.call('PUBLISH', KEYS[5], '0')
+end
 return 1
