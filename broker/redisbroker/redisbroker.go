@@ -227,7 +227,7 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 		limit = 1000
 	}
 	k := b.keys(p.Queue)
-	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.expired, k.seq, k.ttl, k.job, k.unique}
+	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.expired, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, p.Queue)}
 	res, err := scriptMaintain.Run(ctx, b.client, keys, limit, millis(p.CompletedMaxAge), p.CompletedMaxCount, millis(p.DeadMaxAge)).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w", p.Queue, err)

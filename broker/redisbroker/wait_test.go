@@ -215,3 +215,54 @@ func TestIdleManagerWakesForRetry(t *testing.T) {
 		}
 	}
 }
+
+// A job recovered from an expired lease by maintenance wakes an idle
+// Manager: a worker leases a job and dies; once the lease has expired,
+// maintenance run elsewhere returns it to pending, and a Manager that polls
+// and maintains only once an hour runs it.
+func TestIdleManagerWakesForRecoveredJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := &waitObserver{Broker: newBroker(t), idle: make(chan struct{}, 1)}
+	if _, err := o.JobInsert(ctx, &broker.JobInsertParams{ID: "orphan", Queue: "default", Type: "wake.test", MaxAttempts: 3}); err != nil {
+		t.Fatal(err)
+	}
+	leased, err := o.JobFetch(ctx, &broker.JobFetchParams{Queue: "default", Limit: 1, LeaseDuration: 200 * time.Millisecond, WorkerID: "dead-worker"})
+	if err != nil || len(leased) != 1 {
+		t.Fatalf("lease the orphan: %v, %d jobs", err, len(leased))
+	}
+	m, err := worker.NewManager(o, worker.ManagerConfig{PollInterval: time.Hour, MaintainInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan *worker.Job, 1)
+	if err := m.HandleFunc("wake.test", func(_ context.Context, j *worker.Job) error { started <- j; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	waitIdle(t, o)
+	var recovered int
+	deadline := time.Now().Add(10 * time.Second)
+	for recovered == 0 && time.Now().Before(deadline) {
+		res, err := o.QueueMaintain(ctx, &broker.QueueMaintainParams{Queue: "default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recovered = res.Recovered
+		time.Sleep(20 * time.Millisecond)
+	}
+	if recovered != 1 {
+		t.Fatal("maintenance did not recover the expired lease")
+	}
+	select {
+	case j := <-started:
+		if j.ID != "orphan" || j.Attempt != 2 {
+			t.Fatalf("started %s (attempt %d), want orphan on attempt 2", j.ID, j.Attempt)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the recovered job did not start (the manager polls and maintains once an hour)")
+	}
+}

@@ -164,6 +164,9 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	if err != nil {
 		return nil, b.fail(op, err)
 	}
+	if res.Recovered+res.Promoted > 0 {
+		b.waker().Notify(p.Queue, 0) // jobs became pending: wake an idle worker
+	}
 	return res, nil
 }
 

@@ -7,6 +7,7 @@
 -- KEYS[4] completed zset  KEYS[5] dead zset     KEYS[6] expired zset
 -- KEYS[7] seq counter     KEYS[8] ttl zset      KEYS[9] job hash prefix
 -- KEYS[10] unique-key prefix
+-- KEYS[11] wake channel (optional): told when jobs became pending here
 -- ARGV[1] limit  ARGV[2] completed max age ms (0: keep)
 -- ARGV[3] completed max count (0: no limit)  ARGV[4] dead max age ms (0: keep)
 -- Returns {recovered, dead, promoted, expired, removed}
@@ -70,5 +71,8 @@ end
 if dead_age > 0 then
   remove(KEYS[5], redis.call('ZRANGEBYSCORE', KEYS[5], '-inf',
     fmt(now_us - dead_age * 1000), 'LIMIT', 0, limit))
+end
+if KEYS[11] and recovered + promoted > 0 then
+  redis.call('PUBLISH', KEYS[11], '0')
 end
 return {recovered, dead, promoted, expired, removed}
