@@ -58,16 +58,46 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 	if p.State.Finished() {
 		rev = "1"
 	}
-	reply, err := scriptList.Run(ctx, b.client, []string{zset, k.job}, p.Offset, limit, rev, p.TenantID, p.Type).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+	keys := []string{zset, k.job}
+	if p.TenantID == "" && p.Type == "" {
+		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", "").Slice()
+		if err != nil {
+			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+		}
+		jobs, err := decodeJobs(p.Queue, reply, 1)
+		if err != nil {
+			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+		}
+		return &broker.JobListResult{Jobs: jobs, NextOffset: int(num(reply, 0))}, nil
 	}
-	jobs, err := decodeJobs(p.Queue, reply, 1)
-	if err != nil {
-		return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+	// A filtered listing scans the state's set in slices of listScanBudget
+	// entries, one script call each, so a large queue never blocks Redis for
+	// long. The slices are not one snapshot: jobs moving meanwhile may be
+	// missed or seen twice, as with any paginated listing.
+	res := &broker.JobListResult{NextOffset: -1}
+	pos, matched := int64(0), int64(0)
+	for {
+		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, p.TenantID, p.Type,
+			listScanBudget, pos, matched).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+		}
+		jobs, err := decodeJobs(p.Queue, reply, 3)
+		if err != nil {
+			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
+		}
+		res.Jobs = append(res.Jobs, jobs...)
+		res.NextOffset = int(num(reply, 0))
+		if pos = num(reply, 1); pos < 0 {
+			return res, nil
+		}
+		matched = num(reply, 2)
 	}
-	return &broker.JobListResult{Jobs: jobs, NextOffset: int(num(reply, 0))}, nil
 }
+
+// listScanBudget bounds the entries one filtered-listing script call
+// examines (about a millisecond of Redis time).
+const listScanBudget = 2000
 
 // JobCancel cancels a scheduled, pending or active job; see broker.Broker.
 func (b *Broker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, error) {

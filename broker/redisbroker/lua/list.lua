@@ -4,8 +4,13 @@
 -- KEYS[1] the state's zset  KEYS[2] job hash prefix
 -- ARGV[1] offset  ARGV[2] limit  ARGV[3] '1' for newest (highest score) first
 -- ARGV[4] tenant filter ('' for any)  ARGV[5] type filter ('' for any)
--- Returns {next offset (-1 at the end), job_1, ..., job_k}, each job the flat
---   HGETALL array of its hash. Offsets count filtered jobs.
+-- ARGV[6] scan budget, ARGV[7] raw start position, ARGV[8] matches so far
+--   (filtered listings only; see below)
+-- Returns, unfiltered: {next offset (-1 at the end), job_1, ..., job_k};
+--   filtered: {next offset (-1 at the end), raw position to continue from
+--   (-1 when this call finished the page), matches so far, job_1, ...}.
+--   Each job is the flat HGETALL array of its hash. Offsets count filtered
+--   jobs.
 
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rev = ARGV[3] == '1'
@@ -29,14 +34,21 @@ if tenant == '' and typ == '' then
   return out
 end
 
-local matched, pos, chunk = 0, 0, 500
-while true do
-  local ids = range(pos, pos + chunk - 1)
-  for _, id in ipairs(ids) do
+-- A filtered listing scans at most ARGV[6] entries per call, from raw
+-- position ARGV[7] with ARGV[8] matches already counted, so that one call
+-- never blocks Redis for long; the caller calls again with the position
+-- returned until the page is complete.
+local budget, pos, matched = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local stop = pos + budget
+local chunk = 500
+out = {-1, -1, 0}
+while pos < stop do
+  local ids = range(pos, math.min(pos + chunk, stop) - 1)
+  for n, id in ipairs(ids) do
     local v = redis.call('HMGET', KEYS[2] .. id, 'tn', 't')
     if (tenant == '' or v[1] == tenant) and (typ == '' or v[2] == typ) then
       if matched >= offset + limit then
-        out[1] = offset + limit
+        out[1], out[2], out[3] = offset + limit, -1, matched
         return out
       end
       if matched >= offset then
@@ -45,8 +57,11 @@ while true do
       matched = matched + 1
     end
   end
-  if #ids < chunk then
-    return out
+  if #ids < math.min(chunk, stop - pos) then
+    out[3] = matched
+    return out -- the state's set is exhausted: the last page
   end
-  pos = pos + chunk
+  pos = pos + #ids
 end
+out[2], out[3] = pos, matched -- budget spent: continue from pos
+return out
