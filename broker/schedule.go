@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -155,18 +154,7 @@ const MaxScheduleNameLen = 128
 // letters, digits and "._-:", like a queue name, so that it fits in key
 // names and job ids.
 func ValidateScheduleName(name string) error {
-	if name == "" {
-		return errors.New("schedule name is empty")
-	}
-	if len(name) > MaxScheduleNameLen {
-		return fmt.Errorf("schedule name is %d bytes long, the limit is %d", len(name), MaxScheduleNameLen)
-	}
-	for i, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)) {
-			return fmt.Errorf("schedule name %q has %q at byte %d; use letters, digits and . _ - :", name, r, i)
-		}
-	}
-	return nil
+	return validateName("schedule name", name, MaxScheduleNameLen)
 }
 
 // Validate checks a schedule before it is stored and returns an

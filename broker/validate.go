@@ -20,16 +20,20 @@ const (
 // ValidateQueueName checks a queue name: 1 to MaxQueueNameLen characters of
 // letters, digits and "._-:". Braces are excluded because the Redis broker
 // uses them as hash tags.
-func ValidateQueueName(q string) error {
-	if q == "" {
-		return fmt.Errorf("queue name is empty")
+func ValidateQueueName(q string) error { return validateName("queue name", q, MaxQueueNameLen) }
+
+// validateName checks a name that becomes part of Redis keys and job ids:
+// 1 to max bytes of letters, digits and "._-:"; what names the kind.
+func validateName(what, s string, max int) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", what)
 	}
-	if len(q) > MaxQueueNameLen {
-		return fmt.Errorf("queue name is %d bytes long, the limit is %d", len(q), MaxQueueNameLen)
+	if len(s) > max {
+		return fmt.Errorf("%s is %d bytes long, the limit is %d", what, len(s), max)
 	}
-	for i, r := range q {
+	for i, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)) {
-			return fmt.Errorf("queue name %q has %q at byte %d; use letters, digits and . _ - :", q, r, i)
+			return fmt.Errorf("%s %q has %q at byte %d (allowed: letters, digits and . _ - :)", what, s, r, i)
 		}
 	}
 	return nil

@@ -288,7 +288,7 @@ func (c *Cron) observe(brokerNow time.Time) {
 		return
 	}
 	c.mu.Lock()
-	c.skew = brokerNow.Sub(time.Now())
+	c.skew = time.Until(brokerNow)
 	c.mu.Unlock()
 }
 

@@ -68,7 +68,7 @@ var (
 	fields6 = append([]string{"second"}, fields5...)
 )
 
-var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+var parser = cron.MustNewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // starBit is the library's mark of a wildcard field (bit 63).
 const starBit = 1 << 63

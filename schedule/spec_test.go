@@ -9,15 +9,6 @@ import (
 	"github.com/aibos/worker/schedule"
 )
 
-func mustZone(t testing.TB, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatalf("load zone %s: %v", name, err)
-	}
-	return loc
-}
-
 // TestNextFireTimes pins fire times, including DST transitions, leap days
 // and the 31st of short months. Times are written in the spec's zone with
 // their offset, so a reader sees the wall clock and the instant.
