@@ -1,0 +1,146 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// An idle Manager sleeps in the broker's JobWait instead of polling. These
+// tests give it a poll and maintain interval of an hour: any job it starts
+// within the test's 10 s was woken for.
+
+// waitObserver reports each time the Manager goes idle in JobWait, so a
+// test can act only once the Manager is asleep.
+type waitObserver struct {
+	broker.Broker
+	idle chan struct{}
+}
+
+func (o *waitObserver) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
+	select {
+	case o.idle <- struct{}{}:
+	default:
+	}
+	return o.Broker.(broker.Waiter).JobWait(ctx, queues, timeout)
+}
+
+func (o *waitObserver) waitIdle(t *testing.T) {
+	t.Helper()
+	select {
+	case <-o.idle:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the manager never went idle in JobWait")
+	}
+}
+
+// idleManager starts a Manager on o that polls and maintains once an hour
+// and runs f for jobs of type "wake".
+func idleManager(t *testing.T, o *waitObserver, f func(ctx context.Context, j *worker.Job) error) {
+	t.Helper()
+	if _, ok := o.Broker.(broker.Waiter); !ok {
+		t.Fatalf("%T is not a broker.Waiter", o.Broker)
+	}
+	m := newManager(t, o, worker.ManagerConfig{PollInterval: time.Hour, MaintainInterval: time.Hour, Logger: discardLogger})
+	if err := m.HandleFunc("wake", f); err != nil {
+		t.Fatal(err)
+	}
+	startManager(t, m)
+}
+
+func observe(b broker.Broker) *waitObserver {
+	return &waitObserver{Broker: b, idle: make(chan struct{}, 1)}
+}
+
+// receive returns the next job sent on ch, failing after 10 s with why.
+func receive[T any](t *testing.T, ch <-chan T, why string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal(why + " (the manager polls once an hour)")
+		panic("unreachable")
+	}
+}
+
+func TestIdleManagerWakesForNewAndDelayedJobs(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		o := observe(b)
+		started := make(chan *worker.Job, 10)
+		idleManager(t, o, func(_ context.Context, j *worker.Job) error { started <- j; return nil })
+		c := newClient(t, o)
+		for i, spec := range []worker.JobSpec{ // every time, not only the first
+			{Type: "wake"}, {Type: "wake"}, {Type: "wake"},
+			{Type: "wake", Delay: 300 * time.Millisecond},
+		} {
+			o.waitIdle(t)
+			added := add(t, c, "default", spec)
+			if spec.Delay > 0 && added.State != broker.StateScheduled {
+				t.Fatalf("job %d: state %s, want scheduled", i, added.State)
+			}
+			j := receive(t, started, "a job added to an idle manager did not start")
+			if j.ID != added.ID {
+				t.Fatalf("job %d: started %s, want %s", i, j.ID, added.ID)
+			}
+			if j.StartedAt.Before(j.RunAt) {
+				t.Fatalf("job %d: started at %v, before it was due at %v", i, j.StartedAt, j.RunAt)
+			}
+		}
+	})
+}
+
+// A failed job's retry is announced like an insert.
+func TestIdleManagerWakesForRetry(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		o := observe(b)
+		attempts := make(chan int, 10)
+		idleManager(t, o, func(_ context.Context, j *worker.Job) error {
+			attempts <- j.Attempt
+			if j.Attempt == 1 {
+				return worker.RetryAfter(300*time.Millisecond, errors.New("try again"))
+			}
+			return nil
+		})
+		o.waitIdle(t)
+		add(t, newClient(t, o), "default", worker.JobSpec{Type: "wake", MaxAttempts: 2})
+		for want := 1; want <= 2; want++ {
+			if a := receive(t, attempts, "an attempt did not run"); a != want {
+				t.Fatalf("attempt %d ran, want %d", a, want)
+			}
+		}
+	})
+}
+
+// A worker leases a job and dies; once the lease has expired, maintenance
+// run elsewhere returns it to pending, and the idle Manager runs it.
+func TestIdleManagerWakesForRecoveredJob(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		o := observe(b)
+		if _, err := o.JobInsert(ctx, &broker.JobInsertParams{ID: "orphan", Queue: "default", Type: "wake", MaxAttempts: 3}); err != nil {
+			t.Fatal(err)
+		}
+		leased, err := o.JobFetch(ctx, &broker.JobFetchParams{Queue: "default", Limit: 1, LeaseDuration: 200 * time.Millisecond, WorkerID: "dead-worker"})
+		if err != nil || len(leased) != 1 {
+			t.Fatalf("lease the orphan: %v, %d jobs", err, len(leased))
+		}
+		started := make(chan *worker.Job, 1)
+		idleManager(t, o, func(_ context.Context, j *worker.Job) error { started <- j; return nil })
+		o.waitIdle(t)
+		waitFor(t, 10*time.Second, "maintenance to recover the expired lease", func() bool {
+			res, err := o.QueueMaintain(ctx, &broker.QueueMaintainParams{Queue: "default"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Recovered == 1
+		})
+		if j := receive(t, started, "the recovered job did not start"); j.ID != "orphan" || j.Attempt != 2 {
+			t.Fatalf("started %s (attempt %d), want orphan on attempt 2", j.ID, j.Attempt)
+		}
+	})
+}
