@@ -90,7 +90,9 @@ func (c *Client) checkQueue(op, queue string) error {
 
 // params turns a spec into broker parameters, validating it.
 func (c *Client) params(queue string, s *JobSpec) (*broker.JobInsertParams, error) {
-	data, err := encodeData(s.Data)
+	// The broker validates the params, JSON included: checking here too
+	// would only repeat the work.
+	data, err := marshalData(s.Data)
 	if err != nil {
 		return nil, &broker.InvalidError{Index: -1, Field: "data", Reason: err.Error()}
 	}
@@ -117,29 +119,38 @@ func (c *Client) params(queue string, s *JobSpec) (*broker.JobInsertParams, erro
 	if p.TTL == 0 {
 		p.TTL = c.cfg.DefaultTTL
 	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
 	return p, nil
 }
 
-func encodeData(v any) (json.RawMessage, error) {
-	var raw []byte
+// marshalData encodes v as JSON. Raw JSON ([]byte, json.RawMessage) is
+// passed through unchecked: the broker's validation checks it.
+func marshalData(v any) (json.RawMessage, error) {
 	switch d := v.(type) {
 	case nil:
 		return nil, nil
 	case json.RawMessage:
-		raw = d
+		return d, nil
 	case []byte:
-		raw = d
-	default:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("cannot encode payload as JSON: %v", err)
-		}
-		return b, nil
+		return d, nil
 	}
-	if !json.Valid(raw) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode payload as JSON: %v", err)
+	}
+	return b, nil
+}
+
+// encodeData is marshalData that also checks raw JSON.
+func encodeData(v any) (json.RawMessage, error) {
+	switch d := v.(type) {
+	case json.RawMessage:
+		v = []byte(d)
+	case []byte:
+	default:
+		return marshalData(v)
+	}
+	raw := v.([]byte)
+	if len(raw) > 0 && !json.Valid(raw) {
 		return nil, errors.New("payload is not valid JSON")
 	}
 	return raw, nil

@@ -49,6 +49,16 @@ func checkText(field, s string, max int, required bool) error {
 	if len(s) > max {
 		return fmt.Errorf("%s is %d bytes long, the limit is %d", field, len(s), max)
 	}
+	// Fast path: printable ASCII, the common case, needs one pass.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return checkTextSlow(field, s)
+		}
+	}
+	return nil
+}
+
+func checkTextSlow(field, s string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%s is not valid UTF-8", field)
 	}
@@ -90,9 +100,9 @@ func (p *JobInsertParams) Validate() error {
 	if p.MaxAttempts < 1 {
 		return bad("max_attempts", "%d is below 1", p.MaxAttempts)
 	}
-	for field, v := range map[string]string{"tenant_id": p.TenantID, "company_id": p.CompanyID, "unique_key": p.UniqueKey} {
-		if err := checkText(field, v, MaxKeyLen, false); err != nil {
-			return bad(field, "%v", err)
+	for _, f := range [...]struct{ name, v string }{{"tenant_id", p.TenantID}, {"company_id", p.CompanyID}, {"unique_key", p.UniqueKey}} {
+		if err := checkText(f.name, f.v, MaxKeyLen, false); err != nil {
+			return bad(f.name, "%v", err)
 		}
 	}
 	if len(p.Headers) > MaxHeaders {
@@ -106,9 +116,12 @@ func (p *JobInsertParams) Validate() error {
 			return bad("headers", "value of %q is longer than %d bytes or not UTF-8", k, MaxKeyLen)
 		}
 	}
-	for field, d := range map[string]time.Duration{"timeout": p.Timeout, "delay": p.Delay, "ttl": p.TTL} {
-		if d < 0 {
-			return bad(field, "%v is negative", d)
+	for _, f := range [...]struct {
+		name string
+		d    time.Duration
+	}{{"timeout", p.Timeout}, {"delay", p.Delay}, {"ttl", p.TTL}} {
+		if f.d < 0 {
+			return bad(f.name, "%v is negative", f.d)
 		}
 	}
 	if p.MaxQueueLength < 0 {

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aibos/worker/broker"
 )
 
 // insertFields is the number of ARGV entries per job of lua/insert.lua.
-const insertFields = 14
+const insertFields = 5
 
 // JobInsert stores one job; see broker.Broker.
 func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*broker.Job, error) {
@@ -47,23 +48,28 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 	queue := ps[0].Queue
 	args := make([]any, 0, 1+len(ps)*insertFields)
 	args = append(args, len(ps))
+	var buf []byte
 	for _, p := range ps {
-		headers := ""
+		var headers []byte
 		if len(p.Headers) > 0 {
 			h, err := json.Marshal(p.Headers)
 			if err != nil {
 				return nil, fmt.Errorf("encode headers of job %s: %w", p.ID, err)
 			}
-			headers = string(h)
+			headers = h
 		}
-		runAt := ""
-		if !p.RunAt.IsZero() {
-			// Rounded up to the millisecond: never due before RunAt.
-			runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
+		buf = appendBody(buf[:0], p, headers)
+		opts := ""
+		if p.UniqueKey != "" || p.TTL > 0 || p.Delay > 0 || !p.RunAt.IsZero() {
+			runAt := ""
+			if !p.RunAt.IsZero() {
+				// Rounded up to the millisecond: never due before RunAt.
+				runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
+			}
+			opts = runAt + "|" + strconv.FormatInt(millis(p.Delay), 10) + "|" +
+				strconv.FormatInt(millis(p.TTL), 10) + "|" + p.UniqueKey
 		}
-		args = append(args, p.ID, p.Type, string(p.Data), p.Priority, p.MaxAttempts,
-			p.TenantID, p.CompanyID, headers, p.UniqueKey, int64(p.Timeout), runAt,
-			millis(p.Delay), millis(p.TTL), p.MaxQueueLength)
+		args = append(args, p.ID, string(buf), p.Priority, opts, p.MaxQueueLength)
 	}
 	k := b.keys(queue)
 	reply, err := scriptInsert.Run(ctx, b.client, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, args...).Result()
@@ -87,8 +93,8 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 	default:
 		return nil, fmt.Errorf("unexpected insert status %q", st)
 	}
-	if len(arr) != 2+2*len(ps) {
-		return nil, fmt.Errorf("insert reply has %d values for %d jobs", len(arr), len(ps))
+	if (len(arr)-2)%3 != 0 {
+		return nil, fmt.Errorf("insert reply has %d values, want 2 + 3 per scheduled job", len(arr))
 	}
 	// The jobs are stored: a failure to name the queue must not report the
 	// insert as failed. The next insert of this broker tries again.
@@ -99,7 +105,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 		j := &broker.Job{
 			ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
 			TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
-			State: broker.State(str(arr, 2+2*i)), CreatedAt: created, RunAt: fromMillis(num(arr, 3+2*i)),
+			State: broker.StatePending, CreatedAt: created, RunAt: created,
 		}
 		if len(p.Data) > 0 {
 			j.Data = append(json.RawMessage(nil), p.Data...)
@@ -110,10 +116,19 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 				j.Headers[hk] = hv
 			}
 		}
-		if ttl := millis(p.TTL); ttl > 0 {
-			j.ExpiresAt = fromMillis(num(arr, 3+2*i) + ttl)
-		}
 		jobs[i] = j
+	}
+	for r := 2; r+2 < len(arr); r += 3 {
+		i := int(num(arr, r)) - 1
+		if i < 0 || i >= len(jobs) {
+			return nil, fmt.Errorf("insert reply names job %d of %d", i+1, len(jobs))
+		}
+		jobs[i].State, jobs[i].RunAt = broker.State(str(arr, r+1)), fromMillis(num(arr, r+2))
+	}
+	for i, p := range ps {
+		if p.TTL > 0 {
+			jobs[i].ExpiresAt = jobs[i].RunAt.Add(time.Duration(millis(p.TTL)) * time.Millisecond)
+		}
 	}
 	return jobs, nil
 }

@@ -2,12 +2,15 @@ package redisbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker"
 )
 
-// JobGet returns one job, read with a single HGETALL.
+// JobGet returns one job, read by one script call (lua/get.lua).
 func (b *Broker) JobGet(ctx context.Context, queue, id string) (*broker.Job, error) {
 	if err := b.open("get job"); err != nil {
 		return nil, err
@@ -15,18 +18,14 @@ func (b *Broker) JobGet(ctx context.Context, queue, id string) (*broker.Job, err
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
-	fields, err := b.client.HGetAll(ctx, b.keys(queue).job+id).Result()
+	reply, err := scriptGet.Run(ctx, b.client, []string{b.keys(queue).job}, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, err)
 	}
-	if len(fields) == 0 {
-		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
-	}
-	flat := make([]any, 0, 2*len(fields))
-	for k, v := range fields {
-		flat = append(flat, k, v)
-	}
-	j, err := decodeJob(queue, flat)
+	j, err := decodeJobReply(queue, reply)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, err)
 	}
@@ -149,7 +148,7 @@ func (b *Broker) jobScript(_ context.Context, queue, id string, result func() (a
 		if len(arr) < 2 {
 			return nil, fmt.Errorf("reply has no job")
 		}
-		return decodeJob(queue, arr[1])
+		return decodeJobReply(queue, arr[1])
 	case "notfound":
 		return nil, broker.ErrNotFound
 	case "wrongstate":

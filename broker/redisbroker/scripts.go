@@ -31,6 +31,7 @@ var (
 	scriptList     = loadScript("list.lua")
 	scriptMaintain = loadScript("maintain.lua")
 	scriptOldest   = loadScript("oldest.lua")
+	scriptGet      = loadScript("get.lua")
 )
 
 func loadScript(name string) *redis.Script {

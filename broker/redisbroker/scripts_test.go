@@ -297,11 +297,14 @@ func TestTTLExpiresUnstartedJobs(t *testing.T) {
 	if !j.ExpiresAt.Equal(j.RunAt.Add(30 * time.Millisecond)) {
 		t.Fatalf("ExpiresAt = %v, want RunAt %v + 30ms", j.ExpiresAt, j.RunAt)
 	}
-	mustInsert(t, b, job("q", "b", func(p *broker.JobInsertParams) { p.TTL = 30 * time.Millisecond }))
+	jb, err := b.JobInsert(ctx, job("q", "b", func(p *broker.JobInsertParams) { p.TTL = 30 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	client := redistest.Client(t)
-	eventually(t, "redis time past the TTL", func() bool {
+	eventually(t, "redis time past both TTLs", func() bool {
 		now, err := client.Time(ctx).Result()
-		return err == nil && now.After(j.ExpiresAt)
+		return err == nil && now.After(j.ExpiresAt) && now.After(jb.ExpiresAt)
 	})
 	if got := fetch(t, b, "q", 10, time.Minute); len(got) != 0 {
 		t.Fatalf("fetched expired jobs %v", idsOf(got))

@@ -5,12 +5,12 @@
 -- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
 -- KEYS[4] cancelled zset  KEYS[5] job hash prefix  KEYS[6] unique-key prefix
 -- ARGV[1] id
--- Returns {'ok', job} with job the flat HGETALL array after the change
+-- Returns {'ok', job} with the job (see lib.lua) after the change
 --   | {'notfound'} | {'wrongstate', state}
 
 local id = ARGV[1]
 local job_key = KEYS[5] .. id
-local s = redis.call('HGET', job_key, 's')
+local s = materialize(KEYS[5], id)
 if not s then
   return {'notfound'}
 end
@@ -20,4 +20,4 @@ if not from[s] then
 end
 local now, now_us = clock()
 finish(from[s], KEYS[4], 'cancelled', job_key, id, KEYS[6], now, now_us)
-return {'ok', redis.call('HGETALL', job_key)}
+return {'ok', read_job(KEYS[5], id)}

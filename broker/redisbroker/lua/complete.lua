@@ -19,6 +19,9 @@ for i = 1, tonumber(ARGV[1]) do
   local code = 1
   if not v[1] then
     code = 0
+    if redis.call('HEXISTS', body_key(KEYS[3]), id) == 1 then
+      code = -1 -- pending, with only a body
+    end
   elseif v[1] ~= 'active' or v[2] ~= ARGV[b + 2] then
     code = -1
   end

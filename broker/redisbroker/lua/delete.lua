@@ -1,5 +1,5 @@
--- delete.lua removes a job that is not active: its hash, its index entries
--- and its unique key.
+-- delete.lua removes a job that is not active: its body, its state hash, its
+-- index entries and its unique key.
 --
 -- KEYS[1..7] the scheduled, pending, active, completed, dead, cancelled and
 -- expired zsets  KEYS[8] ttl zset  KEYS[9] job hash prefix
@@ -9,7 +9,7 @@
 
 local id = ARGV[1]
 local job_key = KEYS[9] .. id
-local s = redis.call('HGET', job_key, 's')
+local s = job_state(KEYS[9], id)
 if not s then
   return 0
 end
@@ -23,5 +23,5 @@ if index[s] then
 end
 redis.call('ZREM', KEYS[8], id)
 release_unique(KEYS[10], job_key, id)
-redis.call('DEL', job_key)
+delete_job(KEYS[9], id)
 return 1

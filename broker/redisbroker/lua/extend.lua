@@ -11,7 +11,7 @@ for i = 1, tonumber(ARGV[2]) do
   local b = 2 + (i - 1) * 2
   local id = ARGV[b + 1]
   local job_key = KEYS[2] .. id
-  local code = check_lease(job_key, ARGV[b + 2])
+  local code = check_lease(KEYS[2], id, ARGV[b + 2])
   if code == 1 then
     redis.call('HSET', job_key, 'lu', lease_until)
     redis.call('ZADD', KEYS[1], lease_until, id)

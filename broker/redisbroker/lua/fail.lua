@@ -14,7 +14,7 @@
 
 local id = ARGV[1]
 local job_key = KEYS[4] .. id
-local code = check_lease(job_key, ARGV[2])
+local code = check_lease(KEYS[4], id, ARGV[2])
 if code ~= 1 then
   return {code, ''}
 end

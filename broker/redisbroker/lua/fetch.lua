@@ -7,8 +7,8 @@
 -- KEYS[7] token counter   KEYS[8] ttl zset      KEYS[9] job hash prefix
 -- KEYS[10] unique-key prefix
 -- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
--- Returns {'paused'} | {'ok', job_1, ..., job_k} where each job is the flat
---   HGETALL array of its hash after the lease was taken.
+-- Returns {'paused'} | {'ok', job_1, ..., job_k}, each job as lib.lua
+--   describes, read after the lease was taken.
 
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'paused'}
@@ -21,8 +21,12 @@ local lease_until = fmt(now + tonumber(ARGV[2]))
 local out = {'ok'}
 local got = 0
 local budget = want + 1000 -- bounds the expired jobs one call skips over
--- Per job: one HMGET, one HSET, one HGETALL. Tokens are reserved with one
--- INCRBY per pop and the active set is written with one ZADD per pop.
+-- Per job: one HMGET, one HGET of the body, one HSET; a job that had a state
+-- hash before is read back with HGETALL, one that had only a body gets its
+-- state hash here and is returned with the fields just written. Tokens are
+-- reserved with one INCRBY per pop and the active set is written with one
+-- ZADD per pop.
+local bodies = body_key(KEYS[9])
 while got < want and budget > 0 do
   local popped = redis.call('ZPOPMIN', KEYS[2], math.min(want - got, budget))
   if #popped == 0 then
@@ -38,7 +42,24 @@ while got < want and budget > 0 do
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
       redis.call('ZREM', KEYS[8], id)
-    elseif v[1] then
+    elseif not v[1] then
+      local body = redis.call('HGET', bodies, id)
+      if body then
+        token = token + 1
+        local c, m, p = body_head(body)
+        local f = {'s', 'active', 'a', '1', 'tk', fmt(token), 'lu', lease_until, 'st', fmt(now),
+          'p', p, 'm', m, 'c', c, 'r', c}
+        if ARGV[3] ~= '' then
+          f[#f + 1] = 'w'
+          f[#f + 1] = ARGV[3]
+        end
+        redis.call('HSET', job_key, unpack(f))
+        active[#active + 1] = lease_until
+        active[#active + 1] = id
+        got = got + 1
+        out[#out + 1] = {id, body, f}
+      end
+    else
       token = token + 1
       local attempt = fmt((tonumber(v[3]) or 0) + 1)
       if ARGV[3] ~= '' then
@@ -52,7 +73,7 @@ while got < want and budget > 0 do
       active[#active + 1] = lease_until
       active[#active + 1] = id
       got = got + 1
-      out[#out + 1] = redis.call('HGETALL', job_key)
+      out[#out + 1] = {id, redis.call('HGET', bodies, id) or '', redis.call('HGETALL', job_key)}
     end
   end
   if #active > 0 then

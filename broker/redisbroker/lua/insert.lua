@@ -4,43 +4,66 @@
 -- KEYS[4] ttl zset         KEYS[5] job hash prefix KEYS[6] unique-key prefix
 -- KEYS[7] optional: the queue's wake channel; idle workers (JobWait) hear
 --   on it the milliseconds until the batch's earliest job is due (0: now)
--- ARGV[1] number of jobs n, then n groups of 14 fields:
---   id, type, data, priority, max attempts, tenant, company, headers JSON,
---   unique key, timeout ns, run at ms ('' when unset), delay ms, ttl ms,
---   max queue length (0: no limit)
--- Returns {'ok', created ms, state_1, run at_1, ..., state_n, run at_n}
+-- ARGV[1] number of jobs n, then n groups of 5 fields:
+--   id, body (lib.lua's layout without its leading "c|"), priority,
+--   options, max queue length (0: no limit)
+--   options is '' for a job due now with no unique key and no TTL (it gets
+--   no state hash, see lib.lua), else "run at ms|delay ms|ttl ms|unique
+--   key" (run at '' when unset, unique key last: it may hold '|')
+-- Returns {'ok', created ms, then index, state, run at ms for each job not
+--   pending with run at = created (scheduled jobs)}
 --   | {'dup', index, existing id, unique key ('' for an id collision)}
 --   | {'full', index, scheduled + pending count}
--- Every check runs before the first write.
+-- Every check runs before the first write. A plain job costs one HMGET
+-- entry, one HSET entry and one ZADD entry: no per-job command.
 
 local n = tonumber(ARGV[1])
-local W = 14
+local W = 5
+local bodies = body_key(KEYS[5])
+local ids, opts, uniq = {}, {}, {}
 local seen_id, seen_unique = {}, {}
 for i = 1, n do
   local b = 1 + (i - 1) * W
-  local id, u = ARGV[b + 1], ARGV[b + 9]
-  if seen_id[id] or redis.call('EXISTS', KEYS[5] .. id) == 1 then
+  local id = ARGV[b + 1]
+  if seen_id[id] then
     return {'dup', i, id, ''}
   end
   seen_id[id] = true
-  if u ~= '' then
-    if seen_unique[u] then
-      return {'dup', i, seen_unique[u], u}
-    end
-    local holder = redis.call('GET', KEYS[6] .. u)
-    if holder then
-      local s = redis.call('HGET', KEYS[5] .. holder, 's')
-      if s == 'scheduled' or s == 'pending' or s == 'active' then
-        return {'dup', i, holder, u}
+  ids[i] = id
+  local o = ARGV[b + 4]
+  if o ~= '' then
+    local run_at, delay, ttl, u = string.match(o, '^(%d*)|(%d+)|(%d+)|(.*)$')
+    opts[i] = {run_at = run_at, delay = tonumber(delay), ttl = tonumber(ttl), u = u}
+    if u ~= '' then
+      if seen_unique[u] then
+        return {'dup', i, seen_unique[u], u}
       end
+      local holder = redis.call('GET', KEYS[6] .. u)
+      if holder then
+        local s = job_state(KEYS[5], holder)
+        if s == 'scheduled' or s == 'pending' or s == 'active' then
+          return {'dup', i, holder, u}
+        end
+      end
+      seen_unique[u] = id
+      uniq[i] = u
     end
-    seen_unique[u] = id
   end
 end
-
+-- One HMGET per 1000 ids finds ids already taken (unpack is bounded by
+-- Lua's stack).
+for c = 1, n, 1000 do
+  local last = math.min(c + 999, n)
+  local taken = redis.call('HMGET', bodies, unpack(ids, c, last))
+  for k = 1, last - c + 1 do
+    if taken[k] then
+      return {'dup', c + k - 1, ids[c + k - 1], ''}
+    end
+  end
+end
 local queued = -1
 for i = 1, n do
-  local maxlen = tonumber(ARGV[1 + (i - 1) * W + 14])
+  local maxlen = tonumber(ARGV[1 + (i - 1) * W + 5])
   if maxlen > 0 then
     if queued < 0 then
       queued = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
@@ -60,73 +83,77 @@ local out = {'ok', now}
 local seq0 = redis.call('INCRBY', KEYS[3], n) - n
 local soonest = nil -- ms until the batch's earliest job is due
 local now_s = fmt(now)
--- Optional hash fields and their ARGV offsets, stored only when not empty.
-local OPTIONAL = {{'d', 3}, {'tn', 6}, {'co', 7}, {'h', 8}, {'u', 9}}
-local pending = {} -- score, id pairs: written with one ZADD per 1000 jobs
+local body_prefix = now_s .. '|'
+local body_args, pending = {}, {} -- written with one HSET / ZADD per 1000 jobs
+local function flush()
+  if #body_args > 0 then
+    redis.call('HSET', bodies, unpack(body_args))
+    body_args = {}
+  end
+  if #pending > 0 then
+    redis.call('ZADD', KEYS[2], unpack(pending))
+    pending = {}
+  end
+end
 for i = 1, n do
   local b = 1 + (i - 1) * W
-  local id, prio = ARGV[b + 1], tonumber(ARGV[b + 4])
-  local due, scheduled
-  if ARGV[b + 11] ~= '' then
-    due = tonumber(ARGV[b + 11])
-    scheduled = due > now
-    if not scheduled then
-      due = now
+  local id, body = ids[i], body_prefix .. ARGV[b + 2]
+  local prio = tonumber(ARGV[b + 3])
+  body_args[#body_args + 1] = id
+  body_args[#body_args + 1] = body
+  local o = opts[i]
+  local state, due, due_s = 'pending', now, now_s
+  if o then
+    local scheduled
+    if o.run_at ~= '' then
+      due = tonumber(o.run_at)
+      scheduled = due > now
+      if not scheduled then
+        due = now
+      end
+    else
+      scheduled = o.delay > 0
+      if scheduled then
+        due = now_up + o.delay
+      end
     end
-  else
-    local delay = tonumber(ARGV[b + 12])
-    scheduled = delay > 0
-    due = now
     if scheduled then
-      due = now_up + delay
+      state, due_s = 'scheduled', fmt(due)
+    end
+    local c, m, p = body_head(body)
+    local f = {'s', state, 'a', '0', 'p', p, 'm', m, 'c', c, 'r', due_s}
+    if o.u ~= '' then
+      f[#f + 1] = 'u'
+      f[#f + 1] = o.u
+      redis.call('SET', KEYS[6] .. o.u, id)
+    end
+    if o.ttl > 0 then
+      f[#f + 1] = 'e'
+      f[#f + 1] = fmt(due + o.ttl)
+      redis.call('ZADD', KEYS[4], fmt(due + o.ttl), id)
+    end
+    redis.call('HSET', KEYS[5] .. id, unpack(f))
+    if scheduled then
+      redis.call('ZADD', KEYS[1], due_s, id)
     end
   end
-  local state, due_s = 'pending', now_s
-  if scheduled then
-    state, due_s = 'scheduled', fmt(due)
-  end
-  local f = {'id', id, 't', ARGV[b + 2], 'p', ARGV[b + 4], 'm', ARGV[b + 5], 'a', '0',
-    's', state, 'c', now_s, 'r', due_s}
-  for _, o in ipairs(OPTIONAL) do
-    local v = ARGV[b + o[2]]
-    if v ~= '' then
-      f[#f + 1] = o[1]
-      f[#f + 1] = v
-    end
-  end
-  if ARGV[b + 10] ~= '0' then
-    f[#f + 1] = 'to'
-    f[#f + 1] = ARGV[b + 10]
-  end
-  local ttl = tonumber(ARGV[b + 13])
-  if ttl > 0 then
-    f[#f + 1] = 'e'
-    f[#f + 1] = fmt(due + ttl)
-    redis.call('ZADD', KEYS[4], fmt(due + ttl), id)
-  end
-  redis.call('HSET', KEYS[5] .. id, unpack(f))
-  if scheduled then
-    redis.call('ZADD', KEYS[1], due_s, id)
-  else
+  if state == 'pending' then
     pending[#pending + 1] = fmt((MAX_PRIORITY - prio) * PRIORITY_SHIFT + seq0 + i)
     pending[#pending + 1] = id
-    if #pending >= 2000 then
-      redis.call('ZADD', KEYS[2], unpack(pending))
-      pending = {}
-    end
   end
-  if ARGV[b + 9] ~= '' then
-    redis.call('SET', KEYS[6] .. ARGV[b + 9], id)
+  if #body_args >= 2000 then
+    flush()
   end
-  out[#out + 1] = state
-  out[#out + 1] = due_s
+  if state ~= 'pending' then
+    out[#out + 1] = i
+    out[#out + 1] = state
+    out[#out + 1] = due_s
+  end
   if soonest == nil or due - now < soonest then
     soonest = due - now
   end
 end
-if #pending > 0 then
-  redis.call('ZADD', KEYS[2], unpack(pending))
-end
+flush()
 if KEYS[7] then
   redis.call('PUBLISH', KEYS[7], fmt(soonest))
 end

@@ -1,11 +1,29 @@
 -- lib.lua is not a script: scripts.go prepends it to every script below, so
 -- they share one definition of time, scores and state moves.
 --
--- Job hash fields (<prefix>:{queue}:j:<id>): id, t type, d data, p priority,
--- m max attempts, a attempt, tn tenant, co company, h headers (JSON), u unique
--- key, to timeout (ns), s state, c created, r run at, e expires at, st started,
--- f finished, le last error, res result, pg progress, tk lease token,
--- lu lease until, w worker. Times are unix milliseconds.
+-- A job lives in two places:
+--
+-- * Its body, in the queue's body hash (<prefix>:{queue}:b, field = job id):
+--   the immutable fields, encoded by the Go client and prefixed here with
+--   the created time: "c|m|p|to|lt|ltn|lco|lh|" then type, tenant, company
+--   and headers JSON (of the given byte lengths), then the data. Every job
+--   has a body entry; it is '' for jobs whose fields all live in the hash
+--   (jobs written by the workflow and schedule scripts). Duplicate ids are
+--   found here with one HMGET for a whole batch.
+--
+-- * Its state hash (<prefix>:{queue}:j:<id>), created lazily: a job added
+--   straight to pending with no unique key and no TTL has none until a
+--   script first changes it (fetch, cancel). A body without a state hash
+--   means: pending, attempt 0, run at = created. Once it exists it holds at
+--   least s state, a attempt, p priority, m max attempts, c created, r run at
+--   (every field a script reads), and overrides the body's fields when the
+--   job is decoded. Its fields: id, t type, d data, p priority,
+--   m max attempts, a attempt, tn tenant, co company, h headers (JSON),
+--   u unique key, to timeout (ns), s state, c created, r run at, e expires
+--   at, st started, f finished, le last error, res result, pg progress,
+--   tk lease token, lu lease until, w worker. Times are unix milliseconds.
+--
+-- Scripts return a job as {id, body or '', flat HGETALL of its state hash}.
 --
 -- Finished-state zsets are scored in unix microseconds so that jobs finished
 -- in the same millisecond still list newest first.
@@ -27,6 +45,65 @@ local function clock()
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   return math.floor(us / 1000), us
+end
+
+-- body_key names the body hash of the queue whose job hash prefix is given
+-- ('<prefix>:{queue}:j:' → '<prefix>:{queue}:b'): same hash tag, so same slot.
+local function body_key(job_prefix)
+  return string.sub(job_prefix, 1, -3) .. 'b'
+end
+
+-- body_head reads the created time, max attempts and priority a body starts
+-- with (strings), or nil for an empty body.
+local function body_head(body)
+  return string.match(body, '^(%d+)|(%d+)|(%-?%d+)|')
+end
+
+-- body_tenant_type reads the tenant and type of a non-empty body.
+local function body_tenant_type(body)
+  local lt, ltn, rest = string.match(body, '^%d+|%d+|%-?%d+|%d+|(%d+)|(%d+)|%d+|%d+|()')
+  lt, ltn = tonumber(lt), tonumber(ltn)
+  return string.sub(body, rest + lt, rest + lt + ltn - 1), string.sub(body, rest, rest + lt - 1)
+end
+
+-- job_state returns a job's state, or nil if there is no such job.
+local function job_state(job_prefix, id)
+  local s = redis.call('HGET', job_prefix .. id, 's')
+  if s then
+    return s
+  end
+  if redis.call('HEXISTS', body_key(job_prefix), id) == 1 then
+    return 'pending'
+  end
+  return nil
+end
+
+-- materialize creates the state hash of a job that has only a body (see
+-- above) and returns the job's state, or nil if there is no such job.
+local function materialize(job_prefix, id)
+  local job_key = job_prefix .. id
+  local s = redis.call('HGET', job_key, 's')
+  if s then
+    return s
+  end
+  local body = redis.call('HGET', body_key(job_prefix), id)
+  if not body then
+    return nil
+  end
+  local c, m, p = body_head(body)
+  redis.call('HSET', job_key, 's', 'pending', 'a', '0', 'p', p, 'm', m, 'c', c, 'r', c)
+  return 'pending'
+end
+
+-- read_job returns a job as scripts return it: {id, body, state hash}.
+local function read_job(job_prefix, id)
+  return {id, redis.call('HGET', body_key(job_prefix), id) or '', redis.call('HGETALL', job_prefix .. id)}
+end
+
+-- delete_job removes a job's body and state hash.
+local function delete_job(job_prefix, id)
+  redis.call('DEL', job_prefix .. id)
+  redis.call('HDEL', body_key(job_prefix), id)
 end
 
 -- pending_score gives the next pending position for a priority: higher
@@ -75,10 +152,13 @@ local function promote(scheduled_key, pending_key, seq_key, job_prefix, now_ms, 
 end
 
 -- check_lease returns 1 if the job is active under token, 0 if it does not
--- exist, -1 if the lease is lost.
-local function check_lease(job_key, token)
-  local v = redis.call('HMGET', job_key, 's', 'tk')
+-- exist, -1 if the lease is lost (a job with only a body is pending).
+local function check_lease(job_prefix, id, token)
+  local v = redis.call('HMGET', job_prefix .. id, 's', 'tk')
   if not v[1] then
+    if redis.call('HEXISTS', body_key(job_prefix), id) == 1 then
+      return -1
+    end
     return 0
   end
   if v[1] ~= 'active' or v[2] ~= token then

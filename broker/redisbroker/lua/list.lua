@@ -9,8 +9,7 @@
 -- Returns, unfiltered: {next offset (-1 at the end), job_1, ..., job_k};
 --   filtered: {next offset (-1 at the end), raw position to continue from
 --   (-1 when this call finished the page), matches so far, job_1, ...}.
---   Each job is the flat HGETALL array of its hash. Offsets count filtered
---   jobs.
+--   Each job as lib.lua describes. Offsets count filtered jobs.
 
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rev = ARGV[3] == '1'
@@ -26,7 +25,7 @@ local out = {-1}
 if tenant == '' and typ == '' then
   local ids = range(offset, offset + limit)
   for i = 1, math.min(#ids, limit) do
-    out[#out + 1] = redis.call('HGETALL', KEYS[2] .. ids[i])
+    out[#out + 1] = read_job(KEYS[2], ids[i])
   end
   if #ids > limit then
     out[1] = offset + limit
@@ -39,20 +38,28 @@ end
 -- never blocks Redis for long; the caller calls again with the position
 -- returned until the page is complete.
 local budget, pos, matched = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local bodies = body_key(KEYS[2])
 local stop = pos + budget
 local chunk = 500
 out = {-1, -1, 0}
 while pos < stop do
   local ids = range(pos, math.min(pos + chunk, stop) - 1)
   for n, id in ipairs(ids) do
-    local v = redis.call('HMGET', KEYS[2] .. id, 'tn', 't')
-    if (tenant == '' or v[1] == tenant) and (typ == '' or v[2] == typ) then
+    local body = redis.call('HGET', bodies, id)
+    local tn, t
+    if body and body ~= '' then
+      tn, t = body_tenant_type(body)
+    else
+      local v = redis.call('HMGET', KEYS[2] .. id, 'tn', 't')
+      tn, t = v[1], v[2]
+    end
+    if (tenant == '' or tn == tenant) and (typ == '' or t == typ) then
       if matched >= offset + limit then
         out[1], out[2], out[3] = offset + limit, -1, matched
         return out
       end
       if matched >= offset then
-        out[#out + 1] = redis.call('HGETALL', KEYS[2] .. id)
+        out[#out + 1] = read_job(KEYS[2], id)
       end
       matched = matched + 1
     end

@@ -1,7 +1,7 @@
 -- maintain.lua does a queue's housekeeping, each step touching at most
 -- ARGV[1] jobs: recovers expired leases, promotes due scheduled jobs, expires
 -- jobs past their ExpiresAt, and removes completed and dead jobs past the
--- retention rules (hash, index entries and unique key).
+-- retention rules (body, state hash, index entries and unique key).
 --
 -- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
 -- KEYS[4] completed zset  KEYS[5] dead zset     KEYS[6] expired zset
@@ -52,7 +52,7 @@ local function remove(zset, ids)
     redis.call('ZREM', zset, id)
     redis.call('ZREM', KEYS[8], id)
     release_unique(KEYS[10], job_key, id)
-    redis.call('DEL', job_key)
+    delete_job(KEYS[9], id)
     removed = removed + 1
   end
 end

@@ -13,7 +13,11 @@ local best = -1
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 while head[1] do
   local band = math.floor(tonumber(head[2]) / PRIORITY_SHIFT)
-  local r = tonumber(redis.call('HGET', KEYS[2] .. head[1], 'r') or '-1')
+  local r = redis.call('HGET', KEYS[2] .. head[1], 'r')
+  if not r then -- only a body: due since it was created
+    r = body_head(redis.call('HGET', body_key(KEYS[2]), head[1]) or '')
+  end
+  r = tonumber(r or '-1')
   if r and r >= 0 and (best < 0 or r < best) then
     best = r
   end

@@ -5,7 +5,7 @@
 -- Returns 1 stored, 0 not found, -1 lease lost (nothing changed).
 
 local job_key = KEYS[1] .. ARGV[1]
-local code = check_lease(job_key, ARGV[2])
+local code = check_lease(KEYS[1], ARGV[1], ARGV[2])
 if code ~= 1 then
   return code
 end

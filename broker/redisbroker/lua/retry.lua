@@ -5,13 +5,13 @@
 -- KEYS[4] pending zset  KEYS[5] seq counter  KEYS[6] ttl zset
 -- KEYS[7] job hash prefix  KEYS[8] unique-key prefix
 -- ARGV[1] id
--- Returns {'ok', job} with job the flat HGETALL array after the change
+-- Returns {'ok', job} with the job (see lib.lua) after the change
 --   | {'notfound'} | {'wrongstate', state} | {'dup', holder id, unique key}
 
 local id = ARGV[1]
 local job_key = KEYS[7] .. id
 local v = redis.call('HMGET', job_key, 's', 'u')
-local s, u = v[1], v[2]
+local s, u = v[1] or job_state(KEYS[7], id), v[2]
 if not s then
   return {'notfound'}
 end
@@ -22,7 +22,7 @@ end
 if u and u ~= '' then
   local holder = redis.call('GET', KEYS[8] .. u)
   if holder and holder ~= id then
-    local hs = redis.call('HGET', KEYS[7] .. holder, 's')
+    local hs = job_state(KEYS[7], holder)
     if hs == 'scheduled' or hs == 'pending' or hs == 'active' then
       return {'dup', holder, u}
     end
@@ -36,4 +36,4 @@ redis.call('ZREM', KEYS[6], id)
 redis.call('HDEL', job_key, 'f', 'e', 'lu')
 redis.call('HSET', job_key, 'a', '0', 'r', fmt(now))
 make_pending(KEYS[4], KEYS[5], job_key, id)
-return {'ok', redis.call('HGETALL', job_key)}
+return {'ok', read_job(KEYS[7], id)}

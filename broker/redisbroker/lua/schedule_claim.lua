@@ -46,13 +46,13 @@ local u, ttl, maxlen = ARGV[11], tonumber(ARGV[13]), tonumber(ARGV[14])
 local job_key = KEYS[6] .. id
 redis.call('HSET', KEYS[1], 'last', fmt(tick))
 last = fmt(tick)
-if redis.call('EXISTS', job_key) == 1 then
+if redis.call('HEXISTS', body_key(KEYS[6]), id) == 1 then
   return refuse('taken') -- the deterministic id is the second guard
 end
 if u ~= '' then
   local holder = redis.call('GET', KEYS[7] .. u)
   if holder then
-    local s = redis.call('HGET', KEYS[6] .. holder, 's')
+    local s = job_state(KEYS[6], holder)
     if s == 'scheduled' or s == 'pending' or s == 'active' then
       return {'unique_held', fmt(now), last}
     end
@@ -81,6 +81,7 @@ if ttl > 0 then
   redis.call('ZADD', KEYS[5], fmt(tick + ttl), id)
 end
 redis.call('HSET', job_key, unpack(f))
+redis.call('HSET', body_key(KEYS[6]), id, '') -- all its fields are in the hash
 redis.call('ZADD', KEYS[3], pending_score(KEYS[4], prio), id)
 if u ~= '' then
   redis.call('SET', KEYS[7] .. u, id)

@@ -19,7 +19,7 @@ if redis.call('EXISTS', RUN) == 1 then
 end
 local def = cjson.decode(ARGV[7])
 local function taken(tpl)
-  return type(tpl) == 'table' and redis.call('EXISTS', KEYS[8] .. tpl.id) == 1
+  return type(tpl) == 'table' and redis.call('HEXISTS', body_key(KEYS[8]), tpl.id) == 1
 end
 for _, s in ipairs(def.steps) do
   for _, tpl in ipairs({s.job, s.comp}) do

@@ -20,7 +20,7 @@ if not kind then
   return {0, ''}
 end
 local job_key = KEYS[8] .. id
-local code = check_lease(job_key, ARGV[2])
+local code = check_lease(KEYS[8], id, ARGV[2])
 if code ~= 1 then
   return {code, ''}
 end

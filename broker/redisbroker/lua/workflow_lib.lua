@@ -55,7 +55,7 @@ end
 -- and company.
 local function wf_insert(tpl, now)
   local job_key = KEYS[8] .. tpl.id
-  if redis.call('EXISTS', job_key) == 1 then
+  if redis.call('HEXISTS', body_key(KEYS[8]), tpl.id) == 1 then
     return
   end
   local prio = tonumber(tpl.priority or 0)
@@ -74,6 +74,7 @@ local function wf_insert(tpl, now)
     f[#f + 1] = fmt(tonumber(tpl.timeout))
   end
   redis.call('HSET', job_key, unpack(f))
+  redis.call('HSET', body_key(KEYS[8]), tpl.id, '') -- all its fields are in the hash
   redis.call('ZADD', KEYS[2], pending_score(KEYS[7], prio), tpl.id)
 end
 

@@ -65,7 +65,7 @@ local function remove_run(id)
       redis.call('ZREM', finished_jobs[states[i]], jid)
       redis.call('ZREM', KEYS[5], jid)
       release_unique(KEYS[7], job_key, jid)
-      redis.call('DEL', job_key)
+      delete_job(KEYS[6], jid)
     end
   end
   redis.call('ZREM', KEYS[9] .. v[1] .. ':' .. v[2], id)
