@@ -13,7 +13,9 @@ import (
 // insertFields is the number of ARGV entries per job of lua/insert.lua.
 const insertFields = 5
 
-// JobInsert stores one job; see broker.Broker.
+// JobInsert stores one job; see broker.Broker. Concurrent calls on one
+// queue are combined into one script call (see combine.go); each job is
+// checked and stored on its own all the same.
 func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*broker.Job, error) {
 	if err := b.open("insert job"); err != nil {
 		return nil, err
@@ -21,11 +23,11 @@ func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*bro
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("redisbroker: insert job: %w", err)
 	}
-	jobs, err := b.insert(ctx, []*broker.JobInsertParams{p})
+	job, err := b.combinedInsert(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: insert job %s into %q: %w", p.ID, p.Queue, err)
 	}
-	return jobs[0], nil
+	return job, nil
 }
 
 // JobInsertMany stores jobs of one queue atomically, in one script call.
@@ -36,25 +38,31 @@ func (b *Broker) JobInsertMany(ctx context.Context, ps []*broker.JobInsertParams
 	if err := broker.ValidateBatch(ps); err != nil {
 		return nil, fmt.Errorf("redisbroker: insert jobs: %w", err)
 	}
-	jobs, err := b.insert(ctx, ps)
+	jobs, _, err := b.insert(ctx, ps, false)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: insert %d jobs into %q: %w", len(ps), ps[0].Queue, err)
 	}
 	return jobs, nil
 }
 
-// insert runs lua/insert.lua on validated params of one queue.
-func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
+// insert runs lua/insert.lua on validated params of one queue. All or none
+// (each false): err is the first rejection. Each on its own: errs[i] is
+// job i's rejection (its jobs[i] is nil) and err a failure of the call.
+func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each bool) (jobs []*broker.Job, errs []error, err error) {
 	queue := ps[0].Queue
-	args := make([]any, 0, 1+len(ps)*insertFields)
-	args = append(args, len(ps))
+	mode := "all"
+	if each {
+		mode = "each"
+	}
+	args := make([]any, 0, 2+len(ps)*insertFields)
+	args = append(args, len(ps), mode)
 	var buf []byte
 	for _, p := range ps {
 		var headers []byte
 		if len(p.Headers) > 0 {
 			h, err := json.Marshal(p.Headers)
 			if err != nil {
-				return nil, fmt.Errorf("encode headers of job %s: %w", p.ID, err)
+				return nil, nil, fmt.Errorf("encode headers of job %s: %w", p.ID, err)
 			}
 			headers = h
 		}
@@ -72,63 +80,99 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 		args = append(args, p.ID, string(buf), p.Priority, opts, p.MaxQueueLength)
 	}
 	k := b.keys(queue)
+	b.insertCalls.Add(1)
 	reply, err := scriptInsert.Run(ctx, b.client, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, args...).Result()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	arr, st, err := status(reply)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	switch st {
-	case "dup":
-		dup := &broker.DuplicateError{Queue: queue, ExistingID: str(arr, 2), UniqueKey: str(arr, 3)}
-		if i := int(num(arr, 1)) - 1; len(ps) > 1 && i >= 0 && i < len(ps) {
-			return nil, fmt.Errorf("job %s at index %d: %w", ps[i].ID, i, dup)
+	if st != "ok" {
+		if each {
+			return nil, nil, fmt.Errorf("unexpected insert status %q", st)
 		}
-		return nil, dup
-	case "full":
-		return nil, fmt.Errorf("%w: it holds %d scheduled and pending jobs", broker.ErrQueueFull, num(arr, 2))
-	case "ok":
-	default:
-		return nil, fmt.Errorf("unexpected insert status %q", st)
+		i := int(num(arr, 1)) - 1
+		rej := rejection(queue, st, str(arr, 2), str(arr, 3))
+		if len(ps) > 1 && i >= 0 && i < len(ps) {
+			return nil, nil, fmt.Errorf("job %s at index %d: %w", ps[i].ID, i, rej)
+		}
+		return nil, nil, rej
 	}
-	if (len(arr)-2)%3 != 0 {
-		return nil, fmt.Errorf("insert reply has %d values, want 2 + 3 per scheduled job", len(arr))
+	if (len(arr)-2)%4 != 0 {
+		return nil, nil, fmt.Errorf("insert reply has %d values, want 2 + 4 per listed job", len(arr))
 	}
-	// The jobs are stored: a failure to name the queue must not report the
-	// insert as failed. The next insert of this broker tries again.
-	_ = b.registerQueue(ctx, queue)
 	created := fromMillis(num(arr, 1))
-	jobs := make([]*broker.Job, len(ps))
-	for i, p := range ps {
-		j := &broker.Job{
-			ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
-			TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
-			State: broker.StatePending, CreatedAt: created, RunAt: created,
-		}
-		if len(p.Data) > 0 {
-			j.Data = append(json.RawMessage(nil), p.Data...)
-		}
-		if len(p.Headers) > 0 {
-			j.Headers = make(map[string]string, len(p.Headers))
-			for hk, hv := range p.Headers {
-				j.Headers[hk] = hv
-			}
-		}
-		jobs[i] = j
+	jobs = make([]*broker.Job, len(ps))
+	if each {
+		errs = make([]error, len(ps))
 	}
-	for r := 2; r+2 < len(arr); r += 3 {
+	stored := len(ps)
+	for r := 2; r+3 < len(arr); r += 4 {
 		i := int(num(arr, r)) - 1
-		if i < 0 || i >= len(jobs) {
-			return nil, fmt.Errorf("insert reply names job %d of %d", i+1, len(jobs))
+		if i < 0 || i >= len(ps) {
+			return nil, nil, fmt.Errorf("insert reply names job %d of %d", i+1, len(ps))
 		}
-		jobs[i].State, jobs[i].RunAt = broker.State(str(arr, r+1)), fromMillis(num(arr, r+2))
+		switch kind := str(arr, r+1); kind {
+		case "scheduled":
+			jobs[i] = newJob(ps[i], created)
+			jobs[i].State, jobs[i].RunAt = broker.StateScheduled, fromMillis(num(arr, r+2))
+		case "dup", "full":
+			if !each {
+				return nil, nil, fmt.Errorf("insert reply rejects job %d in an all-or-none batch", i+1)
+			}
+			errs[i] = rejection(queue, kind, str(arr, r+2), str(arr, r+3))
+			stored--
+		default:
+			return nil, nil, fmt.Errorf("insert reply: unknown outcome %q for job %d", kind, i+1)
+		}
+	}
+	if stored > 0 {
+		// The jobs are stored: a failure to name the queue must not report
+		// the insert as failed. The next insert of this broker tries again.
+		_ = b.registerQueue(ctx, queue)
 	}
 	for i, p := range ps {
+		if errs != nil && errs[i] != nil {
+			continue
+		}
+		if jobs[i] == nil {
+			jobs[i] = newJob(p, created)
+		}
 		if p.TTL > 0 {
 			jobs[i].ExpiresAt = jobs[i].RunAt.Add(time.Duration(millis(p.TTL)) * time.Millisecond)
 		}
 	}
-	return jobs, nil
+	return jobs, errs, nil
+}
+
+// rejection turns an insert.lua rejection into the documented error.
+func rejection(queue, kind, a, b string) error {
+	if kind == "dup" {
+		return &broker.DuplicateError{Queue: queue, ExistingID: a, UniqueKey: b}
+	}
+	if kind == "full" {
+		return fmt.Errorf("%w: it holds %s scheduled and pending jobs", broker.ErrQueueFull, a)
+	}
+	return fmt.Errorf("unexpected insert status %q", kind)
+}
+
+// newJob is the job p describes, pending since created.
+func newJob(p *broker.JobInsertParams, created time.Time) *broker.Job {
+	j := &broker.Job{
+		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
+		TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
+		State: broker.StatePending, CreatedAt: created, RunAt: created,
+	}
+	if len(p.Data) > 0 {
+		j.Data = append(json.RawMessage(nil), p.Data...)
+	}
+	if len(p.Headers) > 0 {
+		j.Headers = make(map[string]string, len(p.Headers))
+		for hk, hv := range p.Headers {
+			j.Headers[hk] = hv
+		}
+	}
+	return j
 }

@@ -34,6 +34,13 @@ type Broker struct {
 	closed atomic.Bool
 	known  sync.Map // queue name → struct{}: already in the queues set
 	wake   waker    // JobWait's pub/sub listener, started on first use
+
+	inserts  sync.Map // queue name → *insertQueue (combine.go)
+	flightMu sync.Mutex
+	flights  sync.WaitGroup // combined insert calls in flight
+	landed   bool           // Close ran: no new combined calls (under flightMu)
+
+	insertCalls atomic.Int64 // insert script calls made, for tests
 }
 
 // New returns a Broker on a client the caller owns: Close leaves the client
@@ -76,6 +83,10 @@ func (b *Broker) Close() error {
 		return fmt.Errorf("redisbroker: close: %w", broker.ErrClosed)
 	}
 	b.waker().close()
+	b.flightMu.Lock()
+	b.landed = true
+	b.flightMu.Unlock()
+	b.flights.Wait()
 	if b.owned {
 		if err := b.client.Close(); err != nil {
 			return fmt.Errorf("redisbroker: close client: %w", err)

@@ -116,9 +116,10 @@ func TestDurableCompleteSurvivesSIGKILL(t *testing.T) {
 	t.Logf("%d acknowledged completions over %d SIGKILL rounds, none lost", total, killRounds)
 }
 
-// refill tops the "durable" queue up to at least 1000 pending jobs, so the
-// completing child never runs dry while the file stays small enough for a
-// quick integrity_check.
+// refill tops the "durable" queue up to at least 2000 pending jobs, so the
+// completing child never runs dry (a round can complete several hundred
+// when the kill comes late on a loaded machine) while the file stays small
+// enough for a quick integrity_check.
 func refill(t *testing.T, b *sqlitebroker.Broker, round int) {
 	t.Helper()
 	ctx := context.Background()
@@ -126,10 +127,10 @@ func refill(t *testing.T, b *sqlitebroker.Broker, round int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Pending >= 600 {
+	if st.Pending >= 2000 {
 		return
 	}
-	ps := make([]*broker.JobInsertParams, 1000)
+	ps := make([]*broker.JobInsertParams, 2000)
 	for i := range ps {
 		ps[i] = newJob("durable", fmt.Sprintf("j-%d-%d", round, i))
 	}
