@@ -1,10 +1,13 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -88,8 +91,9 @@ func (c *Client) checkQueue(op, queue string) error {
 	return nil
 }
 
-// params turns a spec into broker parameters, validating it.
-func (c *Client) params(queue string, s *JobSpec) (*broker.JobInsertParams, error) {
+// params turns a spec into broker parameters. rnd, when not nil, supplies
+// the random bits of a generated id (AddMany reads a batch's at once).
+func (c *Client) params(queue string, s *JobSpec, rnd io.Reader) (*broker.JobInsertParams, error) {
 	// The broker validates the params, JSON included: checking here too
 	// would only repeat the work.
 	data, err := marshalData(s.Data)
@@ -101,7 +105,13 @@ func (c *Client) params(queue string, s *JobSpec) (*broker.JobInsertParams, erro
 	}
 	id := s.ID
 	if id == "" {
-		u, err := uuid.NewV7()
+		var u uuid.UUID
+		var err error
+		if rnd != nil {
+			u, err = uuid.NewV7FromReader(rnd)
+		} else {
+			u, err = uuid.NewV7()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("generate job id: %w", err)
 		}
@@ -164,7 +174,7 @@ func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (*Job, err
 	if err := c.checkQueue("add to", queue); err != nil {
 		return nil, err
 	}
-	p, err := c.params(queue, &spec)
+	p, err := c.params(queue, &spec, nil)
 	if err != nil {
 		return nil, &JobError{JobID: spec.ID, Type: spec.Type, Op: "add", Err: err}
 	}
@@ -184,9 +194,19 @@ func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]
 	if len(specs) == 0 {
 		return nil, &QueueError{Queue: queue, Op: "add to", Err: &broker.InvalidError{Index: -1, Field: "jobs", Reason: "no jobs given"}}
 	}
+	// One read of the system's random source for the batch's generated ids
+	// instead of one per id.
+	var rnd io.Reader
+	if len(specs) > 1 {
+		buf := make([]byte, 16*len(specs))
+		if _, err := rand.Read(buf); err != nil {
+			return nil, &QueueError{Queue: queue, Op: "add to", Err: fmt.Errorf("generate job ids: %w", err)}
+		}
+		rnd = bytes.NewReader(buf)
+	}
 	ps := make([]*broker.JobInsertParams, len(specs))
 	for i := range specs {
-		p, err := c.params(queue, &specs[i])
+		p, err := c.params(queue, &specs[i], rnd)
 		if err != nil {
 			var ie *broker.InvalidError
 			if errors.As(err, &ie) {

@@ -11,7 +11,10 @@ import (
 )
 
 // insertFields is the number of ARGV entries per job of lua/insert.lua.
-const insertFields = 5
+const insertFields = 3
+
+// bodyOverhead is room for the numbers a body starts with (appendBody).
+const bodyOverhead = 48
 
 // JobInsert stores one job; see broker.Broker. Concurrent calls on one
 // queue are combined into one script call (see combine.go); each job is
@@ -54,9 +57,31 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 	if each {
 		mode = "each"
 	}
-	args := make([]any, 0, 2+len(ps)*insertFields)
-	args = append(args, len(ps), mode)
-	var buf []byte
+	// Jobs with options (or another max queue length than the first job's)
+	// are listed before the n triples; see lua/insert.lua.
+	maxlen0 := ps[0].MaxQueueLength
+	var withOpts []any
+	for i, p := range ps {
+		if p.UniqueKey == "" && p.TTL == 0 && p.Delay == 0 && p.RunAt.IsZero() && p.MaxQueueLength == maxlen0 {
+			continue
+		}
+		runAt := ""
+		if !p.RunAt.IsZero() {
+			// Rounded up to the millisecond: never due before RunAt.
+			runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
+		}
+		withOpts = append(withOpts, i+1, runAt+"|"+strconv.FormatInt(millis(p.Delay), 10)+"|"+
+			strconv.FormatInt(millis(p.TTL), 10)+"|"+strconv.Itoa(p.MaxQueueLength)+"|"+p.UniqueKey)
+	}
+	args := make([]any, 0, 4+len(withOpts)+len(ps)*insertFields)
+	args = append(args, len(ps), mode, maxlen0, len(withOpts)/2)
+	args = append(args, withOpts...)
+	// The bodies share one allocation.
+	size := 0
+	for _, p := range ps {
+		size += bodyOverhead + len(p.Type) + len(p.TenantID) + len(p.CompanyID) + len(p.Data)
+	}
+	buf := make([]byte, 0, size)
 	for _, p := range ps {
 		var headers []byte
 		if len(p.Headers) > 0 {
@@ -66,18 +91,9 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 			}
 			headers = h
 		}
-		buf = appendBody(buf[:0], p, headers)
-		opts := ""
-		if p.UniqueKey != "" || p.TTL > 0 || p.Delay > 0 || !p.RunAt.IsZero() {
-			runAt := ""
-			if !p.RunAt.IsZero() {
-				// Rounded up to the millisecond: never due before RunAt.
-				runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
-			}
-			opts = runAt + "|" + strconv.FormatInt(millis(p.Delay), 10) + "|" +
-				strconv.FormatInt(millis(p.TTL), 10) + "|" + p.UniqueKey
-		}
-		args = append(args, p.ID, string(buf), p.Priority, opts, p.MaxQueueLength)
+		start := len(buf)
+		buf = appendBody(buf, p, headers)
+		args = append(args, p.ID, buf[start:len(buf):len(buf)], p.Priority)
 	}
 	k := b.keys(queue)
 	b.insertCalls.Add(1)

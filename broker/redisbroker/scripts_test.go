@@ -469,3 +469,79 @@ func TestCloseLeavesCallersClientOpen(t *testing.T) {
 		t.Fatal("a prefix with braces was accepted")
 	}
 }
+
+// A batch mixing plain jobs with jobs that carry options: each keeps its
+// own fields, state and index entries, and reads back whole.
+func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t)
+	ctx := context.Background()
+	full := func(p *broker.JobInsertParams) {
+		p.Data = json.RawMessage(`{"a|b":"x|y"}`)
+		p.TenantID, p.CompanyID = "ten|ant", "co"
+		p.Headers = map[string]string{"trace": "1|2"}
+		p.Timeout = 1500 * time.Millisecond
+		p.Priority, p.MaxAttempts = -7, 9
+	}
+	ps := []*broker.JobInsertParams{
+		job("mix", "plain", full),
+		job("mix", "delayed", func(p *broker.JobInsertParams) { p.Delay = time.Hour }),
+		job("mix", "unique", func(p *broker.JobInsertParams) { p.UniqueKey = "k|1" }),
+		job("mix", "ttl", func(p *broker.JobInsertParams) { p.TTL = time.Hour }),
+		job("mix", "past", func(p *broker.JobInsertParams) { p.RunAt = time.Now().Add(-time.Hour) }),
+		job("mix", "limit", func(p *broker.JobInsertParams) { p.MaxQueueLength = 100; p.Priority = 5 }),
+	}
+	jobs, err := b.JobInsertMany(ctx, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]broker.State{"plain": broker.StatePending, "delayed": broker.StateScheduled,
+		"unique": broker.StatePending, "ttl": broker.StatePending, "past": broker.StatePending, "limit": broker.StatePending}
+	for i, j := range jobs {
+		if j.ID != ps[i].ID || j.State != want[j.ID] {
+			t.Fatalf("job %d = %s %s, want %s %s", i, j.ID, j.State, ps[i].ID, want[ps[i].ID])
+		}
+		got, err := b.JobGet(ctx, "mix", j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != j.State || !got.RunAt.Equal(j.RunAt) || !got.CreatedAt.Equal(j.CreatedAt) ||
+			!got.ExpiresAt.Equal(j.ExpiresAt) || got.UniqueKey != ps[i].UniqueKey || got.Priority != ps[i].Priority {
+			t.Fatalf("%s reads back as %+v, inserted as %+v", j.ID, got, j)
+		}
+	}
+	if jobs[1].RunAt.Sub(jobs[1].CreatedAt) < time.Hour {
+		t.Fatalf("delayed job runs at %v, created %v", jobs[1].RunAt, jobs[1].CreatedAt)
+	}
+	if !jobs[3].ExpiresAt.Equal(jobs[3].RunAt.Add(time.Hour)) {
+		t.Fatalf("ttl job expires at %v, runs at %v", jobs[3].ExpiresAt, jobs[3].RunAt)
+	}
+	got, err := b.JobGet(ctx, "mix", "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data) != `{"a|b":"x|y"}` || got.TenantID != "ten|ant" || got.CompanyID != "co" ||
+		got.Headers["trace"] != "1|2" || got.Timeout != 1500*time.Millisecond || got.MaxAttempts != 9 ||
+		got.Attempt != 0 || got.Type != "test.job" {
+		t.Fatalf("plain job reads back as %+v", got)
+	}
+	// Priority first, then FIFO; the scheduled job is not due.
+	var order []string
+	for _, j := range fetch(t, b, "mix", 10, time.Minute) {
+		order = append(order, j.ID)
+		if j.State != broker.StateActive || j.Attempt != 1 {
+			t.Fatalf("fetched %s as %s attempt %d", j.ID, j.State, j.Attempt)
+		}
+		if j.ID == "plain" && (string(j.Data) != `{"a|b":"x|y"}` || j.Priority != -7 || j.MaxAttempts != 9 || !j.CreatedAt.Equal(jobs[0].CreatedAt)) {
+			t.Fatalf("fetched plain job as %+v", j)
+		}
+	}
+	if strings.Join(order, ",") != "limit,unique,ttl,past,plain" {
+		t.Fatalf("fetch order %v, want limit,unique,ttl,past,plain", order)
+	}
+	// A batch whose second job has its own, smaller limit is refused whole.
+	_, err = b.JobInsertMany(ctx, []*broker.JobInsertParams{job("mix", "n1"), job("mix", "n2", func(p *broker.JobInsertParams) { p.MaxQueueLength = 1 })})
+	if !errors.Is(err, broker.ErrQueueFull) || !strings.Contains(err.Error(), "index 1") {
+		t.Fatalf("insert over a per-job limit: %v, want ErrQueueFull at index 1", err)
+	}
+}

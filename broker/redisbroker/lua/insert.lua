@@ -5,29 +5,40 @@
 -- KEYS[4] ttl zset         KEYS[5] job hash prefix KEYS[6] unique-key prefix
 -- KEYS[7] optional: the queue's wake channel; idle workers (JobWait) hear
 --   on it the milliseconds until the batch's earliest job is due (0: now)
--- ARGV[1] number of jobs n  ARGV[2] 'each' to store every job that passes
---   its checks, else all or none; then n groups of 5 fields:
---   id, body (lib.lua's layout without its leading "c|"), priority,
---   options, max queue length (0: no limit)
---   options is '' for a job due now with no unique key and no TTL (it gets
---   no state hash, see lib.lua), else "run at ms|delay ms|ttl ms|unique
---   key" (run at '' when unset, unique key last: it may hold '|')
+-- ARGV[1] number of jobs n
+-- ARGV[2] 'each' to store every job that passes its checks, else all or none
+-- ARGV[3] max queue length of the jobs without options (0: no limit)
+-- ARGV[4] number k of jobs with options, then k pairs: job index, options
+--   "run at ms|delay ms|ttl ms|max queue length|unique key" (run at '' when
+--   unset; the unique key last, as it may hold '|')
+-- then n triples: id, body (lib.lua's layout without its leading "c|"),
+--   priority
+-- A job due now with no unique key and no TTL gets no state hash (see
+-- lib.lua): one HMGET entry, one HSET entry and one ZADD entry.
 -- Returns, all or none: {'dup', index, existing id, unique key ('' for an
 --   id collision)} | {'full', index, scheduled + pending count} | {'ok',
 --   created ms, then for each job that is not pending with run at =
 --   created: index, 'scheduled', run at ms, ''}. In 'each' mode always 'ok',
 --   the list also naming each job not stored: index, 'dup', existing id,
 --   unique key | index, 'full', count, ''.
--- Every check runs before the first write. A plain job costs one HMGET
--- entry, one HSET entry and one ZADD entry: no per-job command.
+-- Every check runs before the first write.
 
 local n = tonumber(ARGV[1])
 local each = ARGV[2] == 'each'
-local W = 5
+local maxlen0 = tonumber(ARGV[3])
+local k = tonumber(ARGV[4])
+local opts = {}
+for j = 1, k do
+  local run_at, delay, ttl, maxlen, u = string.match(ARGV[4 + 2 * j], '^(%d*)|(%d+)|(%d+)|(%d+)|(.*)$')
+  delay, ttl = tonumber(delay), tonumber(ttl)
+  opts[tonumber(ARGV[3 + 2 * j])] = {run_at = run_at, delay = delay, ttl = ttl, maxlen = tonumber(maxlen), u = u,
+    hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= ''}
+end
+local J = 4 + 2 * k -- job i's fields are ARGV[J + 3i - 2 .. J + 3i]
 local bodies = body_key(KEYS[5])
-local ids, opts = {}, {}
+local ids = {}
 for i = 1, n do
-  ids[i] = ARGV[2 + (i - 1) * W + 1]
+  ids[i] = ARGV[J + 3 * i - 2]
 end
 -- One HMGET per 1000 ids finds ids already taken (unpack is bounded by
 -- Lua's stack).
@@ -35,8 +46,10 @@ local taken = {}
 for c = 1, n, 1000 do
   local last = math.min(c + 999, n)
   local v = redis.call('HMGET', bodies, unpack(ids, c, last))
-  for k = 1, last - c + 1 do
-    taken[c + k - 1] = v[k]
+  for x = 1, last - c + 1 do
+    if v[x] then
+      taken[c + x - 1] = true
+    end
   end
 end
 
@@ -47,17 +60,15 @@ local queued = -1
 local seen_id, seen_unique = {}, {}
 -- check returns nil if job i may be stored, else its rejection.
 local function check(i)
-  local b = 2 + (i - 1) * W
   local id = ids[i]
   if taken[i] or seen_id[id] then
     return {'dup', id, ''}
   end
-  local o = ARGV[b + 4]
-  local u = ''
-  if o ~= '' then
-    local run_at, delay, ttl
-    run_at, delay, ttl, u = string.match(o, '^(%d*)|(%d+)|(%d+)|(.*)$')
-    opts[i] = {run_at = run_at, delay = tonumber(delay), ttl = tonumber(ttl), u = u}
+  local o = opts[i]
+  local maxlen = maxlen0
+  if o then
+    maxlen = o.maxlen
+    local u = o.u
     if u ~= '' then
       if seen_unique[u] then
         return {'dup', seen_unique[u], u}
@@ -71,7 +82,6 @@ local function check(i)
       end
     end
   end
-  local maxlen = tonumber(ARGV[b + 5])
   if maxlen > 0 then
     if queued < 0 then
       queued = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
@@ -81,8 +91,8 @@ local function check(i)
     end
   end
   seen_id[id] = true
-  if u ~= '' then
-    seen_unique[u] = id
+  if o and o.u ~= '' then
+    seen_unique[o.u] = id
   end
   return nil
 end
@@ -115,79 +125,87 @@ local seq0 = redis.call('INCRBY', KEYS[3], n) - n
 local soonest = nil -- ms until the batch's earliest job is due
 local now_s = fmt(now)
 local body_prefix = now_s .. '|'
-local body_args, pending = {}, {} -- written with one HSET / ZADD per 1000 jobs
+-- Bodies and pending entries are written with one HSET and one ZADD per
+-- 1000 jobs. Scores go to ZADD as Lua numbers: Redis converts them with
+-- 17 significant digits, exact below 2^53, and cheaper than fmt.
+local body_args, pending, nb, np = {}, {}, 0, 0
 local function flush()
-  if #body_args > 0 then
-    redis.call('HSET', bodies, unpack(body_args))
-    body_args = {}
+  if nb > 0 then
+    redis.call('HSET', bodies, unpack(body_args, 1, nb))
+    nb = 0
   end
-  if #pending > 0 then
-    redis.call('ZADD', KEYS[2], unpack(pending))
-    pending = {}
+  if np > 0 then
+    redis.call('ZADD', KEYS[2], unpack(pending, 1, np))
+    np = 0
   end
 end
-local function store(i)
-  local b = 2 + (i - 1) * W
-  local id, body = ids[i], body_prefix .. ARGV[b + 2]
-  local prio = tonumber(ARGV[b + 3])
-  body_args[#body_args + 1] = id
-  body_args[#body_args + 1] = body
-  local o = opts[i]
-  local state, due, due_s = 'pending', now, now_s
-  if o then
-    local scheduled
-    if o.run_at ~= '' then
-      due = tonumber(o.run_at)
-      scheduled = due > now
-      if not scheduled then
-        due = now
-      end
-    else
-      scheduled = o.delay > 0
-      if scheduled then
-        due = now_up + o.delay
-      end
+local score0 = seq0 + MAX_PRIORITY * PRIORITY_SHIFT
+
+-- with_options stores the state hash and index entries of job i, which has
+-- options, and returns its state and due time.
+local function with_options(i, id, body, o)
+  local due, scheduled = now, false
+  if o.run_at ~= '' then
+    due = tonumber(o.run_at)
+    scheduled = due > now
+    if not scheduled then
+      due = now
     end
-    if scheduled then
-      state, due_s = 'scheduled', fmt(due)
-    end
-    local c, m, p = body_head(body)
-    local f = {'s', state, 'a', '0', 'p', p, 'm', m, 'c', c, 'r', due_s}
-    if o.u ~= '' then
-      f[#f + 1] = 'u'
-      f[#f + 1] = o.u
-      redis.call('SET', KEYS[6] .. o.u, id)
-    end
-    if o.ttl > 0 then
-      f[#f + 1] = 'e'
-      f[#f + 1] = fmt(due + o.ttl)
-      redis.call('ZADD', KEYS[4], fmt(due + o.ttl), id)
-    end
-    redis.call('HSET', KEYS[5] .. id, unpack(f))
-    if scheduled then
-      redis.call('ZADD', KEYS[1], due_s, id)
-    end
+  elseif o.delay > 0 then
+    scheduled, due = true, now_up + o.delay
   end
-  if state == 'pending' then
-    pending[#pending + 1] = fmt((MAX_PRIORITY - prio) * PRIORITY_SHIFT + seq0 + i)
-    pending[#pending + 1] = id
+  if not o.hash then
+    return 'pending', due
   end
-  if #body_args >= 2000 then
-    flush()
+  local state, due_s = 'pending', now_s
+  if scheduled then
+    state, due_s = 'scheduled', fmt(due)
   end
-  if state ~= 'pending' then
+  local c, m, p = body_head(body)
+  local f = {'s', state, 'a', '0', 'p', p, 'm', m, 'c', c, 'r', due_s}
+  if o.u ~= '' then
+    f[#f + 1] = 'u'
+    f[#f + 1] = o.u
+    redis.call('SET', KEYS[6] .. o.u, id)
+  end
+  if o.ttl > 0 then
+    f[#f + 1] = 'e'
+    f[#f + 1] = fmt(due + o.ttl)
+    redis.call('ZADD', KEYS[4], due + o.ttl, id)
+  end
+  redis.call('HSET', KEYS[5] .. id, unpack(f))
+  if scheduled then
+    redis.call('ZADD', KEYS[1], due, id)
     out[#out + 1] = i
     out[#out + 1] = state
     out[#out + 1] = due_s
     out[#out + 1] = ''
   end
-  if soonest == nil or due - now < soonest then
-    soonest = due - now
-  end
+  return state, due
 end
+
 for i = 1, n do
   if not rejected[i] then
-    store(i)
+    local id, body = ids[i], body_prefix .. ARGV[J + 3 * i - 1]
+    body_args[nb + 1] = id
+    body_args[nb + 2] = body
+    nb = nb + 2
+    local state, due = 'pending', now
+    local o = opts[i]
+    if o then
+      state, due = with_options(i, id, body, o)
+    end
+    if state == 'pending' then
+      pending[np + 1] = score0 - tonumber(ARGV[J + 3 * i]) * PRIORITY_SHIFT + i
+      pending[np + 2] = id
+      np = np + 2
+    end
+    if nb >= 2000 then
+      flush()
+    end
+    if soonest == nil or due - now < soonest then
+      soonest = due - now
+    end
   end
 end
 flush()
