@@ -108,6 +108,9 @@ func decodeJobParts(queue, id, body string, fields []any) (*broker.Job, error) {
 			return nil, fmt.Errorf("decode job %s: field %q: %w", id, k, err)
 		}
 	}
+	if j.State != broker.StateActive {
+		j.LeaseUntil = time.Time{} // a lease ends with the attempt (complete.lua leaves 'lu')
+	}
 	return j, nil
 }
 

@@ -7,7 +7,7 @@
 
 local now, now_us = clock()
 local out = {}
--- Per job: one HMGET, one HSET, one HDEL; the active and completed sets
+-- Per job: one HMGET and one HSET; the active and completed sets
 -- are written once for the whole batch.
 local ids, done = {}, {}
 local finished = fmt(now)
@@ -30,12 +30,12 @@ for i = 1, tonumber(ARGV[1]) do
     -- i keeps the batch's order among jobs finished in the same microsecond.
     done[#done + 1] = fmt(now_us + i - 1)
     done[#done + 1] = id
+    -- One HSET: 'lu' stays (readers ignore it unless the job is active)
+    -- and an active job has no 'res' to clear (only completion sets it).
     if ARGV[b + 3] ~= '' then
       redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'res', ARGV[b + 3])
-      redis.call('HDEL', job_key, 'lu')
     else
       redis.call('HSET', job_key, 's', 'completed', 'f', finished)
-      redis.call('HDEL', job_key, 'lu', 'res')
     end
     local u = v[3]
     if u and u ~= '' and redis.call('GET', KEYS[4] .. u) == id then

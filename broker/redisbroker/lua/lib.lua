@@ -21,7 +21,8 @@
 --   m max attempts, a attempt, tn tenant, co company, h headers (JSON),
 --   u unique key, to timeout (ns), s state, c created, r run at, e expires
 --   at, st started, f finished, le last error, res result, pg progress,
---   tk lease token, lu lease until, w worker. Times are unix milliseconds.
+--   tk lease token, lu lease until (meaningful while active only), w worker.
+--   Times are unix milliseconds.
 --
 -- Scripts return a job as {id, body or '', flat HGETALL of its state hash}.
 --
