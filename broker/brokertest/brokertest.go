@@ -69,6 +69,7 @@ var cases = []testCase{
 	{"ScheduleUniqueOverlap", testScheduleUniqueOverlap},
 	{"ScheduleCRUD", testScheduleCRUD},
 	{"JobReschedule", testJobReschedule},
+	{"ConcurrentInserts", testConcurrentInserts},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each

@@ -20,7 +20,8 @@
 //   - Leases: LeaseExpiryRecovered, StaleTokenRejected, LeaseExtend,
 //     ReleaseReturnsToPending, Progress, CancelActive.
 //   - Enqueue: InsertRoundTrip, BulkAtomic, DuplicateUniqueKey, QueueFull,
-//     InvalidInput.
+//     InvalidInput, ConcurrentInserts (racing JobInserts, which a broker
+//     may combine into one write, each keep their own outcome).
 //   - Life cycle: TTLExpiry, RetryUntilDead, CancelPending,
 //     CompleteStoresResult, ConcurrentFetchersNoDuplicates.
 //   - Administration: PauseResume, JobGetDelete, JobList, QueueStats,

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -330,5 +331,78 @@ func testInvalidInput(s *bundle) {
 	s.wantCounts(q, counts{})
 	if names := s.queues(); len(names) != 0 {
 		s.t.Fatalf("rejected input left queues %v behind", names)
+	}
+}
+
+// testConcurrentInserts: JobInsert calls racing on one queue (which a
+// broker may combine into one write) each get their own outcome: one of
+// many inserts of one id or one unique key wins and the others get
+// ErrDuplicate, every other job is stored, and a queue length limit holds.
+func testConcurrentInserts(s *bundle) {
+	const n = 24
+	q := "racing"
+	sameID := s.id("same")
+	var wg sync.WaitGroup
+	errID, errKey, errOwn := make([]error, n), make([]error, n), make([]error, n)
+	owns := make([]*broker.JobInsertParams, n)
+	for g := range n {
+		owns[g] = s.params(q)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errID[g] = s.b.JobInsert(s.ctx, s.params(q, func(p *broker.JobInsertParams) { p.ID = sameID }))
+			_, errKey[g] = s.b.JobInsert(s.ctx, s.params(q, withKey("race-key")))
+			_, errOwn[g] = s.b.JobInsert(s.ctx, owns[g])
+		}()
+	}
+	wg.Wait()
+	won := func(what string, errs []error) {
+		s.t.Helper()
+		wins := 0
+		for g, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, broker.ErrDuplicate):
+				s.t.Fatalf("racing insert of %s, goroutine %d: %v, want success or ErrDuplicate", what, g, err)
+			}
+		}
+		if wins != 1 {
+			s.t.Fatalf("%d of %d racing inserts of %s succeeded, want exactly 1", wins, n, what)
+		}
+	}
+	won("one id", errID)
+	won("one unique key", errKey)
+	for g, err := range errOwn {
+		if err != nil {
+			s.t.Fatalf("racing insert of a job of its own, goroutine %d: %v", g, err)
+		}
+		s.sameFields(owns[g], s.get(q, owns[g].ID), "JobGet after a racing insert")
+	}
+	if st := s.stats(q); st.Pending != n+2 {
+		s.t.Fatalf("pending = %d after the races, want %d own jobs + 2 winners", st.Pending, n)
+	}
+
+	full := "racing-full"
+	errs := make([]error, n)
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[g] = s.b.JobInsert(s.ctx, s.params(full, func(p *broker.JobInsertParams) { p.MaxQueueLength = 5 }))
+		}()
+	}
+	wg.Wait()
+	stored := 0
+	for g, err := range errs {
+		switch {
+		case err == nil:
+			stored++
+		case !errors.Is(err, broker.ErrQueueFull):
+			s.t.Fatalf("racing insert under a limit, goroutine %d: %v, want success or ErrQueueFull", g, err)
+		}
+	}
+	if st := s.stats(full); stored != 5 || st.Pending != 5 {
+		s.t.Fatalf("%d racing inserts under a limit of 5 succeeded, %d pending; want 5 and 5", stored, st.Pending)
 	}
 }

@@ -9,7 +9,9 @@
 // Every key starts with Options.Prefix and carries the queue as a hash tag,
 // so all keys of a queue live in one Cluster slot (keys.go names them all):
 //
-//	<prefix>:{q}:j:<id>    hash: one job (compact field names, times in unix ms)
+//	<prefix>:{q}:b         hash: job id → body (the job's immutable fields)
+//	<prefix>:{q}:j:<id>    hash: one job's state (compact field names, times
+//	                       in unix ms); created lazily, see below
 //	<prefix>:{q}:scheduled zset: due time
 //	<prefix>:{q}:pending   zset: (MaxPriority-priority)*2^40 + seq
 //	<prefix>:{q}:active    zset: lease deadline
@@ -20,12 +22,23 @@
 //	<prefix>:{q}:seq, :token, :paused
 //	<prefix>:queues        set: every queue name (no hash tag, written apart)
 //
+// A job is its body, one field of the queue's body hash, plus its state
+// hash. A job added due now with no unique key and no TTL has no state hash
+// until a script first changes it (fetch, cancel): it is pending, attempt 0.
+// So adding such a job costs one HMGET entry (the duplicate-id check), one
+// HSET entry and one ZADD entry, with no per-job command, and a batch of
+// 1,000 is three commands. lua/lib.lua documents the body format and the
+// fields. Scripts derive the body hash's name from the job hash prefix they
+// are given in KEYS, as they derive per-job keys: same hash tag, same slot.
+//
 // # Scripts
 //
 // Each state change is one Lua script under lua/, headed by its KEYS, ARGV
 // and return value. Scripts take the time from Redis TIME, never from the
 // caller, so clock skew between workers cannot fire a job early or steal a
-// live lease. Each fetch gives a job a fencing token from the queue's token
+// live lease. Concurrent JobInsert calls on a queue are combined into one
+// script call while one is in flight, each job keeping its own outcome
+// (combine.go). Each fetch gives a job a fencing token from the queue's token
 // counter; complete, fail, release, extend and progress change nothing
 // unless the job is active under that token. JobFetch leases a whole batch
 // in one call; JobComplete and JobLeaseExtend send one call per queue, all in

@@ -5,3 +5,6 @@ func QueueKeys(prefix, queue string) []string { return newQueueKeys(prefix, queu
 
 // InsertCalls counts the insert script calls b made.
 func InsertCalls(b *Broker) int64 { return b.insertCalls.Load() }
+
+// BodyKey names a queue's body hash, as keys.go does.
+func BodyKey(prefix, queue string) string { return newQueueKeys(prefix, queue).body }

@@ -16,9 +16,13 @@ const insertFields = 3
 // bodyOverhead is room for the numbers a body starts with (appendBody).
 const bodyOverhead = 48
 
+// maxCombined bounds the jobs of one combined insert script call.
+const maxCombined = 256
+
 // JobInsert stores one job; see broker.Broker. Concurrent calls on one
-// queue are combined into one script call (see combine.go); each job is
-// checked and stored on its own all the same.
+// queue are combined into one script call in 'each' mode while one is in
+// flight (package combine); each job is checked and stored on its own all
+// the same, with its own outcome.
 func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*broker.Job, error) {
 	if err := b.open("insert job"); err != nil {
 		return nil, err
@@ -26,7 +30,7 @@ func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*bro
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("redisbroker: insert job: %w", err)
 	}
-	job, err := b.combinedInsert(ctx, p)
+	job, err := b.inserts.Do(ctx, p.Queue, p)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: insert job %s into %q: %w", p.ID, p.Queue, err)
 	}

@@ -18,6 +18,7 @@ type queueKeys struct {
 	seq       string // counter: FIFO order among equal priorities
 	token     string // counter: lease fencing tokens
 	paused    string // flag: present while the queue is paused
+	body      string // hash: job id → body; scripts derive it from job (lib.lua body_key)
 	job       string // prefix of a job hash: job + id
 	unique    string // prefix of a unique-key string: unique + key → job id
 }
@@ -36,6 +37,7 @@ func newQueueKeys(prefix, queue string) queueKeys {
 		seq:       base + "seq",
 		token:     base + "token",
 		paused:    base + "paused",
+		body:      base + "b",
 		job:       base + "j:",
 		unique:    base + "u:",
 	}
@@ -44,7 +46,7 @@ func newQueueKeys(prefix, queue string) queueKeys {
 // all returns every key of the queue, for tests and tooling.
 func (k queueKeys) all() []string {
 	return []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled,
-		k.expired, k.ttl, k.seq, k.token, k.paused, k.job, k.unique}
+		k.expired, k.ttl, k.seq, k.token, k.paused, k.body, k.job, k.unique}
 }
 
 // queuesKey names the global set of queue names. It has no hash tag: it is

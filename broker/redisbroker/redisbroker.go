@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/internal/combine"
 )
 
 var _ broker.Broker = (*Broker)(nil)
@@ -35,10 +36,8 @@ type Broker struct {
 	known  sync.Map // queue name → struct{}: already in the queues set
 	wake   waker    // JobWait's pub/sub listener, started on first use
 
-	inserts  sync.Map // queue name → *insertQueue (combine.go)
-	flightMu sync.Mutex
-	flights  sync.WaitGroup // combined insert calls in flight
-	landed   bool           // Close ran: no new combined calls (under flightMu)
+	// inserts combines concurrent JobInsert calls per queue (insert.go).
+	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
 
 	insertCalls atomic.Int64 // insert script calls made, for tests
 }
@@ -56,7 +55,12 @@ func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("redisbroker: new broker: prefix %q contains a brace", prefix)
 	}
-	return &Broker{client: client, prefix: prefix}, nil
+	b := &Broker{client: client, prefix: prefix}
+	b.inserts = combine.New(maxCombined, fmt.Errorf("%w: it closed before the job was sent", broker.ErrClosed),
+		func(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, []error, error) {
+			return b.insert(ctx, ps, true)
+		})
+	return b, nil
 }
 
 // Open parses a redis:// or rediss:// URL (as redis.ParseURL does) and
@@ -83,10 +87,7 @@ func (b *Broker) Close() error {
 		return fmt.Errorf("redisbroker: close: %w", broker.ErrClosed)
 	}
 	b.waker().close()
-	b.flightMu.Lock()
-	b.landed = true
-	b.flightMu.Unlock()
-	b.flights.Wait()
+	b.inserts.Close()
 	if b.owned {
 		if err := b.client.Close(); err != nil {
 			return fmt.Errorf("redisbroker: close client: %w", err)

@@ -545,3 +545,34 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 		t.Fatalf("insert over a per-job limit: %v, want ErrQueueFull at index 1", err)
 	}
 }
+
+// The scripts derive the body hash's name from the job hash prefix
+// (lib.lua body_key); it must be the name keys.go gives it, and a plain job
+// must have no state hash until it is fetched.
+func TestBodyHashIsTheOneKeysNames(t *testing.T) {
+	t.Parallel()
+	client := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	b, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := context.Background()
+	mustInsert(t, b, job("bq", "j1"))
+	body, err := client.HGet(ctx, redisbroker.BodyKey(prefix, "bq"), "j1").Result()
+	if err != nil || !strings.Contains(body, "test.job") {
+		t.Fatalf("body of j1 in %s = %q, %v", redisbroker.BodyKey(prefix, "bq"), body, err)
+	}
+	stateKey := prefix + ":{bq}:j:j1"
+	if n, err := client.Exists(ctx, stateKey).Result(); err != nil || n != 0 {
+		t.Fatalf("a plain pending job has a state hash: EXISTS %s = %d, %v", stateKey, n, err)
+	}
+	fetch(t, b, "bq", 1, time.Minute)
+	if s, err := client.HGet(ctx, stateKey, "s").Result(); err != nil || s != "active" {
+		t.Fatalf("state of the fetched job = %q, %v; want active", s, err)
+	}
+	if err := b.JobDelete(ctx, "bq", "j1"); !errors.Is(err, broker.ErrWrongState) {
+		t.Fatalf("delete active job: %v", err)
+	}
+}

@@ -26,11 +26,78 @@ func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*bro
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	jobs, err := b.insert(ctx, []*broker.JobInsertParams{p})
+	return b.inserts.Do(ctx, p.Queue, p)
+}
+
+// maxCombined bounds the jobs of one combined insert transaction.
+const maxCombined = 256
+
+// insertEach writes validated jobs of one queue in one transaction, each
+// on its own: a job refused (duplicate, queue full) is left out with its
+// error and the others are written. It is how concurrent JobInsert calls
+// share one commit.
+func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, []error, error) {
+	queue := ps[0].Queue
+	jobs := make([]*broker.Job, len(ps))
+	errs := make([]error, len(ps))
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		clear(jobs)
+		clear(errs)
+		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
+			return fmt.Errorf("register queue: %w", err)
+		}
+		stmt, err := b.stmt(ctx, tx, insertJobSQL)
+		if err != nil {
+			return err
+		}
+		waiting := -1 // scheduled + pending jobs, counted when a limit needs it
+		for i, p := range ps {
+			if p.MaxQueueLength > 0 {
+				if waiting < 0 {
+					if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE queue = ? AND state IN ('scheduled', 'pending')`,
+						queue).Scan(&waiting); err != nil {
+						return fmt.Errorf("count queue length: %w", err)
+					}
+				}
+				if waiting+1 > p.MaxQueueLength {
+					errs[i] = fmt.Errorf("%w: %d jobs waiting, the limit is %d", broker.ErrQueueFull, waiting, p.MaxQueueLength)
+					continue
+				}
+			}
+			j, args, err := newJob(p, now)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			// A constraint violation aborts this statement only: the
+			// transaction and the jobs before it stand.
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+				if isConstraint(err) {
+					errs[i] = duplicateOf(ctx, tx, p, err)
+					continue
+				}
+				return fmt.Errorf("insert job %s: %w", p.ID, err)
+			}
+			jobs[i] = j
+			if waiting >= 0 && (j.State == broker.StatePending || j.State == broker.StateScheduled) {
+				waiting++
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, nil, b.fail(fmt.Sprintf("insert into queue %q", queue), err)
 	}
-	return jobs[0], nil
+	stored := make([]*broker.Job, 0, len(jobs))
+	for i, j := range jobs {
+		if j != nil {
+			stored = append(stored, j)
+		} else if errs[i] != nil {
+			errs[i] = fmt.Errorf("insert into queue %q: %w", queue, errs[i])
+		}
+	}
+	b.notifyInserted(stored)
+	return jobs, errs, nil
 }
 
 // JobInsertMany stores jobs of one queue atomically in one transaction. See

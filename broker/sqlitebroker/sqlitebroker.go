@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/internal/combine"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -55,6 +56,9 @@ type Broker struct {
 	// syncFull mirrors the write connection's synchronous pragma; it is
 	// read and written only while that connection is held (inTxSync).
 	syncFull bool
+	// inserts combines concurrent JobInsert calls per queue into one
+	// transaction, one fsync (insert.go).
+	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -136,6 +140,7 @@ func open(path string, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)
 	}
 	b := &Broker{path: path, opts: opts, write: write, read: read, syncFull: true}
+	b.inserts = combine.New(maxCombined, fmt.Errorf("insert job: %w: the store closed before the job was written", broker.ErrClosed), b.insertEach)
 	if err := b.prepare(); err != nil {
 		write.Close()
 		read.Close()
@@ -154,6 +159,7 @@ func (b *Broker) Close() error {
 		return fmt.Errorf("close sqlite store %s: %w", b.path, broker.ErrClosed)
 	}
 	b.waker().Close()
+	b.inserts.Close()
 	for _, s := range b.stmts {
 		s.Close()
 	}

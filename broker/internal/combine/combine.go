@@ -1,0 +1,168 @@
+// Package combine combines concurrent calls into batches, as a database
+// combines concurrent commits (group commit): while one call for a key is
+// in flight, the calls for that key that arrive wait, and when it returns
+// they go together in one batch, each keeping its own outcome. A lone call
+// never waits: it goes at once, alone.
+//
+// The brokers use it for JobInsert: a script call or a transaction costs
+// about the same whatever it carries, so many goroutines adding jobs one by
+// one cost per job what a batch does. No library does this for go-redis or
+// database/sql (they batch explicit batches only), hence this package.
+package combine
+
+import (
+	"context"
+	"sync"
+)
+
+// Run stores a batch and returns each item's outcome: results[i] when
+// errs[i] is nil. err, when not nil, is the outcome of every item.
+type Run[P, R any] func(ctx context.Context, batch []P) (results []R, errs []error, err error)
+
+// Group combines the calls of Do per key. Its zero value is not usable;
+// use New.
+type Group[P, R any] struct {
+	run    Run[P, R]
+	max    int
+	closed error // the outcome of calls waiting when Close runs
+
+	queues sync.Map // key → *queue[P, R]
+
+	mu      sync.Mutex
+	flights sync.WaitGroup // batches in flight on goroutines of their own
+	done    bool           // Close ran: no new batches
+}
+
+// New returns a Group that sends at most max items per batch through run.
+// Calls still waiting when Close runs get closedErr; nothing of theirs was
+// sent.
+func New[P, R any](max int, closedErr error, run Run[P, R]) *Group[P, R] {
+	return &Group[P, R]{run: run, max: max, closed: closedErr}
+}
+
+type queue[P, R any] struct {
+	mu      sync.Mutex
+	busy    bool          // a batch of this key is in flight
+	waiting []*call[P, R] // calls that arrived meanwhile, in order
+}
+
+type call[P, R any] struct {
+	p    P
+	r    R
+	err  error
+	done chan struct{} // closed when r or err is set
+}
+
+func (g *Group[P, R]) queue(key string) *queue[P, R] {
+	if q, ok := g.queues.Load(key); ok {
+		return q.(*queue[P, R])
+	}
+	q, _ := g.queues.LoadOrStore(key, &queue[P, R]{})
+	return q.(*queue[P, R])
+}
+
+// Do stores p, alone or in a batch with the concurrent calls of key, and
+// returns its own outcome. If ctx ends while p waits, Do returns ctx.Err()
+// and p is not stored; once p's batch is sent, Do waits for its outcome
+// (the batch runs on a background context, bounded by run's own timeouts)
+// so that what it reports is true.
+func (g *Group[P, R]) Do(ctx context.Context, key string, p P) (R, error) {
+	q := g.queue(key)
+	q.mu.Lock()
+	if !q.busy {
+		q.busy = true
+		q.mu.Unlock()
+		rs, errs, err := g.run(ctx, []P{p})
+		g.next(q)
+		var zero R
+		if err != nil {
+			return zero, err
+		}
+		if errs != nil && errs[0] != nil {
+			return zero, errs[0]
+		}
+		return rs[0], nil
+	}
+	c := &call[P, R]{p: p, done: make(chan struct{})}
+	q.waiting = append(q.waiting, c)
+	q.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.r, c.err
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	for i, w := range q.waiting {
+		if w == c { // not sent: nothing is stored
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			q.mu.Unlock()
+			var zero R
+			return zero, ctx.Err()
+		}
+	}
+	q.mu.Unlock()
+	<-c.done
+	return c.r, c.err
+}
+
+// next ends a batch of q: the calls that waited meanwhile go next, in one
+// batch from a goroutine of its own, or q is idle.
+func (g *Group[P, R]) next(q *queue[P, R]) {
+	q.mu.Lock()
+	if len(q.waiting) == 0 {
+		q.busy = false
+		q.mu.Unlock()
+		return
+	}
+	n := min(len(q.waiting), g.max)
+	batch := make([]*call[P, R], n)
+	copy(batch, q.waiting)
+	q.waiting = append(q.waiting[:0], q.waiting[n:]...)
+	q.mu.Unlock()
+	g.mu.Lock()
+	if g.done {
+		g.mu.Unlock()
+		for _, c := range batch {
+			c.err = g.closed
+			close(c.done)
+		}
+		g.next(q)
+		return
+	}
+	g.flights.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.flights.Done()
+		g.send(batch)
+		g.next(q)
+	}()
+}
+
+// send runs one batch and hands each call its outcome.
+func (g *Group[P, R]) send(batch []*call[P, R]) {
+	ps := make([]P, len(batch))
+	for i, c := range batch {
+		ps[i] = c.p
+	}
+	rs, errs, err := g.run(context.Background(), ps)
+	for i, c := range batch {
+		switch {
+		case err != nil:
+			c.err = err
+		case errs != nil && errs[i] != nil:
+			c.err = errs[i]
+		default:
+			c.r = rs[i]
+		}
+		close(c.done)
+	}
+}
+
+// Close stops new batches (calls still waiting get the closed error) and
+// waits for the batches in flight.
+func (g *Group[P, R]) Close() {
+	g.mu.Lock()
+	g.done = true
+	g.mu.Unlock()
+	g.flights.Wait()
+}

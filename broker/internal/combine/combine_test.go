@@ -1,0 +1,239 @@
+package combine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var errClosed = errors.New("closed")
+
+// recorder is a Run that doubles each item, fails odd ones when told to,
+// records its batches and can be held until released.
+type recorder struct {
+	mu      sync.Mutex
+	batches [][]int
+	hold    chan struct{} // when not nil, each batch waits for a receive
+	entered chan struct{} // when not nil, told when a batch starts
+	failOdd bool
+}
+
+func (r *recorder) run(ctx context.Context, batch []int) ([]int, []error, error) {
+	r.mu.Lock()
+	r.batches = append(r.batches, append([]int(nil), batch...))
+	hold, entered := r.hold, r.entered
+	r.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
+	}
+	if hold != nil {
+		<-hold
+	}
+	out := make([]int, len(batch))
+	errs := make([]error, len(batch))
+	for i, p := range batch {
+		if r.failOdd && p%2 == 1 {
+			errs[i] = fmt.Errorf("item %d refused", p)
+			continue
+		}
+		out[i] = 2 * p
+	}
+	return out, errs, nil
+}
+
+func TestLoneCallGoesAtOnceAlone(t *testing.T) {
+	r := &recorder{}
+	g := New(8, errClosed, r.run)
+	defer g.Close()
+	for i := range 3 {
+		got, err := g.Do(context.Background(), "q", i)
+		if err != nil || got != 2*i {
+			t.Fatalf("Do(%d) = %d, %v", i, got, err)
+		}
+	}
+	if len(r.batches) != 3 {
+		t.Fatalf("batches %v, want three of one", r.batches)
+	}
+}
+
+func TestWaitingCallsGoInOneBatchWithTheirOwnOutcome(t *testing.T) {
+	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 16), failOdd: true}
+	g := New(4, errClosed, r.run)
+	defer g.Close()
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { _, err := g.Do(ctx, "q", 100); first <- err }()
+	<-r.entered // the lone call is in flight and held
+	type res struct {
+		p, got int
+		err    error
+	}
+	results := make(chan res, 6)
+	for p := 1; p <= 6; p++ {
+		go func() { got, err := g.Do(ctx, "q", p); results <- res{p, got, err} }()
+	}
+	// Wait until all six are queued behind the held call.
+	q := g.queue("q")
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		q.mu.Lock()
+		n := len(q.waiting)
+		q.mu.Unlock()
+		if n == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls waiting, want 6", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Release the lone call, then the two batches it leaves (at most 4 each).
+	r.hold <- struct{}{}
+	<-r.entered
+	r.hold <- struct{}{}
+	<-r.entered
+	r.hold <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		x := <-results
+		if x.p%2 == 1 {
+			if x.err == nil || x.err.Error() != fmt.Sprintf("item %d refused", x.p) {
+				t.Fatalf("item %d: %d, %v; want its own refusal", x.p, x.got, x.err)
+			}
+		} else if x.err != nil || x.got != 2*x.p {
+			t.Fatalf("item %d: %d, %v", x.p, x.got, x.err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batches) != 3 || len(r.batches[0]) != 1 || len(r.batches[1]) != 4 || len(r.batches[2]) != 2 {
+		t.Fatalf("batches %v, want [100] then 4 then 2", r.batches)
+	}
+	for _, p := range append(append([]int(nil), r.batches[1]...), r.batches[2]...) {
+		if p < 1 || p > 6 {
+			t.Fatalf("batch item %d is not one of the waiting calls", p)
+		}
+	}
+}
+
+func TestCancelledWaiterIsNotSent(t *testing.T) {
+	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 4)}
+	g := New(8, errClosed, r.run)
+	defer g.Close()
+	go g.Do(context.Background(), "q", 1)
+	<-r.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := g.Do(ctx, "q", 2); errc <- err }()
+	q := g.queue("q")
+	for {
+		q.mu.Lock()
+		n := len(q.waiting)
+		q.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v, want context.Canceled", err)
+	}
+	r.hold <- struct{}{}
+	// The queue is idle again: a new call goes alone.
+	r.mu.Lock()
+	r.hold, r.entered = nil, nil
+	r.mu.Unlock()
+	if got, err := g.Do(context.Background(), "q", 3); err != nil || got != 6 {
+		t.Fatalf("Do(3) = %d, %v", got, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.batches {
+		for _, p := range b {
+			if p == 2 {
+				t.Fatalf("the cancelled call was sent: batches %v", r.batches)
+			}
+		}
+	}
+}
+
+func TestCloseFailsWaitersAndWaitsForFlights(t *testing.T) {
+	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 4)}
+	g := New(8, errClosed, r.run)
+	leader := make(chan error, 1)
+	go func() { _, err := g.Do(context.Background(), "q", 1); leader <- err }()
+	<-r.entered
+	waiter := make(chan error, 1)
+	go func() { _, err := g.Do(context.Background(), "q", 2); waiter <- err }()
+	q := g.queue("q")
+	for {
+		q.mu.Lock()
+		n := len(q.waiting)
+		q.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() { g.Close(); close(closed) }()
+	time.Sleep(10 * time.Millisecond)
+	r.hold <- struct{}{} // the leader's call returns
+	if err := <-leader; err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	if err := <-waiter; !errors.Is(err, errClosed) {
+		t.Fatalf("waiter after Close: %v, want the closed error", err)
+	}
+	<-closed
+}
+
+// Under load every call gets its own result and batches stay within max.
+func TestManyConcurrentCalls(t *testing.T) {
+	var calls atomic.Int64
+	var maxSeen atomic.Int64
+	g := New(16, errClosed, func(ctx context.Context, batch []int) ([]int, []error, error) {
+		calls.Add(1)
+		if n := int64(len(batch)); n > maxSeen.Load() {
+			maxSeen.Store(n)
+		}
+		time.Sleep(100 * time.Microsecond)
+		out := make([]int, len(batch))
+		for i, p := range batch {
+			out[i] = p + 1
+		}
+		return out, nil, nil
+	})
+	defer g.Close()
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				p := w*1000 + i
+				if got, err := g.Do(context.Background(), fmt.Sprintf("q%d", w%2), p); err != nil || got != p+1 {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d calls got a wrong outcome", bad.Load())
+	}
+	if calls.Load() >= 32*50 || maxSeen.Load() > 16 {
+		t.Fatalf("%d batches for %d calls, largest %d (max 16)", calls.Load(), 32*50, maxSeen.Load())
+	}
+}
