@@ -103,13 +103,19 @@ func (m *Manager) done(q *queueSlot, r *running) {
 	}
 }
 
+// jobTimeout is the cause of a job context's deadline. It is formatted only
+// when read: a fmt.Errorf per job was 8% of the worker's CPU at 50k jobs/s.
+type jobTimeout time.Duration
+
+func (d jobTimeout) Error() string { return "job timed out after " + time.Duration(d).String() }
+
 func (m *Manager) execute(ctx context.Context, r *running) {
 	job := r.job
 	timeout := job.Timeout
 	if timeout <= 0 {
 		timeout = m.cfg.Timeout
 	}
-	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("job timed out after %v", timeout))
+	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, jobTimeout(timeout))
 	defer cancel()
 	runCtx = context.WithValue(runCtx, jobCtxKey{}, r)
 

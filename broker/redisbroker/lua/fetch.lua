@@ -21,11 +21,10 @@ local lease_until = fmt(now + tonumber(ARGV[2]))
 local out = {'ok'}
 local got = 0
 local budget = want + 1000 -- bounds the expired jobs one call skips over
--- Per job: one HMGET, one HGET of the body, one HSET; a job that had a state
--- hash before is read back with HGETALL, one that had only a body gets its
--- state hash here and is returned with the fields just written. Tokens are
--- reserved with one INCRBY per pop and the active set is written with one
--- ZADD per pop.
+-- Per job: one HMGET and one HSET; a job that had a state hash before is
+-- read back with HGETALL, one that had only a body gets its state hash here
+-- and is returned with the fields just written. Per pop: one HMGET of the
+-- bodies, one INCRBY reserving the tokens, one ZADD of the active set.
 local bodies = body_key(KEYS[9])
 while got < want and budget > 0 do
   local popped = redis.call('ZPOPMIN', KEYS[2], math.min(want - got, budget))
@@ -33,17 +32,22 @@ while got < want and budget > 0 do
     break
   end
   local token = redis.call('INCRBY', KEYS[7], #popped / 2) - #popped / 2
+  local ids = {}
+  for i = 1, #popped, 2 do
+    ids[#ids + 1] = popped[i]
+  end
+  local body_of = redis.call('HMGET', bodies, unpack(ids))
   local active = {}
   for i = 1, #popped, 2 do
     budget = budget - 1
     local id = popped[i]
+    local body = body_of[(i + 1) / 2]
     local job_key = KEYS[9] .. id
     local v = redis.call('HMGET', job_key, 's', 'e', 'a')
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
       redis.call('ZREM', KEYS[8], id)
     elseif not v[1] then
-      local body = redis.call('HGET', bodies, id)
       if body then
         token = token + 1
         local c, m, p = body_head(body)
@@ -73,7 +77,7 @@ while got < want and budget > 0 do
       active[#active + 1] = lease_until
       active[#active + 1] = id
       got = got + 1
-      out[#out + 1] = {id, redis.call('HGET', bodies, id) or '', redis.call('HGETALL', job_key)}
+      out[#out + 1] = {id, body or '', redis.call('HGETALL', job_key)}
     end
   end
   if #active > 0 then
