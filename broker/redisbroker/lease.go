@@ -39,11 +39,42 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	default:
 		return nil, fmt.Errorf("redisbroker: fetch from %q: unexpected status %q", p.Queue, st)
 	}
-	jobs, err := decodeJobs(p.Queue, arr, 1)
-	if err != nil {
-		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
+	if len(arr) < 3 {
+		return nil, fmt.Errorf("redisbroker: fetch from %q: reply of %d values has no lease times", p.Queue, len(arr))
+	}
+	started, until := fromMillis(num(arr, 1)), fromMillis(num(arr, 2))
+	jobs := make([]*broker.Job, 0, len(arr)-3)
+	for _, r := range arr[3:] {
+		j, err := decodeFetched(p.Queue, r, started, until, p.WorkerID)
+		if err != nil {
+			return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
+		}
+		jobs = append(jobs, j)
 	}
 	return jobs, nil
+}
+
+// decodeFetched decodes a job of a fetch reply: as any job, or, for a job
+// whose state hash the fetch created, {id, body, lease token} with the
+// lease fields the script wrote (lua/fetch.lua).
+func decodeFetched(queue string, reply any, started, until time.Time, worker string) (*broker.Job, error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != 3 {
+		return nil, fmt.Errorf("decode job: reply is %T of length %d, want 3 values", reply, lenOf(reply))
+	}
+	token, fresh := arr[2].(int64)
+	if !fresh {
+		return decodeJobReply(queue, reply)
+	}
+	id, _ := arr[0].(string)
+	body, _ := arr[1].(string)
+	j, err := decodeJobParts(queue, id, body, nil)
+	if err != nil {
+		return nil, err
+	}
+	j.State, j.Attempt, j.LeaseToken = broker.StateActive, 1, token
+	j.StartedAt, j.LeaseUntil, j.WorkerID = started, until, worker
+	return j, nil
 }
 
 // JobComplete acknowledges jobs: one script call per queue, all in one

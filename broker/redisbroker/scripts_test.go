@@ -527,7 +527,9 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 	}
 	// Priority first, then FIFO; the scheduled job is not due.
 	var order []string
+	fetched := map[string]*broker.Job{}
 	for _, j := range fetch(t, b, "mix", 10, time.Minute) {
+		fetched[j.ID] = j
 		order = append(order, j.ID)
 		if j.State != broker.StateActive || j.Attempt != 1 {
 			t.Fatalf("fetched %s as %s attempt %d", j.ID, j.State, j.Attempt)
@@ -538,6 +540,41 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 	}
 	if strings.Join(order, ",") != "limit,unique,ttl,past,plain" {
 		t.Fatalf("fetch order %v, want limit,unique,ttl,past,plain", order)
+	}
+	// Jobs handed back keep the priority their bodies hold (fetch leaves it
+	// out of the state hash), and a failed one its max attempts.
+	for _, id := range []string{"plain", "limit"} {
+		if err := b.JobRelease(ctx, &broker.JobLeaseParams{Queue: "mix", ID: id, Token: fetched[id].LeaseToken}); err != nil {
+			t.Fatalf("release %s: %v", id, err)
+		}
+	}
+	mustInsert(t, b, job("mix", "late"))
+	order = order[:0]
+	for _, j := range fetch(t, b, "mix", 10, time.Minute) {
+		order = append(order, j.ID)
+		fetched[j.ID] = j
+		if j.ID == "plain" && (j.Priority != -7 || j.MaxAttempts != 9 || j.Attempt != 1) {
+			t.Fatalf("plain job fetched again as %+v", j)
+		}
+	}
+	if strings.Join(order, ",") != "limit,late,plain" {
+		t.Fatalf("fetch order after hand-back %v, want limit,late,plain", order)
+	}
+	for attempt := 1; attempt < 9; attempt++ {
+		st, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: broker.JobLeaseParams{Queue: "mix", ID: "plain", Token: fetched["plain"].LeaseToken}, Error: "boom"})
+		if err != nil || st != broker.StateScheduled {
+			t.Fatalf("fail attempt %d of 9: %s, %v; want scheduled", attempt, st, err)
+		}
+		fetched["plain"] = nil
+		eventually(t, "the retry to be due", func() bool {
+			for _, j := range fetch(t, b, "mix", 10, time.Minute) {
+				fetched[j.ID] = j
+			}
+			return fetched["plain"] != nil
+		})
+	}
+	if st, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: broker.JobLeaseParams{Queue: "mix", ID: "plain", Token: fetched["plain"].LeaseToken}, Error: "boom"}); err != nil || st != broker.StateDead {
+		t.Fatalf("fail attempt 9 of 9: %s, %v; want dead", st, err)
 	}
 	// A batch whose second job has its own, smaller limit is refused whole.
 	_, err = b.JobInsertMany(ctx, []*broker.JobInsertParams{job("mix", "n1"), job("mix", "n2", func(p *broker.JobInsertParams) { p.MaxQueueLength = 1 })})

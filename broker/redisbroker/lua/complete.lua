@@ -28,7 +28,8 @@ for i = 1, tonumber(ARGV[1]) do
   if code == 1 then
     ids[#ids + 1] = id
     -- i keeps the batch's order among jobs finished in the same microsecond.
-    done[#done + 1] = fmt(now_us + i - 1)
+    -- A Lua number: ZADD gets it with 17 digits, exact (cheaper than fmt).
+    done[#done + 1] = now_us + i - 1
     done[#done + 1] = id
     -- One HSET: 'lu' stays (readers ignore it unless the job is active)
     -- and an active job has no 'res' to clear (only completion sets it).

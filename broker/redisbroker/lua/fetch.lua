@@ -7,8 +7,10 @@
 -- KEYS[7] token counter   KEYS[8] ttl zset      KEYS[9] job hash prefix
 -- KEYS[10] unique-key prefix
 -- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
--- Returns {'paused'} | {'ok', job_1, ..., job_k}, each job as lib.lua
---   describes, read after the lease was taken.
+-- Returns {'paused'} | {'ok', started ms, lease until ms, job_1, ..., job_k},
+--   each job as lib.lua describes, read after the lease was taken; a job
+--   that had no state hash is {id, body, lease token}: active, attempt 1,
+--   started, leased until, by worker ARGV[3].
 
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'paused'}
@@ -18,7 +20,8 @@ promote(KEYS[1], KEYS[2], KEYS[6], KEYS[9], now, 1000)
 
 local want = tonumber(ARGV[1])
 local lease_until = fmt(now + tonumber(ARGV[2]))
-local out = {'ok'}
+local now_s = fmt(now)
+local out = {'ok', now_s, lease_until}
 local got = 0
 local budget = want + 1000 -- bounds the expired jobs one call skips over
 -- Per job: one HMGET and one HSET; a job that had a state hash before is
@@ -49,19 +52,17 @@ while got < want and budget > 0 do
       redis.call('ZREM', KEYS[8], id)
     elseif not v[1] then
       if body then
+        -- Priority, max attempts, created and run at stay in the body.
         token = token + 1
-        local c, m, p = body_head(body)
-        local f = {'s', 'active', 'a', '1', 'tk', fmt(token), 'lu', lease_until, 'st', fmt(now),
-          'p', p, 'm', m, 'c', c, 'r', c}
         if ARGV[3] ~= '' then
-          f[#f + 1] = 'w'
-          f[#f + 1] = ARGV[3]
+          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s, 'w', ARGV[3])
+        else
+          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s)
         end
-        redis.call('HSET', job_key, unpack(f))
         active[#active + 1] = lease_until
         active[#active + 1] = id
         got = got + 1
-        out[#out + 1] = {id, body, f}
+        out[#out + 1] = {id, body, token}
       end
     else
       token = token + 1

@@ -15,16 +15,19 @@
 --   straight to pending with no unique key and no TTL has none until a
 --   script first changes it (fetch, cancel). A body without a state hash
 --   means: pending, attempt 0, run at = created. Once it exists it holds at
---   least s state, a attempt, p priority, m max attempts, c created, r run at
---   (every field a script reads), and overrides the body's fields when the
---   job is decoded. Its fields: id, t type, d data, p priority,
+--   least s state and a attempt; p priority, m max attempts, c created and
+--   r run at may be missing (fetch leaves them to the body), and scripts
+--   read them with job_number. It overrides the body's fields when the job
+--   is decoded. Its fields: id, t type, d data, p priority,
 --   m max attempts, a attempt, tn tenant, co company, h headers (JSON),
 --   u unique key, to timeout (ns), s state, c created, r run at, e expires
 --   at, st started, f finished, le last error, res result, pg progress,
 --   tk lease token, lu lease until (meaningful while active only), w worker.
 --   Times are unix milliseconds.
 --
--- Scripts return a job as {id, body or '', flat HGETALL of its state hash}.
+-- Scripts return a job as {id, body or '', flat HGETALL of its state hash};
+-- fetch returns a job whose state hash it just created as {id, body, lease
+-- token} (the client knows the other fields it wrote).
 --
 -- Finished-state zsets are scored in unix microseconds so that jobs finished
 -- in the same millisecond still list newest first.
@@ -65,6 +68,19 @@ local function body_tenant_type(body)
   local lt, ltn, rest = string.match(body, '^%d+|%d+|%-?%d+|%d+|(%d+)|(%d+)|%d+|%d+|()')
   lt, ltn = tonumber(lt), tonumber(ltn)
   return string.sub(body, rest + lt, rest + lt + ltn - 1), string.sub(body, rest, rest + lt - 1)
+end
+
+-- job_number returns field 'p' (priority) or 'm' (max attempts) of a job:
+-- v, the value its state hash holds, else the one its body starts with.
+local function job_number(job_prefix, id, field, v)
+  if v then
+    return v
+  end
+  local c, m, p = body_head(redis.call('HGET', body_key(job_prefix), id) or '')
+  if field == 'm' then
+    return m
+  end
+  return p
 end
 
 -- job_state returns a job's state, or nil if there is no such job.
@@ -116,7 +132,8 @@ end
 
 -- make_pending puts a job at the back of its priority in the pending zset.
 local function make_pending(pending_key, seq_key, job_key, id)
-  local p = tonumber(redis.call('HGET', job_key, 'p') or '0')
+  local prefix = string.sub(job_key, 1, #job_key - #id)
+  local p = tonumber(job_number(prefix, id, 'p', redis.call('HGET', job_key, 'p')) or '0')
   redis.call('ZADD', pending_key, pending_score(seq_key, p), id)
   redis.call('HSET', job_key, 's', 'pending')
   redis.call('HDEL', job_key, 'lu')
@@ -179,7 +196,8 @@ local function retry_attempt(active_key, scheduled_key, job_key, id, err, delay_
     redis.call('HSET', job_key, 'm', max_override)
   end
   local v = redis.call('HMGET', job_key, 'a', 'm')
-  if discard == '1' or tonumber(v[1]) >= tonumber(v[2]) then
+  local m = job_number(string.sub(job_key, 1, #job_key - #id), id, 'm', v[2])
+  if discard == '1' or tonumber(v[1]) >= tonumber(m) then
     return false
   end
   local due = fmt(now_ms + tonumber(delay_ms))

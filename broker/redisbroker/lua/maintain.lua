@@ -21,7 +21,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMI
   local v = redis.call('HMGET', job_key, 'a', 'm')
   if not v[1] then
     redis.call('ZREM', KEYS[3], id)
-  elseif tonumber(v[1]) < tonumber(v[2]) then
+  elseif tonumber(v[1]) < tonumber(job_number(KEYS[9], id, 'm', v[2])) then
     redis.call('ZREM', KEYS[3], id)
     make_pending(KEYS[2], KEYS[7], job_key, id)
     recovered = recovered + 1
