@@ -613,3 +613,77 @@ func TestBodyHashIsTheOneKeysNames(t *testing.T) {
 		t.Fatalf("delete active job: %v", err)
 	}
 }
+
+// Removing jobs leaves nothing behind: retention and JobDelete take the
+// body entry and the state hash with the job, for jobs with and without a
+// state hash.
+func TestRemovedJobsLeaveNoKeys(t *testing.T) {
+	t.Parallel()
+	client := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	b, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := context.Background()
+	ps := make([]*broker.JobInsertParams, 0, 1200)
+	for i := range 1200 {
+		ps = append(ps, job("gone", fmt.Sprintf("j%d", i), func(p *broker.JobInsertParams) {
+			if i%3 == 0 {
+				p.UniqueKey = fmt.Sprintf("k%d", i) // gets a state hash at insert
+			}
+		}))
+	}
+	if _, err := b.JobInsertMany(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	// Delete two pending jobs (one with only a body), complete the rest.
+	for _, id := range []string{"j0", "j1"} {
+		if err := b.JobDelete(ctx, "gone", id); err != nil {
+			t.Fatalf("delete %s: %v", id, err)
+		}
+	}
+	done := 0
+	for done < 1198 {
+		jobs := fetch(t, b, "gone", 500, time.Minute)
+		cps := make([]*broker.JobCompleteParams, len(jobs))
+		for i, j := range jobs {
+			cps[i] = &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: "gone", ID: j.ID, Token: j.LeaseToken}}
+		}
+		errs, err := b.JobComplete(ctx, cps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range errs {
+			if e != nil {
+				t.Fatalf("complete %s: %v", cps[i].ID, e)
+			}
+		}
+		done += len(jobs)
+	}
+	// More than one maintenance step's worth: removal goes in chunks.
+	removed := 0
+	for removed < 1198 {
+		r, err := b.QueueMaintain(ctx, &broker.QueueMaintainParams{Queue: "gone", CompletedMaxAge: time.Nanosecond, Limit: 700})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Removed == 0 {
+			t.Fatalf("maintenance removed nothing with %d of 1198 removed", removed)
+		}
+		removed += r.Removed
+	}
+	if n, err := client.HLen(ctx, redisbroker.BodyKey(prefix, "gone")).Result(); err != nil || n != 0 {
+		t.Fatalf("body hash holds %d entries after every job was removed (%v)", n, err)
+	}
+	keys, err := client.Keys(ctx, prefix+":{gone}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") {
+			t.Fatalf("key %s outlived its job (left: %v)", k, keys)
+		}
+	}
+}
