@@ -26,8 +26,9 @@ local got = 0
 local budget = want + 1000 -- bounds the expired jobs one call skips over
 -- Per job: one HMGET and one HSET; a job that had a state hash before is
 -- read back with HGETALL, one that had only a body gets its state hash here
--- and is returned with the fields just written. Per pop: one HMGET of the
--- bodies, one INCRBY reserving the tokens, one ZADD of the active set.
+-- (the lease fields only) and is returned as {id, body, token}. Per pop:
+-- one HMGET of the bodies, one INCRBY reserving the tokens, one ZADD of the
+-- active set.
 local bodies = body_key(KEYS[9])
 while got < want and budget > 0 do
   local popped = redis.call('ZPOPMIN', KEYS[2], math.min(want - got, budget))
