@@ -1,8 +1,6 @@
 package redisbroker
 
 import (
-	"fmt"
-
 	"github.com/redis/go-redis/v9"
 )
 
@@ -20,15 +18,8 @@ var (
 )
 
 func loadWorkflowScript(name string) *redis.Script {
-	var src []byte
-	for _, f := range []string{"lib.lua", "workflow_lib.lua", name} {
-		b, err := luaFS.ReadFile("lua/" + f)
-		if err != nil {
-			panic(fmt.Sprintf("redisbroker: embedded lua/%s missing: %v", f, err))
-		}
-		src = append(append(src, b...), '\n')
-	}
-	return redis.NewScript(string(src))
+	rest := readLua("workflow_lib.lua") + "\n" + readLua(name)
+	return redis.NewScript(trimLib(readLua("lib.lua"), rest) + "\n" + rest)
 }
 
 // workflowKeys returns the KEYS of every workflow script for run id of

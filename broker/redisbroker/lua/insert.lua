@@ -27,6 +27,40 @@ local n = tonumber(ARGV[1])
 local each = ARGV[2] == 'each'
 local maxlen0 = tonumber(ARGV[3])
 local k = tonumber(ARGV[4])
+local bodies = body_key(KEYS[5])
+
+-- reject returns job i's rejection as the mode says.
+local function reject(i, kind, a, b)
+  if each then
+    return {'ok', 0, i, kind, a, b}
+  end
+  return {kind, i, a, b}
+end
+
+-- One plain job (the common Add): the same checks and writes as below,
+-- without the batch's tables; HSETNX checks the id and writes the body.
+if n == 1 and k == 0 then
+  local id = ARGV[5]
+  if maxlen0 > 0 then
+    if redis.call('HEXISTS', bodies, id) == 1 then
+      return reject(1, 'dup', id, '')
+    end
+    local queued = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+    if queued + 1 > maxlen0 then
+      return reject(1, 'full', fmt(queued), '')
+    end
+  end
+  local now = clock()
+  if redis.call('HSETNX', bodies, id, fmt(now) .. '|' .. ARGV[6]) == 0 then
+    return reject(1, 'dup', id, '')
+  end
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('ZADD', KEYS[2], (MAX_PRIORITY - tonumber(ARGV[7])) * PRIORITY_SHIFT + seq, id)
+  if KEYS[7] then
+    redis.call('PUBLISH', KEYS[7], '0')
+  end
+  return {'ok', now}
+end
 local opts = {}
 for j = 1, k do
   local run_at, delay, ttl, maxlen, u = string.match(ARGV[4 + 2 * j], '^(%d*)|(%d+)|(%d+)|(%d+)|(.*)$')
@@ -35,7 +69,6 @@ for j = 1, k do
     hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= ''}
 end
 local J = 4 + 2 * k -- job i's fields are ARGV[J + 3i - 2 .. J + 3i]
-local bodies = body_key(KEYS[5])
 local ids = {}
 for i = 1, n do
   ids[i] = ARGV[J + 3 * i - 2]
@@ -100,7 +133,7 @@ for i = 1, n do
   local r = check(i)
   if r then
     if not each then
-      return {r[1], i, r[2], r[3]}
+      return reject(i, r[1], r[2], r[3])
     end
     rejected[i] = true
     out[#out + 1] = i
