@@ -152,18 +152,14 @@ func marshalData(v any) (json.RawMessage, error) {
 
 // encodeData is marshalData that also checks raw JSON.
 func encodeData(v any) (json.RawMessage, error) {
-	switch d := v.(type) {
-	case json.RawMessage:
-		v = []byte(d)
-	case []byte:
-	default:
-		return marshalData(v)
+	raw, err := marshalData(v)
+	switch v.(type) {
+	case json.RawMessage, []byte: // passed through unchecked
+		if len(raw) > 0 && !json.Valid(raw) {
+			return nil, errors.New("payload is not valid JSON")
+		}
 	}
-	raw := v.([]byte)
-	if len(raw) > 0 && !json.Valid(raw) {
-		return nil, errors.New("payload is not valid JSON")
-	}
-	return raw, nil
+	return raw, err
 }
 
 // Add adds one job to queue and returns it once it is durable (the seed's

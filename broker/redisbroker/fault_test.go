@@ -73,25 +73,15 @@ func TestCombinedInsertsSurviveRedisRestart(t *testing.T) {
 			}
 		}()
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	waitFor("inserts before the kill", func() bool { return ok.Load() > 500 })
+	eventually(t, "inserts before the kill", func() bool { return ok.Load() > 500 })
 	port := srv.Port()
 	srv.Stop()
-	waitFor("inserts to fail while Redis is down", func() bool { return failed.Load() > 32 })
+	eventually(t, "inserts to fail while Redis is down", func() bool { return failed.Load() > 32 })
 	srv2 := redistest.StartOnPort(t, port)
 	defer srv2.Stop()
 	close(restarted)
 	before := ok.Load()
-	waitFor("inserts to succeed again", func() bool { return ok.Load() > before+500 })
+	eventually(t, "inserts to succeed again", func() bool { return ok.Load() > before+500 })
 	stop.Store(true)
 	wg.Wait()
 	mu.Lock()

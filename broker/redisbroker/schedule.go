@@ -305,20 +305,8 @@ func (b *Broker) ScheduleClaim(ctx context.Context, p *broker.ScheduleClaimParam
 
 // claimedJob is the job the claim script stored, built from its params.
 func claimedJob(p *broker.JobInsertParams, tick, now int64) *broker.Job {
-	j := &broker.Job{
-		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
-		TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
-		State: broker.StatePending, CreatedAt: fromMillis(now), RunAt: fromMillis(tick),
-	}
-	if len(p.Data) > 0 {
-		j.Data = append(json.RawMessage(nil), p.Data...)
-	}
-	if len(p.Headers) > 0 {
-		j.Headers = make(map[string]string, len(p.Headers))
-		for hk, hv := range p.Headers {
-			j.Headers[hk] = hv
-		}
-	}
+	j := newJob(p, fromMillis(now))
+	j.RunAt = fromMillis(tick)
 	if ttl := millis(p.TTL); ttl > 0 {
 		j.ExpiresAt = fromMillis(tick + ttl)
 	}

@@ -68,12 +68,12 @@ func state(t *testing.T, b broker.Broker, q, id string) broker.State {
 // eventually polls cond every 10ms until it holds or 5s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -588,13 +588,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 // must have no state hash until it is fetched.
 func TestBodyHashIsTheOneKeysNames(t *testing.T) {
 	t.Parallel()
-	client := redistest.Client(t)
-	prefix := redistest.Prefix(t)
-	b, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b, client, prefix := newBrokerKeys(t)
 	ctx := context.Background()
 	mustInsert(t, b, job("bq", "j1"))
 	body, err := client.HGet(ctx, redisbroker.BodyKey(prefix, "bq"), "j1").Result()
@@ -619,13 +613,7 @@ func TestBodyHashIsTheOneKeysNames(t *testing.T) {
 // state hash.
 func TestRemovedJobsLeaveNoKeys(t *testing.T) {
 	t.Parallel()
-	client := redistest.Client(t)
-	prefix := redistest.Prefix(t)
-	b, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b, client, prefix := newBrokerKeys(t)
 	ctx := context.Background()
 	ps := make([]*broker.JobInsertParams, 0, 1200)
 	for i := range 1200 {

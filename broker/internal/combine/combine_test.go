@@ -49,6 +49,23 @@ func (r *recorder) run(ctx context.Context, batch []int) ([]int, []error, error)
 	return out, errs, nil
 }
 
+// waitQueued waits until n calls of key wait behind the one in flight.
+func waitQueued(t *testing.T, g *Group[int, int], key string, n int) {
+	t.Helper()
+	q := g.queue(key)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		q.mu.Lock()
+		got := len(q.waiting)
+		q.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls waiting for %q, want %d", got, key, n)
+		}
+	}
+}
+
 func TestLoneCallGoesAtOnceAlone(t *testing.T) {
 	r := &recorder{}
 	g := New(8, errClosed, r.run)
@@ -80,20 +97,7 @@ func TestWaitingCallsGoInOneBatchWithTheirOwnOutcome(t *testing.T) {
 	for p := 1; p <= 6; p++ {
 		go func() { got, err := g.Do(ctx, "q", p); results <- res{p, got, err} }()
 	}
-	// Wait until all six are queued behind the held call.
-	q := g.queue("q")
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		q.mu.Lock()
-		n := len(q.waiting)
-		q.mu.Unlock()
-		if n == 6 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls waiting, want 6", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, g, "q", 6) // all six behind the held call
 	// Release the lone call, then the two batches it leaves (at most 4 each).
 	r.hold <- struct{}{}
 	<-r.entered
@@ -134,16 +138,7 @@ func TestCancelledWaiterIsNotSent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := g.Do(ctx, "q", 2); errc <- err }()
-	q := g.queue("q")
-	for {
-		q.mu.Lock()
-		n := len(q.waiting)
-		q.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, g, "q", 1)
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v, want context.Canceled", err)
@@ -175,16 +170,7 @@ func TestCloseFailsWaitersAndWaitsForFlights(t *testing.T) {
 	<-r.entered
 	waiter := make(chan error, 1)
 	go func() { _, err := g.Do(context.Background(), "q", 2); waiter <- err }()
-	q := g.queue("q")
-	for {
-		q.mu.Lock()
-		n := len(q.waiting)
-		q.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, g, "q", 1)
 	closed := make(chan struct{})
 	go func() { g.Close(); close(closed) }()
 	time.Sleep(10 * time.Millisecond)
