@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -259,4 +260,30 @@ func millis(d time.Duration) int64 {
 		return 0
 	}
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+func init() {
+	broker.Register("redis", openURL)
+	broker.Register("rediss", openURL)
+}
+
+// openURL opens a broker for broker.Open. The query parameter prefix sets
+// Options.Prefix; the others are go-redis's (redis.ParseURL), which rejects
+// unknown ones. The broker pings Redis before it is returned, so a wrong
+// address or password fails at open.
+func openURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
+	q := u.Query()
+	opts := Options{Prefix: q.Get("prefix")}
+	q.Del("prefix")
+	c := *u
+	c.RawQuery = q.Encode()
+	b, err := Open(c.String(), opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Ping(ctx); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -301,4 +303,38 @@ func (b *Broker) inTxSync(ctx context.Context, full bool, fn func(tx *sql.Tx, no
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+func init() { broker.Register("sqlite", openURL) }
+
+// openURL opens a store for broker.Open: sqlite:path or sqlite:///path,
+// with the optional query parameters busy_timeout (a Go duration) and
+// read_conns. The file's directory is created if it does not exist.
+func openURL(_ context.Context, u *url.URL) (broker.Broker, error) {
+	path, err := broker.SQLitePath(u)
+	if err != nil {
+		return nil, err
+	}
+	var opts Options
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		switch k {
+		case "busy_timeout":
+			if opts.BusyTimeout, err = time.ParseDuration(v); err != nil || opts.BusyTimeout <= 0 {
+				return nil, fmt.Errorf("query parameter busy_timeout=%q: want a positive duration such as 5s", v)
+			}
+		case "read_conns":
+			if opts.ReadConns, err = strconv.Atoi(v); err != nil || opts.ReadConns <= 0 {
+				return nil, fmt.Errorf("query parameter read_conns=%q: want a positive integer", v)
+			}
+		default:
+			return nil, fmt.Errorf("unknown query parameter %q (known: busy_timeout, read_conns)", k)
+		}
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create directory of %s: %w", path, err)
+		}
+	}
+	return Open(path, opts)
 }

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
-	"github.com/aibos/worker/internal/brokeropen"
+	"github.com/aibos/worker/broker"
+	_ "github.com/aibos/worker/broker/redisbroker"  // redis:// URLs
+	_ "github.com/aibos/worker/broker/sqlitebroker" // the embedded store
 	"github.com/aibos/worker/retry"
 )
 
@@ -44,7 +46,13 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b, where, err := brokeropen.FromEnv(filepath.Join(dir, "worker.db"))
+	// REDIS_URL (e.g. redis://localhost:6379/2?prefix=aibos:worker) selects
+	// Redis; without it the jobs live in an embedded store in dir.
+	url, where := os.Getenv("REDIS_URL"), "redis"
+	if url == "" {
+		url, where = "sqlite:"+filepath.Join(dir, "worker.db"), "embedded sqlite store"
+	}
+	b, err := broker.Open(ctx, url)
 	if err != nil {
 		return err
 	}
