@@ -41,6 +41,7 @@ type Broker struct {
 	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
 
 	insertCalls atomic.Int64 // insert script calls made, for tests
+	formatOK    atomic.Bool  // the stored format was checked (format.go)
 }
 
 // New returns a Broker on a client the caller owns: Close leaves the client
@@ -103,6 +104,9 @@ func (b *Broker) Ping(ctx context.Context) error {
 		return err
 	}
 	if err := b.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisbroker: ping: %w", err)
+	}
+	if err := b.checkFormat(ctx); err != nil {
 		return fmt.Errorf("redisbroker: ping: %w", err)
 	}
 	return nil

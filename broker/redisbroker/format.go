@@ -1,0 +1,68 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// FormatVersion is the version of the stored layout (keys, bodies, scores,
+// indexes) this package reads and writes. It is kept in <prefix>:format.
+//
+// The upgrade rule: releases that share a FormatVersion mix freely on one
+// Redis (a rolling upgrade needs nothing). A release that changes the layout
+// raises FormatVersion and migrates older data in place the first time it
+// checks the format (Ping; the Manager pings at start); a release finding a
+// newer format refuses to work on it (ErrNewerFormat) rather than misread
+// it. So when the release notes announce a new format, stop the old workers
+// before starting the new ones.
+//
+// Version 1 is the first versioned layout. Data written before versioning
+// (no <prefix>:format key) is format 0 and is migrated to 1.
+const FormatVersion = 1
+
+// ErrNewerFormat: the data was written in a stored format newer than this
+// release reads. Upgrade this worker.
+var ErrNewerFormat = errors.New("redis data is in a newer stored format than this release reads")
+
+// formatKey names the key holding the stored format version. It has no
+// hash tag: it is read and written on its own.
+func formatKey(prefix string) string { return prefix + ":format" }
+
+// formatMigrations upgrade data from format i to i+1, indexed by i. Each is
+// idempotent: a crash half-way is finished by the next run.
+var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
+	0: func(context.Context, *Broker) error { return nil },
+}
+
+// checkFormat makes sure the data is in FormatVersion: it stamps an unused
+// prefix, migrates older data and refuses newer data.
+func (b *Broker) checkFormat(ctx context.Context) error {
+	if b.formatOK.Load() {
+		return nil
+	}
+	key := formatKey(b.prefix)
+	v, err := b.client.Get(ctx, key).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		// Data from before versioning, or nothing yet: both are format 0.
+		v = 0
+	case err != nil:
+		return fmt.Errorf("read stored format %s: %w", key, err)
+	}
+	if v > FormatVersion {
+		return fmt.Errorf("%w: %s is %d, this release reads up to %d", ErrNewerFormat, key, v, FormatVersion)
+	}
+	for ; v < FormatVersion; v++ {
+		if err := formatMigrations[v](ctx, b); err != nil {
+			return fmt.Errorf("migrate stored format %d to %d: %w", v, v+1, err)
+		}
+		if err := b.client.Set(ctx, key, v+1, 0).Err(); err != nil {
+			return fmt.Errorf("record stored format %d: %w", v+1, err)
+		}
+	}
+	b.formatOK.Store(true)
+	return nil
+}
