@@ -70,6 +70,7 @@ var cases = []testCase{
 	{"ScheduleCRUD", testScheduleCRUD},
 	{"JobReschedule", testJobReschedule},
 	{"ConcurrentInserts", testConcurrentInserts},
+	{"LeaderLease", testLeaderLease},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each

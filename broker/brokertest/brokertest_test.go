@@ -52,6 +52,8 @@ var faultCases = map[string]struct {
 	"deleteActive":      {faults{deleteActive: true}, "JobGetDelete"},
 	"ignoreFailMax":     {faults{ignoreFailMax: true}, "FailMaxAttemptsOverride"},
 	"oldestFirstInLine": {faults{oldestFirstInLine: true}, "OldestPending"},
+	"leaderSteal":       {faults{leaderSteal: true}, "LeaderLease"},
+	"leaderExtendNoop":  {faults{leaderExtendNoop: true}, "LeaderLease"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

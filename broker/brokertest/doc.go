@@ -26,6 +26,8 @@
 //     CompleteStoresResult, ConcurrentFetchersNoDuplicates.
 //   - Administration: PauseResume, JobGetDelete, JobList, QueueStats,
 //     QueueList, RetentionRemovesCompleted, ClosedBroker.
+//   - Leader leases (broker.LeaderStore, skipped by brokers without it):
+//     LeaderLease.
 //
 // Time is judged only by the broker's own clock: a job's RunAt, StartedAt,
 // LeaseUntil and FinishedAt, and a probe job's CreatedAt when a case must

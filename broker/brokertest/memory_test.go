@@ -25,6 +25,7 @@ type memBroker struct {
 	token  int64              // the last lease token handed out
 	paused map[string]bool
 	queues map[string]bool
+	leads  map[string]memLeader
 }
 
 type memJob struct {
@@ -62,6 +63,8 @@ type faults struct {
 	dropHeaders       bool // inserts lose their headers
 	deleteActive      bool // JobDelete removes active jobs too
 	ignoreFailMax     bool // JobFail ignores its MaxAttempts override
+	leaderSteal       bool // LeaderAcquire takes a lease another holder has
+	leaderExtendNoop  bool // LeaderAcquire by the holder does not move the expiry
 	oldestFirstInLine bool // OldestPendingAt is the RunAt of the next job to fetch
 }
 
