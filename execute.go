@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/acknowledger"
 )
 
 // start runs one leased job in its own goroutine.
@@ -128,7 +130,7 @@ func (m *Manager) execute(ctx context.Context, r *running) {
 	if p == nil {
 		err = fmt.Errorf("no processor registered for job type %q", job.Type)
 	} else {
-		err = callProcessor(runCtx, p, job)
+		err = callProcessor(runCtx, p, processorCopy(job))
 	}
 	if err != nil && runCtx.Err() != nil {
 		// Say why the context ended (timeout, lease lost, cancel,
@@ -138,6 +140,17 @@ func (m *Manager) execute(ctx context.Context, r *running) {
 		}
 	}
 	m.finish(ctx, r, err, time.Since(began))
+}
+
+// processorCopy returns the job as a processor gets it: its own copy, so
+// that nothing it changes (ID, Queue, LeaseToken, Headers...) reaches the
+// Manager's record, from which the job is acknowledged, logged and
+// reported. Data's bytes are shared, not copied (payloads can be large):
+// the Manager never reads them after the processor starts.
+func processorCopy(job *Job) *Job {
+	c := *job
+	c.Headers = maps.Clone(job.Headers)
+	return &c
 }
 
 // callProcessor runs p, turning a panic into an error with its stack.
@@ -168,10 +181,11 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 		r.mu.Unlock()
 		p := &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}
 		if r.getFinisher() == nil {
-			// Queue the completion and free the slot at once: the ack loop
-			// writes it in its next batch and reports the outcome (see
-			// completed). Shutdown flushes the queue before it returns.
-			m.acks <- &ackRequest{p: p, job: job, took: took}
+			// Queue the completion and free the slot at once: the
+			// acknowledger writes it in its next batch and reports the
+			// outcome (see completed). Shutdown flushes the queue before it
+			// returns.
+			m.acker.Add(acknowledger.Request{Params: p, Done: func(err error) { m.completed(job, took, err) }})
 			return
 		}
 		m.completed(job, took, m.complete(r, p))
@@ -216,13 +230,6 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 	m.notify(ctx, log, job, err, dec, state)
 }
 
-// ackRequest is one completion waiting to be sent in a batch.
-type ackRequest struct {
-	p    *broker.JobCompleteParams
-	job  *Job
-	took time.Duration
-}
-
 // completed logs and reports the outcome of a completion.
 func (m *Manager) completed(job *Job, took time.Duration, ackErr error) {
 	if ackErr != nil {
@@ -236,44 +243,4 @@ func (m *Manager) completed(job *Job, took time.Duration, ackErr error) {
 		m.jobLog(job).Debug("job completed")
 	}
 	m.emit(Event{Kind: EventCompleted, Job: job, Duration: took})
-}
-
-// ackLoop writes completions in batches: whatever has queued up while the
-// previous batch was being written goes in the next one, so batching costs
-// no latency when the Manager is idle and saves round trips when busy. A
-// job's slot is freed as soon as its completion is queued, so the next jobs
-// run while the batch is written. A crash before the write only makes the
-// job run again (at least once).
-func (m *Manager) ackLoop() {
-	defer m.acker.Done()
-	const maxBatch = 256
-	for first := range m.acks {
-		batch := []*ackRequest{first}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case req, ok := <-m.acks:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
-		ps := make([]*broker.JobCompleteParams, len(batch))
-		for i, req := range batch {
-			ps[i] = req.p
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		errs, err := m.b.JobComplete(ctx, ps)
-		cancel()
-		for i, req := range batch {
-			ackErr := err
-			if ackErr == nil && i < len(errs) {
-				ackErr = errs[i]
-			}
-			m.completed(req.job, req.took, ackErr)
-		}
-	}
 }

@@ -44,7 +44,8 @@ func (r *running) getFinisher() Finisher {
 }
 
 // complete acknowledges a finished job through its Finisher. Jobs without
-// one are acknowledged in the Manager's completion batches (ackLoop).
+// one are acknowledged in the Manager's completion batches (package
+// internal/acknowledger).
 func (m *Manager) complete(r *running, p *broker.JobCompleteParams) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

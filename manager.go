@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/acknowledger"
+	"github.com/aibos/worker/internal/heartbeat"
+	"github.com/aibos/worker/internal/maintenance"
 	"github.com/aibos/worker/recovery"
 	"github.com/aibos/worker/retry"
 )
@@ -60,6 +63,14 @@ type ManagerConfig struct {
 	// MaintainInterval is how often expired leases are recovered, due jobs
 	// promoted and retention applied. Defaults to 1s.
 	MaintainInterval time.Duration
+	// MaintainLease is how long one Manager's turn at maintaining a queue
+	// lasts without renewal, when the broker can elect one
+	// (broker.LeaderStore): one Manager per queue maintains it, renewing
+	// every MaintainInterval, and if it dies another takes over within
+	// MaintainLease. Brokers without the capability are maintained by
+	// every Manager. Must exceed MaintainInterval. Defaults to 5 ×
+	// MaintainInterval.
+	MaintainLease time.Duration
 	// ShutdownTimeout is how long Shutdown waits for running jobs before
 	// cancelling them. Defaults to 30s.
 	ShutdownTimeout time.Duration
@@ -116,6 +127,7 @@ func (c *ManagerConfig) withDefaults() error {
 	def(&c.HeartbeatInterval, c.LeaseDuration/3)
 	def(&c.PollInterval, 100*time.Millisecond)
 	def(&c.MaintainInterval, time.Second)
+	def(&c.MaintainLease, 5*c.MaintainInterval)
 	def(&c.ShutdownTimeout, 30*time.Second)
 	def(&c.CompletedMaxAge, 24*time.Hour)
 	if c.CompletedMaxCount == 0 {
@@ -139,6 +151,8 @@ func (c *ManagerConfig) withDefaults() error {
 		return fmt.Errorf("concurrency %d is below 1", c.Concurrency)
 	case c.Timeout < 0 || c.LeaseDuration < 0 || c.PollInterval < 0 || c.MaintainInterval < 0 || c.ShutdownTimeout < 0:
 		return errors.New("timeout, lease duration, poll, maintain and shutdown intervals must not be negative")
+	case c.MaintainLease <= c.MaintainInterval:
+		return fmt.Errorf("maintain lease %v must exceed the maintain interval %v", c.MaintainLease, c.MaintainInterval)
 	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.LeaseDuration:
 		return fmt.Errorf("heartbeat interval %v must be positive and below the lease duration %v", c.HeartbeatInterval, c.LeaseDuration)
 	case c.Prefetch < 0 || c.Prefetch > 10000:
@@ -200,10 +214,12 @@ type Manager struct {
 
 	slotFreed chan struct{}   // signalled when a job finishes
 	stopFetch chan struct{}   // closed to stop fetching
-	stopBG    chan struct{}   // closed to stop heartbeats and maintenance
 	jobBase   context.Context // parent of every job context
 	hardStop  context.CancelCauseFunc
-	acks      chan *ackRequest
+
+	acker *acknowledger.Acknowledger
+	beats *heartbeat.Heartbeater
+	maint *maintenance.Maintainer
 
 	tasks     []func(ctx context.Context) // started at Start; see Go
 	taskCtx   context.Context
@@ -212,8 +228,6 @@ type Manager struct {
 
 	jobs    sync.WaitGroup
 	fetcher sync.WaitGroup
-	bg      sync.WaitGroup
-	acker   sync.WaitGroup
 }
 
 type queueSlot struct {
@@ -241,8 +255,6 @@ func NewManager(b broker.Broker, cfg ManagerConfig) (*Manager, error) {
 		slotFreed: make(chan struct{}, 1),
 		runSem:    make(chan struct{}, cfg.Concurrency),
 		stopFetch: make(chan struct{}),
-		stopBG:    make(chan struct{}),
-		acks:      make(chan *ackRequest, max(256, 2*cfg.Concurrency)),
 	}
 	for _, q := range cfg.Queues {
 		m.queues = append(m.queues, &queueSlot{cfg: q, runSem: make(chan struct{}, q.Concurrency)})
@@ -310,11 +322,12 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.started = true
 	m.jobBase, m.hardStop = context.WithCancelCause(context.WithoutCancel(ctx))
-	m.acker.Add(1)
-	go m.ackLoop()
-	m.bg.Add(2)
-	go m.heartbeatLoop()
-	go m.maintainLoop()
+	m.acker = m.newAcknowledger()
+	m.acker.Start()
+	m.beats = m.newHeartbeater()
+	m.beats.Start()
+	m.maint = m.newMaintainer()
+	m.maint.Start()
 	m.taskCtx, m.stopTasks = context.WithCancel(context.WithoutCancel(ctx))
 	for _, f := range m.tasks {
 		m.runTask(f)
@@ -393,12 +406,13 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		}
 		cancelGrace()
 	}
-	close(m.stopBG)
-	m.bg.Wait()
+	m.beats.Stop()
+	m.maint.Stop()
 	m.taskWG.Wait()
 	if err == nil {
-		close(m.acks)
-		m.acker.Wait()
+		// With processors still running, a late completion could be
+		// queued after the flush; the acknowledger is left running then.
+		m.acker.Stop()
 	}
 	m.hardStop(errShutdown)
 	m.log.Info("worker stopped")

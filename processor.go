@@ -12,7 +12,9 @@ import (
 // returns nil on success. An error is a failed attempt, retried with backoff
 // while attempts are left (see NoRetry and RetryAfter). ctx is cancelled
 // when the job times out, its lease is lost, it is cancelled, or the
-// Manager shuts down hard; processors should return promptly then.
+// Manager shuts down hard; processors should return promptly then. job is
+// the processor's own copy: changing it does not change how the Manager
+// acknowledges, logs or reports the job.
 type Processor interface {
 	Process(ctx context.Context, job *Job) error
 }

@@ -1,0 +1,155 @@
+// Package maintenance runs a Manager's queue housekeeping: the broker's
+// QueueMaintain (lease recovery, promotion of due jobs, TTL expiry,
+// retention) for every queue the Manager serves, on a timer.
+//
+// When the broker is a broker.LeaderStore, each queue is maintained by one
+// Manager at a time: before each round a Maintainer acquires or extends a
+// lease named "maintain.<queue>" and skips the queue while another Manager
+// holds it. A Manager that dies stops extending; its lease expires after
+// LeaseTTL and the next Maintainer to ask takes over, so jobs whose leases
+// expired are still recovered. On Stop the leases held are released, so a
+// graceful shutdown hands maintenance over at once. Without the capability
+// every Maintainer maintains every queue (QueueMaintain is safe to run
+// concurrently, only wasteful).
+package maintenance
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// Config configures a Maintainer.
+type Config struct {
+	// Broker is maintained. Required.
+	Broker broker.Broker
+	// Queues to maintain. Required.
+	Queues []string
+	// Interval between rounds. Required.
+	Interval time.Duration
+	// LeaseTTL is how long leadership of a queue lasts without renewal.
+	// It must exceed Interval: the leader renews once per round.
+	LeaseTTL time.Duration
+	// Holder names this Maintainer in leases (the Manager's worker id).
+	Holder string
+	// Retention is passed to QueueMaintain, with Queue set per queue.
+	Retention broker.QueueMaintainParams
+	// Logger receives errors and leadership changes.
+	Logger *slog.Logger
+	// OpTimeout bounds each broker call. Defaults to 10s.
+	OpTimeout time.Duration
+}
+
+// Maintainer runs QueueMaintain on its queues every Interval. Start it
+// once, then Stop it once.
+type Maintainer struct {
+	cfg     Config
+	leaders broker.LeaderStore // nil: the broker cannot elect
+	leading map[string]bool    // queues whose lease this Maintainer holds; loop only
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// New returns a Maintainer for cfg.
+func New(cfg Config) *Maintainer {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 10 * time.Second
+	}
+	m := &Maintainer{cfg: cfg, leading: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	m.leaders, _ = cfg.Broker.(broker.LeaderStore)
+	return m
+}
+
+// LeaseName is the name of the lease that elects the maintainer of queue.
+func LeaseName(queue string) string { return "maintain." + queue }
+
+// Start runs the first round at once, then one every Interval, in the
+// background.
+func (m *Maintainer) Start() {
+	go m.run()
+}
+
+// Stop ends the loop, waits for a running round to finish, and releases
+// the leases held, so that another Manager takes over without waiting for
+// them to expire.
+func (m *Maintainer) Stop() {
+	close(m.stop)
+	<-m.done
+	if m.leaders == nil {
+		return
+	}
+	for q, held := range m.leading {
+		if !held {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
+		err := m.leaders.LeaderRelease(ctx, m.lease(q))
+		cancel()
+		if err != nil {
+			m.cfg.Logger.Warn("release maintenance lease; another worker takes over when it expires", "queue", q, "err", err)
+		}
+	}
+}
+
+func (m *Maintainer) run() {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		for _, q := range m.cfg.Queues {
+			if m.elected(q) {
+				m.maintain(q)
+			}
+		}
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Maintainer) lease(queue string) *broker.LeaderParams {
+	return &broker.LeaderParams{Name: LeaseName(queue), Holder: m.cfg.Holder, TTL: m.cfg.LeaseTTL}
+}
+
+// elected acquires or extends the queue's lease and reports whether this
+// Maintainer should maintain the queue now. A broker error counts as not
+// elected: the lease may have passed to someone else meanwhile.
+func (m *Maintainer) elected(queue string) bool {
+	if m.leaders == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
+	held, err := m.leaders.LeaderAcquire(ctx, m.lease(queue))
+	cancel()
+	if err != nil {
+		m.cfg.Logger.Error("acquire maintenance lease", "queue", queue, "err", err)
+		held = false
+	}
+	switch {
+	case held && !m.leading[queue]:
+		m.cfg.Logger.Info("maintaining queue for all workers", "queue", queue)
+	case !held && m.leading[queue]:
+		m.cfg.Logger.Info("another worker maintains queue now", "queue", queue)
+	}
+	m.leading[queue] = held
+	return held
+}
+
+func (m *Maintainer) maintain(queue string) {
+	p := m.cfg.Retention
+	p.Queue = queue
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
+	res, err := m.cfg.Broker.QueueMaintain(ctx, &p)
+	cancel()
+	if err != nil {
+		m.cfg.Logger.Error("maintain queue", "queue", queue, "err", err)
+		return
+	}
+	if res.Recovered+res.Dead > 0 {
+		m.cfg.Logger.Warn("recovered jobs with expired leases", "queue", queue, "recovered", res.Recovered, "dead", res.Dead)
+	}
+}

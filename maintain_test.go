@@ -1,0 +1,207 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// errPartitioned is what a spyBroker returns once it plays dead.
+var errPartitioned = errors.New("worker cut off from the broker (test)")
+
+// spyBroker is a real broker seen by one Manager: it counts that Manager's
+// QueueMaintain calls and, once dead is set, fails every lease, leader and
+// maintenance call as a worker cut off from the broker would, so that its
+// job leases and its maintenance lease are neither extended nor released.
+type spyBroker struct {
+	broker.Broker
+	leaders   broker.LeaderStore // nil: hide the capability
+	maintains atomic.Int64
+	dead      atomic.Bool
+}
+
+func (s *spyBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParams) (*broker.QueueMaintainResult, error) {
+	if s.dead.Load() {
+		return nil, errPartitioned
+	}
+	s.maintains.Add(1)
+	return s.Broker.QueueMaintain(ctx, p)
+}
+
+func (s *spyBroker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	if s.dead.Load() {
+		return nil, errPartitioned
+	}
+	return s.Broker.JobFetch(ctx, p)
+}
+
+func (s *spyBroker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams, d time.Duration) ([]error, error) {
+	if s.dead.Load() {
+		return nil, errPartitioned
+	}
+	return s.Broker.JobLeaseExtend(ctx, ps, d)
+}
+
+func (s *spyBroker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error {
+	if s.dead.Load() {
+		return errPartitioned
+	}
+	return s.Broker.JobRelease(ctx, p)
+}
+
+func (s *spyBroker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
+	if s.dead.Load() {
+		return "", errPartitioned
+	}
+	return s.Broker.JobFail(ctx, p)
+}
+
+func (s *spyBroker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams) ([]error, error) {
+	if s.dead.Load() {
+		return nil, errPartitioned
+	}
+	return s.Broker.JobComplete(ctx, ps)
+}
+
+// leaderSpy is a spyBroker that keeps the LeaderStore capability.
+type leaderSpy struct{ *spyBroker }
+
+func (s leaderSpy) LeaderAcquire(ctx context.Context, p *broker.LeaderParams) (bool, error) {
+	if s.dead.Load() {
+		return false, errPartitioned
+	}
+	return s.leaders.LeaderAcquire(ctx, p)
+}
+
+func (s leaderSpy) LeaderRelease(ctx context.Context, p *broker.LeaderParams) error {
+	if s.dead.Load() {
+		return errPartitioned
+	}
+	return s.leaders.LeaderRelease(ctx, p)
+}
+
+// leaderConfig is fastConfig with a maintenance lease long enough that a
+// busy test machine does not pass leadership around by itself.
+func leaderConfig() worker.ManagerConfig {
+	cfg := fastConfig()
+	cfg.MaintainInterval = 50 * time.Millisecond
+	cfg.MaintainLease = time.Second
+	cfg.LeaseDuration = 600 * time.Millisecond
+	cfg.HeartbeatInterval = 200 * time.Millisecond
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	return cfg
+}
+
+// TestMaintenanceRunsOnOneManagerWithFailover: of three Managers on one
+// queue exactly one runs QueueMaintain. When it is cut off from the broker
+// (it neither extends nor releases its leases) and shut down, another takes
+// over once its maintenance lease expires and recovers the job it was
+// running, which then completes: no job is lost. Then again exactly one
+// Manager maintains.
+func TestMaintenanceRunsOnOneManagerWithFailover(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ls, ok := b.(broker.LeaderStore)
+		if !ok {
+			t.Fatalf("%T does not implement broker.LeaderStore", b)
+		}
+		c := newClient(t, b)
+		started := make(chan string, 1)
+		process := func(ctx context.Context, j *worker.Job) error {
+			if j.Attempt == 1 {
+				started <- j.ID
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}
+		spies := make([]*spyBroker, 3)
+		managers := make([]*worker.Manager, 3)
+		for i := range spies {
+			spies[i] = &spyBroker{Broker: b, leaders: ls}
+			cfg := leaderConfig()
+			cfg.WorkerID = fmt.Sprintf("manager-%d", i)
+			managers[i] = newManager(t, leaderSpy{spies[i]}, cfg)
+			if err := managers[i].HandleFunc("work", process); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first Manager starts alone, so it is elected, and it takes
+		// the job that is about to be orphaned.
+		job := add(t, c, "default", worker.JobSpec{Type: "work", MaxAttempts: 3})
+		startManager(t, managers[0])
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first Manager did not start the job within 10s")
+		}
+		waitFor(t, 10*time.Second, "the first Manager to maintain", func() bool { return spies[0].maintains.Load() > 0 })
+		startManager(t, managers[1])
+		startManager(t, managers[2])
+		onlyOneMaintains(t, spies)
+		if spies[0].maintains.Load() == 0 {
+			t.Fatal("the first Manager lost the election it won alone")
+		}
+
+		spies[0].dead.Store(true)
+		if err := managers[0].Shutdown(context.Background()); err != nil {
+			t.Fatalf("shut down the cut-off Manager: %v", err)
+		}
+		got := waitState(t, c, "default", job.ID, worker.StateCompleted)
+		if got.Attempt != 2 {
+			t.Fatalf("the orphaned job completed at attempt %d, want 2 (recovered once)", got.Attempt)
+		}
+		onlyOneMaintains(t, spies[1:])
+	})
+}
+
+// onlyOneMaintains waits until one of spies has maintained 10 more times
+// and fails if any other maintained meanwhile.
+func onlyOneMaintains(t *testing.T, spies []*spyBroker) {
+	t.Helper()
+	base := make([]int64, len(spies))
+	for i, s := range spies {
+		base[i] = s.maintains.Load()
+	}
+	grew := func(i int) int64 { return spies[i].maintains.Load() - base[i] }
+	waitFor(t, 10*time.Second, "one Manager to maintain 10 times", func() bool {
+		for i := range spies {
+			if grew(i) >= 10 {
+				return true
+			}
+		}
+		return false
+	})
+	busy := 0
+	for i := range spies {
+		if grew(i) > 0 {
+			busy++
+		}
+	}
+	if busy != 1 {
+		counts := make([]int64, len(spies))
+		for i := range spies {
+			counts[i] = grew(i)
+		}
+		t.Fatalf("QueueMaintain calls per Manager over the same rounds: %v; want exactly one Manager maintaining", counts)
+	}
+}
+
+// TestMaintenanceWithoutLeaderStoreRunsEverywhere: a broker that cannot
+// elect is maintained by every Manager, as before.
+func TestMaintenanceWithoutLeaderStoreRunsEverywhere(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		spies := []*spyBroker{{Broker: b}, {Broker: b}}
+		for _, s := range spies {
+			startManager(t, newManager(t, s, leaderConfig()))
+		}
+		waitFor(t, 10*time.Second, "both Managers to maintain", func() bool {
+			return spies[0].maintains.Load() >= 3 && spies[1].maintains.Load() >= 3
+		})
+	})
+}
