@@ -3,9 +3,11 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/retry"
 )
 
 // Sentinel errors, re-exported from package broker. Test with errors.Is.
@@ -30,20 +32,38 @@ type InvalidError = broker.InvalidError
 type JobError struct {
 	JobID string
 	Type  string
+	// Queue, when set, is the queue the job was being added to or read
+	// from.
+	Queue string
 	Op    string // what was being done: "add", "get", "cancel", "process", …
 	Err   error
 }
 
+// Error says what was being done to which job, then why it failed. A job
+// being added names its id only if the caller chose it: a generated id was
+// never stored, so it would point at nothing.
 func (e *JobError) Error() string {
+	var b strings.Builder
+	b.WriteString("worker: ")
+	b.WriteString(e.Op)
+	b.WriteString(" job")
 	switch {
 	case e.JobID != "" && e.Type != "":
-		return fmt.Sprintf("worker: %s job %s (%s): %v", e.Op, e.JobID, e.Type, e.Err)
+		fmt.Fprintf(&b, " %s (%s)", e.JobID, e.Type)
 	case e.JobID != "":
-		return fmt.Sprintf("worker: %s job %s: %v", e.Op, e.JobID, e.Err)
+		fmt.Fprintf(&b, " %s", e.JobID)
 	case e.Type != "":
-		return fmt.Sprintf("worker: %s job of type %q: %v", e.Op, e.Type, e.Err)
+		fmt.Fprintf(&b, " of type %q", e.Type)
 	}
-	return fmt.Sprintf("worker: %s job: %v", e.Op, e.Err)
+	if e.Queue != "" {
+		prep := "in"
+		if e.Op == "add" {
+			prep = "to"
+		}
+		fmt.Fprintf(&b, " %s %q", prep, e.Queue)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
 }
 
 // Unwrap returns the cause.
@@ -77,21 +97,12 @@ func (e *WorkerError) Error() string {
 // Unwrap returns the cause.
 func (e *WorkerError) Unwrap() error { return e.Err }
 
-// noRetryError marks a processor error that must not be retried.
-type noRetryError struct{ err error }
-
-func (e *noRetryError) Error() string { return e.err.Error() }
-func (e *noRetryError) Unwrap() error { return e.err }
-
 // NoRetry wraps err so that the Manager moves the job to dead at once,
 // whatever attempts are left (for errors a retry cannot fix, such as a
-// malformed payload).
-func NoRetry(err error) error {
-	if err == nil {
-		err = errors.New("no retry")
-	}
-	return &noRetryError{err}
-}
+// malformed payload). It is retry.NoRetry: the same marker stops
+// retry.Manager.Retry and makes a recovery.Policy fail the job, so there is
+// one way to say "do not retry". NoRetry(nil) is an error too.
+func NoRetry(err error) error { return retry.NoRetry(err) }
 
 // retryAfterError asks for a retry after a given delay.
 type retryAfterError struct {
@@ -113,4 +124,25 @@ func RetryAfter(d time.Duration, err error) error {
 		d = 0
 	}
 	return &retryAfterError{err: err, delay: d}
+}
+
+// rejection returns the part of a broker error that says why a job was
+// refused (a *DuplicateError, an *InvalidError, or the queue-full reason),
+// without the broker's own account of what it was doing: the worker's
+// error says that, once. Other errors (the broker is down or closed) are
+// returned whole.
+func rejection(err error) error {
+	for _, target := range []error{ErrDuplicate, ErrInvalidJob, ErrQueueFull} {
+		if !errors.Is(err, target) {
+			continue
+		}
+		for {
+			next := errors.Unwrap(err)
+			if next == nil || next == target || !errors.Is(next, target) {
+				return err
+			}
+			err = next
+		}
+	}
+	return err
 }

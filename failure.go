@@ -8,6 +8,7 @@ import (
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/recovery"
+	"github.com/aibos/worker/retry"
 )
 
 // failParams decides how a failed attempt is recorded. NoRetry and
@@ -22,10 +23,9 @@ func (m *Manager) failParams(r *running, err error) (*broker.JobFailParams, *rec
 		d := m.cfg.Recovery.Decide(err)
 		dec = &d
 	}
-	var nr *noRetryError
 	var ra *retryAfterError
 	switch {
-	case errors.As(err, &nr):
+	case retry.IsNoRetry(err):
 		fp.Discard = true
 	case errors.As(err, &ra):
 		fp.RetryDelay = ra.delay

@@ -7,8 +7,10 @@
 // A processor classifies an error by returning Classify(class, err), or any
 // error whose chain holds a value with an ErrorType() string method.
 // Unclassified errors get the Policy's Default (retry with the Manager's
-// backoff and the job's own attempts). worker.NoRetry and worker.RetryAfter
-// take precedence over any strategy.
+// backoff and the job's own attempts). An error marked retry.NoRetry (the
+// same marker as worker.NoRetry) is failed whatever its strategy says, and
+// still notified if the strategy notifies; worker.RetryAfter takes
+// precedence over any strategy in the Manager.
 //
 // Wire a Policy into a Manager with worker.ManagerConfig.Recovery.
 package recovery
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/retry"
 )
 
 // The seed's error classes. Any string works as a class; these are the
@@ -128,7 +131,8 @@ type Decision struct {
 	Matched bool
 }
 
-// Decide classifies err and returns the strategy for it.
+// Decide classifies err and returns the strategy for it. For an error
+// marked retry.NoRetry the strategy's Action is Fail, whatever the class.
 func (p *Policy) Decide(err error) Decision {
 	class := ErrorType(err)
 	d := Decision{Class: class, Strategy: p.Default}
@@ -142,6 +146,9 @@ func (p *Policy) Decide(err error) Decision {
 	}
 	if d.Strategy.Action == "" {
 		d.Strategy.Action = Retry
+	}
+	if retry.IsNoRetry(err) {
+		d.Strategy.Action = Fail
 	}
 	return d
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/aibos/worker/retry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -45,6 +47,10 @@ func TestDecide(t *testing.T) {
 		{"fail and notify", Classify(BusinessLogicError, errors.New("negative total")), BusinessLogicError, Fail, 0, 0, true, true},
 		{"unknown class", Classify("CosmicRay", errors.New("flip")), "CosmicRay", Retry, 0, 0, false, false},
 		{"unclassified", errors.New("plain"), "", Retry, 0, 0, false, false},
+		// retry.NoRetry (= worker.NoRetry) fails whatever the class says.
+		{"no retry, classified", retry.NoRetry(Classify(NetworkError, errors.New("reset"))), NetworkError, Fail, 10, 5 * time.Second, false, true},
+		{"classified, then no retry", Classify(DatabaseError, retry.NoRetry(errors.New("bad row"))), DatabaseError, Fail, 5, 2 * time.Second, false, true},
+		{"no retry, wrapped", fmt.Errorf("load: %w", retry.NoRetry(errors.New("bad"))), "", Fail, 0, 0, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

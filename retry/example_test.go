@@ -56,13 +56,15 @@ func ExampleManager_Retry_givingUp() {
 	// is the last error: true
 }
 
-// A Permanent error stops the retries at once and is returned unwrapped.
-func ExamplePermanent() {
+// An error marked NoRetry stops the retries at once and is returned
+// unwrapped. worker.NoRetry is the same marker, so one helper can serve
+// both a processor and a retried call.
+func ExampleNoRetry() {
 	m := retry.Manager{Sleep: func(ctx context.Context, d time.Duration) error { return nil }}
 	calls := 0
 	err := m.Retry(context.Background(), func(ctx context.Context) error {
 		calls++
-		return retry.Permanent(errors.New("invoice not found"))
+		return retry.NoRetry(errors.New("invoice not found"))
 	})
 	fmt.Println(err, "- calls:", calls)
 	// Output:

@@ -19,32 +19,10 @@ type Manager struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// permanentError marks an error that no retry can fix.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// Permanent wraps err so that Manager.Retry stops at once and returns it.
-// Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
-
-// IsPermanent reports whether err, or an error it wraps, was marked by
-// Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
-
-// Retry calls fn until it returns nil, returns a Permanent error, or
-// Policy.MaxAttempts calls have failed; between calls it waits
-// Policy.Delay(n). It returns nil on success, else the last error (for a
-// Permanent error, the error it wraps). If ctx is done before or between
+// Retry calls fn until it returns nil, returns an error marked by NoRetry,
+// or Policy.MaxAttempts calls have failed; between calls it waits
+// Policy.Delay(n). It returns nil on success, else the last error (for an
+// error NoRetry returned unwrapped, the error it marks). If ctx is done before or between
 // attempts, Retry returns at once with ctx's error joined with the last
 // error of fn; fn itself receives ctx and should honour it.
 func (m *Manager) Retry(ctx context.Context, fn func(ctx context.Context) error) error {
@@ -65,11 +43,10 @@ func (m *Manager) Retry(ctx context.Context, fn func(ctx context.Context) error)
 		if last == nil {
 			return nil
 		}
-		var perm *permanentError
-		if errors.As(last, &perm) {
-			if last == error(perm) {
-				return perm.err
-			}
+		if nr, ok := last.(*noRetryError); ok {
+			return nr.err
+		}
+		if IsNoRetry(last) {
 			return last
 		}
 		if n >= p.MaxAttempts {

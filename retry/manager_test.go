@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -51,17 +52,38 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	}
 }
 
-func TestRetryStopsOnPermanent(t *testing.T) {
-	fs := &fakeSleep{}
-	m := &Manager{Policy: Policy{MaxAttempts: 10}, Sleep: fs.sleep}
+func TestRetryStopsOnNoRetry(t *testing.T) {
 	bad := errors.New("malformed input")
-	calls := 0
-	err := m.Retry(context.Background(), func(context.Context) error { calls++; return Permanent(bad) })
-	if err != bad || calls != 1 || len(fs.delays) != 0 {
-		t.Fatalf("Retry = %v after %d calls; want the wrapped error after 1 call and no sleep", err, calls)
+	for _, c := range []struct {
+		name string
+		err  error
+		want error // what Retry returns
+	}{
+		{"marked", NoRetry(bad), bad},
+		{"marked, then wrapped", fmt.Errorf("load invoice: %w", NoRetry(bad)), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := &fakeSleep{}
+			m := &Manager{Policy: Policy{MaxAttempts: 10}, Sleep: fs.sleep}
+			calls := 0
+			err := m.Retry(context.Background(), func(context.Context) error { calls++; return c.err })
+			want := c.want
+			if want == nil {
+				want = c.err
+			}
+			if err != want || calls != 1 || len(fs.delays) != 0 {
+				t.Fatalf("Retry = %v after %d calls and %d sleeps; want %v after 1 call and no sleep", err, calls, len(fs.delays), want)
+			}
+			if !errors.Is(err, bad) {
+				t.Fatalf("Retry = %v, which does not wrap the cause", err)
+			}
+		})
 	}
-	if !IsPermanent(Permanent(bad)) || IsPermanent(bad) || Permanent(nil) != nil {
-		t.Fatal("IsPermanent / Permanent(nil) misbehave")
+	if !IsNoRetry(NoRetry(bad)) || !IsNoRetry(fmt.Errorf("x: %w", NoRetry(bad))) || IsNoRetry(bad) || IsNoRetry(nil) {
+		t.Fatal("IsNoRetry misjudges marked, wrapped or plain errors")
+	}
+	if err := NoRetry(nil); err == nil || !IsNoRetry(err) || err.Error() != "no retry" {
+		t.Fatalf("NoRetry(nil) = %v, want a marked error saying \"no retry\"", err)
 	}
 }
 
