@@ -34,7 +34,7 @@ func ExampleWorkerMetrics_GetMetrics() {
 	defer b.Close()
 	ctx := context.Background()
 
-	wm := metrics.New(metrics.Options{Broker: b})
+	wm := metrics.New(metrics.Config{Broker: b})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(wm) // serve reg with promhttp.HandlerFor in a real worker
 

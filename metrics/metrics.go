@@ -4,13 +4,13 @@
 //
 // Wiring:
 //
-//	wm := metrics.New(metrics.Options{Broker: b})
+//	wm := metrics.New(metrics.Config{Broker: b})
 //	cfg.OnEvent = wm.Observe
 //	m, _ := worker.NewManager(b, cfg)
 //	wm.Attach(m)
 //	reg.MustRegister(wm)
 //
-// Counters (labels queue and type; tenant only with Options.TenantLabel):
+// Counters (labels queue and type; tenant only with Config.TenantLabel):
 //
 //	<ns>_jobs_processed_total   attempts that ran to an outcome: completed + failed
 //	<ns>_jobs_completed_total   attempts that succeeded
@@ -48,8 +48,8 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
-// Options configures WorkerMetrics.
-type Options struct {
+// Config configures WorkerMetrics. The zero value works.
+type Config struct {
 	// Namespace prefixes every metric name. Defaults to "aibos_worker".
 	Namespace string
 	// Broker is read at scrape time for the queue gauges. Without it the
@@ -72,7 +72,7 @@ type Options struct {
 // is a prometheus.Collector; register it with a Registry. Safe for
 // concurrent use.
 type WorkerMetrics struct {
-	opts   Options
+	cfg    Config
 	tenant bool
 
 	processed, completed, failed, retried, dead *prometheus.CounterVec
@@ -86,22 +86,22 @@ type WorkerMetrics struct {
 	sum     time.Duration // processing time of the attempts counted in totals
 }
 
-// New returns WorkerMetrics with opts.
-func New(opts Options) *WorkerMetrics {
-	if opts.Namespace == "" {
-		opts.Namespace = "aibos_worker"
+// New returns WorkerMetrics configured by cfg.
+func New(cfg Config) *WorkerMetrics {
+	if cfg.Namespace == "" {
+		cfg.Namespace = "aibos_worker"
 	}
-	if opts.Buckets == nil {
-		opts.Buckets = prometheus.DefBuckets
+	if cfg.Buckets == nil {
+		cfg.Buckets = prometheus.DefBuckets
 	}
-	if opts.ScrapeTimeout <= 0 {
-		opts.ScrapeTimeout = 5 * time.Second
+	if cfg.ScrapeTimeout <= 0 {
+		cfg.ScrapeTimeout = 5 * time.Second
 	}
 	labels := []string{"queue", "type"}
-	if opts.TenantLabel {
+	if cfg.TenantLabel {
 		labels = append(labels, "tenant_id")
 	}
-	ns := opts.Namespace
+	ns := cfg.Namespace
 	counter := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
 	}
@@ -109,15 +109,15 @@ func New(opts Options) *WorkerMetrics {
 		return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name), help, labels, nil)
 	}
 	return &WorkerMetrics{
-		opts:      opts,
-		tenant:    opts.TenantLabel,
+		cfg:       cfg,
+		tenant:    cfg.TenantLabel,
 		processed: counter("jobs_processed_total", "Job attempts that ran to an outcome (completed or failed)."),
 		completed: counter("jobs_completed_total", "Job attempts that completed successfully."),
 		failed:    counter("jobs_failed_total", "Job attempts that failed (retried or dead)."),
 		retried:   counter("jobs_retried_total", "Failed job attempts scheduled for another try."),
 		dead:      counter("jobs_dead_total", "Failed job attempts that left the job dead."),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "job_processing_seconds",
-			Help: "Processor run time of job attempts that ran to an outcome.", Buckets: opts.Buckets}, labels),
+			Help: "Processor run time of job attempts that ran to an outcome.", Buckets: cfg.Buckets}, labels),
 		queueJobs:   gauge("queue_jobs", "Jobs in a queue by state, read from the broker at scrape time.", "queue", "state"),
 		oldestAge:   gauge("queue_oldest_pending_age_seconds", "How long the longest-waiting pending job has been due; 0 when none is pending.", "queue"),
 		paused:      gauge("queue_paused", "1 while the queue is paused.", "queue"),
@@ -129,7 +129,7 @@ func New(opts Options) *WorkerMetrics {
 }
 
 // Attach sets the Manager whose utilization is reported (and whose queues
-// are, unless Options.Queues is set). Call it once the Manager exists.
+// are, unless Config.Queues is set). Call it once the Manager exists.
 func (w *WorkerMetrics) Attach(m *worker.Manager) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -202,10 +202,10 @@ func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(w.concurrency, prometheus.GaugeValue, float64(conc))
 		ch <- prometheus.MustNewConstMetric(w.utilization, prometheus.GaugeValue, utilization(busy, conc))
 	}
-	if w.opts.Broker == nil {
+	if w.cfg.Broker == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.opts.ScrapeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ScrapeTimeout)
 	defer cancel()
 	stats, err := w.queueStats(ctx)
 	up := 1.0
@@ -254,8 +254,8 @@ func oldestAge(st *broker.QueueStats, now time.Time) time.Duration {
 
 // queues returns the queue names to report.
 func (w *WorkerMetrics) queues(ctx context.Context) ([]string, error) {
-	if len(w.opts.Queues) > 0 {
-		return w.opts.Queues, nil
+	if len(w.cfg.Queues) > 0 {
+		return w.cfg.Queues, nil
 	}
 	w.mu.Lock()
 	m := w.manager
@@ -267,7 +267,7 @@ func (w *WorkerMetrics) queues(ctx context.Context) ([]string, error) {
 		}
 		return names, nil
 	}
-	names, err := w.opts.Broker.QueueList(ctx)
+	names, err := w.cfg.Broker.QueueList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
 	}
@@ -284,7 +284,7 @@ func (w *WorkerMetrics) queueStats(ctx context.Context) ([]*broker.QueueStats, e
 	var out []*broker.QueueStats
 	var first error
 	for _, q := range names {
-		st, err := w.opts.Broker.QueueStats(ctx, q)
+		st, err := w.cfg.Broker.QueueStats(ctx, q)
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("stats of queue %q: %w", q, err)

@@ -88,7 +88,7 @@ func TestMetricsScrapedAfterKnownJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wm := metrics.New(metrics.Options{Broker: b, Queues: []string{"default", "backlog"}})
+	wm := metrics.New(metrics.Config{Broker: b, Queues: []string{"default", "backlog"}})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(wm)
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))

@@ -45,7 +45,7 @@ func (w *WorkerMetrics) GetMetrics(ctx context.Context) (*Snapshot, error) {
 	if busy, conc, ok := w.load(); ok {
 		s.Busy, s.Concurrency, s.Utilization = busy, conc, utilization(busy, conc)
 	}
-	if w.opts.Broker == nil {
+	if w.cfg.Broker == nil {
 		return &s, nil
 	}
 	stats, err := w.queueStats(ctx)
