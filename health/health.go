@@ -173,8 +173,10 @@ func Ping(b broker.Broker) Check {
 	}}
 }
 
-// QueueLength is unhealthy when more than threshold jobs wait (pending +
-// scheduled) in queue: the seed's queue-health check.
+// QueueLength is unhealthy when more than threshold jobs wait in queue:
+// the seed's queue-health check. Waiting jobs are pending plus scheduled
+// ones (delayed, or waiting to retry), as Client.Length counts them;
+// running (active) and finished jobs are not counted.
 func QueueLength(b broker.Broker, queue string, threshold int64) Check {
 	return Check{Name: "queue:" + queue, Run: func(ctx context.Context) error {
 		st, err := b.QueueStats(ctx, queue)
