@@ -86,7 +86,7 @@ func (c *Client) checkQueue(op, queue string) error {
 		return &QueueError{Queue: queue, Op: op, Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
 	}
 	if len(c.cfg.Queues) > 0 && !slices.Contains(c.cfg.Queues, queue) {
-		return &QueueError{Queue: queue, Op: op, Err: fmt.Errorf("%w: unknown queue %q (configured queues: %v)", ErrInvalidJob, queue, c.cfg.Queues)}
+		return &QueueError{Queue: queue, Op: op, Err: fmt.Errorf("%w: unknown queue (configured: %v)", ErrInvalidJob, c.cfg.Queues)}
 	}
 	return nil
 }
@@ -170,13 +170,14 @@ func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (*Job, err
 	if err := c.checkQueue("add to", queue); err != nil {
 		return nil, err
 	}
+	// Errors name spec.ID, not p.ID: a generated id was never stored.
 	p, err := c.params(queue, &spec, nil)
 	if err != nil {
-		return nil, &JobError{JobID: spec.ID, Type: spec.Type, Op: "add", Err: err}
+		return nil, &JobError{JobID: spec.ID, Type: spec.Type, Queue: queue, Op: "add", Err: err}
 	}
 	job, err := c.b.JobInsert(ctx, p)
 	if err != nil {
-		return nil, &JobError{JobID: p.ID, Type: p.Type, Op: "add", Err: err}
+		return nil, &JobError{JobID: spec.ID, Type: spec.Type, Queue: queue, Op: "add", Err: rejection(err)}
 	}
 	return job, nil
 }

@@ -28,7 +28,7 @@ func TestClientRejectsBadInputAndWritesNothing(t *testing.T) {
 			want        string // in the message
 		}{
 			{"empty queue", "", worker.JobSpec{Type: "x"}, "queue name is empty"},
-			{"unknown queue", "payroll", worker.JobSpec{Type: "x"}, `unknown queue "payroll"`},
+			{"unknown queue", "payroll", worker.JobSpec{Type: "x"}, `add to queue "payroll": invalid job: unknown queue (configured: [invoices])`},
 			{"empty type", "invoices", worker.JobSpec{}, "type is empty"},
 			{"negative delay", "invoices", worker.JobSpec{Type: "x", Delay: -time.Second}, "delay: -1s is negative"},
 			{"invalid json", "invoices", worker.JobSpec{Type: "x", Data: json.RawMessage(`{"a":`)}, "not valid JSON"},

@@ -37,11 +37,13 @@ type DuplicateError struct {
 	UniqueKey  string // empty when the id itself collided
 }
 
+// Error says what is taken and by whom. It leaves the queue out: the
+// error that wraps it (the insert that was refused) names it.
 func (e *DuplicateError) Error() string {
 	if e.UniqueKey != "" {
-		return fmt.Sprintf("duplicate job: unique key %q in queue %q is held by job %s", e.UniqueKey, e.Queue, e.ExistingID)
+		return fmt.Sprintf("duplicate: unique key %q is held by job %s", e.UniqueKey, e.ExistingID)
 	}
-	return fmt.Sprintf("duplicate job: job id %s already exists in queue %q", e.ExistingID, e.Queue)
+	return fmt.Sprintf("duplicate: job id %s already exists", e.ExistingID)
 }
 
 // Is makes errors.Is(err, ErrDuplicate) true.

@@ -32,7 +32,8 @@ func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*bro
 	}
 	job, err := b.inserts.Do(ctx, p.Queue, p)
 	if err != nil {
-		return nil, fmt.Errorf("redisbroker: insert job %s into %q: %w", p.ID, p.Queue, err)
+		// No job id: it may be a generated one that was never stored.
+		return nil, fmt.Errorf("redisbroker: insert job into %q: %w", p.Queue, err)
 	}
 	return job, nil
 }
@@ -116,7 +117,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 		i := int(num(arr, 1)) - 1
 		rej := rejection(queue, st, str(arr, 2), str(arr, 3))
 		if len(ps) > 1 && i >= 0 && i < len(ps) {
-			return nil, nil, fmt.Errorf("job %s at index %d: %w", ps[i].ID, i, rej)
+			return nil, nil, fmt.Errorf("job at index %d: %w", i, rej)
 		}
 		return nil, nil, rej
 	}
