@@ -16,27 +16,14 @@ func (m *Manager) newAcknowledger() *acknowledger.Acknowledger {
 	return acknowledger.New(m.b, max(256, 2*m.cfg.Concurrency))
 }
 
-// newHeartbeater extends the leases of every leased job, running or
-// waiting for a slot. A job whose lease was lost has its context cancelled
-// with ErrLeaseLost.
+// newHeartbeater extends the leases of the executor's jobs.
 func (m *Manager) newHeartbeater() *heartbeat.Heartbeater {
 	return heartbeat.New(heartbeat.Config{
 		Broker:        m.b,
 		Interval:      m.cfg.HeartbeatInterval,
 		LeaseDuration: m.cfg.LeaseDuration,
 		Logger:        m.log,
-		Leases: func() []heartbeat.Lease {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			ls := make([]heartbeat.Lease, 0, len(m.inflight))
-			for r := range m.inflight {
-				ls = append(ls, heartbeat.Lease{Params: r.lease(), Lost: func(err error) {
-					m.jobLog(r.job).Warn("lease lost; cancelling job", "err", err)
-					r.cancel(broker.ErrLeaseLost)
-				}})
-			}
-			return ls
-		},
+		Leases:        m.exec.leases,
 	})
 }
 

@@ -7,102 +7,183 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/acknowledger"
+	"github.com/aibos/worker/internal/heartbeat"
 )
 
-// start runs one leased job in its own goroutine.
-func (m *Manager) start(q *queueSlot, job *Job) {
-	ctx, cancel := context.WithCancelCause(m.jobBase)
+// executor runs the jobs the fetcher leased, each in its own goroutine,
+// within the run slots of its queue and of the Manager, and has the Manager
+// report each outcome (finish). With Prefetch, leased jobs wait here for a
+// slot in fetch order; one that has not started when fetching stops is
+// handed back. The Manager starts one per Start; its jobs' counts (and the
+// Manager's slot counts) are guarded by the Manager's mutex.
+type executor struct {
+	m *Manager
+	// stopped is closed when fetching stops: jobs still waiting for a
+	// slot give up.
+	stopped  <-chan struct{}
+	base     context.Context // parent of every job context
+	hardStop context.CancelCauseFunc
+	runSem   chan struct{} // a token per running job of the Manager
+	jobs     sync.WaitGroup
+
+	inflight map[*running]struct{} // leased jobs, running or waiting; m.mu
+	running  int                   // jobs whose processor is running; m.mu
+}
+
+// newExecutor returns an executor whose job contexts descend from ctx's
+// values but not its cancellation: only stopHard ends them early.
+func newExecutor(m *Manager, ctx context.Context, stopped <-chan struct{}) *executor {
+	e := &executor{m: m, stopped: stopped, runSem: make(chan struct{}, m.cfg.Concurrency), inflight: map[*running]struct{}{}}
+	e.base, e.hardStop = context.WithCancelCause(context.WithoutCancel(ctx))
+	return e
+}
+
+// run runs one leased job of q in its own goroutine. The caller has
+// counted it in m.busy and q.busy; run uncounts it when the job is done.
+func (e *executor) run(q *queueSlot, job *Job) {
+	m := e.m
+	ctx, cancel := context.WithCancelCause(e.base)
 	r := &running{job: job, cancel: cancel, m: m}
 	// With Prefetch, jobs of a queue take run slots in fetch order: each
 	// waits for the one fetched before it to have its slot. Without, a
 	// slot is always free and no job waits.
 	var prev, turn chan struct{}
 	m.mu.Lock()
-	m.inflight[r] = struct{}{}
+	e.inflight[r] = struct{}{}
 	if m.cfg.Prefetch > 0 {
 		turn = make(chan struct{})
 		prev, q.lastTurn = q.lastTurn, turn
 	}
 	m.mu.Unlock()
-	m.jobs.Add(1)
+	e.jobs.Add(1)
 	go func() {
-		defer m.jobs.Done()
-		defer m.done(q, r)
-		ok := m.acquireRun(q, prev)
+		defer e.jobs.Done()
+		defer e.done(q, r)
+		ok := e.acquireRun(q, prev)
 		if turn != nil {
 			close(turn)
 		}
 		if !ok {
-			m.handBackUnstarted(r)
+			e.handBackUnstarted(r)
 			return
 		}
-		defer m.releaseRun(q)
-		m.execute(ctx, r)
+		defer e.releaseRun(q)
+		e.execute(ctx, r)
 	}()
 }
 
 // acquireRun waits for its turn (prev closed) and for a run slot of the
-// queue and of the Manager (only prefetched jobs ever wait). It gives up when fetching stops: a job that
-// has not started by then is handed back rather than started.
-func (m *Manager) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
+// queue and of the Manager (only prefetched jobs ever wait). It gives up
+// when fetching stops: a job that has not started by then is handed back
+// rather than started.
+func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
 	if prev != nil {
 		select {
 		case <-prev:
-		case <-m.stopFetch:
+		case <-e.stopped:
 			return false
 		}
 	}
 	select {
 	case q.runSem <- struct{}{}:
-	case <-m.stopFetch:
+	case <-e.stopped:
 		return false
 	}
 	select {
-	case m.runSem <- struct{}{}:
-	case <-m.stopFetch:
+	case e.runSem <- struct{}{}:
+	case <-e.stopped:
 		<-q.runSem
 		return false
 	}
-	m.mu.Lock()
-	m.running++
-	m.mu.Unlock()
+	e.m.mu.Lock()
+	e.running++
+	e.m.mu.Unlock()
 	return true
 }
 
-func (m *Manager) releaseRun(q *queueSlot) {
-	m.mu.Lock()
-	m.running--
-	m.mu.Unlock()
-	<-m.runSem
+func (e *executor) releaseRun(q *queueSlot) {
+	e.m.mu.Lock()
+	e.running--
+	e.m.mu.Unlock()
+	<-e.runSem
 	<-q.runSem
 }
 
 // handBackUnstarted returns a prefetched job that never started.
-func (m *Manager) handBackUnstarted(r *running) {
+func (e *executor) handBackUnstarted(r *running) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := m.b.JobRelease(ctx, r.lease()); err != nil {
-		m.jobLog(r.job).Error("hand back prefetched job", "err", err)
+	if err := e.m.b.JobRelease(ctx, r.lease()); err != nil {
+		e.m.jobLog(r.job).Error("hand back prefetched job", "err", err)
 		return
 	}
-	m.emit(Event{Kind: EventHandedBack, Job: r.job})
+	e.m.emit(Event{Kind: EventHandedBack, Job: r.job})
 }
 
-func (m *Manager) done(q *queueSlot, r *running) {
+func (e *executor) done(q *queueSlot, r *running) {
 	r.cancel(nil)
+	m := e.m
 	m.mu.Lock()
-	delete(m.inflight, r)
+	delete(e.inflight, r)
 	m.busy--
 	q.busy--
 	m.mu.Unlock()
+	m.fetch.slotFreed()
+}
+
+// wait waits until every job is done, or ctx is. It reports whether they
+// are done.
+func (e *executor) wait(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() { e.jobs.Wait(); close(done) }()
 	select {
-	case m.slotFreed <- struct{}{}:
-	default:
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
+}
+
+// stopHard cancels every job's context with errShutdown; their jobs are
+// handed back as they return.
+func (e *executor) stopHard() { e.hardStop(errShutdown) }
+
+// releaseStuck hands back jobs whose processors did not return.
+func (e *executor) releaseStuck() int {
+	e.m.mu.Lock()
+	stuck := make([]*running, 0, len(e.inflight))
+	for r := range e.inflight {
+		stuck = append(stuck, r)
+	}
+	e.m.mu.Unlock()
+	for _, r := range stuck {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := e.m.b.JobRelease(ctx, r.lease()); err != nil {
+			e.m.jobLog(r.job).Error("hand back stuck job", "err", err)
+		}
+		cancel()
+	}
+	return len(stuck)
+}
+
+// leases returns the lease of every leased job, running or waiting for a
+// slot, for the heartbeat. A lost lease cancels its job with ErrLeaseLost.
+func (e *executor) leases() []heartbeat.Lease {
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	ls := make([]heartbeat.Lease, 0, len(e.inflight))
+	for r := range e.inflight {
+		ls = append(ls, heartbeat.Lease{Params: r.lease(), Lost: func(err error) {
+			e.m.jobLog(r.job).Warn("lease lost; cancelling job", "err", err)
+			r.cancel(broker.ErrLeaseLost)
+		}})
+	}
+	return ls
 }
 
 // jobTimeout is the cause of a job context's deadline. It is formatted only
@@ -111,7 +192,10 @@ type jobTimeout time.Duration
 
 func (d jobTimeout) Error() string { return "job timed out after " + time.Duration(d).String() }
 
-func (m *Manager) execute(ctx context.Context, r *running) {
+// execute runs the job's processor under its timeout and reports the
+// outcome.
+func (e *executor) execute(ctx context.Context, r *running) {
+	m := e.m
 	job := r.job
 	timeout := job.Timeout
 	if timeout <= 0 {

@@ -10,39 +10,71 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
-// fetchLoop leases jobs while there are free slots and hands each to its
-// own goroutine. It only leases what it can start now, so a busy Manager
-// never holds jobs another worker could run.
-func (m *Manager) fetchLoop() {
-	defer m.fetcher.Done()
+// fetcher leases jobs while the Manager has free slots and hands each to
+// the executor. It leases only what can start now (plus Prefetch), so a
+// busy Manager never holds jobs another worker could run. The Manager
+// starts one per Start and stops it first thing in Shutdown.
+type fetcher struct {
+	m        *Manager
+	stopped  chan struct{} // closed by stop
+	done     chan struct{} // closed when run returns
+	freed    chan struct{} // signalled when a job finishes
+	errDelay time.Duration // backoff while the broker fails
+}
+
+func newFetcher(m *Manager) *fetcher {
+	return &fetcher{m: m, stopped: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}, 1)}
+}
+
+// start fetches in the background until stop.
+func (f *fetcher) start() { go f.run() }
+
+// stop stops fetching and waits until a fetch in flight has handed its
+// jobs to the executor. Jobs waiting there for a slot give up (see
+// executor.acquireRun).
+func (f *fetcher) stop() {
+	close(f.stopped)
+	<-f.done
+}
+
+// slotFreed tells the fetcher a job finished; it never blocks.
+func (f *fetcher) slotFreed() {
+	select {
+	case f.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fetcher) run() {
+	defer close(f.done)
+	m := f.m
 	// waitCtx ends when fetching stops, cutting a JobWait short.
 	waitCtx, cancelWait := context.WithCancel(context.Background())
 	defer cancelWait()
 	go func() {
 		select {
-		case <-m.stopFetch:
+		case <-f.stopped:
 			cancelWait()
 		case <-waitCtx.Done():
 		}
 	}()
-	var errDelay time.Duration
 	var holdUntil time.Time // while waiting for slots to free up; see refillAt
 	for {
 		select {
-		case <-m.stopFetch:
+		case <-f.stopped:
 			return
 		default:
 		}
-		free := m.freeSlots()
+		free := f.freeSlots()
 		if free == 0 {
 			select {
-			case <-m.slotFreed:
-			case <-m.stopFetch:
+			case <-f.freed:
+			case <-f.stopped:
 				return
 			}
 			continue
 		}
-		if free < m.refillAt() {
+		if free < f.refillAt() {
 			// Nearly every slot is busy: wait a moment for more to free
 			// up, so the next fetch leases a batch rather than a job or
 			// two. Each fetch costs a round trip and a script call; under
@@ -53,40 +85,40 @@ func (m *Manager) fetchLoop() {
 			if d := time.Until(holdUntil); d > 0 {
 				t := time.NewTimer(d)
 				select {
-				case <-m.slotFreed:
+				case <-f.freed:
 					t.Stop()
 					continue
 				case <-t.C:
-				case <-m.stopFetch:
+				case <-f.stopped:
 					t.Stop()
 					return
 				}
 			}
-			free = m.freeSlots()
+			free = f.freeSlots()
 		}
 		holdUntil = time.Time{}
-		got, err := m.fetchOnce(free)
+		got, err := f.fetchOnce(free)
 		wait := time.Duration(0)
 		switch {
 		case err != nil:
 			// The broker is unreachable: back off up to 5 s so a down
 			// Redis is not hammered, and retry.
-			errDelay = min(max(2*errDelay, 50*time.Millisecond), 5*time.Second)
-			wait = errDelay
+			f.errDelay = min(max(2*f.errDelay, 50*time.Millisecond), 5*time.Second)
+			wait = f.errDelay
 		case !got:
-			errDelay = 0
-			if m.idleWait(waitCtx) {
+			f.errDelay = 0
+			if f.idleWait(waitCtx) {
 				continue
 			}
 			wait = m.cfg.PollInterval
 		default:
-			errDelay = 0
+			f.errDelay = 0
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-			case <-m.stopFetch:
+			case <-f.stopped:
 				t.Stop()
 				return
 			}
@@ -97,7 +129,8 @@ func (m *Manager) fetchLoop() {
 // idleWait sleeps until the broker signals work, when it can (a
 // broker.Waiter), at most PollInterval. It reports false when the broker
 // cannot wait, and the caller polls.
-func (m *Manager) idleWait(ctx context.Context) bool {
+func (f *fetcher) idleWait(ctx context.Context) bool {
+	m := f.m
 	w, ok := m.b.(broker.Waiter)
 	if !ok {
 		return false
@@ -125,11 +158,13 @@ const refillHold = 2 * time.Millisecond
 // refillAt is the number of free slots worth a fetch without waiting: half
 // a full batch. (A quarter gave 3.5 jobs per fetch and 7k jobs/s on SQLite
 // at concurrency 10; half gives 5 and 10-11k.)
-func (m *Manager) refillAt() int {
+func (f *fetcher) refillAt() int {
+	m := f.m
 	return max(1, min(m.cfg.Concurrency+m.cfg.Prefetch, m.cfg.FetchBatch)/2)
 }
 
-func (m *Manager) freeSlots() int {
+func (f *fetcher) freeSlots() int {
+	m := f.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.cfg.Concurrency + m.cfg.Prefetch - m.busy
@@ -137,7 +172,8 @@ func (m *Manager) freeSlots() int {
 
 // fetchOnce tries the queues in scheduling order and starts the jobs of the
 // first queue that has some. It reports whether it started any.
-func (m *Manager) fetchOnce(free int) (bool, error) {
+func (f *fetcher) fetchOnce(free int) (bool, error) {
+	m := f.m
 	var lastErr error
 	for _, q := range m.queueOrder() {
 		m.mu.Lock()
@@ -169,7 +205,7 @@ func (m *Manager) fetchOnce(free int) (bool, error) {
 		q.busy += len(jobs)
 		m.mu.Unlock()
 		for _, j := range jobs {
-			m.start(q, j)
+			m.exec.run(q, j)
 		}
 		return true, nil
 	}

@@ -201,22 +201,20 @@ type Manager struct {
 	cfg ManagerConfig
 	log *slog.Logger
 
-	mu       sync.Mutex
-	procs    map[string]Processor
-	mws      []Middleware
-	queues   []*queueSlot
-	busy     int // leased jobs: running or waiting for a slot
-	running  int // jobs whose processor is running
-	runSem   chan struct{}
-	inflight map[*running]struct{}
-	started  bool
-	stopped  bool
+	mu      sync.Mutex
+	procs   map[string]Processor
+	mws     []Middleware
+	queues  []*queueSlot
+	busy    int // leased jobs: running or waiting for a slot
+	started bool
+	stopped bool
 
-	slotFreed chan struct{}   // signalled when a job finishes
-	stopFetch chan struct{}   // closed to stop fetching
-	jobBase   context.Context // parent of every job context
-	hardStop  context.CancelCauseFunc
-
+	// The components, made by Start: the fetcher leases jobs, the executor
+	// runs them, the acknowledger batches their completions, the
+	// heartbeater extends their leases, the maintainer does queue
+	// housekeeping.
+	fetch *fetcher
+	exec  *executor
 	acker *acknowledger.Acknowledger
 	beats *heartbeat.Heartbeater
 	maint *maintenance.Maintainer
@@ -225,9 +223,6 @@ type Manager struct {
 	taskCtx   context.Context
 	stopTasks context.CancelFunc
 	taskWG    sync.WaitGroup
-
-	jobs    sync.WaitGroup
-	fetcher sync.WaitGroup
 }
 
 type queueSlot struct {
@@ -249,12 +244,8 @@ func NewManager(b broker.Broker, cfg ManagerConfig) (*Manager, error) {
 	}
 	m := &Manager{
 		b: b, cfg: cfg,
-		log:       cfg.Logger.With("worker_id", cfg.WorkerID),
-		procs:     map[string]Processor{},
-		inflight:  map[*running]struct{}{},
-		slotFreed: make(chan struct{}, 1),
-		runSem:    make(chan struct{}, cfg.Concurrency),
-		stopFetch: make(chan struct{}),
+		log:   cfg.Logger.With("worker_id", cfg.WorkerID),
+		procs: map[string]Processor{},
 	}
 	for _, q := range cfg.Queues {
 		m.queues = append(m.queues, &queueSlot{cfg: q, runSem: make(chan struct{}, q.Concurrency)})
@@ -321,7 +312,8 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.procs[t] = p
 	}
 	m.started = true
-	m.jobBase, m.hardStop = context.WithCancelCause(context.WithoutCancel(ctx))
+	m.fetch = newFetcher(m)
+	m.exec = newExecutor(m, ctx, m.fetch.stopped)
 	m.acker = m.newAcknowledger()
 	m.acker.Start()
 	m.beats = m.newHeartbeater()
@@ -333,8 +325,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.runTask(f)
 	}
 	m.tasks = nil
-	m.fetcher.Add(1)
-	go m.fetchLoop()
+	m.fetch.start()
 	m.log.Info("worker started", "queues", len(m.queues), "concurrency", m.cfg.Concurrency)
 	return nil
 }
@@ -389,19 +380,18 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.stopped = true
 	m.mu.Unlock()
 
-	close(m.stopFetch)
 	m.stopTasks()
-	m.fetcher.Wait()
+	m.fetch.stop()
 
 	drainCtx, cancel := context.WithTimeout(ctx, m.cfg.ShutdownTimeout)
 	defer cancel()
 	var err error
-	if !waitGroup(drainCtx, &m.jobs) {
+	if !m.exec.wait(drainCtx) {
 		m.log.Warn("shutdown timeout reached; cancelling running jobs", "running", m.Busy())
-		m.hardStop(errShutdown)
+		m.exec.stopHard()
 		graceCtx, cancelGrace := context.WithTimeout(context.Background(), 5*time.Second)
-		if !waitGroup(graceCtx, &m.jobs) {
-			n := m.releaseStuck()
+		if !m.exec.wait(graceCtx) {
+			n := m.exec.releaseStuck()
 			err = &WorkerError{WorkerID: m.cfg.WorkerID, Op: "shutdown", Err: fmt.Errorf("%d processors ignored cancellation; their jobs were handed back", n)}
 		}
 		cancelGrace()
@@ -414,45 +404,19 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		// queued after the flush; the acknowledger is left running then.
 		m.acker.Stop()
 	}
-	m.hardStop(errShutdown)
+	m.exec.stopHard()
 	m.log.Info("worker stopped")
 	return err
-}
-
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// releaseStuck hands back jobs whose processors did not return.
-func (m *Manager) releaseStuck() int {
-	m.mu.Lock()
-	stuck := make([]*running, 0, len(m.inflight))
-	for r := range m.inflight {
-		stuck = append(stuck, r)
-	}
-	m.mu.Unlock()
-	for _, r := range stuck {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := m.b.JobRelease(ctx, r.lease()); err != nil {
-			m.jobLog(r.job).Error("hand back stuck job", "err", err)
-		}
-		cancel()
-	}
-	return len(stuck)
 }
 
 // Busy returns the number of jobs running now.
 func (m *Manager) Busy() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.running
+	if m.exec == nil {
+		return 0
+	}
+	return m.exec.running
 }
 
 // Draining reports whether Shutdown has begun: the Manager fetches no more
