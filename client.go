@@ -83,7 +83,8 @@ func (c *Client) Broker() broker.Broker { return c.b }
 
 func (c *Client) checkQueue(op, queue string) error {
 	if err := broker.ValidateQueueName(queue); err != nil {
-		return &QueueError{Queue: queue, Op: op, Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
+		// No Queue: the reason quotes the bad name already.
+		return &QueueError{Op: op, Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
 	}
 	if len(c.cfg.Queues) > 0 && !slices.Contains(c.cfg.Queues, queue) {
 		return &QueueError{Queue: queue, Op: op, Err: fmt.Errorf("%w: unknown queue (configured: %v)", ErrInvalidJob, c.cfg.Queues)}
@@ -215,7 +216,9 @@ func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]
 	}
 	jobs, err := c.b.JobInsertMany(ctx, ps)
 	if err != nil {
-		return nil, &QueueError{Queue: queue, Op: "add to", Err: err}
+		// The rejection names the job at fault: by index (invalid), by
+		// id or unique key (duplicate).
+		return nil, &QueueError{Queue: queue, Op: "add to", Err: rejection(err)}
 	}
 	return jobs, nil
 }

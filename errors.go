@@ -76,7 +76,12 @@ type QueueError struct {
 	Err   error
 }
 
+// Error says what was being done to which queue, then why it failed. An
+// invalid queue name is left to the cause, which quotes it.
 func (e *QueueError) Error() string {
+	if e.Queue == "" {
+		return fmt.Sprintf("worker: %s queue: %v", e.Op, e.Err)
+	}
 	return fmt.Sprintf("worker: %s queue %q: %v", e.Op, e.Queue, e.Err)
 }
 

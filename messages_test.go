@@ -59,3 +59,36 @@ func TestAddErrorMessagesSayEachThingOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestAddManyAndQueueErrorMessagesSayEachThingOnce: the same for a refused
+// AddMany (the rejection names the job by index, id or unique key) and for
+// a queue name that is not valid (the reason quotes it; nothing else does).
+func TestAddManyAndQueueErrorMessagesSayEachThingOnce(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		c := newClient(t, b)
+		add(t, c, "q", worker.JobSpec{ID: "x1", Type: "t", UniqueKey: "k"})
+		for _, tc := range []struct {
+			name  string
+			specs []worker.JobSpec
+			want  string
+		}{
+			{"duplicate id", []worker.JobSpec{{Type: "t"}, {ID: "x1", Type: "t"}},
+				`worker: add to queue "q": duplicate: job id x1 already exists`},
+			{"duplicate unique key", []worker.JobSpec{{Type: "t"}, {Type: "t", UniqueKey: "k"}},
+				`worker: add to queue "q": duplicate: unique key "k" is held by job x1`},
+			{"invalid field", []worker.JobSpec{{Type: "t"}, {Type: "t", MaxAttempts: -1}},
+				`worker: add to queue "q": invalid job at index 1: max_attempts: -1 is below 1`},
+		} {
+			_, err := c.AddMany(ctx, "q", tc.specs)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("AddMany with a %s:\n got  %v\n want %s", tc.name, err, tc.want)
+			}
+		}
+		_, err := c.Add(ctx, "bad{", worker.JobSpec{Type: "t"})
+		want := `worker: add to queue: invalid job: queue name "bad{" has '{' at byte 3 (allowed: letters, digits and . _ - :)`
+		if err == nil || err.Error() != want {
+			t.Errorf("Add to an invalid queue name:\n got  %v\n want %s", err, want)
+		}
+	})
+}
