@@ -205,3 +205,28 @@ func TestMaintenanceWithoutLeaderStoreRunsEverywhere(t *testing.T) {
 		})
 	})
 }
+
+// TestMaintenanceHandedOverAtGracefulShutdown: a Manager that shuts down
+// gracefully releases its maintenance lease, so another takes over at once
+// rather than after the lease (30 s here) runs out.
+func TestMaintenanceHandedOverAtGracefulShutdown(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ls := b.(broker.LeaderStore)
+		spies := []*spyBroker{{Broker: b, leaders: ls}, {Broker: b, leaders: ls}}
+		managers := make([]*worker.Manager, 2)
+		for i, s := range spies {
+			cfg := leaderConfig()
+			cfg.MaintainLease = 30 * time.Second
+			cfg.WorkerID = fmt.Sprintf("manager-%d", i)
+			managers[i] = newManager(t, leaderSpy{s}, cfg)
+		}
+		startManager(t, managers[0])
+		waitFor(t, 10*time.Second, "the first Manager to maintain", func() bool { return spies[0].maintains.Load() > 0 })
+		startManager(t, managers[1])
+		onlyOneMaintains(t, spies)
+		if err := managers[0].Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the second Manager to take over", func() bool { return spies[1].maintains.Load() > 0 })
+	})
+}

@@ -80,14 +80,15 @@ func (m *Maintainer) Stop() {
 	if m.leaders == nil {
 		return
 	}
+	// One deadline for all: a broker that is down must not hold a
+	// shutdown for a timeout per queue.
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
+	defer cancel()
 	for q, held := range m.leading {
 		if !held {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
-		err := m.leaders.LeaderRelease(ctx, m.lease(q))
-		cancel()
-		if err != nil {
+		if err := m.leaders.LeaderRelease(ctx, m.lease(q)); err != nil {
 			m.cfg.Logger.Warn("release maintenance lease; another worker takes over when it expires", "queue", q, "err", err)
 		}
 	}
