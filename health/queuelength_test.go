@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/health"
@@ -54,7 +55,13 @@ func TestQueueLengthCountsWaitingJobs(t *testing.T) {
 	insert("pending-1", 0)
 	insert("pending-2", 0)
 	insert("scheduled", time.Hour)
-	st, err := b.QueueStats(ctx, q)
+	// Read through a Client: the broker's read calls are about to take
+	// params structs (tenant scope), the Client's stay.
+	c, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Stats(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
