@@ -27,4 +27,15 @@
 //		return nil
 //	})
 //	m.Run(ctx) // until ctx is cancelled, then a graceful shutdown
+//
+// A payload struct can name its own job type (Args), so that the type and
+// the payload's shape are declared once: Register binds a processor to it
+// and Add enqueues it (see ExampleRegister).
+//
+// Inside, a Manager composes small components, each started by Start and
+// stopped by Shutdown: a fetcher that leases what can run now, an executor
+// that runs each job on its own copy, an acknowledger that writes
+// completions in batches, a heartbeat that extends leases, and queue
+// maintenance, which runs on one elected Manager per queue when the broker
+// can elect (broker.LeaderStore).
 package worker
