@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/testbroker"
 )
 
 // errPartitioned is what a spyBroker returns once it plays dead.
@@ -229,4 +231,20 @@ func TestMaintenanceHandedOverAtGracefulShutdown(t *testing.T) {
 		}
 		waitFor(t, 10*time.Second, "the second Manager to take over", func() bool { return spies[1].maintains.Load() > 0 })
 	})
+}
+
+// TestMaintainLeaseConfig: MaintainLease defaults to 5 × MaintainInterval
+// and must exceed it (the leader renews once per interval).
+func TestMaintainLeaseConfig(t *testing.T) {
+	b := testbroker.SQLite(t)
+	m := newManager(t, b, worker.ManagerConfig{MaintainInterval: 200 * time.Millisecond})
+	if got := m.Config().MaintainLease; got != time.Second {
+		t.Errorf("default MaintainLease with a 200ms interval = %v, want 1s", got)
+	}
+	for _, lease := range []time.Duration{time.Second, 500 * time.Millisecond} {
+		_, err := worker.NewManager(b, worker.ManagerConfig{MaintainInterval: time.Second, MaintainLease: lease})
+		if err == nil || !strings.Contains(err.Error(), "must exceed the maintain interval") {
+			t.Errorf("MaintainLease %v with a 1s interval: %v; want an error saying it must exceed the interval", lease, err)
+		}
+	}
 }
