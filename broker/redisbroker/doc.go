@@ -21,6 +21,8 @@
 //	<prefix>:{q}:u:<key>   string: the job holding a unique key
 //	<prefix>:{q}:seq, :token, :paused
 //	<prefix>:queues        set: every queue name (no hash tag, written apart)
+//	<prefix>:leader:{<n>}  string: the holder of lease n (broker.LeaderStore;
+//	                       the name is its own hash tag), expiring by PX
 //
 // A job is its body, one field of the queue's body hash, plus its state
 // hash. A job added due now with no unique key and no TTL has no state hash

@@ -52,3 +52,8 @@ func (k queueKeys) all() []string {
 // queuesKey names the global set of queue names. It has no hash tag: it is
 // written outside the scripts, with idempotent SADDs.
 func queuesKey(prefix string) string { return prefix + ":queues" }
+
+// leaderKey names the string holding the holder of the lease name
+// (broker.LeaderStore). The name is its own hash tag: each leader script
+// touches this one key.
+func leaderKey(prefix, name string) string { return prefix + ":leader:{" + name + "}" }

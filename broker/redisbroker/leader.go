@@ -14,10 +14,6 @@ var (
 
 var _ broker.LeaderStore = (*Broker)(nil)
 
-// leaderKey names the string holding a lease's holder. The name is its own
-// hash tag: each script touches this one key.
-func leaderKey(prefix, name string) string { return prefix + ":leader:{" + name + "}" }
-
 // LeaderAcquire takes or extends a named lease on Redis's clock; see
 // broker.LeaderStore.
 func (b *Broker) LeaderAcquire(ctx context.Context, p *broker.LeaderParams) (bool, error) {
