@@ -7,54 +7,9 @@ import (
 	"time"
 )
 
-// ScheduleStore is an optional capability of a Broker: it stores named
-// schedules (package schedule's Cron) and claims their ticks atomically.
-// Both brokers of this module implement it; test for it with a type
-// assertion. Without it, package schedule refuses to run (there is no safe
-// fallback: exactly-one-job-per-tick needs the atomic claim).
-//
-// The broker does not interpret a schedule's Spec or TimeZone: the caller
-// (package schedule) computes tick times and asks the broker to claim them.
-// The broker guarantees that each (schedule, tick) is claimed at most once,
-// whatever the number of callers and processes, and never before the tick
-// is due by the broker's own clock.
-type ScheduleStore interface {
-	// ScheduleUpsert creates or replaces the schedule named s.Name and returns
-	// it as stored. CreatedAt, LastTick and Paused of an existing schedule are
-	// kept (Paused changes only through SchedulePause). Version grows with
-	// every upsert. When the schedule is new or its Spec, TimeZone or queue
-	// changed, Since is set to the broker's now, so ticks before the change are
-	// never claimed; otherwise Since is kept. Returns an *InvalidError if s
-	// fails Validate.
-	ScheduleUpsert(ctx context.Context, s *Schedule) (*Schedule, error)
-
-	// ScheduleGet returns one schedule. ErrScheduleNotFound if absent.
-	ScheduleGet(ctx context.Context, name string) (*Schedule, error)
-
-	// ScheduleList returns every schedule, sorted by name, and the broker's
-	// clock when it read them.
-	ScheduleList(ctx context.Context) (*ScheduleListResult, error)
-
-	// ScheduleDelete removes a schedule and its claim state. Jobs it already
-	// enqueued stay. ErrScheduleNotFound if absent.
-	ScheduleDelete(ctx context.Context, name string) error
-
-	// SchedulePause sets or clears the schedule's Paused flag; a paused
-	// schedule's ticks are refused by ScheduleClaim. Idempotent.
-	// ErrScheduleNotFound if absent.
-	SchedulePause(ctx context.Context, name string, paused bool) error
-
-	// ScheduleClaim claims one tick of a schedule and, in the same atomic
-	// step, inserts the tick's job (p.Job, with ID and RunAt = p.Tick). The
-	// claim succeeds only if the schedule exists, is not paused, still has
-	// p.Version, p.Tick is after both Since and LastTick, and p.Tick is not
-	// after the broker's now. On success LastTick becomes p.Tick. When the
-	// job cannot be inserted because its unique key is held or its queue is
-	// full, the tick is still consumed (Status says which) and no job is
-	// written. Only errors that leave nothing changed are returned as errors:
-	// ErrScheduleNotFound, *InvalidError, ErrClosed, or a storage failure.
-	ScheduleClaim(ctx context.Context, p *ScheduleClaimParams) (*ScheduleClaimResult, error)
-
+// JobRescheduler is an optional capability of a Broker, used by package
+// schedule's OneTime. Both brokers of this module implement it.
+type JobRescheduler interface {
 	// JobReschedule moves a scheduled or pending job to run at runAt: the job
 	// becomes scheduled if runAt is after the broker's now, else pending, in
 	// one atomic step. ErrNotFound if absent, ErrWrongState for a job that is
@@ -65,7 +20,8 @@ type ScheduleStore interface {
 // ErrScheduleNotFound: no schedule with that name exists.
 var ErrScheduleNotFound = errors.New("schedule not found")
 
-// Schedule is a named, recurring schedule as a ScheduleStore keeps it.
+// Schedule is a named, recurring schedule as package schedule stores it
+// (on a broker.Committer).
 type Schedule struct {
 	// Name identifies the schedule; see ValidateScheduleName.
 	Name string `json:"name"`
@@ -82,7 +38,7 @@ type Schedule struct {
 	CatchUp       string        `json:"catch_up,omitempty"`
 	CatchUpWindow time.Duration `json:"catch_up_window,omitempty"`
 
-	// The fields below are set by the store; ScheduleUpsert ignores them.
+	// The fields below are set by the store; an upsert ignores them.
 
 	// Paused schedules claim no ticks.
 	Paused bool `json:"paused"`

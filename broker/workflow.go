@@ -1,90 +1,18 @@
 package broker
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 )
 
-// WorkflowStore is an optional capability of a Broker: durable workflow runs
-// whose state changes are atomic with the jobs that carry them. Package
-// workflow needs it; a broker without it cannot run workflows (the workflow
-// Engine reports that at construction). Both brokers of this module
-// implement it.
-//
-// A run is a DAG of steps, stored whole at creation. Each step is carried by
-// one ordinary job (its template is in the run); a step's job is inserted
-// when all the steps it depends on have completed. Optional compensation
-// jobs undo completed steps after a failure, and optional hook jobs run once
-// when the run succeeds or fails. Every job of a run lives in the run's
-// queue.
-//
-// Contracts, in addition to the Broker's:
-//   - WorkflowRunCreate stores the run and inserts the jobs of its root steps
-//     in one atomic transition.
-//   - WorkflowJobComplete completes one of the run's jobs under its lease and,
-//     in the same transition, records the step's output and inserts the jobs
-//     of every step it unblocks (fan-in: a step is unblocked when all its
-//     dependencies have completed). Concurrent completions are serialised.
-//   - WorkflowJobFail records a failed attempt like JobFail; when the step's
-//     job dies, the same transition fails the run, cancels the run's other
-//     unfinished step jobs and inserts the first compensation job (or the
-//     failure hook).
-//   - Compensations run one at a time, most recently completed step first;
-//     each one's completion (or death) inserts the next, then the failure hook.
-type WorkflowStore interface {
-	// WorkflowRunCreate stores a new run and inserts the jobs of the steps
-	// that depend on nothing. If p.IdempotencyKey is set and a run of the
-	// queue already holds it, nothing is written and that run is returned
-	// with created false. A run id that exists is a *DuplicateError. An
-	// invalid p is an *InvalidError.
-	WorkflowRunCreate(ctx context.Context, p *WorkflowRunCreateParams) (run *WorkflowRun, created bool, err error)
-
-	// WorkflowJobComplete completes a job of run p.Run (a step, compensation
-	// or hook job) under its lease; see the interface contract. It returns
-	// ErrLeaseLost or ErrNotFound as JobComplete does for the job, and
-	// ErrNotFound if the run does not exist or the job is not one of its.
-	WorkflowJobComplete(ctx context.Context, p *WorkflowJobCompleteParams) error
-
-	// WorkflowJobFail records a failed attempt of a job of run p.Run, as
-	// JobFail does (honouring Discard, RetryDelay and MaxAttempts), and
-	// returns the job's new state. Errors as for WorkflowJobComplete.
-	WorkflowJobFail(ctx context.Context, p *WorkflowJobFailParams) (State, error)
-
-	// WorkflowRunGet returns a run with the state of each step. ErrNotFound
-	// if absent.
-	WorkflowRunGet(ctx context.Context, queue, id string) (*WorkflowRun, error)
-
-	// WorkflowRunCancel cancels a running run: the jobs of its enqueued steps
-	// are cancelled (an active one loses its lease, as with JobCancel), its
-	// waiting steps are cancelled, and the run is cancelled. No compensation
-	// or hook runs. ErrWrongState if the run is already finished;
-	// ErrNotFound if absent.
-	WorkflowRunCancel(ctx context.Context, queue, id string) (*WorkflowRun, error)
-
-	// WorkflowRunList lists a queue's runs of one workflow, newest first,
-	// optionally in one state.
-	WorkflowRunList(ctx context.Context, p *WorkflowRunListParams) (*WorkflowRunListResult, error)
-
-	// WorkflowRunMaintain applies the retention rules of p to the finished
-	// runs (succeeded, failed or cancelled) of p.Queue and returns how many
-	// it removed. A run is past the rules when it finished longer than
-	// FinishedMaxAge ago, or when it is not among the FinishedMaxCount runs
-	// of the queue that finished last (ties by run id). A removed run is
-	// removed whole, in one atomic transition per call: the run, its steps,
-	// its idempotency key (which a new run may then take), every index
-	// entry, and the finished jobs that carried it (with their own index
-	// entries). A running run is never removed, nor a finished run one of
-	// whose jobs is still unfinished (a compensation or hook not yet done):
-	// it is skipped, and kept until a call after that job finishes (so the
-	// queue may briefly hold more than FinishedMaxCount finished runs).
-	// Each rule examines at most p.Limit runs, the oldest first, so one
-	// call costs O(Limit log n).
-	// Safe to call from many workers at once. An invalid p is an error
-	// wrapping ErrInvalidJob.
-	WorkflowRunMaintain(ctx context.Context, p *WorkflowRunMaintainParams) (removed int, err error)
-}
+// The types below describe workflow runs as package workflow stores them
+// (through internal/runstore, on a broker.Committer): the seam carries no
+// workflow rule of its own. A run is a DAG of steps, stored whole at
+// creation; each step is carried by one ordinary job, inserted when all the
+// steps it depends on have completed; optional compensation jobs undo
+// completed steps after a failure, and optional hook jobs run once when the
+// run succeeds or fails. Every job of a run lives in the run's queue.
 
 // WorkflowState is where a run is in its life.
 type WorkflowState string
@@ -189,7 +117,7 @@ type WorkflowRunListParams struct {
 }
 
 // WorkflowRunMaintainParams are the retention rules of one queue's finished
-// runs; see WorkflowStore.WorkflowRunMaintain.
+// runs (package workflow's retention).
 type WorkflowRunMaintainParams struct {
 	Queue string
 	// FinishedMaxAge removes runs finished longer ago; 0 keeps them.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/schedstore"
 )
 
 // CatchUp is a schedule's policy for ticks missed while no scheduler ran.
@@ -93,7 +94,7 @@ type Config struct {
 // safe for concurrent use.
 type Cron struct {
 	b     broker.Broker
-	store broker.ScheduleStore
+	store *schedstore.Store
 	cfg   Config
 
 	mu    sync.Mutex
@@ -101,15 +102,15 @@ type Cron struct {
 	skew  time.Duration    // broker clock minus local clock, last seen
 }
 
-// New returns a Cron on b, which must implement broker.ScheduleStore (both
+// New returns a Cron on b, which must implement broker.Committer (both
 // brokers of this module do).
 func New(b broker.Broker, cfg Config) (*Cron, error) {
 	if b == nil {
 		return nil, errors.New("worker: new cron: broker is nil")
 	}
-	store, ok := b.(broker.ScheduleStore)
-	if !ok {
-		return nil, fmt.Errorf("worker: new cron: broker %T does not implement broker.ScheduleStore", b)
+	store, err := schedstore.New(b)
+	if err != nil {
+		return nil, fmt.Errorf("worker: new cron: %w", err)
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second

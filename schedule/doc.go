@@ -7,11 +7,12 @@
 // A schedule is a name, a cron spec (see Spec: five fields, an optional
 // leading seconds field, or a descriptor such as @daily or @every 15m), an
 // IANA time zone and a job template. Schedules are stored in the broker
-// (both brokers implement broker.ScheduleStore), so a restarted scheduler
-// carries on, and any number of schedulers may call Run on one broker, in
-// one process or many: each tick is claimed atomically by (schedule, tick
-// time), in the same Lua script (Redis) or transaction (SQLite) that inserts
-// the tick's job, so exactly one job is enqueued per tick. The claim is
+// as documents of the broker's generic atomic primitive (broker.Committer,
+// implemented by both brokers), so a restarted scheduler carries on, and any
+// number of schedulers may call Run on one broker, in one process or many:
+// each tick is claimed by one commit that compares-and-sets the schedule's
+// last tick and inserts the tick's job (one Lua script on Redis, one
+// transaction on SQLite), so exactly one job is enqueued per tick. The claim is
 // refused before the tick is due by the broker's clock (Redis TIME), so a
 // scheduler whose clock runs ahead cannot fire early. The tick's job has the
 // deterministic id "cron:<name>:<unix seconds>" (TickJobID), RunAt = the
@@ -31,7 +32,7 @@
 //
 // OneTime.Schedule enqueues a job with the id "once:<name>" due at a time;
 // calling it again with the same name returns the existing job. Reschedule
-// moves it atomically (broker.ScheduleStore.JobReschedule), Cancel cancels
+// moves it atomically (broker.JobRescheduler), Cancel cancels
 // it, List lists those not yet started. No scheduler loop is needed: the
 // worker promotes the job when it is due.
 //

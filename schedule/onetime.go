@@ -18,18 +18,18 @@ import (
 // use.
 type OneTime struct {
 	b     broker.Broker
-	store broker.ScheduleStore
+	store broker.JobRescheduler
 }
 
 // NewOneTime returns a OneTime on b, which must implement
-// broker.ScheduleStore (for atomic rescheduling).
+// broker.JobRescheduler (for atomic rescheduling).
 func NewOneTime(b broker.Broker) (*OneTime, error) {
 	if b == nil {
 		return nil, errors.New("worker: new one-time scheduler: broker is nil")
 	}
-	store, ok := b.(broker.ScheduleStore)
+	store, ok := b.(broker.JobRescheduler)
 	if !ok {
-		return nil, fmt.Errorf("worker: new one-time scheduler: broker %T does not implement broker.ScheduleStore", b)
+		return nil, fmt.Errorf("worker: new one-time scheduler: broker %T does not implement broker.JobRescheduler", b)
 	}
 	return &OneTime{b: b, store: store}, nil
 }

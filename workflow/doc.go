@@ -16,20 +16,24 @@
 //
 // # Durability
 //
-// Run state lives in the broker (broker.WorkflowStore, implemented by the
-// Redis and SQLite brokers), not in the process that started the run. A
-// run is stored whole at Execute, DAG included, in the same atomic write that
-// enqueues its first steps. Each step is carried by an ordinary job (type
-// workflow.step, in the engine's queue, MaxAttempts = the step's
-// RetryAttempts, retried after the step's RetryDelay) run by the processor
-// Attach registers on a worker.Manager. That processor installs a
-// worker.Finisher, so the Manager reports the step's outcome through the
-// WorkflowStore: one Lua script (Redis, all keys under the queue's hash
-// tag, <prefix>:{queue}:wf:<run>) or one transaction (SQLite) checks the
-// job's lease token, completes the job, records the step's output,
-// attempts and timings in the run, and enqueues every step it unblocks.
-// Concurrent completions of parallel steps are serialised by that atomicity,
-// so a fan-in step is enqueued exactly once.
+// Run state lives in the broker, not in the process that started the run,
+// as versioned documents of the broker's generic atomic primitive
+// (broker.Committer, implemented by the Redis and SQLite brokers): the run
+// rules are written once, in Go, on top of it, so any broker that offers the
+// primitive runs workflows. A run is stored whole at Execute, DAG included,
+// in the same commit that enqueues its first steps. Each step is carried by
+// an ordinary job (type workflow.step, in the engine's queue, MaxAttempts =
+// the step's RetryAttempts, retried after the step's RetryDelay) run by the
+// processor Attach registers on a worker.Manager. That processor installs a
+// worker.Finisher, so the Manager reports the step's outcome as one commit
+// (one Lua script on Redis, all keys under the queue's hash tag; one
+// transaction on SQLite) that checks the job's lease token, completes the
+// job, compares-and-sets the run's document (the step's output and
+// completion order) and enqueues every step it unblocks. Two parallel steps
+// completing together race on the run's version: one commit wins, the other
+// re-reads the run and retries, so a fan-in step is enqueued exactly once.
+// A step's attempts, last error and timings are its job's, read with the
+// run.
 //
 // Delivery is at least once, per step: a worker killed before the step's
 // completion commits leaves the job's lease to expire, and the step runs
@@ -83,8 +87,7 @@
 // steps, compensations and hooks. A running run is never removed, nor a
 // finished one whose compensation or hook has not finished. Attach starts a
 // background loop that applies the rules every Config.RetentionInterval
-// through broker.WorkflowStore's WorkflowRunMaintain (one Lua script or one
-// transaction per batch of at most 1000 runs, reading only the oldest
-// finished runs); it ends at Close or once every attached Manager is
-// shutting down. Engine.Maintain applies them once, on demand.
+// (one commit per batch of at most 1000 runs, reading only the oldest
+// finished runs through an index); it ends at Close or once every attached
+// Manager is shutting down. Engine.Maintain applies them once, on demand.
 package workflow

@@ -15,6 +15,7 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/runstore"
 )
 
 // Job types of the jobs that carry a run. Attach registers a processor for
@@ -55,7 +56,7 @@ type Config struct {
 // Engine registers step processors and workflows, starts runs and reads
 // them: the seed's WorkflowEngine. It is safe for concurrent use.
 type Engine struct {
-	store broker.WorkflowStore
+	store *runstore.Store
 	cfg   Config
 
 	mu        sync.RWMutex
@@ -65,12 +66,15 @@ type Engine struct {
 	ret retention
 }
 
-// NewEngine returns an Engine on b, which must implement
-// broker.WorkflowStore (both brokers of this module do).
+// NewEngine returns an Engine on b, which must implement broker.Committer
+// (both brokers of this module do).
 func NewEngine(b broker.Broker, cfg Config) (*Engine, error) {
-	store, ok := b.(broker.WorkflowStore)
-	if !ok {
-		return nil, fmt.Errorf("workflow: new engine: broker %T does not implement broker.WorkflowStore", b)
+	if b == nil {
+		return nil, errors.New("workflow: new engine: broker is nil")
+	}
+	store, err := runstore.New(b)
+	if err != nil {
+		return nil, fmt.Errorf("workflow: new engine: %w", err)
 	}
 	if cfg.Queue == "" {
 		cfg.Queue = DefaultQueue

@@ -6,12 +6,13 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/runstore"
 )
 
-// finisher finishes a run's job through the WorkflowStore, so that a step's
-// completion and the enqueue of the steps it unblocks are one transition.
+// finisher finishes a run's job through the run store, so that a step's
+// completion and the enqueue of the steps it unblocks are one commit.
 type finisher struct {
-	store broker.WorkflowStore
+	store *runstore.Store
 	run   string
 }
 
@@ -36,7 +37,13 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	if !ok {
 		return fmt.Errorf("run %s: workflow %q is not registered in this worker", d.Run, d.Workflow)
 	}
-	run, err := e.store.WorkflowRunGet(ctx, job.Queue, d.Run)
+	// A step needs only the outputs the run's document holds; a hook gets
+	// the whole run, step states and all.
+	read := e.store.Load
+	if job.Type == JobTypeHook {
+		read = e.store.WorkflowRunGet
+	}
+	run, err := read(ctx, job.Queue, d.Run)
 	if err != nil {
 		return fmt.Errorf("read run %s: %w", d.Run, err)
 	}

@@ -54,6 +54,20 @@ var faultCases = map[string]struct {
 	"oldestFirstInLine": {faults{oldestFirstInLine: true}, "OldestPending"},
 	"leaderSteal":       {faults{leaderSteal: true}, "LeaderLease"},
 	"leaderExtendNoop":  {faults{leaderExtendNoop: true}, "LeaderLease"},
+	// The primitive's faults, caught by its own cases and by the workflow
+	// and schedule rules built on it.
+	"commitNotAtomic":          {faults{commitNotAtomic: true}, "CommitAllOrNothing"},
+	"commitAnyToken":           {faults{commitAnyToken: true}, "CommitFenced"},
+	"commitAnyToken/workflow":  {faults{commitAnyToken: true}, "WorkflowStaleTokenRejected"},
+	"casIgnoresVersion":        {faults{casIgnoresVersion: true}, "CommitCompareAndSet"},
+	"casIgnoresVersion/claim":  {faults{casIgnoresVersion: true}, "ScheduleClaimOnce"},
+	"optionalAborts":           {faults{optionalAborts: true}, "CommitOptionalInsert"},
+	"optionalAborts/schedule":  {faults{optionalAborts: true}, "ScheduleUniqueOverlap"},
+	"optionalWrites":           {faults{optionalWrites: true}, "CommitOptionalInsert"},
+	"ignoreNotBefore":          {faults{ignoreNotBefore: true}, "CommitNotBefore"},
+	"ignoreNotBefore/schedule": {faults{ignoreNotBefore: true}, "ScheduleClaimRefusals"},
+	"docListReversed":          {faults{docListReversed: true}, "DocIndexList"},
+	"docListReversed/runs":     {faults{docListReversed: true}, "WorkflowRetentionByCount"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

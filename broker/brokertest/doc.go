@@ -28,6 +28,14 @@
 //     QueueList, RetentionRemovesCompleted, ClosedBroker.
 //   - Leader leases (broker.LeaderStore, skipped by brokers without it):
 //     LeaderLease.
+//   - The generic atomic primitive (broker.Committer): CommitFenced,
+//     CommitAllOrNothing, CommitCompareAndSet, CommitOptionalInsert,
+//     CommitNotBefore, CommitCancelDelete, DocIndexList.
+//   - Workflow and schedule rules, run through the stores of packages
+//     workflow and schedule (internal/runstore, internal/schedstore) on the
+//     broker's primitive: WorkflowFanIn, WorkflowWaitsForEveryBranch,
+//     WorkflowFailureCompensates, WorkflowRetentionByCount, ScheduleClaimOnce,
+//     ScheduleClaimRefusals, and the others named Workflow* and Schedule*.
 //
 // Time is judged only by the broker's own clock: a job's RunAt, StartedAt,
 // LeaseUntil and FinishedAt, and a probe job's CreatedAt when a case must

@@ -26,6 +26,7 @@ type memBroker struct {
 	paused map[string]bool
 	queues map[string]bool
 	leads  map[string]memLeader
+	docs   map[string]*memDoc // by docID
 }
 
 type memJob struct {
@@ -66,10 +67,18 @@ type faults struct {
 	leaderSteal       bool // LeaderAcquire takes a lease another holder has
 	leaderExtendNoop  bool // LeaderAcquire by the holder does not move the expiry
 	oldestFirstInLine bool // OldestPendingAt is the RunAt of the next job to fetch
+	commitNotAtomic   bool // Commit keeps what it applied before the part that fails
+	commitAnyToken    bool // Commit completes and fails jobs whatever their lease
+	casIgnoresVersion bool // Commit writes documents at any version
+	optionalAborts    bool // an Optional insert that is refused fails the commit
+	optionalWrites    bool // an Optional insert whose unique key is held is written anyway
+	ignoreNotBefore   bool // Commit applies before its NotBefore
+	docListReversed   bool // DocList reads indexes in the wrong order
 }
 
 func newMemBroker(f faults) *memBroker {
-	return &memBroker{faults: f, jobs: map[string]*memJob{}, paused: map[string]bool{}, queues: map[string]bool{}}
+	return &memBroker{faults: f, jobs: map[string]*memJob{}, paused: map[string]bool{}, queues: map[string]bool{},
+		docs: map[string]*memDoc{}}
 }
 
 var _ broker.Broker = (*memBroker)(nil)

@@ -8,23 +8,24 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/schedstore"
 )
 
-// The schedule cases check the optional broker.ScheduleStore capability.
-// A broker without it skips them.
+// The schedule cases run package schedule's rules (internal/schedstore) on
+// the broker's broker.Committer. A broker without it skips them.
 
-// scheduleStore returns the case's broker as a ScheduleStore or skips.
-func (s *bundle) scheduleStore() broker.ScheduleStore {
+// scheduleStore returns the schedule store on the case's broker or skips.
+func (s *bundle) scheduleStore() *schedstore.Store {
 	s.t.Helper()
-	ss, ok := s.b.(broker.ScheduleStore)
-	if !ok {
-		s.t.Skip("broker does not implement broker.ScheduleStore")
+	ss, err := schedstore.New(s.b)
+	if err != nil {
+		s.t.Skip(err)
 	}
 	return ss
 }
 
 // upsertSchedule stores a schedule on queue q and returns it as stored.
-func (s *bundle) upsertSchedule(ss broker.ScheduleStore, name, q string, opts ...func(*broker.Schedule)) *broker.Schedule {
+func (s *bundle) upsertSchedule(ss *schedstore.Store, name, q string, opts ...func(*broker.Schedule)) *broker.Schedule {
 	s.t.Helper()
 	sc := &broker.Schedule{Name: name, Spec: "@every 1s", TimeZone: "Europe/Berlin",
 		Job: broker.JobInsertParams{Queue: q, Type: "brokertest.cron", Data: json.RawMessage(`{"report":"daily"}`),
@@ -50,7 +51,7 @@ func tickJob(sc *broker.Schedule, id string) *broker.JobInsertParams {
 }
 
 // claimTick claims a tick and fails the case on error.
-func (s *bundle) claimTick(ss broker.ScheduleStore, sc *broker.Schedule, tick time.Time, id string) *broker.ScheduleClaimResult {
+func (s *bundle) claimTick(ss *schedstore.Store, sc *broker.Schedule, tick time.Time, id string) *broker.ScheduleClaimResult {
 	s.t.Helper()
 	r, err := ss.ScheduleClaim(s.ctx, &broker.ScheduleClaimParams{Name: sc.Name, Version: sc.Version, Tick: tick, Job: tickJob(sc, id)})
 	if err != nil {
@@ -256,7 +257,10 @@ func testScheduleCRUD(s *bundle) {
 
 // testJobReschedule: a scheduled job moves to a new due time atomically.
 func testJobReschedule(s *bundle) {
-	ss := s.scheduleStore()
+	ss, ok := s.b.(broker.JobRescheduler)
+	if !ok {
+		s.t.Skipf("%T does not implement broker.JobRescheduler", s.b)
+	}
 	q := "reschedule"
 	j := s.insert(q, withDelay(time.Hour), withTTL(time.Minute))
 	now := s.now()

@@ -3,26 +3,30 @@ package brokertest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/runstore"
 )
 
-// The WorkflowStore cases skip brokers without the capability.
+// The workflow cases run package workflow's rules (internal/runstore) on
+// the broker's broker.Committer; they skip brokers without it.
 func init() {
 	cases = append(cases,
 		testCase{"WorkflowFanIn", testWorkflowFanIn},
 		testCase{"WorkflowStaleTokenRejected", testWorkflowStaleToken},
 		testCase{"WorkflowFailureCompensates", testWorkflowFailure},
 		testCase{"WorkflowIdempotencyAndCancel", testWorkflowIdempotencyCancel},
+		testCase{"WorkflowWaitsForEveryBranch", testWorkflowWaitsForEveryBranch},
 	)
 }
 
-// wfStore returns the broker's WorkflowStore or skips the case.
-func (s *bundle) wfStore() broker.WorkflowStore {
-	ws, ok := s.b.(broker.WorkflowStore)
-	if !ok {
-		s.t.Skipf("%T does not implement broker.WorkflowStore", s.b)
+// wfStore returns the run store on the case's broker or skips the case.
+func (s *bundle) wfStore() *runstore.Store {
+	ws, err := runstore.New(s.b)
+	if err != nil {
+		s.t.Skip(err)
 	}
 	return ws
 }
@@ -260,4 +264,50 @@ func testWorkflowIdempotencyCancel(s *bundle) {
 		s.t.Fatalf("get a missing run: %v, want ErrNotFound", err)
 	}
 	s.fetchNone(q, "the run is cancelled")
+}
+
+// testWorkflowWaitsForEveryBranch: a run of parallel branches never
+// succeeds (nor enqueues its success hook) while one branch is pending or
+// running, whichever branch that is; it succeeds once the last completes.
+func testWorkflowWaitsForEveryBranch(s *bundle) {
+	q := "wf-branches"
+	s.wfStore()
+	for open := range 3 {
+		id := fmt.Sprintf("r%d", open)
+		p := &broker.WorkflowRunCreateParams{ID: id, Queue: q, Workflow: "branches", OnSuccess: wfJobPtr(id + "-ok")}
+		for b := range 3 {
+			p.Steps = append(p.Steps, broker.WorkflowStepDef{Name: fmt.Sprintf("P%d", b), Job: wfJob(fmt.Sprintf("%s-P%d", id, b))})
+		}
+		s.create(p)
+		jobs := s.fetch(q, 3, longLease)
+		if len(jobs) != 3 {
+			s.t.Fatalf("run %s: fetched %v, want its three branches", id, ids(jobs))
+		}
+		var last *broker.Job
+		for _, j := range jobs {
+			if j.ID == fmt.Sprintf("%s-P%d", id, open) {
+				last = j
+				continue
+			}
+			if err := s.wfComplete(id, j, `{}`); err != nil {
+				s.t.Fatalf("complete %s: %v", j.ID, err)
+			}
+			if run := s.runGet(q, id); run.State != broker.WorkflowRunning {
+				s.t.Fatalf("run %s is %s after %s completed, with branch P%d still open", id, run.State, j.ID, open)
+			}
+		}
+		if run := s.runGet(q, id); run.Step(fmt.Sprintf("P%d", open)).State != broker.StepRunning {
+			s.t.Fatalf("run %s: open branch P%d is %s, want running", id, open, run.Step(fmt.Sprintf("P%d", open)).State)
+		}
+		s.fetchNone(q, "no success hook while a branch runs")
+		if err := s.wfComplete(id, last, `{}`); err != nil {
+			s.t.Fatalf("complete %s: %v", last.ID, err)
+		}
+		if run := s.runGet(q, id); run.State != broker.WorkflowSucceeded {
+			s.t.Fatalf("run %s is %s after its last branch completed, want succeeded", id, run.State)
+		}
+		if ok := s.fetchOne(q, longLease); ok.ID != id+"-ok" {
+			s.t.Fatalf("run %s: fetched %s after success, want its hook", id, ok.ID)
+		}
+	}
 }

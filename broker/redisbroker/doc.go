@@ -20,6 +20,9 @@
 //	<prefix>:{q}:ttl       zset: ExpiresAt of jobs inserted with a TTL
 //	<prefix>:{q}:u:<key>   string: the job holding a unique key
 //	<prefix>:{q}:seq, :token, :paused
+//	<prefix>:{q}:d:<kind>:<key>  hash: a document (broker.Committer): v
+//	                       version, b body, x its index names
+//	<prefix>:{q}:x:<kind>:<name> zset: a document index, key → score
 //	<prefix>:queues        set: every queue name (no hash tag, written apart)
 //	<prefix>:leader:{<n>}  string: the holder of lease n (broker.LeaderStore;
 //	                       the name is its own hash tag), expiring by PX
@@ -45,4 +48,19 @@
 // unless the job is active under that token. JobFetch leases a whole batch
 // in one call; JobComplete and JobLeaseExtend send one call per queue, all in
 // one pipeline. Per-job work is O(log n).
+//
+// # Documents
+//
+// Commit (lua/commit.lua) applies a broker.CommitParams in one script call
+// in its queue's slot; packages workflow and schedule keep their runs and
+// schedules as documents through it, so this package holds no workflow or
+// schedule rule.
+//
+// Upgrade rule: releases before the generic primitive stored runs as
+// <prefix>:{q}:wf:<run> hashes (with :wfk: and :wfx: keys) and schedules as
+// <prefix>:{q}:cron:<name> hashes indexed by <prefix>:schedules. This
+// release neither reads nor converts them: drain workflows (let running
+// runs finish) and re-create schedules (schedule.Cron.Upsert, which
+// programs usually call at start) when upgrading; the old keys can then be
+// deleted.
 package redisbroker

@@ -11,20 +11,26 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/internal/runstore"
 )
 
-// TestWorkflowRetentionLeavesNoKey drives runs to every finished state
+// TestWorkflowRetentionLeavesNoKey drives runs (package workflow's rules,
+// internal/runstore, on this broker's Commit) to every finished state
 // (with compensations, hooks and an idempotency key), removes them by
 // retention, and scans the whole prefix: no key, zset member, set member
 // or string value of a removed run is left, and the running run is intact.
 func TestWorkflowRetentionLeavesNoKey(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := redistest.Client(t), redistest.Prefix(t)
-	b, err := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+	rb, err := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = b.Close() })
+	t.Cleanup(func() { _ = rb.Close() })
+	b, err := runstore.New(rb)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const q = "wf-keys"
 	tpl := func(id string) *broker.WorkflowJob {
 		return &broker.WorkflowJob{ID: id, Type: "t", Data: []byte(`{"x":1}`), MaxAttempts: 1}
@@ -44,7 +50,7 @@ func TestWorkflowRetentionLeavesNoKey(t *testing.T) {
 	}
 	next := func(run, want string) *broker.Job {
 		t.Helper()
-		jobs := fetch(t, b, q, 1, time.Minute)
+		jobs := fetch(t, rb, q, 1, time.Minute)
 		if len(jobs) != 1 || jobs[0].ID != want {
 			t.Fatalf("run %s: fetched %v, want %s", run, idsOf(jobs), want)
 		}

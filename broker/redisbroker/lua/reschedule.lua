@@ -1,4 +1,4 @@
--- schedule_reschedule.lua moves a scheduled or pending job to a new due
+-- reschedule.lua moves a scheduled or pending job to a new due
 -- time in one step (one-time schedules use it to reschedule).
 --
 -- KEYS[1] scheduled zset   KEYS[2] pending zset   KEYS[3] seq counter
