@@ -60,7 +60,6 @@ var faultCases = map[string]struct {
 	"commitAnyToken":           {faults{commitAnyToken: true}, "CommitFenced"},
 	"commitAnyToken/workflow":  {faults{commitAnyToken: true}, "WorkflowStaleTokenRejected"},
 	"casIgnoresVersion":        {faults{casIgnoresVersion: true}, "CommitCompareAndSet"},
-	"casIgnoresVersion/claim":  {faults{casIgnoresVersion: true}, "ScheduleClaimOnce"},
 	"optionalAborts":           {faults{optionalAborts: true}, "CommitOptionalInsert"},
 	"optionalAborts/schedule":  {faults{optionalAborts: true}, "ScheduleUniqueOverlap"},
 	"optionalWrites":           {faults{optionalWrites: true}, "CommitOptionalInsert"},
