@@ -14,10 +14,11 @@ import (
 type finisher struct {
 	store *runstore.Store
 	run   string
+	snap  *runstore.Snapshot // the run as the step read it: usually still current
 }
 
 func (f finisher) Complete(ctx context.Context, p *broker.JobCompleteParams) error {
-	return f.store.WorkflowJobComplete(ctx, &broker.WorkflowJobCompleteParams{JobCompleteParams: *p, Run: f.run})
+	return f.store.WorkflowJobCompleteFrom(ctx, f.snap, &broker.WorkflowJobCompleteParams{JobCompleteParams: *p, Run: f.run})
 }
 
 func (f finisher) Fail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
@@ -37,13 +38,20 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	if !ok {
 		return fmt.Errorf("run %s: workflow %q is not registered in this worker", d.Run, d.Workflow)
 	}
-	// A step needs only the outputs the run's document holds; a hook gets
-	// the whole run, step states and all.
-	read := e.store.Load
+	// A hook gets the whole run, step states and all. A step needs only the
+	// outputs the run's document holds, and its completion starts from the
+	// same read.
+	var run *Run
+	var err error
 	if job.Type == JobTypeHook {
-		read = e.store.WorkflowRunGet
+		run, err = e.store.WorkflowRunGet(ctx, job.Queue, d.Run)
+	} else {
+		var snap *runstore.Snapshot
+		if snap, err = e.store.Load(ctx, job.Queue, d.Run); err == nil {
+			run = snap.Run()
+			err = worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run, snap: snap})
+		}
 	}
-	run, err := read(ctx, job.Queue, d.Run)
 	if err != nil {
 		return fmt.Errorf("read run %s: %w", d.Run, err)
 	}

@@ -25,15 +25,26 @@ func (s *Store) WorkflowRunGet(ctx context.Context, queue, id string) (*broker.W
 	return &r.WorkflowRun, nil
 }
 
-// Load returns a run as its document stores it, without reading its jobs:
-// the outputs and states a step's input needs, at the cost of one read.
-// Steps that are enqueued show as pending even while their job runs.
-func (s *Store) Load(ctx context.Context, queue, id string) (*broker.WorkflowRun, error) {
+// Snapshot is a run as its document stored it at one version, read without
+// its jobs: the outputs and states a step's input needs, at the cost of one
+// read. Steps that are enqueued show as pending even while their job runs.
+// A later transition may start from it (WorkflowJobCompleteFrom), saving a
+// read when the run has not changed meanwhile.
+type Snapshot struct {
+	d *runDoc
+}
+
+// Run returns the run as the snapshot holds it. The caller must not change
+// it.
+func (x *Snapshot) Run() *broker.WorkflowRun { return &x.d.WorkflowRun }
+
+// Load reads a snapshot of a run. ErrNotFound if absent.
+func (s *Store) Load(ctx context.Context, queue, id string) (*Snapshot, error) {
 	r, err := s.load(ctx, queue, id)
 	if err != nil {
 		return nil, err
 	}
-	return &r.WorkflowRun, nil
+	return &Snapshot{d: r}, nil
 }
 
 // live fills in what each step's job records itself: running or not,

@@ -287,13 +287,35 @@ func (s *Store) loadFor(ctx context.Context, queue, run, id string) (*runDoc, st
 // ErrLeaseLost or ErrNotFound as JobComplete does for the job, and
 // ErrNotFound if the run does not exist or the job is not one of its.
 func (s *Store) WorkflowJobComplete(ctx context.Context, p *broker.WorkflowJobCompleteParams) error {
+	return s.WorkflowJobCompleteFrom(ctx, nil, p)
+}
+
+// WorkflowJobCompleteFrom is WorkflowJobComplete starting from a snapshot
+// of the run read earlier (nil: none): its first attempt commits against the
+// snapshot's version without reading the run again; if the run changed
+// since, the commit conflicts and the transition re-reads it.
+func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *broker.WorkflowJobCompleteParams) error {
 	if p == nil {
 		return fmt.Errorf("complete workflow job: %w: params are nil", broker.ErrInvalidJob)
 	}
+	if from != nil && (from.d.ID != p.Run || from.d.Queue != p.Queue) {
+		from = nil
+	}
 	return retry(ctx, "complete job "+p.ID, func() error {
-		r, kind, st, err := s.loadFor(ctx, p.Queue, p.Run, p.ID)
-		if err != nil {
-			return err
+		var r *runDoc
+		if from != nil {
+			// The snapshot is used once: a retry reads the run afresh.
+			r, from = from.d, nil
+			r.at = s.now()
+		} else {
+			var err error
+			if r, err = s.load(ctx, p.Queue, p.Run); err != nil {
+				return err
+			}
+		}
+		kind, st := r.find(p.ID)
+		if kind == "" {
+			return fmt.Errorf("job %s is not a job of run %s: %w", p.ID, p.Run, broker.ErrNotFound)
 		}
 		cp := &broker.CommitParams{Scope: p.Queue, Complete: []*broker.JobCompleteParams{&p.JobCompleteParams}}
 		changed := false
@@ -313,7 +335,7 @@ func (s *Store) WorkflowJobComplete(ctx context.Context, p *broker.WorkflowJobCo
 			}
 			cp.Docs = append(cp.Docs, w)
 		}
-		_, err = s.commit(ctx, cp)
+		_, err := s.commit(ctx, cp)
 		return err
 	})
 }
