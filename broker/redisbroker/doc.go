@@ -56,11 +56,11 @@
 // schedules as documents through it, so this package holds no workflow or
 // schedule rule.
 //
-// Upgrade rule: releases before the generic primitive stored runs as
-// <prefix>:{q}:wf:<run> hashes (with :wfk: and :wfx: keys) and schedules as
-// <prefix>:{q}:cron:<name> hashes indexed by <prefix>:schedules. This
-// release neither reads nor converts them: drain workflows (let running
-// runs finish) and re-create schedules (schedule.Cron.Upsert, which
-// programs usually call at start) when upgrading; the old keys can then be
-// deleted.
+// Upgrade rule (stored format 2, see FormatVersion): releases before the
+// generic primitive stored schedules as <prefix>:{q}:cron:<name> hashes
+// indexed by <prefix>:schedules, and runs as <prefix>:{q}:wf:<run> hashes
+// (with :wfk: and :wfx: keys). The first check of the format converts the
+// schedules into documents, claim state included. Runs are not converted:
+// let running workflows finish (or cancel them) before upgrading; their old
+// keys can then be deleted.
 package redisbroker

@@ -20,8 +20,10 @@ import (
 // before starting the new ones.
 //
 // Version 1 is the first versioned layout. Data written before versioning
-// (no <prefix>:format key) is format 0 and is migrated to 1.
-const FormatVersion = 1
+// (no <prefix>:format key) is format 0 and is migrated to 1. Version 2 keeps
+// workflow runs and schedules as documents (Commit); see
+// migrateSchedulesToDocs.
+const FormatVersion = 2
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -35,6 +37,7 @@ func formatKey(prefix string) string { return prefix + ":format" }
 // idempotent: a crash half-way is finished by the next run.
 var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	0: func(context.Context, *Broker) error { return nil },
+	1: migrateSchedulesToDocs,
 }
 
 // checkFormat makes sure the data is in FormatVersion: it stamps an unused
