@@ -71,14 +71,6 @@ func optTime(v sql.NullInt64) time.Time {
 	return time.UnixMilli(v.Int64)
 }
 
-// nullMs stores t as unix milliseconds, or NULL when t is zero.
-func nullMs(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMilli()
-}
-
 // nullText stores s, or NULL when s is empty.
 func nullText(s string) any {
 	if s == "" {
