@@ -6,8 +6,9 @@
 // # Durability
 //
 // The file runs in WAL mode; every state change is one IMMEDIATE
-// transaction. Inserts and operator actions (cancel, retry, delete, pause,
-// schedules, workflow runs) commit with synchronous=FULL: a call that
+// transaction. Inserts, operator actions (cancel, retry, delete, pause) and
+// commits of the generic primitive (Commit: workflow runs, schedules)
+// commit with synchronous=FULL: a call that
 // returned has reached the disk. Lease traffic (fetch, complete, extend,
 // fail, maintenance) commits with synchronous=NORMAL: written to the WAL
 // before the call returns, so a killed process (SIGKILL) loses nothing, and
