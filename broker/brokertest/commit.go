@@ -23,6 +23,7 @@ func init() {
 		testCase{"CommitNotBefore", testCommitNotBefore},
 		testCase{"CommitCancelDelete", testCommitCancelDelete},
 		testCase{"DocIndexList", testDocIndexList},
+		testCase{"CommitInvalidInput", testCommitInvalidInput},
 	)
 }
 
@@ -337,4 +338,46 @@ func testDocIndexList(s *bundle) {
 	wantIDs(s.t, "index k0 left", got, []string{"k2", "k3", "k4"})
 	got, _ = list(broker.DocListParams{Index: "by-score", Scope: "other"})
 	wantIDs(s.t, "another scope's index", got, nil)
+}
+
+// testCommitInvalidInput: bad input to Commit, DocGet and DocList is an
+// error wrapping ErrInvalidJob, and writes nothing.
+func testCommitInvalidInput(s *bundle) {
+	c := s.committer()
+	q := "commit-invalid"
+	lp := broker.JobLeaseParams{Queue: q, ID: "j", Token: 1}
+	for i, p := range []*broker.CommitParams{
+		nil,
+		{Scope: ""},
+		{Scope: "bad{scope}"},
+		{Scope: q, Insert: []*broker.CommitInsert{{Job: s.params("another-queue")}}},
+		{Scope: q, Insert: []*broker.CommitInsert{{Job: s.params(q, withAttempts(0))}}},
+		{Scope: q, Insert: []*broker.CommitInsert{nil}},
+		{Scope: q, Complete: []*broker.JobCompleteParams{{JobLeaseParams: broker.JobLeaseParams{Queue: "another-queue", ID: "j"}}}},
+		{Scope: q, Complete: []*broker.JobCompleteParams{{JobLeaseParams: lp, Result: json.RawMessage(`{not json`)}}},
+		{Scope: q, Fail: []*broker.JobFailParams{{JobLeaseParams: lp, RetryDelay: -time.Second}}},
+		{Scope: q, Docs: []*broker.DocWrite{{Kind: "bad:kind", Key: "k", Body: json.RawMessage(`{}`)}}},
+		{Scope: q, Docs: []*broker.DocWrite{{Kind: "counter", Key: "", Body: json.RawMessage(`{}`)}}},
+		{Scope: q, Docs: []*broker.DocWrite{{Kind: "counter", Key: "k", Body: json.RawMessage(`{not json`)}}},
+		{Scope: q, Docs: []*broker.DocWrite{{Kind: "counter", Key: "k", Delete: true}}},
+		{Scope: q, Docs: []*broker.DocWrite{doc("k", 0, 1), doc("k", 0, 2)}},
+		{Scope: q, Docs: []*broker.DocWrite{doc("k", 0, 1, broker.IndexEntry{Name: ""})}},
+		{Scope: q, Cancel: []string{""}},
+	} {
+		if _, err := c.Commit(s.ctx, p); !errors.Is(err, broker.ErrInvalidJob) {
+			s.t.Fatalf("Commit of bad params %d: %v, want ErrInvalidJob", i, err)
+		}
+	}
+	s.wantDoc(q, "k", 0, 0)
+	s.wantCounts(q, counts{})
+	_, err := c.DocGet(s.ctx, q, "bad:kind", "k")
+	wantErr(s.t, "DocGet with a bad kind", err, broker.ErrInvalidJob)
+	_, err = c.DocGet(s.ctx, "bad{scope}", "counter", "k")
+	wantErr(s.t, "DocGet with a bad scope", err, broker.ErrInvalidJob)
+	for i, p := range []*broker.DocListParams{nil, {Scope: q, Kind: "counter"}, {Scope: q, Kind: "counter", Index: "i", Limit: -1},
+		{Scope: q, Kind: "counter", Index: "i", Limit: broker.MaxDocList + 1}, {Scope: "", Kind: "counter", Index: "i"}} {
+		if _, err := c.DocList(s.ctx, p); !errors.Is(err, broker.ErrInvalidJob) {
+			s.t.Fatalf("DocList of bad params %d: %v, want ErrInvalidJob", i, err)
+		}
+	}
 }

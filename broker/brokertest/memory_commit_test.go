@@ -34,6 +34,9 @@ func (b *memBroker) Now(ctx context.Context) (time.Time, error) {
 }
 
 func (b *memBroker) DocGet(ctx context.Context, scope, kind, key string) (*broker.Doc, error) {
+	if err := broker.ValidateQueueName(scope); err != nil {
+		return nil, fmt.Errorf("get document: %w: %v", broker.ErrInvalidJob, err)
+	}
 	if err := broker.ValidateDocKey(kind, key); err != nil {
 		return nil, fmt.Errorf("get document: %w: %v", broker.ErrInvalidJob, err)
 	}

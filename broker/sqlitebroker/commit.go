@@ -218,6 +218,9 @@ func (b *Broker) DocGet(ctx context.Context, scope, kind, key string) (*broker.D
 	if err := b.checkOpen(op); err != nil {
 		return nil, err
 	}
+	if err := broker.ValidateQueueName(scope); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", op, broker.ErrInvalidJob, err)
+	}
 	if err := broker.ValidateDocKey(kind, key); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", op, broker.ErrInvalidJob, err)
 	}

@@ -213,10 +213,13 @@ func (s *Store) WorkflowRunCreate(ctx context.Context, p *broker.WorkflowRunCrea
 	if p.IdempotencyKey != "" {
 		cp.Docs = append(cp.Docs, &broker.DocWrite{Kind: kindIdem, Key: p.IdempotencyKey, Body: json.RawMessage(strconv.Quote(p.ID))})
 	}
-	for {
+	for i := 0; ; i++ {
 		_, err := s.commit(ctx, cp)
 		if err == nil {
 			return &r.WorkflowRun, true, nil
+		}
+		if i == maxConflicts {
+			return nil, false, fmt.Errorf("create run %s: lost %d version races in a row: %w", p.ID, i+1, err)
 		}
 		if !errors.Is(err, broker.ErrConflict) {
 			return nil, false, err
