@@ -253,6 +253,20 @@ func testScheduleCRUD(s *bundle) {
 	if !errors.As(err, &ie) || ie.Field != "job.type" {
 		s.t.Fatalf("ScheduleUpsert without a job type: %v; want an *InvalidError on job.type", err)
 	}
+	// A queue named like the store's registry scope holds schedules like
+	// any other.
+	s.upsertSchedule(ss, "d-sched", schedstore.RegistryScope)
+	if got, err := ss.ScheduleGet(s.ctx, "d-sched"); err != nil || got.Job.Queue != schedstore.RegistryScope {
+		s.t.Fatalf("ScheduleGet of a schedule on queue %q: %+v, %v", schedstore.RegistryScope, got, err)
+	}
+	if l, err = ss.ScheduleList(s.ctx); err != nil {
+		s.t.Fatalf("ScheduleList: %v", err)
+	}
+	names = nil
+	for _, sc := range l.Schedules {
+		names = append(names, sc.Name)
+	}
+	wantIDs(s.t, "ScheduleList names", names, []string{"a-sched", "c-sched", "d-sched"})
 }
 
 // testJobReschedule: a scheduled job moves to a new due time atomically.

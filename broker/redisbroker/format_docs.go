@@ -18,8 +18,8 @@ import (
 // where packages workflow and schedule keep them. Each schedule (the hash
 // <prefix>:{q}:cron:<name>, listed in <prefix>:schedules) becomes the
 // documents package schedule reads: kind "schedule" in its queue's scope,
-// listed in the index "all", and its entry in the registry scope
-// "_schedules". Runs of the old layout (<prefix>:{q}:wf:*) are not
+// listed in the index "all", and its entry (kind "schedule-queue") in the
+// registry scope "_schedules". Runs of the old layout (<prefix>:{q}:wf:*) are not
 // converted: drain running workflows before upgrading (see the package
 // documentation). Writing a document that exists is skipped, so a run cut
 // short is finished by the next.
@@ -40,11 +40,11 @@ func migrateSchedulesToDocs(ctx context.Context, b *Broker) error {
 			if err != nil {
 				return err
 			}
-			if err := b.putDoc(ctx, queue, name, sc); err != nil {
+			if err := b.putDoc(ctx, queue, "schedule", name, sc); err != nil {
 				return err
 			}
 		}
-		if err := b.putDoc(ctx, "_schedules", name, queue); err != nil {
+		if err := b.putDoc(ctx, "_schedules", "schedule-queue", name, queue); err != nil {
 			return err
 		}
 		if err := b.client.Del(ctx, old).Err(); err != nil {
@@ -57,10 +57,10 @@ func migrateSchedulesToDocs(ctx context.Context, b *Broker) error {
 	return nil
 }
 
-// putDoc writes version 1 of the schedule document name in scope, listed
-// in the index "all", unless it exists.
-func (b *Broker) putDoc(ctx context.Context, scope, name string, body any) error {
-	key := b.docKey(scope, "schedule", name)
+// putDoc writes version 1 of the document (kind, name) in scope, listed in
+// the index "all", unless it exists.
+func (b *Broker) putDoc(ctx context.Context, scope, kind, name string, body any) error {
+	key := b.docKey(scope, kind, name)
 	n, err := b.client.Exists(ctx, key).Result()
 	if err != nil || n == 1 {
 		return err
@@ -72,7 +72,7 @@ func (b *Broker) putDoc(ctx context.Context, scope, name string, body any) error
 	if err := b.client.HSet(ctx, key, "v", "1", "b", string(v), "x", `["all"]`).Err(); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
-	if err := b.client.ZAdd(ctx, b.prefix+":{"+scope+"}:x:schedule:all", redis.Z{Member: name}).Err(); err != nil {
+	if err := b.client.ZAdd(ctx, b.prefix+":{"+scope+"}:x:"+kind+":all", redis.Z{Member: name}).Err(); err != nil {
 		return fmt.Errorf("index %s: %w", key, err)
 	}
 	return nil

@@ -7,7 +7,7 @@
 // A schedule is one document (kind "schedule", key its name) in the scope
 // of its queue, so that a claim (compare-and-set of its last tick, the
 // tick's job insert and the broker-clock check) is one commit in one
-// Cluster slot. A registry document (kind "schedule", same key) in the
+// Cluster slot. A registry document (kind "schedule-queue", same key) in the
 // scope RegistryScope names each schedule's queue, for lookups by name and
 // listing; it is written after the schedule and removed after it, so a
 // crash in between leaves at worst a schedule that is listed but gone
@@ -30,6 +30,7 @@ const RegistryScope = "_schedules"
 
 const (
 	kind       = "schedule"
+	kindQueue  = "schedule-queue" // a registry entry: apart from kind, should a queue be named RegistryScope
 	indexAll   = "all"
 	maxRetries = 1000
 )
@@ -74,7 +75,7 @@ func (s *Store) get(ctx context.Context, scope, name string) (*stored, error) {
 // queueOf returns the queue of the schedule named name and the version of
 // its registry entry. ErrScheduleNotFound if it has none.
 func (s *Store) queueOf(ctx context.Context, name string) (string, int64, error) {
-	d, err := s.c.DocGet(ctx, RegistryScope, kind, name)
+	d, err := s.c.DocGet(ctx, RegistryScope, kindQueue, name)
 	if errors.Is(err, broker.ErrDocNotFound) {
 		return "", 0, fmt.Errorf("schedule %q: %w", name, broker.ErrScheduleNotFound)
 	}
@@ -170,7 +171,7 @@ func (s *Store) ScheduleUpsert(ctx context.Context, in *broker.Schedule) (*broke
 	}
 	if oldQueue != queue {
 		body, _ := json.Marshal(queue)
-		reg := &broker.DocWrite{Kind: kind, Key: in.Name, Version: regVersion, Body: body, Index: []broker.IndexEntry{{Name: indexAll}}}
+		reg := &broker.DocWrite{Kind: kindQueue, Key: in.Name, Version: regVersion, Body: body, Index: []broker.IndexEntry{{Name: indexAll}}}
 		if _, err := s.c.Commit(ctx, &broker.CommitParams{Scope: RegistryScope, Docs: []*broker.DocWrite{reg}}); err != nil {
 			return nil, fmt.Errorf("register schedule %q: %w", in.Name, err)
 		}
@@ -201,12 +202,12 @@ func (s *Store) ScheduleGet(ctx context.Context, name string) (*broker.Schedule,
 	return st.s, nil
 }
 
-// all reads every document of an index of scope, page by page.
-func (s *Store) all(ctx context.Context, scope string) ([]*broker.Doc, time.Time, error) {
+// all reads every document of kind k in scope, page by page.
+func (s *Store) all(ctx context.Context, scope, k string) ([]*broker.Doc, time.Time, error) {
 	var docs []*broker.Doc
 	var now time.Time
 	for offset := 0; ; {
-		l, err := s.c.DocList(ctx, &broker.DocListParams{Scope: scope, Kind: kind, Index: indexAll, Offset: offset, Limit: broker.MaxDocList})
+		l, err := s.c.DocList(ctx, &broker.DocListParams{Scope: scope, Kind: k, Index: indexAll, Offset: offset, Limit: broker.MaxDocList})
 		if err != nil {
 			return nil, now, err
 		}
@@ -221,7 +222,7 @@ func (s *Store) all(ctx context.Context, scope string) ([]*broker.Doc, time.Time
 // ScheduleList returns every schedule, sorted by name, and the broker's
 // clock when it read them.
 func (s *Store) ScheduleList(ctx context.Context) (*broker.ScheduleListResult, error) {
-	reg, now, err := s.all(ctx, RegistryScope)
+	reg, now, err := s.all(ctx, RegistryScope, kindQueue)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +239,7 @@ func (s *Store) ScheduleList(ctx context.Context) (*broker.ScheduleListResult, e
 	}
 	res := &broker.ScheduleListResult{Now: now}
 	for q, names := range queues {
-		docs, _, err := s.all(ctx, q)
+		docs, _, err := s.all(ctx, q, kind)
 		if err != nil {
 			return nil, err
 		}
@@ -276,7 +277,7 @@ func (s *Store) ScheduleDelete(ctx context.Context, name string) error {
 		return err
 	}
 	_, rerr := s.c.Commit(ctx, &broker.CommitParams{Scope: RegistryScope,
-		Docs: []*broker.DocWrite{{Kind: kind, Key: name, Version: regVersion, Delete: true}}})
+		Docs: []*broker.DocWrite{{Kind: kindQueue, Key: name, Version: regVersion, Delete: true}}})
 	if rerr != nil && !errors.Is(rerr, broker.ErrConflict) {
 		return fmt.Errorf("unregister schedule %q: %w", name, rerr)
 	}

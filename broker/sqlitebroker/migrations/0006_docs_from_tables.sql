@@ -3,7 +3,8 @@
 -- becomes a document of kind 'run' in its queue's scope, its steps in
 -- declared order inside it; each idempotency key a document of kind 'idem'
 -- naming its run; each schedule a document of kind 'schedule' in its
--- queue's scope and an entry of the registry scope '_schedules'. The JSON
+-- queue's scope and an entry (kind 'schedule-queue') of the registry scope
+-- '_schedules'. The JSON
 -- follows the encoding of broker.WorkflowRun and broker.Schedule; json_patch
 -- drops the members that are NULL, as the Go encoding omits them. Times are
 -- RFC 3339 in UTC.
@@ -50,12 +51,12 @@ SELECT queue, 'schedule', name, 1, json_patch(def, json_patch('{}', json_object(
 FROM schedules;
 
 INSERT INTO docs (scope, kind, key, version, body)
-SELECT '_schedules', 'schedule', name, 1, json_quote(queue) FROM schedules;
+SELECT '_schedules', 'schedule-queue', name, 1, json_quote(queue) FROM schedules;
 
 INSERT INTO doc_index (scope, kind, name, key, score)
 SELECT queue, 'schedule', 'all', name, 0 FROM schedules
 UNION ALL
-SELECT '_schedules', 'schedule', 'all', name, 0 FROM schedules;
+SELECT '_schedules', 'schedule-queue', 'all', name, 0 FROM schedules;
 
 DROP TRIGGER workflow_runs_finish;
 DROP TRIGGER workflow_runs_forget;
