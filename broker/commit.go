@@ -101,6 +101,12 @@ type CommitParams struct {
 	// active job becomes cancelled (an active one loses its lease). A
 	// finished or missing job is left as it is.
 	Cancel []string
+	// Reschedule moves scheduled or pending jobs to a new due time, as a
+	// one-time schedule's Reschedule does: a job due after the broker's now
+	// becomes scheduled, else pending now; a TTL keeps its length. A
+	// missing job fails the commit with ErrNotFound, an active or finished
+	// one with ErrWrongState.
+	Reschedule []*JobReschedule
 	// Absent names jobs that must not exist: one that does fails the
 	// commit with a *DuplicateError. (A run reserves the ids of the jobs it
 	// will insert later this way.)
@@ -131,6 +137,12 @@ type DocWrite struct {
 type IndexEntry struct {
 	Name  string // 1..1024 bytes
 	Score int64  // ordered ascending, ties by key; keep within ±2^53
+}
+
+// JobReschedule names a job to move and its new due time.
+type JobReschedule struct {
+	ID    string
+	RunAt time.Time
 }
 
 // CommitInsert is a job to insert in a commit.
@@ -278,6 +290,14 @@ func (p *CommitParams) Validate() error {
 		}
 		if err := in.Job.Validate(); err != nil {
 			return fmt.Errorf("commit: insert %d: %w", i, err)
+		}
+	}
+	for i, r := range p.Reschedule {
+		if r == nil || r.RunAt.IsZero() {
+			return bad("reschedule %d: nil, or no time", i)
+		}
+		if err := checkText("job id", r.ID, MaxIDLen, true); err != nil {
+			return bad("reschedule %d: %v", i, err)
 		}
 	}
 	for _, ids := range [][]string{p.Cancel, p.Delete, p.Absent} {

@@ -1,21 +1,10 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
 )
-
-// JobRescheduler is an optional capability of a Broker, used by package
-// schedule's OneTime. Both brokers of this module implement it.
-type JobRescheduler interface {
-	// JobReschedule moves a scheduled or pending job to run at runAt: the job
-	// becomes scheduled if runAt is after the broker's now, else pending, in
-	// one atomic step. ErrNotFound if absent, ErrWrongState for a job that is
-	// active or finished.
-	JobReschedule(ctx context.Context, queue, id string, runAt time.Time) (*Job, error)
-}
 
 // ErrScheduleNotFound: no schedule with that name exists.
 var ErrScheduleNotFound = errors.New("schedule not found")

@@ -32,7 +32,7 @@
 //
 // OneTime.Schedule enqueues a job with the id "once:<name>" due at a time;
 // calling it again with the same name returns the existing job. Reschedule
-// moves it atomically (broker.JobRescheduler), Cancel cancels
+// moves it atomically (one commit of broker.Committer), Cancel cancels
 // it, List lists those not yet started. No scheduler loop is needed: the
 // worker promotes the job when it is due.
 //

@@ -18,18 +18,19 @@ import (
 // use.
 type OneTime struct {
 	b     broker.Broker
-	store broker.JobRescheduler
+	store broker.Committer
 }
 
 // NewOneTime returns a OneTime on b, which must implement
-// broker.JobRescheduler (for atomic rescheduling).
+// broker.Committer (for atomic rescheduling; both brokers of this module
+// do).
 func NewOneTime(b broker.Broker) (*OneTime, error) {
 	if b == nil {
 		return nil, errors.New("worker: new one-time scheduler: broker is nil")
 	}
-	store, ok := b.(broker.JobRescheduler)
+	store, ok := b.(broker.Committer)
 	if !ok {
-		return nil, fmt.Errorf("worker: new one-time scheduler: broker %T does not implement broker.JobRescheduler", b)
+		return nil, fmt.Errorf("worker: new one-time scheduler: broker %T does not implement broker.Committer", b)
 	}
 	return &OneTime{b: b, store: store}, nil
 }
@@ -87,7 +88,14 @@ func (o *OneTime) Cancel(ctx context.Context, queue, name string) (*broker.Job, 
 // Reschedule moves a job that has not started to at, atomically.
 // broker.ErrWrongState if it is running or finished.
 func (o *OneTime) Reschedule(ctx context.Context, queue, name string, at time.Time) (*broker.Job, error) {
-	j, err := o.store.JobReschedule(ctx, queue, OneTimeJobID(name), at)
+	if at.IsZero() {
+		return nil, fmt.Errorf("worker: reschedule one-time job %q: %w: the time is zero", name, broker.ErrInvalidJob)
+	}
+	id := OneTimeJobID(name)
+	if _, err := o.store.Commit(ctx, &broker.CommitParams{Scope: queue, Reschedule: []*broker.JobReschedule{{ID: id, RunAt: at}}}); err != nil {
+		return nil, fmt.Errorf("worker: reschedule one-time job %q: %w", name, err)
+	}
+	j, err := o.b.JobGet(ctx, queue, id)
 	if err != nil {
 		return nil, fmt.Errorf("worker: reschedule one-time job %q: %w", name, err)
 	}

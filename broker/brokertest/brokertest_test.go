@@ -66,6 +66,7 @@ var faultCases = map[string]struct {
 	"ignoreNotBefore":          {faults{ignoreNotBefore: true}, "CommitNotBefore"},
 	"ignoreNotBefore/schedule": {faults{ignoreNotBefore: true}, "ScheduleClaimRefusals"},
 	"docListReversed":          {faults{docListReversed: true}, "DocIndexList"},
+	"rescheduleKeepsTTL":       {faults{rescheduleKeepsTTL: true}, "JobReschedule"},
 	"docListReversed/runs":     {faults{docListReversed: true}, "WorkflowRetentionByCount"},
 }
 

@@ -363,6 +363,8 @@ func testCommitInvalidInput(s *bundle) {
 		{Scope: q, Docs: []*broker.DocWrite{doc("k", 0, 1), doc("k", 0, 2)}},
 		{Scope: q, Docs: []*broker.DocWrite{doc("k", 0, 1, broker.IndexEntry{Name: ""})}},
 		{Scope: q, Cancel: []string{""}},
+		{Scope: q, Reschedule: []*broker.JobReschedule{{ID: "j"}}},
+		{Scope: q, Reschedule: []*broker.JobReschedule{nil}},
 	} {
 		if _, err := c.Commit(s.ctx, p); !errors.Is(err, broker.ErrInvalidJob) {
 			s.t.Fatalf("Commit of bad params %d: %v, want ErrInvalidJob", i, err)

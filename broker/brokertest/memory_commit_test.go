@@ -180,6 +180,26 @@ func (b *memBroker) commit(p *broker.CommitParams) (*broker.CommitResult, error)
 		b.docs[id] = nd
 		res.Versions = append(res.Versions, nd.version)
 	}
+	for _, r := range p.Reschedule {
+		j, err := b.find(p.Scope, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if j.State != broker.StateScheduled && j.State != broker.StatePending {
+			return nil, fmt.Errorf("reschedule job %s (%s): %w", r.ID, j.State, broker.ErrWrongState)
+		}
+		due := r.RunAt
+		if due.Before(now) {
+			due = now
+		}
+		if !j.ExpiresAt.IsZero() && !b.faults.rescheduleKeepsTTL {
+			j.ExpiresAt = due.Add(j.ExpiresAt.Sub(j.RunAt))
+		}
+		j.RunAt, j.State = due, broker.StatePending
+		if due.After(now) {
+			j.State = broker.StateScheduled
+		}
+	}
 	for _, id := range p.Absent {
 		if _, err := b.find(p.Scope, id); err == nil {
 			return nil, &broker.DuplicateError{Queue: p.Scope, ExistingID: id}

@@ -36,44 +36,45 @@ type memJob struct {
 
 // faults names the rules a memBroker can be told to break.
 type faults struct {
-	ignorePriority    bool // fetch in insert order only
-	lifo              bool // newest first among equal priorities
-	ignoreDelay       bool // delayed jobs are pending at once
-	noLeaseRecovery   bool // QueueMaintain leaves expired leases alone
-	anyTokenAccepted  bool // lease calls check the state, not the token
-	newerTokenOK      bool // lease calls accept any token >= the current one
-	extendNoop        bool // JobLeaseExtend reports success but changes nothing
-	nonAtomicBulk     bool // JobInsertMany writes jobs until the first bad one
-	ignoreUniqueKey   bool // unique keys are not enforced
-	fullCountsPending bool // MaxQueueLength ignores scheduled jobs
-	ignoreTTL         bool // pending jobs never expire
-	ignoreRetryDelay  bool // a failed job is due again at once
-	ignorePause       bool // QueuePause has no effect on JobFetch
-	cancelKeepsLease  bool // cancelling an active job leaves its lease valid
-	racyFetch         bool // JobFetch picks jobs, unlocks, then leases them
-	releaseCounts     bool // JobRelease keeps the attempt counted
-	retainOldest      bool // CompletedMaxCount keeps the oldest jobs
-	closeNoop         bool // Close does nothing
-	skipValidate      bool // inserts are not validated
-	dropResult        bool // JobComplete does not store the result
-	fetchNoPromote    bool // JobFetch leaves due scheduled jobs to QueueMaintain
-	finishedOldest    bool // JobList lists finished jobs oldest first
-	expiredAsDead     bool // QueueStats counts expired jobs as dead
-	queueListReversed bool // QueueList is sorted backwards
-	ignoreProgress    bool // JobProgress reports success but stores nothing
-	dropHeaders       bool // inserts lose their headers
-	deleteActive      bool // JobDelete removes active jobs too
-	ignoreFailMax     bool // JobFail ignores its MaxAttempts override
-	leaderSteal       bool // LeaderAcquire takes a lease another holder has
-	leaderExtendNoop  bool // LeaderAcquire by the holder does not move the expiry
-	oldestFirstInLine bool // OldestPendingAt is the RunAt of the next job to fetch
-	commitNotAtomic   bool // Commit keeps what it applied before the part that fails
-	commitAnyToken    bool // Commit completes and fails jobs whatever their lease
-	casIgnoresVersion bool // Commit writes documents at any version
-	optionalAborts    bool // an Optional insert that is refused fails the commit
-	optionalWrites    bool // an Optional insert whose unique key is held is written anyway
-	ignoreNotBefore   bool // Commit applies before its NotBefore
-	docListReversed   bool // DocList reads indexes in the wrong order
+	ignorePriority     bool // fetch in insert order only
+	lifo               bool // newest first among equal priorities
+	ignoreDelay        bool // delayed jobs are pending at once
+	noLeaseRecovery    bool // QueueMaintain leaves expired leases alone
+	anyTokenAccepted   bool // lease calls check the state, not the token
+	newerTokenOK       bool // lease calls accept any token >= the current one
+	extendNoop         bool // JobLeaseExtend reports success but changes nothing
+	nonAtomicBulk      bool // JobInsertMany writes jobs until the first bad one
+	ignoreUniqueKey    bool // unique keys are not enforced
+	fullCountsPending  bool // MaxQueueLength ignores scheduled jobs
+	ignoreTTL          bool // pending jobs never expire
+	ignoreRetryDelay   bool // a failed job is due again at once
+	ignorePause        bool // QueuePause has no effect on JobFetch
+	cancelKeepsLease   bool // cancelling an active job leaves its lease valid
+	racyFetch          bool // JobFetch picks jobs, unlocks, then leases them
+	releaseCounts      bool // JobRelease keeps the attempt counted
+	retainOldest       bool // CompletedMaxCount keeps the oldest jobs
+	closeNoop          bool // Close does nothing
+	skipValidate       bool // inserts are not validated
+	dropResult         bool // JobComplete does not store the result
+	fetchNoPromote     bool // JobFetch leaves due scheduled jobs to QueueMaintain
+	finishedOldest     bool // JobList lists finished jobs oldest first
+	expiredAsDead      bool // QueueStats counts expired jobs as dead
+	queueListReversed  bool // QueueList is sorted backwards
+	ignoreProgress     bool // JobProgress reports success but stores nothing
+	dropHeaders        bool // inserts lose their headers
+	deleteActive       bool // JobDelete removes active jobs too
+	ignoreFailMax      bool // JobFail ignores its MaxAttempts override
+	leaderSteal        bool // LeaderAcquire takes a lease another holder has
+	leaderExtendNoop   bool // LeaderAcquire by the holder does not move the expiry
+	oldestFirstInLine  bool // OldestPendingAt is the RunAt of the next job to fetch
+	commitNotAtomic    bool // Commit keeps what it applied before the part that fails
+	commitAnyToken     bool // Commit completes and fails jobs whatever their lease
+	casIgnoresVersion  bool // Commit writes documents at any version
+	optionalAborts     bool // an Optional insert that is refused fails the commit
+	optionalWrites     bool // an Optional insert whose unique key is held is written anyway
+	ignoreNotBefore    bool // Commit applies before its NotBefore
+	docListReversed    bool // DocList reads indexes in the wrong order
+	rescheduleKeepsTTL bool // a rescheduled job keeps its old ExpiresAt
 }
 
 func newMemBroker(f faults) *memBroker {

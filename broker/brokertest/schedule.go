@@ -271,30 +271,38 @@ func testScheduleCRUD(s *bundle) {
 
 // testJobReschedule: a scheduled job moves to a new due time atomically.
 func testJobReschedule(s *bundle) {
-	ss, ok := s.b.(broker.JobRescheduler)
-	if !ok {
-		s.t.Skipf("%T does not implement broker.JobRescheduler", s.b)
+	c := s.committer()
+	reschedule := func(id string, at time.Time) (*broker.Job, error) {
+		if _, err := c.Commit(s.ctx, &broker.CommitParams{Scope: "reschedule", Reschedule: []*broker.JobReschedule{{ID: id, RunAt: at}}}); err != nil {
+			return nil, err
+		}
+		return s.b.JobGet(s.ctx, "reschedule", id)
 	}
 	q := "reschedule"
 	j := s.insert(q, withDelay(time.Hour), withTTL(time.Minute))
 	now := s.now()
-	later, err := ss.JobReschedule(s.ctx, q, j.ID, now.Add(2*time.Hour))
+	later, err := reschedule(j.ID, now.Add(2*time.Hour))
 	if err != nil {
-		s.t.Fatalf("JobReschedule to later: %v", err)
+		s.t.Fatalf("reschedule to later: %v", err)
 	}
 	if later.State != broker.StateScheduled || later.RunAt.Sub(now) < 2*time.Hour-time.Second || later.ExpiresAt.Sub(later.RunAt) != time.Minute {
 		s.t.Fatalf("rescheduled job: state %s RunAt %v ExpiresAt %v; want scheduled two hours on, TTL kept", later.State, later.RunAt, later.ExpiresAt)
 	}
 	s.fetchNone(q, "the job is due in two hours")
-	if _, err := ss.JobReschedule(s.ctx, q, j.ID, now); err != nil {
-		s.t.Fatalf("JobReschedule to now: %v", err)
+	if _, err := reschedule(j.ID, now); err != nil {
+		s.t.Fatalf("reschedule to now: %v", err)
 	}
 	f := s.fetchOne(q, longLease)
 	if f.ID != j.ID {
 		s.t.Fatalf("fetched %s, want the rescheduled job %s", f.ID, j.ID)
 	}
-	_, err = ss.JobReschedule(s.ctx, q, j.ID, now)
-	wantErr(s.t, "JobReschedule of an active job", err, broker.ErrWrongState)
-	_, err = ss.JobReschedule(s.ctx, q, "absent", now)
-	wantErr(s.t, "JobReschedule of an unknown job", err, broker.ErrNotFound)
+	_, err = reschedule(j.ID, now)
+	wantErr(s.t, "reschedule an active job", err, broker.ErrWrongState)
+	_, err = reschedule("absent", now)
+	wantErr(s.t, "reschedule an unknown job", err, broker.ErrNotFound)
+	// A job due now with no options is rescheduled like any other.
+	plain := s.insert(q)
+	if got, err := reschedule(plain.ID, now.Add(time.Hour)); err != nil || got.State != broker.StateScheduled {
+		s.t.Fatalf("reschedule a plain pending job: %+v, %v; want scheduled", got, err)
+	}
 }

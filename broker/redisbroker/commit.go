@@ -59,13 +59,16 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 // commitPlan encodes p as lua/commit.lua's ARGV[1].
 func commitPlan(p *broker.CommitParams) (string, error) {
 	type obj = []any
-	plan := map[string]any{"nb": int64(0), "c": []obj{}, "f": []obj{}, "d": []obj{}, "i": []obj{},
+	plan := map[string]any{"nb": int64(0), "c": []obj{}, "f": []obj{}, "d": []obj{}, "i": []obj{}, "m": []obj{},
 		"x": append([]string{}, p.Cancel...), "r": append([]string{}, p.Delete...), "a": append([]string{}, p.Absent...)}
 	if !p.NotBefore.IsZero() {
 		// Rounded up: never applied before NotBefore.
 		plan["nb"] = (p.NotBefore.UnixNano() + 999_999) / 1_000_000
 	}
-	var c, f, d, ins []obj
+	var c, f, d, ins, m []obj
+	for _, x := range p.Reschedule {
+		m = append(m, obj{x.ID, x.RunAt.UnixMilli()})
+	}
 	for _, x := range p.Complete {
 		c = append(c, obj{x.ID, strconv.FormatInt(x.Token, 10), string(x.Result)})
 	}
@@ -96,7 +99,7 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		ins = append(ins, obj{j.ID, j.Type, string(j.Data), j.Priority, j.MaxAttempts, j.TenantID, j.CompanyID, headers,
 			j.UniqueKey, int64(j.Timeout), millis(j.TTL), j.MaxQueueLength, runAt, millis(j.Delay), b01(x.IfAbsent), b01(x.Optional)})
 	}
-	for key, v := range map[string][]obj{"c": c, "f": f, "d": d, "i": ins} {
+	for key, v := range map[string][]obj{"c": c, "f": f, "d": d, "i": ins, "m": m} {
 		if v != nil {
 			plan[key] = v
 		}
@@ -131,6 +134,11 @@ func commitReply(p *broker.CommitParams, reply any) (*broker.CommitResult, error
 			lp = p.Fail[i].JobLeaseParams
 		}
 		return nil, fmt.Errorf("job %s, token %d: %w", lp.ID, lp.Token, leaseErr(num(arr, 3)))
+	case "resched":
+		if st := str(arr, 2); st != "" {
+			return nil, fmt.Errorf("reschedule job %s: it is %s: %w", str(arr, 1), st, broker.ErrWrongState)
+		}
+		return nil, fmt.Errorf("reschedule job %s: %w", str(arr, 1), broker.ErrNotFound)
 	case "taken":
 		return nil, &broker.DuplicateError{Queue: p.Scope, ExistingID: str(arr, 1)}
 	case "conflict":

@@ -42,6 +42,9 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 			b.waker().Notify(p.Scope, p.Fail[i].RetryDelay)
 		}
 	}
+	for _, r := range p.Reschedule {
+		b.waker().Notify(p.Scope, max(r.RunAt.Sub(res.Now), 0)) // idle workers arm a timer for it
+	}
 	return res, nil
 }
 
@@ -80,6 +83,23 @@ func (b *Broker) commit(ctx context.Context, tx *sql.Tx, p *broker.CommitParams,
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL
 			WHERE id = ? AND queue = ? AND state IN ('scheduled', 'pending', 'active')`, now, id, p.Scope); err != nil {
 			return nil, fmt.Errorf("cancel job %s: %w", id, err)
+		}
+	}
+	for _, r := range p.Reschedule {
+		due := max(r.RunAt.UnixMilli(), now)
+		state := broker.StatePending
+		if due > now {
+			state = broker.StateScheduled
+		}
+		// A TTL keeps its length: ExpiresAt moves with the due time.
+		moved, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, run_at = ?,
+			expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE expires_at - run_at + ? END
+			WHERE queue = ? AND id = ? AND state IN ('scheduled', 'pending')`, string(state), due, due, p.Scope, r.ID)
+		if err != nil {
+			return nil, fmt.Errorf("reschedule job %s: %w", r.ID, err)
+		}
+		if n, _ := moved.RowsAffected(); n == 0 {
+			return nil, fmt.Errorf("reschedule job %s: %w", r.ID, wrongState(ctx, tx, p.Scope, r.ID))
 		}
 	}
 	for _, id := range p.Absent {

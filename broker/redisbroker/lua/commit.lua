@@ -21,12 +21,13 @@
 --   tenant, company, headers JSON, unique key, timeout ns, ttl ms, max
 --   queue length, run at ms (0: none), delay ms, if absent 0|1, optional
 --   0|1}}, x = {cancel ids}, r = {delete ids}, a = {ids that must not
---   exist}}
+--   exist}, m = {{id, due ms}}: jobs to reschedule}
 -- Returns {'ok', now ms, {failed job states}, {document versions},
 --   {per insert: state ('pending'|'scheduled') or 'exists'|'unique'|'full',
 --   run at ms or detail}} | {'early', now ms} | {'lease', 'c'|'f', index,
 --   0 not found | -1 lost} | {'conflict', what} | {'dup', index, existing
---   id, unique key} | {'full', index, queued} | {'taken', id}
+--   id, unique key} | {'full', index, queued} | {'taken', id} |
+--   {'resched', id, state ('' if missing)}
 
 local P = cjson.decode(ARGV[1])
 local now, now_us = clock()
@@ -60,6 +61,12 @@ for _, id in ipairs(P.a) do
   end
 end
 local unfinished = {scheduled = true, pending = true, active = true}
+for _, m in ipairs(P.m) do
+  local s = job_state(J, m[1])
+  if s ~= 'scheduled' and s ~= 'pending' then
+    return {'resched', m[1], s or ''}
+  end
+end
 for _, id in ipairs(P.r) do
   local s = job_state(J, id)
   if s and unfinished[s] then
@@ -160,6 +167,31 @@ for _, id in ipairs(P.r) do
     redis.call('ZREM', KEYS[8], id)
     release_unique(U, J .. id, id)
     delete_job(J, id)
+  end
+end
+-- A rescheduled TTL keeps its length: ExpiresAt moves with the due time.
+for _, m in ipairs(P.m) do
+  local id, due = m[1], math.max(m[2], now)
+  local job_key = J .. id
+  materialize(J, id)
+  local v = redis.call('HMGET', job_key, 'r', 'e')
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  if v[2] then
+    local e = due + (tonumber(v[2]) - tonumber(v[1]))
+    redis.call('HSET', job_key, 'e', fmt(e))
+    redis.call('ZADD', KEYS[8], fmt(e), id)
+  end
+  redis.call('HSET', job_key, 'r', fmt(due))
+  if due > now then
+    redis.call('ZADD', KEYS[1], fmt(due), id)
+    redis.call('HSET', job_key, 's', 'scheduled')
+    if wake == nil or due - now < wake then
+      wake = due - now
+    end
+  else
+    make_pending(KEYS[2], KEYS[9], job_key, id)
+    wake = 0
   end
 end
 local inserted = {}
