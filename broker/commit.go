@@ -37,7 +37,10 @@ type Committer interface {
 	//   - an error wrapping ErrConflict when a document's version is not the
 	//     expected one, or a job to delete is not finished;
 	//   - a *DuplicateError or ErrQueueFull for an insert that is not
-	//     Optional (an Optional one is skipped and reported instead);
+	//     Optional (an Optional one is skipped and reported instead), and a
+	//     *DuplicateError for an Absent job that exists;
+	//   - ErrNotFound or ErrWrongState for a Reschedule of a missing job, or
+	//     of one that is active or finished;
 	//   - a *TooEarlyError when the broker's clock is before p.NotBefore;
 	//   - an *InvalidError (or an error wrapping ErrInvalidJob) for bad p.
 	Commit(ctx context.Context, p *CommitParams) (*CommitResult, error)
