@@ -1,4 +1,4 @@
--- 0005: versioned documents and their indexes (broker.Committer), on which
+-- 0006: versioned documents and their indexes (broker.Committer), on which
 -- packages workflow and schedule keep their runs and schedules. A document
 -- is addressed by (scope, kind, key); the scope is a queue. An index is a
 -- named list of one kind's document keys, each with a score, read in

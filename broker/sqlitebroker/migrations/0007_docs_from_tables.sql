@@ -1,4 +1,4 @@
--- 0006: workflow runs and schedules move into documents (0005), where
+-- 0007: workflow runs and schedules move into documents (0006), where
 -- packages workflow and schedule now keep them; their tables go. Each run
 -- becomes a document of kind 'run' in its queue's scope, its steps in
 -- declared order inside it; each idempotency key a document of kind 'idem'
