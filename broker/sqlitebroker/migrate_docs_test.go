@@ -15,13 +15,13 @@ import (
 )
 
 // TestMigrationMovesRunsAndSchedulesIntoDocuments builds a store of schema
-// version 4 (runs and schedules in their own tables), opens it, and checks
+// version 5 (runs and schedules in their own tables), opens it, and checks
 // that package workflow's and package schedule's stores read everything
 // back from documents: a running run carries on to success, a finished run
 // keeps its outputs and is removed by retention, an idempotency key still
 // maps to its run, and a schedule keeps its claim state.
 func TestMigrationMovesRunsAndSchedulesIntoDocuments(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v4.db")
+	path := filepath.Join(t.TempDir(), "v5.db")
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestMigrationMovesRunsAndSchedulesIntoDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	const job = `{"id":"%s","type":"t","max_attempts":2}`
-	stmts := append(scripts[:4:4], "PRAGMA user_version = 4", fmt.Sprintf("PRAGMA application_id = %d", applicationID),
+	stmts := append(scripts[:5:5], "PRAGMA user_version = 5", fmt.Sprintf("PRAGMA application_id = %d", applicationID),
 		`INSERT INTO workflow_runs (queue, id, workflow, tenant_id, idempotency_key, state, input, created_at, completions)
 			VALUES ('q', 'live', 'w', 't1', 'key-live', 'running', '{"n":1}', 1000, 1)`,
 		fmt.Sprintf(`INSERT INTO workflow_steps (queue, run_id, position, name, job, state, attempts, output, completed_seq)
@@ -49,7 +49,7 @@ func TestMigrationMovesRunsAndSchedulesIntoDocuments(t *testing.T) {
 				'x', 3, 1, 100, 200, 150, 86400000)`)
 	for _, st := range stmts {
 		if _, err := db.Exec(st); err != nil {
-			t.Fatalf("build a version 4 store: %v\n%s", err, st)
+			t.Fatalf("build a version 5 store: %v\n%s", err, st)
 		}
 	}
 	if err := db.Close(); err != nil {
