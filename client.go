@@ -43,10 +43,34 @@ const DefaultMaxPayloadBytes = 1 << 20
 // Client adds jobs and inspects queues: the seed's JobQueue. It is safe for
 // concurrent use. It does not own the broker: closing the broker is the
 // caller's business.
+//
+// A Client sees every tenant's jobs; Tenant returns a view scoped to one.
 type Client struct {
-	b   broker.Broker
-	cfg ClientConfig
+	b      broker.Broker
+	cfg    ClientConfig
+	tenant string // the scope; "" for every tenant
 }
+
+// Tenant returns a view of the client scoped to one tenant, for code that
+// acts on a tenant's behalf (an API request authenticated as that tenant).
+// The broker enforces the scope: Get, Cancel, Retry and Delete of another
+// tenant's job, or of a job with no tenant, fail with ErrNotFound exactly
+// as for a job that does not exist, and change nothing; List and Stats see
+// only the tenant's jobs. Add and AddMany give jobs the tenant, and reject
+// a JobSpec naming another one. tenantID must not be empty. The view shares
+// the client's broker and config.
+func (c *Client) Tenant(tenantID string) (*Client, error) {
+	if tenantID == "" {
+		return nil, fmt.Errorf("worker: scope client to a tenant: %w: tenant id is empty", ErrInvalidJob)
+	}
+	v := *c
+	v.tenant = tenantID
+	return &v, nil
+}
+
+// TenantID returns the tenant the client is scoped to, or "" for a client
+// that sees every tenant.
+func (c *Client) TenantID() string { return c.tenant }
 
 // NewClient returns a Client on b.
 func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
@@ -104,6 +128,14 @@ func (c *Client) params(queue string, s *JobSpec, rnd io.Reader) (*broker.JobIns
 	if len(data) > c.cfg.MaxPayloadBytes {
 		return nil, &broker.InvalidError{Index: -1, Field: "data", Reason: fmt.Sprintf("payload is %d bytes, the limit is %d", len(data), c.cfg.MaxPayloadBytes)}
 	}
+	tenant := s.TenantID
+	switch {
+	case c.tenant == "":
+	case tenant == "":
+		tenant = c.tenant
+	case tenant != c.tenant:
+		return nil, &broker.InvalidError{Index: -1, Field: "tenant_id", Reason: fmt.Sprintf("tenant %q is not the client's tenant %q", tenant, c.tenant)}
+	}
 	id := s.ID
 	if id == "" {
 		var u uuid.UUID
@@ -120,7 +152,7 @@ func (c *Client) params(queue string, s *JobSpec, rnd io.Reader) (*broker.JobIns
 	}
 	p := &broker.JobInsertParams{
 		ID: id, Queue: queue, Type: s.Type, Data: data, Priority: s.Priority,
-		MaxAttempts: s.MaxAttempts, TenantID: s.TenantID, CompanyID: s.CompanyID,
+		MaxAttempts: s.MaxAttempts, TenantID: tenant, CompanyID: s.CompanyID,
 		Headers: s.Headers, UniqueKey: s.UniqueKey, Timeout: s.Timeout,
 		Delay: s.Delay, RunAt: s.RunAt, TTL: s.TTL, MaxQueueLength: c.cfg.MaxQueueLength,
 	}
@@ -223,12 +255,13 @@ func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]
 	return jobs, nil
 }
 
-// Get returns a job.
+// Get returns a job. ErrNotFound if it does not exist or is outside the
+// client's tenant scope.
 func (c *Client) Get(ctx context.Context, queue, id string) (*Job, error) {
 	if err := c.checkJobRef("get", queue, id); err != nil {
 		return nil, err
 	}
-	job, err := c.b.JobGet(ctx, queue, id)
+	job, err := c.b.JobGet(ctx, &broker.JobGetParams{Queue: queue, ID: id, TenantID: c.tenant})
 	if err != nil {
 		return nil, &JobError{JobID: id, Op: "get", Err: err}
 	}
@@ -237,12 +270,12 @@ func (c *Client) Get(ctx context.Context, queue, id string) (*Job, error) {
 
 // Cancel cancels a scheduled, pending or active job. A running job's
 // context is cancelled at its next lease heartbeat. ErrWrongState if the
-// job already finished.
+// job already finished; ErrNotFound as for Get.
 func (c *Client) Cancel(ctx context.Context, queue, id string) (*Job, error) {
 	if err := c.checkJobRef("cancel", queue, id); err != nil {
 		return nil, err
 	}
-	job, err := c.b.JobCancel(ctx, queue, id)
+	job, err := c.b.JobCancel(ctx, &broker.JobCancelParams{Queue: queue, ID: id, TenantID: c.tenant})
 	if err != nil {
 		return nil, &JobError{JobID: id, Op: "cancel", Err: err}
 	}
@@ -250,24 +283,24 @@ func (c *Client) Cancel(ctx context.Context, queue, id string) (*Job, error) {
 }
 
 // Retry moves a dead, cancelled or expired job back to pending with its
-// attempts reset.
+// attempts reset. ErrNotFound as for Get.
 func (c *Client) Retry(ctx context.Context, queue, id string) (*Job, error) {
 	if err := c.checkJobRef("retry", queue, id); err != nil {
 		return nil, err
 	}
-	job, err := c.b.JobRetry(ctx, queue, id)
+	job, err := c.b.JobRetry(ctx, &broker.JobRetryParams{Queue: queue, ID: id, TenantID: c.tenant})
 	if err != nil {
 		return nil, &JobError{JobID: id, Op: "retry", Err: err}
 	}
 	return job, nil
 }
 
-// Delete removes a job that is not running.
+// Delete removes a job that is not running. ErrNotFound as for Get.
 func (c *Client) Delete(ctx context.Context, queue, id string) error {
 	if err := c.checkJobRef("delete", queue, id); err != nil {
 		return err
 	}
-	if err := c.b.JobDelete(ctx, queue, id); err != nil {
+	if err := c.b.JobDelete(ctx, &broker.JobDeleteParams{Queue: queue, ID: id, TenantID: c.tenant}); err != nil {
 		return &JobError{JobID: id, Op: "delete", Err: err}
 	}
 	return nil
@@ -283,12 +316,13 @@ func (c *Client) checkJobRef(op, queue, id string) error {
 	return nil
 }
 
-// Stats counts a queue's jobs by state.
+// Stats counts a queue's jobs by state (only the tenant's, for a scoped
+// client).
 func (c *Client) Stats(ctx context.Context, queue string) (*QueueStats, error) {
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return nil, &QueueError{Queue: queue, Op: "stats of", Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
 	}
-	s, err := c.b.QueueStats(ctx, queue)
+	s, err := c.b.QueueStats(ctx, &broker.QueueStatsParams{Queue: queue, TenantID: c.tenant})
 	if err != nil {
 		return nil, &QueueError{Queue: queue, Op: "stats of", Err: err}
 	}
@@ -311,11 +345,19 @@ type ListParams = broker.JobListParams
 // ListResult is a page of jobs.
 type ListResult = broker.JobListResult
 
-// List lists a queue's jobs in one state, optionally filtered by tenant and
-// type, a page at a time (follow NextOffset until it is -1).
+// List lists a queue's jobs in one state, optionally only one tenant's
+// (p.TenantID) and of one type, a page at a time (follow NextOffset until
+// it is -1). A tenant's listing is served by an index. A scoped client
+// lists only its tenant's jobs: p.TenantID may be empty or name it.
 func (c *Client) List(ctx context.Context, p ListParams) (*ListResult, error) {
 	if err := p.Validate(); err != nil {
 		return nil, &QueueError{Queue: p.Queue, Op: "list", Err: err}
+	}
+	if c.tenant != "" {
+		if p.TenantID != "" && p.TenantID != c.tenant {
+			return nil, &QueueError{Queue: p.Queue, Op: "list", Err: fmt.Errorf("%w: tenant %q is not the client's tenant %q", ErrInvalidJob, p.TenantID, c.tenant)}
+		}
+		p.TenantID = c.tenant
 	}
 	r, err := c.b.JobList(ctx, &p)
 	if err != nil {

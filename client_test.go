@@ -178,3 +178,69 @@ func TestMiddlewareWrapsProcessors(t *testing.T) {
 		}
 	})
 }
+
+// TestClientTenantView: a client scoped to a tenant gives its jobs the
+// tenant, refuses jobs of another, and sees another tenant's job as absent
+// in every admin call; List and Stats show only its jobs.
+func TestClientTenantView(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c, err := worker.NewClient(b, worker.ClientConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Tenant(""); !errors.Is(err, worker.ErrInvalidJob) {
+			t.Fatalf("Tenant(\"\"): %v, want ErrInvalidJob", err)
+		}
+		ta, err := c.Tenant("acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, _ := c.Tenant("globex")
+		if ta.TenantID() != "acme" || c.TenantID() != "" {
+			t.Fatalf("TenantID: scoped %q, unscoped %q", ta.TenantID(), c.TenantID())
+		}
+		ctx := context.Background()
+		mine, err := ta.Add(ctx, "q", worker.JobSpec{Type: "x"})
+		if err != nil || mine.TenantID != "acme" {
+			t.Fatalf("scoped Add: %+v, %v; want a job of tenant acme", mine, err)
+		}
+		if _, err := ta.Add(ctx, "q", worker.JobSpec{Type: "x", TenantID: "globex"}); !errors.Is(err, worker.ErrInvalidJob) || !strings.Contains(err.Error(), "tenant_id") {
+			t.Fatalf("scoped Add of another tenant's job: %v; want ErrInvalidJob naming tenant_id", err)
+		}
+		theirs, err := tb.Add(ctx, "q", worker.JobSpec{Type: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ta.Get(ctx, "q", theirs.ID); !errors.Is(err, worker.ErrNotFound) {
+			t.Errorf("scoped Get of another tenant's job: %v, want ErrNotFound", err)
+		}
+		if _, err := ta.Cancel(ctx, "q", theirs.ID); !errors.Is(err, worker.ErrNotFound) {
+			t.Errorf("scoped Cancel of another tenant's job: %v, want ErrNotFound", err)
+		}
+		if _, err := ta.Retry(ctx, "q", theirs.ID); !errors.Is(err, worker.ErrNotFound) {
+			t.Errorf("scoped Retry of another tenant's job: %v, want ErrNotFound", err)
+		}
+		if err := ta.Delete(ctx, "q", theirs.ID); !errors.Is(err, worker.ErrNotFound) {
+			t.Errorf("scoped Delete of another tenant's job: %v, want ErrNotFound", err)
+		}
+		if j, err := c.Get(ctx, "q", theirs.ID); err != nil || j.State != worker.StatePending {
+			t.Errorf("another tenant's job after the scoped calls: %+v, %v; want it pending, untouched", j, err)
+		}
+		res, err := ta.List(ctx, worker.ListParams{Queue: "q", State: worker.StatePending})
+		if err != nil || len(res.Jobs) != 1 || res.Jobs[0].ID != mine.ID {
+			t.Errorf("scoped List: %+v, %v; want only its own job", res, err)
+		}
+		if _, err := ta.List(ctx, worker.ListParams{Queue: "q", State: worker.StatePending, TenantID: "globex"}); !errors.Is(err, worker.ErrInvalidJob) {
+			t.Errorf("scoped List naming another tenant: %v, want ErrInvalidJob", err)
+		}
+		if st, err := ta.Stats(ctx, "q"); err != nil || st.Pending != 1 {
+			t.Errorf("scoped Stats: %+v, %v; want 1 pending", st, err)
+		}
+		if st, err := c.Stats(ctx, "q"); err != nil || st.Pending != 2 {
+			t.Errorf("unscoped Stats: %+v, %v; want 2 pending", st, err)
+		}
+		if err := ta.Delete(ctx, "q", mine.ID); err != nil {
+			t.Errorf("scoped Delete of its own job: %v", err)
+		}
+	})
+}

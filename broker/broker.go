@@ -12,6 +12,14 @@
 //   - Each state change is atomic: it happens whole or not at all.
 //   - Errors wrap the sentinels of this package so errors.Is works.
 //   - After Close, every method returns ErrClosed.
+//   - Tenant scope: every method that reads or changes a job, lists jobs or
+//     reads queue stats takes params with a TenantID. An empty TenantID is
+//     unscoped (an operator's call) and sees every job. A non-empty one
+//     scopes the call to the jobs whose Job.TenantID equals it; any other
+//     job, a job with no TenantID included (it belongs to no tenant), is
+//     treated as absent: ErrNotFound with the same message as for a job
+//     that does not exist, and nothing changes. The scope is checked in the
+//     same atomic step as the operation.
 package broker
 
 import (
@@ -76,32 +84,40 @@ type Broker interface {
 	// JobProgress stores progress for an active job. ErrLeaseLost if stale.
 	JobProgress(ctx context.Context, p *JobLeaseParams, progress json.RawMessage) error
 
-	// JobGet returns one job. ErrNotFound if absent.
-	JobGet(ctx context.Context, queue, id string) (*Job, error)
+	// JobGet returns one job. ErrNotFound if absent or outside p's tenant
+	// scope.
+	JobGet(ctx context.Context, p *JobGetParams) (*Job, error)
 
 	// JobList lists a queue's jobs in one state, filtered and paginated.
 	// Order: pending by fetch order; scheduled by RunAt; active by lease
-	// expiry; finished states by FinishedAt, newest first.
+	// expiry; finished states by FinishedAt, newest first. A listing with a
+	// TenantID holds only that tenant's jobs and is served by a per-tenant
+	// index: a page costs work in proportion to its offset and size within
+	// the tenant's jobs in that state, never a scan of the queue.
 	JobList(ctx context.Context, p *JobListParams) (*JobListResult, error)
 
 	// JobCancel cancels a scheduled, pending or active job: it moves to
 	// cancelled and releases its unique key; an active job's lease is
 	// revoked, so its worker's next extend, complete or fail returns
-	// ErrLeaseLost. ErrWrongState if the job is already finished.
-	JobCancel(ctx context.Context, queue, id string) (*Job, error)
+	// ErrLeaseLost. ErrWrongState if the job is already finished;
+	// ErrNotFound if absent or outside p's tenant scope (nothing changes).
+	JobCancel(ctx context.Context, p *JobCancelParams) (*Job, error)
 
 	// JobRetry moves a dead, cancelled or expired job back to pending with
 	// Attempt reset to 0. ErrWrongState for any other state; ErrDuplicate if
-	// an unfinished job has taken its unique key meanwhile.
-	JobRetry(ctx context.Context, queue, id string) (*Job, error)
+	// an unfinished job has taken its unique key meanwhile; ErrNotFound if
+	// absent or outside p's tenant scope (nothing changes).
+	JobRetry(ctx context.Context, p *JobRetryParams) (*Job, error)
 
 	// JobDelete removes a job that is not active, with all its index
-	// entries and its unique key. ErrWrongState if active.
-	JobDelete(ctx context.Context, queue, id string) error
+	// entries and its unique key. ErrWrongState if active; ErrNotFound if
+	// absent or outside p's tenant scope (nothing changes).
+	JobDelete(ctx context.Context, p *JobDeleteParams) error
 
-	// QueueStats counts a queue's jobs by state. An unknown queue has zero
-	// counts.
-	QueueStats(ctx context.Context, queue string) (*QueueStats, error)
+	// QueueStats counts a queue's jobs by state; with p.TenantID set, only
+	// that tenant's jobs (OldestPendingAt too; Paused is the queue's). An
+	// unknown queue or tenant has zero counts.
+	QueueStats(ctx context.Context, p *QueueStatsParams) (*QueueStats, error)
 
 	// QueueList names every queue that has ever held a job or been paused,
 	// sorted.
@@ -187,11 +203,45 @@ type JobFailParams struct {
 	MaxAttempts int
 }
 
+// JobGetParams names a job to read.
+type JobGetParams struct {
+	Queue    string
+	ID       string
+	TenantID string // scope; "" for any tenant
+}
+
+// JobCancelParams names a job to cancel.
+type JobCancelParams struct {
+	Queue    string
+	ID       string
+	TenantID string // scope; "" for any tenant
+}
+
+// JobRetryParams names a job to retry.
+type JobRetryParams struct {
+	Queue    string
+	ID       string
+	TenantID string // scope; "" for any tenant
+}
+
+// JobDeleteParams names a job to delete.
+type JobDeleteParams struct {
+	Queue    string
+	ID       string
+	TenantID string // scope; "" for any tenant
+}
+
+// QueueStatsParams names the queue, and optionally the tenant, to count.
+type QueueStatsParams struct {
+	Queue    string
+	TenantID string // scope; "" counts every job of the queue
+}
+
 // JobListParams selects jobs to list.
 type JobListParams struct {
 	Queue    string
 	State    State
-	TenantID string // optional filter
+	TenantID string // scope; "" for any tenant
 	Type     string // optional filter
 	Offset   int    // position in the (filtered) listing
 	Limit    int    // 1..1000; 0 means 100

@@ -165,6 +165,9 @@ func (p *JobFetchParams) Validate() error {
 
 // Validate checks list parameters.
 func (p *JobListParams) Validate() error {
+	if p == nil {
+		return errNilParams("list")
+	}
 	if err := ValidateQueueName(p.Queue); err != nil {
 		return fmt.Errorf("%w: list: %v", ErrInvalidJob, err)
 	}
@@ -173,6 +176,48 @@ func (p *JobListParams) Validate() error {
 	}
 	if p.Offset < 0 || p.Limit < 0 || p.Limit > 1000 {
 		return fmt.Errorf("%w: list: offset %d / limit %d out of range (limit 0..1000)", ErrInvalidJob, p.Offset, p.Limit)
+	}
+	return nil
+}
+
+// InScope reports whether a job of tenant jobTenant is visible to a call
+// scoped to tenant scope (see the package doc): every job is visible to an
+// unscoped call (scope ""), and to a scoped call only its own tenant's jobs,
+// never a job with no tenant.
+func InScope(scope, jobTenant string) bool { return scope == "" || scope == jobTenant }
+
+// errNilParams is the error of a call given nil params.
+func errNilParams(op string) error {
+	return fmt.Errorf("%w: %s: params are nil", ErrInvalidJob, op)
+}
+
+// Validate checks the params of JobGet: they must not be nil. A queue name
+// or id that no job can have is not invalid: it is ErrNotFound.
+func (p *JobGetParams) Validate() error { return checkNil(p == nil, "get job") }
+
+// Validate checks the params of JobCancel; see JobGetParams.Validate.
+func (p *JobCancelParams) Validate() error { return checkNil(p == nil, "cancel job") }
+
+// Validate checks the params of JobRetry; see JobGetParams.Validate.
+func (p *JobRetryParams) Validate() error { return checkNil(p == nil, "retry job") }
+
+// Validate checks the params of JobDelete; see JobGetParams.Validate.
+func (p *JobDeleteParams) Validate() error { return checkNil(p == nil, "delete job") }
+
+// Validate checks the params of QueueStats: a valid queue name.
+func (p *QueueStatsParams) Validate() error {
+	if p == nil {
+		return errNilParams("queue stats")
+	}
+	if err := ValidateQueueName(p.Queue); err != nil {
+		return fmt.Errorf("%w: queue stats: %v", ErrInvalidJob, err)
+	}
+	return nil
+}
+
+func checkNil(isNil bool, op string) error {
+	if isNil {
+		return errNilParams(op)
 	}
 	return nil
 }

@@ -179,7 +179,7 @@ func Ping(b broker.Broker) Check {
 // running (active) and finished jobs are not counted.
 func QueueLength(b broker.Broker, queue string, threshold int64) Check {
 	return Check{Name: "queue:" + queue, Run: func(ctx context.Context) error {
-		st, err := b.QueueStats(ctx, queue)
+		st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: queue})
 		if err != nil {
 			return fmt.Errorf("read stats of queue %q: %w", queue, err)
 		}

@@ -284,7 +284,7 @@ func (w *WorkerMetrics) queueStats(ctx context.Context) ([]*broker.QueueStats, e
 	var out []*broker.QueueStats
 	var first error
 	for _, q := range names {
-		st, err := w.cfg.Broker.QueueStats(ctx, q)
+		st, err := w.cfg.Broker.QueueStats(ctx, &broker.QueueStatsParams{Queue: q})
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("stats of queue %q: %w", q, err)

@@ -68,7 +68,7 @@ func (o *OneTime) Schedule(ctx context.Context, name string, at time.Time, job J
 
 // Get returns the one-time job name of queue. broker.ErrNotFound if absent.
 func (o *OneTime) Get(ctx context.Context, queue, name string) (*broker.Job, error) {
-	j, err := o.b.JobGet(ctx, queue, OneTimeJobID(name))
+	j, err := o.b.JobGet(ctx, &broker.JobGetParams{Queue: queue, ID: OneTimeJobID(name)})
 	if err != nil {
 		return nil, fmt.Errorf("worker: get one-time job %q: %w", name, err)
 	}
@@ -78,7 +78,7 @@ func (o *OneTime) Get(ctx context.Context, queue, name string) (*broker.Job, err
 // Cancel cancels the one-time job name of queue. broker.ErrWrongState if it
 // has finished, broker.ErrNotFound if absent.
 func (o *OneTime) Cancel(ctx context.Context, queue, name string) (*broker.Job, error) {
-	j, err := o.b.JobCancel(ctx, queue, OneTimeJobID(name))
+	j, err := o.b.JobCancel(ctx, &broker.JobCancelParams{Queue: queue, ID: OneTimeJobID(name)})
 	if err != nil {
 		return nil, fmt.Errorf("worker: cancel one-time job %q: %w", name, err)
 	}
@@ -95,7 +95,7 @@ func (o *OneTime) Reschedule(ctx context.Context, queue, name string, at time.Ti
 	if _, err := o.store.Commit(ctx, &broker.CommitParams{Scope: queue, Reschedule: []*broker.JobReschedule{{ID: id, RunAt: at}}}); err != nil {
 		return nil, fmt.Errorf("worker: reschedule one-time job %q: %w", name, err)
 	}
-	j, err := o.b.JobGet(ctx, queue, id)
+	j, err := o.b.JobGet(ctx, &broker.JobGetParams{Queue: queue, ID: id})
 	if err != nil {
 		return nil, fmt.Errorf("worker: reschedule one-time job %q: %w", name, err)
 	}

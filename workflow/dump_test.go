@@ -25,6 +25,6 @@ func dumpState(t *testing.T, b broker.Broker, e *workflow.Engine, wf string) {
 			}
 		}
 	}
-	st, _ := b.QueueStats(ctx, e.Queue())
+	st, _ := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: e.Queue()})
 	t.Logf("stats %+v", st)
 }

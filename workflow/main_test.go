@@ -108,7 +108,7 @@ func waitRun(t *testing.T, e *workflow.Engine, id string, want workflow.State) *
 func waitJob(t *testing.T, b broker.Broker, queue, id string, want broker.State) {
 	t.Helper()
 	waitFor(t, 20*time.Second, "job "+id+" to be "+string(want), func() bool {
-		j, err := b.JobGet(context.Background(), queue, id)
+		j, err := b.JobGet(context.Background(), &broker.JobGetParams{Queue: queue, ID: id})
 		return err == nil && j.State == want
 	})
 }

@@ -79,7 +79,7 @@ func TestRetentionKeepsNewestFinishedRuns(t *testing.T) {
 			t.Fatalf("listed %d runs (%v) after retention, want the 2 kept", len(list.Runs), err)
 		}
 		removed := ids[removedKey]
-		if _, err := b.JobGet(ctx, e.Queue(), removed+":step:only"); !errors.Is(err, broker.ErrNotFound) {
+		if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: e.Queue(), ID: removed + ":step:only"}); !errors.Is(err, broker.ErrNotFound) {
 			t.Fatalf("the step job of removed run %s: %v, want ErrNotFound", removed, err)
 		}
 		again, err := e.Execute(ctx, "tiny", nil, workflow.ExecuteOptions{IdempotencyKey: removedKey})

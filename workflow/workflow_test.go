@@ -210,7 +210,7 @@ func TestRetriesExhaustedCompensates(t *testing.T) {
 		waitJob(t, b, e.Queue(), run.OnFailure.ID, broker.StateCompleted)
 		// The hook job is completed: give a duplicate run of it no chance to
 		// hide by checking the job's attempts as well.
-		hook, err := b.JobGet(context.Background(), e.Queue(), run.OnFailure.ID)
+		hook, err := b.JobGet(context.Background(), &broker.JobGetParams{Queue: e.Queue(), ID: run.OnFailure.ID})
 		if err != nil || hook.Attempt != 1 {
 			t.Fatalf("OnError job: %+v, %v; want one attempt", hook, err)
 		}
@@ -361,7 +361,7 @@ func TestCancelMidRun(t *testing.T) {
 		if _, err := e.Cancel(context.Background(), run.ID); !errors.Is(err, broker.ErrWrongState) {
 			t.Fatalf("second cancel: %v, want ErrWrongState", err)
 		}
-		job, err := b.JobGet(context.Background(), e.Queue(), run.Step("slow").Job.ID)
+		job, err := b.JobGet(context.Background(), &broker.JobGetParams{Queue: e.Queue(), ID: run.Step("slow").Job.ID})
 		if err != nil || job.State != broker.StateCancelled {
 			t.Fatalf("slow step's job: %+v, %v; want cancelled", job, err)
 		}
@@ -411,7 +411,7 @@ func TestIdempotencyKey(t *testing.T) {
 		if err != nil || len(list.Runs) != 2 {
 			t.Fatalf("List = %+v, %v; want 2 runs", list, err)
 		}
-		st, err := b.QueueStats(ctx, e.Queue())
+		st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: e.Queue()})
 		if err != nil || st.Pending != 2 {
 			t.Fatalf("queue stats %+v, %v; want the 2 runs' first steps pending", st, err)
 		}

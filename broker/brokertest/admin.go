@@ -51,14 +51,14 @@ func testJobGetDelete(s *bundle) {
 	s.wantNotFound("delete-other", a.ID)
 	s.delete(q, a.ID)
 	s.wantNotFound(q, a.ID)
-	wantErr(s.t, "JobDelete of a deleted job", s.b.JobDelete(s.ctx, q, a.ID), broker.ErrNotFound)
+	wantErr(s.t, "JobDelete of a deleted job", s.b.JobDelete(s.ctx, &broker.JobDeleteParams{Queue: q, ID: a.ID}), broker.ErrNotFound)
 	s.fetchNone(q, "the only job was deleted")
 	s.wantCounts(q, counts{})
 	s.delete(q, s.insert(q, withID(a.ID)).ID) // the id is free again
 
 	b := s.insert(q)
 	fb := s.fetchOne(q, longLease)
-	wantErr(s.t, "JobDelete of an active job", s.b.JobDelete(s.ctx, q, b.ID), broker.ErrWrongState)
+	wantErr(s.t, "JobDelete of an active job", s.b.JobDelete(s.ctx, &broker.JobDeleteParams{Queue: q, ID: b.ID}), broker.ErrWrongState)
 	s.wantState(q, b.ID, broker.StateActive)
 	s.complete(fb, nil)
 	s.delete(q, b.ID)
@@ -81,7 +81,7 @@ func testJobGetDelete(s *bundle) {
 
 func (s *bundle) delete(q, id string) {
 	s.t.Helper()
-	if err := s.b.JobDelete(s.ctx, q, id); err != nil {
+	if err := s.b.JobDelete(s.ctx, &broker.JobDeleteParams{Queue: q, ID: id}); err != nil {
 		s.t.Fatalf("JobDelete(%s, %s): %v", q, id, err)
 	}
 }
@@ -215,7 +215,7 @@ func testQueueStats(s *bundle) {
 	s.complete(s.fetchOne(q, longLease), nil) // completed
 	s.insert(q)
 	s.fail(s.fetchOne(q, longLease), "boom", 0, true) // dead
-	if _, err := s.b.JobCancel(s.ctx, q, s.insert(q).ID); err != nil {
+	if _, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: s.insert(q).ID}); err != nil {
 		s.t.Fatalf("JobCancel: %v", err)
 	}
 	x := s.insert(q, withTTL(time.Millisecond))
@@ -232,7 +232,7 @@ func testQueueStats(s *bundle) {
 		s.t.Fatalf("QueueStats(%s) = %+v; want Queue %q, not paused, 3 unfinished", q, *st, q)
 	}
 
-	st, err := s.b.QueueStats(s.ctx, "stats-unknown")
+	st, err := s.b.QueueStats(s.ctx, &broker.QueueStatsParams{Queue: "stats-unknown"})
 	if err != nil || *st != (broker.QueueStats{Queue: "stats-unknown"}) {
 		s.t.Fatalf("QueueStats of an unknown queue = %+v, %v; want zero counts", st, err)
 	}
@@ -346,15 +346,15 @@ func testClosedBroker(s *bundle) {
 		"JobRelease":     func() error { return b.JobRelease(ctx, &lp) },
 		"JobLeaseExtend": func() error { _, err := b.JobLeaseExtend(ctx, []*broker.JobLeaseParams{&lp}, time.Minute); return err },
 		"JobProgress":    func() error { return b.JobProgress(ctx, &lp, json.RawMessage(`1`)) },
-		"JobGet":         func() error { _, err := b.JobGet(ctx, q, a.ID); return err },
+		"JobGet":         func() error { _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: q, ID: a.ID}); return err },
 		"JobList": func() error {
 			_, err := b.JobList(ctx, &broker.JobListParams{Queue: q, State: broker.StateActive})
 			return err
 		},
-		"JobCancel":     func() error { _, err := b.JobCancel(ctx, q, a.ID); return err },
-		"JobRetry":      func() error { _, err := b.JobRetry(ctx, q, a.ID); return err },
-		"JobDelete":     func() error { return b.JobDelete(ctx, q, a.ID) },
-		"QueueStats":    func() error { _, err := b.QueueStats(ctx, q); return err },
+		"JobCancel":     func() error { _, err := b.JobCancel(ctx, &broker.JobCancelParams{Queue: q, ID: a.ID}); return err },
+		"JobRetry":      func() error { _, err := b.JobRetry(ctx, &broker.JobRetryParams{Queue: q, ID: a.ID}); return err },
+		"JobDelete":     func() error { return b.JobDelete(ctx, &broker.JobDeleteParams{Queue: q, ID: a.ID}) },
+		"QueueStats":    func() error { _, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: q}); return err },
 		"QueueList":     func() error { _, err := b.QueueList(ctx); return err },
 		"QueuePause":    func() error { return b.QueuePause(ctx, q) },
 		"QueueResume":   func() error { return b.QueueResume(ctx, q) },

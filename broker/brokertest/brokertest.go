@@ -71,6 +71,9 @@ var cases = []testCase{
 	{"JobReschedule", testJobReschedule},
 	{"ConcurrentInserts", testConcurrentInserts},
 	{"LeaderLease", testLeaderLease},
+	{"TenantScope", testTenantScope},
+	{"TenantList", testTenantList},
+	{"TenantIndexExact", testTenantIndexExact},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each
@@ -284,7 +287,7 @@ func (s *bundle) fetchWait(queue string, lease time.Duration) *broker.Job {
 // get returns a job and fails the case if JobGet errs.
 func (s *bundle) get(queue, id string) *broker.Job {
 	s.t.Helper()
-	j, err := s.b.JobGet(s.ctx, queue, id)
+	j, err := s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: queue, ID: id})
 	if err != nil {
 		s.t.Fatalf("JobGet(%s, %s): %v", queue, id, err)
 	}
@@ -307,7 +310,7 @@ func (s *bundle) wantState(queue, id string, st broker.State) *broker.Job {
 // wantNotFound fails the case unless JobGet returns ErrNotFound.
 func (s *bundle) wantNotFound(queue, id string) {
 	s.t.Helper()
-	j, err := s.b.JobGet(s.ctx, queue, id)
+	j, err := s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: queue, ID: id})
 	if err == nil && j != nil {
 		s.t.Fatalf("JobGet(%s, %s) found the job (%s); want ErrNotFound", queue, id, j.State)
 	}
@@ -319,7 +322,7 @@ func (s *bundle) wantNotFound(queue, id string) {
 // stats returns QueueStats and fails the case on error.
 func (s *bundle) stats(queue string) *broker.QueueStats {
 	s.t.Helper()
-	st, err := s.b.QueueStats(s.ctx, queue)
+	st, err := s.b.QueueStats(s.ctx, &broker.QueueStatsParams{Queue: queue})
 	if err != nil {
 		s.t.Fatalf("QueueStats(%s): %v", queue, err)
 	}
@@ -400,7 +403,7 @@ func (s *bundle) maintain(p *broker.QueueMaintainParams) *broker.QueueMaintainRe
 func (s *bundle) now() time.Time {
 	s.t.Helper()
 	j := s.insert(clockQ)
-	if err := s.b.JobDelete(s.ctx, clockQ, j.ID); err != nil {
+	if err := s.b.JobDelete(s.ctx, &broker.JobDeleteParams{Queue: clockQ, ID: j.ID}); err != nil {
 		s.t.Fatalf("JobDelete of clock probe %s: %v", j.ID, err)
 	}
 	return j.CreatedAt

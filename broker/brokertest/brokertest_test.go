@@ -68,6 +68,15 @@ var faultCases = map[string]struct {
 	"docListReversed":          {faults{docListReversed: true}, "DocIndexList"},
 	"rescheduleKeepsTTL":       {faults{rescheduleKeepsTTL: true}, "JobReschedule"},
 	"docListReversed/runs":     {faults{docListReversed: true}, "WorkflowRetentionByCount"},
+
+	"scopedGetIgnoresTenant":    {faults{scopedGetIgnoresTenant: true}, "TenantScope"},
+	"scopedCancelIgnoresTenant": {faults{scopedCancelIgnoresTenant: true}, "TenantScope"},
+	"scopedRetryIgnoresTenant":  {faults{scopedRetryIgnoresTenant: true}, "TenantScope"},
+	"scopedDeleteIgnoresTenant": {faults{scopedDeleteIgnoresTenant: true}, "TenantScope"},
+	"scopedListLeaks":           {faults{scopedListLeaks: true}, "TenantList"},
+	"scopedStatsCountAll":       {faults{scopedStatsCountAll: true}, "TenantList"},
+	"scopeSeesUntenanted":       {faults{scopeSeesUntenanted: true}, "TenantScope"},
+	"scopeHintsExistence":       {faults{scopeHintsExistence: true}, "TenantScope"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

@@ -182,11 +182,11 @@ func testDuplicateUniqueKey(s *bundle) {
 
 	sched := s.insert(q, withKey("k-sched"), withDelay(time.Hour))
 	s.rejectDuplicate(q, "k-sched", sched.ID, "scheduled")
-	if _, err := s.b.JobCancel(s.ctx, q, sched.ID); err != nil {
+	if _, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: sched.ID}); err != nil {
 		s.t.Fatalf("JobCancel(%s): %v", sched.ID, err)
 	}
 	taker := s.insert(q, withKey("k-sched")) // cancelled: the key is free
-	_, err := s.b.JobRetry(s.ctx, q, sched.ID)
+	_, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: sched.ID})
 	wantErr(s.t, "JobRetry of a cancelled job whose unique key was taken meanwhile", err, broker.ErrDuplicate)
 	s.wantState(q, sched.ID, broker.StateCancelled)
 	s.wantState(q, taker.ID, broker.StatePending)

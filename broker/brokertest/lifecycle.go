@@ -96,7 +96,7 @@ func testRetryUntilDead(s *bundle) {
 	s.wantCounts(q, counts{broker.StateDead: 2})
 
 	// JobRetry revives a dead job with a fresh attempt count.
-	r, err := s.b.JobRetry(s.ctx, q, a.ID)
+	r, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: a.ID})
 	if err != nil || r.State != broker.StatePending || r.Attempt != 0 {
 		s.t.Fatalf("JobRetry of a dead job = %+v, %v; want pending with Attempt 0", r, err)
 	}
@@ -105,12 +105,12 @@ func testRetryUntilDead(s *bundle) {
 	if f.ID != a.ID || f.Attempt != 1 {
 		s.t.Fatalf("after JobRetry: fetched %s attempt %d, want %s attempt 1", f.ID, f.Attempt, a.ID)
 	}
-	_, err = s.b.JobRetry(s.ctx, q, a.ID)
+	_, err = s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: a.ID})
 	wantErr(s.t, "JobRetry of an active job", err, broker.ErrWrongState)
 	s.complete(f, nil)
-	_, err = s.b.JobRetry(s.ctx, q, a.ID)
+	_, err = s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: a.ID})
 	wantErr(s.t, "JobRetry of a completed job", err, broker.ErrWrongState)
-	_, err = s.b.JobRetry(s.ctx, q, "no-such-job")
+	_, err = s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: "no-such-job"})
 	wantErr(s.t, "JobRetry of an unknown job", err, broker.ErrNotFound)
 }
 
@@ -122,7 +122,7 @@ func testCancelPending(s *bundle) {
 	sched := s.insert(q, withDelay(200*time.Millisecond))
 	other := s.insert(q)
 	for _, j := range []*broker.Job{p, sched} {
-		c, err := s.b.JobCancel(s.ctx, q, j.ID)
+		c, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: j.ID})
 		if err != nil || c.State != broker.StateCancelled || c.ID != j.ID {
 			s.t.Fatalf("JobCancel(%s) = %+v, %v; want the job, cancelled", j.ID, c, err)
 		}
@@ -138,17 +138,17 @@ func testCancelPending(s *bundle) {
 	wantIDs(s.t, "fetch after cancelling a pending and a scheduled job", ids(f), []string{other.ID})
 	s.wantCounts(q, counts{broker.StateCancelled: 2, broker.StateActive: 1})
 
-	_, err := s.b.JobCancel(s.ctx, q, p.ID)
+	_, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: p.ID})
 	wantErr(s.t, "JobCancel of a cancelled job", err, broker.ErrWrongState)
 	s.complete(f[0], nil)
-	_, err = s.b.JobCancel(s.ctx, q, other.ID)
+	_, err = s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: other.ID})
 	wantErr(s.t, "JobCancel of a completed job", err, broker.ErrWrongState)
 	s.wantState(q, other.ID, broker.StateCompleted)
-	_, err = s.b.JobCancel(s.ctx, q, "no-such-job")
+	_, err = s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: "no-such-job"})
 	wantErr(s.t, "JobCancel of an unknown job", err, broker.ErrNotFound)
 
 	// A cancelled job can be retried.
-	if r, err := s.b.JobRetry(s.ctx, q, p.ID); err != nil || r.State != broker.StatePending {
+	if r, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: p.ID}); err != nil || r.State != broker.StatePending {
 		s.t.Fatalf("JobRetry of a cancelled job = %+v, %v; want pending", r, err)
 	}
 	if j := s.fetchOne(q, longLease); j.ID != p.ID || j.Attempt != 1 {
@@ -162,7 +162,7 @@ func testCancelActive(s *bundle) {
 	q := "cancel-active"
 	a := s.insert(q)
 	f := s.fetchOne(q, shortLease)
-	c, err := s.b.JobCancel(s.ctx, q, a.ID)
+	c, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: a.ID})
 	if err != nil || c.State != broker.StateCancelled {
 		s.t.Fatalf("JobCancel of an active job = %+v, %v; want cancelled", c, err)
 	}

@@ -75,6 +75,15 @@ type faults struct {
 	ignoreNotBefore    bool // Commit applies before its NotBefore
 	docListReversed    bool // DocList reads indexes in the wrong order
 	rescheduleKeepsTTL bool // a rescheduled job keeps its old ExpiresAt
+
+	scopedGetIgnoresTenant    bool // JobGet ignores its tenant scope
+	scopedCancelIgnoresTenant bool // JobCancel ignores its tenant scope
+	scopedRetryIgnoresTenant  bool // JobRetry ignores its tenant scope
+	scopedDeleteIgnoresTenant bool // JobDelete ignores its tenant scope
+	scopedListLeaks           bool // a scoped JobList of a finished state lists every tenant's jobs
+	scopedStatsCountAll       bool // a scoped QueueStats counts every tenant's jobs
+	scopeSeesUntenanted       bool // a scoped call sees jobs with no tenant
+	scopeHintsExistence       bool // another tenant's job is not found with another message than an absent one
 }
 
 func newMemBroker(f faults) *memBroker {
@@ -97,6 +106,30 @@ func (b *memBroker) lock() error {
 func (b *memBroker) find(queue, id string) (*memJob, error) {
 	j, ok := b.jobs[id]
 	if !ok || j.Queue != queue {
+		return nil, fmt.Errorf("find job %s in queue %q: %w", id, queue, broker.ErrNotFound)
+	}
+	return j, nil
+}
+
+// inScope is broker.InScope, unless a fault breaks it.
+func (b *memBroker) inScope(scope, tenant string) bool {
+	if b.faults.scopeSeesUntenanted && tenant == "" {
+		return true
+	}
+	return broker.InScope(scope, tenant)
+}
+
+// findScoped finds a job within a tenant scope; ignore skips the scope
+// check (a planted fault).
+func (b *memBroker) findScoped(queue, id, scope string, ignore bool) (*memJob, error) {
+	j, err := b.find(queue, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ignore && !b.inScope(scope, j.TenantID) {
+		if b.faults.scopeHintsExistence {
+			return nil, fmt.Errorf("find job %s in queue %q: another tenant's: %w", id, queue, broker.ErrNotFound)
+		}
 		return nil, fmt.Errorf("find job %s in queue %q: %w", id, queue, broker.ErrNotFound)
 	}
 	return j, nil
@@ -403,12 +436,15 @@ func (b *memBroker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, p
 	return err
 }
 
-func (b *memBroker) JobGet(ctx context.Context, queue, id string) (*broker.Job, error) {
+func (b *memBroker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	if err := b.lock(); err != nil {
 		return nil, err
 	}
 	defer b.mu.Unlock()
-	j, err := b.find(queue, id)
+	j, err := b.findScoped(p.Queue, p.ID, p.TenantID, b.faults.scopedGetIgnoresTenant)
 	if err != nil {
 		return nil, err
 	}
@@ -445,8 +481,9 @@ func (b *memBroker) JobList(ctx context.Context, p *broker.JobListParams) (*brok
 			return cmp.Or(y.FinishedAt.Compare(x.FinishedAt), cmp.Compare(y.seq, x.seq))
 		})
 	}
+	leak := b.faults.scopedListLeaks && p.State.Finished()
 	all = slices.DeleteFunc(all, func(j *memJob) bool {
-		return p.TenantID != "" && j.TenantID != p.TenantID || p.Type != "" && j.Type != p.Type
+		return !leak && !b.inScope(p.TenantID, j.TenantID) || p.Type != "" && j.Type != p.Type
 	})
 	limit := cmp.Or(p.Limit, 100)
 	res := &broker.JobListResult{NextOffset: -1}
@@ -459,12 +496,16 @@ func (b *memBroker) JobList(ctx context.Context, p *broker.JobListParams) (*brok
 	return res, nil
 }
 
-func (b *memBroker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, error) {
+func (b *memBroker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*broker.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	if err := b.lock(); err != nil {
 		return nil, err
 	}
 	defer b.mu.Unlock()
-	j, err := b.find(queue, id)
+	queue, id := p.Queue, p.ID
+	j, err := b.findScoped(queue, id, p.TenantID, b.faults.scopedCancelIgnoresTenant)
 	if err != nil {
 		return nil, err
 	}
@@ -475,12 +516,16 @@ func (b *memBroker) JobCancel(ctx context.Context, queue, id string) (*broker.Jo
 	return clone(j), nil
 }
 
-func (b *memBroker) JobRetry(ctx context.Context, queue, id string) (*broker.Job, error) {
+func (b *memBroker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broker.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	if err := b.lock(); err != nil {
 		return nil, err
 	}
 	defer b.mu.Unlock()
-	j, err := b.find(queue, id)
+	queue, id := p.Queue, p.ID
+	j, err := b.findScoped(queue, id, p.TenantID, b.faults.scopedRetryIgnoresTenant)
 	if err != nil {
 		return nil, err
 	}
@@ -496,12 +541,16 @@ func (b *memBroker) JobRetry(ctx context.Context, queue, id string) (*broker.Job
 	return clone(j), nil
 }
 
-func (b *memBroker) JobDelete(ctx context.Context, queue, id string) error {
+func (b *memBroker) JobDelete(ctx context.Context, p *broker.JobDeleteParams) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
 	if err := b.lock(); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
-	j, err := b.find(queue, id)
+	id := p.ID
+	j, err := b.findScoped(p.Queue, id, p.TenantID, b.faults.scopedDeleteIgnoresTenant)
 	if err != nil {
 		return err
 	}
@@ -512,11 +561,19 @@ func (b *memBroker) JobDelete(ctx context.Context, queue, id string) error {
 	return nil
 }
 
-func (b *memBroker) QueueStats(ctx context.Context, queue string) (*broker.QueueStats, error) {
+func (b *memBroker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*broker.QueueStats, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	if err := b.lock(); err != nil {
 		return nil, err
 	}
 	defer b.mu.Unlock()
+	queue := p.Queue
+	scope := p.TenantID
+	if b.faults.scopedStatsCountAll {
+		scope = ""
+	}
 	st := &broker.QueueStats{Queue: queue, Paused: b.paused[queue]}
 	counters := map[broker.State]*int64{
 		broker.StateScheduled: &st.Scheduled, broker.StatePending: &st.Pending, broker.StateActive: &st.Active,
@@ -524,7 +581,7 @@ func (b *memBroker) QueueStats(ctx context.Context, queue string) (*broker.Queue
 		broker.StateExpired: &st.Expired,
 	}
 	for _, j := range b.jobs {
-		if j.Queue == queue {
+		if j.Queue == queue && b.inScope(scope, j.TenantID) {
 			st := j.State
 			if st == broker.StateExpired && b.faults.expiredAsDead {
 				st = broker.StateDead
@@ -532,7 +589,8 @@ func (b *memBroker) QueueStats(ctx context.Context, queue string) (*broker.Queue
 			*counters[st]++
 		}
 	}
-	for i, j := range b.pendingOrder(queue) {
+	pending := slices.DeleteFunc(b.pendingOrder(queue), func(j *memJob) bool { return !b.inScope(scope, j.TenantID) })
+	for i, j := range pending {
 		if b.faults.oldestFirstInLine && i > 0 {
 			break
 		}

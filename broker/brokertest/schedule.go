@@ -276,7 +276,7 @@ func testJobReschedule(s *bundle) {
 		if _, err := c.Commit(s.ctx, &broker.CommitParams{Scope: "reschedule", Reschedule: []*broker.JobReschedule{{ID: id, RunAt: at}}}); err != nil {
 			return nil, err
 		}
-		return s.b.JobGet(s.ctx, "reschedule", id)
+		return s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: "reschedule", ID: id})
 	}
 	q := "reschedule"
 	j := s.insert(q, withDelay(time.Hour), withTTL(time.Minute))

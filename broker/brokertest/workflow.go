@@ -240,7 +240,7 @@ func testWorkflowIdempotencyCancel(s *bundle) {
 	if created || again.ID != first.ID {
 		s.t.Fatalf("second create with the same key: run %s created %v, want run %s not created", again.ID, created, first.ID)
 	}
-	if _, err := s.b.JobGet(s.ctx, q, "r2-A"); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: q, ID: "r2-A"}); !errors.Is(err, broker.ErrNotFound) {
 		s.t.Fatalf("the rejected run's job exists: %v", err)
 	}
 	if _, _, err := ws.WorkflowRunCreate(s.ctx, s.diamond(q, "r1")); !errors.Is(err, broker.ErrDuplicate) {

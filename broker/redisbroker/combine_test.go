@@ -56,7 +56,7 @@ func TestConcurrentInsertsAreCombined(t *testing.T) {
 			t.Fatalf("goroutine %d: %v", g, err)
 		}
 	}
-	st, err := b.QueueStats(ctx, "q")
+	st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "q"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestConcurrentInsertsAreCombined(t *testing.T) {
 	// Each stored job reads back as added.
 	for g := range goroutines {
 		id := fmt.Sprintf("g%02d-%02d", g, each-1)
-		j, err := b.JobGet(ctx, "q", id)
+		j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestCombinedInsertsKeepTheirOwnOutcome(t *testing.T) {
 		if idWins != 1 || keyWins != 1 {
 			t.Fatalf("round %d: %d inserts of one id and %d of one unique key succeeded, want 1 each", round, idWins, keyWins)
 		}
-		st, err := b.QueueStats(ctx, q)
+		st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: q})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +154,7 @@ func TestCombinedInsertsRespectMaxQueueLength(t *testing.T) {
 	if stored != limit {
 		t.Fatalf("%d jobs stored under a limit of %d", stored, limit)
 	}
-	st, err := b.QueueStats(ctx, "full")
+	st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "full"})
 	if err != nil {
 		t.Fatal(err)
 	}

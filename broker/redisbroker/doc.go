@@ -19,6 +19,9 @@
 //	                       zsets: finish time (µs), newest last
 //	<prefix>:{q}:ttl       zset: ExpiresAt of jobs inserted with a TTL
 //	<prefix>:{q}:u:<key>   string: the job holding a unique key
+//	<prefix>:{q}:t:<state>:<tenant>
+//	                       zset: a tenant's jobs in one state, scored as the
+//	                       state's zset (the tenant index)
 //	<prefix>:{q}:seq, :token, :paused
 //	<prefix>:{q}:d:<kind>:<key>  hash: a document (broker.Committer): v
 //	                       version, b body, x its index names
@@ -35,6 +38,25 @@
 // 1,000 is three commands. lua/lib.lua documents the body format and the
 // fields. Scripts derive the body hash's name from the job hash prefix they
 // are given in KEYS, as they derive per-job keys: same hash tag, same slot.
+//
+// # Tenant index
+//
+// JobList and QueueStats scoped to a tenant read its index zsets: a page is
+// one ZRANGE of the tenant's zset of that state, a count one ZCARD, never a
+// scan of the queue. Every script that moves or removes a job keeps them
+// exact in the same call (lib.lua: finish, make_pending, retry_attempt,
+// tindex_move). A job with a tenant always has a state hash holding it, so
+// the scripts learn the tenant from a read they do anyway; jobs with no
+// tenant cost nothing extra, and a tenant's job costs one ZREM and one ZADD
+// (O(log n)) per state change.
+//
+// This bends the rule that every key a script touches is passed in KEYS:
+// which tenant zset a fetch, complete or maintenance step touches is only
+// known once the script has read the job. Scripts derive those names from
+// the job hash prefix they are given in KEYS, which carries the queue's hash
+// tag, so the derived keys live in the same Cluster slot as the rest of the
+// queue and the script stays single-slot. Each script header names the KEYS
+// entry it derives them from.
 //
 // # Scripts
 //

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
 )
@@ -87,7 +88,7 @@ func TestCombinedInsertsSurviveRedisRestart(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, id := range after {
-		if _, err := b.JobGet(ctx, "q", id); err != nil {
+		if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: id}); err != nil {
 			t.Fatalf("job %s was reported stored after the restart but is not: %v", id, err)
 		}
 	}

@@ -1,5 +1,7 @@
 package redisbroker
 
+import "github.com/aibos/worker/broker"
+
 // DefaultPrefix is the key prefix used when Options.Prefix is empty.
 const DefaultPrefix = "aibos:worker"
 
@@ -21,6 +23,34 @@ type queueKeys struct {
 	body      string // hash: job id → body; scripts derive it from job (lib.lua body_key)
 	job       string // prefix of a job hash: job + id
 	unique    string // prefix of a unique-key string: unique + key → job id
+	tenantIdx string // prefix of a tenant index zset: see tenantIndex
+}
+
+// tenantIndex names the zset of a tenant's jobs in one state, scored as the
+// state's own zset. Scripts derive the same name from the job hash prefix
+// (lib.lua tindex_move): the state comes first, so a tenant id holding ':'
+// cannot make two names collide.
+func (k queueKeys) tenantIndex(s broker.State, tenant string) string {
+	return k.tenantIdx + string(s) + ":" + tenant
+}
+
+// stateZset names the zset of the queue's jobs in state s.
+func (k queueKeys) stateZset(s broker.State) string {
+	switch s {
+	case broker.StateScheduled:
+		return k.scheduled
+	case broker.StatePending:
+		return k.pending
+	case broker.StateActive:
+		return k.active
+	case broker.StateCompleted:
+		return k.completed
+	case broker.StateDead:
+		return k.dead
+	case broker.StateCancelled:
+		return k.cancelled
+	}
+	return k.expired
 }
 
 func newQueueKeys(prefix, queue string) queueKeys {
@@ -40,6 +70,7 @@ func newQueueKeys(prefix, queue string) queueKeys {
 		body:      base + "b",
 		job:       base + "j:",
 		unique:    base + "u:",
+		tenantIdx: base + "t:",
 	}
 }
 

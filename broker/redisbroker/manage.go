@@ -10,15 +10,20 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
-// JobGet returns one job, read by one script call (lua/get.lua).
-func (b *Broker) JobGet(ctx context.Context, queue, id string) (*broker.Job, error) {
+// JobGet returns one job, read by one script call (lua/get.lua), which
+// also checks the tenant scope.
+func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Job, error) {
 	if err := b.open("get job"); err != nil {
 		return nil, err
 	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: %w", err)
+	}
+	queue, id := p.Queue, p.ID
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
-	reply, err := scriptGet.Run(ctx, b.client, []string{b.keys(queue).job}, id).Result()
+	reply, err := scriptGet.Run(ctx, b.client, []string{b.keys(queue).job}, id, p.TenantID).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
@@ -37,9 +42,6 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 	if err := b.open("list jobs"); err != nil {
 		return nil, err
 	}
-	if p == nil {
-		return nil, fmt.Errorf("redisbroker: list jobs: %w: params are nil", broker.ErrInvalidJob)
-	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("redisbroker: list jobs: %w", err)
 	}
@@ -48,17 +50,18 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 		limit = 100
 	}
 	k := b.keys(p.Queue)
-	zset := map[broker.State]string{
-		broker.StateScheduled: k.scheduled, broker.StatePending: k.pending, broker.StateActive: k.active,
-		broker.StateCompleted: k.completed, broker.StateDead: k.dead, broker.StateCancelled: k.cancelled,
-		broker.StateExpired: k.expired,
-	}[p.State]
+	// A tenant's listing reads its index zset of that state (lib.lua), which
+	// holds only its jobs, in the state's order: no tenant filter to apply.
+	zset := k.stateZset(p.State)
+	if p.TenantID != "" {
+		zset = k.tenantIndex(p.State, p.TenantID)
+	}
 	rev := "0"
 	if p.State.Finished() {
 		rev = "1"
 	}
 	keys := []string{zset, k.job}
-	if p.TenantID == "" && p.Type == "" {
+	if p.Type == "" {
 		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", "").Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
@@ -69,14 +72,14 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 		}
 		return &broker.JobListResult{Jobs: jobs, NextOffset: int(num(reply, 0))}, nil
 	}
-	// A filtered listing scans the state's set in slices of listScanBudget
+	// A listing filtered by type scans the state's (or tenant's) set in slices of listScanBudget
 	// entries, one script call each, so a large queue never blocks Redis for
 	// long. The slices are not one snapshot: jobs moving meanwhile may be
 	// missed or seen twice, as with any paginated listing.
 	res := &broker.JobListResult{NextOffset: -1}
 	pos, matched := int64(0), int64(0)
 	for {
-		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, p.TenantID, p.Type,
+		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", p.Type,
 			listScanBudget, pos, matched).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
@@ -99,16 +102,20 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 const listScanBudget = 2000
 
 // JobCancel cancels a scheduled, pending or active job; see broker.Broker.
-func (b *Broker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, error) {
+func (b *Broker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*broker.Job, error) {
 	if err := b.open("cancel job"); err != nil {
 		return nil, err
 	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: %w", err)
+	}
+	queue, id := p.Queue, p.ID
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return nil, fmt.Errorf("redisbroker: cancel job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
 	k := b.keys(queue)
 	j, err := b.jobScript(ctx, queue, id, scriptCancel.Run(ctx, b.client,
-		[]string{k.scheduled, k.pending, k.active, k.cancelled, k.job, k.unique}, id).Result)
+		[]string{k.scheduled, k.pending, k.active, k.cancelled, k.job, k.unique}, id, p.TenantID).Result)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: cancel job %s in %q: %w", id, queue, err)
 	}
@@ -116,16 +123,20 @@ func (b *Broker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, 
 }
 
 // JobRetry moves a dead, cancelled or expired job back to pending.
-func (b *Broker) JobRetry(ctx context.Context, queue, id string) (*broker.Job, error) {
+func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broker.Job, error) {
 	if err := b.open("retry job"); err != nil {
 		return nil, err
 	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: %w", err)
+	}
+	queue, id := p.Queue, p.ID
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return nil, fmt.Errorf("redisbroker: retry job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
 	k := b.keys(queue)
 	j, err := b.jobScript(ctx, queue, id, scriptRetry.Run(ctx, b.client,
-		[]string{k.dead, k.cancelled, k.expired, k.pending, k.seq, k.ttl, k.job, k.unique}, id).Result)
+		[]string{k.dead, k.cancelled, k.expired, k.pending, k.seq, k.ttl, k.job, k.unique}, id, p.TenantID).Result)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: retry job %s in %q: %w", id, queue, err)
 	}
@@ -161,16 +172,20 @@ func (b *Broker) jobScript(_ context.Context, queue, id string, result func() (a
 
 // JobDelete removes a job that is not active, with its index entries and
 // unique key.
-func (b *Broker) JobDelete(ctx context.Context, queue, id string) error {
+func (b *Broker) JobDelete(ctx context.Context, p *broker.JobDeleteParams) error {
 	if err := b.open("delete job"); err != nil {
 		return err
 	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("redisbroker: %w", err)
+	}
+	queue, id := p.Queue, p.ID
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return fmt.Errorf("redisbroker: delete job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
 	k := b.keys(queue)
 	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled, k.expired, k.ttl, k.job, k.unique}
-	code, err := scriptDelete.Run(ctx, b.client, keys, id).Int64()
+	code, err := scriptDelete.Run(ctx, b.client, keys, id, p.TenantID).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: delete job %s in %q: %w", id, queue, err)
 	}

@@ -136,15 +136,23 @@ func (b *Broker) registerQueue(ctx context.Context, queue string) error {
 }
 
 // QueueStats counts a queue's jobs by state, read in one transaction.
-func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueStats, error) {
+func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*broker.QueueStats, error) {
 	if err := b.open("queue stats"); err != nil {
 		return nil, err
 	}
-	if err := broker.ValidateQueueName(queue); err != nil {
-		return nil, fmt.Errorf("redisbroker: queue stats: %w: %v", broker.ErrInvalidJob, err)
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: %w", err)
 	}
+	queue := p.Queue
 	k := b.keys(queue)
-	zsets := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled, k.expired}
+	// A tenant's counts are the sizes of its index zsets (lib.lua).
+	zsets := make([]string, len(broker.States))
+	for i, st := range broker.States {
+		zsets[i] = k.stateZset(st)
+		if p.TenantID != "" {
+			zsets[i] = k.tenantIndex(st, p.TenantID)
+		}
+	}
 	counts := make([]*redis.IntCmd, len(zsets))
 	var paused *redis.IntCmd
 	_, err := b.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -170,7 +178,7 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueSta
 	}
 	// Read after the counts, not inside their transaction: a script cannot
 	// be loaded inside MULTI. See lua/oldest.lua for what it measures.
-	oldest, err := scriptOldest.Run(ctx, b.client, []string{k.pending, k.job}).Int64()
+	oldest, err := scriptOldest.Run(ctx, b.client, []string{zsets[1], k.job}).Int64()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: oldest pending job of %q: %w", queue, err)
 	}

@@ -58,7 +58,7 @@ func idsOf(jobs []*broker.Job) []string {
 
 func state(t *testing.T, b broker.Broker, q, id string) broker.State {
 	t.Helper()
-	j, err := b.JobGet(context.Background(), q, id)
+	j, err := b.JobGet(context.Background(), &broker.JobGetParams{Queue: q, ID: id})
 	if err != nil {
 		t.Fatalf("get %s: %v", id, err)
 	}
@@ -144,7 +144,7 @@ func TestStaleTokenChangesNothing(t *testing.T) {
 	if err := b.JobProgress(ctx, &stale, json.RawMessage(`1`)); !errors.Is(err, broker.ErrLeaseLost) {
 		t.Fatalf("progress with stale token: %v", err)
 	}
-	now, err := b.JobGet(ctx, "q", "j")
+	now, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "j"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestStaleTokenChangesNothing(t *testing.T) {
 	if err != nil || errs[0] != nil {
 		t.Fatalf("complete with live token: %v, %v", errs, err)
 	}
-	done, _ := b.JobGet(ctx, "q", "j")
+	done, _ := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "j"})
 	if done.State != broker.StateCompleted || string(done.Result) != `{"ok":true}` {
 		t.Fatalf("completed job: state %s, result %s", done.State, done.Result)
 	}
@@ -217,7 +217,7 @@ func TestInsertManyIsAllOrNone(t *testing.T) {
 			if p.ID == "x" {
 				continue
 			}
-			if _, err := b.JobGet(ctx, "q", p.ID); !errors.Is(err, broker.ErrNotFound) {
+			if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: p.ID}); !errors.Is(err, broker.ErrNotFound) {
 				t.Errorf("%s: job %s was written: %v", tt.name, p.ID, err)
 			}
 		}
@@ -230,7 +230,7 @@ func TestInsertManyIsAllOrNone(t *testing.T) {
 	if err != nil || len(jobs) != 1000 {
 		t.Fatalf("insert 1000: %d jobs, %v", len(jobs), err)
 	}
-	st, _ := b.QueueStats(ctx, "q")
+	st, _ := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "q"})
 	if st.Pending != 1001 {
 		t.Fatalf("pending = %d, want 1001", st.Pending)
 	}
@@ -254,12 +254,12 @@ func TestUniqueKeyReleasedWhenFinished(t *testing.T) {
 		t.Fatalf("complete: %v %v", errs, err)
 	}
 	mustInsert(t, b, job("q", "b", key))
-	if _, err := b.JobCancel(ctx, "q", "b"); err != nil {
+	if _, err := b.JobCancel(ctx, &broker.JobCancelParams{Queue: "q", ID: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	mustInsert(t, b, job("q", "c", key))
 	// Retrying b would take the key c holds.
-	if _, err := b.JobRetry(ctx, "q", "b"); !errors.As(err, &dup) || dup.ExistingID != "c" {
+	if _, err := b.JobRetry(ctx, &broker.JobRetryParams{Queue: "q", ID: "b"}); !errors.As(err, &dup) || dup.ExistingID != "c" {
 		t.Fatalf("retry b while c holds the key: %v", err)
 	}
 }
@@ -274,7 +274,7 @@ func TestQueueFullCountsScheduledAndPending(t *testing.T) {
 	if !errors.Is(err, broker.ErrQueueFull) {
 		t.Fatalf("batch past the limit: %v, want queue full", err)
 	}
-	if _, err := b.JobGet(ctx, "q", "c"); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "c"}); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("job c of a rejected batch exists: %v", err)
 	}
 	mustInsert(t, b, job("q", "c", limit))
@@ -330,7 +330,7 @@ func TestCancelActiveRevokesLease(t *testing.T) {
 	ctx := context.Background()
 	mustInsert(t, b, job("q", "a"))
 	a := fetch(t, b, "q", 1, time.Minute)[0]
-	c, err := b.JobCancel(ctx, "q", "a")
+	c, err := b.JobCancel(ctx, &broker.JobCancelParams{Queue: "q", ID: "a"})
 	if err != nil || c.State != broker.StateCancelled || c.FinishedAt.IsZero() {
 		t.Fatalf("cancel: %+v, %v", c, err)
 	}
@@ -338,10 +338,10 @@ func TestCancelActiveRevokesLease(t *testing.T) {
 	if errs, _ := b.JobLeaseExtend(ctx, []*broker.JobLeaseParams{&lp}, time.Minute); !errors.Is(errs[0], broker.ErrLeaseLost) {
 		t.Fatalf("extend after cancel: %v", errs)
 	}
-	if _, err := b.JobCancel(ctx, "q", "a"); !errors.Is(err, broker.ErrWrongState) {
+	if _, err := b.JobCancel(ctx, &broker.JobCancelParams{Queue: "q", ID: "a"}); !errors.Is(err, broker.ErrWrongState) {
 		t.Fatalf("second cancel: %v, want wrong state", err)
 	}
-	st, _ := b.QueueStats(ctx, "q")
+	st, _ := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "q"})
 	if st.Active != 0 || st.Cancelled != 1 {
 		t.Fatalf("stats after cancel: %+v", st)
 	}
@@ -363,7 +363,7 @@ func TestMaintainRecoversAndRemovesWhole(t *testing.T) {
 		r, err := b.QueueMaintain(ctx, &broker.QueueMaintainParams{Queue: "q"})
 		return err == nil && r.Dead == 1
 	})
-	dead, _ := b.JobGet(ctx, "q", "once")
+	dead, _ := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "once"})
 	if dead.State != broker.StateDead || dead.LastError != "lease expired" {
 		t.Fatalf("job after lease expiry: state %s, error %q", dead.State, dead.LastError)
 	}
@@ -501,7 +501,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 		if j.ID != ps[i].ID || j.State != want[j.ID] {
 			t.Fatalf("job %d = %s %s, want %s %s", i, j.ID, j.State, ps[i].ID, want[ps[i].ID])
 		}
-		got, err := b.JobGet(ctx, "mix", j.ID)
+		got, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "mix", ID: j.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -516,7 +516,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 	if !jobs[3].ExpiresAt.Equal(jobs[3].RunAt.Add(time.Hour)) {
 		t.Fatalf("ttl job expires at %v, runs at %v", jobs[3].ExpiresAt, jobs[3].RunAt)
 	}
-	got, err := b.JobGet(ctx, "mix", "plain")
+	got, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "mix", ID: "plain"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +603,7 @@ func TestBodyHashIsTheOneKeysNames(t *testing.T) {
 	if s, err := client.HGet(ctx, stateKey, "s").Result(); err != nil || s != "active" {
 		t.Fatalf("state of the fetched job = %q, %v; want active", s, err)
 	}
-	if err := b.JobDelete(ctx, "bq", "j1"); !errors.Is(err, broker.ErrWrongState) {
+	if err := b.JobDelete(ctx, &broker.JobDeleteParams{Queue: "bq", ID: "j1"}); !errors.Is(err, broker.ErrWrongState) {
 		t.Fatalf("delete active job: %v", err)
 	}
 }
@@ -628,7 +628,7 @@ func TestRemovedJobsLeaveNoKeys(t *testing.T) {
 	}
 	// Delete two pending jobs (one with only a body), complete the rest.
 	for _, id := range []string{"j0", "j1"} {
-		if err := b.JobDelete(ctx, "gone", id); err != nil {
+		if err := b.JobDelete(ctx, &broker.JobDeleteParams{Queue: "gone", ID: id}); err != nil {
 			t.Fatalf("delete %s: %v", id, err)
 		}
 	}

@@ -9,13 +9,28 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
+// scoped returns the condition that selects one job of a queue within a
+// tenant scope, and its arguments: id, queue, then the tenant when scoped.
+// A scoped condition never matches a job with no tenant: the scope is not
+// empty.
+func scoped(queue, id, tenant string) (string, []any) {
+	if tenant == "" {
+		return `id = ? AND queue = ?`, []any{id, queue}
+	}
+	return `id = ? AND queue = ? AND tenant_id = ?`, []any{id, queue, tenant}
+}
+
 // JobGet returns one job. See broker.Broker.
-func (b *Broker) JobGet(ctx context.Context, queue, id string) (*broker.Job, error) {
-	op := fmt.Sprintf("get job %s in queue %q", id, queue)
+func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	op := fmt.Sprintf("get job %s in queue %q", p.ID, p.Queue)
 	if err := b.checkOpen(op); err != nil {
 		return nil, err
 	}
-	row := b.read.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ? AND queue = ?`, id, queue)
+	where, args := scoped(p.Queue, p.ID, p.TenantID)
+	row := b.read.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, args...)
 	j, _, err := scanJob(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", op, broker.ErrNotFound)
@@ -41,28 +56,18 @@ func listOrder(s broker.State) string {
 
 // JobList lists one page of a queue's jobs in one state. See broker.Broker.
 func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.JobListResult, error) {
-	op := fmt.Sprintf("list %s jobs of queue %q", p.State, p.Queue)
-	if err := b.checkOpen(op); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	if err := p.Validate(); err != nil {
+	op := fmt.Sprintf("list %s jobs of queue %q", p.State, p.Queue)
+	if err := b.checkOpen(op); err != nil {
 		return nil, err
 	}
 	limit := p.Limit
 	if limit == 0 {
 		limit = 100
 	}
-	q := `SELECT ` + jobColumns + ` FROM jobs WHERE queue = ? AND state = ?`
-	args := []any{p.Queue, string(p.State)}
-	if p.TenantID != "" {
-		q += ` AND tenant_id = ?`
-		args = append(args, p.TenantID)
-	}
-	if p.Type != "" {
-		q += ` AND type = ?`
-		args = append(args, p.Type)
-	}
-	q += ` ORDER BY ` + listOrder(p.State) + ` LIMIT ? OFFSET ?`
+	q, args := listQuery(p)
 	args = append(args, limit+1, p.Offset)
 	rows, err := b.read.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -87,11 +92,37 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 	return res, nil
 }
 
+// listQuery returns JobList's query (without its LIMIT and OFFSET
+// arguments). The state, validated, is written into the query, not bound:
+// SQLite uses a partial index only when the query repeats its condition. A
+// tenant listing repeats the tenant indexes' condition too (see migration
+// 0005), so that it reads only the tenant's entries, in order.
+func listQuery(p *broker.JobListParams) (string, []any) {
+	q := `SELECT ` + jobColumns + ` FROM jobs WHERE queue = ? AND state = '` + string(p.State) + `'`
+	args := []any{p.Queue}
+	if p.TenantID != "" {
+		q += ` AND tenant_id = ? AND tenant_id <> ''`
+		args = append(args, p.TenantID)
+	}
+	if p.Type != "" {
+		q += ` AND type = ?`
+		args = append(args, p.Type)
+	}
+	if p.State.Finished() {
+		// Always true of a finished job; saying it lets SQLite use the
+		// partial indexes of finished jobs.
+		q += ` AND finished_at IS NOT NULL`
+	}
+	return q + ` ORDER BY ` + listOrder(p.State) + ` LIMIT ? OFFSET ?`, args
+}
+
 // wrongState explains why a statement guarded by a job's state changed no
-// row: ErrNotFound if the job does not exist, else ErrWrongState.
-func wrongState(ctx context.Context, tx *sql.Tx, queue, id string) error {
+// row: ErrNotFound if the job does not exist within the tenant scope, else
+// ErrWrongState.
+func wrongState(ctx context.Context, tx *sql.Tx, queue, id, tenant string) error {
 	var state string
-	err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ? AND queue = ?`, id, queue).Scan(&state)
+	where, args := scoped(queue, id, tenant)
+	err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE `+where, args...).Scan(&state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return broker.ErrNotFound
@@ -103,20 +134,24 @@ func wrongState(ctx context.Context, tx *sql.Tx, queue, id string) error {
 
 // JobCancel cancels an unfinished job and revokes its lease. See
 // broker.Broker.
-func (b *Broker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, error) {
-	op := fmt.Sprintf("cancel job %s in queue %q", id, queue)
+func (b *Broker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*broker.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	op := fmt.Sprintf("cancel job %s in queue %q", p.ID, p.Queue)
 	if err := b.checkOpen(op); err != nil {
 		return nil, err
 	}
+	where, args := scoped(p.Queue, p.ID, p.TenantID)
 	var j *broker.Job
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
 		var err error
 		j, _, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?,
 			lease_until = NULL
-			WHERE id = ? AND queue = ? AND state IN ('scheduled', 'pending', 'active')
-			RETURNING `+jobColumns, now, id, queue))
+			WHERE `+where+` AND state IN ('scheduled', 'pending', 'active')
+			RETURNING `+jobColumns, append([]any{now}, args...)...))
 		if errors.Is(err, sql.ErrNoRows) {
-			return wrongState(ctx, tx, queue, id)
+			return wrongState(ctx, tx, p.Queue, p.ID, p.TenantID)
 		}
 		return err
 	})
@@ -128,17 +163,21 @@ func (b *Broker) JobCancel(ctx context.Context, queue, id string) (*broker.Job, 
 
 // JobRetry moves a dead, cancelled or expired job back to pending. See
 // broker.Broker.
-func (b *Broker) JobRetry(ctx context.Context, queue, id string) (*broker.Job, error) {
-	op := fmt.Sprintf("retry job %s in queue %q", id, queue)
+func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broker.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	op := fmt.Sprintf("retry job %s in queue %q", p.ID, p.Queue)
 	if err := b.checkOpen(op); err != nil {
 		return nil, err
 	}
+	queue, id := p.Queue, p.ID
+	where, args := scoped(queue, id, p.TenantID)
 	var j *broker.Job
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
 		var state string
 		var key sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT state, unique_key FROM jobs WHERE id = ? AND queue = ?`,
-			id, queue).Scan(&state, &key)
+		err := tx.QueryRowContext(ctx, `SELECT state, unique_key FROM jobs WHERE `+where, args...).Scan(&state, &key)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return broker.ErrNotFound
@@ -174,18 +213,22 @@ func (b *Broker) JobRetry(ctx context.Context, queue, id string) (*broker.Job, e
 }
 
 // JobDelete removes a job that is not active. See broker.Broker.
-func (b *Broker) JobDelete(ctx context.Context, queue, id string) error {
-	op := fmt.Sprintf("delete job %s in queue %q", id, queue)
+func (b *Broker) JobDelete(ctx context.Context, p *broker.JobDeleteParams) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	op := fmt.Sprintf("delete job %s in queue %q", p.ID, p.Queue)
 	if err := b.checkOpen(op); err != nil {
 		return err
 	}
+	where, args := scoped(p.Queue, p.ID, p.TenantID)
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id = ? AND queue = ? AND state <> 'active'`, id, queue)
+		res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE `+where+` AND state <> 'active'`, args...)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return wrongState(ctx, tx, queue, id)
+			return wrongState(ctx, tx, p.Queue, p.ID, p.TenantID)
 		}
 		return nil
 	})

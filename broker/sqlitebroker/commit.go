@@ -99,7 +99,7 @@ func (b *Broker) commit(ctx context.Context, tx *sql.Tx, p *broker.CommitParams,
 			return nil, fmt.Errorf("reschedule job %s: %w", r.ID, err)
 		}
 		if n, _ := moved.RowsAffected(); n == 0 {
-			return nil, fmt.Errorf("reschedule job %s: %w", r.ID, wrongState(ctx, tx, p.Scope, r.ID))
+			return nil, fmt.Errorf("reschedule job %s: %w", r.ID, wrongState(ctx, tx, p.Scope, r.ID, ""))
 		}
 	}
 	for _, id := range p.Absent {

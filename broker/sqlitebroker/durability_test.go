@@ -73,7 +73,7 @@ func TestDurableInsertSurvivesSIGKILL(t *testing.T) {
 		acked := killAfterFirstLine(t, "insert", path, fmt.Sprintf("%s_PREFIX=r%d", childEnv, round))
 		b := reopenChecked(t, path)
 		for _, id := range acked {
-			if _, err := b.JobGet(ctx, "durable", id); err != nil {
+			if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "durable", ID: id}); err != nil {
 				b.Close()
 				t.Fatalf("round %d: job %s was acknowledged before SIGKILL but is lost: %v", round, id, err)
 			}
@@ -103,7 +103,7 @@ func TestDurableCompleteSurvivesSIGKILL(t *testing.T) {
 				b.Close()
 				t.Fatalf("round %d: the child ran out of jobs; insert more", round)
 			}
-			j, err := b.JobGet(ctx, "durable", id)
+			j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "durable", ID: id})
 			if err != nil || j.State != broker.StateCompleted {
 				b.Close()
 				t.Fatalf("round %d: job %s was acknowledged completed before SIGKILL, after reopen: %+v, %v", round, id, j, err)
@@ -123,7 +123,7 @@ func TestDurableCompleteSurvivesSIGKILL(t *testing.T) {
 func refill(t *testing.T, b *sqlitebroker.Broker, round int) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := b.QueueStats(ctx, "durable")
+	st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "durable"})
 	if err != nil {
 		t.Fatal(err)
 	}

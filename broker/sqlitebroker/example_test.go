@@ -54,7 +54,7 @@ func ExampleOpen() {
 			log.Fatal(errs[0])
 		}
 	}
-	j, err := b.JobGet(ctx, "invoices", "inv-42")
+	j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "invoices", ID: "inv-42"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -233,7 +233,7 @@ func TestSecondOpenIsRefused(t *testing.T) {
 		t.Fatalf("Open after the holder was killed: %v", err)
 	}
 	defer b.Close()
-	if _, err := b.JobGet(context.Background(), "q", "1"); err != nil {
+	if _, err := b.JobGet(context.Background(), &broker.JobGetParams{Queue: "q", ID: "1"}); err != nil {
 		t.Errorf("job written before: %v", err)
 	}
 	_, err = sqlitebroker.Open(path, sqlitebroker.Options{})

@@ -11,11 +11,16 @@ import (
 )
 
 // QueueStats counts a queue's jobs by state. See broker.Broker.
-func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueStats, error) {
+func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*broker.QueueStats, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	queue := p.Queue
 	op := fmt.Sprintf("count jobs of queue %q", queue)
 	if err := b.checkOpen(op); err != nil {
 		return nil, err
 	}
+	countQ, oldestQ, args := statsQueries(p)
 	// One read transaction so the counts and the paused flag agree.
 	tx, err := b.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -27,7 +32,7 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueSta
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, b.fail(op, err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state`, queue)
+	rows, err := tx.QueryContext(ctx, countQ, args...)
 	if err != nil {
 		return nil, b.fail(op, err)
 	}
@@ -58,10 +63,11 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueSta
 	if err := rows.Err(); err != nil {
 		return nil, b.fail(op, err)
 	}
-	// Exact: the smallest RunAt over every pending job of the queue (a
-	// range scan of the jobs_fetch index's pending entries).
+	// Exact: the smallest RunAt over every pending job of the queue or
+	// tenant (a range scan of the pending entries of jobs_fetch or
+	// jobs_tenant).
 	var oldest sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT min(run_at) FROM jobs WHERE queue = ? AND state = 'pending'`, queue).Scan(&oldest)
+	err = tx.QueryRowContext(ctx, oldestQ, args...).Scan(&oldest)
 	if err != nil {
 		return nil, b.fail(op, err)
 	}
@@ -69,6 +75,19 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (*broker.QueueSta
 		st.OldestPendingAt = time.UnixMilli(oldest.Int64)
 	}
 	return st, nil
+}
+
+// statsQueries returns QueueStats' queries, the counts by state and the
+// oldest pending RunAt, and their arguments. A tenant's queries repeat the
+// partial condition of the jobs_tenant index, so that they read only its
+// entries there.
+func statsQueries(p *broker.QueueStatsParams) (count, oldest string, args []any) {
+	where, args := `queue = ?`, []any{p.Queue}
+	if p.TenantID != "" {
+		where, args = `queue = ? AND tenant_id = ? AND tenant_id <> ''`, []any{p.Queue, p.TenantID}
+	}
+	return `SELECT state, count(*) FROM jobs WHERE ` + where + ` GROUP BY state`,
+		`SELECT min(run_at) FROM jobs WHERE ` + where + ` AND state = 'pending'`, args
 }
 
 // QueueList names every queue that has held a job or been paused, sorted.

@@ -94,7 +94,7 @@ func TestBatchCompleteMixedTokens(t *testing.T) {
 			t.Errorf("errs[%d] = %v, want %v", i, errs[i], w)
 		}
 	}
-	j, err := b.JobGet(ctx, "q", jobs[1].ID)
+	j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: jobs[1].ID})
 	if err != nil || j.State != broker.StateActive {
 		t.Errorf("job completed with a stale token: %+v, %v", j, err)
 	}

@@ -157,7 +157,7 @@ func waitHook(ctx context.Context, b broker.Broker, run *workflow.Run) error {
 		hook = run.OnFailure
 	}
 	for hook != nil {
-		j, err := b.JobGet(ctx, run.Queue, hook.ID)
+		j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: run.Queue, ID: hook.ID})
 		if err == nil && j.State.Finished() {
 			return nil
 		}

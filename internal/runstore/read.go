@@ -54,7 +54,7 @@ func (s *Store) live(ctx context.Context, r *runDoc) error {
 		if st.State == broker.StepWaiting {
 			continue
 		}
-		j, err := s.b.JobGet(ctx, r.Queue, st.Job.ID)
+		j, err := s.b.JobGet(ctx, &broker.JobGetParams{Queue: r.Queue, ID: st.Job.ID})
 		if errors.Is(err, broker.ErrNotFound) {
 			continue // removed by an operator: the document is all there is
 		}
@@ -231,7 +231,7 @@ func (s *Store) removal(ctx context.Context, r *runDoc) (*broker.CommitParams, e
 	}
 	cp := &broker.CommitParams{Scope: r.Queue, Docs: []*broker.DocWrite{{Kind: kindRun, Key: r.ID, Version: r.version, Delete: true}}}
 	for _, id := range ids {
-		j, err := s.b.JobGet(ctx, r.Queue, id)
+		j, err := s.b.JobGet(ctx, &broker.JobGetParams{Queue: r.Queue, ID: id})
 		if errors.Is(err, broker.ErrNotFound) {
 			continue
 		}

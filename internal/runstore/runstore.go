@@ -401,7 +401,7 @@ func (s *Store) WorkflowJobFail(ctx context.Context, p *broker.WorkflowJobFailPa
 	}
 	// Under the lease the job's attempt and max attempts cannot change, so
 	// whether this failure kills it is known before the commit.
-	j, err := s.b.JobGet(ctx, p.Queue, p.ID)
+	j, err := s.b.JobGet(ctx, &broker.JobGetParams{Queue: p.Queue, ID: p.ID})
 	if err != nil {
 		return "", err
 	}

@@ -206,7 +206,7 @@ func (a *aibos) process(ctx context.Context, n, conc int) (time.Duration, error)
 		return 0, err
 	}
 	err = waitUntil(time.Minute, func() (bool, error) {
-		st, err := b.QueueStats(ctx, aibosQueue)
+		st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: aibosQueue})
 		return err == nil && st.Pending == 0 && st.Active == 0, err
 	})
 	return time.Since(start), err

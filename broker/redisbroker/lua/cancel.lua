@@ -4,12 +4,18 @@
 --
 -- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
 -- KEYS[4] cancelled zset  KEYS[5] job hash prefix  KEYS[6] unique-key prefix
--- ARGV[1] id
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[5],
+--   under the same {queue} hash tag
+-- ARGV[1] id  ARGV[2] tenant scope ('' for none): another tenant's job, or
+--   one with no tenant, is not found
 -- Returns {'ok', job} with the job (see lib.lua) after the change
 --   | {'notfound'} | {'wrongstate', state}
 
 local id = ARGV[1]
 local job_key = KEYS[5] .. id
+if ARGV[2] ~= '' and job_tenant(KEYS[5], id) ~= ARGV[2] then
+  return {'notfound'}
+end
 local s = materialize(KEYS[5], id)
 if not s then
   return {'notfound'}

@@ -2,6 +2,8 @@
 --
 -- KEYS[1] active zset  KEYS[2] completed zset  KEYS[3] job hash prefix
 -- KEYS[4] unique-key prefix
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[3],
+--   under the same {queue} hash tag
 -- ARGV[1] number of jobs n, then n triples: id, lease token, result JSON ('' for none)
 -- Returns one code per job: 1 completed, 0 not found, -1 lease lost (unchanged).
 
@@ -15,7 +17,7 @@ for i = 1, tonumber(ARGV[1]) do
   local b = 1 + (i - 1) * 3
   local id = ARGV[b + 1]
   local job_key = KEYS[3] .. id
-  local v = redis.call('HMGET', job_key, 's', 'tk', 'u')
+  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn')
   local code = 1
   if not v[1] then
     code = 0
@@ -31,6 +33,7 @@ for i = 1, tonumber(ARGV[1]) do
     -- A Lua number: ZADD gets it with 17 digits, exact (cheaper than fmt).
     done[#done + 1] = now_us + i - 1
     done[#done + 1] = id
+    tindex_move(KEYS[3], v[4], id, 'active', 'completed', now_us + i - 1)
     -- One HSET: 'lu' stays (readers ignore it unless the job is active)
     -- and an active job has no 'res' to clear (only completion sets it).
     if ARGV[b + 3] ~= '' then

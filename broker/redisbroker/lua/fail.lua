@@ -5,6 +5,8 @@
 -- KEYS[4] job hash prefix  KEYS[5] unique-key prefix
 -- KEYS[6] wake channel (optional): told the retry's delay, so idle
 --   Managers arm a timer for it instead of waiting for their next poll
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[4],
+--   under the same {queue} hash tag
 -- ARGV[1] id  ARGV[2] lease token  ARGV[3] error text  ARGV[4] retry delay ms
 -- ARGV[5] '1' to discard (dead whatever attempts are left)
 -- ARGV[6] max attempts override: when > 0, replaces and is stored as the

@@ -6,6 +6,8 @@
 -- KEYS[4] expired zset    KEYS[5] paused flag   KEYS[6] seq counter
 -- KEYS[7] token counter   KEYS[8] ttl zset      KEYS[9] job hash prefix
 -- KEYS[10] unique-key prefix
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[9],
+--   under the same {queue} hash tag
 -- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
 -- Returns {'paused'} | {'ok', started ms, lease until ms, job_1, ..., job_k},
 --   each job as lib.lua describes, read after the lease was taken; a job
@@ -47,11 +49,12 @@ while got < want and budget > 0 do
     local id = popped[i]
     local body = body_of[(i + 1) / 2]
     local job_key = KEYS[9] .. id
-    local v = redis.call('HMGET', job_key, 's', 'e', 'a')
+    local v = redis.call('HMGET', job_key, 's', 'e', 'a', 'tn')
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
       redis.call('ZREM', KEYS[8], id)
     elseif not v[1] then
+      -- Only a body: no tenant (see lib.lua), so no tenant index entry.
       if body then
         -- Priority, max attempts, created and run at stay in the body.
         token = token + 1
@@ -78,6 +81,7 @@ while got < want and budget > 0 do
       end
       active[#active + 1] = lease_until
       active[#active + 1] = id
+      tindex_move(KEYS[9], v[4], id, 'pending', 'active', lease_until)
       got = got + 1
       out[#out + 1] = {id, body or '', redis.call('HGETALL', job_key)}
     end

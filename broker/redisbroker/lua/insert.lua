@@ -5,6 +5,8 @@
 -- KEYS[4] ttl zset         KEYS[5] job hash prefix KEYS[6] unique-key prefix
 -- KEYS[7] optional: the queue's wake channel; idle workers (JobWait) hear
 --   on it the milliseconds until the batch's earliest job is due (0: now)
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[5],
+--   under the same {queue} hash tag
 -- ARGV[1] number of jobs n
 -- ARGV[2] 'each' to store every job that passes its checks, else all or none
 -- ARGV[3] max queue length of the jobs without options (0: no limit)
@@ -13,8 +15,11 @@
 --   unset; the unique key last, as it may hold '|')
 -- then n triples: id, body (lib.lua's layout without its leading "c|"),
 --   priority
--- A job due now with no unique key and no TTL gets no state hash (see
--- lib.lua): one HMGET entry, one HSET entry and one ZADD entry.
+-- A job due now with no unique key, no TTL and no tenant gets no state hash
+-- (see lib.lua): one HMGET entry, one HSET entry and one ZADD entry. The
+-- client lists a job with a tenant among the jobs with options (it may have
+-- none else): it gets a state hash holding its tenant, and an entry in its
+-- tenant's index zset (lib.lua), derived from KEYS[5].
 -- Returns, all or none: {'dup', index, existing id, unique key ('' for an
 --   id collision)} | {'full', index, scheduled + pending count} | {'ok',
 --   created ms, then for each job that is not pending with run at =
@@ -66,7 +71,7 @@ for j = 1, k do
   local run_at, delay, ttl, maxlen, u = string.match(ARGV[4 + 2 * j], '^(%d*)|(%d+)|(%d+)|(%d+)|(.*)$')
   delay, ttl = tonumber(delay), tonumber(ttl)
   opts[tonumber(ARGV[3 + 2 * j])] = {run_at = run_at, delay = delay, ttl = ttl, maxlen = tonumber(maxlen), u = u,
-    hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= ''}
+    hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= '', tenant = ''}
 end
 local J = 4 + 2 * k -- job i's fields are ARGV[J + 3i - 2 .. J + 3i]
 local ids = {}
@@ -196,6 +201,10 @@ local function with_options(i, id, body, o)
   end
   local c, m, p = body_head(body)
   local f = {'s', state, 'a', '0', 'p', p, 'm', m, 'c', c, 'r', due_s}
+  if o.tenant ~= '' then
+    f[#f + 1] = 'tn'
+    f[#f + 1] = o.tenant
+  end
   if o.u ~= '' then
     f[#f + 1] = 'u'
     f[#f + 1] = o.u
@@ -209,6 +218,7 @@ local function with_options(i, id, body, o)
   redis.call('HSET', KEYS[5] .. id, unpack(f))
   if scheduled then
     redis.call('ZADD', KEYS[1], due, id)
+    tindex_move(KEYS[5], o.tenant, id, nil, 'scheduled', due)
     out[#out + 1] = i
     out[#out + 1] = state
     out[#out + 1] = due_s
@@ -226,12 +236,17 @@ for i = 1, n do
     local state, due = 'pending', now
     local o = opts[i]
     if o then
+      o.tenant = body_tenant_type(body)
+      o.hash = o.hash or o.tenant ~= ''
       state, due = with_options(i, id, body, o)
     end
     if state == 'pending' then
       pending[np + 1] = score0 - tonumber(ARGV[J + 3 * i]) * PRIORITY_SHIFT + i
       pending[np + 2] = id
       np = np + 2
+      if o then
+        tindex_move(KEYS[5], o.tenant, id, nil, 'pending', pending[np - 1])
+      end
     end
     if nb >= 2000 then
       flush()

@@ -25,6 +25,17 @@
 --   tk lease token, lu lease until (meaningful while active only), w worker.
 --   Times are unix milliseconds.
 --
+-- Tenant index: each job with a tenant is also in the zset of its tenant and
+-- state, <prefix>:{queue}:t:<state>:<tenant>, with the same score as in the
+-- state's zset, so that a tenant's listing is one ZRANGE. Its name cannot be
+-- known before the script reads the job, so scripts derive it from the job
+-- hash prefix they are given in KEYS (tindex_move), as they derive the body
+-- hash: same hash tag, so same Cluster slot. Every state change keeps it
+-- exact through the functions below (finish, make_pending, retry_attempt,
+-- tindex_move). A job with a tenant always has a state hash holding 'tn'
+-- (insert creates it), so scripts learn the tenant from the HMGET they do
+-- anyway; a job with no tenant costs no tenant-index work at all.
+--
 -- Scripts return a job as {id, body or '', flat HGETALL of its state hash};
 -- fetch returns a job whose state hash it just created as {id, body, lease
 -- token} (the client knows the other fields it wrote).
@@ -57,6 +68,21 @@ local function body_key(job_prefix)
   return string.sub(job_prefix, 1, -3) .. 'b'
 end
 
+-- tindex_move moves job id of tenant tn from the tenant index of state from
+-- to that of state to (either nil: none), with score. No-op without a tenant.
+local function tindex_move(job_prefix, tn, id, from, to, score)
+  if not tn or tn == '' then
+    return
+  end
+  local base = string.sub(job_prefix, 1, -3) .. 't:'
+  if from then
+    redis.call('ZREM', base .. from .. ':' .. tn, id)
+  end
+  if to then
+    redis.call('ZADD', base .. to .. ':' .. tn, score, id)
+  end
+end
+
 -- body_head reads the created time, max attempts and priority a body starts
 -- with (strings), or nil for an empty body.
 local function body_head(body)
@@ -81,6 +107,19 @@ local function job_number(job_prefix, id, field, v)
     return m
   end
   return p
+end
+
+-- job_tenant returns a job's tenant ('' for none).
+local function job_tenant(job_prefix, id)
+  local tn = redis.call('HGET', job_prefix .. id, 'tn')
+  if tn then
+    return tn
+  end
+  local body = redis.call('HGET', body_key(job_prefix), id) or ''
+  if body == '' then
+    return ''
+  end
+  return (body_tenant_type(body))
 end
 
 -- job_state returns a job's state, or nil if there is no such job.
@@ -109,6 +148,10 @@ local function materialize(job_prefix, id)
   end
   local c, m, p = body_head(body)
   redis.call('HSET', job_key, 's', 'pending', 'a', '0', 'p', p, 'm', m, 'c', c, 'r', c)
+  local tn = body_tenant_type(body)
+  if tn ~= '' then -- written before tenant jobs always had a state hash
+    redis.call('HSET', job_key, 'tn', tn)
+  end
   return 'pending'
 end
 
@@ -130,30 +173,41 @@ local function pending_score(seq_key, priority)
   return fmt((MAX_PRIORITY - priority) * PRIORITY_SHIFT + seq)
 end
 
--- make_pending puts a job at the back of its priority in the pending zset.
+-- make_pending puts a job at the back of its priority in the pending zset
+-- (and its tenant's), from the state its hash still names.
 local function make_pending(pending_key, seq_key, job_key, id)
   local prefix = string.sub(job_key, 1, #job_key - #id)
-  local p = tonumber(job_number(prefix, id, 'p', redis.call('HGET', job_key, 'p')) or '0')
-  redis.call('ZADD', pending_key, pending_score(seq_key, p), id)
+  local v = redis.call('HMGET', job_key, 'p', 's', 'tn')
+  local p = tonumber(job_number(prefix, id, 'p', v[1]) or '0')
+  local score = pending_score(seq_key, p)
+  redis.call('ZADD', pending_key, score, id)
+  tindex_move(prefix, v[3], id, v[2], 'pending', score)
   redis.call('HSET', job_key, 's', 'pending')
   redis.call('HDEL', job_key, 'lu')
 end
 
--- release_unique frees the job's unique key if the job still holds it.
-local function release_unique(unique_prefix, job_key, id)
-  local u = redis.call('HGET', job_key, 'u')
+-- free_unique frees unique key u if job id still holds it.
+local function free_unique(unique_prefix, u, id)
   if u and u ~= '' and redis.call('GET', unique_prefix .. u) == id then
     redis.call('DEL', unique_prefix .. u)
   end
 end
 
--- finish moves a job from the zset it is in to a final state's zset.
+-- release_unique frees the job's unique key if the job still holds it.
+local function release_unique(unique_prefix, job_key, id)
+  free_unique(unique_prefix, redis.call('HGET', job_key, 'u'), id)
+end
+
+-- finish moves a job from the zset it is in to a final state's zset (and
+-- its tenant's, from the state its hash still names).
 local function finish(from_key, to_key, state, job_key, id, unique_prefix, now_ms, now_us)
+  local v = redis.call('HMGET', job_key, 'u', 's', 'tn')
   redis.call('ZREM', from_key, id)
   redis.call('ZADD', to_key, fmt(now_us), id)
+  tindex_move(string.sub(job_key, 1, #job_key - #id), v[3], id, v[2], state, fmt(now_us))
   redis.call('HSET', job_key, 's', state, 'f', fmt(now_ms))
   redis.call('HDEL', job_key, 'lu')
-  release_unique(unique_prefix, job_key, id)
+  free_unique(unique_prefix, v[1], id)
 end
 
 -- promote moves up to limit due scheduled jobs to pending; returns how many.
@@ -170,9 +224,10 @@ local function promote(scheduled_key, pending_key, seq_key, job_prefix, now_ms, 
 end
 
 -- check_lease returns 1 if the job is active under token, 0 if it does not
--- exist, -1 if the lease is lost (a job with only a body is pending).
+-- exist, -1 if the lease is lost (a job with only a body is pending); and
+-- the job's tenant (nil for none).
 local function check_lease(job_prefix, id, token)
-  local v = redis.call('HMGET', job_prefix .. id, 's', 'tk')
+  local v = redis.call('HMGET', job_prefix .. id, 's', 'tk', 'tn')
   if not v[1] then
     if redis.call('HEXISTS', body_key(job_prefix), id) == 1 then
       return -1
@@ -182,7 +237,7 @@ local function check_lease(job_prefix, id, token)
   if v[1] ~= 'active' or v[2] ~= token then
     return -1
   end
-  return 1
+  return 1, v[3]
 end
 
 -- retry_attempt records a failed attempt of an active job: its error and,
@@ -195,14 +250,16 @@ local function retry_attempt(active_key, scheduled_key, job_key, id, err, delay_
   if tonumber(max_override) > 0 then
     redis.call('HSET', job_key, 'm', max_override)
   end
-  local v = redis.call('HMGET', job_key, 'a', 'm')
-  local m = job_number(string.sub(job_key, 1, #job_key - #id), id, 'm', v[2])
+  local v = redis.call('HMGET', job_key, 'a', 'm', 'tn')
+  local prefix = string.sub(job_key, 1, #job_key - #id)
+  local m = job_number(prefix, id, 'm', v[2])
   if discard == '1' or tonumber(v[1]) >= tonumber(m) then
     return false
   end
   local due = fmt(now_ms + tonumber(delay_ms))
   redis.call('ZREM', active_key, id)
   redis.call('ZADD', scheduled_key, due, id)
+  tindex_move(prefix, v[3], id, 'active', 'scheduled', due)
   redis.call('HSET', job_key, 's', 'scheduled', 'r', due)
   redis.call('HDEL', job_key, 'lu')
   return true

@@ -1,7 +1,10 @@
 -- list.lua reads one page of a state's zset, optionally filtered by tenant
--- and type. It writes nothing.
+-- and type. It writes nothing. A tenant's listing is given its index zset
+-- of the state (lib.lua) as KEYS[1] and no tenant filter: one ZRANGE of the
+-- page, unless filtered by type too.
 --
--- KEYS[1] the state's zset  KEYS[2] job hash prefix
+-- KEYS[1] the state's zset, or a tenant's index zset of the state
+-- KEYS[2] job hash prefix
 -- ARGV[1] offset  ARGV[2] limit  ARGV[3] '1' for newest (highest score) first
 -- ARGV[4] tenant filter ('' for any)  ARGV[5] type filter ('' for any)
 -- ARGV[6] scan budget, ARGV[7] raw start position, ARGV[8] matches so far

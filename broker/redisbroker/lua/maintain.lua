@@ -1,4 +1,6 @@
 -- maintain.lua does a queue's housekeeping, each step touching at most
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[9],
+--   under the same {queue} hash tag
 -- ARGV[1] jobs: recovers expired leases, promotes due scheduled jobs, expires
 -- jobs past their ExpiresAt, and removes completed and dead jobs past the
 -- retention rules (body, state hash, index entries and unique key).
@@ -47,8 +49,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', fmt(now), 'LIMI
 end
 
 -- remove deletes finished jobs whole: four commands per 1000 jobs (unpack
--- is bounded by Lua's stack). Their unique keys were released when they
--- finished.
+-- is bounded by Lua's stack), plus one HMGET per job for its tenant index
+-- entry. Their unique keys were released when they finished.
 local function remove(zset, ids)
   local bodies = body_key(KEYS[9])
   for c = 1, #ids, 1000 do
@@ -56,6 +58,8 @@ local function remove(zset, ids)
     local keys = {}
     for i = c, last do
       keys[#keys + 1] = KEYS[9] .. ids[i]
+      local v = redis.call('HMGET', keys[#keys], 's', 'tn')
+      tindex_move(KEYS[9], v[2], ids[i], v[1], nil)
     end
     redis.call('ZREM', zset, unpack(ids, c, last))
     redis.call('ZREM', KEYS[8], unpack(ids, c, last))

@@ -4,6 +4,8 @@
 -- KEYS[1] active zset  KEYS[2] pending zset  KEYS[3] seq counter
 -- KEYS[4] job hash prefix
 -- KEYS[5] wake channel (optional): told the job is due now
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[4],
+--   under the same {queue} hash tag
 -- ARGV[1] id  ARGV[2] lease token
 -- Returns 1 released, 0 not found, -1 lease lost (nothing changed).
 

@@ -4,12 +4,18 @@
 -- KEYS[1] dead zset  KEYS[2] cancelled zset  KEYS[3] expired zset
 -- KEYS[4] pending zset  KEYS[5] seq counter  KEYS[6] ttl zset
 -- KEYS[7] job hash prefix  KEYS[8] unique-key prefix
--- ARGV[1] id
+-- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[7],
+--   under the same {queue} hash tag
+-- ARGV[1] id  ARGV[2] tenant scope ('' for none): another tenant's job, or
+--   one with no tenant, is not found
 -- Returns {'ok', job} with the job (see lib.lua) after the change
 --   | {'notfound'} | {'wrongstate', state} | {'dup', holder id, unique key}
 
 local id = ARGV[1]
 local job_key = KEYS[7] .. id
+if ARGV[2] ~= '' and job_tenant(KEYS[7], id) ~= ARGV[2] then
+  return {'notfound'}
+end
 local v = redis.call('HMGET', job_key, 's', 'u')
 local s, u = v[1] or job_state(KEYS[7], id), v[2]
 if not s then

@@ -1,0 +1,333 @@
+package brokertest
+
+import (
+	"strings"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// withTenant sets the job's tenant.
+func withTenant(t string) func(*broker.JobInsertParams) {
+	return func(p *broker.JobInsertParams) { p.TenantID = t }
+}
+
+// testTenantScope: a call scoped to tenant A treats tenant B's job, and a
+// job with no tenant, as absent, for every admin operation: ErrNotFound
+// with the message an absent job gets, and nothing changes. Lists and
+// stats scoped to A never show B's jobs. A's own jobs are served as usual.
+func testTenantScope(s *bundle) {
+	q := "tenant-scope"
+	const a, b = "tenant-a", "tenant-b"
+	bDead := s.insert(q, withTenant(b), withAttempts(1))
+	s.fail(s.fetchOne(q, longLease), "boom", 0, false)
+	bDone := s.insert(q, withTenant(b))
+	s.complete(s.fetchOne(q, longLease), nil)
+	s.insert(q, withTenant(b))
+	bActive := s.fetchOne(q, longLease)
+	bPending := s.insert(q, withTenant(b))
+	bSched := s.insert(q, withTenant(b), withDelay(time.Hour))
+	none := s.insert(q) // belongs to no tenant
+	noneDead := s.insert(q, withAttempts(1))
+	s.fail(s.fetchOne(q, longLease), "boom", 0, false)
+	mine := s.insert(q, withTenant(a), withType("own.job"))
+
+	others := []string{bDead.ID, bDone.ID, bActive.ID, bPending.ID, bSched.ID, none.ID, noneDead.ID}
+	before := map[string]*broker.Job{}
+	for _, id := range others {
+		before[id] = s.get(q, id)
+	}
+	ops := []struct {
+		name    string
+		targets []string // jobs the operation could change if it ignored the scope
+		call    func(id string) error
+	}{
+		{"JobGet", others, func(id string) error {
+			_, err := s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: q, ID: id, TenantID: a})
+			return err
+		}},
+		{"JobCancel", []string{bActive.ID, bPending.ID, bSched.ID, none.ID}, func(id string) error {
+			_, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: id, TenantID: a})
+			return err
+		}},
+		{"JobRetry", []string{bDead.ID, noneDead.ID}, func(id string) error {
+			_, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: id, TenantID: a})
+			return err
+		}},
+		{"JobDelete", []string{bDead.ID, bDone.ID, bPending.ID, bSched.ID, none.ID, noneDead.ID}, func(id string) error {
+			return s.b.JobDelete(s.ctx, &broker.JobDeleteParams{Queue: q, ID: id, TenantID: a})
+		}},
+	}
+	for _, op := range ops {
+		absent := op.call("no-such-job")
+		wantErr(s.t, op.name+" of an absent job, scoped", absent, broker.ErrNotFound)
+		shape := strings.ReplaceAll(absent.Error(), "no-such-job", "<id>")
+		for _, id := range op.targets {
+			err := op.call(id)
+			wantErr(s.t, op.name+" of another tenant's job "+id, err, broker.ErrNotFound)
+			if got := strings.ReplaceAll(err.Error(), id, "<id>"); got != shape {
+				s.t.Fatalf("%s of another tenant's job: error %q; an absent job gets %q: the message must not tell them apart", op.name, got, shape)
+			}
+		}
+	}
+	for _, id := range others {
+		now := s.get(q, id)
+		if now.State != before[id].State || now.Attempt != before[id].Attempt || !now.FinishedAt.Equal(before[id].FinishedAt) {
+			s.t.Fatalf("job %s was %s (attempt %d) before tenant %s's scoped calls, now %s (attempt %d)",
+				id, before[id].State, before[id].Attempt, a, now.State, now.Attempt)
+		}
+	}
+	if err := s.extendErr(lease(bActive), longLease); err != nil {
+		s.t.Fatalf("extending tenant %s's lease after another tenant's scoped cancel: %v; the lease must be intact", b, err)
+	}
+
+	for _, st := range broker.States {
+		got := s.list(broker.JobListParams{Queue: q, State: st, TenantID: a})
+		var want []string
+		if st == broker.StatePending {
+			want = []string{mine.ID}
+		}
+		wantIDs(s.t, "JobList "+string(st)+" scoped to "+a, got, want)
+	}
+	if st := s.tenantStats(q, a); st.Pending != 1 || st.Scheduled+st.Active+st.Completed+st.Dead+st.Cancelled+st.Expired != 0 {
+		s.t.Fatalf("QueueStats scoped to %s = %+v; want its one pending job only", a, *st)
+	}
+	wantIDs(s.t, "JobList dead scoped to "+b, s.list(broker.JobListParams{Queue: q, State: broker.StateDead, TenantID: b}), []string{bDead.ID})
+
+	// A's own job, through A's scope.
+	if j, err := s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: q, ID: mine.ID, TenantID: a}); err != nil || j.ID != mine.ID {
+		s.t.Fatalf("JobGet of its own job, scoped: %v, %v", j, err)
+	}
+	if j, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: mine.ID, TenantID: a}); err != nil || j.State != broker.StateCancelled {
+		s.t.Fatalf("JobCancel of its own job, scoped: %v, %v", j, err)
+	}
+	if j, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: mine.ID, TenantID: a}); err != nil || j.State != broker.StatePending {
+		s.t.Fatalf("JobRetry of its own job, scoped: %v, %v", j, err)
+	}
+	if err := s.b.JobDelete(s.ctx, &broker.JobDeleteParams{Queue: q, ID: mine.ID, TenantID: a}); err != nil {
+		s.t.Fatalf("JobDelete of its own job, scoped: %v", err)
+	}
+	s.wantNotFound(q, mine.ID)
+}
+
+// withType sets the job's type.
+func withType(t string) func(*broker.JobInsertParams) {
+	return func(p *broker.JobInsertParams) { p.Type = t }
+}
+
+// tenantStats returns QueueStats scoped to tenant and fails the case on error.
+func (s *bundle) tenantStats(queue, tenant string) *broker.QueueStats {
+	s.t.Helper()
+	st, err := s.b.QueueStats(s.ctx, &broker.QueueStatsParams{Queue: queue, TenantID: tenant})
+	if err != nil {
+		s.t.Fatalf("QueueStats(%s) scoped to %s: %v", queue, tenant, err)
+	}
+	return st
+}
+
+// tenants of the listing cases: two tenants and the jobs of none.
+var listTenants = []string{"t-a", "t-b", ""}
+
+// testTenantList: a tenant's listing of each state, paged with any page
+// size, is exactly the queue's listing restricted to that tenant, in the
+// same order; filtered by type too. Scoped stats count exactly the
+// tenant's jobs in each state.
+func testTenantList(s *bundle) {
+	q := "tenant-list"
+	const n = 9 // jobs per state, tenants in turn
+	opts := func(i int, more ...func(*broker.JobInsertParams)) []func(*broker.JobInsertParams) {
+		return append([]func(*broker.JobInsertParams){withTenant(listTenants[i%3]), withType([]string{"x", "y"}[i%2]), withPriority(i % 2)}, more...)
+	}
+	var expiring []*broker.Job
+	for i := range n {
+		expiring = append(expiring, s.insert(q, opts(i, withTTL(50*time.Millisecond))...))
+	}
+	s.waitPast(expiring[n-1].ExpiresAt)
+	if r := s.maintain(&broker.QueueMaintainParams{Queue: q}); r.Expired != n {
+		s.t.Fatalf("QueueMaintain expired %d jobs, want %d", r.Expired, n)
+	}
+	for i := range n {
+		s.insert(q, opts(i, withAttempts(1))...)
+		s.fail(s.fetchOne(q, longLease), "boom", 0, false)
+	}
+	for i := range n {
+		s.insert(q, opts(i)...)
+		s.complete(s.fetchOne(q, longLease), nil)
+	}
+	for i := range n {
+		s.insert(q, opts(i)...)
+		s.fetchOne(q, time.Duration(60+i%4)*time.Second)
+	}
+	for i := range n {
+		j := s.insert(q, opts(i)...)
+		if _, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: j.ID}); err != nil {
+			s.t.Fatalf("JobCancel: %v", err)
+		}
+	}
+	for i := range n {
+		s.insert(q, opts(i, withDelay(time.Duration(1+i%4)*time.Hour))...)
+	}
+	for i := range n {
+		s.insert(q, opts(i)...)
+	}
+	s.checkTenantIndex(q)
+}
+
+// checkTenantIndex checks, for each state and tenant of listTenants, that
+// the tenant's listing (paged in several sizes, and filtered by type) is
+// the queue's listing restricted to the tenant, and that its scoped stats
+// count it.
+func (s *bundle) checkTenantIndex(q string) {
+	s.t.Helper()
+	for _, st := range broker.States {
+		all, err := s.b.JobList(s.ctx, &broker.JobListParams{Queue: q, State: st, Limit: 1000})
+		if err != nil {
+			s.t.Fatalf("JobList(%s, %s): %v", q, st, err)
+		}
+		for _, tenant := range listTenants[:2] {
+			var want, wantX []string
+			for _, j := range all.Jobs {
+				if j.TenantID == tenant {
+					want = append(want, j.ID)
+					if j.Type == "x" {
+						wantX = append(wantX, j.ID)
+					}
+				}
+			}
+			for _, limit := range []int{1, 2, 5, 0} {
+				got := s.list(broker.JobListParams{Queue: q, State: st, TenantID: tenant, Limit: limit})
+				wantIDs(s.t, "JobList "+string(st)+" of tenant "+tenant, got, want)
+			}
+			gotX := s.list(broker.JobListParams{Queue: q, State: st, TenantID: tenant, Type: "x", Limit: 2})
+			wantIDs(s.t, "JobList "+string(st)+" of tenant "+tenant+" and type x", gotX, wantX)
+			if got := s.tenantStats(q, tenant).Count(st); got != int64(len(want)) {
+				s.t.Fatalf("QueueStats(%s) scoped to %s: %d %s, want %d", q, tenant, got, st, len(want))
+			}
+		}
+	}
+}
+
+// testTenantIndexExact: after a mixed workload that moves tenants' jobs
+// through every transition (lease recovery, promotion, hand-back, retry
+// delay, extension, cancel, retry, delete, expiry, retention), each
+// tenant's listings and counts are still exactly its jobs in each state.
+func testTenantIndexExact(s *bundle) {
+	q := "tenant-exact"
+	t := func(i int, more ...func(*broker.JobInsertParams)) []func(*broker.JobInsertParams) {
+		return append([]func(*broker.JobInsertParams){withTenant(listTenants[i%3]), withType([]string{"x", "y"}[i%2])}, more...)
+	}
+	// Lease recovery: back to pending with attempts left, dead without.
+	for i := range 6 {
+		s.insert(q, t(i, withAttempts(1+i%2))...)
+	}
+	fetched := s.fetch(q, 6, shortLease)
+	s.waitPast(fetched[len(fetched)-1].LeaseUntil)
+	if r := s.maintain(&broker.QueueMaintainParams{Queue: q}); r.Recovered+r.Dead != 6 {
+		s.t.Fatalf("QueueMaintain recovered %d and killed %d of 6 expired leases", r.Recovered, r.Dead)
+	}
+	s.checkTenantIndex(q)
+
+	// Promotion of due jobs, by fetch and by maintenance.
+	var delayed []*broker.Job
+	for i := range 6 {
+		delayed = append(delayed, s.insert(q, t(i, withDelay(50*time.Millisecond))...))
+	}
+	s.waitPast(delayed[5].RunAt)
+	s.maintain(&broker.QueueMaintainParams{Queue: q, Limit: 3})
+	s.checkTenantIndex(q)
+
+	// Fetch everything pending; hand some back, fail some with a retry
+	// delay, extend one, complete the rest.
+	var active []*broker.Job
+	for {
+		js := s.fetch(q, 5, longLease)
+		if len(js) == 0 {
+			break
+		}
+		active = append(active, js...)
+	}
+	for i, j := range active {
+		switch i % 4 {
+		case 0:
+			if err := s.b.JobRelease(s.ctx, &broker.JobLeaseParams{Queue: q, ID: j.ID, Token: j.LeaseToken}); err != nil {
+				s.t.Fatalf("JobRelease(%s): %v", j.ID, err)
+			}
+		case 1:
+			s.fail(j, "later", time.Hour, false)
+		case 2:
+			if err := s.extendErr(lease(j), 2*longLease); err != nil {
+				s.t.Fatalf("JobLeaseExtend(%s): %v", j.ID, err)
+			}
+		default:
+			s.complete(j, nil)
+		}
+	}
+	s.checkTenantIndex(q)
+
+	// Cancel, retry and delete, unscoped and scoped.
+	pending, err := s.b.JobList(s.ctx, &broker.JobListParams{Queue: q, State: broker.StatePending})
+	if err != nil {
+		s.t.Fatalf("JobList pending: %v", err)
+	}
+	for i, j := range pending.Jobs {
+		switch i % 3 {
+		case 0:
+			if _, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: j.ID, TenantID: j.TenantID}); err != nil {
+				s.t.Fatalf("JobCancel(%s): %v", j.ID, err)
+			}
+		case 1:
+			if err := s.b.JobDelete(s.ctx, &broker.JobDeleteParams{Queue: q, ID: j.ID, TenantID: j.TenantID}); err != nil {
+				s.t.Fatalf("JobDelete(%s): %v", j.ID, err)
+			}
+		}
+	}
+	for _, st := range []broker.State{broker.StateDead, broker.StateCancelled} {
+		res, err := s.b.JobList(s.ctx, &broker.JobListParams{Queue: q, State: st})
+		if err != nil {
+			s.t.Fatalf("JobList %s: %v", st, err)
+		}
+		for i, j := range res.Jobs {
+			if i%2 == 0 {
+				if _, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: q, ID: j.ID, TenantID: j.TenantID}); err != nil {
+					s.t.Fatalf("JobRetry(%s): %v", j.ID, err)
+				}
+			}
+		}
+	}
+	s.checkTenantIndex(q)
+
+	// Expiry of pending jobs, and retention of completed and dead ones.
+	var expiring []*broker.Job
+	for i := range 6 {
+		expiring = append(expiring, s.insert(q, t(i, withTTL(50*time.Millisecond))...))
+	}
+	s.waitPast(expiring[5].ExpiresAt)
+	s.maintain(&broker.QueueMaintainParams{Queue: q})
+	for i := range 6 {
+		s.insert(q, t(i)...)
+	}
+	for {
+		js := s.fetch(q, 10, longLease)
+		if len(js) == 0 {
+			break
+		}
+		for i, j := range js {
+			if i%3 == 0 {
+				s.fail(j, "dead", 0, true)
+			} else {
+				s.complete(j, nil)
+			}
+		}
+	}
+	s.checkTenantIndex(q)
+	s.maintain(&broker.QueueMaintainParams{Queue: q, CompletedMaxCount: 2})
+	s.checkTenantIndex(q)
+	s.waitPast(s.now().Add(5 * time.Millisecond))
+	s.maintain(&broker.QueueMaintainParams{Queue: q, CompletedMaxAge: time.Millisecond, DeadMaxAge: time.Millisecond})
+	s.checkTenantIndex(q)
+	for _, tenant := range listTenants[:2] {
+		if st := s.tenantStats(q, tenant); st.Completed+st.Dead != 0 {
+			s.t.Fatalf("QueueStats scoped to %s after retention removed every finished job: %+v", tenant, *st)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package sqlitebroker
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aibos/worker/broker"
+)
+
+// TestTenantQueriesUseIndex checks with EXPLAIN QUERY PLAN that a tenant's
+// listing of each state, and its counts, are searches of a tenant index in
+// the listing's order: no scan of the queue's jobs and no sort.
+func TestTenantQueriesUseIndex(t *testing.T) {
+	t.Parallel()
+	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	plan := func(q string, args ...any) string {
+		t.Helper()
+		rows, err := b.read.Query("EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatalf("explain %s: %v", q, err)
+		}
+		defer rows.Close()
+		var steps []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatalf("explain %s: %v", q, err)
+			}
+			steps = append(steps, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("explain %s: %v", q, err)
+		}
+		return strings.Join(steps, "; ")
+	}
+	wantIndex := map[broker.State]string{
+		broker.StatePending: "jobs_tenant ", broker.StateScheduled: "jobs_tenant_due ", broker.StateActive: "jobs_tenant_lease ",
+		broker.StateCompleted: "jobs_tenant_finished ", broker.StateDead: "jobs_tenant_finished ",
+		broker.StateCancelled: "jobs_tenant_finished ", broker.StateExpired: "jobs_tenant_finished ",
+	}
+	for _, st := range broker.States {
+		for _, typ := range []string{"", "invoice.processing"} {
+			q, args := listQuery(&broker.JobListParams{Queue: "q", State: st, TenantID: "t", Type: typ})
+			got := plan(q, append(args, 10, 20)...)
+			if !strings.Contains(got, "SEARCH jobs USING INDEX "+wantIndex[st]) || strings.Contains(got, "TEMP B-TREE") {
+				t.Errorf("tenant listing of %s jobs (type %q): plan %q; want a search of index %s with no sort", st, typ, got, wantIndex[st])
+			}
+		}
+	}
+	count, oldest, args := statsQueries(&broker.QueueStatsParams{Queue: "q", TenantID: "t"})
+	for _, q := range []string{count, oldest} {
+		if got := plan(q, args...); !strings.Contains(got, "USING COVERING INDEX jobs_tenant ") && !strings.Contains(got, "USING INDEX jobs_tenant ") {
+			t.Errorf("tenant stats query %q: plan %q; want a search of index jobs_tenant", q, got)
+		}
+	}
+}
