@@ -49,7 +49,7 @@ func TestTenantQueriesUseIndex(t *testing.T) {
 			q, args := listQuery(&broker.JobListParams{Queue: "q", State: st, TenantID: "t", Type: typ})
 			got := plan(q, append(args, 10, 20)...)
 			if !strings.Contains(got, "SEARCH jobs USING INDEX "+wantIndex[st]) || strings.Contains(got, "TEMP B-TREE") {
-				t.Errorf("tenant listing of %s jobs (type %q): plan %q; want a search of index %s with no sort", st, typ, got, wantIndex[st])
+				t.Errorf("tenant listing of %s jobs (type %q): plan %q; want a search of index %s with no sort", st, typ, got, strings.TrimSpace(wantIndex[st]))
 			}
 		}
 	}
