@@ -58,6 +58,9 @@
 // queue and the script stays single-slot. Each script header names the KEYS
 // entry it derives them from.
 //
+// The tenant index is stored format 2 (format.go): a broker finding format-1
+// data builds the index of every queue's jobs before it works on them.
+//
 // # Scripts
 //
 // Each state change is one Lua script under lua/, headed by its KEYS, ARGV

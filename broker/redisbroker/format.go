@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aibos/worker/broker"
 )
 
 // FormatVersion is the version of the stored layout (keys, bodies, scores,
@@ -22,8 +24,10 @@ import (
 // Version 1 is the first versioned layout. Data written before versioning
 // (no <prefix>:format key) is format 0 and is migrated to 1. Version 2 keeps
 // workflow runs and schedules as documents (Commit); see
-// migrateSchedulesToDocs.
-const FormatVersion = 2
+// migrateSchedulesToDocs. Version 3 adds the tenant index (doc.go): each job
+// with a tenant has an entry in its tenant's zset of its state, and its
+// state hash, when it has one, holds the tenant; reindexTenants builds them.
+const FormatVersion = 3
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -38,6 +42,34 @@ func formatKey(prefix string) string { return prefix + ":format" }
 var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	0: func(context.Context, *Broker) error { return nil },
 	1: migrateSchedulesToDocs,
+	2: func(ctx context.Context, b *Broker) error { return b.reindexTenants(ctx) },
+}
+
+// reindexSlice is how many entries of a state's zset one reindex script
+// call reads: about a millisecond of Redis time.
+const reindexSlice = 1000
+
+// reindexTenants builds the tenant index of every queue's jobs (format 2 to
+// 3), one slice of a state's zset per script call (lua/tenant_reindex.lua).
+// Jobs that change state meanwhile are indexed by the scripts that move
+// them, provided no worker of an older format still runs (the upgrade rule).
+func (b *Broker) reindexTenants(ctx context.Context) error {
+	queues, err := b.client.SMembers(ctx, queuesKey(b.prefix)).Result()
+	if err != nil {
+		return fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range queues {
+		k := b.keys(q)
+		for _, st := range broker.States {
+			for start := int64(0); start >= 0; {
+				start, err = scriptReindex.Run(ctx, b.client, []string{k.stateZset(st), k.job}, string(st), start, reindexSlice).Int64()
+				if err != nil {
+					return fmt.Errorf("index tenants of %s jobs of %q: %w", st, q, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // checkFormat makes sure the data is in FormatVersion: it stamps an unused

@@ -34,6 +34,7 @@ var (
 	scriptMaintain = loadScript("maintain.lua")
 	scriptOldest   = loadScript("oldest.lua")
 	scriptGet      = loadScript("get.lua")
+	scriptReindex  = loadScript("tenant_reindex.lua")
 )
 
 func loadScript(name string) *redis.Script {

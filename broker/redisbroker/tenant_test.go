@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
 )
 
 // TestTenantIndexExact runs a mixed workload over jobs of two tenants and
@@ -199,4 +200,82 @@ func expectedIndex(t *testing.T, b broker.Broker, client *redis.Client, prefix, 
 		}
 	}
 	return out
+}
+
+// TestFormat1DataGetsTenantIndex: data written in stored format 1, before
+// the tenant index, is indexed when a format-2 broker first pings it, the
+// pending jobs that had only a body included; the index then stays exact.
+func TestFormat1DataGetsTenantIndex(t *testing.T) {
+	t.Parallel()
+	b, client, prefix := newBrokerKeys(t)
+	ctx := context.Background()
+	const q = "old"
+	if err := b.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var plain []string // pending, no options: format 1 wrote no state hash for them
+	for i := range 12 {
+		p := job(q, fmt.Sprintf("o%02d", i), func(p *broker.JobInsertParams) { p.TenantID = []string{"a", "b", ""}[i%3] })
+		switch i % 4 {
+		case 1:
+			p.Delay = time.Hour
+		case 2:
+			p.MaxAttempts = 1
+		}
+		mustInsert(t, b, p)
+		if i%4 == 0 || i%4 == 3 {
+			plain = append(plain, p.ID)
+		}
+	}
+	for _, j := range fetch(t, b, q, 2, time.Hour) { // o00 (completed) and o02 (dead)
+		if j.ID == "o02" {
+			_, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: leaseOf(j), Error: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: leaseOf(j)}}); err != nil {
+			t.Fatal(err)
+		}
+		plain = plain[1:]
+	}
+	// Take the data back to format 1.
+	base := prefix + ":{" + q + "}:"
+	keys, err := client.Keys(ctx, base+"t:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("tenant index keys: %v, %v", keys, err)
+	}
+	client.Del(ctx, keys...)
+	for i := range 12 {
+		client.HDel(ctx, base+fmt.Sprintf("j:o%02d", i), "tn")
+	}
+	for _, id := range plain {
+		client.Del(ctx, base+"j:"+id)
+	}
+	client.Set(ctx, prefix+":format", 1, 0)
+
+	upgraded, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upgraded.Close()
+	if err := upgraded.Ping(ctx); err != nil {
+		t.Fatalf("ping format-1 data: %v", err)
+	}
+	if v, _ := client.Get(ctx, prefix+":format").Int64(); v != redisbroker.FormatVersion {
+		t.Fatalf("format after migration = %d, want %d", v, redisbroker.FormatVersion)
+	}
+	got, want := tenantIndex(t, client, prefix, q), expectedIndex(t, upgraded, client, prefix, q)
+	if len(want) != 8 || !maps.Equal(got, want) {
+		t.Fatalf("tenant index after migration\n%v\nwant (8 entries)\n%v", got, want)
+	}
+	for _, j := range fetch(t, upgraded, q, 10, time.Hour) {
+		if _, err := upgraded.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: leaseOf(j)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := tenantIndex(t, client, prefix, q), expectedIndex(t, upgraded, client, prefix, q); !maps.Equal(got, want) {
+		t.Fatalf("tenant index after processing the migrated jobs\n%v\nwant\n%v", got, want)
+	}
 }

@@ -33,7 +33,9 @@ for i = 1, tonumber(ARGV[1]) do
     -- A Lua number: ZADD gets it with 17 digits, exact (cheaper than fmt).
     done[#done + 1] = now_us + i - 1
     done[#done + 1] = id
-    tindex_move(KEYS[3], v[4], id, 'active', 'completed', now_us + i - 1)
+    if v[4] then -- a tenant's job (lib.lua); others pay nothing here
+      tindex_move(KEYS[3], v[4], id, 'active', 'completed', now_us + i - 1)
+    end
     -- One HSET: 'lu' stays (readers ignore it unless the job is active)
     -- and an active job has no 'res' to clear (only completion sets it).
     if ARGV[b + 3] ~= '' then

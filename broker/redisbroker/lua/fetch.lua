@@ -81,7 +81,9 @@ while got < want and budget > 0 do
       end
       active[#active + 1] = lease_until
       active[#active + 1] = id
-      tindex_move(KEYS[9], v[4], id, 'pending', 'active', lease_until)
+      if v[4] then -- a tenant's job (lib.lua)
+        tindex_move(KEYS[9], v[4], id, 'pending', 'active', lease_until)
+      end
       got = got + 1
       out[#out + 1] = {id, body or '', redis.call('HGETALL', job_key)}
     end
