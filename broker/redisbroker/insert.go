@@ -62,13 +62,15 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 	if each {
 		mode = "each"
 	}
-	// Jobs with options (or another max queue length than the first job's,
-	// or a tenant, which the tenant index needs) are listed before the n
-	// triples; see lua/insert.lua.
+	// Jobs with options (or another max queue length than the first job's)
+	// are listed before the n triples; see lua/insert.lua.
 	maxlen0 := ps[0].MaxQueueLength
 	var withOpts []any
 	for i, p := range ps {
-		if p.UniqueKey == "" && p.TTL == 0 && p.Delay == 0 && p.RunAt.IsZero() && p.MaxQueueLength == maxlen0 && p.TenantID == "" {
+		if p.TenantID != "" && mode[len(mode)-1] != 't' {
+			mode += "+t" // the script reads tenants from the bodies
+		}
+		if p.UniqueKey == "" && p.TTL == 0 && p.Delay == 0 && p.RunAt.IsZero() && p.MaxQueueLength == maxlen0 {
 			continue
 		}
 		runAt := ""

@@ -12,6 +12,7 @@ local out = {}
 -- Per job: one HMGET and one HSET; the active and completed sets
 -- are written once for the whole batch.
 local ids, done = {}, {}
+local moved = {} -- tenant index moves, active to completed, per tenant
 local finished = fmt(now)
 for i = 1, tonumber(ARGV[1]) do
   local b = 1 + (i - 1) * 3
@@ -33,8 +34,8 @@ for i = 1, tonumber(ARGV[1]) do
     -- A Lua number: ZADD gets it with 17 digits, exact (cheaper than fmt).
     done[#done + 1] = now_us + i - 1
     done[#done + 1] = id
-    if v[4] then -- a tenant's job (lib.lua); others pay nothing here
-      tindex_move(KEYS[3], v[4], id, 'active', 'completed', now_us + i - 1)
+    if v[4] then -- a tenant's job (lib.lua)
+      tindex_group(moved, v[4], id, now_us + i - 1)
     end
     -- One HSET: 'lu' stays (readers ignore it unless the job is active)
     -- and an active job has no 'res' to clear (only completion sets it).
@@ -57,4 +58,5 @@ end
 for c = 1, #done, 1000 do
   redis.call('ZADD', KEYS[2], unpack(done, c, math.min(c + 999, #done)))
 end
+tindex_flush(KEYS[3], moved, 'active', 'completed')
 return out

@@ -32,6 +32,7 @@ local budget = want + 1000 -- bounds the expired jobs one call skips over
 -- one HMGET of the bodies, one INCRBY reserving the tokens, one ZADD of the
 -- active set.
 local bodies = body_key(KEYS[9])
+local moved = {} -- tenant index moves, pending to active, per tenant
 while got < want and budget > 0 do
   local popped = redis.call('ZPOPMIN', KEYS[2], math.min(want - got, budget))
   if #popped == 0 then
@@ -54,11 +55,19 @@ while got < want and budget > 0 do
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
       redis.call('ZREM', KEYS[8], id)
     elseif not v[1] then
-      -- Only a body: no tenant (see lib.lua), so no tenant index entry.
       if body then
-        -- Priority, max attempts, created and run at stay in the body.
+        -- Priority, max attempts, created and run at stay in the body; the
+        -- tenant is written to the state hash (lib.lua).
         token = token + 1
-        if ARGV[3] ~= '' then
+        local tn = body_tenant(body)
+        if tn ~= '' then
+          tindex_group(moved, tn, id, lease_until)
+          if ARGV[3] ~= '' then
+            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s, 'w', ARGV[3], 'tn', tn)
+          else
+            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s, 'tn', tn)
+          end
+        elseif ARGV[3] ~= '' then
           redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s, 'w', ARGV[3])
         else
           redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s)
@@ -82,7 +91,7 @@ while got < want and budget > 0 do
       active[#active + 1] = lease_until
       active[#active + 1] = id
       if v[4] then -- a tenant's job (lib.lua)
-        tindex_move(KEYS[9], v[4], id, 'pending', 'active', lease_until)
+        tindex_group(moved, v[4], id, lease_until)
       end
       got = got + 1
       out[#out + 1] = {id, body or '', redis.call('HGETALL', job_key)}
@@ -91,5 +100,6 @@ while got < want and budget > 0 do
   if #active > 0 then
     redis.call('ZADD', KEYS[3], unpack(active))
   end
+  tindex_flush(KEYS[9], moved, 'pending', 'active')
 end
 return out

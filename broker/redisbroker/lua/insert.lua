@@ -8,18 +8,19 @@
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[5],
 --   under the same {queue} hash tag
 -- ARGV[1] number of jobs n
--- ARGV[2] 'each' to store every job that passes its checks, else all or none
+-- ARGV[2] 'each' to store every job that passes its checks, else all or none;
+--   followed by '+t' when some job has a tenant (only then are bodies read
+--   for it)
 -- ARGV[3] max queue length of the jobs without options (0: no limit)
 -- ARGV[4] number k of jobs with options, then k pairs: job index, options
 --   "run at ms|delay ms|ttl ms|max queue length|unique key" (run at '' when
 --   unset; the unique key last, as it may hold '|')
 -- then n triples: id, body (lib.lua's layout without its leading "c|"),
 --   priority
--- A job due now with no unique key, no TTL and no tenant gets no state hash
--- (see lib.lua): one HMGET entry, one HSET entry and one ZADD entry. The
--- client lists a job with a tenant among the jobs with options (it may have
--- none else): it gets a state hash holding its tenant, and an entry in its
--- tenant's index zset (lib.lua), derived from KEYS[5].
+-- A job due now with no unique key and no TTL gets no state hash (see
+-- lib.lua): one HMGET entry, one HSET entry and one ZADD entry. A job with a
+-- tenant also gets an entry in its tenant's index zset (lib.lua): one ZADD
+-- entry, the batch's written with one ZADD per tenant.
 -- Returns, all or none: {'dup', index, existing id, unique key ('' for an
 --   id collision)} | {'full', index, scheduled + pending count} | {'ok',
 --   created ms, then for each job that is not pending with run at =
@@ -29,7 +30,8 @@
 -- Every check runs before the first write.
 
 local n = tonumber(ARGV[1])
-local each = ARGV[2] == 'each'
+local each = string.sub(ARGV[2], 1, 4) == 'each'
+local tenants = string.sub(ARGV[2], -2) == '+t'
 local maxlen0 = tonumber(ARGV[3])
 local k = tonumber(ARGV[4])
 local bodies = body_key(KEYS[5])
@@ -56,11 +58,16 @@ if n == 1 and k == 0 then
     end
   end
   local now = clock()
-  if redis.call('HSETNX', bodies, id, fmt(now) .. '|' .. ARGV[6]) == 0 then
+  local body = fmt(now) .. '|' .. ARGV[6]
+  if redis.call('HSETNX', bodies, id, body) == 0 then
     return reject(1, 'dup', id, '')
   end
   local seq = redis.call('INCR', KEYS[3])
-  redis.call('ZADD', KEYS[2], (MAX_PRIORITY - tonumber(ARGV[7])) * PRIORITY_SHIFT + seq, id)
+  local score = (MAX_PRIORITY - tonumber(ARGV[7])) * PRIORITY_SHIFT + seq
+  redis.call('ZADD', KEYS[2], score, id)
+  if tenants then
+    tindex_move(KEYS[5], body_tenant(body), id, nil, 'pending', score)
+  end
   if KEYS[7] then
     redis.call('PUBLISH', KEYS[7], '0')
   end
@@ -71,7 +78,7 @@ for j = 1, k do
   local run_at, delay, ttl, maxlen, u = string.match(ARGV[4 + 2 * j], '^(%d*)|(%d+)|(%d+)|(%d+)|(.*)$')
   delay, ttl = tonumber(delay), tonumber(ttl)
   opts[tonumber(ARGV[3 + 2 * j])] = {run_at = run_at, delay = delay, ttl = ttl, maxlen = tonumber(maxlen), u = u,
-    hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= '', tenant = ''}
+    hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= ''}
 end
 local J = 4 + 2 * k -- job i's fields are ARGV[J + 3i - 2 .. J + 3i]
 local ids = {}
@@ -167,6 +174,7 @@ local body_prefix = now_s .. '|'
 -- 1000 jobs. Scores go to ZADD as Lua numbers: Redis converts them with
 -- 17 significant digits, exact below 2^53, and cheaper than fmt.
 local body_args, pending, nb, np = {}, {}, 0, 0
+local tpending = {} -- tenant index entries of pending jobs, per tenant
 local function flush()
   if nb > 0 then
     redis.call('HSET', bodies, unpack(body_args, 1, nb))
@@ -176,12 +184,13 @@ local function flush()
     redis.call('ZADD', KEYS[2], unpack(pending, 1, np))
     np = 0
   end
+  tindex_flush(KEYS[5], tpending, nil, 'pending')
 end
 local score0 = seq0 + MAX_PRIORITY * PRIORITY_SHIFT
 
 -- with_options stores the state hash and index entries of job i, which has
--- options, and returns its state and due time.
-local function with_options(i, id, body, o)
+-- options, and returns its state and due time. tn is its tenant.
+local function with_options(i, id, body, o, tn)
   local due, scheduled = now, false
   if o.run_at ~= '' then
     due = tonumber(o.run_at)
@@ -201,9 +210,9 @@ local function with_options(i, id, body, o)
   end
   local c, m, p = body_head(body)
   local f = {'s', state, 'a', '0', 'p', p, 'm', m, 'c', c, 'r', due_s}
-  if o.tenant ~= '' then
+  if tn ~= '' then
     f[#f + 1] = 'tn'
-    f[#f + 1] = o.tenant
+    f[#f + 1] = tn
   end
   if o.u ~= '' then
     f[#f + 1] = 'u'
@@ -218,7 +227,7 @@ local function with_options(i, id, body, o)
   redis.call('HSET', KEYS[5] .. id, unpack(f))
   if scheduled then
     redis.call('ZADD', KEYS[1], due, id)
-    tindex_move(KEYS[5], o.tenant, id, nil, 'scheduled', due)
+    tindex_move(KEYS[5], tn, id, nil, 'scheduled', due)
     out[#out + 1] = i
     out[#out + 1] = state
     out[#out + 1] = due_s
@@ -235,17 +244,19 @@ for i = 1, n do
     nb = nb + 2
     local state, due = 'pending', now
     local o = opts[i]
+    local tn = ''
+    if tenants then
+      tn = body_tenant(body)
+    end
     if o then
-      o.tenant = body_tenant_type(body)
-      o.hash = o.hash or o.tenant ~= ''
-      state, due = with_options(i, id, body, o)
+      state, due = with_options(i, id, body, o, tn)
     end
     if state == 'pending' then
       pending[np + 1] = score0 - tonumber(ARGV[J + 3 * i]) * PRIORITY_SHIFT + i
       pending[np + 2] = id
       np = np + 2
-      if o then
-        tindex_move(KEYS[5], o.tenant, id, nil, 'pending', pending[np - 1])
+      if tn ~= '' then
+        tindex_group(tpending, tn, id, pending[np - 1])
       end
     end
     if nb >= 2000 then

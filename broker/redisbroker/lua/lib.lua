@@ -32,9 +32,12 @@
 -- hash prefix they are given in KEYS (tindex_move), as they derive the body
 -- hash: same hash tag, so same Cluster slot. Every state change keeps it
 -- exact through the functions below (finish, make_pending, retry_attempt,
--- tindex_move). A job with a tenant always has a state hash holding 'tn'
--- (insert creates it), so scripts learn the tenant from the HMGET they do
--- anyway; a job with no tenant costs no tenant-index work at all.
+-- tindex_move; batches group their moves per tenant with tindex_group and
+-- tindex_flush). A job's state hash, once it exists, holds 'tn' when the job
+-- has a tenant (every script that creates one writes it), so scripts learn
+-- the tenant from the HMGET they do anyway; only a job with just a body
+-- (pending, never changed) has its tenant read from the body. A job with no
+-- tenant costs no tenant-index write.
 --
 -- Scripts return a job as {id, body or '', flat HGETALL of its state hash};
 -- fetch returns a job whose state hash it just created as {id, body, lease
@@ -81,6 +84,47 @@ local function tindex_move(job_prefix, tn, id, from, to, score)
   if to then
     redis.call('ZADD', base .. to .. ':' .. tn, score, id)
   end
+end
+
+-- tindex_group adds job id, with score, to tenant tn's group in groups, so
+-- that a batch writes its tenant index moves with tindex_flush: one ZREM and
+-- one ZADD per tenant.
+local function tindex_group(groups, tn, id, score)
+  local g = groups[tn]
+  if not g then
+    g = {ids = {}, zs = {}}
+    groups[tn] = g
+  end
+  g.ids[#g.ids + 1] = id
+  g.zs[#g.zs + 1] = score
+  g.zs[#g.zs + 1] = id
+end
+
+-- tindex_flush moves the grouped jobs from their tenant's zset of state from
+-- (nil: none) to that of state to, and empties groups.
+local function tindex_flush(job_prefix, groups, from, to)
+  local base = string.sub(job_prefix, 1, -3) .. 't:'
+  for tn, g in pairs(groups) do
+    for c = 1, #g.ids, 1000 do
+      local last = math.min(c + 999, #g.ids)
+      if from then
+        redis.call('ZREM', base .. from .. ':' .. tn, unpack(g.ids, c, last))
+      end
+      redis.call('ZADD', base .. to .. ':' .. tn, unpack(g.zs, 2 * c - 1, 2 * last))
+    end
+    groups[tn] = nil
+  end
+end
+
+-- body_tenant reads the tenant of a non-empty body ('' for none), cheaper
+-- than body_tenant_type when there is none.
+local function body_tenant(body)
+  local lt, ltn, rest = string.match(body, '^%d+|%d+|%-?%d+|%d+|(%d+)|(%d+)|%d+|%d+|()')
+  if ltn == '0' then
+    return ''
+  end
+  lt = tonumber(lt)
+  return string.sub(body, rest + lt, rest + lt + tonumber(ltn) - 1)
 end
 
 -- body_head reads the created time, max attempts and priority a body starts

@@ -1,8 +1,8 @@
 -- tenant_reindex.lua builds the tenant index (lib.lua) of one slice of a
 -- state's zset, for data written before it existed (stored format 1): each
--- job with a tenant gets 'tn' in its state hash (a job with only a body gets
--- its state hash) and its entry in the tenant's zset of the state, with the
--- job's score. Idempotent.
+-- job with a tenant gets its entry in the tenant's zset of the state, with
+-- the job's score, and 'tn' in its state hash if it has one (lib.lua).
+-- Idempotent.
 --
 -- KEYS[1] the state's zset  KEYS[2] job hash prefix
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[2],
@@ -16,8 +16,9 @@ for i = 1, #entries, 2 do
   local id = entries[i]
   local tn = job_tenant(KEYS[2], id)
   if tn ~= '' then
-    materialize(KEYS[2], id) -- a job with only a body gets its state hash
-    redis.call('HSET', KEYS[2] .. id, 'tn', tn)
+    if redis.call('EXISTS', KEYS[2] .. id) == 1 then
+      redis.call('HSET', KEYS[2] .. id, 'tn', tn)
+    end
     tindex_move(KEYS[2], tn, id, nil, ARGV[1], entries[i + 1])
   end
 end
