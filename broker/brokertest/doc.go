@@ -36,6 +36,12 @@
 //     broker's primitive: WorkflowFanIn, WorkflowWaitsForEveryBranch,
 //     WorkflowFailureCompensates, WorkflowRetentionByCount, ScheduleClaimOnce,
 //     ScheduleClaimRefusals, and the others named Workflow* and Schedule*.
+//   - Tenancy: TenantScope (a scoped get, cancel, retry, delete, list and
+//     stats treat another tenant's job, or one with no tenant, as absent,
+//     with the same error as an absent job, and change nothing), TenantList
+//     (a tenant's listing of each state, paged, is the queue's listing
+//     restricted to it; scoped stats count it), TenantIndexExact (the same
+//     after every transition and removal path).
 //
 // Time is judged only by the broker's own clock: a job's RunAt, StartedAt,
 // LeaseUntil and FinishedAt, and a probe job's CreatedAt when a case must
