@@ -327,6 +327,18 @@ func testInvalidInput(s *bundle) {
 	}
 	_, err := s.b.JobList(s.ctx, &broker.JobListParams{Queue: q, State: "running"})
 	wantErr(s.t, "JobList of an unknown state", err, broker.ErrInvalidJob)
+	for what, call := range map[string]func() error{
+		"JobGet":     func() error { _, err := s.b.JobGet(s.ctx, nil); return err },
+		"JobCancel":  func() error { _, err := s.b.JobCancel(s.ctx, nil); return err },
+		"JobRetry":   func() error { _, err := s.b.JobRetry(s.ctx, nil); return err },
+		"JobDelete":  func() error { return s.b.JobDelete(s.ctx, nil) },
+		"JobList":    func() error { _, err := s.b.JobList(s.ctx, nil); return err },
+		"QueueStats": func() error { _, err := s.b.QueueStats(s.ctx, nil); return err },
+	} {
+		if err := call(); !errors.Is(err, broker.ErrInvalidJob) || !strings.Contains(err.Error(), "params are nil") {
+			s.t.Fatalf("%s with nil params: %v; want ErrInvalidJob saying the params are nil", what, err)
+		}
+	}
 
 	s.wantCounts(q, counts{})
 	if names := s.queues(); len(names) != 0 {
