@@ -101,7 +101,7 @@ local function tindex_group(groups, tn, id, score)
 end
 
 -- tindex_flush moves the grouped jobs from their tenant's zset of state from
--- (nil: none) to that of state to, and empties groups.
+-- to that of state to (either nil: none), and empties groups.
 local function tindex_flush(job_prefix, groups, from, to)
   local base = string.sub(job_prefix, 1, -3) .. 't:'
   for tn, g in pairs(groups) do
@@ -110,7 +110,9 @@ local function tindex_flush(job_prefix, groups, from, to)
       if from then
         redis.call('ZREM', base .. from .. ':' .. tn, unpack(g.ids, c, last))
       end
-      redis.call('ZADD', base .. to .. ':' .. tn, unpack(g.zs, 2 * c - 1, 2 * last))
+      if to then
+        redis.call('ZADD', base .. to .. ':' .. tn, unpack(g.zs, 2 * c - 1, 2 * last))
+      end
     end
     groups[tn] = nil
   end

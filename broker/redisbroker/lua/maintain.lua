@@ -48,19 +48,24 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', fmt(now), 'LIMI
   redis.call('ZREM', KEYS[8], id)
 end
 
--- remove deletes finished jobs whole: four commands per 1000 jobs (unpack
--- is bounded by Lua's stack), plus one HMGET per job for its tenant index
--- entry. Their unique keys were released when they finished.
-local function remove(zset, ids)
+-- remove deletes finished jobs of state whole: four commands per 1000 jobs
+-- (unpack is bounded by Lua's stack), plus one HGET per job for its tenant
+-- and one ZREM per tenant. Their unique keys were released when they
+-- finished.
+local function remove(zset, ids, state)
   local bodies = body_key(KEYS[9])
+  local gone = {} -- tenant index entries, per tenant
   for c = 1, #ids, 1000 do
     local last = math.min(c + 999, #ids)
     local keys = {}
     for i = c, last do
       keys[#keys + 1] = KEYS[9] .. ids[i]
-      local v = redis.call('HMGET', keys[#keys], 's', 'tn')
-      tindex_move(KEYS[9], v[2], ids[i], v[1], nil)
+      local tn = redis.call('HGET', keys[#keys], 'tn')
+      if tn then
+        tindex_group(gone, tn, ids[i], 0)
+      end
     end
+    tindex_flush(KEYS[9], gone, state, nil)
     redis.call('ZREM', zset, unpack(ids, c, last))
     redis.call('ZREM', KEYS[8], unpack(ids, c, last))
     redis.call('DEL', unpack(keys))
@@ -72,17 +77,17 @@ end
 local completed_age, completed_count, dead_age = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if completed_age > 0 then
   remove(KEYS[4], redis.call('ZRANGEBYSCORE', KEYS[4], '-inf',
-    fmt(now_us - completed_age * 1000), 'LIMIT', 0, limit))
+    fmt(now_us - completed_age * 1000), 'LIMIT', 0, limit), 'completed')
 end
 if completed_count > 0 then
   local excess = redis.call('ZCARD', KEYS[4]) - completed_count
   if excess > 0 then
-    remove(KEYS[4], redis.call('ZRANGE', KEYS[4], 0, math.min(excess, limit) - 1))
+    remove(KEYS[4], redis.call('ZRANGE', KEYS[4], 0, math.min(excess, limit) - 1), 'completed')
   end
 end
 if dead_age > 0 then
   remove(KEYS[5], redis.call('ZRANGEBYSCORE', KEYS[5], '-inf',
-    fmt(now_us - dead_age * 1000), 'LIMIT', 0, limit))
+    fmt(now_us - dead_age * 1000), 'LIMIT', 0, limit), 'dead')
 end
 if KEYS[11] and recovered + promoted > 0 then
   redis.call('PUBLISH', KEYS[11], '0')
