@@ -322,3 +322,40 @@ func ExampleManager_Use() {
 	// processor: sending email
 	// log: end email.send err: <nil>
 }
+
+// A client scoped to one tenant, as an API handler acting for that tenant
+// would hold: another tenant's job does not exist for it, and its listings
+// and counts hold only its own jobs.
+func ExampleClient_Tenant() {
+	b, done := openStore()
+	defer done()
+	ctx := context.Background()
+	client, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	acme, err := client.Tenant("acme")
+	if err != nil {
+		log.Fatal(err)
+	}
+	globex, _ := client.Tenant("globex")
+
+	mine, _ := acme.Add(ctx, "invoices", worker.JobSpec{Type: "invoice.processing"})
+	theirs, _ := globex.Add(ctx, "invoices", worker.JobSpec{Type: "invoice.processing"})
+	fmt.Println("job tenant:", mine.TenantID)
+
+	_, err = acme.Cancel(ctx, "invoices", theirs.ID)
+	fmt.Println("cancel another tenant's job, not found:", errors.Is(err, worker.ErrNotFound))
+
+	page, _ := acme.List(ctx, worker.ListParams{Queue: "invoices", State: worker.StatePending})
+	fmt.Println("acme lists its own job only:", len(page.Jobs) == 1 && page.Jobs[0].ID == mine.ID)
+
+	st, _ := client.Stats(ctx, "invoices")
+	mineSt, _ := acme.Stats(ctx, "invoices")
+	fmt.Println("pending, all tenants:", st.Pending, "acme:", mineSt.Pending)
+	// Output:
+	// job tenant: acme
+	// cancel another tenant's job, not found: true
+	// acme lists its own job only: true
+	// pending, all tenants: 2 acme: 1
+}

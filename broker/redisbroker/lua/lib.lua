@@ -165,7 +165,7 @@ local function job_tenant(job_prefix, id)
   if body == '' then
     return ''
   end
-  return (body_tenant_type(body))
+  return body_tenant(body)
 end
 
 -- job_state returns a job's state, or nil if there is no such job.
@@ -194,8 +194,8 @@ local function materialize(job_prefix, id)
   end
   local c, m, p = body_head(body)
   redis.call('HSET', job_key, 's', 'pending', 'a', '0', 'p', p, 'm', m, 'c', c, 'r', c)
-  local tn = body_tenant_type(body)
-  if tn ~= '' then -- written before tenant jobs always had a state hash
+  local tn = body_tenant(body)
+  if tn ~= '' then -- a state hash holds its job's tenant (above)
     redis.call('HSET', job_key, 'tn', tn)
   end
   return 'pending'
