@@ -105,7 +105,8 @@ type Broker interface {
 
 	// JobRetry moves a dead, cancelled or expired job back to pending with
 	// Attempt reset to 0. ErrWrongState for any other state; ErrDuplicate if
-	// an unfinished job has taken its unique key meanwhile; ErrNotFound if
+	// an unfinished job has taken its unique key meanwhile (a scoped call
+	// gets no ExistingID when that job is outside its scope); ErrNotFound if
 	// absent or outside p's tenant scope (nothing changes).
 	JobRetry(ctx context.Context, p *JobRetryParams) (*Job, error)
 

@@ -32,14 +32,20 @@ var (
 // DuplicateError reports a rejected insert and the job that caused it.
 // It matches ErrDuplicate with errors.Is.
 type DuplicateError struct {
-	Queue      string
-	ExistingID string // the job that holds the id or unique key
+	Queue string
+	// ExistingID is the job that holds the id or unique key; empty when a
+	// call scoped to a tenant met another tenant's job, which it must not
+	// learn of.
+	ExistingID string
 	UniqueKey  string // empty when the id itself collided
 }
 
 // Error says what is taken and by whom. It leaves the queue out: the
 // error that wraps it (the insert that was refused) names it.
 func (e *DuplicateError) Error() string {
+	if e.UniqueKey != "" && e.ExistingID == "" {
+		return fmt.Sprintf("duplicate: unique key %q is held by another job", e.UniqueKey)
+	}
 	if e.UniqueKey != "" {
 		return fmt.Sprintf("duplicate: unique key %q is held by job %s", e.UniqueKey, e.ExistingID)
 	}

@@ -77,6 +77,7 @@ var faultCases = map[string]struct {
 	"scopedStatsCountAll":       {faults{scopedStatsCountAll: true}, "TenantList"},
 	"scopeSeesUntenanted":       {faults{scopeSeesUntenanted: true}, "TenantScope"},
 	"scopeHintsExistence":       {faults{scopeHintsExistence: true}, "TenantScope"},
+	"scopedDupNamesHolder":      {faults{scopedDupNamesHolder: true}, "TenantScope"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

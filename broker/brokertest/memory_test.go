@@ -84,6 +84,7 @@ type faults struct {
 	scopedStatsCountAll       bool // a scoped QueueStats counts every tenant's jobs
 	scopeSeesUntenanted       bool // a scoped call sees jobs with no tenant
 	scopeHintsExistence       bool // another tenant's job is not found with another message than an absent one
+	scopedDupNamesHolder      bool // a scoped retry's duplicate error names another tenant's job
 }
 
 func newMemBroker(f faults) *memBroker {
@@ -534,7 +535,11 @@ func (b *memBroker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*br
 	}
 	for _, o := range b.jobs {
 		if j.UniqueKey != "" && o.Queue == queue && o.UniqueKey == j.UniqueKey && !o.State.Finished() {
-			return nil, &broker.DuplicateError{Queue: queue, ExistingID: o.ID, UniqueKey: j.UniqueKey}
+			holder := o.ID
+			if !b.faults.scopedDupNamesHolder && !b.inScope(p.TenantID, o.TenantID) {
+				holder = ""
+			}
+			return nil, &broker.DuplicateError{Queue: queue, ExistingID: holder, UniqueKey: j.UniqueKey}
 		}
 	}
 	j.State, j.Attempt, j.RunAt, j.FinishedAt, j.ExpiresAt = broker.StatePending, 0, time.Now(), time.Time{}, time.Time{}

@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -93,6 +94,22 @@ func testTenantScope(s *bundle) {
 		s.t.Fatalf("QueueStats scoped to %s = %+v; want its one pending job only", a, *st)
 	}
 	wantIDs(s.t, "JobList dead scoped to "+b, s.list(broker.JobListParams{Queue: q, State: broker.StateDead, TenantID: b}), []string{bDead.ID})
+
+	// A's dead job whose unique key B's job took meanwhile: A's retry is
+	// refused without naming B's job.
+	kq := q + "-key" // a queue of its own, so that the fetch takes this job
+	keyed := s.insert(kq, withTenant(a), withKey("shared-key"), withAttempts(1))
+	s.fail(s.fetchOne(kq, longLease), "boom", 0, false)
+	holder := s.insert(kq, withTenant(b), withKey("shared-key"))
+	_, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: kq, ID: keyed.ID, TenantID: a})
+	var dup *broker.DuplicateError
+	if !errors.As(err, &dup) || dup.ExistingID != "" || strings.Contains(err.Error(), holder.ID) {
+		s.t.Fatalf("JobRetry scoped to %s of its job whose unique key %s's job holds: %v; want a duplicate error that names no job of %s", a, b, err, b)
+	}
+	_, err = s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: kq, ID: keyed.ID})
+	if !errors.As(err, &dup) || dup.ExistingID != holder.ID {
+		s.t.Fatalf("unscoped JobRetry of a job whose unique key another job holds: %v; want a duplicate error naming %s", err, holder.ID)
+	}
 
 	// A's own job, through A's scope.
 	if j, err := s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: q, ID: mine.ID, TenantID: a}); err != nil || j.ID != mine.ID {

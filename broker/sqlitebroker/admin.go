@@ -190,10 +190,13 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 			return fmt.Errorf("%w: job is %s", broker.ErrWrongState, state)
 		}
 		if key.Valid {
-			var holder string
-			err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE queue = ? AND unique_key = ?
-				AND state IN ('scheduled', 'pending', 'active')`, queue, key.String).Scan(&holder)
+			var holder, holderTenant string
+			err := tx.QueryRowContext(ctx, `SELECT id, tenant_id FROM jobs WHERE queue = ? AND unique_key = ?
+				AND state IN ('scheduled', 'pending', 'active')`, queue, key.String).Scan(&holder, &holderTenant)
 			if err == nil {
+				if !broker.InScope(p.TenantID, holderTenant) {
+					holder = "" // a scoped caller must not learn of another tenant's job
+				}
 				return &broker.DuplicateError{Queue: queue, ExistingID: holder, UniqueKey: key.String}
 			}
 			if !errors.Is(err, sql.ErrNoRows) {

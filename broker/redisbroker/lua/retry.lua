@@ -10,6 +10,7 @@
 --   one with no tenant, is not found
 -- Returns {'ok', job} with the job (see lib.lua) after the change
 --   | {'notfound'} | {'wrongstate', state} | {'dup', holder id, unique key}
+--   (holder id '' when scoped and the holder is outside the scope)
 
 local id = ARGV[1]
 local job_key = KEYS[7] .. id
@@ -30,6 +31,9 @@ if u and u ~= '' then
   if holder and holder ~= id then
     local hs = job_state(KEYS[7], holder)
     if hs == 'scheduled' or hs == 'pending' or hs == 'active' then
+      if ARGV[2] ~= '' and job_tenant(KEYS[7], holder) ~= ARGV[2] then
+        holder = ''
+      end
       return {'dup', holder, u}
     end
   end
