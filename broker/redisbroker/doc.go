@@ -58,7 +58,7 @@
 // queue and the script stays single-slot. Each script header names the KEYS
 // entry it derives them from.
 //
-// The tenant index is stored format 2 (format.go): a broker finding format-1
+// The tenant index is stored format 3 (format.go): a broker finding format-2
 // data builds the index of every queue's jobs before it works on them.
 //
 // # Scripts

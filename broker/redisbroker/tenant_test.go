@@ -132,6 +132,48 @@ func TestTenantIndexExact(t *testing.T) {
 	}
 	check("after cancel, retry and delete")
 
+	// The generic commit: inserts (pending and scheduled), a reschedule, a
+	// cancel, completions and failures under leases, and a delete.
+	var ins []*broker.CommitInsert
+	for i := range 6 {
+		p := job(q, fmt.Sprintf("c%03d", i), func(p *broker.JobInsertParams) { p.TenantID = tenants[i%3] })
+		if i%2 == 1 {
+			p.Delay = time.Hour
+		}
+		ins = append(ins, &broker.CommitInsert{Job: p})
+	}
+	if _, err := b.Commit(ctx, &broker.CommitParams{Scope: q, Insert: ins}); err != nil {
+		t.Fatalf("commit inserts: %v", err)
+	}
+	if _, err := b.Commit(ctx, &broker.CommitParams{Scope: q, Cancel: []string{"c000"},
+		Reschedule: []*broker.JobReschedule{{ID: "c001", RunAt: time.Now().Add(-time.Second)}, {ID: "c004", RunAt: time.Now().Add(2 * time.Hour)}}}); err != nil {
+		t.Fatalf("commit cancel and reschedule: %v", err)
+	}
+	check("after commits that insert, cancel and reschedule")
+	var leased []*broker.Job
+	for {
+		js := fetch(t, b, q, 50, time.Hour)
+		if len(js) == 0 {
+			break
+		}
+		leased = append(leased, js...)
+	}
+	cp := &broker.CommitParams{Scope: q}
+	for i, j := range leased {
+		if i%2 == 0 {
+			cp.Complete = append(cp.Complete, &broker.JobCompleteParams{JobLeaseParams: leaseOf(j)})
+		} else {
+			cp.Fail = append(cp.Fail, &broker.JobFailParams{JobLeaseParams: leaseOf(j), Error: "x", RetryDelay: time.Hour})
+		}
+	}
+	if _, err := b.Commit(ctx, cp); err != nil {
+		t.Fatalf("commit completions and failures: %v", err)
+	}
+	if _, err := b.Commit(ctx, &broker.CommitParams{Scope: q, Delete: []string{"c000"}}); err != nil {
+		t.Fatalf("commit delete: %v", err)
+	}
+	check("after commits that complete, fail and delete")
+
 	// Complete everything left, then retention.
 	for {
 		jobs := fetch(t, b, q, 50, time.Hour)
@@ -202,10 +244,10 @@ func expectedIndex(t *testing.T, b broker.Broker, client *redis.Client, prefix, 
 	return out
 }
 
-// TestFormat1DataGetsTenantIndex: data written in stored format 1, before
-// the tenant index, is indexed when a format-2 broker first pings it, the
+// TestFormat2DataGetsTenantIndex: data written in stored format 2, before
+// the tenant index, is indexed when a format-3 broker first pings it, the
 // pending jobs that had only a body included; the index then stays exact.
-func TestFormat1DataGetsTenantIndex(t *testing.T) {
+func TestFormat2DataGetsTenantIndex(t *testing.T) {
 	t.Parallel()
 	b, client, prefix := newBrokerKeys(t)
 	ctx := context.Background()
@@ -213,7 +255,7 @@ func TestFormat1DataGetsTenantIndex(t *testing.T) {
 	if err := b.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var plain []string // pending, no options: format 1 wrote no state hash for them
+	var plain []string // pending, no options: format 2 wrote no state hash for them
 	for i := range 12 {
 		p := job(q, fmt.Sprintf("o%02d", i), func(p *broker.JobInsertParams) { p.TenantID = []string{"a", "b", ""}[i%3] })
 		switch i % 4 {
@@ -240,7 +282,7 @@ func TestFormat1DataGetsTenantIndex(t *testing.T) {
 		}
 		plain = plain[1:]
 	}
-	// Take the data back to format 1.
+	// Take the data back to format 2.
 	base := prefix + ":{" + q + "}:"
 	keys, err := client.Keys(ctx, base+"t:*").Result()
 	if err != nil || len(keys) == 0 {
@@ -253,7 +295,7 @@ func TestFormat1DataGetsTenantIndex(t *testing.T) {
 	for _, id := range plain {
 		client.Del(ctx, base+"j:"+id)
 	}
-	client.Set(ctx, prefix+":format", 1, 0)
+	client.Set(ctx, prefix+":format", 2, 0)
 
 	upgraded, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
 	if err != nil {
@@ -261,7 +303,7 @@ func TestFormat1DataGetsTenantIndex(t *testing.T) {
 	}
 	defer upgraded.Close()
 	if err := upgraded.Ping(ctx); err != nil {
-		t.Fatalf("ping format-1 data: %v", err)
+		t.Fatalf("ping format-2 data: %v", err)
 	}
 	if v, _ := client.Get(ctx, prefix+":format").Int64(); v != redisbroker.FormatVersion {
 		t.Fatalf("format after migration = %d, want %d", v, redisbroker.FormatVersion)

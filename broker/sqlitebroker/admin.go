@@ -96,7 +96,7 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 // arguments). The state, validated, is written into the query, not bound:
 // SQLite uses a partial index only when the query repeats its condition. A
 // tenant listing repeats the tenant indexes' condition too (see migration
-// 0006), so that it reads only the tenant's entries, in order.
+// 0008), so that it reads only the tenant's entries, in order.
 func listQuery(p *broker.JobListParams) (string, []any) {
 	q := `SELECT ` + jobColumns + ` FROM jobs WHERE queue = ? AND state = '` + string(p.State) + `'`
 	args := []any{p.Queue}

@@ -13,7 +13,8 @@
 --   name (member: document key, score)
 -- KEYS[14] the queue's wake channel
 -- Every key built here is KEYS[10..13] plus a suffix: all carry the queue's
--- hash tag, so the script stays in one Cluster slot.
+-- hash tag, so the script stays in one Cluster slot. Tenant index zsets
+-- (lib.lua) are derived from KEYS[10] so.
 -- ARGV[1] the commit as JSON: {nb = not before ms (0: none),
 --   c = {{id, token, result}}, f = {{id, token, error, delay ms, discard
 --   0|1, max attempts override}}, d = {{kind, key, version, delete 0|1,
@@ -163,6 +164,7 @@ local finished = {completed = KEYS[4], dead = KEYS[5], cancelled = KEYS[6], expi
 for _, id in ipairs(P.r) do
   local s = job_state(J, id)
   if s then
+    tindex_move(J, job_tenant(J, id), id, s, nil)
     redis.call('ZREM', finished[s], id)
     redis.call('ZREM', KEYS[8], id)
     release_unique(U, J .. id, id)
@@ -174,7 +176,7 @@ for _, m in ipairs(P.m) do
   local id, due = m[1], math.max(m[2], now)
   local job_key = J .. id
   materialize(J, id)
-  local v = redis.call('HMGET', job_key, 'r', 'e')
+  local v = redis.call('HMGET', job_key, 'r', 'e', 's', 'tn')
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
   if v[2] then
@@ -185,6 +187,7 @@ for _, m in ipairs(P.m) do
   redis.call('HSET', job_key, 'r', fmt(due))
   if due > now then
     redis.call('ZADD', KEYS[1], fmt(due), id)
+    tindex_move(J, v[4], id, v[3], 'scheduled', fmt(due))
     redis.call('HSET', job_key, 's', 'scheduled')
     if wake == nil or due - now < wake then
       wake = due - now
@@ -231,10 +234,13 @@ for i, j in ipairs(P.i) do
     redis.call('HSET', J .. id, unpack(f))
     redis.call('HSET', body_key(J), id, '') -- all its fields are in the hash
     if state == 'pending' then
-      redis.call('ZADD', KEYS[2], pending_score(KEYS[9], prio), id)
+      local score = pending_score(KEYS[9], prio)
+      redis.call('ZADD', KEYS[2], score, id)
+      tindex_move(J, j[6], id, nil, 'pending', score)
       wake = 0
     else
       redis.call('ZADD', KEYS[1], fmt(due), id)
+      tindex_move(J, j[6], id, nil, 'scheduled', fmt(due))
       if wake == nil or due - now < wake then
         wake = due - now
       end

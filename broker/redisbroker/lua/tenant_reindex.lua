@@ -1,5 +1,5 @@
 -- tenant_reindex.lua builds the tenant index (lib.lua) of one slice of a
--- state's zset, for data written before it existed (stored format 1): each
+-- state's zset, for data written before it existed (stored format 2): each
 -- job with a tenant gets its entry in the tenant's zset of the state, with
 -- the job's score, and 'tn' in its state hash if it has one (lib.lua).
 -- Idempotent.

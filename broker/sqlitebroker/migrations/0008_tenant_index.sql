@@ -1,4 +1,4 @@
--- 0006: per-tenant indexes. A listing or count scoped to a tenant reads
+-- 0008: per-tenant indexes. A listing or count scoped to a tenant reads
 -- only that tenant's index entries, in the order the listing returns them,
 -- so a page costs its offset and size within the tenant's jobs, never a
 -- scan of the queue. The indexes are partial (tenant_id <> ''): jobs with
