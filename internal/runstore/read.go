@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/aibos/worker/broker"
 )
@@ -49,12 +50,30 @@ func (s *Store) Load(ctx context.Context, queue, id string) (*Snapshot, error) {
 
 // live fills in what each step's job records itself: running or not,
 // attempts, last error and timings.
+//
+// The jobs are read concurrently: on Redis the reads share one round trip's
+// worth of latency instead of one per step (a run's success hook reads the
+// whole run, so this is on the path of every run).
 func (s *Store) live(ctx context.Context, r *runDoc) error {
-	for _, st := range r.Steps {
+	jobs := make([]*broker.Job, len(r.Steps))
+	errs := make([]error, len(r.Steps))
+	var wg sync.WaitGroup
+	for i, st := range r.Steps {
 		if st.State == broker.StepWaiting {
 			continue
 		}
-		j, err := s.b.JobGet(ctx, &broker.JobGetParams{Queue: r.Queue, ID: st.Job.ID})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jobs[i], errs[i] = s.b.JobGet(ctx, &broker.JobGetParams{Queue: r.Queue, ID: st.Job.ID})
+		}()
+	}
+	wg.Wait()
+	for i, st := range r.Steps {
+		if st.State == broker.StepWaiting {
+			continue
+		}
+		j, err := jobs[i], errs[i]
 		if errors.Is(err, broker.ErrNotFound) {
 			continue // removed by an operator: the document is all there is
 		}
