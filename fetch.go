@@ -212,10 +212,27 @@ func (f *fetcher) fetchOnce(free int) (bool, error) {
 	return false, lastErr
 }
 
-// queueOrder returns the queues in the order to try them: by priority when
-// strict, else a weighted random permutation (a queue comes first with
-// probability proportional to its priority), so low priority queues are
-// served too but less often.
+// queueWeights returns the weight of each queue under weighted scheduling:
+// max + 1 - priority, where max is the largest priority among qs (whose
+// priorities are defaulted and in range). The most urgent queue (the
+// lowest number) gets the largest weight and the least urgent weight 1;
+// equal priorities get equal weights.
+func queueWeights(qs []QueueConfig) []int {
+	top := 0
+	for _, q := range qs {
+		top = max(top, q.Priority)
+	}
+	w := make([]int, len(qs))
+	for i, q := range qs {
+		w[i] = top + 1 - q.Priority
+	}
+	return w
+}
+
+// queueOrder returns the queues in the order to try them: by priority (1
+// first) when strict, else a weighted random permutation (a queue comes
+// first with probability proportional to its weight), so less urgent
+// queues are served too but less often.
 func (m *Manager) queueOrder() []*queueSlot {
 	qs := make([]*queueSlot, len(m.queues))
 	copy(qs, m.queues)
@@ -223,23 +240,23 @@ func (m *Manager) queueOrder() []*queueSlot {
 		return qs
 	}
 	if m.cfg.StrictPriority {
-		sort.SliceStable(qs, func(i, j int) bool { return qs[i].cfg.Priority > qs[j].cfg.Priority })
+		sort.SliceStable(qs, func(i, j int) bool { return qs[i].cfg.Priority < qs[j].cfg.Priority })
 		return qs
 	}
 	total := 0
 	for _, q := range qs {
-		total += q.cfg.Priority
+		total += q.weight
 	}
 	for i := range qs {
 		r := rand.IntN(total)
 		for j := i; j < len(qs); j++ {
-			r -= qs[j].cfg.Priority
+			r -= qs[j].weight
 			if r < 0 {
 				qs[i], qs[j] = qs[j], qs[i]
 				break
 			}
 		}
-		total -= qs[i].cfg.Priority
+		total -= qs[i].weight
 	}
 	return qs
 }

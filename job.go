@@ -41,8 +41,11 @@ type JobSpec struct {
 	// ID makes the job's id explicit (an idempotency key: adding the same
 	// id twice fails with ErrDuplicate). Defaults to a new UUIDv7.
 	ID string
-	// Priority orders jobs within the queue, higher first, in
-	// [broker.MinPriority, broker.MaxPriority]. Defaults to 0.
+	// Priority orders jobs within the queue as the seed means it: 1 is the
+	// most urgent and runs first, FIFO among equals, in
+	// [broker.MinPriority, broker.MaxPriority] (1..1000). Defaults to
+	// broker.DefaultPriority (3), the middle of the seed's 1..4: jobs that
+	// set none run after priorities 1 and 2 and before 4 and above.
 	Priority int
 	// Delay postpones the job. RunAt, if set, wins.
 	Delay time.Duration

@@ -24,10 +24,15 @@ import (
 type QueueConfig struct {
 	// Name of the queue. Required.
 	Name string
-	// Priority weighs the queue against the others: with weighted
-	// scheduling (the default) a queue is polled first with probability
-	// proportional to its priority; with strict scheduling higher priority
-	// queues are always drained first. Defaults to 1.
+	// Priority ranks the queue against the others as the seed means it: 1
+	// is the most urgent, in [broker.MinPriority, broker.MaxPriority]. With
+	// weighted scheduling (the default) each queue has the weight
+	// max + 1 - Priority, where max is the largest Priority among the
+	// Manager's queues, and is polled first with probability proportional
+	// to its weight: the seed's invoices 1, bills 2, payments 3, reports 4
+	// get 4:3:2:1. With StrictPriority lower numbers are always drained
+	// first. Defaults to broker.DefaultPriority (3), the middle of the
+	// seed's 1..4.
 	Priority int
 	// Concurrency caps how many of this queue's jobs run at once in this
 	// Manager. Defaults to the Manager's Concurrency.
@@ -42,8 +47,9 @@ type ManagerConfig struct {
 	// Concurrency is the most jobs run at once over all queues. Defaults to
 	// 5 (the seed's WORKER_CONCURRENCY).
 	Concurrency int
-	// StrictPriority drains higher priority queues first instead of
-	// weighting them.
+	// StrictPriority always polls the queues in priority order (1 first),
+	// so a less urgent queue runs only while the more urgent ones are empty,
+	// instead of weighting them.
 	StrictPriority bool
 	// Retry is the backoff between attempts. Its MaxAttempts is not used
 	// here: each job carries its own. Defaults to retry.DefaultPolicy().
@@ -178,14 +184,16 @@ func (c *ManagerConfig) withDefaults() error {
 			return fmt.Errorf("queue %q is listed twice", q.Name)
 		}
 		seen[q.Name] = true
-		if q.Priority == 0 {
-			q.Priority = 1
+		q.Priority = broker.PriorityOrDefault(q.Priority)
+		if q.Priority < broker.MinPriority || q.Priority > broker.MaxPriority {
+			return fmt.Errorf("queue %q: priority %d is outside [%d, %d] (0 means the default, %d)",
+				q.Name, q.Priority, broker.MinPriority, broker.MaxPriority, broker.DefaultPriority)
+		}
+		if q.Concurrency < 0 {
+			return fmt.Errorf("queue %q: concurrency %d is negative", q.Name, q.Concurrency)
 		}
 		if q.Concurrency == 0 || q.Concurrency > c.Concurrency {
 			q.Concurrency = c.Concurrency
-		}
-		if q.Priority < 0 || q.Concurrency < 0 {
-			return fmt.Errorf("queue %q: priority %d and concurrency %d must not be negative", q.Name, q.Priority, q.Concurrency)
 		}
 	}
 	return nil
@@ -227,6 +235,7 @@ type Manager struct {
 
 type queueSlot struct {
 	cfg    QueueConfig
+	weight int           // share of first polls under weighted scheduling; see queueWeights
 	busy   int           // leased jobs of this queue in this Manager
 	runSem chan struct{} // a token per running job of this queue
 	// lastTurn is closed once the job fetched last has its run slot.
@@ -247,8 +256,9 @@ func NewManager(b broker.Broker, cfg ManagerConfig) (*Manager, error) {
 		log:   cfg.Logger.With("worker_id", cfg.WorkerID),
 		procs: map[string]Processor{},
 	}
-	for _, q := range cfg.Queues {
-		m.queues = append(m.queues, &queueSlot{cfg: q, runSem: make(chan struct{}, q.Concurrency)})
+	weights := queueWeights(cfg.Queues)
+	for i, q := range cfg.Queues {
+		m.queues = append(m.queues, &queueSlot{cfg: q, weight: weights[i], runSem: make(chan struct{}, q.Concurrency)})
 	}
 	return m, nil
 }

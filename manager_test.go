@@ -247,7 +247,7 @@ func TestConcurrencyLimits(t *testing.T) {
 func TestStrictQueuePriority(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		c := newClient(t, b)
-		cfg := fastConfig(worker.QueueConfig{Name: "reports", Priority: 1}, worker.QueueConfig{Name: "payments", Priority: 3})
+		cfg := fastConfig(worker.QueueConfig{Name: "reports", Priority: 4}, worker.QueueConfig{Name: "invoices", Priority: 1})
 		cfg.Concurrency = 1
 		cfg.StrictPriority = true
 		m := newManager(t, b, cfg)
@@ -261,15 +261,15 @@ func TestStrictQueuePriority(t *testing.T) {
 		})
 		for range 5 {
 			add(t, c, "reports", worker.JobSpec{Type: "work"})
-			add(t, c, "payments", worker.JobSpec{Type: "work"})
+			add(t, c, "invoices", worker.JobSpec{Type: "work"})
 		}
 		startManager(t, m)
 		waitFor(t, 10*time.Second, "10 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 10 })
 		mu.Lock()
 		defer mu.Unlock()
 		for i, q := range order {
-			if want := map[bool]string{true: "payments", false: "reports"}[i < 5]; q != want {
-				t.Fatalf("strict order broken at %d: %v", i, order)
+			if want := map[bool]string{true: "invoices", false: "reports"}[i < 5]; q != want {
+				t.Fatalf("strict order broken at %d (priority 1 first): %v", i, order)
 			}
 		}
 	})
@@ -278,7 +278,7 @@ func TestStrictQueuePriority(t *testing.T) {
 func TestWeightedQueuePriorityServesAll(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		c := newClient(t, b)
-		cfg := fastConfig(worker.QueueConfig{Name: "low", Priority: 1}, worker.QueueConfig{Name: "high", Priority: 9})
+		cfg := fastConfig(worker.QueueConfig{Name: "low", Priority: 9}, worker.QueueConfig{Name: "high", Priority: 1})
 		cfg.Concurrency = 1
 		cfg.FetchBatch = 1
 		m := newManager(t, b, cfg)
@@ -309,9 +309,10 @@ func TestWeightedQueuePriorityServesAll(t *testing.T) {
 				high++
 			}
 		}
-		// Expect ~90 of the first 100 from "high"; a strict scheduler gives 100, a fair one 50.
+		// Weights 9 (priority 1) and 1 (priority 9): expect ~90 of the first
+		// 100 from "high"; a strict scheduler gives 100, a fair one 50.
 		if high < 75 || high > 99 {
-			t.Errorf("%d of the first 100 jobs came from the weight-9 queue, want about 90", high)
+			t.Errorf("%d of the first 100 jobs came from the priority-1 (weight 9) queue, want about 90", high)
 		}
 	})
 }

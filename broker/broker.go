@@ -45,13 +45,13 @@ type Broker interface {
 	// The queue-full check counts the whole batch.
 	JobInsertMany(ctx context.Context, ps []*JobInsertParams) ([]*Job, error)
 
-	// JobFetch leases up to p.Limit pending jobs of p.Queue, highest priority
-	// first and FIFO among equals. Due scheduled jobs are promoted first, so
-	// a delayed job is fetchable as soon as it is due. Each returned job is
-	// active, has Attempt incremented, a fresh LeaseToken greater than any
-	// earlier token of that job, and LeaseUntil = now + p.LeaseDuration. A
-	// pending job whose ExpiresAt has passed is moved to expired, not
-	// returned. An empty queue returns an empty slice and no error; a paused
+	// JobFetch leases up to p.Limit pending jobs of p.Queue, lowest priority
+	// number first (1 is the most urgent) and FIFO among equals. Due
+	// scheduled jobs are promoted first, so a delayed job is fetchable as
+	// soon as it is due. Each returned job is active, has Attempt
+	// incremented, a fresh LeaseToken greater than any earlier token of that
+	// job, and LeaseUntil = now + p.LeaseDuration. A pending job whose
+	// ExpiresAt has passed is moved to expired, not returned. An empty queue returns an empty slice and no error; a paused
 	// queue returns ErrQueuePaused.
 	JobFetch(ctx context.Context, p *JobFetchParams) ([]*Job, error)
 
@@ -150,7 +150,7 @@ type JobInsertParams struct {
 	Queue       string            // required; see ValidateQueueName
 	Type        string            // required
 	Data        json.RawMessage   // a JSON document; empty means null
-	Priority    int               // [MinPriority, MaxPriority]
+	Priority    int               // [MinPriority, MaxPriority], 1 first; 0 means DefaultPriority
 	MaxAttempts int               // >= 1
 	TenantID    string            //
 	CompanyID   string            //

@@ -62,8 +62,9 @@ type Job struct {
 	Type string `json:"type"`
 	// Data is the job's payload: a JSON document.
 	Data json.RawMessage `json:"data,omitempty"`
-	// Priority orders jobs within a queue: higher first, FIFO among equals.
-	// It lies in [MinPriority, MaxPriority].
+	// Priority orders jobs within a queue: lower numbers first (1 is the
+	// most urgent, as in the seed), FIFO among equals. It lies in
+	// [MinPriority, MaxPriority]; a job inserted with 0 has DefaultPriority.
 	Priority int `json:"priority"`
 	// MaxAttempts is how many times the job may be tried in all (at least 1).
 	MaxAttempts int `json:"max_attempts"`
@@ -111,11 +112,26 @@ type Job struct {
 	WorkerID string `json:"worker_id,omitempty"`
 }
 
-// Priority bounds. Both brokers keep the order exact over this range.
+// Priority bounds and default. 1 is the most urgent priority, as in the
+// seed (and BullMQ): jobs with lower numbers are fetched first. Both brokers
+// keep the order exact over the whole range. Priority 0 in insert params is
+// not a priority of its own but means DefaultPriority, the middle of the
+// seed's 1..4, so that a job that sets none runs after urgent work (1, 2)
+// and before deferrable work (4 and above).
 const (
-	MinPriority = -1000
-	MaxPriority = 1000
+	MinPriority     = 1
+	MaxPriority     = 1000
+	DefaultPriority = 3
 )
+
+// PriorityOrDefault returns p, or DefaultPriority when p is 0: the priority
+// a job inserted with p is stored with.
+func PriorityOrDefault(p int) int {
+	if p == 0 {
+		return DefaultPriority
+	}
+	return p
+}
 
 // MaxDataBytes is the largest payload a broker accepts. Clients may set a
 // lower limit.

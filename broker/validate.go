@@ -94,8 +94,8 @@ func (p *JobInsertParams) Validate() error {
 	if len(p.Data) > 0 && !json.Valid(p.Data) {
 		return bad("data", "payload is not valid JSON")
 	}
-	if p.Priority < MinPriority || p.Priority > MaxPriority {
-		return bad("priority", "%d is outside [%d, %d]", p.Priority, MinPriority, MaxPriority)
+	if p.Priority != 0 && (p.Priority < MinPriority || p.Priority > MaxPriority) {
+		return bad("priority", "%d is outside [%d, %d] (0 means the default, %d)", p.Priority, MinPriority, MaxPriority, DefaultPriority)
 	}
 	if p.MaxAttempts < 1 {
 		return bad("max_attempts", "%d is below 1", p.MaxAttempts)

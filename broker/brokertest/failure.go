@@ -67,7 +67,7 @@ func testOldestPending(s *bundle) {
 	}
 	old := s.insert(q)
 	s.waitPast(old.RunAt.Add(5 * time.Millisecond))
-	young := s.insert(q, withPriority(5)) // first in line, but younger
+	young := s.insert(q, withPriority(1)) // first in line, but younger
 	s.insert(q, withDelay(time.Hour))     // scheduled: not pending
 	if st := s.stats(q); !near(st.OldestPendingAt, old.RunAt) {
 		s.t.Fatalf("QueueStats: OldestPendingAt %v, want %v (the oldest pending job, not the first in line at %v)",

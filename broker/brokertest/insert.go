@@ -19,7 +19,7 @@ func testInsertRoundTrip(s *bundle) {
 	p := s.params(q)
 	p.Type = "invoice.processing"
 	p.Data = json.RawMessage(`{"invoice":{"id":"INV-1","lines":[1,2.5,"x"],"note":"ünïcødé ✓"}}`)
-	p.Priority = -17
+	p.Priority = 17
 	p.MaxAttempts = 7
 	p.TenantID, p.CompanyID = "tenant-a", "company-b"
 	p.Headers = map[string]string{"trace-id": "abc123", "origin": "api"}
@@ -43,7 +43,7 @@ func testInsertRoundTrip(s *bundle) {
 // sameFields checks that j carries the fields p set.
 func (s *bundle) sameFields(p *broker.JobInsertParams, j *broker.Job, via string) {
 	s.t.Helper()
-	if j.ID != p.ID || j.Queue != p.Queue || j.Type != p.Type || j.Priority != p.Priority || j.MaxAttempts != p.MaxAttempts ||
+	if j.ID != p.ID || j.Queue != p.Queue || j.Type != p.Type || j.Priority != broker.PriorityOrDefault(p.Priority) || j.MaxAttempts != p.MaxAttempts ||
 		j.TenantID != p.TenantID || j.CompanyID != p.CompanyID || j.UniqueKey != p.UniqueKey || j.Timeout != p.Timeout ||
 		!reflect.DeepEqual(j.Headers, p.Headers) || !jsonEqual(j.Data, p.Data) {
 		s.t.Fatalf("job read back via %s differs from what was inserted:\n inserted %+v\n read     %+v", via, *p, *j)
@@ -297,6 +297,7 @@ func testInvalidInput(s *bundle) {
 		{"bad JSON data", "data", func(p *broker.JobInsertParams) { p.Data = json.RawMessage(`{"a":`) }},
 		{"data over MaxDataBytes", "data", func(p *broker.JobInsertParams) { p.Data = big }},
 		{"a priority above MaxPriority", "priority", withPriority(broker.MaxPriority + 1)},
+		{"a negative priority", "priority", withPriority(-1)},
 		{"MaxAttempts 0", "max_attempts", withAttempts(0)},
 	} {
 		p := s.params(q, c.mod)

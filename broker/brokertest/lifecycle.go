@@ -15,7 +15,7 @@ func testTTLExpiry(s *bundle) {
 	const ttl = 300 * time.Millisecond
 	qf, qm := "ttl-fetch", "ttl-maintain"
 	xf := s.insert(qf, withTTL(ttl))
-	keep := s.insert(qf, withTTL(time.Hour), withPriority(-1))
+	keep := s.insert(qf, withTTL(time.Hour), withPriority(broker.DefaultPriority+1))
 	xm := s.insert(qm, withTTL(ttl))
 	for _, x := range []*broker.Job{xf, xm} {
 		if j := s.get(x.Queue, x.ID); !near(j.ExpiresAt, j.RunAt.Add(ttl)) {

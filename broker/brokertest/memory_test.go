@@ -228,7 +228,7 @@ func (b *memBroker) store(p *broker.JobInsertParams) *memJob {
 	now := time.Now()
 	b.seq++
 	j := &memJob{seq: b.seq, Job: broker.Job{
-		ID: p.ID, Queue: p.Queue, Type: p.Type, Data: slices.Clone(p.Data), Priority: p.Priority,
+		ID: p.ID, Queue: p.Queue, Type: p.Type, Data: slices.Clone(p.Data), Priority: broker.PriorityOrDefault(p.Priority),
 		MaxAttempts: p.MaxAttempts, TenantID: p.TenantID, CompanyID: p.CompanyID, Headers: maps.Clone(p.Headers),
 		UniqueKey: p.UniqueKey, Timeout: p.Timeout, State: broker.StatePending, CreatedAt: now, RunAt: now,
 	}}
@@ -264,7 +264,7 @@ func (b *memBroker) pendingOrder(queue string) []*memJob {
 	}
 	slices.SortFunc(out, func(x, y *memJob) int {
 		if !b.faults.ignorePriority && x.Priority != y.Priority {
-			return cmp.Compare(y.Priority, x.Priority)
+			return cmp.Compare(x.Priority, y.Priority)
 		}
 		if b.faults.lifo {
 			return cmp.Compare(y.seq, x.seq)

@@ -7,11 +7,13 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
-// testPriorityOrder: higher priority is fetched first over the whole range,
-// both one job per fetch and within one batch.
+// testPriorityOrder: priority 1 is the most urgent: lower numbers are
+// fetched first over the whole range, both one job per fetch and within one
+// batch, and a job inserted with priority 0 has DefaultPriority, in line
+// with the jobs that ask for it.
 func testPriorityOrder(s *bundle) {
-	prios := []int{0, broker.MinPriority, 5, broker.MaxPriority, -1, broker.MaxPriority - 1, 1,
-		broker.MinPriority + 1, -500, 500, -5, 42, -42, 100, -100}
+	prios := []int{0, broker.MinPriority, 5, broker.MaxPriority, 4, broker.MaxPriority - 1, 2,
+		broker.MinPriority + 1, 999, 500, 501, 42, 43, 100, 101}
 
 	// One job per fetch, distinct priorities, inserted in a scrambled order.
 	q := "prio"
@@ -19,12 +21,18 @@ func testPriorityOrder(s *bundle) {
 	for _, p := range prios {
 		inserted = append(inserted, s.insert(q, withPriority(p)))
 	}
+	if p := inserted[0].Priority; p != broker.DefaultPriority {
+		s.t.Fatalf("JobInsert with priority 0 returned priority %d, want the default %d", p, broker.DefaultPriority)
+	}
+	if p := s.get(q, inserted[0].ID).Priority; p != broker.DefaultPriority {
+		s.t.Fatalf("job inserted with priority 0 is stored with priority %d, want the default %d", p, broker.DefaultPriority)
+	}
 	want := byPriority(inserted)
 	var got []string
 	for range prios {
 		got = append(got, s.fetchOne(q, longLease).ID)
 	}
-	wantIDs(s.t, "fetch order, one job per fetch (higher priority first)", got, want)
+	wantIDs(s.t, "fetch order, one job per fetch (priority 1 first)", got, want)
 	s.fetchNone(q, "every job was fetched")
 
 	// One batch, with equal priorities at both ends of the range: the batch
@@ -32,18 +40,18 @@ func testPriorityOrder(s *bundle) {
 	q = "prio-batch"
 	inserted = nil
 	for _, p := range []int{broker.MinPriority, broker.MaxPriority, 0, broker.MinPriority, 7, broker.MaxPriority,
-		-7, broker.MinPriority + 1, broker.MaxPriority - 1, 0, broker.MaxPriority, broker.MinPriority} {
+		broker.DefaultPriority, broker.MinPriority + 1, broker.MaxPriority - 1, 0, broker.MaxPriority, broker.MinPriority} {
 		inserted = append(inserted, s.insert(q, withPriority(p)))
 	}
 	got = ids(s.fetch(q, 100, longLease))
-	wantIDs(s.t, "order within one fetched batch (higher priority first, FIFO among equals)", got, byPriority(inserted))
+	wantIDs(s.t, "order within one fetched batch (priority 1 first, FIFO among equals)", got, byPriority(inserted))
 }
 
 // byPriority returns the ids of jobs (in insert order) in the order a broker
-// must fetch them: priority descending, insert order among equals.
+// must fetch them: priority ascending (1 first), insert order among equals.
 func byPriority(jobs []*broker.Job) []string {
 	sorted := append([]*broker.Job(nil), jobs...)
-	sort.SliceStable(sorted, func(a, b int) bool { return sorted[a].Priority > sorted[b].Priority })
+	sort.SliceStable(sorted, func(a, b int) bool { return sorted[a].Priority < sorted[b].Priority })
 	return ids(sorted)
 }
 
@@ -61,10 +69,10 @@ func testFIFOAmongEquals(s *bundle) {
 	q = "fifo-mixed"
 	inserted = nil
 	for i := range 30 {
-		inserted = append(inserted, s.insert(q, withPriority([]int{3, -2, 9}[i%3])))
+		inserted = append(inserted, s.insert(q, withPriority([]int{3, 1, 9}[i%3])))
 	}
 	got = fetchAll(s, q, []int{4, 1, 9})
-	wantIDs(s.t, "fetch order of interleaved priorities (higher first, insert order among equals)", got, byPriority(inserted))
+	wantIDs(s.t, "fetch order of interleaved priorities (lower numbers first, insert order among equals)", got, byPriority(inserted))
 }
 
 // fetchAll fetches a queue empty with the given batch sizes in turn and
@@ -148,10 +156,10 @@ func testDuePromotion(s *bundle) {
 	}
 
 	q = "delayed-priority"
-	low := s.insert(q, withPriority(0))
-	high := s.insert(q, withPriority(10), withDelay(200*time.Millisecond))
+	low := s.insert(q, withPriority(10))
+	high := s.insert(q, withPriority(1), withDelay(200*time.Millisecond))
 	s.waitPast(high.RunAt)
 	if j := s.fetchOne(q, longLease); j.ID != high.ID {
-		s.t.Fatalf("fetched %s (priority %d), want the due priority-10 job %s ahead of pending %s", j.ID, j.Priority, high.ID, low.ID)
+		s.t.Fatalf("fetched %s (priority %d), want the due priority-1 job %s ahead of pending priority-10 %s", j.ID, j.Priority, high.ID, low.ID)
 	}
 }

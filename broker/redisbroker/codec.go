@@ -14,7 +14,7 @@ import (
 // leading created time the insert script adds: "m|p|to|lt|ltn|lco|lh|"
 // then type, tenant, company, headers JSON and data.
 func appendBody(dst []byte, p *broker.JobInsertParams, headers []byte) []byte {
-	for _, n := range [...]int64{int64(p.MaxAttempts), int64(p.Priority), int64(p.Timeout),
+	for _, n := range [...]int64{int64(p.MaxAttempts), int64(broker.PriorityOrDefault(p.Priority)), int64(p.Timeout),
 		int64(len(p.Type)), int64(len(p.TenantID)), int64(len(p.CompanyID)), int64(len(headers))} {
 		dst = strconv.AppendInt(dst, n, 10)
 		dst = append(dst, '|')

@@ -13,7 +13,7 @@
 //	<prefix>:{q}:j:<id>    hash: one job's state (compact field names, times
 //	                       in unix ms); created lazily, see below
 //	<prefix>:{q}:scheduled zset: due time
-//	<prefix>:{q}:pending   zset: (MaxPriority-priority)*2^40 + seq
+//	<prefix>:{q}:pending   zset: priority*2^40 + seq (1 first)
 //	<prefix>:{q}:active    zset: lease deadline
 //	<prefix>:{q}:completed, :dead, :cancelled, :expired
 //	                       zsets: finish time (µs), newest last

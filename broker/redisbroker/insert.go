@@ -101,7 +101,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 		}
 		start := len(buf)
 		buf = appendBody(buf, p, headers)
-		args = append(args, p.ID, buf[start:len(buf):len(buf)], p.Priority)
+		args = append(args, p.ID, buf[start:len(buf):len(buf)], broker.PriorityOrDefault(p.Priority))
 	}
 	k := b.keys(queue)
 	b.insertCalls.Add(1)
@@ -185,7 +185,7 @@ func rejection(queue, kind, a, b string) error {
 // newJob is the job p describes, pending since created.
 func newJob(p *broker.JobInsertParams, created time.Time) *broker.Job {
 	j := &broker.Job{
-		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
+		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: broker.PriorityOrDefault(p.Priority), MaxAttempts: p.MaxAttempts,
 		TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
 		State: broker.StatePending, CreatedAt: created, RunAt: created,
 	}

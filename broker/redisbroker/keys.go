@@ -10,7 +10,7 @@ const DefaultPrefix = "aibos:worker"
 // keys are built inside the scripts by appending the id to job or unique.
 type queueKeys struct {
 	scheduled string // zset: id → due time (unix ms)
-	pending   string // zset: id → (MaxPriority-priority)*2^40 + seq
+	pending   string // zset: id → priority*2^40 + seq (1 first)
 	active    string // zset: id → lease deadline (unix ms)
 	completed string // zset: id → finished time (unix ms)
 	dead      string // zset: id → finished time (unix ms)

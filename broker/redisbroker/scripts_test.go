@@ -80,7 +80,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestFetchOrdersByPriorityThenFIFO(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
-	prio := map[string]int{"a": 0, "b": 5, "c": -3, "d": 5, "e": 0, "f": broker.MaxPriority, "g": broker.MinPriority}
+	prio := map[string]int{"a": 0, "b": 2, "c": 4, "d": 2, "e": 0, "f": broker.MinPriority, "g": broker.MaxPriority}
 	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g"} {
 		mustInsert(t, b, job("q", id, func(p *broker.JobInsertParams) { p.Priority = prio[id] }))
 	}
@@ -481,7 +481,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 		p.TenantID, p.CompanyID = "ten|ant", "co"
 		p.Headers = map[string]string{"trace": "1|2"}
 		p.Timeout = 1500 * time.Millisecond
-		p.Priority, p.MaxAttempts = -7, 9
+		p.Priority, p.MaxAttempts = 7, 9
 	}
 	ps := []*broker.JobInsertParams{
 		job("mix", "plain", full),
@@ -489,7 +489,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 		job("mix", "unique", func(p *broker.JobInsertParams) { p.UniqueKey = "k|1" }),
 		job("mix", "ttl", func(p *broker.JobInsertParams) { p.TTL = time.Hour }),
 		job("mix", "past", func(p *broker.JobInsertParams) { p.RunAt = time.Now().Add(-time.Hour) }),
-		job("mix", "limit", func(p *broker.JobInsertParams) { p.MaxQueueLength = 100; p.Priority = 5 }),
+		job("mix", "limit", func(p *broker.JobInsertParams) { p.MaxQueueLength = 100; p.Priority = 1 }),
 	}
 	jobs, err := b.JobInsertMany(ctx, ps)
 	if err != nil {
@@ -506,7 +506,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.State != j.State || !got.RunAt.Equal(j.RunAt) || !got.CreatedAt.Equal(j.CreatedAt) ||
-			!got.ExpiresAt.Equal(j.ExpiresAt) || got.UniqueKey != ps[i].UniqueKey || got.Priority != ps[i].Priority {
+			!got.ExpiresAt.Equal(j.ExpiresAt) || got.UniqueKey != ps[i].UniqueKey || got.Priority != broker.PriorityOrDefault(ps[i].Priority) {
 			t.Fatalf("%s reads back as %+v, inserted as %+v", j.ID, got, j)
 		}
 	}
@@ -534,7 +534,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 		if j.State != broker.StateActive || j.Attempt != 1 {
 			t.Fatalf("fetched %s as %s attempt %d", j.ID, j.State, j.Attempt)
 		}
-		if j.ID == "plain" && (string(j.Data) != `{"a|b":"x|y"}` || j.Priority != -7 || j.MaxAttempts != 9 || !j.CreatedAt.Equal(jobs[0].CreatedAt)) {
+		if j.ID == "plain" && (string(j.Data) != `{"a|b":"x|y"}` || j.Priority != 7 || j.MaxAttempts != 9 || !j.CreatedAt.Equal(jobs[0].CreatedAt)) {
 			t.Fatalf("fetched plain job as %+v", j)
 		}
 	}
@@ -553,7 +553,7 @@ func TestInsertBatchMixesPlainJobsAndOptions(t *testing.T) {
 	for _, j := range fetch(t, b, "mix", 10, time.Minute) {
 		order = append(order, j.ID)
 		fetched[j.ID] = j
-		if j.ID == "plain" && (j.Priority != -7 || j.MaxAttempts != 9 || j.Attempt != 1) {
+		if j.ID == "plain" && (j.Priority != 7 || j.MaxAttempts != 9 || j.Attempt != 1) {
 			t.Fatalf("plain job fetched again as %+v", j)
 		}
 	}

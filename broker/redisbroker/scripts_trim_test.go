@@ -1,8 +1,11 @@
 package redisbroker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/aibos/worker/broker"
 )
 
 func TestTrimLibKeepsWhatIsCalled(t *testing.T) {
@@ -67,5 +70,15 @@ func TestTrimLibOnTheScripts(t *testing.T) {
 	}
 	if strings.Contains(trimLib(lib, readLua("fetch.lua")), "local function materialize(") {
 		t.Error("fetch.lua's lib keeps materialize, which it never calls")
+	}
+}
+
+// The scripts that write a job from a template (workflow steps) give
+// priority 0 the broker's default themselves: lib.lua must say the same
+// number as package broker.
+func TestLuaDefaultPriorityIsTheBrokers(t *testing.T) {
+	want := fmt.Sprintf("local DEFAULT_PRIORITY = %d ", broker.DefaultPriority)
+	if !strings.Contains(readLua("lib.lua"), want) {
+		t.Fatalf("lib.lua lacks %q: its default priority differs from broker.DefaultPriority", want)
 	}
 }

@@ -45,7 +45,7 @@ func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Jo
 func listOrder(s broker.State) string {
 	switch s {
 	case broker.StatePending:
-		return "priority DESC, seq"
+		return "priority, seq"
 	case broker.StateScheduled:
 		return "run_at, seq"
 	case broker.StateActive:

@@ -169,7 +169,7 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 	}
 	var expires any
 	j := &broker.Job{
-		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
+		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: broker.PriorityOrDefault(p.Priority), MaxAttempts: p.MaxAttempts,
 		TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
 		State: state, CreatedAt: time.UnixMilli(now), RunAt: time.UnixMilli(runAt),
 	}
@@ -190,7 +190,7 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 		}
 		headers = string(h)
 	}
-	args := []any{p.ID, p.Queue, p.Type, nullBlob(p.Data), p.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
+	args := []any{p.ID, p.Queue, p.Type, nullBlob(p.Data), j.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
 		headers, nullText(p.UniqueKey), int64(p.Timeout), string(state), now, runAt, expires}
 	return j, args, nil
 }

@@ -29,7 +29,7 @@ const (
 		lease_token = (SELECT value + 1 FROM counters WHERE name = 'lease_token'),
 		lease_until = ?, started_at = ?, worker_id = ?
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
-			ORDER BY priority DESC, seq LIMIT ?)
+			ORDER BY priority, seq LIMIT ?)
 		RETURNING ` + jobColumns
 	sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?, result = ?, lease_until = NULL
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
@@ -104,7 +104,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	// RETURNING has no defined order: restore the fetch order.
 	sort.Slice(got, func(i, k int) bool {
 		if got[i].job.Priority != got[k].job.Priority {
-			return got[i].job.Priority > got[k].job.Priority
+			return got[i].job.Priority < got[k].job.Priority
 		}
 		return got[i].seq < got[k].seq
 	})

@@ -78,7 +78,7 @@ func run() error {
 				Data:        Invoice{InvoiceID: fmt.Sprintf("inv_%d%02d", i+1, n), Amount: float64(100 * n)},
 				TenantID:    tenant,
 				CompanyID:   "company_" + tenant[len("tenant_"):],
-				Priority:    n, // larger invoices number first within the queue
+				Priority:    4 - n, // 1 is the most urgent: the largest invoice runs first
 				MaxAttempts: 3,
 			})
 		}

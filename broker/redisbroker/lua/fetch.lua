@@ -1,6 +1,7 @@
--- fetch.lua leases up to ARGV[1] jobs of a queue, highest priority first,
--- FIFO among equals. Due scheduled jobs are promoted first; pending jobs past
--- their ExpiresAt move to expired instead of being leased.
+-- fetch.lua leases up to ARGV[1] jobs of a queue, lowest priority number
+-- (most urgent) first, FIFO among equals. Due scheduled jobs are promoted
+-- first; pending jobs past their ExpiresAt move to expired instead of being
+-- leased.
 --
 -- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
 -- KEYS[4] expired zset    KEYS[5] paused flag   KEYS[6] seq counter

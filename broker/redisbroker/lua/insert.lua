@@ -16,7 +16,7 @@
 --   "run at ms|delay ms|ttl ms|max queue length|unique key" (run at '' when
 --   unset; the unique key last, as it may hold '|')
 -- then n triples: id, body (lib.lua's layout without its leading "c|"),
---   priority
+--   priority (1..1000, 1 first; the client has replaced 0 by the default)
 -- A job due now with no unique key and no TTL gets no state hash (see
 -- lib.lua): one HMGET entry, one HSET entry and one ZADD entry. A job with a
 -- tenant also gets an entry in its tenant's index zset (lib.lua): one ZADD
@@ -63,7 +63,7 @@ if n == 1 and k == 0 then
     return reject(1, 'dup', id, '')
   end
   local seq = redis.call('INCR', KEYS[3])
-  local score = (MAX_PRIORITY - tonumber(ARGV[7])) * PRIORITY_SHIFT + seq
+  local score = tonumber(ARGV[7]) * PRIORITY_SHIFT + seq
   redis.call('ZADD', KEYS[2], score, id)
   if tenants then
     tindex_move(KEYS[5], body_tenant(body), id, nil, 'pending', score)
@@ -186,7 +186,6 @@ local function flush()
   end
   tindex_flush(KEYS[5], tpending, nil, 'pending')
 end
-local score0 = seq0 + MAX_PRIORITY * PRIORITY_SHIFT
 
 -- with_options stores the state hash and index entries of job i, which has
 -- options, and returns its state and due time. tn is its tenant.
@@ -252,7 +251,7 @@ for i = 1, n do
       state, due = with_options(i, id, body, o, tn)
     end
     if state == 'pending' then
-      pending[np + 1] = score0 - tonumber(ARGV[J + 3 * i]) * PRIORITY_SHIFT + i
+      pending[np + 1] = tonumber(ARGV[J + 3 * i]) * PRIORITY_SHIFT + seq0 + i
       pending[np + 2] = id
       np = np + 2
       if tn ~= '' then

@@ -50,8 +50,11 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
-local MAX_PRIORITY = 1000
-local PRIORITY_SHIFT = 1099511627776 -- 2^40: seq stays below it, the score stays exact below 2^53
+-- A pending score is priority * 2^40 + seq: priority 1 (the most urgent)
+-- first, FIFO among equals. seq stays below 2^40 and the score, with
+-- priorities up to broker.MaxPriority (1000), stays exact below 2^53.
+local PRIORITY_SHIFT = 1099511627776 -- 2^40
+local DEFAULT_PRIORITY = 3 -- broker.DefaultPriority: what priority 0 means
 
 -- fmt renders an integral number exactly (Lua would print 1.7e+12).
 local function fmt(n)
@@ -212,11 +215,11 @@ local function delete_job(job_prefix, id)
   redis.call('HDEL', body_key(job_prefix), id)
 end
 
--- pending_score gives the next pending position for a priority: higher
--- priority first, then FIFO by the queue's sequence counter.
+-- pending_score gives the next pending position for a priority: lower
+-- numbers first, then FIFO by the queue's sequence counter.
 local function pending_score(seq_key, priority)
   local seq = redis.call('INCR', seq_key)
-  return fmt((MAX_PRIORITY - priority) * PRIORITY_SHIFT + seq)
+  return fmt(priority * PRIORITY_SHIFT + seq)
 end
 
 -- make_pending puts a job at the back of its priority in the pending zset

@@ -1,6 +1,6 @@
 -- oldest.lua finds when the longest-waiting pending job became due. Pending
 -- is ordered by priority, then FIFO, so it reads the job first in line of
--- each priority present (one O(log n) jump per priority, at most 2001) and
+-- each priority present (one O(log n) jump per priority, at most 1000) and
 -- returns the smallest RunAt among them. A job put back at the end of its
 -- line with an older RunAt (lease recovery, hand-back) is not seen until it
 -- reaches the head.
