@@ -2,6 +2,7 @@ package redisbroker_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -44,6 +45,9 @@ func TestConformanceCluster(t *testing.T) {
 
 // startCluster starts a one-node cluster-enabled redis-server, stopped by
 // pid when the test ends, and returns its address once every slot is served.
+// Its client port and cluster bus port are two free ports the system picks
+// (--cluster-port), so no port it is given makes the test skip; a port
+// taken by someone else before the server binds it is retried with others.
 func startCluster(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -53,28 +57,58 @@ func startCluster(t *testing.T) string {
 		}
 		t.Skip("skipping: redis-server not found on PATH")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	var errs []string
+	for range 5 {
+		ports, err := freePorts(2)
+		if err != nil {
+			t.Fatalf("find free ports: %v", err)
+		}
+		addr, err := startClusterOn(t, bin, ports[0], ports[1])
+		if err == nil {
+			return addr
+		}
+		errs = append(errs, err.Error())
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	if port > 55535 { // the cluster bus listens on port + 10000
-		t.Skipf("skipping: free port %d leaves no room for the cluster bus", port)
+	t.Fatalf("start a cluster-enabled redis-server, 5 tries:\n%s", strings.Join(errs, "\n"))
+	return ""
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close() // held until all are picked, so they differ
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
+	return ports, nil
+}
+
+// startClusterOn starts the server on port with its cluster bus on busPort
+// and waits until every slot is served. The server is stopped when the test
+// ends, or at once if it does not come up.
+func startClusterOn(t *testing.T, bin string, port, busPort int) (string, error) {
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--cluster-port", strconv.Itoa(busPort), "--bind", "127.0.0.1",
 		"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+		return "", fmt.Errorf("start redis-server: %w", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
-	})
+		close(exited)
+	}()
+	stop := func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
@@ -87,10 +121,17 @@ func startCluster(t *testing.T) string {
 		}
 		info, err := c.ClusterInfo(ctx).Result()
 		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			return addr
+			t.Cleanup(stop)
+			return addr, nil
+		}
+		select {
+		case <-exited:
+			return "", fmt.Errorf("redis-server on ports %d and %d exited: %s", port, busPort, out.String())
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cluster on %s not ready: %v; output: %s", addr, err, out.String())
+			stop()
+			return "", fmt.Errorf("cluster on %s (bus %d) not ready: %v; output: %s", addr, busPort, err, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
