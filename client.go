@@ -155,6 +155,7 @@ func (c *Client) params(queue string, s *JobSpec, rnd io.Reader) (*broker.JobIns
 		MaxAttempts: s.MaxAttempts, TenantID: tenant, CompanyID: s.CompanyID,
 		Headers: s.Headers, UniqueKey: s.UniqueKey, Timeout: s.Timeout,
 		Delay: s.Delay, RunAt: s.RunAt, TTL: s.TTL, MaxQueueLength: c.cfg.MaxQueueLength,
+		DeleteOnComplete: s.DeleteOnComplete,
 	}
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = c.cfg.DefaultMaxAttempts

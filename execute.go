@@ -48,7 +48,7 @@ func newExecutor(m *Manager, ctx context.Context, stopped <-chan struct{}) *exec
 func (e *executor) run(q *queueSlot, job *Job) {
 	m := e.m
 	ctx, cancel := context.WithCancelCause(e.base)
-	r := &running{job: job, cancel: cancel, m: m}
+	r := &running{job: job, cancel: cancel, m: m, deleteOnComplete: q.cfg.DeleteOnComplete}
 	// With Prefetch, jobs of a queue take run slots in fetch order: each
 	// waits for the one fetched before it to have its slot. Without, a
 	// slot is always free and no job waits.
@@ -263,7 +263,8 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 		r.mu.Lock()
 		result := r.result
 		r.mu.Unlock()
-		p := &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result}
+		p := &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result,
+			Delete: r.deleteOnComplete, CompletedMaxCount: max(m.cfg.CompletedMaxCount, 0)}
 		if r.getFinisher() == nil {
 			// Queue the completion and free the slot at once: the
 			// acknowledger writes it in its next batch and reports the

@@ -65,6 +65,11 @@ type JobSpec struct {
 	UniqueKey string
 	// Timeout bounds one attempt. Defaults to the Manager's Timeout.
 	Timeout time.Duration
+	// DeleteOnComplete removes the job whole as soon as it completes
+	// (BullMQ's removeOnComplete), instead of keeping it for the Manager's
+	// retention; QueueConfig.DeleteOnComplete does it for a whole queue.
+	// Defaults to false.
+	DeleteOnComplete bool
 	// TTL expires the job if it has not started within TTL of being due.
 	// Defaults to the Client's DefaultTTL.
 	TTL time.Duration

@@ -37,6 +37,12 @@ type QueueConfig struct {
 	// Concurrency caps how many of this queue's jobs run at once in this
 	// Manager. Defaults to the Manager's Concurrency.
 	Concurrency int
+	// DeleteOnComplete removes each job of the queue whole as soon as it
+	// completes (asynq's Retention 0, BullMQ's removeOnComplete), instead
+	// of keeping it completed for the Manager's retention. A job can ask
+	// for it alone with JobSpec.DeleteOnComplete. Jobs finished through a
+	// Finisher (workflow steps) are left to it. Defaults to false.
+	DeleteOnComplete bool
 }
 
 // ManagerConfig configures a Manager. The zero value works: it serves the
@@ -93,6 +99,11 @@ type ManagerConfig struct {
 	Prefetch int
 	// CompletedMaxAge and CompletedMaxCount bound how long completed jobs
 	// are kept. Default to 24h and 10,000 per queue; negative keeps them.
+	// Retention keeps pace with any completion rate: maintenance calls the
+	// broker again at once while it reports more to remove, and the Redis
+	// broker applies the count with each completion batch, so a queue holds
+	// at most CompletedMaxCount completed jobs plus what completes in one
+	// MaintainInterval (on Redis: CompletedMaxCount).
 	CompletedMaxAge   time.Duration
 	CompletedMaxCount int
 	// DeadMaxAge removes dead jobs older than this. Defaults to keeping them.

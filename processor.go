@@ -36,6 +36,8 @@ type running struct {
 	job    *Job
 	cancel context.CancelCauseFunc
 	m      *Manager
+	// deleteOnComplete is the queue's QueueConfig.DeleteOnComplete.
+	deleteOnComplete bool
 
 	mu       sync.Mutex
 	result   json.RawMessage

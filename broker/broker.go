@@ -56,7 +56,9 @@ type Broker interface {
 	JobFetch(ctx context.Context, p *JobFetchParams) ([]*Job, error)
 
 	// JobComplete acknowledges finished jobs in one batch (they may span
-	// queues). Each job moves to completed with its result. The returned
+	// queues). Each job moves to completed with its result, or, if it was
+	// inserted with DeleteOnComplete or its param says Delete, is removed
+	// whole (with its index entries and unique key) at once. The returned
 	// slice has one error per param, in order: nil, ErrNotFound, or
 	// ErrLeaseLost when the job is not active under that token (that job is
 	// left unchanged). The second return value reports a failure of the
@@ -133,8 +135,12 @@ type Broker interface {
 	// expired leases (back to pending if attempts are left, else dead with a
 	// "lease expired" error), promotes due scheduled jobs, expires pending
 	// jobs past ExpiresAt, and removes completed jobs past the retention
-	// rules (whole, with their index entries). Safe to run from many workers
-	// at once.
+	// rules (whole, with their index entries). Retention rules remove only
+	// the state they name: the completed-jobs rules never touch cancelled,
+	// expired or dead jobs. Each step stops at p.Limit jobs; the result's
+	// More reports that one did with work left, so that a caller keeping up
+	// with a busy queue calls again at once rather than waiting for its
+	// next round. Safe to run from many workers at once.
 	QueueMaintain(ctx context.Context, p *QueueMaintainParams) (*QueueMaintainResult, error)
 
 	// Ping checks the broker is reachable.
@@ -157,6 +163,9 @@ type JobInsertParams struct {
 	Headers     map[string]string //
 	UniqueKey   string            //
 	Timeout     time.Duration     // >= 0
+	// DeleteOnComplete removes the job whole as soon as it completes
+	// (stored with it; see Job.DeleteOnComplete).
+	DeleteOnComplete bool
 	// Delay postpones the job: it is scheduled, due at broker now + Delay.
 	// Ignored when RunAt is set.
 	Delay time.Duration
@@ -188,6 +197,17 @@ type JobLeaseParams struct {
 type JobCompleteParams struct {
 	JobLeaseParams
 	Result json.RawMessage // optional JSON
+	// Delete removes the job whole instead of keeping it completed, as if
+	// it had been inserted with DeleteOnComplete (the Result is dropped).
+	Delete bool
+	// CompletedMaxCount, when > 0, is the queue's completed-jobs count
+	// rule (QueueMaintainParams.CompletedMaxCount). A broker may apply it
+	// as part of the completion, removing the queue's oldest completed jobs
+	// beyond it, so that the completed set stays within the rule between
+	// QueueMaintain calls whatever the completion rate (the Redis broker
+	// does, to keep its memory flat); QueueMaintain applies it in any case.
+	// Within one call the smallest value given for a queue applies.
+	CompletedMaxCount int
 }
 
 // JobFailParams records a failed attempt.
@@ -275,4 +295,7 @@ type QueueMaintainResult struct {
 	Promoted  int // scheduled jobs now pending
 	Expired   int // pending jobs past their TTL
 	Removed   int // completed or dead jobs removed by retention
+	// More reports that a step stopped at the limit and may have work
+	// left: call again. It may be true when exactly Limit jobs were left.
+	More bool
 }

@@ -81,6 +81,9 @@ type Job struct {
 	UniqueKey string `json:"unique_key,omitempty"`
 	// Timeout bounds one attempt; zero means the Manager's default.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// DeleteOnComplete, set at insert, removes the job whole as soon as it
+	// completes instead of keeping it completed until retention removes it.
+	DeleteOnComplete bool `json:"delete_on_complete,omitempty"`
 	// State is the job's current state.
 	State State `json:"state"`
 

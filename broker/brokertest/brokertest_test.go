@@ -78,6 +78,13 @@ var faultCases = map[string]struct {
 	"scopeSeesUntenanted":       {faults{scopeSeesUntenanted: true}, "TenantScope"},
 	"scopeHintsExistence":       {faults{scopeHintsExistence: true}, "TenantScope"},
 	"scopedDupNamesHolder":      {faults{scopedDupNamesHolder: true}, "TenantScope"},
+
+	// Retention, delete on complete and the rules item 7 pins.
+	"ttlExpiresActive": {faults{ttlExpiresActive: true}, "TTLNeverExpiresActive"},
+	"retryReleasesKey": {faults{retryReleasesKey: true}, "UniqueKeyHeldWhileRetrying"},
+	"retainCancelled":  {faults{retainCancelled: true}, "RetentionOnlyCompleted"},
+	"maintainNoMore":   {faults{maintainNoMore: true}, "RetentionKeepsPace"},
+	"keepDeleted":      {faults{keepDeleted: true}, "DeleteOnComplete"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

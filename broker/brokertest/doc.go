@@ -19,13 +19,16 @@
 //   - Order: PriorityOrder, FIFOAmongEquals, DelayedInvisibleBeforeDue.
 //   - Leases: LeaseExpiryRecovered, StaleTokenRejected, LeaseExtend,
 //     ReleaseReturnsToPending, Progress, CancelActive.
-//   - Enqueue: InsertRoundTrip, BulkAtomic, DuplicateUniqueKey, QueueFull,
-//     InvalidInput, ConcurrentInserts (racing JobInserts, which a broker
-//     may combine into one write, each keep their own outcome).
-//   - Life cycle: TTLExpiry, RetryUntilDead, CancelPending,
-//     CompleteStoresResult, ConcurrentFetchersNoDuplicates.
+//   - Enqueue: InsertRoundTrip, BulkAtomic, DuplicateUniqueKey,
+//     UniqueKeyHeldWhileRetrying, QueueFull, InvalidInput, ConcurrentInserts
+//     (racing JobInserts, which a broker may combine into one write, each
+//     keep their own outcome).
+//   - Life cycle: TTLExpiry, TTLNeverExpiresActive, RetryUntilDead,
+//     CancelPending, CompleteStoresResult, DeleteOnComplete,
+//     ConcurrentFetchersNoDuplicates.
 //   - Administration: PauseResume, JobGetDelete, JobList, QueueStats,
-//     QueueList, RetentionRemovesCompleted, ClosedBroker.
+//     QueueList, RetentionRemovesCompleted, RetentionOnlyCompleted,
+//     RetentionKeepsPace, ClosedBroker.
 //   - Leader leases (broker.LeaderStore, skipped by brokers without it):
 //     LeaderLease.
 //   - The generic atomic primitive (broker.Committer): CommitFenced,

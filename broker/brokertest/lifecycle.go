@@ -265,3 +265,56 @@ func testConcurrentFetchers(s *bundle) {
 	}
 	s.wantCounts(q, counts{broker.StateCompleted: n})
 }
+
+// testTTLNeverExpiresActive: a TTL bounds how long a job may wait to start.
+// Once it has started, neither housekeeping nor fetching expires it, however
+// long it runs past its ExpiresAt: its worker keeps the lease and completes
+// it.
+func testTTLNeverExpiresActive(s *bundle) {
+	const ttl = 300 * time.Millisecond
+	q := "ttl-active"
+	s.insert(q, withTTL(ttl))
+	j := s.fetchOne(q, longLease)
+	s.waitPast(s.get(q, j.ID).ExpiresAt)
+	if r := s.maintain(&broker.QueueMaintainParams{Queue: q}); r.Expired != 0 {
+		s.t.Fatalf("QueueMaintain expired %d jobs; the only job is active", r.Expired)
+	}
+	s.fetchNone(q, "the only job is active")
+	s.wantState(q, j.ID, broker.StateActive)
+	if err := s.extendErr(lease(j), longLease); err != nil {
+		s.t.Fatalf("JobLeaseExtend of an active job past its TTL: %v", err)
+	}
+	s.complete(j, json.RawMessage(`"done"`))
+	s.wantState(q, j.ID, broker.StateCompleted)
+	s.wantCounts(q, counts{broker.StateCompleted: 1})
+}
+
+// testUniqueKeyHeldWhileRetrying: a job waiting to retry is unfinished, so
+// it keeps its unique key: housekeeping does not release it, and a
+// duplicate, added alone or in a batch, is rejected naming the job, until
+// the job finishes.
+func testUniqueKeyHeldWhileRetrying(s *bundle) {
+	const key = "invoice:INV-7"
+	q := "unique-retry"
+	first := s.insert(q, withKey(key), withAttempts(3))
+	if st := s.fail(s.fetchOne(q, longLease), "bank timeout", time.Hour, false); st != broker.StateScheduled {
+		s.t.Fatalf("JobFail with attempts left: state %q, want scheduled", st)
+	}
+	s.maintain(&broker.QueueMaintainParams{Queue: q})
+	wantHeld := func(what string, err error) {
+		s.t.Helper()
+		var dup *broker.DuplicateError
+		if !errors.As(err, &dup) || dup.ExistingID != first.ID || dup.UniqueKey != key {
+			s.t.Fatalf("%s with the unique key of a job waiting to retry: %v; want a *DuplicateError naming %s and %q", what, err, first.ID, key)
+		}
+	}
+	_, err := s.b.JobInsert(s.ctx, s.params(q, withKey(key)))
+	wantHeld("JobInsert", err)
+	_, err = s.b.JobInsertMany(s.ctx, []*broker.JobInsertParams{s.params(q), s.params(q, withKey(key))})
+	wantHeld("JobInsertMany", err)
+	s.wantCounts(q, counts{broker.StateScheduled: 1})
+	if _, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: q, ID: first.ID}); err != nil {
+		s.t.Fatalf("JobCancel(%s): %v", first.ID, err)
+	}
+	s.insert(q, withKey(key)) // finished: the key is free
+}

@@ -85,6 +85,12 @@ type faults struct {
 	scopeSeesUntenanted       bool // a scoped call sees jobs with no tenant
 	scopeHintsExistence       bool // another tenant's job is not found with another message than an absent one
 	scopedDupNamesHolder      bool // a scoped retry's duplicate error names another tenant's job
+
+	ttlExpiresActive bool // QueueMaintain expires active jobs past their TTL
+	retryReleasesKey bool // a job waiting to retry no longer holds its unique key
+	retainCancelled  bool // the completed-jobs rules remove cancelled jobs too
+	maintainNoMore   bool // QueueMaintain never reports More
+	keepDeleted      bool // jobs to delete on completion are kept completed
 }
 
 func newMemBroker(f faults) *memBroker {
@@ -193,7 +199,8 @@ func (b *memBroker) insert(ps []*broker.JobInsertParams) ([]*broker.Job, error) 
 func (b *memBroker) checkInsert(ps []*broker.JobInsertParams) error {
 	ids, keys := map[string]bool{}, map[string]string{}
 	for _, j := range b.jobs {
-		if j.UniqueKey != "" && !j.State.Finished() {
+		retrying := j.State == broker.StateScheduled && j.Attempt > 0
+		if j.UniqueKey != "" && !j.State.Finished() && !(b.faults.retryReleasesKey && retrying) {
 			keys[j.Queue+"\x00"+j.UniqueKey] = j.ID
 		}
 	}
@@ -230,7 +237,8 @@ func (b *memBroker) store(p *broker.JobInsertParams) *memJob {
 	j := &memJob{seq: b.seq, Job: broker.Job{
 		ID: p.ID, Queue: p.Queue, Type: p.Type, Data: slices.Clone(p.Data), Priority: broker.PriorityOrDefault(p.Priority),
 		MaxAttempts: p.MaxAttempts, TenantID: p.TenantID, CompanyID: p.CompanyID, Headers: maps.Clone(p.Headers),
-		UniqueKey: p.UniqueKey, Timeout: p.Timeout, State: broker.StatePending, CreatedAt: now, RunAt: now,
+		UniqueKey: p.UniqueKey, Timeout: p.Timeout, DeleteOnComplete: p.DeleteOnComplete,
+		State: broker.StatePending, CreatedAt: now, RunAt: now,
 	}}
 	switch {
 	case !p.RunAt.IsZero():
@@ -358,6 +366,10 @@ func (b *memBroker) JobComplete(ctx context.Context, ps []*broker.JobCompletePar
 		j, err := b.leased(&p.JobLeaseParams)
 		if err != nil {
 			errs[i] = err
+			continue
+		}
+		if (p.Delete || j.DeleteOnComplete) && !b.faults.keepDeleted {
+			delete(b.jobs, j.ID)
 			continue
 		}
 		j.State, j.FinishedAt = broker.StateCompleted, time.Now()
@@ -643,13 +655,18 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 	defer b.mu.Unlock()
 	now := time.Now()
 	r := &broker.QueueMaintainResult{Promoted: b.promote(p.Queue, now)}
-	var completed []*memJob
+	var completed, dead []*memJob
 	for _, j := range b.jobs {
 		if j.Queue != p.Queue {
 			continue
 		}
 		switch j.State {
 		case broker.StateActive:
+			if b.faults.ttlExpiresActive && !j.ExpiresAt.IsZero() && now.After(j.ExpiresAt) {
+				j.State, j.FinishedAt = broker.StateExpired, now
+				r.Expired++
+				continue
+			}
 			if b.faults.noLeaseRecovery || !now.After(j.LeaseUntil) {
 				continue
 			}
@@ -666,22 +683,48 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 			}
 		case broker.StateCompleted:
 			completed = append(completed, j)
-		case broker.StateDead:
-			if p.DeadMaxAge > 0 && now.Sub(j.FinishedAt) > p.DeadMaxAge {
-				delete(b.jobs, j.ID)
-				r.Removed++
+		case broker.StateCancelled:
+			if b.faults.retainCancelled {
+				completed = append(completed, j)
 			}
+		case broker.StateDead:
+			dead = append(dead, j)
 		}
 	}
-	slices.SortFunc(completed, func(x, y *memJob) int { return y.FinishedAt.Compare(x.FinishedAt) })
-	if b.faults.retainOldest {
-		slices.Reverse(completed)
-	}
-	for i, j := range completed {
-		if p.CompletedMaxCount > 0 && i >= p.CompletedMaxCount || p.CompletedMaxAge > 0 && now.Sub(j.FinishedAt) > p.CompletedMaxAge {
+	// Each rule removes at most limit jobs, oldest first, as the real
+	// brokers do, and says when it may have left some.
+	limit := cmp.Or(p.Limit, 1000)
+	remove := func(jobs []*memJob) {
+		if len(jobs) > limit {
+			jobs = jobs[:limit]
+		}
+		if len(jobs) == limit && !b.faults.maintainNoMore {
+			r.More = true
+		}
+		for _, j := range jobs {
 			delete(b.jobs, j.ID)
 			r.Removed++
 		}
+	}
+	young := func(age time.Duration) func(j *memJob) bool {
+		return func(j *memJob) bool { return now.Sub(j.FinishedAt) <= age }
+	}
+	oldestFirst := func(x, y *memJob) int { return cmp.Or(x.FinishedAt.Compare(y.FinishedAt), cmp.Compare(x.seq, y.seq)) }
+	slices.SortFunc(completed, oldestFirst)
+	slices.SortFunc(dead, oldestFirst)
+	if p.CompletedMaxAge > 0 {
+		remove(slices.DeleteFunc(slices.Clone(completed), young(p.CompletedMaxAge)))
+		completed = slices.DeleteFunc(completed, func(j *memJob) bool { return b.jobs[j.ID] == nil })
+	}
+	if n := len(completed) - p.CompletedMaxCount; p.CompletedMaxCount > 0 && n > 0 {
+		if b.faults.retainOldest {
+			remove(completed[len(completed)-n:])
+		} else {
+			remove(completed[:n])
+		}
+	}
+	if p.DeadMaxAge > 0 {
+		remove(slices.DeleteFunc(dead, young(p.DeadMaxAge)))
 	}
 	return r, nil
 }

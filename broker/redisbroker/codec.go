@@ -172,6 +172,8 @@ func setField(j *broker.Job, k, v string) error {
 		j.LeaseUntil, err = parseMillis(v)
 	case "w":
 		j.WorkerID = v
+	case "dc":
+		j.DeleteOnComplete = v == "1"
 	}
 	return err
 }

@@ -70,7 +70,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 		if p.TenantID != "" && mode[len(mode)-1] != 't' {
 			mode += "+t" // the script reads tenants from the bodies
 		}
-		if p.UniqueKey == "" && p.TTL == 0 && p.Delay == 0 && p.RunAt.IsZero() && p.MaxQueueLength == maxlen0 {
+		if p.UniqueKey == "" && p.TTL == 0 && p.Delay == 0 && p.RunAt.IsZero() && p.MaxQueueLength == maxlen0 && !p.DeleteOnComplete {
 			continue
 		}
 		runAt := ""
@@ -78,8 +78,12 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 			// Rounded up to the millisecond: never due before RunAt.
 			runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
 		}
+		dc := "0"
+		if p.DeleteOnComplete {
+			dc = "1"
+		}
 		withOpts = append(withOpts, i+1, runAt+"|"+strconv.FormatInt(millis(p.Delay), 10)+"|"+
-			strconv.FormatInt(millis(p.TTL), 10)+"|"+strconv.Itoa(p.MaxQueueLength)+"|"+p.UniqueKey)
+			strconv.FormatInt(millis(p.TTL), 10)+"|"+strconv.Itoa(p.MaxQueueLength)+"|"+dc+"|"+p.UniqueKey)
 	}
 	args := make([]any, 0, 4+len(withOpts)+len(ps)*insertFields)
 	args = append(args, len(ps), mode, maxlen0, len(withOpts)/2)
@@ -187,7 +191,7 @@ func newJob(p *broker.JobInsertParams, created time.Time) *broker.Job {
 	j := &broker.Job{
 		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: broker.PriorityOrDefault(p.Priority), MaxAttempts: p.MaxAttempts,
 		TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
-		State: broker.StatePending, CreatedAt: created, RunAt: created,
+		DeleteOnComplete: p.DeleteOnComplete, State: broker.StatePending, CreatedAt: created, RunAt: created,
 	}
 	if len(p.Data) > 0 {
 		j.Data = append(json.RawMessage(nil), p.Data...)

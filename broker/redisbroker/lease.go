@@ -91,15 +91,28 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 		if len(p.Result) > 0 && !json.Valid(p.Result) {
 			return nil, fmt.Errorf("redisbroker: complete jobs: %w: result of job %s is not valid JSON", broker.ErrInvalidJob, p.ID)
 		}
+		if p.CompletedMaxCount < 0 {
+			return nil, fmt.Errorf("redisbroker: complete jobs: %w: completed max count %d of job %s is negative", broker.ErrInvalidJob, p.CompletedMaxCount, p.ID)
+		}
 		leases[i] = &p.JobLeaseParams
 	}
 	errs, err := b.leaseBatch(ctx, scriptComplete, leases,
-		func(k queueKeys) []string { return []string{k.active, k.completed, k.job, k.unique} },
+		func(k queueKeys) []string { return []string{k.active, k.completed, k.job, k.unique, k.ttl} },
 		func(idx []int) []any {
-			args := make([]any, 0, 1+3*len(idx))
-			args = append(args, len(idx))
+			keep := 0 // the smallest count rule given for the queue
 			for _, i := range idx {
-				args = append(args, ps[i].ID, ps[i].Token, string(ps[i].Result))
+				if n := ps[i].CompletedMaxCount; n > 0 && (keep == 0 || n < keep) {
+					keep = n
+				}
+			}
+			args := make([]any, 0, 2+4*len(idx))
+			args = append(args, len(idx), keep)
+			for _, i := range idx {
+				del := ""
+				if ps[i].Delete {
+					del = "1"
+				}
+				args = append(args, ps[i].ID, ps[i].Token, string(ps[i].Result), del)
 			}
 			return args
 		})

@@ -14,8 +14,8 @@ import (
 )
 
 const insertJobSQL = `INSERT INTO jobs (id, queue, type, data, priority, max_attempts, tenant_id, company_id,
-	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at, delete_on_complete)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // JobInsert stores one job and returns once it is on disk. See
 // broker.Broker.
@@ -171,7 +171,7 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 	j := &broker.Job{
 		ID: p.ID, Queue: p.Queue, Type: p.Type, Priority: broker.PriorityOrDefault(p.Priority), MaxAttempts: p.MaxAttempts,
 		TenantID: p.TenantID, CompanyID: p.CompanyID, UniqueKey: p.UniqueKey, Timeout: p.Timeout,
-		State: state, CreatedAt: time.UnixMilli(now), RunAt: time.UnixMilli(runAt),
+		DeleteOnComplete: p.DeleteOnComplete, State: state, CreatedAt: time.UnixMilli(now), RunAt: time.UnixMilli(runAt),
 	}
 	if len(p.Data) > 0 {
 		j.Data = append(json.RawMessage(nil), p.Data...)
@@ -191,7 +191,7 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 		headers = string(h)
 	}
 	args := []any{p.ID, p.Queue, p.Type, nullBlob(p.Data), j.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
-		headers, nullText(p.UniqueKey), int64(p.Timeout), string(state), now, runAt, expires}
+		headers, nullText(p.UniqueKey), int64(p.Timeout), string(state), now, runAt, expires, p.DeleteOnComplete}
 	return j, args, nil
 }
 

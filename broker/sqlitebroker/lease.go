@@ -31,16 +31,19 @@ const (
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
 			ORDER BY priority, seq LIMIT ?)
 		RETURNING ` + jobColumns
+	// A job inserted with DeleteOnComplete is not completed but deleted
+	// (sqlCompleteDelete), so the common completion stays one statement.
 	sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?, result = ?, lease_until = NULL
-		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
-	sqlExtend = `UPDATE jobs SET lease_until = ?
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ? AND NOT delete_on_complete`
+	sqlCompleteDelete = `DELETE FROM jobs WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
+	sqlExtend         = `UPDATE jobs SET lease_until = ?
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
 	sqlJobExists     = `SELECT 1 FROM jobs WHERE queue = ? AND id = ?`
 	sqlRegisterQueue = `INSERT OR IGNORE INTO queues (name) VALUES (?)`
 )
 
 var cachedQueries = []string{sqlQueuePaused, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
-	sqlComplete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}
+	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit
 // pending jobs, all in one transaction. See broker.Broker.
@@ -191,15 +194,59 @@ func (b *Broker) leaseBatch(ctx context.Context, op, stmt string, n int,
 }
 
 // JobComplete acknowledges a batch of jobs in one transaction. See
-// broker.Broker.
+// broker.Broker. Jobs that are deleted on completion are deleted whole:
+// their row is all there is (the unique key is a partial index of it).
+// CompletedMaxCount is left to QueueMaintain: counting a queue's completed
+// jobs here would cost a scan per batch, and the store is on disk.
 func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams) ([]error, error) {
-	return b.leaseBatch(ctx, "complete jobs", sqlComplete, len(ps),
-		func(i int, now int64) ([]any, *broker.JobLeaseParams) {
-			if ps[i] == nil {
-				return nil, nil
+	const op = "complete jobs"
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(ps))
+	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+		clear(errs)
+		done, err := b.stmt(ctx, tx, sqlComplete)
+		if err != nil {
+			return err
+		}
+		gone, err := b.stmt(ctx, tx, sqlCompleteDelete)
+		if err != nil {
+			return err
+		}
+		for i, p := range ps {
+			if p == nil {
+				errs[i] = fmt.Errorf("%w: lease %d is nil", broker.ErrInvalidJob, i)
+				continue
 			}
-			return []any{now, nullBlob(ps[i].Result)}, &ps[i].JobLeaseParams
-		})
+			lp := &p.JobLeaseParams
+			var n int64
+			if !p.Delete {
+				res, err := done.ExecContext(ctx, now, nullBlob(p.Result), lp.ID, lp.Queue, lp.Token)
+				if err != nil {
+					return fmt.Errorf("job %s: %w", lp.ID, err)
+				}
+				n, _ = res.RowsAffected()
+			}
+			if n == 0 { // to be deleted, or the lease is lost
+				res, err := gone.ExecContext(ctx, lp.ID, lp.Queue, lp.Token)
+				if err != nil {
+					return fmt.Errorf("job %s: %w", lp.ID, err)
+				}
+				n, _ = res.RowsAffected()
+			}
+			if n == 0 {
+				if errs[i] = b.leaseMiss(ctx, tx, lp); !errors.Is(errs[i], broker.ErrNotFound) && !errors.Is(errs[i], broker.ErrLeaseLost) {
+					return errs[i]
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	return errs, nil
 }
 
 // JobLeaseExtend extends a batch of leases to now + d in one transaction.

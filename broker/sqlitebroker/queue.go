@@ -177,7 +177,9 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 		if res.Expired, err = b.expire(ctx, tx, p.Queue, now, limit); err != nil {
 			return err
 		}
-		res.Removed, err = retain(ctx, tx, p, now, limit)
+		var full bool
+		res.Removed, full, err = retain(ctx, tx, p, now, limit)
+		res.More = full || res.Recovered+res.Dead >= limit || res.Promoted >= limit || res.Expired >= limit
 		return err
 	})
 	if err != nil {
@@ -218,9 +220,10 @@ func recoverLeases(ctx context.Context, tx *sql.Tx, queue string, now int64, lim
 	return rows.Err()
 }
 
-// retain removes completed and dead jobs past the retention rules.
-func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int) (int, error) {
-	removed := 0
+// retain removes completed and dead jobs past the retention rules, at most
+// limit per rule. full reports that a rule removed limit jobs: it may have
+// more to remove.
+func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int) (removed int, full bool, err error) {
 	del := func(what, q string, args ...any) error {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
@@ -228,6 +231,7 @@ func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now 
 		}
 		n, _ := res.RowsAffected()
 		removed += int(n)
+		full = full || int(n) >= limit
 		return nil
 	}
 	if p.CompletedMaxAge > 0 {
@@ -235,7 +239,7 @@ func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now 
 			WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL AND finished_at < ?
 			ORDER BY finished_at LIMIT ?)`, p.Queue, now-p.CompletedMaxAge.Milliseconds(), limit)
 		if err != nil {
-			return removed, err
+			return removed, full, err
 		}
 	}
 	if p.CompletedMaxCount > 0 {
@@ -243,7 +247,7 @@ func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now 
 			WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL
 			ORDER BY finished_at DESC, seq DESC LIMIT ? OFFSET ?)`, p.Queue, limit, p.CompletedMaxCount)
 		if err != nil {
-			return removed, err
+			return removed, full, err
 		}
 	}
 	if p.DeadMaxAge > 0 {
@@ -251,8 +255,8 @@ func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now 
 			WHERE queue = ? AND state = 'dead' AND finished_at IS NOT NULL AND finished_at < ?
 			ORDER BY finished_at LIMIT ?)`, p.Queue, now-p.DeadMaxAge.Milliseconds(), limit)
 		if err != nil {
-			return removed, err
+			return removed, full, err
 		}
 	}
-	return removed, nil
+	return removed, full, nil
 }

@@ -12,7 +12,7 @@ import (
 // jobColumns lists the columns scanJob reads, in order.
 const jobColumns = `seq, id, queue, type, data, priority, max_attempts, attempt, tenant_id, company_id,
 	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at, started_at, finished_at,
-	last_error, result, progress, lease_token, lease_until, worker_id`
+	last_error, result, progress, lease_token, lease_until, worker_id, delete_on_complete`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -30,7 +30,7 @@ func scanJob(s scanner) (*broker.Job, int64, error) {
 	)
 	err := s.Scan(&seq, &j.ID, &j.Queue, &j.Type, &data, &j.Priority, &j.MaxAttempts, &j.Attempt,
 		&j.TenantID, &j.CompanyID, &headers, &uniqueKey, &timeout, &state, &created, &runAt,
-		&expires, &started, &finished, &j.LastError, &result, &progress, &token, &leaseU, &j.WorkerID)
+		&expires, &started, &finished, &j.LastError, &result, &progress, &token, &leaseU, &j.WorkerID, &j.DeleteOnComplete)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -42,8 +42,9 @@ type Config struct {
 	OpTimeout time.Duration
 }
 
-// Maintainer runs QueueMaintain on its queues every Interval. Start it
-// once, then Stop it once.
+// Maintainer runs QueueMaintain on its queues every Interval, and again at
+// once while the broker reports more to do. Start it once, then Stop it
+// once.
 type Maintainer struct {
 	cfg     Config
 	leaders broker.LeaderStore // nil: the broker cannot elect
@@ -99,16 +100,43 @@ func (m *Maintainer) run() {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
-		for _, q := range m.cfg.Queues {
-			if m.elected(q) {
-				m.maintain(q)
-			}
-		}
+		m.round()
 		select {
 		case <-m.stop:
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// round maintains each queue this Maintainer is elected for, then at once
+// again, in turn, those whose broker call reported More, until none has
+// more: each call does bounded work, and removal must keep pace with any
+// completion rate, not Limit jobs per Interval. A queue is re-elected
+// before each further call, so a long round keeps its lease alive.
+func (m *Maintainer) round() {
+	qs := m.cfg.Queues
+	for first := true; len(qs) > 0; first = false {
+		var more []string
+		for _, q := range qs {
+			if (first || !m.stopping()) && m.elected(q) && m.maintain(q) {
+				more = append(more, q)
+			}
+		}
+		if m.stopping() {
+			return
+		}
+		qs = more
+	}
+}
+
+// stopping reports whether Stop was called.
+func (m *Maintainer) stopping() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -140,7 +168,9 @@ func (m *Maintainer) elected(queue string) bool {
 	return held
 }
 
-func (m *Maintainer) maintain(queue string) {
+// maintain runs one QueueMaintain call for queue and reports whether the
+// broker has more to do there.
+func (m *Maintainer) maintain(queue string) bool {
 	p := m.cfg.Retention
 	p.Queue = queue
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
@@ -148,9 +178,10 @@ func (m *Maintainer) maintain(queue string) {
 	cancel()
 	if err != nil {
 		m.cfg.Logger.Error("maintain queue", "queue", queue, "err", err)
-		return
+		return false
 	}
 	if res.Recovered+res.Dead > 0 {
 		m.cfg.Logger.Warn("recovered jobs with expired leases", "queue", queue, "recovered", res.Recovered, "dead", res.Dead)
 	}
+	return res.More
 }

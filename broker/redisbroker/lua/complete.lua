@@ -1,24 +1,33 @@
--- complete.lua moves a batch of active jobs of one queue to completed.
+-- complete.lua moves a batch of active jobs of one queue to completed, or
+-- removes them whole when they were inserted with DeleteOnComplete (state
+-- hash field dc) or their completion says delete. With a completed max count
+-- it then removes the queue's oldest completed jobs beyond it (at most 1000
+-- per call; QueueMaintain removes any rest), so the completed set, and
+-- Redis memory, stay flat under any completion rate.
 --
 -- KEYS[1] active zset  KEYS[2] completed zset  KEYS[3] job hash prefix
--- KEYS[4] unique-key prefix
+-- KEYS[4] unique-key prefix  KEYS[5] ttl zset
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[3],
 --   under the same {queue} hash tag
--- ARGV[1] number of jobs n, then n triples: id, lease token, result JSON ('' for none)
--- Returns one code per job: 1 completed, 0 not found, -1 lease lost (unchanged).
+-- ARGV[1] number of jobs n  ARGV[2] completed max count (0: no limit)
+-- then n quadruples: id, lease token, result JSON ('' for none), delete ('1'
+--   to remove the job whole, else '0')
+-- Returns one code per job: 1 completed (or removed), 0 not found, -1 lease
+--   lost (unchanged).
 
 local now, now_us = clock()
 local out = {}
--- Per job: one HMGET and one HSET; the active and completed sets
--- are written once for the whole batch.
-local ids, done = {}, {}
-local moved = {} -- tenant index moves, active to completed, per tenant
+-- Per job: one HMGET and one HSET (or one DEL); the active, completed and
+-- ttl sets, the body hash and the tenant indexes are written once for the
+-- whole batch.
+local ids, done, gone = {}, {}, {}
+local moved, dropped = {}, {} -- tenant index moves and removals, per tenant
 local finished = fmt(now)
 for i = 1, tonumber(ARGV[1]) do
-  local b = 1 + (i - 1) * 3
+  local b = 2 + (i - 1) * 4
   local id = ARGV[b + 1]
   local job_key = KEYS[3] .. id
-  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn')
+  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc')
   local code = 1
   if not v[1] then
     code = 0
@@ -30,23 +39,32 @@ for i = 1, tonumber(ARGV[1]) do
   end
   if code == 1 then
     ids[#ids + 1] = id
-    -- i keeps the batch's order among jobs finished in the same microsecond.
-    -- A Lua number: ZADD gets it with 17 digits, exact (cheaper than fmt).
-    done[#done + 1] = now_us + i - 1
-    done[#done + 1] = id
-    if v[4] then -- a tenant's job (lib.lua)
-      tindex_group(moved, v[4], id, now_us + i - 1)
-    end
-    -- One HSET: 'lu' stays (readers ignore it unless the job is active)
-    -- and an active job has no 'res' to clear (only completion sets it).
-    if ARGV[b + 3] ~= '' then
-      redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'res', ARGV[b + 3])
-    else
-      redis.call('HSET', job_key, 's', 'completed', 'f', finished)
-    end
     local u = v[3]
     if u and u ~= '' and redis.call('GET', KEYS[4] .. u) == id then
       redis.call('DEL', KEYS[4] .. u)
+    end
+    if ARGV[b + 4] == '1' or v[5] == '1' then
+      gone[#gone + 1] = id
+      if v[4] then -- a tenant's job (lib.lua)
+        tindex_group(dropped, v[4], id, 0)
+      end
+      redis.call('DEL', job_key)
+    else
+      -- i keeps the batch's order among jobs finished in the same
+      -- microsecond. A Lua number: ZADD gets it with 17 digits, exact
+      -- (cheaper than fmt).
+      done[#done + 1] = now_us + i - 1
+      done[#done + 1] = id
+      if v[4] then
+        tindex_group(moved, v[4], id, now_us + i - 1)
+      end
+      -- One HSET: 'lu' stays (readers ignore it unless the job is active)
+      -- and an active job has no 'res' to clear (only completion sets it).
+      if ARGV[b + 3] ~= '' then
+        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'res', ARGV[b + 3])
+      else
+        redis.call('HSET', job_key, 's', 'completed', 'f', finished)
+      end
     end
   end
   out[i] = code
@@ -58,5 +76,18 @@ end
 for c = 1, #done, 1000 do
   redis.call('ZADD', KEYS[2], unpack(done, c, math.min(c + 999, #done)))
 end
+for c = 1, #gone, 1000 do
+  local last = math.min(c + 999, #gone)
+  redis.call('ZREM', KEYS[5], unpack(gone, c, last))
+  redis.call('HDEL', body_key(KEYS[3]), unpack(gone, c, last))
+end
 tindex_flush(KEYS[3], moved, 'active', 'completed')
+tindex_flush(KEYS[3], dropped, 'active', nil)
+local keep = tonumber(ARGV[2])
+if keep > 0 and #done > 0 then
+  local excess = redis.call('ZCARD', KEYS[2]) - keep
+  if excess > 0 then
+    remove_finished(KEYS[2], KEYS[5], KEYS[3], redis.call('ZRANGE', KEYS[2], 0, math.min(excess, 1000) - 1), 'completed')
+  end
+end
 return out

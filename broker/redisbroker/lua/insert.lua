@@ -13,8 +13,9 @@
 --   for it)
 -- ARGV[3] max queue length of the jobs without options (0: no limit)
 -- ARGV[4] number k of jobs with options, then k pairs: job index, options
---   "run at ms|delay ms|ttl ms|max queue length|unique key" (run at '' when
---   unset; the unique key last, as it may hold '|')
+--   "run at ms|delay ms|ttl ms|max queue length|delete on complete (0 or
+--   1)|unique key" (run at '' when unset; the unique key last, as it may
+--   hold '|')
 -- then n triples: id, body (lib.lua's layout without its leading "c|"),
 --   priority (1..1000, 1 first; the client has replaced 0 by the default)
 -- A job due now with no unique key and no TTL gets no state hash (see
@@ -75,10 +76,10 @@ if n == 1 and k == 0 then
 end
 local opts = {}
 for j = 1, k do
-  local run_at, delay, ttl, maxlen, u = string.match(ARGV[4 + 2 * j], '^(%d*)|(%d+)|(%d+)|(%d+)|(.*)$')
+  local run_at, delay, ttl, maxlen, dc, u = string.match(ARGV[4 + 2 * j], '^(%d*)|(%d+)|(%d+)|(%d+)|([01])|(.*)$')
   delay, ttl = tonumber(delay), tonumber(ttl)
   opts[tonumber(ARGV[3 + 2 * j])] = {run_at = run_at, delay = delay, ttl = ttl, maxlen = tonumber(maxlen), u = u,
-    hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= ''}
+    dc = dc == '1', hash = run_at ~= '' or delay > 0 or ttl > 0 or u ~= '' or dc == '1'}
 end
 local J = 4 + 2 * k -- job i's fields are ARGV[J + 3i - 2 .. J + 3i]
 local ids = {}
@@ -222,6 +223,10 @@ local function with_options(i, id, body, o, tn)
     f[#f + 1] = 'e'
     f[#f + 1] = fmt(due + o.ttl)
     redis.call('ZADD', KEYS[4], due + o.ttl, id)
+  end
+  if o.dc then
+    f[#f + 1] = 'dc'
+    f[#f + 1] = '1'
   end
   redis.call('HSET', KEYS[5] .. id, unpack(f))
   if scheduled then

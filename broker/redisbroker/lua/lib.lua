@@ -22,7 +22,8 @@
 --   m max attempts, a attempt, tn tenant, co company, h headers (JSON),
 --   u unique key, to timeout (ns), s state, c created, r run at, e expires
 --   at, st started, f finished, le last error, res result, pg progress,
---   tk lease token, lu lease until (meaningful while active only), w worker.
+--   tk lease token, lu lease until (meaningful while active only), w worker,
+--   dc '1' when the job is removed as soon as it completes.
 --   Times are unix milliseconds.
 --
 -- Tenant index: each job with a tenant is also in the zset of its tenant and
@@ -220,6 +221,32 @@ end
 local function pending_score(seq_key, priority)
   local seq = redis.call('INCR', seq_key)
   return fmt(priority * PRIORITY_SHIFT + seq)
+end
+
+-- remove_finished deletes finished jobs of state whole: their entries in
+-- zset (that state's), the ttl zset and their tenant's index, state hashes
+-- and bodies; four commands per 1000 jobs (unpack is bounded by Lua's
+-- stack), plus one HGET per job for its tenant and one ZREM per tenant.
+-- Their unique keys were released when they finished.
+local function remove_finished(zset, ttl_key, job_prefix, ids, state)
+  local bodies = body_key(job_prefix)
+  local gone = {} -- tenant index entries, per tenant
+  for c = 1, #ids, 1000 do
+    local last = math.min(c + 999, #ids)
+    local keys = {}
+    for i = c, last do
+      keys[#keys + 1] = job_prefix .. ids[i]
+      local tn = redis.call('HGET', keys[#keys], 'tn')
+      if tn then
+        tindex_group(gone, tn, ids[i], 0)
+      end
+    end
+    tindex_flush(job_prefix, gone, state, nil)
+    redis.call('ZREM', zset, unpack(ids, c, last))
+    redis.call('ZREM', ttl_key, unpack(ids, c, last))
+    redis.call('DEL', unpack(keys))
+    redis.call('HDEL', bodies, unpack(ids, c, last))
+  end
 end
 
 -- make_pending puts a job at the back of its priority in the pending zset

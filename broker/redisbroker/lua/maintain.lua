@@ -12,13 +12,23 @@
 -- KEYS[11] wake channel (optional): told when jobs became pending here
 -- ARGV[1] limit  ARGV[2] completed max age ms (0: keep)
 -- ARGV[3] completed max count (0: no limit)  ARGV[4] dead max age ms (0: keep)
--- Returns {recovered, dead, promoted, expired, removed}
+-- Returns {recovered, dead, promoted, expired, removed, more}: more is 1 when
+--   a step stopped at the limit (call again), else 0.
 
 local limit = tonumber(ARGV[1])
 local now, now_us = clock()
-local recovered, dead, expired, removed = 0, 0, 0, 0
+local recovered, dead, expired, removed, more = 0, 0, 0, 0, 0
 
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, limit)) do
+-- full notes a step that took as many jobs as the limit allows.
+local function full(n)
+  if n >= limit then
+    more = 1
+  end
+end
+
+local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, limit)
+full(#leases)
+for _, id in ipairs(leases) do
   local job_key = KEYS[9] .. id
   local v = redis.call('HMGET', job_key, 'a', 'm')
   if not v[1] then
@@ -35,8 +45,11 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMI
 end
 
 local promoted = promote(KEYS[1], KEYS[2], KEYS[7], KEYS[9], now, limit)
+full(promoted)
 
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', fmt(now), 'LIMIT', 0, limit)) do
+local stale = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', fmt(now), 'LIMIT', 0, limit)
+full(#stale)
+for _, id in ipairs(stale) do
   local job_key = KEYS[9] .. id
   local v = redis.call('HMGET', job_key, 's', 'e')
   local from = ({scheduled = KEYS[1], pending = KEYS[2]})[v[1] or '']
@@ -48,29 +61,10 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', fmt(now), 'LIMI
   redis.call('ZREM', KEYS[8], id)
 end
 
--- remove deletes finished jobs of state whole: four commands per 1000 jobs
--- (unpack is bounded by Lua's stack), plus one HGET per job for its tenant
--- and one ZREM per tenant. Their unique keys were released when they
--- finished.
+-- remove deletes finished jobs of state whole.
 local function remove(zset, ids, state)
-  local bodies = body_key(KEYS[9])
-  local gone = {} -- tenant index entries, per tenant
-  for c = 1, #ids, 1000 do
-    local last = math.min(c + 999, #ids)
-    local keys = {}
-    for i = c, last do
-      keys[#keys + 1] = KEYS[9] .. ids[i]
-      local tn = redis.call('HGET', keys[#keys], 'tn')
-      if tn then
-        tindex_group(gone, tn, ids[i], 0)
-      end
-    end
-    tindex_flush(KEYS[9], gone, state, nil)
-    redis.call('ZREM', zset, unpack(ids, c, last))
-    redis.call('ZREM', KEYS[8], unpack(ids, c, last))
-    redis.call('DEL', unpack(keys))
-    redis.call('HDEL', bodies, unpack(ids, c, last))
-  end
+  full(#ids)
+  remove_finished(zset, KEYS[8], KEYS[9], ids, state)
   removed = removed + #ids
 end
 
@@ -92,4 +86,4 @@ end
 if KEYS[11] and recovered + promoted > 0 then
   redis.call('PUBLISH', KEYS[11], '0')
 end
-return {recovered, dead, promoted, expired, removed}
+return {recovered, dead, promoted, expired, removed, more}

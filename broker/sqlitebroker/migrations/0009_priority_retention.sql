@@ -8,3 +8,6 @@ CREATE INDEX jobs_fetch ON jobs (queue, state, priority, seq);
 DROP INDEX jobs_tenant;
 CREATE INDEX jobs_tenant ON jobs (queue, tenant_id, state, priority, seq)
     WHERE tenant_id <> '';
+
+-- A job inserted with DeleteOnComplete is removed whole when it completes.
+ALTER TABLE jobs ADD COLUMN delete_on_complete INTEGER NOT NULL DEFAULT 0;
