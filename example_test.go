@@ -359,3 +359,76 @@ func ExampleClient_Tenant() {
 	// acme lists its own job only: true
 	// pending, all tenants: 2 acme: 1
 }
+
+// Priority means what the seed means: 1 is the most urgent. Across queues
+// (here strictly, one job at a time) invoices (1) runs before payments (3)
+// and reports (4); within a queue a job with priority 1 runs before one that
+// sets none (3). A queue or a job can ask that its jobs be removed as soon
+// as they complete instead of being kept for the retention.
+func ExampleQueueConfig_priority() {
+	b, cleanup := openStore()
+	defer cleanup()
+	ctx := context.Background()
+	client, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	add := func(queue, name string, priority int) {
+		if _, err := client.Add(ctx, queue, worker.JobSpec{Type: "work", Data: name, Priority: priority}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	add("reports", "monthly report", 0)
+	add("payments", "payment run", 0)
+	add("invoices", "invoice inv_002", 0)
+	add("invoices", "invoice inv_001 (urgent)", 1)
+
+	onEvent, waitCompleted := until(4, worker.EventCompleted)
+	m, err := worker.NewManager(b, worker.ManagerConfig{
+		Queues: []worker.QueueConfig{
+			{Name: "reports", Priority: 4, DeleteOnComplete: true},
+			{Name: "payments", Priority: 3},
+			{Name: "invoices", Priority: 1},
+		},
+		Concurrency:    1,
+		StrictPriority: true,
+		Logger:         quiet,
+		OnEvent:        onEvent,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = m.HandleFunc("work", func(ctx context.Context, job *worker.Job) error {
+		var name string
+		if err := worker.Decode(job, &name); err != nil {
+			return err
+		}
+		fmt.Printf("%-9s priority %d: %s\n", job.Queue, job.Priority, name)
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	waitCompleted()
+	if err := m.Shutdown(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, q := range []string{"invoices", "payments", "reports"} {
+		st, err := client.Stats(ctx, q)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: %d kept completed\n", q, st.Completed)
+	}
+	// Output:
+	// invoices  priority 1: invoice inv_001 (urgent)
+	// invoices  priority 3: invoice inv_002
+	// payments  priority 3: payment run
+	// reports   priority 3: monthly report
+	// invoices: 2 kept completed
+	// payments: 1 kept completed
+	// reports: 0 kept completed
+}

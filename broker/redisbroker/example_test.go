@@ -2,8 +2,10 @@ package redisbroker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -11,8 +13,14 @@ import (
 )
 
 // Open a broker on a Redis URL, enqueue a job, lease it and acknowledge it.
+// The job asks to be removed as soon as it completes, so nothing of it is
+// left in Redis afterwards.
 func ExampleOpen() {
-	b, err := redisbroker.Open("redis://localhost:6379/0", redisbroker.Options{})
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://localhost:6379/0"
+	}
+	b, err := redisbroker.Open(url, redisbroker.Options{Prefix: os.Getenv("QUEUE_PREFIX")})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -20,7 +28,7 @@ func ExampleOpen() {
 	ctx := context.Background()
 	_, err = b.JobInsert(ctx, &broker.JobInsertParams{
 		ID: "inv-42", Queue: "invoices", Type: "invoice.processing", MaxAttempts: 3,
-		TenantID: "tenant-1", Data: []byte(`{"invoice":"INV-42"}`),
+		TenantID: "tenant-1", Data: []byte(`{"invoice":"INV-42"}`), DeleteOnComplete: true,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -33,9 +41,17 @@ func ExampleOpen() {
 		errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{
 			JobLeaseParams: broker.JobLeaseParams{Queue: j.Queue, ID: j.ID, Token: j.LeaseToken},
 		}})
-		if err != nil || errs[0] != nil {
-			log.Fatal(err, errs[0])
+		if err != nil {
+			log.Fatal(err)
 		}
-		fmt.Println("processed", j.ID)
+		if errs[0] != nil {
+			log.Fatal(errs[0])
+		}
+		fmt.Println("processed", j.ID, "priority", j.Priority)
 	}
+	_, err = b.JobGet(ctx, &broker.JobGetParams{Queue: "invoices", ID: "inv-42"})
+	fmt.Println("removed on completion:", errors.Is(err, broker.ErrNotFound))
+	// Output:
+	// processed inv-42 priority 3
+	// removed on completion: true
 }

@@ -1,6 +1,8 @@
 package redisbroker_test
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"testing"
 
@@ -11,6 +13,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// ExampleOpen finds its server as the examples do, in REDIS_URL.
+	if url, err := redistest.SharedURL(); err == nil {
+		_ = os.Setenv("REDIS_URL", url)
+		_ = os.Setenv("QUEUE_PREFIX", fmt.Sprintf("example-%d", os.Getpid()))
+	} else if os.Getenv("CI") == "" {
+		fmt.Fprintf(os.Stderr, "skipping ExampleOpen: %v\n", err)
+		_ = flag.Set("test.skip", "^ExampleOpen$")
+	}
 	os.Exit(redistest.Main(m))
 }
 

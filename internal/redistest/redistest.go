@@ -65,14 +65,25 @@ func Main(m *testing.M) int {
 // use. It skips (or, with CI set, fails) the test if no server can be had.
 func URL(t testing.TB) string {
 	t.Helper()
+	u, err := SharedURL()
+	if err != nil {
+		unavailable(t, err)
+	}
+	return u
+}
+
+// SharedURL is URL for code that has no testing.TB, such as a TestMain
+// preparing a server for Example functions: it returns the error instead
+// of skipping.
+func SharedURL() (string, error) {
 	if u := os.Getenv(EnvURL); u != "" {
-		return u
+		return u, nil
 	}
 	sharedOnce.Do(func() { shared, sharedErr = start() })
 	if sharedErr != nil {
-		unavailable(t, sharedErr)
+		return "", sharedErr
 	}
-	return "redis://" + shared.Addr
+	return "redis://" + shared.Addr, nil
 }
 
 // Client returns a go-redis client on the shared server, closed when the
