@@ -2,7 +2,7 @@
 # formatting and vet, runs every test with the race detector, builds bench/.
 GO ?= go
 
-.PHONY: test check fmt vet example bench
+.PHONY: test check fmt vet example bench soak
 
 test: check
 	./scripts/ensure-redis.sh
@@ -20,3 +20,10 @@ vet:
 
 example:
 	$(GO) run ./examples/invoices
+
+# make soak: 5 minutes of no-op jobs on a private redis-server at full speed
+# with the default retention; prints the completed-job count and used_memory
+# figures and fails if they leave their bars (see BenchmarkSoakRedis).
+soak:
+	./scripts/ensure-redis.sh
+	$(GO) test -run '^$$' -bench '^BenchmarkSoakRedis$$' -benchtime 1x -timeout 20m . -soak 5m
