@@ -164,4 +164,20 @@ func testDeleteOnComplete(s *bundle) {
 	}
 	s.insert(q, withID(byJob.ID), withKey("k1"))
 	s.insert(q, withID(byCall.ID), withKey("k2"))
+
+	// A job inserted by a commit (workflow steps, schedule ticks) asks for
+	// it as any job does.
+	if c, ok := s.b.(broker.Committer); ok {
+		cq := "delete-on-complete-commit"
+		p := s.params(cq, func(p *broker.JobInsertParams) { p.DeleteOnComplete = true })
+		res, err := c.Commit(s.ctx, &broker.CommitParams{Scope: cq, Insert: []*broker.CommitInsert{{Job: p}}})
+		if err != nil || len(res.Jobs) != 1 || res.Jobs[0] == nil || !res.Jobs[0].DeleteOnComplete {
+			s.t.Fatalf("Commit inserting a job with DeleteOnComplete: %+v, %v; want the job, saying so", res, err)
+		}
+		if !s.get(cq, p.ID).DeleteOnComplete {
+			s.t.Fatalf("job inserted by a commit with DeleteOnComplete reads back without it")
+		}
+		s.complete(s.fetchOne(cq, longLease), nil)
+		s.wantNotFound(cq, p.ID)
+	}
 }

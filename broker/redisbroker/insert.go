@@ -78,12 +78,8 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 			// Rounded up to the millisecond: never due before RunAt.
 			runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
 		}
-		dc := "0"
-		if p.DeleteOnComplete {
-			dc = "1"
-		}
 		withOpts = append(withOpts, i+1, runAt+"|"+strconv.FormatInt(millis(p.Delay), 10)+"|"+
-			strconv.FormatInt(millis(p.TTL), 10)+"|"+strconv.Itoa(p.MaxQueueLength)+"|"+dc+"|"+p.UniqueKey)
+			strconv.FormatInt(millis(p.TTL), 10)+"|"+strconv.Itoa(p.MaxQueueLength)+"|"+boolArg(p.DeleteOnComplete)+"|"+p.UniqueKey)
 	}
 	args := make([]any, 0, 4+len(withOpts)+len(ps)*insertFields)
 	args = append(args, len(ps), mode, maxlen0, len(withOpts)/2)
@@ -173,6 +169,14 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 		}
 	}
 	return jobs, errs, nil
+}
+
+// boolArg is how scripts take a flag: "1" or "0".
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // rejection turns an insert.lua rejection into the documented error.

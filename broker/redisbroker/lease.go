@@ -108,11 +108,7 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 			args := make([]any, 0, 2+4*len(idx))
 			args = append(args, len(idx), keep)
 			for _, i := range idx {
-				del := ""
-				if ps[i].Delete {
-					del = "1"
-				}
-				args = append(args, ps[i].ID, ps[i].Token, string(ps[i].Result), del)
+				args = append(args, ps[i].ID, ps[i].Token, string(ps[i].Result), boolArg(ps[i].Delete))
 			}
 			return args
 		})

@@ -21,7 +21,7 @@
 --   body, {{index, score}}}}, i = {{id, type, data, priority, max attempts,
 --   tenant, company, headers JSON, unique key, timeout ns, ttl ms, max
 --   queue length, run at ms (0: none), delay ms, if absent 0|1, optional
---   0|1}}, x = {cancel ids}, r = {delete ids}, a = {ids that must not
+--   0|1, delete on complete 0|1}}, x = {cancel ids}, r = {delete ids}, a = {ids that must not
 --   exist}, m = {{id, due ms}}: jobs to reschedule}
 -- Returns {'ok', now ms, {failed job states}, {document versions},
 --   {per insert: state ('pending'|'scheduled') or 'exists'|'unique'|'full',
@@ -230,6 +230,10 @@ for i, j in ipairs(P.i) do
       f[#f + 1] = 'e'
       f[#f + 1] = fmt(due + ttl)
       redis.call('ZADD', KEYS[8], fmt(due + ttl), id)
+    end
+    if j[17] == 1 then
+      f[#f + 1] = 'dc'
+      f[#f + 1] = '1'
     end
     redis.call('HSET', J .. id, unpack(f))
     redis.call('HSET', body_key(J), id, '') -- all its fields are in the hash
