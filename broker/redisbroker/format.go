@@ -27,7 +27,10 @@ import (
 // migrateSchedulesToDocs. Version 3 adds the tenant index (doc.go): each job
 // with a tenant has an entry in its tenant's zset of its state, and its
 // state hash, when it has one, holds the tenant; reindexTenants builds them.
-const FormatVersion = 3
+// Version 4 orders pending jobs with priority 1 first (before: higher
+// numbers first), in the pending zset and the tenant indexes; stored
+// priority numbers keep their value and are read with the new meaning.
+const FormatVersion = 4
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -43,6 +46,7 @@ var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	0: func(context.Context, *Broker) error { return nil },
 	1: migrateSchedulesToDocs,
 	2: func(ctx context.Context, b *Broker) error { return b.reindexTenants(ctx) },
+	3: rescorePending,
 }
 
 // reindexSlice is how many entries of a state's zset one reindex script
@@ -99,5 +103,40 @@ func (b *Broker) checkFormat(ctx context.Context) error {
 		}
 	}
 	b.formatOK.Store(true)
+	return nil
+}
+
+// rescorePending migrates format 3 to 4: it gives every pending job of
+// every queue the score of its stored priority under the new order
+// (lua/rescore.lua), in batches of a few hundred jobs per script call.
+func rescorePending(ctx context.Context, b *Broker) error {
+	queues, err := b.client.SMembers(ctx, queuesKey(b.prefix)).Result()
+	if err != nil {
+		return fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range queues {
+		k := b.keys(q)
+		// ZSCAN returns every member present throughout the scan at least
+		// once; rescoring one twice does no harm.
+		var cursor uint64
+		for {
+			ids, next, err := b.client.ZScan(ctx, k.pending, cursor, "", 500).Result()
+			if err != nil {
+				return fmt.Errorf("scan pending jobs of %q: %w", q, err)
+			}
+			args := make([]any, 0, len(ids)/2)
+			for i := 0; i < len(ids); i += 2 { // member, score pairs
+				args = append(args, ids[i])
+			}
+			if len(args) > 0 {
+				if err := scriptRescore.Run(ctx, b.client, []string{k.pending, k.job}, args...).Err(); err != nil {
+					return fmt.Errorf("rescore pending jobs of %q: %w", q, err)
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
 	return nil
 }

@@ -3,8 +3,11 @@ package redisbroker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
@@ -84,5 +87,65 @@ func TestFormat1SchedulesBecomeDocuments(t *testing.T) {
 		Job: &broker.JobInsertParams{ID: "cron:nightly:1", Queue: "reports", Type: "r", MaxAttempts: 3}})
 	if err != nil || res.Status != broker.ClaimOK {
 		t.Fatalf("claim on the converted schedule: %+v, %v", res, err)
+	}
+}
+
+// Formats before 4 scored pending jobs (1000 - priority) * 2^40 + seq,
+// higher numbers first. Ping on format 3 data rescores them for format 4,
+// priority 1 first, keeping FIFO among equals, in the pending zset and the
+// tenant's pending index; a second run changes nothing.
+func TestStoredFormat3To4RescoresPending(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, client, prefix := newBrokerKeys(t)
+	const shift = 1 << 40
+	prios := map[string]int{"a": 5, "b": 1, "c": 5, "d": 3} // inserted in this order
+	pending, tenant := prefix+":{old}:pending", prefix+":{old}:t:pending:t1"
+	for _, id := range []string{"a", "b", "c", "d"} {
+		mustInsert(t, b, job("old", id, func(p *broker.JobInsertParams) {
+			p.Priority, p.TenantID = prios[id], "t1"
+			if id == "d" {
+				p.TTL = time.Hour // a job with a state hash
+			}
+		}))
+		// Rewrite the scores as format 3 wrote them.
+		score, err := client.ZScore(ctx, pending, id).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := int64(score) % shift
+		for _, key := range []string{pending, tenant} {
+			if err := client.ZAdd(ctx, key, redis.Z{Score: float64((1000-prios[id])*shift + int(seq)), Member: id}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := client.Set(ctx, prefix+":format", 3, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"b", "d", "a", "c"}
+	for run := range 2 {
+		if run == 1 { // a crash after the rescoring, before the stamp: it runs again
+			if err := client.Set(ctx, prefix+":format", 3, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nb, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nb.Ping(ctx); err != nil {
+			t.Fatalf("ping on format 3 data: %v", err)
+		}
+		_ = nb.Close()
+		if v, err := client.Get(ctx, prefix+":format").Int64(); err != nil || v != redisbroker.FormatVersion {
+			t.Fatalf("format after the migration = %d, %v; want %d", v, err, redisbroker.FormatVersion)
+		}
+		for _, key := range []string{pending, tenant} {
+			got, err := client.ZRange(ctx, key, 0, -1).Result()
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("run %d: order of %s after the migration %v, %v; want priority 1 first, FIFO among equals: %v", run, key, got, err, want)
+			}
+		}
 	}
 }

@@ -35,6 +35,7 @@ var (
 	scriptOldest   = loadScript("oldest.lua")
 	scriptGet      = loadScript("get.lua")
 	scriptReindex  = loadScript("tenant_reindex.lua")
+	scriptRescore  = loadScript("rescore.lua")
 )
 
 func loadScript(name string) *redis.Script {
