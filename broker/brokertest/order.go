@@ -45,6 +45,19 @@ func testPriorityOrder(s *bundle) {
 	}
 	got = ids(s.fetch(q, 100, longLease))
 	wantIDs(s.t, "order within one fetched batch (priority 1 first, FIFO among equals)", got, byPriority(inserted))
+
+	// Jobs inserted together in one JobInsertMany take their places too.
+	q = "prio-many"
+	var batch []*broker.JobInsertParams
+	for _, p := range []int{4, 0, broker.MaxPriority, 1, 4, broker.MinPriority, 0, 2} {
+		batch = append(batch, s.params(q, withPriority(p)))
+	}
+	inserted, err := s.b.JobInsertMany(s.ctx, batch)
+	if err != nil {
+		s.t.Fatalf("JobInsertMany of %d jobs: %v", len(batch), err)
+	}
+	got = ids(s.fetch(q, 100, longLease))
+	wantIDs(s.t, "order of jobs inserted in one batch (priority 1 first, FIFO among equals)", got, byPriority(inserted))
 }
 
 // byPriority returns the ids of jobs (in insert order) in the order a broker
