@@ -133,12 +133,13 @@ func testRetentionKeepsPace(s *bundle) {
 // its id and unique key are free again. Other jobs are kept completed.
 func testDeleteOnComplete(s *bundle) {
 	q := "delete-on-complete"
-	byJob := s.insert(q, withKey("k1"), withTTL(time.Hour), func(p *broker.JobInsertParams) { p.DeleteOnComplete = true })
+	tenant := func(p *broker.JobInsertParams) { p.TenantID = "t1" } // with tenant index entries to remove
+	byJob := s.insert(q, withKey("k1"), withTTL(time.Hour), tenant, func(p *broker.JobInsertParams) { p.DeleteOnComplete = true })
 	if !byJob.DeleteOnComplete || !s.get(q, byJob.ID).DeleteOnComplete {
 		s.t.Fatalf("job inserted with DeleteOnComplete does not say so when inserted or read back")
 	}
-	byCall := s.insert(q, withKey("k2"))
-	kept := s.insert(q)
+	byCall := s.insert(q, withKey("k2"), tenant)
+	kept := s.insert(q, tenant)
 	if s.get(q, kept.ID).DeleteOnComplete {
 		s.t.Fatalf("job inserted without DeleteOnComplete reads back with it")
 	}
@@ -159,6 +160,16 @@ func testDeleteOnComplete(s *bundle) {
 	}
 	s.wantCounts(q, counts{broker.StateCompleted: 1})
 	wantIDs(s.t, "completed jobs listed", s.list(broker.JobListParams{Queue: q, State: broker.StateCompleted}), []string{kept.ID})
+	st, err := s.b.QueueStats(s.ctx, &broker.QueueStatsParams{Queue: q, TenantID: "t1"})
+	if err != nil || st.Active != 0 || st.Completed != 1 || st.Unfinished() != 0 {
+		s.t.Fatalf("QueueStats of the jobs' tenant after they completed: %+v, %v; want 1 completed and nothing else", st, err)
+	}
+	for _, state := range []broker.State{broker.StateActive, broker.StateCompleted} {
+		got := s.list(broker.JobListParams{Queue: q, State: state, TenantID: "t1"})
+		if want := map[broker.State][]string{broker.StateCompleted: {kept.ID}}[state]; !slices.Equal(got, want) {
+			s.t.Fatalf("JobList of the jobs' tenant, %s: %v, want %v", state, got, want)
+		}
+	}
 	if err := s.completeErr(lease(jobs[0])); !errors.Is(err, broker.ErrNotFound) {
 		s.t.Fatalf("completing a deleted job again: %v, want ErrNotFound", err)
 	}
