@@ -136,6 +136,20 @@ func PriorityOrDefault(p int) int {
 	return p
 }
 
+// StoredPriority returns the priority a stored number means. Numbers below
+// MinPriority were written before priority 1 meant the most urgent, when 0
+// was the default and higher numbers ran first: they read as
+// DefaultPriority - p (at most MaxPriority), so the old default is the
+// default again and a job stored below it stays below it. Every other
+// number means what it says. Brokers apply it wherever they read a stored
+// priority, so no job of an older release jumps ahead of priority 1.
+func StoredPriority(p int) int {
+	if p >= MinPriority {
+		return p
+	}
+	return min(DefaultPriority-p, MaxPriority)
+}
+
 // MaxDataBytes is the largest payload a broker accepts. Clients may set a
 // lower limit.
 const MaxDataBytes = 16 << 20

@@ -53,7 +53,7 @@ func decodeBody(j *broker.Job, body string) error {
 	j.CreatedAt = fromMillis(n[0])
 	j.RunAt = j.CreatedAt
 	j.MaxAttempts = int(n[1])
-	j.Priority = int(n[2])
+	j.Priority = broker.StoredPriority(int(n[2]))
 	j.Timeout = time.Duration(n[3])
 	j.State = broker.StatePending
 	j.Type, rest = rest[:lt], rest[lt:]
@@ -132,6 +132,7 @@ func setField(j *broker.Job, k, v string) error {
 		j.Data = json.RawMessage(v)
 	case "p":
 		j.Priority, err = strconv.Atoi(v)
+		j.Priority = broker.StoredPriority(j.Priority)
 	case "m":
 		j.MaxAttempts, err = strconv.Atoi(v)
 	case "a":

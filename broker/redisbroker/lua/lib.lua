@@ -57,6 +57,16 @@ end
 local PRIORITY_SHIFT = 1099511627776 -- 2^40
 local DEFAULT_PRIORITY = 3 -- broker.DefaultPriority: what priority 0 means
 
+-- stored_priority is broker.StoredPriority: a number below 1 was stored by
+-- a release where 0 was the default and higher ran first.
+local function stored_priority(p)
+  p = tonumber(p)
+  if p >= 1 then
+    return p
+  end
+  return math.min(DEFAULT_PRIORITY - p, 1000)
+end
+
 -- fmt renders an integral number exactly (Lua would print 1.7e+12).
 local function fmt(n)
   return string.format('%.0f', n)
@@ -219,6 +229,7 @@ end
 -- pending_score gives the next pending position for a priority: lower
 -- numbers first, then FIFO by the queue's sequence counter.
 local function pending_score(seq_key, priority)
+  priority = stored_priority(priority)
   local seq = redis.call('INCR', seq_key)
   return fmt(priority * PRIORITY_SHIFT + seq)
 end

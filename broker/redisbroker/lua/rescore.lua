@@ -18,7 +18,7 @@ for _, id in ipairs(ARGV) do
     score = tonumber(score)
     local seq = score - math.floor(score / PRIORITY_SHIFT) * PRIORITY_SHIFT
     local v = redis.call('HMGET', KEYS[2] .. id, 'p', 'tn')
-    local p = tonumber(job_number(KEYS[2], id, 'p', v[1]) or DEFAULT_PRIORITY)
+    local p = stored_priority(job_number(KEYS[2], id, 'p', v[1]) or DEFAULT_PRIORITY)
     local tn = v[2]
     if not tn then
       local body = redis.call('HGET', body_key(KEYS[2]), id) or ''
