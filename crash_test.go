@@ -26,7 +26,7 @@ const (
 // crashChild is a worker process: it processes "crash.work" jobs (30 ms
 // each, concurrency 10) until it is killed.
 func crashChild() {
-	b, err := redisbroker.Open(os.Getenv(crashURLEnv), redisbroker.Options{Prefix: os.Getenv(crashPrefixEnv)})
+	b, err := redisbroker.Open(os.Getenv(crashURLEnv), redisbroker.Config{Prefix: os.Getenv(crashPrefixEnv)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open broker:", err)
 		os.Exit(2)
@@ -92,7 +92,7 @@ func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
 	}
 	url := redistest.URL(t)
 	prefix := redistest.Prefix(t)
-	b, err := redisbroker.Open(url, redisbroker.Options{Prefix: prefix})
+	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

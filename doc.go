@@ -12,7 +12,7 @@
 // broker/redisbroker (Redis, the distributed engine) and broker/sqlitebroker
 // (embedded SQLite, the zero-setup default).
 //
-//	b, _ := redisbroker.Open("redis://localhost:6379/2", redisbroker.Options{})
+//	b, _ := redisbroker.Open("redis://localhost:6379/2", redisbroker.Config{})
 //	client, _ := worker.NewClient(b, worker.ClientConfig{})
 //	client.Add(ctx, "invoices", worker.JobSpec{
 //		Type:     "invoice.processing",

@@ -24,7 +24,7 @@ func ExampleChecker() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestReadyzFollowsRedisAndDraining(t *testing.T) {
 	port := srv.Port()
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b, err := redisbroker.New(client, redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestReadyzFollowsRedisAndDraining(t *testing.T) {
 }
 
 func TestQueueLengthAndCustomChecks(t *testing.T) {
-	b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.New(redistest.Client(t), redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

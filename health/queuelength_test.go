@@ -18,7 +18,7 @@ import (
 // pending plus scheduled jobs, and nothing else. The queue holds 2 pending,
 // 1 scheduled, 1 active, 1 completed and 1 dead job: 3 are waiting.
 func TestQueueLengthCountsWaitingJobs(t *testing.T) {
-	b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.New(redistest.Client(t), redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func ExampleWorkerMetrics_GetMetrics() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}

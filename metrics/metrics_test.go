@@ -78,7 +78,7 @@ func value(fams map[string]*dto.MetricFamily, name string, want map[string]strin
 }
 
 func TestMetricsScrapedAfterKnownJobs(t *testing.T) {
-	b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.New(redistest.Client(t), redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

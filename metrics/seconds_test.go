@@ -67,7 +67,7 @@ func TestProcessingHistogramIsInSeconds(t *testing.T) {
 // 300 ms, on a real Manager, adds at least 0.3 and well under a minute to
 // the sum (milliseconds would add 300 or more).
 func TestProcessingHistogramFromManager(t *testing.T) {
-	b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.New(redistest.Client(t), redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

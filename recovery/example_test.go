@@ -69,7 +69,7 @@ func ExamplePolicy_manager() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func (c *fakeClock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 func openSQLite(t *testing.T, now func() time.Time) *sqlitebroker.Broker {
 	t.Helper()
-	b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Options{Now: now})
+	b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Config{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestCronAPI(t *testing.T) {
 	brokers := map[string]func(t *testing.T) broker.Broker{
 		"sqlite": func(t *testing.T) broker.Broker { return openSQLite(t, nil) },
 		"redis": func(t *testing.T) broker.Broker {
-			b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+			b, err := redisbroker.New(redistest.Client(t), redisbroker.Config{Prefix: redistest.Prefix(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

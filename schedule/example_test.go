@@ -21,7 +21,7 @@ func openStore() (*sqlitebroker.Broker, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(filepath.Join(dir, "worker.db"), sqlitebroker.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}

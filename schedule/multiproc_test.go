@@ -31,7 +31,7 @@ const (
 // schedulerChild runs a Cron scheduler on Redis until it is killed or gets
 // SIGTERM.
 func schedulerChild() {
-	b, err := redisbroker.Open(os.Getenv(childURLEnv), redisbroker.Options{Prefix: os.Getenv(childPrefixEnv)})
+	b, err := redisbroker.Open(os.Getenv(childURLEnv), redisbroker.Config{Prefix: os.Getenv(childPrefixEnv)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open broker:", err)
 		os.Exit(2)
@@ -149,7 +149,7 @@ func TestMultiProcessRedisOneJobPerTick(t *testing.T) {
 	}
 	t.Parallel()
 	url, prefix := redistest.URL(t), redistest.Prefix(t)
-	b, err := redisbroker.Open(url, redisbroker.Options{Prefix: prefix})
+	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

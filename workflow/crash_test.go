@@ -83,7 +83,7 @@ func crashChild() {
 		os.Exit(2)
 	}
 	prefix := os.Getenv(crashPrefixEnv)
-	b, err := redisbroker.Open(os.Getenv(crashURLEnv), redisbroker.Options{Prefix: prefix})
+	b, err := redisbroker.Open(os.Getenv(crashURLEnv), redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		fail("open broker", err)
 	}
@@ -228,7 +228,7 @@ func TestCrashSIGKILLAroundStepCompletion(t *testing.T) {
 		t.Skip("starts worker processes")
 	}
 	url, prefix := redistest.URL(t), redistest.Prefix(t)
-	b, err := redisbroker.Open(url, redisbroker.Options{Prefix: prefix})
+	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func TestConformanceCluster(t *testing.T) {
 		n++
 		prefix := "cluster:" + strconv.Itoa(n)
 		mu.Unlock()
-		b, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+		b, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
 		if err != nil {
 			t.Fatalf("new broker: %v", err)
 		}

@@ -6,7 +6,7 @@
 //
 // # Layout
 //
-// Every key starts with Options.Prefix and carries the queue as a hash tag,
+// Every key starts with Config.Prefix and carries the queue as a hash tag,
 // so all keys of a queue live in one Cluster slot (keys.go names them all):
 //
 //	<prefix>:{q}:b         hash: job id → body (the job's immutable fields)

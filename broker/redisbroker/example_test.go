@@ -20,7 +20,7 @@ func ExampleOpen() {
 	if url == "" {
 		url = "redis://localhost:6379/0"
 	}
-	b, err := redisbroker.Open(url, redisbroker.Options{Prefix: os.Getenv("QUEUE_PREFIX")})
+	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: os.Getenv("QUEUE_PREFIX")})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func TestCombinedInsertsSurviveRedisRestart(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: time.Second, WriteTimeout: time.Second})
 	defer client.Close()
-	b, err := redisbroker.New(client, redisbroker.Options{Prefix: "fault"})
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: "fault"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestStoredFormatVersion(t *testing.T) {
 	if err := client.Set(ctx, prefix+":format", redisbroker.FormatVersion+1, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	newer, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+	newer, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestStoredFormat3To4RescoresPending(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		nb, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+		nb, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}

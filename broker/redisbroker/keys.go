@@ -2,7 +2,7 @@ package redisbroker
 
 import "github.com/aibos/worker/broker"
 
-// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+// DefaultPrefix is the key prefix used when Config.Prefix is empty.
 const DefaultPrefix = "aibos:worker"
 
 // queueKeys names every key of one queue. All of them carry the hash tag

@@ -19,8 +19,8 @@ import (
 
 var _ broker.Broker = (*Broker)(nil)
 
-// Options configures a Broker. The zero value works.
-type Options struct {
+// Config configures a Broker. The zero value works.
+type Config struct {
 	// Prefix starts every key the broker reads or writes, so several
 	// deployments can share one Redis. It must not contain braces, which
 	// Redis Cluster reads as a hash tag. Defaults to "aibos:worker".
@@ -46,7 +46,7 @@ type Broker struct {
 
 // New returns a Broker on a client the caller owns: Close leaves the client
 // open. Standalone, Sentinel (failover) and Cluster clients all work.
-func New(client redis.UniversalClient, opts Options) (*Broker, error) {
+func New(client redis.UniversalClient, opts Config) (*Broker, error) {
 	if client == nil {
 		return nil, errors.New("redisbroker: new broker: client is nil")
 	}
@@ -67,7 +67,7 @@ func New(client redis.UniversalClient, opts Options) (*Broker, error) {
 
 // Open parses a redis:// or rediss:// URL (as redis.ParseURL does) and
 // returns a Broker that owns its client: Close closes it.
-func Open(url string, opts Options) (*Broker, error) {
+func Open(url string, opts Config) (*Broker, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: open: %w", err)
@@ -281,12 +281,12 @@ func init() {
 }
 
 // openURL opens a broker for broker.Open. The query parameter prefix sets
-// Options.Prefix; the others are go-redis's (redis.ParseURL), which rejects
+// Config.Prefix; the others are go-redis's (redis.ParseURL), which rejects
 // unknown ones. The broker pings Redis before it is returned, so a wrong
 // address or password fails at open.
 func openURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 	q := u.Query()
-	opts := Options{Prefix: q.Get("prefix")}
+	opts := Config{Prefix: q.Get("prefix")}
 	q.Del("prefix")
 	c := *u
 	c.RawQuery = q.Encode()

@@ -37,7 +37,7 @@ func newBroker(t testing.TB) *redisbroker.Broker {
 func newBrokerKeys(t testing.TB) (*redisbroker.Broker, *redis.Client, string) {
 	t.Helper()
 	client, prefix := redistest.Client(t), redistest.Prefix(t)
-	b, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatalf("new broker: %v", err)
 	}

@@ -351,7 +351,7 @@ func TestMaintainRecoversAndRemovesWhole(t *testing.T) {
 	t.Parallel()
 	prefix := redistest.Prefix(t)
 	client := redistest.Client(t)
-	b, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestMaintainRecoversAndRemovesWhole(t *testing.T) {
 
 func TestClosedBrokerReturnsErrClosed(t *testing.T) {
 	t.Parallel()
-	b, err := redisbroker.Open(redistest.URL(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.Open(redistest.URL(t), redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestPausedQueueFetchesNothing(t *testing.T) {
 func TestCloseLeavesCallersClientOpen(t *testing.T) {
 	t.Parallel()
 	client := redistest.Client(t)
-	b, err := redisbroker.New(client, redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +465,7 @@ func TestCloseLeavesCallersClientOpen(t *testing.T) {
 	if err := client.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("the caller's client was closed with the broker: %v", err)
 	}
-	if _, err := redisbroker.New(client, redisbroker.Options{Prefix: "bad{prefix}"}); err == nil {
+	if _, err := redisbroker.New(client, redisbroker.Config{Prefix: "bad{prefix}"}); err == nil {
 		t.Fatal("a prefix with braces was accepted")
 	}
 }

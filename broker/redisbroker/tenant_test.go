@@ -297,7 +297,7 @@ func TestFormat2DataGetsTenantIndex(t *testing.T) {
 	}
 	client.Set(ctx, prefix+":format", 2, 0)
 
-	upgraded, err := redisbroker.New(client, redisbroker.Options{Prefix: prefix})
+	upgraded, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 func TestWorkflowRetentionLeavesNoKey(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := redistest.Client(t), redistest.Prefix(t)
-	rb, err := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+	rb, err := redisbroker.New(rdb, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

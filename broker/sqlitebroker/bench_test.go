@@ -15,7 +15,7 @@ import (
 // openB opens a store in a fresh temporary directory for a benchmark.
 func openB(b *testing.B) *sqlitebroker.Broker {
 	b.Helper()
-	br, err := sqlitebroker.Open(filepath.Join(b.TempDir(), "jobs.db"), sqlitebroker.Options{})
+	br, err := sqlitebroker.Open(filepath.Join(b.TempDir(), "jobs.db"), sqlitebroker.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -309,7 +309,7 @@ func (b *Broker) DocList(ctx context.Context, p *broker.DocListParams) (*broker.
 	return res, nil
 }
 
-// Now reads the broker's clock (Options.Now); see broker.Committer.
+// Now reads the broker's clock (Config.Now); see broker.Committer.
 func (b *Broker) Now(ctx context.Context) (time.Time, error) {
 	if err := b.checkOpen("read the clock"); err != nil {
 		return time.Time{}, err

@@ -48,7 +48,7 @@ func killAfterFirstLine(t *testing.T, role, path string, env ...string) []string
 // reopenChecked opens path after a crash and checks the file's integrity.
 func reopenChecked(t *testing.T, path string) *sqlitebroker.Broker {
 	t.Helper()
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
@@ -88,7 +88,7 @@ func TestDurableCompleteSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "jobs.db")
 	ctx := context.Background()
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func ExampleOpen() {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "data", "worker.db")
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}

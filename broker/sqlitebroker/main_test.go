@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 // It prints one line per acknowledged operation, written after the broker
 // call returned, so that the parent knows exactly what was acknowledged.
 func child(role, path string) int {
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
@@ -124,7 +124,7 @@ func completions(jobs []*broker.Job) []*broker.JobCompleteParams {
 
 // openT opens a store in a fresh temporary directory and closes it at the
 // end of the test.
-func openT(t *testing.T, opts sqlitebroker.Options) (*sqlitebroker.Broker, string) {
+func openT(t *testing.T, opts sqlitebroker.Config) (*sqlitebroker.Broker, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "jobs.db")
 	b, err := sqlitebroker.Open(path, opts)

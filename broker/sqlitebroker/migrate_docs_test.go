@@ -56,7 +56,7 @@ func TestMigrationMovesRunsAndSchedulesIntoDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b, err := Open(path, Options{})
+	b, err := Open(path, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestOpenCreatesDirectoryAndReopens(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a", "b", "jobs.db")
 	ctx := context.Background()
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatalf("open in a missing directory: %v", err)
 	}
@@ -39,7 +39,7 @@ func TestOpenCreatesDirectoryAndReopens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b, err = sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err = sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -62,7 +62,7 @@ func TestOpenEmptyFileIsNewStore(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatalf("open an empty file: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestOpenEmptyFileIsNewStore(t *testing.T) {
 func wantOpenError(t *testing.T, path string, target error) {
 	t.Helper()
 	before, _ := os.ReadFile(path)
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err == nil {
 		b.Close()
 		t.Fatalf("Open(%s) succeeded, want an error", path)
@@ -181,7 +181,7 @@ func TestOpenRejectsNewerSchema(t *testing.T) {
 func openClosed(t *testing.T) (string, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "jobs.db")
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestSecondOpenIsRefused(t *testing.T) {
 		t.Fatalf("child said %q, want ready <pid>", ready)
 	}
 
-	_, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	_, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if !errors.Is(err, sqlitebroker.ErrInUse) {
 		t.Fatalf("Open while another process holds the store = %v, want ErrInUse", err)
 	}
@@ -228,7 +228,7 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	for range lines { // the pipe closes when the child is gone
 	}
 	cmd.Wait()
-	b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatalf("Open after the holder was killed: %v", err)
 	}
@@ -236,14 +236,14 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	if _, err := b.JobGet(context.Background(), &broker.JobGetParams{Queue: "q", ID: "1"}); err != nil {
 		t.Errorf("job written before: %v", err)
 	}
-	_, err = sqlitebroker.Open(path, sqlitebroker.Options{})
+	_, err = sqlitebroker.Open(path, sqlitebroker.Config{})
 	if !errors.Is(err, sqlitebroker.ErrInUse) || !strings.Contains(err.Error(), "this process") {
 		t.Errorf("second Open in one process = %v, want ErrInUse naming this process", err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+	b2, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 	if err != nil {
 		t.Fatalf("Open after Close: %v", err)
 	}

@@ -31,7 +31,7 @@ func TestOpenStoreOfPreviousRelease(t *testing.T) {
 	if err := os.WriteFile(path, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(path, Options{})
+	b, err := Open(path, Config{})
 	if err != nil {
 		t.Fatalf("open a store of the previous release: %v", err)
 	}

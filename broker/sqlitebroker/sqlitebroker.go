@@ -17,8 +17,8 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// Options configures a Broker. The zero value works.
-type Options struct {
+// Config configures a Broker. The zero value works.
+type Config struct {
 	// BusyTimeout is how long a write waits for another process holding the
 	// file's write lock before failing. Defaults to 5s.
 	BusyTimeout time.Duration
@@ -30,7 +30,7 @@ type Options struct {
 	Now func() time.Time
 }
 
-func (o Options) withDefaults() Options {
+func (o Config) withDefaults() Config {
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = 5 * time.Second
 	}
@@ -48,7 +48,7 @@ func (o Options) withDefaults() Options {
 // processes.
 type Broker struct {
 	path   string
-	opts   Options
+	opts   Config
 	lock   *os.File // holds the flock that keeps other processes out; nil where unsupported
 	write  *sql.DB  // exactly one connection: SQLite has one writer
 	read   *sql.DB  // query_only connections
@@ -89,7 +89,7 @@ func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath(
 // application or was written by a newer version of this package; in those
 // cases the file is left untouched. It fails with ErrInUse while another
 // Broker, in this process or another, has the file open.
-func Open(path string, opts Options) (*Broker, error) {
+func Open(path string, opts Config) (*Broker, error) {
 	opts = opts.withDefaults()
 	if err := checkFile(path, opts.BusyTimeout); err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func unlock(f *os.File) error {
 }
 
 // open opens the connection pools and migrates the schema.
-func open(path string, opts Options) (*Broker, error) {
+func open(path string, opts Config) (*Broker, error) {
 	write, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -315,7 +315,7 @@ func openURL(_ context.Context, u *url.URL) (broker.Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opts Options
+	var opts Config
 	for k, vs := range u.Query() {
 		v := vs[len(vs)-1]
 		switch k {

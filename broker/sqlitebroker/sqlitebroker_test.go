@@ -15,7 +15,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T) broker.Broker {
-		b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "jobs.db"), sqlitebroker.Options{})
+		b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "jobs.db"), sqlitebroker.Config{})
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
@@ -25,12 +25,12 @@ func TestConformance(t *testing.T) {
 }
 
 // TestClockDrivesTime checks that every time the broker decides by comes
-// from Options.Now: a job delayed by an hour becomes fetchable when the
+// from Config.Now: a job delayed by an hour becomes fetchable when the
 // injected clock moves, and its lease expires by that clock too.
 func TestClockDrivesTime(t *testing.T) {
 	t.Parallel()
 	now := time.UnixMilli(1_800_000_000_000)
-	b, _ := openT(t, sqlitebroker.Options{Now: func() time.Time { return now }})
+	b, _ := openT(t, sqlitebroker.Config{Now: func() time.Time { return now }})
 	ctx := context.Background()
 	p := newJob("q", "later")
 	p.Delay = time.Hour
@@ -68,7 +68,7 @@ func TestClockDrivesTime(t *testing.T) {
 // token in the middle completes the others and leaves the stale one alone.
 func TestBatchCompleteMixedTokens(t *testing.T) {
 	t.Parallel()
-	b, _ := openT(t, sqlitebroker.Options{})
+	b, _ := openT(t, sqlitebroker.Config{})
 	ctx := context.Background()
 	ps := make([]*broker.JobInsertParams, 3)
 	for i := range ps {

@@ -13,7 +13,7 @@ import (
 // the listing's order: no scan of the queue's jobs and no sort.
 func TestTenantQueriesUseIndex(t *testing.T) {
 	t.Parallel()
-	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Options{})
+	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Config{})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -25,7 +25,7 @@ var Engines = []Engine{{"redis", Redis}, {"sqlite", SQLite}}
 // under a key prefix of its own, closed when the test ends.
 func Redis(t testing.TB) broker.Broker {
 	t.Helper()
-	b, err := redisbroker.New(redistest.Client(t), redisbroker.Options{Prefix: redistest.Prefix(t)})
+	b, err := redisbroker.New(redistest.Client(t), redisbroker.Config{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func Redis(t testing.TB) broker.Broker {
 // closed when the test ends.
 func SQLite(t testing.TB) broker.Broker {
 	t.Helper()
-	b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Options{})
+	b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func (a *aibos) name() string { return a.label }
 // newAibosRedis is aibos-worker on the bench's redis-server.
 func newAibosRedis(srv *redisServer) *aibos {
 	return &aibos{label: "aibos", open: func() (broker.Broker, func(), error) {
-		b, err := redisbroker.Open(srv.url, redisbroker.Options{})
+		b, err := redisbroker.Open(srv.url, redisbroker.Config{})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -48,7 +48,7 @@ func sqliteSystem() (*aibos, func(), error) {
 	return &aibos{label: "sqlite", open: func() (broker.Broker, func(), error) {
 		i++
 		path := filepath.Join(dir, fmt.Sprintf("bench-%d.db", i))
-		b, err := sqlitebroker.Open(path, sqlitebroker.Options{})
+		b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 		if err != nil {
 			return nil, nil, err
 		}
