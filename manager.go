@@ -103,7 +103,8 @@ type ManagerConfig struct {
 	// broker again at once while it reports more to remove, and the Redis
 	// broker applies the count with each completion batch, so a queue holds
 	// at most CompletedMaxCount completed jobs plus what completes in one
-	// MaintainInterval (on Redis: CompletedMaxCount).
+	// MaintainInterval (on Redis: CompletedMaxCount + 99, trimmed as jobs
+	// complete).
 	CompletedMaxAge   time.Duration
 	CompletedMaxCount int
 	// DeadMaxAge removes dead jobs older than this. Defaults to keeping them.

@@ -205,7 +205,8 @@ type JobCompleteParams struct {
 	// as part of the completion, removing the queue's oldest completed jobs
 	// beyond it, so that the completed set stays within the rule between
 	// QueueMaintain calls whatever the completion rate (the Redis broker
-	// does, to keep its memory flat); QueueMaintain applies it in any case.
+	// does, to keep its memory flat, once 100 jobs are in excess, so that
+	// one trim removes many); QueueMaintain applies it in any case.
 	// Within one call the smallest value given for a queue applies.
 	CompletedMaxCount int
 }

@@ -31,6 +31,9 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 	if err := b.open("commit"); err != nil {
 		return nil, err
 	}
+	if err := b.formatReady(ctx, "commit"); err != nil {
+		return nil, err
+	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("redisbroker: %w", err)
 	}

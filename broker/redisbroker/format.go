@@ -76,6 +76,21 @@ func (b *Broker) reindexTenants(ctx context.Context) error {
 	return nil
 }
 
+// formatReady checks the stored format once per Broker, before the first
+// write: data written by this release before anything pinged must not be
+// mistaken later for data of an older format (a key-less prefix holding
+// jobs is format 0, and its migration would run over every job). After the
+// first success it costs one atomic load.
+func (b *Broker) formatReady(ctx context.Context, op string) error {
+	if b.formatOK.Load() {
+		return nil
+	}
+	if err := b.checkFormat(ctx); err != nil {
+		return fmt.Errorf("redisbroker: %s: %w", op, err)
+	}
+	return nil
+}
+
 // checkFormat makes sure the data is in FormatVersion: it stamps an unused
 // prefix, migrates older data and refuses newer data.
 func (b *Broker) checkFormat(ctx context.Context) error {

@@ -149,3 +149,27 @@ func TestStoredFormat3To4RescoresPending(t *testing.T) {
 		}
 	}
 }
+
+// The first write stamps an unused prefix with the current format, so jobs
+// written before anything pinged are not taken later for data of an older
+// format (whose migration would run over every job when a Manager starts).
+func TestFirstWriteStampsFormat(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, write := range []string{"insert", "insert many"} {
+		b, client, prefix := newBrokerKeys(t)
+		var err error
+		p := &broker.JobInsertParams{ID: "j", Queue: "q", Type: "t", MaxAttempts: 1}
+		if write == "insert" {
+			_, err = b.JobInsert(ctx, p)
+		} else {
+			_, err = b.JobInsertMany(ctx, []*broker.JobInsertParams{p})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := client.Get(ctx, prefix+":format").Int(); err != nil || v != redisbroker.FormatVersion {
+			t.Errorf("%s on a fresh prefix: format key = %d, %v; want %d", write, v, err, redisbroker.FormatVersion)
+		}
+	}
+}

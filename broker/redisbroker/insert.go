@@ -27,6 +27,9 @@ func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*bro
 	if err := b.open("insert job"); err != nil {
 		return nil, err
 	}
+	if err := b.formatReady(ctx, "insert job"); err != nil {
+		return nil, err
+	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("redisbroker: insert job: %w", err)
 	}
@@ -41,6 +44,9 @@ func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*bro
 // JobInsertMany stores jobs of one queue atomically, in one script call.
 func (b *Broker) JobInsertMany(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, error) {
 	if err := b.open("insert jobs"); err != nil {
+		return nil, err
+	}
+	if err := b.formatReady(ctx, "insert jobs"); err != nil {
 		return nil, err
 	}
 	if err := broker.ValidateBatch(ps); err != nil {

@@ -16,6 +16,9 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	if err := b.open("fetch jobs"); err != nil {
 		return nil, err
 	}
+	if err := b.formatReady(ctx, "fetch jobs"); err != nil {
+		return nil, err
+	}
 	if p == nil {
 		return nil, fmt.Errorf("redisbroker: fetch jobs: %w: params are nil", broker.ErrInvalidJob)
 	}

@@ -238,6 +238,9 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	if err := b.open("maintain queue"); err != nil {
 		return nil, err
 	}
+	if err := b.formatReady(ctx, "maintain queue"); err != nil {
+		return nil, err
+	}
 	if p == nil {
 		return nil, fmt.Errorf("redisbroker: maintain queue: %w: params are nil", broker.ErrInvalidJob)
 	}

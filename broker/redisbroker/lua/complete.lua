@@ -85,8 +85,10 @@ tindex_flush(KEYS[3], moved, 'active', 'completed')
 tindex_flush(KEYS[3], dropped, 'active', nil)
 local keep = tonumber(ARGV[2])
 if keep > 0 and #done > 0 then
+  -- Trimming waits for 100 jobs of excess, so that its fixed cost (six
+  -- commands) is shared by many removals rather than paid per batch.
   local excess = redis.call('ZCARD', KEYS[2]) - keep
-  if excess > 0 then
+  if excess >= 100 then
     remove_finished(KEYS[2], KEYS[5], KEYS[3], redis.call('ZRANGE', KEYS[2], 0, math.min(excess, 1000) - 1), 'completed')
   end
 end
