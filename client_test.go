@@ -101,7 +101,7 @@ func TestClientDuplicateQueueFullAndAdmin(t *testing.T) {
 			t.Fatal(err)
 		}
 		first := add(t, c, "bills", worker.JobSpec{Type: "bill.sync", UniqueKey: "bill-42", TenantID: "t1"})
-		_, err = c.Add(ctx, "bills", worker.JobSpec{Type: "bill.sync", UniqueKey: "bill-42"})
+		_, err = c.Add(ctx, "bills", worker.JobSpec{Type: "bill.sync", UniqueKey: "bill-42", TenantID: "t1"})
 		var de *worker.DuplicateError
 		if !errors.As(err, &de) || de.ExistingID != first.ID {
 			t.Fatalf("duplicate unique key: err = %v, want DuplicateError naming %s", err, first.ID)

@@ -60,8 +60,10 @@ type JobSpec struct {
 	CompanyID string
 	// Headers carry small string metadata.
 	Headers map[string]string
-	// UniqueKey rejects another job with this key in the queue while this
-	// one is unfinished.
+	// UniqueKey rejects another job of the same tenant with this key in the
+	// queue while this one is unfinished. Keys are held per tenant: jobs of
+	// other tenants never block it (jobs with no tenant share a namespace
+	// of their own).
 	UniqueKey string
 	// Timeout bounds one attempt. Defaults to the Manager's Timeout.
 	Timeout time.Duration

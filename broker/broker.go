@@ -33,7 +33,8 @@ type Broker interface {
 	// JobInsert stores one job. It returns the stored job (ID, State, RunAt,
 	// CreatedAt filled in) only once the job is durable.
 	// It returns an *InvalidError if p fails Validate, a *DuplicateError if
-	// the ID exists or an unfinished job holds p.UniqueKey, and ErrQueueFull
+	// the ID exists or an unfinished job of the same tenant holds
+	// p.UniqueKey (see Job.UniqueKey), and ErrQueueFull
 	// if p.MaxQueueLength > 0 and the queue already holds that many
 	// scheduled + pending jobs. On error nothing is written.
 	JobInsert(ctx context.Context, p *JobInsertParams) (*Job, error)
@@ -41,7 +42,8 @@ type Broker interface {
 	// JobInsertMany stores jobs atomically: all or none. All jobs must share
 	// one queue. Errors are as for JobInsert; an *InvalidError or
 	// *DuplicateError names the first offending job. A duplicate inside the
-	// batch itself (same ID or unique key twice) is a *DuplicateError too.
+	// batch itself (same ID, or the same unique key for one tenant, twice)
+	// is a *DuplicateError too.
 	// The queue-full check counts the whole batch.
 	JobInsertMany(ctx context.Context, ps []*JobInsertParams) ([]*Job, error)
 
@@ -106,10 +108,11 @@ type Broker interface {
 	JobCancel(ctx context.Context, p *JobCancelParams) (*Job, error)
 
 	// JobRetry moves a dead, cancelled or expired job back to pending with
-	// Attempt reset to 0. ErrWrongState for any other state; ErrDuplicate if
-	// an unfinished job has taken its unique key meanwhile (a scoped call
-	// gets no ExistingID when that job is outside its scope); ErrNotFound if
-	// absent or outside p's tenant scope (nothing changes).
+	// Attempt reset to 0, taking its unique key back in its own tenant's
+	// namespace. ErrWrongState for any other state; ErrDuplicate, naming
+	// the holder (a job of the same tenant), if an unfinished job has taken
+	// its unique key meanwhile; ErrNotFound if absent or outside p's tenant
+	// scope (nothing changes).
 	JobRetry(ctx context.Context, p *JobRetryParams) (*Job, error)
 
 	// JobDelete removes a job that is not active, with all its index
@@ -161,7 +164,7 @@ type JobInsertParams struct {
 	TenantID    string            //
 	CompanyID   string            //
 	Headers     map[string]string //
-	UniqueKey   string            //
+	UniqueKey   string            // held per (queue, tenant, key); see Job.UniqueKey
 	Timeout     time.Duration     // >= 0
 	// DeleteOnComplete removes the job whole as soon as it completes
 	// (stored with it; see Job.DeleteOnComplete).

@@ -9,8 +9,9 @@ import (
 var (
 	// ErrNotFound: no job with that id exists in that queue.
 	ErrNotFound = errors.New("job not found")
-	// ErrDuplicate: a job with the same ID exists, or an unfinished job holds
-	// the same unique key. The error is a *DuplicateError naming the existing job.
+	// ErrDuplicate: a job with the same ID exists, or an unfinished job of the
+	// same tenant holds the same unique key. The error is a *DuplicateError
+	// naming the existing job.
 	ErrDuplicate = errors.New("duplicate job")
 	// ErrQueueFull: the insert would take the queue's unfinished jobs
 	// (scheduled + pending) past JobInsertParams.MaxQueueLength. Nothing was written.
@@ -33,9 +34,9 @@ var (
 // It matches ErrDuplicate with errors.Is.
 type DuplicateError struct {
 	Queue string
-	// ExistingID is the job that holds the id or unique key; empty when a
-	// call scoped to a tenant met another tenant's job, which it must not
-	// learn of.
+	// ExistingID is the job that holds the id or unique key. A unique key
+	// is only ever held against jobs of the same tenant (Job.UniqueKey), so
+	// the holder it names is never another tenant's job.
 	ExistingID string
 	UniqueKey  string // empty when the id itself collided
 }
@@ -43,9 +44,6 @@ type DuplicateError struct {
 // Error says what is taken and by whom. It leaves the queue out: the
 // error that wraps it (the insert that was refused) names it.
 func (e *DuplicateError) Error() string {
-	if e.UniqueKey != "" && e.ExistingID == "" {
-		return fmt.Sprintf("duplicate: unique key %q is held by another job", e.UniqueKey)
-	}
 	if e.UniqueKey != "" {
 		return fmt.Sprintf("duplicate: unique key %q is held by job %s", e.UniqueKey, e.ExistingID)
 	}

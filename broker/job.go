@@ -76,8 +76,11 @@ type Job struct {
 	CompanyID string `json:"company_id,omitempty"`
 	// Headers carry small string metadata (trace ids, origin).
 	Headers map[string]string `json:"headers,omitempty"`
-	// UniqueKey, when set, rejects another job with the same key in the same
-	// queue while this one is unfinished (scheduled, pending or active).
+	// UniqueKey, when set, rejects another job of the same tenant with the
+	// same key in the same queue while this one is unfinished (scheduled,
+	// pending or active). Keys are held per (queue, tenant, key): jobs of
+	// different tenants never block each other, and jobs with no tenant
+	// share a namespace of their own.
 	UniqueKey string `json:"unique_key,omitempty"`
 	// Timeout bounds one attempt; zero means the Manager's default.
 	Timeout time.Duration `json:"timeout,omitempty"`

@@ -79,6 +79,7 @@ var cases = []testCase{
 	{"TenantScope", testTenantScope},
 	{"TenantList", testTenantList},
 	{"TenantIndexExact", testTenantIndexExact},
+	{"UniqueKeyPerTenant", testUniqueKeyPerTenant},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each

@@ -44,7 +44,10 @@
 //     with the same error as an absent job, and change nothing), TenantList
 //     (a tenant's listing of each state, paged, is the queue's listing
 //     restricted to it; scoped stats count it), TenantIndexExact (the same
-//     after every transition and removal path).
+//     after every transition and removal path), UniqueKeyPerTenant (a
+//     unique key is held per queue, tenant and key: tenants never block
+//     each other, jobs with no tenant are a namespace of their own, through
+//     inserts, batches, completion, retry and Commit).
 //
 // Time is judged only by the broker's own clock: a job's RunAt, StartedAt,
 // LeaseUntil and FinishedAt, and a probe job's CreatedAt when a case must

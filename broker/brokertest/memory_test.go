@@ -36,45 +36,46 @@ type memJob struct {
 
 // faults names the rules a memBroker can be told to break.
 type faults struct {
-	ignorePriority     bool // fetch in insert order only
-	lifo               bool // newest first among equal priorities
-	ignoreDelay        bool // delayed jobs are pending at once
-	noLeaseRecovery    bool // QueueMaintain leaves expired leases alone
-	anyTokenAccepted   bool // lease calls check the state, not the token
-	newerTokenOK       bool // lease calls accept any token >= the current one
-	extendNoop         bool // JobLeaseExtend reports success but changes nothing
-	nonAtomicBulk      bool // JobInsertMany writes jobs until the first bad one
-	ignoreUniqueKey    bool // unique keys are not enforced
-	fullCountsPending  bool // MaxQueueLength ignores scheduled jobs
-	ignoreTTL          bool // pending jobs never expire
-	ignoreRetryDelay   bool // a failed job is due again at once
-	ignorePause        bool // QueuePause has no effect on JobFetch
-	cancelKeepsLease   bool // cancelling an active job leaves its lease valid
-	racyFetch          bool // JobFetch picks jobs, unlocks, then leases them
-	releaseCounts      bool // JobRelease keeps the attempt counted
-	retainOldest       bool // CompletedMaxCount keeps the oldest jobs
-	closeNoop          bool // Close does nothing
-	skipValidate       bool // inserts are not validated
-	dropResult         bool // JobComplete does not store the result
-	fetchNoPromote     bool // JobFetch leaves due scheduled jobs to QueueMaintain
-	finishedOldest     bool // JobList lists finished jobs oldest first
-	expiredAsDead      bool // QueueStats counts expired jobs as dead
-	queueListReversed  bool // QueueList is sorted backwards
-	ignoreProgress     bool // JobProgress reports success but stores nothing
-	dropHeaders        bool // inserts lose their headers
-	deleteActive       bool // JobDelete removes active jobs too
-	ignoreFailMax      bool // JobFail ignores its MaxAttempts override
-	leaderSteal        bool // LeaderAcquire takes a lease another holder has
-	leaderExtendNoop   bool // LeaderAcquire by the holder does not move the expiry
-	oldestFirstInLine  bool // OldestPendingAt is the RunAt of the next job to fetch
-	commitNotAtomic    bool // Commit keeps what it applied before the part that fails
-	commitAnyToken     bool // Commit completes and fails jobs whatever their lease
-	casIgnoresVersion  bool // Commit writes documents at any version
-	optionalAborts     bool // an Optional insert that is refused fails the commit
-	optionalWrites     bool // an Optional insert whose unique key is held is written anyway
-	ignoreNotBefore    bool // Commit applies before its NotBefore
-	docListReversed    bool // DocList reads indexes in the wrong order
-	rescheduleKeepsTTL bool // a rescheduled job keeps its old ExpiresAt
+	ignorePriority      bool // fetch in insert order only
+	lifo                bool // newest first among equal priorities
+	ignoreDelay         bool // delayed jobs are pending at once
+	noLeaseRecovery     bool // QueueMaintain leaves expired leases alone
+	anyTokenAccepted    bool // lease calls check the state, not the token
+	newerTokenOK        bool // lease calls accept any token >= the current one
+	extendNoop          bool // JobLeaseExtend reports success but changes nothing
+	nonAtomicBulk       bool // JobInsertMany writes jobs until the first bad one
+	ignoreUniqueKey     bool // unique keys are not enforced
+	uniqueAcrossTenants bool // unique keys are held per queue, across tenants
+	fullCountsPending   bool // MaxQueueLength ignores scheduled jobs
+	ignoreTTL           bool // pending jobs never expire
+	ignoreRetryDelay    bool // a failed job is due again at once
+	ignorePause         bool // QueuePause has no effect on JobFetch
+	cancelKeepsLease    bool // cancelling an active job leaves its lease valid
+	racyFetch           bool // JobFetch picks jobs, unlocks, then leases them
+	releaseCounts       bool // JobRelease keeps the attempt counted
+	retainOldest        bool // CompletedMaxCount keeps the oldest jobs
+	closeNoop           bool // Close does nothing
+	skipValidate        bool // inserts are not validated
+	dropResult          bool // JobComplete does not store the result
+	fetchNoPromote      bool // JobFetch leaves due scheduled jobs to QueueMaintain
+	finishedOldest      bool // JobList lists finished jobs oldest first
+	expiredAsDead       bool // QueueStats counts expired jobs as dead
+	queueListReversed   bool // QueueList is sorted backwards
+	ignoreProgress      bool // JobProgress reports success but stores nothing
+	dropHeaders         bool // inserts lose their headers
+	deleteActive        bool // JobDelete removes active jobs too
+	ignoreFailMax       bool // JobFail ignores its MaxAttempts override
+	leaderSteal         bool // LeaderAcquire takes a lease another holder has
+	leaderExtendNoop    bool // LeaderAcquire by the holder does not move the expiry
+	oldestFirstInLine   bool // OldestPendingAt is the RunAt of the next job to fetch
+	commitNotAtomic     bool // Commit keeps what it applied before the part that fails
+	commitAnyToken      bool // Commit completes and fails jobs whatever their lease
+	casIgnoresVersion   bool // Commit writes documents at any version
+	optionalAborts      bool // an Optional insert that is refused fails the commit
+	optionalWrites      bool // an Optional insert whose unique key is held is written anyway
+	ignoreNotBefore     bool // Commit applies before its NotBefore
+	docListReversed     bool // DocList reads indexes in the wrong order
+	rescheduleKeepsTTL  bool // a rescheduled job keeps its old ExpiresAt
 
 	scopedGetIgnoresTenant    bool // JobGet ignores its tenant scope
 	scopedCancelIgnoresTenant bool // JobCancel ignores its tenant scope
@@ -84,7 +85,6 @@ type faults struct {
 	scopedStatsCountAll       bool // a scoped QueueStats counts every tenant's jobs
 	scopeSeesUntenanted       bool // a scoped call sees jobs with no tenant
 	scopeHintsExistence       bool // another tenant's job is not found with another message than an absent one
-	scopedDupNamesHolder      bool // a scoped retry's duplicate error names another tenant's job
 
 	ttlExpiresActive bool // QueueMaintain expires active jobs past their TTL
 	retryReleasesKey bool // a job waiting to retry no longer holds its unique key
@@ -201,7 +201,7 @@ func (b *memBroker) checkInsert(ps []*broker.JobInsertParams) error {
 	for _, j := range b.jobs {
 		retrying := j.State == broker.StateScheduled && j.Attempt > 0
 		if j.UniqueKey != "" && !j.State.Finished() && !(b.faults.retryReleasesKey && retrying) {
-			keys[j.Queue+"\x00"+j.UniqueKey] = j.ID
+			keys[b.uniqueSlot(j.Queue, j.TenantID, j.UniqueKey)] = j.ID
 		}
 	}
 	for _, p := range ps {
@@ -212,10 +212,11 @@ func (b *memBroker) checkInsert(ps []*broker.JobInsertParams) error {
 		if p.UniqueKey == "" || b.faults.ignoreUniqueKey {
 			continue
 		}
-		if held, ok := keys[p.Queue+"\x00"+p.UniqueKey]; ok {
+		slot := b.uniqueSlot(p.Queue, p.TenantID, p.UniqueKey)
+		if held, ok := keys[slot]; ok {
 			return &broker.DuplicateError{Queue: p.Queue, ExistingID: held, UniqueKey: p.UniqueKey}
 		}
-		keys[p.Queue+"\x00"+p.UniqueKey] = p.ID
+		keys[slot] = p.ID
 	}
 	if n := ps[0].MaxQueueLength; n > 0 {
 		var waiting int
@@ -229,6 +230,15 @@ func (b *memBroker) checkInsert(ps []*broker.JobInsertParams) error {
 		}
 	}
 	return nil
+}
+
+// uniqueSlot names what a job of tenant holds in queue with key: keys are
+// held per (queue, tenant, key), unless a fault holds them across tenants.
+func (b *memBroker) uniqueSlot(queue, tenant, key string) string {
+	if b.faults.uniqueAcrossTenants {
+		tenant = ""
+	}
+	return queue + "\x00" + broker.UniqueSlot(tenant, key)
 }
 
 func (b *memBroker) store(p *broker.JobInsertParams) *memJob {
@@ -546,12 +556,9 @@ func (b *memBroker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*br
 		return nil, fmt.Errorf("retry job %s (%s): %w", id, s, broker.ErrWrongState)
 	}
 	for _, o := range b.jobs {
-		if j.UniqueKey != "" && o.Queue == queue && o.UniqueKey == j.UniqueKey && !o.State.Finished() {
-			holder := o.ID
-			if !b.faults.scopedDupNamesHolder && !b.inScope(p.TenantID, o.TenantID) {
-				holder = ""
-			}
-			return nil, &broker.DuplicateError{Queue: queue, ExistingID: holder, UniqueKey: j.UniqueKey}
+		if j.UniqueKey != "" && o.UniqueKey != "" && !o.State.Finished() &&
+			b.uniqueSlot(o.Queue, o.TenantID, o.UniqueKey) == b.uniqueSlot(queue, j.TenantID, j.UniqueKey) {
+			return nil, &broker.DuplicateError{Queue: queue, ExistingID: o.ID, UniqueKey: j.UniqueKey}
 		}
 	}
 	j.State, j.Attempt, j.RunAt, j.FinishedAt, j.ExpiresAt = broker.StatePending, 0, time.Now(), time.Time{}, time.Time{}

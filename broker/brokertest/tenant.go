@@ -95,22 +95,6 @@ func testTenantScope(s *bundle) {
 	}
 	wantIDs(s.t, "JobList dead scoped to "+b, s.list(broker.JobListParams{Queue: q, State: broker.StateDead, TenantID: b}), []string{bDead.ID})
 
-	// A's dead job whose unique key B's job took meanwhile: A's retry is
-	// refused without naming B's job.
-	kq := q + "-key" // a queue of its own, so that the fetch takes this job
-	keyed := s.insert(kq, withTenant(a), withKey("shared-key"), withAttempts(1))
-	s.fail(s.fetchOne(kq, longLease), "boom", 0, false)
-	holder := s.insert(kq, withTenant(b), withKey("shared-key"))
-	_, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: kq, ID: keyed.ID, TenantID: a})
-	var dup *broker.DuplicateError
-	if !errors.As(err, &dup) || dup.ExistingID != "" || strings.Contains(err.Error(), holder.ID) {
-		s.t.Fatalf("JobRetry scoped to %s of its job whose unique key %s's job holds: %v; want a duplicate error that names no job of %s", a, b, err, b)
-	}
-	_, err = s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: kq, ID: keyed.ID})
-	if !errors.As(err, &dup) || dup.ExistingID != holder.ID {
-		s.t.Fatalf("unscoped JobRetry of a job whose unique key another job holds: %v; want a duplicate error naming %s", err, holder.ID)
-	}
-
 	// A's own job, through A's scope.
 	if j, err := s.b.JobGet(s.ctx, &broker.JobGetParams{Queue: q, ID: mine.ID, TenantID: a}); err != nil || j.ID != mine.ID {
 		s.t.Fatalf("JobGet of its own job, scoped: %v, %v", j, err)
@@ -346,5 +330,114 @@ func testTenantIndexExact(s *bundle) {
 		if st := s.tenantStats(q, tenant); st.Completed+st.Dead != 0 {
 			s.t.Fatalf("QueueStats scoped to %s after retention removed every finished job: %+v", tenant, *st)
 		}
+	}
+}
+
+// testUniqueKeyPerTenant: a unique key is held per (queue, tenant, key).
+// Jobs of different tenants never block each other (nor does a duplicate
+// error name another tenant's job); jobs with no tenant are a namespace of
+// their own; within a tenant the key is held as usual, through inserts,
+// batches, completion, JobRetry and Commit's optional inserts.
+func testUniqueKeyPerTenant(s *bundle) {
+	q := "unique-tenant"
+	const a, b, key = "tenant-a", "tenant-b", "invoice-42"
+	heldA := s.insert(q, withTenant(a), withKey(key))
+	heldB := s.insert(q, withTenant(b), withKey(key)) // A's key does not block B
+	heldNone := s.insert(q, withKey(key))             // nor a job with no tenant
+	s.rejectTenantDuplicate(q, a, key, heldA.ID)
+	s.rejectTenantDuplicate(q, b, key, heldB.ID)
+	s.rejectTenantDuplicate(q, "", key, heldNone.ID)
+	// One batch may hold the same key for two tenants.
+	batch := []*broker.JobInsertParams{s.params(q, withTenant(a), withKey("batch-key")), s.params(q, withTenant(b), withKey("batch-key"))}
+	if _, err := s.b.JobInsertMany(s.ctx, batch); err != nil {
+		s.t.Fatalf("JobInsertMany of one key for two tenants: %v; want both stored", err)
+	}
+
+	// Once A's job completes, A may use the key again; B's still holds.
+	qc := q + "-done" // a queue of its own, so that the fetch takes A's job
+	doneA := s.insert(qc, withTenant(a), withKey(key))
+	doneB := s.insert(qc, withTenant(b), withKey(key), withDelay(time.Hour))
+	f := s.fetchOne(qc, longLease)
+	if f.ID != doneA.ID {
+		s.t.Fatalf("fetched %s from %s, want %s", f.ID, qc, doneA.ID)
+	}
+	s.complete(f, nil)
+	again := s.insert(qc, withTenant(a), withKey(key))
+	s.rejectTenantDuplicate(qc, a, key, again.ID)
+	s.rejectTenantDuplicate(qc, b, key, doneB.ID)
+
+	// JobRetry takes the key back in the job's own tenant only: B's holder
+	// does not stop A's retry, and after it A's key is held again.
+	qr := q + "-retry"
+	stopped := s.insert(qr, withTenant(a), withKey(key))
+	if _, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: qr, ID: stopped.ID, TenantID: a}); err != nil {
+		s.t.Fatalf("JobCancel(%s) scoped to %s: %v", stopped.ID, a, err)
+	}
+	otherB := s.insert(qr, withTenant(b), withKey(key))
+	if j, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: qr, ID: stopped.ID, TenantID: a}); err != nil || j.State != broker.StatePending {
+		s.t.Fatalf("JobRetry scoped to %s of its job whose key only %s's job %s holds: %v, %v; want it pending", a, b, otherB.ID, j, err)
+	}
+	s.rejectTenantDuplicate(qr, a, key, stopped.ID)
+	s.rejectTenantDuplicate(qr, b, key, otherB.ID)
+	// A's cancelled job whose key another of A's jobs took: the scoped retry
+	// is refused and names A's own holder.
+	stopped2 := s.insert(qr, withTenant(a), withKey("k2"))
+	if _, err := s.b.JobCancel(s.ctx, &broker.JobCancelParams{Queue: qr, ID: stopped2.ID}); err != nil {
+		s.t.Fatalf("JobCancel(%s): %v", stopped2.ID, err)
+	}
+	takerA := s.insert(qr, withTenant(a), withKey("k2"))
+	_, err := s.b.JobRetry(s.ctx, &broker.JobRetryParams{Queue: qr, ID: stopped2.ID, TenantID: a})
+	var dup *broker.DuplicateError
+	if !errors.As(err, &dup) || dup.ExistingID != takerA.ID || dup.UniqueKey != "k2" {
+		s.t.Fatalf("JobRetry scoped to %s of its job whose key its job %s took: %v; want a duplicate naming %s and key k2", a, takerA.ID, err, takerA.ID)
+	}
+	s.wantState(qr, stopped2.ID, broker.StateCancelled)
+
+	// Commit's optional inserts: held only within the same tenant.
+	c, ok := s.b.(broker.Committer)
+	if !ok {
+		return
+	}
+	qm := q + "-commit"
+	holder := s.insert(qm, withTenant(a), withKey(key))
+	res, err := c.Commit(s.ctx, &broker.CommitParams{Scope: qm, Insert: []*broker.CommitInsert{
+		{Job: s.params(qm, withTenant(b), withKey(key)), Optional: true},
+		{Job: s.params(qm, withTenant(a), withKey(key)), Optional: true},
+		{Job: s.params(qm, withKey(key)), Optional: true},
+	}})
+	if err != nil {
+		s.t.Fatalf("Commit of optional inserts with a key %s holds: %v", a, err)
+	}
+	if len(res.Jobs) != 3 || len(res.Skipped) != 3 || res.Jobs[0] == nil || res.Skipped[0] != nil ||
+		res.Jobs[2] == nil || res.Skipped[2] != nil || res.Jobs[1] != nil ||
+		!errors.As(res.Skipped[1], &dup) || dup.ExistingID != holder.ID || dup.UniqueKey != key {
+		s.t.Fatalf("Commit result: jobs %v skipped %v; want %s's and the untenanted insert stored, %s's skipped naming %s",
+			res.Jobs, res.Skipped, b, a, holder.ID)
+	}
+	if res.Jobs[0].UniqueKey != key || res.Jobs[0].TenantID != b {
+		s.t.Fatalf("Commit stored %+v; want tenant %s and key %s", res.Jobs[0], b, key)
+	}
+	s.rejectTenantDuplicate(qm, b, key, res.Jobs[0].ID)
+	s.rejectTenantDuplicate(qm, "", key, res.Jobs[2].ID)
+}
+
+// rejectTenantDuplicate inserts a job of tenant with key, alone and in a
+// batch, and expects a *DuplicateError naming existing and the key as the
+// user gave it, with nothing written; the job read back keeps its key.
+func (s *bundle) rejectTenantDuplicate(q, tenant, key, existing string) {
+	s.t.Helper()
+	p := s.params(q, withTenant(tenant), withKey(key))
+	_, err := s.b.JobInsert(s.ctx, p)
+	var de *broker.DuplicateError
+	if !errors.As(err, &de) || de.ExistingID != existing || de.UniqueKey != key {
+		s.t.Fatalf("JobInsert of tenant %q with unique key %q held by %s: %v; want a *DuplicateError naming %s and %q", tenant, key, existing, err, existing, key)
+	}
+	_, err = s.b.JobInsertMany(s.ctx, []*broker.JobInsertParams{s.params(q, withTenant(tenant)), p})
+	if !errors.As(err, &de) || de.ExistingID != existing || de.UniqueKey != key {
+		s.t.Fatalf("JobInsertMany of tenant %q with unique key %q held by %s: %v; want a *DuplicateError naming %s and %q", tenant, key, existing, err, existing, key)
+	}
+	s.wantNotFound(q, p.ID)
+	if j := s.get(q, existing); j.UniqueKey != key || j.TenantID != tenant {
+		s.t.Fatalf("holder %s reads back with tenant %q and key %q; want %q and %q", existing, j.TenantID, j.UniqueKey, tenant, key)
 	}
 }

@@ -144,7 +144,7 @@ func setField(j *broker.Job, k, v string) error {
 	case "h":
 		err = json.Unmarshal([]byte(v), &j.Headers)
 	case "u":
-		j.UniqueKey = v
+		j.UniqueKey = broker.UniqueKeyOfSlot(v) // stored as its tenant's slot
 	case "to":
 		var ns int64
 		ns, err = strconv.ParseInt(v, 10, 64)

@@ -100,7 +100,7 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 			runAt = (j.RunAt.UnixNano() + 999_999) / 1_000_000
 		}
 		ins = append(ins, obj{j.ID, j.Type, string(j.Data), broker.PriorityOrDefault(j.Priority), j.MaxAttempts, j.TenantID, j.CompanyID, headers,
-			j.UniqueKey, int64(j.Timeout), millis(j.TTL), j.MaxQueueLength, runAt, millis(j.Delay), b01(x.IfAbsent), b01(x.Optional),
+			broker.UniqueSlot(j.TenantID, j.UniqueKey), int64(j.Timeout), millis(j.TTL), j.MaxQueueLength, runAt, millis(j.Delay), b01(x.IfAbsent), b01(x.Optional),
 			b01(j.DeleteOnComplete)})
 	}
 	for key, v := range map[string][]obj{"c": c, "f": f, "d": d, "i": ins, "m": m} {

@@ -18,7 +18,10 @@
 //	<prefix>:{q}:completed, :dead, :cancelled, :expired
 //	                       zsets: finish time (µs), newest last
 //	<prefix>:{q}:ttl       zset: ExpiresAt of jobs inserted with a TTL
-//	<prefix>:{q}:u:<key>   string: the job holding a unique key
+//	<prefix>:{q}:u:<slot>  string: the job holding a unique key; the slot
+//	                       is broker.UniqueSlot (the key itself for a job
+//	                       with no tenant, else the key in its tenant's
+//	                       namespace, so tenants never contend for a key)
 //	<prefix>:{q}:t:<state>:<tenant>
 //	                       zset: a tenant's jobs in one state, scored as the
 //	                       state's zset (the tenant index)

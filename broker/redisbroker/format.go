@@ -30,7 +30,11 @@ import (
 // Version 4 orders pending jobs with priority 1 first (before: higher
 // numbers first), in the pending zset and the tenant indexes; stored
 // priority numbers keep their value and are read with the new meaning.
-const FormatVersion = 4
+// Version 5 holds unique keys per tenant: a job with a tenant holds its key
+// under broker.UniqueSlot (its 'u' field and its <prefix>:{q}:u: key), a
+// job with no tenant under the key itself, as before; migrateUniqueSlots
+// moves the keys of older tenant jobs.
+const FormatVersion = 5
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -47,6 +51,7 @@ var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	1: migrateSchedulesToDocs,
 	2: func(ctx context.Context, b *Broker) error { return b.reindexTenants(ctx) },
 	3: rescorePending,
+	4: migrateUniqueSlots,
 }
 
 // reindexSlice is how many entries of a state's zset one reindex script
@@ -154,4 +159,72 @@ func rescorePending(ctx context.Context, b *Broker) error {
 		}
 	}
 	return nil
+}
+
+// uniqueStates are the states whose jobs' unique keys migrateUniqueSlots
+// moves: the unfinished ones, which hold their key, and those JobRetry can
+// bring back, which take it again. Completed jobs never use theirs again
+// (their 'u' reads back the same either way).
+var uniqueStates = []broker.State{broker.StateScheduled, broker.StatePending, broker.StateActive,
+	broker.StateDead, broker.StateCancelled, broker.StateExpired}
+
+// migrateUniqueSlots migrates format 4 to 5: the unique key of every job
+// with a tenant in uniqueStates moves to its tenant's slot
+// (lua/unique_slot.lua), one slice of a state's zset per script call, so
+// that a key an old job holds keeps holding. Jobs with no tenant keep their
+// key as it is. As for reindexTenants, jobs that change state meanwhile may
+// be missed unless the old workers are stopped (the upgrade rule).
+func migrateUniqueSlots(ctx context.Context, b *Broker) error {
+	queues, err := b.client.SMembers(ctx, queuesKey(b.prefix)).Result()
+	if err != nil {
+		return fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range queues {
+		k := b.keys(q)
+		for _, st := range uniqueStates {
+			for start := int64(0); ; start += reindexSlice {
+				ids, err := b.client.ZRange(ctx, k.stateZset(st), start, start+reindexSlice-1).Result()
+				if err != nil {
+					return fmt.Errorf("read %s jobs of %q: %w", st, q, err)
+				}
+				if err := b.moveUniqueKeys(ctx, k, ids); err != nil {
+					return fmt.Errorf("move unique keys of %s jobs of %q: %w", st, q, err)
+				}
+				if len(ids) < reindexSlice {
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// moveUniqueKeys moves the unique keys of the tenant jobs among ids to
+// their slots: one pipeline reads their keys and tenants, one script call
+// moves those that are not in a slot yet.
+func (b *Broker) moveUniqueKeys(ctx context.Context, k queueKeys, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	pipe := b.client.Pipeline()
+	reads := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		reads[i] = pipe.HMGet(ctx, k.job+id, "u", "tn")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	var args []any
+	for i, r := range reads {
+		v := r.Val()
+		u, _ := v[0].(string)
+		tn, _ := v[1].(string)
+		if slot := broker.UniqueSlot(tn, u); slot != u && broker.UniqueKeyOfSlot(u) == u {
+			args = append(args, ids[i], u, slot)
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	return scriptSlot.Run(ctx, b.client, []string{k.job, k.unique}, args...).Err()
 }

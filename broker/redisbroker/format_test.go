@@ -173,3 +173,75 @@ func TestFirstWriteStampsFormat(t *testing.T) {
 		}
 	}
 }
+
+// Formats before 5 held a tenant job's unique key under the key itself, so
+// that tenants contended for keys. Ping on format 4 data moves the keys of
+// tenant jobs to their tenant's slot: a key an old unfinished job holds
+// keeps holding against its own tenant only, an old cancelled job retried
+// takes its key back in its tenant, a job with no tenant is untouched, and
+// a second run changes nothing.
+func TestStoredFormat4To5MovesUniqueKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, client, prefix := newBrokerKeys(t)
+	const q = "old"
+	withKey := func(tenant, key string) func(*broker.JobInsertParams) {
+		return func(p *broker.JobInsertParams) { p.TenantID, p.UniqueKey = tenant, key }
+	}
+	mustInsert(t, b, job(q, "held", withKey("t1", "k1")), job(q, "stopped", withKey("t1", "k2")),
+		job(q, "plain", withKey("", "k3")))
+	if _, err := b.JobCancel(ctx, &broker.JobCancelParams{Queue: q, ID: "stopped"}); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the tenant jobs' keys as format 4 wrote them.
+	unique := prefix + ":{" + q + "}:u:"
+	for id, key := range map[string]string{"held": "k1", "stopped": "k2"} {
+		if err := client.HSet(ctx, prefix+":{"+q+"}:j:"+id, "u", key).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := client.Rename(ctx, unique+broker.UniqueSlot("t1", "k1"), unique+"k1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		// The second run: a crash after the move, before the stamp.
+		if err := client.Set(ctx, prefix+":format", 4, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		nb, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nb.Ping(ctx); err != nil {
+			t.Fatalf("run %d: ping on format 4 data: %v", run, err)
+		}
+		_ = nb.Close()
+		if v, err := client.Get(ctx, prefix+":format").Int64(); err != nil || v != redisbroker.FormatVersion {
+			t.Fatalf("run %d: format after the migration = %d, %v; want %d", run, v, err, redisbroker.FormatVersion)
+		}
+		if n, err := client.Exists(ctx, unique+"k1").Result(); err != nil || n != 0 {
+			t.Fatalf("run %d: the old key %sk1 still exists (%d, %v)", run, unique, n, err)
+		}
+	}
+	for id, key := range map[string]string{"held": "k1", "stopped": "k2", "plain": "k3"} {
+		if j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: q, ID: id}); err != nil || j.UniqueKey != key {
+			t.Fatalf("job %s after the migration: %+v, %v; want unique key %s", id, j, err, key)
+		}
+	}
+	wantDup := func(what string, p *broker.JobInsertParams, holder string) {
+		t.Helper()
+		_, err := b.JobInsert(ctx, p)
+		var dup *broker.DuplicateError
+		if !errors.As(err, &dup) || dup.ExistingID != holder || dup.UniqueKey != p.UniqueKey {
+			t.Fatalf("%s: %v; want a duplicate naming %s and key %s", what, err, holder, p.UniqueKey)
+		}
+	}
+	wantDup("insert with the key an old tenant job holds", job(q, "again", withKey("t1", "k1")), "held")
+	wantDup("insert with the key an old job with no tenant holds", job(q, "again", withKey("", "k3")), "plain")
+	mustInsert(t, b, job(q, "other-tenant", withKey("t2", "k1")), job(q, "no-tenant", withKey("", "k1")))
+	if _, err := b.JobRetry(ctx, &broker.JobRetryParams{Queue: q, ID: "stopped", TenantID: "t1"}); err != nil {
+		t.Fatalf("retry the old cancelled job: %v", err)
+	}
+	wantDup("insert with the key a retried old job took back", job(q, "again", withKey("t1", "k2")), "stopped")
+	mustInsert(t, b, job(q, "other-tenant-2", withKey("t2", "k2")))
+}

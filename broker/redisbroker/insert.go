@@ -84,8 +84,11 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 			// Rounded up to the millisecond: never due before RunAt.
 			runAt = strconv.FormatInt((p.RunAt.UnixNano()+999_999)/1_000_000, 10)
 		}
+		// The script holds the key under its tenant's slot, so that tenants
+		// never contend for a key.
 		withOpts = append(withOpts, i+1, runAt+"|"+strconv.FormatInt(millis(p.Delay), 10)+"|"+
-			strconv.FormatInt(millis(p.TTL), 10)+"|"+strconv.Itoa(p.MaxQueueLength)+"|"+boolArg(p.DeleteOnComplete)+"|"+p.UniqueKey)
+			strconv.FormatInt(millis(p.TTL), 10)+"|"+strconv.Itoa(p.MaxQueueLength)+"|"+boolArg(p.DeleteOnComplete)+"|"+
+			broker.UniqueSlot(p.TenantID, p.UniqueKey))
 	}
 	args := make([]any, 0, 4+len(withOpts)+len(ps)*insertFields)
 	args = append(args, len(ps), mode, maxlen0, len(withOpts)/2)
@@ -185,10 +188,11 @@ func boolArg(b bool) string {
 	return "0"
 }
 
-// rejection turns an insert.lua rejection into the documented error.
+// rejection turns an insert.lua rejection into the documented error; b is
+// the unique slot of a unique-key rejection.
 func rejection(queue, kind, a, b string) error {
 	if kind == "dup" {
-		return &broker.DuplicateError{Queue: queue, ExistingID: a, UniqueKey: b}
+		return &broker.DuplicateError{Queue: queue, ExistingID: a, UniqueKey: broker.UniqueKeyOfSlot(b)}
 	}
 	if kind == "full" {
 		return fmt.Errorf("%w: it holds %s scheduled and pending jobs", broker.ErrQueueFull, a)

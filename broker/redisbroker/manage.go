@@ -144,7 +144,8 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 }
 
 // jobScript decodes the reply of a script that changes one job's state:
-// {'ok', job} | {'notfound'} | {'wrongstate', state} | {'dup', holder, key}.
+// {'ok', job} | {'notfound'} | {'wrongstate', state} | {'dup', holder,
+// unique slot}.
 func (b *Broker) jobScript(_ context.Context, queue, id string, result func() (any, error)) (*broker.Job, error) {
 	reply, err := result()
 	if err != nil {
@@ -165,7 +166,7 @@ func (b *Broker) jobScript(_ context.Context, queue, id string, result func() (a
 	case "wrongstate":
 		return nil, fmt.Errorf("%w: job is %s", broker.ErrWrongState, str(arr, 1))
 	case "dup":
-		return nil, &broker.DuplicateError{Queue: queue, ExistingID: str(arr, 1), UniqueKey: str(arr, 2)}
+		return nil, &broker.DuplicateError{Queue: queue, ExistingID: str(arr, 1), UniqueKey: broker.UniqueKeyOfSlot(str(arr, 2))}
 	}
 	return nil, fmt.Errorf("unexpected status %q", st)
 }

@@ -36,6 +36,7 @@ var (
 	scriptGet      = loadScript("get.lua")
 	scriptReindex  = loadScript("tenant_reindex.lua")
 	scriptRescore  = loadScript("rescore.lua")
+	scriptSlot     = loadScript("unique_slot.lua")
 )
 
 func loadScript(name string) *redis.Script {

@@ -175,9 +175,9 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 	where, args := scoped(queue, id, p.TenantID)
 	var j *broker.Job
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
-		var state string
+		var state, tenant string
 		var key sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT state, unique_key FROM jobs WHERE `+where, args...).Scan(&state, &key)
+		err := tx.QueryRowContext(ctx, `SELECT state, tenant_id, unique_key FROM jobs WHERE `+where, args...).Scan(&state, &tenant, &key)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return broker.ErrNotFound
@@ -190,13 +190,12 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 			return fmt.Errorf("%w: job is %s", broker.ErrWrongState, state)
 		}
 		if key.Valid {
-			var holder, holderTenant string
-			err := tx.QueryRowContext(ctx, `SELECT id, tenant_id FROM jobs WHERE queue = ? AND unique_key = ?
-				AND state IN ('scheduled', 'pending', 'active')`, queue, key.String).Scan(&holder, &holderTenant)
+			// Keys are held per tenant: the holder, if any, is the job's
+			// own tenant's, which its scope may see.
+			var holder string
+			err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE queue = ? AND tenant_id = ? AND unique_key = ?
+				AND state IN ('scheduled', 'pending', 'active')`, queue, tenant, key.String).Scan(&holder)
 			if err == nil {
-				if !broker.InScope(p.TenantID, holderTenant) {
-					holder = "" // a scoped caller must not learn of another tenant's job
-				}
 				return &broker.DuplicateError{Queue: queue, ExistingID: holder, UniqueKey: key.String}
 			}
 			if !errors.Is(err, sql.ErrNoRows) {

@@ -195,7 +195,8 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 	return j, args, nil
 }
 
-// duplicateInBatch reports a batch that repeats an ID or a unique key.
+// duplicateInBatch reports a batch that repeats an ID, or a unique key
+// within one tenant.
 func duplicateInBatch(ps []*broker.JobInsertParams) error {
 	if len(ps) < 2 {
 		return nil
@@ -210,10 +211,11 @@ func duplicateInBatch(ps []*broker.JobInsertParams) error {
 		if p.UniqueKey == "" {
 			continue
 		}
-		if first, ok := keys[p.UniqueKey]; ok {
+		slot := broker.UniqueSlot(p.TenantID, p.UniqueKey)
+		if first, ok := keys[slot]; ok {
 			return &broker.DuplicateError{Queue: p.Queue, ExistingID: first, UniqueKey: p.UniqueKey}
 		}
-		keys[p.UniqueKey] = p.ID
+		keys[slot] = p.ID
 	}
 	return nil
 }
@@ -260,8 +262,8 @@ func duplicateOf(ctx context.Context, tx *sql.Tx, p *broker.JobInsertParams, cau
 	}
 	if p.UniqueKey != "" {
 		var id string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE queue = ? AND unique_key = ?
-			AND state IN ('scheduled', 'pending', 'active')`, p.Queue, p.UniqueKey).Scan(&id)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE queue = ? AND tenant_id = ? AND unique_key = ?
+			AND state IN ('scheduled', 'pending', 'active')`, p.Queue, p.TenantID, p.UniqueKey).Scan(&id)
 		if err == nil {
 			return &broker.DuplicateError{Queue: p.Queue, ExistingID: id, UniqueKey: p.UniqueKey}
 		}

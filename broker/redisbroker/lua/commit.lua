@@ -19,7 +19,8 @@
 --   c = {{id, token, result}}, f = {{id, token, error, delay ms, discard
 --   0|1, max attempts override}}, d = {{kind, key, version, delete 0|1,
 --   body, {{index, score}}}}, i = {{id, type, data, priority, max attempts,
---   tenant, company, headers JSON, unique key, timeout ns, ttl ms, max
+--   tenant, company, headers JSON, unique slot (broker.UniqueSlot),
+--   timeout ns, ttl ms, max
 --   queue length, run at ms (0: none), delay ms, if absent 0|1, optional
 --   0|1, delete on complete 0|1}}, x = {cancel ids}, r = {delete ids}, a = {ids that must not
 --   exist}, m = {{id, due ms}}: jobs to reschedule}
@@ -27,7 +28,7 @@
 --   {per insert: state ('pending'|'scheduled') or 'exists'|'unique'|'full',
 --   run at ms or detail}} | {'early', now ms} | {'lease', 'c'|'f', index,
 --   0 not found | -1 lost} | {'conflict', what} | {'dup', index, existing
---   id, unique key} | {'full', index, queued} | {'taken', id} |
+--   id, unique slot} | {'full', index, queued} | {'taken', id} |
 --   {'resched', id, state ('' if missing)}
 
 local P = cjson.decode(ARGV[1])

@@ -14,20 +14,20 @@
 -- ARGV[3] max queue length of the jobs without options (0: no limit)
 -- ARGV[4] number k of jobs with options, then k pairs: job index, options
 --   "run at ms|delay ms|ttl ms|max queue length|delete on complete (0 or
---   1)|unique key" (run at '' when unset; the unique key last, as it may
---   hold '|')
+--   1)|unique slot" (run at '' when unset; the unique slot,
+--   broker.UniqueSlot of the job's tenant and key, last, as it may hold '|')
 -- then n triples: id, body (lib.lua's layout without its leading "c|"),
 --   priority (1..1000, 1 first; the client has replaced 0 by the default)
 -- A job due now with no unique key and no TTL gets no state hash (see
 -- lib.lua): one HMGET entry, one HSET entry and one ZADD entry. A job with a
 -- tenant also gets an entry in its tenant's index zset (lib.lua): one ZADD
 -- entry, the batch's written with one ZADD per tenant.
--- Returns, all or none: {'dup', index, existing id, unique key ('' for an
+-- Returns, all or none: {'dup', index, existing id, unique slot ('' for an
 --   id collision)} | {'full', index, scheduled + pending count} | {'ok',
 --   created ms, then for each job that is not pending with run at =
 --   created: index, 'scheduled', run at ms, ''}. In 'each' mode always 'ok',
 --   the list also naming each job not stored: index, 'dup', existing id,
---   unique key | index, 'full', count, ''.
+--   unique slot | index, 'full', count, ''.
 -- Every check runs before the first write.
 
 local n = tonumber(ARGV[1])

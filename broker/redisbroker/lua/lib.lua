@@ -20,7 +20,8 @@
 --   read them with job_number. It overrides the body's fields when the job
 --   is decoded. Its fields: id, t type, d data, p priority,
 --   m max attempts, a attempt, tn tenant, co company, h headers (JSON),
---   u unique key, to timeout (ns), s state, c created, r run at, e expires
+--   u unique slot (broker.UniqueSlot: the unique key, namespaced by the
+--   tenant when the job has one), to timeout (ns), s state, c created, r run at, e expires
 --   at, st started, f finished, le last error, res result, pg progress,
 --   tk lease token, lu lease until (meaningful while active only), w worker,
 --   dc '1' when the job is removed as soon as it completes.

@@ -9,8 +9,9 @@
 -- ARGV[1] id  ARGV[2] tenant scope ('' for none): another tenant's job, or
 --   one with no tenant, is not found
 -- Returns {'ok', job} with the job (see lib.lua) after the change
---   | {'notfound'} | {'wrongstate', state} | {'dup', holder id, unique key}
---   (holder id '' when scoped and the holder is outside the scope)
+--   | {'notfound'} | {'wrongstate', state} | {'dup', holder id, unique slot}
+--   (the job's 'u' is its tenant's slot, broker.UniqueSlot: the holder is a
+--   job of the same tenant)
 
 local id = ARGV[1]
 local job_key = KEYS[7] .. id
@@ -31,9 +32,6 @@ if u and u ~= '' then
   if holder and holder ~= id then
     local hs = job_state(KEYS[7], holder)
     if hs == 'scheduled' or hs == 'pending' or hs == 'active' then
-      if ARGV[2] ~= '' and job_tenant(KEYS[7], holder) ~= ARGV[2] then
-        holder = ''
-      end
       return {'dup', holder, u}
     end
   end
