@@ -310,6 +310,42 @@ func (p *CommitParams) Validate() error {
 			}
 		}
 	}
+	// A job is completed, failed or rescheduled at most once per commit:
+	// the brokers judge every change against the state before the commit,
+	// so two such changes of one job would leave it in two states.
+	changed := map[string]string{}
+	change := func(what, id string) error {
+		if prev, dup := changed[id]; dup {
+			return bad("job %s is both %s and %s in one commit", id, prev, what)
+		}
+		changed[id] = what
+		return nil
+	}
+	for _, c := range p.Complete {
+		if err := change("completed", c.ID); err != nil {
+			return err
+		}
+	}
+	for _, f := range p.Fail {
+		if err := change("failed", f.ID); err != nil {
+			return err
+		}
+	}
+	for _, r := range p.Reschedule {
+		if err := change("rescheduled", r.ID); err != nil {
+			return err
+		}
+	}
+	// Cancel and Delete leave a finished job as it is, so they may name a
+	// job the commit completes (a run cancelling its other jobs), but not
+	// one it reschedules.
+	for what, ids := range map[string][]string{"cancelled": p.Cancel, "deleted": p.Delete} {
+		for _, id := range ids {
+			if changed[id] == "rescheduled" {
+				return bad("job %s is both rescheduled and %s in one commit", id, what)
+			}
+		}
+	}
 	return nil
 }
 

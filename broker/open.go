@@ -98,7 +98,13 @@ func parseBrokerURL(rawURL string) (string, *url.URL, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", nil, fmt.Errorf("broker: open: parse url: %w", err)
+		// *url.Error quotes the whole URL, password included: keep only
+		// what is wrong with it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", nil, fmt.Errorf("broker: open: url does not parse: %v", err)
 	}
 	if u.Scheme == "" {
 		return "", nil, fmt.Errorf("broker: open %q: url has no scheme", rawURL)

@@ -227,6 +227,19 @@ func testCommitOptionalInsert(s *bundle) {
 	if got := s.wantState(q, ok.ID, broker.StatePending); !near(got.RunAt, tick) {
 		s.t.Fatalf("inserted job due at %v, want its RunAt %v", got.RunAt, tick)
 	}
+	// Two inserts of one commit with one unique key: the second is a
+	// duplicate of the first, as in a bulk insert.
+	first, second := s.params(q, withKey("twice")), s.params(q, withKey("twice"))
+	_, err = c.Commit(s.ctx, &broker.CommitParams{Scope: q, Insert: []*broker.CommitInsert{{Job: first}, {Job: second}}})
+	if !errors.Is(err, broker.ErrDuplicate) {
+		s.t.Fatalf("Commit inserting one unique key twice: %v, want ErrDuplicate", err)
+	}
+	s.wantCounts(q, counts{broker.StatePending: 2})
+	res, err = c.Commit(s.ctx, &broker.CommitParams{Scope: q, Insert: []*broker.CommitInsert{{Job: first}, {Job: second, Optional: true}}})
+	if err != nil || res.Jobs[0] == nil || res.Jobs[1] != nil || !errors.Is(res.Skipped[1], broker.ErrDuplicate) {
+		s.t.Fatalf("Commit inserting one unique key twice, the second optional: %+v, %v; want the second skipped", res, err)
+	}
+	s.wantCounts(q, counts{broker.StatePending: 3})
 }
 
 // testCommitNotBefore: a commit is refused, changing nothing, while the
@@ -365,6 +378,11 @@ func testCommitInvalidInput(s *bundle) {
 		{Scope: q, Cancel: []string{""}},
 		{Scope: q, Reschedule: []*broker.JobReschedule{{ID: "j"}}},
 		{Scope: q, Reschedule: []*broker.JobReschedule{nil}},
+		// One job changed twice in one commit would end in two states.
+		{Scope: q, Complete: []*broker.JobCompleteParams{{JobLeaseParams: lp}}, Fail: []*broker.JobFailParams{{JobLeaseParams: lp}}},
+		{Scope: q, Cancel: []string{"j"}, Reschedule: []*broker.JobReschedule{{ID: "j", RunAt: time.Now()}}},
+		{Scope: q, Delete: []string{"j"}, Reschedule: []*broker.JobReschedule{{ID: "j", RunAt: time.Now()}}},
+		{Scope: q, Complete: []*broker.JobCompleteParams{{JobLeaseParams: lp}}, Reschedule: []*broker.JobReschedule{{ID: "j", RunAt: time.Now()}}},
 	} {
 		if _, err := c.Commit(s.ctx, p); !errors.Is(err, broker.ErrInvalidJob) {
 			s.t.Fatalf("Commit of bad params %d: %v, want ErrInvalidJob", i, err)

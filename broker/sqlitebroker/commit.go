@@ -54,11 +54,24 @@ func (b *Broker) commit(ctx context.Context, tx *sql.Tx, p *broker.CommitParams,
 	}
 	res := &broker.CommitResult{Now: time.UnixMilli(now)}
 	for _, c := range p.Complete {
-		r, err := b.exec(ctx, tx, sqlComplete, now, nullBlob(c.Result), c.ID, c.Queue, c.Token)
-		if err != nil {
-			return nil, fmt.Errorf("complete job %s: %w", c.ID, err)
+		// As JobComplete: a job inserted with DeleteOnComplete, or a
+		// completion asking for it, is removed whole.
+		n := int64(0)
+		if !c.Delete {
+			r, err := b.exec(ctx, tx, sqlComplete, now, nullBlob(c.Result), c.ID, c.Queue, c.Token)
+			if err != nil {
+				return nil, fmt.Errorf("complete job %s: %w", c.ID, err)
+			}
+			n, _ = r.RowsAffected()
 		}
-		if n, _ := r.RowsAffected(); n == 0 {
+		if n == 0 {
+			r, err := b.exec(ctx, tx, sqlCompleteDelete, c.ID, c.Queue, c.Token)
+			if err != nil {
+				return nil, fmt.Errorf("complete job %s: %w", c.ID, err)
+			}
+			n, _ = r.RowsAffected()
+		}
+		if n == 0 {
 			return nil, b.leaseMiss(ctx, tx, &c.JobLeaseParams)
 		}
 	}

@@ -75,7 +75,7 @@ for _, id in ipairs(P.r) do
     return {'conflict', 'job ' .. id .. ' to delete is ' .. s}
   end
 end
-local outcome, queued, accepted, seen = {}, -1, 0, {}
+local outcome, queued, accepted, seen, seen_u = {}, -1, 0, {}, {}
 for i, j in ipairs(P.i) do
   local id, u, maxlen = j[1], j[9], j[12]
   if seen[id] or redis.call('HEXISTS', body_key(J), id) == 1 then
@@ -85,8 +85,9 @@ for i, j in ipairs(P.i) do
     outcome[i] = {'exists', id}
   end
   if not outcome[i] and u ~= '' then
-    local holder = redis.call('GET', U .. u)
-    if holder and unfinished[job_state(J, holder) or ''] then
+    -- An earlier insert of this commit holds the key as surely as a stored job.
+    local holder = seen_u[u] or redis.call('GET', U .. u)
+    if holder and (seen_u[u] or unfinished[job_state(J, holder) or '']) then
       if j[16] ~= 1 then
         return {'dup', i, holder, u}
       end
@@ -106,6 +107,9 @@ for i, j in ipairs(P.i) do
   end
   if not outcome[i] then
     seen[id] = true
+    if u ~= '' then
+      seen_u[u] = id
+    end
     accepted = accepted + 1
   end
 end
