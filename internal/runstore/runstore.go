@@ -122,6 +122,19 @@ func decode(d *broker.Doc) (*runDoc, error) {
 }
 
 // write is the compare-and-set write of r with its index entries.
+// commitRun commits cp, writing r's document with it when the transition
+// changed the run.
+func (s *Store) commitRun(ctx context.Context, r *runDoc, cp *broker.CommitParams, changed bool) (*broker.CommitResult, error) {
+	if changed {
+		w, err := r.write()
+		if err != nil {
+			return nil, err
+		}
+		cp.Docs = append(cp.Docs, w)
+	}
+	return s.commit(ctx, cp)
+}
+
 func (r *runDoc) write() (*broker.DocWrite, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
@@ -331,14 +344,7 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 			st.CompensationState = broker.CompensationCompleted
 			r.advance(cp)
 		}
-		if changed {
-			w, err := r.write()
-			if err != nil {
-				return err
-			}
-			cp.Docs = append(cp.Docs, w)
-		}
-		_, err := s.commit(ctx, cp)
+		_, err := s.commitRun(ctx, r, cp, changed)
 		return err
 	})
 }
@@ -428,14 +434,7 @@ func (s *Store) WorkflowJobFail(ctx context.Context, p *broker.WorkflowJobFailPa
 			st.CompensationState = broker.CompensationFailed
 			r.advance(cp)
 		}
-		if changed {
-			w, err := r.write()
-			if err != nil {
-				return err
-			}
-			cp.Docs = append(cp.Docs, w)
-		}
-		res, err := s.commit(ctx, cp)
+		res, err := s.commitRun(ctx, r, cp, changed)
 		if err != nil {
 			return err
 		}
