@@ -2,7 +2,10 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,3 +81,35 @@ func waitState(t *testing.T, c *worker.Client, queue, id string, want worker.Sta
 	})
 	return j
 }
+
+// recorder records a key of every "work" job a Manager runs, in run order.
+type recorder struct {
+	mu  sync.Mutex
+	got []string
+}
+
+// recordWork registers on m the processor of type "work", which records
+// key(job) for each job it runs.
+func recordWork(m *worker.Manager, key func(*worker.Job) string) *recorder {
+	r := &recorder{}
+	_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+		r.mu.Lock()
+		r.got = append(r.got, key(j))
+		r.mu.Unlock()
+		return nil
+	})
+	return r
+}
+
+// first waits up to timeout until n jobs have run, then returns the keys
+// of the first n.
+func (r *recorder) first(t *testing.T, n int, timeout time.Duration) []string {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("%d jobs to run", n), func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.got) >= n })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got[:n])
+}
+
+func jobQueue(j *worker.Job) string { return j.Queue }
+func jobID(j *worker.Job) string    { return j.ID }

@@ -251,22 +251,13 @@ func TestStrictQueuePriority(t *testing.T) {
 		cfg.Concurrency = 1
 		cfg.StrictPriority = true
 		m := newManager(t, b, cfg)
-		var mu sync.Mutex
-		var order []string
-		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
-			mu.Lock()
-			order = append(order, j.Queue)
-			mu.Unlock()
-			return nil
-		})
+		rec := recordWork(m, jobQueue)
 		for range 5 {
 			add(t, c, "reports", worker.JobSpec{Type: "work"})
 			add(t, c, "invoices", worker.JobSpec{Type: "work"})
 		}
 		startManager(t, m)
-		waitFor(t, 10*time.Second, "10 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 10 })
-		mu.Lock()
-		defer mu.Unlock()
+		order := rec.first(t, 10, 10*time.Second)
 		for i, q := range order {
 			if want := map[bool]string{true: "invoices", false: "reports"}[i < 5]; q != want {
 				t.Fatalf("strict order broken at %d (priority 1 first): %v", i, order)
@@ -282,14 +273,7 @@ func TestWeightedQueuePriorityServesAll(t *testing.T) {
 		cfg.Concurrency = 1
 		cfg.FetchBatch = 1
 		m := newManager(t, b, cfg)
-		var mu sync.Mutex
-		var order []string
-		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
-			mu.Lock()
-			order = append(order, j.Queue)
-			mu.Unlock()
-			return nil
-		})
+		rec := recordWork(m, jobQueue)
 		for _, q := range []string{"low", "high"} {
 			specs := make([]worker.JobSpec, 100)
 			for i := range specs {
@@ -300,9 +284,7 @@ func TestWeightedQueuePriorityServesAll(t *testing.T) {
 			}
 		}
 		startManager(t, m)
-		waitFor(t, 20*time.Second, "100 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= 100 })
-		mu.Lock()
-		defer mu.Unlock()
+		order := rec.first(t, 100, 20*time.Second)
 		high := 0
 		for _, q := range order[:100] {
 			if q == "high" {

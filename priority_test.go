@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,14 +67,7 @@ func TestSeedQueuesInvoicesGetTheLargestShare(t *testing.T) {
 		cfg := fastConfig(seedQueues...)
 		cfg.Concurrency, cfg.FetchBatch = 1, 1 // one job per poll: the share is the scheduler's alone
 		m := newManager(t, b, cfg)
-		var mu sync.Mutex
-		var order []string
-		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
-			mu.Lock()
-			order = append(order, j.Queue)
-			mu.Unlock()
-			return nil
-		})
+		rec := recordWork(m, jobQueue)
 		specs := make([]worker.JobSpec, 1000)
 		for i := range specs {
 			specs[i] = worker.JobSpec{Type: "work"}
@@ -88,13 +80,10 @@ func TestSeedQueuesInvoicesGetTheLargestShare(t *testing.T) {
 			}
 		}
 		startManager(t, m)
-		waitFor(t, 60*time.Second, "1000 jobs to run", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) >= sample })
-		mu.Lock()
 		share := map[string]int{}
-		for _, q := range order[:sample] {
+		for _, q := range rec.first(t, sample, 60*time.Second) {
 			share[q]++
 		}
-		mu.Unlock()
 		t.Logf("queues of the first %d jobs run: %v", sample, share)
 		// Weights 4:3:2:1 give about 400, 300, 200 and 100 of 1,000; the
 		// closest pair (invoices, bills) is 3.8 standard deviations apart.
@@ -124,18 +113,9 @@ func TestJobPriorityOneRunsFirst(t *testing.T) {
 		cfg := fastConfig()
 		cfg.Concurrency = 1
 		m := newManager(t, b, cfg)
-		var mu sync.Mutex
-		var order []string
-		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
-			mu.Lock()
-			order = append(order, j.ID)
-			mu.Unlock()
-			return nil
-		})
+		rec := recordWork(m, jobID)
 		startManager(t, m)
-		waitFor(t, 10*time.Second, "3 jobs to run", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 3 })
-		mu.Lock()
-		defer mu.Unlock()
+		order := rec.first(t, 3, 10*time.Second)
 		if want := []string{urgent.ID, normal.ID, later.ID}; !slices.Equal(order, want) {
 			t.Fatalf("run order %v, want priority 1, then the default, then 4: %v", order, want)
 		}
