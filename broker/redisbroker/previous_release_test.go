@@ -7,9 +7,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/prevrelease"
+	"github.com/redis/go-redis/v9"
 )
 
 // testdata/format-0.json holds every key (as DUMP output) that the release
@@ -40,6 +42,17 @@ func TestOpenDataOfPreviousRelease(t *testing.T) {
 		if err := client.Restore(ctx, key, 0, string(d)).Err(); err != nil {
 			t.Fatalf("restore %s: %v", key, err)
 		}
+	}
+	// The old release wrote the scheduled job due an hour after it wrote
+	// the fixture; that hour has passed. Move it (field "r" and its score)
+	// a day past now, so that what the test checks does not depend on the
+	// date it runs.
+	due := time.Now().Add(24 * time.Hour).UnixMilli()
+	if err := client.HSet(ctx, prefix+":{invoices}:j:scheduled", "r", due).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.ZAdd(ctx, prefix+":{invoices}:scheduled", redis.Z{Score: float64(due), Member: "scheduled"}).Err(); err != nil {
+		t.Fatal(err)
 	}
 	if err := b.Ping(ctx); err != nil {
 		t.Fatalf("ping (migrates the old data): %v", err)

@@ -2,10 +2,12 @@ package sqlitebroker
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/prevrelease"
@@ -26,6 +28,19 @@ func TestOpenStoreOfPreviousRelease(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "worker.db")
 	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The old release wrote the scheduled job due an hour after it wrote
+	// the fixture; that hour has passed. Move it a day past now, so that
+	// what the test checks does not depend on the date it runs.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE jobs SET run_at = ? WHERE id = 'scheduled'`, time.Now().Add(24*time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	b, err := Open(path, Config{})
