@@ -13,7 +13,7 @@ import (
 // elected Manager per queue.
 
 func (m *Manager) newAcknowledger() *acknowledger.Acknowledger {
-	return acknowledger.New(m.b, max(256, 2*m.cfg.Concurrency))
+	return acknowledger.New(m.b, max(256, 2*m.concurrency))
 }
 
 // newHeartbeater extends the leases of the executor's jobs.

@@ -28,17 +28,21 @@ type executor struct {
 	stopped  <-chan struct{}
 	base     context.Context // parent of every job context
 	hardStop context.CancelCauseFunc
-	runSem   chan struct{} // a token per running job of the Manager
 	jobs     sync.WaitGroup
 
 	inflight map[*running]struct{} // leased jobs, running or waiting; m.mu
 	running  int                   // jobs whose processor is running; m.mu
+	// slotWake, when not nil, is closed when a run slot may have freed up
+	// (a job ended or the concurrency rose), waking the jobs waiting in
+	// acquireRun; m.mu. Slots are counts under m.mu rather than channel
+	// tokens so that SetConcurrency can change the limit while jobs run.
+	slotWake chan struct{}
 }
 
 // newExecutor returns an executor whose job contexts descend from ctx's
 // values but not its cancellation: only stopHard ends them early.
 func newExecutor(m *Manager, ctx context.Context, stopped <-chan struct{}) *executor {
-	e := &executor{m: m, stopped: stopped, runSem: make(chan struct{}, m.cfg.Concurrency), inflight: map[*running]struct{}{}}
+	e := &executor{m: m, stopped: stopped, inflight: map[*running]struct{}{}}
 	e.base, e.hardStop = context.WithCancelCause(context.WithoutCancel(ctx))
 	return e
 }
@@ -78,9 +82,10 @@ func (e *executor) run(q *queueSlot, job *Job) {
 }
 
 // acquireRun waits for its turn (prev closed) and for a run slot of the
-// queue and of the Manager (only prefetched jobs ever wait). It gives up
-// when fetching stops: a job that has not started by then is handed back
-// rather than started.
+// queue and of the Manager. Only prefetched jobs, and jobs leased just
+// before SetConcurrency lowered the limit, ever wait. It gives up when
+// fetching stops: a job that has not started by then is handed back rather
+// than started.
 func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
 	if prev != nil {
 		select {
@@ -89,29 +94,41 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
 			return false
 		}
 	}
-	select {
-	case q.runSem <- struct{}{}:
-	case <-e.stopped:
-		return false
+	m := e.m
+	m.mu.Lock()
+	for e.running >= m.concurrency || q.running >= q.limit(m.concurrency) {
+		if e.slotWake == nil {
+			e.slotWake = make(chan struct{})
+		}
+		wake := e.slotWake
+		m.mu.Unlock()
+		select {
+		case <-wake:
+		case <-e.stopped:
+			return false
+		}
+		m.mu.Lock()
 	}
-	select {
-	case e.runSem <- struct{}{}:
-	case <-e.stopped:
-		<-q.runSem
-		return false
-	}
-	e.m.mu.Lock()
 	e.running++
-	e.m.mu.Unlock()
+	q.running++
+	m.mu.Unlock()
 	return true
 }
 
 func (e *executor) releaseRun(q *queueSlot) {
 	e.m.mu.Lock()
 	e.running--
+	q.running--
+	e.wakeWaiters()
 	e.m.mu.Unlock()
-	<-e.runSem
-	<-q.runSem
+}
+
+// wakeWaiters wakes the jobs waiting for a run slot; m.mu is held.
+func (e *executor) wakeWaiters() {
+	if e.slotWake != nil {
+		close(e.slotWake)
+		e.slotWake = nil
+	}
 }
 
 // handBackUnstarted returns a prefetched job that never started.

@@ -65,8 +65,8 @@ func (f *fetcher) run() {
 			return
 		default:
 		}
-		free := f.freeSlots()
-		if free == 0 {
+		free, refill := f.freeSlots()
+		if free <= 0 {
 			select {
 			case <-f.freed:
 			case <-f.stopped:
@@ -74,7 +74,7 @@ func (f *fetcher) run() {
 			}
 			continue
 		}
-		if free < f.refillAt() {
+		if free < refill {
 			// Nearly every slot is busy: wait a moment for more to free
 			// up, so the next fetch leases a batch rather than a job or
 			// two. Each fetch costs a round trip and a script call; under
@@ -94,7 +94,9 @@ func (f *fetcher) run() {
 					return
 				}
 			}
-			free = f.freeSlots()
+			if free, _ = f.freeSlots(); free <= 0 {
+				continue // SetConcurrency lowered the limit meanwhile
+			}
 		}
 		holdUntil = time.Time{}
 		got, err := f.fetchOnce(free)
@@ -155,19 +157,18 @@ func (m *Manager) queueNames() []string {
 // up before it fetches for the few it has.
 const refillHold = 2 * time.Millisecond
 
-// refillAt is the number of free slots worth a fetch without waiting: half
-// a full batch. (A quarter gave 3.5 jobs per fetch and 7k jobs/s on SQLite
+// freeSlots returns how many jobs the Manager may lease now, which is
+// negative while SetConcurrency's lower limit is not yet reached, and
+// refill, the number of free slots worth a fetch without waiting: half a
+// full batch. (A quarter gave 3.5 jobs per fetch and 7k jobs/s on SQLite
 // at concurrency 10; half gives 5 and 10-11k.)
-func (f *fetcher) refillAt() int {
-	m := f.m
-	return max(1, min(m.cfg.Concurrency+m.cfg.Prefetch, m.cfg.FetchBatch)/2)
-}
-
-func (f *fetcher) freeSlots() int {
+func (f *fetcher) freeSlots() (free, refill int) {
 	m := f.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cfg.Concurrency + m.cfg.Prefetch - m.busy
+	free = m.concurrency + m.cfg.Prefetch - m.busy
+	refill = max(1, min(m.concurrency+m.cfg.Prefetch, m.cfg.FetchBatch)/2)
+	return free, refill
 }
 
 // fetchOnce tries the queues in scheduling order and starts the jobs of the
@@ -177,7 +178,7 @@ func (f *fetcher) fetchOnce(free int) (bool, error) {
 	var lastErr error
 	for _, q := range m.queueOrder() {
 		m.mu.Lock()
-		n := min(free, q.cfg.Concurrency+m.cfg.Prefetch-q.busy, m.cfg.FetchBatch)
+		n := min(free, q.limit(m.concurrency)+m.cfg.Prefetch-q.busy, m.cfg.FetchBatch)
 		m.mu.Unlock()
 		if n <= 0 {
 			continue

@@ -226,7 +226,10 @@ type Manager struct {
 	mws     []Middleware
 	queues  []*queueSlot
 	busy    int // leased jobs: running or waiting for a slot
-	started bool
+	// concurrency is the most jobs that run at once: cfg.Concurrency
+	// until SetConcurrency changes it.
+	concurrency int
+	started     bool
 	stopped bool
 
 	// The components, made by Start: the fetcher leases jobs, the executor
@@ -247,9 +250,12 @@ type Manager struct {
 
 type queueSlot struct {
 	cfg    QueueConfig
-	weight int           // share of first polls under weighted scheduling; see queueWeights
-	busy   int           // leased jobs of this queue in this Manager
-	runSem chan struct{} // a token per running job of this queue
+	weight int // share of first polls under weighted scheduling; see queueWeights
+	// own is the queue's Concurrency as configured, before the Manager's
+	// capped it; 0 when it follows the Manager's.
+	own     int
+	busy    int // leased jobs of this queue in this Manager; m.mu
+	running int // jobs of this queue whose processor runs; m.mu
 	// lastTurn is closed once the job fetched last has its run slot.
 	lastTurn chan struct{}
 }
@@ -260,25 +266,45 @@ func NewManager(b broker.Broker, cfg ManagerConfig) (*Manager, error) {
 		return nil, errors.New("worker: new manager: broker is nil")
 	}
 	cfg.Queues = slices.Clone(cfg.Queues)
+	own := make([]int, len(cfg.Queues))
+	for i, q := range cfg.Queues {
+		own[i] = q.Concurrency
+	}
 	if err := cfg.withDefaults(); err != nil {
 		return nil, fmt.Errorf("worker: new manager: %w", err)
 	}
 	m := &Manager{
 		b: b, cfg: cfg,
-		log:   cfg.Logger.With("worker_id", cfg.WorkerID),
-		procs: map[string]Processor{},
+		log:         cfg.Logger.With("worker_id", cfg.WorkerID),
+		procs:       map[string]Processor{},
+		concurrency: cfg.Concurrency,
 	}
 	weights := queueWeights(cfg.Queues)
 	for i, q := range cfg.Queues {
-		m.queues = append(m.queues, &queueSlot{cfg: q, weight: weights[i], runSem: make(chan struct{}, q.Concurrency)})
+		qs := &queueSlot{cfg: q, weight: weights[i]}
+		if len(own) == len(cfg.Queues) { // withDefaults added no default queue
+			qs.own = own[i]
+		}
+		m.queues = append(m.queues, qs)
 	}
 	return m, nil
+}
+
+// limit returns how many of the queue's jobs may run at once under the
+// Manager's concurrency: its own Concurrency, capped by the Manager's.
+func (q *queueSlot) limit(concurrency int) int {
+	if q.own == 0 {
+		return concurrency
+	}
+	return min(q.own, concurrency)
 }
 
 // ID returns the Manager's worker id.
 func (m *Manager) ID() string { return m.cfg.WorkerID }
 
-// Config returns the Manager's configuration with defaults filled in.
+// Config returns the Manager's configuration with defaults filled in, as
+// it was given to NewManager: Concurrency is the starting value, which
+// SetConcurrency does not change (see Concurrency).
 func (m *Manager) Config() ManagerConfig { return m.cfg }
 
 // Register sets the processor for a job type. It must be called before
@@ -348,7 +374,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.tasks = nil
 	m.fetch.start()
-	m.log.Info("worker started", "queues", len(m.queues), "concurrency", m.cfg.Concurrency)
+	m.log.Info("worker started", "queues", len(m.queues), "concurrency", m.concurrency)
 	return nil
 }
 
@@ -439,6 +465,41 @@ func (m *Manager) Busy() int {
 		return 0
 	}
 	return m.exec.running
+}
+
+// Concurrency returns the most jobs the Manager runs at once now: the
+// configured Concurrency, or the last value given to SetConcurrency.
+func (m *Manager) Concurrency() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.concurrency
+}
+
+// SetConcurrency changes the most jobs the Manager runs at once, at any
+// time, including while jobs run; package scale's Scaler calls it. Raising
+// it lets the Manager lease and start more jobs at once. Lowering it never
+// cancels, hands back or repeats a running job: running jobs finish, and
+// the Manager leases and starts fewer until fewer than n run. Each queue
+// keeps its own Concurrency, capped by n (a queue configured without one
+// follows n). It returns an error if n is below 1. Safe for concurrent use.
+func (m *Manager) SetConcurrency(n int) error {
+	if n < 1 {
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "set concurrency", Err: fmt.Errorf("concurrency %d is below 1", n)}
+	}
+	m.mu.Lock()
+	old := m.concurrency
+	m.concurrency = n
+	if m.exec != nil && n > old {
+		m.exec.wakeWaiters()
+	}
+	fetch := m.fetch
+	m.mu.Unlock()
+	if fetch != nil && n > old {
+		fetch.slotFreed()
+	}
+	// Debug: a caller that decides (the Scaler) logs why, once.
+	m.log.Debug("concurrency changed", "from", old, "to", n)
+	return nil
 }
 
 // Draining reports whether Shutdown has begun: the Manager fetches no more

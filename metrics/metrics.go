@@ -235,7 +235,7 @@ func (w *WorkerMetrics) load() (busy, concurrency int, ok bool) {
 	if m == nil {
 		return 0, 0, false
 	}
-	return m.Busy(), m.Config().Concurrency, true
+	return m.Busy(), m.Concurrency(), true
 }
 
 func utilization(busy, concurrency int) float64 {
