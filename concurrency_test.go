@@ -17,8 +17,9 @@ import (
 // which records what a user of SetConcurrency would notice: how many run
 // at once, which jobs ran how often, and whether any was cancelled.
 type gatedLoad struct {
-	release chan struct{}
-	running atomic.Int64 // jobs inside the processor now
+	step    chan struct{} // each send lets one job finish
+	release chan struct{} // closed: every job finishes
+	running atomic.Int64  // jobs inside the processor now
 	// lowered, once set, is the limit every job starting afterwards must
 	// respect; over counts the jobs that started above it.
 	lowered atomic.Int64
@@ -31,7 +32,7 @@ type gatedLoad struct {
 }
 
 func newGatedLoad() *gatedLoad {
-	return &gatedLoad{release: make(chan struct{}), runs: map[string]int{}, outcomes: map[worker.EventKind]int{}}
+	return &gatedLoad{step: make(chan struct{}), release: make(chan struct{}), runs: map[string]int{}, outcomes: map[worker.EventKind]int{}}
 }
 
 func (g *gatedLoad) process(ctx context.Context, j *worker.Job) error {
@@ -44,6 +45,8 @@ func (g *gatedLoad) process(ctx context.Context, j *worker.Job) error {
 	g.runs[j.ID]++
 	g.mu.Unlock()
 	select {
+	case <-g.step:
+		return nil
 	case <-g.release:
 		return nil
 	case <-ctx.Done():
@@ -114,6 +117,15 @@ func TestSetConcurrencyUnderLoad(t *testing.T) {
 			if busy := m.Busy(); busy != 6 {
 				t.Fatalf("Busy() = %d with 6 jobs running", busy)
 			}
+			// With Prefetch, wait for the jobs leased to wait for a slot:
+			// lowering must keep them waiting.
+			waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs leased", 6+prefetch), func() bool {
+				st, err := c.Stats(context.Background(), "default")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.Active == int64(6+prefetch)
+			})
 
 			// Every slot is taken, so no job is between admission and its
 			// processor: any job that starts from here on was admitted under
@@ -124,6 +136,12 @@ func TestSetConcurrencyUnderLoad(t *testing.T) {
 			}
 			if got := g.running.Load(); got != 6 {
 				t.Fatalf("%d jobs running right after lowering to 1, want the 6 that ran to go on", got)
+			}
+			// Let the 6 finish one by one: a job admitted above the new
+			// limit would start while the others still run.
+			for i := 1; i <= 6; i++ {
+				g.step <- struct{}{}
+				waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs completed", i), func() bool { return g.completed() >= i })
 			}
 			close(g.release)
 			waitFor(t, 30*time.Second, fmt.Sprintf("%d jobs completed", jobs), func() bool { return g.completed() == jobs })

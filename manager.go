@@ -221,16 +221,16 @@ type Manager struct {
 	cfg ManagerConfig
 	log *slog.Logger
 
-	mu      sync.Mutex
-	procs   map[string]Processor
-	mws     []Middleware
-	queues  []*queueSlot
-	busy    int // leased jobs: running or waiting for a slot
+	mu     sync.Mutex
+	procs  map[string]Processor
+	mws    []Middleware
+	queues []*queueSlot
+	busy   int // leased jobs: running or waiting for a slot
 	// concurrency is the most jobs that run at once: cfg.Concurrency
 	// until SetConcurrency changes it.
 	concurrency int
 	started     bool
-	stopped bool
+	stopped     bool
 
 	// The components, made by Start: the fetcher leases jobs, the executor
 	// runs them, the acknowledger batches their completions, the
