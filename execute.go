@@ -213,6 +213,19 @@ func (d jobTimeout) Error() string { return "job timed out after " + time.Durati
 // outcome.
 func (e *executor) execute(ctx context.Context, r *running) {
 	m := e.m
+	m.mu.Lock()
+	p := m.procs[r.job.Type]
+	m.mu.Unlock()
+	m.emit(Event{Kind: EventStarted, Job: r.job})
+	began := time.Now()
+	err := m.runProcessor(ctx, r, p)
+	m.finish(ctx, r, err, time.Since(began))
+}
+
+// runProcessor runs p on its own copy of r's job under the job's timeout,
+// with r reachable from the context (SetResult, SetFinisher...), and
+// returns p's error; a nil p fails as an unknown job type.
+func (m *Manager) runProcessor(ctx context.Context, r *running, p Processor) error {
 	job := r.job
 	timeout := job.Timeout
 	if timeout <= 0 {
@@ -221,18 +234,10 @@ func (e *executor) execute(ctx context.Context, r *running) {
 	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, jobTimeout(timeout))
 	defer cancel()
 	runCtx = context.WithValue(runCtx, jobCtxKey{}, r)
-
-	m.mu.Lock()
-	p := m.procs[job.Type]
-	m.mu.Unlock()
-	m.emit(Event{Kind: EventStarted, Job: job})
-	began := time.Now()
-	var err error
 	if p == nil {
-		err = fmt.Errorf("no processor registered for job type %q", job.Type)
-	} else {
-		err = callProcessor(runCtx, p, processorCopy(job))
+		return fmt.Errorf("no processor registered for job type %q", job.Type)
 	}
+	err := callProcessor(runCtx, p, processorCopy(job))
 	if err != nil && runCtx.Err() != nil {
 		// Say why the context ended (timeout, lease lost, cancel,
 		// shutdown) rather than a bare "context canceled".
@@ -240,7 +245,7 @@ func (e *executor) execute(ctx context.Context, r *running) {
 			err = fmt.Errorf("%w (%v)", err, cause)
 		}
 	}
-	m.finish(ctx, r, err, time.Since(began))
+	return err
 }
 
 // processorCopy returns the job as a processor gets it: its own copy, so

@@ -342,6 +342,14 @@ func (m *Manager) Use(mw ...Middleware) {
 	m.mws = append(m.mws, mw...)
 }
 
+// wrap returns p inside the Manager's middleware; m.mu is held.
+func (m *Manager) wrap(p Processor) Processor {
+	for i := len(m.mws) - 1; i >= 0; i-- {
+		p = m.mws[i](p)
+	}
+	return p
+}
+
 // Start starts fetching and processing in the background. It returns at
 // once; call Shutdown to stop.
 func (m *Manager) Start(ctx context.Context) error {
@@ -354,10 +362,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "start", Err: fmt.Errorf("reach broker: %w", err)}
 	}
 	for t, p := range m.procs {
-		for i := len(m.mws) - 1; i >= 0; i-- {
-			p = m.mws[i](p)
-		}
-		m.procs[t] = p
+		m.procs[t] = m.wrap(p)
 	}
 	m.started = true
 	m.fetch = newFetcher(m)

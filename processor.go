@@ -38,6 +38,9 @@ type running struct {
 	m      *Manager
 	// deleteOnComplete is the queue's QueueConfig.DeleteOnComplete.
 	deleteOnComplete bool
+	// detached marks a job run by ProcessJob: it holds no lease, so its
+	// progress is not stored.
+	detached bool
 
 	mu       sync.Mutex
 	result   json.RawMessage
@@ -81,8 +84,48 @@ func SetProgress(ctx context.Context, v any) error {
 	if err != nil {
 		return &JobError{JobID: r.job.ID, Type: r.job.Type, Op: "set progress of", Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
 	}
+	if r.detached {
+		return nil
+	}
 	if err := r.m.b.JobProgress(ctx, r.lease(), data); err != nil {
 		return &JobError{JobID: r.job.ID, Type: r.job.Type, Op: "set progress of", Err: err}
+	}
+	return nil
+}
+
+// ProcessJob runs job now, in the caller's goroutine, through the
+// processor registered for its type with the Manager's middleware: the
+// seed's processJob, for tests and one-off tools. It takes no lease and
+// writes nothing to the broker: the job need not exist there, its attempt
+// is not counted, no retry is scheduled and no event is reported.
+// SetResult and SetProgress succeed and store nothing; a Finisher set with
+// SetFinisher is not called. The processor runs under the job's Timeout
+// (or the Manager's) and a panic becomes an error. ProcessJob works
+// whether or not the Manager is started and is safe for concurrent use.
+//
+// It returns nil when the processor succeeds, else a *JobError with Op
+// "process" wrapping the processor's error, so errors.As finds the
+// processor's own error types. An unknown job type is such an error too.
+func (m *Manager) ProcessJob(ctx context.Context, job *Job) error {
+	switch {
+	case ctx == nil:
+		return &JobError{Op: "process", Err: errors.New("context is nil")}
+	case job == nil:
+		return &JobError{Op: "process", Err: errors.New("job is nil")}
+	case job.Type == "":
+		return &JobError{JobID: job.ID, Op: "process", Err: errors.New("job type is empty")}
+	}
+	m.mu.Lock()
+	p := m.procs[job.Type]
+	if p != nil && !m.started { // Start wraps the processors; before it, wrap this one
+		p = m.wrap(p)
+	}
+	m.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r := &running{job: job, cancel: cancel, m: m, detached: true}
+	if err := m.runProcessor(ctx, r, p); err != nil {
+		return &JobError{JobID: job.ID, Type: job.Type, Queue: job.Queue, Op: "process", Err: err}
 	}
 	return nil
 }
