@@ -16,8 +16,9 @@ import (
 	"github.com/aibos/worker/health"
 )
 
-// Serve a Checker as /readyz and Live as /livez. /readyz answers 503 once a
-// check fails: here a queue over its threshold, then a Manager shutting down.
+// Serve a Checker as /readyz and Live as /livez. A queue over its threshold
+// is a warning: the report is degraded and /readyz still answers 200. A
+// critical check failing (here the Manager shutting down) makes it 503.
 func ExampleChecker() {
 	dir, err := os.MkdirTemp("", "aibos-health-example-")
 	if err != nil {
@@ -92,13 +93,13 @@ func ExampleChecker() {
 	//   broker: healthy
 	//   queue:invoices: healthy
 	//   manager: healthy
-	// /readyz 503 unhealthy
+	// /readyz 200 degraded
 	//   broker: healthy
-	//   queue:invoices: unhealthy (queue "invoices" holds 3 waiting jobs, over the threshold of 2)
+	//   queue:invoices: degraded (queue "invoices" holds 3 waiting jobs, over the threshold of 2)
 	//   manager: healthy
 	// /readyz 503 unhealthy
 	//   broker: healthy
-	//   queue:invoices: unhealthy (queue "invoices" holds 3 waiting jobs, over the threshold of 2)
+	//   queue:invoices: degraded (queue "invoices" holds 3 waiting jobs, over the threshold of 2)
 	//   manager: unhealthy (manager is draining: shutting down, fetching no jobs)
 	// /livez 200 healthy
 }

@@ -158,7 +158,9 @@ func TestQueueLengthAndCustomChecks(t *testing.T) {
 		health.Func("ignores-ctx", func(context.Context) error { <-release; return nil }),
 		health.Func("panics", func(context.Context) error { panic("boom") }),
 	}}).Check(context.Background())
-	want := []health.Status{health.Unhealthy, health.Healthy, health.Healthy, health.Unhealthy, health.Unhealthy, health.Unhealthy}
+	// QueueLength is a warning: over its threshold it is degraded (it was
+	// unhealthy before warnings existed).
+	want := []health.Status{health.Degraded, health.Healthy, health.Healthy, health.Unhealthy, health.Unhealthy, health.Unhealthy}
 	if rep.Status != health.Unhealthy || len(rep.Checks) != len(want) {
 		t.Fatalf("report %+v", rep)
 	}

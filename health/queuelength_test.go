@@ -73,15 +73,15 @@ func TestQueueLengthCountsWaitingJobs(t *testing.T) {
 		threshold int64
 		want      health.Status
 	}{
-		{2, health.Unhealthy}, // 3 waiting > 2
-		{3, health.Healthy},   // 3 waiting, not over 3
+		{2, health.Degraded}, // 3 waiting > 2: a warning, never unhealthy
+		{3, health.Healthy},  // 3 waiting, not over 3
 	} {
 		rep := health.New(health.QueueLength(b, q, c.threshold)).Check(ctx)
 		r := rep.Checks[0]
-		if r.Status != c.want {
-			t.Errorf("QueueLength threshold %d: %s (%s), want %s", c.threshold, r.Status, r.Error, c.want)
+		if r.Status != c.want || rep.Status != c.want {
+			t.Errorf("QueueLength threshold %d: %s (%s), report %s, want both %s", c.threshold, r.Status, r.Error, rep.Status, c.want)
 		}
-		if c.want == health.Unhealthy && !strings.Contains(r.Error, "holds 3 waiting jobs") {
+		if c.want == health.Degraded && !strings.Contains(r.Error, "holds 3 waiting jobs") {
 			t.Errorf("QueueLength threshold %d: error %q, want it to name the 3 waiting jobs", c.threshold, r.Error)
 		}
 	}
