@@ -13,6 +13,7 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/testbroker"
+	"github.com/aibos/worker/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -58,13 +59,7 @@ func startManager(t *testing.T, m *worker.Manager) {
 // waitFor polls cond every 10 ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, timeout, what, cond)
 }
 
 // waitState waits until a job is in state want and returns it.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/health"
+	"github.com/aibos/worker/internal/testwait"
 )
 
 // serve mounts c at /readyz of a test server and returns its URL.
@@ -72,7 +73,7 @@ func TestBackgroundServesLatestReport(t *testing.T) {
 	if err := c.Start(context.Background()); err == nil {
 		t.Fatal("second Start succeeded")
 	}
-	waitUntil(t, "the first background report", func() bool { _, ok := c.Latest(); return ok })
+	testwait.For(t, 10*time.Second, "the first background report", func() bool { _, ok := c.Latest(); return ok })
 	latest, _ := c.Latest()
 	for range 20 {
 		code, rep := get(t, url)
@@ -110,11 +111,11 @@ func TestBackgroundFollowsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
-	waitUntil(t, "/readyz 200", func() bool { code, _ := get(t, url); return code == http.StatusOK })
+	testwait.For(t, 10*time.Second, "/readyz 200", func() bool { code, _ := get(t, url); return code == http.StatusOK })
 	broken.Store(true)
-	waitUntil(t, "/readyz 503 after the check broke", func() bool { code, _ := get(t, url); return code == http.StatusServiceUnavailable })
+	testwait.For(t, 10*time.Second, "/readyz 503 after the check broke", func() bool { code, _ := get(t, url); return code == http.StatusServiceUnavailable })
 	broken.Store(false)
-	waitUntil(t, "/readyz 200 after the check recovered", func() bool { code, _ := get(t, url); return code == http.StatusOK })
+	testwait.For(t, 10*time.Second, "/readyz 200 after the check recovered", func() bool { code, _ := get(t, url); return code == http.StatusOK })
 }
 
 // TestBackgroundFirstProbeWaitsForFirstRun: a probe that comes before the
@@ -139,7 +140,7 @@ func TestBackgroundFirstProbeWaitsForFirstRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
-	waitUntil(t, "the first run to begin", func() bool { return runs.Load() == 1 })
+	testwait.For(t, 10*time.Second, "the first run to begin", func() bool { return runs.Load() == 1 })
 	type answer struct {
 		code int
 		rep  health.Report
@@ -170,17 +171,5 @@ func TestStartRejectsNegativeInterval(t *testing.T) {
 	if err := c.Start(context.Background()); err == nil {
 		c.Stop()
 		t.Fatal("Start with a negative interval succeeded")
-	}
-}
-
-// waitUntil polls cond every 10 ms for up to 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

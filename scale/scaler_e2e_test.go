@@ -3,27 +3,15 @@ package scale_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	worker "github.com/aibos/worker"
-	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/internal/testbroker"
+	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/scale"
 )
-
-// waitFor polls cond every 10 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // TestScalerEndToEnd: a Scaler on a real Manager over the embedded store
 // raises the Manager's concurrency step by step under a backlog of blocked
@@ -32,11 +20,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // job runs exactly once.
 func TestScalerEndToEnd(t *testing.T) {
 	const jobs, maxWorkers = 20, 6
-	b, err := sqlitebroker.Open(filepath.Join(t.TempDir(), "worker.db"), sqlitebroker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := testbroker.SQLite(t)
 	quiet := slog.New(slog.DiscardHandler)
 	m, err := worker.NewManager(b, worker.ManagerConfig{Concurrency: 1, PollInterval: 10 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, Logger: quiet})
@@ -86,20 +70,20 @@ func TestScalerEndToEnd(t *testing.T) {
 	}
 	defer s.Stop()
 
-	waitFor(t, 20*time.Second, "the scaler to raise concurrency to MaxWorkers", func() bool { return m.Concurrency() == maxWorkers })
-	waitFor(t, 20*time.Second, "MaxWorkers jobs running at once", func() bool { return running.Load() == maxWorkers })
+	testwait.For(t, 20*time.Second, "the scaler to raise concurrency to MaxWorkers", func() bool { return m.Concurrency() == maxWorkers })
+	testwait.For(t, 20*time.Second, "MaxWorkers jobs running at once", func() bool { return running.Load() == maxWorkers })
 	if p := peak.Load(); p > maxWorkers {
 		t.Fatalf("%d jobs ran at once, over MaxWorkers %d", p, maxWorkers)
 	}
 	close(release)
-	waitFor(t, 20*time.Second, "every job completed", func() bool {
+	testwait.For(t, 20*time.Second, "every job completed", func() bool {
 		st, err := c.Stats(ctx, "default")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st.Completed == jobs
 	})
-	waitFor(t, 20*time.Second, "the scaler to lower concurrency to MinWorkers when idle", func() bool { return m.Concurrency() == 1 })
+	testwait.For(t, 20*time.Second, "the scaler to lower concurrency to MinWorkers when idle", func() bool { return m.Concurrency() == 1 })
 	if n := runs.Load(); n != jobs {
 		t.Fatalf("processor ran %d times for %d jobs", n, jobs)
 	}
