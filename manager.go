@@ -35,7 +35,9 @@ type QueueConfig struct {
 	// seed's 1..4.
 	Priority int
 	// Concurrency caps how many of this queue's jobs run at once in this
-	// Manager. Defaults to the Manager's Concurrency.
+	// Manager; the Manager's Concurrency caps it in turn, also after
+	// SetConcurrency. Defaults to the Manager's Concurrency, following it
+	// when SetConcurrency changes it.
 	Concurrency int
 	// DeleteOnComplete removes each job of the queue whole as soon as it
 	// completes (asynq's Retention 0, BullMQ's removeOnComplete), instead
