@@ -346,10 +346,12 @@ type signals struct {
 }
 
 // Evaluate reads the signals, decides and applies the decision now; Start's
-// loop calls it every Interval. It returns the decision, and an error if
-// the target refused the change. A failed read of the queue statistics is
-// logged and only keeps the Scaler from scaling down: the backlog is
-// unknown.
+// loop calls it every Interval. A concurrency outside [MinWorkers,
+// MaxWorkers] (set by someone else) is brought back at once, cooldown or
+// not; otherwise a step up or down waits for its cooldown. It returns the
+// decision, and an error if the target refused the change. A failed read
+// of the queue statistics is logged and only keeps the Scaler from scaling
+// down: the backlog is unknown.
 func (s *Scaler) Evaluate(ctx context.Context) (Decision, error) {
 	sig, statsErr := s.readStats(ctx)
 	if statsErr != nil {
