@@ -93,6 +93,7 @@ type node struct {
 	idx         int
 	ejected     bool
 	until       time.Time // while ejected: skipped and not probed before this
+	ejections   int       // times ejected, so a check that began earlier cannot undo a later ejection
 	failures    int       // consecutive node failures
 	outstanding int       // tries in flight through Do
 	current     int       // smooth weighted round-robin credit
@@ -388,6 +389,7 @@ func (b *Balancer) pickLocked(skip []bool) *node {
 // ejectLocked takes n out of rotation for Cooldown.
 func (b *Balancer) ejectLocked(n *node, why string, err error) {
 	n.ejected = true
+	n.ejections++
 	n.until = b.cfg.Now().Add(b.cfg.Cooldown)
 	b.cfg.Logger.Warn("balancer: node ejected", "balancer", b.cfg.Name, "node", n.Addr,
 		"reason", why, "error", err, "cooldown", b.cfg.Cooldown)

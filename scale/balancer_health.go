@@ -76,9 +76,10 @@ func (b *Balancer) checkRound(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			gen := b.ejections(n)
 			err := b.probe(ctx, n)
 			if ctx.Err() == nil { // a check cut short by Close says nothing about the node
-				b.setHealth(n, err)
+				b.setHealth(n, gen, err)
 			}
 		}()
 	}
@@ -92,8 +93,9 @@ func (b *Balancer) checkRound(ctx context.Context) {
 func (b *Balancer) CheckHealth(ctx context.Context, node string) error {
 	for _, n := range b.nodes {
 		if n.Addr == node {
+			gen := b.ejections(n)
 			err := b.probe(ctx, n)
-			b.setHealth(n, err)
+			b.setHealth(n, gen, err)
 			return err
 		}
 	}
@@ -127,8 +129,16 @@ func (b *Balancer) probe(ctx context.Context, n *node) error {
 	return nil
 }
 
-// setHealth records a check's outcome on n.
-func (b *Balancer) setHealth(n *node, err error) {
+func (b *Balancer) ejections(n *node) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return n.ejections
+}
+
+// setHealth records on n the outcome of a check that began when n had
+// been ejected gen times. A pass does not take back a node ejected while
+// the check ran: that ejection saw newer evidence.
+func (b *Balancer) setHealth(n *node, gen int, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil {
@@ -137,6 +147,9 @@ func (b *Balancer) setHealth(n *node, err error) {
 			return
 		}
 		b.ejectLocked(n, "health check failed", err)
+		return
+	}
+	if n.ejections != gen {
 		return
 	}
 	n.failures = 0

@@ -505,3 +505,35 @@ func TestBalancerMetrics(t *testing.T) {
 	}
 	other.Close()
 }
+
+// A health check that began before a passive ejection must not undo it:
+// the failures it missed are newer evidence than its pass.
+func TestBalancerCheckDoesNotUndoNewerEjection(t *testing.T) {
+	noLeaks(t)
+	probing, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first.Do(func() { close(probing) })
+		<-release
+	}))
+	defer srv.Close()
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	addr := srv.Listener.Addr().String()
+	b := newBalancer(t, scale.BalancerConfig{Nodes: nodes(addr, "other:1"), FailureThreshold: 1, Client: client})
+
+	checked := make(chan error, 1)
+	go func() { checked <- b.CheckHealth(context.Background(), addr) }()
+	<-probing
+	failOn(t, b, addr)
+	close(release)
+	if err := <-checked; err != nil {
+		t.Fatalf("CheckHealth: %v", err)
+	}
+	if b.Nodes()[0].Healthy {
+		t.Fatalf("a check begun before the node's ejection took it back")
+	}
+	if err := b.CheckHealth(context.Background(), addr); err != nil || !b.Nodes()[0].Healthy {
+		t.Fatalf("a check begun after the ejection: %v, healthy %v; want it to take the node back", err, b.Nodes()[0].Healthy)
+	}
+}
