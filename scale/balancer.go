@@ -143,23 +143,23 @@ func (c *BalancerConfig) setDefaults() error {
 		c.Algorithm = RoundRobin
 	case RoundRobin, LeastOutstanding, Weighted:
 	default:
-		return fmt.Errorf("Algorithm %q is not one of %q, %q, %q", c.Algorithm, RoundRobin, LeastOutstanding, Weighted)
+		return invalid("Algorithm", "%q is not one of %q, %q, %q", c.Algorithm, RoundRobin, LeastOutstanding, Weighted)
 	}
 	if len(c.Nodes) == 0 {
-		return errors.New("Nodes is empty: list at least one host:port")
+		return invalid("Nodes", "is empty: list at least one host:port")
 	}
 	nodes := make([]Node, len(c.Nodes))
 	seen := make(map[string]bool, len(c.Nodes))
 	for i, n := range c.Nodes {
 		if err := checkAddr(n.Addr); err != nil {
-			return fmt.Errorf("Nodes[%d]: %w", i, err)
+			return invalid(fmt.Sprintf("Nodes[%d].Addr", i), "%q %v", n.Addr, err)
 		}
 		if seen[n.Addr] {
-			return fmt.Errorf("Nodes[%d]: Addr %q is listed twice", i, n.Addr)
+			return invalid(fmt.Sprintf("Nodes[%d].Addr", i), "%q is listed twice", n.Addr)
 		}
 		seen[n.Addr] = true
 		if n.Weight < 0 {
-			return fmt.Errorf("Nodes[%d]: Weight %d is negative", i, n.Weight)
+			return invalid(fmt.Sprintf("Nodes[%d].Weight", i), "%d is negative", n.Weight)
 		}
 		if n.Weight == 0 {
 			n.Weight = 1
@@ -168,16 +168,16 @@ func (c *BalancerConfig) setDefaults() error {
 	}
 	c.Nodes = nodes // a copy, so the caller's slice stays theirs
 	if err := c.HealthCheck.setDefaults(); err != nil {
-		return fmt.Errorf("HealthCheck: %w", err)
+		return err
 	}
 	if c.FailureThreshold < 0 {
-		return fmt.Errorf("FailureThreshold %d is negative", c.FailureThreshold)
+		return invalid("FailureThreshold", "%d is negative", c.FailureThreshold)
 	}
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = 3
 	}
 	if c.Cooldown < 0 {
-		return fmt.Errorf("Cooldown %v is negative", c.Cooldown)
+		return invalid("Cooldown", "%v is negative", c.Cooldown)
 	}
 	if c.Cooldown == 0 {
 		c.Cooldown = 30 * time.Second
@@ -202,7 +202,7 @@ func (h *HealthCheck) setDefaults() error {
 		h.Interval = 30 * time.Second
 	}
 	if h.Timeout < 0 {
-		return fmt.Errorf("Timeout %v is negative", h.Timeout)
+		return invalid("HealthCheck.Timeout", "%v is negative", h.Timeout)
 	}
 	if h.Timeout == 0 {
 		h.Timeout = 5 * time.Second
@@ -211,28 +211,34 @@ func (h *HealthCheck) setDefaults() error {
 		h.Path = "/healthz"
 	}
 	if !strings.HasPrefix(h.Path, "/") {
-		return fmt.Errorf("Path %q does not start with /", h.Path)
+		return invalid("HealthCheck.Path", "%q does not start with /", h.Path)
 	}
 	switch h.Scheme {
 	case "":
 		h.Scheme = "http"
 	case "http", "https":
 	default:
-		return fmt.Errorf("Scheme %q is not http or https", h.Scheme)
+		return invalid("HealthCheck.Scheme", "%q is not http or https", h.Scheme)
 	}
 	return nil
 }
 
+// invalid says what is wrong with the named field of BalancerConfig.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%s %s", field, fmt.Sprintf(format, args...))
+}
+
+// checkAddr says what keeps addr from being host:port.
 func checkAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("Addr %q is not host:port: %w", addr, err)
+		return fmt.Errorf("is not host:port: %w", err)
 	}
 	if host == "" {
-		return fmt.Errorf("Addr %q has no host", addr)
+		return errors.New("has no host")
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("Addr %q: port %q is not a number from 1 to 65535", addr, port)
+		return fmt.Errorf("has port %q, not a number from 1 to 65535", port)
 	}
 	return nil
 }

@@ -74,17 +74,17 @@ func TestBalancerConfigErrors(t *testing.T) {
 	}{
 		{"no nodes", scale.BalancerConfig{}, "Nodes is empty"},
 		{"unknown algorithm", scale.BalancerConfig{Nodes: ok, Algorithm: "random"}, `Algorithm "random" is not one of`},
-		{"no port", scale.BalancerConfig{Nodes: nodes("worker-1")}, `Nodes[0]: Addr "worker-1" is not host:port`},
-		{"no host", scale.BalancerConfig{Nodes: nodes(":3001")}, `Nodes[0]: Addr ":3001" has no host`},
-		{"bad port", scale.BalancerConfig{Nodes: nodes("a:1", "b:http")}, `Nodes[1]: Addr "b:http": port "http" is not a number`},
-		{"port out of range", scale.BalancerConfig{Nodes: nodes("a:70000")}, `port "70000" is not a number from 1 to 65535`},
-		{"duplicate", scale.BalancerConfig{Nodes: nodes("a:1", "b:1", "a:1")}, `Nodes[2]: Addr "a:1" is listed twice`},
-		{"negative weight", scale.BalancerConfig{Nodes: []scale.Node{{Addr: "a:1", Weight: -2}}}, "Nodes[0]: Weight -2 is negative"},
+		{"no port", scale.BalancerConfig{Nodes: nodes("worker-1")}, `Nodes[0].Addr "worker-1" is not host:port`},
+		{"no host", scale.BalancerConfig{Nodes: nodes(":3001")}, `Nodes[0].Addr ":3001" has no host`},
+		{"bad port", scale.BalancerConfig{Nodes: nodes("a:1", "b:http")}, `Nodes[1].Addr "b:http" has port "http", not a number`},
+		{"port out of range", scale.BalancerConfig{Nodes: nodes("a:70000")}, `has port "70000", not a number from 1 to 65535`},
+		{"duplicate", scale.BalancerConfig{Nodes: nodes("a:1", "b:1", "a:1")}, `Nodes[2].Addr "a:1" is listed twice`},
+		{"negative weight", scale.BalancerConfig{Nodes: []scale.Node{{Addr: "a:1", Weight: -2}}}, "Nodes[0].Weight -2 is negative"},
 		{"negative threshold", scale.BalancerConfig{Nodes: ok, FailureThreshold: -1}, "FailureThreshold -1 is negative"},
 		{"negative cooldown", scale.BalancerConfig{Nodes: ok, Cooldown: -time.Second}, "Cooldown -1s is negative"},
-		{"negative timeout", scale.BalancerConfig{Nodes: ok, HealthCheck: scale.HealthCheck{Timeout: -1}}, "HealthCheck: Timeout -1ns is negative"},
-		{"relative path", scale.BalancerConfig{Nodes: ok, HealthCheck: scale.HealthCheck{Path: "healthz"}}, `HealthCheck: Path "healthz" does not start with /`},
-		{"bad scheme", scale.BalancerConfig{Nodes: ok, HealthCheck: scale.HealthCheck{Scheme: "ftp"}}, `HealthCheck: Scheme "ftp" is not http or https`},
+		{"negative timeout", scale.BalancerConfig{Nodes: ok, HealthCheck: scale.HealthCheck{Timeout: -1}}, "HealthCheck.Timeout -1ns is negative"},
+		{"relative path", scale.BalancerConfig{Nodes: ok, HealthCheck: scale.HealthCheck{Path: "healthz"}}, `HealthCheck.Path "healthz" does not start with /`},
+		{"bad scheme", scale.BalancerConfig{Nodes: ok, HealthCheck: scale.HealthCheck{Scheme: "ftp"}}, `HealthCheck.Scheme "ftp" is not http or https`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := scale.NewBalancer(tc.cfg)
