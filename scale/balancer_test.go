@@ -517,6 +517,9 @@ func TestBalancerCheckDoesNotUndoNewerEjection(t *testing.T) {
 		<-release
 	}))
 	defer srv.Close()
+	var released sync.Once
+	unblock := func() { released.Do(func() { close(release) }) }
+	defer unblock() // before srv.Close, which waits for the handler, even if the test fails early
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 	addr := srv.Listener.Addr().String()
@@ -526,7 +529,7 @@ func TestBalancerCheckDoesNotUndoNewerEjection(t *testing.T) {
 	go func() { checked <- b.CheckHealth(context.Background(), addr) }()
 	<-probing
 	failOn(t, b, addr)
-	close(release)
+	unblock()
 	if err := <-checked; err != nil {
 		t.Fatalf("CheckHealth: %v", err)
 	}
