@@ -191,16 +191,19 @@ func TestBalancerLeastOutstanding(t *testing.T) {
 
 	type held struct {
 		node    string
-		release chan struct{}
+		release func()
 		done    chan error
 	}
 	hold := func() held {
-		h := held{release: make(chan struct{}), done: make(chan error, 1)}
+		ch := make(chan struct{})
+		var once sync.Once
+		h := held{release: func() { once.Do(func() { close(ch) }) }, done: make(chan error, 1)}
+		t.Cleanup(h.release) // even when the test fails early
 		started := make(chan string)
 		go func() {
 			h.done <- b.Do(context.Background(), func(_ context.Context, n string) error {
 				started <- n
-				<-h.release
+				<-ch
 				return nil
 			})
 		}()
@@ -227,14 +230,14 @@ func TestBalancerLeastOutstanding(t *testing.T) {
 	if outstanding[h1.node] != 1 || outstanding[h2.node] != 1 {
 		t.Errorf("outstanding %v, want 1 on %s and %s", outstanding, h1.node, h2.node)
 	}
-	close(h1.release)
+	h1.release()
 	if err := <-h1.done; err != nil {
 		t.Fatalf("Do: %v", err)
 	}
 	if n, _ := b.Next(); n == h2.node {
 		t.Errorf("Next = %s, the one node still busy", n)
 	}
-	close(h2.release)
+	h2.release()
 	if err := <-h2.done; err != nil {
 		t.Fatalf("Do: %v", err)
 	}
