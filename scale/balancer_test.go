@@ -543,3 +543,28 @@ func TestBalancerCheckDoesNotUndoNewerEjection(t *testing.T) {
 		t.Fatalf("a check begun after the ejection: %v, healthy %v; want it to take the node back", err, b.Nodes()[0].Healthy)
 	}
 }
+
+// BenchmarkBalancerDo measures what Do adds around a try that does
+// nothing: picking, counting outstanding and recording the outcome.
+func BenchmarkBalancerDo(b *testing.B) {
+	for _, alg := range []scale.Algorithm{scale.RoundRobin, scale.LeastOutstanding, scale.Weighted} {
+		b.Run(string(alg), func(b *testing.B) {
+			lb, err := scale.NewBalancer(scale.BalancerConfig{Algorithm: alg, Nodes: nodes("a:1", "b:1", "c:1"),
+				HealthCheck: scale.HealthCheck{Interval: -1}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			try := func(context.Context, string) error { return nil }
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := lb.Do(ctx, try); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
