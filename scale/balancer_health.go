@@ -20,7 +20,7 @@ import (
 func (b *Balancer) Start(ctx context.Context) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.cfg.HealthCheck.Interval < 0 || b.started || b.closed {
+	if b.cfg.HealthCheck.Interval <= 0 || b.started || b.closed { // <= 0: disabled, or a Balancer not made by NewBalancer
 		return
 	}
 	b.started, b.active = true, true
