@@ -219,3 +219,59 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestBalancerActiveChecks runs Start's background checks: a failing check
+// ejects a node with no request sent, an ejected node is not probed again
+// within its cooldown (on the injected clock), and once the cooldown has
+// passed a passing check takes it back.
+func TestBalancerActiveChecks(t *testing.T) {
+	noLeaks(t)
+	a, b := startInstance(t), startInstance(t)
+	var probesA, probesB atomic.Int64
+	client := &http.Client{Transport: &countingTransport{counts: map[string]*atomic.Int64{a.addr: &probesA, b.addr: &probesB}}}
+	t.Cleanup(client.CloseIdleConnections)
+	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	b.healthOK.Store(false)
+	lb, err := scale.NewBalancer(scale.BalancerConfig{
+		Nodes:       nodes(a.addr, b.addr),
+		HealthCheck: scale.HealthCheck{Interval: 5 * time.Millisecond, Timeout: time.Second},
+		Cooldown:    time.Minute,
+		Client:      client,
+		Logger:      slog.New(slog.DiscardHandler),
+		Now:         clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb.Start(context.Background())
+	t.Cleanup(lb.Close)
+
+	waitFor(t, 5*time.Second, "the failing node ejected", func() bool { return !lb.Nodes()[1].Healthy })
+	for range 30 {
+		if n, err := lb.Next(); err != nil || n != a.addr {
+			t.Fatalf("Next = %q, %v with b ejected, want a", n, err)
+		}
+	}
+	b.healthOK.Store(true)
+	before := probesB.Load()
+	seenA := probesA.Load()
+	waitFor(t, 5*time.Second, "three more rounds of checks", func() bool { return probesA.Load() >= seenA+3 })
+	if n := probesB.Load() - before; n != 0 {
+		t.Fatalf("the ejected node was probed %d times within its cooldown, want 0", n)
+	}
+	clock.Advance(time.Minute)
+	waitFor(t, 5*time.Second, "the node back after its cooldown and a passing check", func() bool { return lb.Nodes()[1].Healthy })
+}
+
+// countingTransport counts the requests sent to each host.
+type countingTransport struct {
+	counts map[string]*atomic.Int64
+	base   http.Transport
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.counts[r.URL.Host].Add(1)
+	return c.base.RoundTrip(r)
+}
+
+func (c *countingTransport) CloseIdleConnections() { c.base.CloseIdleConnections() }
