@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/scale"
 )
 
@@ -201,22 +202,10 @@ func TestBalancerThreeInstances(t *testing.T) {
 
 	// Its health check passes: traffic returns.
 	dead.healthOK.Store(true)
-	waitFor(t, 5*time.Second, "the restarted instance back in rotation", func() bool { return lb.Nodes()[1].Healthy })
+	testwait.For(t, 5*time.Second, "the restarted instance back in rotation", func() bool { return lb.Nodes()[1].Healthy })
 	do(300)
 	if got := served(); got[1] < 90 || got[1] > 110 {
 		t.Fatalf("restarted instance served %d of 300 requests once healthy, want 100 ± 10%% (all %v)", got[1], got)
-	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -246,7 +235,7 @@ func TestBalancerActiveChecks(t *testing.T) {
 	lb.Start(context.Background())
 	t.Cleanup(lb.Close)
 
-	waitFor(t, 5*time.Second, "the failing node ejected", func() bool { return !lb.Nodes()[1].Healthy })
+	testwait.For(t, 5*time.Second, "the failing node ejected", func() bool { return !lb.Nodes()[1].Healthy })
 	for range 30 {
 		if n, err := lb.Next(); err != nil || n != a.addr {
 			t.Fatalf("Next = %q, %v with b ejected, want a", n, err)
@@ -255,12 +244,12 @@ func TestBalancerActiveChecks(t *testing.T) {
 	b.healthOK.Store(true)
 	before := probesB.Load()
 	seenA := probesA.Load()
-	waitFor(t, 5*time.Second, "three more rounds of checks", func() bool { return probesA.Load() >= seenA+3 })
+	testwait.For(t, 5*time.Second, "three more rounds of checks", func() bool { return probesA.Load() >= seenA+3 })
 	if n := probesB.Load() - before; n != 0 {
 		t.Fatalf("the ejected node was probed %d times within its cooldown, want 0", n)
 	}
 	clock.Advance(time.Minute)
-	waitFor(t, 5*time.Second, "the node back after its cooldown and a passing check", func() bool { return lb.Nodes()[1].Healthy })
+	testwait.For(t, 5*time.Second, "the node back after its cooldown and a passing check", func() bool { return lb.Nodes()[1].Healthy })
 }
 
 // countingTransport counts the requests sent to each host.
