@@ -219,7 +219,7 @@ func TestBalancerActiveChecks(t *testing.T) {
 	var probesA, probesB atomic.Int64
 	client := &http.Client{Transport: &countingTransport{counts: map[string]*atomic.Int64{a.addr: &probesA, b.addr: &probesB}}}
 	t.Cleanup(client.CloseIdleConnections)
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	clk := &clock{now: time.Unix(1e9, 0)}
 	b.healthOK.Store(false)
 	lb, err := scale.NewBalancer(scale.BalancerConfig{
 		Nodes:       nodes(a.addr, b.addr),
@@ -227,7 +227,7 @@ func TestBalancerActiveChecks(t *testing.T) {
 		Cooldown:    time.Minute,
 		Client:      client,
 		Logger:      slog.New(slog.DiscardHandler),
-		Now:         clock.Now,
+		Now:         clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +248,7 @@ func TestBalancerActiveChecks(t *testing.T) {
 	if n := probesB.Load() - before; n != 0 {
 		t.Fatalf("the ejected node was probed %d times within its cooldown, want 0", n)
 	}
-	clock.Advance(time.Minute)
+	clk.advance(time.Minute)
 	testwait.For(t, 5*time.Second, "the node back after its cooldown and a passing check", func() bool { return lb.Nodes()[1].Healthy })
 }
 

@@ -23,24 +23,6 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 }
 
-// fakeClock is a settable clock for cooldowns.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func nodes(addrs ...string) []scale.Node {
 	out := make([]scale.Node, len(addrs))
 	for i, a := range addrs {
@@ -127,8 +109,8 @@ func picks(t *testing.T, b *scale.Balancer, n int) map[string]int {
 }
 
 func TestBalancerRoundRobinSkipsEjectedEvenly(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
-	b := newBalancer(t, scale.BalancerConfig{Nodes: nodes("a:1", "b:1", "c:1", "d:1"), FailureThreshold: 1, Now: clock.Now})
+	clk := &clock{now: time.Unix(1e9, 0)}
+	b := newBalancer(t, scale.BalancerConfig{Nodes: nodes("a:1", "b:1", "c:1", "d:1"), FailureThreshold: 1, Now: clk.Now})
 	failOn(t, b, "b:1")
 	// The nodes after b must not inherit b's turns: a, c, d stay even.
 	if got := picks(t, b, 300); got["a:1"] != 100 || got["c:1"] != 100 || got["d:1"] != 100 || got["b:1"] != 0 {
@@ -159,9 +141,9 @@ func failOn(t *testing.T, b *scale.Balancer, node string) {
 }
 
 func TestBalancerWeighted(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	clk := &clock{now: time.Unix(1e9, 0)}
 	b := newBalancer(t, scale.BalancerConfig{
-		Algorithm: scale.Weighted, FailureThreshold: 1, Now: clock.Now,
+		Algorithm: scale.Weighted, FailureThreshold: 1, Now: clk.Now,
 		Nodes: []scale.Node{{Addr: "a:1", Weight: 5}, {Addr: "b:1", Weight: 3}, {Addr: "c:1"}},
 	})
 	if got := picks(t, b, 900); got["a:1"] != 500 || got["b:1"] != 300 || got["c:1"] != 100 {
@@ -252,8 +234,8 @@ func TestBalancerLeastOutstanding(t *testing.T) {
 // passive check on an injected clock, with active checks off.
 func TestBalancerPassiveEjectionAndCooldown(t *testing.T) {
 	noLeaks(t)
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
-	b := newBalancer(t, scale.BalancerConfig{Nodes: nodes("a:1", "b:1", "c:1"), FailureThreshold: 3, Cooldown: 10 * time.Second, Now: clock.Now})
+	clk := &clock{now: time.Unix(1e9, 0)}
+	b := newBalancer(t, scale.BalancerConfig{Nodes: nodes("a:1", "b:1", "c:1"), FailureThreshold: 3, Cooldown: 10 * time.Second, Now: clk.Now})
 	var mu sync.Mutex
 	bDown := true
 	tries := map[string]int{}
@@ -286,21 +268,21 @@ func TestBalancerPassiveEjectionAndCooldown(t *testing.T) {
 	if got := count(); got["b:1"] != 3 {
 		t.Fatalf("b was tried %d times while down, want exactly FailureThreshold=3 before ejection (tries %v)", got["b:1"], got)
 	}
-	clock.Advance(10*time.Second - time.Nanosecond)
+	clk.advance(10*time.Second - time.Nanosecond)
 	run(60)
 	if got := count(); got["b:1"] != 0 {
 		t.Fatalf("b was tried %d times within its cooldown, want 0", got["b:1"])
 	}
-	clock.Advance(time.Nanosecond)
+	clk.advance(time.Nanosecond)
 	run(60)
 	// Half-open: one trial after the cooldown, and its failure ejects b again at once.
 	if got := count(); got["b:1"] != 1 {
 		t.Fatalf("b was tried %d times after its cooldown while still down, want 1 trial", got["b:1"])
 	}
-	if s := b.Nodes()[1]; s.Healthy || !s.EjectedUntil.Equal(clock.Now().Add(10*time.Second)) {
+	if s := b.Nodes()[1]; s.Healthy || !s.EjectedUntil.Equal(clk.Now().Add(10*time.Second)) {
 		t.Fatalf("b after a failed trial: %+v, want ejected for another cooldown", s)
 	}
-	clock.Advance(10 * time.Second)
+	clk.advance(10 * time.Second)
 	mu.Lock()
 	bDown = false
 	mu.Unlock()
