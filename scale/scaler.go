@@ -1,15 +1,3 @@
-// Scaler (for doc.go): a Scaler is the seed's WorkerScaler. It changes how
-// many jobs a worker.Manager runs at once (Manager.SetConcurrency) from two
-// signals read every Interval: utilisation (busy ÷ concurrency) and queue
-// latency (how long the oldest pending job of the Manager's queues has
-// waited). It scales up when utilisation reaches ScaleUpThreshold or the
-// latency exceeds LatencyThreshold, and down when utilisation is at most
-// ScaleDownThreshold and no job is pending, always within
-// [MinWorkers, MaxWorkers] and after the cooldowns. Its decisions and the
-// worker count it wants are Prometheus metrics, so a Kubernetes autoscaler
-// can scale processes on the same signal. Changing the count never cancels,
-// drops or repeats a running job.
-
 package scale
 
 import (
