@@ -156,3 +156,6 @@ func (l *eventLog) final(id string) (worker.Event, bool) {
 	}
 	return worker.Event{}, false
 }
+
+// discardLogger drops logs.
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
