@@ -35,9 +35,12 @@ func managerConfig(queue string, logger *slog.Logger) worker.ManagerConfig {
 		Concurrency:      4,
 		PollInterval:     10 * time.Millisecond,
 		MaintainInterval: 50 * time.Millisecond,
-		ShutdownTimeout:  5 * time.Second,
-		Retry:            retry.Policy{BaseDelay: 10 * time.Millisecond, Multiplier: 1, MaxDelay: 10 * time.Millisecond},
-		Logger:           logger,
+		// A cancelled job learns it at the next heartbeat.
+		LeaseDuration:     2 * time.Second,
+		HeartbeatInterval: 100 * time.Millisecond,
+		ShutdownTimeout:   5 * time.Second,
+		Retry:             retry.Policy{BaseDelay: 10 * time.Millisecond, Multiplier: 1, MaxDelay: 10 * time.Millisecond},
+		Logger:            logger,
 	}
 }
 
