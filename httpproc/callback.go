@@ -190,6 +190,9 @@ func (c *Callbacks) insertFor(job *worker.Job, event string, result json.RawMess
 // result: manager.Register("invoice.processing", callbacks.Wrap(p)).
 func (c *Callbacks) Wrap(p worker.Processor) worker.Processor {
 	return worker.ProcessorFunc(func(ctx context.Context, job *worker.Job) error {
+		if p == nil || job == nil {
+			return worker.NoRetry(errors.New("httpproc: callbacks: nil processor or job"))
+		}
 		if err := worker.SetFinisher(ctx, jobFinisher{c: c, job: job}); err != nil {
 			return err
 		}

@@ -163,6 +163,9 @@ type Request struct {
 // response says when to come back; worker.NoRetry on other statuses. An
 // error class named by the response is attached with recovery.Classify.
 func (p *Processor) Process(ctx context.Context, job *worker.Job) error {
+	if job == nil {
+		return worker.NoRetry(errors.New("httpproc: process: job is nil"))
+	}
 	data := job.Data
 	if len(data) == 0 {
 		data = json.RawMessage("null")

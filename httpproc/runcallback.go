@@ -47,6 +47,9 @@ func (c *Callbacks) Workflow(w workflow.Workflow) workflow.Workflow {
 // the run). It returns e.Cancel's errors, e.g. worker.ErrWrongState for a
 // run that succeeded or failed.
 func (c *Callbacks) CancelRun(ctx context.Context, e *workflow.Engine, runID string) (*workflow.Run, error) {
+	if e == nil {
+		return nil, fmt.Errorf("httpproc: cancel run %s: engine is nil", runID)
+	}
 	run, err := e.Cancel(ctx, runID)
 	if errors.Is(err, worker.ErrWrongState) {
 		if got, getErr := e.Get(ctx, runID); getErr == nil && got.State == workflow.StateCancelled {
