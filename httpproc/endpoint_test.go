@@ -92,10 +92,11 @@ func statusCases() []statusCase {
 			check: retryDelay(time.Second, time.Second)},
 		{name: "429 Retry-After date", maxAttempts: 3, wantState: worker.StateCompleted, wantCalls: 2, wantResult: `{"done":true}`,
 			handle: okThen(func(w http.ResponseWriter, r *http.Request) {
-				answer(w, http.StatusTooManyRequests, "", "Retry-After", time.Now().Add(2*time.Second).UTC().Format(http.TimeFormat))
+				answer(w, http.StatusTooManyRequests, "", "Retry-After", time.Now().Add(3*time.Second).UTC().Format(http.TimeFormat))
 			}),
-			// The date has whole seconds: 2s ahead is 1s to 2s ahead.
-			check: retryDelay(time.Second-100*time.Millisecond, 2*time.Second)},
+			// The date has whole seconds: 3 s ahead is 2 s to 3 s ahead,
+			// less the time the answer took to arrive.
+			check: retryDelay(time.Second, 3*time.Second)},
 		{name: "500 retries until dead", maxAttempts: 2, wantState: worker.StateDead, wantCalls: 2,
 			handle: func(n int, w http.ResponseWriter, r *http.Request) { answer(w, http.StatusInternalServerError, "") }},
 		{name: "502 retries", maxAttempts: 3, wantState: worker.StateCompleted, wantCalls: 2, wantResult: `{"done":true}`,
