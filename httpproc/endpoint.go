@@ -134,11 +134,15 @@ func (p *Processor) init() error {
 	return nil
 }
 
-// redact hides a password in a URL; unparsable text is hidden whole.
+// redact hides a URL's password and query (either may hold a token);
+// unparsable text is hidden whole.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable)"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
 	}
 	return u.Redacted()
 }

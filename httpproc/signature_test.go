@@ -105,6 +105,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"relative URL", httpproc.EndpointConfig{URL: "/jobs", Secret: testSecret}, "not an absolute http or https URL"},
 		{"ftp URL", httpproc.EndpointConfig{URL: "ftp://h/x", Secret: testSecret}, "not an absolute http or https URL"},
 		{"password hidden", httpproc.EndpointConfig{URL: "ftp://u:hunter2@h/x", Secret: testSecret}, "xxxxx"},
+		{"query hidden", httpproc.EndpointConfig{URL: "ftp://h/x?token=hunter2", Secret: testSecret}, "?redacted"},
 		{"negative timeout", httpproc.EndpointConfig{URL: "http://h/x", Secret: testSecret, Timeout: -time.Second}, "timeout -1s is negative"},
 		{"bad header", httpproc.EndpointConfig{URL: "http://h/x", Secret: testSecret, Headers: map[string]string{"a b": "c"}}, `header name "a b"`},
 	}
