@@ -17,9 +17,9 @@ import (
 // Instances spreads calls over several instances of the application.
 // *scale.Balancer satisfies it. Do calls try with a node ("host:port")
 // and, when try's error has a NodeFailure() bool method returning true,
-// may call it again with another node; it returns try's last error (or one
-// of its own when no node can be tried). Do must be safe for concurrent
-// use.
+// may call it again with another node, one call at a time; it returns
+// try's last error, possibly wrapped (or one of its own when no node can be
+// tried). Do must be safe for concurrent use.
 type Instances interface {
 	Do(ctx context.Context, try func(ctx context.Context, node string) error) error
 }
