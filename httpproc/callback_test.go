@@ -14,6 +14,7 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/testbroker"
+	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/workflow"
 )
 
@@ -86,7 +87,7 @@ func newCallbacks(t *testing.T, b broker.Broker, rcv *receiver) *httpproc.Callba
 // its delivery was accepted.
 func waitDelivered(t *testing.T, b broker.Broker, queue, cbID string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "callback "+cbID+" to be delivered", func() bool {
+	testwait.For(t, 10*time.Second, "callback "+cbID+" to be delivered", func() bool {
 		j, err := b.JobGet(context.Background(), &broker.JobGetParams{Queue: queue, ID: cbID})
 		return err == nil && j.State == broker.StateCompleted
 	})

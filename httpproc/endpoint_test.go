@@ -14,6 +14,7 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/testbroker"
+	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/recovery"
 )
 
@@ -192,7 +193,7 @@ func runStatusCase(t *testing.T, b broker.Broker, queue string, tc statusCase) {
 		t.Fatal(err)
 	}
 	var final worker.Event
-	waitFor(t, 10*time.Second, "job "+job.ID+" to finish", func() (ok bool) { final, ok = events.final(job.ID); return ok })
+	testwait.For(t, 10*time.Second, "job "+job.ID+" to finish", func() (ok bool) { final, ok = events.final(job.ID); return ok })
 	got, err := client.Get(context.Background(), queue, job.ID)
 	if err != nil {
 		t.Fatal(err)

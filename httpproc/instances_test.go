@@ -13,6 +13,7 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/testbroker"
+	"github.com/aibos/worker/internal/testwait"
 )
 
 // failover is the least Instances can be: try each node in order while
@@ -109,7 +110,7 @@ func TestInstancesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got *worker.Job
-	waitFor(t, 10*time.Second, "the job to complete", func() bool {
+	testwait.For(t, 10*time.Second, "the job to complete", func() bool {
 		got, err = client.Get(context.Background(), "reports", job.ID)
 		return err == nil && got.State == worker.StateCompleted
 	})
