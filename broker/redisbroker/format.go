@@ -34,7 +34,14 @@ import (
 // under broker.UniqueSlot (its 'u' field and its <prefix>:{q}:u: key), a
 // job with no tenant under the key itself, as before; migrateUniqueSlots
 // moves the keys of older tenant jobs.
-const FormatVersion = 5
+// Version 6 fences leases across rollbacks and keeps recovered jobs' places
+// (lua/fetch.lua, lua/mark.lua): a job's state hash records its place ('q')
+// when fetched, lease tokens come from <prefix>:{q}:fence, and each queue
+// has an epoch; all are written as they are first needed, so the migration
+// has nothing to rewrite, but a release of format 5 must not run beside it
+// (its leases would not be fenced, and it would send recovered jobs to the
+// back of the queue).
+const FormatVersion = 6
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -52,6 +59,7 @@ var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	2: func(ctx context.Context, b *Broker) error { return b.reindexTenants(ctx) },
 	3: rescorePending,
 	4: migrateUniqueSlots,
+	5: func(context.Context, *Broker) error { return nil },
 }
 
 // reindexSlice is how many entries of a state's zset one reindex script

@@ -114,7 +114,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 	}
 	k := b.keys(queue)
 	b.insertCalls.Add(1)
-	reply, err := scriptInsert.Run(ctx, b.client, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, args...).Result()
+	reply, err := b.runMarked(ctx, queue, scriptInsert, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, args).Result()
 	if err != nil {
 		return nil, nil, err
 	}

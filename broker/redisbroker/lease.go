@@ -26,8 +26,8 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		return nil, fmt.Errorf("redisbroker: fetch jobs: %w", err)
 	}
 	k := b.keys(p.Queue)
-	keys := []string{k.scheduled, k.pending, k.active, k.expired, k.paused, k.seq, k.token, k.ttl, k.job, k.unique}
-	reply, err := scriptFetch.Run(ctx, b.client, keys, p.Limit, millis(p.LeaseDuration), p.WorkerID).Result()
+	keys := []string{k.scheduled, k.pending, k.active, k.expired, k.paused, k.seq, k.token, k.ttl, k.job, k.unique, k.fence}
+	reply, err := b.runMarked(ctx, p.Queue, scriptFetch, keys, []any{p.Limit, millis(p.LeaseDuration), p.WorkerID}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
 	}
@@ -200,8 +200,16 @@ func (b *Broker) leaseBatch(ctx context.Context, script *redis.Script, ps []*bro
 
 // scriptCall is one invocation of a script in a pipeline.
 type scriptCall struct {
-	keys []string
-	args []any
+	script *redis.Script // nil: the pipeline's script
+	keys   []string
+	args   []any
+}
+
+func (c scriptCall) scriptOr(s *redis.Script) *redis.Script {
+	if c.script != nil {
+		return c.script
+	}
+	return s
 }
 
 // runPipelined runs calls of one script in a single round trip. A call the
@@ -211,14 +219,14 @@ func (b *Broker) runPipelined(ctx context.Context, script *redis.Script, calls [
 	cmds := make([]*redis.Cmd, len(calls))
 	_, _ = b.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, c := range calls {
-			cmds[i] = script.EvalSha(ctx, pipe, c.keys, c.args...)
+			cmds[i] = c.scriptOr(script).EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 		return nil
 	})
 	for i, c := range calls {
 		err := cmds[i].Err()
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			cmds[i] = script.Run(ctx, b.client, c.keys, c.args...)
+			cmds[i] = c.scriptOr(script).Run(ctx, b.client, c.keys, c.args...)
 			err = cmds[i].Err()
 		}
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strings"
@@ -25,6 +26,9 @@ type Config struct {
 	// deployments can share one Redis. It must not contain braces, which
 	// Redis Cluster reads as a hash tag. Defaults to "aibos:worker".
 	Prefix string
+	// Logger receives the broker's own reports, such as data loss
+	// (DataLoss). Defaults to slog.Default().
+	Logger *slog.Logger
 }
 
 // Broker stores jobs in Redis. It is safe for concurrent use, by many
@@ -35,7 +39,9 @@ type Broker struct {
 	prefix string
 	closed atomic.Bool
 	known  sync.Map // queue name → struct{}: already in the queues set
-	wake   waker    // JobWait's pub/sub listener, started on first use
+	log    *slog.Logger
+	marks  marks // what the broker saw of each queue's data (dataloss.go)
+	wake   waker // JobWait's pub/sub listener, started on first use
 
 	// inserts combines concurrent JobInsert calls per queue (insert.go).
 	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
@@ -57,7 +63,11 @@ func New(client redis.UniversalClient, opts Config) (*Broker, error) {
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("redisbroker: new broker: prefix %q contains a brace", prefix)
 	}
-	b := &Broker{client: client, prefix: prefix}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Broker{client: client, prefix: prefix, log: log, marks: marks{queues: map[string]*queueMark{}}}
 	b.inserts = combine.New(maxCombined, fmt.Errorf("%w: it closed before the job was sent", broker.ErrClosed),
 		func(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, []error, error) {
 			return b.insert(ctx, ps, true)

@@ -37,6 +37,7 @@ var (
 	scriptReindex  = loadScript("tenant_reindex.lua")
 	scriptRescore  = loadScript("rescore.lua")
 	scriptSlot     = loadScript("unique_slot.lua")
+	scriptMark     = loadScript("mark.lua")
 )
 
 func loadScript(name string) *redis.Script {

@@ -6,7 +6,7 @@
 -- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
 -- KEYS[4] expired zset    KEYS[5] paused flag   KEYS[6] seq counter
 -- KEYS[7] token counter   KEYS[8] ttl zset      KEYS[9] job hash prefix
--- KEYS[10] unique-key prefix
+-- KEYS[10] unique-key prefix KEYS[11] fence (the last lease token issued)
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[9],
 --   under the same {queue} hash tag
 -- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
@@ -14,6 +14,15 @@
 --   each job as lib.lua describes, read after the lease was taken; a job
 --   that had no state hash is {id, body, lease token}: active, attempt 1,
 --   started, leased until, by worker ARGV[3].
+--
+-- Lease tokens: KEYS[7] counts the leases (mark.lua reads it to notice a
+-- rollback), while a token is taken from the fence, never below the Redis
+-- clock in microseconds: a Redis restored from an older snapshot, or a
+-- replica that lost the last writes, hands out tokens above every token
+-- issued before (the clock moved on), so a lease taken before the rollback
+-- cannot complete a job leased again after it. Each fetched job records
+-- its place (its seq, 'q') so that recovery and hand-back put it back there
+-- (lib.lua make_pending).
 
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'paused'}
@@ -39,7 +48,10 @@ while got < want and budget > 0 do
   if #popped == 0 then
     break
   end
-  local token = redis.call('INCRBY', KEYS[7], #popped / 2) - #popped / 2
+  local n = #popped / 2
+  redis.call('INCRBY', KEYS[7], n)
+  local token = math.max(tonumber(redis.call('GET', KEYS[11]) or '0'), now_us)
+  redis.call('SET', KEYS[11], fmt(token + n))
   local ids = {}
   for i = 1, #popped, 2 do
     ids[#ids + 1] = popped[i]
@@ -51,6 +63,8 @@ while got < want and budget > 0 do
     local id = popped[i]
     local body = body_of[(i + 1) / 2]
     local job_key = KEYS[9] .. id
+    local score = tonumber(popped[i + 1])
+    local place = fmt(score - math.floor(score / PRIORITY_SHIFT) * PRIORITY_SHIFT)
     local v = redis.call('HMGET', job_key, 's', 'e', 'a', 'tn')
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
@@ -64,14 +78,14 @@ while got < want and budget > 0 do
         if tn ~= '' then
           tindex_group(moved, tn, id, lease_until)
           if ARGV[3] ~= '' then
-            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s, 'w', ARGV[3], 'tn', tn)
+            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s, 'w', ARGV[3], 'tn', tn)
           else
-            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s, 'tn', tn)
+            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s, 'tn', tn)
           end
         elseif ARGV[3] ~= '' then
-          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s, 'w', ARGV[3])
+          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s, 'w', ARGV[3])
         else
-          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', token, 'lu', lease_until, 'st', now_s)
+          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s)
         end
         active[#active + 1] = lease_until
         active[#active + 1] = id
@@ -82,10 +96,10 @@ while got < want and budget > 0 do
       token = token + 1
       local attempt = fmt((tonumber(v[3]) or 0) + 1)
       if ARGV[3] ~= '' then
-        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token),
+        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token), 'q', place,
           'lu', lease_until, 'st', fmt(now), 'w', ARGV[3])
       else
-        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token),
+        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token), 'q', place,
           'lu', lease_until, 'st', fmt(now))
         redis.call('HDEL', job_key, 'w')
       end

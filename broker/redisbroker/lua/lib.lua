@@ -24,7 +24,8 @@
 --   tenant when the job has one), to timeout (ns), s state, c created, r run at, e expires
 --   at, st started, f finished, le last error, res result, pg progress,
 --   tk lease token, lu lease until (meaningful while active only), w worker,
---   dc '1' when the job is removed as soon as it completes.
+--   dc '1' when the job is removed as soon as it completes, q the seq of
+--   its place in the pending zset when it was last fetched (make_pending).
 --   Times are unix milliseconds.
 --
 -- Tenant index: each job with a tenant is also in the zset of its tenant and
@@ -261,13 +262,22 @@ local function remove_finished(zset, ttl_key, job_prefix, ids, state)
   end
 end
 
--- make_pending puts a job at the back of its priority in the pending zset
--- (and its tenant's), from the state its hash still names.
-local function make_pending(pending_key, seq_key, job_key, id)
+-- make_pending puts a job in the pending zset (and its tenant's), from the
+-- state its hash still names. With keep, a job that was leased before goes
+-- back to its place, the seq its fetch recorded in 'q' (lease recovery and
+-- hand-back: a crashed worker's jobs run before those enqueued after them);
+-- otherwise, and for a job with no recorded place, it goes to the back of
+-- its priority.
+local function make_pending(pending_key, seq_key, job_key, id, keep)
   local prefix = string.sub(job_key, 1, #job_key - #id)
-  local v = redis.call('HMGET', job_key, 'p', 's', 'tn')
+  local v = redis.call('HMGET', job_key, 'p', 's', 'tn', 'q')
   local p = tonumber(job_number(prefix, id, 'p', v[1]) or '0')
-  local score = pending_score(seq_key, p)
+  local score
+  if keep and v[4] then
+    score = fmt(stored_priority(p) * PRIORITY_SHIFT + tonumber(v[4]))
+  else
+    score = pending_score(seq_key, p)
+  end
   redis.call('ZADD', pending_key, score, id)
   tindex_move(prefix, v[3], id, v[2], 'pending', score)
   redis.call('HSET', job_key, 's', 'pending')

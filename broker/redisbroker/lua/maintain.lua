@@ -35,7 +35,7 @@ for _, id in ipairs(leases) do
     redis.call('ZREM', KEYS[3], id)
   elseif tonumber(v[1]) < tonumber(job_number(KEYS[9], id, 'm', v[2])) then
     redis.call('ZREM', KEYS[3], id)
-    make_pending(KEYS[2], KEYS[7], job_key, id)
+    make_pending(KEYS[2], KEYS[7], job_key, id, true)
     recovered = recovered + 1
   else
     finish(KEYS[3], KEYS[5], 'dead', job_key, id, KEYS[10], now, now_us)

@@ -1,5 +1,6 @@
 -- release.lua hands an active job back without counting the attempt: it is
--- pending at once, behind the jobs of its priority, with its attempt undone.
+-- pending at once, back at the place it was fetched from (lib.lua
+-- make_pending), with its attempt undone.
 --
 -- KEYS[1] active zset  KEYS[2] pending zset  KEYS[3] seq counter
 -- KEYS[4] job hash prefix
@@ -19,7 +20,7 @@ redis.call('ZREM', KEYS[1], id)
 if tonumber(redis.call('HGET', job_key, 'a')) > 0 then
   redis.call('HINCRBY', job_key, 'a', -1)
 end
-make_pending(KEYS[2], KEYS[3], job_key, id)
+make_pending(KEYS[2], KEYS[3], job_key, id, true)
 if KEYS[5] then
   redis.call('PUBLISH', KEYS[5], '0')
 end
