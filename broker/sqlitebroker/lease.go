@@ -23,10 +23,14 @@ const (
 			AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?)`
 	// The lease takes the next fencing token without writing the counter,
 	// which sqlTakeToken then advances only if a job was leased: an empty
-	// fetch writes nothing, so idle polling costs no disk sync.
-	sqlTakeToken = `UPDATE counters SET value = value + 1 WHERE name = 'lease_token'`
+	// fetch writes nothing, so idle polling costs no disk sync. A token is
+	// never below the clock in microseconds (the first argument of both),
+	// so a database that lost its last transactions (synchronous=NORMAL
+	// after a power cut) or was restored from a backup never hands out a
+	// token again that a lease held before the loss may still carry.
+	sqlTakeToken = `UPDATE counters SET value = MAX(value, ?) + 1 WHERE name = 'lease_token'`
 	sqlLease     = `UPDATE jobs SET state = 'active', attempt = attempt + 1,
-		lease_token = (SELECT value + 1 FROM counters WHERE name = 'lease_token'),
+		lease_token = (SELECT MAX(value, ?) + 1 FROM counters WHERE name = 'lease_token'),
 		lease_until = ?, started_at = ?, worker_id = ?
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
 			ORDER BY priority, seq LIMIT ?)
@@ -78,7 +82,8 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		if _, err := b.expire(ctx, tx, p.Queue, now, -1); err != nil {
 			return err
 		}
-		rows, err := b.query(ctx, tx, sqlLease, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
+		floor := b.opts.Now().UnixMicro() // see sqlTakeToken
+		rows, err := b.query(ctx, tx, sqlLease, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
 		if err != nil {
 			return fmt.Errorf("lease jobs: %w", err)
 		}
@@ -95,7 +100,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		}
 		rows.Close()
 		if len(got) > 0 {
-			if _, err := b.exec(ctx, tx, sqlTakeToken); err != nil {
+			if _, err := b.exec(ctx, tx, sqlTakeToken, floor); err != nil {
 				return fmt.Errorf("take lease token: %w", err)
 			}
 		}
