@@ -52,7 +52,10 @@ type Broker interface {
 	// scheduled jobs are promoted first, so a delayed job is fetchable as
 	// soon as it is due. Each returned job is active, has Attempt
 	// incremented, a fresh LeaseToken greater than any earlier token of that
-	// job, and LeaseUntil = now + p.LeaseDuration. A pending job whose
+	// job, and LeaseUntil = now + p.LeaseDuration. A token never repeats,
+	// even after the store lost or rolled back data (restored from an older
+	// snapshot or backup): the lease identity a stale worker holds is then
+	// rejected, never accepted in place of the current holder's. A pending job whose
 	// ExpiresAt has passed is moved to expired, not returned. An empty queue returns an empty slice and no error; a paused
 	// queue returns ErrQueuePaused.
 	JobFetch(ctx context.Context, p *JobFetchParams) ([]*Job, error)
@@ -76,8 +79,9 @@ type Broker interface {
 	JobFail(ctx context.Context, p *JobFailParams) (State, error)
 
 	// JobRelease hands an active job back without counting the attempt: it
-	// becomes pending at once with Attempt decremented. Used on graceful
-	// shutdown. ErrLeaseLost / ErrNotFound as for JobFail.
+	// becomes pending at once with Attempt decremented, back at its place
+	// (fetched before the jobs of its priority enqueued after it). Used on
+	// graceful shutdown. ErrLeaseLost / ErrNotFound as for JobFail.
 	JobRelease(ctx context.Context, p *JobLeaseParams) error
 
 	// JobLeaseExtend extends leases in one batch to now + d. One error per
@@ -138,7 +142,8 @@ type Broker interface {
 	// expired leases (back to pending if attempts are left, else dead with a
 	// "lease expired" error), promotes due scheduled jobs, expires pending
 	// jobs past ExpiresAt, and removes completed jobs past the retention
-	// rules (whole, with their index entries). Retention rules remove only
+	// rules (whole, with their index entries). A recovered job goes back to
+	// its place, as with JobRelease. Retention rules remove only
 	// the state they name: the completed-jobs rules never touch cancelled,
 	// expired or dead jobs. Each step stops at p.Limit jobs; the result's
 	// More reports that one did with work left, so that a caller keeping up

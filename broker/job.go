@@ -171,9 +171,9 @@ type QueueStats struct {
 	// OldestPendingAt is the RunAt (the time it became due) of the pending
 	// job that has waited longest; zero when nothing is pending. Brokers
 	// document how exact it is: the Redis broker looks only at the job first
-	// in line of each priority, so a job put back at the end of its line by
-	// lease recovery or hand-back (keeping an older RunAt) is not seen until
-	// it reaches the head of that line.
+	// in line of each priority, so a job that waits behind a later-due one
+	// of its priority (a retry promoted after jobs enqueued later, keeping
+	// its older RunAt) is not seen until it reaches the head of that line.
 	OldestPendingAt time.Time `json:"oldest_pending_at,omitzero"`
 }
 

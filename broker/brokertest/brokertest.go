@@ -54,6 +54,7 @@ var cases = []testCase{
 	{"InsertRoundTrip", testInsertRoundTrip},
 	{"CompleteStoresResult", testCompleteStoresResult},
 	{"ReleaseReturnsToPending", testReleaseReturnsToPending},
+	{"RecoveredKeepPlace", testRecoveredKeepPlace},
 	{"Progress", testProgress},
 	{"JobGetDelete", testJobGetDelete},
 	{"JobList", testJobList},

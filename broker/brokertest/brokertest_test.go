@@ -85,6 +85,7 @@ var faultCases = map[string]struct {
 	"retainCancelled":  {faults{retainCancelled: true}, "RetentionOnlyCompleted"},
 	"maintainNoMore":   {faults{maintainNoMore: true}, "RetentionKeepsPace"},
 	"keepDeleted":      {faults{keepDeleted: true}, "DeleteOnComplete"},
+	"recoveredToBack":  {faults{recoveredToBack: true}, "RecoveredKeepPlace"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

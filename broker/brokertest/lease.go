@@ -219,3 +219,46 @@ func testProgress(s *bundle) {
 		s.t.Fatalf("rejected JobProgress stored %s on a pending job", j.Progress)
 	}
 }
+
+// testRecoveredKeepPlace: a job whose lease expired, or that was handed
+// back, goes back to its place in the queue, not to the back: it is fetched
+// before the jobs of its priority enqueued after it (so a crashed worker
+// costs its jobs about one lease, not the length of the backlog), and still
+// after more urgent jobs.
+func testRecoveredKeepPlace(s *bundle) {
+	q := "place"
+	a := s.insert(q)
+	b := s.insert(q)
+	if f := s.fetchOne(q, shortLease); f.ID != a.ID {
+		s.t.Fatalf("first fetch: %s, want %s", f.ID, a.ID)
+	}
+	c := s.insert(q)
+	u := s.insert(q, withPriority(1))
+	s.recover(q, a.ID)
+	s.wantOrder(q, u.ID, a.ID, b.ID, c.ID)
+
+	q = "place-release"
+	a = s.insert(q)
+	b = s.insert(q)
+	f := s.fetchOne(q, longLease)
+	c = s.insert(q)
+	if err := s.b.JobRelease(s.ctx, &broker.JobLeaseParams{Queue: q, ID: f.ID, Token: f.LeaseToken}); err != nil {
+		s.t.Fatalf("JobRelease: %v", err)
+	}
+	s.wantOrder(q, a.ID, b.ID, c.ID)
+}
+
+// wantOrder fetches the queue's pending jobs one at a time and checks they
+// come in the order of ids.
+func (s *bundle) wantOrder(q string, ids ...string) {
+	s.t.Helper()
+	var got []string
+	for range ids {
+		got = append(got, s.fetchOne(q, longLease).ID)
+	}
+	for i := range ids {
+		if got[i] != ids[i] {
+			s.t.Fatalf("fetch order %v, want %v", got, ids)
+		}
+	}
+}

@@ -91,6 +91,7 @@ type faults struct {
 	retainCancelled  bool // the completed-jobs rules remove cancelled jobs too
 	maintainNoMore   bool // QueueMaintain never reports More
 	keepDeleted      bool // jobs to delete on completion are kept completed
+	recoveredToBack  bool // recovered and handed-back jobs go to the back of the queue
 }
 
 func newMemBroker(f faults) *memBroker {
@@ -272,6 +273,15 @@ func (b *memBroker) store(p *broker.JobInsertParams) *memJob {
 	return j
 }
 
+// toBack sends a recovered or handed-back job to the back of its queue if
+// the fault says so; otherwise it keeps its place.
+func (b *memBroker) toBack(j *memJob) {
+	if b.faults.recoveredToBack {
+		b.seq++
+		j.seq = b.seq
+	}
+}
+
 // pendingOrder sorts a queue's pending jobs in fetch order.
 func (b *memBroker) pendingOrder(queue string) []*memJob {
 	var out []*memJob
@@ -425,6 +435,7 @@ func (b *memBroker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) er
 		return err
 	}
 	j.State = broker.StatePending
+	b.toBack(j)
 	if !b.faults.releaseCounts {
 		j.Attempt--
 	}
@@ -679,6 +690,7 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 			}
 			if j.Attempt < j.MaxAttempts {
 				j.State = broker.StatePending
+				b.toBack(j)
 				r.Recovered++
 			} else {
 				j.State, j.FinishedAt, j.LastError = broker.StateDead, now, "lease expired"

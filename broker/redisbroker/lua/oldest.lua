@@ -1,9 +1,10 @@
 -- oldest.lua finds when the longest-waiting pending job became due. Pending
 -- is ordered by priority, then FIFO, so it reads the job first in line of
 -- each priority present (one O(log n) jump per priority, at most 1000) and
--- returns the smallest RunAt among them. A job put back at the end of its
--- line with an older RunAt (lease recovery, hand-back) is not seen until it
--- reaches the head.
+-- returns the smallest RunAt among them. A job behind a later-due one of
+-- its priority (a retry or delayed job promoted after jobs enqueued later)
+-- is not seen until it reaches the head; recovered and handed-back jobs go
+-- back to their place, so they are not such jobs.
 --
 -- KEYS[1] pending zset  KEYS[2] job hash prefix
 -- ARGV none
