@@ -318,11 +318,25 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// DataLossUnready is how long Ping reports a broker unhealthy after it
+// detected data loss (broker.DataLossReporter): long enough for an alert
+// on /readyz to fire and for an operator to see the reason.
+const DataLossUnready = 5 * time.Minute
+
 // Ping checks that the broker answers: the seed's redis-connection check.
+// A broker that detected data loss in the last DataLossUnready is
+// unhealthy too, with the reason: the jobs it acknowledged may be gone or
+// may run again.
 func Ping(b broker.Broker) Check {
 	return Check{Name: "broker", Run: func(ctx context.Context) error {
 		if err := b.Ping(ctx); err != nil {
 			return fmt.Errorf("ping broker: %w", err)
+		}
+		if r, ok := b.(broker.DataLossReporter); ok {
+			if l := r.DataLoss(); l.Count > 0 && time.Since(l.At) < DataLossUnready {
+				return fmt.Errorf("broker detected data loss %s ago in queue %q: %s",
+					time.Since(l.At).Round(time.Second), l.Queue, l.Reason)
+			}
 		}
 		return nil
 	}}

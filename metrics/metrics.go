@@ -30,6 +30,7 @@
 //	<ns>_worker_busy, <ns>_worker_concurrency         running jobs and the Manager's cap
 //	<ns>_worker_utilization                          busy / concurrency, in [0, 1]
 //	<ns>_broker_up                                   1 if every queue could be read this scrape
+//	<ns>_broker_data_loss_total                      data losses the broker detected (broker.DataLossReporter)
 //
 // The oldest-pending age uses this machine's clock against the broker's
 // timestamps, so clock skew shifts it; it is never reported below 0. See
@@ -78,7 +79,7 @@ type WorkerMetrics struct {
 	processed, completed, failed, retried, dead *prometheus.CounterVec
 	seconds                                     *prometheus.HistogramVec
 
-	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp *prometheus.Desc
+	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp, dataLoss *prometheus.Desc
 
 	mu      sync.Mutex
 	manager *worker.Manager
@@ -125,6 +126,8 @@ func New(cfg Config) *WorkerMetrics {
 		concurrency: gauge("worker_concurrency", "The most jobs the Manager runs at once."),
 		utilization: gauge("worker_utilization", "Busy divided by concurrency, in [0, 1]."),
 		brokerUp:    gauge("broker_up", "1 if every queue's stats could be read from the broker during this scrape."),
+		dataLoss: gauge("broker_data_loss_total", "Times the broker detected that its store lost or rolled back data"+
+			" (a queue emptied or restored from an older snapshot); any increase needs an operator."),
 	}
 }
 
@@ -184,7 +187,7 @@ func (w *WorkerMetrics) Describe(ch chan<- *prometheus.Desc) {
 		c.Describe(ch)
 	}
 	w.seconds.Describe(ch)
-	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp} {
+	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp, w.dataLoss} {
 		ch <- d
 	}
 }
@@ -204,6 +207,9 @@ func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	if w.cfg.Broker == nil {
 		return
+	}
+	if r, ok := w.cfg.Broker.(broker.DataLossReporter); ok {
+		ch <- prometheus.MustNewConstMetric(w.dataLoss, prometheus.CounterValue, float64(r.DataLoss().Count))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ScrapeTimeout)
 	defer cancel()

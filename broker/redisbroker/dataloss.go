@@ -3,7 +3,7 @@ package redisbroker
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,16 +14,22 @@ import (
 
 var _ broker.DataLossReporter = (*Broker)(nil)
 
-// queueMark is what a broker last saw of a queue's data (lua/mark.lua): its
-// epoch and its counters. While Redis keeps its data the epoch stays and
-// the counters only grow; an epoch gone or replaced means the queue was
-// emptied (or another broker detected a loss), counters below what was
-// seen mean a rollback that brought an old epoch back.
+// markerTTL is how long a broker's write marker outlives its last insert or
+// fetch on the queue (lua/mark.lua). A marker found missing after a broker
+// was idle for longer than half of it is not taken for a loss.
+const markerTTL = 7 * 24 * time.Hour
+
+// queueMark is what a broker knows of a queue's data: its epoch and the
+// calls whose marker writes Redis confirmed. While Redis keeps its data the
+// epoch stays and the marker holds at least the number of the latest
+// confirmed call; an epoch gone or replaced means the queue was emptied (or
+// another broker detected a loss), a marker below it means a rollback.
 type queueMark struct {
-	epoch  string
-	prev   string // the epoch this broker replaced: replies still naming it are stale
-	seq    int64
-	leases int64
+	epoch     string
+	prev      string    // the epoch this broker replaced: replies still naming it are stale
+	sent      int64     // the number of the latest call sent
+	confirmed int64     // the highest number of a call whose reply came back
+	at        time.Time // when confirmed was
 }
 
 // marks holds a broker's queueMarks and what it detected.
@@ -33,76 +39,78 @@ type marks struct {
 	loss   broker.DataLoss
 }
 
-// before returns the queue's mark as it is when a call is sent: the reply's
-// counters must not be below it (a later call's counters may be read first).
-func (m *marks) before(queue string) queueMark {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if q := m.queues[queue]; q != nil {
-		return *q
+// markCall numbers a call about to be sent on queue and returns the
+// lua/mark.lua call to pipeline before it, with the queue's mark as it was.
+func (b *Broker) markCall(queue string) (scriptCall, queueMark, int64) {
+	b.marks.mu.Lock()
+	q := b.marks.queues[queue]
+	if q == nil {
+		q = &queueMark{}
+		b.marks.queues[queue] = q
 	}
-	return queueMark{}
-}
-
-// markCall is the lua/mark.lua call pipelined before an insert or a fetch
-// of queue, and the queue's mark as it was before the call.
-func (b *Broker) markCall(queue string) (scriptCall, queueMark) {
+	q.sent++
+	n, seen := q.sent, *q
+	b.marks.mu.Unlock()
 	k := b.keys(queue)
-	return scriptCall{script: scriptMark, keys: []string{k.epoch, k.seq, k.token}, args: []any{rand.Text()}},
-		b.marks.before(queue)
+	return scriptCall{script: scriptMark, keys: []string{k.epoch, k.marker + b.id},
+		args: []any{rand.Text(), n, int64(markerTTL / time.Second)}}, seen, n
 }
 
 // runMarked runs script with keys and args right after lua/mark.lua, in one
 // round trip, and checks the mark for data loss. The mark's own failure
 // does not fail the call: the script ran (or not) on its own.
 func (b *Broker) runMarked(ctx context.Context, queue string, script *redis.Script, keys []string, args []any) *redis.Cmd {
-	mark, seen := b.markCall(queue)
+	mark, seen, n := b.markCall(queue)
 	cmds, err := b.runPipelined(ctx, script, []scriptCall{mark, {keys: keys, args: args}})
 	if err != nil {
 		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(err)
 		return cmd
 	}
-	if reply, err := cmds[0].Slice(); err == nil {
-		b.observeMark(ctx, queue, seen, reply)
+	if reply, err := cmds[0].Slice(); err == nil && len(reply) == 3 {
+		epoch, _ := reply[0].(string)
+		created, _ := reply[1].(int64)
+		before, _ := reply[2].(int64)
+		b.observeMark(ctx, queue, seen, n, epoch, created == 1, before)
 	}
 	return cmds[1]
 }
 
-// observeMark compares a lua/mark.lua reply with the queue's mark as it was
-// before the call (seen), and reports data loss.
-func (b *Broker) observeMark(ctx context.Context, queue string, seen queueMark, reply []any) {
-	if len(reply) != 4 {
-		return
-	}
-	epoch, _ := reply[0].(string)
-	created, _ := reply[1].(int64)
-	seq, _ := reply[2].(int64)
-	leases, _ := reply[3].(int64)
+// observeMark checks the reply of call n's lua/mark.lua (the epoch, whether
+// the call created it, the marker before the call) against the queue's
+// mark as it was when the call was sent (seen), and reports data loss.
+func (b *Broker) observeMark(ctx context.Context, queue string, seen queueMark, n int64, epoch string, created bool, before int64) {
 	m := &b.marks
 	m.mu.Lock()
 	cur := m.queues[queue]
 	var reason string
 	rollback := false
 	switch {
-	case cur == nil:
-		m.queues[queue] = &queueMark{epoch: epoch, seq: seq, leases: leases}
+	case cur.epoch == "":
+		cur.epoch = epoch
 	case epoch == cur.epoch:
-		if seen.epoch == epoch && (seq < seen.seq || leases < seen.leases) {
+		// A marker below a confirmed call is a lost write, unless it
+		// simply expired while this broker was idle.
+		idle := before == 0 && time.Since(seen.at) > markerTTL/2
+		if seen.epoch == epoch && before < seen.confirmed && !idle {
 			rollback = true
-			reason = fmt.Sprintf("rolled back: its counters went back from seq %d, leases %d to seq %d, leases %d"+
-				" (restored from an older snapshot, or failed over to a replica that had not received the last writes)",
-				seen.seq, seen.leases, seq, leases)
+			reason = "rolled back: writes Redis had confirmed are gone (restored from an older snapshot, " +
+				"restarted from an AOF that missed the last writes, or failed over to a replica that had not received them); " +
+				"the queue's marker for this worker went back from " + strconv.FormatInt(seen.confirmed, 10) + " to " + strconv.FormatInt(before, 10)
 		}
-		cur.seq, cur.leases = max(cur.seq, seq), max(cur.leases, leases)
 	case epoch == cur.prev:
 		// Read before this broker replaced the epoch: already reported.
+		m.mu.Unlock()
+		return
 	default:
 		reason = "emptied: its data is gone (Redis restarted without its data, or was flushed)"
-		if created == 0 {
+		if !created {
 			reason = "replaced: its epoch changed (another worker detected lost or rolled-back data)"
 		}
-		*cur = queueMark{epoch: epoch, prev: cur.epoch, seq: seq, leases: leases}
+		cur.prev, cur.epoch = cur.epoch, epoch
+	}
+	if n > cur.confirmed {
+		cur.confirmed, cur.at = n, time.Now()
 	}
 	m.mu.Unlock()
 	if reason == "" {
@@ -115,20 +123,20 @@ func (b *Broker) observeMark(ctx context.Context, queue string, seen queueMark, 
 }
 
 // renewEpoch replaces the epoch of a rolled-back queue, so that every other
-// broker that saw the queue notices the loss too, even one whose counters
-// the rollback did not take below what it saw.
+// broker that used the queue notices the loss too.
 func (b *Broker) renewEpoch(ctx context.Context, queue, old string) {
 	k := b.keys(queue)
-	reply, err := scriptMark.Run(ctx, b.client, []string{k.epoch, k.seq, k.token}, rand.Text(), old).Slice()
-	if err != nil || len(reply) != 4 {
+	reply, err := scriptMark.Run(ctx, b.client, []string{k.epoch, k.marker + b.id},
+		rand.Text(), 0, int64(markerTTL/time.Second), old).Slice()
+	if err != nil || len(reply) != 3 {
 		b.log.Error("redisbroker: renew the epoch of a rolled-back queue; other workers may not notice the loss",
 			"queue", queue, "err", err)
 		return
 	}
 	epoch, _ := reply[0].(string)
 	b.marks.mu.Lock()
-	if cur := b.marks.queues[queue]; cur != nil && cur.epoch == old {
-		cur.epoch, cur.prev = epoch, old
+	if cur := b.marks.queues[queue]; cur.epoch == old {
+		cur.prev, cur.epoch = old, epoch
 	}
 	b.marks.mu.Unlock()
 }

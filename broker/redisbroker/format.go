@@ -36,11 +36,12 @@ import (
 // moves the keys of older tenant jobs.
 // Version 6 fences leases across rollbacks and keeps recovered jobs' places
 // (lua/fetch.lua, lua/mark.lua): a job's state hash records its place ('q')
-// when fetched, lease tokens come from <prefix>:{q}:fence, and each queue
-// has an epoch; all are written as they are first needed, so the migration
-// has nothing to rewrite, but a release of format 5 must not run beside it
-// (its leases would not be fenced, and it would send recovered jobs to the
-// back of the queue).
+// when fetched, a lease token is never below the Redis clock in
+// microseconds, and each queue has an epoch and a write marker per broker;
+// all are written as they are first needed (the old token counter stays
+// below the clock), so the migration has nothing to rewrite, but a release
+// of format 5 must not run beside it (its tokens would repeat after a
+// rollback, and it would send recovered jobs to the back of the queue).
 const FormatVersion = 6
 
 // ErrNewerFormat: the data was written in a stored format newer than this

@@ -18,9 +18,9 @@ type queueKeys struct {
 	expired   string // zset: id → finished time (unix ms)
 	ttl       string // zset: id → ExpiresAt (unix ms), jobs inserted with a TTL
 	seq       string // counter: FIFO order among equal priorities
-	token     string // counter: leases issued (mark.lua reads it)
-	fence     string // the last lease token issued (lua/fetch.lua)
+	token     string // the last lease token issued (lua/fetch.lua)
 	epoch     string // random id of the queue's data (lua/mark.lua)
+	marker    string // prefix of a broker's write marker: marker + broker id (lua/mark.lua)
 	paused    string // flag: present while the queue is paused
 	body      string // hash: job id → body; scripts derive it from job (lib.lua body_key)
 	job       string // prefix of a job hash: job + id
@@ -68,8 +68,8 @@ func newQueueKeys(prefix, queue string) queueKeys {
 		ttl:       base + "ttl",
 		seq:       base + "seq",
 		token:     base + "token",
-		fence:     base + "fence",
 		epoch:     base + "epoch",
+		marker:    base + "m:",
 		paused:    base + "paused",
 		body:      base + "b",
 		job:       base + "j:",
@@ -81,7 +81,7 @@ func newQueueKeys(prefix, queue string) queueKeys {
 // all returns every key of the queue, for tests and tooling.
 func (k queueKeys) all() []string {
 	return []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled,
-		k.expired, k.ttl, k.seq, k.token, k.fence, k.epoch, k.paused, k.body, k.job, k.unique}
+		k.expired, k.ttl, k.seq, k.token, k.epoch, k.paused, k.body, k.job, k.unique, k.marker}
 }
 
 // queuesKey names the global set of queue names. It has no hash tag: it is

@@ -26,7 +26,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		return nil, fmt.Errorf("redisbroker: fetch jobs: %w", err)
 	}
 	k := b.keys(p.Queue)
-	keys := []string{k.scheduled, k.pending, k.active, k.expired, k.paused, k.seq, k.token, k.ttl, k.job, k.unique, k.fence}
+	keys := []string{k.scheduled, k.pending, k.active, k.expired, k.paused, k.seq, k.token, k.ttl, k.job, k.unique}
 	reply, err := b.runMarked(ctx, p.Queue, scriptFetch, keys, []any{p.Limit, millis(p.LeaseDuration), p.WorkerID}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)

@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,8 +41,9 @@ type Broker struct {
 	closed atomic.Bool
 	known  sync.Map // queue name → struct{}: already in the queues set
 	log    *slog.Logger
-	marks  marks // what the broker saw of each queue's data (dataloss.go)
-	wake   waker // JobWait's pub/sub listener, started on first use
+	marks  marks  // what the broker saw of each queue's data (dataloss.go)
+	id     string // names this broker's write markers (lua/mark.lua)
+	wake   waker  // JobWait's pub/sub listener, started on first use
 
 	// inserts combines concurrent JobInsert calls per queue (insert.go).
 	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
@@ -67,7 +69,7 @@ func New(client redis.UniversalClient, opts Config) (*Broker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Broker{client: client, prefix: prefix, log: log, marks: marks{queues: map[string]*queueMark{}}}
+	b := &Broker{client: client, prefix: prefix, log: log, marks: marks{queues: map[string]*queueMark{}}, id: rand.Text()}
 	b.inserts = combine.New(maxCombined, fmt.Errorf("%w: it closed before the job was sent", broker.ErrClosed),
 		func(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, []error, error) {
 			return b.insert(ctx, ps, true)

@@ -42,6 +42,19 @@ type Server struct {
 	Addr string
 	cmd  *exec.Cmd
 	dir  string
+	opts Options // how it was started, for Restart
+}
+
+// Options configures a server of StartWith.
+type Options struct {
+	// Dir is the data directory (dump.rdb, the AOF). It is kept when the
+	// server stops, so that a test can restart the server on it. Empty: a
+	// temporary directory, removed when the server stops.
+	Dir string
+	// Args are extra redis-server arguments, after the defaults (no
+	// snapshots, no AOF), which they can override: e.g. "--appendonly",
+	// "yes", "--appendfsync", "everysec".
+	Args []string
 }
 
 // Main runs the package's tests, stops the shared server, and, if the
@@ -130,6 +143,58 @@ func StartOnPort(t testing.TB, port int) *Server {
 	return s
 }
 
+// StartWith starts a dedicated redis-server for one test, with the data
+// directory and persistence options of o, on a free loopback port. It is
+// stopped (by pid) when the test ends.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	var s *Server
+	var err error
+	for range 5 { // a freed port can be taken before redis binds it
+		var port int
+		if port, err = freePort(); err != nil {
+			break
+		}
+		if s, err = startWith(port, o); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		unavailable(t, err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Save makes the server write its snapshot (dump.rdb) now.
+func (s *Server) Save(t testing.TB) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	if err := c.Save(context.Background()).Err(); err != nil {
+		t.Fatalf("redis SAVE: %v", err)
+	}
+}
+
+// Kill SIGKILLs the server and waits for it to exit: nothing is saved.
+// A Dir given to StartWith is kept.
+func (s *Server) Kill() { s.Stop() }
+
+// Restart starts the server again on the same port, directory and options
+// (after Kill), so it loads whatever its directory holds then.
+func (s *Server) Restart(t testing.TB) *Server {
+	t.Helper()
+	n, err := startWith(s.Port(), s.opts)
+	if err != nil {
+		t.Fatalf("restart redis-server on port %d: %v", s.Port(), err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Dir returns the server's data directory.
+func (s *Server) Dir() string { return s.dir }
+
 // Port returns the server's TCP port.
 func (s *Server) Port() int {
 	_, p, _ := net.SplitHostPort(s.Addr)
@@ -148,7 +213,9 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
 	_ = s.cmd.Wait()
 	s.cmd = nil
-	_ = os.RemoveAll(s.dir)
+	if s.opts.Dir == "" {
+		_ = os.RemoveAll(s.dir)
+	}
 }
 
 func unavailable(t testing.TB, err error) {
@@ -159,15 +226,22 @@ func unavailable(t testing.TB, err error) {
 	t.Skipf("skipping: %v", err)
 }
 
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 func start() (*Server, error) {
 	var lastErr error
 	for range 5 { // a freed port can be taken before redis binds it
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := freePort()
 		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
+			return nil, err
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
 		s, err := startOn(port)
 		if err == nil {
 			return s, nil
@@ -177,26 +251,33 @@ func start() (*Server, error) {
 	return nil, lastErr
 }
 
-func startOn(port int) (*Server, error) {
+func startOn(port int) (*Server, error) { return startWith(port, Options{}) }
+
+func startWith(port int, o Options) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("%s", installHint)
 	}
-	dir, err := os.MkdirTemp("", "redistest-")
-	if err != nil {
-		return nil, err
+	dir := o.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "redistest-"); err != nil {
+			return nil, err
+		}
 	}
-	cmd := exec.Command(bin,
+	args := append([]string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--daemonize", "no", "--loglevel", "warning")
+		"--daemonize", "no", "--loglevel", "warning"}, o.Args...)
+	cmd := exec.Command(bin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
+		if o.Dir == "" {
+			_ = os.RemoveAll(dir)
+		}
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, dir: dir}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, dir: dir, opts: o}
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)

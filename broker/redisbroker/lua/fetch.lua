@@ -6,7 +6,7 @@
 -- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
 -- KEYS[4] expired zset    KEYS[5] paused flag   KEYS[6] seq counter
 -- KEYS[7] token counter   KEYS[8] ttl zset      KEYS[9] job hash prefix
--- KEYS[10] unique-key prefix KEYS[11] fence (the last lease token issued)
+-- KEYS[10] unique-key prefix
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[9],
 --   under the same {queue} hash tag
 -- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
@@ -15,11 +15,11 @@
 --   that had no state hash is {id, body, lease token}: active, attempt 1,
 --   started, leased until, by worker ARGV[3].
 --
--- Lease tokens: KEYS[7] counts the leases (mark.lua reads it to notice a
--- rollback), while a token is taken from the fence, never below the Redis
--- clock in microseconds: a Redis restored from an older snapshot, or a
--- replica that lost the last writes, hands out tokens above every token
--- issued before (the clock moved on), so a lease taken before the rollback
+-- Lease tokens: KEYS[7] holds the last token issued, and a token is never
+-- below the Redis clock in microseconds: a Redis restored from an older
+-- snapshot, or a replica that lost the last writes, hands out tokens above
+-- every token issued before (the clock moved on; tokens are issued far
+-- slower than one per microsecond), so a lease taken before the rollback
 -- cannot complete a job leased again after it. Each fetched job records
 -- its place (its seq, 'q') so that recovery and hand-back put it back there
 -- (lib.lua make_pending).
@@ -49,9 +49,8 @@ while got < want and budget > 0 do
     break
   end
   local n = #popped / 2
-  redis.call('INCRBY', KEYS[7], n)
-  local token = math.max(tonumber(redis.call('GET', KEYS[11]) or '0'), now_us)
-  redis.call('SET', KEYS[11], fmt(token + n))
+  local token = math.max(tonumber(redis.call('GET', KEYS[7]) or '0'), now_us)
+  redis.call('SET', KEYS[7], fmt(token + n))
   local ids = {}
   for i = 1, #popped, 2 do
     ids[#ids + 1] = popped[i]
