@@ -133,6 +133,7 @@ func (e *executor) wakeWaiters() {
 
 // handBackUnstarted returns a prefetched job that never started.
 func (e *executor) handBackUnstarted(r *running) {
+	r.settled.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.m.b.JobRelease(ctx, r.lease()); err != nil {
@@ -179,6 +180,7 @@ func (e *executor) releaseStuck() int {
 	}
 	e.m.mu.Unlock()
 	for _, r := range stuck {
+		r.settled.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := e.m.b.JobRelease(ctx, r.lease()); err != nil {
 			e.m.jobLog(r.job).Error("hand back stuck job", "err", err)
@@ -196,6 +198,12 @@ func (e *executor) leases() []heartbeat.Lease {
 	ls := make([]heartbeat.Lease, 0, len(e.inflight))
 	for r := range e.inflight {
 		ls = append(ls, heartbeat.Lease{Params: r.lease(), Lost: func(err error) {
+			if r.settled.Load() {
+				if e.m.log.Enabled(context.Background(), slog.LevelDebug) {
+					e.m.jobLog(r.job).Debug("lease gone after the job finished; not a lease loss", "err", err)
+				}
+				return
+			}
 			e.m.jobLog(r.job).Warn("lease lost; cancelling job", "err", err)
 			r.cancel(broker.ErrLeaseLost)
 		}})
@@ -272,6 +280,7 @@ func callProcessor(ctx context.Context, p Processor, job *Job) (err error) {
 // finish reports the outcome to the broker; took is how long the
 // processor ran.
 func (m *Manager) finish(jobCtx context.Context, r *running, err error, took time.Duration) {
+	r.settled.Store(true)
 	job := r.job
 	cause := context.Cause(jobCtx)
 	if errors.Is(cause, broker.ErrLeaseLost) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Processor processes jobs of one type: the seed's JobProcessor. Process
@@ -41,6 +42,11 @@ type running struct {
 	// detached marks a job run by ProcessJob: it holds no lease, so its
 	// progress is not stored.
 	detached bool
+
+	// settled is set once the Manager reports the job's outcome or hands
+	// it back: a lease the heartbeat then finds gone was given up by this
+	// worker (the acknowledgement raced the extension), not lost.
+	settled atomic.Bool
 
 	mu       sync.Mutex
 	result   json.RawMessage
