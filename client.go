@@ -35,7 +35,21 @@ type ClientConfig struct {
 	// MaxPayloadBytes caps a job's JSON data. Defaults to 1 MiB; at most
 	// broker.MaxDataBytes.
 	MaxPayloadBytes int
+	// Timeout bounds each call of the Client whose context has no earlier
+	// deadline, so that during a broker outage an Add returns an error
+	// (the broker's, or context.DeadlineExceeded) instead of waiting on
+	// the broker's reconnects. The caller's context always applies too: a
+	// call returns by whichever deadline comes first. A call that times out
+	// after the broker received it may have taken effect (an insert is
+	// atomic: the job is stored whole or not at all). Defaults to
+	// DefaultClientTimeout; negative: only the caller's context bounds calls.
+	Timeout time.Duration
 }
+
+// DefaultClientTimeout is the default ClientConfig.Timeout: long enough for
+// a large AddMany and for a Redis failover, short enough that a request
+// handler adding a job learns about an outage while it can still answer.
+const DefaultClientTimeout = 5 * time.Second
 
 // DefaultMaxPayloadBytes is the default cap on a job's JSON data.
 const DefaultMaxPayloadBytes = 1 << 20
@@ -83,6 +97,9 @@ func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
 	if cfg.MaxPayloadBytes == 0 {
 		cfg.MaxPayloadBytes = DefaultMaxPayloadBytes
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultClientTimeout
+	}
 	switch {
 	case cfg.DefaultMaxAttempts < 1:
 		return nil, fmt.Errorf("worker: new client: default max attempts %d is below 1", cfg.DefaultMaxAttempts)
@@ -100,6 +117,14 @@ func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
 	}
 	cfg.Queues = slices.Clone(cfg.Queues)
 	return &Client{b: b, cfg: cfg}, nil
+}
+
+// bound applies the Client's Timeout to ctx.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.cfg.Timeout < 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.Timeout)
 }
 
 // Broker returns the broker the client writes to.
@@ -201,6 +226,8 @@ func encodeData(v any) (json.RawMessage, error) {
 // field), ErrDuplicate (with a *DuplicateError naming the existing job),
 // ErrQueueFull. On error nothing is written.
 func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (*Job, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkQueue("add to", queue); err != nil {
 		return nil, err
 	}
@@ -219,6 +246,8 @@ func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (*Job, err
 // AddMany adds jobs to queue atomically: all are stored or none. Errors as
 // for Add; an *InvalidError carries the index of the first bad spec.
 func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]*Job, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkQueue("add to", queue); err != nil {
 		return nil, err
 	}
@@ -259,6 +288,8 @@ func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]
 // Get returns a job. ErrNotFound if it does not exist or is outside the
 // client's tenant scope.
 func (c *Client) Get(ctx context.Context, queue, id string) (*Job, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkJobRef("get", queue, id); err != nil {
 		return nil, err
 	}
@@ -273,6 +304,8 @@ func (c *Client) Get(ctx context.Context, queue, id string) (*Job, error) {
 // context is cancelled at its next lease heartbeat. ErrWrongState if the
 // job already finished; ErrNotFound as for Get.
 func (c *Client) Cancel(ctx context.Context, queue, id string) (*Job, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkJobRef("cancel", queue, id); err != nil {
 		return nil, err
 	}
@@ -286,6 +319,8 @@ func (c *Client) Cancel(ctx context.Context, queue, id string) (*Job, error) {
 // Retry moves a dead, cancelled or expired job back to pending with its
 // attempts reset. ErrNotFound as for Get.
 func (c *Client) Retry(ctx context.Context, queue, id string) (*Job, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkJobRef("retry", queue, id); err != nil {
 		return nil, err
 	}
@@ -298,6 +333,8 @@ func (c *Client) Retry(ctx context.Context, queue, id string) (*Job, error) {
 
 // Delete removes a job that is not running. ErrNotFound as for Get.
 func (c *Client) Delete(ctx context.Context, queue, id string) error {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkJobRef("delete", queue, id); err != nil {
 		return err
 	}
@@ -320,6 +357,8 @@ func (c *Client) checkJobRef(op, queue, id string) error {
 // Stats counts a queue's jobs by state (only the tenant's, for a scoped
 // client).
 func (c *Client) Stats(ctx context.Context, queue string) (*QueueStats, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return nil, &QueueError{Queue: queue, Op: "stats of", Err: fmt.Errorf("%w: %v", ErrInvalidJob, err)}
 	}
@@ -351,6 +390,8 @@ type ListResult = broker.JobListResult
 // it is -1). A tenant's listing is served by an index. A scoped client
 // lists only its tenant's jobs: p.TenantID may be empty or name it.
 func (c *Client) List(ctx context.Context, p ListParams) (*ListResult, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := p.Validate(); err != nil {
 		return nil, &QueueError{Queue: p.Queue, Op: "list", Err: err}
 	}
@@ -369,6 +410,8 @@ func (c *Client) List(ctx context.Context, p ListParams) (*ListResult, error) {
 
 // Queues names every known queue.
 func (c *Client) Queues(ctx context.Context) ([]string, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	qs, err := c.b.QueueList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("worker: list queues: %w", err)
@@ -378,6 +421,8 @@ func (c *Client) Queues(ctx context.Context) ([]string, error) {
 
 // Pause stops workers from fetching a queue's jobs; adds still succeed.
 func (c *Client) Pause(ctx context.Context, queue string) error {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkQueue("pause", queue); err != nil {
 		return err
 	}
@@ -389,6 +434,8 @@ func (c *Client) Pause(ctx context.Context, queue string) error {
 
 // Resume undoes Pause.
 func (c *Client) Resume(ctx context.Context, queue string) error {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	if err := c.checkQueue("resume", queue); err != nil {
 		return err
 	}

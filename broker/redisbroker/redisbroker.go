@@ -78,12 +78,18 @@ func New(client redis.UniversalClient, opts Config) (*Broker, error) {
 }
 
 // Open parses a redis:// or rediss:// URL (as redis.ParseURL does) and
-// returns a Broker that owns its client: Close closes it.
+// returns a Broker that owns its client: Close closes it. The client
+// honours each call's context deadline while it waits on the network
+// (go-redis ContextTimeoutEnabled), so a call to a Redis that is down or
+// hung returns by its deadline, not after go-redis's own read timeouts and
+// retries (which otherwise kept a call waiting for up to 40 s on a hung
+// Redis). Give New a client with ContextTimeoutEnabled for the same.
 func Open(url string, opts Config) (*Broker, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: open: %w", err)
 	}
+	o.ContextTimeoutEnabled = true
 	client := redis.NewClient(o)
 	b, err := New(client, opts)
 	if err != nil {

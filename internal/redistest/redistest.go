@@ -192,6 +192,24 @@ func (s *Server) Restart(t testing.TB) *Server {
 	return n
 }
 
+// Freeze SIGSTOPs the server: connections stay open and nothing answers,
+// as with a hung or partitioned Redis. Thaw resumes it; Stop kills it
+// frozen or not.
+func (s *Server) Freeze(t testing.TB) { s.signal(t, syscall.SIGSTOP) }
+
+// Thaw SIGCONTs a frozen server.
+func (s *Server) Thaw(t testing.TB) { s.signal(t, syscall.SIGCONT) }
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		t.Fatalf("signal redis-server: it is not running")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal redis-server: %v", err)
+	}
+}
+
 // Dir returns the server's data directory.
 func (s *Server) Dir() string { return s.dir }
 

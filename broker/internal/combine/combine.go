@@ -12,7 +12,9 @@ package combine
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Run stores a batch and returns each item's outcome: results[i] when
@@ -47,6 +49,7 @@ type queue[P, R any] struct {
 }
 
 type call[P, R any] struct {
+	ctx  context.Context
 	p    P
 	r    R
 	err  error
@@ -63,9 +66,10 @@ func (g *Group[P, R]) queue(key string) *queue[P, R] {
 
 // Do stores p, alone or in a batch with the concurrent calls of key, and
 // returns its own outcome. If ctx ends while p waits, Do returns ctx.Err()
-// and p is not stored; once p's batch is sent, Do waits for its outcome
-// (the batch runs on a background context, bounded by run's own timeouts)
-// so that what it reports is true.
+// and p is not stored. If ctx ends once p's batch is sent, Do returns at
+// once an error wrapping ctx.Err() that says p may be stored, as a lone
+// call that timed out after sending would: the batch goes on for the
+// others, its context ending only when every caller in it has given up.
 func (g *Group[P, R]) Do(ctx context.Context, key string, p P) (R, error) {
 	q := g.queue(key)
 	q.mu.Lock()
@@ -83,7 +87,7 @@ func (g *Group[P, R]) Do(ctx context.Context, key string, p P) (R, error) {
 		}
 		return rs[0], nil
 	}
-	c := &call[P, R]{p: p, done: make(chan struct{})}
+	c := &call[P, R]{ctx: ctx, p: p, done: make(chan struct{})}
 	q.waiting = append(q.waiting, c)
 	q.mu.Unlock()
 	select {
@@ -101,8 +105,13 @@ func (g *Group[P, R]) Do(ctx context.Context, key string, p P) (R, error) {
 		}
 	}
 	q.mu.Unlock()
-	<-c.done
-	return c.r, c.err
+	select {
+	case <-c.done:
+		return c.r, c.err
+	default:
+		var zero R
+		return zero, fmt.Errorf("%w: the job was sent in a batch whose outcome is not known yet: it may be stored", ctx.Err())
+	}
 }
 
 // next ends a batch of q: the calls that waited meanwhile go next, in one
@@ -144,7 +153,9 @@ func (g *Group[P, R]) send(batch []*call[P, R]) {
 	for i, c := range batch {
 		ps[i] = c.p
 	}
-	rs, errs, err := g.run(context.Background(), ps)
+	ctx, cancel := batchContext(batch)
+	rs, errs, err := g.run(ctx, ps)
+	cancel()
 	for i, c := range batch {
 		switch {
 		case err != nil:
@@ -155,6 +166,28 @@ func (g *Group[P, R]) send(batch []*call[P, R]) {
 			c.r = rs[i]
 		}
 		close(c.done)
+	}
+}
+
+// batchContext returns a context that ends once every call of batch has
+// given up (its context ended): the batch is worth sending until then.
+func batchContext[P, R any](batch []*call[P, R]) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, c := range batch {
+		stops[i] = context.AfterFunc(c.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
 	}
 }
 
