@@ -11,6 +11,7 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
 )
@@ -155,4 +156,79 @@ func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
 	if lost != 0 || s.Dead != 0 {
 		t.Fatalf("lost %d jobs, %d dead", lost, s.Dead)
 	}
+}
+
+// TestCrashOrphansKeepTheirPlace kills a worker process in the middle of a
+// backlog of 40,000 jobs: once their leases expire, the jobs it held run
+// before every job enqueued after them (an order check), so the crash costs
+// them one lease, not the length of the backlog.
+func TestCrashOrphansKeepTheirPlace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a worker process")
+	}
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t)
+	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := newClient(t, b)
+	ctx := context.Background()
+	const backlog = 40_000
+	addWork := func(n int) {
+		specs := make([]worker.JobSpec, 1000)
+		for i := range specs {
+			specs[i] = worker.JobSpec{Type: "crash.work", MaxAttempts: 3}
+		}
+		for added := 0; added < n; added += len(specs) {
+			if _, err := c.AddMany(ctx, "crash", specs[:min(len(specs), n-added)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	addWork(backlog)
+
+	first := startCrashChild(t, url, prefix)
+	waitFor(t, 30*time.Second, "the worker to complete 50 jobs", func() bool {
+		s, err := c.Stats(ctx, "crash")
+		return err == nil && s.Completed >= 50 && s.Active > 0
+	})
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	active, err := c.List(ctx, worker.ListParams{Queue: "crash", State: worker.StateActive, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphans := map[string]bool{}
+	for _, j := range active.Jobs {
+		orphans[j.ID] = true
+	}
+	if len(orphans) == 0 {
+		t.Fatal("no job was running when the worker was killed; the test proves nothing")
+	}
+	// Recover the orphans as a Manager's maintenance would, then enqueue
+	// more: the orphans must still come first.
+	waitFor(t, 10*time.Second, "the orphans' leases to be recovered", func() bool {
+		_, err := b.QueueMaintain(ctx, &broker.QueueMaintainParams{Queue: "crash"})
+		s, serr := c.Stats(ctx, "crash")
+		return err == nil && serr == nil && s.Active == 0
+	})
+	addWork(100)
+
+	cfg := fastConfig(worker.QueueConfig{Name: "crash"})
+	cfg.Concurrency = 1 // runs in fetch order
+	m := newManager(t, b, cfg)
+	rec := recordType(m, "crash.work", jobID)
+	startManager(t, m)
+	ran := rec.first(t, len(orphans), 30*time.Second)
+	for i, id := range ran {
+		if !orphans[id] {
+			t.Fatalf("job %s ran %d-th after the crash, before %d orphans of the killed worker; want the orphans first",
+				id, i+1, len(orphans)-i)
+		}
+	}
+	t.Logf("%d orphans of a worker killed in a backlog of %d jobs ran first after recovery", len(orphans), backlog)
 }

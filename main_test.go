@@ -86,8 +86,13 @@ type recorder struct {
 // recordWork registers on m the processor of type "work", which records
 // key(job) for each job it runs.
 func recordWork(m *worker.Manager, key func(*worker.Job) string) *recorder {
+	return recordType(m, "work", key)
+}
+
+// recordType is recordWork for jobs of type typ.
+func recordType(m *worker.Manager, typ string, key func(*worker.Job) string) *recorder {
 	r := &recorder{}
-	_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+	_ = m.HandleFunc(typ, func(ctx context.Context, j *worker.Job) error {
 		r.mu.Lock()
 		r.got = append(r.got, key(j))
 		r.mu.Unlock()
