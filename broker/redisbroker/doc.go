@@ -25,7 +25,10 @@
 //	<prefix>:{q}:t:<state>:<tenant>
 //	                       zset: a tenant's jobs in one state, scored as the
 //	                       state's zset (the tenant index)
-//	<prefix>:{q}:seq, :token, :paused
+//	<prefix>:{q}:seq, :paused
+//	<prefix>:{q}:token     string: the last lease token issued (see Fencing)
+//	<prefix>:{q}:epoch     string: random id of the queue's data (see Data loss)
+//	<prefix>:{q}:m:<id>    string: broker <id>'s write marker, expiring
 //	<prefix>:{q}:d:<kind>:<key>  hash: a document (broker.Committer): v
 //	                       version, b body, x its index names
 //	<prefix>:{q}:x:<kind>:<name> zset: a document index, key → score
@@ -71,11 +74,58 @@
 // caller, so clock skew between workers cannot fire a job early or steal a
 // live lease. Concurrent JobInsert calls on a queue are combined into one
 // script call while one is in flight, each job keeping its own outcome
-// (combine.go). Each fetch gives a job a fencing token from the queue's token
-// counter; complete, fail, release, extend and progress change nothing
-// unless the job is active under that token. JobFetch leases a whole batch
-// in one call; JobComplete and JobLeaseExtend send one call per queue, all in
-// one pipeline. Per-job work is O(log n).
+// (combine.go). JobFetch leases a whole batch in one call; JobComplete and
+// JobLeaseExtend send one call per queue, all in one pipeline. Per-job work
+// is O(log n).
+//
+// # Fencing
+//
+// Each fetch gives a job a fencing token; complete, fail, release, extend
+// and progress change nothing unless the job is active under that token. A
+// token is never below the Redis clock in microseconds (lua/fetch.lua), so
+// it never repeats even when Redis loses data: restored from an older
+// snapshot, restarted from an AOF that missed its last second, or failed
+// over to a replica that had not received the last writes, Redis hands the
+// same job out again under a token above every token issued before the
+// loss, and the worker still holding the old lease is rejected
+// (ErrLeaseLost) instead of the new holder. This holds while the Redis
+// clock does not go back (a failover to a machine whose clock is behind by
+// more than the failover takes would weaken it).
+//
+// A fetched job records its place in the pending order ('q', its seq); a
+// job recovered from an expired lease or handed back goes back to that
+// place, so a crashed worker's jobs run before the jobs enqueued after
+// them, not behind the whole backlog.
+//
+// # Data loss
+//
+// Redis acknowledges writes before they are durable (and not at all
+// without persistence), so a Redis restart can lose jobs the broker
+// reported stored. The broker notices it per queue, in the same round trip
+// as its inserts and fetches (lua/mark.lua): each queue has an epoch, a
+// random id written when the queue is first used, and each broker keeps a
+// write marker holding the number of its latest call. An epoch gone means
+// the queue was emptied; a marker below a call Redis had confirmed means
+// Redis went back in time, even though the snapshot it came back from holds
+// the old epoch. A broker that detects a rollback replaces the epoch, so
+// every other broker using the queue notices too (reported as "replaced").
+//
+// On detection the broker logs one ERROR line ("DATA LOSS DETECTED", with
+// the queue and the reason), counts it (DataLoss, exported by package
+// metrics as broker_data_loss_total), forgets which queues it registered
+// (the next insert lists the queue again in QueueList), and carries on with
+// the jobs Redis still has; health.Ping reports the broker unready with the
+// reason for health.DataLossUnready. Jobs leased before a rollback cannot
+// complete (see Fencing); they run again.
+//
+// What an operator should do: find out why Redis lost data (a restart
+// without persistence, appendfsync everysec losing its last second, a
+// failover to a lagging replica, a restore); re-enqueue what the
+// application knows it added in the window the reason names (jobs added
+// then may be gone; jobs completed then may run again, so processors should
+// be idempotent); fix the persistence (appendonly yes, appendfsync always
+// for no loss; a replica that acknowledges with WAIT for failovers). The
+// alert to page on is an increase of broker_data_loss_total.
 //
 // # Documents
 //
