@@ -28,39 +28,52 @@ type queueMark struct {
 	epoch     string
 	prev      string    // the epoch this broker replaced: replies still naming it are stale
 	sent      int64     // the number of the latest call sent
+	sentAt    time.Time // when it was sent
 	confirmed int64     // the highest number of a call whose reply came back
 	at        time.Time // when confirmed was
 }
 
 // marks holds a broker's queueMarks and what it detected.
 type marks struct {
+	every  time.Duration // Config.DataLossCheckInterval
 	mu     sync.Mutex
 	queues map[string]*queueMark
 	loss   broker.DataLoss
 }
 
 // markCall numbers a call about to be sent on queue and returns the
-// lua/mark.lua call to pipeline before it, with the queue's mark as it was.
-func (b *Broker) markCall(queue string) (scriptCall, queueMark, int64) {
+// lua/mark.lua call to pipeline before it, with the queue's mark as it was;
+// ok is false when the queue was checked less than an interval ago.
+func (b *Broker) markCall(queue string) (call scriptCall, seen queueMark, n int64, ok bool) {
+	now := time.Now()
 	b.marks.mu.Lock()
 	q := b.marks.queues[queue]
 	if q == nil {
 		q = &queueMark{}
 		b.marks.queues[queue] = q
 	}
+	if q.sent > 0 && now.Sub(q.sentAt) < b.marks.every {
+		b.marks.mu.Unlock()
+		return scriptCall{}, queueMark{}, 0, false
+	}
 	q.sent++
-	n, seen := q.sent, *q
+	q.sentAt = now
+	n, seen = q.sent, *q
 	b.marks.mu.Unlock()
 	k := b.keys(queue)
 	return scriptCall{script: scriptMark, keys: []string{k.epoch, k.marker + b.id},
-		args: []any{rand.Text(), n, int64(markerTTL / time.Second)}}, seen, n
+		args: []any{rand.Text(), n, int64(markerTTL / time.Second)}}, seen, n, true
 }
 
-// runMarked runs script with keys and args right after lua/mark.lua, in one
-// round trip, and checks the mark for data loss. The mark's own failure
-// does not fail the call: the script ran (or not) on its own.
+// runMarked runs script with keys and args, at most once per check
+// interval right after lua/mark.lua in the same round trip, and then
+// checks the mark for data loss. The mark's own failure does not fail the
+// call: the script ran (or not) on its own.
 func (b *Broker) runMarked(ctx context.Context, queue string, script *redis.Script, keys []string, args []any) *redis.Cmd {
-	mark, seen, n := b.markCall(queue)
+	mark, seen, n, ok := b.markCall(queue)
+	if !ok {
+		return script.Run(ctx, b.client, keys, args...)
+	}
 	cmds, err := b.runPipelined(ctx, script, []scriptCall{mark, {keys: keys, args: args}})
 	if err != nil {
 		cmd := redis.NewCmd(ctx)

@@ -47,13 +47,15 @@ func (l *logBuffer) lines(s string) []string {
 	return out
 }
 
-// lossBroker is a broker on its own client to addr, logging into a buffer.
+// lossBroker is a broker on its own client to addr, logging into a buffer,
+// that checks for data loss with every insert and fetch.
 func lossBroker(t *testing.T, addr string) (*redisbroker.Broker, *logBuffer) {
 	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = client.Close() })
 	logs := &logBuffer{}
-	b, err := redisbroker.New(client, redisbroker.Config{Prefix: "loss", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: "loss",
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), DataLossCheckInterval: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,4 +228,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+func TestNegativeDataLossCheckInterval(t *testing.T) {
+	_, err := redisbroker.New(redistest.Client(t), redisbroker.Config{DataLossCheckInterval: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "data loss check interval") {
+		t.Fatalf("New with a negative check interval: %v, want an error naming it", err)
+	}
 }

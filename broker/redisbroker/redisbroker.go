@@ -30,6 +30,13 @@ type Config struct {
 	// Logger receives the broker's own reports, such as data loss
 	// (DataLoss). Defaults to slog.Default().
 	Logger *slog.Logger
+	// DataLossCheckInterval is the least time between two data-loss checks
+	// of a queue by this broker (see the package documentation): each
+	// check rides in the round trip of an insert or a fetch as one small
+	// script call, so a busy queue pays for one per interval, not one per
+	// call. A loss is noticed by the first insert or fetch of the queue
+	// after the interval. Defaults to 100ms.
+	DataLossCheckInterval time.Duration
 }
 
 // Broker stores jobs in Redis. It is safe for concurrent use, by many
@@ -69,7 +76,15 @@ func New(client redis.UniversalClient, opts Config) (*Broker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Broker{client: client, prefix: prefix, log: log, marks: marks{queues: map[string]*queueMark{}}, id: rand.Text()}
+	every := opts.DataLossCheckInterval
+	if every < 0 {
+		return nil, fmt.Errorf("redisbroker: new broker: data loss check interval %v is negative", every)
+	}
+	if every == 0 {
+		every = 100 * time.Millisecond
+	}
+	b := &Broker{client: client, prefix: prefix, log: log, id: rand.Text(),
+		marks: marks{queues: map[string]*queueMark{}, every: every}}
 	b.inserts = combine.New(maxCombined, fmt.Errorf("%w: it closed before the job was sent", broker.ErrClosed),
 		func(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, []error, error) {
 			return b.insert(ctx, ps, true)
