@@ -83,44 +83,49 @@ func startCrashChild(t *testing.T, url, prefix string) *exec.Cmd {
 	return cmd
 }
 
-// TestCrashSIGKILLLosesNoJobs kills a worker process with SIGKILL in the
-// middle of a batch; a second process finishes the work. No job may be
-// lost, and the jobs the killed worker held run again once their leases
-// expire.
-func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
+// crashSetup gives a crash test a broker and a client on a fresh prefix of
+// the shared Redis, and the URL and prefix for its worker processes.
+func crashSetup(t *testing.T) (url, prefix string, b *redisbroker.Broker, c *worker.Client) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	url := redistest.URL(t)
-	prefix := redistest.Prefix(t)
+	url, prefix = redistest.URL(t), redistest.Prefix(t)
 	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	c := newClient(t, b)
-	ctx := context.Background()
+	t.Cleanup(func() { _ = b.Close() })
+	return url, prefix, b, newClient(t, b)
+}
 
-	const total = 600
-	specs := make([]worker.JobSpec, total)
+// addCrashWork adds n "crash.work" jobs to queue crash, 1,000 per AddMany.
+func addCrashWork(t *testing.T, c *worker.Client, n int) {
+	t.Helper()
+	specs := make([]worker.JobSpec, 1000)
 	for i := range specs {
 		specs[i] = worker.JobSpec{Type: "crash.work", MaxAttempts: 3}
 	}
-	if _, err := c.AddMany(ctx, "crash", specs); err != nil {
-		t.Fatal(err)
+	for added := 0; added < n; added += len(specs) {
+		if _, err := c.AddMany(context.Background(), "crash", specs[:min(len(specs), n-added)]); err != nil {
+			t.Fatal(err)
+		}
 	}
+}
 
-	first := startCrashChild(t, url, prefix)
-	waitFor(t, 30*time.Second, "the first worker to complete 100 jobs", func() bool {
+// killMidway SIGKILLs the worker process once it has completed done jobs
+// while others run, and returns the jobs it held then (the orphans).
+func killMidway(t *testing.T, c *worker.Client, child *exec.Cmd, done int64) []*worker.Job {
+	t.Helper()
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, fmt.Sprintf("the worker to complete %d jobs", done), func() bool {
 		s, err := c.Stats(ctx, "crash")
-		return err == nil && s.Completed >= 100 && s.Active > 0
+		return err == nil && s.Completed >= done && s.Active > 0
 	})
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = first.Wait()
-	killedAt := time.Now()
-
+	_ = child.Wait()
 	// Whatever is active now was held by the dead process.
 	orphans, err := c.List(ctx, worker.ListParams{Queue: "crash", State: worker.StateActive, Limit: 1000})
 	if err != nil {
@@ -129,6 +134,20 @@ func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
 	if len(orphans.Jobs) == 0 {
 		t.Fatal("no job was running when the worker was killed; the test proves nothing")
 	}
+	return orphans.Jobs
+}
+
+// TestCrashSIGKILLLosesNoJobs kills a worker process with SIGKILL in the
+// middle of a batch; a second process finishes the work. No job may be
+// lost, and the jobs the killed worker held run again once their leases
+// expire.
+func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
+	url, prefix, _, c := crashSetup(t)
+	ctx := context.Background()
+	const total = 600
+	addCrashWork(t, c, total)
+	orphans := killMidway(t, c, startCrashChild(t, url, prefix), 100)
+	killedAt := time.Now()
 
 	startCrashChild(t, url, prefix)
 	waitFor(t, 60*time.Second, "all jobs to finish", func() bool {
@@ -141,7 +160,7 @@ func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
 	}
 	lost := total - s.Completed
 	var recovery time.Duration
-	for _, o := range orphans.Jobs {
+	for _, o := range orphans {
 		j, err := c.Get(ctx, "crash", o.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +171,7 @@ func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
 		recovery = max(recovery, j.StartedAt.Sub(killedAt))
 	}
 	t.Logf("SIGKILL crash test: %d jobs, %d held by the killed worker, lost %d, dead %d; the orphans ran again at most %v after the kill (lease %v)",
-		total, len(orphans.Jobs), lost, s.Dead, recovery.Round(time.Millisecond), crashLease)
+		total, len(orphans), lost, s.Dead, recovery.Round(time.Millisecond), crashLease)
 	if lost != 0 || s.Dead != 0 {
 		t.Fatalf("lost %d jobs, %d dead", lost, s.Dead)
 	}
@@ -163,51 +182,13 @@ func TestCrashSIGKILLLosesNoJobs(t *testing.T) {
 // before every job enqueued after them (an order check), so the crash costs
 // them one lease, not the length of the backlog.
 func TestCrashOrphansKeepTheirPlace(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a worker process")
-	}
-	url := redistest.URL(t)
-	prefix := redistest.Prefix(t)
-	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c := newClient(t, b)
+	url, prefix, b, c := crashSetup(t)
 	ctx := context.Background()
 	const backlog = 40_000
-	addWork := func(n int) {
-		specs := make([]worker.JobSpec, 1000)
-		for i := range specs {
-			specs[i] = worker.JobSpec{Type: "crash.work", MaxAttempts: 3}
-		}
-		for added := 0; added < n; added += len(specs) {
-			if _, err := c.AddMany(ctx, "crash", specs[:min(len(specs), n-added)]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	addWork(backlog)
-
-	first := startCrashChild(t, url, prefix)
-	waitFor(t, 30*time.Second, "the worker to complete 50 jobs", func() bool {
-		s, err := c.Stats(ctx, "crash")
-		return err == nil && s.Completed >= 50 && s.Active > 0
-	})
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
-	active, err := c.List(ctx, worker.ListParams{Queue: "crash", State: worker.StateActive, Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	addCrashWork(t, c, backlog)
 	orphans := map[string]bool{}
-	for _, j := range active.Jobs {
+	for _, j := range killMidway(t, c, startCrashChild(t, url, prefix), 50) {
 		orphans[j.ID] = true
-	}
-	if len(orphans) == 0 {
-		t.Fatal("no job was running when the worker was killed; the test proves nothing")
 	}
 	// Recover the orphans as a Manager's maintenance would, then enqueue
 	// more: the orphans must still come first.
@@ -216,7 +197,7 @@ func TestCrashOrphansKeepTheirPlace(t *testing.T) {
 		s, serr := c.Stats(ctx, "crash")
 		return err == nil && serr == nil && s.Active == 0
 	})
-	addWork(100)
+	addCrashWork(t, c, 100)
 
 	cfg := fastConfig(worker.QueueConfig{Name: "crash"})
 	cfg.Concurrency = 1 // runs in fetch order

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -11,34 +10,13 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/testbroker"
 )
 
 // leaseLostJobsEnv overrides how many jobs TestNoFalseLeaseLostWarnings
 // runs: 50,000 (about 5 s with -race), 5,000 with -short.
 const leaseLostJobsEnv = "WORKER_LEASELOST_JOBS"
-
-// countHandler counts log records by message.
-type countHandler struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.counts[r.Message]++
-	h.mu.Unlock()
-	return nil
-}
-func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *countHandler) WithGroup(string) slog.Handler      { return h }
-
-func (h *countHandler) count(msg string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.counts[msg]
-}
 
 const leaseLostMsg = "lease lost; cancelling job"
 
@@ -60,13 +38,13 @@ func TestNoFalseLeaseLostWarnings(t *testing.T) {
 	}
 	b := testbroker.Redis(t)
 	c := newClient(t, b)
-	logs := &countHandler{counts: map[string]int{}}
+	logger, logs := logtest.NewLogger()
 	cfg := fastConfig()
 	cfg.Concurrency = 64
 	cfg.FetchBatch = 64
 	cfg.LeaseDuration = 5 * time.Second
 	cfg.HeartbeatInterval = 2 * time.Millisecond
-	cfg.Logger = slog.New(logs)
+	cfg.Logger = logger
 	m := newManager(t, b, cfg)
 	var done sync.WaitGroup
 	done.Add(n)
@@ -101,8 +79,8 @@ func TestNoFalseLeaseLostWarnings(t *testing.T) {
 	if s, err := c.Stats(ctx, "default"); err != nil || s.Dead != 0 {
 		t.Fatalf("stats after the run: %+v, %v; want no dead job", s, err)
 	}
-	races := logs.count("lease gone after the job finished; not a lease loss")
-	if got := logs.count(leaseLostMsg); got != 0 {
+	races := logs.Count("lease gone after the job finished; not a lease loss")
+	if got := logs.Count(leaseLostMsg); got != 0 {
 		t.Fatalf("%d false %q warnings for %d completed jobs (%d races)", got, leaseLostMsg, n, races)
 	}
 	if races == 0 {
@@ -123,7 +101,7 @@ func TestNoFalseLeaseLostWarnings(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the cancelled job's processor was not stopped")
 	}
-	if got := logs.count(leaseLostMsg); got != 1 {
+	if got := logs.Count(leaseLostMsg); got != 1 {
 		t.Fatalf("%d %q warnings after one job's lease was really taken, want 1", got, leaseLostMsg)
 	}
 }

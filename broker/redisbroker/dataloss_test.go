@@ -1,14 +1,11 @@
 package redisbroker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,44 +15,24 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/health"
+	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/metrics"
 )
 
-// logBuffer collects a broker's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// lines returns the lines that contain s.
-func (l *logBuffer) lines(s string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		if strings.Contains(line, s) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
+// lossMsg is the message of the broker's data-loss log line.
+const lossMsg = "redisbroker: DATA LOSS DETECTED: jobs acknowledged earlier may be gone or may run again; " +
+	"see the redisbroker package documentation for what to do"
 
 // lossBroker is a broker on its own client to addr, logging into a buffer,
 // that checks for data loss with every insert and fetch.
-func lossBroker(t *testing.T, addr string) (*redisbroker.Broker, *logBuffer) {
+func lossBroker(t *testing.T, addr string) (*redisbroker.Broker, *logtest.Counter) {
 	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = client.Close() })
-	logs := &logBuffer{}
+	logger, logs := logtest.NewLogger()
 	b, err := redisbroker.New(client, redisbroker.Config{Prefix: "loss",
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), DataLossCheckInterval: time.Nanosecond})
+		Logger: logger, DataLossCheckInterval: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +108,8 @@ func TestRollbackFencedAndDetected(t *testing.T) {
 	if loss.Count != 1 || loss.Queue != "q" || !strings.HasPrefix(loss.Reason, "rolled back") {
 		t.Fatalf("A's data loss after the rollback: %+v, want 1 rollback of queue q", loss)
 	}
-	if lines := aLogs.lines("DATA LOSS"); len(lines) != 1 {
-		t.Fatalf("A logged %d data-loss lines, want 1: %q", len(lines), lines)
+	if n := aLogs.Count(lossMsg); n != 1 {
+		t.Fatalf("A logged %d data-loss lines, want 1", n)
 	}
 	wantUnready(t, a, "rolled back")
 	wantLossMetric(t, a, 1)
@@ -145,8 +122,8 @@ func TestRollbackFencedAndDetected(t *testing.T) {
 	if loss := b.DataLoss(); loss.Count != 1 || !strings.HasPrefix(loss.Reason, "replaced") {
 		t.Fatalf("B's data loss after A replaced the epoch: %+v, want 1 replacement", loss)
 	}
-	if lines := bLogs.lines("DATA LOSS"); len(lines) != 1 {
-		t.Fatalf("B logged %d data-loss lines, want 1: %q", len(lines), lines)
+	if n := bLogs.Count(lossMsg); n != 1 {
+		t.Fatalf("B logged %d data-loss lines, want 1", n)
 	}
 }
 
@@ -168,8 +145,8 @@ func TestEmptiedDetected(t *testing.T) {
 	if loss := client.DataLoss(); loss.Count != 1 || !strings.HasPrefix(loss.Reason, "emptied") {
 		t.Fatalf("client's data loss after Redis restarted empty: %+v, want 1 emptied queue", loss)
 	}
-	if lines := logs.lines("DATA LOSS"); len(lines) != 1 {
-		t.Fatalf("client logged %d data-loss lines, want 1: %q", len(lines), lines)
+	if n := logs.Count(lossMsg); n != 1 {
+		t.Fatalf("client logged %d data-loss lines, want 1", n)
 	}
 	queues, err := client.QueueList(ctx)
 	if err != nil || !slices.Equal(queues, []string{"q"}) {

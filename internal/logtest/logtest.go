@@ -1,0 +1,46 @@
+// Package logtest gives tests a slog handler that counts the records logged
+// by message, so that a test can assert a warning was logged once, or never.
+package logtest
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// Counter is a slog.Handler, enabled at every level, that counts records
+// by message. Safe for concurrent use.
+type Counter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// NewLogger returns a logger whose records c counts.
+func NewLogger() (*slog.Logger, *Counter) {
+	c := &Counter{counts: map[string]int{}}
+	return slog.New(c), c
+}
+
+// Enabled reports true: every level is counted.
+func (c *Counter) Enabled(context.Context, slog.Level) bool { return true }
+
+// Handle counts r under its message.
+func (c *Counter) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	c.counts[r.Message]++
+	c.mu.Unlock()
+	return nil
+}
+
+// WithAttrs returns c: attributes do not change what is counted.
+func (c *Counter) WithAttrs([]slog.Attr) slog.Handler { return c }
+
+// WithGroup returns c.
+func (c *Counter) WithGroup(string) slog.Handler { return c }
+
+// Count returns how many records had message msg.
+func (c *Counter) Count(msg string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[msg]
+}
