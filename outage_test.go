@@ -83,7 +83,7 @@ func TestAddDuringOutageHonoursDeadlines(t *testing.T) {
 			wg.Wait()
 
 			if mode == "down" {
-				srv = srv.Restart(t)
+				srv.Restart(t)
 			} else {
 				srv.Thaw(t)
 			}
