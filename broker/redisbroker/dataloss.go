@@ -93,6 +93,10 @@ func (b *Broker) runMarked(ctx context.Context, queue string, script *redis.Scri
 // the call created it, the marker before the call) against the queue's
 // mark as it was when the call was sent (seen), and reports data loss.
 func (b *Broker) observeMark(ctx context.Context, queue string, seen queueMark, n int64, epoch string, created bool, before int64) {
+	// A marker below a confirmed call is a lost write, unless it simply
+	// expired while this broker was idle.
+	idle := before == 0 && time.Since(seen.at) > markerTTL/2
+	lost := before < seen.confirmed && !idle
 	m := &b.marks
 	m.mu.Lock()
 	cur := m.queues[queue]
@@ -102,10 +106,7 @@ func (b *Broker) observeMark(ctx context.Context, queue string, seen queueMark, 
 	case cur.epoch == "":
 		cur.epoch = epoch
 	case epoch == cur.epoch:
-		// A marker below a confirmed call is a lost write, unless it
-		// simply expired while this broker was idle.
-		idle := before == 0 && time.Since(seen.at) > markerTTL/2
-		if seen.epoch == epoch && before < seen.confirmed && !idle {
+		if seen.epoch == epoch && lost {
 			rollback = true
 			reason = "rolled back: writes Redis had confirmed are gone (restored from an older snapshot, " +
 				"restarted from an AOF that missed the last writes, or failed over to a replica that had not received them); " +
@@ -117,7 +118,7 @@ func (b *Broker) observeMark(ctx context.Context, queue string, seen queueMark, 
 		return
 	default:
 		reason = "emptied: its data is gone (Redis restarted without its data, or was flushed)"
-		if !created {
+		if !created && !(lost && before == 0) {
 			reason = "replaced: its epoch changed (another worker detected lost or rolled-back data)"
 		}
 		cur.prev, cur.epoch = cur.epoch, epoch

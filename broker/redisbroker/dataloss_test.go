@@ -158,8 +158,8 @@ func TestEmptiedDetected(t *testing.T) {
 	if got := fetch(t, worker, "q", 1, time.Minute); len(got) != 1 || got[0].ID != "after" {
 		t.Fatalf("worker fetched %v after the restart, want the job added after it", got)
 	}
-	if loss := worker.DataLoss(); loss.Count != 1 {
-		t.Fatalf("worker's data loss after Redis restarted empty: %+v, want 1", loss)
+	if loss := worker.DataLoss(); loss.Count != 1 || !strings.HasPrefix(loss.Reason, "emptied") {
+		t.Fatalf("worker's data loss after Redis restarted empty: %+v, want 1 emptied queue", loss)
 	}
 }
 
