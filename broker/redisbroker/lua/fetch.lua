@@ -63,7 +63,7 @@ while got < want and budget > 0 do
     local body = body_of[(i + 1) / 2]
     local job_key = KEYS[9] .. id
     local score = tonumber(popped[i + 1])
-    local place = fmt(score - math.floor(score / PRIORITY_SHIFT) * PRIORITY_SHIFT)
+    local place = score % PRIORITY_SHIFT -- below 2^40: Lua writes it exactly
     local v = redis.call('HMGET', job_key, 's', 'e', 'a', 'tn')
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
