@@ -53,8 +53,10 @@ func check(rep health.Report, name string) health.Result {
 const readyTimeout = 2 * time.Second
 
 func TestReadyzFollowsRedisAndDraining(t *testing.T) {
-	srv := redistest.Start(t)
-	port := srv.Port()
+	// Redis keeps its data across the restart (AOF, fsync always): a
+	// restart that loses it is data loss, which keeps /readyz unhealthy on
+	// purpose (see redisbroker's TestEmptiedDetected).
+	srv := redistest.StartWith(t, redistest.Options{Dir: t.TempDir(), Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
 	b, err := redisbroker.New(client, redisbroker.Config{Prefix: redistest.Prefix(t)})
@@ -107,7 +109,7 @@ func TestReadyzFollowsRedisAndDraining(t *testing.T) {
 		t.Fatalf("/livez with redis down: %d %+v, want 200 healthy", code, rep)
 	}
 
-	redistest.StartOnPort(t, port)
+	srv.Restart(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, rep := get(t, hs.URL+"/readyz")
