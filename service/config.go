@@ -1,0 +1,253 @@
+package service
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	worker "github.com/aibos/worker"
+)
+
+// Source says where a configuration value came from.
+type Source string
+
+// The sources, in rising precedence: a flag beats an environment variable,
+// which beats the config file, which beats the built-in default.
+const (
+	FromDefault Source = "default"
+	FromFile    Source = "file"
+	FromEnv     Source = "env"
+	FromFlag    Source = "flag"
+)
+
+// Config is the service's configuration: the seed's environment variables
+// plus what the config file describes. Load builds one from defaults, a
+// file, the environment and flags; Default returns the defaults alone.
+type Config struct {
+	// Concurrency is the most jobs run at once (WORKER_CONCURRENCY). 5.
+	Concurrency int
+	// RetryAttempts is the attempts a job gets when it names none
+	// (WORKER_RETRY_ATTEMPTS). 3.
+	RetryAttempts int
+	// RetryDelay is the base of the exponential backoff between attempts
+	// (WORKER_RETRY_DELAY). 1s.
+	RetryDelay time.Duration
+	// Timeout bounds one attempt of a job that sets none (WORKER_TIMEOUT). 5m.
+	Timeout time.Duration
+	// RedisURL selects Redis; empty means the embedded store under DataDir
+	// (REDIS_URL).
+	RedisURL string
+	// RedisDB is the database used when RedisURL names none (REDIS_DB). 2.
+	RedisDB int
+	// RedisMaxConnections is the Redis client's pool size
+	// (REDIS_MAX_CONNECTIONS). 10.
+	RedisMaxConnections int
+	// QueuePrefix starts every Redis key (QUEUE_PREFIX). aibos:worker.
+	QueuePrefix string
+	// QueueDefaultTTL is how long a completed job's record is kept
+	// (QUEUE_DEFAULT_TTL). It never removes unprocessed work. 1h.
+	QueueDefaultTTL time.Duration
+	// QueueMaxLength caps each queue's waiting (pending + scheduled) jobs;
+	// adds beyond it fail with ErrQueueFull (QUEUE_MAX_LENGTH). 10000.
+	QueueMaxLength int
+	// MonitoringEnabled serves /metrics and logs a metrics snapshot every
+	// MetricsInterval (MONITORING_ENABLED). true.
+	MonitoringEnabled bool
+	// MetricsInterval is how often the metrics snapshot is logged
+	// (METRICS_INTERVAL). 1m.
+	MetricsInterval time.Duration
+	// HealthCheckInterval is how often the health checks run in the
+	// background (HEALTH_CHECK_INTERVAL). 30s.
+	HealthCheckInterval time.Duration
+	// LogLevel is the lowest level logged (LOG_LEVEL). info.
+	LogLevel slog.Level
+	// LogFormat is "json" or "text" (LOG_FORMAT). json.
+	LogFormat string
+	// DataDir holds the embedded store's file (WORKER_DATA_DIR). ./data.
+	DataDir string
+	// HTTPAddr is where /metrics, /livez, /readyz and /health are served
+	// (WORKER_HTTP_ADDR). ":0" picks a free port. :8080.
+	HTTPAddr string
+	// DrainTimeout is how long a shutdown waits for running jobs before
+	// cancelling them and handing them back (WORKER_DRAIN_TIMEOUT). 30s.
+	DrainTimeout time.Duration
+
+	// File is the config file the values were read from, "" for none.
+	File string
+	// Queues are the queues served: the seed's four unless the file lists
+	// its own.
+	Queues []worker.QueueConfig
+	// JobTypes binds job types to processors: a Go processor registered
+	// with Service.Register, or an HTTP endpoint of the application.
+	JobTypes map[string]JobType
+	// Schedules are the cron schedules kept in the broker. None unless the
+	// file lists some.
+	Schedules []Schedule
+	// Callbacks, if set, is where the application is told of finished jobs.
+	Callbacks *Callbacks
+	// Recovery lists the strategy per error class: the seed's ErrorRecovery
+	// unless the file lists its own.
+	Recovery []RecoveryStrategy
+
+	// sources records where each setting (by environment variable name)
+	// came from.
+	sources map[string]Source
+}
+
+// JobType says what processes one job type: exactly one of Processor and
+// HTTP is set.
+type JobType struct {
+	// Processor names a Go processor registered with Service.Register.
+	Processor string `yaml:"processor"`
+	// HTTP binds the type to an endpoint of the application.
+	HTTP *Endpoint `yaml:"http"`
+}
+
+// Endpoint is an HTTP endpoint jobs are POSTed to.
+type Endpoint struct {
+	// URL is the endpoint's address. With Instances, only its scheme and
+	// path are used and each call goes to one of the instances.
+	URL string `yaml:"url"`
+	// Instances lists host:port addresses of the application's instances,
+	// balanced with health checks.
+	Instances []string `yaml:"instances"`
+	// Secret signs each request (Standard Webhooks, whsec_ + base64).
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable holding the secret, so the
+	// file need not hold it.
+	SecretEnv string `yaml:"secret_env"`
+	// Timeout bounds one request. Defaults to the job's timeout.
+	Timeout time.Duration `yaml:"timeout"`
+	// Headers are sent with every request.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Schedule is a cron schedule enqueueing one job per tick.
+type Schedule struct {
+	Name     string      `yaml:"name"`
+	Cron     string      `yaml:"cron"`
+	TimeZone string      `yaml:"timezone"`
+	Job      ScheduleJob `yaml:"job"`
+}
+
+// ScheduleJob is the job a schedule enqueues.
+type ScheduleJob struct {
+	Queue       string         `yaml:"queue"`
+	Type        string         `yaml:"type"`
+	Data        map[string]any `yaml:"data"`
+	Priority    int            `yaml:"priority"`
+	MaxAttempts int            `yaml:"max_attempts"`
+	TenantID    string         `yaml:"tenant_id"`
+	CompanyID   string         `yaml:"company_id"`
+	// UniqueKey, when set, skips a tick while the previous tick's job is
+	// unfinished.
+	UniqueKey string `yaml:"unique_key"`
+}
+
+// Callbacks configures completion callbacks: a signed POST to URL when a
+// job or workflow run finishes.
+type Callbacks struct {
+	URL       string   `yaml:"url"`
+	Secret    string   `yaml:"secret"`
+	SecretEnv string   `yaml:"secret_env"`
+	Events    []string `yaml:"events"`
+}
+
+// RecoveryStrategy is one error class's strategy (see package recovery).
+type RecoveryStrategy struct {
+	ErrorType   string        `yaml:"error_type"`
+	Action      string        `yaml:"action"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	Delay       time.Duration `yaml:"delay"`
+	Notify      bool          `yaml:"notify"`
+}
+
+// SeedQueues returns the seed's four queues with their priority and
+// concurrency: invoices 1/3, bills 2/2, payments 3/5, reports 4/1.
+func SeedQueues() []worker.QueueConfig {
+	return []worker.QueueConfig{
+		{Name: "invoices", Priority: 1, Concurrency: 3},
+		{Name: "bills", Priority: 2, Concurrency: 2},
+		{Name: "payments", Priority: 3, Concurrency: 5},
+		{Name: "reports", Priority: 4, Concurrency: 1},
+	}
+}
+
+// SeedRecovery returns the seed's ErrorRecovery strategies, as written in
+// its README: validation errors retried up to 3 attempts, database errors
+// 5 with 2 s between, network errors 10 with 5 s between, business-logic
+// errors failed at once and notified.
+func SeedRecovery() []RecoveryStrategy {
+	return []RecoveryStrategy{
+		{ErrorType: "ValidationError", Action: "retry", MaxAttempts: 3},
+		{ErrorType: "DatabaseError", Action: "retry", MaxAttempts: 5, Delay: 2 * time.Second},
+		{ErrorType: "NetworkError", Action: "retry", MaxAttempts: 10, Delay: 5 * time.Second},
+		{ErrorType: "BusinessLogicError", Action: "fail", Notify: true},
+	}
+}
+
+// Default returns the configuration with every setting at its default.
+func Default() *Config {
+	c := &Config{sources: map[string]Source{}}
+	for _, s := range settings {
+		if err := s.set(c, s.def); err != nil {
+			panic(fmt.Sprintf("service: default of %s does not parse: %v", s.env, err))
+		}
+		c.sources[s.env] = FromDefault
+	}
+	c.Queues = SeedQueues()
+	c.Recovery = SeedRecovery()
+	return c
+}
+
+// Source returns where the setting named by its environment variable came
+// from.
+func (c *Config) Source(env string) Source { return c.sources[env] }
+
+// Value is one setting of the effective configuration, for display.
+type Value struct {
+	Env    string // the environment variable
+	Flag   string // the flag, without dashes
+	Key    string // the config file's key
+	Value  string // the value, secrets redacted
+	Source Source
+}
+
+// Values returns every setting with its value (secrets redacted) and
+// source, in the order of the settings table.
+func (c *Config) Values() []Value {
+	out := make([]Value, 0, len(settings))
+	for _, s := range settings {
+		src := c.sources[s.env]
+		if src == "" {
+			src = FromDefault
+		}
+		out = append(out, Value{Env: s.env, Flag: s.flag, Key: s.key(), Value: s.show(c), Source: src})
+	}
+	return out
+}
+
+// JobTypeNames returns the configured job types, sorted.
+func (c *Config) JobTypeNames() []string { return slices.Sorted(maps.Keys(c.JobTypes)) }
+
+// RedactURL returns raw with any password replaced by "xxxxx". Text that
+// does not parse as a URL loses everything before its last "@", where a
+// password would be.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil {
+		return u.Redacted()
+	}
+	if i := strings.LastIndex(raw, "@"); i >= 0 {
+		scheme, _, _ := strings.Cut(raw, "://")
+		if scheme == raw[:i] || strings.Contains(scheme, "@") {
+			return "xxxxx" + raw[i:]
+		}
+		return scheme + "://xxxxx" + raw[i:]
+	}
+	return raw
+}

@@ -1,0 +1,133 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	worker "github.com/aibos/worker"
+)
+
+// fileDoc is the config file. The scalar settings sit at the top level
+// beside the sections, under their file keys (the flag names with '_').
+type fileDoc struct {
+	Queues    []fileQueue          `yaml:"queues"`
+	JobTypes  map[string]JobType   `yaml:"job_types"`
+	Schedules []Schedule           `yaml:"schedules"`
+	Callbacks *Callbacks           `yaml:"callbacks"`
+	Recovery  []RecoveryStrategy   `yaml:"recovery"`
+	Settings  map[string]yaml.Node `yaml:",inline"`
+}
+
+// fileQueue is a queue as the file describes it: the seed's
+// {name, priority, concurrency}.
+type fileQueue struct {
+	Name             string `yaml:"name"`
+	Priority         int    `yaml:"priority"`
+	Concurrency      int    `yaml:"concurrency"`
+	DeleteOnComplete bool   `yaml:"delete_on_complete"`
+}
+
+// sections are the file's keys other than the settings.
+var sections = []string{"queues", "job_types", "schedules", "callbacks", "recovery"}
+
+// loadFile reads the config file into c. Keys it does not know, at any
+// depth, are errors.
+func (c *Config) loadFile(path string, lookupEnv func(string) (string, bool)) error {
+	where := "config file " + path
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return &ConfigError{Name: "--config", Value: path, Quote: true, Want: "a readable YAML file (" + reason(err) + ")"}
+	}
+	var doc fileDoc
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return yamlError(where, err)
+	}
+	for key, n := range doc.Settings {
+		s := settingByKey(key)
+		if s == nil {
+			return &ConfigError{Where: fmt.Sprintf("%s line %d", where, n.Line), Name: key,
+				Want: fmt.Sprintf("unknown key (known: %s, %s)", strings.Join(sections, ", "), strings.Join(settingKeys(), ", "))}
+		}
+		if n.Kind != yaml.ScalarNode {
+			return &ConfigError{Where: fmt.Sprintf("%s line %d", where, n.Line), Name: key, Want: "want " + s.allowed}
+		}
+		if err := c.apply(s, n.Value, fmt.Sprintf("%s line %d", where, n.Line), key, FromFile); err != nil {
+			return err
+		}
+	}
+	if doc.Queues != nil {
+		c.Queues = make([]worker.QueueConfig, len(doc.Queues))
+		for i, q := range doc.Queues {
+			c.Queues[i] = worker.QueueConfig{Name: q.Name, Priority: q.Priority, Concurrency: q.Concurrency, DeleteOnComplete: q.DeleteOnComplete}
+		}
+	}
+	if doc.Recovery != nil {
+		c.Recovery = doc.Recovery
+	}
+	c.JobTypes, c.Schedules, c.Callbacks = doc.JobTypes, doc.Schedules, doc.Callbacks
+	return c.resolveSecrets(lookupEnv)
+}
+
+// resolveSecrets reads the secrets that the file names by environment
+// variable.
+func (c *Config) resolveSecrets(lookupEnv func(string) (string, bool)) error {
+	read := func(name, env string, dst *string) error {
+		if env == "" {
+			return nil
+		}
+		if *dst != "" {
+			return &ConfigError{Where: "config file " + c.File, Name: name, Want: "set secret or secret_env, not both"}
+		}
+		v, ok := lookupEnv(env)
+		if !ok || v == "" {
+			return &ConfigError{Where: "config file " + c.File, Name: name + ".secret_env", Value: env, Quote: true, Want: "want an environment variable that is set"}
+		}
+		*dst = v
+		return nil
+	}
+	for _, t := range c.JobTypeNames() {
+		jt := c.JobTypes[t]
+		if jt.HTTP == nil {
+			continue
+		}
+		e := *jt.HTTP
+		if err := read("job_types."+t+".http", e.SecretEnv, &e.Secret); err != nil {
+			return err
+		}
+		jt.HTTP = &e
+		c.JobTypes[t] = jt
+	}
+	if c.Callbacks != nil {
+		cb := *c.Callbacks
+		if err := read("callbacks", cb.SecretEnv, &cb.Secret); err != nil {
+			return err
+		}
+		c.Callbacks = &cb
+	}
+	return nil
+}
+
+// fieldNotFound matches yaml.v3's message for a key KnownFields rejects.
+var fieldNotFound = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+
+// yamlError turns a YAML decoding error into one line.
+func yamlError(where string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg := te.Errors[0]
+		if m := fieldNotFound.FindStringSubmatch(msg); m != nil {
+			return &ConfigError{Where: where + " line " + m[1], Name: m[2], Want: "unknown key"}
+		}
+		return &ConfigError{Where: where, Name: "value", Want: msg}
+	}
+	return &ConfigError{Where: where, Name: "YAML", Want: strings.TrimPrefix(err.Error(), "yaml: ")}
+}

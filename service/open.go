@@ -1,0 +1,113 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/broker/sqlitebroker"
+)
+
+// StoreFile is the embedded store's file name inside WORKER_DATA_DIR.
+const StoreFile = "worker.db"
+
+// NewLogger returns the logger the configuration asks for (LOG_LEVEL,
+// LOG_FORMAT), writing to w, and routes the Redis client's own messages
+// through it: go-redis has one process-wide logger, so this sets it.
+func NewLogger(c *Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if c.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	log := slog.New(h)
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
+	return log
+}
+
+// redisLogger adapts slog to go-redis's logger. go-redis logs only what
+// went wrong (dropped connections, failed reconnects), so at warn level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
+}
+
+// store is the opened broker and what closes it.
+type store struct {
+	broker.Broker
+	kind  string // "redis" or "sqlite", for logs
+	where string // the URL (redacted) or file
+	close func() error
+}
+
+// openStore opens Redis when REDIS_URL is set, else the embedded store
+// under WORKER_DATA_DIR. Redis is pinged (within 10s) so a wrong address
+// fails here, not at the first job.
+func openStore(ctx context.Context, c *Config) (*store, error) {
+	if c.RedisURL == "" {
+		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+		path := filepath.Join(c.DataDir, StoreFile)
+		b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("open the embedded store: %w", err)
+		}
+		return &store{Broker: b, kind: "sqlite", where: path, close: b.Close}, nil
+	}
+	opts, err := c.redisOptions()
+	if err != nil {
+		return nil, err
+	}
+	client := redis.NewClient(opts)
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: c.QueuePrefix})
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = b.Ping(pctx)
+		cancel()
+	}
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("open redis %s: %w", RedactURL(c.RedisURL), err)
+	}
+	closeAll := func() error {
+		err := b.Close()
+		if cerr := client.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close redis client: %w", cerr)
+		}
+		return err
+	}
+	return &store{Broker: b, kind: "redis", where: fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.DB), close: closeAll}, nil
+}
+
+// redisOptions returns the Redis client options: REDIS_URL's, with
+// REDIS_DB and REDIS_MAX_CONNECTIONS where the URL names no database or
+// pool size. A value written in the URL wins: it is the more specific.
+func (c *Config) redisOptions() (*redis.Options, error) {
+	opts, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, &ConfigError{Name: "REDIS_URL", Value: RedactURL(c.RedisURL), Quote: true, Want: reason(err)}
+	}
+	u, err := url.Parse(c.RedisURL)
+	if err != nil {
+		return nil, &ConfigError{Name: "REDIS_URL", Value: RedactURL(c.RedisURL), Quote: true, Want: reason(err)}
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		opts.DB = c.RedisDB
+	}
+	if !u.Query().Has("pool_size") {
+		opts.PoolSize = c.RedisMaxConnections
+	}
+	return opts, nil
+}

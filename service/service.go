@@ -1,0 +1,403 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/health"
+	"github.com/aibos/worker/metrics"
+	"github.com/aibos/worker/retry"
+	"github.com/aibos/worker/schedule"
+	"github.com/aibos/worker/workflow"
+)
+
+// Service is the aibos-worker service: one Manager over the configured
+// queues, the workflow engine, the cron scheduler, and an HTTP server with
+// /metrics, /livez, /readyz and /health. Build it with New, register Go
+// processors and workflows, then Start; Shutdown drains it.
+type Service struct {
+	cfg   *Config
+	log   *slog.Logger
+	store *store
+
+	client  *worker.Client
+	manager *worker.Manager
+	engine  *workflow.Engine
+	cron    *schedule.Cron
+	once    *schedule.OneTime
+	metrics *metrics.WorkerMetrics
+	checker *health.Checker
+	reg     *prometheus.Registry
+
+	mu      sync.Mutex
+	procs   map[string]worker.Processor
+	started bool
+	closed  bool
+	ln      net.Listener
+	srv     *http.Server
+	served  chan error // the HTTP server's end
+}
+
+// New opens the broker the configuration names and builds the service's
+// parts; nothing runs until Start. A configuration the parts reject is a
+// *ConfigError; a broker that cannot be opened is another error. The
+// caller must call Shutdown (or Close, if Start is never called).
+func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Service, error) {
+	if cfg == nil {
+		return nil, errors.New("service: new: config is nil")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	s := &Service{cfg: cfg, log: log, store: st, procs: map[string]worker.Processor{}}
+	if err := s.build(); err != nil {
+		_ = st.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// build makes the parts on the open store.
+func (s *Service) build() error {
+	c, b := s.cfg, s.store
+	var err error
+	s.client, err = worker.NewClient(b, worker.ClientConfig{
+		DefaultMaxAttempts: c.RetryAttempts,
+		MaxQueueLength:     c.QueueMaxLength,
+	})
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	rec, err := c.RecoveryPolicy()
+	if err != nil {
+		return &ConfigError{Name: "recovery", Want: err.Error()}
+	}
+	rec.Notifier = nil // the default: a log line per notified failure
+	queues := append(slices.Clone(c.Queues), worker.QueueConfig{Name: workflow.DefaultQueue})
+	mcfg := worker.ManagerConfig{
+		Queues:          queues,
+		Concurrency:     c.Concurrency,
+		Retry:           retry.Policy{MaxAttempts: c.RetryAttempts, BaseDelay: c.RetryDelay}.WithDefaults(),
+		Timeout:         c.Timeout,
+		ShutdownTimeout: c.DrainTimeout,
+		CompletedMaxAge: c.QueueDefaultTTL,
+		Recovery:        rec,
+		Logger:          s.log,
+	}
+	mcfg.Retry.Jitter = true
+	if c.MonitoringEnabled {
+		s.metrics = metrics.New(metrics.Config{Broker: b})
+		mcfg.OnEvent = s.metrics.Observe
+		s.reg = prometheus.NewRegistry()
+		s.reg.MustRegister(s.metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if s.manager, err = worker.NewManager(b, mcfg); err != nil {
+		return &ConfigError{Name: "worker", Want: err.Error()}
+	}
+	if s.metrics != nil {
+		s.metrics.Attach(s.manager)
+	}
+	if s.engine, err = workflow.NewEngine(b, workflow.Config{Logger: s.log}); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if s.cron, err = schedule.New(b, schedule.Config{Logger: s.log}); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if s.once, err = schedule.NewOneTime(b); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	s.checker = health.New(health.Ping(b), health.NotDraining(s.manager))
+	return nil
+}
+
+// Register makes a Go processor available under name: jobs of the type
+// name run it, and the config file's job_types may bind other types to it
+// (processor: name). Call it before Start; a name registered twice is an
+// error.
+func (s *Service) Register(name string, p worker.Processor) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case name == "":
+		return errors.New("service: register processor: name is empty")
+	case p == nil:
+		return fmt.Errorf("service: register processor %q: processor is nil", name)
+	case s.started:
+		return fmt.Errorf("service: register processor %q: service already started", name)
+	case s.procs[name] != nil:
+		return fmt.Errorf("service: register processor %q: registered twice", name)
+	}
+	s.procs[name] = p
+	return nil
+}
+
+// Client returns the client the service enqueues with: the configured
+// queues' QUEUE_MAX_LENGTH and WORKER_RETRY_ATTEMPTS apply.
+func (s *Service) Client() *worker.Client { return s.client }
+
+// Manager returns the service's Manager.
+func (s *Service) Manager() *worker.Manager { return s.manager }
+
+// Workflows returns the workflow engine, to register step processors and
+// workflows on before Start.
+func (s *Service) Workflows() *workflow.Engine { return s.engine }
+
+// Cron returns the cron scheduler.
+func (s *Service) Cron() *schedule.Cron { return s.cron }
+
+// OneTime returns the one-time scheduler.
+func (s *Service) OneTime() *schedule.OneTime { return s.once }
+
+// Broker returns the open broker.
+func (s *Service) Broker() broker.Broker { return s.store }
+
+// Addr returns the address the HTTP server listens on, once Start has
+// returned; with WORKER_HTTP_ADDR :0 it holds the port chosen.
+func (s *Service) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Start binds the job types to processors, stores the configured
+// schedules, listens for HTTP and starts processing. It returns at once.
+// A job type bound to a processor nobody registered is a *ConfigError.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return errors.New("service: start: already started or shut down")
+	}
+	if err := s.bindProcessors(); err != nil {
+		return err
+	}
+	if err := s.engine.Attach(s.manager); err != nil {
+		return fmt.Errorf("service: attach workflow engine: %w", err)
+	}
+	if err := s.upsertSchedules(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("service: listen on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if err := s.manager.Start(ctx); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("service: %w", err)
+	}
+	s.started, s.ln = true, ln
+	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.served = make(chan error, 1)
+	go func() { s.served <- s.srv.Serve(ln) }()
+	s.manager.Go(func(ctx context.Context) {
+		if err := s.cron.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("cron scheduler stopped", "err", err)
+		}
+	})
+	s.manager.Go(s.checkHealth)
+	if s.metrics != nil {
+		s.manager.Go(s.logMetrics)
+	}
+	s.log.Info("http listening", "addr", ln.Addr().String())
+	s.log.Info("service started", "store", s.store.kind, "at", s.store.where,
+		"queues", len(s.cfg.Queues), "concurrency", s.cfg.Concurrency, "job_types", len(s.cfg.JobTypes), "schedules", len(s.cfg.Schedules))
+	return nil
+}
+
+// Done returns a channel that yields the HTTP server's error if it stops
+// serving on its own, which only a failure does.
+func (s *Service) Done() <-chan error { return s.served }
+
+// bindProcessors registers a processor on the Manager for every job type:
+// each Go processor under its own name unless the file binds that type
+// elsewhere, and each job type of the file to what it names.
+func (s *Service) bindProcessors() error {
+	for _, t := range s.cfg.JobTypeNames() {
+		jt := s.cfg.JobTypes[t]
+		p, err := s.processorFor(t, jt)
+		if err != nil {
+			return err
+		}
+		if err := s.manager.Register(t, p); err != nil {
+			return fmt.Errorf("service: %w", err)
+		}
+	}
+	for name, p := range s.procs {
+		if _, bound := s.cfg.JobTypes[name]; bound {
+			continue
+		}
+		if err := s.manager.Register(name, p); err != nil {
+			return fmt.Errorf("service: %w", err)
+		}
+	}
+	return nil
+}
+
+// processorFor builds the processor of one configured job type.
+func (s *Service) processorFor(jobType string, jt JobType) (worker.Processor, error) {
+	if jt.HTTP != nil {
+		return s.httpProcessor(jobType, jt.HTTP)
+	}
+	p := s.procs[jt.Processor]
+	if p == nil {
+		return nil, &ConfigError{Where: "config file " + s.cfg.File, Name: "job_types." + jobType + ".processor",
+			Value: jt.Processor, Quote: true, Want: fmt.Sprintf("a Go processor compiled into this binary (registered: %v)", s.procNames())}
+	}
+	return p, nil
+}
+
+func (s *Service) procNames() []string {
+	names := make([]string, 0, len(s.procs))
+	for n := range s.procs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// upsertSchedules stores the configured cron schedules. Schedules stored
+// earlier and since removed from the file stay: other processes may own
+// them.
+func (s *Service) upsertSchedules(ctx context.Context) error {
+	for _, sc := range s.cfg.Schedules {
+		data, err := json.Marshal(sc.Job.Data)
+		if err != nil {
+			return &ConfigError{Name: "schedules." + sc.Name + ".job.data", Want: err.Error()}
+		}
+		if sc.Job.Data == nil {
+			data = nil
+		}
+		attempts := sc.Job.MaxAttempts
+		if attempts == 0 {
+			attempts = s.cfg.RetryAttempts
+		}
+		_, err = s.cron.Upsert(ctx, schedule.Entry{Name: sc.Name, Spec: sc.Cron, TimeZone: sc.TimeZone, Job: schedule.JobTemplate{
+			Queue: sc.Job.Queue, Type: sc.Job.Type, Data: data, Priority: sc.Job.Priority, MaxAttempts: attempts,
+			TenantID: sc.Job.TenantID, CompanyID: sc.Job.CompanyID, UniqueKey: sc.Job.UniqueKey,
+		}})
+		if err != nil {
+			return fmt.Errorf("service: store schedule %q: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// Shutdown drains the service: the Manager stops fetching, waits up to
+// WORKER_DRAIN_TIMEOUT (or until ctx is done) for running jobs, cancels
+// the rest and hands them back at once; then the HTTP server stops and the
+// broker closes. /readyz answers 503 from the moment draining begins.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.manager.Shutdown(ctx)
+	if s.srv != nil {
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if herr := s.srv.Shutdown(hctx); herr != nil && err == nil {
+			err = fmt.Errorf("service: stop http server: %w", herr)
+		}
+		cancel()
+	}
+	if cerr := s.store.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("service: close broker: %w", cerr)
+	}
+	return err
+}
+
+// Close releases a service that was never started. It is Shutdown.
+func (s *Service) Close() error { return s.Shutdown(context.Background()) }
+
+// handler serves the service's HTTP endpoints.
+func (s *Service) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /livez", health.Live())
+	mux.Handle("GET /readyz", s.checker)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		rep := s.checker.Check(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(rep)
+	})
+	if s.reg != nil {
+		mux.Handle("GET /metrics", promhttpHandler(s.reg))
+	}
+	return mux
+}
+
+// checkHealth runs the health checks every HEALTH_CHECK_INTERVAL and logs
+// each change of the overall status, so an outage is in the logs even when
+// nothing probes /readyz.
+func (s *Service) checkHealth(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HealthCheckInterval)
+	defer t.Stop()
+	last := health.Healthy
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep := s.checker.Check(ctx)
+		if rep.Status == last || ctx.Err() != nil {
+			continue
+		}
+		last = rep.Status
+		if rep.Status == health.Healthy {
+			s.log.Info("health recovered")
+			continue
+		}
+		for _, r := range rep.Checks {
+			if r.Status != health.Healthy {
+				s.log.Warn("health check failing", "check", r.Name, "err", r.Error)
+			}
+		}
+	}
+}
+
+// logMetrics logs the seed's metrics snapshot every METRICS_INTERVAL.
+func (s *Service) logMetrics(ctx context.Context) {
+	t := time.NewTicker(s.cfg.MetricsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		snap, err := s.metrics.GetMetrics(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("metrics snapshot incomplete", "err", err)
+		}
+		s.log.Info("metrics",
+			"jobs_processed", snap.JobsProcessed, "jobs_completed", snap.JobsCompleted, "jobs_failed", snap.JobsFailed,
+			"jobs_retried", snap.JobsRetried, "jobs_dead", snap.JobsDead, "avg_processing_ms", snap.AvgProcessingTime.Milliseconds(),
+			"queue_length", snap.QueueLength, "busy", snap.Busy, "concurrency", snap.Concurrency, "utilization", snap.Utilization)
+	}
+}

@@ -1,0 +1,234 @@
+package service
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// setting is one scalar of the configuration: an environment variable of
+// the seed (or of the service), the flag and the file key that set the same
+// value, its default and how it parses.
+type setting struct {
+	env     string // environment variable
+	flag    string // flag name; the file key is the flag with '_' for '-'
+	def     string // default, as text
+	allowed string // what a valid value looks like, for error messages
+	help    string // one-line meaning, for flags and the README table
+	secret  bool   // redact in output
+	set     func(c *Config, v string) error
+	get     func(c *Config) string
+}
+
+// key returns the setting's config file key.
+func (s *setting) key() string { return strings.ReplaceAll(s.flag, "-", "_") }
+
+// show returns the setting's value for display, secrets redacted.
+func (s *setting) show(c *Config) string {
+	v := s.get(c)
+	if s.secret {
+		return RedactURL(v)
+	}
+	return v
+}
+
+// Settings lists every setting, for docs and flags: env, flag, default and
+// meaning.
+func Settings() []SettingDoc {
+	out := make([]SettingDoc, len(settings))
+	for i, s := range settings {
+		out[i] = SettingDoc{Env: s.env, Flag: s.flag, Key: s.key(), Default: s.def, Allowed: s.allowed, Help: s.help}
+	}
+	return out
+}
+
+// SettingDoc describes one setting.
+type SettingDoc struct {
+	Env, Flag, Key, Default, Allowed, Help string
+}
+
+const msAllowed = "milliseconds (e.g. 1000) or a Go duration (e.g. 1s), above 0"
+
+var settings = []*setting{
+	intSetting("WORKER_CONCURRENCY", "concurrency", "5", 1, 10000, "most jobs run at once over all queues",
+		func(c *Config) *int { return &c.Concurrency }),
+	intSetting("WORKER_RETRY_ATTEMPTS", "retry-attempts", "3", 1, 1000, "attempts a job gets when it names none",
+		func(c *Config) *int { return &c.RetryAttempts }),
+	msSetting("WORKER_RETRY_DELAY", "retry-delay", "1000", "base delay of the exponential backoff between attempts (ms)",
+		func(c *Config) *time.Duration { return &c.RetryDelay }),
+	msSetting("WORKER_TIMEOUT", "timeout", "300000", "time limit of one attempt of a job that sets none (ms)",
+		func(c *Config) *time.Duration { return &c.Timeout }),
+	{
+		env: "REDIS_URL", flag: "redis-url", def: "", secret: true,
+		allowed: "empty (the embedded store) or a redis:// or rediss:// URL",
+		help:    "Redis to use; unset means the embedded SQLite store under WORKER_DATA_DIR",
+		set: func(c *Config, v string) error {
+			if v != "" {
+				if _, err := redis.ParseURL(v); err != nil {
+					return err
+				}
+			}
+			c.RedisURL = v
+			return nil
+		},
+		get: func(c *Config) string { return c.RedisURL },
+	},
+	intSetting("REDIS_DB", "redis-db", "2", 0, 1<<20, "Redis database, unless REDIS_URL names one (which wins)",
+		func(c *Config) *int { return &c.RedisDB }),
+	intSetting("REDIS_MAX_CONNECTIONS", "redis-max-connections", "10", 1, 10000, "size of the Redis connection pool",
+		func(c *Config) *int { return &c.RedisMaxConnections }),
+	{
+		env: "QUEUE_PREFIX", flag: "queue-prefix", def: "aibos:worker",
+		allowed: "non-empty text without braces or spaces",
+		help:    "start of every Redis key",
+		set: func(c *Config, v string) error {
+			if v == "" || strings.ContainsAny(v, "{} \t\n") {
+				return fmt.Errorf("bad prefix")
+			}
+			c.QueuePrefix = v
+			return nil
+		},
+		get: func(c *Config) string { return c.QueuePrefix },
+	},
+	msSetting("QUEUE_DEFAULT_TTL", "queue-default-ttl", "3600000", "how long a completed job's record is kept (ms); never drops unprocessed work",
+		func(c *Config) *time.Duration { return &c.QueueDefaultTTL }),
+	intSetting("QUEUE_MAX_LENGTH", "queue-max-length", "10000", 1, 1<<30, "waiting (pending + scheduled) jobs per queue before adds fail with ErrQueueFull",
+		func(c *Config) *int { return &c.QueueMaxLength }),
+	{
+		env: "MONITORING_ENABLED", flag: "monitoring-enabled", def: "true",
+		allowed: "true or false",
+		help:    "serve /metrics and log a metrics snapshot every METRICS_INTERVAL",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.MonitoringEnabled = b
+			return err
+		},
+		get: func(c *Config) string { return strconv.FormatBool(c.MonitoringEnabled) },
+	},
+	msSetting("METRICS_INTERVAL", "metrics-interval", "60000", "how often the metrics snapshot is logged (ms)",
+		func(c *Config) *time.Duration { return &c.MetricsInterval }),
+	msSetting("HEALTH_CHECK_INTERVAL", "health-check-interval", "30000", "how often the health checks run in the background (ms)",
+		func(c *Config) *time.Duration { return &c.HealthCheckInterval }),
+	{
+		env: "LOG_LEVEL", flag: "log-level", def: "info",
+		allowed: "debug, info, warn or error",
+		help:    "lowest level logged",
+		set: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "debug", "info", "warn", "error":
+				return c.LogLevel.UnmarshalText([]byte(v))
+			}
+			return fmt.Errorf("unknown level")
+		},
+		get: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
+	},
+	{
+		env: "LOG_FORMAT", flag: "log-format", def: "json",
+		allowed: "json or text",
+		help:    "log line format",
+		set: func(c *Config, v string) error {
+			if v != "json" && v != "text" {
+				return fmt.Errorf("unknown format")
+			}
+			c.LogFormat = v
+			return nil
+		},
+		get: func(c *Config) string { return c.LogFormat },
+	},
+	{
+		env: "WORKER_DATA_DIR", flag: "data-dir", def: "./data",
+		allowed: "a directory path",
+		help:    "directory of the embedded store (used when REDIS_URL is unset)",
+		set: func(c *Config, v string) error {
+			if strings.TrimSpace(v) == "" {
+				return fmt.Errorf("empty")
+			}
+			c.DataDir = v
+			return nil
+		},
+		get: func(c *Config) string { return c.DataDir },
+	},
+	{
+		env: "WORKER_HTTP_ADDR", flag: "http-addr", def: ":8080",
+		allowed: "host:port or :port (:0 picks a free port)",
+		help:    "address of /metrics, /livez, /readyz and /health",
+		set: func(c *Config, v string) error {
+			_, port, err := net.SplitHostPort(v)
+			if err != nil {
+				return err
+			}
+			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				return fmt.Errorf("bad port")
+			}
+			c.HTTPAddr = v
+			return nil
+		},
+		get: func(c *Config) string { return c.HTTPAddr },
+	},
+	msSetting("WORKER_DRAIN_TIMEOUT", "drain-timeout", "30000", "how long shutdown waits for running jobs before handing them back (ms)",
+		func(c *Config) *time.Duration { return &c.DrainTimeout }),
+}
+
+// intSetting is a setting holding an integer in [lo, hi].
+func intSetting(env, flag, def string, lo, hi int, help string, field func(*Config) *int) *setting {
+	return &setting{
+		env: env, flag: flag, def: def, help: help,
+		allowed: fmt.Sprintf("an integer from %d to %d", lo, hi),
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < lo || n > hi {
+				return fmt.Errorf("out of range")
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) },
+	}
+}
+
+// msSetting is a positive duration given in milliseconds, as the seed's
+// variables are, or as a Go duration.
+func msSetting(env, flag, def, help string, field func(*Config) *time.Duration) *setting {
+	return &setting{
+		env: env, flag: flag, def: def, help: help, allowed: msAllowed,
+		set: func(c *Config, v string) error {
+			d, err := parseMillis(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(field(c).Milliseconds(), 10) },
+	}
+}
+
+// maxDuration bounds durations so that no arithmetic on them overflows.
+const maxDuration = 100 * 365 * 24 * time.Hour
+
+// parseMillis parses whole milliseconds or a Go duration; it must be above
+// zero.
+func parseMillis(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n > int64(maxDuration/time.Millisecond) {
+			return 0, fmt.Errorf("too large")
+		}
+		d = time.Duration(n) * time.Millisecond
+	} else if d, err = time.ParseDuration(v); err != nil {
+		return 0, err
+	}
+	if d <= 0 || d > maxDuration {
+		return 0, fmt.Errorf("out of range")
+	}
+	return d, nil
+}
+
+// logLevel is for the slog handler.
+func (c *Config) logLevel() slog.Leveler { return c.LogLevel }

@@ -1,0 +1,186 @@
+package service
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/recovery"
+	"github.com/aibos/worker/schedule"
+	"github.com/aibos/worker/workflow"
+)
+
+// CallbackEvents are the events completion callbacks can ask for.
+var CallbackEvents = []string{"job.completed", "job.dead", "job.cancelled", "workflow.succeeded", "workflow.failed", "workflow.cancelled"}
+
+// Validate checks the sections of the configuration (the settings are
+// checked as they are read). The error is a *ConfigError.
+func (c *Config) Validate() error {
+	where := "config"
+	if c.File != "" {
+		where = "config file " + c.File
+	}
+	bad := func(name, want string) error { return &ConfigError{Where: where, Name: name, Want: want} }
+	if len(c.Queues) == 0 {
+		return bad("queues", "list at least one queue")
+	}
+	seen := map[string]bool{}
+	for i, q := range c.Queues {
+		name := fmt.Sprintf("queues[%d]", i)
+		switch err := broker.ValidateQueueName(q.Name); {
+		case err != nil:
+			return bad(name+".name", err.Error())
+		case seen[q.Name]:
+			return bad(name+".name", fmt.Sprintf("queue %q is listed twice", q.Name))
+		case q.Name == workflow.DefaultQueue:
+			return bad(name+".name", fmt.Sprintf("queue %q is the workflow engine's own; it is always served", q.Name))
+		case q.Priority < 0 || q.Priority > broker.MaxPriority:
+			return bad(name+".priority", fmt.Sprintf("%d is outside [1, %d] (1 is the most urgent)", q.Priority, broker.MaxPriority))
+		case q.Concurrency < 0:
+			return bad(name+".concurrency", fmt.Sprintf("%d is negative", q.Concurrency))
+		}
+		seen[q.Name] = true
+	}
+	for _, t := range c.JobTypeNames() {
+		if err := c.JobTypes[t].validate(); err != nil {
+			return bad("job_types."+t, err.Error())
+		}
+	}
+	if err := c.validateSchedules(seen); err != nil {
+		return bad(err.name, err.want)
+	}
+	if c.Callbacks != nil {
+		if err := checkHTTPURL(c.Callbacks.URL); err != nil {
+			return bad("callbacks.url", err.Error())
+		}
+		if err := checkSecret(c.Callbacks.Secret); err != nil {
+			return bad("callbacks.secret", err.Error())
+		}
+		for _, e := range c.Callbacks.Events {
+			if !slices.Contains(CallbackEvents, e) {
+				return bad("callbacks.events", fmt.Sprintf("unknown event %q (known: %s)", e, strings.Join(CallbackEvents, ", ")))
+			}
+		}
+	}
+	if _, err := c.RecoveryPolicy(); err != nil {
+		return bad("recovery", err.Error())
+	}
+	return nil
+}
+
+type fieldErr struct{ name, want string }
+
+func (c *Config) validateSchedules(queues map[string]bool) *fieldErr {
+	names := map[string]bool{}
+	for i, s := range c.Schedules {
+		name := fmt.Sprintf("schedules[%d]", i)
+		if s.Name != "" {
+			name = "schedules." + s.Name
+		}
+		switch {
+		case s.Name == "":
+			return &fieldErr{name + ".name", "a schedule needs a name"}
+		case names[s.Name]:
+			return &fieldErr{name + ".name", "listed twice"}
+		case s.Job.Type == "":
+			return &fieldErr{name + ".job.type", "a schedule's job needs a type"}
+		case !queues[s.Job.Queue]:
+			return &fieldErr{name + ".job.queue", fmt.Sprintf("%q is not a served queue (queues: %s)", s.Job.Queue, strings.Join(queueNames(c), ", "))}
+		case s.Job.MaxAttempts < 0:
+			return &fieldErr{name + ".job.max_attempts", "negative"}
+		}
+		names[s.Name] = true
+		if _, err := schedule.Parse(s.Cron, s.TimeZone, schedule.ParseOptions{}); err != nil {
+			return &fieldErr{name + ".cron", err.Error()}
+		}
+		if _, err := json.Marshal(s.Job.Data); err != nil {
+			return &fieldErr{name + ".job.data", "not JSON-encodable: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+func queueNames(c *Config) []string {
+	out := make([]string, len(c.Queues))
+	for i, q := range c.Queues {
+		out[i] = q.Name
+	}
+	return out
+}
+
+// validate checks one job type's binding.
+func (t JobType) validate() error {
+	switch {
+	case t.Processor == "" && t.HTTP == nil:
+		return fmt.Errorf("set processor (a Go processor's name) or http (an endpoint)")
+	case t.Processor != "" && t.HTTP != nil:
+		return fmt.Errorf("set processor or http, not both")
+	case t.HTTP == nil:
+		return nil
+	}
+	e := t.HTTP
+	if err := checkHTTPURL(e.URL); err != nil {
+		return fmt.Errorf("http.url: %w", err)
+	}
+	for _, in := range e.Instances {
+		if _, port, err := net.SplitHostPort(in); err != nil || port == "" {
+			return fmt.Errorf("http.instances: %q is not host:port", in)
+		}
+	}
+	if err := checkSecret(e.Secret); err != nil {
+		return fmt.Errorf("http.secret: %w", err)
+	}
+	if e.Timeout < 0 {
+		return fmt.Errorf("http.timeout: %v is negative", e.Timeout)
+	}
+	return nil
+}
+
+// checkHTTPURL accepts an absolute http or https URL.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return fmt.Errorf("a URL is required")
+	case err != nil:
+		return fmt.Errorf("does not parse: %s", reason(err))
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("%q is not an absolute http or https URL", u.Redacted())
+	}
+	return nil
+}
+
+// checkSecret accepts an empty secret (requests go unsigned) or a Standard
+// Webhooks secret: whsec_ followed by base64. The secret is never quoted.
+func checkSecret(s string) error {
+	if s == "" {
+		return nil
+	}
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return fmt.Errorf("want whsec_ followed by base64 (value not shown)")
+	}
+	if _, err := base64.StdEncoding.DecodeString(b64); err != nil {
+		return fmt.Errorf("the part after whsec_ is not base64 (value not shown)")
+	}
+	return nil
+}
+
+// RecoveryPolicy returns the recovery strategies as a recovery.Policy.
+func (c *Config) RecoveryPolicy() (*recovery.Policy, error) {
+	p := &recovery.Policy{}
+	for _, s := range c.Recovery {
+		p.Strategies = append(p.Strategies, recovery.Strategy{
+			ErrorType: s.ErrorType, Action: recovery.Action(s.Action), MaxAttempts: s.MaxAttempts, Delay: s.Delay, Notify: s.Notify,
+		})
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
