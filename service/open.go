@@ -45,7 +45,9 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 
 // store is the opened broker and what closes it.
 type store struct {
-	broker.Broker
+	// b is the broker itself, not embedded: a wrapper would hide the
+	// optional interfaces (broker.Committer, ...) the parts look for.
+	b     broker.Broker
 	kind  string // "redis" or "sqlite", for logs
 	where string // the URL (redacted) or file
 	close func() error
@@ -64,7 +66,7 @@ func openStore(ctx context.Context, c *Config) (*store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open the embedded store: %w", err)
 		}
-		return &store{Broker: b, kind: "sqlite", where: path, close: b.Close}, nil
+		return &store{b: b, kind: "sqlite", where: path, close: b.Close}, nil
 	}
 	opts, err := c.redisOptions()
 	if err != nil {
@@ -88,7 +90,7 @@ func openStore(ctx context.Context, c *Config) (*store, error) {
 		}
 		return err
 	}
-	return &store{Broker: b, kind: "redis", where: fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.DB), close: closeAll}, nil
+	return &store{b: b, kind: "redis", where: fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.DB), close: closeAll}, nil
 }
 
 // redisOptions returns the Redis client options: REDIS_URL's, with

@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Service, error) {
 
 // build makes the parts on the open store.
 func (s *Service) build() error {
-	c, b := s.cfg, s.store
+	c, b := s.cfg, s.store.b
 	var err error
 	s.client, err = worker.NewClient(b, worker.ClientConfig{
 		DefaultMaxAttempts: c.RetryAttempts,
@@ -169,7 +169,7 @@ func (s *Service) Cron() *schedule.Cron { return s.cron }
 func (s *Service) OneTime() *schedule.OneTime { return s.once }
 
 // Broker returns the open broker.
-func (s *Service) Broker() broker.Broker { return s.store }
+func (s *Service) Broker() broker.Broker { return s.store.b }
 
 // Addr returns the address the HTTP server listens on, once Start has
 // returned; with WORKER_HTTP_ADDR :0 it holds the port chosen.
