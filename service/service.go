@@ -264,7 +264,7 @@ func (s *Service) processorFor(jobType string, jt JobType) (worker.Processor, er
 	p := s.procs[jt.Processor]
 	if p == nil {
 		return nil, &ConfigError{Where: "config file " + s.cfg.File, Name: "job_types." + jobType + ".processor",
-			Value: jt.Processor, Quote: true, Want: fmt.Sprintf("a Go processor compiled into this binary (registered: %v)", s.procNames())}
+			Value: jt.Processor, Quote: true, Want: fmt.Sprintf("want a Go processor compiled into this binary (registered: %v)", s.procNames())}
 	}
 	return p, nil
 }

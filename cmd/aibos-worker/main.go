@@ -159,11 +159,11 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer) error {
 
 	svc, err := service.New(ctx, cfg, log)
 	if err != nil {
-		return err
+		return runtimeError(err)
 	}
 	if err := svc.Start(ctx); err != nil {
 		_ = svc.Close()
-		return err
+		return runtimeError(err)
 	}
 	var runErr error
 	select {
@@ -190,6 +190,14 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer) error {
 		log.Warn("second signal; exiting without finishing the drain", "signal", sig.String())
 		return &exitError{exitForced, fmt.Errorf("stopped by a second %s before the drain finished", sig)}
 	}
+}
+
+// runtimeError gives err exit code 1 unless it is a configuration error.
+func runtimeError(err error) error {
+	if service.IsConfigError(err) {
+		return err
+	}
+	return &exitError{exitFail, err}
 }
 
 // versionString returns the version set at build time, or the module's.

@@ -1,0 +1,267 @@
+package service
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// env returns a LookupEnv over vars given as "NAME=value".
+func env(vars ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for _, v := range vars {
+		k, val, _ := strings.Cut(v, "=")
+		m[k] = val
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// value returns the displayed value and source of one setting.
+func value(t *testing.T, c *Config, name string) (string, Source) {
+	t.Helper()
+	for _, v := range c.Values() {
+		if v.Env == name {
+			return v.Value, v.Source
+		}
+	}
+	t.Fatalf("no setting %s", name)
+	return "", ""
+}
+
+// TestEnvVars covers every environment variable: its default, a good
+// value read back, and a bad value's one-line error.
+func TestEnvVars(t *testing.T) {
+	cases := []struct {
+		env, def, good, goodShown, bad, badErr string
+	}{
+		{"WORKER_CONCURRENCY", "5", "12", "12", "abc", `WORKER_CONCURRENCY="abc": want an integer from 1 to 10000`},
+		{"WORKER_RETRY_ATTEMPTS", "3", "7", "7", "0", `WORKER_RETRY_ATTEMPTS="0": want an integer from 1 to 1000`},
+		{"WORKER_RETRY_DELAY", "1000", "2s", "2000", "-1", `WORKER_RETRY_DELAY="-1": want ` + msAllowed},
+		{"WORKER_TIMEOUT", "300000", "60000", "60000", "-5", `WORKER_TIMEOUT="-5": want ` + msAllowed},
+		{"REDIS_URL", "", "redis://:hunter2@redis.example:6380/4", "redis://:xxxxx@redis.example:6380/4", "http://u:hunter2@h:1/0",
+			`REDIS_URL="http://u:xxxxx@h:1/0": want empty (the embedded store) or a redis:// or rediss:// URL (redis: invalid URL scheme: http)`},
+		{"REDIS_DB", "2", "0", "0", "two", `REDIS_DB="two": want an integer from 0 to 1048576`},
+		{"REDIS_MAX_CONNECTIONS", "10", "50", "50", "0", `REDIS_MAX_CONNECTIONS="0": want an integer from 1 to 10000`},
+		{"QUEUE_PREFIX", "aibos:worker", "acme:jobs", "acme:jobs", "a{b}", `QUEUE_PREFIX="a{b}": want non-empty text without braces or spaces`},
+		{"QUEUE_DEFAULT_TTL", "3600000", "1h30m", "5400000", "soon", `QUEUE_DEFAULT_TTL="soon": want ` + msAllowed},
+		{"QUEUE_MAX_LENGTH", "10000", "500", "500", "-1", `QUEUE_MAX_LENGTH="-1": want an integer from 1 to 1073741824`},
+		{"MONITORING_ENABLED", "true", "false", "false", "yes please", `MONITORING_ENABLED="yes please": want true or false`},
+		{"METRICS_INTERVAL", "60000", "15000", "15000", "0", `METRICS_INTERVAL="0": want ` + msAllowed},
+		{"HEALTH_CHECK_INTERVAL", "30000", "5s", "5000", "1e3", `HEALTH_CHECK_INTERVAL="1e3": want ` + msAllowed},
+		{"LOG_LEVEL", "info", "debug", "debug", "loud", `LOG_LEVEL="loud": want debug, info, warn or error`},
+		{"LOG_FORMAT", "json", "text", "text", "xml", `LOG_FORMAT="xml": want json or text`},
+		{"WORKER_DATA_DIR", "./data", "/var/lib/aibos", "/var/lib/aibos", " ", `WORKER_DATA_DIR=" ": want a directory path`},
+		{"WORKER_HTTP_ADDR", ":8080", "127.0.0.1:0", "127.0.0.1:0", "8080", `WORKER_HTTP_ADDR="8080": want host:port or :port (:0 picks a free port)`},
+		{"WORKER_DRAIN_TIMEOUT", "30000", "90000", "90000", "forever", `WORKER_DRAIN_TIMEOUT="forever": want ` + msAllowed},
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[tc.env] = true
+		t.Run(tc.env, func(t *testing.T) {
+			c, err := Load(LoadInput{LookupEnv: env()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, src := value(t, c, tc.env); v != tc.def || src != FromDefault {
+				t.Errorf("default = %q from %s, want %q from default", v, src, tc.def)
+			}
+			c, err = Load(LoadInput{LookupEnv: env(tc.env + "=" + tc.good)})
+			if err != nil {
+				t.Fatalf("good value %q: %v", tc.good, err)
+			}
+			if v, src := value(t, c, tc.env); v != tc.goodShown || src != FromEnv {
+				t.Errorf("with %s=%q: %q from %s, want %q from env", tc.env, tc.good, v, src, tc.goodShown)
+			}
+			_, err = Load(LoadInput{LookupEnv: env(tc.env + "=" + tc.bad)})
+			if err == nil || err.Error() != tc.badErr || !IsConfigError(err) {
+				t.Errorf("with %s=%q:\n got  %v\n want %s", tc.env, tc.bad, err, tc.badErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+	for _, s := range Settings() {
+		if !covered[s.Env] {
+			t.Errorf("setting %s has no row in this table", s.Env)
+		}
+	}
+}
+
+// TestSettingsReachConfig checks good values land in the fields the
+// service wires, not only in the displayed text.
+func TestSettingsReachConfig(t *testing.T) {
+	c, err := Load(LoadInput{LookupEnv: env(
+		"WORKER_CONCURRENCY=12", "WORKER_RETRY_ATTEMPTS=7", "WORKER_RETRY_DELAY=250", "WORKER_TIMEOUT=2s",
+		"REDIS_DB=4", "REDIS_MAX_CONNECTIONS=33", "QUEUE_PREFIX=acme", "QUEUE_DEFAULT_TTL=60000", "QUEUE_MAX_LENGTH=9",
+		"MONITORING_ENABLED=false", "METRICS_INTERVAL=1500", "HEALTH_CHECK_INTERVAL=700", "WORKER_DRAIN_TIMEOUT=5000",
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{c.Concurrency, c.RetryAttempts, c.RetryDelay, c.Timeout, c.RedisDB, c.RedisMaxConnections, c.QueuePrefix,
+		c.QueueDefaultTTL, c.QueueMaxLength, c.MonitoringEnabled, c.MetricsInterval, c.HealthCheckInterval, c.DrainTimeout}
+	want := []any{12, 7, 250 * time.Millisecond, 2 * time.Second, 4, 33, "acme",
+		time.Minute, 9, false, 1500 * time.Millisecond, 700 * time.Millisecond, 5 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("field %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "aibos-worker.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestPrecedence: flags > env > file > defaults, each source recorded.
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "concurrency: 2\nretry_attempts: 4\nredis_db: 6\n")
+	c, err := Load(LoadInput{
+		File:      file,
+		LookupEnv: env("WORKER_CONCURRENCY=3", "WORKER_RETRY_ATTEMPTS=8"),
+		Flags:     map[string]string{"concurrency": "9"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		env, value string
+		src        Source
+	}{
+		{"WORKER_CONCURRENCY", "9", FromFlag},
+		{"WORKER_RETRY_ATTEMPTS", "8", FromEnv},
+		{"REDIS_DB", "6", FromFile},
+		{"QUEUE_MAX_LENGTH", "10000", FromDefault},
+	} {
+		if v, src := value(t, c, w.env); v != w.value || src != w.src {
+			t.Errorf("%s = %q from %s, want %q from %s", w.env, v, src, w.value, w.src)
+		}
+	}
+}
+
+func TestFileErrors(t *testing.T) {
+	cases := []struct{ name, text, want string }{
+		{"unknown top-level key", "concurrency: 2\nconcurency: 3\n", "line 2: concurency: unknown key (known: queues"},
+		{"unknown nested key", "queues:\n  - name: a\n    prio: 2\n", "line 3: prio: unknown key"},
+		{"bad setting", "timeout: -1\n", `line 1: timeout="-1": want ` + msAllowed},
+		{"setting not a scalar", "concurrency: [1]\n", "line 1: concurrency: want an integer"},
+		{"bad queue", "queues:\n  - {name: 'a b'}\n", "queues[0].name"},
+		{"duplicate queue", "queues:\n  - {name: a}\n  - {name: a}\n", `queues[1].name: queue "a" is listed twice`},
+		{"job type with neither", "job_types:\n  x: {}\n", "job_types.x: set processor"},
+		{"job type bad url", "job_types:\n  x: {http: {url: 'ftp://h/x'}}\n", `job_types.x: http.url: "ftp://h/x" is not an absolute http or https URL`},
+		{"job type bad secret", "job_types:\n  x: {http: {url: 'http://h/x', secret: hunter2}}\n", "job_types.x: http.secret: want whsec_"},
+		{"bad cron", "schedules:\n  - {name: s, cron: '61 * * * *', job: {queue: invoices, type: t}}\n", "schedules.s.cron"},
+		{"schedule on unserved queue", "schedules:\n  - {name: s, cron: '@daily', job: {queue: nope, type: t}}\n", `schedules.s.job.queue: "nope" is not a served queue`},
+		{"bad recovery", "recovery:\n  - {error_type: X, action: explode}\n", `recovery: recovery policy: strategy "X": unknown action "explode"`},
+		{"bad callback event", "callbacks: {url: 'http://h/cb', events: [job.exploded]}\n", `callbacks.events: unknown event "job.exploded"`},
+		{"not yaml", "queues: [\n", "YAML: "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(LoadInput{File: writeFile(t, tc.text), LookupEnv: env()})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !IsConfigError(err) {
+				t.Fatalf("got %v, want a config error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+// TestFileSections reads the shipped example file.
+func TestFileSections(t *testing.T) {
+	c, err := Load(LoadInput{File: "../aibos-worker.yaml", LookupEnv: env("AIBOS_WEBHOOK_SECRET=whsec_c2VjcmV0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Queues) != 4 || c.Queues[0].Name != "invoices" || c.Queues[0].Priority != 1 || c.Queues[0].Concurrency != 3 {
+		t.Errorf("queues = %+v, want the seed's four", c.Queues)
+	}
+	if len(c.Schedules) != 2 || c.Schedules[0].Cron != "0 2 * * *" || c.Schedules[1].Cron != "0 0 1 * *" {
+		t.Errorf("schedules = %+v, want daily-reports and monthly-cleanup", c.Schedules)
+	}
+	e := c.JobTypes["report.generation"].HTTP
+	if e == nil || e.Secret != "whsec_c2VjcmV0" || e.Timeout != time.Minute {
+		t.Errorf("report.generation = %+v, want an endpoint with the secret from AIBOS_WEBHOOK_SECRET and a 1m timeout", e)
+	}
+	if _, err := Load(LoadInput{File: "../aibos-worker.yaml", LookupEnv: env()}); err == nil || !strings.Contains(err.Error(), "secret_env") {
+		t.Errorf("without AIBOS_WEBHOOK_SECRET: %v, want an error naming secret_env", err)
+	}
+}
+
+// TestDefaultsWithoutFile: the seed's queues and recovery, no schedules.
+func TestDefaultsWithoutFile(t *testing.T) {
+	c, err := Load(LoadInput{LookupEnv: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Queues) != 4 || len(c.Schedules) != 0 || len(c.JobTypes) != 0 {
+		t.Errorf("queues %d, schedules %d, job types %d; want 4, 0, 0", len(c.Queues), len(c.Schedules), len(c.JobTypes))
+	}
+	p, err := c.RecoveryPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Strategies) != 4 || p.Strategies[3].ErrorType != "BusinessLogicError" || !p.Strategies[3].Notify {
+		t.Errorf("recovery = %+v, want the seed's four strategies", p.Strategies)
+	}
+}
+
+// TestRedisOptions: REDIS_DB and REDIS_MAX_CONNECTIONS reach the client,
+// and a database or pool size written in REDIS_URL wins.
+func TestRedisOptions(t *testing.T) {
+	cases := []struct {
+		url        string
+		db, pool   int
+		wantDB     int
+		wantPoolSz int
+	}{
+		{"redis://h:6379", 2, 10, 2, 10},
+		{"redis://h:6379/", 3, 10, 3, 10},
+		{"redis://h:6379/5", 2, 10, 5, 10},
+		{"redis://h:6379/0", 2, 10, 0, 10},
+		{"redis://h:6379?pool_size=4", 2, 10, 2, 4},
+	}
+	for _, tc := range cases {
+		c := Default()
+		c.RedisURL, c.RedisDB, c.RedisMaxConnections = tc.url, tc.db, tc.pool
+		o, err := c.redisOptions()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		if o.DB != tc.wantDB || o.PoolSize != tc.wantPoolSz {
+			t.Errorf("%s with REDIS_DB %d, REDIS_MAX_CONNECTIONS %d: db %d pool %d, want %d and %d",
+				tc.url, tc.db, tc.pool, o.DB, o.PoolSize, tc.wantDB, tc.wantPoolSz)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                          "",
+		"redis://h:1/2":             "redis://h:1/2",
+		"redis://:pw@h:1/2":         "redis://:xxxxx@h:1/2",
+		"redis://u:pw@h:x/2":        "redis://xxxxx@h:x/2",
+		"redis://u:p@w:d@h:bad:1/2": "redis://u:xxxxx@h:bad:1/2",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
