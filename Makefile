@@ -1,15 +1,21 @@
-# make test: what CI runs. Installs redis-server if missing (apt-get), checks
-# formatting and vet, runs every test with the race detector, builds bench/.
+# make test: what CI runs (.ci/run). Installs redis-server if missing
+# (apt-get), checks formatting and vet, runs every test with the race
+# detector, builds bench/.
 GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test check fmt vet example bench soak
+.PHONY: test check fmt vet staticcheck run cover integration bench example soak
 
-test: check
+test: fmt vet
 	./scripts/ensure-redis.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./...; fi
 
-check: fmt vet
+# make check: gofmt, go vet and staticcheck (installed with go install when
+# missing). govulncheck is left to your own CI: it needs vuln.go.dev, which
+# these build machines cannot reach.
+check: fmt vet staticcheck
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -17,6 +23,39 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+
+staticcheck:
+	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	$(STATICCHECK) ./...
+
+# make run: the service on the embedded store under ./data, logs as text,
+# HTTP on :8080. Pass flags with ARGS, e.g. make run ARGS='--config aibos-worker.yaml'.
+# The first build compiles the embedded SQLite: a few minutes on a small machine.
+run:
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(GO) run ./cmd/aibos-worker serve $(ARGS)
+
+# make cover: every test with coverage; prints the total and writes
+# cover.out (go tool cover -html=cover.out to browse it).
+cover:
+	./scripts/ensure-redis.sh
+	$(GO) test -count=1 -timeout 20m -covermode=atomic -coverprofile=cover.out ./...
+	$(GO) tool cover -func=cover.out | tail -n 1
+
+# make integration: the tests that need real services or processes, with
+# CI=true so that none can skip: every package whose tests start a
+# redis-server (internal/redistest) or another process (os/exec): the Redis
+# broker, the multi-process scheduler and crash tests, and the end-to-end
+# tests of the aibos-worker binary.
+integration:
+	./scripts/ensure-redis.sh
+	CI=true $(GO) test -race -count=1 -timeout 20m $$($(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
+		| awk '/github.com\/aibos\/worker\/internal\/redistest|os\/exec/ {print $$1}')
+
+# make bench: the brokers' micro-benchmarks. The side-by-side comparison
+# with asynq and BullMQ is in bench/ (see the README).
+bench:
+	./scripts/ensure-redis.sh
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./broker/redisbroker/ ./broker/sqlitebroker/
 
 example:
 	$(GO) run ./examples/invoices

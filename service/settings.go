@@ -2,7 +2,6 @@ package service
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -229,6 +228,3 @@ func parseMillis(v string) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-// logLevel is for the slog handler.
-func (c *Config) logLevel() slog.Leveler { return c.LogLevel }
