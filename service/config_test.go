@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -262,6 +263,25 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestREADMEListsEverySetting keeps the README's table of variables in step
+// with the settings: each has a row with its flag and default.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Settings() {
+		def := "`" + s.Default + "`"
+		if s.Default == "" {
+			def = "unset"
+		}
+		row := fmt.Sprintf("| `%s` | `--%s` | %s |", s.Env, s.Flag, def)
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README has no row starting %q", row)
 		}
 	}
 }
