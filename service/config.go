@@ -149,12 +149,18 @@ type ScheduleJob struct {
 }
 
 // Callbacks configures completion callbacks: a signed POST to URL when a
-// job or workflow run finishes.
+// job completes, dies or is cancelled, and when a workflow run succeeds,
+// fails or is cancelled.
 type Callbacks struct {
-	URL       string   `yaml:"url"`
-	Secret    string   `yaml:"secret"`
-	SecretEnv string   `yaml:"secret_env"`
-	Events    []string `yaml:"events"`
+	URL       string `yaml:"url"`
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secret_env"`
+	// Headers are sent with every delivery.
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds one delivery attempt. Defaults to 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxAttempts is how many times a delivery is tried. Defaults to 10.
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // RecoveryStrategy is one error class's strategy (see package recovery).

@@ -166,7 +166,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad cron", "schedules:\n  - {name: s, cron: '61 * * * *', job: {queue: invoices, type: t}}\n", "schedules.s.cron"},
 		{"schedule on unserved queue", "schedules:\n  - {name: s, cron: '@daily', job: {queue: nope, type: t}}\n", `schedules.s.job.queue: "nope" is not a served queue`},
 		{"bad recovery", "recovery:\n  - {error_type: X, action: explode}\n", `recovery: recovery policy: strategy "X": unknown action "explode"`},
-		{"bad callback event", "callbacks: {url: 'http://h/cb', events: [job.exploded]}\n", `callbacks.events: unknown event "job.exploded"`},
+		{"bad callback url", "callbacks: {url: 'h/cb'}\n", `callbacks.url: "h/cb" is not an absolute http or https URL`},
 		{"not yaml", "queues: [\n", "YAML: "},
 	}
 	for _, tc := range cases {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/aibos/worker/broker"
@@ -14,9 +13,6 @@ import (
 	"github.com/aibos/worker/schedule"
 	"github.com/aibos/worker/workflow"
 )
-
-// CallbackEvents are the events completion callbacks can ask for.
-var CallbackEvents = []string{"job.completed", "job.dead", "job.cancelled", "workflow.succeeded", "workflow.failed", "workflow.cancelled"}
 
 // Validate checks the sections of the configuration (the settings are
 // checked as they are read). The error is a *ConfigError.
@@ -61,10 +57,8 @@ func (c *Config) Validate() error {
 		if err := checkSecret(c.Callbacks.Secret); err != nil {
 			return bad("callbacks.secret", err.Error())
 		}
-		for _, e := range c.Callbacks.Events {
-			if !slices.Contains(CallbackEvents, e) {
-				return bad("callbacks.events", fmt.Sprintf("unknown event %q (known: %s)", e, strings.Join(CallbackEvents, ", ")))
-			}
+		if c.Callbacks.Timeout < 0 || c.Callbacks.MaxAttempts < 0 {
+			return bad("callbacks", "timeout and max_attempts must not be negative")
 		}
 	}
 	if _, err := c.RecoveryPolicy(); err != nil {

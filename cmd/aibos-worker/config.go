@@ -57,7 +57,7 @@ func printConfig(w io.Writer, c *service.Config) error {
 		fmt.Fprintf(w, "  %s %q %s -> %s %s\n", s.Name, s.Cron, tz, s.Job.Queue, s.Job.Type)
 	}
 	if c.Callbacks != nil {
-		fmt.Fprintf(w, "callbacks: %s secret %s events %v\n", service.RedactURL(c.Callbacks.URL), secretState(c.Callbacks.Secret), c.Callbacks.Events)
+		fmt.Fprintf(w, "callbacks: %s secret %s\n", service.RedactURL(c.Callbacks.URL), secretState(c.Callbacks.Secret))
 	}
 	fmt.Fprintln(w, "recovery:")
 	for _, r := range c.Recovery {
