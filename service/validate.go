@@ -22,6 +22,14 @@ func (c *Config) Validate() error {
 		where = "config file " + c.File
 	}
 	bad := func(name, want string) error { return &ConfigError{Where: where, Name: name, Want: want} }
+	// A Config built in Go rather than by Load has its settings checked
+	// here, by the same parsers.
+	scratch := Default()
+	for _, s := range settings {
+		if v := s.get(c); s.set(scratch, v) != nil {
+			return &ConfigError{Name: s.env, Value: s.show(c), Quote: true, Want: "want " + s.allowed}
+		}
+	}
 	if len(c.Queues) == 0 {
 		return bad("queues", "list at least one queue")
 	}
