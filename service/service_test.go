@@ -88,3 +88,34 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Errorf("data directory exists after a config error (%v): something was opened", serr)
 	}
 }
+
+// TestMonitoringEnabled: /metrics is served only with MONITORING_ENABLED.
+func TestMonitoringEnabled(t *testing.T) {
+	for _, tc := range []struct {
+		enabled string
+		want    int
+	}{{"true", http.StatusOK}, {"false", http.StatusNotFound}} {
+		cfg, err := Load(LoadInput{LookupEnv: env("WORKER_DATA_DIR="+t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "MONITORING_ENABLED="+tc.enabled)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + svc.Addr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("MONITORING_ENABLED=%s: /metrics = %d, want %d", tc.enabled, resp.StatusCode, tc.want)
+		}
+		if err := svc.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
