@@ -124,11 +124,17 @@ func (p *proc) output() string {
 // waitLog waits for a JSON log line with msg and returns it.
 func (p *proc) waitLog(msg string, timeout time.Duration) map[string]any {
 	p.t.Helper()
+	return p.waitLogMatch(msg, timeout, func(map[string]any) bool { return true })
+}
+
+// waitLogMatch waits for a JSON log line with msg for which match holds.
+func (p *proc) waitLogMatch(msg string, timeout time.Duration, match func(map[string]any) bool) map[string]any {
+	p.t.Helper()
 	deadline := time.After(timeout)
 	for i := 0; ; {
 		p.mu.Lock()
 		for ; i < len(p.lines); i++ {
-			if p.lines[i]["msg"] == msg {
+			if p.lines[i]["msg"] == msg && match(p.lines[i]) {
 				l := p.lines[i]
 				p.mu.Unlock()
 				return l

@@ -104,7 +104,7 @@ type e2e struct {
 
 // run enqueues five fast jobs and a slow one through the library, checks
 // the fast ones are processed by the app over HTTP and counted in
-// /metrics, then sends SIGTERM while the slow one runs and checks the
+// /metrics and the periodic metrics log line, then sends SIGTERM while the slow one runs and checks the
 // process exits 0 within the drain timeout and the slow job is pending
 // again with its attempt not consumed.
 func (e e2e) run(t *testing.T) (slowID string) {
@@ -138,7 +138,7 @@ func (e e2e) run(t *testing.T) (slowID string) {
 		}
 	}
 	const drain = time.Second
-	p := start(t, append(e.env, "WORKER_HTTP_ADDR=127.0.0.1:0", fmt.Sprintf("WORKER_DRAIN_TIMEOUT=%d", drain.Milliseconds())),
+	p := start(t, append(e.env, "WORKER_HTTP_ADDR=127.0.0.1:0", fmt.Sprintf("WORKER_DRAIN_TIMEOUT=%d", drain.Milliseconds()), "METRICS_INTERVAL=100"),
 		"serve", "--config", a.configFile(t))
 	base := p.addr()
 	if e.concurrent {
@@ -161,6 +161,8 @@ func (e e2e) run(t *testing.T) (slowID string) {
 		_, metrics = get(t, base+"/metrics")
 		return strings.Contains(metrics, want)
 	})
+	// METRICS_INTERVAL drives a snapshot line counting the same jobs.
+	p.waitLogMatch("metrics", 30*time.Second, func(l map[string]any) bool { return l["jobs_completed"] == 5.0 })
 	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d %s while serving, want 200", code, body)
 	}
