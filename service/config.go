@@ -92,6 +92,8 @@ type Config struct {
 	// Recovery lists the strategy per error class: the seed's ErrorRecovery
 	// unless the file lists its own.
 	Recovery []RecoveryStrategy
+	// Scaling, if set and enabled, runs the WorkerScaler.
+	Scaling *Scaling
 
 	// sources records where each setting (by environment variable name)
 	// came from.
@@ -124,6 +126,31 @@ type Endpoint struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Headers are sent with every request.
 	Headers map[string]string `yaml:"headers"`
+	// Algorithm balances over Instances: round-robin (the default),
+	// least-outstanding or weighted.
+	Algorithm string `yaml:"algorithm"`
+	// HealthPath is each instance's health endpoint, checked every 30 s.
+	// Defaults to /healthz.
+	HealthPath string `yaml:"health_path"`
+}
+
+// Scaling configures the WorkerScaler, which changes the Manager's
+// concurrency at run time from utilisation and queue latency. Off unless
+// Enabled; zero fields take the seed's defaults (1 to 10 workers, up at
+// 0.8, down at 0.2, cooldowns 5 and 10 minutes).
+type Scaling struct {
+	Enabled            bool          `yaml:"enabled"`
+	MinWorkers         int           `yaml:"min_workers"`
+	MaxWorkers         int           `yaml:"max_workers"`
+	ScaleUpThreshold   float64       `yaml:"scale_up_threshold"`
+	ScaleDownThreshold float64       `yaml:"scale_down_threshold"`
+	ScaleUpCooldown    time.Duration `yaml:"scale_up_cooldown"`
+	ScaleDownCooldown  time.Duration `yaml:"scale_down_cooldown"`
+	// Interval is how often the signals are read. Defaults to 15s.
+	Interval time.Duration `yaml:"interval"`
+	// LatencyThreshold scales up when the oldest pending job has waited
+	// longer. Defaults to 30s.
+	LatencyThreshold time.Duration `yaml:"latency_threshold"`
 }
 
 // Schedule is a cron schedule enqueueing one job per tick.

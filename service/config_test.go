@@ -167,6 +167,9 @@ func TestFileErrors(t *testing.T) {
 		{"schedule on unserved queue", "schedules:\n  - {name: s, cron: '@daily', job: {queue: nope, type: t}}\n", `schedules.s.job.queue: "nope" is not a served queue`},
 		{"bad recovery", "recovery:\n  - {error_type: X, action: explode}\n", `recovery: recovery policy: strategy "X": unknown action "explode"`},
 		{"bad callback url", "callbacks: {url: 'h/cb'}\n", `callbacks.url: "h/cb" is not an absolute http or https URL`},
+		{"bad balancer", "job_types:\n  x: {http: {url: 'http://h/x', instances: ['a:1'], algorithm: random}}\n", `job_types.x: http.algorithm: "random" is not round-robin`},
+		{"bad scaling", "scaling: {enabled: true, min_workers: 8, max_workers: 4}\n", "scaling: min_workers 8 is above max_workers 4"},
+		{"unknown scaling key", "scaling: {enabled: true, max: 4}\n", "line 1: max: unknown key"},
 		{"not yaml", "queues: [\n", "YAML: "},
 	}
 	for _, tc := range cases {

@@ -22,6 +22,7 @@ type fileDoc struct {
 	Schedules []Schedule           `yaml:"schedules"`
 	Callbacks *Callbacks           `yaml:"callbacks"`
 	Recovery  []RecoveryStrategy   `yaml:"recovery"`
+	Scaling   *Scaling             `yaml:"scaling"`
 	Settings  map[string]yaml.Node `yaml:",inline"`
 }
 
@@ -35,7 +36,7 @@ type fileQueue struct {
 }
 
 // sections are the file's keys other than the settings.
-var sections = []string{"queues", "job_types", "schedules", "callbacks", "recovery"}
+var sections = []string{"queues", "job_types", "schedules", "callbacks", "recovery", "scaling"}
 
 // loadFile reads the config file into c. Keys it does not know, at any
 // depth, are errors.
@@ -73,7 +74,7 @@ func (c *Config) loadFile(path string, lookupEnv func(string) (string, bool)) er
 	if doc.Recovery != nil {
 		c.Recovery = doc.Recovery
 	}
-	c.JobTypes, c.Schedules, c.Callbacks = doc.JobTypes, doc.Schedules, doc.Callbacks
+	c.JobTypes, c.Schedules, c.Callbacks, c.Scaling = doc.JobTypes, doc.Schedules, doc.Callbacks, doc.Scaling
 	return c.resolveSecrets(lookupEnv)
 }
 

@@ -72,6 +72,27 @@ func (c *Config) Validate() error {
 	if _, err := c.RecoveryPolicy(); err != nil {
 		return bad("recovery", err.Error())
 	}
+	if sc := c.Scaling; sc != nil {
+		if err := sc.validate(); err != nil {
+			return bad("scaling", err.Error())
+		}
+	}
+	return nil
+}
+
+// validate checks the scaling section's ranges; the scaler checks how
+// they relate (min below max, down below up) when it is built.
+func (sc *Scaling) validate() error {
+	switch {
+	case sc.MinWorkers < 0 || sc.MaxWorkers < 0:
+		return fmt.Errorf("min_workers %d and max_workers %d must not be negative", sc.MinWorkers, sc.MaxWorkers)
+	case sc.MaxWorkers != 0 && sc.MinWorkers > sc.MaxWorkers:
+		return fmt.Errorf("min_workers %d is above max_workers %d", sc.MinWorkers, sc.MaxWorkers)
+	case sc.ScaleUpThreshold < 0 || sc.ScaleUpThreshold > 1 || sc.ScaleDownThreshold < 0 || sc.ScaleDownThreshold > 1:
+		return fmt.Errorf("thresholds must be within [0, 1] (utilisation), got up %v and down %v", sc.ScaleUpThreshold, sc.ScaleDownThreshold)
+	case sc.Interval < 0:
+		return fmt.Errorf("interval %v is negative", sc.Interval)
+	}
 	return nil
 }
 
@@ -139,6 +160,14 @@ func (t JobType) validate() error {
 	}
 	if e.Timeout < 0 {
 		return fmt.Errorf("http.timeout: %v is negative", e.Timeout)
+	}
+	switch e.Algorithm {
+	case "", "round-robin", "least-outstanding", "weighted":
+	default:
+		return fmt.Errorf("http.algorithm: %q is not round-robin, least-outstanding or weighted", e.Algorithm)
+	}
+	if e.HealthPath != "" && !strings.HasPrefix(e.HealthPath, "/") {
+		return fmt.Errorf("http.health_path: %q does not start with /", e.HealthPath)
 	}
 	return nil
 }
