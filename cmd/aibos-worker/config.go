@@ -59,6 +59,11 @@ func printConfig(w io.Writer, c *service.Config) error {
 	if c.Callbacks != nil {
 		fmt.Fprintf(w, "callbacks: %s secret %s\n", service.RedactURL(c.Callbacks.URL), secretState(c.Callbacks.Secret))
 	}
+	if sc := c.Scaling; sc != nil && sc.Enabled {
+		fmt.Fprintf(w, "scaling: on, %d to %d workers (0: the seed's 1 and 10)\n", sc.MinWorkers, sc.MaxWorkers)
+	} else {
+		fmt.Fprintln(w, "scaling: off")
+	}
 	fmt.Fprintln(w, "recovery:")
 	for _, r := range c.Recovery {
 		fmt.Fprintf(w, "  %s %s max_attempts %d delay %v notify %t\n", r.ErrorType, r.Action, r.MaxAttempts, r.Delay, r.Notify)
