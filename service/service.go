@@ -20,6 +20,7 @@ import (
 	"github.com/aibos/worker/health"
 	"github.com/aibos/worker/metrics"
 	"github.com/aibos/worker/retry"
+	"github.com/aibos/worker/scale"
 	"github.com/aibos/worker/schedule"
 	"github.com/aibos/worker/workflow"
 )
@@ -41,6 +42,7 @@ type Service struct {
 	metrics *metrics.WorkerMetrics
 	checker *health.Checker
 	reg     *prometheus.Registry
+	scaler  *scale.Scaler // nil unless scaling is enabled
 
 	mu      sync.Mutex
 	procs   map[string]worker.Processor
@@ -126,7 +128,10 @@ func (s *Service) build() error {
 	if s.once, err = schedule.NewOneTime(b); err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
-	s.checker = health.New(health.Ping(b), health.NotDraining(s.manager))
+	s.checker = s.newChecker()
+	if s.scaler, err = s.newScaler(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -209,6 +214,14 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("service: %w", err)
 	}
 	s.started, s.ln = true, ln
+	if err := s.checker.Start(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("start background health checks", "err", err)
+	}
+	if s.scaler != nil {
+		if err := s.scaler.Start(context.WithoutCancel(ctx)); err != nil {
+			s.log.Error("start scaler", "err", err)
+		}
+	}
 	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.srv.Serve(ln) }()
@@ -217,7 +230,6 @@ func (s *Service) Start(ctx context.Context) error {
 			s.log.Error("cron scheduler stopped", "err", err)
 		}
 	})
-	s.manager.Go(s.checkHealth)
 	if s.metrics != nil {
 		s.manager.Go(s.logMetrics)
 	}
@@ -255,6 +267,9 @@ func (s *Service) bindProcessors() error {
 	}
 	return nil
 }
+
+// Scaler returns the WorkerScaler, or nil when scaling is off.
+func (s *Service) Scaler() *scale.Scaler { return s.scaler }
 
 // processorFor builds the processor of one configured job type.
 func (s *Service) processorFor(jobType string, jt JobType) (worker.Processor, error) {
@@ -317,6 +332,14 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	// The scaler stops first, so that it does not change the concurrency
+	// of a draining Manager.
+	if s.scaler != nil {
+		s.scaler.Stop()
+	}
+	// Back to checks per request, so /readyz says "draining" at once
+	// rather than at the next background run.
+	s.checker.Stop()
 	err := s.manager.Shutdown(ctx)
 	if s.srv != nil {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -340,7 +363,10 @@ func (s *Service) handler() http.Handler {
 	mux.Handle("GET /livez", health.Live())
 	mux.Handle("GET /readyz", s.checker)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		rep := s.checker.Check(r.Context())
+		rep, ok := s.checker.Latest()
+		if !ok {
+			rep = s.checker.Check(r.Context())
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(rep)
@@ -349,36 +375,6 @@ func (s *Service) handler() http.Handler {
 		mux.Handle("GET /metrics", promhttpHandler(s.reg))
 	}
 	return mux
-}
-
-// checkHealth runs the health checks every HEALTH_CHECK_INTERVAL and logs
-// each change of the overall status, so an outage is in the logs even when
-// nothing probes /readyz.
-func (s *Service) checkHealth(ctx context.Context) {
-	t := time.NewTicker(s.cfg.HealthCheckInterval)
-	defer t.Stop()
-	last := health.Healthy
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rep := s.checker.Check(ctx)
-		if rep.Status == last || ctx.Err() != nil {
-			continue
-		}
-		last = rep.Status
-		if rep.Status == health.Healthy {
-			s.log.Info("health recovered")
-			continue
-		}
-		for _, r := range rep.Checks {
-			if r.Status != health.Healthy {
-				s.log.Warn("health check failing", "check", r.Name, "err", r.Error)
-			}
-		}
-	}
 }
 
 // logMetrics logs the seed's metrics snapshot every METRICS_INTERVAL.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/internal/testwait"
 )
 
 // TestGoProcessorBoundByFile runs a Service in-process: a Go processor
@@ -118,4 +120,75 @@ func TestMonitoringEnabled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestScalerAndHealthWired: with scaling enabled the scaler runs and its
+// metrics are served; /health reports each queue's length as a warning
+// beside the critical broker check.
+func TestScalerAndHealthWired(t *testing.T) {
+	ctx := context.Background()
+	file := writeFile(t, "scaling: {enabled: true, min_workers: 2, max_workers: 4}\n")
+	cfg, err := Load(LoadInput{File: file, LookupEnv: env("WORKER_DATA_DIR="+t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_CONCURRENCY=8", "HEALTH_CHECK_INTERVAL=50")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Shutdown(ctx)
+	// Start brings the concurrency within the scaler's bounds at once.
+	if n := svc.Manager().Concurrency(); n != 4 {
+		t.Errorf("concurrency %d after start, want 4 (WORKER_CONCURRENCY 8 bounded by max_workers 4)", n)
+	}
+	// HEALTH_CHECK_INTERVAL drives the background checks.
+	// HEALTH_CHECK_INTERVAL (50 ms here, 30 s by default) drives the
+	// background checks: a second report follows the first.
+	var first time.Time
+	testwait.For(t, 10*time.Second, "two background health reports", func() bool {
+		rep, ok := svc.checker.Latest()
+		if first.IsZero() && ok {
+			first = rep.CheckedAt
+		}
+		return ok && rep.CheckedAt.After(first)
+	})
+	base := "http://" + svc.Addr().String()
+	body := fetch(t, base+"/metrics")
+	if !strings.Contains(body, "aibos_worker_scaler_desired_workers") {
+		t.Error("/metrics has no scaler metrics")
+	}
+	var rep struct {
+		Status string
+		Checks []struct {
+			Name     string
+			Critical bool
+		}
+	}
+	if err := json.Unmarshal([]byte(fetch(t, base+"/health")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	crit := map[string]bool{}
+	for _, c := range rep.Checks {
+		crit[c.Name] = c.Critical
+	}
+	if rep.Status != "healthy" || !crit["broker"] || crit["queue:invoices"] {
+		t.Errorf("/health = %+v, want healthy with a critical broker check and a warning on queue:invoices", rep)
+	}
+}
+
+func fetch(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

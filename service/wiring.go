@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/health"
+	"github.com/aibos/worker/scale"
 )
 
 // promhttpHandler serves the registry's metrics.
@@ -56,3 +58,43 @@ func (s *Service) httpProcessor(jobType string, e *Endpoint) (worker.Processor, 
 		return nil
 	}), nil
 }
+
+// newScaler builds the WorkerScaler the configuration asks for, or nil.
+func (s *Service) newScaler() (*scale.Scaler, error) {
+	sc := s.cfg.Scaling
+	if sc == nil || !sc.Enabled {
+		return nil, nil
+	}
+	var reg prometheus.Registerer
+	if s.reg != nil {
+		reg = s.reg
+	}
+	scaler, err := scale.New(s.manager, scale.Config{
+		MinWorkers: sc.MinWorkers, MaxWorkers: sc.MaxWorkers,
+		ScaleUpThreshold: sc.ScaleUpThreshold, ScaleDownThreshold: sc.ScaleDownThreshold,
+		ScaleUpCooldown: sc.ScaleUpCooldown, ScaleDownCooldown: sc.ScaleDownCooldown,
+		Interval: sc.Interval, LatencyThreshold: sc.LatencyThreshold,
+		Stats: s.store.b, Registerer: reg, Logger: s.log,
+	})
+	if err != nil {
+		return nil, &ConfigError{Where: "config file " + s.cfg.File, Name: "scaling", Want: err.Error()}
+	}
+	return scaler, nil
+}
+
+// newChecker returns the health checks: the broker and the Manager are
+// critical; each queue's waiting jobs over QueueHealthThreshold is a
+// warning (degraded, never unready: a backlog must not take every pod out
+// of service). Start runs them every HEALTH_CHECK_INTERVAL in the
+// background, and /readyz and /health serve the latest report.
+func (s *Service) newChecker() *health.Checker {
+	checks := []health.Check{health.Ping(s.store.b), health.NotDraining(s.manager)}
+	for _, q := range s.cfg.Queues {
+		checks = append(checks, health.QueueLength(s.store.b, q.Name, QueueHealthThreshold))
+	}
+	return &health.Checker{Checks: checks, Interval: s.cfg.HealthCheckInterval}
+}
+
+// QueueHealthThreshold is the seed's queue-health threshold: more waiting
+// jobs than this make a queue's check degraded.
+const QueueHealthThreshold = 1000

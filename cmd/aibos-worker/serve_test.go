@@ -21,6 +21,7 @@ import (
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/service"
 )
 
@@ -149,7 +150,7 @@ func (e e2e) run(t *testing.T) (slowID string) {
 		}
 	}
 
-	waitFor(t, "the app to receive the five fast jobs", 60*time.Second, func() bool { return len(a.fastCalls()) == 5 })
+	testwait.For(t, 60*time.Second, "the app to receive the five fast jobs", func() bool { return len(a.fastCalls()) == 5 })
 	for _, id := range fast {
 		if n := a.fastCalls()[id]; n != 1 {
 			t.Errorf("fast job %s was POSTed %d times, want 1", id, n)
@@ -157,7 +158,7 @@ func (e e2e) run(t *testing.T) (slowID string) {
 	}
 	want := `aibos_worker_jobs_completed_total{queue="invoices",type="e2e.fast"} 5`
 	var metrics string
-	waitFor(t, "/metrics to count five completed jobs", 30*time.Second, func() bool {
+	testwait.For(t, 30*time.Second, "/metrics to count five completed jobs", func() bool {
 		_, metrics = get(t, base+"/metrics")
 		return strings.Contains(metrics, want)
 	})
