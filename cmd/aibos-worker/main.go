@@ -98,6 +98,9 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdout,
 			def = "unset"
 		}
 		pf.String(s.Flag, "", fmt.Sprintf("%s (env %s; default %s)", s.Help, s.Env, def))
+		if s.Default == "true" || s.Default == "false" {
+			pf.Lookup(s.Flag).NoOptDefVal = "true" // --monitoring-enabled alone means true
+		}
 	}
 	load := func(cmd *cobra.Command) (*service.Config, error) {
 		flags := map[string]string{}
