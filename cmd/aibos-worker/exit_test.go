@@ -61,7 +61,8 @@ func TestConfigErrorsExit2(t *testing.T) {
 	}
 }
 
-// TestUnreachableRedisExit1: a runtime failure at start exits 1.
+// TestUnreachableRedisExit1: a runtime failure at start exits 1, and the
+// Redis client's complaints are in the service's log format.
 func TestUnreachableRedisExit1(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -74,6 +75,8 @@ func TestUnreachableRedisExit1(t *testing.T) {
 	if code := p.wait(60 * time.Second); code != exitFail {
 		t.Errorf("exit code %d, want %d\n%s", code, exitFail, p.output())
 	}
+	// go-redis's own messages come through slog, as JSON lines.
+	p.waitLogMatch("", 0, func(l map[string]any) bool { return l["component"] == "redis" && l["level"] == "WARN" })
 }
 
 // TestSecondSignalExitsAtOnce: with a job running and a long drain

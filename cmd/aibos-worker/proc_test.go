@@ -127,14 +127,15 @@ func (p *proc) waitLog(msg string, timeout time.Duration) map[string]any {
 	return p.waitLogMatch(msg, timeout, func(map[string]any) bool { return true })
 }
 
-// waitLogMatch waits for a JSON log line with msg for which match holds.
+// waitLogMatch waits for a JSON log line with msg (any, if msg is "") for
+// which match holds.
 func (p *proc) waitLogMatch(msg string, timeout time.Duration, match func(map[string]any) bool) map[string]any {
 	p.t.Helper()
 	deadline := time.After(timeout)
 	for i := 0; ; {
 		p.mu.Lock()
 		for ; i < len(p.lines); i++ {
-			if p.lines[i]["msg"] == msg && match(p.lines[i]) {
+			if (msg == "" || p.lines[i]["msg"] == msg) && match(p.lines[i]) {
 				l := p.lines[i]
 				p.mu.Unlock()
 				return l
