@@ -10,6 +10,7 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/recovery"
 )
 
 // Source says where a configuration value came from.
@@ -210,17 +211,16 @@ func SeedQueues() []worker.QueueConfig {
 	}
 }
 
-// SeedRecovery returns the seed's ErrorRecovery strategies, as written in
-// its README: validation errors retried up to 3 attempts, database errors
-// 5 with 2 s between, network errors 10 with 5 s between, business-logic
-// errors failed at once and notified.
+// SeedRecovery returns the seed's ErrorRecovery strategies as its README
+// writes them (recovery.DefaultPolicy): validation errors retried up to 3
+// attempts, database errors 5 with 2 s between, network errors 10 with 5 s
+// between, business-logic errors failed at once and notified.
 func SeedRecovery() []RecoveryStrategy {
-	return []RecoveryStrategy{
-		{ErrorType: "ValidationError", Action: "retry", MaxAttempts: 3},
-		{ErrorType: "DatabaseError", Action: "retry", MaxAttempts: 5, Delay: 2 * time.Second},
-		{ErrorType: "NetworkError", Action: "retry", MaxAttempts: 10, Delay: 5 * time.Second},
-		{ErrorType: "BusinessLogicError", Action: "fail", Notify: true},
+	var out []RecoveryStrategy
+	for _, s := range recovery.DefaultPolicy().Strategies {
+		out = append(out, RecoveryStrategy{ErrorType: s.ErrorType, Action: string(s.Action), MaxAttempts: s.MaxAttempts, Delay: s.Delay, Notify: s.Notify})
 	}
+	return out
 }
 
 // Default returns the configuration with every setting at its default.
