@@ -113,7 +113,8 @@ type JobType struct {
 // Endpoint is an HTTP endpoint jobs are POSTed to.
 type Endpoint struct {
 	// URL is the endpoint's address. With Instances, only its scheme and
-	// path are used and each call goes to one of the instances.
+	// path are used (write http:///jobs/invoice) and each call goes to one
+	// of the instances.
 	URL string `yaml:"url"`
 	// Instances lists host:port addresses of the application's instances,
 	// balanced with health checks.

@@ -18,6 +18,7 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/health"
+	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/metrics"
 	"github.com/aibos/worker/retry"
 	"github.com/aibos/worker/scale"
@@ -42,7 +43,11 @@ type Service struct {
 	metrics *metrics.WorkerMetrics
 	checker *health.Checker
 	reg     *prometheus.Registry
-	scaler  *scale.Scaler // nil unless scaling is enabled
+	// callbacks and scaler exist when the configuration asks for them;
+	// balancers spread the calls of job types bound to several instances.
+	callbacks *httpproc.Callbacks
+	scaler    *scale.Scaler
+	balancers []*scale.Balancer
 
 	mu      sync.Mutex
 	procs   map[string]worker.Processor
@@ -129,6 +134,9 @@ func (s *Service) build() error {
 		return fmt.Errorf("service: %w", err)
 	}
 	s.checker = s.newChecker()
+	if s.callbacks, err = s.newCallbacks(); err != nil {
+		return err
+	}
 	if s.scaler, err = s.newScaler(); err != nil {
 		return err
 	}
@@ -163,8 +171,9 @@ func (s *Service) Client() *worker.Client { return s.client }
 // Manager returns the service's Manager.
 func (s *Service) Manager() *worker.Manager { return s.manager }
 
-// Workflows returns the workflow engine, to register step processors and
-// workflows on before Start.
+// Workflows returns the workflow engine, to register step processors on
+// before Start (register workflows with RegisterWorkflow, which adds the
+// callbacks).
 func (s *Service) Workflows() *workflow.Engine { return s.engine }
 
 // Cron returns the cron scheduler.
@@ -199,6 +208,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.bindProcessors(); err != nil {
 		return err
 	}
+	if s.callbacks != nil {
+		if err := s.callbacks.Attach(s.manager); err != nil {
+			return fmt.Errorf("service: attach callbacks: %w", err)
+		}
+	}
 	if err := s.engine.Attach(s.manager); err != nil {
 		return fmt.Errorf("service: attach workflow engine: %w", err)
 	}
@@ -214,6 +228,9 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("service: %w", err)
 	}
 	s.started, s.ln = true, ln
+	for _, b := range s.balancers {
+		b.Start(context.WithoutCancel(ctx))
+	}
 	if err := s.checker.Start(context.WithoutCancel(ctx)); err != nil {
 		s.log.Error("start background health checks", "err", err)
 	}
@@ -253,7 +270,7 @@ func (s *Service) bindProcessors() error {
 		if err != nil {
 			return err
 		}
-		if err := s.manager.Register(t, p); err != nil {
+		if err := s.manager.Register(t, s.withCallbacks(p)); err != nil {
 			return fmt.Errorf("service: %w", err)
 		}
 	}
@@ -261,12 +278,39 @@ func (s *Service) bindProcessors() error {
 		if _, bound := s.cfg.JobTypes[name]; bound {
 			continue
 		}
-		if err := s.manager.Register(name, p); err != nil {
+		if err := s.manager.Register(name, s.withCallbacks(p)); err != nil {
 			return fmt.Errorf("service: %w", err)
 		}
 	}
 	return nil
 }
+
+// withCallbacks wraps p so that the jobs it finishes send completion
+// callbacks, when they are configured.
+func (s *Service) withCallbacks(p worker.Processor) worker.Processor {
+	if s.callbacks == nil {
+		return p
+	}
+	return s.callbacks.Wrap(p)
+}
+
+// RegisterWorkflow registers a workflow on the engine, with completion
+// callbacks for its runs when they are configured. Register its step
+// processors with Workflows().RegisterStepProcessor first.
+func (s *Service) RegisterWorkflow(w workflow.Workflow) error {
+	if s.callbacks != nil {
+		w = s.callbacks.Workflow(w)
+	}
+	if err := s.engine.Register(w); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	return nil
+}
+
+// Callbacks returns the completion callbacks, or nil when none are
+// configured. Cancelling through it (CancelJob, CancelRun) sends the
+// cancelled callback; the admin API cancels this way.
+func (s *Service) Callbacks() *httpproc.Callbacks { return s.callbacks }
 
 // Scaler returns the WorkerScaler, or nil when scaling is off.
 func (s *Service) Scaler() *scale.Scaler { return s.scaler }
@@ -341,6 +385,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	// rather than at the next background run.
 	s.checker.Stop()
 	err := s.manager.Shutdown(ctx)
+	for _, b := range s.balancers {
+		b.Close()
+	}
 	if s.srv != nil {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if herr := s.srv.Shutdown(hctx); herr != nil && err == nil {

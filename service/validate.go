@@ -147,8 +147,12 @@ func (t JobType) validate() error {
 		return nil
 	}
 	e := t.HTTP
-	if err := checkHTTPURL(e.URL); err != nil {
-		return fmt.Errorf("http.url: %w", err)
+	if len(e.Instances) == 0 {
+		if err := checkHTTPURL(e.URL); err != nil {
+			return fmt.Errorf("http.url: %w", err)
+		}
+	} else if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("http.url: with instances, want the scheme and path of the calls, e.g. http:///jobs/invoice (the host is the instance's)")
 	}
 	for _, in := range e.Instances {
 		if _, port, err := net.SplitHostPort(in); err != nil || port == "" {
@@ -186,11 +190,12 @@ func checkHTTPURL(raw string) error {
 	return nil
 }
 
-// checkSecret accepts an empty secret (requests go unsigned) or a Standard
-// Webhooks secret: whsec_ followed by base64. The secret is never quoted.
+// checkSecret accepts a Standard Webhooks secret: whsec_ followed by
+// base64. Every call is signed, so one is required. The secret is never
+// quoted.
 func checkSecret(s string) error {
 	if s == "" {
-		return nil
+		return fmt.Errorf("want secret (whsec_ followed by base64) or secret_env: every call is signed")
 	}
 	b64, ok := strings.CutPrefix(s, "whsec_")
 	if !ok {

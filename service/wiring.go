@@ -1,18 +1,15 @@
 package service
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/health"
+	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/scale"
 )
 
@@ -21,42 +18,69 @@ func promhttpHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
-// httpProcessor builds the processor that POSTs jobs of jobType to e.
-//
-// Interim until package httpproc is merged: a plain POST of the job as
-// JSON, 2xx completes and anything else is a failed attempt. It cannot
-// sign, so an endpoint with a secret or several instances is refused
-// rather than called unsigned or unbalanced.
+// httpProcessor builds the processor that POSTs jobs of jobType to e,
+// signed; with instances, through a Balancer of its own (started with the
+// service) whose per-node metrics carry the job type as balancer name.
 func (s *Service) httpProcessor(jobType string, e *Endpoint) (worker.Processor, error) {
-	if e.Secret != "" || len(e.Instances) > 0 {
-		return nil, &ConfigError{Where: "config file " + s.cfg.File, Name: "job_types." + jobType + ".http",
-			Want: "signed or balanced endpoints need package httpproc, not in this build yet"}
-	}
-	client := &http.Client{Timeout: e.Timeout}
-	return worker.ProcessorFunc(func(ctx context.Context, job *worker.Job) error {
-		body, err := json.Marshal(map[string]any{
-			"id": job.ID, "type": job.Type, "queue": job.Queue, "tenantId": job.TenantID, "companyId": job.CompanyID,
-			"attempt": job.Attempt, "maxAttempts": job.MaxAttempts, "data": json.RawMessage(job.Data),
+	name := "job_types." + jobType + ".http"
+	cfg := httpproc.EndpointConfig{Secret: e.Secret, Timeout: e.Timeout, Headers: e.Headers}
+	if len(e.Instances) == 0 {
+		cfg.URL = e.URL
+	} else {
+		u, err := url.Parse(e.URL)
+		if err != nil {
+			return nil, s.fileError(name+".url", reason(err))
+		}
+		cfg.Scheme, cfg.Path = u.Scheme, u.EscapedPath()
+		nodes := make([]scale.Node, len(e.Instances))
+		for i, in := range e.Instances {
+			nodes[i] = scale.Node{Addr: in}
+		}
+		bal, err := scale.NewBalancer(scale.BalancerConfig{
+			Algorithm: scale.Algorithm(e.Algorithm), Nodes: nodes, Name: jobType, Registerer: s.registerer(), Logger: s.log,
+			HealthCheck: scale.HealthCheck{Path: e.HealthPath, Scheme: u.Scheme},
 		})
 		if err != nil {
-			return fmt.Errorf("encode job: %w", err)
+			return nil, s.fileError(name, err.Error())
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
-		if err != nil {
-			return fmt.Errorf("build request: %w", err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return fmt.Errorf("post job to %s: %w", RedactURL(e.URL), err)
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("post job to %s: status %d", RedactURL(e.URL), resp.StatusCode)
-		}
+		s.balancers = append(s.balancers, bal)
+		cfg.Instances = bal
+	}
+	p, err := httpproc.New(cfg)
+	if err != nil {
+		return nil, s.fileError(name, err.Error())
+	}
+	return p, nil
+}
+
+// fileError is a *ConfigError about a key of the config file.
+func (s *Service) fileError(name, want string) error {
+	return &ConfigError{Where: "config file " + s.cfg.File, Name: name, Want: want}
+}
+
+// registerer is where the parts register their metrics: nil (none) when
+// monitoring is off.
+func (s *Service) registerer() prometheus.Registerer {
+	if s.reg == nil {
 		return nil
-	}), nil
+	}
+	return s.reg
+}
+
+// newCallbacks builds the completion callbacks the configuration asks
+// for, or nil.
+func (s *Service) newCallbacks() (*httpproc.Callbacks, error) {
+	cb := s.cfg.Callbacks
+	if cb == nil {
+		return nil, nil
+	}
+	c, err := httpproc.NewCallbacks(s.store.b, httpproc.CallbackConfig{
+		URL: cb.URL, Secret: cb.Secret, Headers: cb.Headers, Timeout: cb.Timeout, MaxAttempts: cb.MaxAttempts,
+	})
+	if err != nil {
+		return nil, s.fileError("callbacks", err.Error())
+	}
+	return c, nil
 }
 
 // newScaler builds the WorkerScaler the configuration asks for, or nil.
@@ -65,19 +89,15 @@ func (s *Service) newScaler() (*scale.Scaler, error) {
 	if sc == nil || !sc.Enabled {
 		return nil, nil
 	}
-	var reg prometheus.Registerer
-	if s.reg != nil {
-		reg = s.reg
-	}
 	scaler, err := scale.New(s.manager, scale.Config{
 		MinWorkers: sc.MinWorkers, MaxWorkers: sc.MaxWorkers,
 		ScaleUpThreshold: sc.ScaleUpThreshold, ScaleDownThreshold: sc.ScaleDownThreshold,
 		ScaleUpCooldown: sc.ScaleUpCooldown, ScaleDownCooldown: sc.ScaleDownCooldown,
 		Interval: sc.Interval, LatencyThreshold: sc.LatencyThreshold,
-		Stats: s.store.b, Registerer: reg, Logger: s.log,
+		Stats: s.store.b, Registerer: s.registerer(), Logger: s.log,
 	})
 	if err != nil {
-		return nil, &ConfigError{Where: "config file " + s.cfg.File, Name: "scaling", Want: err.Error()}
+		return nil, s.fileError("scaling", err.Error())
 	}
 	return scaler, nil
 }

@@ -99,10 +99,12 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, []string{"WORKER_DATA_DIR=" + dir, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_DRAIN_TIMEOUT=600000"},
+	p := start(t, []string{"E2E_WEBHOOK_SECRET=" + a.secret, "WORKER_DATA_DIR=" + dir, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_DRAIN_TIMEOUT=600000"},
 		"serve", "--config", a.configFile(t))
 	select {
 	case <-a.slowHit:
+	case <-p.done:
+		t.Fatalf("aibos-worker exited (code %d) before the slow job reached the app", p.code)
 	case <-time.After(60 * time.Second):
 		t.Fatal("the slow job never reached the app")
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/service"
@@ -30,20 +33,50 @@ import (
 // holds the request until the caller gives up.
 type app struct {
 	srv *httptest.Server
+	// secret signs the calls; each is verified with httpproc.Verify, the
+	// documented recipe for Go receivers.
+	secret string
 
-	mu      sync.Mutex
-	fast    map[string]int // job id → calls
-	slowHit chan string    // the id of each /slow call, as it starts
+	mu        sync.Mutex
+	fast      map[string]int // job id → calls
+	callbacks map[string]int // job id → job.completed callbacks
+	slowHit   chan string    // the id of each /slow call, as it starts
 }
 
 func newApp(t *testing.T) *app {
-	a := &app{fast: map[string]int{}, slowHit: make(chan string, 10)}
+	a := &app{fast: map[string]int{}, callbacks: map[string]int{}, slowHit: make(chan string, 10), secret: "whsec_" + base64.StdEncoding.EncodeToString([]byte("e2e-test-secret-0123456789abcdef"))}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return // the balancer's health check
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		if err := httpproc.Verify(a.secret, r.Header, body, 0); err != nil {
+			t.Errorf("call to %s not signed with the configured secret: %v", r.URL.Path, err)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/callback" {
+			var cb httpproc.Callback
+			if err := json.Unmarshal(body, &cb); err != nil || cb.Job == nil {
+				t.Errorf("callback body %s: %v", body, err)
+				return
+			}
+			if cb.Type == httpproc.EventJobCompleted {
+				a.mu.Lock()
+				a.callbacks[cb.Job.ID]++
+				a.mu.Unlock()
+			}
+			return
+		}
 		var job struct {
 			ID, Type string
 			Data     map[string]any
 		}
-		if err := json.NewDecoder(r.Body).Decode(&job); err != nil || job.ID == "" {
+		if err := json.Unmarshal(body, &job); err != nil || job.ID == "" {
+			t.Errorf("call to %s: body is not a job: %v", r.URL.Path, err)
 			http.Error(w, "bad job", http.StatusBadRequest)
 			return
 		}
@@ -52,7 +85,8 @@ func newApp(t *testing.T) *app {
 			a.mu.Lock()
 			a.fast[job.ID]++
 			a.mu.Unlock()
-			w.WriteHeader(http.StatusOK)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"posted":true}`)
 		case "/slow":
 			a.slowHit <- job.ID
 			<-r.Context().Done()
@@ -64,17 +98,24 @@ func newApp(t *testing.T) *app {
 	return a
 }
 
-func (a *app) fastCalls() map[string]int {
+func (a *app) fastCalls() map[string]int { return a.copy(a.fast) }
+
+func (a *app) completedCallbacks() map[string]int { return a.copy(a.callbacks) }
+
+func (a *app) copy(m map[string]int) map[string]int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[string]int, len(a.fast))
-	for k, v := range a.fast {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
 		out[k] = v
 	}
 	return out
 }
 
-// configFile writes a config binding e2e.fast and e2e.slow to the app.
+// configFile writes a config binding e2e.fast (through a balancer over
+// the app's one instance) and e2e.slow (its URL) to the app, with
+// completion callbacks; the secret is read from the environment as a
+// deployment would.
 func (a *app) configFile(t *testing.T) string {
 	path := filepath.Join(t.TempDir(), "aibos-worker.yaml")
 	cfg := fmt.Sprintf(`queues:
@@ -82,10 +123,11 @@ func (a *app) configFile(t *testing.T) string {
   - {name: reports, priority: 4, concurrency: 1}
 job_types:
   e2e.fast:
-    http: {url: %[1]s/fast}
+    http: {url: http:///fast, instances: [%[2]s], secret_env: E2E_WEBHOOK_SECRET}
   e2e.slow:
-    http: {url: %[1]s/slow}
-`, a.srv.URL)
+    http: {url: %[1]s/slow, secret_env: E2E_WEBHOOK_SECRET}
+callbacks: {url: %[1]s/callback, secret_env: E2E_WEBHOOK_SECRET}
+`, a.srv.URL, a.srv.Listener.Addr())
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +181,7 @@ func (e e2e) run(t *testing.T) (slowID string) {
 		}
 	}
 	const drain = time.Second
-	p := start(t, append(e.env, "WORKER_HTTP_ADDR=127.0.0.1:0", fmt.Sprintf("WORKER_DRAIN_TIMEOUT=%d", drain.Milliseconds()), "METRICS_INTERVAL=100"),
+	p := start(t, append(e.env, "E2E_WEBHOOK_SECRET="+a.secret, "WORKER_HTTP_ADDR=127.0.0.1:0", fmt.Sprintf("WORKER_DRAIN_TIMEOUT=%d", drain.Milliseconds()), "METRICS_INTERVAL=100"),
 		"serve", "--config", a.configFile(t))
 	base := p.addr()
 	if e.concurrent {
@@ -156,14 +198,21 @@ func (e e2e) run(t *testing.T) (slowID string) {
 			t.Errorf("fast job %s was POSTed %d times, want 1", id, n)
 		}
 	}
+	testwait.For(t, 60*time.Second, "a job.completed callback per fast job", func() bool { return len(a.completedCallbacks()) == 5 })
+	for _, id := range fast {
+		if n := a.completedCallbacks()[id]; n != 1 {
+			t.Errorf("fast job %s had %d job.completed callbacks, want 1", id, n)
+		}
+	}
 	want := `aibos_worker_jobs_completed_total{queue="invoices",type="e2e.fast"} 5`
 	var metrics string
 	testwait.For(t, 30*time.Second, "/metrics to count five completed jobs", func() bool {
 		_, metrics = get(t, base+"/metrics")
 		return strings.Contains(metrics, want)
 	})
-	// METRICS_INTERVAL drives a snapshot line counting the same jobs.
-	p.waitLogMatch("metrics", 30*time.Second, func(l map[string]any) bool { return l["jobs_completed"] == 5.0 })
+	// METRICS_INTERVAL drives a snapshot line counting the same jobs, and
+	// the five callback deliveries, which are jobs too.
+	p.waitLogMatch("metrics", 30*time.Second, func(l map[string]any) bool { return l["jobs_completed"] == 10.0 })
 	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d %s while serving, want 200", code, body)
 	}
@@ -202,8 +251,8 @@ func (e e2e) run(t *testing.T) (slowID string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.State != broker.StateCompleted {
-			t.Errorf("fast job %s is %s, want completed", id, j.State)
+		if j.State != broker.StateCompleted || string(j.Result) != `{"posted":true}` {
+			t.Errorf("fast job %s is %s with result %s, want completed with the app's answer as result", id, j.State, j.Result)
 		}
 	}
 	return slowID
