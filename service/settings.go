@@ -81,19 +81,9 @@ var settings = []*setting{
 		func(c *Config) *int { return &c.RedisDB }),
 	intSetting("REDIS_MAX_CONNECTIONS", "redis-max-connections", "10", 1, 10000, "size of the Redis connection pool",
 		func(c *Config) *int { return &c.RedisMaxConnections }),
-	{
-		env: "QUEUE_PREFIX", flag: "queue-prefix", def: "aibos:worker",
-		allowed: "non-empty text without braces or spaces",
-		help:    "start of every Redis key",
-		set: func(c *Config, v string) error {
-			if v == "" || strings.ContainsAny(v, "{} \t\n") {
-				return fmt.Errorf("bad prefix")
-			}
-			c.QueuePrefix = v
-			return nil
-		},
-		get: func(c *Config) string { return c.QueuePrefix },
-	},
+	textSetting("QUEUE_PREFIX", "queue-prefix", "aibos:worker", "non-empty text without braces or spaces", "start of every Redis key",
+		func(c *Config) *string { return &c.QueuePrefix },
+		func(v string) bool { return v != "" && !strings.ContainsAny(v, "{} \t\n") }),
 	msSetting("QUEUE_DEFAULT_TTL", "queue-default-ttl", "3600000", "how long a completed job's record is kept (ms); never drops unprocessed work",
 		func(c *Config) *time.Duration { return &c.QueueDefaultTTL }),
 	intSetting("QUEUE_MAX_LENGTH", "queue-max-length", "10000", 1, 1<<30, "waiting (pending + scheduled) jobs per queue before adds fail with ErrQueueFull",
@@ -126,51 +116,36 @@ var settings = []*setting{
 		},
 		get: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
 	},
-	{
-		env: "LOG_FORMAT", flag: "log-format", def: "json",
-		allowed: "json or text",
-		help:    "log line format",
-		set: func(c *Config, v string) error {
-			if v != "json" && v != "text" {
-				return fmt.Errorf("unknown format")
-			}
-			c.LogFormat = v
-			return nil
-		},
-		get: func(c *Config) string { return c.LogFormat },
-	},
-	{
-		env: "WORKER_DATA_DIR", flag: "data-dir", def: "./data",
-		allowed: "a directory path",
-		help:    "directory of the embedded store (used when REDIS_URL is unset)",
-		set: func(c *Config, v string) error {
-			if strings.TrimSpace(v) == "" {
-				return fmt.Errorf("empty")
-			}
-			c.DataDir = v
-			return nil
-		},
-		get: func(c *Config) string { return c.DataDir },
-	},
-	{
-		env: "WORKER_HTTP_ADDR", flag: "http-addr", def: ":8080",
-		allowed: "host:port or :port (:0 picks a free port)",
-		help:    "address of /metrics, /livez, /readyz and /health",
-		set: func(c *Config, v string) error {
+	textSetting("LOG_FORMAT", "log-format", "json", "json or text", "log line format",
+		func(c *Config) *string { return &c.LogFormat },
+		func(v string) bool { return v == "json" || v == "text" }),
+	textSetting("WORKER_DATA_DIR", "data-dir", "./data", "a directory path", "directory of the embedded store (used when REDIS_URL is unset)",
+		func(c *Config) *string { return &c.DataDir },
+		func(v string) bool { return strings.TrimSpace(v) != "" }),
+	textSetting("WORKER_HTTP_ADDR", "http-addr", ":8080", "host:port or :port (:0 picks a free port)", "address of /metrics, /livez, /readyz and /health",
+		func(c *Config) *string { return &c.HTTPAddr },
+		func(v string) bool {
 			_, port, err := net.SplitHostPort(v)
-			if err != nil {
-				return err
-			}
-			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-				return fmt.Errorf("bad port")
-			}
-			c.HTTPAddr = v
-			return nil
-		},
-		get: func(c *Config) string { return c.HTTPAddr },
-	},
+			n, perr := strconv.Atoi(port)
+			return err == nil && perr == nil && n >= 0 && n <= 65535
+		}),
 	msSetting("WORKER_DRAIN_TIMEOUT", "drain-timeout", "30000", "how long shutdown waits for running jobs before handing them back (ms)",
 		func(c *Config) *time.Duration { return &c.DrainTimeout }),
+}
+
+// textSetting is a setting holding text that ok accepts.
+func textSetting(env, flag, def, allowed, help string, field func(*Config) *string, ok func(string) bool) *setting {
+	return &setting{
+		env: env, flag: flag, def: def, allowed: allowed, help: help,
+		set: func(c *Config, v string) error {
+			if !ok(v) {
+				return fmt.Errorf("not allowed")
+			}
+			*field(c) = v
+			return nil
+		},
+		get: func(c *Config) string { return *field(c) },
+	}
 }
 
 // intSetting is a setting holding an integer in [lo, hi].

@@ -115,30 +115,29 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdout,
 		}
 		return service.Load(service.LoadInput{File: file, LookupEnv: lookupEnv, Flags: flags})
 	}
+	// withConfig runs a command with the configuration its flags, the
+	// environment and the file make.
+	withConfig := func(run func(*service.Config) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			return run(cfg)
+		}
+	}
 	root.AddCommand(
 		&cobra.Command{
 			Use:   "serve",
 			Short: "Run the service: workers, schedulers, workflow engine, /metrics, /livez, /readyz, /health",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				cfg, err := load(cmd)
-				if err != nil {
-					return err
-				}
-				return serve(ctx, cfg, stderr)
-			},
+			RunE:  withConfig(func(cfg *service.Config) error { return serve(ctx, cfg, stderr) }),
 		},
 		&cobra.Command{
 			Use:   "config",
 			Short: "Print the effective configuration, where each value came from, secrets redacted",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				cfg, err := load(cmd)
-				if err != nil {
-					return err
-				}
-				return printConfig(stdout, cfg)
-			},
+			RunE:  withConfig(func(cfg *service.Config) error { return printConfig(stdout, cfg) }),
 		},
 		&cobra.Command{
 			Use:   "version",
