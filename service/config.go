@@ -212,16 +212,21 @@ func SeedQueues() []worker.QueueConfig {
 	}
 }
 
-// SeedRecovery returns the seed's ErrorRecovery strategies as its README
-// writes them (recovery.DefaultPolicy): validation errors retried up to 3
-// attempts, database errors 5 with 2 s between, network errors 10 with 5 s
-// between, business-logic errors failed at once and notified.
+// SeedRecovery returns the service's default ErrorRecovery strategies, as
+// the service's issue decided them from the seed: validation errors fail
+// at once (an invalid invoice does not become valid by retrying it),
+// database errors retry up to 5 attempts 2 s apart, network errors up to 3
+// attempts 1 s apart, and business-logic errors fail at once and notify.
+// The seed's README example (recovery.DefaultPolicy, which the library
+// keeps) retries validation errors 3 times and network errors 10 times 5 s
+// apart; a config file's recovery section replaces these.
 func SeedRecovery() []RecoveryStrategy {
-	var out []RecoveryStrategy
-	for _, s := range recovery.DefaultPolicy().Strategies {
-		out = append(out, RecoveryStrategy{ErrorType: s.ErrorType, Action: string(s.Action), MaxAttempts: s.MaxAttempts, Delay: s.Delay, Notify: s.Notify})
+	return []RecoveryStrategy{
+		{ErrorType: recovery.ValidationError, Action: string(recovery.Fail)},
+		{ErrorType: recovery.DatabaseError, Action: string(recovery.Retry), MaxAttempts: 5, Delay: 2 * time.Second},
+		{ErrorType: recovery.NetworkError, Action: string(recovery.Retry), MaxAttempts: 3, Delay: time.Second},
+		{ErrorType: recovery.BusinessLogicError, Action: string(recovery.Fail), Notify: true},
 	}
-	return out
 }
 
 // Default returns the configuration with every setting at its default.

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aibos/worker/recovery"
 	"go.uber.org/goleak"
 )
 
@@ -223,8 +225,14 @@ func TestDefaultsWithoutFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Strategies) != 4 || p.Strategies[3].ErrorType != "BusinessLogicError" || !p.Strategies[3].Notify {
-		t.Errorf("recovery = %+v, want the seed's four strategies", p.Strategies)
+	want := []recovery.Strategy{
+		{ErrorType: "ValidationError", Action: recovery.Fail},
+		{ErrorType: "DatabaseError", Action: recovery.Retry, MaxAttempts: 5, Delay: 2 * time.Second},
+		{ErrorType: "NetworkError", Action: recovery.Retry, MaxAttempts: 3, Delay: time.Second},
+		{ErrorType: "BusinessLogicError", Action: recovery.Fail, Notify: true},
+	}
+	if !reflect.DeepEqual(p.Strategies, want) {
+		t.Errorf("recovery = %+v, want the service's four strategies %+v", p.Strategies, want)
 	}
 }
 
