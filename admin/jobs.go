@@ -1,0 +1,4 @@
+package admin
+
+// jobRoutes registers the jobs routes.
+func (s *Server) jobRoutes() {}

@@ -1,0 +1,4 @@
+package admin
+
+// queueRoutes registers the queues routes.
+func (s *Server) queueRoutes() {}

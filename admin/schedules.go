@@ -1,0 +1,4 @@
+package admin
+
+// scheduleRoutes registers the schedules routes.
+func (s *Server) scheduleRoutes() {}

@@ -1,0 +1,4 @@
+package admin
+
+// seriesRoutes registers the series routes.
+func (s *Server) seriesRoutes() {}

@@ -1,0 +1,4 @@
+package admin
+
+// tenantRoutes registers the tenants routes.
+func (s *Server) tenantRoutes() {}

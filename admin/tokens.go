@@ -1,0 +1,4 @@
+package admin
+
+// tokenRoutes registers the tokens routes.
+func (s *Server) tokenRoutes() {}

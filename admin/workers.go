@@ -1,0 +1,4 @@
+package admin
+
+// workerRoutes registers the workers routes.
+func (s *Server) workerRoutes() {}

@@ -1,0 +1,4 @@
+package admin
+
+// workflowRoutes registers the workflows routes.
+func (s *Server) workflowRoutes() {}
