@@ -33,7 +33,8 @@ func openStore() (*sqlitebroker.Broker, func()) {
 
 // Parse a spec in a time zone and list its next fire times. The seed's
 // daily report at 02:00 Berlin time meets the spring-forward night, when
-// 02:00 does not exist: it fires once, shifted by the gap, at 03:00 CEST.
+// 02:00 does not exist: it fires once, at the first instant after the gap,
+// 03:00 CEST.
 func ExampleParse() {
 	spec, err := schedule.Parse("0 2 * * *", "Europe/Berlin", schedule.ParseOptions{})
 	if err != nil {

@@ -34,32 +34,17 @@ func (e *SpecError) Error() string {
 }
 
 // Spec is a parsed cron spec bound to a time zone. It is immutable and safe
-// for concurrent use.
-//
-// Accepted: five fields (minute hour day-of-month month day-of-week), six
-// with a leading seconds field, and the descriptors @yearly (@annually),
-// @monthly, @weekly, @daily (@midnight), @hourly and @every <duration>.
-// When both day-of-month and day-of-week are restricted, a day matching
-// either fires (as in Vixie cron).
-//
-// Time zones and DST, in the spec's zone:
-//   - A wall time that a spring-forward transition skips fires once, shifted
-//     by the gap: 02:30 on the day Berlin jumps from 02:00 to 03:00 fires at
-//     03:30 CEST.
-//   - A wall time that a fall-back transition repeats fires once, at its
-//     first occurrence (01:30 EDT, not again at 01:30 EST), unless the spec
-//     fires in every hour (hour field "*"): such a spec follows real hours
-//     and fires in both.
-//
-// "@every d" ticks at the multiples of d since the Unix epoch, whatever the
-// zone, so every scheduler instance computes the same ticks; d must be a
-// whole number of seconds. Use @daily, not @every 24h, for local midnight.
+// for concurrent use. The accepted syntax and the DST rule are stated in the
+// package documentation.
 type Spec struct {
-	text     string
-	loc      *time.Location
-	every    time.Duration
-	sched    cron.Schedule
-	allHours bool
+	text  string
+	loc   *time.Location
+	every time.Duration
+	// wall matches wall-clock readings carried as UTC times (see wallclock.go).
+	wall *cron.SpecSchedule
+	// followsClock marks a wildcard or stepped hour field: such a spec fires
+	// at every instant whose reading matches, not once per reading.
+	followsClock bool
 }
 
 // The field names of a five- and a six-field spec.
@@ -68,14 +53,29 @@ var (
 	fields6 = append([]string{"second"}, fields5...)
 )
 
-var parser = cron.MustNewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+var parser = cron.MustNewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow |
+	cron.Descriptor | cron.Extended)
+
+// searchYears is how far ahead Next looks for a fire time. Rare but valid
+// specs need decades: Monday 29 February ("0 0 * 2 1#5") comes every 28
+// years, or 40 across 2100, which is no leap year.
+const searchYears = 100
 
 // starBit is the library's mark of a wildcard field (bit 63).
 const starBit = 1 << 63
 
 // Parse parses spec in the IANA time zone tz ("" means UTC). Errors are
 // *SpecError values naming the field and value at fault. It never panics.
-func Parse(spec, tz string, opts ParseOptions) (sp *Spec, err error) {
+func Parse(spec, tz string, opts ParseOptions) (*Spec, error) {
+	loc, err := loadZone(spec, tz)
+	if err != nil {
+		return nil, err
+	}
+	return parseIn(spec, loc, opts)
+}
+
+// parseIn is Parse with the zone already loaded.
+func parseIn(spec string, loc *time.Location, opts ParseOptions) (sp *Spec, err error) {
 	defer func() {
 		if r := recover(); r != nil { // the library is third-party: contain it
 			sp, err = nil, &SpecError{Spec: spec, Field: "spec", Value: spec, Reason: fmt.Sprintf("cannot be parsed: %v", r)}
@@ -84,10 +84,6 @@ func Parse(spec, tz string, opts ParseOptions) (sp *Spec, err error) {
 	minInterval := opts.MinInterval
 	if minInterval <= 0 {
 		minInterval = DefaultMinInterval
-	}
-	loc, err := loadZone(spec, tz)
-	if err != nil {
-		return nil, err
 	}
 	text := strings.TrimSpace(spec)
 	bad := func(field, value, format string, args ...any) error {
@@ -104,10 +100,11 @@ func Parse(spec, tz string, opts ParseOptions) (sp *Spec, err error) {
 		return parseEvery(spec, text, loc, minInterval)
 	case strings.HasPrefix(text, "@"):
 		s, err := parser.Parse(text)
-		if err != nil {
+		ss, ok := s.(*cron.SpecSchedule)
+		if err != nil || !ok {
 			return nil, bad("descriptor", text, "unknown; use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every <duration>")
 		}
-		return newSpec(text, loc, s), nil
+		return newSpec(text, loc, ss, ss.Hour&starBit != 0), nil
 	}
 	parts := strings.Fields(text)
 	var names []string
@@ -119,19 +116,29 @@ func Parse(spec, tz string, opts ParseOptions) (sp *Spec, err error) {
 	default:
 		return nil, bad("spec", text, "has %d fields, want 5 (minute hour day-of-month month day-of-week) or 6 (with a leading second)", len(parts))
 	}
-	s, err := parser.Parse(text)
-	if err != nil {
-		return nil, fieldError(spec, parts, names, err)
-	}
-	if ss, ok := s.(*cron.SpecSchedule); ok {
-		ss.DowOrDom = true
-		ss.Location = loc
-		if err := checkDays(spec, parts, names, ss); err != nil {
-			return nil, err
+	norm := make([]string, len(parts))
+	for i, p := range parts {
+		n, problem := normalizeField(names[i], p)
+		if problem != nil {
+			return nil, bad(names[i], problem.value, "%s", problem.reason)
 		}
+		norm[i] = n
 	}
-	sp = newSpec(text, loc, s)
-	if err := sp.checkInterval(spec, minInterval); err != nil {
+	s, err := parser.Parse(strings.Join(norm, " "))
+	if err != nil {
+		return nil, fieldError(spec, parts, norm, names, err)
+	}
+	ss, ok := s.(*cron.SpecSchedule)
+	if !ok {
+		return nil, bad("spec", text, "cannot be parsed: unexpected schedule type %T", s)
+	}
+	ss.DowOrDom = true
+	if err := checkDays(spec, parts, names, ss); err != nil {
+		return nil, err
+	}
+	hour := parts[len(parts)-4]
+	sp = newSpec(text, loc, ss, strings.ContainsAny(hour, "*/") || ss.Hour&(1<<24-1) == 1<<24-1)
+	if err := sp.checkFires(spec, minInterval); err != nil {
 		return nil, err
 	}
 	return sp, nil
@@ -172,27 +179,23 @@ func parseEvery(spec, text string, loc *time.Location, minInterval time.Duration
 	return &Spec{text: text, loc: loc, every: d}, nil
 }
 
-func newSpec(text string, loc *time.Location, s cron.Schedule) *Spec {
-	sp := &Spec{text: text, loc: loc, sched: s}
-	if ss, ok := s.(*cron.SpecSchedule); ok {
-		ss.Location = loc
-		const hours = 1<<24 - 1
-		sp.allHours = ss.Hour&hours == hours
-	}
-	return sp
+func newSpec(text string, loc *time.Location, ss *cron.SpecSchedule, followsClock bool) *Spec {
+	ss.Location = time.UTC // it matches wall readings, see wallclock.go
+	ss.MaxSearchYears = searchYears
+	return &Spec{text: text, loc: loc, wall: ss, followsClock: followsClock}
 }
 
 // fieldError finds which field the library rejected by parsing each field
-// alone, the others set to "*".
-func fieldError(spec string, parts, names []string, cause error) error {
-	for i, p := range parts {
+// alone (in its normalized form), the others set to "*".
+func fieldError(spec string, parts, norm, names []string, cause error) error {
+	for i := range parts {
 		probe := make([]string, len(parts))
 		for j := range probe {
 			probe[j] = "*"
 		}
-		probe[i] = p
+		probe[i] = norm[i]
 		if _, err := parser.Parse(strings.Join(probe, " ")); err != nil {
-			return &SpecError{Spec: spec, Field: names[i], Value: p, Reason: rangeHint(names[i], err)}
+			return &SpecError{Spec: spec, Field: names[i], Value: parts[i], Reason: rangeHint(names[i], err)}
 		}
 	}
 	return &SpecError{Spec: spec, Field: "spec", Value: strings.Join(parts, " "), Reason: cause.Error()}
@@ -209,19 +212,15 @@ func rangeHint(field string, err error) string {
 var daysIn = [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 // checkDays rejects a day-of-month that no selected month has (Feb 30,
-// Apr 31) when day-of-week does not widen the choice.
+// Apr 31, L-29 in February, 31W in April) when day-of-week does not widen
+// the choice.
 func checkDays(spec string, parts, names []string, ss *cron.SpecSchedule) error {
-	if ss.Dom&starBit != 0 || ss.Dow&starBit == 0 || len(ss.DomConstraints) > 0 {
+	if ss.Dom&starBit != 0 || ss.Dow&starBit == 0 {
 		return nil
 	}
 	for m := 1; m <= 12; m++ {
-		if ss.Month&(1<<m) == 0 {
-			continue
-		}
-		for d := 1; d <= daysIn[m]; d++ {
-			if ss.Dom&(1<<d) != 0 {
-				return nil
-			}
+		if ss.Month&(1<<m) != 0 && dayOccurs(ss, daysIn[m]) {
+			return nil
 		}
 	}
 	off := len(names) - 5
@@ -229,15 +228,40 @@ func checkDays(spec string, parts, names []string, ss *cron.SpecSchedule) error 
 		Reason: fmt.Sprintf("never occurs in month %q, so the spec would never fire", parts[off+3])}
 }
 
-// checkInterval rejects a cron spec whose fire times come closer than min,
-// judged over its first fire times from a fixed instant.
-func (s *Spec) checkInterval(spec string, min time.Duration) error {
-	if min <= time.Second {
-		return nil // a spec cannot fire more often than every second
+// dayOccurs reports whether the day-of-month field picks a day in a month
+// of n days.
+func dayOccurs(ss *cron.SpecSchedule, n int) bool {
+	for d := 1; d <= n; d++ {
+		if ss.Dom&(1<<d) != 0 {
+			return true
+		}
 	}
+	for _, c := range ss.DomConstraints {
+		switch c.Type {
+		case cron.DomLastOffset:
+			if n-c.N >= 1 {
+				return true
+			}
+		case cron.DomNearestWeekday:
+			if c.N <= n {
+				return true
+			}
+		default: // L and LW: every month has a last day and a last weekday
+			return true
+		}
+	}
+	return false
+}
+
+// checkFires rejects a cron spec that never fires or whose fire times come
+// closer than min, judged over its first fire times from a fixed instant.
+func (s *Spec) checkFires(spec string, min time.Duration) error {
 	t := s.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, s.loc))
 	if t.IsZero() {
-		return &SpecError{Spec: spec, Field: "spec", Value: s.text, Reason: "never fires"}
+		return &SpecError{Spec: spec, Field: "spec", Value: s.text, Reason: fmt.Sprintf("never fires within %d years", searchYears)}
+	}
+	if min <= time.Second {
+		return nil // a spec cannot fire more often than every second
 	}
 	for range 64 {
 		n := s.Next(t)
@@ -260,9 +284,11 @@ func (s *Spec) String() string { return s.text }
 func (s *Spec) Location() *time.Location { return s.loc }
 
 // Next returns the first fire time strictly after t, in the spec's zone,
-// or the zero time if there is none within the library's search horizon.
+// or the zero time if there is none within 100 years. Fire times follow the
+// package's DST rule (see wallclock.go).
 func (s *Spec) Next(t time.Time) time.Time {
-	if s.every > 0 {
+	switch {
+	case s.every > 0:
 		d := int64(s.every / time.Second)
 		sec := t.Unix()
 		q := sec / d
@@ -270,30 +296,13 @@ func (s *Spec) Next(t time.Time) time.Time {
 			q-- // floor division before the epoch
 		}
 		return time.Unix((q+1)*d, 0).In(s.loc)
+	case s.wall == nil: // a Spec not made by Parse
+		return time.Time{}
+	case s.followsClock:
+		return nextReal(t, s.loc, s.wall.Next)
+	default:
+		return nextFixed(t, s.loc, s.wall.Next)
 	}
-	cur := t.In(s.loc)
-	for range 4 {
-		n := s.sched.Next(cur)
-		if n.IsZero() || s.allHours || !repeatedWallTime(n) {
-			return n
-		}
-		cur = n // the second occurrence of a wall time: it fired already
-	}
-	return time.Time{}
-}
-
-// repeatedWallTime reports whether t's wall clock also showed at an earlier
-// instant because a fall-back transition in the last three hours repeated it.
-func repeatedWallTime(t time.Time) bool {
-	_, off := t.Zone()
-	_, before := t.Add(-3 * time.Hour).Zone()
-	if before <= off {
-		return false
-	}
-	e := t.Add(-time.Duration(before-off) * time.Second)
-	y1, m1, d1 := t.Date()
-	y2, m2, d2 := e.Date()
-	return y1 == y2 && m1 == m2 && d1 == d2 && t.Hour() == e.Hour() && t.Minute() == e.Minute() && t.Second() == e.Second()
 }
 
 // NextN returns the next n fire times after t.
