@@ -178,7 +178,33 @@ func checkDailyAround(t *testing.T, loc *time.Location, c offsetChange, w time.T
 	if !slices.EqualFunc(got, want, time.Time.Equal) {
 		t.Errorf("%s %q (offset %+ds → %+ds at %s):\n fires at %s\n want     %s", loc, spec,
 			c.before, c.now, c.at.Format(time.RFC3339), formatIn(got, loc), formatIn(want, loc))
+		return
 	}
+	// Asked from inside the gap or overlap, Next gives the next fire too:
+	// a scheduler may wake there (the first occurrence has then passed).
+	span := time.Duration(abs(c.now-c.before)) * time.Second
+	for _, x := range []time.Time{c.at.Add(-time.Second), c.at, c.at.Add(span / 2), c.at.Add(span), c.at.Add(span + time.Minute)} {
+		i, _ := slices.BinarySearchFunc(want, x, func(e, x time.Time) int {
+			if e.After(x) {
+				return 1
+			}
+			return -1
+		})
+		if i == len(want) {
+			continue
+		}
+		if n := sp.Next(x); !n.Equal(want[i]) {
+			t.Errorf("%s %q: Next(%s) = %s; want %s", loc, spec, x.In(loc).Format(time.RFC3339),
+				n.In(loc).Format(time.RFC3339), want[i].In(loc).Format(time.RFC3339))
+		}
+	}
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func formatIn(ts []time.Time, loc *time.Location) string {

@@ -43,6 +43,9 @@ func TestNextFireTimes(t *testing.T) {
 		// New York falls back on 2025-11-02 at 02:00 → 01:00: 01:30 fires once.
 		{"New York fall back 01:30", "30 1 * * *", "America/New_York", "2025-11-01T12:00:00-04:00",
 			[]string{"2025-11-02T01:30:00-04:00", "2025-11-03T01:30:00-05:00"}},
+		// Asked from the repeated hour, after 01:30 EDT fired: not again.
+		{"New York fall back 01:30 from inside", "30 1 * * *", "America/New_York", "2025-11-02T01:10:00-05:00",
+			[]string{"2025-11-03T01:30:00-05:00"}},
 		// A spec firing every hour follows real time: both 01:30s fire.
 		{"New York fall back hourly", "30 * * * *", "America/New_York", "2025-11-02T00:45:00-04:00",
 			[]string{"2025-11-02T01:30:00-04:00", "2025-11-02T01:30:00-05:00", "2025-11-02T02:30:00-05:00"}},
