@@ -2,6 +2,7 @@ package schedule_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,28 +265,46 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// FuzzParse: Parse and Next never panic, and fire times only move forward.
+// FuzzParse: Parse never panics and errors are *SpecError values naming a
+// field; a parsed spec is accepted again as printed (String) with the same
+// fire times, and its fire times move forward, in its zone, each one the
+// next fire of the instant just before it.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"0 2 * * *", "*/5 * * * * *", "@every 15m", "@daily", "0 0 30 2 *", "1-5/2,7 * L * MON#2",
-		"@every 0s", "60 * * * *", "0 0 29 2 *", "TZ=X 0 * * * *", "@every 9223372036s", "* * * * 7-0", "0 0 31 4 *"} {
-		for _, tz := range []string{"", "Europe/Berlin", "America/New_York", "../etc/passwd", "Nowhere"} {
+		"@every 0s", "60 * * * *", "0 0 29 2 *", "TZ=X 0 * * * *", "@every 9223372036s", "* * * * 7-0", "0 0 31 4 *",
+		"0 23 L * *", "0 9 LW * *", "0 9 * * 1#2", "0 9 * * 5L", "0 0 L-2 * *", "0 9 15W * *", "0 9 * * FRI#L",
+		"30 2 * * *", "30 * * * *", "0 1-23/2 * * *", "1,,2 * * * *", "5-1 * * * *", "0 9 * * FRI-MON", "0 0 * 2 1#5"} {
+		for _, tz := range []string{"", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "../etc/passwd", "Nowhere"} {
 			f.Add(s, tz, int64(1743292800))
 		}
 	}
+	fields := map[string]bool{"spec": true, "second": true, "minute": true, "hour": true, "day-of-month": true,
+		"month": true, "day-of-week": true, "descriptor": true, "@every": true, "interval": true, "time zone": true}
 	f.Fuzz(func(t *testing.T, spec, tz string, from int64) {
 		sp, err := schedule.Parse(spec, tz, schedule.ParseOptions{})
 		if err != nil {
 			var se *schedule.SpecError
-			if !errors.As(err, &se) {
-				t.Fatalf("Parse(%q, %q) error %T is not a *SpecError", spec, tz, err)
+			if !errors.As(err, &se) || !fields[se.Field] || !strings.Contains(err.Error(), se.Field) {
+				t.Fatalf("Parse(%q, %q) error %T %v does not name a field", spec, tz, err, err)
 			}
 			return
 		}
 		start := time.Unix(from%(1<<34), 0)
+		fires := sp.NextN(start, 3)
+		again, err := schedule.Parse(sp.String(), tz, schedule.ParseOptions{})
+		if err != nil {
+			t.Fatalf("Parse(%q, %q) accepted, but not as printed, %q: %v", spec, tz, sp.String(), err)
+		}
+		if a := again.NextN(start, 3); !slices.EqualFunc(a, fires, time.Time.Equal) {
+			t.Fatalf("Parse(%q, %q) fires at %v, as printed at %v", spec, tz, fires, a)
+		}
 		prev := start
-		for _, n := range sp.NextN(start, 3) {
-			if !n.After(prev) {
-				t.Fatalf("Parse(%q, %q): fire time %v is not after %v", spec, tz, n, prev)
+		for _, n := range fires {
+			if !n.After(prev) || n.Location().String() != sp.Location().String() {
+				t.Fatalf("Parse(%q, %q): fire time %v after %v is not later in the spec's zone", spec, tz, n, prev)
+			}
+			if m := sp.Next(n.Add(-time.Nanosecond)); !m.Equal(n) {
+				t.Fatalf("Parse(%q, %q): Next of the instant before fire time %v is %v", spec, tz, n, m)
 			}
 			prev = n
 		}
