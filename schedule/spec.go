@@ -285,7 +285,7 @@ func (s *Spec) Location() *time.Location { return s.loc }
 
 // Next returns the first fire time strictly after t, in the spec's zone,
 // or the zero time if there is none within 100 years. Fire times follow the
-// package's DST rule (see wallclock.go).
+// DST rule stated in the package documentation.
 func (s *Spec) Next(t time.Time) time.Time {
 	switch {
 	case s.every > 0:
