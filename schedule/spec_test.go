@@ -69,6 +69,15 @@ func TestNextFireTimes(t *testing.T) {
 			[]string{"2026-04-05T01:45:00+11:00", "2026-04-05T01:45:00+10:30", "2026-04-05T02:45:00+10:30"}},
 		{"Lord Howe spring forward hourly", "0 * * * *", "Australia/Lord_Howe", "2026-10-04T00:30:00+10:30",
 			[]string{"2026-10-04T01:00:00+10:30", "2026-10-04T03:00:00+11:00"}},
+		// On 2040-12-31, the last day of a leap year past the zone file's own
+		// transitions, Go's ZoneBounds gives an end before the instant
+		// (golang/go#81583); Next must still move on.
+		{"Berlin last day of 2040, daily", "30 2 * * *", "Europe/Berlin", "2040-12-30T12:00:00+01:00",
+			[]string{"2040-12-31T02:30:00+01:00", "2041-01-01T02:30:00+01:00"}},
+		{"Berlin last day of 2040, last weekday", "0 9 LW * *", "Europe/Berlin", "2040-11-30T09:00:00+01:00",
+			[]string{"2040-12-31T09:00:00+01:00", "2041-01-31T09:00:00+01:00"}},
+		{"Berlin last day of 2040, hourly", "0 * * * *", "Europe/Berlin", "2040-12-31T22:30:00+01:00",
+			[]string{"2040-12-31T23:00:00+01:00", "2041-01-01T00:00:00+01:00", "2041-01-01T01:00:00+01:00"}},
 		{"Feb 29 only in leap years", "0 0 29 2 *", "", "2025-01-01T00:00:00Z",
 			[]string{"2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z"}},
 		{"31st skips short months", "0 12 31 * *", "", "2025-01-31T13:00:00Z",
@@ -309,4 +318,25 @@ func FuzzParse(f *testing.F) {
 			prev = n
 		}
 	})
+}
+
+// BenchmarkSpecNext measures one Next in a DST zone, in turn from each fire
+// time over 2026-2028: fixed hours, a month-end form, a spec that follows
+// the clock and one firing every second.
+func BenchmarkSpecNext(b *testing.B) {
+	for _, spec := range []string{"30 2 * * *", "0 9 LW * *", "*/15 * * * *", "* * * * * *"} {
+		b.Run(spec, func(b *testing.B) {
+			sp, err := schedule.Parse(spec, "Europe/Berlin", schedule.ParseOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			t := start
+			for b.Loop() {
+				if t = sp.Next(t); t.Year() > 2028 {
+					t = start // stay in years of the zone file's own transitions
+				}
+			}
+		})
+	}
 }

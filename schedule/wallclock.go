@@ -48,9 +48,10 @@ func maxWallSeen(t time.Time, loc *time.Location) time.Time {
 func firstInstant(w time.Time, loc *time.Location) time.Time {
 	p := w.Add(-maxZoneDrop).In(loc) // before any instant that can read w
 	limit := w.Add(maxZoneDrop)
-	for p.Before(limit) {
+	for n := 0; p.Before(limit) && n < 64; n++ { // n bounds the walk whatever ZoneBounds says
 		_, off := p.Zone()
-		start, end := p.ZoneBounds()
+		start, _ := p.ZoneBounds()
+		end := zoneEnd(p)
 		i := w.Add(-time.Duration(off) * time.Second)
 		if (start.IsZero() || !i.Before(start)) && (end.IsZero() || i.Before(end)) {
 			return i.In(loc)
@@ -67,6 +68,24 @@ func firstInstant(w time.Time, loc *time.Location) time.Time {
 	}
 	// Unreachable with real zone data; time.Date picks one of the readings.
 	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), loc)
+}
+
+// zoneEnd returns the end of the zone period holding p, zero if it never
+// ends. It works around golang/go#81583: on the last UTC day of a leap year
+// served by a zone file's rule footer (2040 in Europe/Berlin), ZoneBounds
+// gives an end a day early, before p, which would stall a walk over the
+// periods. The end is then the start of the period found in the next hours.
+func zoneEnd(p time.Time) time.Time {
+	_, end := p.ZoneBounds()
+	if end.IsZero() || end.After(p) {
+		return end
+	}
+	for h := time.Hour; h <= 48*time.Hour; h += time.Hour {
+		if start, _ := p.Truncate(time.Hour).Add(h).ZoneBounds(); start.After(p) {
+			return start
+		}
+	}
+	return time.Time{} // unreachable with real zone data; callers then stop
 }
 
 // nextFixed is Next for a spec with fixed hours: each matching wall reading
@@ -93,7 +112,7 @@ func nextReal(t time.Time, loc *time.Location, nextWall func(time.Time) time.Tim
 	// a runaway loop: the cron library gives up within its search horizon.
 	for range 1000 {
 		_, off := p.Zone()
-		_, end := p.ZoneBounds()
+		end := zoneEnd(p)
 		w := nextWall(from)
 		if w.IsZero() {
 			return time.Time{}
