@@ -182,8 +182,11 @@ func TestBalancerThreeInstances(t *testing.T) {
 	tries.Store(0)
 	do(450)
 	t.Logf("dead instance tried %d times", tries.Load())
-	if n := tries.Load(); n < 1 || n > threshold {
-		t.Fatalf("dead instance was tried %d times, want 1 to %d (active check or FailureThreshold ejects it)", n, threshold)
+	// The active check (every 20ms) may eject it before any request
+	// reaches it, so 0 tries is right too; the exact passive count is
+	// pinned on an injected clock by TestBalancerPassiveEjectionAndCooldown.
+	if n := tries.Load(); n > threshold {
+		t.Fatalf("dead instance was tried %d times, want at most %d (active check or FailureThreshold ejects it)", n, threshold)
 	}
 	if lb.Nodes()[1].Healthy {
 		t.Fatalf("dead instance still in rotation")
