@@ -81,7 +81,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	doc, err := OpenAPI()
+	if err != nil {
+		return nil, fmt.Errorf("admin: new: %w", err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.openapiRoutes(doc)
 	// Each area registers its routes in its own file.
 	s.jobRoutes()
 	s.queueRoutes()
