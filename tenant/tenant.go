@@ -76,7 +76,9 @@ type InvalidError struct {
 	Reason string
 }
 
-func (e *InvalidError) Error() string { return fmt.Sprintf("invalid tenant: %s: %s", e.Field, e.Reason) }
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("invalid tenant: %s: %s", e.Field, e.Reason)
+}
 
 // Normalize fills in the defaults (time zone UTC, currency USD, weight 1)
 // and checks every field, returning an *InvalidError naming the first bad
