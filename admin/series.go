@@ -80,7 +80,7 @@ func (s *Server) seriesGet(w http.ResponseWriter, r *http.Request, p *Principal)
 	}
 	queues := []string{r.URL.Query().Get("queue")}
 	if queues[0] == "" {
-		if queues, err = s.cfg.Broker.QueueList(r.Context()); err != nil {
+		if queues, err = series.Queues(r.Context(), s.cfg.Broker); err != nil {
 			return err
 		}
 	} else if err := broker.ValidateQueueName(queues[0]); err != nil {

@@ -14,9 +14,15 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
+// QueuesScope is the scope of the list of queues that have series: a
+// document (kind "series-queue", key the queue's name) per queue.
+const QueuesScope = "_series"
+
 const (
 	kind        = "series"
+	kindQueue   = "series-queue"
 	indexMinute = "minute"
+	indexAll    = "all"
 	maxRetries  = 1000
 	pruneBatch  = 100
 )
@@ -45,6 +51,8 @@ type Recorder struct {
 	cfg     Config
 	mu      sync.Mutex
 	pending map[key]*Minute
+	known   map[string]bool // queues listed in QueuesScope; touched by Flush only
+	flushMu sync.Mutex      // one Flush at a time, for known
 }
 
 // NewRecorder returns a Recorder that stores into b. It fails if b does not
@@ -63,7 +71,7 @@ func NewRecorder(b broker.Broker, cfg Config) (*Recorder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Recorder{c: c, cfg: cfg, pending: map[key]*Minute{}}, nil
+	return &Recorder{c: c, cfg: cfg, pending: map[key]*Minute{}, known: map[string]bool{}}, nil
 }
 
 // Observe records one Manager event: pass it as ManagerConfig.OnEvent, or
@@ -107,6 +115,8 @@ func (r *Recorder) Observe(e worker.Event) {
 // not store is kept for the next flush. It also removes stored minutes older
 // than the retention, a batch at a time, in the queues it flushed.
 func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	batch := r.pending
 	r.pending = map[key]*Minute{}
@@ -122,11 +132,50 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		queues[k.queue] = true
 	}
 	for q := range queues {
+		if err := r.list(ctx, q); err != nil {
+			errs = append(errs, err)
+		}
 		if err := r.prune(ctx, q); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// list adds queue to the list of queues with series, once per Recorder.
+func (r *Recorder) list(ctx context.Context, queue string) error {
+	if r.known[queue] {
+		return nil
+	}
+	_, err := r.c.Commit(ctx, &broker.CommitParams{Scope: QueuesScope, Docs: []*broker.DocWrite{{
+		Kind: kindQueue, Key: queue, Body: json.RawMessage(`{}`), Index: []broker.IndexEntry{{Name: indexAll}}}}})
+	if err != nil && !errors.Is(err, broker.ErrConflict) { // a conflict: another process listed it
+		return fmt.Errorf("list queue %q as having series: %w", queue, err)
+	}
+	r.known[queue] = true
+	return nil
+}
+
+// Queues names the queues that have series, sorted.
+func Queues(ctx context.Context, b broker.Broker) ([]string, error) {
+	c, ok := b.(broker.Committer)
+	if !ok {
+		return nil, fmt.Errorf("list the queues with series: broker %T does not implement broker.Committer", b)
+	}
+	var out []string
+	for offset := 0; ; {
+		l, err := c.DocList(ctx, &broker.DocListParams{Scope: QueuesScope, Kind: kindQueue, Index: indexAll, Offset: offset, Limit: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("list the queues with series: %w", err)
+		}
+		for _, d := range l.Docs {
+			out = append(out, d.Key)
+		}
+		offset += len(l.Docs)
+		if len(l.Docs) == 0 || offset >= l.Total {
+			return out, nil
+		}
+	}
 }
 
 // keep puts m back to be flushed again.
