@@ -55,4 +55,3 @@ func TestSeriesAPI(t *testing.T) {
 		api.expect(403, "", "GET", "/api/v1/series", "viewer-a", nil)
 	})
 }
-
