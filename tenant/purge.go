@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/runstore"
 	"github.com/aibos/worker/internal/schedstore"
 )
 
@@ -17,6 +18,8 @@ type PurgeResult struct {
 	Jobs map[broker.State]int `json:"jobs"`
 	// Schedules names the cron schedules whose job belongs to the tenant.
 	Schedules []string `json:"schedules"`
+	// Runs counts the tenant's workflow runs, over every queue.
+	Runs int `json:"runs"`
 }
 
 // maxPurgePasses bounds how often Purge walks the queues again because a
@@ -25,7 +28,8 @@ type PurgeResult struct {
 const maxPurgePasses = 10
 
 // Purge removes every job of the tenant id (every queue, every state:
-// active jobs are cancelled, revoking their leases, then removed) and every
+// active jobs are cancelled, revoking their leases, then removed), every
+// workflow run of the tenant (a running one cancelled first) and every
 // cron schedule whose job template belongs to it, so that no new job of
 // the tenant appears from a schedule afterwards. One-time schedules are
 // scheduled jobs and go with them. With dryRun it changes nothing and
@@ -34,8 +38,9 @@ const maxPurgePasses = 10
 // Purge does not need the tenant to be registered (jobs may carry any
 // tenant id) and leaves its registry entry alone. It is not a lock: a job
 // enqueued for the tenant while Purge runs may survive it. The schedules
-// go first, then the jobs are walked queue by queue through the broker's
-// per-tenant index until a whole pass finds none.
+// go first, then the jobs, walked queue by queue through the broker's
+// per-tenant index until a whole pass finds none, then the runs, through
+// their own per-tenant index.
 func Purge(ctx context.Context, b broker.Broker, id string, dryRun bool) (*PurgeResult, error) {
 	if id == "" {
 		return nil, &InvalidError{Field: "id", Reason: "is empty"}
@@ -44,16 +49,29 @@ func Purge(ctx context.Context, b broker.Broker, id string, dryRun bool) (*Purge
 	if err := purgeSchedules(ctx, b, id, dryRun, res); err != nil {
 		return nil, fmt.Errorf("purge tenant %q: %w", id, err)
 	}
+	if err := purgeAllJobs(ctx, b, id, dryRun, res); err != nil {
+		return nil, fmt.Errorf("purge tenant %q: %w", id, err)
+	}
+	// The runs go after their jobs, so that every job is counted as a job
+	// (a dry run counts it there too) and a cancelled run has no job left
+	// to run on.
+	if err := purgeRuns(ctx, b, id, dryRun, res); err != nil {
+		return nil, fmt.Errorf("purge tenant %q: %w", id, err)
+	}
+	return res, nil
+}
+
+func purgeAllJobs(ctx context.Context, b broker.Broker, id string, dryRun bool, res *PurgeResult) error {
 	for range maxPurgePasses {
 		found, err := purgeJobs(ctx, b, id, dryRun, res)
 		if err != nil {
-			return nil, fmt.Errorf("purge tenant %q: %w", id, err)
+			return err
 		}
 		if found == 0 || dryRun {
-			return res, nil
+			return nil
 		}
 	}
-	return nil, fmt.Errorf("purge tenant %q: jobs still appear after %d passes (is something enqueuing for the tenant?)", id, maxPurgePasses)
+	return fmt.Errorf("jobs still appear after %d passes (is something enqueuing for the tenant?)", maxPurgePasses)
 }
 
 func purgeSchedules(ctx context.Context, b broker.Broker, id string, dryRun bool, res *PurgeResult) error {
@@ -77,6 +95,39 @@ func purgeSchedules(ctx context.Context, b broker.Broker, id string, dryRun bool
 		}
 		if err := st.ScheduleDelete(ctx, s.Name); err != nil && !errors.Is(err, broker.ErrScheduleNotFound) {
 			return fmt.Errorf("delete schedule %q: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func purgeRuns(ctx context.Context, b broker.Broker, id string, dryRun bool, res *PurgeResult) error {
+	rs, err := runstore.New(b)
+	if err != nil {
+		return err
+	}
+	queues, err := b.QueueList(ctx)
+	if err != nil {
+		return fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range queues {
+		for {
+			ids, total, err := rs.TenantRuns(ctx, q, id, 0, 1000)
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				res.Runs += total
+				break
+			}
+			if len(ids) == 0 {
+				break
+			}
+			for _, run := range ids {
+				if err := rs.WorkflowRunPurge(ctx, q, run); err != nil {
+					return fmt.Errorf("remove workflow run %s of queue %q: %w", run, q, err)
+				}
+				res.Runs++
+			}
 		}
 	}
 	return nil

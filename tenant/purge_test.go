@@ -2,12 +2,14 @@ package tenant_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/runstore"
 	"github.com/aibos/worker/internal/schedstore"
 	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/internal/testwait"
@@ -50,6 +52,23 @@ func seed(t *testing.T, b broker.Broker, tenants ...string) {
 		}
 		if _, err := st.ScheduleUpsert(ctx, &broker.Schedule{Name: "nightly-" + tn, Spec: "0 3 * * *",
 			Job: broker.JobInsertParams{Queue: "reports", Type: "report", TenantID: tn, MaxAttempts: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := runstore.New(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range tenants {
+		// One running run (its step pending) and one cancelled (its step
+		// cancelled).
+		for _, run := range []string{"run-" + tn, "stopped-" + tn} {
+			if _, _, err := rs.WorkflowRunCreate(ctx, &broker.WorkflowRunCreateParams{ID: run, Queue: "flows", Workflow: "wf", TenantID: tn,
+				Steps: []broker.WorkflowStepDef{{Name: "s1", Job: broker.WorkflowJob{ID: run + "-s1", Type: "t", MaxAttempts: 1}}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := rs.WorkflowRunCancel(ctx, "flows", "stopped-"+tn); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,8 +139,8 @@ func TestPurge(t *testing.T) {
 		ctx := context.Background()
 		seed(t, b, "a", "b")
 		beforeB := jobsOf(t, b, "b")
-		if len(beforeB) != len(broker.States) {
-			t.Fatalf("tenant b has %v, want one job per state", beforeB)
+		if len(beforeB) != len(broker.States)+2 {
+			t.Fatalf("tenant b has %v, want one job per state and two of runs", beforeB)
 		}
 
 		dry, err := tenant.Purge(ctx, b, "a", true)
@@ -129,14 +148,21 @@ func TestPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range broker.States {
-			if dry.Jobs[s] != 1 {
-				t.Errorf("dry run counts %d %s jobs, want 1", dry.Jobs[s], s)
+			want := 1
+			if s == broker.StatePending || s == broker.StateCancelled {
+				want = 2 // a run's step
 			}
+			if dry.Jobs[s] != want {
+				t.Errorf("dry run counts %d %s jobs, want %d", dry.Jobs[s], s, want)
+			}
+		}
+		if dry.Runs != 2 {
+			t.Errorf("dry run counts %d runs, want 2", dry.Runs)
 		}
 		if !slices.Equal(dry.Schedules, []string{"nightly-a"}) {
 			t.Errorf("dry run names schedules %v, want nightly-a", dry.Schedules)
 		}
-		if got := jobsOf(t, b, "a"); len(got) != len(broker.States) {
+		if got := jobsOf(t, b, "a"); len(got) != len(broker.States)+2 {
 			t.Fatalf("the dry run removed jobs: %v left", got)
 		}
 
@@ -152,6 +178,23 @@ func TestPurge(t *testing.T) {
 		}
 		if got := schedulesOf(t, b); !slices.Equal(got, []string{"nightly-b"}) {
 			t.Errorf("schedules after the purge: %v, want only nightly-b", got)
+		}
+		if res.Runs != 2 {
+			t.Errorf("purge removed %d runs, want 2", res.Runs)
+		}
+		rs, err := runstore.New(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, run := range []string{"run-a", "stopped-a"} {
+			if r, err := rs.WorkflowRunGet(ctx, "flows", run); !errors.Is(err, broker.ErrNotFound) {
+				t.Errorf("run %s after the purge: %v, %v; want ErrNotFound", run, r, err)
+			}
+		}
+		for _, run := range []string{"run-b", "stopped-b"} {
+			if _, err := rs.WorkflowRunGet(ctx, "flows", run); err != nil {
+				t.Errorf("tenant b's run %s after tenant a's purge: %v", run, err)
+			}
 		}
 		if got := jobsOf(t, b, "b"); !slices.Equal(got, beforeB) {
 			t.Errorf("tenant b's jobs changed: %v, want %v", got, beforeB)

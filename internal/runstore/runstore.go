@@ -12,8 +12,9 @@
 // records itself (a step running, its attempts, last error and timings) is
 // read from the step's job when the run is read. An idempotency key is a
 // document of kind "idem" naming its run. Indexes: "wf:<workflow>" and
-// "wf:<workflow>:<state>" (score: created ms) list runs newest first, and
-// "finished" (score: finished ms) feeds retention.
+// "wf:<workflow>:<state>" (score: created ms) list runs newest first,
+// "tenant:<tenant>" (score: created ms) lists a tenant's runs for a purge,
+// and "finished" (score: finished ms) feeds retention.
 //
 // Every transition is one Commit: a step's completion, the run document's
 // compare-and-set and the insert of every step it unblocks are applied
@@ -147,6 +148,9 @@ func (r *runDoc) write() (*broker.DocWrite, error) {
 	}}
 	if r.State != broker.WorkflowRunning {
 		w.Index = append(w.Index, broker.IndexEntry{Name: indexFinish, Score: r.FinishedAt.UnixMilli()})
+	}
+	if r.TenantID != "" {
+		w.Index = append(w.Index, broker.IndexEntry{Name: tenantIndex(r.TenantID), Score: created})
 	}
 	return w, nil
 }
