@@ -52,7 +52,8 @@ type Recorder struct {
 	mu      sync.Mutex
 	pending map[key]*Minute
 	known   map[string]bool // queues listed in QueuesScope; touched by Flush only
-	flushMu sync.Mutex      // one Flush at a time, for known
+	swept   time.Time       // the last prune of every queue; touched by Flush only
+	flushMu sync.Mutex      // one Flush at a time, for known and swept
 }
 
 // NewRecorder returns a Recorder that stores into b. It fails if b does not
@@ -135,6 +136,23 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		if err := r.list(ctx, q); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// The queues flushed now are pruned at once; the others (a queue whose
+	// workers stopped) on a sweep of every queue, first and then every
+	// 1/24 of the retention.
+	if time.Since(r.swept) > r.cfg.Retention/24 {
+		all, err := listQueues(ctx, r.c)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, q := range all {
+			queues[q] = true
+		}
+		if err == nil {
+			r.swept = time.Now()
+		}
+	}
+	for q := range queues {
 		if err := r.prune(ctx, q); err != nil {
 			errs = append(errs, err)
 		}
@@ -162,6 +180,10 @@ func Queues(ctx context.Context, b broker.Broker) ([]string, error) {
 	if !ok {
 		return nil, fmt.Errorf("list the queues with series: broker %T does not implement broker.Committer", b)
 	}
+	return listQueues(ctx, c)
+}
+
+func listQueues(ctx context.Context, c broker.Committer) ([]string, error) {
 	var out []string
 	for offset := 0; ; {
 		l, err := c.DocList(ctx, &broker.DocListParams{Scope: QueuesScope, Kind: kindQueue, Index: indexAll, Offset: offset, Limit: 1000})

@@ -200,3 +200,36 @@ func TestFailedFlushKeepsCounts(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepPrunesIdleQueues: a queue nobody records into any more loses its
+// old minutes to another recorder's sweep.
+func TestSweepPrunesIdleQueues(t *testing.T) {
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		now := time.Now().Truncate(time.Minute)
+		keeper, err := series.NewRecorder(b, series.Config{}) // 24h: keeps the 3h-old minute
+		if err != nil {
+			t.Fatal(err)
+		}
+		keeper.Observe(event(worker.EventCompleted, "idle", now.Add(-3*time.Hour), time.Millisecond))
+		keeper.Observe(event(worker.EventCompleted, "idle", now.Add(-time.Minute), time.Millisecond))
+		if err := keeper.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := series.Read(ctx, b, series.ReadParams{Queue: "idle", From: now.Add(-4 * time.Hour), To: now}); err != nil || len(got) != 2 {
+			t.Fatalf("before the sweep: %d minutes, %v; want 2", len(got), err)
+		}
+		sweeper, err := series.NewRecorder(b, series.Config{Retention: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sweeper.Observe(event(worker.EventCompleted, "busy", now, time.Millisecond))
+		if err := sweeper.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := series.Read(ctx, b, series.ReadParams{Queue: "idle", From: now.Add(-4 * time.Hour), To: now})
+		if err != nil || len(got) != 1 || !got[0].Start.Equal(now.Add(-time.Minute)) {
+			t.Fatalf("after another recorder's sweep: %v, %v; want only the minute a minute ago", got, err)
+		}
+	})
+}
