@@ -236,18 +236,7 @@ func (s *Store) WorkflowRunMaintain(ctx context.Context, p *broker.WorkflowRunMa
 // removal returns the commit that removes finished run r whole, or nil if
 // one of its jobs is unfinished.
 func (s *Store) removal(ctx context.Context, r *runDoc) (*broker.CommitParams, error) {
-	var ids []string
-	for _, st := range r.Steps {
-		ids = append(ids, st.Job.ID)
-		if st.Compensation != nil {
-			ids = append(ids, st.Compensation.ID)
-		}
-	}
-	for _, h := range []*broker.WorkflowJob{r.OnSuccess, r.OnFailure} {
-		if h != nil {
-			ids = append(ids, h.ID)
-		}
-	}
+	ids := runJobIDs(r)
 	cp := &broker.CommitParams{Scope: r.Queue, Docs: []*broker.DocWrite{{Kind: kindRun, Key: r.ID, Version: r.version, Delete: true}}}
 	for _, id := range ids {
 		j, err := s.b.JobGet(ctx, &broker.JobGetParams{Queue: r.Queue, ID: id})
