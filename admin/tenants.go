@@ -138,6 +138,11 @@ func (s *Server) tenantGet(w http.ResponseWriter, r *http.Request, p *Principal)
 		return err
 	}
 	t, err := reg.Get(r.Context(), id)
+	var inv *tenant.InvalidError
+	if errors.As(err, &inv) {
+		// No tenant can have an invalid id: it does not exist.
+		return Errorf(http.StatusNotFound, CodeNotFound, "id", "get tenant %q: %v", id, tenant.ErrNotFound)
+	}
 	if err != nil {
 		return tenantError(err)
 	}

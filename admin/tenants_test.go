@@ -38,6 +38,7 @@ func TestTenantsAPI(t *testing.T) {
 			t.Fatalf("GET a: %v", got)
 		}
 		api.expect(404, "id", "GET", "/api/v1/tenants/nobody", "viewer", nil)
+		api.expect(404, "id", "GET", "/api/v1/tenants/all", "viewer", nil)
 		api.expect(200, "", "GET", "/api/v1/tenants/a", "viewer-a", nil)
 		api.expect(404, "id", "GET", "/api/v1/tenants/b", "viewer-a", nil)
 
