@@ -14,14 +14,14 @@ import (
 func TestTenantsAPI(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
 		api := newRegistryAPI(t, b)
-		acme := map[string]any{"id": "a", "name": "Acme", "timeZone": "Europe/Berlin", "currency": "EUR",
+		acme := map[string]any{"id": tenantA, "name": "Acme", "timeZone": "Europe/Berlin", "currency": "EUR",
 			"limits": map[string]any{"maxConcurrency": 4, "ratePerSecond": 1.5, "weight": 2}}
 
 		api.expect(401, "Authorization", "POST", "/api/v1/tenants", "", acme)
 		api.expect(403, "", "POST", "/api/v1/tenants", "operator", acme)
 		api.expect(403, "", "POST", "/api/v1/tenants", "admin-a", acme)
 		created := api.expect(201, "", "POST", "/api/v1/tenants", "admin", acme)
-		if created["id"] != "a" || created["timeZone"] != "Europe/Berlin" || created["createdAt"] == nil {
+		if created["id"] != tenantA || created["timeZone"] != "Europe/Berlin" || created["createdAt"] == nil {
 			t.Fatalf("created %v", created)
 		}
 		api.expect(409, "id", "POST", "/api/v1/tenants", "admin", acme)
@@ -31,42 +31,42 @@ func TestTenantsAPI(t *testing.T) {
 		api.expect(422, "id", "POST", "/api/v1/tenants", "admin", map[string]any{"id": "all", "name": "Everyone"})
 		api.expect(400, "colour", "POST", "/api/v1/tenants", "admin", map[string]any{"id": "z", "name": "Z", "colour": "red"})
 		api.expect(400, "", "POST", "/api/v1/tenants", "admin", `{"id": "z",`)
-		api.expect(201, "", "POST", "/api/v1/tenants", "admin", map[string]any{"id": "b", "name": "Bolt"})
+		api.expect(201, "", "POST", "/api/v1/tenants", "admin", map[string]any{"id": tenantB, "name": "Bolt"})
 
-		got := api.expect(200, "", "GET", "/api/v1/tenants/a", "viewer", nil)
+		got := api.expect(200, "", "GET", "/api/v1/tenants/"+tenantA, "viewer", nil)
 		if got["name"] != "Acme" || got["currency"] != "EUR" {
 			t.Fatalf("GET a: %v", got)
 		}
 		api.expect(404, "id", "GET", "/api/v1/tenants/nobody", "viewer", nil)
 		api.expect(404, "id", "GET", "/api/v1/tenants/all", "viewer", nil)
-		api.expect(200, "", "GET", "/api/v1/tenants/a", "viewer-a", nil)
-		api.expect(404, "id", "GET", "/api/v1/tenants/b", "viewer-a", nil)
+		api.expect(200, "", "GET", "/api/v1/tenants/"+tenantA, "viewer-a", nil)
+		api.expect(404, "id", "GET", "/api/v1/tenants/"+tenantB, "viewer-a", nil)
 
 		all := api.expect(200, "", "GET", "/api/v1/tenants?limit=1", "viewer", nil)
 		if ts := all["tenants"].([]any); len(ts) != 1 || all["total"] != 2.0 || all["nextOffset"] != 1.0 {
 			t.Fatalf("first page of one: %v", all)
 		}
 		next := api.expect(200, "", "GET", "/api/v1/tenants?limit=1&offset=1", "viewer", nil)
-		if ts := next["tenants"].([]any); len(ts) != 1 || ts[0].(map[string]any)["id"] != "b" || next["nextOffset"] != -1.0 {
+		if ts := next["tenants"].([]any); len(ts) != 1 || ts[0].(map[string]any)["id"] != tenantB || next["nextOffset"] != -1.0 {
 			t.Fatalf("second page: %v", next)
 		}
 		api.expect(400, "limit", "GET", "/api/v1/tenants?limit=0", "viewer", nil)
 		own := api.expect(200, "", "GET", "/api/v1/tenants", "viewer-a", nil)
-		if ts := own["tenants"].([]any); len(ts) != 1 || ts[0].(map[string]any)["id"] != "a" || own["total"] != 1.0 {
+		if ts := own["tenants"].([]any); len(ts) != 1 || ts[0].(map[string]any)["id"] != tenantA || own["total"] != 1.0 {
 			t.Fatalf("a scoped token's list: %v, want only tenant a", own)
 		}
 
 		upd := map[string]any{"name": "Acme GmbH", "timeZone": "Europe/Vienna", "currency": "EUR"}
-		api.expect(403, "", "PUT", "/api/v1/tenants/a", "viewer-a", upd)
-		got = api.expect(200, "", "PUT", "/api/v1/tenants/a", "admin-a", upd)
+		api.expect(403, "", "PUT", "/api/v1/tenants/"+tenantA, "viewer-a", upd)
+		got = api.expect(200, "", "PUT", "/api/v1/tenants/"+tenantA, "admin-a", upd)
 		if got["name"] != "Acme GmbH" || got["createdAt"] != created["createdAt"] {
 			t.Fatalf("updated: %v (created %v)", got, created)
 		}
-		api.expect(404, "id", "PUT", "/api/v1/tenants/b", "admin-a", upd)
+		api.expect(404, "id", "PUT", "/api/v1/tenants/"+tenantB, "admin-a", upd)
 		api.expect(404, "id", "PUT", "/api/v1/tenants/nobody", "admin", upd)
-		api.expect(400, "id", "PUT", "/api/v1/tenants/a", "admin", map[string]any{"id": "b", "name": "x"})
-		api.expect(422, "timeZone", "PUT", "/api/v1/tenants/a", "admin", map[string]any{"name": "x", "timeZone": "Nowhere"})
-		if got := api.expect(200, "", "GET", "/api/v1/tenants/b", "admin", nil); got["name"] != "Bolt" {
+		api.expect(400, "id", "PUT", "/api/v1/tenants/"+tenantA, "admin", map[string]any{"id": tenantB, "name": "x"})
+		api.expect(422, "timeZone", "PUT", "/api/v1/tenants/"+tenantA, "admin", map[string]any{"name": "x", "timeZone": "Nowhere"})
+		if got := api.expect(200, "", "GET", "/api/v1/tenants/"+tenantB, "admin", nil); got["name"] != "Bolt" {
 			t.Fatalf("tenant b changed: %v", got)
 		}
 	})
@@ -76,7 +76,7 @@ func TestTenantPurgeAPI(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
 		ctx := context.Background()
 		api := newRegistryAPI(t, b)
-		for _, tn := range []string{"a", "b"} {
+		for _, tn := range []string{tenantA, tenantB} {
 			for i, q := range []string{"invoices", "emails"} {
 				if _, err := api.client.Add(ctx, q, worker.JobSpec{Type: "x", TenantID: tn}); err != nil {
 					t.Fatal(err)
@@ -86,25 +86,25 @@ func TestTenantPurgeAPI(t *testing.T) {
 				}
 			}
 		}
-		api.expect(403, "", "POST", "/api/v1/tenants/a/purge", "admin-a", map[string]any{"dryRun": true})
-		api.expect(403, "", "POST", "/api/v1/tenants/b/purge", "operator", map[string]any{"dryRun": true})
-		api.expect(422, "dryRun", "POST", "/api/v1/tenants/a/purge", "admin", map[string]any{})
+		api.expect(403, "", "POST", "/api/v1/tenants/"+tenantA+"/purge", "admin-a", map[string]any{"dryRun": true})
+		api.expect(403, "", "POST", "/api/v1/tenants/"+tenantB+"/purge", "operator", map[string]any{"dryRun": true})
+		api.expect(422, "dryRun", "POST", "/api/v1/tenants/"+tenantA+"/purge", "admin", map[string]any{})
 		api.expect(400, "id", "POST", "/api/v1/tenants/all/purge", "admin", map[string]any{"dryRun": true})
-		dry := api.expect(200, "", "POST", "/api/v1/tenants/a/purge", "admin", map[string]any{"dryRun": true})
+		dry := api.expect(200, "", "POST", "/api/v1/tenants/"+tenantA+"/purge", "admin", map[string]any{"dryRun": true})
 		if jobs := dry["jobs"].(map[string]any); jobs["pending"] != 2.0 || jobs["scheduled"] != 2.0 || dry["dryRun"] != true {
 			t.Fatalf("dry run: %v, want 2 pending and 2 scheduled", dry)
 		}
-		if n := count(t, api, "a"); n != 4 {
+		if n := count(t, api, tenantA); n != 4 {
 			t.Fatalf("after the dry run tenant a has %d jobs, want 4", n)
 		}
-		res := api.expect(200, "", "POST", "/api/v1/tenants/a/purge", "admin", map[string]any{"dryRun": false})
+		res := api.expect(200, "", "POST", "/api/v1/tenants/"+tenantA+"/purge", "admin", map[string]any{"dryRun": false})
 		if fmt.Sprint(res["jobs"]) != fmt.Sprint(dry["jobs"]) {
 			t.Fatalf("purge removed %v, the dry run counted %v", res["jobs"], dry["jobs"])
 		}
-		if n := count(t, api, "a"); n != 0 {
+		if n := count(t, api, tenantA); n != 0 {
 			t.Fatalf("after the purge tenant a has %d jobs", n)
 		}
-		if n := count(t, api, "b"); n != 4 {
+		if n := count(t, api, tenantB); n != 4 {
 			t.Fatalf("after tenant a's purge tenant b has %d jobs, want 4", n)
 		}
 	})
