@@ -171,24 +171,49 @@ func (s *Server) tenantCreate(w http.ResponseWriter, r *http.Request, p *Princip
 	return nil
 }
 
+// tenantUpdateBody is a PUT's body: limits left out are kept.
+type tenantUpdateBody struct {
+	ID       string         `json:"id"`
+	Name     string         `json:"name"`
+	TimeZone string         `json:"timeZone"`
+	Currency string         `json:"currency"`
+	Limits   *tenant.Limits `json:"limits"`
+}
+
+// tenantUpdate replaces a tenant's name, time zone and currency, and its
+// limits when given. A tenant-scoped admin may not change its own
+// tenant's limits: they are its share of workers that serve every tenant.
 func (s *Server) tenantUpdate(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	id := r.PathValue("id")
 	if err := sees(p, id); err != nil {
 		return err
 	}
-	var body tenantBody
+	var body tenantUpdateBody
 	if err := s.decodeJSON(w, r, &body); err != nil {
 		return err
 	}
 	if body.ID != "" && body.ID != id {
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "id", "the body's id %q is not the path's %q (a tenant's id cannot change)", body.ID, id)
 	}
-	body.ID = id
 	reg, err := s.tenants()
 	if err != nil {
 		return err
 	}
-	t, err := reg.Update(r.Context(), body.tenant())
+	t, err := reg.Modify(r.Context(), id, func(cur *tenant.Tenant) error {
+		cur.Name, cur.TimeZone, cur.Currency = body.Name, body.TimeZone, body.Currency
+		if body.Limits == nil {
+			return nil
+		}
+		want := *body.Limits
+		if err := want.Normalize(); err != nil {
+			return err
+		}
+		if !p.CrossTenant() && want != cur.Limits {
+			return Errorf(http.StatusForbidden, CodeForbidden, "limits", "a token scoped to one tenant may not change its limits (leave limits out to keep them)")
+		}
+		cur.Limits = want
+		return nil
+	})
 	if err != nil {
 		return tenantError(err)
 	}

@@ -63,6 +63,18 @@ func TestTenantsAPI(t *testing.T) {
 			t.Fatalf("updated: %v (created %v)", got, created)
 		}
 		api.expect(404, "id", "PUT", "/api/v1/tenants/"+tenantB, "admin-a", upd)
+		// A tenant-scoped admin may not raise its own share of the workers;
+		// giving its limits unchanged, or leaving them out, keeps them.
+		api.expect(403, "limits", "PUT", "/api/v1/tenants/"+tenantA, "admin-a",
+			map[string]any{"name": "Acme", "limits": map[string]any{"maxConcurrency": 4, "ratePerSecond": 1.5, "weight": 50}})
+		same := api.expect(200, "", "PUT", "/api/v1/tenants/"+tenantA, "admin-a",
+			map[string]any{"name": "Acme GmbH", "timeZone": "Europe/Vienna", "currency": "EUR", "limits": map[string]any{"maxConcurrency": 4, "ratePerSecond": 1.5, "weight": 2}})
+		if l := same["limits"].(map[string]any); l["weight"] != 2.0 || l["maxConcurrency"] != 4.0 {
+			t.Fatalf("limits after the scoped admin's updates: %v, want the ones given at creation", l)
+		}
+		if l := api.expect(200, "", "PUT", "/api/v1/tenants/"+tenantA, "admin", map[string]any{"name": "Acme GmbH", "limits": map[string]any{"weight": 7}})["limits"].(map[string]any); l["weight"] != 7.0 {
+			t.Fatalf("a cross-tenant admin set limits %v, want weight 7", l)
+		}
 		api.expect(404, "id", "PUT", "/api/v1/tenants/nobody", "admin", upd)
 		api.expect(400, "id", "PUT", "/api/v1/tenants/"+tenantA, "admin", map[string]any{"id": tenantB, "name": "x"})
 		api.expect(422, "timeZone", "PUT", "/api/v1/tenants/"+tenantA, "admin", map[string]any{"name": "x", "timeZone": "Nowhere"})

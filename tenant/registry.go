@@ -71,27 +71,50 @@ func (r *Registry) Update(ctx context.Context, t *Tenant) (*Tenant, error) {
 	if err := t.Normalize(); err != nil {
 		return nil, err
 	}
+	return r.Modify(ctx, t.ID, func(cur *Tenant) error {
+		cur.Name, cur.TimeZone, cur.Currency, cur.Limits = t.Name, t.TimeZone, t.Currency, t.Limits
+		return nil
+	})
+}
+
+// Modify reads the tenant id, lets edit change it, normalizes and stores
+// the result with a compare-and-set, and returns it as stored. If the
+// tenant changed in between, it reads it again and calls edit again, so
+// edit sees the tenant it changes. The id and CreatedAt cannot be
+// changed; UpdatedAt is the broker's clock. An error from edit is returned
+// as is, storing nothing; otherwise errors are as for Update.
+func (r *Registry) Modify(ctx context.Context, id string, edit func(t *Tenant) error) (*Tenant, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
 	for range maxRetries {
-		cur, version, err := r.get(ctx, t.ID)
+		cur, version, err := r.get(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("update tenant %q: %w", t.ID, err)
+			return nil, fmt.Errorf("update tenant %q: %w", id, err)
+		}
+		created := cur.CreatedAt
+		if err := edit(cur); err != nil {
+			return nil, err
+		}
+		cur.ID, cur.CreatedAt = id, created
+		if err := cur.Normalize(); err != nil {
+			return nil, err
 		}
 		now, err := r.c.Now(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("update tenant %q: read the broker clock: %w", t.ID, err)
+			return nil, fmt.Errorf("update tenant %q: read the broker clock: %w", id, err)
 		}
-		out := *t
-		out.CreatedAt, out.UpdatedAt = cur.CreatedAt, now.UTC()
-		err = r.write(ctx, &out, version)
+		cur.UpdatedAt = now.UTC()
+		err = r.write(ctx, cur, version)
 		if errors.Is(err, broker.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("update tenant %q: %w", t.ID, err)
+			return nil, fmt.Errorf("update tenant %q: %w", id, err)
 		}
-		return &out, nil
+		return cur, nil
 	}
-	return nil, fmt.Errorf("update tenant %q: still conflicting after %d attempts: %w", t.ID, maxRetries, broker.ErrConflict)
+	return nil, fmt.Errorf("update tenant %q: still conflicting after %d attempts: %w", id, maxRetries, broker.ErrConflict)
 }
 
 // Get returns the tenant id, or an error wrapping ErrNotFound.

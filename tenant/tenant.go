@@ -112,10 +112,12 @@ func (t *Tenant) Normalize() error {
 	if u, err := currency.ParseISO(t.Currency); err != nil || u.String() != t.Currency {
 		return &InvalidError{Field: "currency", Reason: fmt.Sprintf("%q is not an ISO 4217 currency code (upper case, e.g. EUR)", t.Currency)}
 	}
-	return t.Limits.normalize()
+	return t.Limits.Normalize()
 }
 
-func (l *Limits) normalize() error {
+// Normalize fills in the default weight and checks the limits, returning an
+// *InvalidError naming the first bad one.
+func (l *Limits) Normalize() error {
 	if l.Weight == 0 {
 		l.Weight = 1
 	}
