@@ -7,7 +7,16 @@
 // A minute of a queue is one document (kind "series", key the minute's
 // Unix time in seconds) in the queue's scope, listed in the index "minute"
 // scored by that time: a range read is one index page, and on Redis the
-// documents stay in the queue's Cluster slot.
+// documents stay in the queue's Cluster slot. The queues that have series
+// are listed in the scope QueuesScope.
+//
+// An event counts in the minute of its Event.Time, the recording
+// process's clock: minutes of processes whose clocks differ by seconds
+// merge with that much blur at their edges, which charts do not show.
+//
+// Wiring: chain Recorder.Observe into ManagerConfig.OnEvent (with the
+// metrics observer), run Recorder.Run for the process's life, and read
+// with Read and Queues.
 package series
 
 import (
