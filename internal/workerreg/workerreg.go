@@ -60,8 +60,9 @@ type Worker struct {
 type Config struct {
 	// Interval is how often the heartbeat is written. Defaults to 5s.
 	Interval time.Duration
-	// RemoveAfter is how long a gone worker stays listed (as gone) before
-	// a heartbeat of another worker removes it. Defaults to 1h.
+	// RemoveAfter is how long after its last heartbeat a gone worker stays
+	// listed (as gone) before a heartbeat of another worker removes it.
+	// Defaults to 1h.
 	RemoveAfter time.Duration
 	// Version is the program's version, shown in the list.
 	Version string
@@ -213,12 +214,23 @@ func (h *Heartbeater) prune(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("remove gone workers: %w", err)
 	}
 	for _, d := range l.Docs {
+		// An entry is removed only once it is gone by its own interval too:
+		// a worker that beats rarely is not removed by one that prunes early.
+		var w Worker
+		if json.Unmarshal(d.Body, &w) == nil && !gone(&w, now) {
+			continue
+		}
 		_, err := h.c.Commit(ctx, &broker.CommitParams{Scope: Scope, Docs: []*broker.DocWrite{{Kind: kind, Key: d.Key, Version: d.Version, Delete: true}}})
 		if err != nil && !errors.Is(err, broker.ErrConflict) {
 			return fmt.Errorf("remove gone worker %q: %w", d.Key, err)
 		}
 	}
 	return nil
+}
+
+// gone reports whether w missed GoneAfter of its heartbeats by now.
+func gone(w *Worker, now time.Time) bool {
+	return now.Sub(w.LastSeen) > time.Duration(GoneAfter*w.IntervalMs)*time.Millisecond
 }
 
 // List returns every registered worker, most recently seen first, with
@@ -240,7 +252,7 @@ func List(ctx context.Context, b broker.Broker) ([]*Worker, error) {
 			if err := json.Unmarshal(d.Body, &w); err != nil {
 				return nil, fmt.Errorf("list workers: decode %q: %w", d.Key, err)
 			}
-			w.Gone = l.Now.Sub(w.LastSeen) > time.Duration(GoneAfter*w.IntervalMs)*time.Millisecond
+			w.Gone = gone(&w, l.Now)
 			out = append(out, &w)
 		}
 		offset += len(l.Docs)
