@@ -44,7 +44,20 @@ type ClientConfig struct {
 	// atomic: the job is stored whole or not at all). Defaults to
 	// DefaultClientTimeout; negative: only the caller's context bounds calls.
 	Timeout time.Duration
+	// AddMiddleware wraps every Add and AddMany, outermost first, e.g. to
+	// trace enqueues and store the trace context in the jobs' Headers
+	// (see package tracing). Defaults to none: adds then pay nothing for it.
+	AddMiddleware []AddMiddleware
 }
+
+// AddFunc adds specs to queue atomically and returns the stored jobs in
+// order: what a Client's AddMiddleware wraps. Add calls it with one spec.
+type AddFunc func(ctx context.Context, queue string, specs []JobSpec) ([]*Job, error)
+
+// AddMiddleware wraps the Client's AddFunc. It may change the specs (it
+// owns the slice, not the Headers maps, which it must clone to change)
+// before calling next, and must return next's jobs and error.
+type AddMiddleware func(next AddFunc) AddFunc
 
 // DefaultClientTimeout is the default ClientConfig.Timeout: long enough for
 // a large AddMany and for a Redis failover, short enough that a request
@@ -63,6 +76,8 @@ type Client struct {
 	b      broker.Broker
 	cfg    ClientConfig
 	tenant string // the scope; "" for every tenant
+	// wrapped is the AddMiddleware around addSpecs; nil without any.
+	wrapped AddFunc
 }
 
 // Tenant returns a view of the client scoped to one tenant, for code that
@@ -79,6 +94,11 @@ func (c *Client) Tenant(tenantID string) (*Client, error) {
 	}
 	v := *c
 	v.tenant = tenantID
+	if v.wrapped != nil {
+		// The middleware must reach the view's addSpecs, which adds under
+		// the view's scope, not the parent's.
+		v.wrapped = v.wrap(v.addSpecs)
+	}
 	return &v, nil
 }
 
@@ -116,7 +136,37 @@ func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
 		}
 	}
 	cfg.Queues = slices.Clone(cfg.Queues)
-	return &Client{b: b, cfg: cfg}, nil
+	for i, mw := range cfg.AddMiddleware {
+		if mw == nil {
+			return nil, fmt.Errorf("worker: new client: add middleware %d is nil", i)
+		}
+	}
+	cfg.AddMiddleware = slices.Clone(cfg.AddMiddleware)
+	c := &Client{b: b, cfg: cfg}
+	if len(cfg.AddMiddleware) > 0 {
+		c.wrapped = c.wrap(c.addSpecs)
+	}
+	return c, nil
+}
+
+// wrap returns next inside the Client's AddMiddleware.
+func (c *Client) wrap(next AddFunc) AddFunc {
+	for i := len(c.cfg.AddMiddleware) - 1; i >= 0; i-- {
+		next = c.cfg.AddMiddleware[i](next)
+	}
+	return next
+}
+
+// addSpecs is the AddFunc the AddMiddleware wraps.
+func (c *Client) addSpecs(ctx context.Context, queue string, specs []JobSpec) ([]*Job, error) {
+	if len(specs) == 1 {
+		job, err := c.add(ctx, queue, specs[0])
+		if err != nil {
+			return nil, err
+		}
+		return []*Job{job}, nil
+	}
+	return c.addMany(ctx, queue, specs)
 }
 
 // bound applies the Client's Timeout to ctx.
@@ -226,6 +276,21 @@ func encodeData(v any) (json.RawMessage, error) {
 // field), ErrDuplicate (with a *DuplicateError naming the existing job),
 // ErrQueueFull. On error nothing is written.
 func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (*Job, error) {
+	if c.wrapped == nil {
+		return c.add(ctx, queue, spec)
+	}
+	jobs, err := c.wrapped(ctx, queue, []JobSpec{spec})
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) != 1 {
+		return nil, &JobError{JobID: spec.ID, Type: spec.Type, Queue: queue, Op: "add",
+			Err: fmt.Errorf("add middleware returned %d jobs for one spec", len(jobs))}
+	}
+	return jobs[0], nil
+}
+
+func (c *Client) add(ctx context.Context, queue string, spec JobSpec) (*Job, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
 	if err := c.checkQueue("add to", queue); err != nil {
@@ -246,6 +311,14 @@ func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (*Job, err
 // AddMany adds jobs to queue atomically: all are stored or none. Errors as
 // for Add; an *InvalidError carries the index of the first bad spec.
 func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]*Job, error) {
+	if c.wrapped == nil || len(specs) == 0 {
+		return c.addMany(ctx, queue, specs)
+	}
+	// The middleware may change its slice; the caller's stays as it was.
+	return c.wrapped(ctx, queue, slices.Clone(specs))
+}
+
+func (c *Client) addMany(ctx context.Context, queue string, specs []JobSpec) ([]*Job, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
 	if err := c.checkQueue("add to", queue); err != nil {

@@ -1,0 +1,114 @@
+// Package tracing traces jobs with OpenTelemetry: a producer span for every
+// add, a consumer span for every attempt, and a client span for every HTTP
+// call the jobs make, all in the enqueuer's trace.
+//
+// Wiring:
+//
+//	t, _ := tracing.New(tracing.Config{TracerProvider: tp})
+//	client, _ := worker.NewClient(b, worker.ClientConfig{AddMiddleware: []worker.AddMiddleware{t.AddMiddleware()}})
+//	m, _ := worker.NewManager(b, cfg)
+//	m.Use(t.Middleware())
+//	httpClient := &http.Client{Transport: t.Transport(nil)} // e.g. httpproc.EndpointConfig.Client
+//
+// Without a Tracer nothing is traced and nothing is paid per job: the
+// Client and the Manager only check that they have no middleware.
+//
+// # Spans and how they connect
+//
+// An add (Client.Add, or one AddMany batch) starts a span "send <queue>" of
+// kind producer, a child of the span in the add's context. Its context is
+// stored with each job, in Headers as W3C traceparent and tracestate, so it
+// reaches any worker on any machine.
+//
+// Each attempt of a job runs in a span "process <queue>" of kind consumer.
+// Its parent is the producer span, so a job's attempts, and the jobs they
+// add in turn, stay in the enqueuer's trace; it also links to the producer
+// span, as the OpenTelemetry messaging conventions ask. An attempt after a
+// failure links to the span of the attempt before it when this process ran
+// that attempt (attempts are remembered in memory, up to MaxRemembered;
+// the broker does not store span contexts with failures).
+//
+// Attributes follow the messaging conventions: messaging.system
+// ("aibos_worker"), messaging.operation.type ("send" or "process"),
+// messaging.operation.name ("add", "add_many" or "process"),
+// messaging.destination.name (the queue), messaging.message.id (the job
+// id; on a batch's span, messaging.batch.message_count instead), plus
+// aibos_worker.job.type and, on consumer spans, aibos_worker.job.attempt.
+// A failed add or attempt records the error and sets the span's status to
+// Error.
+package tracing
+
+import (
+	"errors"
+	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ScopeName is the instrumentation scope of every span of this package.
+const ScopeName = "github.com/aibos/worker/tracing"
+
+// System is the messaging.system attribute of every job span.
+const System = "aibos_worker"
+
+// The non-standard attributes of job spans.
+const (
+	AttrJobType    = attribute.Key("aibos_worker.job.type")
+	AttrJobAttempt = attribute.Key("aibos_worker.job.attempt")
+)
+
+// DefaultMaxRemembered is the default Config.MaxRemembered.
+const DefaultMaxRemembered = 10000
+
+// Config configures a Tracer.
+type Config struct {
+	// TracerProvider makes the spans. Required: with no provider, leave
+	// the Tracer out instead (tracing off costs nothing then).
+	TracerProvider trace.TracerProvider
+	// Propagator stores and reads the trace context in job headers and
+	// HTTP requests. Defaults to W3C Trace Context (traceparent,
+	// tracestate).
+	Propagator propagation.TextMapPropagator
+	// MaxRemembered bounds how many failed attempts' span contexts are
+	// kept for their retry's link. Defaults to DefaultMaxRemembered.
+	MaxRemembered int
+}
+
+// Tracer makes the middleware and transport that trace jobs. It is safe
+// for concurrent use.
+type Tracer struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	max    int
+
+	mu    sync.Mutex
+	tries map[string]trace.SpanContext // queue + "\x00" + job id → its last failed attempt's span
+}
+
+// New returns a Tracer configured by cfg.
+func New(cfg Config) (*Tracer, error) {
+	if cfg.TracerProvider == nil {
+		return nil, errors.New("tracing: new tracer: tracer provider is nil")
+	}
+	if cfg.MaxRemembered < 0 {
+		return nil, errors.New("tracing: new tracer: max remembered attempts is negative")
+	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = propagation.TraceContext{}
+	}
+	if cfg.MaxRemembered == 0 {
+		cfg.MaxRemembered = DefaultMaxRemembered
+	}
+	return &Tracer{
+		tracer: cfg.TracerProvider.Tracer(ScopeName),
+		prop:   cfg.Propagator,
+		max:    cfg.MaxRemembered,
+		tries:  map[string]trace.SpanContext{},
+	}, nil
+}
+
+// systemAttr is messaging.system on every job span.
+var systemAttr = semconv.MessagingSystemKey.String(System)
