@@ -86,6 +86,9 @@ type WorkflowRunCreateParams struct {
 	CompanyID      string // set on each of its jobs
 	IdempotencyKey string // optional: a second create with it returns the first run
 	Input          json.RawMessage
+	// Headers are set on each of its jobs (e.g. the trace context of the
+	// run's creator), within JobInsertParams' limits.
+	Headers map[string]string
 	// Steps in declared order. A step's job is inserted once every step in
 	// its DependsOn has completed; steps with no dependency start at once.
 	Steps []WorkflowStepDef
@@ -163,6 +166,8 @@ type WorkflowRun struct {
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	State          WorkflowState   `json:"state"`
 	Input          json.RawMessage `json:"input,omitempty"`
+	// Headers are set on each of the run's jobs.
+	Headers map[string]string `json:"headers,omitempty"`
 	// Error is the error of the step whose failure failed the run, and
 	// FailedStep its name.
 	Error      string    `json:"error,omitempty"`
@@ -241,7 +246,7 @@ func (p *WorkflowRunCreateParams) Validate() error {
 	ids := map[string]bool{}
 	checkJob := func(i int, what string, j *WorkflowJob) error {
 		ip := &JobInsertParams{ID: j.ID, Queue: p.Queue, Type: j.Type, Data: j.Data, Priority: j.Priority,
-			MaxAttempts: j.MaxAttempts, Timeout: j.Timeout}
+			MaxAttempts: j.MaxAttempts, Timeout: j.Timeout, Headers: p.Headers}
 		if err := ip.Validate(); err != nil {
 			return bad(i, what, "%v", err)
 		}

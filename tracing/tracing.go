@@ -39,6 +39,7 @@
 package tracing
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -112,3 +113,10 @@ func New(cfg Config) (*Tracer, error) {
 
 // systemAttr is messaging.system on every job span.
 var systemAttr = semconv.MessagingSystemKey.String(System)
+
+// Inject adds ctx's trace context to headers, as the producer middleware
+// stores it in a job's. Pass it as workflow.Config.Propagate so that every
+// job of a run continues the trace of the code that started it.
+func (t *Tracer) Inject(ctx context.Context, headers map[string]string) {
+	t.prop.Inject(ctx, propagation.MapCarrier(headers))
+}

@@ -45,6 +45,12 @@ type bundle struct {
 
 func setup(t *testing.T, b broker.Broker, register func(m *worker.Manager, tr *tracing.Tracer)) *bundle {
 	t.Helper()
+	return setupQueues(t, b, []string{"q"}, register)
+}
+
+// setupQueues is setup with a Manager serving queues.
+func setupQueues(t *testing.T, b broker.Broker, queues []string, register func(m *worker.Manager, tr *tracing.Tracer)) *bundle {
+	t.Helper()
 	bd := &bundle{spans: tracetest.NewInMemoryExporter()}
 	bd.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(bd.spans))
 	t.Cleanup(func() { _ = bd.tp.Shutdown(context.Background()) })
@@ -56,7 +62,7 @@ func setup(t *testing.T, b broker.Broker, register func(m *worker.Manager, tr *t
 		t.Fatal(err)
 	}
 	bd.m, err = worker.NewManager(b, worker.ManagerConfig{
-		Queues: []worker.QueueConfig{{Name: "q"}}, Concurrency: 2, PollInterval: 10 * time.Millisecond,
+		Queues: queueConfigs(queues), Concurrency: 2, PollInterval: 10 * time.Millisecond,
 		Retry:  retry.Policy{BaseDelay: 10 * time.Millisecond, Multiplier: 1, MaxDelay: 10 * time.Millisecond},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnEvent: func(e worker.Event) {
@@ -79,6 +85,14 @@ func setup(t *testing.T, b broker.Broker, register func(m *worker.Manager, tr *t
 		}
 	})
 	return bd
+}
+
+func queueConfigs(names []string) []worker.QueueConfig {
+	qs := make([]worker.QueueConfig, len(names))
+	for i, n := range names {
+		qs[i] = worker.QueueConfig{Name: n}
+	}
+	return qs
 }
 
 // waitCompleted waits for the job's completion event.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -51,6 +52,11 @@ type Config struct {
 	// FinishedMaxAge and FinishedMaxCount (see Attach and Maintain).
 	// Defaults to 1m; negative never applies them in the background.
 	RetentionInterval time.Duration
+	// Propagate, when set, adds to a new run's headers what it takes from
+	// Execute's context, e.g. the trace context (tracing.Tracer.Inject),
+	// so that every job of the run continues the caller's trace. Defaults
+	// to none.
+	Propagate func(ctx context.Context, headers map[string]string)
 }
 
 // Engine registers step processors and workflows, starts runs and reads
@@ -197,6 +203,8 @@ type ExecuteOptions struct {
 	// this workflow and tenant that was started with the same key, instead
 	// of starting another.
 	IdempotencyKey string
+	// Headers are set on every job of the run (after Config.Propagate's).
+	Headers map[string]string
 }
 
 // Execute starts a run of the named workflow with data, a JSON object (a
@@ -217,6 +225,12 @@ func (e *Engine) Execute(ctx context.Context, name string, data any, opts Execut
 		return nil, fmt.Errorf("workflow: execute %q: generate run id: %w", name, err)
 	}
 	p := e.createParams(w, u.String(), input, opts)
+	if e.cfg.Propagate != nil {
+		h := map[string]string{}
+		e.cfg.Propagate(ctx, h)
+		maps.Copy(h, opts.Headers)
+		p.Headers = h
+	}
 	run, _, err := e.store.WorkflowRunCreate(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("workflow: execute %q: %w", name, err)
@@ -240,6 +254,7 @@ func mustJSON(v any) json.RawMessage {
 func (e *Engine) createParams(w *Workflow, id string, input json.RawMessage, opts ExecuteOptions) *broker.WorkflowRunCreateParams {
 	p := &broker.WorkflowRunCreateParams{
 		ID: id, Queue: e.cfg.Queue, Workflow: w.Name, TenantID: opts.TenantID, CompanyID: opts.CompanyID, Input: input,
+		Headers: opts.Headers,
 	}
 	if opts.IdempotencyKey != "" {
 		// Scoped to the workflow and tenant; lengths keep it unambiguous.

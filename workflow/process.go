@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/runstore"
@@ -66,6 +69,11 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	if !ok {
 		return worker.NoRetry(fmt.Errorf("run %s: workflow %q has no step %q", d.Run, w.Name, d.Step))
 	}
+	// The attempt's span, when package tracing runs one, says which step
+	// it is; without tracing this is a no-op span.
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("aibos_worker.workflow.name", w.Name),
+		attribute.String("aibos_worker.workflow.run_id", run.ID), attribute.String("aibos_worker.workflow.step", step.Name),
+		attribute.Bool("aibos_worker.workflow.compensating", job.Type == JobTypeCompensation))
 	info := &StepInfo{RunID: run.ID, Workflow: w.Name, Step: *step, TenantID: run.TenantID,
 		Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Compensating: job.Type == JobTypeCompensation}
 	var data Data

@@ -159,7 +159,7 @@ func (r *runDoc) write() (*broker.DocWrite, error) {
 func (r *runDoc) insert(t *broker.WorkflowJob) *broker.CommitInsert {
 	return &broker.CommitInsert{IfAbsent: true, Job: &broker.JobInsertParams{ID: t.ID, Queue: r.Queue, Type: t.Type,
 		Data: t.Data, Priority: t.Priority, MaxAttempts: t.MaxAttempts, Timeout: t.Timeout,
-		TenantID: r.TenantID, CompanyID: r.CompanyID}}
+		TenantID: r.TenantID, CompanyID: r.CompanyID, Headers: r.Headers}}
 }
 
 // retry runs one transition until it commits without a version conflict.
@@ -194,7 +194,7 @@ func (s *Store) WorkflowRunCreate(ctx context.Context, p *broker.WorkflowRunCrea
 	}
 	r := &runDoc{WorkflowRun: broker.WorkflowRun{ID: p.ID, Queue: p.Queue, Workflow: p.Workflow, TenantID: p.TenantID,
 		CompanyID: p.CompanyID, IdempotencyKey: p.IdempotencyKey, State: broker.WorkflowRunning, Input: p.Input,
-		CreatedAt: s.now(), OnSuccess: p.OnSuccess, OnFailure: p.OnFailure}}
+		CreatedAt: s.now(), OnSuccess: p.OnSuccess, OnFailure: p.OnFailure, Headers: p.Headers}}
 	cp := &broker.CommitParams{Scope: p.Queue}
 	for _, d := range p.Steps {
 		st := &broker.WorkflowStep{WorkflowStepDef: d, State: broker.StepWaiting}
