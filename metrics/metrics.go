@@ -19,6 +19,9 @@
 //	<ns>_jobs_dead_total        failed attempts that left the job dead
 //	<ns>_job_processing_seconds histogram of processor run time of those attempts
 //
+// With Config.Types, the counters of every reported queue and type start
+// at zero, so that rate() and alerts see them before the first job.
+//
 // Attempts whose lease was lost or that were handed back at shutdown have
 // no outcome and count in none of these.
 //
@@ -27,8 +30,8 @@
 //	<ns>_queue_jobs{queue,state}                     jobs per state
 //	<ns>_queue_oldest_pending_age_seconds{queue}     now - QueueStats.OldestPendingAt, 0 when none pending
 //	<ns>_queue_paused{queue}                         1 while paused
-//	<ns>_worker_busy, <ns>_worker_concurrency         running jobs and the Manager's cap
-//	<ns>_worker_utilization                          busy / concurrency, in [0, 1]
+//	<ns>_manager_busy, <ns>_manager_concurrency       running jobs and the Manager's cap
+//	<ns>_manager_utilization                         busy / concurrency, in [0, 1]
 //	<ns>_broker_up                                   1 if every queue could be read this scrape
 //	<ns>_broker_data_loss_total                      data losses the broker detected (broker.DataLossReporter)
 //
@@ -51,8 +54,12 @@ import (
 
 // Config configures WorkerMetrics. The zero value works.
 type Config struct {
-	// Namespace prefixes every metric name. Defaults to "aibos_worker".
+	// Namespace prefixes every metric name. Defaults to DefaultNamespace.
 	Namespace string
+	// Types are the job types whose counters start at zero in every
+	// reported queue (Queues, or the attached Manager's). Defaults to
+	// none: series appear with their first job.
+	Types []string
 	// Broker is read at scrape time for the queue gauges. Without it the
 	// queue gauges are not exported.
 	Broker broker.Broker
@@ -90,7 +97,7 @@ type WorkerMetrics struct {
 // New returns WorkerMetrics configured by cfg.
 func New(cfg Config) *WorkerMetrics {
 	if cfg.Namespace == "" {
-		cfg.Namespace = "aibos_worker"
+		cfg.Namespace = DefaultNamespace
 	}
 	if cfg.Buckets == nil {
 		cfg.Buckets = prometheus.DefBuckets
@@ -109,7 +116,7 @@ func New(cfg Config) *WorkerMetrics {
 	gauge := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name), help, labels, nil)
 	}
-	return &WorkerMetrics{
+	w := &WorkerMetrics{
 		cfg:       cfg,
 		tenant:    cfg.TenantLabel,
 		processed: counter("jobs_processed_total", "Job attempts that ran to an outcome (completed or failed)."),
@@ -122,21 +129,55 @@ func New(cfg Config) *WorkerMetrics {
 		queueJobs:   gauge("queue_jobs", "Jobs in a queue by state, read from the broker at scrape time.", "queue", "state"),
 		oldestAge:   gauge("queue_oldest_pending_age_seconds", "How long the longest-waiting pending job has been due; 0 when none is pending.", "queue"),
 		paused:      gauge("queue_paused", "1 while the queue is paused.", "queue"),
-		busy:        gauge("worker_busy", "Jobs running in the Manager now."),
-		concurrency: gauge("worker_concurrency", "The most jobs the Manager runs at once."),
-		utilization: gauge("worker_utilization", "Busy divided by concurrency, in [0, 1]."),
+		busy:        gauge("manager_busy", "Jobs running in the Manager now."),
+		concurrency: gauge("manager_concurrency", "The most jobs the Manager runs at once."),
+		utilization: gauge("manager_utilization", "Busy divided by concurrency, in [0, 1]."),
 		brokerUp:    gauge("broker_up", "1 if every queue's stats could be read from the broker during this scrape."),
 		dataLoss: gauge("broker_data_loss_total", "Times the broker detected that its store lost or rolled back data"+
 			" (a queue emptied or restored from an older snapshot); any increase needs an operator."),
 	}
+	w.initCounters(cfg.Queues)
+	return w
+}
+
+// initCounters starts the counters of queues × Config.Types at zero.
+// Without the tenant label only: the tenants are not known up front.
+func (w *WorkerMetrics) initCounters(queues []string) {
+	if w.tenant {
+		return
+	}
+	for _, q := range queues {
+		for _, t := range w.cfg.Types {
+			for _, c := range w.counters() {
+				c.WithLabelValues(q, t)
+			}
+			w.seconds.WithLabelValues(q, t)
+		}
+	}
+}
+
+func (w *WorkerMetrics) counters() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{w.processed, w.completed, w.failed, w.retried, w.dead}
 }
 
 // Attach sets the Manager whose utilization is reported (and whose queues
 // are, unless Config.Queues is set). Call it once the Manager exists.
 func (w *WorkerMetrics) Attach(m *worker.Manager) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.manager = m
+	w.mu.Unlock()
+	if len(w.cfg.Queues) == 0 {
+		w.initCounters(queueNames(m))
+	}
+}
+
+// queueNames returns the names of m's queues.
+func queueNames(m *worker.Manager) []string {
+	var names []string
+	for _, q := range m.Config().Queues {
+		names = append(names, q.Name)
+	}
+	return names
 }
 
 // Observe counts one Manager event. Pass it as worker.ManagerConfig.OnEvent
@@ -183,7 +224,7 @@ func (w *WorkerMetrics) Observe(e worker.Event) {
 
 // Describe sends every metric's description.
 func (w *WorkerMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range []*prometheus.CounterVec{w.processed, w.completed, w.failed, w.retried, w.dead} {
+	for _, c := range w.counters() {
 		c.Describe(ch)
 	}
 	w.seconds.Describe(ch)
@@ -196,7 +237,7 @@ func (w *WorkerMetrics) Describe(ch chan<- *prometheus.Desc) {
 // Manager. A queue whose stats cannot be read is left out and broker_up is
 // 0, so a down broker never fails the whole scrape.
 func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range []*prometheus.CounterVec{w.processed, w.completed, w.failed, w.retried, w.dead} {
+	for _, c := range w.counters() {
 		c.Collect(ch)
 	}
 	w.seconds.Collect(ch)
@@ -267,11 +308,7 @@ func (w *WorkerMetrics) queues(ctx context.Context) ([]string, error) {
 	m := w.manager
 	w.mu.Unlock()
 	if m != nil {
-		var names []string
-		for _, q := range m.Config().Queues {
-			names = append(names, q.Name)
-		}
-		return names, nil
+		return queueNames(m), nil
 	}
 	names, err := w.cfg.Broker.QueueList(ctx)
 	if err != nil {

@@ -213,9 +213,9 @@ func TestMetricsScrapedAfterKnownJobs(t *testing.T) {
 		{"aibos_worker_queue_jobs", map[string]string{"queue": "default", "state": "pending"}, 0},
 		{"aibos_worker_queue_jobs", map[string]string{"queue": "backlog", "state": "pending"}, 2},
 		{"aibos_worker_queue_oldest_pending_age_seconds", map[string]string{"queue": "default"}, 0},
-		{"aibos_worker_worker_busy", nil, 1},
-		{"aibos_worker_worker_concurrency", nil, 4},
-		{"aibos_worker_worker_utilization", nil, 0.25},
+		{"aibos_worker_manager_busy", nil, 1},
+		{"aibos_worker_manager_concurrency", nil, 4},
+		{"aibos_worker_manager_utilization", nil, 0.25},
 		{"aibos_worker_broker_up", nil, 1},
 	}
 	for _, w := range want {
@@ -244,7 +244,7 @@ func TestMetricsScrapedAfterKnownJobs(t *testing.T) {
 	if maxAge := time.Since(first.CreatedAt).Seconds() + 1; age <= 0 || age > maxAge {
 		t.Errorf("oldest pending age of backlog = %vs, want in (0, %v]", age, maxAge)
 	}
-	u, _ := value(fams, "aibos_worker_worker_utilization", nil)
+	u, _ := value(fams, "aibos_worker_manager_utilization", nil)
 	if u < 0 || u > 1 {
 		t.Errorf("utilization %v outside [0, 1]", u)
 	}

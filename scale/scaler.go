@@ -67,8 +67,8 @@ type Config struct {
 	LatencyThreshold time.Duration
 	// Registerer, when set, receives the Scaler's metrics:
 	//
-	//	<ns>_scaler_desired_workers                  the concurrency the last evaluation wanted, within bounds
-	//	<ns>_scaler_current_workers                  the target's concurrency, read at scrape time
+	//	<ns>_scaler_desired_concurrency               the concurrency the last evaluation wanted, within bounds
+	//	<ns>_scaler_current_concurrency               the target's concurrency, read at scrape time
 	//	<ns>_scaler_decisions_total{direction,reason} evaluations and ScaleTo calls by outcome
 	Registerer prometheus.Registerer
 	// Namespace prefixes the metric names. Defaults to "aibos_worker".
@@ -156,9 +156,9 @@ func New(target Target, cfg Config) (*Scaler, error) {
 	}
 	s := &Scaler{target: target, cfg: cfg, log: cfg.Logger.With("component", "scaler")}
 	ns := cfg.Namespace
-	s.desired = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "scaler_desired_workers",
+	s.desired = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "scaler_desired_concurrency",
 		Help: "Concurrency the scaler's last evaluation asked for, within its bounds."})
-	s.current = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "scaler_current_workers",
+	s.current = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "scaler_current_concurrency",
 		Help: "Concurrency of the scaled worker now."}, func() float64 { return float64(target.Concurrency()) })
 	s.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scaler_decisions_total",
 		Help: "Scaler evaluations and ScaleTo calls by direction and reason."}, []string{"direction", "reason"})

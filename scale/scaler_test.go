@@ -162,7 +162,7 @@ func TestScalesUpUnderLoad(t *testing.T) {
 	if d := bu.eval(scale.None, scale.ReasonCooldown, 2); d.Desired != 3 {
 		t.Fatalf("desired %d during the cooldown, want 3", d.Desired)
 	}
-	if got := bu.gauge("aibos_worker_scaler_desired_workers"); got != 3 {
+	if got := bu.gauge("aibos_worker_scaler_desired_concurrency"); got != 3 {
 		t.Fatalf("desired_workers gauge %v during the cooldown, want 3", got)
 	}
 	for _, want := range []int{3, 5, 8, 10} {
@@ -175,7 +175,7 @@ func TestScalesUpUnderLoad(t *testing.T) {
 	if got := bu.counter(scale.Up, scale.ReasonUtilization); got != 5 {
 		t.Fatalf("decisions_total{up,utilization} = %v, want 5", got)
 	}
-	if got := bu.gauge("aibos_worker_scaler_current_workers"); got != 10 {
+	if got := bu.gauge("aibos_worker_scaler_current_concurrency"); got != 10 {
 		t.Fatalf("current_workers gauge %v, want 10", got)
 	}
 }

@@ -84,6 +84,13 @@ type Config struct {
 	Grace time.Duration
 	// Logger receives scheduler errors. Defaults to slog.Default().
 	Logger *slog.Logger
+	// OnTick, when set, is told of every tick this scheduler claimed (e.g.
+	// metrics.CronMetrics.Observe). It must be fast and safe for concurrent
+	// use. Defaults to none.
+	OnTick func(TickEvent)
+	// Tracer, when set, runs each claim in a span whose context the tick's
+	// job carries (package tracing's Tracer). Defaults to none.
+	Tracer TickTracer
 }
 
 // Cron manages recurring schedules stored in a broker and, in Run, enqueues

@@ -137,12 +137,36 @@ type tickClaim struct {
 }
 
 // claim asks the broker for one tick.
-func (c *Cron) claim(ctx context.Context, s *broker.Schedule, cl tickClaim) (*broker.ScheduleClaimResult, error) {
+func (c *Cron) claim(ctx context.Context, s *broker.Schedule, cl tickClaim) (res *broker.ScheduleClaimResult, err error) {
+	if c.cfg.Tracer != nil {
+		var end func(status string, err error)
+		ctx, end = c.cfg.Tracer.StartTick(ctx, s.Name, cl.tick)
+		defer func() {
+			var status string
+			if res != nil {
+				status = string(res.Status)
+			}
+			end(status, err)
+		}()
+	}
+	res, err = c.claimTick(ctx, s, cl)
+	if err == nil && c.cfg.OnTick != nil && claimed(res.Status) {
+		c.reportTick(s, cl, res)
+	}
+	return res, err
+}
+
+// claimTick asks the broker for one tick, its job carrying ctx's trace
+// context when there is a Tracer.
+func (c *Cron) claimTick(ctx context.Context, s *broker.Schedule, cl tickClaim) (*broker.ScheduleClaimResult, error) {
 	p := s.Job
 	p.ID = TickJobID(s.Name, cl.tick)
 	h := map[string]string{"schedule": s.Name, "schedule-tick": cl.tick.UTC().Format(time.RFC3339)}
 	if cl.missed > 0 {
 		h["schedule-missed"] = strconv.Itoa(cl.missed)
+	}
+	if c.cfg.Tracer != nil {
+		c.cfg.Tracer.Inject(ctx, h)
 	}
 	p.Headers = withHeaders(p.Headers, h)
 	return c.store.ScheduleClaim(ctx, &broker.ScheduleClaimParams{Name: s.Name, Version: s.Version, Tick: cl.tick, Job: &p})

@@ -157,7 +157,7 @@ func TestScalerAndHealthWired(t *testing.T) {
 	})
 	base := "http://" + svc.Addr().String()
 	body := fetch(t, base+"/metrics")
-	if !strings.Contains(body, "aibos_worker_scaler_desired_workers") {
+	if !strings.Contains(body, "aibos_worker_scaler_desired_concurrency") {
 		t.Error("/metrics has no scaler metrics")
 	}
 	var rep struct {

@@ -57,6 +57,10 @@ type Config struct {
 	// so that every job of the run continues the caller's trace. Defaults
 	// to none.
 	Propagate func(ctx context.Context, headers map[string]string)
+	// OnEvent, when set, is told of runs started and finished and of step
+	// attempts (e.g. metrics.WorkflowMetrics.Observe). It must be fast and
+	// safe for concurrent use. Defaults to none.
+	OnEvent func(Event)
 }
 
 // Engine registers step processors and workflows, starts runs and reads
@@ -106,8 +110,12 @@ func NewEngine(b broker.Broker, cfg Config) (*Engine, error) {
 	if cfg.RetentionInterval == 0 {
 		cfg.RetentionInterval = time.Minute
 	}
-	return &Engine{store: store, cfg: cfg, procs: map[string]StepProcessor{}, workflows: map[string]*Workflow{},
-		ret: retention{stop: make(chan struct{})}}, nil
+	e := &Engine{store: store, cfg: cfg, procs: map[string]StepProcessor{}, workflows: map[string]*Workflow{},
+		ret: retention{stop: make(chan struct{})}}
+	if cfg.OnEvent != nil {
+		store.OnOutcome = e.onOutcome
+	}
+	return e, nil
 }
 
 // Config returns the engine's configuration with defaults filled in.
@@ -231,9 +239,12 @@ func (e *Engine) Execute(ctx context.Context, name string, data any, opts Execut
 		maps.Copy(h, opts.Headers)
 		p.Headers = h
 	}
-	run, _, err := e.store.WorkflowRunCreate(ctx, p)
+	run, created, err := e.store.WorkflowRunCreate(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("workflow: execute %q: %w", name, err)
+	}
+	if created {
+		e.emit(Event{Kind: EventRunStarted, Workflow: name, RunID: run.ID})
 	}
 	return run, nil
 }

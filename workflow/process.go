@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -91,7 +92,10 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	if p == nil {
 		return fmt.Errorf("run %s, step %q: step processor %q is not registered in this worker", d.Run, step.Name, name)
 	}
+	began := time.Now()
 	out, err := p.Process(ctx, info, data)
+	e.emit(Event{Kind: EventStepFinished, Workflow: w.Name, RunID: run.ID, Step: step.Name,
+		Compensating: info.Compensating, Duration: time.Since(began), Err: err})
 	if err != nil {
 		if step.RetryDelay > 0 {
 			return worker.RetryAfter(step.RetryDelay, err)

@@ -56,6 +56,30 @@ type Store struct {
 	// corrected by it, so they follow the broker's without a read of their
 	// own.
 	skew atomic.Int64
+	// OnOutcome, when set, is told of every outcome a committed transition
+	// gave a run: each is reported once, by the store whose commit made it.
+	// Set it before the store is used.
+	OnOutcome func(run *broker.WorkflowRun, o Outcome)
+}
+
+// Outcome is what a transition did to a run as a whole.
+type Outcome string
+
+// The outcomes reported to Store.OnOutcome.
+const (
+	OutcomeSucceeded   Outcome = "succeeded"   // the last step completed
+	OutcomeFailed      Outcome = "failed"      // a step died
+	OutcomeCompensated Outcome = "compensated" // every compensation of a failed run completed
+)
+
+// report tells OnOutcome about r's outcomes once its transition committed.
+func (s *Store) report(r *runDoc) {
+	if s.OnOutcome == nil || r == nil {
+		return
+	}
+	for _, o := range r.outcomes {
+		s.OnOutcome(&r.WorkflowRun, o)
+	}
 }
 
 // New returns a Store on b. It fails if b does not implement
@@ -76,6 +100,7 @@ type runDoc struct {
 	ChainNext   int      `json:"chain_next,omitempty"`  // compensations started
 	version     int64
 	at          time.Time // the broker's clock when it was read: a transition's time
+	outcomes    []Outcome // what the transition under way did to the run
 }
 
 // now is the broker's clock as last observed, in milliseconds.
@@ -321,7 +346,8 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 	if from != nil && (from.d.ID != p.Run || from.d.Queue != p.Queue) {
 		from = nil
 	}
-	return retry(ctx, "complete job "+p.ID, func() error {
+	var done *runDoc
+	err := retry(ctx, "complete job "+p.ID, func() error {
 		var r *runDoc
 		if from != nil {
 			// The snapshot is used once: a retry reads the run afresh.
@@ -348,9 +374,16 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 			st.CompensationState = broker.CompensationCompleted
 			r.advance(cp)
 		}
-		_, err := s.commitRun(ctx, r, cp, changed)
-		return err
+		if _, err := s.commitRun(ctx, r, cp, changed); err != nil {
+			return err
+		}
+		done = r
+		return nil
 	})
+	if err == nil {
+		s.report(done)
+	}
+	return err
 }
 
 // completeStep records st's completion in r and adds to cp the steps it
@@ -372,6 +405,7 @@ func (r *runDoc) completeStep(st *broker.WorkflowStep, out json.RawMessage, cp *
 	}
 	if all {
 		r.finish(broker.WorkflowSucceeded)
+		r.outcomes = append(r.outcomes, OutcomeSucceeded)
 		if r.OnSuccess != nil {
 			cp.Insert = append(cp.Insert, r.insert(r.OnSuccess))
 		}
@@ -392,6 +426,11 @@ func (r *runDoc) advance(cp *broker.CommitParams) {
 		st.CompensationState = broker.CompensationPending
 		cp.Insert = append(cp.Insert, r.insert(st.Compensation))
 		return
+	}
+	if r.ChainNext == len(r.Chain)+1 && len(r.Chain) > 0 && !slices.ContainsFunc(r.Chain, func(name string) bool {
+		return r.WorkflowRun.Step(name).CompensationState != broker.CompensationCompleted
+	}) {
+		r.outcomes = append(r.outcomes, OutcomeCompensated)
 	}
 	if r.ChainNext == len(r.Chain)+1 && r.OnFailure != nil {
 		cp.Insert = append(cp.Insert, r.insert(r.OnFailure))
@@ -421,6 +460,7 @@ func (s *Store) WorkflowJobFail(ctx context.Context, p *broker.WorkflowJobFailPa
 	}
 	dies := p.Discard || j.Attempt >= maxAttempts
 	var state broker.State
+	var done *runDoc
 	err = retry(ctx, "fail job "+p.ID, func() error {
 		cp := &broker.CommitParams{Scope: p.Queue, Fail: []*broker.JobFailParams{&p.JobFailParams}}
 		r, kind, st, err := s.loadFor(ctx, p.Queue, p.Run, p.ID)
@@ -442,9 +482,12 @@ func (s *Store) WorkflowJobFail(ctx context.Context, p *broker.WorkflowJobFailPa
 		if err != nil {
 			return err
 		}
-		state = res.Failed[0]
+		state, done = res.Failed[0], r
 		return nil
 	})
+	if err == nil {
+		s.report(done)
+	}
 	return state, err
 }
 
@@ -456,6 +499,7 @@ func (r *runDoc) failRun(st *broker.WorkflowStep, msg string, cp *broker.CommitP
 	r.cancelOpen(cp)
 	r.Error, r.FailedStep = msg, st.Name
 	r.finish(broker.WorkflowFailed)
+	r.outcomes = append(r.outcomes, OutcomeFailed)
 	var done []*broker.WorkflowStep
 	for _, x := range r.Steps {
 		if x.Compensation != nil && x.State == broker.StepCompleted {
