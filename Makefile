@@ -1,6 +1,6 @@
-# make test: what CI runs (.ci/run). Installs redis-server if missing
-# (apt-get), checks formatting and vet, runs every test with the race
-# detector, builds bench/.
+# make test: what CI runs (.ci/run). Installs redis-server and promtool
+# (Debian package prometheus) if missing (apt-get), checks formatting and
+# vet, runs every test with the race detector, builds bench/.
 GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
@@ -9,6 +9,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 
 test: fmt vet
 	./scripts/ensure-redis.sh
+	./scripts/ensure-promtool.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./...; fi
 

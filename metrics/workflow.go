@@ -22,10 +22,9 @@ type WorkflowMetrics struct {
 	steps                                   *prometheus.HistogramVec
 }
 
-// NewWorkflowMetrics returns WorkflowMetrics with every counter at zero for
-// the named workflows (more appear as they run). namespace defaults to
+// NewWorkflowMetrics returns WorkflowMetrics. namespace defaults to
 // "aibos_worker"; buckets to prometheus.DefBuckets.
-func NewWorkflowMetrics(namespace string, buckets []float64, workflows ...string) *WorkflowMetrics {
+func NewWorkflowMetrics(namespace string, buckets []float64) *WorkflowMetrics {
 	if namespace == "" {
 		namespace = DefaultNamespace
 	}
@@ -44,12 +43,18 @@ func NewWorkflowMetrics(namespace string, buckets []float64, workflows ...string
 		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "workflow", Name: "step_seconds",
 			Help: "Run time of workflow step (and compensation) attempts.", Buckets: buckets}, []string{"workflow", "step", "outcome"}),
 	}
+	return w
+}
+
+// Init starts the run counters of the named workflows at zero, so that
+// rate() and alerts see them before their first run. Call it as they are
+// registered.
+func (w *WorkflowMetrics) Init(workflows ...string) {
 	for _, name := range workflows {
 		for _, c := range w.counters() {
 			c.WithLabelValues(name)
 		}
 	}
-	return w
 }
 
 func (w *WorkflowMetrics) counters() []*prometheus.CounterVec {

@@ -68,6 +68,10 @@ type Config struct {
 	LogLevel slog.Level
 	// LogFormat is "json" or "text" (LOG_FORMAT). json.
 	LogFormat string
+	// TracesExporter is "none" or "otlp" (OTEL_TRACES_EXPORTER): with otlp
+	// every job is traced (package tracing) and spans go to the OTLP/HTTP
+	// endpoint the standard OTEL_EXPORTER_OTLP_* variables name. none.
+	TracesExporter string
 	// DataDir holds the embedded store's file (WORKER_DATA_DIR). ./data.
 	DataDir string
 	// HTTPAddr is where /metrics, /livez, /readyz and /health are served

@@ -59,6 +59,7 @@ func TestEnvVars(t *testing.T) {
 		{"HEALTH_CHECK_INTERVAL", "30000", "5s", "5000", "1e3", `HEALTH_CHECK_INTERVAL="1e3": want ` + msAllowed},
 		{"LOG_LEVEL", "info", "debug", "debug", "loud", `LOG_LEVEL="loud": want debug, info, warn or error`},
 		{"LOG_FORMAT", "json", "text", "text", "xml", `LOG_FORMAT="xml": want json or text`},
+		{"OTEL_TRACES_EXPORTER", "none", "otlp", "otlp", "jaeger", `OTEL_TRACES_EXPORTER="jaeger": want none or otlp`},
 		{"WORKER_DATA_DIR", "./data", "/var/lib/aibos", "/var/lib/aibos", " ", `WORKER_DATA_DIR=" ": want a directory path`},
 		{"WORKER_HTTP_ADDR", ":8080", "127.0.0.1:0", "127.0.0.1:0", "8080", `WORKER_HTTP_ADDR="8080": want host:port or :port (:0 picks a free port)`},
 		{"WORKER_DRAIN_TIMEOUT", "30000", "90000", "90000", "forever", `WORKER_DRAIN_TIMEOUT="forever": want ` + msAllowed},

@@ -41,6 +41,7 @@ type Service struct {
 	cron    *schedule.Cron
 	once    *schedule.OneTime
 	metrics *metrics.WorkerMetrics
+	obs     *observability
 	checker *health.Checker
 	reg     *prometheus.Registry
 	// callbacks and scaler exist when the configuration asks for them;
@@ -78,6 +79,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: log, store: st, procs: map[string]worker.Processor{}}
 	if err := s.build(); err != nil {
+		if s.obs != nil {
+			_ = s.obs.shutdown(ctx)
+		}
 		_ = st.close()
 		return nil, err
 	}
@@ -88,11 +92,12 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Service, error) {
 func (s *Service) build() error {
 	c, b := s.cfg, s.store.b
 	var err error
-	s.client, err = worker.NewClient(b, worker.ClientConfig{
-		DefaultMaxAttempts: c.RetryAttempts,
-		MaxQueueLength:     c.QueueMaxLength,
-	})
-	if err != nil {
+	if s.obs, err = newObservability(c); err != nil {
+		return err
+	}
+	ccfg := worker.ClientConfig{DefaultMaxAttempts: c.RetryAttempts, MaxQueueLength: c.QueueMaxLength}
+	s.obs.client(&ccfg)
+	if s.client, err = worker.NewClient(b, ccfg); err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
 	rec, err := c.RecoveryPolicy()
@@ -113,21 +118,26 @@ func (s *Service) build() error {
 	}
 	mcfg.Retry.Jitter = true
 	if c.MonitoringEnabled {
-		s.metrics = metrics.New(metrics.Config{Broker: b})
+		s.metrics = metrics.New(metrics.Config{Broker: b, Types: c.JobTypeNames()})
 		mcfg.OnEvent = s.metrics.Observe
 		s.reg = prometheus.NewRegistry()
 		s.reg.MustRegister(s.metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		s.obs.register(s.reg)
 	}
 	if s.manager, err = worker.NewManager(b, mcfg); err != nil {
 		return &ConfigError{Name: "worker", Want: err.Error()}
 	}
+	s.obs.manager(s.manager)
 	if s.metrics != nil {
 		s.metrics.Attach(s.manager)
 	}
-	if s.engine, err = workflow.NewEngine(b, workflow.Config{Logger: s.log}); err != nil {
+	wcfg, scfg := workflow.Config{Logger: s.log}, schedule.Config{Logger: s.log}
+	s.obs.workflow(&wcfg)
+	s.obs.schedule(&scfg)
+	if s.engine, err = workflow.NewEngine(b, wcfg); err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
-	if s.cron, err = schedule.New(b, schedule.Config{Logger: s.log}); err != nil {
+	if s.cron, err = schedule.New(b, scfg); err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
 	if s.once, err = schedule.NewOneTime(b); err != nil {
@@ -304,6 +314,9 @@ func (s *Service) RegisterWorkflow(w workflow.Workflow) error {
 	if err := s.engine.Register(w); err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
+	if s.obs.workflows != nil {
+		s.obs.workflows.Init(w.Name)
+	}
 	return nil
 }
 
@@ -394,6 +407,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("service: stop http server: %w", herr)
 		}
 		cancel()
+	}
+	if oerr := s.obs.shutdown(context.WithoutCancel(ctx)); oerr != nil && err == nil {
+		err = oerr
 	}
 	if cerr := s.store.close(); cerr != nil && err == nil {
 		err = fmt.Errorf("service: close broker: %w", cerr)

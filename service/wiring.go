@@ -23,7 +23,7 @@ func promhttpHandler(reg *prometheus.Registry) http.Handler {
 // service) whose per-node metrics carry the job type as balancer name.
 func (s *Service) httpProcessor(jobType string, e *Endpoint) (worker.Processor, error) {
 	name := "job_types." + jobType + ".http"
-	cfg := httpproc.EndpointConfig{Secret: e.Secret, Timeout: e.Timeout, Headers: e.Headers}
+	cfg := httpproc.EndpointConfig{Secret: e.Secret, Timeout: e.Timeout, Headers: e.Headers, Client: s.obs.httpClient(jobType, e)}
 	if len(e.Instances) == 0 {
 		cfg.URL = e.URL
 	} else {

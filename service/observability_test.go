@@ -1,0 +1,229 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/internal/testwait"
+	"github.com/aibos/worker/workflow"
+)
+
+// TestMetricsAfterKnownMix runs a known mix through a service (two HTTP
+// job calls, one answered 503 then 200; a workflow that succeeds and one
+// that fails and is compensated; a cron schedule ticking every second)
+// and checks every metric the service added for them in one scrape, which
+// promtool check metrics must also accept.
+func TestMetricsAfterKnownMix(t *testing.T) {
+	ctx := context.Background()
+	var calls atomic.Int32
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer app.Close()
+	file := writeFile(t, "queues: [{name: invoices}]\njob_types:\n"+
+		"  invoice.sync: {http: {url: '"+app.URL+"/sync', secret: whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}}\n"+
+		"  invoice.idle: {processor: noop}\n"+
+		"schedules:\n  - {name: heartbeat, cron: '@every 1s', job: {queue: invoices, type: noop}}\n")
+	cfg, err := Load(LoadInput{File: file, LookupEnv: env("WORKER_DATA_DIR="+t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_RETRY_DELAY=10")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Shutdown(ctx)
+	var ticks atomic.Int32
+	if err := svc.Register("noop", worker.ProcessorFunc(func(context.Context, *worker.Job) error { ticks.Add(1); return nil })); err != nil {
+		t.Fatal(err)
+	}
+	registerWorkflows(t, svc)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	job, err := svc.Client().Add(ctx, "invoices", worker.JobSpec{Type: "invoice.sync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := svc.Workflows().Execute(ctx, "ok", nil, workflow.ExecuteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := svc.Workflows().Execute(ctx, "bad", nil, workflow.ExecuteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 30*time.Second, "the job, both runs and a cron tick to finish", func() bool {
+		j, err := svc.Client().Get(ctx, "invoices", job.ID)
+		if err != nil || j.State != worker.StateCompleted || ticks.Load() == 0 {
+			return false
+		}
+		o, err1 := svc.Workflows().Get(ctx, ok.ID)
+		b, err2 := svc.Workflows().Get(ctx, bad.ID)
+		return err1 == nil && err2 == nil && o.State == workflow.StateSucceeded && b.State == workflow.StateFailed &&
+			b.Step("charge").CompensationState == "" && b.Step("reserve").CompensationState == "completed"
+	})
+	// The compensated outcome is counted when the compensation's completion
+	// commits, which the run's state shows just before the event is seen.
+	base := "http://" + svc.Addr().String()
+	var fams map[string]*dto.MetricFamily
+	testwait.For(t, 10*time.Second, "the compensation to be counted", func() bool {
+		fams = scrape(t, base+"/metrics")
+		v, _ := metricValue(fams, "aibos_worker_workflow_runs_compensated_total", "workflow", "bad")
+		return v == 1
+	})
+	host := strings.TrimPrefix(app.URL, "http://")
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"aibos_worker_workflow_runs_started_total", []string{"workflow", "ok"}, 1},
+		{"aibos_worker_workflow_runs_succeeded_total", []string{"workflow", "ok"}, 1},
+		{"aibos_worker_workflow_runs_failed_total", []string{"workflow", "ok"}, 0},
+		{"aibos_worker_workflow_runs_started_total", []string{"workflow", "bad"}, 1},
+		{"aibos_worker_workflow_runs_failed_total", []string{"workflow", "bad"}, 1},
+		{"aibos_worker_workflow_runs_succeeded_total", []string{"workflow", "bad"}, 0},
+		{"aibos_worker_workflow_step_seconds", []string{"workflow", "ok", "step", "a", "outcome", "completed"}, 1},
+		{"aibos_worker_workflow_step_seconds", []string{"workflow", "ok", "step", "c", "outcome", "completed"}, 1},
+		{"aibos_worker_workflow_step_seconds", []string{"workflow", "bad", "step", "charge", "outcome", "failed"}, 1},
+		{"aibos_worker_workflow_step_seconds", []string{"workflow", "bad", "step", "reserve", "outcome", "compensated"}, 1},
+		{"aibos_worker_endpoint_calls_total", []string{"endpoint", "invoice.sync", "instance", host, "code", "5xx"}, 1},
+		{"aibos_worker_endpoint_calls_total", []string{"endpoint", "invoice.sync", "instance", host, "code", "2xx"}, 1},
+		{"aibos_worker_cron_ticks_missed_total", []string{"schedule", "heartbeat"}, 0},
+		// Configured types start at zero on every served queue.
+		{"aibos_worker_jobs_completed_total", []string{"queue", "invoices", "type", "invoice.idle"}, 0},
+		{"aibos_worker_jobs_retried_total", []string{"queue", "invoices", "type", "invoice.sync"}, 1},
+		{"aibos_worker_build_info", nil, 1},
+	} {
+		got, found := metricValue(fams, c.name, c.labels...)
+		if !found || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, found, c.want)
+		}
+	}
+	claimed, _ := metricValue(fams, "aibos_worker_cron_ticks_claimed_total", "schedule", "heartbeat", "status", "ok")
+	late, _ := metricValue(fams, "aibos_worker_cron_tick_late_seconds", "schedule", "heartbeat")
+	if claimed < 1 || late != claimed {
+		t.Errorf("cron: %v ticks claimed and %v late observations, want at least 1 and the same number", claimed, late)
+	}
+	for _, gone := range []string{"aibos_worker_worker_busy", "aibos_worker_worker_concurrency", "aibos_worker_worker_utilization"} {
+		if fams[gone] != nil {
+			t.Errorf("/metrics still has %s (renamed aibos_worker_manager_*)", gone)
+		}
+	}
+	for _, name := range []string{"aibos_worker_manager_busy", "go_goroutines", "process_cpu_seconds_total"} {
+		if fams[name] == nil {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+	promtoolCheckMetrics(t, fetch(t, base+"/metrics"))
+}
+
+// registerWorkflows registers "ok" (steps a, b, c) and "bad" (reserve,
+// compensated, then charge, which fails at once).
+func registerWorkflows(t *testing.T, svc *Service) {
+	t.Helper()
+	e := svc.Workflows()
+	okStep := workflow.StepProcessorFunc(func(context.Context, *workflow.StepInfo, workflow.Data) (workflow.Data, error) {
+		return workflow.Data{}, nil
+	})
+	failStep := workflow.StepProcessorFunc(func(context.Context, *workflow.StepInfo, workflow.Data) (workflow.Data, error) {
+		return nil, errors.New("card declined")
+	})
+	for name, p := range map[string]workflow.StepProcessor{"ok": okStep, "fail": failStep} {
+		if err := e.RegisterStepProcessor(name, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range []workflow.Workflow{
+		{Name: "ok", Steps: []workflow.Step{{Name: "a", Processor: "ok"}, {Name: "b", Processor: "ok"}, {Name: "c", Processor: "ok"}}},
+		{Name: "bad", Steps: []workflow.Step{{Name: "reserve", Processor: "ok", Compensation: "ok"},
+			{Name: "charge", Processor: "fail", RetryAttempts: 1}}},
+	} {
+		if err := svc.RegisterWorkflow(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func scrape(t *testing.T, u string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(fetch(t, u)))
+	if err != nil {
+		t.Fatalf("parse %s: %v", u, err)
+	}
+	return fams
+}
+
+// metricValue returns the value (a histogram's count) of the series of
+// name with the label pairs given.
+func metricValue(fams map[string]*dto.MetricFamily, name string, pairs ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(pairs); i += 2 {
+			match = match && have[pairs[i]] == pairs[i+1]
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue(), true
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue(), true
+		case m.GetHistogram() != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// promtoolCheckMetrics runs promtool check metrics on a scrape: it must
+// report nothing. Without promtool the check is skipped, or fails with CI
+// set (make test installs it).
+func promtoolCheckMetrics(t *testing.T, body string) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is not installed (Debian package prometheus; scripts/ensure-promtool.sh installs it)")
+		}
+		t.Log("promtool is not installed: skipping promtool check metrics (install the Debian package prometheus)")
+		return
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
