@@ -1,15 +1,19 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +21,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/internal/testwait"
@@ -227,3 +234,81 @@ func promtoolCheckMetrics(t *testing.T, body string) {
 	}
 }
 
+// TestTracesExportedOverOTLP runs a service with OTEL_TRACES_EXPORTER=otlp
+// against a real OTLP/HTTP receiver: a job added through the service's
+// client arrives there as a producer span and a consumer span of one
+// trace, sent at the latest by Shutdown's flush.
+func TestTracesExportedOverOTLP(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var spans []*tracepb.Span
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				spans = append(spans, ss.GetSpans()...)
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		_, _ = w.Write(out)
+	}))
+	defer receiver.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.URL)
+	cfg, err := Load(LoadInput{LookupEnv: env("WORKER_DATA_DIR="+t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "OTEL_TRACES_EXPORTER=otlp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	if err := svc.Register("invoice.processing", worker.ProcessorFunc(func(context.Context, *worker.Job) error { close(done); return nil })); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	job, err := svc.Client().Add(ctx, "invoices", worker.JobSpec{Type: "invoice.processing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job did not run")
+	}
+	if err := svc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	byName := map[string]*tracepb.Span{}
+	for _, s := range spans {
+		byName[s.GetName()] = s
+	}
+	p, c := byName["send invoices"], byName["process invoices"]
+	if p == nil || c == nil {
+		t.Fatalf("the receiver got spans %v, want send invoices and process invoices", slices.Collect(maps.Keys(byName)))
+	}
+	if !bytes.Equal(c.GetParentSpanId(), p.GetSpanId()) || !bytes.Equal(c.GetTraceId(), p.GetTraceId()) {
+		t.Errorf("the consumer span is not the producer span's child")
+	}
+	var id string
+	for _, a := range c.GetAttributes() {
+		if a.GetKey() == "messaging.message.id" {
+			id = a.GetValue().GetStringValue()
+		}
+	}
+	if id != job.ID {
+		t.Errorf("consumer span's messaging.message.id %q, want %q", id, job.ID)
+	}
+}
