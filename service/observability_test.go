@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/internal/promtooltest"
 	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/workflow"
 )
@@ -214,19 +214,10 @@ func metricValue(fams map[string]*dto.MetricFamily, name string, pairs ...string
 }
 
 // promtoolCheckMetrics runs promtool check metrics on a scrape: it must
-// report nothing. Without promtool the check is skipped, or fails with CI
-// set (make test installs it).
+// report nothing.
 func promtoolCheckMetrics(t *testing.T, body string) {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is not installed (Debian package prometheus; scripts/ensure-promtool.sh installs it)")
-		}
-		t.Log("promtool is not installed: skipping promtool check metrics (install the Debian package prometheus)")
-		return
-	}
-	cmd := exec.Command(path, "check", "metrics")
+	cmd := exec.Command(promtooltest.Path(t), "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {

@@ -10,26 +10,14 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/promql/parser"
-)
 
-// promtool returns promtool's path. Without it the test skips, or fails
-// with CI set: make test installs it (scripts/ensure-promtool.sh).
-func promtool(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is not installed (Debian package prometheus; scripts/ensure-promtool.sh installs it)")
-		}
-		t.Skip("promtool is not installed: install the Debian package prometheus")
-	}
-	return path
-}
+	"github.com/aibos/worker/internal/promtooltest"
+)
 
 // TestAlertRules runs promtool check rules on the alert rules and promtool
 // test rules on their unit tests (alerts_test.yaml).
 func TestAlertRules(t *testing.T) {
-	bin := promtool(t)
+	bin := promtooltest.Path(t)
 	for _, args := range [][]string{{"check", "rules", "alerts.yaml"}, {"test", "rules", "alerts_test.yaml"}} {
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		if err != nil {
