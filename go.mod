@@ -1,6 +1,6 @@
 module github.com/aibos/worker
 
-go 1.26.7
+go 1.26.0
 
 require (
 	github.com/google/uuid v1.6.0
