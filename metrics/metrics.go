@@ -35,6 +35,10 @@
 //	<ns>_broker_up                                   1 if every queue could be read this scrape
 //	<ns>_broker_data_loss_total                      data losses the broker detected (broker.DataLossReporter)
 //
+// Beside WorkerMetrics: WorkflowMetrics (workflow.Config.OnEvent),
+// CronMetrics (schedule.Config.OnTick), EndpointMetrics (a Transport for
+// httpproc's client) and NewBuildInfo; each file documents its metrics.
+//
 // The oldest-pending age uses this machine's clock against the broker's
 // timestamps, so clock skew shifts it; it is never reported below 0. See
 // broker.QueueStats.OldestPendingAt for what each broker measures.
