@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/retry"
 )
 
 // LinkKind is the attribute that says what a consumer span's link points
@@ -75,7 +76,7 @@ func (t *Tracer) remember(job *worker.Job, sc trace.SpanContext, err error) {
 	key := attemptKey(job)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err == nil || job.Attempt >= job.MaxAttempts || !sc.IsValid() {
+	if err == nil || job.Attempt >= job.MaxAttempts || retry.IsNoRetry(err) || !sc.IsValid() {
 		delete(t.tries, key)
 		return
 	}
