@@ -34,6 +34,7 @@
 //	<ns>_manager_utilization                         busy / concurrency, in [0, 1]
 //	<ns>_broker_up                                   1 if every queue could be read this scrape
 //	<ns>_broker_data_loss_total                      data losses the broker detected (broker.DataLossReporter)
+//	<ns>_queue_tenant_pending_jobs{queue,tenant_id}  pending jobs per tenant, for Config.WaitingTenants only (opt-in)
 //
 // Beside WorkerMetrics: WorkflowMetrics (workflow.Config.OnEvent),
 // CronMetrics (schedule.Config.OnTick), EndpointMetrics (a Transport for
@@ -76,6 +77,11 @@ type Config struct {
 	// TenantLabel adds a tenant_id label to the counters and histogram.
 	// Off by default: tenants can be many, and each multiplies the series.
 	TenantLabel bool
+	// WaitingTenants are the tenants whose pending jobs in each reported
+	// queue are exported as <ns>_queue_tenant_pending_jobs{queue,tenant_id},
+	// to watch fairness between them. Defaults to none: opt-in, because
+	// each tenant costs one broker read per queue per scrape.
+	WaitingTenants []string
 	// ScrapeTimeout bounds the broker reads of one scrape. Defaults to 5s.
 	ScrapeTimeout time.Duration
 }
@@ -90,7 +96,7 @@ type WorkerMetrics struct {
 	processed, completed, failed, retried, dead *prometheus.CounterVec
 	seconds                                     *prometheus.HistogramVec
 
-	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp, dataLoss *prometheus.Desc
+	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp, dataLoss, tenantPending *prometheus.Desc
 
 	mu      sync.Mutex
 	manager *worker.Manager
@@ -136,7 +142,9 @@ func New(cfg Config) *WorkerMetrics {
 		busy:        gauge("manager_busy", "Jobs running in the Manager now."),
 		concurrency: gauge("manager_concurrency", "The most jobs the Manager runs at once."),
 		utilization: gauge("manager_utilization", "Busy divided by concurrency, in [0, 1]."),
-		brokerUp:    gauge("broker_up", "1 if every queue's stats could be read from the broker during this scrape."),
+		tenantPending: gauge("queue_tenant_pending_jobs", "Pending jobs of a tenant in a queue (Config.WaitingTenants only).",
+			"queue", "tenant_id"),
+		brokerUp: gauge("broker_up", "1 if every queue's stats could be read from the broker during this scrape."),
 		dataLoss: gauge("broker_data_loss_total", "Times the broker detected that its store lost or rolled back data"+
 			" (a queue emptied or restored from an older snapshot); any increase needs an operator."),
 	}
@@ -232,7 +240,7 @@ func (w *WorkerMetrics) Describe(ch chan<- *prometheus.Desc) {
 		c.Describe(ch)
 	}
 	w.seconds.Describe(ch)
-	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp, w.dataLoss} {
+	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp, w.dataLoss, w.tenantPending} {
 		ch <- d
 	}
 }
@@ -259,6 +267,9 @@ func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ScrapeTimeout)
 	defer cancel()
 	stats, err := w.queueStats(ctx)
+	if err == nil {
+		err = w.collectTenants(ctx, ch, stats)
+	}
 	up := 1.0
 	if err != nil {
 		up = 0
@@ -341,4 +352,19 @@ func (w *WorkerMetrics) queueStats(ctx context.Context) ([]*broker.QueueStats, e
 		out = append(out, st)
 	}
 	return out, first
+}
+
+// collectTenants sends the pending jobs of each of Config.WaitingTenants
+// in each queue of stats, and returns the first read error.
+func (w *WorkerMetrics) collectTenants(ctx context.Context, ch chan<- prometheus.Metric, stats []*broker.QueueStats) error {
+	for _, st := range stats {
+		for _, tenant := range w.cfg.WaitingTenants {
+			ts, err := w.cfg.Broker.QueueStats(ctx, &broker.QueueStatsParams{Queue: st.Queue, TenantID: tenant})
+			if err != nil {
+				return fmt.Errorf("stats of tenant %q in queue %q: %w", tenant, st.Queue, err)
+			}
+			ch <- prometheus.MustNewConstMetric(w.tenantPending, prometheus.GaugeValue, float64(ts.Count(broker.StatePending)), st.Queue, tenant)
+		}
+	}
+	return nil
 }
