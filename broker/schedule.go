@@ -26,6 +26,14 @@ type Schedule struct {
 	// package schedule.
 	CatchUp       string        `json:"catch_up,omitempty"`
 	CatchUpWindow time.Duration `json:"catch_up_window,omitempty"`
+	// ManagedBy says who owns the schedule's definition: "" for code or
+	// the admin API, ManagedByConfig for a schedule declared in the
+	// service's configuration, which the admin API shows but does not
+	// change or delete.
+	ManagedBy string `json:"managed_by,omitempty"`
+	// ConfigFile names the configuration file that declared a schedule
+	// managed by config ("" when the configuration was built in code).
+	ConfigFile string `json:"config_file,omitempty"`
 
 	// The fields below are set by the store; an upsert ignores them.
 
@@ -42,6 +50,10 @@ type Schedule struct {
 	// LastTick is the latest claimed tick; zero if none.
 	LastTick time.Time `json:"last_tick,omitzero"`
 }
+
+// ManagedByConfig is Schedule.ManagedBy of a schedule declared in the
+// service's configuration.
+const ManagedByConfig = "config"
 
 // ScheduleListResult is every stored schedule.
 type ScheduleListResult struct {
@@ -122,6 +134,12 @@ func (s *Schedule) Validate() error {
 	}
 	if s.CatchUpWindow < 0 {
 		return bad("catch_up_window", "%v is negative", s.CatchUpWindow)
+	}
+	if s.ManagedBy != "" && s.ManagedBy != ManagedByConfig {
+		return bad("managed_by", "%q: want %q or nothing", s.ManagedBy, ManagedByConfig)
+	}
+	if err := checkText("config_file", s.ConfigFile, 4096, false); err != nil {
+		return bad("config_file", "%v", err)
 	}
 	return s.templateCheck()
 }

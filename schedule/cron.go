@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/schedstore"
@@ -63,6 +62,10 @@ type Entry struct {
 	CatchUp CatchUp
 	// CatchUpWindow bounds CatchUpOnce. Defaults to DefaultCatchUpWindow.
 	CatchUpWindow time.Duration
+	// ManagedBy and ConfigFile mark a schedule declared in a configuration
+	// file (see Reconcile); leave them empty otherwise.
+	ManagedBy  string
+	ConfigFile string
 }
 
 // Info is a stored schedule with its coming fire times.
@@ -158,6 +161,15 @@ func (c *Cron) parse(spec, tz string) (*Spec, error) {
 // change runs. Errors: a *SpecError for a bad spec or zone, an
 // *broker.InvalidError for a bad name or job template.
 func (c *Cron) Upsert(ctx context.Context, e Entry) (*Info, error) {
+	return c.UpsertIf(ctx, e, nil)
+}
+
+// UpsertIf is Upsert with a guard: check, when not nil, is called with the
+// stored schedule (nil if there is none) right before the write, which is
+// a compare-and-set on what check saw; an error it returns is returned as
+// is and nothing is written. The admin API refuses this way to overwrite a
+// schedule managed by config or belonging to another tenant.
+func (c *Cron) UpsertIf(ctx context.Context, e Entry, check func(cur *broker.Schedule) error) (*Info, error) {
 	sp, err := c.parse(e.Spec, e.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("worker: upsert schedule %q: %w", e.Name, err)
@@ -179,10 +191,11 @@ func (c *Cron) Upsert(ctx context.Context, e Entry) (*Info, error) {
 		e.Job.MaxAttempts = 3
 	}
 	j := e.Job
-	s, err := c.store.ScheduleUpsert(ctx, &broker.Schedule{Name: e.Name, Spec: sp.String(), TimeZone: e.TimeZone,
-		CatchUp: string(e.CatchUp), CatchUpWindow: e.CatchUpWindow,
+	s, err := c.store.ScheduleWrite(ctx, &broker.Schedule{Name: e.Name, Spec: sp.String(), TimeZone: e.TimeZone,
+		CatchUp: string(e.CatchUp), CatchUpWindow: e.CatchUpWindow, ManagedBy: e.ManagedBy, ConfigFile: e.ConfigFile,
 		Job: broker.JobInsertParams{Queue: j.Queue, Type: j.Type, Data: j.Data, Priority: j.Priority, MaxAttempts: j.MaxAttempts,
-			TenantID: j.TenantID, CompanyID: j.CompanyID, Headers: j.Headers, UniqueKey: j.UniqueKey, Timeout: j.Timeout, TTL: j.TTL}})
+			TenantID: j.TenantID, CompanyID: j.CompanyID, Headers: j.Headers, UniqueKey: j.UniqueKey, Timeout: j.Timeout, TTL: j.TTL}},
+		check)
 	if err != nil {
 		return nil, fmt.Errorf("worker: upsert schedule %q: %w", e.Name, err)
 	}
@@ -259,18 +272,7 @@ func (c *Cron) Resume(ctx context.Context, name string) error {
 // Trigger enqueues the schedule's job now, outside its ticks (id
 // "cron:<name>:manual:<uuid>"), paused or not.
 func (c *Cron) Trigger(ctx context.Context, name string) (*broker.Job, error) {
-	s, err := c.store.ScheduleGet(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("worker: trigger schedule %q: %w", name, err)
-	}
-	p := s.Job
-	p.ID = "cron:" + name + ":manual:" + uuid.Must(uuid.NewV7()).String()
-	p.Headers = withHeaders(p.Headers, map[string]string{"schedule": name, "schedule-trigger": "manual"})
-	j, err := c.b.JobInsert(ctx, &p)
-	if err != nil {
-		return nil, fmt.Errorf("worker: trigger schedule %q: %w", name, err)
-	}
-	return j, nil
+	return c.TriggerIf(ctx, name, nil)
 }
 
 // withHeaders returns h plus extra, without changing h.

@@ -75,18 +75,22 @@ func (s *Store) get(ctx context.Context, scope, name string) (*stored, error) {
 // queueOf returns the queue of the schedule named name and the version of
 // its registry entry. ErrScheduleNotFound if it has none.
 func (s *Store) queueOf(ctx context.Context, name string) (string, int64, error) {
+	e, v, err := s.entryOf(ctx, name)
+	return e.Queue, v, err
+}
+
+// entryOf returns the registry entry of the schedule named name and its
+// version. ErrScheduleNotFound if it has none.
+func (s *Store) entryOf(ctx context.Context, name string) (regEntry, int64, error) {
 	d, err := s.c.DocGet(ctx, RegistryScope, kindQueue, name)
 	if errors.Is(err, broker.ErrDocNotFound) {
-		return "", 0, fmt.Errorf("schedule %q: %w", name, broker.ErrScheduleNotFound)
+		return regEntry{}, 0, fmt.Errorf("schedule %q: %w", name, broker.ErrScheduleNotFound)
 	}
 	if err != nil {
-		return "", 0, err
+		return regEntry{}, 0, err
 	}
-	var q string
-	if err := json.Unmarshal(d.Body, &q); err != nil {
-		return "", 0, fmt.Errorf("decode the queue of schedule %q: %w", name, err)
-	}
-	return q, d.Version, nil
+	e, err := decodeEntry(d)
+	return e, d.Version, err
 }
 
 func write(sc *broker.Schedule, version int64) (*broker.DocWrite, error) {
@@ -94,8 +98,7 @@ func write(sc *broker.Schedule, version int64) (*broker.DocWrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode schedule %q: %w", sc.Name, err)
 	}
-	return &broker.DocWrite{Kind: kind, Key: sc.Name, Version: version, Body: body,
-		Index: []broker.IndexEntry{{Name: indexAll}}}, nil
+	return &broker.DocWrite{Kind: kind, Key: sc.Name, Version: version, Body: body, Index: indexes(sc.Job.TenantID)}, nil
 }
 
 // retry runs f until it commits without a version conflict.
@@ -118,14 +121,24 @@ func retry(ctx context.Context, f func() error) error {
 // queue takes its created time, version and paused flag along. Returns an
 // *InvalidError if in fails Validate.
 func (s *Store) ScheduleUpsert(ctx context.Context, in *broker.Schedule) (*broker.Schedule, error) {
+	return s.ScheduleWrite(ctx, in, nil)
+}
+
+// ScheduleWrite is ScheduleUpsert with a guard: check, when not nil, is
+// called with the stored schedule (nil if there is none) right before the
+// compare-and-set write, and an error it returns is returned as is with
+// nothing written. A write that loses a version race calls check again on
+// the newer schedule, so what check approves is what is replaced.
+func (s *Store) ScheduleWrite(ctx context.Context, in *broker.Schedule, check func(cur *broker.Schedule) error) (*broker.Schedule, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
 	queue := in.Job.Queue
-	oldQueue, regVersion, err := s.queueOf(ctx, in.Name)
+	reg, regVersion, err := s.entryOf(ctx, in.Name)
 	if err != nil && !errors.Is(err, broker.ErrScheduleNotFound) {
 		return nil, err
 	}
+	oldQueue := reg.Queue
 	var moved *stored
 	if oldQueue != "" && oldQueue != queue {
 		if moved, err = s.get(ctx, oldQueue, in.Name); err != nil && !errors.Is(err, broker.ErrScheduleNotFound) {
@@ -139,10 +152,25 @@ func (s *Store) ScheduleUpsert(ctx context.Context, in *broker.Schedule) (*broke
 			return err
 		}
 		sc := &broker.Schedule{Name: in.Name, Spec: in.Spec, TimeZone: in.TimeZone, Job: in.Job, CatchUp: in.CatchUp,
-			CatchUpWindow: in.CatchUpWindow, Version: 1, CreatedAt: now, UpdatedAt: now, Since: now}
+			CatchUpWindow: in.CatchUpWindow, ManagedBy: in.ManagedBy, ConfigFile: in.ConfigFile,
+			Version: 1, CreatedAt: now, UpdatedAt: now, Since: now}
 		sc.Job.ID, sc.Job.Delay, sc.Job.RunAt = "", 0, time.Time{}
 		var version int64
 		cur, err := s.get(ctx, queue, in.Name)
+		if check != nil {
+			var was *broker.Schedule
+			switch {
+			case err == nil:
+				was = cur.s
+			case moved != nil:
+				was = moved.s
+			}
+			if err == nil || errors.Is(err, broker.ErrScheduleNotFound) {
+				if cerr := check(was); cerr != nil {
+					return cerr
+				}
+			}
+		}
 		switch {
 		case err == nil:
 			version = cur.version
@@ -169,10 +197,11 @@ func (s *Store) ScheduleUpsert(ctx context.Context, in *broker.Schedule) (*broke
 	if err != nil {
 		return nil, err
 	}
-	if oldQueue != queue {
-		body, _ := json.Marshal(queue)
-		reg := &broker.DocWrite{Kind: kindQueue, Key: in.Name, Version: regVersion, Body: body, Index: []broker.IndexEntry{{Name: indexAll}}}
-		if _, err := s.c.Commit(ctx, &broker.CommitParams{Scope: RegistryScope, Docs: []*broker.DocWrite{reg}}); err != nil {
+	want := regEntry{Queue: queue, Tenant: in.Job.TenantID}
+	if reg != want {
+		body, _ := json.Marshal(want)
+		w := &broker.DocWrite{Kind: kindQueue, Key: in.Name, Version: regVersion, Body: body, Index: indexes(want.Tenant)}
+		if _, err := s.c.Commit(ctx, &broker.CommitParams{Scope: RegistryScope, Docs: []*broker.DocWrite{w}}); err != nil {
 			return nil, fmt.Errorf("register schedule %q: %w", in.Name, err)
 		}
 	}
@@ -202,12 +231,13 @@ func (s *Store) ScheduleGet(ctx context.Context, name string) (*broker.Schedule,
 	return st.s, nil
 }
 
-// all reads every document of kind k in scope, page by page.
-func (s *Store) all(ctx context.Context, scope, k string) ([]*broker.Doc, time.Time, error) {
+// all reads every document of kind k in scope listed in index, page by
+// page.
+func (s *Store) all(ctx context.Context, scope, k, index string) ([]*broker.Doc, time.Time, error) {
 	var docs []*broker.Doc
 	var now time.Time
 	for offset := 0; ; {
-		l, err := s.c.DocList(ctx, &broker.DocListParams{Scope: scope, Kind: k, Index: indexAll, Offset: offset, Limit: broker.MaxDocList})
+		l, err := s.c.DocList(ctx, &broker.DocListParams{Scope: scope, Kind: k, Index: index, Offset: offset, Limit: broker.MaxDocList})
 		if err != nil {
 			return nil, now, err
 		}
@@ -222,24 +252,36 @@ func (s *Store) all(ctx context.Context, scope, k string) ([]*broker.Doc, time.T
 // ScheduleList returns every schedule, sorted by name, and the broker's
 // clock when it read them.
 func (s *Store) ScheduleList(ctx context.Context) (*broker.ScheduleListResult, error) {
-	reg, now, err := s.all(ctx, RegistryScope, kindQueue)
+	return s.list(ctx, indexAll)
+}
+
+// ScheduleListTenant returns the schedules whose job belongs to tenant,
+// sorted by name, read through the tenant's own indexes (of the registry
+// and of each queue) rather than by filtering every schedule. The empty
+// tenant lists the schedules that have no tenant.
+func (s *Store) ScheduleListTenant(ctx context.Context, tenant string) (*broker.ScheduleListResult, error) {
+	return s.list(ctx, tenantIndex(tenant))
+}
+
+func (s *Store) list(ctx context.Context, index string) (*broker.ScheduleListResult, error) {
+	reg, now, err := s.all(ctx, RegistryScope, kindQueue, index)
 	if err != nil {
 		return nil, err
 	}
 	queues := map[string]map[string]bool{} // queue → names it holds per the registry
 	for _, d := range reg {
-		var q string
-		if err := json.Unmarshal(d.Body, &q); err != nil {
-			return nil, fmt.Errorf("decode the queue of schedule %q: %w", d.Key, err)
+		e, err := decodeEntry(d)
+		if err != nil {
+			return nil, err
 		}
-		if queues[q] == nil {
-			queues[q] = map[string]bool{}
+		if queues[e.Queue] == nil {
+			queues[e.Queue] = map[string]bool{}
 		}
-		queues[q][d.Key] = true
+		queues[e.Queue][d.Key] = true
 	}
 	res := &broker.ScheduleListResult{Now: now}
 	for q, names := range queues {
-		docs, _, err := s.all(ctx, q, kind)
+		docs, _, err := s.all(ctx, q, kind, index)
 		if err != nil {
 			return nil, err
 		}
@@ -261,19 +303,32 @@ func (s *Store) ScheduleList(ctx context.Context) (*broker.ScheduleListResult, e
 // ScheduleDelete removes a schedule and its claim state. Jobs it already
 // enqueued stay. ErrScheduleNotFound if absent.
 func (s *Store) ScheduleDelete(ctx context.Context, name string) error {
+	return s.ScheduleDeleteIf(ctx, name, nil)
+}
+
+// ScheduleDeleteIf is ScheduleDelete with a guard: check, when not nil, is
+// called with the stored schedule right before the compare-and-set delete,
+// and an error it returns is returned as is with nothing removed.
+func (s *Store) ScheduleDeleteIf(ctx context.Context, name string, check func(cur *broker.Schedule) error) error {
 	q, regVersion, err := s.queueOf(ctx, name)
 	if err != nil {
 		return err
 	}
+	var refused error
 	err = retry(ctx, func() error {
 		st, err := s.get(ctx, q, name)
 		if err != nil {
 			return err
 		}
+		if check != nil {
+			if refused = check(st.s); refused != nil {
+				return refused
+			}
+		}
 		_, err = s.c.Commit(ctx, &broker.CommitParams{Scope: q, Docs: []*broker.DocWrite{{Kind: kind, Key: name, Version: st.version, Delete: true}}})
 		return err
 	})
-	if err != nil && !errors.Is(err, broker.ErrScheduleNotFound) {
+	if refused != nil || (err != nil && !errors.Is(err, broker.ErrScheduleNotFound)) {
 		return err
 	}
 	_, rerr := s.c.Commit(ctx, &broker.CommitParams{Scope: RegistryScope,
@@ -288,14 +343,29 @@ func (s *Store) ScheduleDelete(ctx context.Context, name string) error {
 // schedule's ticks are refused by ScheduleClaim. Idempotent.
 // ErrScheduleNotFound if absent.
 func (s *Store) SchedulePause(ctx context.Context, name string, paused bool) error {
+	return s.SchedulePauseIf(ctx, name, paused, nil)
+}
+
+// SchedulePauseIf is SchedulePause with a guard: check, when not nil, is
+// called with the stored schedule before it is changed, and an error it
+// returns is returned as is with nothing changed.
+func (s *Store) SchedulePauseIf(ctx context.Context, name string, paused bool, check func(cur *broker.Schedule) error) error {
 	q, _, err := s.queueOf(ctx, name)
 	if err != nil {
 		return err
 	}
 	return retry(ctx, func() error {
 		st, err := s.get(ctx, q, name)
-		if err != nil || st.s.Paused == paused {
+		if err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(st.s); err != nil {
+				return err
+			}
+		}
+		if st.s.Paused == paused {
+			return nil
 		}
 		st.s.Paused = paused
 		w, err := write(st.s, st.version)
