@@ -350,10 +350,14 @@ func (s *Service) procNames() []string {
 	return names
 }
 
-// upsertSchedules stores the configured cron schedules. Schedules stored
-// earlier and since removed from the file stay: other processes may own
-// them.
+// upsertSchedules reconciles the stored cron schedules with the
+// configured ones (schedule.Cron.Reconcile): the file wins for what it
+// declares, which the admin API then shows as managed by config and does
+// not change; schedules made through the API stay, and so do schedules
+// since removed from the file (released to the API: other processes may
+// still run the old file).
 func (s *Service) upsertSchedules(ctx context.Context) error {
+	entries := make([]schedule.Entry, 0, len(s.cfg.Schedules))
 	for _, sc := range s.cfg.Schedules {
 		data, err := json.Marshal(sc.Job.Data)
 		if err != nil {
@@ -366,13 +370,13 @@ func (s *Service) upsertSchedules(ctx context.Context) error {
 		if attempts == 0 {
 			attempts = s.cfg.RetryAttempts
 		}
-		_, err = s.cron.Upsert(ctx, schedule.Entry{Name: sc.Name, Spec: sc.Cron, TimeZone: sc.TimeZone, Job: schedule.JobTemplate{
+		entries = append(entries, schedule.Entry{Name: sc.Name, Spec: sc.Cron, TimeZone: sc.TimeZone, Job: schedule.JobTemplate{
 			Queue: sc.Job.Queue, Type: sc.Job.Type, Data: data, Priority: sc.Job.Priority, MaxAttempts: attempts,
 			TenantID: sc.Job.TenantID, CompanyID: sc.Job.CompanyID, UniqueKey: sc.Job.UniqueKey,
 		}})
-		if err != nil {
-			return fmt.Errorf("service: store schedule %q: %w", sc.Name, err)
-		}
+	}
+	if _, err := s.cron.Reconcile(ctx, s.cfg.File, entries); err != nil {
+		return fmt.Errorf("service: store the configured schedules: %w", err)
 	}
 	return nil
 }
