@@ -220,17 +220,25 @@ type ExecuteOptions struct {
 // run is durable when Execute returns; its first steps are enqueued in the
 // same atomic write.
 func (e *Engine) Execute(ctx context.Context, name string, data any, opts ExecuteOptions) (*Run, error) {
+	run, _, err := e.Start(ctx, name, data, opts)
+	return run, err
+}
+
+// Start is Execute that also reports whether it created the run: false
+// when opts.IdempotencyKey named an existing run, which it returns. It
+// wraps ErrUnknownWorkflow for a workflow that is not registered.
+func (e *Engine) Start(ctx context.Context, name string, data any, opts ExecuteOptions) (*Run, bool, error) {
 	w, ok := e.workflow(name)
 	if !ok {
-		return nil, fmt.Errorf("workflow: execute %q: workflow is not registered", name)
+		return nil, false, fmt.Errorf("workflow: execute %q: %w", name, ErrUnknownWorkflow)
 	}
 	input, err := encodeObject(data)
 	if err != nil {
-		return nil, fmt.Errorf("workflow: execute %q: %w", name, err)
+		return nil, false, fmt.Errorf("workflow: execute %q: %w", name, err)
 	}
 	u, err := uuid.NewV7()
 	if err != nil {
-		return nil, fmt.Errorf("workflow: execute %q: generate run id: %w", name, err)
+		return nil, false, fmt.Errorf("workflow: execute %q: generate run id: %w", name, err)
 	}
 	p := e.createParams(w, u.String(), input, opts)
 	if e.cfg.Propagate != nil {
@@ -241,12 +249,12 @@ func (e *Engine) Execute(ctx context.Context, name string, data any, opts Execut
 	}
 	run, created, err := e.store.WorkflowRunCreate(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("workflow: execute %q: %w", name, err)
+		return nil, false, fmt.Errorf("workflow: execute %q: %w", name, err)
 	}
 	if created {
 		e.emit(Event{Kind: EventRunStarted, Workflow: name, RunID: run.ID})
 	}
-	return run, nil
+	return run, created, nil
 }
 
 // jobData is the payload of every job of a run.

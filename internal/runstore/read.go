@@ -112,10 +112,7 @@ func (s *Store) WorkflowRunList(ctx context.Context, p *broker.WorkflowRunListPa
 	if limit == 0 {
 		limit = 100
 	}
-	index := "wf:" + p.Workflow
-	if p.State != "" {
-		index += ":" + string(p.State)
-	}
+	index := runIndex(p.Workflow, "", false, p.State)
 	l, err := s.c.DocList(ctx, &broker.DocListParams{Scope: p.Queue, Kind: kindRun, Index: index, Desc: true,
 		Offset: p.Offset, Limit: limit + 1})
 	if err != nil {

@@ -168,8 +168,10 @@ func (r *runDoc) write() (*broker.DocWrite, error) {
 	}
 	created := r.CreatedAt.UnixMilli()
 	w := &broker.DocWrite{Kind: kindRun, Key: r.ID, Version: r.version, Body: body, Index: []broker.IndexEntry{
-		{Name: "wf:" + r.Workflow, Score: created},
-		{Name: "wf:" + r.Workflow + ":" + string(r.State), Score: created},
+		{Name: runIndex(r.Workflow, "", false, ""), Score: created},
+		{Name: runIndex(r.Workflow, "", false, r.State), Score: created},
+		{Name: runIndex(r.Workflow, r.TenantID, true, ""), Score: created},
+		{Name: runIndex(r.Workflow, r.TenantID, true, r.State), Score: created},
 	}}
 	if r.State != broker.WorkflowRunning {
 		w.Index = append(w.Index, broker.IndexEntry{Name: indexFinish, Score: r.FinishedAt.UnixMilli()})
