@@ -105,10 +105,16 @@ func (o *OneTime) Reschedule(ctx context.Context, queue, name string, at time.Ti
 // List returns the queue's one-time jobs that have not started yet
 // (scheduled, then pending), in due order.
 func (o *OneTime) List(ctx context.Context, queue string) ([]*broker.Job, error) {
+	return o.ListTenant(ctx, queue, "")
+}
+
+// ListTenant is List limited to one tenant's jobs, read through the
+// broker's tenant index; "" lists every tenant's.
+func (o *OneTime) ListTenant(ctx context.Context, queue, tenant string) ([]*broker.Job, error) {
 	var out []*broker.Job
 	for _, st := range []broker.State{broker.StateScheduled, broker.StatePending} {
 		for offset := 0; offset >= 0; {
-			page, err := o.b.JobList(ctx, &broker.JobListParams{Queue: queue, State: st, Offset: offset, Limit: 1000})
+			page, err := o.b.JobList(ctx, &broker.JobListParams{Queue: queue, State: st, TenantID: tenant, Offset: offset, Limit: 1000})
 			if err != nil {
 				return nil, fmt.Errorf("worker: list one-time jobs of %q: %w", queue, err)
 			}
