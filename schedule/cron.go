@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/schedstore"
 )
