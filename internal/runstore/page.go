@@ -49,17 +49,17 @@ type Page struct {
 // ErrBadCursor: a cursor this package did not make.
 var ErrBadCursor = fmt.Errorf("%w: the cursor is not one a previous page returned", broker.ErrInvalidJob)
 
-// cursor is a position in an index ordered by creation time, newest
-// first: the runs created at or before Max, skipping the first Skip of
-// those created exactly at Max (already shown). Unlike an offset, it does
-// not shift when new runs are created between pages.
+// cursor is a position in an index ordered by creation time then run id,
+// both descending: the runs created before Max, or at Max with an id below
+// Key (the last run shown). Unlike an offset, it does not shift when runs
+// are created between pages, even within the same millisecond.
 type cursor struct {
-	Max  int64
-	Skip int
+	Max int64
+	Key string
 }
 
 func (c cursor) String() string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Max, 10) + "." + strconv.Itoa(c.Skip)))
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Max, 10) + "." + c.Key))
 }
 
 func parseCursor(s string) (cursor, error) {
@@ -70,13 +70,12 @@ func parseCursor(s string) (cursor, error) {
 	if err != nil {
 		return cursor{}, ErrBadCursor
 	}
-	maxS, skipS, ok := strings.Cut(string(b), ".")
-	m, err1 := strconv.ParseInt(maxS, 10, 64)
-	k, err2 := strconv.Atoi(skipS)
-	if !ok || err1 != nil || err2 != nil || m <= 0 || k < 0 {
+	maxS, key, ok := strings.Cut(string(b), ".")
+	m, err := strconv.ParseInt(maxS, 10, 64)
+	if !ok || err != nil || m <= 0 || key == "" {
 		return cursor{}, ErrBadCursor
 	}
-	return cursor{Max: m, Skip: k}, nil
+	return cursor{Max: m, Key: key}, nil
 }
 
 // WorkflowRunPage returns one page of a workflow's runs, newest first,
@@ -94,41 +93,54 @@ func (s *Store) WorkflowRunPage(ctx context.Context, p *PageParams) (*Page, erro
 	if limit == 0 {
 		limit = 100
 	}
-	l, err := s.c.DocList(ctx, &broker.DocListParams{Scope: p.Queue, Kind: kindRun, Desc: true,
-		Index: runIndex(p.Workflow, p.Tenant, p.Scoped, p.State), Max: cur.Max, Offset: cur.Skip, Limit: limit + 1})
+	docs, err := s.after(ctx, p, cur, limit+1)
 	if err != nil {
 		return nil, err
 	}
-	more := len(l.Docs) > limit
+	more := len(docs) > limit
 	if more {
-		l.Docs = l.Docs[:limit]
+		docs = docs[:limit]
 	}
 	page := &Page{}
-	for _, d := range l.Docs {
-		r, err := decode(d)
-		if err != nil {
-			return nil, err
-		}
+	for _, r := range docs {
 		if err := s.live(ctx, r); err != nil {
 			return nil, err
 		}
 		page.Runs = append(page.Runs, &r.WorkflowRun)
 	}
 	if more {
-		page.Next = next(cur, page.Runs).String()
+		last := page.Runs[len(page.Runs)-1]
+		page.Next = cursor{Max: last.CreatedAt.UnixMilli(), Key: last.ID}.String()
 	}
 	return page, nil
 }
 
-// next is the cursor after runs, a page read from cur.
-func next(cur cursor, runs []*broker.WorkflowRun) cursor {
-	last := runs[len(runs)-1].CreatedAt.UnixMilli()
-	n := cursor{Max: last}
-	for i := len(runs) - 1; i >= 0 && runs[i].CreatedAt.UnixMilli() == last; i-- {
-		n.Skip++
+// after reads up to n runs of p's index past cur. The index can only
+// bound scores, so the runs at cur.Max already shown (ids from cur.Key up)
+// are read and dropped: few, as they share one millisecond.
+func (s *Store) after(ctx context.Context, p *PageParams, cur cursor, n int) ([]*runDoc, error) {
+	var out []*runDoc
+	for offset := 0; ; {
+		l, err := s.c.DocList(ctx, &broker.DocListParams{Scope: p.Queue, Kind: kindRun, Desc: true,
+			Index: runIndex(p.Workflow, p.Tenant, p.Scoped, p.State), Max: cur.Max, Offset: offset, Limit: n})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range l.Docs {
+			r, err := decode(d)
+			if err != nil {
+				return nil, err
+			}
+			if cur.Key != "" && r.CreatedAt.UnixMilli() == cur.Max && r.ID >= cur.Key {
+				continue
+			}
+			if out = append(out, r); len(out) == n {
+				return out, nil
+			}
+		}
+		if len(l.Docs) < n {
+			return out, nil
+		}
+		offset += len(l.Docs)
 	}
-	if last == cur.Max && n.Skip == len(runs) {
-		n.Skip += cur.Skip // the whole page shares the previous page's time
-	}
-	return n
 }
