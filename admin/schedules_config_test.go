@@ -3,7 +3,6 @@ package admin_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,20 +29,15 @@ func startService(t *testing.T, file string, env map[string]string) (a *schedAPI
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := admin.New(admin.Config{Client: svc.Client(), Broker: svc.Broker(), Auth: testTokens, Cron: svc.Cron(),
-		OneTime: svc.OneTime(), Workflows: svc.Workflows(), Callbacks: svc.Callbacks(), Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	a = &schedAPI{t: t, url: hs.URL, b: svc.Broker(), client: svc.Client(), cron: svc.Cron(), once: svc.OneTime(), wf: svc.Workflows()}
+	a = serveParts(t, admin.Config{Client: svc.Client(), Broker: svc.Broker(), Cron: svc.Cron(), OneTime: svc.OneTime(),
+		Workflows: svc.Workflows(), Callbacks: svc.Callbacks(), Logger: quietLog})
 	stopped := false
 	stop = func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		hs.Close()
+		a.srv.HTTP.Close()
 		if err := svc.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
@@ -83,15 +77,15 @@ schedules:
   - {name: weekly, cron: '0 3 * * 1', job: {queue: reports, type: report.weekly}}
 `)
 			a, stop := startService(t, file, env)
-			got := want(t, "get nightly", a.do("GET", "/api/v1/schedules/nightly", "viewer", nil), http.StatusOK).json(t)
+			got := jsonOf(t, want(t, "get nightly", a.do("GET", "/api/v1/schedules/nightly", "viewer", nil), http.StatusOK))
 			if got["managedBy"] != "config" || got["configFile"] != file {
 				t.Errorf("nightly: managedBy %v, configFile %v; want config and %s", got["managedBy"], got["configFile"], file)
 			}
 			body := scheduleBody("nightly", "")
 			r := a.do("PUT", "/api/v1/schedules/nightly", "admin", body)
 			wantErr(t, "change a config schedule", r, http.StatusConflict, admin.CodeConflict, "name")
-			if !strings.Contains(string(r.body), file) {
-				t.Errorf("the refusal does not name the file %s: %s", file, r.body)
+			if !strings.Contains(string(r.Body), file) {
+				t.Errorf("the refusal does not name the file %s: %s", file, r.Body)
 			}
 			wantErr(t, "delete a config schedule", a.do("DELETE", "/api/v1/schedules/nightly", "admin", nil), http.StatusConflict, admin.CodeConflict, "name")
 			if in, err := a.cron.Get(context.Background(), "nightly"); err != nil || in.Spec != "0 2 * * *" || in.Version != 1 {
@@ -107,15 +101,15 @@ schedules:
   - {name: nightly, cron: '15 2 * * *', timezone: Europe/Berlin, job: {queue: reports, type: report.nightly}}
 `)
 			a, _ = startService(t, file, env)
-			got = want(t, "api-made after restart", a.do("GET", "/api/v1/schedules/api-made", "viewer-a", nil), http.StatusOK).json(t)
+			got = jsonOf(t, want(t, "api-made after restart", a.do("GET", "/api/v1/schedules/api-made", "viewer-a", nil), http.StatusOK))
 			if got["managedBy"] != "api" || got["cron"] != "0 9 * * *" {
 				t.Errorf("api-made after restart: %v", got)
 			}
-			got = want(t, "nightly after restart", a.do("GET", "/api/v1/schedules/nightly", "viewer", nil), http.StatusOK).json(t)
+			got = jsonOf(t, want(t, "nightly after restart", a.do("GET", "/api/v1/schedules/nightly", "viewer", nil), http.StatusOK))
 			if got["cron"] != "15 2 * * *" || got["managedBy"] != "config" || got["paused"] != true {
 				t.Errorf("nightly after restart: cron %v managedBy %v paused %v; want the file's spec, config, still paused", got["cron"], got["managedBy"], got["paused"])
 			}
-			got = want(t, "weekly after restart", a.do("GET", "/api/v1/schedules/weekly", "viewer", nil), http.StatusOK).json(t)
+			got = jsonOf(t, want(t, "weekly after restart", a.do("GET", "/api/v1/schedules/weekly", "viewer", nil), http.StatusOK))
 			if got["managedBy"] != "api" {
 				t.Errorf("weekly, no longer in the file: managedBy %v, want api (released)", got["managedBy"])
 			}

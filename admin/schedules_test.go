@@ -1,56 +1,33 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/admin/apitest"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/schedule"
 	"github.com/aibos/worker/workflow"
 )
 
-// schedTokens is the in-test Authenticator of the schedule and workflow
-// tests: a map from token to principal (the token store's own tests are
-// the auth helper's).
-type schedTokens map[string]*admin.Principal
-
-func (m schedTokens) Authenticate(_ context.Context, token string) (*admin.Principal, error) {
-	if p, ok := m[token]; ok {
-		return p, nil
-	}
-	return nil, admin.ErrUnauthenticated
-}
-
-// The tokens of the tests: cross-tenant ones of each role, and ones scoped
-// to tenant-a.
-var testTokens = schedTokens{
-	"admin":    {TokenID: "t1", Name: "admin", Role: admin.RoleAdmin},
-	"operator": {TokenID: "t2", Name: "operator", Role: admin.RoleOperator},
-	"viewer":   {TokenID: "t3", Name: "viewer", Role: admin.RoleViewer},
-	"admin-a":  {TokenID: "t4", Name: "admin-a", Role: admin.RoleAdmin, TenantID: "tenant-a"},
-	"op-a":     {TokenID: "t5", Name: "op-a", Role: admin.RoleOperator, TenantID: "tenant-a"},
-	"viewer-a": {TokenID: "t6", Name: "viewer-a", Role: admin.RoleViewer, TenantID: "tenant-a"},
-}
-
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// schedAPI is a test bundle: the API on a real listener over a real broker,
-// with the engines it serves.
+// schedAPI is a test bundle: the API on a real listener over a real broker
+// (apitest, which checks every request and answer against the OpenAPI
+// document), with the engines it serves.
 type schedAPI struct {
 	t      *testing.T
-	url    string
+	srv    *apitest.Server
 	b      broker.Broker
 	client *worker.Client
 	cron   *schedule.Cron
@@ -59,13 +36,9 @@ type schedAPI struct {
 }
 
 // newSchedAPI serves the API over b; engine, when not nil, is the
-// workflow engine it serves.
-func newSchedAPI(t *testing.T, b broker.Broker, engine *workflow.Engine) *schedAPI {
+// workflow engine it serves, and cb the callbacks.
+func newSchedAPI(t *testing.T, b broker.Broker, engine *workflow.Engine, cb *httpproc.Callbacks) *schedAPI {
 	t.Helper()
-	client, err := worker.NewClient(b, worker.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cron, err := schedule.New(b, schedule.Config{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
@@ -74,101 +47,47 @@ func newSchedAPI(t *testing.T, b broker.Broker, engine *workflow.Engine) *schedA
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := admin.New(admin.Config{Client: client, Broker: b, Auth: testTokens, Cron: cron, OneTime: once,
-		Workflows: engine, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return &schedAPI{t: t, url: hs.URL, b: b, client: client, cron: cron, once: once, wf: engine}
+	return serveParts(t, admin.Config{Broker: b, Cron: cron, OneTime: once, Workflows: engine, Callbacks: cb, Logger: quietLog})
 }
 
-// reply is an answer of the API.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
+// serveParts serves the API made from cfg.
+func serveParts(t *testing.T, cfg admin.Config) *schedAPI {
+	t.Helper()
+	srv := apitest.Start(t, cfg)
+	c := srv.Config
+	return &schedAPI{t: t, srv: srv, b: c.Broker, client: c.Client, cron: c.Cron, once: c.OneTime, wf: c.Workflows}
 }
 
-// json decodes the body into a generic value.
-func (r reply) json(t *testing.T) map[string]any {
+// do sends one request with token (none if "") and a body, validated on
+// both sides against the OpenAPI document.
+func (a *schedAPI) do(method, path, token string, body any, header ...string) *apitest.Response {
+	a.t.Helper()
+	return a.srv.Do(a.t, method, path, token, body, header...)
+}
+
+// jsonOf decodes an answer's body into a generic value.
+func jsonOf(t *testing.T, r *apitest.Response) map[string]any {
 	t.Helper()
 	var v map[string]any
-	if err := json.Unmarshal(r.body, &v); err != nil {
-		t.Fatalf("body %s: %v", r.body, err)
-	}
+	r.JSON(t, &v)
 	return v
 }
 
-// errField returns the error's code and field of an error reply.
-func (r reply) errCodeField(t *testing.T) (string, string) {
-	t.Helper()
-	e, _ := r.json(t)["error"].(map[string]any)
-	if e == nil {
-		t.Fatalf("status %d body %s: not the API's error shape", r.status, r.body)
-	}
-	code, _ := e["code"].(string)
-	field, _ := e["field"].(string)
-	return code, field
-}
-
-// do sends one request with token (none if "") and a body (a string is
-// sent as is, anything else as JSON).
-func (a *schedAPI) do(method, path, token string, body any, header ...string) reply {
-	a.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, a.url+path, rd)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: b}
-}
-
 // want fails the test unless r has status; it returns r.
-func want(t *testing.T, what string, r reply, status int) reply {
+func want(t *testing.T, what string, r *apitest.Response, status int) *apitest.Response {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("%s: status %d, want %d; body %s", what, r.status, status, r.body)
+	if r.Status != status {
+		t.Fatalf("%s: status %d, want %d; body %s", what, r.Status, status, r.Body)
 	}
 	return r
 }
 
 // wantErr fails the test unless r is an error with status, code and field.
-func wantErr(t *testing.T, what string, r reply, status int, code, field string) {
+func wantErr(t *testing.T, what string, r *apitest.Response, status int, code, field string) {
 	t.Helper()
 	want(t, what, r, status)
-	if c, f := r.errCodeField(t); c != code || f != field {
-		t.Fatalf("%s: error code %q field %q, want %q and %q; body %s", what, c, f, code, field, r.body)
+	if e := r.Error(t); e.Code != code || e.Field != field {
+		t.Fatalf("%s: error code %q field %q, want %q and %q; body %s", what, e.Code, e.Field, code, field, r.Body)
 	}
 }
 
@@ -183,18 +102,18 @@ func scheduleBody(name, tenant string) map[string]any {
 
 func TestScheduleLifecycle(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
-		a := newSchedAPI(t, b, nil)
+		a := newSchedAPI(t, b, nil, nil)
 		r := want(t, "create", a.do("POST", "/api/v1/schedules", "admin", scheduleBody("daily-reports", "tenant-b")), http.StatusCreated)
-		if loc := r.header.Get("Location"); loc != "/api/v1/schedules/daily-reports" {
+		if loc := r.Header.Get("Location"); loc != "/api/v1/schedules/daily-reports" {
 			t.Errorf("Location %q", loc)
 		}
-		got := r.json(t)
+		got := jsonOf(t, r)
 		if got["managedBy"] != "api" || got["paused"] != false || got["timeZone"] != "Europe/Berlin" {
-			t.Errorf("created schedule %s", r.body)
+			t.Errorf("created schedule %s", r.Body)
 		}
 
 		// Next fire times: 09:00 in Berlin, the same instant in UTC.
-		l := want(t, "list", a.do("GET", "/api/v1/schedules?next=3", "viewer", nil), http.StatusOK).json(t)
+		l := jsonOf(t, want(t, "list", a.do("GET", "/api/v1/schedules?next=3", "viewer", nil), http.StatusOK))
 		scheds := l["schedules"].([]any)
 		if len(scheds) != 1 {
 			t.Fatalf("list: %v", l)
@@ -220,25 +139,25 @@ func TestScheduleLifecycle(t *testing.T) {
 		upd := scheduleBody("daily-reports", "tenant-b")
 		upd["cron"] = "30 7 * * 1-5"
 		r = want(t, "update", a.do("PUT", "/api/v1/schedules/daily-reports", "admin", upd), http.StatusOK)
-		if got := r.json(t); got["cron"] != "30 7 * * 1-5" || got["version"] != float64(2) {
-			t.Errorf("updated schedule %s", r.body)
+		if got := jsonOf(t, r); got["cron"] != "30 7 * * 1-5" || got["version"] != float64(2) {
+			t.Errorf("updated schedule %s", r.Body)
 		}
 		wantErr(t, "rename", a.do("PUT", "/api/v1/schedules/daily-reports", "admin", scheduleBody("other", "")), http.StatusBadRequest, admin.CodeBadRequest, "name")
 
 		// Pause, resume, trigger.
 		r = want(t, "pause", a.do("POST", "/api/v1/schedules/daily-reports/pause", "operator", nil), http.StatusOK)
-		if r.json(t)["paused"] != true {
-			t.Errorf("pause answered %s", r.body)
+		if jsonOf(t, r)["paused"] != true {
+			t.Errorf("pause answered %s", r.Body)
 		}
 		if in, err := a.cron.Get(context.Background(), "daily-reports"); err != nil || !in.Paused {
 			t.Errorf("stored schedule after pause: %+v, %v", in, err)
 		}
 		r = want(t, "resume", a.do("POST", "/api/v1/schedules/daily-reports/resume", "operator", nil), http.StatusOK)
-		if r.json(t)["paused"] != false {
-			t.Errorf("resume answered %s", r.body)
+		if jsonOf(t, r)["paused"] != false {
+			t.Errorf("resume answered %s", r.Body)
 		}
 		r = want(t, "trigger", a.do("POST", "/api/v1/schedules/daily-reports/trigger", "operator", nil), http.StatusCreated)
-		id, _ := r.json(t)["id"].(string)
+		id, _ := jsonOf(t, r)["id"].(string)
 		j, err := a.client.Get(context.Background(), "reports", id)
 		if err != nil || j.Type != "report.daily" || j.TenantID != "tenant-b" || j.State != broker.StatePending {
 			t.Fatalf("triggered job %q: %+v, %v; want a pending report.daily of tenant-b", id, j, err)
@@ -275,12 +194,12 @@ func TestScheduleLifecycle(t *testing.T) {
 func TestScheduleTenantScope(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
 		ctx := context.Background()
-		a := newSchedAPI(t, b, nil)
+		a := newSchedAPI(t, b, nil, nil)
 		for _, s := range [][2]string{{"a-report", "tenant-a"}, {"b-report", "tenant-b"}, {"daily-reports", "all"}} {
 			want(t, "create "+s[0], a.do("POST", "/api/v1/schedules", "admin", scheduleBody(s[0], s[1])), http.StatusCreated)
 		}
 		names := func(token string) []string {
-			l := want(t, "list", a.do("GET", "/api/v1/schedules", token, nil), http.StatusOK).json(t)
+			l := jsonOf(t, want(t, "list", a.do("GET", "/api/v1/schedules", token, nil), http.StatusOK))
 			var out []string
 			for _, s := range l["schedules"].([]any) {
 				out = append(out, s.(map[string]any)["name"].(string))
@@ -298,9 +217,9 @@ func TestScheduleTenantScope(t *testing.T) {
 				{"GET", "/api/v1/schedules/" + name, "viewer-a"},
 				{"PUT", "/api/v1/schedules/" + name, "admin-a"},
 				{"DELETE", "/api/v1/schedules/" + name, "admin-a"},
-				{"POST", "/api/v1/schedules/" + name + "/pause", "op-a"},
-				{"POST", "/api/v1/schedules/" + name + "/resume", "op-a"},
-				{"POST", "/api/v1/schedules/" + name + "/trigger", "op-a"},
+				{"POST", "/api/v1/schedules/" + name + "/pause", "operator-a"},
+				{"POST", "/api/v1/schedules/" + name + "/resume", "operator-a"},
+				{"POST", "/api/v1/schedules/" + name + "/trigger", "operator-a"},
 			} {
 				var body any
 				if c.method == "PUT" {
@@ -322,12 +241,12 @@ func TestScheduleTenantScope(t *testing.T) {
 		wantErr(t, "create for all as tenant-a", a.do("POST", "/api/v1/schedules", "admin-a", scheduleBody("sneaky", "all")),
 			http.StatusForbidden, admin.CodeForbidden, "job.tenantId")
 		r := want(t, "create as tenant-a", a.do("POST", "/api/v1/schedules", "admin-a", scheduleBody("a-second", "")), http.StatusCreated)
-		if tenant := r.json(t)["job"].(map[string]any)["tenantId"]; tenant != "tenant-a" {
+		if tenant := jsonOf(t, r)["job"].(map[string]any)["tenantId"]; tenant != "tenant-a" {
 			t.Errorf("a schedule created by tenant-a's token has tenant %v", tenant)
 		}
 		// tenant-a's own schedule: every action works.
-		want(t, "trigger own", a.do("POST", "/api/v1/schedules/a-report/trigger", "op-a", nil), http.StatusCreated)
-		want(t, "pause own", a.do("POST", "/api/v1/schedules/a-report/pause", "op-a", nil), http.StatusOK)
+		want(t, "trigger own", a.do("POST", "/api/v1/schedules/a-report/trigger", "operator-a", nil), http.StatusCreated)
+		want(t, "pause own", a.do("POST", "/api/v1/schedules/a-report/pause", "operator-a", nil), http.StatusOK)
 		want(t, "delete own", a.do("DELETE", "/api/v1/schedules/a-report", "admin-a", nil), http.StatusNoContent)
 		// ... and the cross-tenant admin's on tenant-b's (so the 404s above can fail).
 		want(t, "admin pauses b's", a.do("POST", "/api/v1/schedules/b-report/pause", "operator", nil), http.StatusOK)
@@ -339,7 +258,7 @@ func TestScheduleTenantScope(t *testing.T) {
 // store), get and cancel a job due at a given time.
 func TestOneTimeSchedules(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
-		a := newSchedAPI(t, b, nil)
+		a := newSchedAPI(t, b, nil, nil)
 		at := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 		body := func(name, tenant string) map[string]any {
 			job := map[string]any{"queue": "billing", "type": "invoice.send"}
@@ -349,9 +268,9 @@ func TestOneTimeSchedules(t *testing.T) {
 			return map[string]any{"name": name, "runAt": at.Format(time.RFC3339), "job": job}
 		}
 		r := want(t, "create", a.do("POST", "/api/v1/one-time-schedules", "admin-a", body("remind-1", "")), http.StatusCreated)
-		got := r.json(t)
+		got := jsonOf(t, r)
 		if got["state"] != "scheduled" || got["id"] != "once:remind-1" || got["job"].(map[string]any)["tenantId"] != "tenant-a" {
-			t.Errorf("created %s", r.body)
+			t.Errorf("created %s", r.Body)
 		}
 		if ra, _ := time.Parse(time.RFC3339, got["runAt"].(string)); !ra.Equal(at) {
 			t.Errorf("runAt %v, want %v", got["runAt"], at)
@@ -362,7 +281,7 @@ func TestOneTimeSchedules(t *testing.T) {
 		wantErr(t, "no runAt", a.do("POST", "/api/v1/one-time-schedules", "admin", `{"name":"x","job":{"queue":"billing","type":"t"}}`), http.StatusBadRequest, admin.CodeBadRequest, "runAt")
 
 		count := func(token, query string) int {
-			l := want(t, "list "+query, a.do("GET", "/api/v1/one-time-schedules?"+query, token, nil), http.StatusOK).json(t)
+			l := jsonOf(t, want(t, "list "+query, a.do("GET", "/api/v1/one-time-schedules?"+query, token, nil), http.StatusOK))
 			return len(l["schedules"].([]any))
 		}
 		if n := count("viewer-a", "queue=billing"); n != 1 {
@@ -378,16 +297,16 @@ func TestOneTimeSchedules(t *testing.T) {
 		wantErr(t, "no queue", a.do("GET", "/api/v1/one-time-schedules", "viewer", nil), http.StatusBadRequest, admin.CodeBadRequest, "queue")
 
 		wantErr(t, "get b's as tenant-a", a.do("GET", "/api/v1/one-time-schedules/billing/remind-b", "viewer-a", nil), http.StatusNotFound, admin.CodeNotFound, "")
-		wantErr(t, "cancel b's as tenant-a", a.do("DELETE", "/api/v1/one-time-schedules/billing/remind-b", "op-a", nil), http.StatusNotFound, admin.CodeNotFound, "")
+		wantErr(t, "cancel b's as tenant-a", a.do("DELETE", "/api/v1/one-time-schedules/billing/remind-b", "operator-a", nil), http.StatusNotFound, admin.CodeNotFound, "")
 		want(t, "get own", a.do("GET", "/api/v1/one-time-schedules/billing/remind-1", "viewer-a", nil), http.StatusOK)
-		r = want(t, "cancel own", a.do("DELETE", "/api/v1/one-time-schedules/billing/remind-1", "op-a", nil), http.StatusOK)
-		if r.json(t)["state"] != "cancelled" {
-			t.Errorf("cancel answered %s", r.body)
+		r = want(t, "cancel own", a.do("DELETE", "/api/v1/one-time-schedules/billing/remind-1", "operator-a", nil), http.StatusOK)
+		if jsonOf(t, r)["state"] != "cancelled" {
+			t.Errorf("cancel answered %s", r.Body)
 		}
 		j, err := a.once.Get(context.Background(), "billing", "remind-b")
 		if err != nil || j.State != broker.StateScheduled {
 			t.Errorf("tenant-b's one-time job after tenant-a's cancel: %+v, %v", j, err)
 		}
-		wantErr(t, "cancel twice", a.do("DELETE", "/api/v1/one-time-schedules/billing/remind-1", "op-a", nil), http.StatusConflict, admin.CodeConflict, "")
+		wantErr(t, "cancel twice", a.do("DELETE", "/api/v1/one-time-schedules/billing/remind-1", "operator-a", nil), http.StatusConflict, admin.CodeConflict, "")
 	})
 }

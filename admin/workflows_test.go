@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/admin/apitest"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/testbroker"
@@ -37,15 +37,15 @@ func invoiceEngine(t *testing.T, b broker.Broker) *workflow.Engine {
 
 func TestWorkflowRuns(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
-		a := newSchedAPI(t, b, invoiceEngine(t, b))
-		start := func(token string, body any, header ...string) reply {
+		a := newSchedAPI(t, b, invoiceEngine(t, b), nil)
+		start := func(token string, body any, header ...string) *apitest.Response {
 			return a.do("POST", "/api/v1/workflows/invoice/runs", token, body, header...)
 		}
-		r := want(t, "start", start("op-a", map[string]any{"data": map[string]any{"invoice": 1}}), http.StatusCreated)
-		run := r.json(t)
+		r := want(t, "start", start("operator-a", map[string]any{"data": map[string]any{"invoice": 1}}), http.StatusCreated)
+		run := jsonOf(t, r)
 		id := run["id"].(string)
-		if run["tenantId"] != "tenant-a" || run["state"] != "running" || r.header.Get("Location") != "/api/v1/workflows/runs/"+id {
-			t.Errorf("started run %s", r.body)
+		if run["tenantId"] != "tenant-a" || run["state"] != "running" || r.Header.Get("Location") != "/api/v1/workflows/runs/"+id {
+			t.Errorf("started run %s", r.Body)
 		}
 		steps := run["steps"].([]any)
 		if len(steps) != 2 || steps[0].(map[string]any)["state"] != "pending" || steps[1].(map[string]any)["state"] != "waiting" {
@@ -53,14 +53,14 @@ func TestWorkflowRuns(t *testing.T) {
 		}
 
 		// Get shows step states; tenant-b's run is 404 to tenant-a.
-		got := want(t, "get", a.do("GET", "/api/v1/workflows/runs/"+id, "viewer-a", nil), http.StatusOK).json(t)
+		got := jsonOf(t, want(t, "get", a.do("GET", "/api/v1/workflows/runs/"+id, "viewer-a", nil), http.StatusOK))
 		if got["steps"].([]any)[0].(map[string]any)["name"] != "validate" {
 			t.Errorf("get: %v", got)
 		}
-		b1 := want(t, "start for tenant-b", start("operator", map[string]any{"tenantId": "tenant-b"}), http.StatusCreated).json(t)["id"].(string)
+		b1 := jsonOf(t, want(t, "start for tenant-b", start("operator", map[string]any{"tenantId": "tenant-b"}), http.StatusCreated))["id"].(string)
 		wantErr(t, "get b's as tenant-a", a.do("GET", "/api/v1/workflows/runs/"+b1, "viewer-a", nil), http.StatusNotFound, admin.CodeNotFound, "id")
-		wantErr(t, "cancel b's as tenant-a", a.do("POST", "/api/v1/workflows/runs/"+b1+"/cancel", "op-a", nil), http.StatusNotFound, admin.CodeNotFound, "id")
-		wantErr(t, "start for tenant-b as tenant-a", start("op-a", map[string]any{"tenantId": "tenant-b"}), http.StatusForbidden, admin.CodeForbidden, "tenantId")
+		wantErr(t, "cancel b's as tenant-a", a.do("POST", "/api/v1/workflows/runs/"+b1+"/cancel", "operator-a", nil), http.StatusNotFound, admin.CodeNotFound, "id")
+		wantErr(t, "start for tenant-b as tenant-a", start("operator-a", map[string]any{"tenantId": "tenant-b"}), http.StatusForbidden, admin.CodeForbidden, "tenantId")
 		if run, err := a.wf.Get(context.Background(), b1); err != nil || run.State != workflow.StateRunning {
 			t.Errorf("tenant-b's run after tenant-a's cancel: %+v, %v", run, err)
 		}
@@ -73,11 +73,11 @@ func TestWorkflowRuns(t *testing.T) {
 		wantErr(t, "get missing", a.do("GET", "/api/v1/workflows/runs/nope", "viewer", nil), http.StatusNotFound, admin.CodeNotFound, "id")
 
 		// Cancel: the run and its steps are cancelled; again is 409.
-		r = want(t, "cancel", a.do("POST", "/api/v1/workflows/runs/"+id+"/cancel", "op-a", nil), http.StatusOK)
-		if got := r.json(t); got["state"] != "cancelled" {
-			t.Errorf("cancel answered %s", r.body)
+		r = want(t, "cancel", a.do("POST", "/api/v1/workflows/runs/"+id+"/cancel", "operator-a", nil), http.StatusOK)
+		if got := jsonOf(t, r); got["state"] != "cancelled" {
+			t.Errorf("cancel answered %s", r.Body)
 		}
-		wantErr(t, "cancel again", a.do("POST", "/api/v1/workflows/runs/"+id+"/cancel", "op-a", nil), http.StatusConflict, admin.CodeConflict, "id")
+		wantErr(t, "cancel again", a.do("POST", "/api/v1/workflows/runs/"+id+"/cancel", "operator-a", nil), http.StatusConflict, admin.CodeConflict, "id")
 	})
 }
 
@@ -86,7 +86,7 @@ func TestWorkflowRuns(t *testing.T) {
 // works as the header does.
 func TestWorkflowRunIdempotency(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
-		a := newSchedAPI(t, b, invoiceEngine(t, b))
+		a := newSchedAPI(t, b, invoiceEngine(t, b), nil)
 		body := map[string]any{"data": map[string]any{"invoice": 7, "total": "12.50"}}
 		ids := make([]string, 20)
 		statuses := make([]int, 20)
@@ -96,9 +96,9 @@ func TestWorkflowRunIdempotency(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				r := a.do("POST", "/api/v1/workflows/invoice/runs", "operator", body, "Idempotency-Key", "inv-7")
-				statuses[i] = r.status
-				if r.status < 300 {
-					ids[i], _ = r.json(t)["id"].(string)
+				statuses[i] = r.Status
+				if r.Status < 300 {
+					ids[i], _ = jsonOf(t, r)["id"].(string)
 				}
 			}()
 		}
@@ -123,8 +123,8 @@ func TestWorkflowRunIdempotency(t *testing.T) {
 		wantErr(t, "same key, other data", a.do("POST", "/api/v1/workflows/invoice/runs", "operator", other), http.StatusUnprocessableEntity, admin.CodeIdempotency, "Idempotency-Key")
 		body["idempotencyKey"] = "inv-7"
 		r := want(t, "key in the body", a.do("POST", "/api/v1/workflows/invoice/runs", "operator", body), http.StatusOK)
-		if r.json(t)["id"] != ids[0] {
-			t.Errorf("the body's key answered %s, want run %s", r.body, ids[0])
+		if jsonOf(t, r)["id"] != ids[0] {
+			t.Errorf("the body's key answered %s, want run %s", r.Body, ids[0])
 		}
 		wantErr(t, "body and header differ", a.do("POST", "/api/v1/workflows/invoice/runs", "operator", body, "Idempotency-Key", "other"),
 			http.StatusBadRequest, admin.CodeBadRequest, "idempotencyKey")
@@ -136,7 +136,7 @@ func TestWorkflowRunIdempotency(t *testing.T) {
 // tenant; a scoped token lists only its tenant's runs.
 func TestWorkflowRunList(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
-		a := newSchedAPI(t, b, invoiceEngine(t, b))
+		a := newSchedAPI(t, b, invoiceEngine(t, b), nil)
 		ctx := context.Background()
 		var aRuns []string
 		for i := range 7 {
@@ -153,7 +153,7 @@ func TestWorkflowRunList(t *testing.T) {
 			}
 		}
 		list := func(token, query string) ([]string, string) {
-			l := want(t, "list "+query, a.do("GET", "/api/v1/workflows/runs?"+query, token, nil), http.StatusOK).json(t)
+			l := jsonOf(t, want(t, "list "+query, a.do("GET", "/api/v1/workflows/runs?"+query, token, nil), http.StatusOK))
 			var ids []string
 			for _, r := range l["runs"].([]any) {
 				ids = append(ids, r.(map[string]any)["id"].(string))
@@ -221,15 +221,8 @@ func TestWorkflowCancelSendsCallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := newSchedAPI(t, b, invoiceEngine(t, b))
-		srv, err := admin.New(admin.Config{Client: a.client, Broker: b, Auth: testTokens, Workflows: a.wf, Callbacks: cb, Logger: quietLog})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewServer(srv)
-		t.Cleanup(hs.Close)
-		a.url = hs.URL
-		id := want(t, "start", a.do("POST", "/api/v1/workflows/invoice/runs", "operator", map[string]any{}), http.StatusCreated).json(t)["id"].(string)
+		a := newSchedAPI(t, b, invoiceEngine(t, b), cb)
+		id := jsonOf(t, want(t, "start", a.do("POST", "/api/v1/workflows/invoice/runs", "operator", map[string]any{}), http.StatusCreated))["id"].(string)
 		want(t, "cancel", a.do("POST", "/api/v1/workflows/runs/"+id+"/cancel", "operator", nil), http.StatusOK)
 		j, err := a.client.Get(context.Background(), a.wf.Queue(), httpproc.CallbackRunID(id))
 		if err != nil || j.Type != httpproc.CallbackType || !strings.Contains(string(j.Data), httpproc.EventWorkflowCancelled) {
