@@ -8,4 +8,26 @@
 // Every error has one shape, {"error":{"code","message","field"}}, with the
 // status the table in errors.go gives: 400 bad input, 401, 403, 404 (also
 // for another tenant's job), 409, 413, 422, 429, 503.
+//
+// # Schedules: the config file and the API together
+//
+// Schedules declared in the service's config file are reconciled at every
+// start (schedule.Cron.Reconcile): the file wins for what it declares,
+// replacing a stored schedule of the same name, and the stored schedule
+// carries the marker managedBy "config" with the file's path. The API
+// shows such a schedule with managedBy "config" and configFile, and
+// refuses to change (PUT) or delete it with 409, naming the file: the
+// next start would undo the change. Pause, resume and trigger are allowed
+// (an operator's act on the running system, kept across restarts).
+// Schedules created through the API (managedBy "api") live in the store
+// and survive restarts; the file does not touch them. A schedule an
+// earlier start declared from the same file, and the file no longer
+// declares, is released, not removed: it becomes managedBy "api" and may
+// then be deleted through the API (other processes of a fleet may still
+// run the old file).
+//
+// A tenant-scoped token sees and touches only the schedules whose job
+// belongs to its tenant, read through the store's tenant index; a schedule
+// of the seed's tenant "all" belongs to no tenant's scope. Workflow runs
+// are scoped the same way, through a per-tenant index of runs.
 package admin
