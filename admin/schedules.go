@@ -143,12 +143,19 @@ func nextFires(r *http.Request) (int, error) {
 	return n, nil
 }
 
-func (s *Server) scheduleList(w http.ResponseWriter, r *http.Request, p *Principal) error {
+// cronAndNext returns the Cron of a read and the number of fire times it
+// asks for.
+func (s *Server) cronAndNext(r *http.Request) (*schedule.Cron, int, error) {
 	c, err := s.cron()
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	n, err := nextFires(r)
+	return c, n, err
+}
+
+func (s *Server) scheduleList(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	c, n, err := s.cronAndNext(r)
 	if err != nil {
 		return err
 	}
@@ -167,11 +174,7 @@ func (s *Server) scheduleList(w http.ResponseWriter, r *http.Request, p *Princip
 }
 
 func (s *Server) scheduleGet(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	c, err := s.cron()
-	if err != nil {
-		return err
-	}
-	n, err := nextFires(r)
+	c, n, err := s.cronAndNext(r)
 	if err != nil {
 		return err
 	}

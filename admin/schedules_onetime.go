@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/schedule"
 )
@@ -16,8 +18,9 @@ import (
 func (s *Server) oneTimeRoutes() {
 	s.handle("GET /api/v1/one-time-schedules", RoleViewer, s.oneTimeList)
 	s.handle("POST /api/v1/one-time-schedules", RoleAdmin, s.oneTimeCreate)
-	s.handle("GET /api/v1/one-time-schedules/{queue}/{name}", RoleViewer, s.oneTimeGet)
-	s.handle("DELETE /api/v1/one-time-schedules/{queue}/{name}", RoleOperator, s.oneTimeCancel)
+	s.handle("GET /api/v1/one-time-schedules/{queue}/{name}", RoleViewer, s.oneTimeJob((*worker.Client).Get))
+	// Cancelling keeps the job, cancelled, as any cancelled job.
+	s.handle("DELETE /api/v1/one-time-schedules/{queue}/{name}", RoleOperator, s.oneTimeJob((*worker.Client).Cancel))
 }
 
 // oneTimeIn is the body of a one-time schedule to create.
@@ -128,36 +131,23 @@ func (s *Server) oneTimeCreate(w http.ResponseWriter, r *http.Request, p *Princi
 	return nil
 }
 
-func (s *Server) oneTimeGet(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	if _, err := s.oneTime(); err != nil {
-		return err
+// oneTimeJob answers with the one-time schedule of the path after op
+// (the tenant-scoped client's Get or Cancel), so the seam makes another
+// tenant's a 404.
+func (s *Server) oneTimeJob(op func(c *worker.Client, ctx context.Context, queue, id string) (*worker.Job, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		if _, err := s.oneTime(); err != nil {
+			return err
+		}
+		c, err := s.client(p)
+		if err != nil {
+			return err
+		}
+		j, err := op(c, r.Context(), r.PathValue("queue"), schedule.OneTimeJobID(r.PathValue("name")))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, oneTimeView(j))
+		return nil
 	}
-	c, err := s.client(p)
-	if err != nil {
-		return err
-	}
-	j, err := c.Get(r.Context(), r.PathValue("queue"), schedule.OneTimeJobID(r.PathValue("name")))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, oneTimeView(j))
-	return nil
-}
-
-// oneTimeCancel cancels a one-time schedule's job through the
-// tenant-scoped client, so the seam makes another tenant's a 404.
-func (s *Server) oneTimeCancel(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	if _, err := s.oneTime(); err != nil {
-		return err
-	}
-	c, err := s.client(p)
-	if err != nil {
-		return err
-	}
-	j, err := c.Cancel(r.Context(), r.PathValue("queue"), schedule.OneTimeJobID(r.PathValue("name")))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, oneTimeView(j))
-	return nil
 }
