@@ -103,7 +103,7 @@ func (s *Server) runList(w http.ResponseWriter, r *http.Request, p *Principal) e
 		}
 		pp.Limit = n
 	}
-	if q.Has("tenant") || !p.CrossTenant() {
+	if q.Get("tenant") != "" || !p.CrossTenant() {
 		if pp.Tenant, err = tenantFor(p, q.Get("tenant"), "tenant"); err != nil {
 			return err
 		}

@@ -22,7 +22,8 @@ type PageParams struct {
 	State    State  // optional: "" lists every state
 	// Tenant, when Scoped, lists only that tenant's runs, read through the
 	// tenant's own index (never by filtering every run). "all" is a tenant
-	// name like any other.
+	// name like any other; runs of no tenant are in no scope, so Scoped
+	// with Tenant "" lists nothing.
 	Tenant string
 	Scoped bool
 	// Cursor is Page.Next of the previous page; "" for the first page.

@@ -170,9 +170,13 @@ func (r *runDoc) write() (*broker.DocWrite, error) {
 	w := &broker.DocWrite{Kind: kindRun, Key: r.ID, Version: r.version, Body: body, Index: []broker.IndexEntry{
 		{Name: runIndex(r.Workflow, "", false, ""), Score: created},
 		{Name: runIndex(r.Workflow, "", false, r.State), Score: created},
-		{Name: runIndex(r.Workflow, r.TenantID, true, ""), Score: created},
-		{Name: runIndex(r.Workflow, r.TenantID, true, r.State), Score: created},
 	}}
+	if r.TenantID != "" {
+		// A tenant's own indexes, for scoped lists; a run of no tenant is
+		// in no tenant's scope and needs none.
+		w.Index = append(w.Index, broker.IndexEntry{Name: runIndex(r.Workflow, r.TenantID, true, ""), Score: created},
+			broker.IndexEntry{Name: runIndex(r.Workflow, r.TenantID, true, r.State), Score: created})
+	}
 	if r.State != broker.WorkflowRunning {
 		w.Index = append(w.Index, broker.IndexEntry{Name: indexFinish, Score: r.FinishedAt.UnixMilli()})
 	}
