@@ -308,6 +308,23 @@ func (c *Client) add(ctx context.Context, queue string, spec JobSpec) (*Job, err
 	return job, nil
 }
 
+// InsertParams returns the broker parameters Add would insert spec into
+// queue with (defaults filled in, an id generated, the client's tenant
+// scope applied), for a caller that inserts through broker.Committer's
+// Commit together with other writes in one atomic step (the admin API
+// records an idempotency key with the job it inserts). Errors are Add's
+// checks before the broker: ErrInvalidJob naming the field.
+func (c *Client) InsertParams(queue string, spec JobSpec) (*broker.JobInsertParams, error) {
+	if err := c.checkQueue("add to", queue); err != nil {
+		return nil, err
+	}
+	p, err := c.params(queue, &spec, nil)
+	if err != nil {
+		return nil, &JobError{JobID: spec.ID, Type: spec.Type, Queue: queue, Op: "add", Err: err}
+	}
+	return p, nil
+}
+
 // AddMany adds jobs to queue atomically: all are stored or none. Errors as
 // for Add; an *InvalidError carries the index of the first bad spec.
 func (c *Client) AddMany(ctx context.Context, queue string, specs []JobSpec) ([]*Job, error) {

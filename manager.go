@@ -509,6 +509,55 @@ func (m *Manager) SetConcurrency(n int) error {
 	return nil
 }
 
+// SetQueueConcurrency changes how many of queue's jobs run at once in
+// this Manager, at any time, as SetConcurrency does for all queues: n
+// replaces the queue's configured Concurrency, still capped by the
+// Manager's concurrency; 0 makes the queue follow the Manager's. It
+// returns an error if n is negative or the Manager does not run queue.
+// Safe for concurrent use.
+func (m *Manager) SetQueueConcurrency(queue string, n int) error {
+	if n < 0 {
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "set queue concurrency", Err: fmt.Errorf("queue %q: concurrency %d is negative", queue, n)}
+	}
+	m.mu.Lock()
+	var qs *queueSlot
+	for _, q := range m.queues {
+		if q.cfg.Name == queue {
+			qs = q
+		}
+	}
+	if qs == nil {
+		m.mu.Unlock()
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "set queue concurrency", Err: fmt.Errorf("queue %q is not one of this manager's", queue)}
+	}
+	old := qs.limit(m.concurrency)
+	qs.own = n
+	raised := qs.limit(m.concurrency) > old
+	if m.exec != nil && raised {
+		m.exec.wakeWaiters()
+	}
+	fetch := m.fetch
+	m.mu.Unlock()
+	if fetch != nil && raised {
+		fetch.slotFreed()
+	}
+	m.log.Debug("queue concurrency changed", "queue", queue, "from", old, "to", n)
+	return nil
+}
+
+// QueueConcurrency returns how many of queue's jobs may run at once in
+// this Manager now, and false if the Manager does not run queue.
+func (m *Manager) QueueConcurrency(queue string) (int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, q := range m.queues {
+		if q.cfg.Name == queue {
+			return q.limit(m.concurrency), true
+		}
+	}
+	return 0, false
+}
+
 // Draining reports whether Shutdown has begun: the Manager fetches no more
 // jobs, so it should not be counted as ready.
 func (m *Manager) Draining() bool {
