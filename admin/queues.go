@@ -222,17 +222,16 @@ func WatchQueueSettings(ctx context.Context, b broker.Broker, m *worker.Manager,
 	}
 }
 
-// Health answers GET /api/v1/health.
+// Health answers GET /api/v1/health when the store answers; when it
+// does not, the answer is a 503 error.
 type Health struct {
 	Status string `json:"status"`
-	Store  string `json:"store"`
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request, _ *Principal) error {
 	if err := s.cfg.Broker.Ping(r.Context()); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "unavailable", Store: err.Error()})
-		return nil
+		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "", "the store does not answer: %v", err)
 	}
-	writeJSON(w, http.StatusOK, Health{Status: "ok", Store: "ok"})
+	writeJSON(w, http.StatusOK, Health{Status: "ok"})
 	return nil
 }

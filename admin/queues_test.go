@@ -87,6 +87,6 @@ func TestClosedStoreIs503(t *testing.T) {
 		srv.Do(t, "GET", "/api/v1/jobs", apitest.Viewer, nil).WantError(t, http.StatusServiceUnavailable, admin.CodeUnavailable)
 		srv.Do(t, "GET", "/api/v1/queues", apitest.Viewer, nil).WantError(t, http.StatusServiceUnavailable, admin.CodeUnavailable)
 		srv.Do(t, "POST", "/api/v1/queues/q/pause", apitest.Operator, nil).WantError(t, http.StatusServiceUnavailable, admin.CodeUnavailable)
-		srv.Do(t, "GET", "/api/v1/health", apitest.Viewer, nil).Want(t, http.StatusServiceUnavailable)
+		srv.Do(t, "GET", "/api/v1/health", apitest.Viewer, nil).WantError(t, http.StatusServiceUnavailable, admin.CodeUnavailable)
 	})
 }
