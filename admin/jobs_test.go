@@ -199,12 +199,10 @@ func TestTenantScopedToken(t *testing.T) {
 func TestBulkRetryAndDelete(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
 		srv := start(t, b)
-		var ids []string
 		for range 3 {
 			var j admin.Job
 			srv.Do(t, "POST", "/api/v1/queues/q/jobs", apitest.Operator, `{"type":"x"}`).Want(t, http.StatusCreated).JSON(t, &j)
 			srv.Do(t, "POST", "/api/v1/jobs/"+j.ID+"/cancel", apitest.Operator, nil).Want(t, http.StatusOK)
-			ids = append(ids, j.ID)
 		}
 		srv.Do(t, "POST", "/api/v1/queues/q/jobs", apitest.Operator, `{"type":"x"}`).Want(t, http.StatusCreated)
 		var res admin.BulkResponse
