@@ -108,7 +108,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 				return fmt.Errorf("read idempotency record: %w", err)
 			}
 			if s.cfg.Now().Before(rec.ExpiresAt) {
-				return s.replay(w, ctx, cm, c, queue, docKey, &rec, fp, answer)
+				return s.replay(ctx, w, cm, c, queue, docKey, &rec, fp, answer)
 			}
 			version = doc.Version // expired: take the key over
 		case !errors.Is(err, broker.ErrDocNotFound):
@@ -148,7 +148,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 }
 
 // replay answers a request whose key has a record.
-func (s *Server) replay(w http.ResponseWriter, ctx context.Context, cm broker.Committer, c *worker.Client, queue, docKey string, rec *idemRecord, fp string, answer func([]*broker.Job) any) error {
+func (s *Server) replay(ctx context.Context, w http.ResponseWriter, cm broker.Committer, c *worker.Client, queue, docKey string, rec *idemRecord, fp string, answer func([]*broker.Job) any) error {
 	if rec.Fingerprint != fp {
 		return Errorf(http.StatusUnprocessableEntity, CodeIdempotency, IdempotencyHeader, "this %s was used with another request", IdempotencyHeader)
 	}
@@ -161,7 +161,7 @@ func (s *Server) replay(w http.ResponseWriter, ctx context.Context, cm broker.Co
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-wait.C:
-			return s.answerFromJobs(w, ctx, c, queue, rec, answer)
+			return s.answerFromJobs(ctx, w, c, queue, rec, answer)
 		case <-tick.C:
 		}
 		doc, err := cm.DocGet(ctx, queue, idempotencyKind, docKey)
@@ -178,7 +178,7 @@ func (s *Server) replay(w http.ResponseWriter, ctx context.Context, cm broker.Co
 
 // answerFromJobs answers a key whose first request inserted its jobs but
 // did not record its answer: with the jobs as they are now.
-func (s *Server) answerFromJobs(w http.ResponseWriter, ctx context.Context, c *worker.Client, queue string, rec *idemRecord, answer func([]*broker.Job) any) error {
+func (s *Server) answerFromJobs(ctx context.Context, w http.ResponseWriter, c *worker.Client, queue string, rec *idemRecord, answer func([]*broker.Job) any) error {
 	jobs := make([]*broker.Job, len(rec.Jobs))
 	for i, id := range rec.Jobs {
 		j, err := c.Get(ctx, queue, id)
