@@ -66,6 +66,9 @@ func parseListQuery(q url.Values) (*listQuery, error) {
 	}
 	known := []string{"queue", "state", "type", "tenant", "from", "to", "cursor", "limit"}
 	for k, vs := range q {
+		if k == "" {
+			return nil, bad("", "a query parameter has an empty name")
+		}
 		if !slices.Contains(known, k) {
 			return nil, bad(k, "unknown query parameter %q", k)
 		}
