@@ -36,6 +36,9 @@ type Config struct {
 	Callbacks *httpproc.Callbacks
 	// Auth authenticates bearer tokens. Required.
 	Auth Authenticator
+	// Tokens is the token store the tokens routes manage; usually Auth
+	// too. Without it those routes answer 404.
+	Tokens *TokenStore
 	// MaxBodyBytes bounds a request body. Defaults to 1 MiB.
 	MaxBodyBytes int64
 	// RequestTimeout bounds one request's work. Defaults to 30s.
@@ -45,15 +48,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// FailedAuth limits failed authentications per client address.
+	FailedAuth FailedAuthLimit
 }
 
 // Server is the admin and producer API under /api/v1. It is an
 // http.Handler; mount it at the root of a mux (its routes carry the
 // /api/v1 prefix).
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	failures *failureLimiter
 }
 
 // New returns the API server for cfg.
@@ -85,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: new: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), failures: newFailureLimiter(cfg.FailedAuth, cfg.Now)}
 	s.openapiRoutes(doc)
 	// Each area registers its routes in its own file.
 	s.jobRoutes()
@@ -124,6 +130,7 @@ func (s *Server) handle(pattern string, need Role, h handlerFunc) {
 		}()
 		p, err := s.authenticate(r)
 		if err != nil {
+			setRetryAfter(w, err)
 			writeError(w, err)
 			return
 		}
