@@ -80,6 +80,9 @@ type Config struct {
 	// DrainTimeout is how long a shutdown waits for running jobs before
 	// cancelling them and handing them back (WORKER_DRAIN_TIMEOUT). 30s.
 	DrainTimeout time.Duration
+	// APIEnabled serves the admin and producer API under /api/v1 on
+	// HTTPAddr (WORKER_API_ENABLED). true.
+	APIEnabled bool
 
 	// File is the config file the values were read from, "" for none.
 	File string

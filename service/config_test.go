@@ -63,6 +63,7 @@ func TestEnvVars(t *testing.T) {
 		{"WORKER_DATA_DIR", "./data", "/var/lib/aibos", "/var/lib/aibos", " ", `WORKER_DATA_DIR=" ": want a directory path`},
 		{"WORKER_HTTP_ADDR", ":8080", "127.0.0.1:0", "127.0.0.1:0", "8080", `WORKER_HTTP_ADDR="8080": want host:port or :port (:0 picks a free port)`},
 		{"WORKER_DRAIN_TIMEOUT", "30000", "90000", "90000", "forever", `WORKER_DRAIN_TIMEOUT="forever": want ` + msAllowed},
+		{"WORKER_API_ENABLED", "true", "false", "false", "maybe", `WORKER_API_ENABLED="maybe": want true or false`},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -105,14 +106,15 @@ func TestSettingsReachConfig(t *testing.T) {
 		"WORKER_CONCURRENCY=12", "WORKER_RETRY_ATTEMPTS=7", "WORKER_RETRY_DELAY=250", "WORKER_TIMEOUT=2s",
 		"REDIS_DB=4", "REDIS_MAX_CONNECTIONS=33", "QUEUE_PREFIX=acme", "QUEUE_DEFAULT_TTL=60000", "QUEUE_MAX_LENGTH=9",
 		"MONITORING_ENABLED=false", "METRICS_INTERVAL=1500", "HEALTH_CHECK_INTERVAL=700", "WORKER_DRAIN_TIMEOUT=5000",
+		"WORKER_API_ENABLED=false",
 	)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := []any{c.Concurrency, c.RetryAttempts, c.RetryDelay, c.Timeout, c.RedisDB, c.RedisMaxConnections, c.QueuePrefix,
-		c.QueueDefaultTTL, c.QueueMaxLength, c.MonitoringEnabled, c.MetricsInterval, c.HealthCheckInterval, c.DrainTimeout}
+		c.QueueDefaultTTL, c.QueueMaxLength, c.MonitoringEnabled, c.MetricsInterval, c.HealthCheckInterval, c.DrainTimeout, c.APIEnabled}
 	want := []any{12, 7, 250 * time.Millisecond, 2 * time.Second, 4, 33, "acme",
-		time.Minute, 9, false, 1500 * time.Millisecond, 700 * time.Millisecond, 5 * time.Second}
+		time.Minute, 9, false, 1500 * time.Millisecond, 700 * time.Millisecond, 5 * time.Second, false}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("field %d = %v, want %v", i, got[i], want[i])

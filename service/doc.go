@@ -12,8 +12,10 @@
 // A Service opens the broker the configuration names (Redis when
 // REDIS_URL is set, else the embedded store under WORKER_DATA_DIR) and
 // runs one worker.Manager over the configured queues, the workflow engine,
-// the cron scheduler and an HTTP server with /metrics, /livez, /readyz and
-// /health:
+// the cron scheduler and an HTTP server with /metrics, /livez, /readyz,
+// /health and, unless WORKER_API_ENABLED is false, the admin and producer
+// API under /api/v1 (package admin), whose bearer tokens live in the store
+// (OpenTokens reaches them while the service is stopped):
 //
 //	cfg, err := service.Load(service.LoadInput{File: "aibos-worker.yaml"})
 //	svc, err := service.New(ctx, cfg, service.NewLogger(cfg, os.Stderr))

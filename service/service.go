@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/health"
 	"github.com/aibos/worker/httpproc"
@@ -28,7 +29,8 @@ import (
 
 // Service is the aibos-worker service: one Manager over the configured
 // queues, the workflow engine, the cron scheduler, and an HTTP server with
-// /metrics, /livez, /readyz and /health. Build it with New, register Go
+// /metrics, /livez, /readyz, /health and the admin API under /api/v1 (see
+// package admin). Build it with New, register Go
 // processors and workflows, then Start; Shutdown drains it.
 type Service struct {
 	cfg   *Config
@@ -49,6 +51,10 @@ type Service struct {
 	callbacks *httpproc.Callbacks
 	scaler    *scale.Scaler
 	balancers []*scale.Balancer
+	// tokens is the API's token store; api serves /api/v1 when
+	// WORKER_API_ENABLED.
+	tokens *admin.TokenStore
+	api    *admin.Server
 
 	mu      sync.Mutex
 	procs   map[string]worker.Processor
@@ -149,6 +155,27 @@ func (s *Service) build() error {
 	}
 	if s.scaler, err = s.newScaler(); err != nil {
 		return err
+	}
+	return s.newAPI()
+}
+
+// newAPI builds the token store and, when WORKER_API_ENABLED, the admin
+// API over the service's parts.
+func (s *Service) newAPI() error {
+	var err error
+	if s.tokens, err = admin.NewTokenStore(s.store.b, nil); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if !s.cfg.APIEnabled {
+		return nil
+	}
+	s.api, err = admin.New(admin.Config{
+		Client: s.client, Broker: s.store.b, Manager: s.manager,
+		Workflows: s.engine, Cron: s.cron, OneTime: s.once, Callbacks: s.callbacks,
+		Auth: s.tokens, Tokens: s.tokens, Logger: s.log.With("component", "api"),
+	})
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
 	}
 	return nil
 }
@@ -325,6 +352,9 @@ func (s *Service) RegisterWorkflow(w workflow.Workflow) error {
 // cancelled callback; the admin API cancels this way.
 func (s *Service) Callbacks() *httpproc.Callbacks { return s.callbacks }
 
+// Tokens returns the API's token store, on the service's broker.
+func (s *Service) Tokens() *admin.TokenStore { return s.tokens }
+
 // Scaler returns the WorkerScaler, or nil when scaling is off.
 func (s *Service) Scaler() *scale.Scaler { return s.scaler }
 
@@ -440,6 +470,9 @@ func (s *Service) handler() http.Handler {
 	})
 	if s.reg != nil {
 		mux.Handle("GET /metrics", promhttpHandler(s.reg))
+	}
+	if s.api != nil {
+		mux.Handle("/api/v1/", s.api)
 	}
 	return mux
 }

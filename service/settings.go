@@ -88,17 +88,8 @@ var settings = []*setting{
 		func(c *Config) *time.Duration { return &c.QueueDefaultTTL }),
 	intSetting("QUEUE_MAX_LENGTH", "queue-max-length", "10000", 1, 1<<30, "waiting (pending + scheduled) jobs per queue before adds fail with ErrQueueFull",
 		func(c *Config) *int { return &c.QueueMaxLength }),
-	{
-		env: "MONITORING_ENABLED", flag: "monitoring-enabled", def: "true",
-		allowed: "true or false",
-		help:    "serve /metrics and log a metrics snapshot every METRICS_INTERVAL",
-		set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			c.MonitoringEnabled = b
-			return err
-		},
-		get: func(c *Config) string { return strconv.FormatBool(c.MonitoringEnabled) },
-	},
+	boolSetting("MONITORING_ENABLED", "monitoring-enabled", "true", "serve /metrics and log a metrics snapshot every METRICS_INTERVAL",
+		func(c *Config) *bool { return &c.MonitoringEnabled }),
 	msSetting("METRICS_INTERVAL", "metrics-interval", "60000", "how often the metrics snapshot is logged (ms)",
 		func(c *Config) *time.Duration { return &c.MetricsInterval }),
 	msSetting("HEALTH_CHECK_INTERVAL", "health-check-interval", "30000", "how often the health checks run in the background (ms)",
@@ -134,6 +125,21 @@ var settings = []*setting{
 		}),
 	msSetting("WORKER_DRAIN_TIMEOUT", "drain-timeout", "30000", "how long shutdown waits for running jobs before handing them back (ms)",
 		func(c *Config) *time.Duration { return &c.DrainTimeout }),
+	boolSetting("WORKER_API_ENABLED", "api-enabled", "true", "serve the admin and producer API under /api/v1 (bearer tokens: aibos-worker tokens create)",
+		func(c *Config) *bool { return &c.APIEnabled }),
+}
+
+// boolSetting is a setting holding true or false.
+func boolSetting(env, flag, def, help string, field func(*Config) *bool) *setting {
+	return &setting{
+		env: env, flag: flag, def: def, help: help, allowed: "true or false",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			*field(c) = b
+			return err
+		},
+		get: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+	}
 }
 
 // textSetting is a setting holding text that ok accepts.
