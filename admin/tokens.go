@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"errors"
 	"net/http"
 	"time"
 )
@@ -113,10 +112,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *Principa
 	}
 	id := r.PathValue("id")
 	if err := ts.Revoke(r.Context(), id, p.TenantID); err != nil {
-		var e *Error
-		if !errors.As(err, &e) && errorFor(err).Status == http.StatusNotFound {
-			return Errorf(http.StatusNotFound, CodeNotFound, "id", "token %q not found", id)
-		}
 		return err
 	}
 	s.log.Info("admin: token revoked", "by", p.TokenID, "id", id)

@@ -131,7 +131,7 @@ func (ts *TokenStore) Create(ctx context.Context, sp TokenSpec) (string, *TokenI
 		Hash:      hex.EncodeToString(sum[:]),
 	}
 	if !sp.ExpiresAt.IsZero() {
-		exp := sp.ExpiresAt.UTC()
+		exp := sp.ExpiresAt.UTC().Truncate(time.Millisecond)
 		st.ExpiresAt = &exp
 	}
 	body, err := json.Marshal(st)
@@ -178,20 +178,23 @@ func (ts *TokenStore) List(ctx context.Context, tenant string) ([]*TokenInfo, er
 }
 
 // Revoke deletes the token id, after which it no longer authenticates.
-// A token of another tenant than tenant (when tenant is not empty) is as
-// good as missing: an error wrapping broker.ErrNotFound.
+// A missing token, or one of another tenant than tenant (when tenant is
+// not empty), is an *Error with status 404.
 func (ts *TokenStore) Revoke(ctx context.Context, id, tenant string) error {
 	for {
 		d, err := ts.get(ctx, id)
 		if err != nil {
-			return fmt.Errorf("revoke token %q: %w", id, err)
+			return fmt.Errorf("revoke token: %w", err)
+		}
+		if d == nil {
+			return tokenNotFound(id)
 		}
 		st, err := decodeToken(d)
 		if err != nil {
-			return fmt.Errorf("revoke token %q: %w", id, err)
+			return fmt.Errorf("revoke token: %w", err)
 		}
 		if tenant != "" && st.TenantID != tenant {
-			return fmt.Errorf("revoke token %q: %w", id, broker.ErrNotFound)
+			return tokenNotFound(id)
 		}
 		_, err = ts.c.Commit(ctx, &broker.CommitParams{Scope: TokenScope, Docs: []*broker.DocWrite{{Kind: tokenKind, Key: id, Version: d.Version, Delete: true}}})
 		if errors.Is(err, broker.ErrConflict) {
@@ -204,16 +207,23 @@ func (ts *TokenStore) Revoke(ctx context.Context, id, tenant string) error {
 	}
 }
 
-// get reads a token's document; a missing one wraps broker.ErrNotFound.
+func tokenNotFound(id string) *Error {
+	return Errorf(http.StatusNotFound, CodeNotFound, "id", "token %q not found", id)
+}
+
+// get reads a token's document: nil if there is none.
 func (ts *TokenStore) get(ctx context.Context, id string) (*broker.Doc, error) {
-	if id == "" || len(id) != 2*tokenIDBytes || strings.Trim(id, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("token id %q: %w", id, broker.ErrNotFound)
+	if len(id) != 2*tokenIDBytes || strings.Trim(id, "0123456789abcdef") != "" {
+		return nil, nil // not an id this store makes
 	}
 	d, err := ts.c.DocGet(ctx, TokenScope, tokenKind, id)
 	if errors.Is(err, broker.ErrDocNotFound) {
-		return nil, broker.ErrNotFound
+		return nil, nil
 	}
-	return d, err
+	if err != nil {
+		return nil, fmt.Errorf("read token %q: %w", id, err)
+	}
+	return d, nil
 }
 
 // Authenticate implements Authenticator: the token must be well formed,
@@ -224,11 +234,11 @@ func (ts *TokenStore) Authenticate(ctx context.Context, token string) (*Principa
 		return nil, fmt.Errorf("%w: not an aibos-worker API token (awt_<id>_<secret>)", ErrUnauthenticated)
 	}
 	d, err := ts.get(ctx, id)
-	if errors.Is(err, broker.ErrNotFound) {
-		return nil, fmt.Errorf("%w: unknown or revoked token", ErrUnauthenticated)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if d == nil {
+		return nil, fmt.Errorf("%w: unknown or revoked token", ErrUnauthenticated)
 	}
 	st, err := decodeToken(d)
 	if err != nil {

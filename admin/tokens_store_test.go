@@ -97,8 +97,8 @@ func TestTokenStoreLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ts.Revoke(ctx, info.ID, "other-tenant"); !errors.Is(err, broker.ErrNotFound) {
-			t.Fatalf("revoke another tenant's token: %v, want ErrNotFound", err)
+		if err := ts.Revoke(ctx, info.ID, "other-tenant"); errorFor(err).Status != 404 {
+			t.Fatalf("revoke another tenant's token: %v, want a 404", err)
 		}
 		if err := ts.Revoke(ctx, info.ID, ""); err != nil {
 			t.Fatal(err)
@@ -106,8 +106,8 @@ func TestTokenStoreLifecycle(t *testing.T) {
 		if _, err := ts.Authenticate(ctx, token); !errors.Is(err, ErrUnauthenticated) {
 			t.Fatalf("authenticate a revoked token: %v, want ErrUnauthenticated", err)
 		}
-		if err := ts.Revoke(ctx, info.ID, ""); !errors.Is(err, broker.ErrNotFound) {
-			t.Fatalf("revoke twice: %v, want ErrNotFound", err)
+		if err := ts.Revoke(ctx, info.ID, ""); errorFor(err).Status != 404 {
+			t.Fatalf("revoke twice: %v, want a 404", err)
 		}
 		if _, err := ts.Authenticate(ctx, other); err != nil {
 			t.Fatalf("revoking one token broke another: %v", err)

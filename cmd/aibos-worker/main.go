@@ -2,6 +2,7 @@
 //
 //	aibos-worker serve     run the service (see package service)
 //	aibos-worker config    print the effective configuration and where each value came from
+//	aibos-worker tokens    create, list and revoke the admin API's tokens (offline, or with --url and --token)
 //	aibos-worker version   print the version
 //
 // Configuration: built-in defaults < config file (--config) < environment
@@ -139,6 +140,7 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdout,
 			Args:  cobra.NoArgs,
 			RunE:  withConfig(func(cfg *service.Config) error { return printConfig(stdout, cfg) }),
 		},
+		newTokensCmd(ctx, lookupEnv, stdout, load),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
