@@ -29,11 +29,16 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 		return nil, Errorf(http.StatusUnauthorized, CodeUnauthenticated, "Authorization", "missing bearer token (Authorization: Bearer <token>)")
 	}
 	p, err := s.cfg.Auth.Authenticate(r.Context(), token)
-	if err != nil {
-		if errors.Is(err, ErrUnauthenticated) {
-			s.failures.fail(addr)
-		}
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		s.failures.fail(addr)
 		return nil, err
+	case err != nil:
+		// The store could not say: not the client's fault, so not a
+		// failure against its address, and not a 401 that would make it
+		// drop a good token.
+		s.log.Warn("admin: cannot authenticate", "err", err)
+		return nil, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "", "cannot check the token now: the store did not answer")
 	}
 	return p, nil
 }

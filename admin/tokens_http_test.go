@@ -208,3 +208,19 @@ func TestFailedAuthRateLimit(t *testing.T) {
 		t.Fatalf("a second missing token right after: %d, want 429", r.status)
 	}
 }
+
+// TestAuthenticateStoreDown: when the store cannot say whether a token is
+// good, the answer is 503, and it counts as no failure of the client.
+func TestAuthenticateStoreDown(t *testing.T) {
+	b := testbroker.SQLite(t)
+	a := startTokenAPI(t, b, FailedAuthLimit{Every: time.Minute, Burst: 1})
+	good := a.token(t, RoleAdmin, "")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if r := a.do(t, "GET", "/api/v1/tokens", good, ""); r.status != 503 {
+			t.Fatalf("request %d with the store closed: %d %v, want 503", i+1, r.status, r.body)
+		}
+	}
+}
