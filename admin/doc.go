@@ -30,4 +30,24 @@
 // belongs to its tenant, read through the store's tenant index; a schedule
 // of the seed's tenant "all" belongs to no tenant's scope. Workflow runs
 // are scoped the same way, through a per-tenant index of runs.
+//
+// # Tokens
+//
+// A token reads awt_<id>_<secret>: 32 random bytes of secret, shown once
+// when it is made and stored only as a SHA-256 hash (TokenStore). Make the
+// first admin token with `aibos-worker tokens create` while the service is
+// stopped. An address that fails to authenticate too often is answered 429
+// with Retry-After until its bucket refills (Config.FailedAuth).
+//
+// # Roles
+//
+// Each route needs a role, and a role includes those below it: viewer <
+// operator < admin. A tenant-scoped token acts only within its tenant, and
+// a tenant-scoped admin makes tokens only for its own tenant. The table is
+// the routes' own (Server.Routes); a test keeps it in step and checks each
+// role against each route that changes something.
+//
+//	GET    /api/v1/tokens        admin
+//	POST   /api/v1/tokens        admin
+//	DELETE /api/v1/tokens/{id}   admin
 package admin

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/aibos/worker"
@@ -60,7 +61,18 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	failures *failureLimiter
+	routes   []Route
 }
+
+// Route is one authenticated route of the API and the role it needs.
+type Route struct {
+	Pattern string // e.g. "POST /api/v1/jobs/{id}/retry"
+	Role    Role
+}
+
+// Routes lists the authenticated routes in the order they were
+// registered, for documentation and for the role tests.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
 
 // New returns the API server for cfg.
 func New(cfg Config) (*Server, error) {
@@ -121,6 +133,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p *Principal) erro
 // authenticated, authorised, bounded by RequestTimeout, and a panic in h
 // becomes a 500 with its stack logged.
 func (s *Server) handle(pattern string, need Role, h handlerFunc) {
+	s.routes = append(s.routes, Route{Pattern: pattern, Role: need})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/recovery"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain stops the package's redis-server (the API tests run on both
+// brokers) and checks for leaked goroutines.
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
 // env returns a LookupEnv over vars given as "NAME=value".
 func env(vars ...string) func(string) (string, bool) {

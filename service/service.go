@@ -352,6 +352,10 @@ func (s *Service) RegisterWorkflow(w workflow.Workflow) error {
 // cancelled callback; the admin API cancels this way.
 func (s *Service) Callbacks() *httpproc.Callbacks { return s.callbacks }
 
+// API returns the admin API served under /api/v1, or nil when
+// WORKER_API_ENABLED is false.
+func (s *Service) API() *admin.Server { return s.api }
+
 // Tokens returns the API's token store, on the service's broker.
 func (s *Service) Tokens() *admin.TokenStore { return s.tokens }
 

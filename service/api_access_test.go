@@ -1,0 +1,179 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/internal/redistest"
+)
+
+// apiBundle is a running service with the API and tokens of each role:
+// cross-tenant ("admin") and scoped to tenants A and B ("admin-A").
+type apiBundle struct {
+	svc  *Service
+	base string
+	tok  map[string]string
+}
+
+// brokerEnvs are the environments that make the service use each broker.
+func brokerEnvs(t *testing.T) map[string][]string {
+	return map[string][]string{
+		"sqlite": {"WORKER_DATA_DIR=" + t.TempDir()},
+		"redis":  {"REDIS_URL=" + redistest.URL(t), "QUEUE_PREFIX=" + redistest.Prefix(t)},
+	}
+}
+
+// eachBroker runs f against a started service on each broker, in
+// parallel subtests.
+func eachBroker(t *testing.T, f func(t *testing.T, a *apiBundle)) {
+	for _, kind := range []string{"sqlite", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f(t, startAPI(t, brokerEnvs(t)[kind]))
+		})
+	}
+}
+
+func startAPI(t *testing.T, vars []string) *apiBundle {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := Load(LoadInput{LookupEnv: env(append(vars, "WORKER_HTTP_ADDR=127.0.0.1:0")...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		_ = svc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	a := &apiBundle{svc: svc, base: "http://" + svc.Addr().String(), tok: map[string]string{}}
+	for _, role := range []admin.Role{admin.RoleViewer, admin.RoleOperator, admin.RoleAdmin} {
+		for _, tenant := range []string{"", "A", "B"} {
+			name := string(role)
+			if tenant != "" {
+				name += "-" + tenant
+			}
+			tok, _, err := svc.Tokens().Create(ctx, admin.TokenSpec{Name: name, Role: role, TenantID: tenant})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.tok[name] = tok
+		}
+	}
+	return a
+}
+
+// call sends method path with a JSON body (none if empty) as the named
+// token and returns the status and the decoded body.
+func (a *apiBundle) call(t *testing.T, token, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.tok[token])
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	return resp.StatusCode, m
+}
+
+// docRoles reads the role table of admin/doc.go: pattern → role.
+func docRoles(t *testing.T) map[string]admin.Role {
+	t.Helper()
+	src, err := os.ReadFile("../admin/doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile(`(?m)^//\t(GET|POST|PUT|PATCH|DELETE) +(/api/v1/\S*) +(viewer|operator|admin)$`)
+	out := map[string]admin.Role{}
+	for _, m := range row.FindAllStringSubmatch(string(src), -1) {
+		out[m[1]+" "+m[2]] = admin.Role(m[3])
+	}
+	return out
+}
+
+// fillPath puts a value in each {param} of a route's path: none names
+// anything that exists, so an allowed call fails later, in the handler,
+// never with 401 or 403.
+func fillPath(path string) string {
+	return regexp.MustCompile(`\{[^}]+\}`).ReplaceAllStringFunc(path, func(p string) string {
+		switch p {
+		case "{queue}":
+			return "invoices"
+		case "{id}":
+			return "0000000000000000"
+		}
+		return "no-such-" + strings.Trim(p, "{}.")
+	})
+}
+
+// TestAPIRoles: the role table in admin/doc.go is the routes' own, and
+// each role against each route that changes something gets the
+// documented allow (anything but 401 and 403) or deny (403).
+func TestAPIRoles(t *testing.T) {
+	eachBroker(t, func(t *testing.T, a *apiBundle) {
+		documented := docRoles(t)
+		routes := a.svc.API().Routes()
+		for _, r := range routes {
+			if want, ok := documented[r.Pattern]; !ok || want != r.Role {
+				t.Errorf("route %s needs %s; admin/doc.go's table says %q", r.Pattern, r.Role, want)
+			}
+			delete(documented, r.Pattern)
+		}
+		for p := range documented {
+			t.Errorf("admin/doc.go's table lists %s, which is not a route", p)
+		}
+		for _, r := range routes {
+			method, path, _ := strings.Cut(r.Pattern, " ")
+			if method == http.MethodGet {
+				continue
+			}
+			for _, role := range []admin.Role{admin.RoleViewer, admin.RoleOperator, admin.RoleAdmin} {
+				body := ""
+				if method != http.MethodDelete {
+					body = "{}"
+				}
+				status, resp := a.call(t, string(role), method, fillPath(path), body)
+				allowed := role.Allows(r.Role)
+				switch {
+				case allowed && (status == 401 || status == 403):
+					t.Errorf("%s as %s: %d %v, want it allowed (the route needs %s)", r.Pattern, role, status, resp, r.Role)
+				case !allowed && status != 403:
+					t.Errorf("%s as %s: %d %v, want 403 (the route needs %s)", r.Pattern, role, status, resp, r.Role)
+				}
+			}
+		}
+	})
+}
