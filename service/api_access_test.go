@@ -177,3 +177,76 @@ func TestAPIRoles(t *testing.T) {
 		}
 	})
 }
+
+// attempt is one thing tenant A's admin tries against tenant B, and the
+// cross-tenant admin then does.
+type attempt struct {
+	name         string
+	method, path string
+	body         string
+	// adminWant is the status the cross-tenant admin gets.
+	adminWant int
+	// sees, for a listing, reports whether a response shows tenant B's
+	// resource; A's token must never see it and the admin must.
+	sees func(resp map[string]any) bool
+}
+
+// tokenID returns the id of the token named name.
+func (a *apiBundle) tokenID(t *testing.T, name string) string {
+	t.Helper()
+	l, err := a.svc.Tokens().List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range l {
+		if x.Name == name {
+			return x.ID
+		}
+	}
+	t.Fatalf("no token %s", name)
+	return ""
+}
+
+// listHas reports whether the list under key holds an item whose field is
+// value.
+func listHas(key, field, value string) func(map[string]any) bool {
+	return func(m map[string]any) bool {
+		items, _ := m[key].([]any)
+		for _, it := range items {
+			if o, ok := it.(map[string]any); ok && o[field] == value {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// TestAPITenantIsolation: a token scoped to tenant A tries every kind of
+// access to tenant B's resources and succeeds at none (each 404 or 403,
+// and no listing shows them); the cross-tenant admin's same calls succeed,
+// so the test can fail.
+func TestAPITenantIsolation(t *testing.T) {
+	eachBroker(t, func(t *testing.T, a *apiBundle) {
+		attempts := []attempt{
+			{name: "list tokens", method: "GET", path: "/api/v1/tokens", adminWant: 200, sees: listHas("tokens", "name", "viewer-B")},
+			{name: "make a token for B", method: "POST", path: "/api/v1/tokens", body: `{"name":"b-new","role":"viewer","tenantId":"B"}`, adminWant: 201},
+			{name: "revoke B's token", method: "DELETE", path: "/api/v1/tokens/" + a.tokenID(t, "viewer-B"), adminWant: 204},
+		}
+		for _, at := range attempts {
+			status, resp := a.call(t, "admin-A", at.method, at.path, at.body)
+			if at.sees != nil {
+				if status != 200 && status != 403 && status != 404 {
+					t.Errorf("%s as tenant A: %d %v, want 200 without B's, 403 or 404", at.name, status, resp)
+				} else if at.sees(resp) {
+					t.Errorf("%s as tenant A shows tenant B's: %v", at.name, resp)
+				}
+			} else if status != 403 && status != 404 {
+				t.Errorf("%s as tenant A: %d %v, want 403 or 404", at.name, status, resp)
+			}
+			status, resp = a.call(t, "admin", at.method, at.path, at.body)
+			if status != at.adminWant || (at.sees != nil && !at.sees(resp)) {
+				t.Errorf("%s as the cross-tenant admin: %d %v, want %d and B's resource", at.name, status, resp, at.adminWant)
+			}
+		}
+	})
+}
