@@ -83,15 +83,24 @@ func startAPI(t *testing.T, vars []string) *apiBundle {
 // token and returns the status and the decoded body.
 func (a *apiBundle) call(t *testing.T, token, method, path, body string) (int, map[string]any) {
 	t.Helper()
+	return request(t, method, a.base+path, a.tok[token], body)
+}
+
+// request sends method url with the bearer token (none if empty) and a
+// JSON body (none if empty), and returns the status and the decoded body.
+func request(t *testing.T, method, url, token, body string) (int, map[string]any) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, a.base+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+a.tok[token])
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}

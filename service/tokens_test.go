@@ -11,26 +11,6 @@ import (
 	"github.com/aibos/worker/admin"
 )
 
-// get sends GET url with the bearer token (none if empty) and returns the
-// status.
-func get(t *testing.T, url, token string) int {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // TestAPIServedWithStoredTokens: serve mounts the API, which accepts a
 // token made offline in the store and refuses requests without one; with
 // WORKER_API_ENABLED=false it is not served.
@@ -66,10 +46,10 @@ func TestAPIServedWithStoredTokens(t *testing.T) {
 			t.Errorf("OpenTokens while serving: %v, want ErrServiceRunning", err)
 		}
 		url := "http://" + svc.Addr().String() + "/api/v1/tokens"
-		if got := get(t, url, token); got != tc.withToken {
+		if got, _ := request(t, "GET", url, token, ""); got != tc.withToken {
 			t.Errorf("WORKER_API_ENABLED=%s: GET /api/v1/tokens with the offline token = %d, want %d", tc.enabled, got, tc.withToken)
 		}
-		if got := get(t, url, ""); got != tc.noTok {
+		if got, _ := request(t, "GET", url, "", ""); got != tc.noTok {
 			t.Errorf("WORKER_API_ENABLED=%s: GET /api/v1/tokens without a token = %d, want %d", tc.enabled, got, tc.noTok)
 		}
 		if err := svc.Shutdown(ctx); err != nil {
