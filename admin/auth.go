@@ -22,9 +22,8 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 		return nil, &retryAfterError{Errorf(http.StatusTooManyRequests, CodeTooMany, "Authorization",
 			"too many failed authentications from %s; retry in %d s", addr, retryAfterSeconds(wait)), wait}
 	}
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
 		s.failures.fail(addr)
 		return nil, Errorf(http.StatusUnauthorized, CodeUnauthenticated, "Authorization", "missing bearer token (Authorization: Bearer <token>)")
 	}
@@ -41,6 +40,14 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 		return nil, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "", "cannot check the token now: the store did not answer")
 	}
 	return p, nil
+}
+
+// bearer returns the token of an Authorization header; the scheme's name
+// is case-insensitive (RFC 9110).
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // authorize checks that p's role allows what needs role need: 403 if not.

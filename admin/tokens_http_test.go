@@ -24,6 +24,9 @@ type tokenAPI struct {
 	url string
 	ts  *TokenStore
 	clk *clock
+	// scheme is the Authorization scheme sent: "Bearer" unless a test
+	// sets another.
+	scheme string
 }
 
 func startTokenAPI(t *testing.T, b broker.Broker, limit FailedAuthLimit) *tokenAPI {
@@ -41,7 +44,7 @@ func startTokenAPI(t *testing.T, b broker.Broker, limit FailedAuthLimit) *tokenA
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &tokenAPI{url: srv.URL, ts: ts, clk: clk}
+	return &tokenAPI{url: srv.URL, ts: ts, clk: clk, scheme: "Bearer"}
 }
 
 // token makes a token in the store.
@@ -71,7 +74,7 @@ func (a *tokenAPI) do(t *testing.T, method, path, token, body string) reply {
 		t.Fatal(err)
 	}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", a.scheme+" "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -221,6 +224,17 @@ func TestAuthenticateStoreDown(t *testing.T) {
 	for i := range 3 {
 		if r := a.do(t, "GET", "/api/v1/tokens", good, ""); r.status != 503 {
 			t.Fatalf("request %d with the store closed: %d %v, want 503", i+1, r.status, r.body)
+		}
+	}
+}
+
+func TestBearerScheme(t *testing.T) {
+	a := startTokenAPI(t, testbroker.SQLite(t), FailedAuthLimit{})
+	good := a.token(t, RoleAdmin, "")
+	for scheme, want := range map[string]int{"Bearer": 200, "bearer": 200, "BEARER": 200, "Basic": 401, "Token": 401} {
+		a.scheme = scheme
+		if r := a.do(t, "GET", "/api/v1/tokens", good, ""); r.status != want {
+			t.Errorf("Authorization: %s <token>: %d, want %d", scheme, r.status, want)
 		}
 	}
 }
