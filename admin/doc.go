@@ -47,7 +47,14 @@
 // the routes' own (Server.Routes); a test keeps it in step and checks each
 // role against each route that changes something.
 //
-//	GET    /api/v1/tokens        admin
-//	POST   /api/v1/tokens        admin
-//	DELETE /api/v1/tokens/{id}   admin
+//	GET    /api/v1/series              viewer
+//	GET    /api/v1/tenants             viewer
+//	GET    /api/v1/tenants/{id}        viewer
+//	POST   /api/v1/tenants             admin
+//	PUT    /api/v1/tenants/{id}        admin
+//	POST   /api/v1/tenants/{id}/purge  admin
+//	POST   /api/v1/tokens              admin
+//	GET    /api/v1/tokens              admin
+//	DELETE /api/v1/tokens/{id}         admin
+//	GET    /api/v1/workers             viewer
 package admin

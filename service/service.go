@@ -20,6 +20,8 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/health"
 	"github.com/aibos/worker/httpproc"
+	"github.com/aibos/worker/internal/series"
+	"github.com/aibos/worker/internal/workerreg"
 	"github.com/aibos/worker/metrics"
 	"github.com/aibos/worker/retry"
 	"github.com/aibos/worker/scale"
@@ -52,9 +54,13 @@ type Service struct {
 	scaler    *scale.Scaler
 	balancers []*scale.Balancer
 	// tokens is the API's token store; api serves /api/v1 when
-	// WORKER_API_ENABLED.
-	tokens *admin.TokenStore
-	api    *admin.Server
+	// WORKER_API_ENABLED. series records the per-minute series and
+	// heartbeat the worker registry's entry, which the API shows.
+	tokens     *admin.TokenStore
+	api        *admin.Server
+	series     *series.Recorder
+	stopSeries func() // ends the recorder's Run after its last flush
+	heartbeat  *workerreg.Heartbeater
 
 	mu      sync.Mutex
 	procs   map[string]worker.Processor
@@ -123,9 +129,13 @@ func (s *Service) build() error {
 		Logger:          s.log,
 	}
 	mcfg.Retry.Jitter = true
+	if s.series, err = series.NewRecorder(b, series.Config{Logger: s.log}); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	mcfg.OnEvent = s.series.Observe
 	if c.MonitoringEnabled {
 		s.metrics = metrics.New(metrics.Config{Broker: b, Types: c.JobTypeNames()})
-		mcfg.OnEvent = s.metrics.Observe
+		mcfg.OnEvent = func(e worker.Event) { s.metrics.Observe(e); s.series.Observe(e) }
 		s.reg = prometheus.NewRegistry()
 		s.reg.MustRegister(s.metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		s.obs.register(s.reg)
@@ -157,27 +167,6 @@ func (s *Service) build() error {
 		return err
 	}
 	return s.newAPI()
-}
-
-// newAPI builds the token store and, when WORKER_API_ENABLED, the admin
-// API over the service's parts.
-func (s *Service) newAPI() error {
-	var err error
-	if s.tokens, err = admin.NewTokenStore(s.store.b, nil); err != nil {
-		return fmt.Errorf("service: %w", err)
-	}
-	if !s.cfg.APIEnabled {
-		return nil
-	}
-	s.api, err = admin.New(admin.Config{
-		Client: s.client, Broker: s.store.b, Manager: s.manager,
-		Workflows: s.engine, Cron: s.cron, OneTime: s.once, Callbacks: s.callbacks,
-		Auth: s.tokens, Tokens: s.tokens, Logger: s.log.With("component", "api"),
-	})
-	if err != nil {
-		return fmt.Errorf("service: %w", err)
-	}
-	return nil
 }
 
 // Register makes a Go processor available under name: jobs of the type
@@ -265,6 +254,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("service: %w", err)
 	}
 	s.started, s.ln = true, ln
+	s.startRegistries(ctx)
 	for _, b := range s.balancers {
 		b.Start(context.WithoutCancel(ctx))
 	}
@@ -436,6 +426,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	// rather than at the next background run.
 	s.checker.Stop()
 	err := s.manager.Shutdown(ctx)
+	s.stopRegistries(ctx)
 	for _, b := range s.balancers {
 		b.Close()
 	}

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
+	"time"
 
+	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/admin"
 )
 
@@ -55,5 +57,81 @@ func TestAPIServedWithStoredTokens(t *testing.T) {
 		if err := svc.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestRegistriesWired: a started service is in the API's worker registry
+// at once and leaves it on a clean stop; the jobs it ran are in the
+// per-minute series, flushed at the stop, which the next process shows.
+func TestRegistriesWired(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg, err := Load(LoadInput{LookupEnv: env("WORKER_DATA_DIR="+dir, "WORKER_HTTP_ADDR=127.0.0.1:0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, closeStore, err := OpenTokens(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := ts.Create(ctx, admin.TokenSpec{Name: "viewer", Role: admin.RoleViewer})
+	if cerr := closeStore(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	start := func() *Service {
+		svc, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan struct{}, 1)
+		if err := svc.Register("invoices", worker.ProcessorFunc(func(context.Context, *worker.Job) error { ran <- struct{}{}; return nil })); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Client().Add(ctx, "invoices", worker.JobSpec{Type: "invoices"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ran:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the job did not run")
+		}
+		return svc
+	}
+	workers := func(svc *Service) []any {
+		status, body := request(t, "GET", "http://"+svc.Addr().String()+"/api/v1/workers", token, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET /api/v1/workers: %d %v", status, body)
+		}
+		l, _ := body["workers"].([]any)
+		return l
+	}
+	svc := start()
+	first := svc.Manager().ID()
+	if l := workers(svc); len(l) != 1 || l[0].(map[string]any)["id"] != first {
+		t.Errorf("workers while one service runs: %v, want it alone", l)
+	}
+	if err := svc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc = start()
+	defer svc.Shutdown(ctx)
+	if l := workers(svc); len(l) != 1 || l[0].(map[string]any)["id"] == first {
+		t.Errorf("workers after a clean stop and a new start: %v, want the new one alone", l)
+	}
+	status, body := request(t, "GET", "http://"+svc.Addr().String()+"/api/v1/series?queue=invoices", token, "")
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/v1/series: %d %v", status, body)
+	}
+	var completed float64
+	for _, q := range body["series"].([]any) {
+		for _, m := range q.(map[string]any)["minutes"].([]any) {
+			completed += m.(map[string]any)["completed"].(float64)
+		}
+	}
+	if completed < 1 {
+		t.Errorf("series of invoices after the first service ran a job and stopped: %v, want a completed job", body)
 	}
 }

@@ -1,0 +1,70 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/internal/workerreg"
+)
+
+// newAPI builds the token store and, when WORKER_API_ENABLED, the admin
+// API over the service's parts.
+func (s *Service) newAPI() error {
+	var err error
+	if s.tokens, err = admin.NewTokenStore(s.store.b, nil); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if !s.cfg.APIEnabled {
+		return nil
+	}
+	s.api, err = admin.New(admin.Config{
+		Client: s.client, Broker: s.store.b, Manager: s.manager,
+		Workflows: s.engine, Cron: s.cron, OneTime: s.once, Callbacks: s.callbacks,
+		Auth: s.tokens, Tokens: s.tokens, Logger: s.log.With("component", "api"),
+	})
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	return nil
+}
+
+// startRegistries starts what keeps the store's registries current for
+// the API of any process on the store: this worker's heartbeat and the
+// per-minute series, recorded by every process whether or not it serves
+// the API itself. A heartbeat that cannot start is logged, not fatal: jobs
+// run without it.
+func (s *Service) startRegistries(ctx context.Context) {
+	// The recorder outlives the Manager's drain, so that the jobs that
+	// finish while it drains are in its last flush.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.series.Run(rctx); err != nil {
+			s.log.Error("series recorder stopped", "err", err)
+		}
+	}()
+	s.stopSeries = func() { cancel(); <-done }
+	h, err := workerreg.Start(context.WithoutCancel(ctx), s.store.b, s.manager, workerreg.Config{Logger: s.log})
+	if err != nil {
+		s.log.Error("start the worker registry's heartbeat", "err", err)
+		return
+	}
+	s.heartbeat = h
+}
+
+// stopRegistries flushes the series a last time and removes this worker
+// from the registry (a clean stop is not shown as gone). Call it once the
+// Manager has drained, before the store closes.
+func (s *Service) stopRegistries(ctx context.Context) {
+	if s.stopSeries != nil {
+		s.stopSeries()
+	}
+	if s.heartbeat == nil {
+		return
+	}
+	if err := s.heartbeat.Stop(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("remove this worker from the registry", "err", err)
+	}
+}
