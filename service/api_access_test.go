@@ -271,6 +271,9 @@ func tenantAttempts(t *testing.T, a *apiBundle) []attempt {
 		{name: "update tenant B", method: "PUT", path: "/api/v1/tenants/B", body: `{"id":"B","name":"Tenant B2","timeZone":"Europe/Paris","currency":"EUR"}`},
 		{name: "create a tenant", method: "POST", path: "/api/v1/tenants", body: `{"id":"C","name":"Tenant C","timeZone":"UTC","currency":"USD"}`},
 		{name: "purge tenant B", method: "POST", path: "/api/v1/tenants/B/purge", body: `{"dryRun":true}`},
+		// Workers and series span every tenant: not for a tenant's token.
+		{name: "list workers", method: "GET", path: "/api/v1/workers"},
+		{name: "read series", method: "GET", path: "/api/v1/series?queue=invoices"},
 	}
 }
 
