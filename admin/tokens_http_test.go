@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,36 +17,18 @@ import (
 	"github.com/aibos/worker/internal/testbroker"
 )
 
-// testClock is a clock the tests move.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // tokenAPI is the API over a real broker and listener (apitest, which
 // checks every request and answer against the OpenAPI document), with
 // the token store as its Authenticator.
 type tokenAPI struct {
 	*apitest.Server
 	ts  *admin.TokenStore
-	clk *testClock
+	clk *admin.TestClock
 }
 
 func startTokenAPI(t *testing.T, b broker.Broker, limit admin.FailedAuthLimit) *tokenAPI {
 	t.Helper()
-	clk := &testClock{t: time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)}
+	clk := admin.NewTestClock()
 	ts, err := admin.NewTokenStore(b, clk.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -15,21 +15,25 @@ import (
 	"github.com/aibos/worker/internal/testbroker"
 )
 
-// clock is a settable clock for expiry and rate-limit tests.
-type clock struct {
+// TestClock is a clock the tests move; the package's external tests use
+// it too.
+type TestClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)} }
+// NewTestClock returns a TestClock at a fixed instant.
+func NewTestClock() *TestClock { return &TestClock{t: time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)} }
 
-func (c *clock) Now() time.Time {
+// Now reads the clock.
+func (c *TestClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
 
-func (c *clock) Add(d time.Duration) {
+// Add moves the clock by d.
+func (c *TestClock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
@@ -47,7 +51,7 @@ func newTokenStore(t *testing.T, b broker.Broker, now func() time.Time) *TokenSt
 func TestTokenStoreLifecycle(t *testing.T) {
 	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
 		ctx := context.Background()
-		clk := newClock()
+		clk := NewTestClock()
 		ts := newTokenStore(t, b, clk.Now)
 
 		token, info, err := ts.Create(ctx, TokenSpec{Name: "support-alice", Role: RoleOperator, TenantID: "acme", ExpiresAt: clk.Now().Add(time.Hour)})
@@ -237,7 +241,7 @@ func TestSecretComparedInConstantTime(t *testing.T) {
 }
 
 func TestFailureLimiter(t *testing.T) {
-	clk := newClock()
+	clk := NewTestClock()
 	l := newFailureLimiter(FailedAuthLimit{Every: 10 * time.Second, Burst: 3, MaxClients: 4}, clk.Now)
 	for i := range 3 {
 		if w := l.blocked("1.2.3.4"); w != 0 {

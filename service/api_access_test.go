@@ -234,11 +234,6 @@ func listHas(key, field, value string) func(map[string]any) bool {
 	}
 }
 
-// numberAbove reports whether the number under key is above zero.
-func numberAbove(key string) func(map[string]any) bool {
-	return func(m map[string]any) bool { n, _ := m[key].(float64); return n > 0 }
-}
-
 // isoQueue is a queue no worker serves, so tenant B's jobs stay as the
 // test leaves them.
 const isoQueue = "isolation"
