@@ -47,14 +47,30 @@
 // the routes' own (Server.Routes); a test keeps it in step and checks each
 // role against each route that changes something.
 //
-//	GET    /api/v1/series              viewer
-//	GET    /api/v1/tenants             viewer
-//	GET    /api/v1/tenants/{id}        viewer
-//	POST   /api/v1/tenants             admin
-//	PUT    /api/v1/tenants/{id}        admin
-//	POST   /api/v1/tenants/{id}/purge  admin
-//	POST   /api/v1/tokens              admin
-//	GET    /api/v1/tokens              admin
-//	DELETE /api/v1/tokens/{id}         admin
-//	GET    /api/v1/workers             viewer
+//	GET    /api/v1/schedules                          viewer
+//	POST   /api/v1/schedules                          admin
+//	GET    /api/v1/schedules/{name}                   viewer
+//	PUT    /api/v1/schedules/{name}                   admin
+//	DELETE /api/v1/schedules/{name}                   admin
+//	POST   /api/v1/schedules/{name}/pause             operator
+//	POST   /api/v1/schedules/{name}/resume            operator
+//	POST   /api/v1/schedules/{name}/trigger           operator
+//	GET    /api/v1/one-time-schedules                 viewer
+//	POST   /api/v1/one-time-schedules                 admin
+//	GET    /api/v1/one-time-schedules/{queue}/{name}  viewer
+//	DELETE /api/v1/one-time-schedules/{queue}/{name}  operator
+//	GET    /api/v1/series                             viewer
+//	GET    /api/v1/tenants                            viewer
+//	GET    /api/v1/tenants/{id}                       viewer
+//	POST   /api/v1/tenants                            admin
+//	PUT    /api/v1/tenants/{id}                       admin
+//	POST   /api/v1/tenants/{id}/purge                 admin
+//	POST   /api/v1/tokens                             admin
+//	GET    /api/v1/tokens                             admin
+//	DELETE /api/v1/tokens/{id}                        admin
+//	GET    /api/v1/workers                            viewer
+//	GET    /api/v1/workflows/runs                     viewer
+//	GET    /api/v1/workflows/runs/{id}                viewer
+//	POST   /api/v1/workflows/runs/{id}/cancel         operator
+//	POST   /api/v1/workflows/{name}/runs              operator
 package admin

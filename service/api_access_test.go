@@ -272,6 +272,23 @@ func tenantAttempts(t *testing.T, a *apiBundle) []attempt {
 	}
 }
 
+// scheduleAttempts are the attempts on tenant B's cron schedule.
+func scheduleAttempts(t *testing.T, a *apiBundle) []attempt {
+	const sched = `{"name":"b-report","cron":"0 3 * * *","timeZone":"UTC","job":{"queue":"isolation","type":"report.generation","tenantId":"B"}}`
+	if status, resp := a.call(t, "admin", "POST", "/api/v1/schedules", sched); status != 201 {
+		t.Fatalf("create tenant B's schedule: %d %v", status, resp)
+	}
+	return []attempt{
+		{name: "list schedules", method: "GET", path: "/api/v1/schedules", sees: listHas("schedules", "name", "b-report")},
+		{name: "get B's schedule", method: "GET", path: "/api/v1/schedules/b-report"},
+		{name: "pause B's schedule", method: "POST", path: "/api/v1/schedules/b-report/pause"},
+		{name: "resume B's schedule", method: "POST", path: "/api/v1/schedules/b-report/resume"},
+		{name: "update B's schedule", method: "PUT", path: "/api/v1/schedules/b-report", body: sched},
+		{name: "create a schedule for B", method: "POST", path: "/api/v1/schedules", body: strings.Replace(sched, "b-report", "b-other", 1)},
+		{name: "delete B's schedule", method: "DELETE", path: "/api/v1/schedules/b-report"},
+	}
+}
+
 // TestAPITenantIsolation: a token scoped to tenant A tries every kind of
 // access to tenant B's resources and succeeds at none (each 404 or 403,
 // and no listing shows them); the cross-tenant admin's same calls succeed,
@@ -284,6 +301,7 @@ func TestAPITenantIsolation(t *testing.T) {
 			{name: "revoke B's token", method: "DELETE", path: "/api/v1/tokens/" + a.tokenID(t, "viewer-B")},
 		}
 		attempts = append(attempts, tenantAttempts(t, a)...)
+		attempts = append(attempts, scheduleAttempts(t, a)...)
 		for _, at := range attempts {
 			before := a.bJobs(t)
 			status, resp := a.call(t, "admin-A", at.method, at.path, at.body)
