@@ -47,6 +47,19 @@
 // the routes' own (Server.Routes); a test keeps it in step and checks each
 // role against each route that changes something.
 //
+//	POST   /api/v1/queues/{queue}/jobs                operator
+//	POST   /api/v1/queues/{queue}/jobs/batch          operator
+//	GET    /api/v1/jobs                               viewer
+//	POST   /api/v1/jobs/bulk                          operator
+//	GET    /api/v1/jobs/{id}                          viewer
+//	POST   /api/v1/jobs/{id}/retry                    operator
+//	POST   /api/v1/jobs/{id}/cancel                   operator
+//	DELETE /api/v1/jobs/{id}                          operator
+//	GET    /api/v1/queues                             viewer
+//	POST   /api/v1/queues/{queue}/pause               operator
+//	POST   /api/v1/queues/{queue}/resume              operator
+//	PUT    /api/v1/queues/{queue}/concurrency         admin
+//	GET    /api/v1/health                             viewer
 //	GET    /api/v1/schedules                          viewer
 //	POST   /api/v1/schedules                          admin
 //	GET    /api/v1/schedules/{name}                   viewer

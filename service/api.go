@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aibos/worker/admin"
@@ -46,6 +47,13 @@ func (s *Service) startRegistries(ctx context.Context) {
 		}
 	}()
 	s.stopSeries = func() { cancel(); <-done }
+	// Queue settings set through the API (concurrency) reach this
+	// process's Manager through the store.
+	s.manager.Go(func(ctx context.Context) {
+		if err := admin.WatchQueueSettings(ctx, s.store.b, s.manager, 0); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("queue settings watcher stopped", "err", err)
+		}
+	})
 	h, err := workerreg.Start(context.WithoutCancel(ctx), s.store.b, s.manager, workerreg.Config{Logger: s.log})
 	if err != nil {
 		s.log.Error("start the worker registry's heartbeat", "err", err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/admin"
@@ -238,6 +239,45 @@ func listHas(key, field, value string) func(map[string]any) bool {
 // test leaves them.
 const isoQueue = "isolation"
 
+// bJob adds a job of tenant B to isoQueue, due in an hour; cancelled, it
+// is finished (so it can be retried and deleted).
+func (a *apiBundle) bJob(t *testing.T, cancelled bool) string {
+	t.Helper()
+	ctx := context.Background()
+	j, err := a.svc.Client().Add(ctx, isoQueue, worker.JobSpec{Type: "report.generation", TenantID: "B", Delay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cancelled {
+		if _, err := a.svc.Client().Cancel(ctx, isoQueue, j.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return j.ID
+}
+
+// jobAttempts are the attempts on tenant B's jobs and queues.
+func jobAttempts(t *testing.T, a *apiBundle) []attempt {
+	seen, get, retry, cancel, del := a.bJob(t, false), a.bJob(t, false), a.bJob(t, true), a.bJob(t, false), a.bJob(t, true)
+	return []attempt{
+		{name: "get B's job", method: "GET", path: "/api/v1/jobs/" + get},
+		{name: "list jobs", method: "GET", path: "/api/v1/jobs?queue=" + isoQueue, sees: listHas("jobs", "id", seen)},
+		{name: "list jobs with tenant=B", method: "GET", path: "/api/v1/jobs?queue=" + isoQueue + "&tenant=B", sees: listHas("jobs", "id", seen)},
+		{name: "retry B's job", method: "POST", path: "/api/v1/jobs/" + retry + "/retry"},
+		{name: "cancel B's job", method: "POST", path: "/api/v1/jobs/" + cancel + "/cancel"},
+		{name: "delete B's job", method: "DELETE", path: "/api/v1/jobs/" + del},
+		{name: "bulk over B's tenant", method: "POST", path: "/api/v1/jobs/bulk", body: `{"action":"retry","filter":{"queue":"` + isoQueue + `","tenant":"B"},"dryRun":true}`, sees: numberAbove("matched")},
+		{name: "bulk over the queue", method: "POST", path: "/api/v1/jobs/bulk", body: `{"action":"delete","filter":{"queue":"` + isoQueue + `"},"dryRun":true}`, sees: numberAbove("matched")},
+		{name: "enqueue for B", method: "POST", path: "/api/v1/queues/" + isoQueue + "/jobs", body: `{"type":"report.generation","tenantId":"B","delay":3600000}`},
+		{name: "enqueue a batch for B", method: "POST", path: "/api/v1/queues/" + isoQueue + "/jobs/batch", body: `{"jobs":[{"type":"report.generation","delay":3600000},{"type":"report.generation","tenantId":"B","delay":3600000}]}`},
+	}
+}
+
+// numberAbove reports whether the number under key is above zero.
+func numberAbove(key string) func(map[string]any) bool {
+	return func(m map[string]any) bool { n, _ := m[key].(float64); return n > 0 }
+}
+
 // bJobs describes tenant B's jobs in isoQueue: each id and state.
 func (a *apiBundle) bJobs(t *testing.T) string {
 	t.Helper()
@@ -300,6 +340,7 @@ func TestAPITenantIsolation(t *testing.T) {
 			{name: "make a token for B", method: "POST", path: "/api/v1/tokens", body: `{"name":"b-new","role":"viewer","tenantId":"B"}`},
 			{name: "revoke B's token", method: "DELETE", path: "/api/v1/tokens/" + a.tokenID(t, "viewer-B")},
 		}
+		attempts = append(attempts, jobAttempts(t, a)...)
 		attempts = append(attempts, tenantAttempts(t, a)...)
 		attempts = append(attempts, scheduleAttempts(t, a)...)
 		for _, at := range attempts {
