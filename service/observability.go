@@ -87,7 +87,7 @@ func (o *observability) manager(m *worker.Manager) {
 
 func (o *observability) workflow(cfg *workflow.Config) {
 	if o.tracer != nil {
-		cfg.Propagate = o.tracer.Inject
+		cfg.Tracer = o.tracer
 	}
 	if o.workflows != nil {
 		cfg.OnEvent = o.workflows.Observe

@@ -8,6 +8,8 @@
 //	client, _ := worker.NewClient(b, worker.ClientConfig{AddMiddleware: []worker.AddMiddleware{t.AddMiddleware()}})
 //	m, _ := worker.NewManager(b, cfg)
 //	m.Use(t.Middleware())
+//	engine, _ := workflow.NewEngine(b, workflow.Config{Tracer: t})
+//	cron, _ := schedule.New(b, schedule.Config{Tracer: t})
 //	httpClient := &http.Client{Transport: t.Transport(nil)} // e.g. httpproc.EndpointConfig.Client
 //
 // Without a Tracer nothing is traced and nothing is paid per job: the
@@ -27,6 +29,28 @@
 // failure links to the span of the attempt before it when this process ran
 // that attempt (attempts are remembered in memory, up to MaxRemembered;
 // the broker does not store span contexts with failures).
+//
+// A workflow run is one trace, whether or not Execute's context has a
+// span:
+//
+//	<the caller's span, if any>
+//	└─ workflow <name>        producer: Engine.Execute creating the run
+//	   ├─ process <queue>     consumer: step "validate", attempt 1
+//	   ├─ process <queue>     consumer: step "totals" (enqueued by validate's completion)
+//	   └─ process <queue>     consumer: step "post", a compensation or a hook
+//
+// The run's span ends when Execute returns (the run is durable then, its
+// first steps enqueued); it does not last as long as the run, which may
+// span hours and processes. Every job of the run carries its context, so
+// each step attempt's span is its child and links to it as its producer
+// ("producer"), whichever step's completion enqueued the job. It has the
+// attributes messaging.operation.type "send", messaging.operation.name
+// "execute", messaging.destination.name (the engine's queue),
+// aibos_worker.workflow.name, aibos_worker.workflow.run_id,
+// aibos_worker.workflow.run_created (false when an idempotency key
+// returned an existing run, whose jobs stay in the trace that created it)
+// and aibos_worker.tenant.id when the run has a tenant. Step attempts'
+// spans add aibos_worker.workflow.run_id, .step and .compensating.
 //
 // Attributes follow the messaging conventions: messaging.system
 // ("aibos_worker"), messaging.operation.type ("send" or "process"),
@@ -115,8 +139,8 @@ func New(cfg Config) (*Tracer, error) {
 var systemAttr = semconv.MessagingSystemKey.String(System)
 
 // Inject adds ctx's trace context to headers, as the producer middleware
-// stores it in a job's. Pass it as workflow.Config.Propagate so that every
-// job of a run continues the trace of the code that started it.
+// stores it in a job's. With StartRun it makes Tracer a workflow.RunTracer
+// and, with StartTick, a schedule.TickTracer.
 func (t *Tracer) Inject(ctx context.Context, headers map[string]string) {
 	t.prop.Inject(ctx, propagation.MapCarrier(headers))
 }

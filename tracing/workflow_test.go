@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	worker "github.com/aibos/worker"
@@ -14,15 +15,25 @@ import (
 	"github.com/aibos/worker/workflow"
 )
 
-// TestWorkflowOneTrace runs a workflow of three steps started in a parent
-// span: every step's attempt is a span of the parent's trace, under it,
-// and names its step.
+// TestWorkflowOneTrace runs a workflow of three steps, started in a parent
+// span and started with none: either way the run is one trace, with the
+// run's span (under the parent, if any) and every step's attempt under it.
 func TestWorkflowOneTrace(t *testing.T) {
+	for _, withParent := range []bool{true, false} {
+		name := "no parent span"
+		if withParent {
+			name = "in a parent span"
+		}
+		t.Run(name, func(t *testing.T) { testWorkflowOneTrace(t, withParent) })
+	}
+}
+
+func testWorkflowOneTrace(t *testing.T, withParent bool) {
 	b := testbroker.SQLite(t)
 	var engine *workflow.Engine
 	bd := setupQueues(t, b, []string{"q", workflow.DefaultQueue}, func(m *worker.Manager, tr *tracing.Tracer) {
 		var err error
-		engine, err = workflow.NewEngine(b, workflow.Config{Propagate: tr.Inject, RetentionInterval: -1})
+		engine, err = workflow.NewEngine(b, workflow.Config{Tracer: tr, RetentionInterval: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,16 +44,23 @@ func TestWorkflowOneTrace(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := engine.Register(workflow.Workflow{Name: "invoice", Steps: []workflow.Step{
-			{Name: "validate", Processor: "noop"}, {Name: "totals", Processor: "noop"}, {Name: "post", Processor: "noop"}}}); err != nil {
+			{Name: "validate", Processor: "noop"}, {Name: "totals", Processor: "noop", DependsOn: []string{"validate"}},
+			{Name: "post", Processor: "noop", DependsOn: []string{"totals"}}}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := engine.Attach(m); err != nil {
 			t.Fatal(err)
 		}
 	})
-	ctx, parent := bd.tp.Tracer("app").Start(context.Background(), "POST /invoices")
-	run, err := engine.Execute(ctx, "invoice", map[string]any{"invoice": 7}, workflow.ExecuteOptions{})
-	parent.End()
+	ctx := context.Background()
+	var parent trace.Span
+	if withParent {
+		ctx, parent = bd.tp.Tracer("app").Start(ctx, "POST /invoices")
+	}
+	run, err := engine.Execute(ctx, "invoice", map[string]any{"invoice": 7}, workflow.ExecuteOptions{TenantID: "t1"})
+	if parent != nil {
+		parent.End()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +68,35 @@ func TestWorkflowOneTrace(t *testing.T) {
 		r, err := engine.Get(context.Background(), run.ID)
 		return err == nil && r.State == workflow.StateSucceeded
 	})
+
+	var runSpans []string
+	var rs trace.SpanContext
+	for _, s := range bd.byKind(trace.SpanKindProducer) {
+		runSpans = append(runSpans, s.Name)
+		rs = s.SpanContext
+		if withParent && (s.Parent.SpanID() != parent.SpanContext().SpanID() || rs.TraceID() != parent.SpanContext().TraceID()) {
+			t.Errorf("the run's span is under %v in trace %v, want the caller's span %v", s.Parent.SpanID(), rs.TraceID(), parent.SpanContext().SpanID())
+		}
+		if !withParent && s.Parent.IsValid() {
+			t.Errorf("the run's span has parent %v, want none (a root)", s.Parent.SpanID())
+		}
+		wantAttrs(t, s, map[attribute.Key]any{tracing.AttrWorkflow: "invoice", tracing.AttrRunID: run.ID, tracing.AttrTenant: "t1",
+			tracing.AttrRunCreated: true, "messaging.destination.name": workflow.DefaultQueue})
+	}
+	if len(runSpans) != 1 || runSpans[0] != "workflow invoice" {
+		t.Fatalf("producer spans %q, want one: %q", runSpans, "workflow invoice")
+	}
 	steps := map[string]bool{}
 	for _, s := range bd.byKind(trace.SpanKindConsumer) {
-		if s.SpanContext.TraceID() != parent.SpanContext().TraceID() || s.Parent.SpanID() != parent.SpanContext().SpanID() {
-			t.Errorf("step span %v is in trace %v under %v, want the run's trace %v under %v", attrs(s)["aibos_worker.workflow.step"].AsString(),
-				s.SpanContext.TraceID(), s.Parent.SpanID(), parent.SpanContext().TraceID(), parent.SpanContext().SpanID())
+		step := attrs(s)["aibos_worker.workflow.step"].AsString()
+		if s.SpanContext.TraceID() != rs.TraceID() || s.Parent.SpanID() != rs.SpanID() {
+			t.Errorf("step %q's span is in trace %v under %v, want the run's trace %v under its span %v", step,
+				s.SpanContext.TraceID(), s.Parent.SpanID(), rs.TraceID(), rs.SpanID())
 		}
-		steps[attrs(s)["aibos_worker.workflow.step"].AsString()] = true
+		if kind, ok := linkTo(s, rs); !ok || kind != "producer" {
+			t.Errorf("step %q's span does not link to the run's span (links %v)", step, s.Links)
+		}
+		steps[step] = true
 	}
 	if len(steps) != 3 || !steps["validate"] || !steps["totals"] || !steps["post"] {
 		t.Errorf("spans of steps %v, want validate, totals and post", steps)

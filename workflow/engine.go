@@ -52,11 +52,12 @@ type Config struct {
 	// FinishedMaxAge and FinishedMaxCount (see Attach and Maintain).
 	// Defaults to 1m; negative never applies them in the background.
 	RetentionInterval time.Duration
-	// Propagate, when set, adds to a new run's headers what it takes from
-	// Execute's context, e.g. the trace context (tracing.Tracer.Inject),
-	// so that every job of the run continues the caller's trace. Defaults
-	// to none.
-	Propagate func(ctx context.Context, headers map[string]string)
+	// Tracer, when set, traces each Execute in a span and stores that
+	// span's context in the new run's headers, so that every job of the
+	// run (steps, compensations, hooks) continues one trace, even when
+	// Execute's context has none. Package tracing's Tracer implements it.
+	// Defaults to none.
+	Tracer RunTracer
 	// OnEvent, when set, is told of runs started and finished and of step
 	// attempts (e.g. metrics.WorkflowMetrics.Observe). It must be fast and
 	// safe for concurrent use. Defaults to none.
@@ -211,7 +212,7 @@ type ExecuteOptions struct {
 	// this workflow and tenant that was started with the same key, instead
 	// of starting another.
 	IdempotencyKey string
-	// Headers are set on every job of the run (after Config.Propagate's).
+	// Headers are set on every job of the run (over Config.Tracer's).
 	Headers map[string]string
 }
 
@@ -227,7 +228,23 @@ func (e *Engine) Execute(ctx context.Context, name string, data any, opts Execut
 // Start is Execute that also reports whether it created the run: false
 // when opts.IdempotencyKey named an existing run, which it returns. It
 // wraps ErrUnknownWorkflow for a workflow that is not registered.
-func (e *Engine) Start(ctx context.Context, name string, data any, opts ExecuteOptions) (*Run, bool, error) {
+func (e *Engine) Start(ctx context.Context, name string, data any, opts ExecuteOptions) (run *Run, created bool, err error) {
+	if e.cfg.Tracer == nil {
+		return e.start(ctx, name, data, opts)
+	}
+	ctx, end := e.cfg.Tracer.StartRun(ctx, e.cfg.Queue, name, opts.TenantID)
+	defer func() {
+		id := ""
+		if run != nil {
+			id = run.ID
+		}
+		end(id, created, err)
+	}()
+	return e.start(ctx, name, data, opts)
+}
+
+// start is Start in the span Config.Tracer started, if any.
+func (e *Engine) start(ctx context.Context, name string, data any, opts ExecuteOptions) (*Run, bool, error) {
 	w, ok := e.workflow(name)
 	if !ok {
 		return nil, false, fmt.Errorf("workflow: execute %q: %w", name, ErrUnknownWorkflow)
@@ -241,9 +258,9 @@ func (e *Engine) Start(ctx context.Context, name string, data any, opts ExecuteO
 		return nil, false, fmt.Errorf("workflow: execute %q: generate run id: %w", name, err)
 	}
 	p := e.createParams(w, u.String(), input, opts)
-	if e.cfg.Propagate != nil {
+	if e.cfg.Tracer != nil {
 		h := map[string]string{}
-		e.cfg.Propagate(ctx, h)
+		e.cfg.Tracer.Inject(ctx, h)
 		maps.Copy(h, opts.Headers)
 		p.Headers = h
 	}

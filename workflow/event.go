@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"context"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -39,6 +40,20 @@ type Event struct {
 	Compensating bool
 	Duration     time.Duration
 	Err          error
+}
+
+// RunTracer traces the start of runs: package tracing's Tracer implements
+// it. Its methods are called concurrently, from every Execute.
+type RunTracer interface {
+	// StartRun starts the span of one Execute of workflow in queue for
+	// tenant ("" for none) and returns its context; end is called once,
+	// when Execute returns, with the run's id ("" on error), whether
+	// Execute created it (false when an idempotency key found an existing
+	// run, whose jobs carry the trace that created it) and Execute's error.
+	StartRun(ctx context.Context, queue, workflow, tenant string) (context.Context, func(runID string, created bool, err error))
+	// Inject adds ctx's trace context to the headers every job of the new
+	// run carries.
+	Inject(ctx context.Context, headers map[string]string)
 }
 
 // emit calls Config.OnEvent, if any. A panicking hook is logged and
