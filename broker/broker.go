@@ -73,7 +73,8 @@ type Broker interface {
 	// JobFail records a failed attempt. If p.Discard is false and the job has
 	// attempts left (Attempt < MaxAttempts, where p.MaxAttempts > 0 replaces
 	// the job's MaxAttempts and is stored), it moves to scheduled, due after
-	// p.RetryDelay; otherwise it moves to dead. Returns the new state.
+	// p.RetryDelay; otherwise it moves to dead. Either way p.Headers are
+	// merged into the job's. Returns the new state.
 	// ErrLeaseLost if the token is stale (nothing changes), ErrNotFound if
 	// the job does not exist.
 	JobFail(ctx context.Context, p *JobFailParams) (State, error)
@@ -231,6 +232,13 @@ type JobFailParams struct {
 	// recovery policies whose error class allows more (or fewer) attempts
 	// than the job was enqueued with.
 	MaxAttempts int
+	// Headers, when not empty, are merged into the job's stored headers in
+	// the same atomic transition (a key already there takes the new value),
+	// so that the next attempt, on any worker, reads them: package tracing
+	// stores the failed attempt's span context this way. They are checked
+	// as an insert's headers are; keep them few, since they add to the
+	// job's at every failure.
+	Headers map[string]string
 }
 
 // JobGetParams names a job to read.

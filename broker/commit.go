@@ -93,7 +93,7 @@ type CommitParams struct {
 	// JobComplete.
 	Complete []*JobCompleteParams
 	// Fail records failed attempts under lease tokens, as JobFail
-	// (RetryDelay, Discard, MaxAttempts). CommitResult.Failed gives each
+	// (RetryDelay, Discard, MaxAttempts, Headers). CommitResult.Failed gives each
 	// job's new state.
 	Fail []*JobFailParams
 	// Docs are compare-and-set writes and deletes of documents.
@@ -253,8 +253,8 @@ func (p *CommitParams) Validate() error {
 		if f == nil || f.Queue != p.Scope || f.ID == "" {
 			return bad("failure %d: nil, or not a job of scope %q", i, p.Scope)
 		}
-		if f.RetryDelay < 0 || f.MaxAttempts < 0 {
-			return bad("failure %d (job %s): retry delay %v and max attempts %d must not be negative", i, f.ID, f.RetryDelay, f.MaxAttempts)
+		if err := f.Validate(); err != nil {
+			return fmt.Errorf("commit: failure %d (job %s): %w", i, f.ID, err)
 		}
 	}
 	seen := map[string]bool{}

@@ -70,6 +70,22 @@ func checkTextSlow(field, s string) error {
 	return nil
 }
 
+// validateHeaders checks a job's headers, or those a failure adds.
+func validateHeaders(h map[string]string) error {
+	if len(h) > MaxHeaders {
+		return fmt.Errorf("%d headers, the limit is %d", len(h), MaxHeaders)
+	}
+	for k, v := range h {
+		if err := checkText("header name", k, MaxKeyLen, true); err != nil {
+			return err
+		}
+		if len(v) > MaxKeyLen || !utf8.ValidString(v) {
+			return fmt.Errorf("value of %q is longer than %d bytes or not UTF-8", k, MaxKeyLen)
+		}
+	}
+	return nil
+}
+
 // Validate checks p and returns an *InvalidError (Index -1) naming the
 // first bad field.
 func (p *JobInsertParams) Validate() error {
@@ -105,16 +121,8 @@ func (p *JobInsertParams) Validate() error {
 			return bad(f.name, "%v", err)
 		}
 	}
-	if len(p.Headers) > MaxHeaders {
-		return bad("headers", "%d headers, the limit is %d", len(p.Headers), MaxHeaders)
-	}
-	for k, v := range p.Headers {
-		if err := checkText("header name", k, MaxKeyLen, true); err != nil {
-			return bad("headers", "%v", err)
-		}
-		if len(v) > MaxKeyLen || !utf8.ValidString(v) {
-			return bad("headers", "value of %q is longer than %d bytes or not UTF-8", k, MaxKeyLen)
-		}
+	if err := validateHeaders(p.Headers); err != nil {
+		return bad("headers", "%v", err)
 	}
 	for _, f := range [...]struct {
 		name string
@@ -218,6 +226,25 @@ func (p *QueueStatsParams) Validate() error {
 func checkNil(isNil bool, op string) error {
 	if isNil {
 		return errNilParams(op)
+	}
+	return nil
+}
+
+// Validate checks a failure's own fields (not its lease: the broker judges
+// that) and returns an error wrapping ErrInvalidJob naming the first bad
+// one.
+func (p *JobFailParams) Validate() error {
+	if p == nil {
+		return fmt.Errorf("%w: params are nil", ErrInvalidJob)
+	}
+	if p.RetryDelay < 0 {
+		return fmt.Errorf("%w: retry delay %v is negative", ErrInvalidJob, p.RetryDelay)
+	}
+	if p.MaxAttempts < 0 {
+		return fmt.Errorf("%w: max attempts %d is negative", ErrInvalidJob, p.MaxAttempts)
+	}
+	if err := validateHeaders(p.Headers); err != nil {
+		return fmt.Errorf("%w: headers: %v", ErrInvalidJob, err)
 	}
 	return nil
 }

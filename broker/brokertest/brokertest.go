@@ -69,6 +69,7 @@ var cases = []testCase{
 	{"InvalidInput", testInvalidInput},
 	{"ClosedBroker", testClosedBroker},
 	{"FailMaxAttemptsOverride", testFailMaxAttemptsOverride},
+	{"FailMergesHeaders", testFailMergesHeaders},
 	{"OldestPending", testOldestPending},
 	{"ScheduleClaimOnce", testScheduleClaimOnce},
 	{"ScheduleClaimRefusals", testScheduleClaimRefusals},

@@ -1,6 +1,8 @@
 package brokertest
 
 import (
+	"errors"
+	"maps"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -81,4 +83,72 @@ func testOldestPending(s *bundle) {
 	if st := s.stats(q); !st.OldestPendingAt.IsZero() {
 		s.t.Fatalf("QueueStats with nothing pending: OldestPendingAt %v, want zero", st.OldestPendingAt)
 	}
+}
+
+// testFailMergesHeaders: JobFailParams.Headers are merged into the job's
+// headers in the failure's transition (a key already there takes the new
+// value, the others stay), whether the job is retried or dead, and the
+// next attempt's fetch returns them; a failure without headers leaves them
+// as they are. Commit's failures (broker.Committer) merge them the same way.
+func testFailMergesHeaders(s *bundle) {
+	q := "fail-headers"
+	wantHeaders := func(when string, j *broker.Job, want map[string]string) {
+		s.t.Helper()
+		if !maps.Equal(j.Headers, want) {
+			s.t.Fatalf("%s: job %s has headers %v, want %v", when, j.ID, j.Headers, want)
+		}
+	}
+	failWith := func(j *broker.Job, h map[string]string, discard bool) broker.State {
+		s.t.Helper()
+		st, err := s.b.JobFail(s.ctx, &broker.JobFailParams{JobLeaseParams: lease(j), Error: "boom", Discard: discard, Headers: h})
+		if err != nil {
+			s.t.Fatalf("JobFail(%s) with headers %v: %v", j.ID, h, err)
+		}
+		return st
+	}
+
+	a := s.insert(q, withAttempts(3), func(p *broker.JobInsertParams) { p.Headers = map[string]string{"origin": "web", "attempt": "0"} })
+	if st := failWith(s.fetchOne(q, longLease), map[string]string{"attempt": "1", "span": "s1"}, false); st != broker.StateScheduled {
+		s.t.Fatalf("JobFail on attempt 1 of 3: state %q, want scheduled", st)
+	}
+	merged := map[string]string{"origin": "web", "attempt": "1", "span": "s1"}
+	wantHeaders("after a failure with headers", s.wantState(q, a.ID, broker.StateScheduled), merged)
+	f := s.fetchWait(q, longLease)
+	wantHeaders("the retry's fetch", f, merged)
+	if st := failWith(f, nil, false); st != broker.StateScheduled {
+		s.t.Fatalf("JobFail on attempt 2 of 3: state %q, want scheduled", st)
+	}
+	wantHeaders("after a failure without headers", s.wantState(q, a.ID, broker.StateScheduled), merged)
+	if st := failWith(s.fetchWait(q, longLease), map[string]string{"span": "s3"}, true); st != broker.StateDead {
+		s.t.Fatalf("JobFail with Discard: state %q, want dead", st)
+	}
+	wantHeaders("after a failure that killed it", s.wantState(q, a.ID, broker.StateDead),
+		map[string]string{"origin": "web", "attempt": "1", "span": "s3"})
+
+	// A job inserted without headers gets the failure's.
+	b := s.insert(q, withAttempts(2))
+	failWith(s.fetchOne(q, longLease), map[string]string{"span": "b1"}, false)
+	bj := s.fetchWait(q, longLease)
+	wantHeaders("a job without headers, after a failure with some", bj, map[string]string{"span": "b1"})
+	// Headers an insert could not have are refused, and nothing changes.
+	if _, err := s.b.JobFail(s.ctx, &broker.JobFailParams{JobLeaseParams: lease(bj), Error: "boom",
+		Headers: map[string]string{"": "no name"}}); !errors.Is(err, broker.ErrInvalidJob) {
+		s.t.Fatalf("JobFail with a header without a name: err %v, want one wrapping ErrInvalidJob", err)
+	}
+	wantHeaders("after a refused failure", s.wantState(q, b.ID, broker.StateActive), map[string]string{"span": "b1"})
+
+	c, ok := s.b.(broker.Committer)
+	if !ok {
+		return
+	}
+	d := s.insert(q, withAttempts(2), func(p *broker.JobInsertParams) { p.Headers = map[string]string{"origin": "cron"} })
+	j := s.fetchOne(q, longLease)
+	if j.ID != d.ID {
+		s.t.Fatalf("fetched %s, want %s (job %s is still active)", j.ID, d.ID, b.ID)
+	}
+	if _, err := c.Commit(s.ctx, &broker.CommitParams{Scope: q, Fail: []*broker.JobFailParams{
+		{JobLeaseParams: lease(j), Error: "boom", Headers: map[string]string{"span": "d1"}}}}); err != nil {
+		s.t.Fatalf("Commit of a failure with headers: %v", err)
+	}
+	wantHeaders("after a committed failure with headers", s.fetchWait(q, longLease), map[string]string{"origin": "cron", "span": "d1"})
 }

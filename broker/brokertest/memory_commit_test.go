@@ -148,6 +148,9 @@ func (b *memBroker) commit(p *broker.CommitParams) (*broker.CommitResult, error)
 			return nil, err
 		}
 		j.LastError = f.Error
+		if !b.faults.commitDropsHeaders {
+			mergeHeaders(j, f.Headers)
+		}
 		if f.MaxAttempts > 0 {
 			j.MaxAttempts = f.MaxAttempts
 		}

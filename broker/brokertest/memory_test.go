@@ -65,6 +65,9 @@ type faults struct {
 	dropHeaders         bool // inserts lose their headers
 	deleteActive        bool // JobDelete removes active jobs too
 	ignoreFailMax       bool // JobFail ignores its MaxAttempts override
+	failDropsHeaders    bool // JobFail ignores its Headers
+	failReplacesHeaders bool // JobFail replaces the job's headers with its own
+	commitDropsHeaders  bool // Commit's failures ignore their Headers
 	leaderSteal         bool // LeaderAcquire takes a lease another holder has
 	leaderExtendNoop    bool // LeaderAcquire by the holder does not move the expiry
 	oldestFirstInLine   bool // OldestPendingAt is the RunAt of the next job to fetch
@@ -401,6 +404,9 @@ func (b *memBroker) JobComplete(ctx context.Context, ps []*broker.JobCompletePar
 }
 
 func (b *memBroker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
+	if err := p.Validate(); err != nil {
+		return "", fmt.Errorf("fail job: %w", err)
+	}
 	if err := b.lock(); err != nil {
 		return "", err
 	}
@@ -411,6 +417,13 @@ func (b *memBroker) JobFail(ctx context.Context, p *broker.JobFailParams) (broke
 	}
 	now := time.Now()
 	j.LastError = p.Error
+	switch {
+	case b.faults.failDropsHeaders:
+	case b.faults.failReplacesHeaders && len(p.Headers) > 0:
+		j.Headers = maps.Clone(p.Headers)
+	default:
+		mergeHeaders(j, p.Headers)
+	}
 	if p.MaxAttempts > 0 && !b.faults.ignoreFailMax {
 		j.MaxAttempts = p.MaxAttempts
 	}
@@ -766,4 +779,15 @@ func (b *memBroker) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	return nil
+}
+
+// mergeHeaders merges a failure's headers into its job's.
+func mergeHeaders(j *memJob, h map[string]string) {
+	if len(h) == 0 {
+		return
+	}
+	if j.Headers == nil {
+		j.Headers = make(map[string]string, len(h))
+	}
+	maps.Copy(j.Headers, h)
 }

@@ -76,7 +76,11 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		c = append(c, obj{x.ID, strconv.FormatInt(x.Token, 10), string(x.Result)})
 	}
 	for _, x := range p.Fail {
-		f = append(f, obj{x.ID, strconv.FormatInt(x.Token, 10), x.Error, millis(x.RetryDelay), b01(x.Discard), x.MaxAttempts})
+		h, err := failHeaders(x)
+		if err != nil {
+			return "", err
+		}
+		f = append(f, obj{x.ID, strconv.FormatInt(x.Token, 10), x.Error, millis(x.RetryDelay), b01(x.Discard), x.MaxAttempts, h})
 	}
 	for _, x := range p.Docs {
 		index := []obj{}

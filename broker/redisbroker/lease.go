@@ -241,14 +241,15 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 	if err := b.open("fail job"); err != nil {
 		return "", err
 	}
-	if p == nil {
-		return "", fmt.Errorf("redisbroker: fail job: %w: params are nil", broker.ErrInvalidJob)
-	}
-	if p.RetryDelay < 0 {
-		return "", fmt.Errorf("redisbroker: fail job %s: %w: retry delay %v is negative", p.ID, broker.ErrInvalidJob, p.RetryDelay)
+	if err := p.Validate(); err != nil {
+		return "", fmt.Errorf("redisbroker: fail job: %w", err)
 	}
 	if err := broker.ValidateQueueName(p.Queue); err != nil {
 		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
+	}
+	headers, err := failHeaders(p)
+	if err != nil {
+		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, err)
 	}
 	k := b.keys(p.Queue)
 	discard := "0"
@@ -256,7 +257,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 		discard = "1"
 	}
 	reply, err := scriptFail.Run(ctx, b.client, []string{k.active, k.scheduled, k.dead, k.job, k.unique, wakeChannel(b.prefix, p.Queue)},
-		p.ID, p.Token, p.Error, millis(p.RetryDelay), discard, max(p.MaxAttempts, 0)).Slice()
+		p.ID, p.Token, p.Error, millis(p.RetryDelay), discard, max(p.MaxAttempts, 0), headers).Slice()
 	if err != nil {
 		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, err)
 	}
@@ -264,6 +265,19 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, e)
 	}
 	return broker.State(str(reply, 1)), nil
+}
+
+// failHeaders encodes the headers a failure merges into its job, as the
+// scripts take them: a JSON object, or "" for none.
+func failHeaders(p *broker.JobFailParams) (string, error) {
+	if len(p.Headers) == 0 {
+		return "", nil
+	}
+	h, err := json.Marshal(p.Headers)
+	if err != nil {
+		return "", fmt.Errorf("encode headers of failed job %s: %w", p.ID, err)
+	}
+	return string(h), nil
 }
 
 // JobRelease hands an active job back without counting the attempt.

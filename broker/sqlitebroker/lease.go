@@ -311,11 +311,8 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 	if err := b.checkOpen(op); err != nil {
 		return "", err
 	}
-	if p == nil {
-		return "", fmt.Errorf("%s: %w: params are nil", op, broker.ErrInvalidJob)
-	}
-	if p.RetryDelay < 0 {
-		return "", fmt.Errorf("%s: %w: retry delay %v is negative", op, broker.ErrInvalidJob, p.RetryDelay)
+	if err := p.Validate(); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	var state broker.State
 	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
@@ -341,10 +338,19 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 // failJob records a failed attempt of the active job p names, under p's
 // token: back to scheduled after p.RetryDelay while attempts are left (with
 // p.MaxAttempts > 0 replacing the job's max attempts first) and p does not
-// discard it, else dead. It returns the new state, or sql.ErrNoRows when
-// the job is not active under that token.
+// discard it, else dead; p.Headers are merged into the job's. It returns
+// the new state, or sql.ErrNoRows when the job is not active under that
+// token.
 func failJob(ctx context.Context, tx *sql.Tx, p *broker.JobFailParams, now int64) (string, error) {
 	var s string
+	var add any // NULL: the headers stay as they are
+	if len(p.Headers) > 0 {
+		h, err := json.Marshal(p.Headers)
+		if err != nil {
+			return "", fmt.Errorf("encode headers of failed job %s: %w", p.ID, err)
+		}
+		add = string(h)
+	}
 	// SQLite evaluates every SET expression on the old row, so the
 	// override (m) is spelled out in each decision rather than read back.
 	m := p.MaxAttempts
@@ -353,10 +359,11 @@ func failJob(ctx context.Context, tx *sql.Tx, p *broker.JobFailParams, now int64
 		run_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN ? ELSE run_at END,
 		finished_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN NULL ELSE ? END,
 		max_attempts = iif(? > 0, ?, max_attempts),
-		last_error = ?, lease_until = NULL
+		last_error = ?, lease_until = NULL,
+		headers = iif(? IS NULL, headers, json_patch(coalesce(headers, '{}'), ?))
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
 		RETURNING state`,
 		p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
-		m, m, p.Error, p.ID, p.Queue, p.Token).Scan(&s)
+		m, m, p.Error, add, add, p.ID, p.Queue, p.Token).Scan(&s)
 	return s, err
 }

@@ -17,7 +17,8 @@
 -- (lib.lua) are derived from KEYS[10] so.
 -- ARGV[1] the commit as JSON: {nb = not before ms (0: none),
 --   c = {{id, token, result}}, f = {{id, token, error, delay ms, discard
---   0|1, max attempts override}}, d = {{kind, key, version, delete 0|1,
+--   0|1, max attempts override, headers JSON merged into the job's ('' for
+--   none)}}, d = {{kind, key, version, delete 0|1,
 --   body, {{index, score}}}}, i = {{id, type, data, priority, max attempts,
 --   tenant, company, headers JSON, unique slot (broker.UniqueSlot),
 --   timeout ns, ttl ms, max
@@ -125,7 +126,7 @@ end
 local failed, wake = {}, nil
 for i, f in ipairs(P.f) do
   local job_key = J .. f[1]
-  if retry_attempt(KEYS[3], KEYS[1], job_key, f[1], f[3], f[4], fmt(f[5]), fmt(f[6]), now) then
+  if retry_attempt(KEYS[3], KEYS[1], job_key, f[1], f[3], f[4], fmt(f[5]), fmt(f[6]), f[7], now) then
     failed[i] = 'scheduled'
     if wake == nil or f[4] < wake then
       wake = f[4]

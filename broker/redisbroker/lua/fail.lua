@@ -11,6 +11,7 @@
 -- ARGV[5] '1' to discard (dead whatever attempts are left)
 -- ARGV[6] max attempts override: when > 0, replaces and is stored as the
 --   job's max attempts before deciding
+-- ARGV[7] headers JSON object merged into the job's ('' for none)
 -- Returns {code, state}: code 1 done (state is the new state), 0 not found,
 --   -1 lease lost (nothing changed).
 
@@ -21,7 +22,7 @@ if code ~= 1 then
   return {code, ''}
 end
 local now, now_us = clock()
-if retry_attempt(KEYS[1], KEYS[2], job_key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], now) then
+if retry_attempt(KEYS[1], KEYS[2], job_key, id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], now) then
   if KEYS[6] then
     redis.call('PUBLISH', KEYS[6], ARGV[4])
   end

@@ -158,6 +158,42 @@ local function body_tenant_type(body)
   return string.sub(body, rest + lt, rest + lt + ltn - 1), string.sub(body, rest, rest + lt - 1)
 end
 
+-- body_headers reads the headers JSON of a non-empty body ('' for none).
+local function body_headers(body)
+  local lt, ltn, lco, lh, rest = string.match(body, '^%d+|%d+|%-?%d+|%d+|(%d+)|(%d+)|(%d+)|(%d+)|()')
+  if lh == '0' then
+    return ''
+  end
+  local at = rest + tonumber(lt) + tonumber(ltn) + tonumber(lco)
+  return string.sub(body, at, at + tonumber(lh) - 1)
+end
+
+-- merge_headers merges the headers JSON object add ('' for none) into a
+-- job's headers, which its state hash holds from then on ('h' overrides
+-- the body's).
+local function merge_headers(job_prefix, id, add)
+  if add == '' then
+    return
+  end
+  local job_key = job_prefix .. id
+  local cur = redis.call('HGET', job_key, 'h')
+  if not cur then
+    local body = redis.call('HGET', body_key(job_prefix), id) or ''
+    cur = ''
+    if body ~= '' then
+      cur = body_headers(body)
+    end
+  end
+  local h = {}
+  if cur ~= '' then
+    h = cjson.decode(cur)
+  end
+  for k, v in pairs(cjson.decode(add)) do
+    h[k] = v
+  end
+  redis.call('HSET', job_key, 'h', cjson.encode(h))
+end
+
 -- job_number returns field 'p' (priority) or 'm' (max attempts) of a job:
 -- v, the value its state hash holds, else the one its body starts with.
 local function job_number(job_prefix, id, field, v)
@@ -338,18 +374,20 @@ local function check_lease(job_prefix, id, token)
   return 1, v[3]
 end
 
--- retry_attempt records a failed attempt of an active job: its error and,
+-- retry_attempt records a failed attempt of an active job: its error,
+-- the headers JSON object headers ('' for none) merged into the job's and,
 -- when max_override > 0, a new max attempts (stored first). If attempts are
 -- left and discard is not '1', the job is scheduled again after delay_ms
 -- and it returns true; otherwise it returns false and the caller moves the
 -- job to dead (with whatever else that transition does).
-local function retry_attempt(active_key, scheduled_key, job_key, id, err, delay_ms, discard, max_override, now_ms)
+local function retry_attempt(active_key, scheduled_key, job_key, id, err, delay_ms, discard, max_override, headers, now_ms)
   redis.call('HSET', job_key, 'le', err)
   if tonumber(max_override) > 0 then
     redis.call('HSET', job_key, 'm', max_override)
   end
-  local v = redis.call('HMGET', job_key, 'a', 'm', 'tn')
   local prefix = string.sub(job_key, 1, #job_key - #id)
+  merge_headers(prefix, id, headers)
+  local v = redis.call('HMGET', job_key, 'a', 'm', 'tn')
   local m = job_number(prefix, id, 'm', v[2])
   if discard == '1' or tonumber(v[1]) >= tonumber(m) then
     return false
