@@ -17,7 +17,9 @@ import (
 // attempts. The decision is returned when a policy was asked, so that the
 // caller can notify.
 func (m *Manager) failParams(r *running, err error) (*broker.JobFailParams, *recovery.Decision) {
-	fp := &broker.JobFailParams{JobLeaseParams: *r.lease(), Error: err.Error()}
+	r.mu.Lock()
+	fp := &broker.JobFailParams{JobLeaseParams: *r.lease(), Error: err.Error(), Headers: r.failHeaders}
+	r.mu.Unlock()
 	var dec *recovery.Decision
 	if m.cfg.Recovery != nil {
 		d := m.cfg.Recovery.Decide(err)

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
+
+	"github.com/aibos/worker/broker"
 )
 
 // Processor processes jobs of one type: the seed's JobProcessor. Process
@@ -48,9 +51,10 @@ type running struct {
 	// worker (the acknowledgement raced the extension), not lost.
 	settled atomic.Bool
 
-	mu       sync.Mutex
-	result   json.RawMessage
-	finisher Finisher // set by SetFinisher; nil: the Manager finishes the job itself
+	mu          sync.Mutex
+	result      json.RawMessage
+	finisher    Finisher          // set by SetFinisher; nil: the Manager finishes the job itself
+	failHeaders map[string]string // set by SetFailHeaders
 }
 
 func handleFrom(ctx context.Context) (*running, error) {
@@ -75,6 +79,31 @@ func SetResult(ctx context.Context, v any) error {
 	r.mu.Lock()
 	r.result = data
 	r.mu.Unlock()
+	return nil
+}
+
+// SetFailHeaders has headers merged into the job's stored Headers if this
+// attempt fails (whether it is retried or dead), in the same atomic write
+// as the failure, so that the next attempt reads them in Job.Headers on any
+// worker; a key already there takes the new value. Nothing is written if
+// the attempt succeeds. Package tracing stores the failed attempt's span
+// context this way, for the retry's link. Calls merge, the last value of a
+// key winning. Call it from a processor (or middleware) with the context
+// it was given; headers are checked as a JobSpec's are.
+func SetFailHeaders(ctx context.Context, headers map[string]string) error {
+	r, err := handleFrom(ctx)
+	if err != nil {
+		return err
+	}
+	if err := (&broker.JobFailParams{Headers: headers}).Validate(); err != nil {
+		return &JobError{JobID: r.job.ID, Type: r.job.Type, Op: "set fail headers of", Err: err}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failHeaders == nil {
+		r.failHeaders = make(map[string]string, len(headers))
+	}
+	maps.Copy(r.failHeaders, headers)
 	return nil
 }
 

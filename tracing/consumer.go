@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -10,12 +11,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	worker "github.com/aibos/worker"
-	"github.com/aibos/worker/retry"
 )
 
 // LinkKind is the attribute that says what a consumer span's link points
 // at: "producer" (the add) or "previous_attempt".
 const LinkKind = attribute.Key("aibos_worker.link")
+
+// PreviousAttemptPrefix prefixes the job headers that carry the span
+// context of the job's last failed attempt ("previous-attempt-traceparent"
+// with W3C Trace Context), stored with the failure (worker.SetFailHeaders).
+const PreviousAttemptPrefix = "previous-attempt-"
 
 // Middleware returns the Manager middleware that runs each attempt in a
 // consumer span, a child of the job's producer span that also links to it,
@@ -28,10 +33,10 @@ func (t *Tracer) Middleware() worker.Middleware {
 			ctx, span := t.startAttempt(ctx, job)
 			defer span.End()
 			err := next.Process(ctx, job)
-			t.remember(job, span.SpanContext(), err)
 			if err != nil {
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
+				t.storeAttempt(ctx, span.SpanContext())
 			}
 			return err
 		})
@@ -50,41 +55,44 @@ func (t *Tracer) startAttempt(ctx context.Context, job *worker.Job) (context.Con
 		ctx = trace.ContextWithRemoteSpanContext(ctx, producer)
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: producer, Attributes: []attribute.KeyValue{LinkKind.String("producer")}}))
 	}
-	if prev, ok := t.previous(job); ok {
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: prev, Attributes: []attribute.KeyValue{LinkKind.String("previous_attempt")}}))
+	if job.Attempt > 1 {
+		prev := trace.SpanContextFromContext(t.prop.Extract(context.Background(), previousCarrier(job.Headers)))
+		if prev.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: prev, Attributes: []attribute.KeyValue{LinkKind.String("previous_attempt")}}))
+		}
 	}
 	return t.tracer.Start(ctx, "process "+job.Queue, opts...)
 }
 
-func attemptKey(job *worker.Job) string { return job.Queue + "\x00" + job.ID }
-
-// previous returns the span of job's attempt before this one, if this
-// process ran it.
-func (t *Tracer) previous(job *worker.Job) (trace.SpanContext, bool) {
-	if job.Attempt <= 1 {
-		return trace.SpanContext{}, false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	sc, ok := t.tries[attemptKey(job)]
-	return sc, ok
-}
-
-// remember keeps a failed attempt's span for the retry's link, and
-// forgets the job once it can have no further attempt.
-func (t *Tracer) remember(job *worker.Job, sc trace.SpanContext, err error) {
-	key := attemptKey(job)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err == nil || job.Attempt >= job.MaxAttempts || retry.IsNoRetry(err) || !sc.IsValid() {
-		delete(t.tries, key)
+// storeAttempt has a failed attempt's span context stored with the job's
+// failure, under PreviousAttemptPrefix, so that the next attempt links to
+// it on whichever worker runs it. Only failures pay for it, and only when
+// tracing is on.
+func (t *Tracer) storeAttempt(ctx context.Context, sc trace.SpanContext) {
+	if !sc.IsValid() {
 		return
 	}
-	if _, ok := t.tries[key]; !ok && len(t.tries) >= t.max {
-		for k := range t.tries { // drop any one: a lost link, never a lost job
-			delete(t.tries, k)
-			break
+	h := previousCarrier{}
+	t.prop.Inject(trace.ContextWithSpanContext(context.Background(), sc), h)
+	// The only error is a context run outside a Manager (a test calling
+	// the middleware directly): there is no failure to store it with.
+	_ = worker.SetFailHeaders(ctx, h)
+}
+
+// previousCarrier reads and writes the previous attempt's trace context in
+// job headers, under PreviousAttemptPrefix.
+type previousCarrier map[string]string
+
+func (c previousCarrier) Get(key string) string { return c[PreviousAttemptPrefix+key] }
+
+func (c previousCarrier) Set(key, value string) { c[PreviousAttemptPrefix+key] = value }
+
+func (c previousCarrier) Keys() []string {
+	var keys []string
+	for k := range c {
+		if rest, ok := strings.CutPrefix(k, PreviousAttemptPrefix); ok {
+			keys = append(keys, rest)
 		}
 	}
-	t.tries[key] = sc
+	return keys
 }

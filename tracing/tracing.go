@@ -26,9 +26,11 @@
 // Its parent is the producer span, so a job's attempts, and the jobs they
 // add in turn, stay in the enqueuer's trace; it also links to the producer
 // span, as the OpenTelemetry messaging conventions ask. An attempt after a
-// failure links to the span of the attempt before it when this process ran
-// that attempt (attempts are remembered in memory, up to MaxRemembered;
-// the broker does not store span contexts with failures).
+// failure also links to the span of the attempt before it
+// ("previous_attempt"), whichever worker ran that attempt: a failed
+// attempt's span context is stored with the failure, in the job's Headers
+// under PreviousAttemptPrefix (worker.SetFailHeaders), in the same atomic
+// write. Successful attempts store nothing.
 //
 // A workflow run is one trace, whether or not Execute's context has a
 // span:
@@ -65,7 +67,6 @@ package tracing
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -85,9 +86,6 @@ const (
 	AttrJobAttempt = attribute.Key("aibos_worker.job.attempt")
 )
 
-// DefaultMaxRemembered is the default Config.MaxRemembered.
-const DefaultMaxRemembered = 10000
-
 // Config configures a Tracer.
 type Config struct {
 	// TracerProvider makes the spans. Required: with no provider, leave
@@ -97,9 +95,6 @@ type Config struct {
 	// HTTP requests. Defaults to W3C Trace Context (traceparent,
 	// tracestate).
 	Propagator propagation.TextMapPropagator
-	// MaxRemembered bounds how many failed attempts' span contexts are
-	// kept for their retry's link. Defaults to DefaultMaxRemembered.
-	MaxRemembered int
 }
 
 // Tracer makes the middleware and transport that trace jobs. It is safe
@@ -107,10 +102,6 @@ type Config struct {
 type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
-	max    int
-
-	mu    sync.Mutex
-	tries map[string]trace.SpanContext // queue + "\x00" + job id → its last failed attempt's span
 }
 
 // New returns a Tracer configured by cfg.
@@ -118,21 +109,10 @@ func New(cfg Config) (*Tracer, error) {
 	if cfg.TracerProvider == nil {
 		return nil, errors.New("tracing: new tracer: tracer provider is nil")
 	}
-	if cfg.MaxRemembered < 0 {
-		return nil, errors.New("tracing: new tracer: max remembered attempts is negative")
-	}
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.TraceContext{}
 	}
-	if cfg.MaxRemembered == 0 {
-		cfg.MaxRemembered = DefaultMaxRemembered
-	}
-	return &Tracer{
-		tracer: cfg.TracerProvider.Tracer(ScopeName),
-		prop:   cfg.Propagator,
-		max:    cfg.MaxRemembered,
-		tries:  map[string]trace.SpanContext{},
-	}, nil
+	return &Tracer{tracer: cfg.TracerProvider.Tracer(ScopeName), prop: cfg.Propagator}, nil
 }
 
 // systemAttr is messaging.system on every job span.
