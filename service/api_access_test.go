@@ -17,6 +17,7 @@ import (
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/workflow"
 )
 
 // apiBundle is a running service with the API and tokens of each role:
@@ -57,6 +58,23 @@ func startAPI(t *testing.T, vars []string) *apiBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// isoFlow's one step holds until the test ends, so a run stays running
+	// while the test reads, and cancels, it.
+	release := make(chan struct{})
+	hold := workflow.StepProcessorFunc(func(ctx context.Context, _ *workflow.StepInfo, _ workflow.Data) (workflow.Data, error) {
+		select {
+		case <-release:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	if err := svc.Workflows().RegisterStepProcessor("iso.hold", hold); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RegisterWorkflow(workflow.Workflow{Name: isoFlow, Steps: []workflow.Step{{Name: "hold", Processor: "iso.hold"}}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := svc.Start(ctx); err != nil {
 		_ = svc.Close()
 		t.Fatal(err)
@@ -66,6 +84,7 @@ func startAPI(t *testing.T, vars []string) *apiBundle {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
+	t.Cleanup(func() { close(release) }) // before the shutdown: cleanups run last first
 	a := &apiBundle{svc: svc, base: "http://" + svc.Addr().String(), tok: map[string]string{}}
 	for _, role := range []admin.Role{admin.RoleViewer, admin.RoleOperator, admin.RoleAdmin} {
 		for _, tenant := range []string{"", "A", "B"} {
@@ -329,6 +348,43 @@ func scheduleAttempts(t *testing.T, a *apiBundle) []attempt {
 	}
 }
 
+// isoFlow is the workflow the isolation test runs for tenant B.
+const isoFlow = "iso-flow"
+
+// workflowAttempts are the attempts on tenant B's workflow run; the
+// cancel comes last, as the admin's cancel ends the run.
+func workflowAttempts(t *testing.T, a *apiBundle) []attempt {
+	run, err := a.svc.Workflows().Execute(context.Background(), isoFlow, workflow.Data{"invoiceId": "b-1"}, workflow.ExecuteOptions{TenantID: "B"})
+	if err != nil {
+		t.Fatalf("start tenant B's run: %v", err)
+	}
+	return []attempt{
+		{name: "list runs", method: "GET", path: "/api/v1/workflows/runs?workflow=" + isoFlow, sees: listHas("runs", "id", run.ID)},
+		{name: "list runs with tenant=B", method: "GET", path: "/api/v1/workflows/runs?workflow=" + isoFlow + "&tenant=B", sees: listHas("runs", "id", run.ID)},
+		{name: "get B's run", method: "GET", path: "/api/v1/workflows/runs/" + run.ID},
+		{name: "start a run for B", method: "POST", path: "/api/v1/workflows/" + isoFlow + "/runs", body: `{"data":{"invoiceId":"b-2"},"tenantId":"B"}`},
+		{name: "cancel B's run", method: "POST", path: "/api/v1/workflows/runs/" + run.ID + "/cancel"},
+	}
+}
+
+// oneTimeAttempts are the attempts on tenant B's one-time schedule; the
+// cancel comes last.
+func oneTimeAttempts(t *testing.T, a *apiBundle) []attempt {
+	once := func(name string) string {
+		return `{"name":"` + name + `","runAt":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) +
+			`","job":{"queue":"` + isoQueue + `","type":"invoice.reminder","tenantId":"B"}}`
+	}
+	if status, resp := a.call(t, "admin", "POST", "/api/v1/one-time-schedules", once("b-once")); status != 201 {
+		t.Fatalf("create tenant B's one-time schedule: %d %v", status, resp)
+	}
+	return []attempt{
+		{name: "list one-time schedules", method: "GET", path: "/api/v1/one-time-schedules?queue=" + isoQueue, sees: listHas("schedules", "name", "b-once")},
+		{name: "get B's one-time schedule", method: "GET", path: "/api/v1/one-time-schedules/" + isoQueue + "/b-once"},
+		{name: "create a one-time schedule for B", method: "POST", path: "/api/v1/one-time-schedules", body: once("b-twice")},
+		{name: "cancel B's one-time schedule", method: "DELETE", path: "/api/v1/one-time-schedules/" + isoQueue + "/b-once"},
+	}
+}
+
 // TestAPITenantIsolation: a token scoped to tenant A tries every kind of
 // access to tenant B's resources and succeeds at none (each 404 or 403,
 // and no listing shows them); the cross-tenant admin's same calls succeed,
@@ -343,6 +399,8 @@ func TestAPITenantIsolation(t *testing.T) {
 		attempts = append(attempts, jobAttempts(t, a)...)
 		attempts = append(attempts, tenantAttempts(t, a)...)
 		attempts = append(attempts, scheduleAttempts(t, a)...)
+		attempts = append(attempts, workflowAttempts(t, a)...)
+		attempts = append(attempts, oneTimeAttempts(t, a)...)
 		for _, at := range attempts {
 			before := a.bJobs(t)
 			status, resp := a.call(t, "admin-A", at.method, at.path, at.body)
