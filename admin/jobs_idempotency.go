@@ -33,6 +33,10 @@ const (
 	// answerWait bounds how long a retry waits for the first request's
 	// answer to be recorded.
 	answerWait = 2 * time.Second
+	// expiryIndex lists the records of a queue by their expiry in Unix
+	// milliseconds, so that SweepIdempotency finds the expired ones
+	// without reading the live ones.
+	expiryIndex = "expires"
 )
 
 // idemRecord is the stored record of a key.
@@ -125,8 +129,11 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 			rec.Jobs = append(rec.Jobs, jp.ID)
 		}
 		body, _ := json.Marshal(rec)
+		// A write replaces the document's index entries, so both writes
+		// of the record carry its expiry.
+		index := []broker.IndexEntry{{Name: expiryIndex, Score: rec.ExpiresAt.UnixMilli()}}
 		res, err := cm.Commit(ctx, &broker.CommitParams{Scope: queue, Insert: ps,
-			Docs: []*broker.DocWrite{{Kind: idempotencyKind, Key: docKey, Version: version, Body: body}}})
+			Docs: []*broker.DocWrite{{Kind: idempotencyKind, Key: docKey, Version: version, Body: body, Index: index}}})
 		if errors.Is(err, broker.ErrConflict) {
 			continue
 		}
@@ -137,7 +144,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 		rec.Status, rec.Body = http.StatusCreated, out
 		body, _ = json.Marshal(rec)
 		if _, err := cm.Commit(ctx, &broker.CommitParams{Scope: queue,
-			Docs: []*broker.DocWrite{{Kind: idempotencyKind, Key: docKey, Version: res.Versions[0], Body: body}}}); err != nil {
+			Docs: []*broker.DocWrite{{Kind: idempotencyKind, Key: docKey, Version: res.Versions[0], Body: body, Index: index}}}); err != nil {
 			// The jobs are in; a retry answers from them instead.
 			s.log.Warn("admin: record an idempotent answer", "queue", queue, "err", err)
 		}
@@ -145,6 +152,75 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, p *Principal
 		return nil
 	}
 	return Errorf(http.StatusConflict, CodeConflict, IdempotencyHeader, "the %s is being used by concurrent requests; retry", IdempotencyHeader)
+}
+
+// sweepPage bounds how many expired records one commit deletes.
+const sweepPage = 500
+
+// SweepIdempotency deletes the Idempotency-Key records of every queue of
+// b that expired at or before now, and returns how many it deleted. A
+// service runs it now and then (hourly is plenty): records are refused
+// for replay once expired anyway, so the sweep only reclaims space. It is
+// safe to run concurrently with requests and with other sweeps: a record
+// rewritten meanwhile is left alone. b must implement broker.Committer.
+func SweepIdempotency(ctx context.Context, b broker.Broker, now time.Time) (int, error) {
+	cm, ok := b.(broker.Committer)
+	if !ok {
+		return 0, fmt.Errorf("sweep idempotency records: broker %T does not implement broker.Committer", b)
+	}
+	queues, err := b.QueueList(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sweep idempotency records: list queues: %w", err)
+	}
+	deleted := 0
+	for _, q := range queues {
+		n, err := sweepQueue(ctx, cm, q, now)
+		deleted += n
+		if err != nil {
+			return deleted, fmt.Errorf("sweep idempotency records of queue %q: %w", q, err)
+		}
+	}
+	return deleted, nil
+}
+
+// sweepQueue deletes one queue's expired records a page at a time. A page
+// whose commit conflicts (a record was taken over meanwhile) is deleted
+// record by record instead, and the records left are skipped over.
+func sweepQueue(ctx context.Context, cm broker.Committer, queue string, now time.Time) (int, error) {
+	deleted, skipped := 0, 0
+	for {
+		page, err := cm.DocList(ctx, &broker.DocListParams{Scope: queue, Kind: idempotencyKind,
+			Index: expiryIndex, Max: now.UnixMilli(), Offset: skipped, Limit: sweepPage})
+		if err != nil {
+			return deleted, err
+		}
+		if len(page.Docs) == 0 {
+			return deleted, nil
+		}
+		ws := make([]*broker.DocWrite, len(page.Docs))
+		for i, d := range page.Docs {
+			ws[i] = &broker.DocWrite{Kind: idempotencyKind, Key: d.Key, Version: d.Version, Delete: true}
+		}
+		_, err = cm.Commit(ctx, &broker.CommitParams{Scope: queue, Docs: ws})
+		if err == nil {
+			deleted += len(ws)
+			continue
+		}
+		if !errors.Is(err, broker.ErrConflict) {
+			return deleted, err
+		}
+		for _, w := range ws {
+			_, err := cm.Commit(ctx, &broker.CommitParams{Scope: queue, Docs: []*broker.DocWrite{w}})
+			switch {
+			case err == nil:
+				deleted++
+			case errors.Is(err, broker.ErrConflict):
+				skipped++
+			default:
+				return deleted, err
+			}
+		}
+	}
 }
 
 // replay answers a request whose key has a record.

@@ -1,0 +1,7 @@
+package admin
+
+// Exported for package admin_test only.
+var (
+	IdempotencyDocKey = idempotencyDocKey
+	IdempotencyKind   = idempotencyKind
+)
