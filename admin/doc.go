@@ -26,6 +26,15 @@
 // then be deleted through the API (other processes of a fleet may still
 // run the old file).
 //
+// Queues are reconciled the same way (ReconcileQueues, run at start): a
+// queue the file declares shows managedBy "config" and configFile in GET
+// /api/v1/queues, and PUT .../concurrency on it is refused with 409 naming
+// the file; pause and resume stay allowed. A queue the file no longer
+// declares goes back to managedBy "api".
+//
+// Idempotency-Key records are kept IdempotencyTTL (24h) and then deleted
+// by SweepIdempotency, which a service runs now and then.
+//
 // A tenant-scoped token sees and touches only the schedules whose job
 // belongs to its tenant, read through the store's tenant index; a schedule
 // of the seed's tenant "all" belongs to no tenant's scope. Workflow runs

@@ -30,6 +30,11 @@ type Queue struct {
 	// Concurrency is the limit set through the API for every worker
 	// process, if one is.
 	Concurrency int `json:"concurrency,omitempty"`
+	// ManagedBy is "config" for a queue declared in the configuration
+	// file ConfigFile (its settings are read-only through the API), else
+	// "api".
+	ManagedBy  string `json:"managedBy"`
+	ConfigFile string `json:"configFile,omitempty"`
 }
 
 // QueueList answers GET /api/v1/queues.
@@ -60,7 +65,10 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, p *Principal
 		if err != nil {
 			return storeErr(err)
 		}
-		q.Concurrency = set.Concurrency
+		q.Concurrency, q.ManagedBy, q.ConfigFile = set.Concurrency, "api", set.ConfigFile
+		if set.ManagedBy != "" {
+			q.ManagedBy = set.ManagedBy
+		}
 		out.Queues = append(out.Queues, q)
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -113,6 +121,10 @@ type QueueSettings struct {
 	// Concurrency is how many of the queue's jobs each worker process runs
 	// at once; 0 means the process's own configuration.
 	Concurrency int `json:"concurrency"`
+	// ManagedBy is broker.ManagedByConfig for a queue the configuration
+	// file ConfigFile declares (see ReconcileQueues), else empty.
+	ManagedBy  string `json:"managedBy,omitempty"`
+	ConfigFile string `json:"configFile,omitempty"`
 }
 
 const (
@@ -162,9 +174,12 @@ func (s *Server) setQueueConcurrency(w http.ResponseWriter, r *http.Request, p *
 	cm := s.cfg.Broker.(broker.Committer)
 	body, _ := json.Marshal(set)
 	for range 5 {
-		_, version, err := ReadQueueSettings(r.Context(), s.cfg.Broker, q)
+		cur, version, err := ReadQueueSettings(r.Context(), s.cfg.Broker, q)
 		if err != nil {
 			return storeErr(err)
+		}
+		if cur.ManagedBy == broker.ManagedByConfig {
+			return Errorf(http.StatusConflict, CodeConflict, "concurrency", "queue %q is managed by config (%s); set its concurrency there, not through the API", q, configFileName(cur.ConfigFile))
 		}
 		_, err = cm.Commit(r.Context(), &broker.CommitParams{Scope: q,
 			Docs: []*broker.DocWrite{{Kind: settingsKind, Key: settingsKey, Version: version, Body: body}}})
@@ -178,6 +193,75 @@ func (s *Server) setQueueConcurrency(w http.ResponseWriter, r *http.Request, p *
 		return nil
 	}
 	return Errorf(http.StatusConflict, CodeConflict, "concurrency", "the settings of queue %q kept changing; retry", q)
+}
+
+// ReconcileQueues marks the queues the configuration file file declares
+// as managed by it, so that the API shows them read-only, and releases the
+// queues file declared before but no longer does. A declared queue's
+// concurrency set through the API is dropped: the file wins for what it
+// declares. A service runs it at start, as schedule.Reconcile for
+// schedules. b must implement broker.Committer.
+func ReconcileQueues(ctx context.Context, b broker.Broker, file string, declared []string) error {
+	cm, ok := b.(broker.Committer)
+	if !ok {
+		return fmt.Errorf("reconcile queues of %s: broker %T does not implement broker.Committer", file, b)
+	}
+	want := map[string]bool{}
+	for _, q := range declared {
+		if err := broker.ValidateQueueName(q); err != nil {
+			return fmt.Errorf("reconcile queues of %s: %w", file, err)
+		}
+		want[q] = true
+	}
+	known, err := b.QueueList(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile queues of %s: list queues: %w", file, err)
+	}
+	queues := append([]string(nil), declared...)
+	for _, q := range known {
+		if !want[q] {
+			queues = append(queues, q)
+		}
+	}
+	for _, q := range queues {
+		if err := reconcileQueue(ctx, cm, b, file, q, want[q]); err != nil {
+			return fmt.Errorf("reconcile queues of %s: %w", file, err)
+		}
+	}
+	return nil
+}
+
+// reconcileQueue brings one queue's settings in line with file.
+func reconcileQueue(ctx context.Context, cm broker.Committer, b broker.Broker, file, q string, declared bool) error {
+	for range 5 {
+		cur, version, err := ReadQueueSettings(ctx, b, q)
+		if err != nil {
+			return err
+		}
+		var next QueueSettings
+		switch {
+		case declared:
+			next = QueueSettings{ManagedBy: broker.ManagedByConfig, ConfigFile: file}
+		case cur.ManagedBy == broker.ManagedByConfig && cur.ConfigFile == file:
+			next = QueueSettings{} // no longer declared: the API manages it
+		default:
+			return nil
+		}
+		if next == cur && version != 0 {
+			return nil
+		}
+		body, _ := json.Marshal(next)
+		_, err = cm.Commit(ctx, &broker.CommitParams{Scope: q,
+			Docs: []*broker.DocWrite{{Kind: settingsKind, Key: settingsKey, Version: version, Body: body}}})
+		if errors.Is(err, broker.ErrConflict) {
+			continue // an admin wrote meanwhile: read again
+		}
+		if err != nil {
+			return fmt.Errorf("write queue %q settings: %w", q, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("write queue %q settings: they kept changing", q)
 }
 
 // WatchQueueSettings applies the queue settings stored through the API

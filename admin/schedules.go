@@ -290,11 +290,15 @@ func notManaged(cur *broker.Schedule, what string) error {
 	if cur == nil || cur.ManagedBy != broker.ManagedByConfig {
 		return nil
 	}
-	file := cur.ConfigFile
+	return Errorf(http.StatusConflict, CodeConflict, "name", "schedule %q is managed by config (%s); %s it there, not through the API", cur.Name, configFileName(cur.ConfigFile), what)
+}
+
+// configFileName names the file a resource is managed by in a refusal.
+func configFileName(file string) string {
 	if file == "" {
-		file = "the service's configuration"
+		return "the service's configuration"
 	}
-	return Errorf(http.StatusConflict, CodeConflict, "name", "schedule %q is managed by config (%s); %s it there, not through the API", cur.Name, file, what)
+	return file
 }
 
 func (s *Server) scheduleDelete(w http.ResponseWriter, r *http.Request, p *Principal) error {
