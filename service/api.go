@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/internal/workerreg"
@@ -54,12 +55,48 @@ func (s *Service) startRegistries(ctx context.Context) {
 			s.log.Error("queue settings watcher stopped", "err", err)
 		}
 	})
+	// Expired Idempotency-Key records are only space: sweep them hourly.
+	s.manager.Go(func(ctx context.Context) {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n, err := admin.SweepIdempotency(ctx, s.store.b, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("sweep expired idempotency keys", "err", err)
+			} else if n > 0 {
+				s.log.Info("swept expired idempotency keys", "deleted", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
 	h, err := workerreg.Start(context.WithoutCancel(ctx), s.store.b, s.manager, workerreg.Config{Logger: s.log})
 	if err != nil {
 		s.log.Error("start the worker registry's heartbeat", "err", err)
 		return
 	}
 	s.heartbeat = h
+}
+
+// reconcileQueues marks the queues the config file declares as managed by
+// it (the API shows them read-only and refuses to change their
+// concurrency), and releases those it declared before but no longer does.
+// Without a file there is nothing to reconcile: the built-in queues stay
+// open to the API.
+func (s *Service) reconcileQueues(ctx context.Context) error {
+	if s.cfg.File == "" {
+		return nil
+	}
+	names := make([]string, 0, len(s.cfg.Queues))
+	for _, q := range s.cfg.Queues {
+		names = append(names, q.Name)
+	}
+	if err := admin.ReconcileQueues(ctx, s.store.b, s.cfg.File, names); err != nil {
+		return fmt.Errorf("service: reconcile the file's queues: %w", err)
+	}
+	return nil
 }
 
 // stopRegistries flushes the series a last time and removes this worker

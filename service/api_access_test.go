@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,8 +50,14 @@ func eachBroker(t *testing.T, f func(t *testing.T, a *apiBundle)) {
 
 func startAPI(t *testing.T, vars []string) *apiBundle {
 	t.Helper()
+	return startAPIFile(t, vars, "")
+}
+
+// startAPIFile is startAPI with a config file (none if empty).
+func startAPIFile(t *testing.T, vars []string, file string) *apiBundle {
+	t.Helper()
 	ctx := context.Background()
-	cfg, err := Load(LoadInput{LookupEnv: env(append(vars, "WORKER_HTTP_ADDR=127.0.0.1:0")...)})
+	cfg, err := Load(LoadInput{File: file, LookupEnv: env(append(vars, "WORKER_HTTP_ADDR=127.0.0.1:0")...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,4 +433,32 @@ func TestAPITenantIsolation(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFileQueuesReadOnlyThroughAPI: serve reconciles the config file's
+// queues at start, so the API shows them as managed by the file and
+// refuses to resize them, while a queue the file does not declare stays
+// open to it.
+func TestFileQueuesReadOnlyThroughAPI(t *testing.T) {
+	file := writeFile(t, "queues:\n  - {name: invoices, priority: 1, concurrency: 3}\n")
+	for kind, vars := range brokerEnvs(t) {
+		t.Run(kind, func(t *testing.T) {
+			a := startAPIFile(t, vars, file)
+			if _, err := a.svc.Client().Add(context.Background(), "invoices", worker.JobSpec{Type: "x", Delay: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			status, resp := a.call(t, "admin", "GET", "/api/v1/queues", "")
+			if status != 200 || !listHas("queues", "managedBy", "config")(resp) {
+				t.Fatalf("queues: %d %v, want invoices managed by config", status, resp)
+			}
+			status, resp = a.call(t, "admin", "PUT", "/api/v1/queues/invoices/concurrency", `{"concurrency":1}`)
+			if status != 409 || !strings.Contains(fmt.Sprint(resp), "aibos-worker.yaml") {
+				t.Fatalf("resize a queue the file declares: %d %v, want 409 naming the file", status, resp)
+			}
+			status, resp = a.call(t, "admin", "PUT", "/api/v1/queues/other/concurrency", `{"concurrency":1}`)
+			if status/100 != 2 {
+				t.Fatalf("resize a queue the file does not declare: %d %v, want success", status, resp)
+			}
+		})
+	}
 }

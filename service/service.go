@@ -245,6 +245,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.upsertSchedules(ctx); err != nil {
 		return err
 	}
+	if err := s.reconcileQueues(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("service: listen on %s: %w", s.cfg.HTTPAddr, err)
