@@ -85,3 +85,29 @@ func benchManagerProcess(b *testing.B, e testbroker.Engine, prefetch int) {
 		}
 	}
 }
+
+// BenchmarkClientAdd measures one Add per call (the producer path of a
+// request handler) on each broker, with the Client's default Timeout and
+// with none (Timeout -1).
+func BenchmarkClientAdd(b *testing.B) {
+	for _, e := range testbroker.Engines {
+		for _, tc := range []struct {
+			name    string
+			timeout time.Duration
+		}{{"default-timeout", 0}, {"no-timeout", -1}} {
+			b.Run(e.Name+"/"+tc.name, func(b *testing.B) {
+				c, err := worker.NewClient(e.Open(b), worker.ClientConfig{Timeout: tc.timeout})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				b.ResetTimer()
+				for range b.N {
+					if _, err := c.Add(ctx, "bench", worker.JobSpec{Type: "noop"}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

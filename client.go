@@ -42,7 +42,10 @@ type ClientConfig struct {
 	// call returns by whichever deadline comes first. A call that times out
 	// after the broker received it may have taken effect (an insert is
 	// atomic: the job is stored whole or not at all). Defaults to
-	// DefaultClientTimeout; negative: only the caller's context bounds calls.
+	// DefaultClientTimeout, except on a broker that serves every call in
+	// this process (broker.InProcess: the embedded store), which no outage
+	// can stall: there only the caller's context bounds calls by default.
+	// Negative: only the caller's context bounds calls.
 	Timeout time.Duration
 	// AddMiddleware wraps every Add and AddMany, outermost first, e.g. to
 	// trace enqueues and store the trace context in the jobs' Headers
@@ -119,6 +122,9 @@ func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultClientTimeout
+		if ip, ok := b.(broker.InProcess); ok && ip.InProcess() {
+			cfg.Timeout = -1
+		}
 	}
 	switch {
 	case cfg.DefaultMaxAttempts < 1:

@@ -65,6 +65,10 @@ type Broker struct {
 
 var _ broker.Broker = (*Broker)(nil)
 
+// InProcess reports true: the store is a file this process holds (see
+// broker.InProcess).
+func (b *Broker) InProcess() bool { return true }
+
 // dsn builds a modernc.org/sqlite data source name for path.
 func dsn(path string, busy time.Duration, readOnly bool) string {
 	q := url.Values{}
