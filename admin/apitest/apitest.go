@@ -18,12 +18,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/paths"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/aibos/worker"
 	"github.com/aibos/worker/admin"
@@ -224,6 +227,7 @@ func NewRequest(t testing.TB, method, url, token string, body any, headers ...st
 var (
 	once    sync.Once
 	valid   validator.Validator
+	model   *v3.Document
 	loadErr error
 )
 
@@ -250,7 +254,12 @@ func load() (validator.Validator, error) {
 			loadErr = fmt.Errorf("apitest: the openapi document is not valid: %s", describe(verrs))
 			return
 		}
-		valid = v
+		m, err := doc.BuildV3Model()
+		if err != nil {
+			loadErr = fmt.Errorf("apitest: build the openapi model: %w", err)
+			return
+		}
+		valid, model = v, &m.Model
 	})
 	return valid, loadErr
 }
@@ -277,6 +286,7 @@ func Validate(t testing.TB, req *http.Request, resp *http.Response) {
 	if ok, errs := v.ValidateHttpResponse(fresh(t, req), &check); !ok {
 		t.Errorf("%s %s → %d does not match the OpenAPI document: %s\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, describe(errs), body)
 	}
+	record(req, resp.StatusCode)
 	if resp.StatusCode < 400 {
 		if ok, errs := v.ValidateHttpRequestSync(fresh(t, req)); !ok {
 			t.Errorf("%s %s (accepted with %d) does not match the OpenAPI document: %s", req.Method, req.URL.RequestURI(), resp.StatusCode, describe(errs))
@@ -305,4 +315,69 @@ func describe[E interface{ Error() string }](errs []E) string {
 		b.WriteString(e.Error())
 	}
 	return b.String()
+}
+
+// covered records, per operation of the document ("GET /api/v1/jobs/{id}"),
+// whether a validated answer succeeded (status below 400) and whether one
+// was an error.
+var (
+	coverMu sync.Mutex
+	covered = map[string]*[2]bool{}
+)
+
+func record(req *http.Request, status int) {
+	_, errs, tmpl := paths.FindPath(req, model, nil)
+	if len(errs) > 0 || tmpl == "" {
+		return
+	}
+	coverMu.Lock()
+	defer coverMu.Unlock()
+	op := req.Method + " " + tmpl
+	c := covered[op]
+	if c == nil {
+		c = new([2]bool)
+		covered[op] = c
+	}
+	c[boolIndex(status >= 400)] = true
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CheckCoverage returns an error naming every operation of the OpenAPI
+// document that no validated answer exercised with a success (a status
+// below 400) and with an error, in this test binary so far. A package
+// calls it after its whole run (not after a -run subset) so that a new
+// endpoint cannot ship with only its happy path, or none, checked
+// against the document.
+func CheckCoverage() error {
+	if _, err := load(); err != nil {
+		return err
+	}
+	coverMu.Lock()
+	defer coverMu.Unlock()
+	var missing []string
+	for path, item := range model.Paths.PathItems.FromOldest() {
+		for method := range item.GetOperations().FromOldest() {
+			op := strings.ToUpper(method) + " " + path
+			c := covered[op]
+			switch {
+			case c == nil:
+				missing = append(missing, op+": never called")
+			case !c[0]:
+				missing = append(missing, op+": no success answer")
+			case !c[1]:
+				missing = append(missing, op+": no error answer")
+			}
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("apitest: %d operations of the OpenAPI document are not covered by validated answers:\n  %s", len(missing), strings.Join(missing, "\n  "))
+	}
+	return nil
 }
