@@ -1,5 +1,6 @@
-# make test: what CI runs (.ci/run). Installs redis-server and promtool
-# (Debian package prometheus) if missing (apt-get), checks formatting and
+# make test: what CI runs (.ci/run). Installs redis-server, promtool
+# (Debian package prometheus) and the PostgreSQL server (Debian package
+# postgresql) if missing (apt-get), checks formatting and
 # vet, runs every test with the race detector, builds bench/.
 GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
@@ -10,6 +11,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 test: fmt vet
 	./scripts/ensure-redis.sh
 	./scripts/ensure-promtool.sh
+	./scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./...; fi
 
@@ -39,18 +41,21 @@ run:
 # cover.out (go tool cover -html=cover.out to browse it).
 cover:
 	./scripts/ensure-redis.sh
+	./scripts/ensure-postgres.sh
 	$(GO) test -count=1 -timeout 20m -covermode=atomic -coverprofile=cover.out ./...
 	$(GO) tool cover -func=cover.out | tail -n 1
 
 # make integration: the tests that need real services or processes, with
 # CI=true so that none can skip: every package whose tests start a
-# redis-server (internal/redistest) or another process (os/exec): the Redis
+# redis-server (internal/redistest), a PostgreSQL server (internal/pgtest)
+# or another process (os/exec): the Redis
 # broker, the multi-process scheduler and crash tests, and the end-to-end
 # tests of the aibos-worker binary.
 integration:
 	./scripts/ensure-redis.sh
+	./scripts/ensure-postgres.sh
 	CI=true $(GO) test -race -count=1 -timeout 20m $$($(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
-		| awk '/github.com\/aibos\/worker\/internal\/redistest|os\/exec/ {print $$1}')
+		| awk '/github.com\/aibos\/worker\/internal\/(redistest|pgtest)|os\/exec/ {print $$1}')
 
 # make bench: the brokers' micro-benchmarks. The side-by-side comparison
 # with asynq and BullMQ is in bench/ (see the README).
