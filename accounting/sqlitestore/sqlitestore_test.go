@@ -1,0 +1,42 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/aibos/worker/accounting"
+	"github.com/aibos/worker/accounting/accountingtest"
+	"github.com/aibos/worker/accounting/sqlitestore"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestConformance(t *testing.T) {
+	var paths sync.Map // test name + "/" + database name → file
+	accountingtest.Run(t, func(t *testing.T, name string) accounting.Store {
+		p, _ := paths.LoadOrStore(t.Name()+"/"+name, filepath.Join(t.TempDir(), name+".db"))
+		s, err := sqlitestore.Open(context.Background(), p.(string))
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+// TestOpenRefusesDirectory checks that a path naming a directory is a
+// clear error.
+func TestOpenRefusesDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "books.db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "books.db")); err == nil {
+		_ = s.Close()
+		t.Fatal("opened a directory as the books file")
+	}
+}
