@@ -351,8 +351,12 @@ func testAllOrNothing(t *testing.T, open Opener) {
 			if k > 200 {
 				t.Fatalf("%s: still failing after 200 injected crashes", st.name)
 			}
-			ctx := fault.With(b.ctx, func(n int) error {
-				if n == k {
+			// Statements are counted across every transaction of the
+			// call, so that a posting split over two would be caught
+			// between them.
+			calls := 0
+			ctx := fault.With(b.ctx, func(int) error {
+				if calls++; calls == k {
 					return crash
 				}
 				return nil
