@@ -8,7 +8,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"net/url"
@@ -20,9 +19,6 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
-
-//go:embed migrations/*.sql
-var migrationFS embed.FS
 
 // Store is the SQLite accounting store; its methods are documented on
 // accounting.Store.
@@ -51,19 +47,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite accounting store %s: %w", path, err)
 	}
-	scripts, err := sqlcore.Migrations(migrationFS)
-	if err == nil {
-		var core *sqlcore.Store
-		if core, err = sqlcore.New(ctx, db, dialect, scripts); err == nil {
-			return &Store{core}, nil
-		}
+	core, err := sqlcore.New(ctx, db, dialect)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite accounting store %s: %w", path, err)
 	}
-	_ = db.Close()
-	return nil, fmt.Errorf("open sqlite accounting store %s: %w", path, err)
+	return &Store{core}, nil
 }
 
 var dialect = sqlcore.Dialect{
-	Name: "sqlite",
+	Name:   "sqlite",
+	Serial: "INTEGER PRIMARY KEY", // the rowid
 	Begin: func(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
 		return db.BeginTx(ctx, nil) // IMMEDIATE, from _txlock
 	},

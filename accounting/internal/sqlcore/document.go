@@ -11,20 +11,7 @@ import (
 
 // DocumentCreate implements accounting.Store.
 func (s *Store) DocumentCreate(ctx context.Context, b accounting.Books, d accounting.DocumentParams) (*accounting.Document, error) {
-	var out *accounting.Document
-	err := s.write(ctx, false, func(tx *tx) error {
-		cur, err := txCurrency(tx, b)
-		if err != nil {
-			return err
-		}
-		p := d
-		totals, err := p.Prepare(cur)
-		if err != nil {
-			return err
-		}
-		out, err = s.insertDocument(tx, b, p, 1, accounting.Open, totals)
-		return err
-	})
+	out, err := s.writeVersion(ctx, b, d, false)
 	if err != nil {
 		return nil, fmt.Errorf("create %s %q in %s/%s: %w", d.Kind, d.ID, b.Tenant, b.Company, err)
 	}
@@ -33,6 +20,16 @@ func (s *Store) DocumentCreate(ctx context.Context, b accounting.Books, d accoun
 
 // DocumentUpdate implements accounting.Store.
 func (s *Store) DocumentUpdate(ctx context.Context, b accounting.Books, d accounting.DocumentParams) (*accounting.Document, error) {
+	out, err := s.writeVersion(ctx, b, d, true)
+	if err != nil {
+		return nil, fmt.Errorf("update %s %q version %d in %s/%s: %w", d.Kind, d.ID, d.Version, b.Tenant, b.Company, err)
+	}
+	return out, nil
+}
+
+// writeVersion stores d as version 1 of a new document, or, with update,
+// as the version after d.Version, which must be the latest.
+func (s *Store) writeVersion(ctx context.Context, b accounting.Books, d accounting.DocumentParams, update bool) (*accounting.Document, error) {
 	var out *accounting.Document
 	err := s.write(ctx, false, func(tx *tx) error {
 		cur, err := txCurrency(tx, b)
@@ -44,16 +41,17 @@ func (s *Store) DocumentUpdate(ctx context.Context, b accounting.Books, d accoun
 		if err != nil {
 			return err
 		}
-		if err := checkLatest(tx, b, p.Kind, p.ID, p.Version); err != nil {
-			return err
+		version := 1
+		if update {
+			if err := checkLatest(tx, b, p.Kind, p.ID, p.Version); err != nil {
+				return err
+			}
+			version = p.Version + 1
 		}
-		out, err = s.insertDocument(tx, b, p, p.Version+1, accounting.Open, totals)
+		out, err = s.insertDocument(tx, b, p, version, accounting.Open, totals)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("update %s %q version %d in %s/%s: %w", d.Kind, d.ID, d.Version, b.Tenant, b.Company, err)
-	}
-	return out, nil
+	return out, err
 }
 
 // DocumentVoid implements accounting.Store.
@@ -66,10 +64,7 @@ func (s *Store) DocumentVoid(ctx context.Context, b accounting.Books, kind accou
 		if err := checkLatest(tx, b, kind, id, version); err != nil {
 			return err
 		}
-		if err := tx.check(); err != nil {
-			return err
-		}
-		d, err := loadDocument(tx.ctx, tx.tx, b, kind, id, version)
+		d, err := txLoadDocument(tx, b, kind, id, version)
 		if err != nil {
 			return err
 		}
@@ -167,6 +162,14 @@ func (s *Store) DocumentGet(ctx context.Context, b accounting.Books, kind accoun
 		return nil, fmt.Errorf("get %s %q version %d in %s/%s: %w", kind, id, version, b.Tenant, b.Company, err)
 	}
 	return d, nil
+}
+
+// txLoadDocument is loadDocument inside a write transaction.
+func txLoadDocument(tx *tx, b accounting.Books, kind accounting.DocumentKind, id string, version int) (*accounting.Document, error) {
+	if err := tx.check(); err != nil {
+		return nil, err
+	}
+	return loadDocument(tx.ctx, tx.tx, b, kind, id, version)
 }
 
 // loadDocument reads one version with its lines; ErrNotFound if missing.

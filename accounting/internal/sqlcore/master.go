@@ -115,14 +115,14 @@ func (s *Store) CompanyList(ctx context.Context, tenant string) ([]accounting.Co
 
 // Tenants implements accounting.Store.
 func (s *Store) Tenants(ctx context.Context) ([]string, error) {
-	out, err := strings(ctx, s.db, "SELECT DISTINCT tenant FROM companies ORDER BY tenant")
+	out, err := queryStrings(ctx, s.db, "SELECT DISTINCT tenant FROM companies ORDER BY tenant")
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
 	return out, nil
 }
 
-func strings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

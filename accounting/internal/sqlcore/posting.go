@@ -26,10 +26,7 @@ func (s *Store) DocumentPost(ctx context.Context, b accounting.Books, kind accou
 		if out, err = findPosting(tx, b, string(kind), id, version); err != nil || out != nil {
 			return err
 		}
-		if err := tx.check(); err != nil {
-			return err
-		}
-		d, err := loadDocument(tx.ctx, tx.tx, b, kind, id, version)
+		d, err := txLoadDocument(tx, b, kind, id, version)
 		if err != nil {
 			return err
 		}

@@ -7,10 +7,12 @@ package sqlcore
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aibos/worker/accounting"
@@ -34,6 +36,9 @@ type Dialect struct {
 	// MigrateLock is a statement run first in the migration transaction to
 	// keep two processes from migrating at once ("" if Begin suffices).
 	MigrateLock string
+	// Serial is the column definition of an auto-increment BIGINT primary
+	// key.
+	Serial string
 }
 
 // Store implements accounting.Store on a *sql.DB.
@@ -47,30 +52,38 @@ var _ accounting.Store = (*Store)(nil)
 // maxAttempts bounds the retries of a transaction that lost a race.
 const maxAttempts = 20
 
-// New migrates db with the given scripts (script i brings the schema to
-// version i+1) and returns a Store on it. The Store owns db.
-func New(ctx context.Context, db *sql.DB, d Dialect, migrations []string) (*Store, error) {
+// New brings db's schema up to date (migrations/*.sql, in order) and
+// returns a Store on it. The Store owns db: New closes it if it fails.
+func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s := &Store{db: db, d: d}
-	if err := s.migrate(ctx, migrations); err != nil {
+	scripts, err := migrations(d)
+	if err == nil {
+		err = s.migrate(ctx, scripts)
+	}
+	if err != nil {
+		_ = db.Close()
 		return nil, fmt.Errorf("migrate the %s accounting store: %w", d.Name, err)
 	}
 	return s, nil
 }
 
-// Migrations returns the scripts migrations/*.sql of fsys in name order.
-func Migrations(fsys fs.FS) ([]string, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migrations returns the embedded scripts in name order, written for d.
+func migrations(d Dialect) ([]string, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
 	if err != nil {
 		return nil, fmt.Errorf("list migrations: %w", err)
 	}
 	sort.Strings(names)
 	out := make([]string, 0, len(names))
 	for _, n := range names {
-		b, err := fs.ReadFile(fsys, n)
+		b, err := migrationFS.ReadFile(n)
 		if err != nil {
-			return nil, fmt.Errorf("read migration: %w", err)
+			return nil, fmt.Errorf("read migration %s: %w", n, err)
 		}
-		out = append(out, string(b))
+		out = append(out, strings.ReplaceAll(string(b), "{{serial}}", d.Serial))
 	}
 	return out, nil
 }
@@ -133,13 +146,6 @@ func (t *tx) exec(q string, args ...any) (sql.Result, error) {
 		return nil, err
 	}
 	return t.tx.ExecContext(t.ctx, q, args...)
-}
-
-func (t *tx) query(q string, args ...any) (*sql.Rows, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	return t.tx.QueryContext(t.ctx, q, args...)
 }
 
 // row is a *sql.Row or a failure injected before the query ran.

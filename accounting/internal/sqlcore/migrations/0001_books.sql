@@ -1,6 +1,8 @@
--- The books of every tenant's companies. Every table carries (tenant,
--- company) and every query filters on both: tenant isolation. Dates are
--- TEXT 'YYYY-MM-DD'; amounts are INTEGER minor units.
+-- The books of every tenant's companies, for SQLite and PostgreSQL alike
+-- ({{serial}} is the dialect's auto-increment key; SQLite reads BIGINT as
+-- its 64-bit INTEGER). Every table carries (tenant, company) and every query
+-- filters on both: tenant isolation. Dates are TEXT 'YYYY-MM-DD'; amounts
+-- are BIGINT minor units.
 CREATE TABLE companies (
   tenant   TEXT NOT NULL,
   id       TEXT NOT NULL,
@@ -31,15 +33,15 @@ CREATE TABLE documents (
   company    TEXT NOT NULL,
   kind       TEXT NOT NULL,
   id         TEXT NOT NULL,
-  version    INTEGER NOT NULL,
+  version    BIGINT NOT NULL,
   status     TEXT NOT NULL,
   party      TEXT NOT NULL,
   currency   TEXT NOT NULL,
   issue_date TEXT NOT NULL,
   due_date   TEXT NOT NULL,
-  subtotal   INTEGER NOT NULL,
-  tax        INTEGER NOT NULL,
-  total      INTEGER NOT NULL,
+  subtotal   BIGINT NOT NULL,
+  tax        BIGINT NOT NULL,
+  total      BIGINT NOT NULL,
   PRIMARY KEY (tenant, company, kind, id, version)
 );
 CREATE TABLE document_lines (
@@ -47,16 +49,16 @@ CREATE TABLE document_lines (
   company     TEXT NOT NULL,
   kind        TEXT NOT NULL,
   id          TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  line_no     INTEGER NOT NULL,
+  version     BIGINT NOT NULL,
+  line_no     BIGINT NOT NULL,
   description TEXT NOT NULL,
   account     TEXT NOT NULL,
-  quantity    INTEGER NOT NULL,
-  unit_price  INTEGER NOT NULL,
-  discount    INTEGER NOT NULL,
-  tax_rate    INTEGER NOT NULL,
-  net         INTEGER NOT NULL,
-  tax         INTEGER NOT NULL,
+  quantity    BIGINT NOT NULL,
+  unit_price  BIGINT NOT NULL,
+  discount    BIGINT NOT NULL,
+  tax_rate    BIGINT NOT NULL,
+  net         BIGINT NOT NULL,
+  tax         BIGINT NOT NULL,
   PRIMARY KEY (tenant, company, kind, id, version, line_no)
 );
 CREATE TABLE payments (
@@ -65,7 +67,7 @@ CREATE TABLE payments (
   id       TEXT NOT NULL,
   customer TEXT NOT NULL,
   currency TEXT NOT NULL,
-  amount   INTEGER NOT NULL,
+  amount   BIGINT NOT NULL,
   received TEXT NOT NULL,
   PRIMARY KEY (tenant, company, id)
 );
@@ -74,28 +76,28 @@ CREATE TABLE applications (
   company TEXT NOT NULL,
   payment TEXT NOT NULL,
   invoice TEXT NOT NULL,
-  amount  INTEGER NOT NULL,
-  line_no INTEGER NOT NULL, -- the order the payment was applied in
+  amount  BIGINT NOT NULL,
+  line_no BIGINT NOT NULL, -- the order the payment was applied in
   PRIMARY KEY (tenant, company, payment, invoice)
 );
 CREATE INDEX applications_invoice ON applications (tenant, company, invoice);
 CREATE TABLE entries (
-  id         INTEGER PRIMARY KEY,
+  id         {{serial}},
   tenant     TEXT NOT NULL,
   company    TEXT NOT NULL,
   entry_date TEXT NOT NULL,
   memo       TEXT NOT NULL,
-  reverses   INTEGER NOT NULL DEFAULT 0
+  reverses   BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX entries_books ON entries (tenant, company);
 CREATE TABLE entry_lines (
-  entry    INTEGER NOT NULL REFERENCES entries (id),
-  line_no  INTEGER NOT NULL,
+  entry    BIGINT NOT NULL REFERENCES entries (id),
+  line_no  BIGINT NOT NULL,
   tenant   TEXT NOT NULL,
   company  TEXT NOT NULL,
   account  TEXT NOT NULL,
-  debit    INTEGER NOT NULL,
-  credit   INTEGER NOT NULL,
+  debit    BIGINT NOT NULL,
+  credit   BIGINT NOT NULL,
   currency TEXT NOT NULL,
   PRIMARY KEY (entry, line_no)
 );
@@ -107,8 +109,8 @@ CREATE TABLE postings (
   company  TEXT NOT NULL,
   kind     TEXT NOT NULL,
   id       TEXT NOT NULL,
-  version  INTEGER NOT NULL,
-  entry    INTEGER NOT NULL DEFAULT 0,
-  reversal INTEGER NOT NULL DEFAULT 0,
+  version  BIGINT NOT NULL,
+  entry    BIGINT NOT NULL DEFAULT 0,
+  reversal BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant, company, kind, id, version)
 );
