@@ -12,7 +12,20 @@ import (
 	"github.com/aibos/worker/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	accountingtest.ChildMain(connect)
+	os.Exit(pgtest.Main(m))
+}
+
+func connect(ctx context.Context, url string) (accounting.Store, error) {
+	return pgstore.Open(ctx, url)
+}
+
+// TestTwoProcesses posts the same invoice versions from two processes at
+// once.
+func TestTwoProcesses(t *testing.T) {
+	accountingtest.Processes(t, connect, pgtest.DatabaseURL(t))
+}
 
 func TestConformance(t *testing.T) {
 	var urls sync.Map // test name + "/" + database name → database URL

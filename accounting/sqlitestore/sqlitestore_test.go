@@ -13,7 +13,20 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	accountingtest.ChildMain(connect)
+	goleak.VerifyTestMain(m)
+}
+
+func connect(ctx context.Context, path string) (accounting.Store, error) {
+	return sqlitestore.Open(ctx, path)
+}
+
+// TestTwoProcesses posts the same invoice versions from two processes at
+// once.
+func TestTwoProcesses(t *testing.T) {
+	accountingtest.Processes(t, connect, filepath.Join(t.TempDir(), "books.db"))
+}
 
 func TestConformance(t *testing.T) {
 	var paths sync.Map // test name + "/" + database name → file
