@@ -168,10 +168,6 @@ func (t *tx) queryRow(q string, args ...any) row {
 	return row{r: t.tx.QueryRowContext(t.ctx, q, args...)}
 }
 
-// errRetry marks a failure that a fresh attempt of the transaction will not
-// meet (a concurrent writer inserted the same key first).
-var errRetry = errors.New("lost a race with a concurrent transaction")
-
 // write runs fn in a write transaction and commits it, running it again
 // (up to maxAttempts) when it lost a race with a concurrent transaction.
 // With retryUnique, a unique violation also means "retry": used where fn
@@ -190,7 +186,7 @@ func (s *Store) write(ctx context.Context, retryUnique bool, fn func(*tx) error)
 		if err == nil {
 			return nil
 		}
-		if !s.d.Retryable(err) && !errors.Is(err, errRetry) && !(retryUnique && s.d.Unique(err)) {
+		if !s.d.Retryable(err) && !(retryUnique && s.d.Unique(err)) {
 			return err
 		}
 	}
