@@ -81,7 +81,10 @@ func TestSeedQueuesInvoicesGetTheLargestShare(t *testing.T) {
 		}
 		startManager(t, m)
 		share := map[string]int{}
-		for _, q := range rec.first(t, sample, 60*time.Second) {
+		// Two commits per job (fetch, complete), each an fsync on SQLite:
+		// under a loaded disk that is slow, so the wait is generous; it
+		// bounds a hang, not a speed.
+		for _, q := range rec.first(t, sample, 3*time.Minute) {
 			share[q]++
 		}
 		t.Logf("queues of the first %d jobs run: %v", sample, share)
