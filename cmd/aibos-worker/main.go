@@ -5,6 +5,27 @@
 //	aibos-worker tokens    create, list and revoke the admin API's tokens (offline, or with --url and --token)
 //	aibos-worker version   print the version
 //
+// and the operators' commands over the admin API (the same roles, tenant
+// scopes and audit trail as every other caller):
+//
+//	aibos-worker queues    ls | pause | resume | concurrency
+//	aibos-worker jobs      ls | get | retry | cancel | delete
+//	aibos-worker dead      retry | delete  (bulk, with --dry-run to count first)
+//	aibos-worker cron      ls | next | trigger | pause | resume
+//	aibos-worker workflows ls | get | cancel
+//	aibos-worker enqueue   QUEUE TYPE
+//	aibos-worker workers   the worker processes and their heartbeats
+//	aibos-worker tenants   ls | get | create | update
+//	aibos-worker health    /readyz of each service
+//	aibos-worker completion bash|zsh|fish|powershell
+//
+// They find the service with --url (repeatable, or comma-separated: calls
+// are spread over the URLs and fail over) or AIBOS_WORKER_URL, and send the
+// token of --token or AIBOS_WORKER_TOKEN. Output is a table for people, or
+// with -o json the API's answer, with the API's field names, for scripts.
+// Errors are one line on stderr: what was being done, the API's message,
+// the field it names and the API's error code.
+//
 // Configuration: built-in defaults < config file (--config) < environment
 // variables (the seed's names) < flags. Run `aibos-worker serve --help` for
 // every setting.
@@ -13,8 +34,14 @@
 //
 //	0  clean exit: the drain finished, or running jobs were handed back
 //	1  runtime failure: the broker could not be opened, the port was taken, ...
-//	2  configuration or usage error: one line on stderr names the setting, the value and what is allowed
-//	3  a second SIGTERM/SIGINT stopped the drain: jobs still running come back when their leases expire
+//	2  configuration or usage error: one line on stderr names the setting, the value and what is allowed;
+//	   also a request the API refused as malformed or invalid (400, 413, 415, 422)
+//	3  serve: a second SIGTERM/SIGINT stopped the drain: jobs still running come back when their leases expire
+//	4  not found (404), e.g. no such job, or another tenant's
+//	5  not allowed: the token is missing, wrong, expired or revoked (401), or its role or tenant may not do that (403)
+//	6  conflict (409): a duplicate, a job in a state the action does not apply to, a resource managed by the config file
+//	7  unavailable: no service answered, the store is unreachable (503), too many requests or a full queue (429),
+//	   or health found a service not ready
 package main
 
 import (
@@ -38,6 +65,7 @@ const (
 	exitFail   = 1
 	exitConfig = 2
 	exitForced = 3
+	// exitNotFound and the codes after it are in api.go.
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -59,9 +87,9 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // run runs the command line args and returns the exit code.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
-	root := newRoot(ctx, lookupEnv, stdout, stderr)
+	root := newRoot(ctx, lookupEnv, os.Stdin, stdout, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -81,7 +109,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 // newRoot builds the command tree. Every setting is a persistent flag, so
 // serve and config read the same configuration.
-func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) *cobra.Command {
+func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "aibos-worker",
 		Short:         "The AI-BOS background worker service",
@@ -90,7 +118,6 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdout,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.CompletionOptions.DisableDefaultCmd = true
 	pf := root.PersistentFlags()
 	pf.String("config", "", "YAML config file (queues, job types, schedules, callbacks, recovery, and any setting)")
 	for _, s := range service.Settings() {
@@ -127,6 +154,7 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdout,
 			return run(cfg)
 		}
 	}
+	api := &apiOpts{lookupEnv: lookupEnv, stdout: stdout, stderr: stderr}
 	root.AddCommand(
 		&cobra.Command{
 			Use:   "serve",
@@ -140,7 +168,16 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdout,
 			Args:  cobra.NoArgs,
 			RunE:  withConfig(func(cfg *service.Config) error { return printConfig(stdout, cfg) }),
 		},
-		newTokensCmd(ctx, lookupEnv, stdout, load),
+		newTokensCmd(ctx, api, load),
+		newQueuesCmd(api),
+		newJobsCmd(api),
+		newDeadCmd(api),
+		newCronCmd(api),
+		newWorkflowsCmd(api),
+		newEnqueueCmd(api, stdin),
+		newWorkersCmd(api),
+		newTenantsCmd(api),
+		newHealthCmd(api),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -60,7 +60,7 @@ func TestTokensCLI(t *testing.T) {
 		t.Errorf("offline list while serving: exit %d, %q; want 1 saying the service runs and to use --url", code, errOut)
 	}
 
-	api := append(env, "WORKER_API_URL="+base)
+	api := append(env, "AIBOS_WORKER_URL="+base)
 	code, out, errOut = tokensRun(t, api, "create", "--token", admin, "--name", "support", "--role", "viewer", "--tenant", "acme", "--expires", "24h", "-o", "json")
 	if code != 0 {
 		t.Fatalf("create through the API: exit %d: %s", code, errOut)
@@ -73,7 +73,8 @@ func TestTokensCLI(t *testing.T) {
 		t.Fatalf("create -o json printed %s (%v); want the token, its id, tenant acme and an expiry", out, err)
 	}
 
-	code, out, errOut = tokensRun(t, append(api, "WORKER_API_TOKEN="+admin), "list")
+	// The names the first release read still work.
+	code, out, errOut = tokensRun(t, append(env, "WORKER_API_URL="+base, "WORKER_API_TOKEN="+admin), "list")
 	if code != 0 {
 		t.Fatalf("list through the API: exit %d: %s", code, errOut)
 	}
@@ -82,14 +83,14 @@ func TestTokensCLI(t *testing.T) {
 	}
 
 	// The viewer token may not manage tokens; revoked, it is refused.
-	if code, _, errOut := tokensRun(t, append(api, "WORKER_API_TOKEN="+created.Token), "list"); code != 1 || !strings.Contains(errOut, "needs admin") {
-		t.Errorf("list with a viewer token: exit %d, %q; want 1 and a 403's message", code, errOut)
+	if code, _, errOut := tokensRun(t, append(api, "AIBOS_WORKER_TOKEN="+created.Token), "list"); code != 5 || !strings.Contains(errOut, "needs admin") {
+		t.Errorf("list with a viewer token: exit %d, %q; want 5 and a 403's message", code, errOut)
 	}
-	if code, _, errOut := tokensRun(t, append(api, "WORKER_API_TOKEN="+admin), "revoke", created.ID); code != 0 {
+	if code, _, errOut := tokensRun(t, append(api, "AIBOS_WORKER_TOKEN="+admin), "revoke", created.ID); code != 0 {
 		t.Fatalf("revoke through the API: exit %d: %s", code, errOut)
 	}
-	if code, _, errOut := tokensRun(t, append(api, "WORKER_API_TOKEN="+created.Token), "list"); code != 1 || !strings.Contains(errOut, "revoked") {
-		t.Errorf("list with the revoked token: exit %d, %q; want 1 and a 401's message", code, errOut)
+	if code, _, errOut := tokensRun(t, append(api, "AIBOS_WORKER_TOKEN="+created.Token), "list"); code != 5 || !strings.Contains(errOut, "revoked") {
+		t.Errorf("list with the revoked token: exit %d, %q; want 5 and a 401's message", code, errOut)
 	}
 
 	p.signal(syscall.SIGTERM)
