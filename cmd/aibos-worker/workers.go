@@ -102,7 +102,7 @@ func newHealthCmd(o *apiOpts) *cobra.Command {
 		},
 	}
 	o.addFlags(cmd)
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for each service's answer")
+	cmd.Flags().DurationVar(&timeout, "wait", 10*time.Second, "how long to wait for each service's answer")
 	return cmd
 }
 
