@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/admin/adminclient"
@@ -40,14 +41,37 @@ type apiOpts struct {
 	stdout, stderr io.Writer
 }
 
-// addFlags gives cmd (a command group such as `jobs`) and its
-// subcommands the shared flags.
-func (o *apiOpts) addFlags(cmd *cobra.Command) {
-	pf := cmd.PersistentFlags()
-	pf.StringSliceVar(&o.urls, "url", nil, "base URL of the service's API, e.g. http://localhost:8080; repeat it or separate URLs by commas to spread calls over several services (env "+envURL+")")
-	pf.StringVar(&o.token, "token", "", "API token (env "+envToken+")")
-	pf.StringVarP(&o.output, "output", "o", "table", "output format: table (for people) or json (for scripts; the API's field names)")
+// addFlags gives the flag set (a command's, or a group's persistent
+// flags) the shared flags.
+func (o *apiOpts) addFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&o.urls, "url", nil, "base URL of the service's API, e.g. http://localhost:8080; repeat it or separate URLs by commas to spread calls over several services (env "+envURL+")")
+	fs.StringVar(&o.token, "token", "", "API token (env "+envToken+")")
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table (for people) or json (for scripts; the API's field names)")
 }
+
+// command readies cmd, a command over the API: the shared flags are its
+// own, and its help leaves out the service's settings, which it does
+// not read (root's persistent flags, shown by the default help as
+// "Global Flags").
+func (o *apiOpts) command(cmd *cobra.Command) *cobra.Command {
+	if cmd.Runnable() {
+		o.addFlags(cmd.Flags())
+	}
+	tmpl := cmd.UsageTemplate()
+	if i := strings.Index(tmpl, globalFlagsStart); i >= 0 {
+		if j := strings.Index(tmpl[i:], globalFlagsEnd); j >= 0 {
+			tmpl = tmpl[:i] + tmpl[i+j+len(globalFlagsEnd):]
+		}
+	}
+	cmd.SetUsageTemplate(tmpl)
+	return cmd
+}
+
+// The "Global Flags" part of cobra's usage template.
+const (
+	globalFlagsStart = "{{if .HasAvailableInheritedFlags}}"
+	globalFlagsEnd   = "{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}"
+)
 
 // urlsFromEnv returns --url, else the environment's URL(s), split at
 // commas.
@@ -193,20 +217,42 @@ func apiError(what string, err error) error {
 	return &exitError{code, fmt.Errorf("%s: %s", what, oneLine(err.Error()))}
 }
 
-// exitCodeOf maps an API error to an exit code: by status, which the
-// API's codes follow one to one (admin.Error's doc).
+// exitCodes maps the API's error codes (admin.Error.Code) to exit codes.
+var exitCodes = map[string]int{
+	admin.CodeBadRequest:      exitConfig,
+	admin.CodeInvalid:         exitConfig,
+	admin.CodeTooLarge:        exitConfig,
+	admin.CodeUnsupported:     exitConfig,
+	admin.CodeMethod:          exitConfig,
+	admin.CodeIdempotency:     exitConfig,
+	admin.CodeNotFound:        exitNotFound,
+	admin.CodeUnauthenticated: exitDenied,
+	admin.CodeForbidden:       exitDenied,
+	admin.CodeConflict:        exitConflict,
+	admin.CodeUnavailable:     exitUnavailable,
+	admin.CodeTimeout:         exitUnavailable,
+	admin.CodeTooMany:         exitUnavailable,
+	admin.CodeQueueFull:       exitUnavailable,
+	admin.CodeInternal:        exitFail,
+}
+
+// exitCodeOf maps an API error to an exit code by its code; a code this
+// binary does not know (a newer service) by its status class.
 func exitCodeOf(e *admin.Error) int {
-	switch e.Status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusMethodNotAllowed:
-		return exitConfig
-	case http.StatusNotFound:
+	if code, ok := exitCodes[e.Code]; ok {
+		return code
+	}
+	switch {
+	case e.Status == http.StatusNotFound:
 		return exitNotFound
-	case http.StatusUnauthorized, http.StatusForbidden:
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
 		return exitDenied
-	case http.StatusConflict:
+	case e.Status == http.StatusConflict:
 		return exitConflict
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+	case e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests:
 		return exitUnavailable
+	case e.Status >= 400 && e.Status < 500:
+		return exitConfig
 	}
 	return exitFail
 }
@@ -254,10 +300,15 @@ func (o *apiOpts) run(f func(ctx context.Context, c *adminclient.Client, args []
 	}
 }
 
-// group returns a command group over the API with the shared flags.
+// group returns a command group over the API: each of subs gets the
+// shared flags. The group alone prints its help; with an unknown
+// subcommand it is a usage error, so a typo in a script does not pass.
 func (o *apiOpts) group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
-	o.addFlags(cmd)
+	cmd := o.command(&cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }})
+	for _, sub := range subs {
+		o.addFlags(sub.Flags())
+	}
 	cmd.AddCommand(subs...)
 	return cmd
 }

@@ -49,7 +49,7 @@ enqueues for its own tenant.`,
 			return o.show(j, func(w *tabwriter.Writer) { jobTable(w, j) })
 		},
 	}
-	o.addFlags(cmd)
+	o.command(cmd)
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", `the job's data as JSON, e.g. '{"invoiceId":"inv_1"}'`)
 	f.StringVar(&dataFile, "data-file", "", "a file holding the job's data as JSON; - reads stdin")

@@ -39,7 +39,7 @@ and is how the first admin token is made. While it runs, give --url and an
 admin --token (or AIBOS_WORKER_URL and AIBOS_WORKER_TOKEN) and the commands go
 through its API.`,
 	}
-	o.addFlags(cmd)
+	o.addFlags(cmd.PersistentFlags())
 
 	backend := func(cmd *cobra.Command) (tokenBackend, func() error, error) {
 		if err := o.checkOutput(); err != nil {

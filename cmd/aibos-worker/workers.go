@@ -38,8 +38,7 @@ func newWorkersCmd(o *apiOpts) *cobra.Command {
 			})
 		}),
 	}
-	o.addFlags(cmd)
-	return cmd
+	return o.command(cmd)
 }
 
 // nodeHealth is one service's answer to /readyz.
@@ -101,7 +100,7 @@ func newHealthCmd(o *apiOpts) *cobra.Command {
 			return err
 		},
 	}
-	o.addFlags(cmd)
+	o.command(cmd)
 	cmd.Flags().DurationVar(&timeout, "wait", 10*time.Second, "how long to wait for each service's answer")
 	return cmd
 }
