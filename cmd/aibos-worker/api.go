@@ -32,6 +32,13 @@ const (
 // apiOpts are the flags every command over the admin API shares: where
 // the service is, the token, and the output format. One value serves the
 // whole command tree: cobra runs one command per process.
+//
+// A command over the API is made of these pieces: o.group (a group of
+// subcommands) or o.command (a lone command) give it the shared flags;
+// o.run makes its RunE with a client; the typed adminclient calls, or
+// callView for a route without one, fetch the answer; o.show prints it as
+// JSON or a table; apiError turns a failure into one line and the exit
+// code the package doc lists.
 type apiOpts struct {
 	urls   []string
 	token  string

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -45,44 +46,48 @@ func newQueuesCmd(o *apiOpts) *cobra.Command {
 			})
 		}),
 	}
-	pauseResume := func(pause bool) *cobra.Command {
-		use, short, verb := "pause QUEUE", "Stop workers leasing the queue's jobs (enqueueing goes on)", "paused"
-		act := (*adminclient.Client).PauseQueue
-		if !pause {
-			use, short, verb, act = "resume QUEUE", "Let workers lease the queue's jobs again", "resumed", (*adminclient.Client).ResumeQueue
-		}
+	queueAct := func(use, short, method, suffix, what string, body func(args []string) (any, error)) *cobra.Command {
 		return &cobra.Command{
 			Use:               use,
 			Short:             short,
-			Args:              cobra.ExactArgs(1),
+			Args:              cobra.ExactArgs(strings.Count(use, " ")),
 			ValidArgsFunction: o.completeQueueArg,
 			RunE: o.run(func(ctx context.Context, c *adminclient.Client, args []string) error {
-				if err := act(c, ctx, args[0]); err != nil {
-					return apiError(fmt.Sprintf("%s queue %s", verb[:len(verb)-1], args[0]), err)
+				b, err := body(args)
+				if err != nil {
+					return err
 				}
-				return o.show(map[string]any{"name": args[0], "paused": pause}, func(w *tabwriter.Writer) {
-					fmt.Fprintf(w, "queue %s %s\n", args[0], verb)
+				q, raw, err := callView[struct {
+					Name        string `json:"name"`
+					Paused      *bool  `json:"paused"`
+					Concurrency *int   `json:"concurrency"`
+				}](ctx, c, method, "/api/v1/queues/"+url.PathEscape(args[0])+suffix, b)
+				if err != nil {
+					return apiError(what+" "+args[0], err)
+				}
+				return o.show(raw, func(w *tabwriter.Writer) {
+					switch {
+					case q.Concurrency != nil:
+						fmt.Fprintf(w, "queue %s concurrency %d\n", q.Name, *q.Concurrency)
+					case q.Paused != nil && *q.Paused:
+						fmt.Fprintf(w, "queue %s paused\n", q.Name)
+					default:
+						fmt.Fprintf(w, "queue %s resumed\n", q.Name)
+					}
 				})
 			}),
 		}
 	}
-	concurrency := &cobra.Command{
-		Use:               "concurrency QUEUE N",
-		Short:             "Set how many of the queue's jobs each worker process runs at once (0: each process's own setting)",
-		Args:              cobra.ExactArgs(2),
-		ValidArgsFunction: o.completeQueueArg,
-		RunE: o.run(func(ctx context.Context, c *adminclient.Client, args []string) error {
+	noBody := func([]string) (any, error) { return nil, nil }
+	pause := queueAct("pause QUEUE", "Stop workers leasing the queue's jobs (enqueueing goes on)", "POST", "/pause", "pause queue", noBody)
+	resume := queueAct("resume QUEUE", "Let workers lease the queue's jobs again", "POST", "/resume", "resume queue", noBody)
+	concurrency := queueAct("concurrency QUEUE N", "Set how many of the queue's jobs each worker process runs at once (0: each process's own setting)",
+		"PUT", "/concurrency", "set the concurrency of queue", func(args []string) (any, error) {
 			n, err := strconv.Atoi(args[1])
 			if err != nil || n < 0 {
-				return usageErrorf("concurrency %q: want a whole number, 0 or more", args[1])
+				return nil, usageErrorf("concurrency %q: want a whole number, 0 or more", args[1])
 			}
-			if err := c.SetQueueConcurrency(ctx, args[0], n); err != nil {
-				return apiError("set the concurrency of queue "+args[0], err)
-			}
-			return o.show(map[string]any{"name": args[0], "concurrency": n}, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "queue %s concurrency %d\n", args[0], n)
-			})
-		}),
-	}
-	return o.group("queues", "List queues, pause and resume them, set their concurrency (over the API)", ls, pauseResume(true), pauseResume(false), concurrency)
+			return admin.QueueSettings{Concurrency: n}, nil
+		})
+	return o.group("queues", "List queues, pause and resume them, set their concurrency (over the API)", ls, pause, resume, concurrency)
 }
