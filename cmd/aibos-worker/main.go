@@ -32,8 +32,8 @@
 //
 // Exit codes:
 //
-//	0  clean exit: the drain finished, or running jobs were handed back
-//	1  runtime failure: the broker could not be opened, the port was taken, ...
+//	0  success; for serve a clean exit: the drain finished, or running jobs were handed back
+//	1  runtime failure: the broker could not be opened, the port was taken, the API answered 500, ...
 //	2  configuration or usage error: one line on stderr names the setting, the value and what is allowed;
 //	   also a request the API refused as malformed or invalid (400, 413, 415, 422)
 //	3  serve: a second SIGTERM/SIGINT stopped the drain: jobs still running come back when their leases expire
