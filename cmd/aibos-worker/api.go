@@ -80,7 +80,7 @@ const (
 	globalFlagsEnd   = "{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}"
 )
 
-// urlsFromEnv returns --url, else the environment's URL(s), split at
+// resolvedURLs returns --url, else the environment's URL(s), split at
 // commas.
 func (o *apiOpts) resolvedURLs() []string {
 	urls := o.urls

@@ -38,6 +38,8 @@ configuration names, as serve does: that works while the service is stopped,
 and is how the first admin token is made. While it runs, give --url and an
 admin --token (or AIBOS_WORKER_URL and AIBOS_WORKER_TOKEN) and the commands go
 through its API.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	o.addFlags(cmd.PersistentFlags())
 
