@@ -3,6 +3,10 @@
 // finishes), or the server named by WORKER_TEST_REDIS_URL. Each test gets its
 // own key prefix, so tests run in parallel on one server.
 //
+// StartCluster and StartSentinel start the other topologies the same way:
+// a Redis Cluster (masters with replicas) and a Sentinel setup (a master, a
+// replica and three sentinels), with helpers to kill or fail over a master.
+//
 // Without redis-server on PATH, tests that ask for Redis are skipped with an
 // install hint; when the CI environment variable is set they fail instead.
 package redistest
@@ -55,6 +59,9 @@ type Options struct {
 	// snapshots, no AOF), which they can override: e.g. "--appendonly",
 	// "yes", "--appendfsync", "everysec".
 	Args []string
+	// ConfigFile, if set, is passed to redis-server before everything
+	// else, as it requires (Sentinel needs a config file it can rewrite).
+	ConfigFile string
 }
 
 // Main runs the package's tests, stops the shared server, and, if the
@@ -220,6 +227,14 @@ func (s *Server) Port() int {
 	return n
 }
 
+// Pid returns the server's process id, or 0 once it was stopped.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // URL returns the server's redis:// URL.
 func (s *Server) URL() string { return "redis://" + s.Addr }
 
@@ -286,6 +301,10 @@ func startWith(port int, o Options) (*Server, error) {
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--daemonize", "no", "--loglevel", "warning"}, o.Args...)
+	if o.ConfigFile != "" {
+		// redis-server reads a config file only as its first argument.
+		args = append([]string{o.ConfigFile}, args...)
+	}
 	cmd := exec.Command(bin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
