@@ -2,10 +2,6 @@ package redisbroker_test
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,122 +13,177 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/brokertest"
 	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/internal/redistest"
 )
 
-// TestConformanceCluster runs the conformance suite through a ClusterClient
-// on a one-node Redis Cluster that owns every slot. Cluster mode makes Redis
-// reject any script or transaction whose keys span slots, so this proves
-// the hash tags of keys.go and the per-queue pipelines.
-func TestConformanceCluster(t *testing.T) {
-	addr := startCluster(t)
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{addr}})
-	t.Cleanup(func() { _ = client.Close() })
+// TestCluster starts one Redis Cluster of three masters (no replicas: the
+// cases need no failover) and runs the cluster cases on it.
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	client := c.Client(t)
+	t.Run("Conformance", func(t *testing.T) { testConformanceCluster(t, client) })
+	t.Run("QueuesOnThreeMasters", func(t *testing.T) { testQueuesOnThreeMasters(t, c, client) })
+}
+
+// testConformanceCluster runs the conformance suite through a ClusterClient
+// on the cluster's three masters. Cluster mode makes Redis reject any
+// script or transaction whose keys span slots (CROSSSLOT), and a command
+// sent to a master that does not own the key's slot is redirected (MOVED),
+// so this proves the hash tags of keys.go, the per-queue pipelines and the
+// code that reads across queues. Afterwards it checks that the suite's
+// queues really were spread over all three masters.
+func testConformanceCluster(t *testing.T, client *redis.ClusterClient) {
 	var mu sync.Mutex
 	n := 0
-	brokertest.Run(t, func(t *testing.T) broker.Broker {
-		mu.Lock()
-		n++
-		prefix := "cluster:" + strconv.Itoa(n)
-		mu.Unlock()
-		b, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
-		if err != nil {
-			t.Fatalf("new broker: %v", err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
+	t.Run("suite", func(t *testing.T) {
+		brokertest.Run(t, func(t *testing.T) broker.Broker {
+			mu.Lock()
+			n++
+			prefix := "cluster:" + strconv.Itoa(n)
+			mu.Unlock()
+			b, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
+			if err != nil {
+				t.Fatalf("new broker: %v", err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			return b
+		})
 	})
+	tags := tagsPerMaster(t, client, "cluster:*")
+	if len(tags) != 3 {
+		t.Fatalf("the suite's keys are on %d masters, want all 3: %v", len(tags), tags)
+	}
+	for m, ts := range tags {
+		if len(ts) < 3 {
+			t.Errorf("master %s holds the keys of %d queues only: %v", m, len(ts), ts)
+		}
+	}
 }
 
-// startCluster starts a one-node cluster-enabled redis-server, stopped by
-// pid when the test ends, and returns its address once every slot is served.
-// Its client port and cluster bus port are two free ports the system picks
-// (--cluster-port), so no port it is given makes the test skip; a port
-// taken by someone else before the server binds it is retried with others.
-func startCluster(t *testing.T) string {
+// tagsPerMaster returns, for each master holding keys that match pattern,
+// the hash tags ({...}) of those keys.
+func tagsPerMaster(t *testing.T, client *redis.ClusterClient, pattern string) map[string]map[string]bool {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	var mu sync.Mutex
+	out := map[string]map[string]bool{}
+	err := client.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+		it := m.Scan(ctx, 0, pattern, 1000).Iterator()
+		for it.Next(ctx) {
+			k := it.Val()
+			i, j := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
+			if i < 0 || j < i {
+				continue
+			}
+			mu.Lock()
+			if out[m.Options().Addr] == nil {
+				out[m.Options().Addr] = map[string]bool{}
+			}
+			out[m.Options().Addr][k[i:j+1]] = true
+			mu.Unlock()
+		}
+		return it.Err()
+	})
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is required in CI")
-		}
-		t.Skip("skipping: redis-server not found on PATH")
+		t.Fatalf("scan the masters: %v", err)
 	}
-	var errs []string
-	for range 5 {
-		ports, err := freePorts(2)
-		if err != nil {
-			t.Fatalf("find free ports: %v", err)
-		}
-		addr, err := startClusterOn(t, bin, ports[0], ports[1])
-		if err == nil {
-			return addr
-		}
-		errs = append(errs, err.Error())
-	}
-	t.Fatalf("start a cluster-enabled redis-server, 5 tries:\n%s", strings.Join(errs, "\n"))
-	return ""
+	return out
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+// testQueuesOnThreeMasters takes three queues whose slots are on
+// three different masters and checks the calls that span queues: one
+// JobComplete and one JobLeaseExtend over leases of all three, QueueList,
+// and a JobWait on all three woken by an insert into each.
+func testQueuesOnThreeMasters(t *testing.T, c *redistest.Cluster, client *redis.ClusterClient) {
+	prefix := redistest.Prefix(t)
+	var queues []string
+	seen := map[string]bool{}
+	for i := 0; len(queues) < 3 && i < 1000; i++ {
+		q := "q" + strconv.Itoa(i)
+		if m := c.MasterOf(t, prefix+":{"+q+"}:pending"); !seen[m] {
+			seen[m] = true
+			queues = append(queues, q)
 		}
-		defer l.Close() // held until all are picked, so they differ
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports, nil
-}
+	if len(queues) != 3 {
+		t.Fatalf("found queues on %d masters only", len(queues))
+	}
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatalf("new broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := t.Context()
 
-// startClusterOn starts the server on port with its cluster bus on busPort
-// and waits until every slot is served. The server is stopped when the test
-// ends, or at once if it does not come up.
-func startClusterOn(t *testing.T, bin string, port, busPort int) (string, error) {
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--cluster-port", strconv.Itoa(busPort), "--bind", "127.0.0.1",
-		"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	slotsAdded := false
-	for {
-		if !slotsAdded {
-			slotsAdded = c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err() == nil
+	var leases []*broker.JobLeaseParams
+	for _, q := range queues {
+		if _, err := b.JobInsert(ctx, &broker.JobInsertParams{Queue: q, Type: "t", ID: q + "-1", MaxAttempts: 1}); err != nil {
+			t.Fatalf("insert into %s: %v", q, err)
 		}
-		info, err := c.ClusterInfo(ctx).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			t.Cleanup(stop)
-			return addr, nil
+		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 10, LeaseDuration: time.Minute, WorkerID: "w"})
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("fetch from %s: %d jobs, %v; want 1", q, len(jobs), err)
+		}
+		leases = append(leases, &broker.JobLeaseParams{Queue: q, ID: jobs[0].ID, Token: jobs[0].LeaseToken})
+	}
+	errs, err := b.JobLeaseExtend(ctx, leases, time.Minute)
+	if err != nil {
+		t.Fatalf("extend leases on three masters: %v", err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			t.Errorf("extend lease of %s: %v", leases[i].ID, e)
+		}
+	}
+	var done []*broker.JobCompleteParams
+	for _, l := range leases {
+		done = append(done, &broker.JobCompleteParams{JobLeaseParams: *l})
+	}
+	if errs, err = b.JobComplete(ctx, done); err != nil {
+		t.Fatalf("complete jobs on three masters: %v", err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			t.Errorf("complete %s: %v", done[i].ID, e)
+		}
+	}
+	for _, q := range queues {
+		st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: q})
+		if err != nil || st.Completed != 1 {
+			t.Fatalf("stats of %s: %+v, %v; want 1 completed", q, st, err)
+		}
+	}
+	listed, err := b.QueueList(ctx)
+	if err != nil || strings.Join(listed, ",") != strings.Join(queues, ",") {
+		t.Fatalf("QueueList = %v, %v; want %v", listed, err, queues)
+	}
+
+	// Each queue's wake is published on its own master; the one waiting
+	// connection must hear all of them.
+	other, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatalf("new broker: %v", err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	for _, q := range queues {
+		// An empty queue first: the wait returns on its timeout or on the
+		// subscription's confirmation, never early with work.
+		_ = b.JobWait(ctx, queues, 50*time.Millisecond)
+		woke := make(chan error, 1)
+		go func() { woke <- b.JobWait(ctx, queues, time.Minute) }()
+		if _, err := other.JobInsert(ctx, &broker.JobInsertParams{Queue: q, Type: "t", ID: q + "-2", MaxAttempts: 1}); err != nil {
+			t.Fatalf("insert into %s: %v", q, err)
 		}
 		select {
-		case <-exited:
-			return "", fmt.Errorf("redis-server on ports %d and %d exited: %s", port, busPort, out.String())
-		default:
+		case err := <-woke:
+			if err != nil {
+				t.Fatalf("wait woken by %s: %v", q, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("an insert into %s did not wake JobWait within 10s", q)
 		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", fmt.Errorf("cluster on %s (bus %d) not ready: %v; output: %s", addr, busPort, err, out.String())
+		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 10, LeaseDuration: time.Minute, WorkerID: "w"})
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("fetch from %s after the wake: %d jobs, %v; want 1", q, len(jobs), err)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
