@@ -54,6 +54,8 @@ func Schemes() []string {
 // Open opens the broker a URL names:
 //
 //	redis://[user:password@]host:port/db[?prefix=aibos:worker]   Redis (rediss:// for TLS)
+//	redis+sentinel://s1:26379,s2:26379/mymaster[?db=N]           Redis through Sentinel
+//	redis+cluster://h1:6379,h2:6379[?prefix=aibos:worker]        a Redis Cluster (database 0 only)
 //	sqlite:data/worker.db   sqlite:///var/lib/aibos/worker.db     the embedded store
 //	data/worker.db          ./worker.db   /var/lib/worker.db      a plain path: the embedded store
 //
@@ -72,7 +74,7 @@ func Open(ctx context.Context, rawURL string) (Broker, error) {
 	if open == nil {
 		hint := ""
 		switch scheme {
-		case "redis", "rediss":
+		case "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster":
 			hint = ` (import _ "github.com/aibos/worker/broker/redisbroker")`
 		case "sqlite":
 			hint = ` (import _ "github.com/aibos/worker/broker/sqlitebroker")`

@@ -23,6 +23,13 @@ func TestCluster(t *testing.T) {
 	client := c.Client(t)
 	t.Run("Conformance", func(t *testing.T) { testConformanceCluster(t, client) })
 	t.Run("QueuesOnThreeMasters", func(t *testing.T) { testQueuesOnThreeMasters(t, c, client) })
+	t.Run("OpenURL", func(t *testing.T) {
+		testOpenURL(t, c.URL())
+		_, err := broker.Open(t.Context(), c.URL()+"/3")
+		if err == nil || !strings.Contains(err.Error(), "only database 0") {
+			t.Errorf("open a cluster url naming database 3: %v, want an error saying only database 0", err)
+		}
+	})
 }
 
 // testConformanceCluster runs the conformance suite through a ClusterClient

@@ -92,20 +92,20 @@ func New(client redis.UniversalClient, opts Config) (*Broker, error) {
 	return b, nil
 }
 
-// Open parses a redis:// or rediss:// URL (as redis.ParseURL does) and
-// returns a Broker that owns its client: Close closes it. The client
-// honours each call's context deadline while it waits on the network
-// (go-redis ContextTimeoutEnabled), so a call to a Redis that is down or
-// hung returns by its deadline, not after go-redis's own read timeouts and
-// retries (which otherwise kept a call waiting for up to 40 s on a hung
-// Redis). Give New a client with ContextTimeoutEnabled for the same.
+// Open parses a Redis URL of any topology (ParseURL: redis://, rediss://,
+// redis+sentinel://, redis+cluster://) and returns a Broker that owns its
+// client: Close closes it. The client honours each call's context deadline
+// while it waits on the network (go-redis ContextTimeoutEnabled), so a call
+// to a Redis that is down or hung returns by its deadline, not after
+// go-redis's own read timeouts and retries (which otherwise kept a call
+// waiting for up to 40 s on a hung Redis). Give New a client with
+// ContextTimeoutEnabled for the same.
 func Open(url string, opts Config) (*Broker, error) {
-	o, err := redis.ParseURL(url)
+	o, err := ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: open: %w", err)
 	}
-	o.ContextTimeoutEnabled = true
-	client := redis.NewClient(o)
+	client := o.NewClient()
 	b, err := New(client, opts)
 	if err != nil {
 		_ = client.Close()
@@ -312,12 +312,13 @@ func millis(d time.Duration) int64 {
 }
 
 func init() {
-	broker.Register("redis", openURL)
-	broker.Register("rediss", openURL)
+	for _, scheme := range []string{"redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"} {
+		broker.Register(scheme, openURL)
+	}
 }
 
 // openURL opens a broker for broker.Open. The query parameter prefix sets
-// Config.Prefix; the others are go-redis's (redis.ParseURL), which rejects
+// Config.Prefix; the others are go-redis's (see ParseURL), which rejects
 // unknown ones. The broker pings Redis before it is returned, so a wrong
 // address or password fails at open.
 func openURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
