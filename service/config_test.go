@@ -242,7 +242,8 @@ func TestDefaultsWithoutFile(t *testing.T) {
 }
 
 // TestRedisOptions: REDIS_DB and REDIS_MAX_CONNECTIONS reach the client,
-// and a database or pool size written in REDIS_URL wins.
+// and a database or pool size written in REDIS_URL wins; through Sentinel
+// the same, and on a Cluster (database 0 only) the pool size per node.
 func TestRedisOptions(t *testing.T) {
 	cases := []struct {
 		url        string
@@ -255,6 +256,10 @@ func TestRedisOptions(t *testing.T) {
 		{"redis://h:6379/5", 2, 10, 5, 10},
 		{"redis://h:6379/0", 2, 10, 0, 10},
 		{"redis://h:6379?pool_size=4", 2, 10, 2, 4},
+		{"redis+sentinel://s1:26379,s2:26379/mymaster", 3, 10, 3, 10},
+		{"redis+sentinel://s1:26379/mymaster?db=5&pool_size=4", 2, 10, 5, 4},
+		{"redis+cluster://h1:7000,h2:7001", 2, 10, 0, 10},
+		{"redis+cluster://h1:7000?pool_size=4", 2, 10, 0, 4},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -263,9 +268,40 @@ func TestRedisOptions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.url, err)
 		}
-		if o.DB != tc.wantDB || o.PoolSize != tc.wantPoolSz {
+		var db, pool int
+		switch {
+		case o.Simple != nil:
+			db, pool = o.Simple.DB, o.Simple.PoolSize
+		case o.Failover != nil:
+			db, pool = o.Failover.DB, o.Failover.PoolSize
+		default:
+			pool = o.Cluster.PoolSize
+		}
+		if db != tc.wantDB || pool != tc.wantPoolSz {
 			t.Errorf("%s with REDIS_DB %d, REDIS_MAX_CONNECTIONS %d: db %d pool %d, want %d and %d",
-				tc.url, tc.db, tc.pool, o.DB, o.PoolSize, tc.wantDB, tc.wantPoolSz)
+				tc.url, tc.db, tc.pool, db, pool, tc.wantDB, tc.wantPoolSz)
+		}
+	}
+}
+
+// TestRedisDBOnCluster: REDIS_DB set to a database other than 0 with a
+// Cluster REDIS_URL is refused in one line naming both; its default, and 0,
+// are fine.
+func TestRedisDBOnCluster(t *testing.T) {
+	load := func(env map[string]string) error {
+		_, err := Load(LoadInput{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+		return err
+	}
+	const u = "redis+cluster://h1:7000,h2:7001"
+	err := load(map[string]string{"REDIS_URL": u, "REDIS_DB": "3"})
+	if !IsConfigError(err) || !strings.Contains(err.Error(), "REDIS_DB") || !strings.Contains(err.Error(), "only database 0") ||
+		strings.Contains(err.Error(), "\n") {
+		t.Errorf("REDIS_DB=3 on a cluster: %v, want one config error naming REDIS_DB and database 0", err)
+	}
+	for _, env := range []map[string]string{{"REDIS_URL": u}, {"REDIS_URL": u, "REDIS_DB": "0"},
+		{"REDIS_URL": "redis+sentinel://s:26379/m", "REDIS_DB": "3"}} {
+		if err := load(env); err != nil {
+			t.Errorf("%v: %v", env, err)
 		}
 	}
 }

@@ -10,7 +10,10 @@
 // value and what is allowed.
 //
 // A Service opens the broker the configuration names (Redis when
-// REDIS_URL is set, else the embedded store under WORKER_DATA_DIR) and
+// REDIS_URL is set: one server with redis://, through Sentinel with
+// redis+sentinel://s1:26379,s2:26379/mymaster, a Cluster with
+// redis+cluster://h1:6379,h2:6379, as redisbroker.ParseURL reads them;
+// else the embedded store under WORKER_DATA_DIR) and
 // runs one worker.Manager over the configured queues, the workflow engine,
 // the cron scheduler and an HTTP server with /metrics, /livez, /readyz,
 // /health and, unless WORKER_API_ENABLED is false, the admin and producer

@@ -72,7 +72,7 @@ func openStore(ctx context.Context, c *Config) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := redis.NewClient(opts)
+	client := opts.NewClient()
 	b, err := redisbroker.New(client, redisbroker.Config{Prefix: c.QueuePrefix})
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -90,14 +90,21 @@ func openStore(ctx context.Context, c *Config) (*store, error) {
 		}
 		return err
 	}
-	return &store{b: b, kind: "redis", where: fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.DB), close: closeAll}, nil
+	where := RedactURL(c.RedisURL) + " (cluster)"
+	switch opts.Topology {
+	case redisbroker.Standalone:
+		where = fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.Simple.DB)
+	case redisbroker.Sentinel:
+		where = fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.Failover.DB)
+	}
+	return &store{b: b, kind: "redis", where: where, close: closeAll}, nil
 }
 
 // redisOptions returns the Redis client options: REDIS_URL's, with
 // REDIS_DB and REDIS_MAX_CONNECTIONS where the URL names no database or
 // pool size. A value written in the URL wins: it is the more specific.
-func (c *Config) redisOptions() (*redis.Options, error) {
-	opts, err := redis.ParseURL(c.RedisURL)
+func (c *Config) redisOptions() (*redisbroker.ClientOptions, error) {
+	opts, err := redisbroker.ParseURL(c.RedisURL)
 	if err != nil {
 		return nil, &ConfigError{Name: "REDIS_URL", Value: RedactURL(c.RedisURL), Quote: true, Want: reason(err)}
 	}
@@ -105,11 +112,32 @@ func (c *Config) redisOptions() (*redis.Options, error) {
 	if err != nil {
 		return nil, &ConfigError{Name: "REDIS_URL", Value: RedactURL(c.RedisURL), Quote: true, Want: reason(err)}
 	}
-	if strings.Trim(u.Path, "/") == "" {
-		opts.DB = c.RedisDB
+	q := u.Query()
+	pool := 0
+	if !q.Has("pool_size") {
+		pool = c.RedisMaxConnections
 	}
-	if !u.Query().Has("pool_size") {
-		opts.PoolSize = c.RedisMaxConnections
+	switch opts.Topology {
+	case redisbroker.Standalone:
+		if strings.Trim(u.Path, "/") == "" {
+			opts.Simple.DB = c.RedisDB
+		}
+		if pool > 0 {
+			opts.Simple.PoolSize = pool
+		}
+	case redisbroker.Sentinel:
+		if !q.Has("db") {
+			opts.Failover.DB = c.RedisDB
+		}
+		if pool > 0 {
+			opts.Failover.PoolSize = pool
+		}
+	case redisbroker.Cluster:
+		// REDIS_DB does not apply: Validate refuses one set to another
+		// database than 0.
+		if pool > 0 {
+			opts.Cluster.PoolSize = pool // per node
+		}
 	}
 	return opts, nil
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/aibos/worker/broker/redisbroker"
 )
 
 // setting is one scalar of the configuration: an environment variable of
@@ -64,11 +64,11 @@ var settings = []*setting{
 		func(c *Config) *time.Duration { return &c.Timeout }),
 	{
 		env: "REDIS_URL", flag: "redis-url", def: "", secret: true,
-		allowed: "empty (the embedded store) or a redis:// or rediss:// URL",
+		allowed: "empty (the embedded store) or a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL",
 		help:    "Redis to use; unset means the embedded SQLite store under WORKER_DATA_DIR",
 		set: func(c *Config, v string) error {
 			if v != "" {
-				if _, err := redis.ParseURL(v); err != nil {
+				if _, err := redisbroker.ParseURL(v); err != nil {
 					return err
 				}
 			}
@@ -77,7 +77,7 @@ var settings = []*setting{
 		},
 		get: func(c *Config) string { return c.RedisURL },
 	},
-	intSetting("REDIS_DB", "redis-db", "2", 0, 1<<20, "Redis database, unless REDIS_URL names one (which wins)",
+	intSetting("REDIS_DB", "redis-db", "2", 0, 1<<20, "Redis database, unless REDIS_URL names one (which wins); a Redis Cluster has only 0",
 		func(c *Config) *int { return &c.RedisDB }),
 	intSetting("REDIS_MAX_CONNECTIONS", "redis-max-connections", "10", 1, 10000, "size of the Redis connection pool",
 		func(c *Config) *int { return &c.RedisMaxConnections }),

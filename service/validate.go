@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/recovery"
 	"github.com/aibos/worker/schedule"
 	"github.com/aibos/worker/workflow"
@@ -29,6 +31,9 @@ func (c *Config) Validate() error {
 		if v := s.get(c); s.set(scratch, v) != nil {
 			return &ConfigError{Name: s.env, Value: s.show(c), Quote: true, Want: "want " + s.allowed}
 		}
+	}
+	if err := c.validateRedisDB(); err != nil {
+		return err
 	}
 	if len(c.Queues) == 0 {
 		return bad("queues", "list at least one queue")
@@ -219,4 +224,19 @@ func (c *Config) RecoveryPolicy() (*recovery.Policy, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// validateRedisDB refuses a REDIS_DB other than 0, given by the file, the
+// environment or a flag, when REDIS_URL names a Redis Cluster: a cluster has
+// only database 0, and quietly using it would mix the data of deployments
+// kept apart by database elsewhere. REDIS_DB's default is left unused.
+func (c *Config) validateRedisDB() error {
+	if c.RedisURL == "" || c.RedisDB == 0 || c.Source("REDIS_DB") == FromDefault {
+		return nil
+	}
+	if o, err := redisbroker.ParseURL(c.RedisURL); err == nil && o.Topology == redisbroker.Cluster {
+		return &ConfigError{Name: "REDIS_DB", Value: strconv.Itoa(c.RedisDB), Quote: true,
+			Want: "want 0 or unset: REDIS_URL names a Redis Cluster, which has only database 0 (use QUEUE_PREFIX to keep deployments apart)"}
+	}
+	return nil
 }
