@@ -45,7 +45,11 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 	base := b.prefix + ":{" + p.Scope + "}:"
 	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled, k.expired, k.ttl, k.seq,
 		k.job, k.unique, base + "d:", base + "x:", wakeChannel(b.prefix, p.Scope)}
-	reply, err := scriptCommit.Run(ctx, b.client, keys, plan).Result()
+	var reply any
+	err = b.durably(ctx, p.Scope, func(via scriptRunner) (err error) {
+		reply, err = scriptCommit.Run(ctx, via, keys, plan).Result()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: commit to %q: %w", p.Scope, err)
 	}

@@ -70,11 +70,16 @@ func (b *Broker) markCall(queue string) (call scriptCall, seen queueMark, n int6
 // checks the mark for data loss. The mark's own failure does not fail the
 // call: the script ran (or not) on its own.
 func (b *Broker) runMarked(ctx context.Context, queue string, script *redis.Script, keys []string, args []any) *redis.Cmd {
+	return b.runMarkedVia(ctx, b.client, queue, script, keys, args)
+}
+
+// runMarkedVia is runMarked through via (see durably).
+func (b *Broker) runMarkedVia(ctx context.Context, via scriptRunner, queue string, script *redis.Script, keys []string, args []any) *redis.Cmd {
 	mark, seen, n, ok := b.markCall(queue)
 	if !ok {
-		return script.Run(ctx, b.client, keys, args...)
+		return script.Run(ctx, via, keys, args...)
 	}
-	cmds, err := b.runPipelined(ctx, script, []scriptCall{mark, {keys: keys, args: args}})
+	cmds, err := b.runPipelinedVia(ctx, via, script, []scriptCall{mark, {keys: keys, args: args}})
 	if err != nil {
 		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(err)

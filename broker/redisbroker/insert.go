@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -114,7 +115,14 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams, each 
 	}
 	k := b.keys(queue)
 	b.insertCalls.Add(1)
-	reply, err := b.runMarked(ctx, queue, scriptInsert, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, args).Result()
+	var reply any
+	err = b.durably(ctx, queue, func(via scriptRunner) (err error) {
+		reply, err = b.runMarkedVia(ctx, via, queue, scriptInsert, []string{k.scheduled, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, args).Result()
+		return err
+	})
+	if errors.Is(err, ErrNotReplicated) {
+		_ = b.registerQueue(ctx, queue) // stored on the master: listed, as below
+	}
 	if err != nil {
 		return nil, nil, err
 	}

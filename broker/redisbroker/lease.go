@@ -216,8 +216,13 @@ func (c scriptCall) scriptOr(s *redis.Script) *redis.Script {
 // server answers NOSCRIPT did not run; it is retried alone with Run, which
 // loads the script.
 func (b *Broker) runPipelined(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	return b.runPipelinedVia(ctx, b.client, script, calls)
+}
+
+// runPipelinedVia is runPipelined through via (see durably).
+func (b *Broker) runPipelinedVia(ctx context.Context, via scriptRunner, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
-	_, _ = b.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, _ = via.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, c := range calls {
 			cmds[i] = c.scriptOr(script).EvalSha(ctx, pipe, c.keys, c.args...)
 		}
@@ -226,7 +231,7 @@ func (b *Broker) runPipelined(ctx context.Context, script *redis.Script, calls [
 	for i, c := range calls {
 		err := cmds[i].Err()
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			cmds[i] = c.scriptOr(script).Run(ctx, b.client, c.keys, c.args...)
+			cmds[i] = c.scriptOr(script).Run(ctx, via, c.keys, c.args...)
 			err = cmds[i].Err()
 		}
 		if err != nil {

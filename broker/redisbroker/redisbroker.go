@@ -37,6 +37,17 @@ type Config struct {
 	// call. A loss is noticed by the first insert or fetch of the queue
 	// after the interval. Defaults to 100ms.
 	DataLossCheckInterval time.Duration
+	// DurableReplicas, when above 0, makes JobInsert, JobInsertMany and
+	// Commit return only once that many replicas confirmed their writes
+	// (Redis WAIT), so that an acknowledged job survives the loss of the
+	// master; fewer within DurableTimeout is an error wrapping
+	// ErrNotReplicated (the writes stay on the master). It costs a round
+	// trip and the replication delay per call, and concurrent inserts
+	// into a queue are still combined into one call. Defaults to 0: a
+	// write is acknowledged when the master applied it.
+	DurableReplicas int
+	// DurableTimeout bounds the wait for DurableReplicas. Defaults to 1s.
+	DurableTimeout time.Duration
 }
 
 // Broker stores jobs in Redis. It is safe for concurrent use, by many
@@ -54,6 +65,9 @@ type Broker struct {
 
 	// inserts combines concurrent JobInsert calls per queue (insert.go).
 	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
+
+	durable        int           // Config.DurableReplicas (durable.go)
+	durableTimeout time.Duration // Config.DurableTimeout or its default
 
 	insertCalls atomic.Int64 // insert script calls made, for tests
 	formatOK    atomic.Bool  // the stored format was checked (format.go)
@@ -83,7 +97,14 @@ func New(client redis.UniversalClient, opts Config) (*Broker, error) {
 	if every == 0 {
 		every = 100 * time.Millisecond
 	}
-	b := &Broker{client: client, prefix: prefix, log: log, id: rand.Text(),
+	if opts.DurableReplicas < 0 || opts.DurableTimeout < 0 {
+		return nil, fmt.Errorf("redisbroker: new broker: durable replicas %d or timeout %v is negative", opts.DurableReplicas, opts.DurableTimeout)
+	}
+	durableTimeout := opts.DurableTimeout
+	if durableTimeout == 0 {
+		durableTimeout = defaultDurableTimeout
+	}
+	b := &Broker{client: client, prefix: prefix, log: log, id: rand.Text(), durable: opts.DurableReplicas, durableTimeout: durableTimeout,
 		marks: marks{queues: map[string]*queueMark{}, every: every}}
 	b.inserts = combine.New(maxCombined, fmt.Errorf("%w: it closed before the job was sent", broker.ErrClosed),
 		func(ctx context.Context, ps []*broker.JobInsertParams) ([]*broker.Job, []error, error) {

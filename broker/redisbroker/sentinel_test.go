@@ -11,4 +11,5 @@ import (
 func TestSentinel(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	t.Run("OpenURL", func(t *testing.T) { testOpenURL(t, s.URL()) })
+	t.Run("DurableWithReplica", func(t *testing.T) { testDurableWithReplica(t, s) })
 }
