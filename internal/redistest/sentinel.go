@@ -24,8 +24,9 @@ const sentinelDownAfter = 1000 * time.Millisecond
 // under SentinelMaster, all private redis-server processes on loopback,
 // started by StartSentinel.
 type Sentinel struct {
-	// Master and Replica are the data nodes as started; after
-	// KillMaster the Replica is the master.
+	// Master and Replica are the data nodes in their current roles:
+	// KillMaster makes the replica the Master and leaves the killed node
+	// as Replica, stopped until RestartReplica.
 	Master, Replica *Server
 	// Sentinels are the three sentinel processes.
 	Sentinels []*Server
@@ -180,8 +181,9 @@ func (s *Sentinel) masterAddr() (string, error) {
 }
 
 // KillMaster SIGKILLs the master and waits until a majority of the
-// sentinels name the replica as master and the replica says it is one.
-// It returns the time from the kill to the promotion being seen.
+// sentinels name the replica as master and the replica says it is one;
+// then the replica is Master and the killed node Replica. It returns the
+// time from the kill to the promotion being seen.
 func (s *Sentinel) KillMaster(t testing.TB) time.Duration {
 	t.Helper()
 	old := s.Master
@@ -203,7 +205,40 @@ func (s *Sentinel) KillMaster(t testing.TB) time.Duration {
 	if err != nil {
 		t.Fatalf("promotion of %s after killing %s: %v", s.Replica.Addr, old.Addr, err)
 	}
-	return time.Since(start)
+	took := time.Since(start)
+	s.Master, s.Replica = s.Replica, old
+	return took
+}
+
+// RestartReplica starts the stopped Replica (the master KillMaster killed)
+// again on its port, empty and configured as a replica of the Master (as
+// Sentinel would reconfigure it, but without waiting for Sentinel's next
+// check of it), and waits until it is in sync.
+func (s *Sentinel) RestartReplica(t testing.TB) {
+	t.Helper()
+	n, err := startWith(s.Replica.Port(), Options{Args: []string{"--repl-diskless-sync-delay", "0",
+		"--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port())}})
+	if err != nil {
+		t.Fatalf("restart %s as a replica: %v", s.Replica.Addr, err)
+	}
+	t.Cleanup(n.Stop)
+	s.Replica = n
+	err = waitFor(60*time.Second, func() error {
+		cl := redis.NewClient(&redis.Options{Addr: s.Replica.Addr, MaxRetries: -1})
+		defer cl.Close()
+		info, err := cl.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "role:slave") || !strings.Contains(info, "master_port:"+strconv.Itoa(s.Master.Port())+"\r") ||
+			!strings.Contains(info, "master_link_status:up") {
+			return fmt.Errorf("%s is not an in-sync replica of %s yet", s.Replica.Addr, s.Master.Addr)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("restart %s as a replica: %v", s.Replica.Addr, err)
+	}
 }
 
 // Stop kills every process by pid and waits for each. Safe to call twice.

@@ -95,17 +95,26 @@ func TestStartSentinel(t *testing.T) {
 		if err := cl.Do(ctx, "WAIT", 1, 5000).Err(); err != nil {
 			t.Fatalf("wait for the replica: %v", err)
 		}
+		promoted := s.Replica.Addr
 		took := s.KillMaster(t)
 		t.Logf("promotion seen %v after the kill", took)
-		if got := s.MasterAddr(t); got != s.Replica.Addr {
-			t.Fatalf("sentinels name master %s after the kill, want %s", got, s.Replica.Addr)
+		if got := s.MasterAddr(t); got != promoted || s.Master.Addr != promoted {
+			t.Fatalf("sentinels name master %s after the kill, Master is %s; want %s", got, s.Master.Addr, promoted)
 		}
 		if got, err := cl.Get(ctx, "k").Result(); err != nil || got != "1" {
 			t.Fatalf("get k after failover = %q, %v; want 1", got, err)
 		}
+		s.RestartReplica(t)
+		pids = append(pids, s.Replica.Pid())
+		if err := cl.Set(ctx, "k2", "2", 0).Err(); err != nil {
+			t.Fatalf("set after the restart: %v", err)
+		}
+		if n, err := cl.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+			t.Fatalf("WAIT for the restarted replica: %d, %v; want 1", n, err)
+		}
 	})
-	if len(pids) != 5 {
-		t.Fatalf("setup had %d processes, want 5", len(pids))
+	if len(pids) != 6 {
+		t.Fatalf("setup had %d processes, want 6 (one restarted)", len(pids))
 	}
 	for _, pid := range pids {
 		if alive(pid) {
