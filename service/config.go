@@ -47,6 +47,12 @@ type Config struct {
 	// RedisMaxConnections is the Redis client's pool size
 	// (REDIS_MAX_CONNECTIONS). 10.
 	RedisMaxConnections int
+	// RedisDurableReplicas, when above 0, makes every enqueue return only
+	// once that many Redis replicas confirmed it (WAIT), and fail when
+	// fewer do within RedisDurableTimeout (REDIS_DURABLE_REPLICAS). 0.
+	RedisDurableReplicas int
+	// RedisDurableTimeout bounds that wait (REDIS_DURABLE_TIMEOUT). 1s.
+	RedisDurableTimeout time.Duration
 	// QueuePrefix starts every Redis key (QUEUE_PREFIX). aibos:worker.
 	QueuePrefix string
 	// QueueDefaultTTL is how long a completed job's record is kept

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/recovery"
 )
@@ -336,5 +339,25 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README has no row starting %q", row)
 		}
+	}
+}
+
+// TestRedisDurableReplicas: REDIS_DURABLE_REPLICAS reaches the broker the
+// service opens: on a server with no replica an enqueue fails, naming the
+// replicas, instead of being acknowledged.
+func TestRedisDurableReplicas(t *testing.T) {
+	c, err := Load(LoadInput{LookupEnv: env("REDIS_URL="+redistest.URL(t), "QUEUE_PREFIX="+redistest.Prefix(t),
+		"REDIS_DURABLE_REPLICAS=1", "REDIS_DURABLE_TIMEOUT=50")})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	st, err := openStore(t.Context(), c)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	defer st.close()
+	_, err = st.b.JobInsert(t.Context(), &broker.JobInsertParams{ID: "j1", Queue: "q", Type: "t", MaxAttempts: 1})
+	if !errors.Is(err, redisbroker.ErrNotReplicated) {
+		t.Fatalf("enqueue with REDIS_DURABLE_REPLICAS=1 and no replica: %v, want ErrNotReplicated", err)
 	}
 }

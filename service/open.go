@@ -73,7 +73,8 @@ func openStore(ctx context.Context, c *Config) (*store, error) {
 		return nil, err
 	}
 	client := opts.NewClient()
-	b, err := redisbroker.New(client, redisbroker.Config{Prefix: c.QueuePrefix})
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: c.QueuePrefix,
+		DurableReplicas: c.RedisDurableReplicas, DurableTimeout: c.RedisDurableTimeout})
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = b.Ping(pctx)
