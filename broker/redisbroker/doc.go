@@ -2,7 +2,32 @@
 // distributed engine of aibos-worker: any number of worker processes on any
 // number of machines share one Redis (standalone, Sentinel or Cluster).
 //
-// Use New with a go-redis client you own, or Open with a redis:// URL.
+// Use New with a go-redis client you own, or Open with a URL.
+//
+// # Topologies
+//
+// One server (redis://), a master found through Sentinel
+// (redis+sentinel://s1:26379,s2:26379/mymaster) and a Redis Cluster
+// (redis+cluster://h1:6379,h2:6379) all work; ParseURL reads the URLs and
+// New takes any of go-redis's clients for them. On a Cluster every script
+// and transaction touches one queue's keys, all in its slot (see Layout);
+// calls that span queues (JobComplete, JobLeaseExtend, JobWait's due
+// times) send one call per queue in a pipeline that go-redis splits by
+// node; the few keys outside a queue (the queue list, the stored format,
+// a leader lease) are each read and written on their own. A Cluster has
+// only database 0. go-redis reloads a Cluster's slot map on a MOVED reply
+// but not when a master stops answering, so a client ParseURL configures
+// reloads it every second (ClusterStateReload) and leaves a killed master
+// within about a second of its replica taking over. The tests run the
+// conformance suite on a 3-master Cluster and fail a Sentinel master over
+// (internal/redistest starts both).
+//
+// Redis replicates asynchronously: a write the master acknowledged can be
+// lost when the master dies before its replica received it (then the
+// broker reports the rollback, see Data loss). Config.DurableReplicas makes
+// inserts and commits wait until that many replicas confirmed them (WAIT),
+// and fail with ErrNotReplicated when fewer do in time, as while no replica
+// is attached after a failover.
 //
 // # Layout
 //
