@@ -172,16 +172,31 @@ func (c *Cluster) MasterOf(t testing.TB, key string) string {
 	if err != nil {
 		t.Fatalf("slot of %q: %v", key, err)
 	}
-	slots, err := cl.ClusterSlots(ctx).Result()
+	shards, err := cl.ClusterShards(ctx).Result()
 	if err != nil {
-		t.Fatalf("cluster slots: %v", err)
+		t.Fatalf("cluster shards: %v", err)
 	}
-	for _, r := range slots {
-		if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
-			return r.Nodes[0].Addr
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End {
+				if m := shardMaster(sh); m != "" {
+					return m
+				}
+			}
 		}
 	}
-	t.Fatalf("no node serves slot %d of %q", slot, key)
+	t.Fatalf("no master serves slot %d of %q", slot, key)
+	return ""
+}
+
+// shardMaster returns the address of the shard's master, "" if it has none
+// online.
+func shardMaster(sh redis.ClusterShard) string {
+	for _, n := range sh.Nodes {
+		if n.Role == "master" && n.Health == "online" {
+			return net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+		}
+	}
 	return ""
 }
 
@@ -280,9 +295,9 @@ func (c *Cluster) healthy() error {
 	for _, s := range c.running() {
 		cl := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 		info, err := cl.ClusterInfo(ctx).Result()
-		var slots []redis.ClusterSlot
+		var shards []redis.ClusterShard
 		if err == nil {
-			slots, err = cl.ClusterSlots(ctx).Result()
+			shards, err = cl.ClusterShards(ctx).Result()
 		}
 		var repl string
 		if err == nil {
@@ -300,9 +315,10 @@ func (c *Cluster) healthy() error {
 			!strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(len(c.Nodes))+"\r") {
 			return fmt.Errorf("node %s is not ready: %s", s.Addr, strings.ReplaceAll(info, "\r\n", " "))
 		}
-		for _, r := range slots {
-			if len(r.Nodes) == 0 || !slices.ContainsFunc(c.running(), func(n *Server) bool { return n.Addr == r.Nodes[0].Addr }) {
-				return fmt.Errorf("node %s sees slots %d-%d on a stopped node", s.Addr, r.Start, r.End)
+		for _, sh := range shards {
+			m := shardMaster(sh)
+			if len(sh.Slots) > 0 && !slices.ContainsFunc(c.running(), func(n *Server) bool { return n.Addr == m }) {
+				return fmt.Errorf("node %s sees slots %v with no running master (%q)", s.Addr, sh.Slots, m)
 			}
 		}
 	}
