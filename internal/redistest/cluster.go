@@ -46,20 +46,31 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		unavailable(t, errors.New("redis-cli not found on PATH (it comes with redis-server): "+installHint))
 	}
+	return startGroup(t, "redis cluster", func() (*Cluster, error) {
+		return startCluster(masters*(1+replicasPerMaster), replicasPerMaster)
+	})
+}
+
+// startGroup runs start, which starts a group of processes, up to three
+// times: a port picked free can be taken before the server binds it. The
+// group is stopped when the test ends.
+func startGroup[G interface{ Stop() }](t testing.TB, what string, start func() (G, error)) G {
+	t.Helper()
 	var errs []string
-	for range 3 { // a port taken between picking and binding: try others
-		c, err := startCluster(masters*(1+replicasPerMaster), replicasPerMaster)
+	for range 3 {
+		g, err := start()
 		if err == nil {
-			t.Cleanup(c.Stop)
-			return c
+			t.Cleanup(g.Stop)
+			return g
 		}
 		if strings.Contains(err.Error(), installHint) {
 			unavailable(t, err)
 		}
 		errs = append(errs, err.Error())
 	}
-	t.Fatalf("start redis cluster, 3 tries:\n%s", strings.Join(errs, "\n"))
-	return nil
+	t.Fatalf("start %s, 3 tries:\n%s", what, strings.Join(errs, "\n"))
+	var zero G
+	return zero
 }
 
 func startCluster(n, replicas int) (*Cluster, error) {

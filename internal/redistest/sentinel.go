@@ -38,20 +38,7 @@ type Sentinel struct {
 // process is stopped by pid when the test ends.
 func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
-	var errs []string
-	for range 3 { // a port taken between picking and binding: try others
-		s, err := startSentinel()
-		if err == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
-		if strings.Contains(err.Error(), installHint) {
-			unavailable(t, err)
-		}
-		errs = append(errs, err.Error())
-	}
-	t.Fatalf("start redis sentinel setup, 3 tries:\n%s", strings.Join(errs, "\n"))
-	return nil
+	return startGroup(t, "redis sentinel setup", startSentinel)
 }
 
 func startSentinel() (*Sentinel, error) {
