@@ -2,6 +2,8 @@ package redisbroker_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,10 +18,10 @@ import (
 	"github.com/aibos/worker/internal/redistest"
 )
 
-// TestCluster starts one Redis Cluster of three masters (no replicas: the
-// cases need no failover) and runs the cluster cases on it.
+// TestCluster starts one Redis Cluster of three masters with a replica
+// each and runs the cluster cases on it, the master kill last.
 func TestCluster(t *testing.T) {
-	c := redistest.StartCluster(t, 3, 0)
+	c := redistest.StartCluster(t, 3, 1)
 	client := c.Client(t)
 	t.Run("Conformance", func(t *testing.T) { testConformanceCluster(t, client) })
 	t.Run("QueuesOnThreeMasters", func(t *testing.T) { testQueuesOnThreeMasters(t, c, client) })
@@ -30,6 +32,88 @@ func TestCluster(t *testing.T) {
 			t.Errorf("open a cluster url naming database 3: %v, want an error saying only database 0", err)
 		}
 	})
+	t.Run("MasterKilled", func(t *testing.T) { testClusterMasterKilled(t, c) })
+}
+
+// testClusterMasterKilled enqueues into a queue, with DurableReplicas 1 and
+// without, kills the queue's master and checks that a broker opened from a
+// redis+cluster:// URL resumes on the promoted replica: plain enqueues are
+// acknowledged again, durable ones are refused (the shard has no replica
+// left), and every durable enqueue acknowledged before the kill is fetched.
+func testClusterMasterKilled(t *testing.T, c *redistest.Cluster) {
+	const before = 100
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	plain, err := broker.Open(ctx, c.URL()+"?prefix="+prefix)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = plain.Close() })
+	durable, err := redisbroker.Open(c.URL(), redisbroker.Config{Prefix: prefix, DurableReplicas: 1})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = durable.Close() })
+	insert := func(b broker.Broker, id string) error {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := b.JobInsert(ictx, &broker.JobInsertParams{Queue: "killed", Type: "t", ID: id, MaxAttempts: 1})
+		return err
+	}
+	for i := range before {
+		if err := insert(durable, "before-"+strconv.Itoa(i)); err != nil {
+			t.Fatalf("durable insert %d before the kill: %v", i, err)
+		}
+	}
+	m := c.MasterOf(t, prefix+":{killed}:pending")
+	c.KillNode(t, m)
+	// resume inserts through b until done says the answer is the one
+	// expected; each client notices the new master on its own.
+	try := 0
+	resume := func(name string, b broker.Broker, done func(error) bool) error {
+		start := time.Now()
+		for {
+			try++
+			err := insert(b, "after-"+strconv.Itoa(try))
+			if done(err) {
+				t.Logf("master %s killed: %s inserts answered %v %v after its replica took over", m, name, err, time.Since(start))
+				return err
+			}
+			if time.Since(start) > 20*time.Second {
+				return fmt.Errorf("after 20s still: %w", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := resume("plain", plain, func(err error) bool { return err == nil }); err != nil {
+		t.Fatalf("plain insert after %s was killed and replaced: %v", m, err)
+	}
+	notReplicated := func(err error) bool { return errors.Is(err, redisbroker.ErrNotReplicated) }
+	if err := resume("durable", durable, notReplicated); !notReplicated(err) {
+		t.Errorf("durable insert with the shard's replica gone: %v, want ErrNotReplicated", err)
+	}
+	got := map[string]bool{}
+	for {
+		jobs, err := durable.JobFetch(ctx, &broker.JobFetchParams{Queue: "killed", Limit: 1000, LeaseDuration: time.Minute, WorkerID: "w"})
+		if err != nil {
+			t.Fatalf("fetch after the kill: %v", err)
+		}
+		if len(jobs) == 0 {
+			break
+		}
+		for _, j := range jobs {
+			got[j.ID] = true
+		}
+	}
+	lost := 0
+	for i := range before {
+		if !got["before-"+strconv.Itoa(i)] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d durable enqueues acknowledged before the kill are gone", lost, before)
+	}
 }
 
 // testConformanceCluster runs the conformance suite through a ClusterClient
