@@ -149,7 +149,7 @@
 // application knows it added in the window the reason names (jobs added
 // then may be gone; jobs completed then may run again, so processors should
 // be idempotent); fix the persistence (appendonly yes, appendfsync always
-// for no loss; a replica that acknowledges with WAIT for failovers). The
+// for no loss; Config.DurableReplicas for failovers). The
 // alert to page on is an increase of broker_data_loss_total.
 //
 // # Documents
