@@ -32,6 +32,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("open a cluster url naming database 3: %v, want an error saying only database 0", err)
 		}
 	})
+	t.Run("DurableAfterFailover", func(t *testing.T) { testClusterDurableAfterFailover(t, c) })
 	t.Run("MasterKilled", func(t *testing.T) { testClusterMasterKilled(t, c) })
 }
 
@@ -276,5 +277,31 @@ func testQueuesOnThreeMasters(t *testing.T, c *redistest.Cluster, client *redis.
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("fetch from %s after the wake: %d jobs, %v; want 1", q, len(jobs), err)
 		}
+	}
+}
+
+// testClusterDurableAfterFailover: a durable enqueue right after a planned
+// failover of its queue's master (the old master now a replica of the new
+// one, the client's slot map not yet reloaded) is acknowledged and on the
+// new master, not refused with the MOVED redirect.
+func testClusterDurableAfterFailover(t *testing.T, c *redistest.Cluster) {
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	b, err := redisbroker.Open(c.URL(), redisbroker.Config{Prefix: prefix, DurableReplicas: 1})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	for _, id := range []string{"before", "after"} {
+		if id == "after" {
+			c.Failover(t, c.MasterOf(t, prefix+":{moved}:pending"))
+		}
+		if _, err := b.JobInsert(ctx, &broker.JobInsertParams{Queue: "moved", Type: "t", ID: id, MaxAttempts: 1}); err != nil {
+			t.Fatalf("durable insert %s the failover: %v", id, err)
+		}
+	}
+	st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "moved"})
+	if err != nil || st.Pending != 2 {
+		t.Fatalf("stats after the failover: %+v, %v; want 2 pending", st, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,21 +38,23 @@ func (b *Broker) durably(ctx context.Context, queue string, write func(via scrip
 	if b.durable == 0 {
 		return write(b.client)
 	}
-	var node *redis.Client
-	switch c := b.client.(type) {
-	case *redis.Client:
-		node = c
-	case *redis.ClusterClient:
-		var err error
-		if node, err = c.MasterForKey(ctx, b.keys(queue).pending); err != nil {
-			return fmt.Errorf("find the master of %q: %w", queue, err)
-		}
-	default:
-		return fmt.Errorf("durable replicas need a *redis.Client or *redis.ClusterClient, not %T", b.client)
+	conn, err := b.queueConn(ctx, queue)
+	if err != nil {
+		return err
 	}
-	conn := node.Conn()
+	err = write(conn)
+	if redis.HasErrorPrefix(err, "MOVED") {
+		// The slot moved (a failover or a resharding) since the client
+		// last read the slot map; nothing was written, so try once more
+		// on the node the reply names, once the client's map has it.
+		_ = conn.Close()
+		if conn, err = b.movedConn(ctx, queue, err); err != nil {
+			return err
+		}
+		err = write(conn)
+	}
 	defer conn.Close()
-	if err := write(conn); err != nil {
+	if err != nil {
 		return err
 	}
 	n, err := conn.Wait(ctx, b.durable, b.durableTimeout).Result()
@@ -62,4 +65,42 @@ func (b *Broker) durably(ctx context.Context, queue string, write func(via scrip
 		return fmt.Errorf("%w: %d of %d replicas confirmed within %v", ErrNotReplicated, n, b.durable, b.durableTimeout)
 	}
 	return nil
+}
+
+// queueConn returns a connection of its own to the master holding queue.
+func (b *Broker) queueConn(ctx context.Context, queue string) (*redis.Conn, error) {
+	switch c := b.client.(type) {
+	case *redis.Client:
+		return c.Conn(), nil
+	case *redis.ClusterClient:
+		node, err := c.MasterForKey(ctx, b.keys(queue).pending)
+		if err != nil {
+			return nil, fmt.Errorf("find the master of %q: %w", queue, err)
+		}
+		return node.Conn(), nil
+	}
+	return nil, fmt.Errorf("durable replicas need a *redis.Client or *redis.ClusterClient, not %T", b.client)
+}
+
+// movedConn returns a connection of its own to the node a MOVED reply
+// names, once the Cluster client's slot map has it there (the reload is
+// asynchronous): a second or the end of ctx at most.
+func (b *Broker) movedConn(ctx context.Context, queue string, moved error) (*redis.Conn, error) {
+	cc, ok := b.client.(*redis.ClusterClient)
+	f := strings.Fields(moved.Error())
+	if !ok || len(f) != 3 {
+		return nil, moved
+	}
+	cc.ReloadState(ctx)
+	deadline := time.Now().Add(time.Second)
+	for {
+		node, err := cc.MasterForKey(ctx, b.keys(queue).pending)
+		if err == nil && node.Options().Addr == f[2] {
+			return node.Conn(), nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("the slot of %q moved to %s, which the slot map does not show yet: %w", queue, f[2], moved)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
