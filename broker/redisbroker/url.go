@@ -63,16 +63,16 @@ func ParseURL(rawURL string) (*ClientOptions, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("parse redis url: %w", err)
+		return nil, err
 	}
 	base, topology, ok := strings.Cut(strings.ToLower(u.Scheme), "+")
 	if base != "redis" && base != "rediss" || ok && topology != string(Sentinel) && topology != string(Cluster) {
-		return nil, fmt.Errorf("parse redis url: scheme %q is none of redis, rediss, redis+sentinel, rediss+sentinel, redis+cluster, rediss+cluster", u.Scheme)
+		return nil, fmt.Errorf("scheme %q is none of redis, rediss, redis+sentinel, rediss+sentinel, redis+cluster, rediss+cluster", u.Scheme)
 	}
 	if !ok {
 		o, err := redis.ParseURL(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("parse redis url: %w", err)
+			return nil, err
 		}
 		o.ContextTimeoutEnabled = true
 		return &ClientOptions{Topology: Standalone, Simple: o}, nil
@@ -83,18 +83,18 @@ func ParseURL(rawURL string) (*ClientOptions, error) {
 	q := c.Query()
 	hosts := strings.Split(u.Host, ",")
 	if slices.Contains(hosts, "") {
-		return nil, fmt.Errorf("parse redis url: host list %q has an empty entry", u.Host)
+		return nil, fmt.Errorf("host list %q has an empty entry", u.Host)
 	}
 	c.Host = hosts[0]
 	q["addr"] = append(hosts[1:], q["addr"]...)
 	if topology == string(Cluster) {
 		if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
-			return nil, fmt.Errorf("parse redis url: path %q names a database, but a Redis Cluster has only database 0", u.Path)
+			return nil, fmt.Errorf("path %q names a database, but a Redis Cluster has only database 0", u.Path)
 		}
 		c.Path, c.RawQuery = "", q.Encode()
 		o, err := redis.ParseClusterURL(c.String())
 		if err != nil {
-			return nil, fmt.Errorf("parse redis+cluster url: %w", err)
+			return nil, err
 		}
 		o.ContextTimeoutEnabled = true
 		o.ClusterStateReloadInterval = ClusterStateReload
@@ -102,20 +102,20 @@ func ParseURL(rawURL string) (*ClientOptions, error) {
 	}
 	master := strings.Trim(u.Path, "/")
 	if strings.Contains(master, "/") {
-		return nil, fmt.Errorf("parse redis+sentinel url: path %q is not one master name (give the database as ?db=N)", u.Path)
+		return nil, fmt.Errorf("redis+sentinel url path %q is not one master name (give the database as ?db=N)", u.Path)
 	}
 	switch named := q.Get("master_name"); {
 	case master == "" && named == "":
-		return nil, errors.New("parse redis+sentinel url: it names no master (redis+sentinel://host:26379/mymaster)")
+		return nil, errors.New("redis+sentinel url names no master (redis+sentinel://host:26379/mymaster)")
 	case master != "" && named != "" && named != master:
-		return nil, fmt.Errorf("parse redis+sentinel url: it names two masters, %q and %q", master, named)
+		return nil, fmt.Errorf("redis+sentinel url names two masters, %q and %q", master, named)
 	case master != "":
 		q.Set("master_name", master)
 	}
 	c.Path, c.RawQuery = "", q.Encode()
 	o, err := redis.ParseFailoverURL(c.String())
 	if err != nil {
-		return nil, fmt.Errorf("parse redis+sentinel url: %w", err)
+		return nil, err
 	}
 	o.ContextTimeoutEnabled = true
 	return &ClientOptions{Topology: Sentinel, Failover: o}, nil

@@ -58,7 +58,7 @@ func TestParseURL(t *testing.T) {
 			"redis+cluster://h1:7000,,h2:7001":             "empty entry",
 			"redis+cluster://h1:7000?bogus=1":              "unexpected option: bogus",
 			"redis+sentinel://s1:26379":                    "names no master",
-			"redis+sentinel://s1:26379/a?master_name=b":    `two masters, "a" and "b"`,
+			"redis+sentinel://s1:26379/a?master_name=b":    `names two masters, "a" and "b"`,
 			"redis+sentinel://s1:26379/mymaster/2":         "not one master name",
 			"redis+sentinel://s1:26379/mymaster?bogus=1":   "unexpected option: bogus",
 			"redis+ring://h:1":                             `scheme "redis+ring" is none of`,

@@ -37,7 +37,7 @@ func TestConfigErrorsExit2(t *testing.T) {
 	}{
 		{"non-numeric concurrency", []string{"WORKER_CONCURRENCY=abc"}, nil, `aibos-worker: WORKER_CONCURRENCY="abc": want an integer from 1 to 10000`},
 		{"negative timeout flag", nil, []string{"--timeout", "-5"}, `aibos-worker: --timeout="-5": want ` + "milliseconds (e.g. 1000) or a Go duration (e.g. 1s), above 0"},
-		{"unparsable redis url", []string{"REDIS_URL=redis://:hunter2@host:port/1"}, nil, `aibos-worker: REDIS_URL="redis://xxxxx@host:port/1": want empty (the embedded store) or a redis:// or rediss:// URL (invalid port ":port" after host)`},
+		{"unparsable redis url", []string{"REDIS_URL=redis://:hunter2@host:port/1"}, nil, `aibos-worker: REDIS_URL="redis://xxxxx@host:port/1": want empty (the embedded store) or a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL (invalid port ":port" after host)`},
 		{"unknown key in the file", nil, []string{"--config", file}, "aibos-worker: config file " + file + " line 2: concurency: unknown key"},
 		{"unknown flag", nil, []string{"--concurency", "3"}, "aibos-worker: unknown flag: --concurency"},
 		{"processor not compiled in", nil, []string{"--config", unbound}, `job_types.invoice.processing.processor="invoices": want a Go processor compiled into this binary`},
