@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure redis-server is on PATH for the tests: installs it with apt-get
-# where that is possible, else says what to install and fails.
+# Makes sure redis-server and redis-cli (which joins the test Redis Cluster)
+# are on PATH for the tests: installs them with apt-get where that is
+# possible, else says what to install and fails.
 set -euo pipefail
-if command -v redis-server >/dev/null 2>&1; then
+if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
   exit 0
 fi
 if [ -n "${WORKER_TEST_REDIS_URL:-}" ]; then
@@ -17,7 +18,7 @@ if command -v apt-get >/dev/null 2>&1; then
     echo "redis-server not found: installing it with apt-get" >&2
     $SUDO apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-    command -v redis-server >/dev/null 2>&1 && exit 0
+    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && exit 0
   fi
 fi
 cat >&2 <<'MSG'
