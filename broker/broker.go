@@ -93,7 +93,8 @@ type Broker interface {
 	// JobProgress stores progress for an active job. ErrLeaseLost if stale.
 	JobProgress(ctx context.Context, p *JobLeaseParams, progress json.RawMessage) error
 
-	// JobGet returns one job. ErrNotFound if absent or outside p's tenant
+	// JobGet returns one job, with its attempt history (Job.Attempts; no
+	// other method fills it). ErrNotFound if absent or outside p's tenant
 	// scope.
 	JobGet(ctx context.Context, p *JobGetParams) (*Job, error)
 

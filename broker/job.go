@@ -116,6 +116,13 @@ type Job struct {
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
 	// WorkerID names the worker holding the lease.
 	WorkerID string `json:"worker_id,omitempty"`
+
+	// Attempts lists the job's finished attempts, oldest first: the last
+	// MaxAttemptHistory of them, each recorded in the same atomic
+	// transition as its outcome. Only JobGet fills it (it costs a read the
+	// fetch and list paths do not pay); jobs stored by a release before it
+	// was kept have an empty history.
+	Attempts []AttemptRecord `json:"attempts,omitempty"`
 }
 
 // Priority bounds and default. 1 is the most urgent priority, as in the

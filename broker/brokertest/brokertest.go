@@ -82,6 +82,7 @@ var cases = []testCase{
 	{"TenantList", testTenantList},
 	{"TenantIndexExact", testTenantIndexExact},
 	{"UniqueKeyPerTenant", testUniqueKeyPerTenant},
+	{"AttemptHistory", testAttemptHistory},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each

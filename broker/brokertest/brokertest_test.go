@@ -89,6 +89,10 @@ var faultCases = map[string]struct {
 	"maintainNoMore":   {faults{maintainNoMore: true}, "RetentionKeepsPace"},
 	"keepDeleted":      {faults{keepDeleted: true}, "DeleteOnComplete"},
 	"recoveredToBack":  {faults{recoveredToBack: true}, "RecoveredKeepPlace"},
+
+	"historyUntrimmed":   {faults{historyUntrimmed: true}, "AttemptHistory"},
+	"historyNoRecovery":  {faults{historyNoRecovery: true}, "AttemptHistory"},
+	"historyNoCancelled": {faults{historyNoCancelled: true}, "AttemptHistory"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

@@ -141,6 +141,7 @@ func (b *memBroker) commit(p *broker.CommitParams) (*broker.CommitResult, error)
 			return nil, err
 		}
 		j.State, j.FinishedAt, j.Result = broker.StateCompleted, now, slices.Clone(c.Result)
+		b.record(j, broker.AttemptCompleted, "", now)
 	}
 	for _, f := range p.Fail {
 		j, err := leased(&f.JobLeaseParams)
@@ -156,8 +157,10 @@ func (b *memBroker) commit(p *broker.CommitParams) (*broker.CommitResult, error)
 		}
 		if !f.Discard && j.Attempt < j.MaxAttempts {
 			j.State, j.RunAt = broker.StateScheduled, now.Add(f.RetryDelay)
+			b.record(j, broker.AttemptRetryScheduled, f.Error, now)
 		} else {
 			j.State, j.FinishedAt = broker.StateDead, now
+			b.record(j, broker.AttemptDead, f.Error, now)
 		}
 		res.Failed = append(res.Failed, j.State)
 	}
@@ -210,6 +213,9 @@ func (b *memBroker) commit(p *broker.CommitParams) (*broker.CommitResult, error)
 	}
 	for _, id := range p.Cancel {
 		if j, err := b.find(p.Scope, id); err == nil && !j.State.Finished() {
+			if j.State == broker.StateActive {
+				b.record(j, broker.AttemptCancelled, "", now)
+			}
 			j.State, j.FinishedAt = broker.StateCancelled, now
 		}
 	}

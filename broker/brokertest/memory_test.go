@@ -31,7 +31,21 @@ type memBroker struct {
 
 type memJob struct {
 	broker.Job
-	seq int64
+	seq      int64
+	attempts []broker.AttemptRecord // the history JobGet shows
+}
+
+// record appends the attempt that just ended to j's history, keeping the
+// last broker.MaxAttemptHistory, unless a fault drops or keeps too many.
+func (b *memBroker) record(j *memJob, o broker.AttemptOutcome, errText string, now time.Time) {
+	if b.faults.historyNoCancelled && o == broker.AttemptCancelled {
+		return
+	}
+	j.attempts = append(j.attempts, broker.AttemptRecord{Attempt: j.Attempt, WorkerID: j.WorkerID,
+		StartedAt: j.StartedAt, FinishedAt: now, Outcome: o, Error: broker.ClipAttemptError(errText)})
+	if n := len(j.attempts) - broker.MaxAttemptHistory; n > 0 && !b.faults.historyUntrimmed {
+		j.attempts = slices.Delete(j.attempts, 0, n)
+	}
 }
 
 // faults names the rules a memBroker can be told to break.
@@ -95,6 +109,10 @@ type faults struct {
 	maintainNoMore   bool // QueueMaintain never reports More
 	keepDeleted      bool // jobs to delete on completion are kept completed
 	recoveredToBack  bool // recovered and handed-back jobs go to the back of the queue
+
+	historyUntrimmed   bool // the attempt history keeps every attempt
+	historyNoRecovery  bool // a recovered lease is not in the attempt history
+	historyNoCancelled bool // cancelling an active job records no attempt
 }
 
 func newMemBroker(f faults) *memBroker {
@@ -396,6 +414,7 @@ func (b *memBroker) JobComplete(ctx context.Context, ps []*broker.JobCompletePar
 			continue
 		}
 		j.State, j.FinishedAt = broker.StateCompleted, time.Now()
+		b.record(j, broker.AttemptCompleted, "", j.FinishedAt)
 		if !b.faults.dropResult {
 			j.Result = slices.Clone(p.Result)
 		}
@@ -432,8 +451,10 @@ func (b *memBroker) JobFail(ctx context.Context, p *broker.JobFailParams) (broke
 		if b.faults.ignoreRetryDelay {
 			j.State, j.RunAt = broker.StatePending, now
 		}
+		b.record(j, broker.AttemptRetryScheduled, p.Error, now)
 	} else {
 		j.State, j.FinishedAt = broker.StateDead, now
+		b.record(j, broker.AttemptDead, p.Error, now)
 	}
 	return j.State, nil
 }
@@ -448,6 +469,7 @@ func (b *memBroker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) er
 		return err
 	}
 	j.State = broker.StatePending
+	b.record(j, broker.AttemptHandedBack, "", time.Now())
 	b.toBack(j)
 	if !b.faults.releaseCounts {
 		j.Attempt--
@@ -495,7 +517,9 @@ func (b *memBroker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker
 	if err != nil {
 		return nil, err
 	}
-	return clone(j), nil
+	c := clone(j)
+	c.Attempts = slices.Clone(j.attempts)
+	return c, nil
 }
 
 func (b *memBroker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.JobListResult, error) {
@@ -558,6 +582,9 @@ func (b *memBroker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*
 	}
 	if j.State.Finished() {
 		return nil, fmt.Errorf("cancel job %s: %w", id, broker.ErrWrongState)
+	}
+	if j.State == broker.StateActive {
+		b.record(j, broker.AttemptCancelled, "", time.Now())
 	}
 	j.State, j.FinishedAt = broker.StateCancelled, time.Now()
 	return clone(j), nil
@@ -700,6 +727,9 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 			}
 			if b.faults.noLeaseRecovery || !now.After(j.LeaseUntil) {
 				continue
+			}
+			if !b.faults.historyNoRecovery {
+				b.record(j, broker.AttemptLeaseExpired, "lease expired", now)
 			}
 			if j.Attempt < j.MaxAttempts {
 				j.State = broker.StatePending
