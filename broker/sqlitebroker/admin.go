@@ -30,8 +30,12 @@ func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Jo
 		return nil, err
 	}
 	where, args := scoped(p.Queue, p.ID, p.TenantID)
-	row := b.read.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, args...)
-	j, _, err := scanJob(row)
+	row := b.read.QueryRowContext(ctx, `SELECT `+jobColumns+`, attempts FROM jobs WHERE `+where, args...)
+	var hist sql.NullString
+	j, _, err := scanJob(withHistory{row, &hist})
+	if err == nil {
+		err = decodeHistory(j, hist)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", op, broker.ErrNotFound)
 	}
@@ -147,9 +151,9 @@ func (b *Broker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*bro
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
 		var err error
 		j, _, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?,
-			lease_until = NULL
+			lease_until = NULL, `+appendCancelled+`
 			WHERE `+where+` AND state IN ('scheduled', 'pending', 'active')
-			RETURNING `+jobColumns, append([]any{now}, args...)...))
+			RETURNING `+jobColumns, append([]any{now, now}, args...)...))
 		if errors.Is(err, sql.ErrNoRows) {
 			return wrongState(ctx, tx, p.Queue, p.ID, p.TenantID)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -35,16 +36,19 @@ const (
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
 			ORDER BY priority, seq LIMIT ?)
 		RETURNING ` + jobColumns
-	// A job inserted with DeleteOnComplete is not completed but deleted
-	// (sqlCompleteDelete), so the common completion stays one statement.
-	sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?, result = ?, lease_until = NULL
-		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ? AND NOT delete_on_complete`
 	sqlCompleteDelete = `DELETE FROM jobs WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
 	sqlExtend         = `UPDATE jobs SET lease_until = ?
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
 	sqlJobExists     = `SELECT 1 FROM jobs WHERE queue = ? AND id = ?`
 	sqlRegisterQueue = `INSERT OR IGNORE INTO queues (name) VALUES (?)`
 )
+
+// sqlComplete completes an active job and records its attempt. A job
+// inserted with DeleteOnComplete is not completed but deleted
+// (sqlCompleteDelete), so the common completion stays one statement.
+var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result = ?2, lease_until = NULL,
+	` + appendAttempt("?1", "'completed'", "''") + `
+	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
 var cachedQueries = []string{sqlQueuePaused, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
 	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}
@@ -266,13 +270,23 @@ func (b *Broker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams
 		})
 }
 
+// nowArg, passed to one among a statement's arguments, stands for the
+// transaction's clock (unix ms).
+var nowArg = new(struct{ now bool })
+
 // one runs a single lease-guarded statement and returns its error.
 func (b *Broker) one(ctx context.Context, op, stmt string, p *broker.JobLeaseParams, args ...any) error {
 	if p == nil {
 		return fmt.Errorf("%s: %w: lease is nil", op, broker.ErrInvalidJob)
 	}
-	errs, err := b.leaseBatch(ctx, op, stmt, 1, func(int, int64) ([]any, *broker.JobLeaseParams) {
-		return args, p
+	errs, err := b.leaseBatch(ctx, op, stmt, 1, func(_ int, now int64) ([]any, *broker.JobLeaseParams) {
+		a := slices.Clone(args)
+		for i, v := range a {
+			if v == nowArg {
+				a[i] = now
+			}
+		}
+		return a, p
 	})
 	if err != nil {
 		return err
@@ -296,8 +310,8 @@ func (b *Broker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, prog
 // attempt. See broker.Broker.
 func (b *Broker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error {
 	err := b.one(ctx, "release job", `UPDATE jobs SET state = 'pending', attempt = max(attempt - 1, 0),
-		lease_until = NULL, worker_id = ''
-		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, p)
+		lease_until = NULL, worker_id = '', `+appendAttempt("?", "'handed_back'", "''")+`
+		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, p, nowArg)
 	if err == nil {
 		b.waker().Notify(p.Queue, 0) // pending now: wake an idle worker
 	}
@@ -360,10 +374,12 @@ func failJob(ctx context.Context, tx *sql.Tx, p *broker.JobFailParams, now int64
 		finished_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN NULL ELSE ? END,
 		max_attempts = iif(? > 0, ?, max_attempts),
 		last_error = ?, lease_until = NULL,
-		headers = iif(? IS NULL, headers, json_patch(coalesce(headers, '{}'), ?))
+		headers = iif(? IS NULL, headers, json_patch(coalesce(headers, '{}'), ?)),
+		`+appendAttempt("?", `CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN 'retry_scheduled' ELSE 'dead' END`, "?")+`
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
 		RETURNING state`,
 		p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
-		m, m, p.Error, add, add, p.ID, p.Queue, p.Token).Scan(&s)
+		m, m, p.Error, add, add, now, p.Discard, m, m, broker.ClipAttemptError(p.Error),
+		p.ID, p.Queue, p.Token).Scan(&s)
 	return s, err
 }

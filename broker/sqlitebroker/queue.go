@@ -198,10 +198,10 @@ func recoverLeases(ctx context.Context, tx *sql.Tx, queue string, now int64, lim
 		state = CASE WHEN attempt < max_attempts THEN 'pending' ELSE 'dead' END,
 		finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE ? END,
 		last_error = CASE WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
-		lease_until = NULL, worker_id = ''
+		lease_until = NULL, worker_id = '', `+appendAttempt("?", "'lease_expired'", "'lease expired'")+`
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'active' AND lease_until <= ?
 			ORDER BY lease_until LIMIT ?)
-		RETURNING state`, now, queue, now, limit)
+		RETURNING state`, now, now, queue, now, limit)
 	if err != nil {
 		return fmt.Errorf("recover expired leases: %w", err)
 	}

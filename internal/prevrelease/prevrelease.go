@@ -34,7 +34,7 @@ var jobs = map[string]struct {
 }
 
 // Check reads every job of the fixture back (fields, state, priority,
-// result), lists tenant-a's pending jobs through the tenant index, checks
+// result, an empty attempt history), lists tenant-a's pending jobs through the tenant index, checks
 // that a unique key an old pending job holds still holds, fetches the
 // pending jobs and wants them in fetchOrder (ids separated by spaces), and
 // reads the cron schedule "daily-reports" through package schedule's store.
@@ -50,6 +50,9 @@ func Check(t testing.TB, b broker.Broker, fetchOrder string) {
 		if j.State != w.state || j.Priority != w.priority || j.Type != "invoice.processing" || j.CompanyID != "c1" ||
 			j.MaxAttempts != 3 || j.UniqueKey != "u-"+id || j.Headers["h"] != "v" || string(j.Data) != `{"invoiceId":"`+id+`"}` {
 			t.Errorf("job %s read back as %+v", id, j)
+		}
+		if len(j.Attempts) != 0 {
+			t.Errorf("job %s, stored before attempts were kept, has an attempt history: %+v", id, j.Attempts)
 		}
 	}
 	if j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "invoices", ID: "completed"}); err != nil || string(j.Result) != `{"ok":true}` {
