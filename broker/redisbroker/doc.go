@@ -47,6 +47,9 @@
 //	                       is broker.UniqueSlot (the key itself for a job
 //	                       with no tenant, else the key in its tenant's
 //	                       namespace, so tenants never contend for a key)
+//	<prefix>:{q}:h:<id>    list: one job's last 20 finished attempts, oldest
+//	                       first (broker.Job.Attempts; read by JobGet only,
+//	                       deleted with the job; lua/lib.lua)
 //	<prefix>:{q}:t:<state>:<tenant>
 //	                       zset: a tenant's jobs in one state, scored as the
 //	                       state's zset (the tenant index)

@@ -42,7 +42,11 @@ import (
 // below the clock), so the migration has nothing to rewrite, but a release
 // of format 5 must not run beside it (its tokens would repeat after a
 // rollback, and it would send recovered jobs to the back of the queue).
-const FormatVersion = 6
+// Version 7 keeps each job's attempt history in a list <prefix>:{q}:h:<id>
+// (lua/lib.lua), written as attempts end; jobs stored before have none, so
+// there is nothing to migrate, but a release of format 6 must not run
+// beside it (it would delete jobs and leave their histories behind).
+const FormatVersion = 7
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -61,6 +65,7 @@ var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	3: rescorePending,
 	4: migrateUniqueSlots,
 	5: func(context.Context, *Broker) error { return nil },
+	6: func(context.Context, *Broker) error { return nil },
 }
 
 // reindexSlice is how many entries of a state's zset one reindex script

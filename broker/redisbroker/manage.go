@@ -10,8 +10,8 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
-// JobGet returns one job, read by one script call (lua/get.lua), which
-// also checks the tenant scope.
+// JobGet returns one job with its attempt history, read by one script call
+// (lua/get.lua), which also checks the tenant scope.
 func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Job, error) {
 	if err := b.open("get job"); err != nil {
 		return nil, err
@@ -30,9 +30,32 @@ func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Jo
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, err)
 	}
-	j, err := decodeJobReply(queue, reply)
+	j, err := decodeJobWithHistory(queue, reply)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, err)
+	}
+	return j, nil
+}
+
+// decodeJobWithHistory decodes get.lua's reply: a job and its attempt
+// history.
+func decodeJobWithHistory(queue string, reply any) (*broker.Job, error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != 4 {
+		return nil, fmt.Errorf("decode job: reply is %T of length %d, want {id, body, fields, history}", reply, lenOf(reply))
+	}
+	j, err := decodeJobReply(queue, arr[:3])
+	if err != nil {
+		return nil, err
+	}
+	hist, _ := arr[3].([]any)
+	for _, h := range hist {
+		s, _ := h.(string)
+		a, err := broker.DecodeAttemptRecord([]byte(s))
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", j.ID, err)
+		}
+		j.Attempts = append(j.Attempts, a)
 	}
 	return j, nil
 }

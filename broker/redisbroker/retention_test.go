@@ -14,7 +14,7 @@ import (
 
 // Completions given the queue's count rule keep the completed set within it
 // after every batch, whatever the rate, and what they remove, like jobs
-// deleted on completion, leaves no key, body, unique key or ttl entry
+// deleted on completion, leaves no key, body, attempt history, unique key or ttl entry
 // behind: only the kept jobs' own keys remain.
 func TestCompletionKeepsCompletedWithinCount(t *testing.T) {
 	t.Parallel()
@@ -103,6 +103,9 @@ func TestCompletionKeepsCompletedWithinCount(t *testing.T) {
 	}
 	for _, k := range keys {
 		id, isJob := strings.CutPrefix(k, prefix+":{trim}:j:")
+		if hid, isHist := strings.CutPrefix(k, prefix+":{trim}:h:"); isHist {
+			id, isJob = hid, true // an attempt history goes with its job
+		}
 		if strings.Contains(k, ":u:") || isJob && !slices.Contains(kept, id) {
 			t.Fatalf("key %s outlived its job", k)
 		}

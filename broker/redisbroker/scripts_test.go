@@ -394,19 +394,19 @@ func TestMaintainRecoversAndRemovesWhole(t *testing.T) {
 		t.Fatalf("completed jobs kept: %v, %v; want the newest two", idsOf(list.Jobs), err)
 	}
 	// Nothing of the removed jobs is left in Redis: only the two kept job
-	// hashes, the state index and the counters.
+	// hashes and attempt histories, the state index and the counters.
 	keys, err := client.Keys(ctx, prefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var jobKeys []string
 	for _, k := range keys {
-		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") {
+		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") || strings.Contains(k, ":h:") {
 			jobKeys = append(jobKeys, strings.TrimPrefix(k, prefix))
 		}
 	}
 	slices.Sort(jobKeys)
-	if want := []string{":{q}:j:c3", ":{q}:j:c4"}; !slices.Equal(jobKeys, want) {
+	if want := []string{":{q}:h:c3", ":{q}:h:c4", ":{q}:j:c3", ":{q}:j:c4"}; !slices.Equal(jobKeys, want) {
 		t.Fatalf("job keys left = %v, want %v", jobKeys, want)
 	}
 }
@@ -676,8 +676,36 @@ func TestRemovedJobsLeaveNoKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") {
+		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") || strings.Contains(k, ":h:") {
 			t.Fatalf("key %s outlived its job (left: %v)", k, keys)
 		}
+	}
+}
+
+// A job's attempt history is a list under the queue's hash tag holding
+// compact entries, and JobDelete removes it with the job.
+func TestAttemptHistoryDeletedWithJob(t *testing.T) {
+	t.Parallel()
+	b, client, prefix := newBrokerKeys(t)
+	ctx := context.Background()
+	mustInsert(t, b, job("q", "h1"))
+	f := fetch(t, b, "q", 1, time.Minute)[0]
+	if _, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: leaseOf(f), Error: "boom", RetryDelay: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	hist := prefix + ":{q}:h:h1"
+	entries, err := client.LRange(ctx, hist, 0, -1).Result()
+	want := fmt.Sprintf(`[1,"w1",%d,`, f.StartedAt.UnixMilli())
+	if err != nil || len(entries) != 1 || !strings.HasPrefix(entries[0], want) || !strings.HasSuffix(entries[0], `,"retry_scheduled","boom"]`) {
+		t.Fatalf("history list %s = %q, %v; want one entry %s…,\"retry_scheduled\",\"boom\"]", hist, entries, err, want)
+	}
+	if _, err := b.JobCancel(ctx, &broker.JobCancelParams{Queue: "q", ID: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.JobDelete(ctx, &broker.JobDeleteParams{Queue: "q", ID: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.Exists(ctx, hist).Result(); err != nil || n != 0 {
+		t.Fatalf("history list of a deleted job: exists %d, %v; want gone", n, err)
 	}
 }

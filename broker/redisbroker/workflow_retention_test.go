@@ -121,7 +121,7 @@ func TestWorkflowRetentionLeavesNoKey(t *testing.T) {
 
 // keysOf scans every key under prefix and describes each trace of the
 // given run ids: a key whose name holds one, or a zset member, set member,
-// hash value or string value that does.
+// list element, hash value or string value that does.
 func keysOf(t *testing.T, rdb *redis.Client, prefix string, runs []string) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -145,6 +145,8 @@ func keysOf(t *testing.T, rdb *redis.Client, prefix string, runs []string) []str
 			values, err = rdb.ZRange(ctx, key, 0, -1).Result()
 		case "set":
 			values, err = rdb.SMembers(ctx, key).Result()
+		case "list": // a job's attempt history
+			values, err = rdb.LRange(ctx, key, 0, -1).Result()
 		case "hash":
 			var h map[string]string
 			h, err = rdb.HGetAll(ctx, key).Result()

@@ -8,6 +8,7 @@
 --   under the same {queue} hash tag
 -- ARGV[1] id  ARGV[2] tenant scope ('' for none): another tenant's job, or
 --   one with no tenant, is not found
+-- An active job's attempt is added to its history as cancelled (lib.lua).
 -- Returns {'ok', job} with the job (see lib.lua) after the change
 --   | {'notfound'} | {'wrongstate', state}
 
@@ -25,5 +26,8 @@ if not from[s] then
   return {'wrongstate', s}
 end
 local now, now_us = clock()
+if s == 'active' then
+  record_active(KEYS[5], id, now, 'cancelled')
+end
 finish(from[s], KEYS[4], 'cancelled', job_key, id, KEYS[6], now, now_us)
 return {'ok', read_job(KEYS[5], id)}

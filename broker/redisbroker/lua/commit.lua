@@ -118,6 +118,7 @@ end
 -- Writes.
 for _, c in ipairs(P.c) do
   local job_key = J .. c[1]
+  record_active(J, c[1], now, 'completed')
   finish(KEYS[3], KEYS[4], 'completed', job_key, c[1], U, now, now_us)
   if c[3] ~= '' then
     redis.call('HSET', job_key, 'res', c[3])
@@ -162,6 +163,9 @@ end
 local from = {scheduled = KEYS[1], pending = KEYS[2], active = KEYS[3]}
 for _, id in ipairs(P.x) do
   local s = materialize(J, id)
+  if s == 'active' then
+    record_active(J, id, now, 'cancelled')
+  end
   if s and from[s] then
     finish(from[s], KEYS[6], 'cancelled', J .. id, id, U, now, now_us)
   end

@@ -13,11 +13,12 @@
 -- then n quadruples: id, lease token, result JSON ('' for none), delete ('1'
 --   to remove the job whole, else '0')
 -- Returns one code per job: 1 completed (or removed), 0 not found, -1 lease
---   lost (unchanged).
+--   lost (unchanged). A completed job's attempt is added to its history
+--   (lib.lua); a removed job's history goes with it.
 
 local now, now_us = clock()
 local out = {}
--- Per job: one HMGET and one HSET (or one DEL); the active, completed and
+-- Per job: one HMGET, one HSET and one RPUSH (or one DEL); the active, completed and
 -- ttl sets, the body hash and the tenant indexes are written once for the
 -- whole batch.
 local ids, done, gone = {}, {}, {}
@@ -27,7 +28,7 @@ for i = 1, tonumber(ARGV[1]) do
   local b = 2 + (i - 1) * 4
   local id = ARGV[b + 1]
   local job_key = KEYS[3] .. id
-  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc')
+  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc', 'a', 'w', 'st')
   local code = 1
   if not v[1] then
     code = 0
@@ -48,7 +49,7 @@ for i = 1, tonumber(ARGV[1]) do
       if v[4] then -- a tenant's job (lib.lua)
         tindex_group(dropped, v[4], id, 0)
       end
-      redis.call('DEL', job_key)
+      redis.call('DEL', job_key, hist_key(KEYS[3], id))
     else
       -- i keeps the batch's order among jobs finished in the same
       -- microsecond. A Lua number: ZADD gets it with 17 digits, exact
@@ -65,6 +66,7 @@ for i = 1, tonumber(ARGV[1]) do
       else
         redis.call('HSET', job_key, 's', 'completed', 'f', finished)
       end
+      record_attempt(KEYS[3], id, v[6], v[7], v[8], now, 'completed')
     end
   end
   out[i] = code

@@ -1,9 +1,10 @@
--- get.lua reads one job. It writes nothing.
+-- get.lua reads one job with its attempt history. It writes nothing.
 --
--- KEYS[1] job hash prefix
+-- KEYS[1] job hash prefix (the history list is derived from it, lib.lua)
 -- ARGV[1] id  ARGV[2] tenant scope ('' for none)
--- Returns the job as lib.lua describes, or nil when there is no such job
---   or, with a scope, when it is not that tenant's.
+-- Returns {id, body, state hash, history entries} (the job as lib.lua
+--   describes, then the history list, oldest first), or nil when there is
+--   no such job or, with a scope, when it is not that tenant's.
 
 local job = read_job(KEYS[1], ARGV[1])
 if job[2] == '' and #job[3] == 0 then
@@ -12,4 +13,5 @@ end
 if ARGV[2] ~= '' and job_tenant(KEYS[1], ARGV[1]) ~= ARGV[2] then
   return nil
 end
+job[4] = redis.call('LRANGE', hist_key(KEYS[1], ARGV[1]), 0, -1)
 return job

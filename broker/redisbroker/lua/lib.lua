@@ -28,6 +28,15 @@
 --   its place in the pending zset when it was last fetched (make_pending).
 --   Times are unix milliseconds.
 --
+-- * Its attempt history (<prefix>:{queue}:h:<id>), created by the first
+--   attempt that ends: a list of its last 20 finished attempts
+--   (broker.MaxAttemptHistory), oldest first, each a compact JSON array
+--   [attempt, worker, started, finished, outcome] with the error (cut to
+--   broker.MaxAttemptErrorBytes) as a sixth element when there is one;
+--   broker.DecodeAttemptRecord reads them. Only get.lua reads it; scripts
+--   derive its name from the job hash prefix (hist_key) and delete it with
+--   the job (delete_job, remove_finished, complete.lua).
+--
 -- Tenant index: each job with a tenant is also in the zset of its tenant and
 -- state, <prefix>:{queue}:t:<state>:<tenant>, with the same score as in the
 -- state's zset, so that a tenant's listing is one ZRANGE. Its name cannot be
@@ -253,14 +262,60 @@ local function materialize(job_prefix, id)
   return 'pending'
 end
 
+-- hist_key names the attempt history of a job (above): same hash tag as the
+-- job hash prefix, so same slot.
+local function hist_key(job_prefix, id)
+  return string.sub(job_prefix, 1, -3) .. 'h:' .. id
+end
+
+-- clip cuts s to at most n bytes without splitting a UTF-8 sequence
+-- (broker.ClipAttemptError).
+local function clip(s, n)
+  if #s <= n then
+    return s
+  end
+  while n > 0 do
+    local c = string.byte(s, n + 1)
+    if c < 128 or c >= 192 then -- s[n+1] starts a sequence: cut before it
+      break
+    end
+    n = n - 1
+  end
+  return string.sub(s, 1, n)
+end
+
+-- record_attempt appends the attempt of an active job that ends at now_ms
+-- with outcome (and error err, '' or nil for none) to its history, keeping
+-- the last 20. a, w and st are the attempt, worker and start fields of the
+-- job's state hash, read by the caller with the fields it needs anyway.
+local function record_attempt(job_prefix, id, a, w, st, now_ms, outcome, err)
+  local e = ''
+  if err and err ~= '' then
+    e = ',' .. cjson.encode(clip(err, 1024))
+  end
+  local key = hist_key(job_prefix, id)
+  local entry = '[' .. (a or '0') .. ',' .. cjson.encode(w or '') .. ',' .. (st or '0') .. ',' ..
+    fmt(now_ms) .. ',"' .. outcome .. '"' .. e .. ']'
+  if redis.call('RPUSH', key, entry) > 20 then
+    redis.call('LTRIM', key, -20, -1)
+  end
+end
+
+-- record_active is record_attempt for a caller that has not read the job's
+-- attempt fields.
+local function record_active(job_prefix, id, now_ms, outcome, err)
+  local v = redis.call('HMGET', job_prefix .. id, 'a', 'w', 'st')
+  record_attempt(job_prefix, id, v[1], v[2], v[3], now_ms, outcome, err)
+end
+
 -- read_job returns a job as scripts return it: {id, body, state hash}.
 local function read_job(job_prefix, id)
   return {id, redis.call('HGET', body_key(job_prefix), id) or '', redis.call('HGETALL', job_prefix .. id)}
 end
 
--- delete_job removes a job's body and state hash.
+-- delete_job removes a job's body, state hash and attempt history.
 local function delete_job(job_prefix, id)
-  redis.call('DEL', job_prefix .. id)
+  redis.call('DEL', job_prefix .. id, hist_key(job_prefix, id))
   redis.call('HDEL', body_key(job_prefix), id)
 end
 
@@ -274,7 +329,7 @@ end
 
 -- remove_finished deletes finished jobs of state whole: their entries in
 -- zset (that state's), the ttl zset and their tenant's index, state hashes
--- and bodies; four commands per 1000 jobs (unpack is bounded by Lua's
+-- attempt histories and bodies; five commands per 1000 jobs (unpack is bounded by Lua's
 -- stack), plus one HGET per job for its tenant and one ZREM per tenant.
 -- Their unique keys were released when they finished.
 local function remove_finished(zset, ttl_key, job_prefix, ids, state)
@@ -282,9 +337,10 @@ local function remove_finished(zset, ttl_key, job_prefix, ids, state)
   local gone = {} -- tenant index entries, per tenant
   for c = 1, #ids, 1000 do
     local last = math.min(c + 999, #ids)
-    local keys = {}
+    local keys, hists = {}, {}
     for i = c, last do
       keys[#keys + 1] = job_prefix .. ids[i]
+      hists[#hists + 1] = hist_key(job_prefix, ids[i])
       local tn = redis.call('HGET', keys[#keys], 'tn')
       if tn then
         tindex_group(gone, tn, ids[i], 0)
@@ -294,6 +350,7 @@ local function remove_finished(zset, ttl_key, job_prefix, ids, state)
     redis.call('ZREM', zset, unpack(ids, c, last))
     redis.call('ZREM', ttl_key, unpack(ids, c, last))
     redis.call('DEL', unpack(keys))
+    redis.call('DEL', unpack(hists))
     redis.call('HDEL', bodies, unpack(ids, c, last))
   end
 end
@@ -374,8 +431,9 @@ local function check_lease(job_prefix, id, token)
   return 1, v[3]
 end
 
--- retry_attempt records a failed attempt of an active job: its error,
--- the headers JSON object headers ('' for none) merged into the job's and,
+-- retry_attempt records a failed attempt of an active job: its error
+-- (the last error, and the attempt's entry in the history, outcome
+-- retry_scheduled or dead), the headers JSON object headers ('' for none) merged into the job's and,
 -- when max_override > 0, a new max attempts (stored first). If attempts are
 -- left and discard is not '1', the job is scheduled again after delay_ms
 -- and it returns true; otherwise it returns false and the caller moves the
@@ -387,11 +445,13 @@ local function retry_attempt(active_key, scheduled_key, job_key, id, err, delay_
   end
   local prefix = string.sub(job_key, 1, #job_key - #id)
   merge_headers(prefix, id, headers)
-  local v = redis.call('HMGET', job_key, 'a', 'm', 'tn')
+  local v = redis.call('HMGET', job_key, 'a', 'm', 'tn', 'w', 'st')
   local m = job_number(prefix, id, 'm', v[2])
   if discard == '1' or tonumber(v[1]) >= tonumber(m) then
+    record_attempt(prefix, id, v[1], v[4], v[5], now_ms, 'dead', err)
     return false
   end
+  record_attempt(prefix, id, v[1], v[4], v[5], now_ms, 'retry_scheduled', err)
   local due = fmt(now_ms + tonumber(delay_ms))
   redis.call('ZREM', active_key, id)
   redis.call('ZADD', scheduled_key, due, id)

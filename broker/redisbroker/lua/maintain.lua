@@ -3,7 +3,9 @@
 --   under the same {queue} hash tag
 -- ARGV[1] jobs: recovers expired leases, promotes due scheduled jobs, expires
 -- jobs past their ExpiresAt, and removes completed and dead jobs past the
--- retention rules (body, state hash, index entries and unique key).
+-- retention rules (body, state hash, attempt history, index entries and
+-- unique key). A recovered lease's attempt is added to its job's history
+-- as lease expired (lib.lua).
 --
 -- KEYS[1] scheduled zset  KEYS[2] pending zset  KEYS[3] active zset
 -- KEYS[4] completed zset  KEYS[5] dead zset     KEYS[6] expired zset
@@ -30,7 +32,10 @@ local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0
 full(#leases)
 for _, id in ipairs(leases) do
   local job_key = KEYS[9] .. id
-  local v = redis.call('HMGET', job_key, 'a', 'm')
+  local v = redis.call('HMGET', job_key, 'a', 'm', 'w', 'st')
+  if v[1] then
+    record_attempt(KEYS[9], id, v[1], v[3], v[4], now, 'lease_expired', 'lease expired')
+  end
   if not v[1] then
     redis.call('ZREM', KEYS[3], id)
   elseif tonumber(v[1]) < tonumber(job_number(KEYS[9], id, 'm', v[2])) then

@@ -8,7 +8,8 @@
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[4],
 --   under the same {queue} hash tag
 -- ARGV[1] id  ARGV[2] lease token
--- Returns 1 released, 0 not found, -1 lease lost (nothing changed).
+-- Returns 1 released, 0 not found, -1 lease lost (nothing changed). The
+--   attempt is added to the job's history as handed back (lib.lua).
 
 local id = ARGV[1]
 local job_key = KEYS[4] .. id
@@ -17,6 +18,7 @@ if code ~= 1 then
   return code
 end
 redis.call('ZREM', KEYS[1], id)
+record_active(KEYS[4], id, clock(), 'handed_back')
 if tonumber(redis.call('HGET', job_key, 'a')) > 0 then
   redis.call('HINCRBY', job_key, 'a', -1)
 end
