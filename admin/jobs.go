@@ -23,10 +23,10 @@ func (s *Server) jobRoutes() {
 	s.handle("DELETE /api/v1/jobs/{id}", RoleOperator, s.deleteJob)
 }
 
-// Job is a job as the API shows it. The store keeps no per-attempt log:
-// what it knows of the attempts is Attempt (how many have started),
-// MaxAttempts, StartedAt (the last attempt's start), LastError (the last
-// failed attempt's error) and FinishedAt.
+// Job is a job as the API shows it. Attempt counts the attempts started,
+// StartedAt is the last one's start and LastError the last failure's whole
+// error; GET /api/v1/jobs/{id} also lists the finished attempts (Attempts,
+// the last broker.MaxAttemptHistory), which listings and actions leave out.
 type Job struct {
 	ID          string            `json:"id"`
 	Queue       string            `json:"queue"`
@@ -48,6 +48,31 @@ type Job struct {
 	Result      json.RawMessage   `json:"result,omitempty"`
 	Progress    json.RawMessage   `json:"progress,omitempty"`
 	WorkerID    string            `json:"workerId,omitempty"`
+	Attempts    []Attempt         `json:"attempts,omitzero"`
+}
+
+// Attempt is one finished attempt of a job (broker.AttemptRecord). Outcome
+// is completed, retry_scheduled, dead, lease_expired, handed_back or
+// cancelled; Error is cut to broker.MaxAttemptErrorBytes.
+type Attempt struct {
+	Attempt    int       `json:"attempt"`
+	WorkerID   string    `json:"workerId,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Outcome    string    `json:"outcome"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// withAttempts is jobOf with the job's attempt history, empty rather than
+// absent when it has none.
+func withAttempts(j *broker.Job) *Job {
+	out := jobOf(j)
+	out.Attempts = make([]Attempt, len(j.Attempts))
+	for i, a := range j.Attempts {
+		out.Attempts[i] = Attempt{Attempt: a.Attempt, WorkerID: a.WorkerID, StartedAt: a.StartedAt,
+			FinishedAt: a.FinishedAt, Outcome: string(a.Outcome), Error: a.Error}
+	}
+	return out
 }
 
 // jobOf converts a stored job.
@@ -157,16 +182,26 @@ func checkID(id string) error {
 	return nil
 }
 
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p *Principal) error {
+// requestJob finds the job a /api/v1/jobs/{id} request names (its
+// ?queue= optional), through p's client, and returns both.
+func (s *Server) requestJob(r *http.Request, p *Principal) (*worker.Client, *broker.Job, error) {
 	c, err := s.client(p)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	j, err := s.findJob(r.Context(), c, r.PathValue("id"), r.URL.Query().Get("queue"))
 	if err != nil {
+		return nil, nil, err
+	}
+	return c, j, nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	_, j, err := s.requestJob(r, p)
+	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, jobOf(j))
+	writeJSON(w, http.StatusOK, withAttempts(j))
 	return nil
 }
 
@@ -188,11 +223,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, p *Principal)
 }
 
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	c, err := s.client(p)
-	if err != nil {
-		return err
-	}
-	j, err := s.findJob(r.Context(), c, r.PathValue("id"), r.URL.Query().Get("queue"))
+	c, j, err := s.requestJob(r, p)
 	if err != nil {
 		return err
 	}
@@ -206,11 +237,7 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, p *Principal)
 // actOnJob finds the request's job and applies act to it, answering with
 // the job as it is after.
 func (s *Server) actOnJob(w http.ResponseWriter, r *http.Request, p *Principal, action string, act func(context.Context, *worker.Client, *broker.Job) (*broker.Job, error)) error {
-	c, err := s.client(p)
-	if err != nil {
-		return err
-	}
-	j, err := s.findJob(r.Context(), c, r.PathValue("id"), r.URL.Query().Get("queue"))
+	c, j, err := s.requestJob(r, p)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/admin/apitest"
@@ -66,6 +67,62 @@ func TestEnqueueAndInspect(t *testing.T) {
 		srv.Do(t, "DELETE", "/api/v1/jobs/"+j.ID, apitest.Operator, nil).WantError(t, http.StatusNotFound, admin.CodeNotFound)
 		// A viewer reads but does not change.
 		srv.Do(t, "DELETE", "/api/v1/jobs/"+delayed.ID, apitest.Viewer, nil).WantError(t, http.StatusForbidden, admin.CodeForbidden)
+	})
+}
+
+// TestJobAttemptHistory: GET /api/v1/jobs/{id} shows a job that failed once
+// then completed with both attempts (validated against the document by
+// apitest); a job never tried shows an empty list, and listings leave the
+// field out.
+func TestJobAttemptHistory(t *testing.T) {
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		srv := start(t, b)
+		ctx := t.Context()
+		var j admin.Job
+		srv.Do(t, "POST", "/api/v1/queues/hq/jobs", apitest.Operator, `{"type":"x","attempts":3}`).Want(t, http.StatusCreated).JSON(t, &j)
+		if r := srv.Do(t, "GET", "/api/v1/jobs/"+j.ID, apitest.Viewer, nil).Want(t, http.StatusOK); !bytes.Contains(r.Body, []byte(`"attempts":[]`)) {
+			t.Fatalf("a job never tried: %s; want \"attempts\":[]", r.Body)
+		}
+		var tried []*broker.Job
+		for range 2 {
+			deadline := time.Now().Add(5 * time.Second)
+			var got []*broker.Job
+			for len(got) == 0 {
+				var err error
+				got, err = b.JobFetch(ctx, &broker.JobFetchParams{Queue: "hq", Limit: 1, LeaseDuration: time.Minute, WorkerID: "w1"})
+				if err != nil || time.Now().After(deadline) {
+					t.Fatalf("fetch attempt %d: %v, %v", len(tried)+1, got, err)
+				}
+			}
+			tried = append(tried, got[0])
+			lp := broker.JobLeaseParams{Queue: "hq", ID: j.ID, Token: got[0].LeaseToken}
+			if len(tried) == 1 {
+				if _, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: lp, Error: "ledger locked"}); err != nil {
+					t.Fatal(err)
+				}
+			} else if errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: lp}}); err != nil || errs[0] != nil {
+				t.Fatalf("complete: %v, %v", errs, err)
+			}
+		}
+		var got admin.Job
+		srv.Do(t, "GET", "/api/v1/jobs/"+j.ID, apitest.Viewer, nil).Want(t, http.StatusOK).JSON(t, &got)
+		want := []admin.Attempt{
+			{Attempt: 1, WorkerID: "w1", StartedAt: tried[0].StartedAt, Outcome: "retry_scheduled", Error: "ledger locked"},
+			{Attempt: 2, WorkerID: "w1", StartedAt: tried[1].StartedAt, Outcome: "completed"},
+		}
+		if len(got.Attempts) != len(want) {
+			t.Fatalf("attempts %+v, want %+v", got.Attempts, want)
+		}
+		for i, a := range got.Attempts {
+			w := want[i]
+			if a.Attempt != w.Attempt || a.WorkerID != w.WorkerID || a.Outcome != w.Outcome || a.Error != w.Error ||
+				!a.StartedAt.Equal(w.StartedAt) || a.FinishedAt.Before(a.StartedAt) {
+				t.Fatalf("attempt %d: %+v, want %+v finished after it started", i, a, w)
+			}
+		}
+		if r := srv.Do(t, "GET", "/api/v1/jobs?queue=hq&state=completed", apitest.Viewer, nil).Want(t, http.StatusOK); bytes.Contains(r.Body, []byte(`"attempts"`)) {
+			t.Fatalf("a listing shows attempt histories: %s", r.Body)
+		}
 	})
 }
 
