@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -54,7 +55,8 @@ func Errorf(status int, code, field, format string, args ...any) *Error {
 
 // errorFor maps any error a handler returns to the API's error shape: an
 // *Error as is, the broker's sentinels to their status (the table below),
-// anything else to 500 with a message that reveals nothing internal.
+// a failed connection to the store (a network error, or one cut short) to
+// 503, anything else to 500 with a message that reveals nothing internal.
 func errorFor(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -64,6 +66,10 @@ func errorFor(err error) *Error {
 		if errors.Is(err, m.err) {
 			return &Error{Status: m.status, Code: m.code, Message: err.Error()}
 		}
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the store is unreachable"}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }
