@@ -7,7 +7,13 @@
 //
 // Every error has one shape, {"error":{"code","message","field"}}, with the
 // status the table in errors.go gives: 400 bad input, 401, 403, 404 (also
-// for another tenant's job), 409, 413, 422, 429, 503.
+// for another tenant's job), 409, 413, 422, 429, 503. A store that does not
+// answer (Redis down, a connection cut) is 503 on every route, never 500,
+// whether the token check or the handler meets it; the client may retry.
+//
+// GET /api/v1/jobs/{id} shows the job's attempts: the last 20 finished
+// attempts (broker.Job.Attempts), each with its number, worker, start,
+// finish, outcome and error; listings and actions leave them out.
 //
 // # Schedules: the config file and the API together
 //

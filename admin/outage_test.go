@@ -15,7 +15,6 @@ import (
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/testbroker"
-	"github.com/aibos/worker/schedule"
 	"github.com/aibos/worker/workflow"
 )
 
@@ -50,22 +49,13 @@ func startOutage(t *testing.T) *outage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cron, err := schedule.New(b, schedule.Config{Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	once, err := schedule.NewOneTime(b)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wf, err := workflow.NewEngine(b, workflow.Config{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &outage{redis: srv, op: op,
 		store: apitest.Start(t, admin.Config{Broker: b, Auth: ts, Tokens: ts, Logger: quietLog}),
-		mem: apitest.Start(t, admin.Config{Broker: b, Tokens: ts, Cron: cron, OneTime: once, Workflows: wf,
-			Logger: quietLog})}
+		mem:   apitest.Start(t, withSchedulers(t, admin.Config{Broker: b, Tokens: ts, Workflows: wf, Logger: quietLog}))}
 }
 
 // restart starts the redis-server again and waits until GET path answers

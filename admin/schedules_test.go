@@ -39,15 +39,22 @@ type schedAPI struct {
 // workflow engine it serves, and cb the callbacks.
 func newSchedAPI(t *testing.T, b broker.Broker, engine *workflow.Engine, cb *httpproc.Callbacks) *schedAPI {
 	t.Helper()
-	cron, err := schedule.New(b, schedule.Config{Logger: quietLog})
-	if err != nil {
+	cfg := withSchedulers(t, admin.Config{Broker: b, Workflows: engine, Callbacks: cb, Logger: quietLog})
+	return serveParts(t, cfg)
+}
+
+// withSchedulers returns cfg with a cron and a one-time scheduler over
+// cfg.Broker.
+func withSchedulers(t *testing.T, cfg admin.Config) admin.Config {
+	t.Helper()
+	var err error
+	if cfg.Cron, err = schedule.New(cfg.Broker, schedule.Config{Logger: quietLog}); err != nil {
 		t.Fatal(err)
 	}
-	once, err := schedule.NewOneTime(b)
-	if err != nil {
+	if cfg.OneTime, err = schedule.NewOneTime(cfg.Broker); err != nil {
 		t.Fatal(err)
 	}
-	return serveParts(t, admin.Config{Broker: b, Cron: cron, OneTime: once, Workflows: engine, Callbacks: cb, Logger: quietLog})
+	return cfg
 }
 
 // serveParts serves the API made from cfg.
