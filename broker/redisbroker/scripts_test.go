@@ -683,7 +683,8 @@ func TestRemovedJobsLeaveNoKeys(t *testing.T) {
 }
 
 // A job's attempt history is a list under the queue's hash tag holding
-// compact entries, and JobDelete removes it with the job.
+// compact entries, and JobDelete, or a completion that removes the job,
+// removes it with the job.
 func TestAttemptHistoryDeletedWithJob(t *testing.T) {
 	t.Parallel()
 	b, client, prefix := newBrokerKeys(t)
@@ -707,5 +708,23 @@ func TestAttemptHistoryDeletedWithJob(t *testing.T) {
 	}
 	if n, err := client.Exists(ctx, hist).Result(); err != nil || n != 0 {
 		t.Fatalf("history list of a deleted job: exists %d, %v; want gone", n, err)
+	}
+
+	// A job removed as it completes takes its earlier attempts along.
+	mustInsert(t, b, job("q", "h2", func(p *broker.JobInsertParams) { p.DeleteOnComplete = true }))
+	f = fetch(t, b, "q", 1, time.Minute)[0]
+	if _, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: leaseOf(f), Error: "boom"}); err != nil {
+		t.Fatal(err)
+	}
+	var again []*broker.Job
+	eventually(t, "the retry to be fetchable", func() bool {
+		again = fetch(t, b, "q", 1, time.Minute)
+		return len(again) == 1
+	})
+	if errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: leaseOf(again[0])}}); err != nil || errs[0] != nil {
+		t.Fatalf("complete: %v, %v", errs, err)
+	}
+	if n, err := client.Exists(ctx, prefix+":{q}:h:h2").Result(); err != nil || n != 0 {
+		t.Fatalf("history list of a job removed on completion: exists %d, %v; want gone", n, err)
 	}
 }
