@@ -150,10 +150,11 @@ func (b *Broker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*bro
 	var j *broker.Job
 	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
 		var err error
-		j, _, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?,
-			lease_until = NULL, `+appendCancelled+`
+		// ?1 first: the condition's own placeholders then number from 2.
+		j, _, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?1,
+			lease_until = NULL, `+cancelAttempts+`
 			WHERE `+where+` AND state IN ('scheduled', 'pending', 'active')
-			RETURNING `+jobColumns, append([]any{now, now}, args...)...))
+			RETURNING `+jobColumns, append([]any{now}, args...)...))
 		if errors.Is(err, sql.ErrNoRows) {
 			return wrongState(ctx, tx, p.Queue, p.ID, p.TenantID)
 		}

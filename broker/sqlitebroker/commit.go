@@ -93,9 +93,9 @@ func (b *Broker) commit(ctx context.Context, tx *sql.Tx, p *broker.CommitParams,
 		res.Versions = append(res.Versions, v)
 	}
 	for _, id := range p.Cancel {
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL,
-			`+appendCancelled+`
-			WHERE id = ? AND queue = ? AND state IN ('scheduled', 'pending', 'active')`, now, now, id, p.Scope); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?1, lease_until = NULL,
+			`+cancelAttempts+`
+			WHERE id = ?2 AND queue = ?3 AND state IN ('scheduled', 'pending', 'active')`, now, id, p.Scope); err != nil {
 			return nil, fmt.Errorf("cancel job %s: %w", id, err)
 		}
 	}

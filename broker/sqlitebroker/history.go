@@ -5,29 +5,37 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/aibos/worker/broker"
 )
 
-// appendAttempt returns the SET assignment that records the attempt of an
-// active row ending now in its history column (migration 0012), dropping
-// the oldest entry beyond broker.MaxAttemptHistory. finished, outcome and
-// errText are SQL expressions (placeholders allowed, used once each, in
-// that order); the attempt number, worker and start come from the row as it
-// was before the statement, which is how SQLite evaluates every SET
-// expression. An entry is the compact array broker.DecodeAttemptRecord reads.
-func appendAttempt(finished, outcome, errText string) string {
-	return `attempts = json_insert(iif(json_array_length(coalesce(attempts, '[]')) >= ` +
-		strconv.Itoa(broker.MaxAttemptHistory) + `, json_remove(attempts, '$[0]'), coalesce(attempts, '[]')), '$[#]',
-		json_array(attempt, worker_id, coalesce(started_at, 0), ` + finished + `, ` + outcome + `, ` + errText + `))`
+// attemptsAfter returns the SQL expression of an active row's attempts
+// column (migration 0012) with the attempt ending now appended, the oldest
+// entry dropped beyond broker.MaxAttemptHistory. finished, outcome and
+// errText ("" for none) are SQL expressions evaluated more than once: use
+// numbered placeholders (?NNN), which may repeat. The attempt number,
+// worker and start come from the row as it was before the statement, which
+// is how SQLite evaluates every SET expression. An entry is the compact
+// array broker.DecodeAttemptRecord reads. The entry is built as text, and a
+// job's first one (most jobs complete on their first attempt) is stored
+// without parsing any JSON: the completion path stays cheap.
+func attemptsAfter(finished, outcome, errText string) string {
+	entry := `'[' || attempt || ',' || json_quote(worker_id) || ',' || coalesce(started_at, 0) || ',' || ` +
+		finished + ` || ',' || json_quote(` + outcome + `)`
+	if errText != "" {
+		entry += ` || ',' || json_quote(` + errText + `)`
+	}
+	entry += ` || ']'`
+	return `CASE WHEN attempts IS NULL THEN '[' || ` + entry + ` || ']'
+		WHEN json_array_length(attempts) < ` + strconv.Itoa(broker.MaxAttemptHistory) + `
+			THEN substr(attempts, 1, length(attempts) - 1) || ',' || ` + entry + ` || ']'
+		ELSE json_insert(json_remove(attempts, '$[0]'), '$[#]', json(` + entry + `)) END`
 }
 
-// appendCancelled records the attempt of a job cancelled while active; the
-// job's finish time is its one placeholder. Cancelling a job that is not
-// running ends no attempt.
-var appendCancelled = `attempts = iif(state = 'active', ` +
-	strings.TrimPrefix(appendAttempt("?", "'cancelled'", "''"), "attempts = ") + `, attempts)`
+// cancelAttempts is the attempts assignment of a cancel whose finish time
+// is ?1: a job cancelled while active ends its attempt; cancelling a job
+// that is not running ends none.
+var cancelAttempts = `attempts = iif(state = 'active', ` + attemptsAfter("?1", "'cancelled'", "") + `, attempts)`
 
 // withHistory scans a row of jobColumns followed by the attempts column.
 type withHistory struct {

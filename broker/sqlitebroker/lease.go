@@ -47,7 +47,7 @@ const (
 // inserted with DeleteOnComplete is not completed but deleted
 // (sqlCompleteDelete), so the common completion stays one statement.
 var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result = ?2, lease_until = NULL,
-	` + appendAttempt("?1", "'completed'", "''") + `
+	attempts = ` + attemptsAfter("?1", "'completed'", "") + `
 	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
 var cachedQueries = []string{sqlQueuePaused, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
@@ -310,8 +310,8 @@ func (b *Broker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, prog
 // attempt. See broker.Broker.
 func (b *Broker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error {
 	err := b.one(ctx, "release job", `UPDATE jobs SET state = 'pending', attempt = max(attempt - 1, 0),
-		lease_until = NULL, worker_id = '', `+appendAttempt("?", "'handed_back'", "''")+`
-		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`, p, nowArg)
+		lease_until = NULL, worker_id = '', attempts = `+attemptsAfter("?1", "'handed_back'", "")+`
+		WHERE id = ?2 AND queue = ?3 AND state = 'active' AND lease_token = ?4`, p, nowArg)
 	if err == nil {
 		b.waker().Notify(p.Queue, 0) // pending now: wake an idle worker
 	}
@@ -366,20 +366,19 @@ func failJob(ctx context.Context, tx *sql.Tx, p *broker.JobFailParams, now int64
 		add = string(h)
 	}
 	// SQLite evaluates every SET expression on the old row, so the
-	// override (m) is spelled out in each decision rather than read back.
-	m := p.MaxAttempts
+	// override (?2) is spelled out in each decision rather than read back.
+	retry := `NOT ?1 AND attempt < iif(?2 > 0, ?2, max_attempts)`
 	err := tx.QueryRowContext(ctx, `UPDATE jobs SET
-		state = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN 'scheduled' ELSE 'dead' END,
-		run_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN ? ELSE run_at END,
-		finished_at = CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN NULL ELSE ? END,
-		max_attempts = iif(? > 0, ?, max_attempts),
-		last_error = ?, lease_until = NULL,
-		headers = iif(? IS NULL, headers, json_patch(coalesce(headers, '{}'), ?)),
-		`+appendAttempt("?", `CASE WHEN NOT ? AND attempt < iif(? > 0, ?, max_attempts) THEN 'retry_scheduled' ELSE 'dead' END`, "?")+`
-		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?
+		state = CASE WHEN `+retry+` THEN 'scheduled' ELSE 'dead' END,
+		run_at = CASE WHEN `+retry+` THEN ?3 ELSE run_at END,
+		finished_at = CASE WHEN `+retry+` THEN NULL ELSE ?4 END,
+		max_attempts = iif(?2 > 0, ?2, max_attempts),
+		last_error = ?5, lease_until = NULL,
+		headers = iif(?6 IS NULL, headers, json_patch(coalesce(headers, '{}'), ?6)),
+		attempts = `+attemptsAfter("?4", `CASE WHEN `+retry+` THEN 'retry_scheduled' ELSE 'dead' END`, "?7")+`
+		WHERE id = ?8 AND queue = ?9 AND state = 'active' AND lease_token = ?10
 		RETURNING state`,
-		p.Discard, m, m, p.Discard, m, m, now+p.RetryDelay.Milliseconds(), p.Discard, m, m, now,
-		m, m, p.Error, add, add, now, p.Discard, m, m, broker.ClipAttemptError(p.Error),
-		p.ID, p.Queue, p.Token).Scan(&s)
+		p.Discard, p.MaxAttempts, now+p.RetryDelay.Milliseconds(), now, p.Error, add,
+		broker.ClipAttemptError(p.Error), p.ID, p.Queue, p.Token).Scan(&s)
 	return s, err
 }

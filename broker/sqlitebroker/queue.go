@@ -196,12 +196,12 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 func recoverLeases(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int, res *broker.QueueMaintainResult) error {
 	rows, err := tx.QueryContext(ctx, `UPDATE jobs SET
 		state = CASE WHEN attempt < max_attempts THEN 'pending' ELSE 'dead' END,
-		finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE ? END,
+		finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE ?1 END,
 		last_error = CASE WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
-		lease_until = NULL, worker_id = '', `+appendAttempt("?", "'lease_expired'", "'lease expired'")+`
-		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'active' AND lease_until <= ?
-			ORDER BY lease_until LIMIT ?)
-		RETURNING state`, now, now, queue, now, limit)
+		lease_until = NULL, worker_id = '', attempts = `+attemptsAfter("?1", "'lease_expired'", "'lease expired'")+`
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ?2 AND state = 'active' AND lease_until <= ?1
+			ORDER BY lease_until LIMIT ?3)
+		RETURNING state`, now, queue, limit)
 	if err != nil {
 		return fmt.Errorf("recover expired leases: %w", err)
 	}
