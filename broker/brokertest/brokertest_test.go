@@ -83,12 +83,13 @@ var faultCases = map[string]struct {
 	"scopeHintsExistence":       {faults{scopeHintsExistence: true}, "TenantScope"},
 
 	// Retention, delete on complete and the rules item 7 pins.
-	"ttlExpiresActive": {faults{ttlExpiresActive: true}, "TTLNeverExpiresActive"},
-	"retryReleasesKey": {faults{retryReleasesKey: true}, "UniqueKeyHeldWhileRetrying"},
-	"retainCancelled":  {faults{retainCancelled: true}, "RetentionOnlyCompleted"},
-	"maintainNoMore":   {faults{maintainNoMore: true}, "RetentionKeepsPace"},
-	"keepDeleted":      {faults{keepDeleted: true}, "DeleteOnComplete"},
-	"recoveredToBack":  {faults{recoveredToBack: true}, "RecoveredKeepPlace"},
+	"ttlExpiresActive":   {faults{ttlExpiresActive: true}, "TTLNeverExpiresActive"},
+	"retryReleasesKey":   {faults{retryReleasesKey: true}, "UniqueKeyHeldWhileRetrying"},
+	"retainCancelled":    {faults{retainCancelled: true}, "RetentionOnlyCompleted"},
+	"maintainNoMore":     {faults{maintainNoMore: true}, "RetentionKeepsPace"},
+	"keepDeleted":        {faults{keepDeleted: true}, "DeleteOnComplete"},
+	"commitKeepsDeleted": {faults{commitKeepsDeleted: true}, "DeleteOnComplete"},
+	"recoveredToBack":    {faults{recoveredToBack: true}, "RecoveredKeepPlace"},
 
 	"historyUntrimmed":   {faults{historyUntrimmed: true}, "AttemptHistory"},
 	"historyNoRecovery":  {faults{historyNoRecovery: true}, "AttemptHistory"},

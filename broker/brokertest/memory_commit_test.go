@@ -140,6 +140,10 @@ func (b *memBroker) commit(p *broker.CommitParams) (*broker.CommitResult, error)
 		if err != nil {
 			return nil, err
 		}
+		if (c.Delete || j.DeleteOnComplete) && !b.faults.commitKeepsDeleted {
+			delete(b.jobs, j.ID)
+			continue
+		}
 		j.State, j.FinishedAt, j.Result = broker.StateCompleted, now, slices.Clone(c.Result)
 		b.record(j, broker.AttemptCompleted, "", now)
 	}

@@ -103,12 +103,13 @@ type faults struct {
 	scopeSeesUntenanted       bool // a scoped call sees jobs with no tenant
 	scopeHintsExistence       bool // another tenant's job is not found with another message than an absent one
 
-	ttlExpiresActive bool // QueueMaintain expires active jobs past their TTL
-	retryReleasesKey bool // a job waiting to retry no longer holds its unique key
-	retainCancelled  bool // the completed-jobs rules remove cancelled jobs too
-	maintainNoMore   bool // QueueMaintain never reports More
-	keepDeleted      bool // jobs to delete on completion are kept completed
-	recoveredToBack  bool // recovered and handed-back jobs go to the back of the queue
+	ttlExpiresActive   bool // QueueMaintain expires active jobs past their TTL
+	retryReleasesKey   bool // a job waiting to retry no longer holds its unique key
+	retainCancelled    bool // the completed-jobs rules remove cancelled jobs too
+	maintainNoMore     bool // QueueMaintain never reports More
+	keepDeleted        bool // jobs to delete on completion are kept completed
+	commitKeepsDeleted bool // as keepDeleted, for completions through Commit
+	recoveredToBack    bool // recovered and handed-back jobs go to the back of the queue
 
 	historyUntrimmed   bool // the attempt history keeps every attempt
 	historyNoRecovery  bool // a recovered lease is not in the attempt history

@@ -190,5 +190,26 @@ func testDeleteOnComplete(s *bundle) {
 		}
 		s.complete(s.fetchOne(cq, longLease), nil)
 		s.wantNotFound(cq, p.ID)
+
+		// A completion through a commit (a workflow step finishing) removes
+		// such a job too, and one that asks for it with Delete.
+		byJob := s.insert(cq, withKey("k3"), tenant, func(p *broker.JobInsertParams) { p.DeleteOnComplete = true })
+		byCall := s.insert(cq, withKey("k4"), tenant)
+		jobs := s.fetch(cq, 2, longLease)
+		wantIDs(s.t, "fetch order", ids(jobs), []string{byJob.ID, byCall.ID})
+		if _, err := c.Commit(s.ctx, &broker.CommitParams{Scope: cq, Complete: []*broker.JobCompleteParams{
+			{JobLeaseParams: lease(jobs[0]), Result: json.RawMessage(`1`)},
+			{JobLeaseParams: lease(jobs[1]), Result: json.RawMessage(`2`), Delete: true},
+		}}); err != nil {
+			s.t.Fatalf("Commit completing two jobs: %v", err)
+		}
+		s.wantNotFound(cq, byJob.ID)
+		s.wantNotFound(cq, byCall.ID)
+		s.wantCounts(cq, counts{})
+		if got := s.list(broker.JobListParams{Queue: cq, State: broker.StateCompleted, TenantID: "t1"}); len(got) != 0 {
+			s.t.Fatalf("JobList of the jobs' tenant, completed, after a commit removed them: %v, want none", got)
+		}
+		s.insert(cq, withKey("k3"))
+		s.insert(cq, withKey("k4"))
 	}
 }

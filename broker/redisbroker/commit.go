@@ -77,7 +77,7 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		m = append(m, obj{x.ID, x.RunAt.UnixMilli()})
 	}
 	for _, x := range p.Complete {
-		c = append(c, obj{x.ID, strconv.FormatInt(x.Token, 10), string(x.Result)})
+		c = append(c, obj{x.ID, strconv.FormatInt(x.Token, 10), string(x.Result), b01(x.Delete)})
 	}
 	for _, x := range p.Fail {
 		h, err := failHeaders(x)

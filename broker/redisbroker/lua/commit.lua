@@ -16,7 +16,7 @@
 -- hash tag, so the script stays in one Cluster slot. Tenant index zsets
 -- (lib.lua) are derived from KEYS[10] so.
 -- ARGV[1] the commit as JSON: {nb = not before ms (0: none),
---   c = {{id, token, result}}, f = {{id, token, error, delay ms, discard
+--   c = {{id, token, result, delete 0|1}}, f = {{id, token, error, delay ms, discard
 --   0|1, max attempts override, headers JSON merged into the job's ('' for
 --   none)}}, d = {{kind, key, version, delete 0|1,
 --   body, {{index, score}}}}, i = {{id, type, data, priority, max attempts,
@@ -117,11 +117,22 @@ end
 
 -- Writes.
 for _, c in ipairs(P.c) do
-  local job_key = J .. c[1]
-  record_active(J, c[1], now, 'completed')
-  finish(KEYS[3], KEYS[4], 'completed', job_key, c[1], U, now, now_us)
-  if c[3] ~= '' then
-    redis.call('HSET', job_key, 'res', c[3])
+  local id = c[1]
+  local job_key = J .. id
+  local v = redis.call('HMGET', job_key, 'dc', 'u', 'tn')
+  if c[4] == 1 or v[1] == '1' then
+    -- As complete.lua: removed whole, with its index entries and unique key.
+    tindex_move(J, v[3], id, 'active', nil)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[8], id)
+    free_unique(U, v[2], id)
+    delete_job(J, id)
+  else
+    record_active(J, id, now, 'completed')
+    finish(KEYS[3], KEYS[4], 'completed', job_key, id, U, now, now_us)
+    if c[3] ~= '' then
+      redis.call('HSET', job_key, 'res', c[3])
+    end
   end
 end
 local failed, wake = {}, nil
