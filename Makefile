@@ -1,12 +1,13 @@
 # make test: what CI runs (.ci/run). Installs redis-server, promtool
 # (Debian package prometheus) and the PostgreSQL server (Debian package
-# postgresql) if missing (apt-get), checks formatting and
-# vet, runs every test with the race detector, builds bench/.
+# postgresql) if missing (apt-get), checks formatting and vet, runs every
+# test with the race detector, builds bench/, and checks the Kubernetes
+# manifests and the Dockerfile (deploy/kubernetes, its own module).
 GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test check fmt vet staticcheck run cover integration bench example soak
+.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check
 
 test: fmt vet
 	./scripts/ensure-redis.sh
@@ -14,6 +15,22 @@ test: fmt vet
 	./scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./...; fi
+	$(MAKE) deploy-check
+
+# make deploy-check: deploy/kubernetes' own module, which decodes the
+# manifests into the Kubernetes and KEDA API types (kept out of the main
+# go.mod) and runs the Dockerfile's go build line. Without -race: the test
+# starts no goroutines, and client-go built twice would cost CI minutes.
+# What the manifests ask of the service itself is checked by
+# cmd/aibos-worker's TestKubernetesManifests, in the main run.
+deploy-check:
+	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# make docker-check: the Dockerfile alone: its values, and its go build line
+# run on the files .dockerignore lets through (static binary, runs). Docker
+# is not needed; the image is not built.
+docker-check:
+	cd deploy/kubernetes && $(GO) test -count=1 -run '^TestDockerfile' -v ./...
 
 # make check: gofmt, go vet and staticcheck (installed with go install when
 # missing). govulncheck is left to your own CI: it needs vuln.go.dev, which
