@@ -38,6 +38,12 @@ type probe struct {
 	} `yaml:"httpGet"`
 }
 
+// keyRef names a key of a ConfigMap or Secret.
+type keyRef struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+}
+
 // kubeContainer is the part of the Deployment's container this test reads.
 type kubeContainer struct {
 	Args  []string `yaml:"args"`
@@ -45,8 +51,12 @@ type kubeContainer struct {
 		ContainerPort int `yaml:"containerPort"`
 	} `yaml:"ports"`
 	Env []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+			SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
+		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	EnvFrom []struct {
 		ConfigMapRef *struct {
@@ -155,7 +165,21 @@ func (m kubeManifests) env(t *testing.T, c *kubeContainer) map[string]string {
 		}
 	}
 	for _, e := range c.Env {
-		env[e.Name] = e.Value
+		v, ok := e.Value, true
+		if f := e.ValueFrom; f != nil {
+			switch {
+			case f.ConfigMapKeyRef != nil && m["ConfigMap/"+f.ConfigMapKeyRef.Name] != nil:
+				v, ok = m["ConfigMap/"+f.ConfigMapKeyRef.Name].Data[f.ConfigMapKeyRef.Key]
+			case f.SecretKeyRef != nil && m["Secret/"+f.SecretKeyRef.Name] != nil:
+				v, ok = m["Secret/"+f.SecretKeyRef.Name].StringData[f.SecretKeyRef.Key]
+			default:
+				ok = false
+			}
+		}
+		if !ok {
+			t.Fatalf("env %s: its valueFrom names no key of a ConfigMap or Secret among the manifests", e.Name)
+		}
+		env[e.Name] = v
 	}
 	return env
 }

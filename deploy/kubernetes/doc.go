@@ -6,9 +6,10 @@
 // The tests decode every manifest strictly (an unknown or misspelt field
 // is an error) into the Kubernetes API types and KEDA's ScaledObject type,
 // check that the manifests agree with each other (selectors, names, ports,
-// the config file's mount), run KEDA's own ScaledObject checks, and run the
+// references), run KEDA's own ScaledObject checks, and run the
 // Dockerfile's go build line on the files .dockerignore lets through.
-// What the manifests ask of the service itself (probe paths, settings,
-// the drain timeout, the metric the ScaledObject queries) is checked
+// What the manifests ask of the service itself (probe paths, settings, the
+// config file at --config, the drain timeout, the metric the ScaledObject
+// queries) is checked
 // against the real binary by cmd/aibos-worker's TestKubernetesManifests.
 package kubernetes

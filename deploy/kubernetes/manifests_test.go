@@ -205,7 +205,10 @@ func TestProbesUseTheContainersPort(t *testing.T) {
 	}
 }
 
-func TestConfigComesFromTheListedConfigMapsAndSecret(t *testing.T) {
+// TestEnvComesFromTheListedConfigMapsAndSecret checks the references; that
+// the config file reaches --config is checked by cmd/aibos-worker's
+// TestKubernetesManifests, which gives the service that file.
+func TestEnvComesFromTheListedConfigMapsAndSecret(t *testing.T) {
 	m := loadManifests(t)
 	c := m.container(t)
 	for _, ef := range c.EnvFrom {
@@ -227,44 +230,6 @@ func TestConfigComesFromTheListedConfigMapsAndSecret(t *testing.T) {
 			}
 		}
 	}
-	// --config must name a file the config ConfigMap's volume provides.
-	i := slices.Index(c.Args, "--config")
-	if i < 0 || i+1 >= len(c.Args) {
-		t.Fatalf("the container's args %q do not pass --config", c.Args)
-	}
-	file := c.Args[i+1]
-	if !configFileMounted(m, c, file) {
-		t.Errorf("--config %s is not a key of a listed ConfigMap mounted at its directory", file)
-	}
-}
-
-// configFileMounted reports whether file is provided by a ConfigMap volume
-// mounted in c, from a key that ConfigMap holds.
-func configFileMounted(m *manifests, c *corev1.Container, file string) bool {
-	for _, vm := range c.VolumeMounts {
-		rel, ok := strings.CutPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/")
-		if !ok {
-			continue
-		}
-		for _, v := range m.deployment.Spec.Template.Spec.Volumes {
-			if v.Name != vm.Name || v.ConfigMap == nil {
-				continue
-			}
-			cm := m.configMaps[v.ConfigMap.Name]
-			if cm == nil {
-				return false
-			}
-			for _, it := range v.ConfigMap.Items {
-				if it.Path == rel {
-					_, ok := cm.Data[it.Key]
-					return ok
-				}
-			}
-			_, ok := cm.Data[rel]
-			return len(v.ConfigMap.Items) == 0 && ok
-		}
-	}
-	return false
 }
 
 // setting returns an environment variable's value as the Deployment sets
