@@ -86,6 +86,12 @@ type Config struct {
 	// DrainTimeout is how long a shutdown waits for running jobs before
 	// cancelling them and handing them back (WORKER_DRAIN_TIMEOUT). 30s.
 	DrainTimeout time.Duration
+	// LeaseDuration is how long a fetched job stays leased without a
+	// heartbeat: how soon a killed worker's jobs run elsewhere. It is no
+	// setting of its own (the Manager's 30s suits deployments); a program
+	// embedding the service may shorten it, as the fault suite does to keep
+	// its scenarios short. Zero means the Manager's default.
+	LeaseDuration time.Duration
 	// APIEnabled serves the admin and producer API under /api/v1 on
 	// HTTPAddr (WORKER_API_ENABLED). true.
 	APIEnabled bool

@@ -124,6 +124,7 @@ func (s *Service) build() error {
 		Retry:           retry.Policy{MaxAttempts: c.RetryAttempts, BaseDelay: c.RetryDelay}.WithDefaults(),
 		Timeout:         c.Timeout,
 		ShutdownTimeout: c.DrainTimeout,
+		LeaseDuration:   c.LeaseDuration,
 		CompletedMaxAge: c.QueueDefaultTTL,
 		Recovery:        rec,
 		Logger:          s.log,

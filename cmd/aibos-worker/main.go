@@ -193,44 +193,17 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 // serve runs the service until SIGTERM or SIGINT, then drains it. A
 // second signal exits at once.
 func serve(ctx context.Context, cfg *service.Config, stderr io.Writer) error {
-	log := service.NewLogger(cfg, stderr)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-
-	svc, err := service.New(ctx, cfg, log)
+	err := service.Serve(ctx, cfg, stderr, sigs, nil)
+	if errors.Is(err, service.ErrDrainInterrupted) {
+		return &exitError{exitForced, err}
+	}
 	if err != nil {
 		return runtimeError(err)
 	}
-	if err := svc.Start(ctx); err != nil {
-		_ = svc.Close()
-		return runtimeError(err)
-	}
-	var runErr error
-	select {
-	case sig := <-sigs:
-		log.Info("signal received; draining", "signal", sig.String(), "drain_timeout", cfg.DrainTimeout.String())
-	case err := <-svc.Done():
-		runErr = fmt.Errorf("http server stopped: %w", err)
-		log.Error("http server stopped; shutting down", "err", err)
-	case <-ctx.Done():
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Shutdown(context.Background()) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return &exitError{exitFail, err}
-		}
-		if runErr != nil {
-			return &exitError{exitFail, runErr}
-		}
-		log.Info("stopped")
-		return nil
-	case sig := <-sigs:
-		log.Warn("second signal; exiting without finishing the drain", "signal", sig.String())
-		return &exitError{exitForced, fmt.Errorf("stopped by a second %s before the drain finished", sig)}
-	}
+	return nil
 }
 
 // runtimeError gives err exit code 1 unless it is a configuration error.
