@@ -55,8 +55,10 @@ type store struct {
 
 // openStore opens Redis when REDIS_URL is set, else the embedded store
 // under WORKER_DATA_DIR. Redis is pinged (within 10s) so a wrong address
-// fails here, not at the first job.
-func openStore(ctx context.Context, c *Config) (*store, error) {
+// fails here, not at the first job. log gets the Redis broker's own
+// reports, such as its DATA LOSS DETECTED line, in the service's format;
+// nil means slog.Default.
+func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store, error) {
 	if c.RedisURL == "" {
 		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
@@ -73,7 +75,7 @@ func openStore(ctx context.Context, c *Config) (*store, error) {
 		return nil, err
 	}
 	client := opts.NewClient()
-	b, err := redisbroker.New(client, redisbroker.Config{Prefix: c.QueuePrefix,
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: c.QueuePrefix, Logger: log,
 		DurableReplicas: c.RedisDurableReplicas, DurableTimeout: c.RedisDurableTimeout})
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -26,7 +26,7 @@ func OpenTokens(ctx context.Context, cfg *Config) (ts *admin.TokenStore, close f
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, nil)
 	if errors.Is(err, sqlitebroker.ErrInUse) {
 		return nil, nil, fmt.Errorf("service: open tokens: %w (%w): manage tokens through its API with --url and --token", ErrServiceRunning, err)
 	}
