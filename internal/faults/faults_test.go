@@ -139,3 +139,28 @@ func memTotal() string {
 	}
 	return "(unknown)"
 }
+
+// TestScenario runs the scenarios whose names match -faults.only at
+// small sizes, for work on one scenario.
+func TestScenario(t *testing.T) {
+	if *only == "" {
+		t.Skip("-faults.only names the scenarios")
+	}
+	for _, s := range Scenarios {
+		if !strings.Contains(s.Name, *only) {
+			continue
+		}
+		tab := RunScenario(t, s, *full)
+		var b bytes.Buffer
+		tab.Write(&b)
+		t.Logf("\n%s", b.String())
+		for _, broken := range tab.Broken() {
+			t.Errorf("%s: %s", s.Name, broken)
+		}
+	}
+}
+
+var (
+	only = flag.String("faults.only", "", "run only the scenarios whose names contain this")
+	full = flag.Bool("faults.full", false, "with -faults.only: at full size")
+)

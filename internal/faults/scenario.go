@@ -30,6 +30,9 @@ type Scenario struct {
 var Scenarios = []Scenario{
 	{Name: "worker SIGKILL under load", Bound: bound(90*time.Second, 10*time.Minute), Run: runKill},
 	{Name: "graceful SIGTERM", Bound: bound(60*time.Second, 3*time.Minute), Run: runTerm},
+	{Name: "Redis SIGKILL and restart, appendfsync always", Bound: bound(60*time.Second, 5*time.Minute), Run: runRedisKill("always")},
+	{Name: "Redis SIGKILL and restart, appendfsync everysec", Bound: bound(60*time.Second, 5*time.Minute), Run: runRedisKill("everysec")},
+	{Name: "Redis restarted empty", Bound: bound(60*time.Second, 3*time.Minute), Run: runRedisEmpty},
 }
 
 func bound(smoke, full time.Duration) func(bool) time.Duration {
