@@ -33,6 +33,7 @@ var Scenarios = []Scenario{
 	{Name: "Redis SIGKILL and restart, appendfsync always", Bound: bound(60*time.Second, 5*time.Minute), Run: runRedisKill("always")},
 	{Name: "Redis SIGKILL and restart, appendfsync everysec", Bound: bound(60*time.Second, 5*time.Minute), Run: runRedisKill("everysec")},
 	{Name: "Redis restarted empty", Bound: bound(60*time.Second, 3*time.Minute), Run: runRedisEmpty},
+	{Name: "worker SIGSTOPped past its lease, then SIGCONT", Bound: bound(60*time.Second, 3*time.Minute), Run: runStop},
 }
 
 func bound(smoke, full time.Duration) func(bool) time.Duration {

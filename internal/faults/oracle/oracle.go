@@ -48,6 +48,10 @@ const (
 // Work is the payload of TypeWork.
 type Work struct {
 	MS int `json:"ms"` // how long the run takes
+	// IgnoreCancel makes the run finish and report success even when its
+	// context ends, as a processor that does not watch its context does:
+	// the fencing token alone must then stop its late completion.
+	IgnoreCancel bool `json:"ignore_cancel,omitempty"`
 }
 
 // Result is what TypeWork stores as the job's result: which run's
@@ -195,6 +199,9 @@ func (r *Recorder) work(ctx context.Context, job *worker.Job) error {
 	}
 	t := time.NewTimer(time.Duration(w.MS) * time.Millisecond)
 	defer t.Stop()
+	if w.IgnoreCancel {
+		ctx = context.WithoutCancel(ctx)
+	}
 	select {
 	case <-ctx.Done():
 		return r.end(l, ctx.Err())
