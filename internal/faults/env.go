@@ -84,7 +84,7 @@ func NewEnv(t testing.TB, o Options) *Env {
 	}
 	srv := redistest.StartWith(t, redistest.Options{Dir: filepath.Join(dir, "redis"), Args: o.RedisArgs})
 	e := &Env{T: t, Dir: dir, Redis: srv, opts: o, RedisAddr: srv.Addr, inc: map[int]int{}, acked: map[string]time.Time{}}
-	e.RDB = redis.NewClient(&redis.Options{Addr: srv.Addr, DB: redisDB})
+	e.RDB = redis.NewClient(&redis.Options{Addr: srv.Addr, DB: redisDB, ContextTimeoutEnabled: true})
 	b, err := redisbroker.New(e.RDB, redisbroker.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +154,12 @@ func WorkSpec(ms int) worker.JobSpec {
 // Add enqueues specs in one atomic batch and records them as acknowledged
 // if the broker says so.
 func (e *Env) Add(ctx context.Context, specs ...worker.JobSpec) error {
-	jobs, err := e.Client.AddMany(ctx, Queue, specs)
+	return e.addWith(ctx, e.Client, specs)
+}
+
+// addWith is Add through another client (one behind the fault proxy).
+func (e *Env) addWith(ctx context.Context, c *worker.Client, specs []worker.JobSpec) error {
+	jobs, err := c.AddMany(ctx, Queue, specs)
 	if err != nil {
 		return err
 	}

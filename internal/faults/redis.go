@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/faults/oracle"
 )
@@ -17,18 +18,25 @@ import (
 // that an enqueue that failed can still be looked for in the broker.
 type producer struct {
 	e      *Env
+	client *worker.Client // the client it adds with
 	stop   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	failed []string // ids whose enqueue returned an error
 	slow   int      // failed enqueues that took longer than their bound
+	errAt  []time.Time
 }
 
-// produce starts n goroutines each adding one job every period until
-// stopped; each Add is bounded by callBound.
+// produce starts n goroutines each adding one job every period with
+// e.Client until stopped; each Add is bounded by callBound.
 func produce(e *Env, n int, period time.Duration, lo, hi int) *producer {
-	p := &producer{e: e, stop: make(chan struct{})}
+	return produceWith(e, e.Client, n, period, lo, hi)
+}
+
+// produceWith is produce adding with client.
+func produceWith(e *Env, client *worker.Client, n int, period time.Duration, lo, hi int) *producer {
+	p := &producer{e: e, client: client, stop: make(chan struct{})}
 	for g := range n {
 		p.wg.Add(1)
 		go func() {
@@ -45,11 +53,12 @@ func produce(e *Env, n int, period time.Duration, lo, hi int) *producer {
 				spec.ID = fmt.Sprintf("p%d-%d-%d", g, i, rand.Int64())
 				ctx, cancel := context.WithTimeout(context.Background(), callBound)
 				begin := time.Now()
-				err := e.Add(ctx, spec)
+				err := e.addWith(ctx, p.client, []worker.JobSpec{spec})
 				cancel()
 				if err != nil {
 					p.mu.Lock()
 					p.failed = append(p.failed, spec.ID)
+					p.errAt = append(p.errAt, begin)
 					if time.Since(begin) > callBound+time.Second {
 						p.slow++
 					}

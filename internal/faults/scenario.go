@@ -34,6 +34,8 @@ var Scenarios = []Scenario{
 	{Name: "Redis SIGKILL and restart, appendfsync everysec", Bound: bound(60*time.Second, 5*time.Minute), Run: runRedisKill("everysec")},
 	{Name: "Redis restarted empty", Bound: bound(60*time.Second, 3*time.Minute), Run: runRedisEmpty},
 	{Name: "worker SIGSTOPped past its lease, then SIGCONT", Bound: bound(60*time.Second, 3*time.Minute), Run: runStop},
+	{Name: "Redis unreachable (connections refused)", Bound: bound(90*time.Second, 4*time.Minute), Run: runOutage("refuse")},
+	{Name: "Redis unreachable (packets silently dropped)", Bound: bound(90*time.Second, 4*time.Minute), Run: runOutage("drop")},
 }
 
 func bound(smoke, full time.Duration) func(bool) time.Duration {
