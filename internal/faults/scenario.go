@@ -36,6 +36,7 @@ var Scenarios = []Scenario{
 	{Name: "worker SIGSTOPped past its lease, then SIGCONT", Bound: bound(60*time.Second, 3*time.Minute), Run: runStop},
 	{Name: "Redis unreachable (connections refused)", Bound: bound(90*time.Second, 4*time.Minute), Run: runOutage("refuse")},
 	{Name: "Redis unreachable (packets silently dropped)", Bound: bound(90*time.Second, 4*time.Minute), Run: runOutage("drop")},
+	{Name: "50 worker processes racing on one queue", Bound: bound(2*time.Minute, 15*time.Minute), Run: runRace},
 }
 
 func bound(smoke, full time.Duration) func(bool) time.Duration {
