@@ -37,6 +37,8 @@ type Options struct {
 	DrainMS int
 	// Env is extra environment for every worker.
 	Env []string
+	// ConfigExtra is appended to the workers' config file (schedules).
+	ConfigExtra string
 }
 
 // Env is one scenario's world: a private redis-server, the oracle's
@@ -78,7 +80,7 @@ func NewEnv(t testing.TB, o Options) *Env {
 	if err := oracle.CreateEffects(dir); err != nil {
 		t.Fatal(err)
 	}
-	cfg := "queues:\n  - {name: " + Queue + ", priority: 1}\n"
+	cfg := "queues:\n  - {name: " + Queue + ", priority: 1}\n" + o.ConfigExtra
 	if err := os.WriteFile(filepath.Join(dir, "faults.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
