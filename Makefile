@@ -7,7 +7,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check
+.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check faults
 
 test: fmt vet
 	./scripts/ensure-redis.sh
@@ -89,3 +89,12 @@ example:
 soak:
 	./scripts/ensure-redis.sh
 	$(GO) test -run '^$$' -bench '^BenchmarkSoakRedis$$' -benchtime 1x -timeout 20m . -soak 5m
+
+# make faults: the fault suite (internal/faults) at full size against real
+# worker processes and private redis-servers: workers SIGKILLed, SIGTERMed
+# and SIGSTOPped, Redis killed, emptied and cut off, 50 racing workers,
+# cron under kills, poison jobs. Writes RELIABILITY.md. About 20 minutes on
+# 2 cores; a small smoke of it runs in make test.
+faults:
+	./scripts/ensure-redis.sh
+	$(GO) test -count=1 -timeout 40m -run '^TestFaults$$' ./internal/faults/ -faults.report=$(CURDIR)/RELIABILITY.md

@@ -65,7 +65,9 @@ func TestFaults(t *testing.T) {
 	begin := time.Now()
 	var tabs []*Table
 	for _, s := range Scenarios {
-		tabs = append(tabs, RunScenario(t, s, true))
+		tab := RunScenario(t, s, true)
+		fmt.Fprintf(os.Stderr, "faults: %s: %s, %d figures missing their promise\n", s.Name, tab.Took.Round(time.Second), len(tab.Broken()))
+		tabs = append(tabs, tab)
 	}
 	var b bytes.Buffer
 	writeReport(&b, tabs, time.Since(begin))
@@ -114,7 +116,21 @@ func writeReport(b *bytes.Buffer, tabs []*Table, took time.Duration) {
 }
 
 // notRun lists the scenarios of issue 23 the suite does not run yet.
-const notRun = ""
+const notRun = `## Not run yet
+
+- **TODO: Sentinel failover under load and a Redis Cluster master failover** (acknowledged enqueues
+  lost, time to resume): needs the cluster helper's redistest.StartCluster/StartSentinel, and the
+  service opening Sentinel and Cluster URLs.
+- **TODO: clock skew ±5 min**: needs a test-only clock-offset setting of the service
+  (WORKER_TEST_CLOCK_OFFSET, refused without an explicit test flag) reaching the cron scheduler's
+  clock, and the scenario checking the offset took effect before counting early runs and duplicates.
+  The Redis broker takes lease and due times from Redis TIME, and the cron scheduler corrects its
+  own clock by the broker's, so skew is expected to change nothing; it is not measured here.
+- **TODO: retention at 1,000,000 processed jobs** (Redis memory plateaus, no orphaned keys by SCAN):
+  at the oracle's cost per job (two fsynced lines and a SQLite commit, about 1,200 jobs/s on this
+  machine) it alone would take about 14 minutes. ` + "`make soak`" + ` measures the plateau for the library
+  without the oracle (BenchmarkSoakRedis).
+`
 
 func cmdOut(name string, args ...string) string {
 	out, err := exec.Command(name, args...).Output()
