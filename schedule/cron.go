@@ -93,6 +93,10 @@ type Config struct {
 	// Tracer, when set, runs each claim in a span whose context the tick's
 	// job carries (package tracing's Tracer). Defaults to none.
 	Tracer TickTracer
+	// Now is the local clock. Ticks are claimed on the broker's clock, which
+	// the scheduler estimates from its own, so a local clock that is off
+	// moves nothing; tests set one to show it. Defaults to time.Now.
+	Now func() time.Time
 }
 
 // Cron manages recurring schedules stored in a broker and, in Run, enqueues
@@ -129,6 +133,9 @@ func New(b broker.Broker, cfg Config) (*Cron, error) {
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -297,7 +304,7 @@ func (c *Cron) observe(brokerNow time.Time) {
 		return
 	}
 	c.mu.Lock()
-	c.skew = time.Until(brokerNow)
+	c.skew = brokerNow.Sub(c.cfg.Now())
 	c.mu.Unlock()
 }
 
@@ -305,5 +312,5 @@ func (c *Cron) observe(brokerNow time.Time) {
 func (c *Cron) brokerNow() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return time.Now().Add(c.skew)
+	return c.cfg.Now().Add(c.skew)
 }

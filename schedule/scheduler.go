@@ -23,7 +23,7 @@ const retryEarly = 20 * time.Millisecond
 func (c *Cron) Run(ctx context.Context) error {
 	for {
 		wake := c.pass(ctx)
-		d := time.Until(wake)
+		d := wake.Sub(c.cfg.Now())
 		if d < 0 {
 			d = 0
 		}
@@ -40,7 +40,7 @@ func (c *Cron) Run(ctx context.Context) error {
 // pass reads the schedules, claims what is due and returns when to wake
 // (local clock).
 func (c *Cron) pass(ctx context.Context) time.Time {
-	wake := time.Now().Add(c.cfg.PollInterval)
+	wake := c.cfg.Now().Add(c.cfg.PollInterval)
 	l, err := c.store.ScheduleList(ctx)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -92,6 +92,12 @@ type Config struct {
 	// embedding the service may shorten it, as the fault suite does to keep
 	// its scenarios short. Zero means the Manager's default.
 	LeaseDuration time.Duration
+	// TestClockOffset moves the service's own clock (the cron scheduler's
+	// local clock) this far from the machine's. Test-only: it is no
+	// setting, serve never sets it; the fault suite's worker binary does,
+	// to show that a worker whose clock is off fires nothing early (ticks
+	// and due times are taken on the broker's clock).
+	TestClockOffset time.Duration
 	// APIEnabled serves the admin and producer API under /api/v1 on
 	// HTTPAddr (WORKER_API_ENABLED). true.
 	APIEnabled bool

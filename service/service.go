@@ -148,7 +148,7 @@ func (s *Service) build() error {
 	if s.metrics != nil {
 		s.metrics.Attach(s.manager)
 	}
-	wcfg, scfg := workflow.Config{Logger: s.log}, schedule.Config{Logger: s.log}
+	wcfg, scfg := workflow.Config{Logger: s.log}, schedule.Config{Logger: s.log, Now: s.Now}
 	s.obs.workflow(&wcfg)
 	s.obs.schedule(&scfg)
 	if s.engine, err = workflow.NewEngine(b, wcfg); err != nil {
@@ -190,6 +190,10 @@ func (s *Service) Register(name string, p worker.Processor) error {
 	s.procs[name] = p
 	return nil
 }
+
+// Now returns the service's clock: the machine's, moved by
+// Config.TestClockOffset in tests.
+func (s *Service) Now() time.Time { return time.Now().Add(s.cfg.TestClockOffset) }
 
 // Client returns the client the service enqueues with: the configured
 // queues' QUEUE_MAX_LENGTH and WORKER_RETRY_ATTEMPTS apply.

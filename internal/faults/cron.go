@@ -13,8 +13,12 @@ import (
 	"github.com/aibos/worker/schedule"
 )
 
-// cronName is the schedule of the cron scenario: every second.
+// cronName is the schedule of the cron scenarios: every second.
 const cronName = "every-second"
+
+// cronConfig is the workers' config file part that declares it.
+const cronConfig = "schedules:\n  - name: " + cronName + "\n    cron: \"* * * * * *\"\n    job: {queue: " + Queue +
+	", type: fault.work, data: {ms: 100}, max_attempts: 25}\n"
 
 // runCron: three instances run the same every-second schedule; one is
 // SIGKILLed and started again every few seconds. Every tick in the window
@@ -27,8 +31,7 @@ func runCron(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	tab.Setup = fmt.Sprintf("3 instances run the schedule %q (cron \"* * * * * *\", a 100 ms job); instance 1 is SIGKILLed "+
 		"every %s and started again at once, for %s. Every second of the window (less 2 s at each end) must have its tick's job.",
 		cronName, period, length)
-	extra := "schedules:\n  - name: " + cronName + "\n    cron: \"* * * * * *\"\n    job: {queue: " + Queue +
-		", type: fault.work, data: {ms: 100}, max_attempts: 25}\n"
+	extra := cronConfig
 	e := NewEnv(t, Options{Concurrency: 5, LeaseMS: 2000, ConfigExtra: extra})
 	cur := make([]*Proc, 3)
 	for i := range cur {
@@ -67,8 +70,28 @@ func runCron(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	if err != nil {
 		return err
 	}
-	missed, ticks := 0, 0
-	var lates []time.Duration
+	tk, err := checkTicks(context.WithoutCancel(ctx), e, c, from, to)
+	if err != nil {
+		return err
+	}
+	tab.add("instance kills", kills)
+	tk.add(tab)
+	tab.add("tick jobs run more than once (a kill cut the run short)", c.Reran)
+	tab.promise("effects applied twice", c.Doubled, "0 (idempotency table)", c.Doubled == 0)
+	tab.promise("stale writes (completion accepted from an old lease)", c.StaleWrites, "0 (fencing)", c.StaleWrites == 0)
+	return drainErr
+}
+
+// ticks is what checkTicks finds of the cron schedule's ticks.
+type ticks struct {
+	n, missed, doubles, early int
+	lates                     []time.Duration // tick to its job's first start
+}
+
+// checkTicks checks every tick of the schedule from from to to: its job
+// exists, succeeded at most once and never started before its tick.
+func checkTicks(ctx context.Context, e *Env, c *Count, from, to time.Time) (*ticks, error) {
+	tk := &ticks{}
 	firstStart := map[string]int64{}
 	for _, l := range c.Runs {
 		if l.Kind == "start" && (firstStart[l.Job] == 0 || l.Start < firstStart[l.Job]) {
@@ -76,50 +99,48 @@ func runCron(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 		}
 	}
 	for s := from; !s.After(to); s = s.Add(time.Second) {
-		ticks++
+		tk.n++
 		id := schedule.TickJobID(cronName, s)
-		if _, err := e.Client.Get(context.WithoutCancel(ctx), Queue, id); err != nil {
+		if _, err := e.Client.Get(ctx, Queue, id); err != nil {
 			if !errors.Is(err, broker.ErrNotFound) {
-				return fmt.Errorf("look up tick job %s: %w", id, err)
+				return nil, fmt.Errorf("look up tick job %s: %w", id, err)
 			}
-			missed++
+			tk.missed++
 			continue
 		}
 		if st, ok := firstStart[id]; ok {
-			lates = append(lates, time.Duration(st-s.UnixNano()))
+			tk.lates = append(tk.lates, time.Duration(st-s.UnixNano()))
 		}
 	}
 	succeeded := map[string]int{}
-	early := 0
 	for _, l := range c.Runs {
 		tick, ok := tickOf(l.Job)
 		if !ok {
 			continue
 		}
 		if l.Kind == "start" && l.Start < tick.UnixNano() {
-			early++
+			tk.early++
 		}
 		if l.Kind == "end" && l.Err == "" {
 			succeeded[l.Job]++
 		}
 	}
-	doubles := 0
 	for _, n := range succeeded {
 		if n > 1 {
-			doubles++
+			tk.doubles++
 		}
 	}
-	tab.add("instance kills", kills)
-	tab.add("ticks in the window", ticks)
-	tab.promise("missed ticks (no job)", missed, "0", missed == 0)
-	tab.promise("doubled ticks (a tick's job succeeded twice)", doubles, "0", doubles == 0)
-	tab.promise("early runs (started before the tick)", early, "0", early == 0)
-	tab.add("tick to first start, median", quantile(lates, 0.5).Round(time.Millisecond))
-	tab.add("tick to first start, max", quantile(lates, 1).Round(time.Millisecond))
-	tab.add("tick jobs run more than once (a kill cut the run short)", c.Reran)
-	tab.promise("effects applied twice", c.Doubled, "0 (idempotency table)", c.Doubled == 0)
-	tab.promise("stale writes (completion accepted from an old lease)", c.StaleWrites, "0 (fencing)", c.StaleWrites == 0)
-	return drainErr
+	return tk, nil
+}
+
+// add writes the tick figures.
+func (tk *ticks) add(tab *Table) {
+	tab.add("ticks in the window", tk.n)
+	tab.promise("missed ticks (no job)", tk.missed, "0", tk.missed == 0)
+	tab.promise("doubled ticks (a tick's job succeeded twice)", tk.doubles, "0", tk.doubles == 0)
+	tab.promise("early runs (started before the tick)", tk.early, "0", tk.early == 0)
+	tab.add("tick to first start, median", quantile(tk.lates, 0.5).Round(time.Millisecond))
+	tab.add("tick to first start, max", quantile(tk.lates, 1).Round(time.Millisecond))
 }
 
 // tickOf returns the tick of a cron job id of the scenario's schedule.

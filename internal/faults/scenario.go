@@ -38,6 +38,7 @@ var Scenarios = []Scenario{
 	{Name: "Redis unreachable (packets silently dropped)", Bound: bound(90*time.Second, 4*time.Minute), Run: runOutage("drop")},
 	{Name: "50 worker processes racing on one queue", Bound: bound(2*time.Minute, 15*time.Minute), Run: runRace},
 	{Name: "cron on 3 instances, one killed and restarted repeatedly", Bound: bound(90*time.Second, 8*time.Minute), Run: runCron},
+	{Name: "clock skew ±5 min", Bound: bound(90*time.Second, 4*time.Minute), Run: runSkew},
 	{Name: "poison jobs", Bound: bound(3*time.Minute, 5*time.Minute), Run: runPoison},
 }
 

@@ -14,6 +14,7 @@
 //	FAULTS_ORACLE_DIR   the oracle's directory (run files, idempotency table)
 //	FAULTS_WORKER       this worker's name in the run files
 //	FAULTS_LEASE_MS     the lease duration (service.Config.LeaseDuration)
+//	FAULTS_CLOCK_OFFSET the service's clock offset, a Go duration (service.Config.TestClockOffset)
 //
 // Exit codes: 0 clean stop, 1 failure, 3 a second signal stopped the drain.
 package main
@@ -25,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,7 +50,21 @@ func run() int {
 		}
 		cfg.LeaseDuration = time.Duration(ms) * time.Millisecond
 	}
-	rec, err := oracle.Open(os.Getenv("FAULTS_ORACLE_DIR"), os.Getenv("FAULTS_WORKER"), nil)
+	if v := os.Getenv("FAULTS_CLOCK_OFFSET"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "faultworker: FAULTS_CLOCK_OFFSET=%q: want a Go duration: %v\n", v, err)
+			return 2
+		}
+		cfg.TestClockOffset = d
+	}
+	var clock atomic.Pointer[func() time.Time] // the service's, once it exists
+	rec, err := oracle.Open(os.Getenv("FAULTS_ORACLE_DIR"), os.Getenv("FAULTS_WORKER"), func() time.Time {
+		if f := clock.Load(); f != nil {
+			return (*f)()
+		}
+		return time.Now().Add(cfg.TestClockOffset)
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultworker:", err)
 		return 1
@@ -56,7 +72,11 @@ func run() int {
 	defer rec.Close()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	err = service.Serve(context.Background(), cfg, os.Stderr, sigs, func(s *service.Service) error { return rec.Register(s) })
+	err = service.Serve(context.Background(), cfg, os.Stderr, sigs, func(s *service.Service) error {
+		now := s.Now
+		clock.Store(&now)
+		return rec.Register(s)
+	})
 	switch {
 	case errors.Is(err, service.ErrDrainInterrupted):
 		fmt.Fprintln(os.Stderr, "faultworker:", err)

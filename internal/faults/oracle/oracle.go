@@ -69,9 +69,12 @@ type Line struct {
 	Attempt int    `json:"attempt"`
 	Worker  string `json:"worker"`
 	Token   int64  `json:"token"`
-	Start   int64  `json:"start"`         // unix ns
+	Start   int64  `json:"start"`         // unix ns, the machine's clock
 	End     int64  `json:"end,omitempty"` // unix ns, end lines only
 	Err     string `json:"err,omitempty"`
+	// Clock is the worker's own (service) clock at Start, unix ns: it
+	// differs from Start only in the clock-skew scenario.
+	Clock int64 `json:"clock"`
 }
 
 // Recorder appends a worker process's run lines and applies effects.
@@ -123,7 +126,8 @@ func openDB(dir string) (*sql.DB, error) {
 }
 
 // Open opens the run file of worker in dir (created, appended to) and the
-// idempotency table. now gives the time of each line; nil means time.Now.
+// idempotency table. now is the worker's own clock, recorded beside the
+// machine's in each start line; nil means time.Now.
 func Open(dir, workerName string, now func() time.Time) (*Recorder, error) {
 	if workerName == "" || strings.ContainsAny(workerName, "/\\") {
 		return nil, fmt.Errorf("open the oracle: worker name %q must be non-empty, without slashes", workerName)
@@ -181,12 +185,13 @@ func (r *Recorder) write(l Line) error {
 }
 
 func (r *Recorder) start(job *worker.Job) (Line, error) {
-	l := Line{Kind: "start", Job: job.ID, Type: job.Type, Attempt: job.Attempt, Worker: r.worker, Token: job.LeaseToken, Start: r.now().UnixNano()}
+	l := Line{Kind: "start", Job: job.ID, Type: job.Type, Attempt: job.Attempt, Worker: r.worker, Token: job.LeaseToken,
+		Start: time.Now().UnixNano(), Clock: r.now().UnixNano()}
 	return l, r.write(l)
 }
 
 func (r *Recorder) end(l Line, runErr error) error {
-	l.Kind, l.End = "end", r.now().UnixNano()
+	l.Kind, l.End = "end", time.Now().UnixNano()
 	if runErr != nil {
 		l.Err = runErr.Error()
 	}
@@ -237,7 +242,7 @@ func (r *Recorder) effect(ctx context.Context, job *worker.Job) error {
 		table = "hits"
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (job, token, worker, at) VALUES (?, ?, ?, ?)`,
-		job.ID, job.LeaseToken, r.worker, r.now().UnixNano()); err != nil {
+		job.ID, job.LeaseToken, r.worker, time.Now().UnixNano()); err != nil {
 		return fmt.Errorf("apply the effect of %s: %w", job.ID, err)
 	}
 	if err := tx.Commit(); err != nil {
