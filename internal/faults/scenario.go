@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -224,7 +223,7 @@ func runTerm(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	tab.promise("exit code", code, "0 (clean drain)", code == 0)
 	tab.promise("exit time after SIGTERM", exit.Round(time.Millisecond), fmt.Sprintf("drain timeout (%d ms) + hand-back, under %d ms", drain, drain+2000),
 		exit < time.Duration(drain+2000)*time.Millisecond)
-	handed, delays := handBacks(c, w1.Name)
+	handed, delays, charged := handBacks(c, w1.Name)
 	tab.promise("jobs handed back", handed, fmt.Sprintf("%d (all it ran)", conc), handed == conc)
 	slow := 0
 	for _, d := range delays {
@@ -234,6 +233,7 @@ func runTerm(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	}
 	tab.promise("handed-back jobs not re-picked within 1 s", slow+handed-len(delays), "0", slow == 0 && len(delays) == handed)
 	tab.add("re-pick delay, max", quantile(delays, 1).Round(time.Millisecond))
+	tab.promise("re-picked jobs charged a new attempt", charged, "0 (a hand-back is not a failure)", charged == 0)
 	tab.addCount(c, true)
 	return drainErr
 }
@@ -254,26 +254,28 @@ func startsBy(e *Env, workerName string) int {
 }
 
 // handBacks returns how many of workerName's runs ended cancelled and, for
-// each that started again elsewhere, how long after its cancellation.
-func handBacks(c *Count, workerName string) (int, []time.Duration) {
-	var delays []time.Duration
-	n := 0
+// each that started again elsewhere, how long after its cancellation, and
+// how many of those reruns counted a new attempt (a hand-back must not).
+func handBacks(c *Count, workerName string) (n int, delays []time.Duration, charged int) {
 	for _, l := range c.Runs {
 		if l.Worker != workerName || l.Kind != "end" || l.Err == "" {
 			continue
 		}
 		n++
-		var next []int64
-		for _, m := range c.Runs {
-			if m.Job == l.Job && m.Kind == "start" && m.Worker != workerName && m.Start >= l.Start {
-				next = append(next, m.Start)
+		var next *oracle.Line
+		for i, m := range c.Runs {
+			if m.Job == l.Job && m.Kind == "start" && m.Worker != workerName && m.Start >= l.Start && (next == nil || m.Start < next.Start) {
+				next = &c.Runs[i]
 			}
 		}
-		if len(next) > 0 {
-			delays = append(delays, time.Duration(slices.Min(next)-l.End))
+		if next != nil {
+			delays = append(delays, time.Duration(next.Start-l.End))
+			if next.Attempt != l.Attempt {
+				charged++
+			}
 		}
 	}
-	return n, delays
+	return n, delays, charged
 }
 
 func readRunsOf(e *Env, workerName string) ([]oracle.Line, error) {
