@@ -18,6 +18,9 @@ import (
 type Count struct {
 	Acked     int // enqueues the broker acknowledged
 	Completed int // completed in the broker
+	// Removed: done (its effect applied) and its record already removed
+	// by completed-job retention (the Manager keeps about 10,000).
+	Removed int
 	// Lost: acknowledged, its effect never applied, and nothing left in
 	// the broker that would still run it.
 	Lost int
@@ -82,6 +85,8 @@ func (e *Env) Count(ctx context.Context) (*Count, error) {
 		case errors.Is(err, broker.ErrNotFound):
 			if eff.Rows[id] == 0 {
 				c.Lost++
+			} else {
+				c.Removed++
 			}
 			continue
 		case err != nil:

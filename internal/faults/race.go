@@ -33,7 +33,7 @@ func runRace(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 		return err
 	}
 	tab.add("time from the first worker's start to an empty queue", took.Round(time.Millisecond))
-	tab.add("throughput (jobs/s, worker start-up included)", fmt.Sprintf("%.0f", float64(c.Completed)/took.Seconds()))
+	tab.add("throughput (jobs/s, worker start-up included)", fmt.Sprintf("%.0f", float64(c.Completed+c.Removed)/took.Seconds()))
 	tab.promise("jobs run more than once (no fault: a run twice is a double lease)", c.Reran, "0", c.Reran == 0)
 	tab.addCount(c, true)
 	return drainErr

@@ -83,6 +83,7 @@ func (t *Table) Write(w io.Writer) {
 func (t *Table) addCount(c *Count, lostPromise bool) {
 	t.add("acknowledged enqueues", c.Acked)
 	t.add("completed", c.Completed)
+	t.add("done, record since removed (retention, or Redis lost it)", c.Removed)
 	if lostPromise {
 		t.promise("lost (acknowledged, never done)", c.Lost, "0", c.Lost == 0)
 	} else {
