@@ -93,7 +93,7 @@ soak:
 # make faults: the fault suite (internal/faults) at full size against real
 # worker processes and private redis-servers: workers SIGKILLed, SIGTERMed
 # and SIGSTOPped, Redis killed, emptied and cut off, 50 racing workers,
-# cron under kills, poison jobs. Writes RELIABILITY.md. About 20 minutes on
+# cron under kills, clock skew, poison jobs. Writes RELIABILITY.md. About 15 minutes on
 # 2 cores; a small smoke of it runs in make test.
 faults:
 	./scripts/ensure-redis.sh
