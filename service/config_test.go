@@ -353,7 +353,7 @@ func TestRedisDurableReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	st, err := openStore(t.Context(), c)
+	st, err := openStore(t.Context(), c, nil)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
