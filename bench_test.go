@@ -25,6 +25,28 @@ func BenchmarkManagerProcess(b *testing.B) {
 	}
 }
 
+// timeManager runs m, with the benchmark timer on, until finished is
+// closed, and returns how long that took; it fails after five minutes,
+// saying how many of the jobs done counts were completed, and shuts m down.
+func timeManager(b *testing.B, m *worker.Manager, finished <-chan struct{}, done *atomic.Int64, jobs int) time.Duration {
+	b.StartTimer()
+	start := time.Now()
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d jobs completed", done.Load(), jobs)
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	if err := m.Shutdown(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
 func benchManagerProcess(b *testing.B, e testbroker.Engine, prefetch int) {
 	const jobs = 50000
 	{
@@ -64,21 +86,7 @@ func benchManagerProcess(b *testing.B, e testbroker.Engine, prefetch int) {
 					b.Fatal(err)
 				}
 				_ = m.HandleFunc("noop", func(context.Context, *worker.Job) error { return nil })
-				b.StartTimer()
-				start := time.Now()
-				if err := m.Start(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				select {
-				case <-finished:
-				case <-time.After(5 * time.Minute):
-					b.Fatalf("only %d of %d jobs completed", done.Load(), jobs)
-				}
-				total += time.Since(start)
-				b.StopTimer()
-				if err := m.Shutdown(context.Background()); err != nil {
-					b.Fatal(err)
-				}
+				total += timeManager(b, m, finished, &done, jobs)
 				_ = br.Close()
 			}
 			b.ReportMetric(float64(jobs*b.N)/total.Seconds(), "jobs/s")

@@ -24,8 +24,13 @@ const (
 	crashLease     = time.Second
 )
 
+// crashModeEnv, set to "cap", makes the worker process serve the fair,
+// capped queue crash-cap instead (TestCrashSIGKILLFreesTenantSlots).
+const crashModeEnv = "WORKER_CRASH_MODE"
+
 // crashChild is a worker process: it processes "crash.work" jobs (30 ms
-// each, concurrency 10) until it is killed.
+// each, concurrency 10) until it is killed; in mode "cap", it holds the
+// "crash.hold" jobs of queue crash-cap until it is stopped.
 func crashChild() {
 	b, err := redisbroker.Open(os.Getenv(crashURLEnv), redisbroker.Config{Prefix: os.Getenv(crashPrefixEnv)})
 	if err != nil {
@@ -33,8 +38,12 @@ func crashChild() {
 		os.Exit(2)
 	}
 	defer b.Close()
+	queue := worker.QueueConfig{Name: "crash"}
+	if os.Getenv(crashModeEnv) == "cap" {
+		queue = worker.QueueConfig{Name: "crash-cap", Fair: true}
+	}
 	m, err := worker.NewManager(b, worker.ManagerConfig{
-		Queues:            []worker.QueueConfig{{Name: "crash"}},
+		Queues:            []worker.QueueConfig{queue},
 		Concurrency:       10,
 		LeaseDuration:     crashLease,
 		HeartbeatInterval: crashLease / 4,
@@ -54,6 +63,10 @@ func crashChild() {
 			return ctx.Err()
 		}
 	})
+	_ = m.HandleFunc("crash.hold", func(ctx context.Context, j *worker.Job) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := m.Run(ctx); err != nil {
@@ -62,7 +75,7 @@ func crashChild() {
 	}
 }
 
-func startCrashChild(t *testing.T, url, prefix string) *exec.Cmd {
+func startCrashChild(t *testing.T, url, prefix string, env ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -70,6 +83,7 @@ func startCrashChild(t *testing.T, url, prefix string) *exec.Cmd {
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashURLEnv+"="+url, crashPrefixEnv+"="+prefix)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start worker process: %v", err)
@@ -212,4 +226,67 @@ func TestCrashOrphansKeepTheirPlace(t *testing.T) {
 		}
 	}
 	t.Logf("%d orphans of a worker killed in a backlog of %d jobs ran first after recovery", len(orphans), backlog)
+}
+
+// TestCrashSIGKILLFreesTenantSlots: a worker process holding a tenant's
+// every slot of a capped queue is SIGKILLed; once its leases expire, a
+// second process gets the same number of slots, the cap and no more, so
+// the dead process leaked none.
+func TestCrashSIGKILLFreesTenantSlots(t *testing.T) {
+	url, prefix, _, c := crashSetup(t)
+	ctx := context.Background()
+	const q, limit = "crash-cap", 3
+	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: q, Fair: true, MaxActive: limit}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []string{"t-a", "t-a", "t-a", "t-a", "t-a", "t-a", "t-b", "t-a", "t-b", "t-b", "t-b"} {
+		tc, err := c.Tenant(tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tc.Add(ctx, q, worker.JobSpec{Type: "crash.hold", MaxAttempts: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// held returns each tenant's active jobs, and the workers holding them.
+	held := func() (map[string]int, map[string]bool) {
+		l, err := c.List(ctx, worker.ListParams{Queue: q, State: worker.StateActive, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		per, workers := map[string]int{}, map[string]bool{}
+		for _, j := range l.Jobs {
+			per[j.TenantID]++
+			workers[j.WorkerID] = true
+		}
+		return per, workers
+	}
+	first := startCrashChild(t, url, prefix, crashModeEnv+"=cap")
+	waitFor(t, 30*time.Second, "the first worker to hold each tenant's cap", func() bool {
+		per, _ := held()
+		return per["t-a"] == limit && per["t-b"] == limit
+	})
+	_, dead := held()
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	startCrashChild(t, url, prefix, crashModeEnv+"=cap") // killed by its cleanup
+	waitFor(t, 30*time.Second, "the second worker to hold each tenant's cap", func() bool {
+		per, workers := held()
+		for w := range workers {
+			if dead[w] {
+				return false // the killed worker's leases have not expired yet
+			}
+		}
+		return per["t-a"] == limit && per["t-b"] == limit
+	})
+	per, _ := held()
+	st, err := c.Stats(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if per["t-a"] != limit || per["t-b"] != limit || st.Active != 2*limit {
+		t.Fatalf("after the kill the second worker holds %v (%d active); want %d of each tenant: its cap, no more", per, st.Active, limit)
+	}
 }

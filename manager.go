@@ -45,6 +45,16 @@ type QueueConfig struct {
 	// for it alone with JobSpec.DeleteOnComplete. Jobs finished through a
 	// Finisher (workflow steps) are left to it. Defaults to false.
 	DeleteOnComplete bool
+	// Fair serves the queue's tenants in turn within each priority,
+	// weighted, instead of FIFO (broker.FairPolicy has the model), so a
+	// tenant that enqueues a large backlog does not make the others wait
+	// behind it. It is stored in the broker, so every worker applies it:
+	// Start turns it on there, keeping the tenants' stored weights and caps
+	// (package tenant's Registry.FairPolicy makes those); turning it off
+	// again is Client.SetFairPolicy's job, so that a Manager started without
+	// it never undoes it for the others. The broker must implement
+	// broker.FairBroker (both brokers of this module do). Defaults to false.
+	Fair bool
 }
 
 // ManagerConfig configures a Manager. The zero value works: it serves the
@@ -362,6 +372,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	if err := m.b.Ping(ctx); err != nil {
 		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "start", Err: fmt.Errorf("reach broker: %w", err)}
+	}
+	if err := m.turnFairOn(ctx); err != nil {
+		return &WorkerError{WorkerID: m.cfg.WorkerID, Op: "start", Err: err}
 	}
 	for t, p := range m.procs {
 		m.procs[t] = m.wrap(p)

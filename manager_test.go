@@ -22,7 +22,7 @@ var (
 	discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 )
 
-func newClient(t *testing.T, b broker.Broker) *worker.Client {
+func newClient(t testing.TB, b broker.Broker) *worker.Client {
 	t.Helper()
 	c, err := worker.NewClient(b, worker.ClientConfig{})
 	if err != nil {
@@ -31,7 +31,7 @@ func newClient(t *testing.T, b broker.Broker) *worker.Client {
 	return c
 }
 
-func newManager(t *testing.T, b broker.Broker, cfg worker.ManagerConfig) *worker.Manager {
+func newManager(t testing.TB, b broker.Broker, cfg worker.ManagerConfig) *worker.Manager {
 	t.Helper()
 	m, err := worker.NewManager(b, cfg)
 	if err != nil {

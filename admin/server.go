@@ -108,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 	// Each area registers its routes in its own file.
 	s.jobRoutes()
 	s.queueRoutes()
+	s.queueTenantRoutes()
 	s.tokenRoutes()
 	s.tenantRoutes()
 	s.workerRoutes()

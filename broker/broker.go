@@ -20,6 +20,11 @@
 //     treated as absent: ErrNotFound with the same message as for a job
 //     that does not exist, and nothing changes. The scope is checked in the
 //     same atomic step as the operation.
+//
+// Optional capabilities are small extra interfaces: Committer (the
+// generic atomic primitive), LeaderStore, and FairBroker, which shares a
+// queue between its tenants (fair order within a priority, per-tenant
+// caps, rate limits; fair.go describes the model both brokers implement).
 package broker
 
 import (

@@ -182,6 +182,13 @@ type QueueStats struct {
 	// of its priority (a retry promoted after jobs enqueued later, keeping
 	// its older RunAt) is not seen until it reaches the head of that line.
 	OldestPendingAt time.Time `json:"oldest_pending_at,omitzero"`
+	// TenantPaused reports, in stats scoped to a tenant, that the tenant's
+	// jobs of the queue are paused (FairBroker.QueueTenantPause).
+	TenantPaused bool `json:"tenant_paused,omitempty"`
+	// Rates are the queue's rate limits and how many jobs each lets start
+	// now (see RateStats for which; a broker without broker.FairBroker
+	// reports none).
+	Rates []RateStat `json:"rates,omitempty"`
 }
 
 // Count returns the number of jobs in state s.

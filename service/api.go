@@ -55,6 +55,8 @@ func (s *Service) startRegistries(ctx context.Context) {
 			s.log.Error("queue settings watcher stopped", "err", err)
 		}
 	})
+	// Fair queues get the tenants registry's weights and caps.
+	s.manager.Go(s.syncFairness)
 	// Expired Idempotency-Key records are only space: sweep them hourly.
 	s.manager.Go(func(ctx context.Context) {
 		t := time.NewTicker(time.Hour)

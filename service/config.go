@@ -227,14 +227,28 @@ type RecoveryStrategy struct {
 }
 
 // SeedQueues returns the seed's four queues with their priority and
-// concurrency: invoices 1/3, bills 2/2, payments 3/5, reports 4/1.
+// concurrency: invoices 1/3, bills 2/2, payments 3/5, reports 4/1. All four
+// are accounting queues every tenant shares, so they serve their tenants
+// fairly (worker.QueueConfig.Fair), with the tenants registry's weights
+// and concurrency caps (Service keeps them in the store).
 func SeedQueues() []worker.QueueConfig {
 	return []worker.QueueConfig{
-		{Name: "invoices", Priority: 1, Concurrency: 3},
-		{Name: "bills", Priority: 2, Concurrency: 2},
-		{Name: "payments", Priority: 3, Concurrency: 5},
-		{Name: "reports", Priority: 4, Concurrency: 1},
+		{Name: "invoices", Priority: 1, Concurrency: 3, Fair: true},
+		{Name: "bills", Priority: 2, Concurrency: 2, Fair: true},
+		{Name: "payments", Priority: 3, Concurrency: 5, Fair: true},
+		{Name: "reports", Priority: 4, Concurrency: 1, Fair: true},
 	}
+}
+
+// seedFair reports whether the seed's queue of that name is fair by
+// default: a config file's queue that does not say takes it.
+func seedFair(name string) bool {
+	for _, q := range SeedQueues() {
+		if q.Name == name {
+			return q.Fair
+		}
+	}
+	return false
 }
 
 // SeedRecovery returns the service's default ErrorRecovery strategies, as

@@ -27,12 +27,14 @@ type fileDoc struct {
 }
 
 // fileQueue is a queue as the file describes it: the seed's
-// {name, priority, concurrency}.
+// {name, priority, concurrency}. Fair, when absent, is on for the seed's
+// accounting queues (SeedQueues) and off for the others.
 type fileQueue struct {
 	Name             string `yaml:"name"`
 	Priority         int    `yaml:"priority"`
 	Concurrency      int    `yaml:"concurrency"`
 	DeleteOnComplete bool   `yaml:"delete_on_complete"`
+	Fair             *bool  `yaml:"fair"`
 }
 
 // sections are the file's keys other than the settings.
@@ -68,7 +70,12 @@ func (c *Config) loadFile(path string, lookupEnv func(string) (string, bool)) er
 	if doc.Queues != nil {
 		c.Queues = make([]worker.QueueConfig, len(doc.Queues))
 		for i, q := range doc.Queues {
-			c.Queues[i] = worker.QueueConfig{Name: q.Name, Priority: q.Priority, Concurrency: q.Concurrency, DeleteOnComplete: q.DeleteOnComplete}
+			fair := seedFair(q.Name)
+			if q.Fair != nil {
+				fair = *q.Fair
+			}
+			c.Queues[i] = worker.QueueConfig{Name: q.Name, Priority: q.Priority, Concurrency: q.Concurrency,
+				DeleteOnComplete: q.DeleteOnComplete, Fair: fair}
 		}
 	}
 	if doc.Recovery != nil {

@@ -3,6 +3,7 @@ package brokertest
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -233,7 +234,7 @@ func testQueueStats(s *bundle) {
 	}
 
 	st, err := s.b.QueueStats(s.ctx, &broker.QueueStatsParams{Queue: "stats-unknown"})
-	if err != nil || *st != (broker.QueueStats{Queue: "stats-unknown"}) {
+	if err != nil || !reflect.DeepEqual(*st, broker.QueueStats{Queue: "stats-unknown"}) {
 		s.t.Fatalf("QueueStats of an unknown queue = %+v, %v; want zero counts", st, err)
 	}
 }

@@ -83,6 +83,12 @@ var cases = []testCase{
 	{"TenantIndexExact", testTenantIndexExact},
 	{"UniqueKeyPerTenant", testUniqueKeyPerTenant},
 	{"AttemptHistory", testAttemptHistory},
+	{"FairOrder", testFairOrder},
+	{"FairPriorityFirst", testFairPriorityFirst},
+	{"TenantCapConcurrent", testTenantCapConcurrent},
+	{"TenantCapReleased", testTenantCapReleased},
+	{"RateLimit", testRateLimit},
+	{"TenantPause", testTenantPause},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each

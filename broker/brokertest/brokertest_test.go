@@ -94,6 +94,16 @@ var faultCases = map[string]struct {
 	"historyUntrimmed":   {faults{historyUntrimmed: true}, "AttemptHistory"},
 	"historyNoRecovery":  {faults{historyNoRecovery: true}, "AttemptHistory"},
 	"historyNoCancelled": {faults{historyNoCancelled: true}, "AttemptHistory"},
+
+	// Fairness between tenants and their caps (broker/fair.go).
+	"fairIgnoresWeight":   {faults{fairIgnoresWeight: true}, "FairOrder"},
+	"fairAlways":          {faults{fairAlways: true}, "FairOrder"},
+	"fairNoClock":         {faults{fairNoClock: true}, "FairOrder"},
+	"fairCrossesPriority": {faults{fairCrossesPriority: true}, "FairPriorityFirst"},
+	"capIgnored":          {faults{capIgnored: true}, "TenantCapConcurrent"},
+	"capLeaksOnRecovery":  {faults{capLeaksOnRecovery: true}, "TenantCapReleased"},
+	"rateIgnored":         {faults{rateIgnored: true}, "RateLimit"},
+	"tenantPauseIgnored":  {faults{tenantPauseIgnored: true}, "TenantPause"},
 }
 
 // TestMemory runs the suite against the in-memory reference broker, with

@@ -208,6 +208,8 @@ func (b *memBroker) commit(p *broker.CommitParams) (*broker.CommitResult, error)
 		j.RunAt, j.State = due, broker.StatePending
 		if due.After(now) {
 			j.State = broker.StateScheduled
+		} else {
+			b.stamp(j)
 		}
 	}
 	for _, id := range p.Absent {

@@ -27,12 +27,17 @@ type memBroker struct {
 	queues map[string]bool
 	leads  map[string]memLeader
 	docs   map[string]*memDoc // by docID
+	fair   memFair
 }
 
 type memJob struct {
 	broker.Job
 	seq      int64
 	attempts []broker.AttemptRecord // the history JobGet shows
+	tag      int64                  // fair tag (memory_fair_test.go), set when it became pending in a fair queue
+	// leakedSlot: recovered under the capLeaksOnRecovery fault, it still
+	// counts against its tenant's cap.
+	leakedSlot bool
 }
 
 // record appends the attempt that just ended to j's history, keeping the
@@ -114,11 +119,20 @@ type faults struct {
 	historyUntrimmed   bool // the attempt history keeps every attempt
 	historyNoRecovery  bool // a recovered lease is not in the attempt history
 	historyNoCancelled bool // cancelling an active job records no attempt
+
+	fairIgnoresWeight   bool // every tenant of a fair queue has weight 1
+	fairCrossesPriority bool // fair tags order jobs before priorities do
+	fairAlways          bool // every queue is served fairly, whatever its policy
+	capIgnored          bool // tenant caps are not enforced
+	capLeaksOnRecovery  bool // a job recovered after its lease expired keeps its tenant's slot
+	fairNoClock         bool // a tenant's tags start from 0 however far the queue has moved on
+	rateIgnored         bool // rate limits are not enforced
+	tenantPauseIgnored  bool // a paused tenant's jobs are fetched anyway
 }
 
 func newMemBroker(f faults) *memBroker {
 	return &memBroker{faults: f, jobs: map[string]*memJob{}, paused: map[string]bool{}, queues: map[string]bool{},
-		docs: map[string]*memDoc{}}
+		docs: map[string]*memDoc{}, fair: newMemFair()}
 }
 
 var _ broker.Broker = (*memBroker)(nil)
@@ -290,6 +304,9 @@ func (b *memBroker) store(p *broker.JobInsertParams) *memJob {
 	if p.TTL > 0 {
 		j.ExpiresAt = j.RunAt.Add(p.TTL)
 	}
+	if j.State == broker.StatePending {
+		b.stamp(j)
+	}
 	b.jobs[j.ID] = j
 	b.queues[j.Queue] = true
 	return j
@@ -312,12 +329,19 @@ func (b *memBroker) pendingOrder(queue string) []*memJob {
 			out = append(out, j)
 		}
 	}
+	fair := b.isFair(queue)
 	slices.SortFunc(out, func(x, y *memJob) int {
+		if fair && b.faults.fairCrossesPriority && x.tag != y.tag {
+			return cmp.Compare(x.tag, y.tag)
+		}
 		if !b.faults.ignorePriority && x.Priority != y.Priority {
 			return cmp.Compare(x.Priority, y.Priority)
 		}
 		if b.faults.lifo {
 			return cmp.Compare(y.seq, x.seq)
+		}
+		if fair && x.tag != y.tag {
+			return cmp.Compare(x.tag, y.tag)
 		}
 		return cmp.Compare(x.seq, y.seq)
 	})
@@ -330,6 +354,7 @@ func (b *memBroker) promote(queue string, now time.Time) int {
 	for _, j := range b.jobs {
 		if j.Queue == queue && j.State == broker.StateScheduled && !j.RunAt.After(now) {
 			j.State = broker.StatePending
+			b.stamp(j)
 			n++
 		}
 	}
@@ -361,14 +386,16 @@ func (b *memBroker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*
 		b.promote(p.Queue, now)
 	}
 	var picked []*memJob
+	slots := b.slots(p.Queue, now)
 	for _, j := range b.pendingOrder(p.Queue) {
 		if len(picked) == p.Limit {
 			break
 		}
-		if !b.expire(j, now) {
+		if !b.expire(j, now) && slots.take(j) {
 			picked = append(picked, j)
 		}
 	}
+	b.served(p.Queue, picked)
 	if b.faults.racyFetch {
 		b.mu.Unlock()
 		time.Sleep(time.Millisecond)
@@ -451,6 +478,7 @@ func (b *memBroker) JobFail(ctx context.Context, p *broker.JobFailParams) (broke
 		j.State, j.RunAt = broker.StateScheduled, now.Add(p.RetryDelay)
 		if b.faults.ignoreRetryDelay {
 			j.State, j.RunAt = broker.StatePending, now
+			b.stamp(j)
 		}
 		b.record(j, broker.AttemptRetryScheduled, p.Error, now)
 	} else {
@@ -614,6 +642,7 @@ func (b *memBroker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*br
 		}
 	}
 	j.State, j.Attempt, j.RunAt, j.FinishedAt, j.ExpiresAt = broker.StatePending, 0, time.Now(), time.Time{}, time.Time{}
+	b.stamp(j)
 	return clone(j), nil
 }
 
@@ -651,6 +680,11 @@ func (b *memBroker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) 
 		scope = ""
 	}
 	st := &broker.QueueStats{Queue: queue, Paused: b.paused[queue]}
+	st.TenantPaused = p.TenantID != "" && b.fair.paused[[2]string{queue, p.TenantID}]
+	pol := b.policyOf(queue)
+	st.Rates, _ = broker.RateStats(&pol, p.TenantID, func(key string) (int64, error) {
+		return b.fair.tat[queue+"\x00"+key], nil
+	}, time.Now().UnixMicro())
 	counters := map[broker.State]*int64{
 		broker.StateScheduled: &st.Scheduled, broker.StatePending: &st.Pending, broker.StateActive: &st.Active,
 		broker.StateCompleted: &st.Completed, broker.StateDead: &st.Dead, broker.StateCancelled: &st.Cancelled,
@@ -735,6 +769,7 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 			if j.Attempt < j.MaxAttempts {
 				j.State = broker.StatePending
 				b.toBack(j)
+				j.leakedSlot = b.faults.capLeaksOnRecovery
 				r.Recovered++
 			} else {
 				j.State, j.FinishedAt, j.LastError = broker.StateDead, now, "lease expired"

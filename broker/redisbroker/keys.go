@@ -26,6 +26,10 @@ type queueKeys struct {
 	job       string // prefix of a job hash: job + id
 	unique    string // prefix of a unique-key string: unique + key → job id
 	tenantIdx string // prefix of a tenant index zset: see tenantIndex
+	fair      string // hash: the queue's fair policy (lib.lua); scripts derive it from seq
+	fairTags  string // hash: the fair tags handed out (lib.lua); scripts derive it from seq
+	rates     string // hash: the rate limits' GCRA state (lib.lua); scripts derive it from seq
+	tpaused   string // hash: the paused tenants (lib.lua); scripts derive it from seq
 }
 
 // tenantIndex names the zset of a tenant's jobs in one state, scored as the
@@ -75,13 +79,17 @@ func newQueueKeys(prefix, queue string) queueKeys {
 		job:       base + "j:",
 		unique:    base + "u:",
 		tenantIdx: base + "t:",
+		fair:      base + "fair",
+		fairTags:  base + "ft",
+		rates:     base + "rl",
+		tpaused:   base + "tp",
 	}
 }
 
 // all returns every key of the queue, for tests and tooling.
 func (k queueKeys) all() []string {
 	return []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled,
-		k.expired, k.ttl, k.seq, k.token, k.epoch, k.paused, k.body, k.job, k.unique, k.marker}
+		k.expired, k.ttl, k.seq, k.token, k.epoch, k.paused, k.body, k.job, k.unique, k.marker, k.fair, k.fairTags, k.rates, k.tpaused}
 }
 
 // queuesKey names the global set of queue names. It has no hash tag: it is

@@ -239,6 +239,14 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	if oldest >= 0 {
 		st.OldestPendingAt = fromMillis(oldest)
 	}
+	if p.TenantID != "" {
+		if st.TenantPaused, err = b.client.HExists(ctx, k.tpaused, p.TenantID).Result(); err != nil {
+			return nil, fmt.Errorf("redisbroker: queue stats of %q: %w", queue, err)
+		}
+	}
+	if st.Rates, err = b.rateStats(ctx, queue, p.TenantID); err != nil {
+		return nil, fmt.Errorf("redisbroker: queue stats of %q: %w", queue, err)
+	}
 	return st, nil
 }
 

@@ -38,6 +38,7 @@ var (
 	scriptRescore  = loadScript("rescore.lua")
 	scriptSlot     = loadScript("unique_slot.lua")
 	scriptMark     = loadScript("mark.lua")
+	scriptFairSet  = loadScript("fair_set.lua")
 )
 
 func loadScript(name string) *redis.Script {

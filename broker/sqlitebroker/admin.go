@@ -208,7 +208,7 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 			}
 		}
 		// The TTL is cleared: an operator retrying an expired job wants it run.
-		j, _, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET state = 'pending', attempt = 0,
+		j, _, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET state = 'pending', attempt = 0, `+sqlRetag+`,
 			run_at = ?, expires_at = NULL, finished_at = NULL, lease_until = NULL, worker_id = ''
 			WHERE id = ? AND queue = ? RETURNING `+jobColumns, now, id, queue))
 		return err

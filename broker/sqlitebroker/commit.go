@@ -106,7 +106,7 @@ func (b *Broker) commit(ctx context.Context, tx *sql.Tx, p *broker.CommitParams,
 			state = broker.StateScheduled
 		}
 		// A TTL keeps its length: ExpiresAt moves with the due time.
-		moved, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, run_at = ?,
+		moved, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, run_at = ?, `+sqlRetag+`,
 			expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE expires_at - run_at + ? END
 			WHERE queue = ? AND id = ? AND state IN ('scheduled', 'pending')`, string(state), due, due, p.Scope, r.ID)
 		if err != nil {
@@ -194,6 +194,10 @@ func (b *Broker) commitInserts(ctx context.Context, tx *sql.Tx, p *broker.Commit
 	if _, err := b.exec(ctx, tx, sqlRegisterQueue, p.Scope); err != nil {
 		return fmt.Errorf("register queue: %w", err)
 	}
+	fi, err := b.fairInserts(ctx, tx, p.Scope)
+	if err != nil {
+		return err
+	}
 	res.Jobs = make([]*broker.Job, len(p.Insert))
 	res.Skipped = make([]error, len(p.Insert))
 	waiting := -1
@@ -224,7 +228,7 @@ func (b *Broker) commitInserts(ctx context.Context, tx *sql.Tx, p *broker.Commit
 		if err != nil {
 			return err
 		}
-		if _, err := b.exec(ctx, tx, insertJobSQL, args...); err != nil {
+		if _, err := b.exec(ctx, tx, insertJobSQL, append(args, fi.arg(j.State))...); err != nil {
 			if !isConstraint(err) {
 				return fmt.Errorf("insert job %s: %w", in.Job.ID, err)
 			}
@@ -243,7 +247,7 @@ func (b *Broker) commitInserts(ctx context.Context, tx *sql.Tx, p *broker.Commit
 			waiting++
 		}
 	}
-	return nil
+	return fi.done(ctx, tx)
 }
 
 // DocGet reads one document; see broker.Committer.

@@ -13,9 +13,11 @@ import (
 	"modernc.org/sqlite"
 )
 
+// insertJobSQL takes newJob's arguments and then the job's fair_tag
+// (fairTagArg).
 const insertJobSQL = `INSERT INTO jobs (id, queue, type, data, priority, max_attempts, tenant_id, company_id,
-	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at, delete_on_complete)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at, delete_on_complete, fair_tag)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // JobInsert stores one job and returns once it is on disk. See
 // broker.Broker.
@@ -46,6 +48,10 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
 			return fmt.Errorf("register queue: %w", err)
 		}
+		fi, err := b.fairInserts(ctx, tx, queue)
+		if err != nil {
+			return err
+		}
 		stmt, err := b.stmt(ctx, tx, insertJobSQL)
 		if err != nil {
 			return err
@@ -69,6 +75,7 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 				errs[i] = err
 				continue
 			}
+			args = append(args, fi.arg(j.State))
 			// A constraint violation aborts this statement only: the
 			// transaction and the jobs before it stand.
 			if _, err := stmt.ExecContext(ctx, args...); err != nil {
@@ -83,7 +90,7 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 				waiting++
 			}
 		}
-		return nil
+		return fi.done(ctx, tx)
 	})
 	if err != nil {
 		return nil, nil, b.fail(fmt.Sprintf("insert into queue %q", queue), err)
@@ -126,6 +133,10 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
 			return fmt.Errorf("register queue: %w", err)
 		}
+		fi, err := b.fairInserts(ctx, tx, queue)
+		if err != nil {
+			return err
+		}
 		stmt, err := b.stmt(ctx, tx, insertJobSQL)
 		if err != nil {
 			return err
@@ -136,7 +147,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 			if err != nil {
 				return err
 			}
-			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			if _, err := stmt.ExecContext(ctx, append(args, fi.arg(j.State))...); err != nil {
 				if isConstraint(err) {
 					return duplicateOf(ctx, tx, p, err)
 				}
@@ -144,7 +155,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 			}
 			jobs = append(jobs, j)
 		}
-		return nil
+		return fi.done(ctx, tx)
 	})
 	if err != nil {
 		return nil, b.fail(fmt.Sprintf("insert into queue %q", queue), err)

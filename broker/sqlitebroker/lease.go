@@ -15,8 +15,9 @@ import (
 
 // The statements of the hot paths, compiled once at Open.
 const (
-	sqlQueuePaused = `SELECT paused FROM queues WHERE name = ?`
-	sqlPromote     = `UPDATE jobs SET state = 'pending'
+	sqlQueuePolicy = `SELECT paused, fair, capped, max_active, rated, rate_limit, rate_period_us,
+		EXISTS (SELECT 1 FROM tenant_paused WHERE queue = name) FROM queues WHERE name = ?`
+	sqlPromote = `UPDATE jobs SET state = 'pending', ` + sqlRetag + `
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'scheduled' AND run_at <= ?
 			ORDER BY run_at, seq LIMIT ?)`
 	sqlExpire = `UPDATE jobs SET state = 'expired', finished_at = ?
@@ -50,7 +51,7 @@ var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result
 	attempts = ` + attemptsAfter("?1", "'completed'", "") + `
 	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
-var cachedQueries = []string{sqlQueuePaused, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
+var cachedQueries = []string{sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
 	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit
@@ -68,16 +69,13 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		seq int64
 	}
 	var got []leased
+	var picked []candidate // fair or capped queues: the jobs chosen, in fetch order
 	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
-		var paused bool
-		row, err := b.queryRow(ctx, tx, sqlQueuePaused, p.Queue)
-		if err == nil {
-			err = row.Scan(&paused)
+		q, err := b.readQueuePolicy(ctx, tx, p.Queue)
+		if err != nil {
+			return err
 		}
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("read queue state: %w", err)
-		}
-		if paused {
+		if q.paused {
 			return broker.ErrQueuePaused
 		}
 		if _, err := b.promote(ctx, tx, p.Queue, now, -1); err != nil {
@@ -87,7 +85,23 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 			return err
 		}
 		floor := b.opts.Now().UnixMicro() // see sqlTakeToken
-		rows, err := b.query(ctx, tx, sqlLease, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
+		var rows *sql.Rows
+		if q.fair || q.capped || q.rated || q.tpaused {
+			if picked, err = b.pickFair(ctx, tx, p.Queue, q, p.Limit, floor); err != nil {
+				return err
+			}
+			if q.fair {
+				if err := b.served(ctx, tx, p.Queue, picked, p.Limit); err != nil {
+					return err
+				}
+			}
+			if len(picked) == 0 {
+				return nil
+			}
+			rows, err = b.leaseSeqs(ctx, tx, picked, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID)
+		} else {
+			rows, err = b.query(ctx, tx, sqlLease, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
+		}
 		if err != nil {
 			return fmt.Errorf("lease jobs: %w", err)
 		}
@@ -114,7 +128,14 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		return nil, b.fail(op, err)
 	}
 	// RETURNING has no defined order: restore the fetch order.
+	rank := make(map[int64]int, len(picked))
+	for i, c := range picked {
+		rank[c.seq] = i
+	}
 	sort.Slice(got, func(i, k int) bool {
+		if picked != nil {
+			return rank[got[i].seq] < rank[got[k].seq]
+		}
 		if got[i].job.Priority != got[k].job.Priority {
 			return got[i].job.Priority < got[k].job.Priority
 		}

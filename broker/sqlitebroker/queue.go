@@ -71,6 +71,16 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	if err != nil {
 		return nil, b.fail(op, err)
 	}
+	if p.TenantID != "" {
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tenant_paused WHERE queue = ? AND tenant = ?)`,
+			queue, p.TenantID).Scan(&st.TenantPaused)
+		if err != nil {
+			return nil, b.fail(op, err)
+		}
+	}
+	if st.Rates, err = b.rateStats(ctx, tx, queue, p.TenantID); err != nil {
+		return nil, b.fail(op, err)
+	}
 	if oldest.Valid {
 		st.OldestPendingAt = time.UnixMilli(oldest.Int64)
 	}

@@ -259,7 +259,7 @@ for i, j in ipairs(P.i) do
     redis.call('HSET', J .. id, unpack(f))
     redis.call('HSET', body_key(J), id, '') -- all its fields are in the hash
     if state == 'pending' then
-      local score = pending_score(KEYS[9], prio)
+      local score = pending_score(KEYS[9], prio, j[6])
       redis.call('ZADD', KEYS[2], score, id)
       tindex_move(J, j[6], id, nil, 'pending', score)
       wake = 0

@@ -9,6 +9,8 @@
 -- KEYS[10] unique-key prefix
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[9],
 --   under the same {queue} hash tag
+-- The queue's fair policy and tag hashes (lib.lua) are not in KEYS either:
+--   they are derived from KEYS[6]
 -- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
 -- Returns {'paused'} | {'ok', started ms, lease until ms, job_1, ..., job_k},
 --   each job as lib.lua describes, read after the lease was taken; a job
@@ -23,6 +25,17 @@
 -- cannot complete a job leased again after it. Each fetched job records
 -- its place (its seq, 'q') so that recovery and hand-back put it back there
 -- (lib.lua make_pending).
+--
+-- Tenant caps (broker/fair.go): a job whose tenant already has its cap of
+-- jobs active (its tenant index of active jobs, plus those this call took)
+-- is popped, left out and put back with its score after the loop, so the
+-- jobs behind it are fetched; the budget bounds how many one call looks
+-- past. In a fair queue the call records, per priority, the highest tag it
+-- fetched (v:<p>), and restarts the tags when no job is left pending.
+-- A paused tenant's jobs are held back the same way.
+-- Rate limits (GCRA, broker.Rate.Admit's twin, on the Redis clock in µs)
+-- hold jobs back the same way; a job takes its limits' turns only once all
+-- of them, and its tenant's cap, let it start.
 
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'paused'}
@@ -43,6 +56,94 @@ local budget = want + 1000 -- bounds the expired jobs one call skips over
 -- active set.
 local bodies = body_key(KEYS[9])
 local moved = {} -- tenant index moves, pending to active, per tenant
+local fcfg, fst, frl, ftp = fair_keys(KEYS[6])
+local tpaused = redis.call('EXISTS', ftp) == 1
+local held = {}    -- paused tenants (true) and not paused ones (false)
+local fc = redis.call('HMGET', fcfg, 'on', 'anycap', 'cap', 'anyrate', 'rt')
+local fair, capped, defcap = fc[1] == '1', fc[2] == '1', tonumber(fc[3] or '0')
+local rated, defrate = fc[4] == '1', fc[5]
+local room = {}    -- capped tenants: slots left
+local skipped = {} -- jobs left pending for their tenant's cap or a rate: score, id
+local tags = {}    -- fair: the highest tag fetched, per priority
+local tbase = string.sub(KEYS[9], 1, -3) .. 't:active:'
+local specs = {}   -- rate limit per field of the rate hash ('' for none)
+local tats = {}    -- GCRA state per field, as this call changed it
+-- turn returns the tat rate field f stores once one more job starts, or
+-- nil if its limit lets none start now (false: no limit).
+local function turn(f, spec)
+  if spec == nil then
+    spec = redis.call('HGET', fcfg, 'r:' .. string.sub(f, 3)) or defrate or ''
+    specs[f] = spec
+  end
+  if spec == '' then
+    return false
+  end
+  local limit, period = string.match(spec, '^(%d+)|(%d+)$')
+  local t = tonumber(period) / tonumber(limit)
+  local tat = tats[f] or tonumber(redis.call('HGET', frl, f) or '0')
+  tat = math.max(tat, now_us)
+  if tat - now_us > tonumber(period) - t then
+    return nil
+  end
+  return math.floor(tat + t + 0.5)
+end
+-- admit decides whether a job of tenant tn (nil or '': none) and type typ
+-- may start, taking its tenant's slot and its limits' turns if so.
+local function admit(tn, typ)
+  if tpaused and tn and tn ~= '' then
+    if held[tn] == nil then
+      held[tn] = redis.call('HEXISTS', ftp, tn) == 1
+    end
+    if held[tn] then
+      return false
+    end
+  end
+  local left = math.huge
+  if capped and tn and tn ~= '' then
+    left = room[tn]
+    if left == nil then
+      local cap = tonumber(redis.call('HGET', fcfg, 'c:' .. tn) or defcap)
+      left = math.huge
+      if cap > 0 then
+        left = cap - redis.call('ZCARD', tbase .. tn)
+      end
+      room[tn] = left
+    end
+    if left <= 0 then
+      return false
+    end
+  end
+  if rated then
+    local ft, fy, nt, ny = nil, nil, false, false
+    if tn and tn ~= '' then
+      ft = 't:' .. tn
+      nt = turn(ft, specs[ft])
+      if nt == nil then
+        return false
+      end
+    end
+    if typ then
+      fy = 'y:' .. typ
+      if specs[fy] == nil then
+        specs[fy] = redis.call('HGET', fcfg, fy) or ''
+      end
+      ny = turn(fy, specs[fy])
+      if ny == nil then
+        return false
+      end
+    end
+    if nt then
+      tats[ft] = nt
+    end
+    if ny then
+      tats[fy] = ny
+    end
+  end
+  if left ~= math.huge then
+    room[tn] = left - 1
+  end
+  return true
+end
 while got < want and budget > 0 do
   local popped = redis.call('ZPOPMIN', KEYS[2], math.min(want - got, budget))
   if #popped == 0 then
@@ -64,16 +165,30 @@ while got < want and budget > 0 do
     local job_key = KEYS[9] .. id
     local score = tonumber(popped[i + 1])
     local place = score % PRIORITY_SHIFT -- below 2^40: Lua writes it exactly
-    local v = redis.call('HMGET', job_key, 's', 'e', 'a', 'tn')
+    local v = redis.call('HMGET', job_key, 's', 'e', 'a', 'tn', 't')
+    local tn, typ = v[4], v[5]
+    if not v[1] and body then
+      tn = body_tenant(body)
+    end
+    if rated and not typ and body and body ~= '' then
+      local _
+      _, typ = body_tenant_type(body)
+    end
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
       redis.call('ZREM', KEYS[8], id)
+    elseif (v[1] or body) and not admit(tn, typ) then
+      skipped[#skipped + 1] = popped[i + 1]
+      skipped[#skipped + 1] = id
     elseif not v[1] then
       if body then
         -- Priority, max attempts, created and run at stay in the body; the
         -- tenant is written to the state hash (lib.lua).
         token = token + 1
-        local tn = body_tenant(body)
+        if fair then
+          local p = math.floor(score / PRIORITY_SHIFT)
+          tags[p] = math.max(tags[p] or 0, place)
+        end
         if tn ~= '' then
           tindex_group(moved, tn, id, lease_until)
           if ARGV[3] ~= '' then
@@ -93,6 +208,10 @@ while got < want and budget > 0 do
       end
     else
       token = token + 1
+      if fair then
+        local p = math.floor(score / PRIORITY_SHIFT)
+        tags[p] = math.max(tags[p] or 0, place)
+      end
       local attempt = fmt((tonumber(v[3]) or 0) + 1)
       if ARGV[3] ~= '' then
         redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token), 'q', place,
@@ -104,8 +223,8 @@ while got < want and budget > 0 do
       end
       active[#active + 1] = lease_until
       active[#active + 1] = id
-      if v[4] then -- a tenant's job (lib.lua)
-        tindex_group(moved, v[4], id, lease_until)
+      if tn then -- a tenant's job (lib.lua)
+        tindex_group(moved, tn, id, lease_until)
       end
       got = got + 1
       out[#out + 1] = {id, body or '', redis.call('HGETALL', job_key)}
@@ -115,5 +234,28 @@ while got < want and budget > 0 do
     redis.call('ZADD', KEYS[3], unpack(active))
   end
   tindex_flush(KEYS[9], moved, 'pending', 'active')
+end
+local rl = {}
+for f, tat in pairs(tats) do
+  rl[#rl + 1] = f
+  rl[#rl + 1] = fmt(tat)
+end
+if #rl > 0 then
+  redis.call('HSET', frl, unpack(rl))
+end
+for c = 1, #skipped, 1000 do
+  redis.call('ZADD', KEYS[2], unpack(skipped, c, math.min(c + 999, #skipped)))
+end
+if fair then
+  if redis.call('ZCARD', KEYS[2]) == 0 then
+    redis.call('DEL', fst)
+  else
+    for p, tag in pairs(tags) do
+      local f = 'v:' .. p
+      if tag > tonumber(redis.call('HGET', fst, f) or '-1') then
+        redis.call('HSET', fst, f, fmt(tag))
+      end
+    end
+  end
 end
 return out

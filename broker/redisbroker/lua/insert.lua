@@ -63,12 +63,13 @@ if n == 1 and k == 0 then
   if redis.call('HSETNX', bodies, id, body) == 0 then
     return reject(1, 'dup', id, '')
   end
-  local seq = redis.call('INCR', KEYS[3])
-  local score = tonumber(ARGV[7]) * PRIORITY_SHIFT + seq
-  redis.call('ZADD', KEYS[2], score, id)
+  local tn = nil
   if tenants then
-    tindex_move(KEYS[5], body_tenant(body), id, nil, 'pending', score)
+    tn = body_tenant(body)
   end
+  local score = pending_score(KEYS[3], tonumber(ARGV[7]), tn)
+  redis.call('ZADD', KEYS[2], score, id)
+  tindex_move(KEYS[5], tn, id, nil, 'pending', score)
   if KEYS[7] then
     redis.call('PUBLISH', KEYS[7], '0')
   end
@@ -166,8 +167,14 @@ local now, now_us = clock()
 -- due before its enqueue + delay (now is rounded down).
 local now_up = math.floor((now_us + 999) / 1000)
 out[2] = now
--- One INCRBY reserves the batch's positions; scheduled jobs leave gaps.
-local seq0 = redis.call('INCRBY', KEYS[3], n) - n
+-- One INCRBY reserves the batch's positions; scheduled jobs leave gaps. A
+-- fair queue places each pending job by its fair tag instead (lib.lua).
+local fcfg, fst = fair_keys(KEYS[3])
+local fair = redis.call('HGET', fcfg, 'on') == '1'
+local seq0 = 0
+if not fair then
+  seq0 = redis.call('INCRBY', KEYS[3], n) - n
+end
 local soonest = nil -- ms until the batch's earliest job is due
 local now_s = fmt(now)
 local body_prefix = now_s .. '|'
@@ -256,7 +263,12 @@ for i = 1, n do
       state, due = with_options(i, id, body, o, tn)
     end
     if state == 'pending' then
-      pending[np + 1] = tonumber(ARGV[J + 3 * i]) * PRIORITY_SHIFT + seq0 + i
+      local prio = tonumber(ARGV[J + 3 * i])
+      if fair then
+        pending[np + 1] = prio * PRIORITY_SHIFT + fair_tag(fcfg, fst, prio, tn)
+      else
+        pending[np + 1] = prio * PRIORITY_SHIFT + seq0 + i
+      end
       pending[np + 2] = id
       np = np + 2
       if tn ~= '' then

@@ -319,10 +319,52 @@ local function delete_job(job_prefix, id)
   redis.call('HDEL', body_key(job_prefix), id)
 end
 
--- pending_score gives the next pending position for a priority: lower
--- numbers first, then FIFO by the queue's sequence counter.
-local function pending_score(seq_key, priority)
+-- Fair queues (broker/fair.go has the model). A queue's fair policy hash
+-- (<prefix>:{queue}:fair) holds on '1' while fairness is on, base the seq
+-- counter when it was turned on (tags start there, behind the jobs placed
+-- by the counter before), cap the default per-tenant cap, anycap '1' when
+-- some tenant is capped, rt the default tenant rate limit, anyrate '1' when
+-- some limit is set, per tenant w:<tenant> its weight, c:<tenant> its cap
+-- and r:<tenant> its rate limit, and per job type y:<type> its rate limit;
+-- a rate limit is '<limit>|<period in µs>'. The rate hash
+-- (<prefix>:{queue}:rl) holds each limit's GCRA theoretical arrival time
+-- in unix µs, at t:<tenant> and y:<type>. The paused-tenants hash
+-- (<prefix>:{queue}:tp) holds '1' per paused tenant. Its tag hash (<prefix>:{queue}:ft) holds per priority
+-- p v:<p>, the tag of the last job fetched, and per priority and tenant
+-- f:<p>:<tenant>, the tenant's next tag; fetch deletes it when the queue has
+-- no pending job left. In a fair queue a pending job's place (its score
+-- below PRIORITY_SHIFT, 'q' once fetched) is its tag, not a seq. Both names
+-- derive from the seq counter's, under the same hash tag.
+local FAIR_SCALE = 1000 -- broker.FairScale
+
+-- fair_keys names the fair policy, tag, rate and paused-tenants hashes of
+-- the queue whose seq counter key is given ('<prefix>:{queue}:seq').
+local function fair_keys(seq_key)
+  local base = string.sub(seq_key, 1, -4)
+  return base .. 'fair', base .. 'ft', base .. 'rl', base .. 'tp'
+end
+
+-- fair_tag stamps a job of tenant tn (nil or '': none) that becomes pending
+-- at priority p in a fair queue, and returns its place.
+local function fair_tag(cfg, st, p, tn)
+  tn = tn or ''
+  local c = redis.call('HMGET', cfg, 'w:' .. tn, 'base')
+  local f = 'f:' .. p .. ':' .. tn
+  local s = redis.call('HMGET', st, 'v:' .. p, f)
+  local tag = math.max(tonumber(s[1] or '0'), tonumber(s[2] or '0'), tonumber(c[2] or '0'))
+  redis.call('HSET', st, f, fmt(tag + math.ceil(FAIR_SCALE / tonumber(c[1] or '1'))))
+  return math.min(tag, PRIORITY_SHIFT - 1)
+end
+
+-- pending_score gives the next pending position for a priority and tenant:
+-- lower numbers first, then FIFO by the queue's sequence counter, or in a
+-- fair queue by the job's fair tag.
+local function pending_score(seq_key, priority, tn)
   priority = stored_priority(priority)
+  local cfg, st = fair_keys(seq_key)
+  if redis.call('HGET', cfg, 'on') == '1' then
+    return fmt(priority * PRIORITY_SHIFT + fair_tag(cfg, st, priority, tn))
+  end
   local seq = redis.call('INCR', seq_key)
   return fmt(priority * PRIORITY_SHIFT + seq)
 end
@@ -357,10 +399,10 @@ end
 
 -- make_pending puts a job in the pending zset (and its tenant's), from the
 -- state its hash still names. With keep, a job that was leased before goes
--- back to its place, the seq its fetch recorded in 'q' (lease recovery and
--- hand-back: a crashed worker's jobs run before those enqueued after them);
--- otherwise, and for a job with no recorded place, it goes to the back of
--- its priority.
+-- back to its place, the seq (or fair tag) its fetch recorded in 'q' (lease
+-- recovery and hand-back: a crashed worker's jobs run before those enqueued
+-- after them); otherwise, and for a job with no recorded place, it goes to
+-- the back of its priority (in a fair queue: its tenant's).
 local function make_pending(pending_key, seq_key, job_key, id, keep)
   local prefix = string.sub(job_key, 1, #job_key - #id)
   local v = redis.call('HMGET', job_key, 'p', 's', 'tn', 'q')
@@ -369,7 +411,7 @@ local function make_pending(pending_key, seq_key, job_key, id, keep)
   if keep and v[4] then
     score = fmt(stored_priority(p) * PRIORITY_SHIFT + tonumber(v[4]))
   else
-    score = pending_score(seq_key, p)
+    score = pending_score(seq_key, p, v[3])
   end
   redis.call('ZADD', pending_key, score, id)
   tindex_move(prefix, v[3], id, v[2], 'pending', score)

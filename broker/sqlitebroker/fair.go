@@ -1,0 +1,582 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+var _ broker.FairBroker = (*Broker)(nil)
+
+// Fair queues on this store (broker/fair.go has the model; migration 0013
+// the tables). A job that becomes pending in a fair queue is written with
+// fair_tag -1 and tagged, in seq order, by tagUntagged: at the end of the
+// insert transaction for inserted jobs, and at the next fetch for jobs
+// promoted, retried or rescheduled (sqlRetag). A job handed back or
+// recovered keeps its tag. A fair queue's fetch leases by (priority,
+// fair_tag, seq).
+
+// sqlRetag is the fair_tag of a job that becomes pending again other than
+// by hand-back or recovery: waiting for a new tag if its queue is fair.
+const sqlRetag = `fair_tag = CASE WHEN (SELECT fair FROM queues WHERE name = jobs.queue) = 1 THEN -1 ELSE fair_tag END`
+
+// tagBudget bounds the jobs one fetch tags; the rest wait for the next.
+const tagBudget = 4096
+
+// queuePolicy is what a fetch reads of its queue.
+type queuePolicy struct {
+	paused, fair, capped, rated bool
+	tpaused                     bool // some tenant is paused
+	maxActive                   int
+	tenantRate                  broker.Rate
+}
+
+// readQueuePolicy reads the queue's row (the zero policy if it has none).
+func (b *Broker) readQueuePolicy(ctx context.Context, tx *sql.Tx, queue string) (queuePolicy, error) {
+	var q queuePolicy
+	row, err := b.queryRow(ctx, tx, sqlQueuePolicy, queue)
+	var periodUs int64
+	if err == nil {
+		err = row.Scan(&q.paused, &q.fair, &q.capped, &q.maxActive, &q.rated, &q.tenantRate.Limit, &periodUs, &q.tpaused)
+	}
+	q.tenantRate.Period = time.Duration(periodUs) * time.Microsecond
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return q, fmt.Errorf("read queue state: %w", err)
+	}
+	return q, nil
+}
+
+// insertTags gives the jobs one transaction inserts into a queue their
+// fair_tag: -1 for a pending job of a fair queue, which done then tags.
+type insertTags struct {
+	b       *Broker
+	queue   string
+	fair    bool
+	pending bool // a job waits for its tag
+}
+
+// fairInserts reads whether queue is fair, for the inserts of tx.
+func (b *Broker) fairInserts(ctx context.Context, tx *sql.Tx, queue string) (*insertTags, error) {
+	q, err := b.readQueuePolicy(ctx, tx, queue)
+	return &insertTags{b: b, queue: queue, fair: q.fair}, err
+}
+
+// arg is the fair_tag argument of a job inserted in state st.
+func (t *insertTags) arg(st broker.State) any {
+	if t.fair && st == broker.StatePending {
+		t.pending = true
+		return int64(-1)
+	}
+	return nil
+}
+
+// done tags the transaction's jobs that wait for a tag.
+func (t *insertTags) done(ctx context.Context, tx *sql.Tx) error {
+	if !t.pending {
+		return nil
+	}
+	return t.b.tagUntagged(ctx, tx, t.queue, -1)
+}
+
+// tagUntagged tags up to limit jobs of queue waiting for a tag, in seq
+// order, as broker/fair.go says.
+func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limit int) error {
+	rows, err := b.query(ctx, tx, `SELECT seq, priority, tenant_id FROM jobs
+		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ?`, queue, limit)
+	if err != nil {
+		return fmt.Errorf("find jobs to tag: %w", err)
+	}
+	type job struct {
+		seq      int64
+		priority int
+		tenant   string
+	}
+	var jobs []job
+	for rows.Next() {
+		var j job
+		if err := rows.Scan(&j.seq, &j.priority, &j.tenant); err != nil {
+			rows.Close()
+			return fmt.Errorf("find jobs to tag: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(jobs) == 0 {
+		return err
+	}
+	type key struct {
+		priority int
+		tenant   string
+	}
+	next := map[key]int64{}
+	clock := map[int]int64{}
+	weight := map[string]int{}
+	for _, j := range jobs {
+		k := key{j.priority, j.tenant}
+		n, ok := next[k]
+		if !ok {
+			v, ok := clock[j.priority]
+			if !ok {
+				if v, err = b.scalar(ctx, tx, `SELECT v FROM fair_clock WHERE queue = ? AND priority = ?`, queue, j.priority); err != nil {
+					return fmt.Errorf("read fair clock: %w", err)
+				}
+				clock[j.priority] = v
+			}
+			if n, err = b.scalar(ctx, tx, `SELECT next FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`,
+				queue, j.priority, j.tenant); err != nil {
+				return fmt.Errorf("read fair tag of tenant %q: %w", j.tenant, err)
+			}
+			n = max(n, v)
+		}
+		w, ok := weight[j.tenant]
+		if !ok {
+			w64, err := b.scalar(ctx, tx, `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`, queue, j.tenant)
+			if err != nil {
+				return fmt.Errorf("read weight of tenant %q: %w", j.tenant, err)
+			}
+			w = int(w64)
+			weight[j.tenant] = w
+		}
+		if _, err := b.exec(ctx, tx, `UPDATE jobs SET fair_tag = ? WHERE seq = ?`, n, j.seq); err != nil {
+			return fmt.Errorf("tag job: %w", err)
+		}
+		next[k] = n + broker.FairStep(w)
+	}
+	for k, n := range next {
+		if _, err := b.exec(ctx, tx, `INSERT INTO fair_tags (queue, priority, tenant, next) VALUES (?, ?, ?, ?)
+			ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next`, queue, k.priority, k.tenant, n); err != nil {
+			return fmt.Errorf("store fair tag of tenant %q: %w", k.tenant, err)
+		}
+	}
+	return nil
+}
+
+// scalar reads one integer; 0 when there is no row.
+func (b *Broker) scalar(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
+	var n int64
+	row, err := b.queryRow(ctx, tx, query, args...)
+	if err == nil {
+		err = row.Scan(&n)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// candidate is a pending job a fair, capped or rate-limited fetch
+// considers.
+type candidate struct {
+	seq      int64
+	tenant   string
+	typ      string
+	priority int
+	tag      int64
+}
+
+// pickFair chooses up to limit pending jobs of a fair or capped queue, in
+// fetch order, skipping those whose tenant is at its cap, and returns their
+// seqs in that order.
+func (b *Broker) pickFair(ctx context.Context, tx *sql.Tx, queue string, q queuePolicy, limit int, nowUs int64) ([]candidate, error) {
+	order := `ORDER BY priority, seq`
+	where := ``
+	if q.fair {
+		if err := b.tagUntagged(ctx, tx, queue, tagBudget); err != nil {
+			return nil, err
+		}
+		order, where = `ORDER BY priority, fair_tag, seq`, `AND fair_tag >= 0`
+	}
+	n := limit
+	if q.capped || q.rated || q.tpaused {
+		n += broker.FairSkipBudget
+	}
+	rows, err := b.query(ctx, tx, `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
+		WHERE queue = ? AND state = 'pending' `+where+` `+order+` LIMIT ?`, queue, n)
+	if err != nil {
+		return nil, fmt.Errorf("find jobs to lease: %w", err)
+	}
+	var all []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.seq, &c.tenant, &c.typ, &c.priority, &c.tag); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("find jobs to lease: %w", err)
+		}
+		all = append(all, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find jobs to lease: %w", err)
+	}
+	room := map[string]int64{}
+	held := map[string]bool{} // paused tenants (true) and not paused ones
+	rl := &rateLimits{b: b, tx: tx, queue: queue, def: q.tenantRate, now: nowUs, rates: map[string]broker.Rate{}, tats: map[string]int64{}}
+	var picked []candidate
+	for _, c := range all {
+		if len(picked) == limit {
+			break
+		}
+		if q.tpaused && c.tenant != "" {
+			h, ok := held[c.tenant]
+			if !ok {
+				n, err := b.scalar(ctx, tx, `SELECT count(*) FROM tenant_paused WHERE queue = ? AND tenant = ?`, queue, c.tenant)
+				if err != nil {
+					return nil, fmt.Errorf("read whether tenant %q is paused: %w", c.tenant, err)
+				}
+				h = n > 0
+				held[c.tenant] = h
+			}
+			if h {
+				continue
+			}
+		}
+		capped := q.capped && c.tenant != ""
+		left, ok := room[c.tenant]
+		if capped && !ok {
+			if left, err = b.tenantRoom(ctx, tx, queue, c.tenant, q.maxActive); err != nil {
+				return nil, err
+			}
+			room[c.tenant] = left
+		}
+		if capped && left <= 0 {
+			continue
+		}
+		if q.rated {
+			ok, err := rl.admit(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if capped {
+			room[c.tenant] = left - 1
+		}
+		picked = append(picked, c)
+	}
+	if err := rl.store(ctx); err != nil {
+		return nil, err
+	}
+	return picked, nil
+}
+
+// rateLimits applies a queue's rate limits during one fetch.
+type rateLimits struct {
+	b     *Broker
+	tx    *sql.Tx
+	queue string
+	def   broker.Rate // the default tenant rate
+	now   int64       // unix µs
+	rates map[string]broker.Rate
+	tats  map[string]int64 // as this fetch changed them
+}
+
+// admit reports whether c may start under every limit that applies to it,
+// and if so takes their turns.
+func (r *rateLimits) admit(ctx context.Context, c candidate) (bool, error) {
+	var keys []string
+	if c.tenant != "" {
+		keys = append(keys, "t:"+c.tenant)
+	}
+	keys = append(keys, "y:"+c.typ)
+	next := make([]int64, len(keys))
+	for i, k := range keys {
+		rate, err := r.rate(ctx, k)
+		if err != nil {
+			return false, err
+		}
+		if rate.IsZero() {
+			next[i] = -1
+			continue
+		}
+		tat, ok := r.tats[k]
+		if !ok {
+			if tat, err = r.b.scalar(ctx, r.tx, `SELECT tat FROM rate_state WHERE queue = ? AND limit_key = ?`, r.queue, k); err != nil {
+				return false, fmt.Errorf("read rate state %s: %w", k, err)
+			}
+		}
+		if ok, next[i] = rate.Admit(tat, r.now); !ok {
+			return false, nil
+		}
+	}
+	for i, k := range keys {
+		if next[i] >= 0 {
+			r.tats[k] = next[i]
+		}
+	}
+	return true, nil
+}
+
+// rate returns the limit named by key ('t:<tenant>' or 'y:<type>').
+func (r *rateLimits) rate(ctx context.Context, key string) (broker.Rate, error) {
+	if rate, ok := r.rates[key]; ok {
+		return rate, nil
+	}
+	kind, name := key[:1], key[2:]
+	q := `SELECT rate_limit, rate_period_us FROM fair_tenants WHERE queue = ? AND tenant = ?`
+	if kind == "y" {
+		q = `SELECT rate_limit, rate_period_us FROM fair_types WHERE queue = ? AND type = ?`
+	}
+	var rate broker.Rate
+	var us int64
+	err := r.tx.QueryRowContext(ctx, q, r.queue, name).Scan(&rate.Limit, &us)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return rate, fmt.Errorf("read rate limit %s: %w", key, err)
+	}
+	rate.Period = time.Duration(us) * time.Microsecond
+	if kind == "t" && rate.IsZero() {
+		rate = r.def
+	}
+	r.rates[key] = rate
+	return rate, nil
+}
+
+// store writes the turns this fetch took.
+func (r *rateLimits) store(ctx context.Context) error {
+	for k, tat := range r.tats {
+		if _, err := r.b.exec(ctx, r.tx, `INSERT INTO rate_state (queue, limit_key, tat) VALUES (?, ?, ?)
+			ON CONFLICT (queue, limit_key) DO UPDATE SET tat = excluded.tat`, r.queue, k, tat); err != nil {
+			return fmt.Errorf("store rate state %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// tenantRoom returns how many more jobs of tenant may be active in queue
+// (a large number when it has no cap).
+func (b *Broker) tenantRoom(ctx context.Context, tx *sql.Tx, queue, tenant string, def int) (int64, error) {
+	limit, err := b.scalar(ctx, tx, `SELECT max_active FROM fair_tenants WHERE queue = ? AND tenant = ?`, queue, tenant)
+	if err != nil {
+		return 0, fmt.Errorf("read cap of tenant %q: %w", tenant, err)
+	}
+	if limit == 0 {
+		limit = int64(def)
+	}
+	if limit == 0 {
+		return 1 << 62, nil
+	}
+	active, err := b.scalar(ctx, tx, `SELECT count(*) FROM jobs WHERE queue = ? AND tenant_id = ? AND state = 'active'`, queue, tenant)
+	if err != nil {
+		return 0, fmt.Errorf("count active jobs of tenant %q: %w", tenant, err)
+	}
+	return limit - active, nil
+}
+
+// leaseSeqs leases the jobs with the given seqs, as sqlLease does.
+func (b *Broker) leaseSeqs(ctx context.Context, tx *sql.Tx, picked []candidate, floor, until, now int64, worker string) (*sql.Rows, error) {
+	args := make([]any, 0, 4+len(picked))
+	args = append(args, floor, until, now, worker)
+	for _, c := range picked {
+		args = append(args, c.seq)
+	}
+	return tx.QueryContext(ctx, `UPDATE jobs SET state = 'active', attempt = attempt + 1,
+		lease_token = (SELECT MAX(value, ?) + 1 FROM counters WHERE name = 'lease_token'),
+		lease_until = ?, started_at = ?, worker_id = ?
+		WHERE seq IN (`+strings.TrimSuffix(strings.Repeat("?,", len(picked)), ",")+`)
+		RETURNING `+jobColumns, args...)
+}
+
+// served records the highest tag fetched per priority, or restarts the
+// queue's tags when it has no pending job left.
+func (b *Broker) served(ctx context.Context, tx *sql.Tx, queue string, picked []candidate, limit int) error {
+	if len(picked) < limit {
+		left, err := b.scalar(ctx, tx, `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`, queue)
+		if err != nil {
+			return fmt.Errorf("look for pending jobs: %w", err)
+		}
+		if left == 0 {
+			if _, err := b.exec(ctx, tx, `DELETE FROM fair_clock WHERE queue = ?`, queue); err != nil {
+				return fmt.Errorf("restart fair tags: %w", err)
+			}
+			if _, err := b.exec(ctx, tx, `DELETE FROM fair_tags WHERE queue = ?`, queue); err != nil {
+				return fmt.Errorf("restart fair tags: %w", err)
+			}
+			return nil
+		}
+	}
+	top := map[int]int64{}
+	for _, c := range picked {
+		top[c.priority] = max(top[c.priority], c.tag)
+	}
+	for p, v := range top {
+		if _, err := b.exec(ctx, tx, `INSERT INTO fair_clock (queue, priority, v) VALUES (?, ?, ?)
+			ON CONFLICT (queue, priority) DO UPDATE SET v = max(v, excluded.v)`, queue, p, v); err != nil {
+			return fmt.Errorf("store fair clock: %w", err)
+		}
+	}
+	return nil
+}
+
+// QueueFairSet stores the queue's policy in one transaction; see
+// broker.FairBroker. Turning fairness on gives the queue's pending and
+// active jobs tag 0, so they keep their turn before the jobs tagged after.
+func (b *Broker) QueueFairSet(ctx context.Context, p *broker.FairPolicy) error {
+	if err := b.checkOpen("set fair policy"); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	op := fmt.Sprintf("set fair policy of queue %q", p.Queue)
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO queues (name, fair, max_active, capped, rated, rate_limit, rate_period_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET fair = excluded.fair, max_active = excluded.max_active, capped = excluded.capped,
+				rated = excluded.rated, rate_limit = excluded.rate_limit, rate_period_us = excluded.rate_period_us`,
+			p.Queue, p.Fair, p.MaxActive, p.Capped(), p.Rated(), p.TenantRate.Limit, p.TenantRate.Period.Microseconds()); err != nil {
+			return err
+		}
+		for _, t := range []string{"fair_tenants", "fair_types"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+t+` WHERE queue = ?`, p.Queue); err != nil {
+				return err
+			}
+		}
+		for tn, s := range p.Tenants {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO fair_tenants (queue, tenant, weight, max_active, rate_limit, rate_period_us)
+				VALUES (?, ?, ?, ?, ?, ?)`, p.Queue, tn, max(s.Weight, 1), s.MaxActive, s.Rate.Limit, s.Rate.Period.Microseconds()); err != nil {
+				return err
+			}
+		}
+		for typ, r := range p.TypeRates {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO fair_types (queue, type, rate_limit, rate_period_us) VALUES (?, ?, ?, ?)`,
+				p.Queue, typ, r.Limit, r.Period.Microseconds()); err != nil {
+				return err
+			}
+		}
+		if p.Fair {
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET fair_tag = 0
+				WHERE queue = ? AND state IN ('pending', 'active') AND fair_tag IS NULL`, p.Queue); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return b.fail(op, err)
+	}
+	return nil
+}
+
+// QueueFairGet reads the queue's policy; see broker.FairBroker.
+func (b *Broker) QueueFairGet(ctx context.Context, queue string) (*broker.FairPolicy, error) {
+	op := fmt.Sprintf("get fair policy of queue %q", queue)
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return nil, fmt.Errorf("get fair policy: %w: %v", broker.ErrInvalidJob, err)
+	}
+	p := &broker.FairPolicy{Queue: queue}
+	var us int64
+	err := b.read.QueryRowContext(ctx, `SELECT fair, max_active, rate_limit, rate_period_us FROM queues WHERE name = ?`, queue).
+		Scan(&p.Fair, &p.MaxActive, &p.TenantRate.Limit, &us)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, b.fail(op, err)
+	}
+	p.TenantRate.Period = time.Duration(us) * time.Microsecond
+	rows, err := b.read.QueryContext(ctx, `SELECT tenant, weight, max_active, rate_limit, rate_period_us FROM fair_tenants WHERE queue = ?`, queue)
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tn string
+		var s broker.TenantShare
+		if err := rows.Scan(&tn, &s.Weight, &s.MaxActive, &s.Rate.Limit, &us); err != nil {
+			return nil, b.fail(op, err)
+		}
+		s.Rate.Period = time.Duration(us) * time.Microsecond
+		if p.Tenants == nil {
+			p.Tenants = map[string]broker.TenantShare{}
+		}
+		p.Tenants[tn] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, b.fail(op, err)
+	}
+	rows.Close()
+	trows, err := b.read.QueryContext(ctx, `SELECT type, rate_limit, rate_period_us FROM fair_types WHERE queue = ?`, queue)
+	if err != nil {
+		return nil, b.fail(op, err)
+	}
+	defer trows.Close()
+	for trows.Next() {
+		var typ string
+		var r broker.Rate
+		if err := trows.Scan(&typ, &r.Limit, &us); err != nil {
+			return nil, b.fail(op, err)
+		}
+		r.Period = time.Duration(us) * time.Microsecond
+		if p.TypeRates == nil {
+			p.TypeRates = map[string]broker.Rate{}
+		}
+		p.TypeRates[typ] = r
+	}
+	if err := trows.Err(); err != nil {
+		return nil, b.fail(op, err)
+	}
+	return p, nil
+}
+
+// rateStats reports the queue's rate limits for QueueStats, read in tx.
+func (b *Broker) rateStats(ctx context.Context, tx *sql.Tx, queue, scope string) ([]broker.RateStat, error) {
+	var rated bool
+	err := tx.QueryRowContext(ctx, `SELECT rated FROM queues WHERE name = ?`, queue).Scan(&rated)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !rated {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read rate limits: %w", err)
+	}
+	p, err := b.QueueFairGet(ctx, queue)
+	if err != nil {
+		return nil, err
+	}
+	return broker.RateStats(p, scope, func(key string) (int64, error) {
+		var tat int64
+		err := tx.QueryRowContext(ctx, `SELECT tat FROM rate_state WHERE queue = ? AND limit_key = ?`, queue, key).Scan(&tat)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, nil
+		}
+		return tat, err
+	}, b.opts.Now().UnixMicro())
+}
+
+// QueueTenantPause pauses or resumes one tenant of a queue; see
+// broker.FairBroker.
+func (b *Broker) QueueTenantPause(ctx context.Context, queue, tenant string, paused bool) error {
+	op := fmt.Sprintf("pause tenant %q of queue %q", tenant, queue)
+	if !paused {
+		op = fmt.Sprintf("resume tenant %q of queue %q", tenant, queue)
+	}
+	if err := b.checkOpen(op); err != nil {
+		return err
+	}
+	if err := broker.ValidateTenantPause(queue, tenant); err != nil {
+		return err
+	}
+	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
+			return err
+		}
+		q := `DELETE FROM tenant_paused WHERE queue = ? AND tenant = ?`
+		if paused {
+			q = `INSERT OR IGNORE INTO tenant_paused (queue, tenant) VALUES (?, ?)`
+		}
+		_, err := tx.ExecContext(ctx, q, queue, tenant)
+		return err
+	})
+	if err != nil {
+		return b.fail(op, err)
+	}
+	if !paused {
+		b.waker().Notify(queue, 0) // its jobs may be fetched again
+	}
+	return nil
+}
