@@ -5,3 +5,6 @@ var (
 	IdempotencyDocKey = idempotencyDocKey
 	IdempotencyKind   = idempotencyKind
 )
+
+// RouteActions is the table of the mutating routes' audit actions.
+var RouteActions = routeActions

@@ -241,6 +241,7 @@ func (s *Server) actOnJob(w http.ResponseWriter, r *http.Request, p *Principal, 
 	if err != nil {
 		return err
 	}
+	noteAudit(r.Context(), j.TenantID, map[string]any{"queue": j.Queue, "stateBefore": j.State})
 	after, err := act(r.Context(), c, j)
 	if err != nil {
 		return jobActionErr(action, j, err)

@@ -121,6 +121,7 @@ func (s *Server) bulkJobs(w http.ResponseWriter, r *http.Request, p *Principal) 
 		}
 	}
 	out.Matched = len(jobs)
+	defer auditBulk(r.Context(), &req, tenant, jobs, out)
 	if req.DryRun {
 		writeJSON(w, http.StatusOK, out)
 		return nil

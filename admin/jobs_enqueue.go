@@ -146,6 +146,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, p *Principal, q
 	if err != nil {
 		return err
 	}
+	answer = auditJobs(r.Context(), answer)
 	if key, ok, err := idempotencyKey(r); err != nil {
 		return err
 	} else if ok {

@@ -181,6 +181,7 @@ func (s *Server) setQueueConcurrency(w http.ResponseWriter, r *http.Request, p *
 		if cur.ManagedBy == broker.ManagedByConfig {
 			return Errorf(http.StatusConflict, CodeConflict, "concurrency", "queue %q is managed by config (%s); set its concurrency there, not through the API", q, configFileName(cur.ConfigFile))
 		}
+		noteAudit(r.Context(), "", map[string]any{"concurrency": map[string]int{"before": cur.Concurrency, "after": set.Concurrency}})
 		_, err = cm.Commit(r.Context(), &broker.CommitParams{Scope: q,
 			Docs: []*broker.DocWrite{{Kind: settingsKind, Key: settingsKey, Version: version, Body: body}}})
 		if errors.Is(err, broker.ErrConflict) {

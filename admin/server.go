@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker"
+	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/schedule"
@@ -51,6 +52,10 @@ type Config struct {
 	Now func() time.Time
 	// FailedAuth limits failed authentications per client address.
 	FailedAuth FailedAuthLimit
+	// Audit, if set, records every mutating request and every denied
+	// one (see ActionOf), and serves GET /api/v1/audit; without it that
+	// route answers 404.
+	Audit *audit.Trail
 }
 
 // Server is the admin and producer API under /api/v1. It is an
@@ -115,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 	s.seriesRoutes()
 	s.scheduleRoutes()
 	s.workflowRoutes()
+	s.auditRoutes()
 	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "", "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -136,6 +142,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p *Principal) erro
 func (s *Server) handle(pattern string, need Role, h handlerFunc) {
 	s.routes = append(s.routes, Route{Pattern: pattern, Role: need})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		// Exactly one audit entry per request: finish runs once, after
+		// the answer, whichever way the request ended (a panic included).
+		a, w, r := s.startAudit(w, r, pattern)
+		var p *Principal
+		defer func() { a.finish(p) }()
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.Error("admin: handler panicked", "route", pattern, "panic", v, "stack", string(debug.Stack()))

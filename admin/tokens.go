@@ -64,6 +64,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *Principa
 		return err
 	}
 	s.log.Info("admin: token created", "by", p.TokenID, "id", info.ID, "name", info.Name, "role", info.Role, "tenant", info.TenantID)
+	noteAudit(r.Context(), info.TenantID, map[string]any{"id": info.ID, "name": info.Name, "role": info.Role, "tenantId": info.TenantID})
 	writeJSON(w, http.StatusCreated, tokenCreated{Token: token, TokenInfo: info})
 	return nil
 }
