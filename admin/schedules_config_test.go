@@ -62,7 +62,8 @@ func TestConfigSchedulesAcrossRestart(t *testing.T) {
 	stores := map[string]func(t *testing.T) map[string]string{
 		"sqlite": func(t *testing.T) map[string]string { return map[string]string{"WORKER_DATA_DIR": t.TempDir()} },
 		"redis": func(t *testing.T) map[string]string {
-			return map[string]string{"REDIS_URL": redistest.URL(t), "QUEUE_PREFIX": redistest.Prefix(t)}
+			return map[string]string{"REDIS_URL": redistest.URL(t), "QUEUE_PREFIX": redistest.Prefix(t),
+				"WORKER_AUDIT_KEY": "YWRtaW4tdGVzdC1hdWRpdC1rZXktMzItYnl0ZXMtb2s=", "WORKER_DATA_DIR": t.TempDir()}
 		},
 	}
 	for name, store := range stores {

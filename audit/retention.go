@@ -95,3 +95,13 @@ func (t *Trail) trimPage(ctx context.Context, before time.Time) (int, error) {
 	}
 	return len(docs) - 1, nil
 }
+
+// TrimOlderThan trims the entries older than age by the store's clock, as
+// Trim does.
+func (t *Trail) TrimOlderThan(ctx context.Context, age time.Duration) (int, error) {
+	now, err := t.cm.Now(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("audit: trim: read the store's clock: %w", err)
+	}
+	return t.Trim(ctx, now.Add(-age))
+}

@@ -20,10 +20,13 @@ func (s *Service) newAPI() error {
 	if !s.cfg.APIEnabled {
 		return nil
 	}
+	if err := s.newAudit(); err != nil {
+		return err
+	}
 	s.api, err = admin.New(admin.Config{
 		Client: s.client, Broker: s.store.b, Manager: s.manager,
 		Workflows: s.engine, Cron: s.cron, OneTime: s.once, Callbacks: s.callbacks,
-		Auth: s.tokens, Tokens: s.tokens, Logger: s.log.With("component", "api"),
+		Auth: s.tokens, Tokens: s.tokens, Logger: s.log.With("component", "api"), Audit: s.audit,
 	})
 	if err != nil {
 		return fmt.Errorf("service: %w", err)
@@ -74,6 +77,8 @@ func (s *Service) startRegistries(ctx context.Context) {
 			}
 		}
 	})
+	// Audit entries past their retention are trimmed daily.
+	s.manager.Go(s.sweepAudit)
 	h, err := workerreg.Start(context.WithoutCancel(ctx), s.store.b, s.manager, workerreg.Config{Logger: s.log})
 	if err != nil {
 		s.log.Error("start the worker registry's heartbeat", "err", err)

@@ -33,7 +33,8 @@ type apiBundle struct {
 func brokerEnvs(t *testing.T) map[string][]string {
 	return map[string][]string{
 		"sqlite": {"WORKER_DATA_DIR=" + t.TempDir()},
-		"redis":  {"REDIS_URL=" + redistest.URL(t), "QUEUE_PREFIX=" + redistest.Prefix(t)},
+		"redis": {"REDIS_URL=" + redistest.URL(t), "QUEUE_PREFIX=" + redistest.Prefix(t),
+			"WORKER_AUDIT_KEY=" + testAuditKey, "WORKER_DATA_DIR=" + t.TempDir()},
 	}
 }
 

@@ -101,6 +101,18 @@ type Config struct {
 	// APIEnabled serves the admin and producer API under /api/v1 on
 	// HTTPAddr (WORKER_API_ENABLED). true.
 	APIEnabled bool
+	// AuditKey is the audit trail's HMAC key, base64 (WORKER_AUDIT_KEY);
+	// AuditKeyFile a file holding it (WORKER_AUDIT_KEY_FILE). With
+	// neither, the embedded store generates a key file in DataDir (and
+	// warns at every start), while Redis, shared by several instances
+	// that must chain with one key, refuses to start.
+	AuditKey     string
+	AuditKeyFile string
+	// AuditRetentionDays is how long audit entries are kept before the
+	// daily sweep trims them through a signed checkpoint; 0 keeps them
+	// forever (WORKER_AUDIT_RETENTION_DAYS). 400: a year and a month, so
+	// that a year-end review finds the whole year.
+	AuditRetentionDays int
 
 	// File is the config file the values were read from, "" for none.
 	File string

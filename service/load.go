@@ -109,8 +109,11 @@ func (c *Config) apply(s *setting, v, where, name string, src Source) error {
 		if s.secret {
 			shown = RedactURL(v)
 		}
+		if s.hidden {
+			shown = "(redacted)"
+		}
 		want := "want " + s.allowed
-		if r := reason(err); r != "" && s.secret {
+		if r := reason(err); r != "" && (s.secret || s.hidden) {
 			// The URL parsers say what exactly is wrong; their message
 			// would quote a password, reason strips it.
 			want += " (" + r + ")"

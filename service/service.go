@@ -17,6 +17,7 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/health"
 	"github.com/aibos/worker/httpproc"
@@ -58,6 +59,7 @@ type Service struct {
 	// heartbeat the worker registry's entry, which the API shows.
 	tokens     *admin.TokenStore
 	api        *admin.Server
+	audit      *audit.Trail // the trail api records to
 	series     *series.Recorder
 	stopSeries func() // ends the recorder's Run after its last flush
 	heartbeat  *workerreg.Heartbeater

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker/redisbroker"
 )
 
@@ -20,6 +21,7 @@ type setting struct {
 	allowed string // what a valid value looks like, for error messages
 	help    string // one-line meaning, for flags and the README table
 	secret  bool   // redact in output
+	hidden  bool   // never shown at all, not even in part (keys)
 	set     func(c *Config, v string) error
 	get     func(c *Config) string
 }
@@ -30,6 +32,9 @@ func (s *setting) key() string { return strings.ReplaceAll(s.flag, "-", "_") }
 // show returns the setting's value for display, secrets redacted.
 func (s *setting) show(c *Config) string {
 	v := s.get(c)
+	if s.hidden && v != "" {
+		return "(set, redacted)"
+	}
 	if s.secret {
 		return RedactURL(v)
 	}
@@ -131,6 +136,26 @@ var settings = []*setting{
 		func(c *Config) *time.Duration { return &c.DrainTimeout }),
 	boolSetting("WORKER_API_ENABLED", "api-enabled", "true", "serve the admin and producer API under /api/v1 (bearer tokens: aibos-worker tokens create)",
 		func(c *Config) *bool { return &c.APIEnabled }),
+	{
+		env: "WORKER_AUDIT_KEY", flag: "audit-key", def: "", hidden: true,
+		allowed: "base64 of at least 32 random bytes (openssl rand -base64 32)",
+		help:    "HMAC key chaining the audit trail, shared by every instance on one store; never stored or logged (prefer the env or WORKER_AUDIT_KEY_FILE to the flag)",
+		set: func(c *Config, v string) error {
+			if v != "" {
+				if _, err := audit.ParseKey(v); err != nil {
+					return err
+				}
+			}
+			c.AuditKey = v
+			return nil
+		},
+		get: func(c *Config) string { return c.AuditKey },
+	},
+	textSetting("WORKER_AUDIT_KEY_FILE", "audit-key-file", "", "a file path", "file holding WORKER_AUDIT_KEY; unset with neither: the embedded store generates one in WORKER_DATA_DIR, Redis refuses to start",
+		func(c *Config) *string { return &c.AuditKeyFile },
+		func(string) bool { return true }),
+	intSetting("WORKER_AUDIT_RETENTION_DAYS", "audit-retention-days", "400", 0, 100*365, "days audit entries are kept before trimming through a signed checkpoint; 0 keeps them forever",
+		func(c *Config) *int { return &c.AuditRetentionDays }),
 }
 
 // boolSetting is a setting holding true or false.

@@ -288,7 +288,8 @@ func TestServeRedis(t *testing.T) {
 		return c
 	}
 	e2e{
-		env: []string{"REDIS_URL=" + url, fmt.Sprintf("REDIS_DB=%d", db), "QUEUE_PREFIX=" + prefix},
+		env: []string{"REDIS_URL=" + url, fmt.Sprintf("REDIS_DB=%d", db), "QUEUE_PREFIX=" + prefix,
+			"WORKER_AUDIT_KEY=" + testAuditKey, "WORKER_DATA_DIR=" + t.TempDir()},
 		open: func(t *testing.T) broker.Broker {
 			b, err := redisbroker.New(client(db), redisbroker.Config{Prefix: prefix})
 			if err != nil {
@@ -317,3 +318,6 @@ func TestServeRedis(t *testing.T) {
 		t.Errorf("keys under %s in db 0: %v (err %v); want none, REDIS_DB is %d", prefix, other, err, db)
 	}
 }
+
+// testAuditKey is base64 of 32 bytes: serve on Redis needs an audit key.
+const testAuditKey = "YWRtaW4tdGVzdC1hdWRpdC1rZXktMzItYnl0ZXMtb2s="
