@@ -281,6 +281,29 @@ func (c *Client) SetQueueConcurrency(ctx context.Context, queue string, n int) e
 	return c.Do(ctx, "PUT", "/api/v1/queues/"+url.PathEscape(queue)+"/concurrency", admin.QueueSettings{Concurrency: n}, nil)
 }
 
+// Audit returns one page of the audit trail matching f, newest first;
+// cursor is "" for the first page, then the page's NextCursor; limit 0
+// means the service's default (100). A tenant-scoped token sees its
+// tenant's entries only.
+func (c *Client) Audit(ctx context.Context, f admin.AuditFilter, cursor string, limit int) (*admin.AuditPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"tenant": f.Tenant, "actor": f.Actor, "action": f.Action, "cursor": cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.Format(time.RFC3339Nano))
+	}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	return call[admin.AuditPage](ctx, c, "GET", "/api/v1/audit?"+q.Encode(), nil)
+}
+
 // Health reports whether the service's store answers.
 func (c *Client) Health(ctx context.Context) (*admin.Health, error) {
 	return call[admin.Health](ctx, c, "GET", "/api/v1/health", nil)

@@ -17,6 +17,7 @@
 //	aibos-worker workers   the worker processes and their heartbeats
 //	aibos-worker tenants   ls | get | create | update
 //	aibos-worker health    /readyz of each service
+//	aibos-worker audit     ls (the trail, over the API) | verify (offline, with the key)
 //	aibos-worker completion bash|zsh|fish|powershell
 //
 // They find the service with --url (repeatable, or comma-separated: calls
@@ -42,6 +43,7 @@
 //	6  conflict (409): a duplicate, a job in a state the action does not apply to, a resource managed by the config file
 //	7  unavailable: no service answered, the store is unreachable (503), too many requests or a full queue (429),
 //	   or health found a service not ready
+//	8  audit verify: the audit trail does not verify (the first bad entry is named on stderr)
 package main
 
 import (
@@ -178,6 +180,7 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 		newWorkersCmd(api),
 		newTenantsCmd(api),
 		newHealthCmd(api),
+		newAuditCmd(ctx, api, load),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,18 +12,7 @@ import (
 // exit code, stdout and stderr.
 func tokensRun(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"tokens"}, args...)...)
-	cmd.Env = testEnv(env...)
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run aibos-worker tokens %v: %v", args, err)
-	}
-	return code, out.String(), errOut.String()
+	return cliRun(t, env, append([]string{"tokens"}, args...)...)
 }
 
 // lastLine returns s's last non-empty line.
