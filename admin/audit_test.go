@@ -19,12 +19,17 @@ import (
 var auditKey = []byte("admin-test-audit-key-32-bytes-ok")
 
 // startAudited serves the API over b with an audit trail.
-func startAudited(t *testing.T, b broker.Broker) *apitest.Server {
+func startAudited(t *testing.T, b broker.Broker) *apitest.Server { return startAuditedTB(t, b) }
+
+// startAuditedTB is startAudited for tests and benchmarks.
+func startAuditedTB(t testing.TB, b broker.Broker) *apitest.Server {
 	t.Helper()
 	tr, err := audit.New(b, audit.Config{Key: auditKey, HeadFile: filepath.Join(t.TempDir(), audit.HeadFileName)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The head file's writer ends before its directory is removed.
+	t.Cleanup(func() { _ = tr.Sync() })
 	return apitest.Start(t, admin.Config{Broker: b, Audit: tr})
 }
 

@@ -59,6 +59,9 @@ func (tb *bundle) record(t *testing.T, n int) []*Entry {
 
 func (tb *bundle) verify(t *testing.T) (*Report, error) {
 	t.Helper()
+	if err := tb.trail.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	return Verify(context.Background(), tb.b, testKey, VerifyOptions{HeadFile: tb.file})
 }
 
@@ -221,6 +224,9 @@ func TestTamperingIsNamed(t *testing.T) {
 func TestHeadFileIsSigned(t *testing.T) {
 	tb := setup(t, testbroker.SQLite(t))
 	es := tb.record(t, 3)
+	if err := tb.trail.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	if err := WriteHeadFile(tb.file, otherKey, 2, es[1].Chain); err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +322,9 @@ func TestConcurrentAppenders(t *testing.T) {
 			}
 		}
 		wg.Wait()
+		if err := other.Sync(); err != nil {
+			t.Fatal(err)
+		}
 		close(errs)
 		close(seqs)
 		for err := range errs {

@@ -49,7 +49,16 @@ type Trail struct {
 	known   bool  // head and version are the store's as last seen
 	head    head  // the head document's body
 	version int64 // its version (0: none yet)
-	fileSeq int64 // what the head file last received
+
+	// The head file is written by a goroutine of its own, started when
+	// there is a newer head to write and ended when it has caught up, so
+	// that no request waits for its fsync and one write covers every
+	// batch committed while the one before it ran.
+	fileMu      sync.Mutex
+	fileLatest  head          // the newest head committed by this Trail
+	fileWritten int64         // the seq the head file holds
+	fileDone    chan struct{} // closed when the running writer ends; nil if none runs
+	fileErr     error         // the last write's failure, nil once one succeeds
 }
 
 // waiter is one Record call waiting for its entry's batch.
@@ -220,7 +229,7 @@ func (t *Trail) tryCommit(ctx context.Context, batch []*waiter) error {
 		return fmt.Errorf("append %d audit entries: %w", len(batch), err)
 	}
 	t.head, t.version = nh, res.Versions[0]
-	t.writeHeadFile(nh)
+	t.headCommitted(nh)
 	return nil
 }
 
@@ -237,16 +246,68 @@ func entryIndex(e *Entry) []broker.IndexEntry {
 	return ix
 }
 
-// writeHeadFile records the head outside the store. A failure is logged,
-// not returned: the entries are stored, and Verify reports a head file
-// that lags behind the trail as such, not as tampering.
-func (t *Trail) writeHeadFile(h head) {
-	if t.cfg.HeadFile == "" || h.Seq <= t.fileSeq {
+// headCommitted has the head file catch up with h.
+func (t *Trail) headCommitted(h head) {
+	if t.cfg.HeadFile == "" {
 		return
 	}
-	if err := WriteHeadFile(t.cfg.HeadFile, t.cfg.Key, h.Seq, h.Chain); err != nil {
-		t.cfg.Logger.Error("audit: write the head file; verify will not detect the newest entries being cut off until it is written", "file", t.cfg.HeadFile, "err", err)
-		return
+	t.fileMu.Lock()
+	defer t.fileMu.Unlock()
+	if h.Seq > t.fileLatest.Seq {
+		t.fileLatest = h
 	}
-	t.fileSeq = h.Seq
+	if t.fileDone == nil {
+		t.fileDone = make(chan struct{})
+		go t.writeHeadFile(t.fileDone)
+	}
+}
+
+// writeHeadFile writes the newest head to the head file until it holds
+// it, then ends, closing done. A failure is logged and retried at the next
+// commit: the entries are stored, and a head file that lags behind the
+// trail is no fault for Verify, only a shorter part of the trail protected
+// from being cut off.
+func (t *Trail) writeHeadFile(done chan struct{}) {
+	defer close(done)
+	for {
+		t.fileMu.Lock()
+		h := t.fileLatest
+		if h.Seq <= t.fileWritten {
+			t.fileDone = nil
+			t.fileMu.Unlock()
+			return
+		}
+		t.fileMu.Unlock()
+		err := WriteHeadFile(t.cfg.HeadFile, t.cfg.Key, h.Seq, h.Chain)
+		t.fileMu.Lock()
+		t.fileErr = err
+		if err != nil {
+			t.fileDone = nil
+			t.fileMu.Unlock()
+			t.cfg.Logger.Error("audit: write the head file; until it is written, verify cannot tell the newest entries were cut off", "file", t.cfg.HeadFile, "err", err)
+			return
+		}
+		t.fileWritten = h.Seq
+		t.fileMu.Unlock()
+	}
+}
+
+// Sync waits until the head file holds the newest entry this Trail
+// appended, and returns the error of the last attempt to write it. Call it
+// before the process exits (the service does at shutdown), and before
+// reading the head file.
+func (t *Trail) Sync() error {
+	for {
+		t.fileMu.Lock()
+		done, err := t.fileDone, t.fileErr
+		t.fileMu.Unlock()
+		if done != nil {
+			<-done
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("audit: write the head file: %w", err)
+		}
+		return nil
+	}
 }

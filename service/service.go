@@ -447,6 +447,13 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 	}
+	if s.audit != nil {
+		// The last requests' entries are in the store; their head goes
+		// to the head file before the process ends.
+		if aerr := s.audit.Sync(); aerr != nil {
+			s.log.Error("audit trail", "err", aerr)
+		}
+	}
 	if oerr := s.obs.shutdown(context.WithoutCancel(ctx)); oerr != nil && err == nil {
 		err = oerr
 	}
