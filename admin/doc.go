@@ -1,6 +1,7 @@
 // Package admin is the admin and producer HTTP API of the aibos-worker
 // service, under /api/v1: enqueue (with Idempotency-Key), jobs, queues,
-// schedules, workflow runs, workers, tenants, tokens, series and health,
+// schedules, workflow runs, workers, tenants, tokens, series, health and
+// the audit trail,
 // behind bearer tokens with roles (viewer, operator, admin) and an optional
 // tenant scope that the storage seam enforces. The dashboard and the CLI
 // use the same handlers.
@@ -104,4 +105,17 @@
 //	GET    /api/v1/workflows/runs/{id}                viewer
 //	POST   /api/v1/workflows/runs/{id}/cancel         operator
 //	POST   /api/v1/workflows/{name}/runs              operator
+//	GET    /api/v1/audit                              viewer
+//
+// # Audit trail
+//
+// With Config.Audit, every request to a route that changes something and
+// every denied request (401, 403, reads included) writes exactly one
+// entry to the tamper-evident audit trail (package audit): the action the
+// route is named by (ActionOf), its target, the caller's token, role and
+// scope, the target's tenant, outcome and status, what changed (ids,
+// settings before and after; never a payload or a secret) and the
+// request's X-Request-ID. GET /api/v1/audit lists it; a tenant-scoped
+// token reads its tenant's index of entries, those of its tenant's tokens
+// and those about its tenant's jobs and settings.
 package admin

@@ -39,6 +39,8 @@ func setup(t *testing.T, b broker.Broker) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The head file's writer ends before its directory is removed.
+	t.Cleanup(func() { _ = tr.Sync() })
 	return &bundle{b: b, cm: b.(broker.Committer), trail: tr, file: file}
 }
 
@@ -301,6 +303,7 @@ func TestConcurrentAppenders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = other.Sync() })
 		const perTrail, goroutines = 40, 8
 		var wg sync.WaitGroup
 		errs := make(chan error, 2*perTrail)
@@ -379,6 +382,8 @@ func TestList(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Each entry at a time of its own, for the time filters.
+			waitStoreClockAfter(t, tb.cm, got.Time)
 			return got
 		}
 		add(Entry{TokenID: "a1", TokenName: "alice", Scope: "A", Action: "job.retry"})

@@ -16,7 +16,9 @@ import (
 const MinKeyLen = 32
 
 // ParseKey decodes a key written as standard or URL-safe base64 (padded
-// or not) and checks its length. The error never quotes the key.
+// or not) and checks its length. The error never quotes the key, and
+// says only what is wrong with it ("not base64", "9 bytes, fewer than
+// 32"): the caller names the key.
 func ParseKey(text string) ([]byte, error) {
 	text = strings.TrimSpace(text)
 	var key []byte
@@ -27,10 +29,10 @@ func ParseKey(text string) ([]byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, errors.New("the audit key is not base64")
+		return nil, errors.New("not base64")
 	}
 	if len(key) < MinKeyLen {
-		return nil, fmt.Errorf("the audit key is %d bytes; want at least %d (base64 of 32 random bytes: openssl rand -base64 32)", len(key), MinKeyLen)
+		return nil, fmt.Errorf("%d bytes, fewer than %d", len(key), MinKeyLen)
 	}
 	return key, nil
 }
@@ -43,7 +45,7 @@ func ReadKeyFile(path string) ([]byte, error) {
 	}
 	key, err := ParseKey(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("audit key file %s: %w", path, err)
+		return nil, fmt.Errorf("audit key file %s: %w (want base64 of at least %d random bytes)", path, err, MinKeyLen)
 	}
 	return key, nil
 }

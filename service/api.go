@@ -62,20 +62,13 @@ func (s *Service) startRegistries(ctx context.Context) {
 	s.manager.Go(s.syncFairness)
 	// Expired Idempotency-Key records are only space: sweep them hourly.
 	s.manager.Go(func(ctx context.Context) {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
+		every(ctx, time.Hour, func(ctx context.Context) {
 			if n, err := admin.SweepIdempotency(ctx, s.store.b, time.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("sweep expired idempotency keys", "err", err)
 			} else if n > 0 {
 				s.log.Info("swept expired idempotency keys", "deleted", n)
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		})
 	})
 	// Audit entries past their retention are trimmed daily.
 	s.manager.Go(s.sweepAudit)
@@ -118,5 +111,19 @@ func (s *Service) stopRegistries(ctx context.Context) {
 	}
 	if err := s.heartbeat.Stop(context.WithoutCancel(ctx)); err != nil {
 		s.log.Warn("remove this worker from the registry", "err", err)
+	}
+}
+
+// every runs f at once, then every interval, until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		f(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

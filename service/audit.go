@@ -17,6 +17,11 @@ import (
 // WORKER_DATA_DIR when no audit key is configured.
 const GeneratedAuditKeyFile = "audit.key"
 
+// generatedKeyWarning is logged at every start on a generated key.
+const generatedKeyWarning = "AUDIT KEY GENERATED IN THE DATA DIRECTORY: the audit trail's key sits beside the store it protects, so anyone who can read " +
+	"the data directory can re-chain the trail unnoticed; set WORKER_AUDIT_KEY or WORKER_AUDIT_KEY_FILE to a key kept elsewhere " +
+	"(copy this file's content there to keep the trail verifiable)"
+
 // auditKeyNeeded is the one line Redis refuses to start with, lacking a key.
 const auditKeyNeeded = "required with REDIS_URL: every instance on the store must chain the audit trail with one shared key; " +
 	"set WORKER_AUDIT_KEY (base64 of 32 random bytes: openssl rand -base64 32) or WORKER_AUDIT_KEY_FILE"
@@ -30,7 +35,7 @@ func (c *Config) auditKey(redis, create bool) (key []byte, generated bool, err e
 	case c.AuditKey != "":
 		key, err = audit.ParseKey(c.AuditKey)
 		if err != nil {
-			return nil, false, &ConfigError{Name: "WORKER_AUDIT_KEY", Value: "(redacted)", Quote: true, Want: err.Error()}
+			return nil, false, &ConfigError{Name: "WORKER_AUDIT_KEY", Value: "(redacted)", Quote: true, Want: "want base64 of at least 32 random bytes (" + err.Error() + ")"}
 		}
 		return key, false, nil
 	case c.AuditKeyFile != "":
@@ -66,11 +71,7 @@ func (s *Service) newAudit() error {
 		}
 		return fmt.Errorf("service: audit key: %w", err)
 	}
-	if generated {
-		s.log.Warn("AUDIT KEY GENERATED IN THE DATA DIRECTORY: the audit trail's key sits beside the store it protects, so anyone who can read "+
-			"the data directory can re-chain the trail unnoticed; set WORKER_AUDIT_KEY or WORKER_AUDIT_KEY_FILE to a key kept elsewhere "+
-			"(copy this file's content there to keep the trail verifiable)", "file", filepath.Join(s.cfg.DataDir, GeneratedAuditKeyFile))
-	}
+	s.auditKeyGenerated = generated
 	// On Redis the data directory holds nothing else, and may not exist.
 	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("service: create the data directory for the audit head file: %w", err)
@@ -90,19 +91,22 @@ func (s *Service) sweepAudit(ctx context.Context) {
 		return
 	}
 	age := time.Duration(s.cfg.AuditRetentionDays) * 24 * time.Hour
-	t := time.NewTicker(24 * time.Hour)
-	defer t.Stop()
-	for {
+	every(ctx, 24*time.Hour, func(ctx context.Context) {
 		if n, err := s.audit.TrimOlderThan(ctx, age); err != nil && ctx.Err() == nil {
 			s.log.Error("trim the audit trail", "err", err)
 		} else if n > 0 {
 			s.log.Info("trimmed the audit trail through a signed checkpoint", "removed", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	})
+}
+
+// warnGeneratedKey warns, at every start, that the audit key is the one
+// generated beside the store. It is said at start rather than when the
+// key is read, so that a configuration error is still the only line a
+// failed start prints.
+func (s *Service) warnGeneratedKey() {
+	if s.auditKeyGenerated {
+		s.log.Warn(generatedKeyWarning, "file", filepath.Join(s.cfg.DataDir, GeneratedAuditKeyFile))
 	}
 }
 

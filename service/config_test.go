@@ -71,6 +71,10 @@ func TestEnvVars(t *testing.T) {
 		{"WORKER_HTTP_ADDR", ":8080", "127.0.0.1:0", "127.0.0.1:0", "8080", `WORKER_HTTP_ADDR="8080": want host:port or :port (:0 picks a free port)`},
 		{"WORKER_DRAIN_TIMEOUT", "30000", "90000", "90000", "forever", `WORKER_DRAIN_TIMEOUT="forever": want ` + msAllowed},
 		{"WORKER_API_ENABLED", "true", "false", "false", "maybe", `WORKER_API_ENABLED="maybe": want true or false`},
+		{"WORKER_AUDIT_KEY", "", testAuditKey, "(set, redacted)", "c2hvcnQta2V5",
+			`WORKER_AUDIT_KEY="(redacted)": want base64 of at least 32 random bytes (openssl rand -base64 32) (9 bytes, fewer than 32)`},
+		{"WORKER_AUDIT_KEY_FILE", "", "/etc/aibos/audit.key", "/etc/aibos/audit.key", " ", `WORKER_AUDIT_KEY_FILE=" ": want a file path`},
+		{"WORKER_AUDIT_RETENTION_DAYS", "400", "0", "0", "-1", `WORKER_AUDIT_RETENTION_DAYS="-1": want an integer from 0 to 36500`},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

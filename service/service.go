@@ -63,6 +63,9 @@ type Service struct {
 	series     *series.Recorder
 	stopSeries func() // ends the recorder's Run after its last flush
 	heartbeat  *workerreg.Heartbeater
+	// auditKeyGenerated: the trail's key is the one generated in the
+	// data directory, which Start warns of.
+	auditKeyGenerated bool
 
 	mu      sync.Mutex
 	procs   map[string]worker.Processor
@@ -287,6 +290,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.metrics != nil {
 		s.manager.Go(s.logMetrics)
 	}
+	s.warnGeneratedKey()
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	s.log.Info("service started", "store", s.store.kind, "at", s.store.where,
 		"queues", len(s.cfg.Queues), "concurrency", s.cfg.Concurrency, "job_types", len(s.cfg.JobTypes), "schedules", len(s.cfg.Schedules))

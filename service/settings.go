@@ -153,7 +153,7 @@ var settings = []*setting{
 	},
 	textSetting("WORKER_AUDIT_KEY_FILE", "audit-key-file", "", "a file path", "file holding WORKER_AUDIT_KEY; unset with neither: the embedded store generates one in WORKER_DATA_DIR, Redis refuses to start",
 		func(c *Config) *string { return &c.AuditKeyFile },
-		func(string) bool { return true }),
+		func(v string) bool { return v == "" || strings.TrimSpace(v) != "" }),
 	intSetting("WORKER_AUDIT_RETENTION_DAYS", "audit-retention-days", "400", 0, 100*365, "days audit entries are kept before trimming through a signed checkpoint; 0 keeps them forever",
 		func(c *Config) *int { return &c.AuditRetentionDays }),
 }

@@ -232,22 +232,29 @@ func jobPath(id, action, queue string) string {
 // first page, then the page's NextCursor; limit 0 means the service's
 // default (100).
 func (c *Client) ListJobs(ctx context.Context, f admin.JobFilter, cursor string, limit int) (*admin.JobPage, error) {
+	q := listQuery(map[string]string{"queue": f.Queue, "state": f.State, "type": f.Type, "tenant": f.Tenant, "cursor": cursor},
+		map[string]time.Time{"from": f.From, "to": f.To}, limit)
+	return call[admin.JobPage](ctx, c, "GET", "/api/v1/jobs?"+q, nil)
+}
+
+// listQuery encodes a listing's query: the text and time parameters that
+// are set, and limit when above 0.
+func listQuery(text map[string]string, times map[string]time.Time, limit int) string {
 	q := url.Values{}
-	for k, v := range map[string]string{"queue": f.Queue, "state": f.State, "type": f.Type, "tenant": f.Tenant, "cursor": cursor} {
+	for k, v := range text {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	if !f.From.IsZero() {
-		q.Set("from", f.From.Format(time.RFC3339Nano))
-	}
-	if !f.To.IsZero() {
-		q.Set("to", f.To.Format(time.RFC3339Nano))
+	for k, v := range times {
+		if !v.IsZero() {
+			q.Set(k, v.Format(time.RFC3339Nano))
+		}
 	}
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))
 	}
-	return call[admin.JobPage](ctx, c, "GET", "/api/v1/jobs?"+q.Encode(), nil)
+	return q.Encode()
 }
 
 // BulkJobs retries or deletes the jobs req.Filter selects, or counts them
@@ -286,22 +293,9 @@ func (c *Client) SetQueueConcurrency(ctx context.Context, queue string, n int) e
 // means the service's default (100). A tenant-scoped token sees its
 // tenant's entries only.
 func (c *Client) Audit(ctx context.Context, f admin.AuditFilter, cursor string, limit int) (*admin.AuditPage, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"tenant": f.Tenant, "actor": f.Actor, "action": f.Action, "cursor": cursor} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.Format(time.RFC3339Nano))
-	}
-	if limit > 0 {
-		q.Set("limit", fmt.Sprint(limit))
-	}
-	return call[admin.AuditPage](ctx, c, "GET", "/api/v1/audit?"+q.Encode(), nil)
+	q := listQuery(map[string]string{"tenant": f.Tenant, "actor": f.Actor, "action": f.Action, "cursor": cursor},
+		map[string]time.Time{"since": f.Since, "until": f.Until}, limit)
+	return call[admin.AuditPage](ctx, c, "GET", "/api/v1/audit?"+q, nil)
 }
 
 // Health reports whether the service's store answers.
