@@ -193,6 +193,7 @@ func (s *Server) requestJob(r *http.Request, p *Principal) (*worker.Client, *bro
 	if err != nil {
 		return nil, nil, err
 	}
+	noteAudit(r.Context(), j.TenantID, map[string]any{"queue": j.Queue, "stateBefore": j.State})
 	return c, j, nil
 }
 
@@ -241,7 +242,6 @@ func (s *Server) actOnJob(w http.ResponseWriter, r *http.Request, p *Principal, 
 	if err != nil {
 		return err
 	}
-	noteAudit(r.Context(), j.TenantID, map[string]any{"queue": j.Queue, "stateBefore": j.State})
 	after, err := act(r.Context(), c, j)
 	if err != nil {
 		return jobActionErr(action, j, err)

@@ -53,8 +53,8 @@ type Config struct {
 	// FailedAuth limits failed authentications per client address.
 	FailedAuth FailedAuthLimit
 	// Audit, if set, records every mutating request and every denied
-	// one (see ActionOf), and serves GET /api/v1/audit; without it that
-	// route answers 404.
+	// one (see ActionOf). GET /api/v1/audit lists the store's trail
+	// either way.
 	Audit *audit.Trail
 }
 
