@@ -130,7 +130,7 @@ func VerifyAudit(ctx context.Context, cfg *Config) (*audit.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, nil)
 	if errors.Is(err, sqlitebroker.ErrInUse) {
 		return nil, fmt.Errorf("service: verify audit: %w (%w): stop it first, or verify a copy of the data directory", ErrServiceRunning, err)
 	}
