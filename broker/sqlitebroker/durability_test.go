@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -94,15 +95,25 @@ func TestDurableCompleteSurvivesSIGKILL(t *testing.T) {
 	}
 	refill(t, b, 0)
 	b.Close()
-	total := 0
-	for round := range killRounds {
+	total, dry := 0, 0
+	for round := 0; round < killRounds; round++ {
 		acked := killAfterFirstLine(t, "complete", path)
 		b := reopenChecked(t, path)
-		for _, id := range acked {
-			if id == "empty" {
+		if slices.Contains(acked, "empty") {
+			// The child completed every job before the kill reached it
+			// (on a loaded machine the parent can wait seconds to run):
+			// its completions are still checked, but the round killed
+			// nothing mid-stream, so it is run again, a bounded number
+			// of times.
+			acked = slices.DeleteFunc(acked, func(id string) bool { return id == "empty" })
+			t.Logf("round %d: the child ran dry before the kill; running it again", round)
+			if dry++; dry > 5 {
 				b.Close()
-				t.Fatalf("round %d: the child ran out of jobs; insert more", round)
+				t.Fatalf("round %d: the child ran out of %d+ jobs before the kill 6 times", round, 2000)
 			}
+			round--
+		}
+		for _, id := range acked {
 			j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "durable", ID: id})
 			if err != nil || j.State != broker.StateCompleted {
 				b.Close()
@@ -110,7 +121,7 @@ func TestDurableCompleteSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 		total += len(acked)
-		refill(t, b, round+1)
+		refill(t, b, round+1+dry) // dry rounds took their numbers too
 		b.Close()
 	}
 	t.Logf("%d acknowledged completions over %d SIGKILL rounds, none lost", total, killRounds)
