@@ -103,6 +103,7 @@ func (s *Server) queueTenantPause(paused bool) handlerFunc {
 		if err := act(r.Context(), q, tn); err != nil {
 			return storeErr(err)
 		}
+		noteAudit(r.Context(), tn, map[string]any{"tenantPaused": paused})
 		writeJSON(w, http.StatusOK, map[string]any{"queue": q, "tenant": tn, "tenantPaused": paused})
 		return nil
 	}
