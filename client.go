@@ -51,6 +51,19 @@ type ClientConfig struct {
 	// trace enqueues and store the trace context in the jobs' Headers
 	// (see package tracing). Defaults to none: adds then pay nothing for it.
 	AddMiddleware []AddMiddleware
+	// Schemas, when set, checks every job's payload against its type's
+	// schema before anything is stored (package jobschema implements
+	// it): a payload that fails is ErrInvalidJob wrapping the validator's
+	// error, which names the first failing field. Defaults to no checks.
+	Schemas PayloadValidator
+}
+
+// PayloadValidator checks a job's JSON payload (nil for none) for its job
+// type: what ClientConfig.Schemas takes. ValidatePayload must be safe for
+// concurrent use and return nil for a valid payload, or an error matching
+// ErrInvalidJob that says what is wrong.
+type PayloadValidator interface {
+	ValidatePayload(jobType string, data json.RawMessage) error
 }
 
 // AddFunc adds specs to queue atomically and returns the stored jobs in
@@ -208,6 +221,11 @@ func (c *Client) params(queue string, s *JobSpec, rnd io.Reader) (*broker.JobIns
 	}
 	if len(data) > c.cfg.MaxPayloadBytes {
 		return nil, &broker.InvalidError{Index: -1, Field: "data", Reason: fmt.Sprintf("payload is %d bytes, the limit is %d", len(data), c.cfg.MaxPayloadBytes)}
+	}
+	if c.cfg.Schemas != nil {
+		if err := c.cfg.Schemas.ValidatePayload(s.Type, data); err != nil {
+			return nil, err
+		}
 	}
 	tenant := s.TenantID
 	switch {
@@ -367,6 +385,8 @@ func (c *Client) addMany(ctx context.Context, queue string, specs []JobSpec) ([]
 			var ie *broker.InvalidError
 			if errors.As(err, &ie) {
 				ie.Index = i
+			} else {
+				err = fmt.Errorf("job at index %d: %w", i, err)
 			}
 			return nil, &QueueError{Queue: queue, Op: "add to", Err: err}
 		}

@@ -38,6 +38,7 @@ const (
 	CodeConflict        = "conflict"             // 409: duplicate, wrong state
 	CodeTooLarge        = "too_large"            // 413
 	CodeInvalid         = "invalid"              // 422: schema or validation
+	CodeSchema          = "schema"               // 422: the payload fails its job type's JSON Schema
 	CodeTooMany         = "too_many_requests"    // 429
 	CodeUnavailable     = "unavailable"          // 503: the broker is unreachable
 	CodeInternal        = "internal"             // 500

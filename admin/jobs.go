@@ -9,6 +9,7 @@ import (
 
 	"github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/jobschema"
 )
 
 // jobRoutes registers the jobs routes.
@@ -113,6 +114,10 @@ func storeErr(err error) error {
 	var e *Error
 	if errors.As(err, &e) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
+	}
+	var sch *jobschema.Error
+	if errors.As(err, &sch) {
+		return Errorf(http.StatusUnprocessableEntity, CodeSchema, sch.Pointer, "%s", sch.Error())
 	}
 	var inv *broker.InvalidError
 	if errors.As(err, &inv) {

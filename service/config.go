@@ -80,6 +80,13 @@ type Config struct {
 	TracesExporter string
 	// DataDir holds the embedded store's file (WORKER_DATA_DIR). ./data.
 	DataDir string
+	// SchemaDir, when set, holds <job type>.json JSON Schemas that the
+	// service's client checks payloads against at enqueue, over the
+	// schemas built into the job types (WORKER_SCHEMA_DIR). None.
+	SchemaDir string
+	// DatabaseURL selects PostgreSQL for the accounting ledger; empty
+	// means an SQLite file under DataDir (DATABASE_URL).
+	DatabaseURL string
 	// HTTPAddr is where /metrics, /livez, /readyz and /health are served
 	// (WORKER_HTTP_ADDR). ":0" picks a free port. :8080.
 	HTTPAddr string

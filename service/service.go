@@ -23,6 +23,7 @@ import (
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/series"
 	"github.com/aibos/worker/internal/workerreg"
+	"github.com/aibos/worker/jobschema"
 	"github.com/aibos/worker/metrics"
 	"github.com/aibos/worker/retry"
 	"github.com/aibos/worker/scale"
@@ -41,6 +42,7 @@ type Service struct {
 	store *store
 
 	client  *worker.Client
+	schemas *jobschema.Registry
 	manager *worker.Manager
 	engine  *workflow.Engine
 	cron    *schedule.Cron
@@ -112,7 +114,8 @@ func (s *Service) build() error {
 	if s.obs, err = newObservability(c); err != nil {
 		return err
 	}
-	ccfg := worker.ClientConfig{DefaultMaxAttempts: c.RetryAttempts, MaxQueueLength: c.QueueMaxLength}
+	s.schemas = jobschema.New()
+	ccfg := worker.ClientConfig{DefaultMaxAttempts: c.RetryAttempts, MaxQueueLength: c.QueueMaxLength, Schemas: s.schemas}
 	s.obs.client(&ccfg)
 	if s.client, err = worker.NewClient(b, ccfg); err != nil {
 		return fmt.Errorf("service: %w", err)
@@ -204,6 +207,11 @@ func (s *Service) Now() time.Time { return time.Now().Add(s.cfg.TestClockOffset)
 // queues' QUEUE_MAX_LENGTH and WORKER_RETRY_ATTEMPTS apply.
 func (s *Service) Client() *worker.Client { return s.client }
 
+// Schemas returns the JSON Schemas the service's client (and so the API)
+// checks payloads against at enqueue: add a job type's schema before
+// Start. Start then loads WORKER_SCHEMA_DIR over them.
+func (s *Service) Schemas() *jobschema.Registry { return s.schemas }
+
 // Manager returns the service's Manager.
 func (s *Service) Manager() *worker.Manager { return s.manager }
 
@@ -240,6 +248,11 @@ func (s *Service) Start(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.started || s.closed {
 		return errors.New("service: start: already started or shut down")
+	}
+	if s.cfg.SchemaDir != "" {
+		if err := s.schemas.LoadDir(s.cfg.SchemaDir); err != nil {
+			return &ConfigError{Name: "WORKER_SCHEMA_DIR", Value: s.cfg.SchemaDir, Quote: true, Want: err.Error()}
+		}
 	}
 	if err := s.bindProcessors(); err != nil {
 		return err

@@ -125,6 +125,22 @@ var settings = []*setting{
 	textSetting("WORKER_DATA_DIR", "data-dir", "./data", "a directory path", "directory of the embedded store (used when REDIS_URL is unset)",
 		func(c *Config) *string { return &c.DataDir },
 		func(v string) bool { return strings.TrimSpace(v) != "" }),
+	textSetting("WORKER_SCHEMA_DIR", "schema-dir", "", "empty or a directory path", "directory of <job type>.json JSON Schemas checked at enqueue, over the built-in accounting ones",
+		func(c *Config) *string { return &c.SchemaDir },
+		func(v string) bool { return v == "" || strings.TrimSpace(v) != "" }),
+	{
+		env: "DATABASE_URL", flag: "database-url", def: "", secret: true,
+		allowed: "empty (the embedded accounting ledger) or a postgres:// URL",
+		help:    "PostgreSQL database of the accounting ledger; unset means an SQLite file under WORKER_DATA_DIR",
+		set: func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+				return fmt.Errorf("not a postgres URL")
+			}
+			c.DatabaseURL = v
+			return nil
+		},
+		get: func(c *Config) string { return c.DatabaseURL },
+	},
 	textSetting("WORKER_HTTP_ADDR", "http-addr", ":8080", "host:port or :port (:0 picks a free port)", "address of /metrics, /livez, /readyz and /health",
 		func(c *Config) *string { return &c.HTTPAddr },
 		func(v string) bool {
