@@ -58,6 +58,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/service"
 )
 
@@ -194,12 +195,28 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 }
 
 // serve runs the service until SIGTERM or SIGINT, then drains it. A
-// second signal exits at once.
+// second signal exits at once. It opens the accounting ledger and
+// registers the accounting job types (registerAccounting).
 func serve(ctx context.Context, cfg *service.Config, stderr io.Writer) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	err := service.Serve(ctx, cfg, stderr, sigs, nil)
+	var ledger accounting.Store
+	defer func() {
+		if ledger != nil {
+			_ = ledger.Close()
+		}
+	}()
+	setup := func(svc *service.Service) error {
+		st, where, err := registerAccounting(ctx, svc, cfg)
+		if err != nil {
+			return err
+		}
+		ledger = st
+		service.NewLogger(cfg, stderr).Info("accounting ledger open", "at", where)
+		return nil
+	}
+	err := service.Serve(ctx, cfg, stderr, sigs, setup)
 	if errors.Is(err, service.ErrDrainInterrupted) {
 		return &exitError{exitForced, err}
 	}

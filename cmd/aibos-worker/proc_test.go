@@ -66,6 +66,10 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{}), news: make(chan struct{})}
 	p.cmd.Env = testEnv(env...)
+	// A fresh working directory: the default WORKER_DATA_DIR (./data,
+	// where the accounting ledger lives even on Redis) stays out of the
+	// source tree.
+	p.cmd.Dir = t.TempDir()
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
