@@ -106,6 +106,25 @@
 //	POST   /api/v1/workflows/runs/{id}/cancel         operator
 //	POST   /api/v1/workflows/{name}/runs              operator
 //	GET    /api/v1/audit                              viewer
+//	POST   /api/v1/companies                                    operator
+//	POST   /api/v1/companies/{company}/customers                operator
+//	POST   /api/v1/companies/{company}/vendors                  operator
+//	POST   /api/v1/companies/{company}/invoices                 operator
+//	GET    /api/v1/companies/{company}/invoices/{id}            viewer
+//	PUT    /api/v1/companies/{company}/invoices/{id}            operator
+//	POST   /api/v1/companies/{company}/invoices/{id}/void       operator
+//	POST   /api/v1/companies/{company}/invoices/{id}/process    operator
+//	POST   /api/v1/companies/{company}/bills                    operator
+//	GET    /api/v1/companies/{company}/bills/{id}               viewer
+//	PUT    /api/v1/companies/{company}/bills/{id}               operator
+//	POST   /api/v1/companies/{company}/bills/{id}/void          operator
+//	POST   /api/v1/companies/{company}/bills/{id}/process       operator
+//	POST   /api/v1/companies/{company}/payments                 operator
+//	POST   /api/v1/companies/{company}/payments/{id}/process    operator
+//	GET    /api/v1/companies/{company}/trial-balance            viewer
+//	GET    /api/v1/companies/{company}/accounts/{code}/activity viewer
+//	GET    /api/v1/companies/{company}/receivables              viewer
+//	GET    /api/v1/companies/{company}/payables                 viewer
 //
 // # Audit trail
 //
@@ -118,4 +137,14 @@
 // request's X-Request-ID. GET /api/v1/audit lists it; a tenant-scoped
 // token reads its tenant's index of entries, those of its tenant's tokens
 // and those about its tenant's jobs and settings.
+//
+// # Accounting
+//
+// The accounting routes (/api/v1/companies/...) read and write one
+// company's books in the accounting ledger (Config.Ledger, SetLedger): the
+// tenant is the token's scope, or ?tenant= for a cross-tenant token.
+// Writing a document stores a version and posts nothing; POST .../process
+// enqueues the job that posts it (invoice.processing, bill.processing,
+// payment.processing), which the application calls once a document is
+// final.
 package admin

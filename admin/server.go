@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/aibos/worker"
+	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/httpproc"
@@ -50,6 +52,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Ledger is the accounting store the accounting routes serve. Without
+	// it (and until SetLedger) they answer 404.
+	Ledger accounting.Store
 	// FailedAuth limits failed authentications per client address.
 	FailedAuth FailedAuthLimit
 	// Audit, if set, records every mutating request and every denied
@@ -67,6 +72,9 @@ type Server struct {
 	mux      *http.ServeMux
 	failures *failureLimiter
 	routes   []Route
+	// ledger is the accounting store the accounting routes serve, set by
+	// SetLedger (or Config.Ledger).
+	ledger atomic.Pointer[accounting.Store]
 }
 
 // Route is one authenticated route of the API and the role it needs.
@@ -120,6 +128,10 @@ func New(cfg Config) (*Server, error) {
 	s.seriesRoutes()
 	s.scheduleRoutes()
 	s.workflowRoutes()
+	s.accountingRoutes()
+	if cfg.Ledger != nil {
+		s.SetLedger(cfg.Ledger)
+	}
 	s.auditRoutes()
 	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "", "no route %s %s", r.Method, r.URL.Path))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/accounting"
+	"github.com/aibos/worker/accounting/sqlitestore"
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/redistest"
@@ -24,9 +27,10 @@ import (
 // apiBundle is a running service with the API and tokens of each role:
 // cross-tenant ("admin") and scoped to tenants A and B ("admin-A").
 type apiBundle struct {
-	svc  *Service
-	base string
-	tok  map[string]string
+	svc    *Service
+	ledger accounting.Store
+	base   string
+	tok    map[string]string
 }
 
 // brokerEnvs are the environments that make the service use each broker.
@@ -83,17 +87,24 @@ func startAPIFile(t *testing.T, vars []string, file string) *apiBundle {
 	if err := svc.RegisterWorkflow(workflow.Workflow{Name: isoFlow, Steps: []workflow.Step{{Name: "hold", Processor: "iso.hold"}}}); err != nil {
 		t.Fatal(err)
 	}
+	ledger, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "accounting.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetLedger(ledger)
 	if err := svc.Start(ctx); err != nil {
 		_ = svc.Close()
+		_ = ledger.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := svc.Shutdown(context.Background()); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		_ = ledger.Close()
 	})
 	t.Cleanup(func() { close(release) }) // before the shutdown: cleanups run last first
-	a := &apiBundle{svc: svc, base: "http://" + svc.Addr().String(), tok: map[string]string{}}
+	a := &apiBundle{svc: svc, ledger: ledger, base: "http://" + svc.Addr().String(), tok: map[string]string{}}
 	for _, role := range []admin.Role{admin.RoleViewer, admin.RoleOperator, admin.RoleAdmin} {
 		for _, tenant := range []string{"", "A", "B"} {
 			name := string(role)
@@ -393,6 +404,44 @@ func oneTimeAttempts(t *testing.T, a *apiBundle) []attempt {
 	}
 }
 
+// ledgerAttempts are the attempts on tenant B's books (company bco):
+// tenant A's token naming tenant B with ?tenant= is 404, the cross-tenant
+// admin's same call reaches B's books.
+func ledgerAttempts(t *testing.T, a *apiBundle) []attempt {
+	ctx := context.Background()
+	b := accounting.Books{Tenant: "B", Company: "bco"}
+	if _, err := a.ledger.CompanyCreate(ctx, accounting.Company{Tenant: "B", ID: "bco", Name: "B Co", Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ledger.PartyCreate(ctx, b, accounting.Party{Kind: accounting.Customer, ID: "bc", Name: "B's customer"}); err != nil {
+		t.Fatal(err)
+	}
+	const c, q = "/api/v1/companies/bco", "?tenant=B"
+	inv := func(id string) string {
+		return `{"id":"` + id + `","partyId":"bc","currency":"EUR","issueDate":"2026-01-10","lines":[{"description":"x","quantity":1,"unitPrice":100}]}`
+	}
+	if status, resp := a.call(t, "admin", "POST", c+"/invoices"+q, inv("binv")); status != 201 {
+		t.Fatalf("create tenant B's invoice: %d %v", status, resp)
+	}
+	return []attempt{
+		{name: "create a company for B", method: "POST", path: "/api/v1/companies" + q, body: `{"id":"bco2","currency":"EUR"}`},
+		{name: "create B's customer", method: "POST", path: c + "/customers" + q, body: `{"id":"bc2"}`},
+		{name: "create B's vendor", method: "POST", path: c + "/vendors" + q, body: `{"id":"bv"}`},
+		{name: "create B's invoice", method: "POST", path: c + "/invoices" + q, body: inv("binv2")},
+		{name: "create B's bill", method: "POST", path: c + "/bills" + q, body: strings.Replace(inv("bbill"), `"bc"`, `"bv"`, 1)},
+		{name: "get B's invoice", method: "GET", path: c + "/invoices/binv" + q},
+		{name: "update B's invoice", method: "PUT", path: c + "/invoices/binv" + q, body: strings.Replace(inv("binv"), `"id":"binv"`, `"version":1`, 1)},
+		{name: "process B's invoice", method: "POST", path: c + "/invoices/binv/process" + q, adminWant: 202},
+		{name: "void B's invoice", method: "POST", path: c + "/invoices/binv/void" + q, body: `{"version":2}`},
+		{name: "record B's payment", method: "POST", path: c + "/payments" + q, body: `{"id":"bpay","customerId":"bc","currency":"EUR","amount":50,"received":"2026-02-01"}`},
+		{name: "process B's payment", method: "POST", path: c + "/payments/bpay/process" + q, adminWant: 202},
+		{name: "read B's trial balance", method: "GET", path: c + "/trial-balance" + q},
+		{name: "read B's receivable account", method: "GET", path: c + "/accounts/1200/activity" + q},
+		{name: "read B's receivables", method: "GET", path: c + "/receivables" + q},
+		{name: "read B's payables", method: "GET", path: c + "/payables" + q},
+	}
+}
+
 // TestAPITenantIsolation: a token scoped to tenant A tries every kind of
 // access to tenant B's resources and succeeds at none (each 404 or 403,
 // and no listing shows them); the cross-tenant admin's same calls succeed,
@@ -409,6 +458,7 @@ func TestAPITenantIsolation(t *testing.T) {
 		attempts = append(attempts, scheduleAttempts(t, a)...)
 		attempts = append(attempts, workflowAttempts(t, a)...)
 		attempts = append(attempts, oneTimeAttempts(t, a)...)
+		attempts = append(attempts, ledgerAttempts(t, a)...)
 		for _, at := range attempts {
 			before := a.bJobs(t)
 			status, resp := a.call(t, "admin-A", at.method, at.path, at.body)

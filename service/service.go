@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
@@ -372,6 +373,15 @@ func (s *Service) Callbacks() *httpproc.Callbacks { return s.callbacks }
 // API returns the admin API served under /api/v1, or nil when
 // WORKER_API_ENABLED is false.
 func (s *Service) API() *admin.Server { return s.api }
+
+// SetLedger makes the API's accounting routes (/api/v1/companies/...)
+// serve store, the ledger the accounting processors post to. Without it
+// they answer 404. The caller keeps owning store: close it after Shutdown.
+func (s *Service) SetLedger(store accounting.Store) {
+	if s.api != nil {
+		s.api.SetLedger(store)
+	}
+}
 
 // Tokens returns the API's token store, on the service's broker.
 func (s *Service) Tokens() *admin.TokenStore { return s.tokens }

@@ -35,8 +35,8 @@ func openLedger(ctx context.Context, cfg *service.Config) (accounting.Store, str
 	return st, path, nil
 }
 
-// registerAccounting opens the ledger and registers the accounting job
-// types (package accounting/jobs) on svc. The caller closes the store
+// registerAccounting opens the ledger, registers the accounting job types
+// (package accounting/jobs) on svc and serves the ledger on its API. The caller closes the store
 // after svc has shut down.
 func registerAccounting(ctx context.Context, svc *service.Service, cfg *service.Config) (accounting.Store, string, error) {
 	st, where, err := openLedger(ctx, cfg)
@@ -47,5 +47,6 @@ func registerAccounting(ctx context.Context, svc *service.Service, cfg *service.
 		_ = st.Close()
 		return nil, "", err
 	}
+	svc.SetLedger(st)
 	return st, where, nil
 }
