@@ -158,13 +158,15 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 		}
 	}
 	api := &apiOpts{lookupEnv: lookupEnv, stdout: stdout, stderr: stderr}
+	serveCmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the service: workers, schedulers, workflow engine, /metrics, /livez, /readyz, /health",
+		Args:  cobra.NoArgs,
+	}
+	demo := serveCmd.Flags().Bool("demo", false, "seed two demo tenants' books and keep adding invoices and payments, so work flows at once")
+	serveCmd.RunE = withConfig(func(cfg *service.Config) error { return serve(ctx, cfg, stderr, *demo) })
 	root.AddCommand(
-		&cobra.Command{
-			Use:   "serve",
-			Short: "Run the service: workers, schedulers, workflow engine, /metrics, /livez, /readyz, /health",
-			Args:  cobra.NoArgs,
-			RunE:  withConfig(func(cfg *service.Config) error { return serve(ctx, cfg, stderr) }),
-		},
+		serveCmd,
 		&cobra.Command{
 			Use:   "config",
 			Short: "Print the effective configuration, where each value came from, secrets redacted",
@@ -196,8 +198,10 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 
 // serve runs the service until SIGTERM or SIGINT, then drains it. A
 // second signal exits at once. It opens the accounting ledger and
-// registers the accounting job types (registerAccounting).
-func serve(ctx context.Context, cfg *service.Config, stderr io.Writer) error {
+// registers the accounting job types (registerAccounting). With demo, it
+// also seeds the demo tenants' books and keeps adding work (see startDemo)
+// until the first signal.
+func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -207,16 +211,39 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer) error {
 			_ = ledger.Close()
 		}
 	}()
+	stopDemo := func() {}
 	setup := func(svc *service.Service) error {
+		log := service.NewLogger(cfg, stderr)
 		st, where, err := registerAccounting(ctx, svc, cfg)
 		if err != nil {
 			return err
 		}
 		ledger = st
-		service.NewLogger(cfg, stderr).Info("accounting ledger open", "at", where)
+		log.Info("accounting ledger open", "at", where)
+		if demo {
+			stopDemo = startDemo(ctx, svc, st, log, demoInterval)
+		}
 		return nil
 	}
-	err := service.Serve(ctx, cfg, stderr, sigs, setup)
+	// The demo stops adding work at the first signal, before the drain.
+	fwd := make(chan os.Signal, 2)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for first := true; ; first = false {
+			select {
+			case sig := <-sigs:
+				if first {
+					stopDemo()
+				}
+				fwd <- sig
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := service.Serve(ctx, cfg, stderr, fwd, setup)
+	stopDemo()
 	if errors.Is(err, service.ErrDrainInterrupted) {
 		return &exitError{exitForced, err}
 	}
