@@ -42,14 +42,14 @@ func (s *Server) accountingRoutes() {
 }
 
 // SetLedger makes the accounting routes serve store; until then they answer
-// 404. The service calls it once the ledger is open.
+// 503. The service calls it once the ledger is open.
 func (s *Server) SetLedger(store accounting.Store) { s.ledger.Store(&store) }
 
 func (s *Server) store() (accounting.Store, error) {
 	if p := s.ledger.Load(); p != nil && *p != nil {
 		return *p, nil
 	}
-	return nil, Errorf(http.StatusNotFound, CodeNotFound, "", "no accounting ledger is configured")
+	return nil, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "", "no accounting ledger is configured")
 }
 
 // tenantOf returns the tenant a request acts for: the token's scope, else

@@ -53,7 +53,7 @@ type Config struct {
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Ledger is the accounting store the accounting routes serve. Without
-	// it (and until SetLedger) they answer 404.
+	// it (and until SetLedger) they answer 503.
 	Ledger accounting.Store
 	// FailedAuth limits failed authentications per client address.
 	FailedAuth FailedAuthLimit

@@ -376,7 +376,7 @@ func (s *Service) API() *admin.Server { return s.api }
 
 // SetLedger makes the API's accounting routes (/api/v1/companies/...)
 // serve store, the ledger the accounting processors post to. Without it
-// they answer 404. The caller keeps owning store: close it after Shutdown.
+// they answer 503. The caller keeps owning store: close it after Shutdown.
 func (s *Service) SetLedger(store accounting.Store) {
 	if s.api != nil {
 		s.api.SetLedger(store)
