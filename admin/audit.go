@@ -35,6 +35,8 @@ var routeActions = map[string]string{
 	"POST /api/v1/queues/{queue}/pause":                      "queue.pause",
 	"POST /api/v1/queues/{queue}/resume":                     "queue.resume",
 	"PUT /api/v1/queues/{queue}/concurrency":                 "queue.set_concurrency",
+	"POST /api/v1/queues/{queue}/tenants/{tenant}/pause":     "queue.pause_tenant",
+	"POST /api/v1/queues/{queue}/tenants/{tenant}/resume":    "queue.resume_tenant",
 	"POST /api/v1/schedules":                                 "schedule.create",
 	"PUT /api/v1/schedules/{name}":                           "schedule.update",
 	"DELETE /api/v1/schedules/{name}":                        "schedule.delete",

@@ -219,7 +219,9 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool
 			return err
 		}
 		ledger = st
-		log.Info("accounting ledger open", "at", where)
+		// Debug: a config error found at Start must stay the one line
+		// serve prints.
+		log.Debug("accounting ledger open", "at", where)
 		if demo {
 			stopDemo = startDemo(ctx, svc, st, log, demoInterval)
 		}
