@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/admin/dashboard"
 	"github.com/aibos/worker/internal/workerreg"
 )
 
@@ -28,6 +29,11 @@ func (s *Service) newAPI() error {
 		Workflows: s.engine, Cron: s.cron, OneTime: s.once, Callbacks: s.callbacks,
 		Auth: s.tokens, Tokens: s.tokens, Logger: s.log.With("component", "api"), Audit: s.audit,
 	})
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	s.apiHandler = s.api
+	s.dash, err = dashboard.New(dashboard.Config{API: s.apiHandler, Auth: s.tokens, Logger: s.log.With("component", "dashboard")})
 	if err != nil {
 		return fmt.Errorf("service: %w", err)
 	}

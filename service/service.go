@@ -18,6 +18,7 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/admin/dashboard"
 	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/health"
@@ -60,9 +61,14 @@ type Service struct {
 	// tokens is the API's token store; api serves /api/v1 when
 	// WORKER_API_ENABLED. series records the per-minute series and
 	// heartbeat the worker registry's entry, which the API shows.
-	tokens     *admin.TokenStore
-	api        *admin.Server
-	audit      *audit.Trail // the trail api records to
+	tokens *admin.TokenStore
+	api    *admin.Server
+	audit  *audit.Trail // the trail api records to
+	// apiHandler is what serves /api/v1: api with its middleware. The
+	// dashboard at / calls it for every page and action, so that both
+	// go through the same checks and records.
+	apiHandler http.Handler
+	dash       *dashboard.Dashboard
 	series     *series.Recorder
 	stopSeries func() // ends the recorder's Run after its last flush
 	heartbeat  *workerreg.Heartbeater
@@ -510,8 +516,9 @@ func (s *Service) handler() http.Handler {
 	if s.reg != nil {
 		mux.Handle("GET /metrics", promhttpHandler(s.reg))
 	}
-	if s.api != nil {
-		mux.Handle("/api/v1/", s.api)
+	if s.apiHandler != nil {
+		mux.Handle("/api/v1/", s.apiHandler)
+		mux.Handle("/", s.dash)
 	}
 	return mux
 }
