@@ -1,8 +1,9 @@
 # make test: what CI runs (.ci/run). Installs redis-server, promtool
-# (Debian package prometheus) and the PostgreSQL server (Debian package
-# postgresql) if missing (apt-get), checks formatting and vet, runs every
-# test with the race detector, builds bench/, and checks the Kubernetes
-# manifests and the Dockerfile (deploy/kubernetes, its own module).
+# (Debian package prometheus), the PostgreSQL server (Debian package
+# postgresql) and Chromium (for the dashboard's browser tests) if missing
+# (apt-get), checks formatting and vet, runs every test with the race
+# detector, builds bench/, and checks the Kubernetes manifests and the
+# Dockerfile (deploy/kubernetes, its own module).
 GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
@@ -13,6 +14,7 @@ test: fmt vet
 	./scripts/ensure-redis.sh
 	./scripts/ensure-promtool.sh
 	./scripts/ensure-postgres.sh
+	./scripts/ensure-chromium.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./...; fi
 	$(MAKE) deploy-check

@@ -64,7 +64,7 @@ type node struct {
 type edge struct{ X1, Y1, X2, Y2 float64 }
 
 const (
-	nodeW = 170.0
+	nodeW = 230.0 // run.html draws the boxes this wide
 	nodeH = 56.0
 	gapX  = 50.0
 	gapY  = 20.0
