@@ -210,6 +210,18 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("LiveJobsPage", func(t *testing.T) {
+		tb.t = t
+		tb.open("/jobs?queue=bills")
+		var j admin.Job
+		b.api(t, "admin", "POST", "/api/v1/queues/bills/jobs", map[string]any{"type": "ok"}, &j)
+		// No navigation: the page's script refreshes it.
+		waitFor(t, "job "+j.ID+" on the open jobs page", func() (bool, string) {
+			return strings.Contains(run(tb, "read the page", chromedp.OuterHTML(chromedp.CSS("main"))), j.ID), "absent"
+		})
+		tb.clean("live jobs page")
+	})
+
 	t.Run("RetryDeadJob", func(t *testing.T) {
 		tb.t = t
 		id := b.ids["A"][1]

@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -115,6 +116,19 @@ func TestDashboardOverHTTP(t *testing.T) {
 			t.Fatal("a viewer paused a queue")
 		}
 		b.waitJob(t, b.ids["A"][1], "dead")
+	})
+
+	t.Run("OverviewWaiting", func(t *testing.T) {
+		// A paused queue keeps its job pending, so it waits.
+		b.api(t, "admin", "POST", "/api/v1/queues/reports/pause", nil, nil)
+		defer b.api(t, "admin", "POST", "/api/v1/queues/reports/resume", nil, nil)
+		var j admin.Job
+		b.api(t, "admin", "POST", "/api/v1/queues/reports/jobs", map[string]any{"type": "ok"}, &j)
+		_, page := b.login(t, "viewer").get("/")
+		row := regexp.MustCompile(`(?s)<tr><td><a href="/jobs\?queue=reports">reports</a></td><td>1</td><td>1</td><td>0</td><td>(\d+(ms|s|m[0-9.]*s?))</td>`)
+		if !row.MatchString(page) {
+			t.Fatalf("the overview does not show how long reports' pending job waits:\n%s", page)
+		}
 	})
 
 	t.Run("TenantScope", func(t *testing.T) {

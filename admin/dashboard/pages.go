@@ -35,6 +35,9 @@ func (d *Dashboard) routes() {
 type queueRow struct {
 	admin.Queue
 	Depth int
+	// Waiting is how long the pending job next in fetch order has been
+	// ready; in a queue without priorities that is the oldest one.
+	Waiting string
 }
 
 func (q *request) queueRows() ([]queueRow, error) {
@@ -47,6 +50,29 @@ func (q *request) queueRows() ([]queueRow, error) {
 		rows = append(rows, queueRow{Queue: *x, Depth: x.Counts["pending"] + x.Counts["scheduled"]})
 	}
 	return rows, nil
+}
+
+// waiting fills row's Waiting from the first pending job the API lists
+// (pending jobs are listed in fetch order).
+func (q *request) waiting(row *queueRow) error {
+	if row.Counts["pending"] == 0 {
+		return nil
+	}
+	var page admin.JobPage
+	v := url.Values{"queue": {row.Name}, "state": {"pending"}, "limit": {"1"}}
+	if err := q.api("GET", "/api/v1/jobs?"+v.Encode(), nil, &page); err != nil {
+		return err
+	}
+	if len(page.Jobs) == 0 {
+		return nil
+	}
+	j := page.Jobs[0]
+	since := j.CreatedAt
+	if j.RunAt.After(since) {
+		since = j.RunAt
+	}
+	row.Waiting = max(q.d.cfg.Now().Sub(since), 0).Round(time.Second).String()
+	return nil
 }
 
 // forbidden reports whether err is the API's 403: a page shows a note
@@ -67,6 +93,11 @@ func (d *Dashboard) overview(q *request) error {
 	var err error
 	if out.Queues, err = q.queueRows(); err != nil {
 		return err
+	}
+	for i := range out.Queues {
+		if err := q.waiting(&out.Queues[i]); err != nil {
+			return err
+		}
 	}
 	var series struct {
 		Series []struct {
