@@ -18,7 +18,8 @@
 // the cron scheduler and an HTTP server with /metrics, /livez, /readyz,
 // /health and, unless WORKER_API_ENABLED is false, the admin and producer
 // API under /api/v1 (package admin), whose bearer tokens live in the store
-// (OpenTokens reaches them while the service is stopped):
+// (OpenTokens reaches them while the service is stopped), with the web
+// dashboard at / (package admin/dashboard) that logs in with those tokens:
 //
 //	cfg, err := service.Load(service.LoadInput{File: "aibos-worker.yaml"})
 //	svc, err := service.New(ctx, cfg, service.NewLogger(cfg, os.Stderr))

@@ -35,8 +35,8 @@ import (
 
 // Service is the aibos-worker service: one Manager over the configured
 // queues, the workflow engine, the cron scheduler, and an HTTP server with
-// /metrics, /livez, /readyz, /health and the admin API under /api/v1 (see
-// package admin). Build it with New, register Go
+// /metrics, /livez, /readyz, /health, the admin API under /api/v1 (see
+// package admin) and the web dashboard at / over it. Build it with New, register Go
 // processors and workflows, then Start; Shutdown drains it.
 type Service struct {
 	cfg   *Config
