@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"strings"
@@ -150,13 +149,6 @@ var funcs = template.FuncMap{
 		u := t.UTC().Format("2006-01-02 15:04:05 UTC")
 		return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`,
 			t.UTC().Format(time.RFC3339), u, u))
-	},
-	"json": func(v any) string {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return string(b)
 	},
 	"stateClass": func(s string) string { return "state-" + strings.ToLower(s) },
 	"pct": func(v any) string {

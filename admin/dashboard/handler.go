@@ -47,7 +47,7 @@ func (q *request) api(method, path string, body, out any) error {
 func (q *request) render(page, title string, live bool, data any) error {
 	v := &view{Title: title, Nav: page, Role: q.p.Role, Tenant: q.p.TenantID, CSRF: q.s.csrf,
 		Operate: q.p.Role.Allows(admin.RoleOperator), Admin: q.p.Role.Allows(admin.RoleAdmin),
-		Live: live, Notice: q.r.URL.Query().Get("notice"), Data: data}
+		Live: live, Notice: q.d.sessions.takeNotice(q.s), Data: data}
 	return q.d.write(q.w, http.StatusOK, page, v)
 }
 
@@ -145,15 +145,10 @@ func (d *Dashboard) toLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 }
 
-// back redirects after an action, with a notice for the next page.
+// back redirects after an action to a page of this site, which shows
+// notice.
 func (q *request) back(to, notice string) error {
-	u, err := url.Parse(to)
-	if err != nil || u.IsAbs() || u.Host != "" {
-		u = &url.URL{Path: "/"}
-	}
-	v := u.Query()
-	v.Set("notice", notice)
-	u.RawQuery = v.Encode()
-	http.Redirect(q.w, q.r, u.String(), http.StatusSeeOther)
+	q.d.sessions.setNotice(q.s, notice)
+	http.Redirect(q.w, q.r, localPath(to), http.StatusSeeOther)
 	return nil
 }

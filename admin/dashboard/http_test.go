@@ -90,6 +90,14 @@ func TestDashboardOverHTTP(t *testing.T) {
 		if !b.paused(t, "invoices") {
 			t.Fatal("pause with the CSRF token did not pause the queue")
 		}
+		// The action's result shows once, on the next page; a link cannot
+		// put words in the dashboard's mouth.
+		if _, page := br.get("/queues?notice=forged"); !strings.Contains(page, "Queue invoices: pause done.") || strings.Contains(page, "forged") {
+			t.Error("the page after the pause does not show its notice, or shows the URL's")
+		}
+		if _, page := br.get("/queues"); strings.Contains(page, "pause done") {
+			t.Error("the notice shows twice")
+		}
 		br.post("/queues/invoices/resume", url.Values{"csrf": {br.csrf}})
 		// After logout the session is gone: its cookie no longer works.
 		br.post("/logout", url.Values{"csrf": {br.csrf}})

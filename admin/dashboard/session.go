@@ -23,6 +23,7 @@ type session struct {
 	token   string
 	csrf    string
 	expires time.Time
+	notice  string // guarded by the store's mutex
 }
 
 // sessionStore keeps sessions in memory, bounded: at MaxSessions the
@@ -83,6 +84,24 @@ func (s *sessionStore) get(id string) (*session, bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// setNotice keeps a one-line result of an action for the session's next
+// page. It lives in the session, not in the URL, so that a link cannot
+// make the dashboard say something it did not.
+func (s *sessionStore) setNotice(v *session, notice string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v.notice = notice
+}
+
+// takeNotice returns the session's notice and forgets it.
+func (s *sessionStore) takeNotice(v *session) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := v.notice
+	v.notice = ""
+	return n
 }
 
 func (s *sessionStore) remove(id string) {
