@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"html/template"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -149,6 +150,19 @@ var funcs = template.FuncMap{
 		u := t.UTC().Format("2006-01-02 15:04:05 UTC")
 		return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`,
 			t.UTC().Format(time.RFC3339), u, u))
+	},
+	// query is the link "?" + v's query with the key, value pairs kv
+	// set over it. It is written here, not in the template, which would
+	// escape the '&' and '=' of an encoded query as data.
+	"query": func(v url.Values, kv ...string) template.URL {
+		out := url.Values{}
+		for k, vs := range v {
+			out[k] = vs
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return template.URL("?" + out.Encode())
 	},
 	"stateClass": func(s string) string { return "state-" + strings.ToLower(s) },
 	"pct": func(v any) string {
