@@ -136,7 +136,7 @@ func (d *Dashboard) overview(q *request) error {
 		}
 		out.Throughput = barChart("Completed per minute, last hour", done, "ok")
 		out.Failures = barChart("Failed per minute, last hour", failed, "bad")
-		out.Latency = barChart("Processing time p95 (ms) per minute, last hour", p95, "info")
+		out.Latency = barChart("Processing time p95 (ms) of the slowest queue per minute, last hour", p95, "info")
 		var wl struct {
 			Workers []map[string]any `json:"workers"`
 		}
