@@ -185,7 +185,7 @@ func TestBrowser(t *testing.T) {
 			{"overview", "/"}, {"queues", "/queues"}, {"jobs", "/jobs"},
 			{"job", "/jobs/" + b.ids["A"][1] + "?queue=invoices"}, {"dead", "/dead"},
 			{"schedules", "/schedules"}, {"runs", "/runs?workflow=" + payFlow}, {"run", "/runs/" + b.ids["A"][2]},
-			{"workers", "/workers"}, {"tenants", "/tenants"},
+			{"workers", "/workers"}, {"tenants", "/tenants"}, {"audit", "/audit"},
 		}
 		if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -278,6 +278,24 @@ func TestBrowser(t *testing.T) {
 		tb.do("resume", chromedp.Click(chromedp.ID("resume-invoices")), chromedp.WaitVisible(chromedp.ID("pause-invoices")))
 		if b.paused(t, "invoices") {
 			t.Fatal("the page says resumed, the API does not")
+		}
+		// Both actions are in the audit trail as the logged-in token's, as
+		// the API reads it and as the audit page shows it.
+		var trail struct {
+			Entries []struct {
+				TokenName string `json:"tokenName"`
+				Target    string `json:"target"`
+			} `json:"entries"`
+		}
+		for _, action := range []string{"queue.pause", "queue.resume"} {
+			b.api(t, "admin", "GET", "/api/v1/audit?action="+action, nil, &trail)
+			if len(trail.Entries) == 0 || trail.Entries[0].TokenName != "admin" {
+				t.Fatalf("the audit trail's latest %s is %+v, want the dashboard's, by token admin", action, trail.Entries)
+			}
+		}
+		tb.open("/audit?action=queue")
+		if page := tb.html(); !strings.Contains(page, "queue.pause") || !strings.Contains(page, "queue.resume") {
+			t.Error("the audit page does not show the pause and the resume")
 		}
 		tb.clean("pause and resume")
 	})

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/url"
@@ -163,6 +164,18 @@ var funcs = template.FuncMap{
 			out.Set(kv[i], kv[i+1])
 		}
 		return template.URL("?" + out.Encode())
+	},
+	// jsonText shows a decoded JSON value (an audit entry's changes) as
+	// compact JSON.
+	"jsonText": func(v any) string {
+		if v == nil {
+			return ""
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return string(b)
 	},
 	"stateClass": func(s string) string { return "state-" + strings.ToLower(s) },
 	"pct": func(v any) string {

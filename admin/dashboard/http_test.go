@@ -141,7 +141,7 @@ func TestDashboardOverHTTP(t *testing.T) {
 
 	t.Run("TenantScope", func(t *testing.T) {
 		scoped, adm := b.login(t, "operator-A"), b.login(t, "admin")
-		pages := []string{"/", "/queues", "/jobs", "/jobs?state=dead", "/dead", "/runs?workflow=" + payFlow, "/tenants", "/schedules", "/workers"}
+		pages := []string{"/", "/queues", "/jobs", "/jobs?state=dead", "/dead", "/runs?workflow=" + payFlow, "/tenants", "/schedules", "/workers", "/audit"}
 		for _, path := range pages {
 			_, mine := scoped.get(path)
 			_, all := adm.get(path)
@@ -152,7 +152,7 @@ func TestDashboardOverHTTP(t *testing.T) {
 			}
 			// The admin sees B's ids where the page lists jobs or runs,
 			// so that the check above can fail.
-			if strings.HasPrefix(path, "/jobs") || strings.HasPrefix(path, "/dead") || strings.HasPrefix(path, "/runs") {
+			if strings.HasPrefix(path, "/jobs") || strings.HasPrefix(path, "/dead") || strings.HasPrefix(path, "/runs") || path == "/audit" {
 				if !strings.Contains(all, b.ids["B"][1]) && !strings.Contains(all, b.ids["B"][2]) {
 					t.Errorf("%s does not show the admin tenant B's ids", path)
 				}

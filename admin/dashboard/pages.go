@@ -22,6 +22,7 @@ func (d *Dashboard) routes() {
 	d.page("/runs/{id}", d.run)
 	d.page("/workers", d.workers)
 	d.page("/tenants", d.tenants)
+	d.page("/audit", d.audit)
 	d.action("/logout", d.logout)
 	d.action("/queues/{queue}/{action}", d.queueAction)
 	d.action("/jobs/{id}/{action}", d.jobAction)
@@ -505,4 +506,37 @@ func (d *Dashboard) tenants(q *request) error {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+type auditData struct {
+	Filter  url.Values
+	Entries []map[string]any
+	Next    string
+}
+
+// audit lists the audit trail, newest first, filtered by tenant, actor,
+// action and time; a tenant-scoped token gets its tenant's entries.
+func (d *Dashboard) audit(q *request) error {
+	in := q.r.URL.Query()
+	f := url.Values{}
+	for _, k := range []string{"tenant", "actor", "action", "since", "until"} {
+		if v := in.Get(k); v != "" {
+			f.Set(k, v)
+		}
+	}
+	api := url.Values{"limit": {"100"}}
+	for k, v := range f {
+		api[k] = v
+	}
+	if c := in.Get("cursor"); c != "" {
+		api.Set("cursor", c)
+	}
+	var page struct {
+		Entries []map[string]any `json:"entries"`
+		Next    string           `json:"nextCursor"`
+	}
+	if err := q.api("GET", "/api/v1/audit?"+api.Encode(), nil, &page); err != nil {
+		return err
+	}
+	return q.render("audit", "Audit trail", true, auditData{Filter: f, Entries: page.Entries, Next: page.Next})
 }
