@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/envelope"
 )
 
 // ClientConfig configures a Client. The zero value works.
@@ -56,6 +57,11 @@ type ClientConfig struct {
 	// it): a payload that fails is ErrInvalidJob wrapping the validator's
 	// error, which names the first failing field. Defaults to no checks.
 	Schemas PayloadValidator
+	// Encryption, when set, seals the data of the jobs of its queues and
+	// types before they are stored, and Get and List return them opened
+	// (a value that does not open is returned as stored). Defaults to
+	// none: data is stored as given.
+	Encryption *Encryption
 }
 
 // PayloadValidator checks a job's JSON payload (nil for none) for its job
@@ -161,6 +167,11 @@ func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
 		}
 	}
 	cfg.AddMiddleware = slices.Clone(cfg.AddMiddleware)
+	if cfg.Encryption != nil {
+		if err := cfg.Encryption.check(); err != nil {
+			return nil, fmt.Errorf("worker: new client: %w", err)
+		}
+	}
 	c := &Client{b: b, cfg: cfg}
 	if len(cfg.AddMiddleware) > 0 {
 		c.wrapped = c.wrap(c.addSpecs)
@@ -261,6 +272,13 @@ func (c *Client) params(queue string, s *JobSpec, rnd io.Reader) (*broker.JobIns
 	}
 	if p.TTL == 0 {
 		p.TTL = c.cfg.DefaultTTL
+	}
+	if c.cfg.Encryption.Applies(queue, s.Type) {
+		// Sealed here, where the id is known: the envelope binds it.
+		b := envelope.Binding{Tenant: tenant, Queue: queue, Type: s.Type, JobID: id, Field: fieldData}
+		if p.Data, err = c.cfg.Encryption.sealJSON(p.Data, b); err != nil {
+			return nil, fmt.Errorf("encrypt job data: %w", err)
+		}
 	}
 	return p, nil
 }
@@ -413,7 +431,7 @@ func (c *Client) Get(ctx context.Context, queue, id string) (*Job, error) {
 	if err != nil {
 		return nil, &JobError{JobID: id, Op: "get", Err: err}
 	}
-	return job, nil
+	return c.opened(job), nil
 }
 
 // Cancel cancels a scheduled, pending or active job. A running job's
@@ -458,6 +476,19 @@ func (c *Client) Delete(ctx context.Context, queue, id string) error {
 		return &JobError{JobID: id, Op: "delete", Err: err}
 	}
 	return nil
+}
+
+// opened returns job with its sealed values opened, or as stored when
+// the client has no Encryption or a value does not open (an operator
+// inspecting a tampered job sees what is stored).
+func (c *Client) opened(job *Job) *Job {
+	if c.cfg.Encryption == nil {
+		return job
+	}
+	if o, err := c.cfg.Encryption.OpenJob(job); err == nil {
+		return o
+	}
+	return job
 }
 
 func (c *Client) checkJobRef(op, queue, id string) error {
@@ -520,6 +551,11 @@ func (c *Client) List(ctx context.Context, p ListParams) (*ListResult, error) {
 	r, err := c.b.JobList(ctx, &p)
 	if err != nil {
 		return nil, &QueueError{Queue: p.Queue, Op: "list", Err: err}
+	}
+	if c.cfg.Encryption != nil {
+		for i, j := range r.Jobs {
+			r.Jobs[i] = c.opened(j)
+		}
 	}
 	return r, nil
 }

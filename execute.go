@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -224,6 +225,14 @@ func (e *executor) execute(ctx context.Context, r *running) {
 	m.mu.Lock()
 	p := m.procs[r.job.Type]
 	m.mu.Unlock()
+	if enc := m.cfg.Encryption; enc != nil {
+		data, err := enc.openJSON(r.job.Data, bindingOf(r.job, fieldData))
+		if err != nil {
+			m.refuseUndecryptable(r, err)
+			return
+		}
+		r.job.Data = data
+	}
 	m.emit(Event{Kind: EventStarted, Job: r.job})
 	began := time.Now()
 	err := m.runProcessor(ctx, r, p)
@@ -290,10 +299,11 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 		m.emit(Event{Kind: EventLeaseLost, Job: job, Err: err, Duration: took})
 		return
 	}
+	var result json.RawMessage
 	if err == nil {
-		r.mu.Lock()
-		result := r.result
-		r.mu.Unlock()
+		result, err = m.storedResult(r)
+	}
+	if err == nil {
 		p := &broker.JobCompleteParams{JobLeaseParams: *r.lease(), Result: result,
 			Delete: r.deleteOnComplete, CompletedMaxCount: max(m.cfg.CompletedMaxCount, 0)}
 		if r.getFinisher() == nil {
@@ -321,6 +331,9 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 		return
 	}
 	fp, dec := m.failParams(r, err)
+	if m.cfg.Encryption.Applies(job.Queue, job.Type) {
+		fp.Error = m.cfg.Encryption.sealText(fp.Error, bindingOf(job, fieldError))
+	}
 	if dec != nil && dec.Class != "" {
 		log = log.With("error_type", dec.Class)
 	}
@@ -344,6 +357,45 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 	}
 	m.emit(ev)
 	m.notify(ctx, log, job, err, dec, state)
+}
+
+// storedResult returns the result the processor set, sealed when the
+// job is encrypted. A result that cannot be sealed fails the attempt
+// (which may then run again): storing it in plain text is not an option.
+func (m *Manager) storedResult(r *running) (json.RawMessage, error) {
+	r.mu.Lock()
+	result := r.result
+	r.mu.Unlock()
+	if !m.cfg.Encryption.Applies(r.job.Queue, r.job.Type) {
+		return result, nil
+	}
+	sealed, err := m.cfg.Encryption.sealJSON(result, bindingOf(r.job, fieldResult))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt result: %w", err)
+	}
+	return sealed, nil
+}
+
+// refuseUndecryptable moves a job whose data does not open to dead
+// without running it: no attempt could do better. The reason is stored in
+// plain text: it names the key and field, never data.
+func (m *Manager) refuseUndecryptable(r *running, openErr error) {
+	r.settled.Store(true)
+	job := r.job
+	reason := undecryptable(openErr)
+	log := m.jobLog(job)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fp := &broker.JobFailParams{JobLeaseParams: *r.lease(), Error: reason.Error(), Discard: true}
+	if _, err := m.fail(ctx, r, fp); err != nil {
+		log.Error("record undecryptable job", "err", err, "job_err", reason)
+		return
+	}
+	log.Error("job data cannot be decrypted; moved to dead unprocessed", "err", openErr)
+	m.emit(Event{Kind: EventDead, Job: job, Err: reason})
+	if m.cfg.OnUndecryptable != nil {
+		m.cfg.OnUndecryptable(ctx, job, reason)
+	}
 }
 
 // completed logs and reports the outcome of a completion.

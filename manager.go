@@ -138,6 +138,15 @@ type ManagerConfig struct {
 	// job's goroutine: it must be quick and safe for concurrent use.
 	// Package metrics provides one.
 	OnEvent func(Event)
+	// Encryption, when set, opens sealed job data before the processor
+	// runs and seals the results, progress and error messages of the jobs
+	// of its queues and types (see Encryption). Defaults to none.
+	Encryption *Encryption
+	// OnUndecryptable, if set, is called after a job whose data does not
+	// open has been moved to dead unprocessed, with the reason, e.g. to
+	// write an audit entry. It is called from the job's goroutine and must
+	// be safe for concurrent use.
+	OnUndecryptable func(ctx context.Context, job *Job, err error)
 }
 
 func (c *ManagerConfig) withDefaults() error {
@@ -151,6 +160,11 @@ func (c *ManagerConfig) withDefaults() error {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 5
+	}
+	if c.Encryption != nil {
+		if err := c.Encryption.check(); err != nil {
+			return err
+		}
 	}
 	def(&c.Timeout, 5*time.Minute)
 	def(&c.LeaseDuration, 30*time.Second)

@@ -122,6 +122,11 @@ func SetProgress(ctx context.Context, v any) error {
 	if r.detached {
 		return nil
 	}
+	if enc := r.m.cfg.Encryption; enc.Applies(r.job.Queue, r.job.Type) {
+		if data, err = enc.sealJSON(data, bindingOf(r.job, fieldProgress)); err != nil {
+			return &JobError{JobID: r.job.ID, Type: r.job.Type, Op: "set progress of", Err: fmt.Errorf("encrypt progress: %w", err)}
+		}
+	}
 	if err := r.m.b.JobProgress(ctx, r.lease(), data); err != nil {
 		return &JobError{JobID: r.job.ID, Type: r.job.Type, Op: "set progress of", Err: err}
 	}
