@@ -165,7 +165,9 @@ func TestEncryptionKeepsMarkerOutOfStore(t *testing.T) {
 				mu.Lock()
 				seen = append(seen, string(j.Data))
 				mu.Unlock()
-				return fmt.Errorf("bank rejected %s", secretMarker)
+				// Long enough that the brokers cut each attempt's copy:
+				// the sealed copy must still open.
+				return fmt.Errorf("bank rejected %s:%s", secretMarker, strings.Repeat(" detail", 300))
 			})
 			ctx := context.Background()
 			data := map[string]string{"iban": secretMarker}
