@@ -59,7 +59,9 @@ type ClientConfig struct {
 	Schemas PayloadValidator
 	// Encryption, when set, seals the data of the jobs of its queues and
 	// types before they are stored, and Get and List return them opened
-	// (a value that does not open is returned as stored). Defaults to
+	// (a value that does not open is returned as stored). With no Keys,
+	// adds to its queues and types are refused (ErrInvalidJob), so that
+	// nothing meant to be encrypted is stored in plain text. Defaults to
 	// none: data is stored as given.
 	Encryption *Encryption
 }
@@ -168,7 +170,7 @@ func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
 	}
 	cfg.AddMiddleware = slices.Clone(cfg.AddMiddleware)
 	if cfg.Encryption != nil {
-		if err := cfg.Encryption.check(); err != nil {
+		if err := cfg.Encryption.checkScope(); err != nil {
 			return nil, fmt.Errorf("worker: new client: %w", err)
 		}
 	}
@@ -275,6 +277,9 @@ func (c *Client) params(queue string, s *JobSpec, rnd io.Reader) (*broker.JobIns
 	}
 	if c.cfg.Encryption.Applies(queue, s.Type) {
 		// Sealed here, where the id is known: the envelope binds it.
+		if c.cfg.Encryption.Keys == nil {
+			return nil, &broker.InvalidError{Index: -1, Field: "queue", Reason: fmt.Sprintf("jobs of queue %q, type %q are encrypted and no encryption key is configured", queue, s.Type)}
+		}
 		b := envelope.Binding{Tenant: tenant, Queue: queue, Type: s.Type, JobID: id, Field: fieldData}
 		if p.Data, err = c.cfg.Encryption.sealJSON(p.Data, b); err != nil {
 			return nil, fmt.Errorf("encrypt job data: %w", err)
@@ -483,6 +488,9 @@ func (c *Client) Delete(ctx context.Context, queue, id string) error {
 // inspecting a tampered job sees what is stored).
 func (c *Client) opened(job *Job) *Job {
 	if c.cfg.Encryption == nil {
+		return job
+	}
+	if c.cfg.Encryption.Keys == nil {
 		return job
 	}
 	if o, err := c.cfg.Encryption.OpenJob(job); err == nil {

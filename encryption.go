@@ -26,7 +26,8 @@ import (
 // error. Data stored in plain text (jobs added before encryption was
 // turned on) is passed through as it is; rotation (Rotate) seals it.
 type Encryption struct {
-	// Keys seal (with the newest) and open (with any) values. Required.
+	// Keys seal (with the newest) and open (with any) values. Required by
+	// the Manager; a Client without them refuses the jobs it would seal.
 	Keys *envelope.Ring
 	// Queues lists the queues whose every job is encrypted.
 	Queues []string
@@ -48,6 +49,10 @@ func (e *Encryption) check() error {
 	if e.Keys == nil {
 		return errors.New("encryption: key ring is nil")
 	}
+	return e.checkScope()
+}
+
+func (e *Encryption) checkScope() error {
 	if !e.All && len(e.Queues) == 0 && len(e.Types) == 0 {
 		return errors.New("encryption: no queues or types chosen (set Queues, Types or All)")
 	}

@@ -38,7 +38,8 @@ func brokerEnvs(t *testing.T) map[string][]string {
 	return map[string][]string{
 		"sqlite": {"WORKER_DATA_DIR=" + t.TempDir()},
 		"redis": {"REDIS_URL=" + redistest.URL(t), "QUEUE_PREFIX=" + redistest.Prefix(t),
-			"WORKER_AUDIT_KEY=" + testAuditKey, "WORKER_DATA_DIR=" + t.TempDir()},
+			"WORKER_AUDIT_KEY=" + testAuditKey, "WORKER_DATA_DIR=" + t.TempDir(),
+			"WORKER_ENCRYPTION_KEYS=" + testKeys},
 	}
 }
 

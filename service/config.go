@@ -121,6 +121,17 @@ type Config struct {
 	// that a year-end review finds the whole year.
 	AuditRetentionDays int
 
+	// EncryptionKeys are the payload encryption keys, "keyid:base64"
+	// entries, newest last (WORKER_ENCRYPTION_KEYS). Never shown.
+	EncryptionKeys string
+	// EncryptionKeyFile holds the keys when EncryptionKeys is empty
+	// (WORKER_ENCRYPTION_KEY_FILE).
+	EncryptionKeyFile string
+	// EncryptedQueues are the queues whose job data, results and errors
+	// are stored encrypted (WORKER_ENCRYPTED_QUEUES). The seed's four
+	// accounting queues.
+	EncryptedQueues []string
+
 	// File is the config file the values were read from, "" for none.
 	File string
 	// Queues are the queues served: the seed's four unless the file lists

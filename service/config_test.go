@@ -78,6 +78,10 @@ func TestEnvVars(t *testing.T) {
 			`WORKER_AUDIT_KEY="(redacted)": want base64 of at least 32 random bytes (openssl rand -base64 32) (9 bytes, fewer than 32)`},
 		{"WORKER_AUDIT_KEY_FILE", "", "/etc/aibos/audit.key", "/etc/aibos/audit.key", " ", `WORKER_AUDIT_KEY_FILE=" ": want a file path`},
 		{"WORKER_AUDIT_RETENTION_DAYS", "400", "0", "0", "-1", `WORKER_AUDIT_RETENTION_DAYS="-1": want an integer from 0 to 36500`},
+		{"WORKER_ENCRYPTION_KEYS", "", "old:" + testKeySecret + ",new:" + testKeySecret, "(set, redacted)", "k1:aHVudGVyMg==",
+			`WORKER_ENCRYPTION_KEYS="(redacted)": want comma-separated keyid:base64-of-32-bytes, newest last (parse encryption keys: key "k1" is 7 bytes, want 32)`},
+		{"WORKER_ENCRYPTION_KEY_FILE", "", "/etc/aibos/keys", "/etc/aibos/keys", " ", `WORKER_ENCRYPTION_KEY_FILE=" ": want a file path (mode 0600)`},
+		{"WORKER_ENCRYPTED_QUEUES", "invoices,bills,payments,reports", "invoices, payments", "invoices,payments", "a b", `WORKER_ENCRYPTED_QUEUES="a b": want comma-separated queue names, or none`},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

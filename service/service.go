@@ -122,7 +122,11 @@ func (s *Service) build() error {
 		return err
 	}
 	s.schemas = jobschema.New()
-	ccfg := worker.ClientConfig{DefaultMaxAttempts: c.RetryAttempts, MaxQueueLength: c.QueueMaxLength, Schemas: s.schemas}
+	enc, unserved, err := encryption(c, s.store.kind, s.log)
+	if err != nil {
+		return err
+	}
+	ccfg := worker.ClientConfig{DefaultMaxAttempts: c.RetryAttempts, MaxQueueLength: c.QueueMaxLength, Schemas: s.schemas, Encryption: enc}
 	s.obs.client(&ccfg)
 	if s.client, err = worker.NewClient(b, ccfg); err != nil {
 		return fmt.Errorf("service: %w", err)
@@ -132,7 +136,8 @@ func (s *Service) build() error {
 		return &ConfigError{Name: "recovery", Want: err.Error()}
 	}
 	rec.Notifier = nil // the default: a log line per notified failure
-	queues := append(slices.Clone(c.Queues), worker.QueueConfig{Name: workflow.DefaultQueue})
+	queues := slices.DeleteFunc(slices.Clone(c.Queues), func(q worker.QueueConfig) bool { return slices.Contains(unserved, q.Name) })
+	queues = append(queues, worker.QueueConfig{Name: workflow.DefaultQueue})
 	mcfg := worker.ManagerConfig{
 		Queues:          queues,
 		Concurrency:     c.Concurrency,
@@ -143,6 +148,9 @@ func (s *Service) build() error {
 		CompletedMaxAge: c.QueueDefaultTTL,
 		Recovery:        rec,
 		Logger:          s.log,
+	}
+	if enc != nil && enc.Keys != nil {
+		mcfg.Encryption = enc
 	}
 	mcfg.Retry.Jitter = true
 	if s.series, err = series.NewRecorder(b, series.Config{Logger: s.log}); err != nil {

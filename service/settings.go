@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/aibos/worker/audit"
+	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/envelope"
 )
 
 // setting is one scalar of the configuration: an environment variable of
@@ -140,6 +142,49 @@ var settings = []*setting{
 			return nil
 		},
 		get: func(c *Config) string { return c.DatabaseURL },
+	},
+	{
+		env: "WORKER_ENCRYPTION_KEYS", flag: "encryption-keys", def: "", hidden: true,
+		allowed: "comma-separated keyid:base64-of-32-bytes, newest last",
+		help:    "keys that encrypt the data, results and errors of WORKER_ENCRYPTED_QUEUES (the last seals, all open); never shown",
+		set: func(c *Config, v string) error {
+			if v != "" {
+				if _, err := envelope.ParseKeys(v); err != nil {
+					return err
+				}
+			}
+			c.EncryptionKeys = v
+			return nil
+		},
+		get: func(c *Config) string { return c.EncryptionKeys },
+	},
+	textSetting("WORKER_ENCRYPTION_KEY_FILE", "encryption-key-file", "", "a file path (mode 0600)", "file holding the keys in the WORKER_ENCRYPTION_KEYS format, one or more per line, used when that is unset",
+		func(c *Config) *string { return &c.EncryptionKeyFile },
+		func(v string) bool { return v == "" || strings.TrimSpace(v) != "" }),
+	{
+		env: "WORKER_ENCRYPTED_QUEUES", flag: "encrypted-queues", def: "invoices,bills,payments,reports",
+		allowed: "comma-separated queue names, or none",
+		help:    "queues whose job data, results and errors are stored encrypted; with no key, the embedded store generates one in WORKER_DATA_DIR and Redis leaves these queues unserved",
+		set: func(c *Config, v string) error {
+			c.EncryptedQueues = nil
+			if v == "none" || v == "" {
+				return nil
+			}
+			for _, q := range strings.Split(v, ",") {
+				q = strings.TrimSpace(q)
+				if err := broker.ValidateQueueName(q); err != nil {
+					return err
+				}
+				c.EncryptedQueues = append(c.EncryptedQueues, q)
+			}
+			return nil
+		},
+		get: func(c *Config) string {
+			if len(c.EncryptedQueues) == 0 {
+				return "none"
+			}
+			return strings.Join(c.EncryptedQueues, ",")
+		},
 	},
 	textSetting("WORKER_HTTP_ADDR", "http-addr", ":8080", "host:port or :port (:0 picks a free port)", "address of /metrics, /livez, /readyz and /health",
 		func(c *Config) *string { return &c.HTTPAddr },

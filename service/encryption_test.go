@@ -1,0 +1,108 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/redistest"
+)
+
+// testKeySecret is a fixed 32-byte key, base64: tests only.
+var testKeySecret = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+
+// testKeys is a WORKER_ENCRYPTION_KEYS value for tests.
+var testKeys = "test:" + testKeySecret
+
+// TestEncryptedQueuesWithoutKey: with no key configured, the embedded
+// store generates one in the data dir (0600) and seals the accounting
+// queues' jobs; Redis leaves them unserved and refuses adds to them.
+func TestEncryptedQueuesWithoutKey(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		svc, logs := startService(t, "WORKER_DATA_DIR="+dir)
+		if n := strings.Count(logs.String(), "GENERATED AN ENCRYPTION KEY"); n != 1 {
+			t.Errorf("the generated key was announced %d times, want once: %s", n, logs)
+		}
+		st, err := os.Stat(filepath.Join(dir, KeyFile))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("generated key file: %v, %v; want it with mode 0600", st, err)
+		}
+		j, err := svc.Client().Add(context.Background(), "invoices", worker.JobSpec{Type: "x", Data: map[string]string{"iban": "MARKER"}, Delay: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := svc.Client().Broker().JobGet(context.Background(), &broker.JobGetParams{Queue: "invoices", ID: j.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(raw.Data), "MARKER") || !strings.HasPrefix(string(raw.Data), `"aibosenc1:generated:`) {
+			t.Fatalf("stored data %s; want it sealed with the generated key", raw.Data)
+		}
+	})
+	t.Run("redis", func(t *testing.T) {
+		svc, logs := startService(t, "REDIS_URL="+redistest.URL(t), "QUEUE_PREFIX="+redistest.Prefix(t))
+		if n := strings.Count(logs.String(), "encrypted queues not served"); n != 1 {
+			t.Errorf("the missing key was reported %d times, want one line: %s", n, logs)
+		}
+		_, err := svc.Client().Add(context.Background(), "invoices", worker.JobSpec{Type: "x"})
+		if err == nil || !strings.Contains(err.Error(), "no encryption key is configured") {
+			t.Fatalf("add to an encrypted queue with no key: %v; want a refusal naming the missing key", err)
+		}
+		if _, err := svc.Client().Add(context.Background(), "other", worker.JobSpec{Type: "x", Delay: time.Hour}); err != nil {
+			t.Fatalf("add to an unencrypted queue: %v", err)
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startService starts a service with vars (and a free port, no API),
+// shut down when the test ends, and returns it with its logs.
+func startService(t *testing.T, vars ...string) (*Service, *syncBuffer) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := Load(LoadInput{LookupEnv: env(append(vars, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_API_ENABLED=false")...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	svc, err := New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return svc, logs
+}
