@@ -181,3 +181,44 @@ func sealedKeyID(raw json.RawMessage) string {
 
 // isSealedText reports whether an error message is sealed.
 func isSealedText(s string) bool { return strings.HasPrefix(s, envelope.Prefix) }
+
+// OpenResult opens a result (or progress) the Manager sealed for job; a
+// value that is not sealed, or a nil Encryption, returns it as it is. For
+// code that finishes jobs itself (a Finisher that passes the result on).
+func (e *Encryption) OpenResult(job *Job, raw json.RawMessage) (json.RawMessage, error) {
+	if e == nil || e.Keys == nil {
+		return raw, nil
+	}
+	return e.openJSON(raw, bindingOf(job, fieldResult))
+}
+
+// OpenError opens an error message the Manager sealed for job, as
+// OpenResult does a result.
+func (e *Encryption) OpenError(job *Job, s string) (string, error) {
+	if e == nil || e.Keys == nil {
+		return s, nil
+	}
+	return e.openText(s, bindingOf(job, fieldError))
+}
+
+// SealInsert seals p.Data when p's queue and type are encrypted, as
+// Client.Add does: for code that inserts jobs through the broker itself
+// (broker.Committer's Commit). p.ID must be set. A nil Encryption does
+// nothing.
+func (e *Encryption) SealInsert(p *broker.JobInsertParams) error {
+	if !e.Applies(p.Queue, p.Type) {
+		return nil
+	}
+	if e.Keys == nil {
+		return fmt.Errorf("%w: jobs of queue %q, type %q are encrypted and no encryption key is configured", ErrInvalidJob, p.Queue, p.Type)
+	}
+	if p.ID == "" {
+		return fmt.Errorf("%w: seal job data: the job id is empty (the envelope binds it)", ErrInvalidJob)
+	}
+	data, err := e.sealJSON(p.Data, envelope.Binding{Tenant: p.TenantID, Queue: p.Queue, Type: p.Type, JobID: p.ID, Field: fieldData})
+	if err != nil {
+		return fmt.Errorf("encrypt job data: %w", err)
+	}
+	p.Data = data
+	return nil
+}

@@ -83,6 +83,11 @@ type CallbackConfig struct {
 	// Now reads the clock for signatures and event times. Defaults to
 	// time.Now.
 	Now func() time.Time
+	// Encryption, when set, is the Manager's: a callback carries the
+	// job's result and error opened (the application gets plaintext), and
+	// a callback job of an encrypted queue stores its body sealed.
+	// Defaults to none.
+	Encryption *worker.Encryption
 }
 
 // Callbacks tells the application, by a signed POST to its URL, when a job
@@ -175,14 +180,25 @@ func CallbackRunID(runID string) string { return callbackID("run\x00" + runID) }
 
 // insertFor returns the insert of a callback about job.
 func (c *Callbacks) insertFor(job *worker.Job, event string, result json.RawMessage, errText string) (*broker.CommitInsert, error) {
+	var err error
+	if result, err = c.cfg.Encryption.OpenResult(job, result); err != nil {
+		return nil, fmt.Errorf("open result of job %s for its %s callback: %w", job.ID, event, err)
+	}
+	if errText, err = c.cfg.Encryption.OpenError(job, errText); err != nil {
+		return nil, fmt.Errorf("open error of job %s for its %s callback: %w", job.ID, event, err)
+	}
 	body, err := json.Marshal(Callback{Type: event, Time: c.cfg.Now().UTC(), Result: result, Error: errText,
 		Job: &CallbackJob{ID: job.ID, Type: job.Type, Queue: job.Queue, TenantID: job.TenantID, CompanyID: job.CompanyID,
 			Attempt: job.Attempt, MaxAttempts: job.MaxAttempts}})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s callback of job %s: %w", event, job.ID, err)
 	}
-	return &broker.CommitInsert{IfAbsent: true, Job: &broker.JobInsertParams{ID: CallbackJobID(job.ID), Queue: job.Queue,
-		Type: CallbackType, Data: body, MaxAttempts: c.cfg.MaxAttempts, TenantID: job.TenantID, CompanyID: job.CompanyID}}, nil
+	p := &broker.JobInsertParams{ID: CallbackJobID(job.ID), Queue: job.Queue,
+		Type: CallbackType, Data: body, MaxAttempts: c.cfg.MaxAttempts, TenantID: job.TenantID, CompanyID: job.CompanyID}
+	if err := c.cfg.Encryption.SealInsert(p); err != nil {
+		return nil, fmt.Errorf("%s callback of job %s: %w", event, job.ID, err)
+	}
+	return &broker.CommitInsert{IfAbsent: true, Job: p}, nil
 }
 
 // Wrap returns p with callbacks: when a job p processes completes or dies,

@@ -30,7 +30,7 @@ func TestEncryptedQueuesWithoutKey(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		dir := t.TempDir()
 		svc, logs := startService(t, "WORKER_DATA_DIR="+dir)
-		if n := strings.Count(logs.String(), "GENERATED AN ENCRYPTION KEY"); n != 1 {
+		if n := strings.Count(logs.String(), "USING A GENERATED ENCRYPTION KEY"); n != 1 {
 			t.Errorf("the generated key was announced %d times, want once: %s", n, logs)
 		}
 		st, err := os.Stat(filepath.Join(dir, KeyFile))

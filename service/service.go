@@ -56,8 +56,11 @@ type Service struct {
 	// callbacks and scaler exist when the configuration asks for them;
 	// balancers spread the calls of job types bound to several instances.
 	callbacks *httpproc.Callbacks
-	scaler    *scale.Scaler
-	balancers []*scale.Balancer
+	// keyWarning, when set, logs at Start what is wrong with the
+	// encryption keys (generated, or missing).
+	keyWarning func(*slog.Logger)
+	scaler     *scale.Scaler
+	balancers  []*scale.Balancer
 	// tokens is the API's token store; api serves /api/v1 when
 	// WORKER_API_ENABLED. series records the per-minute series and
 	// heartbeat the worker registry's entry, which the API shows.
@@ -122,10 +125,11 @@ func (s *Service) build() error {
 		return err
 	}
 	s.schemas = jobschema.New()
-	enc, unserved, err := encryption(c, s.store.kind, s.log)
+	enc, unserved, warning, err := encryption(c, s.store.kind)
 	if err != nil {
 		return err
 	}
+	s.keyWarning = warning
 	ccfg := worker.ClientConfig{DefaultMaxAttempts: c.RetryAttempts, MaxQueueLength: c.QueueMaxLength, Schemas: s.schemas, Encryption: enc}
 	s.obs.client(&ccfg)
 	if s.client, err = worker.NewClient(b, ccfg); err != nil {
@@ -271,6 +275,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	if err := s.bindProcessors(); err != nil {
 		return err
+	}
+	if s.keyWarning != nil {
+		s.keyWarning(s.log)
 	}
 	if s.callbacks != nil {
 		if err := s.callbacks.Attach(s.manager); err != nil {

@@ -76,6 +76,7 @@ func (s *Service) newCallbacks() (*httpproc.Callbacks, error) {
 	}
 	c, err := httpproc.NewCallbacks(s.store.b, httpproc.CallbackConfig{
 		URL: cb.URL, Secret: cb.Secret, Headers: cb.Headers, Timeout: cb.Timeout, MaxAttempts: cb.MaxAttempts,
+		Encryption: s.manager.Config().Encryption,
 	})
 	if err != nil {
 		return nil, s.fileError("callbacks", err.Error())

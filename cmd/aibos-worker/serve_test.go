@@ -22,6 +22,7 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/envelope"
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/testwait"
@@ -65,6 +66,9 @@ func newApp(t *testing.T) *app {
 				return
 			}
 			if cb.Type == httpproc.EventJobCompleted {
+				if string(cb.Result) != `{"posted":true}` {
+					t.Errorf("job.completed callback of %s carries result %s, want the app's answer in plain text", cb.Job.ID, cb.Result)
+				}
 				a.mu.Lock()
 				a.callbacks[cb.Job.ID]++
 				a.mu.Unlock()
@@ -82,6 +86,9 @@ func newApp(t *testing.T) *app {
 		}
 		switch r.URL.Path {
 		case "/fast":
+			if _, ok := job.Data["n"]; !ok {
+				t.Errorf("fast job %s POSTed with data %v, want the payload in plain text", job.ID, job.Data)
+			}
 			a.mu.Lock()
 			a.fast[job.ID]++
 			a.mu.Unlock()
@@ -135,6 +142,23 @@ callbacks: {url: %[1]s/callback, secret_env: E2E_WEBHOOK_SECRET}
 }
 
 // e2e is one end-to-end run of `aibos-worker serve` against a store.
+// e2eKeys is the WORKER_ENCRYPTION_KEYS of the end-to-end tests: a fixed
+// test key.
+var e2eKeys = "e2e:" + base64.StdEncoding.EncodeToString([]byte("e2e-test-key-0123456789abcdef012"))
+
+// e2eEncryption is the service's default encryption under e2eKeys.
+func e2eEncryption(t *testing.T) *worker.Encryption {
+	keys, err := envelope.ParseKeys(e2eKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := envelope.NewRing(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &worker.Encryption{Keys: ring, Queues: []string{"invoices", "bills", "payments", "reports"}}
+}
+
 type e2e struct {
 	env []string
 	// open opens the store the service uses, from the test process.
@@ -154,7 +178,7 @@ func (e e2e) run(t *testing.T) (slowID string) {
 	ctx := context.Background()
 	a := newApp(t)
 	enqueue := func(b broker.Broker) (fast []string, slow string) {
-		c, err := worker.NewClient(b, worker.ClientConfig{})
+		c, err := worker.NewClient(b, worker.ClientConfig{Encryption: e2eEncryption(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +205,7 @@ func (e e2e) run(t *testing.T) (slowID string) {
 		}
 	}
 	const drain = time.Second
-	p := start(t, append(e.env, "E2E_WEBHOOK_SECRET="+a.secret, "WORKER_HTTP_ADDR=127.0.0.1:0", fmt.Sprintf("WORKER_DRAIN_TIMEOUT=%d", drain.Milliseconds()), "METRICS_INTERVAL=100"),
+	p := start(t, append(e.env, "E2E_WEBHOOK_SECRET="+a.secret, "WORKER_ENCRYPTION_KEYS="+e2eKeys, "WORKER_HTTP_ADDR=127.0.0.1:0", fmt.Sprintf("WORKER_DRAIN_TIMEOUT=%d", drain.Milliseconds()), "METRICS_INTERVAL=100"),
 		"serve", "--config", a.configFile(t))
 	base := p.addr()
 	if e.concurrent {
@@ -251,8 +275,17 @@ func (e e2e) run(t *testing.T) (slowID string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.State != broker.StateCompleted || string(j.Result) != `{"posted":true}` {
-			t.Errorf("fast job %s is %s with result %s, want completed with the app's answer as result", id, j.State, j.Result)
+		// The accounting queues are encrypted by default: the stored
+		// result is sealed, and opens to the app's answer.
+		if strings.Contains(string(j.Result), "posted") {
+			t.Errorf("fast job %s stored its result in plain text: %s", id, j.Result)
+		}
+		opened, err := e2eEncryption(t).OpenJob(j)
+		if err != nil {
+			t.Fatalf("open fast job %s: %v", id, err)
+		}
+		if j.State != broker.StateCompleted || string(opened.Result) != `{"posted":true}` {
+			t.Errorf("fast job %s is %s with result %s, want completed with the app's answer as result", id, j.State, opened.Result)
 		}
 	}
 	return slowID
