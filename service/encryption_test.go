@@ -106,3 +106,32 @@ func startService(t *testing.T, vars ...string) (*Service, *syncBuffer) {
 	})
 	return svc, logs
 }
+
+// TestRedisDurabilityWarnings: at start the service warns, once each,
+// when Redis may evict jobs or keeps none across a restart, and says
+// nothing of a server that keeps them.
+func TestRedisDurabilityWarnings(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"evicting, not persistent", []string{"--maxmemory-policy", "allkeys-lru"}, []string{`maxmemory-policy is \"allkeys-lru\"`, "no persistence"}},
+		{"safe", []string{"--appendonly", "yes"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.StartWith(t, redistest.Options{Args: tc.args})
+			_, logs := startService(t, "REDIS_URL="+srv.URL(), "WORKER_ENCRYPTION_KEYS="+testKeys)
+			got := logs.String()
+			for _, w := range tc.want {
+				if n := strings.Count(got, w); n != 1 {
+					t.Errorf("warning %q logged %d times, want once:\n%s", w, n, got)
+				}
+			}
+			if tc.want == nil && strings.Contains(got, "Redis") && strings.Contains(got, "level=WARN") {
+				t.Errorf("warned about a Redis that keeps jobs:\n%s", got)
+			}
+		})
+	}
+}

@@ -50,7 +50,10 @@ type store struct {
 	b     broker.Broker
 	kind  string // "redis" or "sqlite", for logs
 	where string // the URL (redacted) or file
-	close func() error
+	// warnings are the store's settings that can lose jobs, logged at
+	// Start.
+	warnings []string
+	close    func() error
 }
 
 // openStore opens Redis when REDIS_URL is set, else the embedded store
@@ -100,7 +103,7 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store, error)
 	case redisbroker.Sentinel:
 		where = fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.Failover.DB)
 	}
-	return &store{b: b, kind: "redis", where: where, close: closeAll}, nil
+	return &store{b: b, kind: "redis", where: where, close: closeAll, warnings: redisDurabilityWarnings(ctx, client)}, nil
 }
 
 // redisOptions returns the Redis client options: REDIS_URL's, with

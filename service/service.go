@@ -276,6 +276,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.bindProcessors(); err != nil {
 		return err
 	}
+	logStoreWarnings(s.log, s.store.warnings)
 	if s.keyWarning != nil {
 		s.keyWarning(s.log)
 	}
