@@ -5,6 +5,7 @@ package logtest
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 )
 
@@ -43,4 +44,18 @@ func (c *Counter) Count(msg string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[msg]
+}
+
+// CountContaining returns how many records had a message containing s,
+// for messages that carry values (a path, a setting).
+func (c *Counter) CountContaining(s string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for msg, k := range c.counts {
+		if strings.Contains(msg, s) {
+			n += k
+		}
+	}
+	return n
 }
