@@ -168,20 +168,6 @@ func undecryptable(err error) error {
 	return fmt.Errorf("job data cannot be decrypted, not processed: %w", err)
 }
 
-// sealedKeyID returns the id of the key a stored JSON value is sealed
-// with, or "" if it is not sealed.
-func sealedKeyID(raw json.RawMessage) string {
-	tok, ok := sealedToken(raw)
-	if !ok {
-		return ""
-	}
-	id, _ := envelope.KeyID(tok)
-	return id
-}
-
-// isSealedText reports whether an error message is sealed.
-func isSealedText(s string) bool { return strings.HasPrefix(s, envelope.Prefix) }
-
 // OpenResult opens a result (or progress) the Manager sealed for job; a
 // value that is not sealed, or a nil Encryption, returns it as it is. For
 // code that finishes jobs itself (a Finisher that passes the result on).
