@@ -1,12 +1,15 @@
 package service
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/envelope"
 )
 
@@ -58,4 +61,22 @@ func encryption(c *Config, kind string) (enc *worker.Encryption, unserved []stri
 		return nil, nil, nil, &ConfigError{Name: "WORKER_ENCRYPTION_KEYS", Want: err.Error()}
 	}
 	return &worker.Encryption{Keys: ring, Queues: slices.Clone(c.EncryptedQueues)}, nil, warning, nil
+}
+
+// auditUndecryptable records in the audit trail a job the Manager moved
+// to dead because its data does not open: someone altered the store or a
+// key is missing. Without a trail (the API is off) the Manager's log line
+// is the record.
+func (s *Service) auditUndecryptable(ctx context.Context, job *worker.Job, reason error) {
+	if s.audit == nil {
+		return
+	}
+	changes, err := json.Marshal(map[string]string{"queue": job.Queue, "type": job.Type, "state": string(worker.StateDead), "reason": reason.Error()})
+	if err == nil {
+		_, err = s.audit.Record(ctx, &audit.Entry{Action: "job.undecryptable", Target: "jobs/" + job.ID,
+			Tenant: job.TenantID, Outcome: audit.Failed, Changes: changes})
+	}
+	if err != nil {
+		s.log.Error("record undecryptable job in the audit trail", "job_id", job.ID, "queue", job.Queue, "err", err)
+	}
 }

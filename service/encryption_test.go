@@ -11,9 +11,11 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/internal/testwait"
 )
 
 // testKeySecret is a fixed 32-byte key, base64: tests only.
@@ -110,5 +112,51 @@ func TestRedisDurabilityWarnings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUndecryptableJobAudited: a job of an encrypted queue whose
+// ciphertext was altered in the store goes dead unprocessed, and the audit
+// trail records it with the reason.
+func TestUndecryptableJobAudited(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	cfg, err := Load(LoadInput{LookupEnv: env("WORKER_DATA_DIR="+dir, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTION_KEYS="+testKeys)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := logtest.NewLogger()
+	svc, err := New(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Client().InsertParams("invoices", worker.JobSpec{Type: "invoice", Data: map[string]int{"amount": 1}, TenantID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Data = bytes.Replace(p.Data, []byte(":test:"), []byte(":gone:"), 1) // a key this service does not hold
+	if _, err := svc.Broker().JobInsert(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Shutdown(ctx) })
+	var entries []*audit.Entry
+	testwait.For(t, 10*time.Second, "the audit entry of the undecryptable job", func() bool {
+		page, err := audit.List(ctx, svc.Broker(), audit.Filter{Action: "job.undecryptable"}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = page.Entries
+		return len(entries) > 0
+	})
+	e := entries[0]
+	if len(entries) != 1 || e.Target != "jobs/"+p.ID || e.Tenant != "t1" || e.Outcome != audit.Failed || !strings.Contains(string(e.Changes), "unknown encryption key id") {
+		t.Fatalf("audit entries %+v; want one for jobs/%s of t1 with the reason", entries, p.ID)
+	}
+	j, err := svc.Client().Get(ctx, "invoices", p.ID)
+	if err != nil || j.State != worker.StateDead || j.Attempt != 1 {
+		t.Fatalf("the job: %+v, %v; want dead after one attempt", j, err)
 	}
 }

@@ -155,6 +155,7 @@ func (s *Service) build() error {
 	}
 	if enc != nil && enc.Keys != nil {
 		mcfg.Encryption = enc
+		mcfg.OnUndecryptable = s.auditUndecryptable
 	}
 	mcfg.Retry.Jitter = true
 	if s.series, err = series.NewRecorder(b, series.Config{Logger: s.log}); err != nil {
