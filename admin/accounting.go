@@ -123,12 +123,8 @@ func (s *Server) companyCreate(w http.ResponseWriter, r *http.Request, p *Princi
 
 func (s *Server) partyCreate(kind accounting.PartyKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		st, b, err := s.books(r, p)
+		st, b, in, err := booksInput[PartyInput](s, w, r, p)
 		if err != nil {
-			return err
-		}
-		var in PartyInput
-		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		if err := st.PartyCreate(r.Context(), b, accounting.Party{Kind: kind, ID: in.ID, Name: in.Name}); err != nil {
@@ -141,12 +137,8 @@ func (s *Server) partyCreate(kind accounting.PartyKind) handlerFunc {
 
 func (s *Server) documentCreate(kind accounting.DocumentKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		st, b, err := s.books(r, p)
+		st, b, in, err := booksInput[DocumentInput](s, w, r, p)
 		if err != nil {
-			return err
-		}
-		var in DocumentInput
-		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		dp, err := in.params(kind, in.ID, 0)
@@ -164,12 +156,8 @@ func (s *Server) documentCreate(kind accounting.DocumentKind) handlerFunc {
 
 func (s *Server) documentUpdate(kind accounting.DocumentKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		st, b, err := s.books(r, p)
+		st, b, in, err := booksInput[DocumentInput](s, w, r, p)
 		if err != nil {
-			return err
-		}
-		var in DocumentInput
-		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		if in.ID != "" && in.ID != r.PathValue("id") {
@@ -193,12 +181,8 @@ func (s *Server) documentUpdate(kind accounting.DocumentKind) handlerFunc {
 
 func (s *Server) documentVoid(kind accounting.DocumentKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
-		st, b, err := s.books(r, p)
+		st, b, in, err := booksInput[VersionInput](s, w, r, p)
 		if err != nil {
-			return err
-		}
-		var in VersionInput
-		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		if in.Version < 1 {
@@ -262,12 +246,8 @@ func (s *Server) documentProcess(kind accounting.DocumentKind) handlerFunc {
 }
 
 func (s *Server) paymentCreate(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	st, b, err := s.books(r, p)
+	st, b, in, err := booksInput[PaymentInput](s, w, r, p)
 	if err != nil {
-		return err
-	}
-	var in PaymentInput
-	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	received, err := parseDate("received", in.Received)
@@ -283,11 +263,8 @@ func (s *Server) paymentCreate(w http.ResponseWriter, r *http.Request, p *Princi
 }
 
 func (s *Server) paymentProcess(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	_, b, err := s.books(r, p)
+	_, b, err := s.books(r, p) // books answers 503 without a ledger
 	if err != nil {
-		return err
-	}
-	if _, err := s.store(); err != nil {
 		return err
 	}
 	data := map[string]any{"paymentId": r.PathValue("id"), "tenantId": b.Tenant, "companyId": b.Company}
@@ -377,4 +354,18 @@ func (s *Server) openItems(kind accounting.DocumentKind) handlerFunc {
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
+}
+
+// booksInput is the prelude of every ledger write: the caller's books (see
+// books) and the request body decoded into an In.
+func booksInput[In any](s *Server, w http.ResponseWriter, r *http.Request, p *Principal) (accounting.Store, accounting.Books, *In, error) {
+	st, b, err := s.books(r, p)
+	if err != nil {
+		return nil, accounting.Books{}, nil, err
+	}
+	in := new(In)
+	if err := s.decodeJSON(w, r, in); err != nil {
+		return nil, accounting.Books{}, nil, err
+	}
+	return st, b, in, nil
 }
