@@ -87,6 +87,21 @@ type Store interface {
 	JournalGet(ctx context.Context, b Books, id int64) (*JournalEntry, error)
 	// JournalCount returns how many entries the books hold.
 	JournalCount(ctx context.Context, b Books) (int, error)
+	// JournalSince returns up to limit (1..1000) entries of the books with
+	// a Seq above after, in Seq order. Seqs are given in commit order, so
+	// paging on from the last Seq returned never misses an entry, however
+	// postings interleave. ErrInvalid for a limit out of range or a
+	// negative after.
+	JournalSince(ctx context.Context, b Books, after int64, limit int) ([]JournalEntry, error)
+
+	// CursorGet returns the Seq a named reader of the books (a sync
+	// target) has acknowledged through, 0 if it has none yet.
+	CursorGet(ctx context.Context, b Books, name string) (int64, error)
+	// CursorAdvance moves the named cursor from from to to, in one
+	// transaction: ErrConflict if it is not at from (another reader moved
+	// it), ErrInvalid if to is not above from or name is empty. Safe for
+	// concurrent use: of two advances from the same Seq, one wins.
+	CursorAdvance(ctx context.Context, b Books, name string, from, to int64) error
 
 	// TrialBalance returns every account with ledger lines, with its debit
 	// and credit totals per currency, ordered by account code.

@@ -156,7 +156,11 @@ type EntryLine struct {
 
 // JournalEntry is a balanced set of ledger lines posted together.
 type JournalEntry struct {
-	ID    int64
+	ID int64
+	// Seq is the entry's place in its books' sequence: 1, 2, 3, ... in
+	// commit order, so that a reader paging by Seq (Store.JournalSince)
+	// never skips an entry committed after it read a later one.
+	Seq   int64
 	Date  time.Time
 	Memo  string
 	Lines []EntryLine

@@ -38,6 +38,8 @@ func Run(t *testing.T, open Opener) {
 		{"PostingAllOrNothing", testAllOrNothing},
 		{"ConcurrentPostOnce", testConcurrent},
 		{"Reports", testReports},
+		{"EntrySequence", testEntrySequence},
+		{"SyncCursor", testSyncCursor},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -54,8 +54,18 @@ func insertEntry(tx *tx, b accounting.Books, e accounting.JournalEntry) (*accoun
 			return nil, err
 		}
 	}
-	err := tx.queryRow(`INSERT INTO entries (tenant, company, entry_date, memo, reverses) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		b.Tenant, b.Company, fmtDate(e.Date), e.Memo, e.Reverses).Scan(&e.ID)
+	// Taking the next seq writes the company's row: concurrent postings to
+	// one company serialise on it, so seqs commit in order.
+	err := tx.queryRow("UPDATE companies SET last_seq = last_seq + 1 WHERE tenant = $1 AND id = $2 RETURNING last_seq",
+		b.Tenant, b.Company).Scan(&e.Seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("company %s: %w", b.Company, accounting.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = tx.queryRow(`INSERT INTO entries (tenant, company, entry_date, memo, reverses, seq) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		b.Tenant, b.Company, fmtDate(e.Date), e.Memo, e.Reverses, e.Seq).Scan(&e.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -73,8 +83,8 @@ func insertEntry(tx *tx, b accounting.Books, e accounting.JournalEntry) (*accoun
 func loadEntry(ctx context.Context, q querier, b accounting.Books, id int64) (*accounting.JournalEntry, error) {
 	e := accounting.JournalEntry{ID: id}
 	var date string
-	err := q.QueryRowContext(ctx, "SELECT entry_date, memo, reverses FROM entries WHERE tenant = $1 AND company = $2 AND id = $3",
-		b.Tenant, b.Company, id).Scan(&date, &e.Memo, &e.Reverses)
+	err := q.QueryRowContext(ctx, "SELECT entry_date, memo, reverses, seq FROM entries WHERE tenant = $1 AND company = $2 AND id = $3",
+		b.Tenant, b.Company, id).Scan(&date, &e.Memo, &e.Reverses, &e.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("journal entry %d: %w", id, accounting.ErrNotFound)
 	}
