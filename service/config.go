@@ -150,6 +150,10 @@ type Config struct {
 	Recovery []RecoveryStrategy
 	// Scaling, if set and enabled, runs the WorkerScaler.
 	Scaling *Scaling
+	// Sync, if set, is where data.sync pushes posted journal entries.
+	Sync *Sync
+	// Backup, if set, overrides where backups go and how many are kept.
+	Backup *Backup
 
 	// sources records where each setting (by environment variable name)
 	// came from.

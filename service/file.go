@@ -23,6 +23,8 @@ type fileDoc struct {
 	Callbacks *Callbacks           `yaml:"callbacks"`
 	Recovery  []RecoveryStrategy   `yaml:"recovery"`
 	Scaling   *Scaling             `yaml:"scaling"`
+	Sync      *Sync                `yaml:"sync"`
+	Backup    *Backup              `yaml:"backup"`
 	Settings  map[string]yaml.Node `yaml:",inline"`
 }
 
@@ -38,7 +40,7 @@ type fileQueue struct {
 }
 
 // sections are the file's keys other than the settings.
-var sections = []string{"queues", "job_types", "schedules", "callbacks", "recovery", "scaling"}
+var sections = []string{"queues", "job_types", "schedules", "callbacks", "recovery", "scaling", "sync", "backup"}
 
 // loadFile reads the config file into c. Keys it does not know, at any
 // depth, are errors.
@@ -82,6 +84,7 @@ func (c *Config) loadFile(path string, lookupEnv func(string) (string, bool)) er
 		c.Recovery = doc.Recovery
 	}
 	c.JobTypes, c.Schedules, c.Callbacks, c.Scaling = doc.JobTypes, doc.Schedules, doc.Callbacks, doc.Scaling
+	c.Sync, c.Backup = doc.Sync, doc.Backup
 	return c.resolveSecrets(lookupEnv)
 }
 
@@ -121,7 +124,7 @@ func (c *Config) resolveSecrets(lookupEnv func(string) (string, bool)) error {
 		}
 		c.Callbacks = &cb
 	}
-	return nil
+	return c.resolveOpsSecrets(read)
 }
 
 // fieldNotFound matches yaml.v3's message for a key KnownFields rejects.

@@ -53,7 +53,9 @@ type store struct {
 	// warnings are the store's settings that can lose jobs, logged at
 	// Start.
 	warnings []string
-	close    func() error
+	// redis is the Redis client, nil on the embedded store.
+	redis redis.UniversalClient
+	close func() error
 }
 
 // openStore opens Redis when REDIS_URL is set, else the embedded store
@@ -103,7 +105,7 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store, error)
 	case redisbroker.Sentinel:
 		where = fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.Failover.DB)
 	}
-	return &store{b: b, kind: "redis", where: where, close: closeAll, warnings: redisDurabilityWarnings(ctx, client)}, nil
+	return &store{b: b, kind: "redis", where: where, close: closeAll, warnings: redisDurabilityWarnings(ctx, client), redis: client}, nil
 }
 
 // redisOptions returns the Redis client options: REDIS_URL's, with
@@ -147,3 +149,8 @@ func (c *Config) redisOptions() (*redisbroker.ClientOptions, error) {
 	}
 	return opts, nil
 }
+
+// Redis returns the Redis client the broker runs on, or nil on the
+// embedded store: for operations Redis offers beside the broker, such as
+// the backup job's BGSAVE. The service owns it.
+func (s *Service) Redis() redis.UniversalClient { return s.store.redis }

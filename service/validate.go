@@ -82,7 +82,7 @@ func (c *Config) Validate() error {
 			return bad("scaling", err.Error())
 		}
 	}
-	return nil
+	return c.validateOps(bad)
 }
 
 // validate checks the scaling section's ranges; the scaler checks how

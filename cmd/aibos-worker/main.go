@@ -3,6 +3,7 @@
 //	aibos-worker serve     run the service (see package service)
 //	aibos-worker config    print the effective configuration and where each value came from
 //	aibos-worker tokens    create, list and revoke the admin API's tokens (offline, or with --url and --token)
+//	aibos-worker restore   bring a backup back into the data directory (offline; --force to replace files)
 //	aibos-worker version   print the version
 //
 // and the operators' commands over the admin API (the same roles, tenant
@@ -184,6 +185,7 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 		newTenantsCmd(api),
 		newHealthCmd(api),
 		newAuditCmd(ctx, api, load),
+		newRestoreCmd(ctx, stdout, load),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -219,6 +221,9 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool
 			return err
 		}
 		ledger = st
+		if err := registerOps(svc, cfg, st); err != nil {
+			return err
+		}
 		// Debug: a config error found at Start must stay the one line
 		// serve prints.
 		log.Debug("accounting ledger open", "at", where)

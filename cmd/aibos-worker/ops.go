@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aibos/worker/accounting"
+	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/ops"
+	"github.com/aibos/worker/service"
+)
+
+// ReportsDir is where report files live inside WORKER_DATA_DIR, the
+// directory data.cleanup trims.
+const ReportsDir = "reports"
+
+// backupDir is where backups go: the backup section's dir, else
+// "backups" beside the data directory.
+func backupDir(cfg *service.Config) string {
+	if cfg.Backup != nil && cfg.Backup.Dir != "" {
+		return cfg.Backup.Dir
+	}
+	return filepath.Join(filepath.Dir(filepath.Clean(cfg.DataDir)), "backups")
+}
+
+// registerOps registers the operations job types (package ops) on svc:
+// data.cleanup and backup always, data.sync when the file has a sync
+// section, pushing entries of ledger.
+func registerOps(svc *service.Service, cfg *service.Config, ledger accounting.Store) error {
+	var p ops.Processors
+	var err error
+	if s := cfg.Sync; s != nil {
+		targets := map[string]ops.SyncTarget{}
+		if s.URL != "" {
+			targets[""] = ops.SyncTarget{URL: s.URL, Secret: s.Secret}
+		}
+		for id, t := range s.Tenants {
+			targets[id] = ops.SyncTarget{URL: t.URL, Secret: t.Secret}
+		}
+		if p.Sync, err = ops.NewSync(ops.SyncConfig{Store: ledger, Targets: targets, PageSize: s.PageSize}); err != nil {
+			return err
+		}
+	}
+	p.Cleanup, err = ops.NewCleanup(ops.CleanupConfig{
+		Broker: svc.Broker(), Audit: svc.Audit(), AuditRetention: time.Duration(cfg.AuditRetentionDays) * 24 * time.Hour,
+		ReportsDir: filepath.Join(cfg.DataDir, ReportsDir),
+	})
+	if err != nil {
+		return err
+	}
+	keep := 0
+	if cfg.Backup != nil {
+		keep = cfg.Backup.Keep
+	}
+	if p.Backup, err = ops.NewBackup(ops.BackupConfig{DataDir: cfg.DataDir, Dir: backupDir(cfg), Keep: keep, Redis: svc.Redis()}); err != nil {
+		return err
+	}
+	return ops.Register(svc, p)
+}
+
+// newRestoreCmd is `aibos-worker restore BACKUP`: it brings an embedded
+// backup back into the data directory, offline.
+func newRestoreCmd(ctx context.Context, stdout io.Writer, load func(*cobra.Command) (*service.Config, error)) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "restore BACKUP",
+		Short: "Restore a backup (a directory the backup job made) into WORKER_DATA_DIR, with the service stopped",
+		Long: "Restore checks every file of the backup against its manifest and every SQLite database with PRAGMA integrity_check,\n" +
+			"then copies them into the data directory (WORKER_DATA_DIR). It refuses a data directory that holds anything unless\n" +
+			"--force, which replaces the backup's files and leaves the others; and it refuses while a service runs on the directory.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			if err := checkStopped(cfg.DataDir); err != nil {
+				return err
+			}
+			m, err := ops.Restore(ctx, args[0], cfg.DataDir, force)
+			switch {
+			case errors.Is(err, ops.ErrDataDirNotEmpty):
+				return &exitError{exitConflict, err}
+			case err != nil:
+				return runtimeError(err)
+			}
+			fmt.Fprintf(stdout, "restored the backup of %s (%d files) into %s\n", m.Time.Format(time.RFC3339), len(m.Files), cfg.DataDir)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "restore into a data directory that is not empty, replacing the backup's files")
+	return cmd
+}
+
+// checkStopped refuses a data directory a running service holds: the
+// embedded job store's lock tells.
+func checkStopped(dataDir string) error {
+	path := filepath.Join(dataDir, service.StoreFile)
+	if !fileExists(path) {
+		return nil
+	}
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
+	if errors.Is(err, sqlitebroker.ErrInUse) {
+		return &exitError{exitConflict, fmt.Errorf("restore: a service runs on %s: stop it first (%w)", dataDir, err)}
+	}
+	if err != nil {
+		return nil // a damaged store is what a restore replaces
+	}
+	return b.Close()
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
