@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/accounting"
+	"github.com/aibos/worker/accounting/accountingtest"
+	"github.com/aibos/worker/accounting/sqlitestore"
+	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/internal/testwait"
+	"github.com/aibos/worker/ops"
+	"github.com/aibos/worker/service"
+)
+
+// cut is what a store held: the ledger of one company and the job counts
+// per queue.
+type cut struct {
+	entries int
+	trial   []accounting.AccountBalance
+	jobs    map[string]int64 // queue -> jobs in any state
+	done    map[string]int64 // queue -> completed
+}
+
+// readLedger reads the company's books and checks they balance.
+func readLedger(t *testing.T, path string, books accounting.Books, c *cut) {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	accountingtest.CheckBooks(t, st)
+	if c.entries, err = st.JournalCount(context.Background(), books); err != nil {
+		t.Fatal(err)
+	}
+	if c.trial, err = st.TrialBalance(context.Background(), books); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backupContents reads what the backup in dir holds, from copies of its
+// files (opening a store may migrate it; the backup stays as made).
+func backupContents(t *testing.T, dir string, books accounting.Books) *cut {
+	t.Helper()
+	scratch := t.TempDir()
+	c := &cut{jobs: map[string]int64{}, done: map[string]int64{}}
+	for _, f := range []string{LedgerFile, service.StoreFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatalf("the backup lacks %s: %v", f, err)
+		}
+		if err := os.WriteFile(filepath.Join(scratch, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readLedger(t, filepath.Join(scratch, LedgerFile), books, c)
+	b, err := sqlitebroker.Open(filepath.Join(scratch, service.StoreFile), sqlitebroker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	queues, err := b.QueueList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queues {
+		s, err := b.QueueStats(context.Background(), &broker.QueueStatsParams{Queue: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.jobs[q] = s.Scheduled + s.Pending + s.Active + s.Completed + s.Dead + s.Cancelled + s.Expired
+		c.done[q] = s.Completed
+	}
+	return c
+}
+
+// TestBackupUnderLoadRestoreAndServe backs up a running service while
+// invoices are created, their jobs processed and posted; restores the
+// backup into a new data directory with `aibos-worker restore`; starts the
+// service there (its queues paused, so that nothing changes while the
+// test compares) and finds the ledger and the job counts the backup
+// contained, through the same token; then lets the restored service work
+// on, and the books still balance.
+func TestBackupUnderLoadRestoreAndServe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	root := t.TempDir()
+	dir := filepath.Join(root, "data")
+	books := accounting.Books{Tenant: "tenant-a", Company: "acme"}
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.CompanyCreate(ctx, accounting.Company{Tenant: books.Tenant, ID: books.Company, Name: "Acme", Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PartyCreate(ctx, books, accounting.Party{Kind: accounting.Customer, ID: "cust-1", Name: "C"}); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"WORKER_DATA_DIR=" + dir, "WORKER_HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn"}
+	tok := adminToken(t, env)
+	p := start(t, append(env, "LOG_LEVEL=info"), "serve")
+	c := apiClient(t, p.addr(), tok)
+
+	// The load: invoices written to the ledger and their jobs enqueued, as
+	// the application does, while the service processes and posts them.
+	var made atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	loadErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id := fmt.Sprintf("inv-%d", i)
+			_, err := st.DocumentCreate(ctx, books, accounting.DocumentParams{Kind: accounting.Invoice, ID: id, PartyID: "cust-1", Currency: "EUR",
+				IssueDate: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Lines: []accounting.Line{{Description: "x", Quantity: 1, UnitPrice: 1000, TaxRate: 2000}}})
+			if err == nil {
+				data, _ := json.Marshal(map[string]string{"invoiceId": id, "tenantId": books.Tenant, "companyId": books.Company})
+				_, err = c.Enqueue(ctx, "invoices", admin.EnqueueRequest{Type: "invoice.processing", Data: data, TenantID: books.Tenant, CompanyID: books.Company}, "")
+			}
+			if err != nil {
+				loadErr <- err
+				return
+			}
+			made.Add(1)
+		}
+	}()
+	stopLoad := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}
+	defer stopLoad()
+	posted := func() int {
+		n, err := st.JournalCount(ctx, books)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	testwait.For(t, 60*time.Second, "invoices posted", func() bool { return posted() >= 5 })
+	madeBefore, postedBefore := made.Load(), posted()
+	j, err := c.Enqueue(ctx, "reports", admin.EnqueueRequest{Type: ops.TypeBackup}, "")
+	if err != nil {
+		t.Fatalf("enqueue the backup: %v", err)
+	}
+	done := waitJob(t, c, j.ID, "reports", 120*time.Second)
+	if done.State != "completed" {
+		t.Fatalf("backup job ended %s: %+v", done.State, done)
+	}
+	var m ops.Manifest
+	if err := json.Unmarshal(done.Result, &m); err != nil || m.Dir == "" {
+		t.Fatalf("backup result %s: %v", done.Result, err)
+	}
+	// Under load: work went on across the backup.
+	testwait.For(t, 60*time.Second, "more invoices made and posted after the backup", func() bool {
+		return made.Load() > madeBefore+3 && posted() > postedBefore+3
+	})
+	stopLoad()
+	select {
+	case err := <-loadErr:
+		t.Fatalf("load: %v", err)
+	default:
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(60 * time.Second); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM", code)
+	}
+	if filepath.Dir(m.Dir) != filepath.Join(root, "backups") {
+		t.Errorf("backup written to %s, want under %s (beside the data directory)", m.Dir, filepath.Join(root, "backups"))
+	}
+	want := backupContents(t, m.Dir, books)
+	if want.entries == 0 || want.jobs["invoices"] == 0 {
+		t.Fatalf("the backup holds %d entries and %d invoice jobs: it missed the load", want.entries, want.jobs["invoices"])
+	}
+
+	fresh := filepath.Join(root, "restored")
+	freshEnv := []string{"WORKER_DATA_DIR=" + fresh, "WORKER_HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn"}
+	if code, out, errOut := cliRun(t, freshEnv, "restore", m.Dir); code != 0 {
+		t.Fatalf("restore: exit %d: %s%s", code, out, errOut)
+	}
+	if code, _, errOut := cliRun(t, freshEnv, "restore", m.Dir); code != exitConflict {
+		t.Errorf("restore into the restored, non-empty directory: exit %d (%s), want %d", code, errOut, exitConflict)
+	}
+	// Pause every queue before the service starts, so the counts hold
+	// still while they are compared.
+	b, err := sqlitebroker.Open(filepath.Join(fresh, service.StoreFile), sqlitebroker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queues, err := b.QueueList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queues {
+		if err := b.QueuePause(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = b.Close()
+
+	p = start(t, append(freshEnv, "LOG_LEVEL=info"), "serve")
+	c = apiClient(t, p.addr(), tok) // the token came back with the store
+	if code, _, errOut := cliRun(t, freshEnv, "restore", "--force", m.Dir); code != exitConflict {
+		t.Errorf("restore --force while the service runs: exit %d (%s), want %d", code, errOut, exitConflict)
+	}
+	qs, err := c.Queues(ctx)
+	if err != nil {
+		t.Fatalf("list queues on the restored service: %v", err)
+	}
+	got := map[string]int64{}
+	for _, q := range qs {
+		for _, n := range q.Counts {
+			got[q.Name] += int64(n)
+		}
+		if int64(q.Counts["completed"]) != want.done[q.Name] {
+			t.Errorf("restored queue %s: %d completed, the backup holds %d", q.Name, q.Counts["completed"], want.done[q.Name])
+		}
+	}
+	for q, n := range want.jobs {
+		if got[q] != n {
+			t.Errorf("restored queue %s holds %d jobs, the backup %d", q, got[q], n)
+		}
+	}
+	restored := &cut{}
+	readLedger(t, filepath.Join(fresh, LedgerFile), books, restored)
+	if restored.entries != want.entries || !slices.Equal(restored.trial, want.trial) {
+		t.Errorf("restored ledger: %d entries, trial balance %+v; the backup: %d, %+v", restored.entries, restored.trial, want.entries, want.trial)
+	}
+	t.Logf("backup under load: %d entries and %d invoice jobs in the backup (%d invoices made in all)", want.entries, want.jobs["invoices"], made.Load())
+
+	// The restored service works on from the cut.
+	for _, q := range queues {
+		if err := c.ResumeQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.For(t, 120*time.Second, "the restored service posts the invoices the backup had not", func() bool {
+		n, err := countPosted(filepath.Join(fresh, LedgerFile), books)
+		return err == nil && n > want.entries
+	})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(60 * time.Second); code != 0 {
+		t.Errorf("restored serve exited %d after SIGTERM", code)
+	}
+	final := &cut{}
+	readLedger(t, filepath.Join(fresh, LedgerFile), books, final)
+}
+
+func countPosted(path string, books accounting.Books) (int, error) {
+	st, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	return st.JournalCount(context.Background(), books)
+}
