@@ -214,3 +214,8 @@ func (s *QueueStats) Count(st State) int64 {
 
 // Unfinished is the number of jobs still to run or running.
 func (s *QueueStats) Unfinished() int64 { return s.Scheduled + s.Pending + s.Active }
+
+// Total is the number of the queue's jobs in every state.
+func (s *QueueStats) Total() int64 {
+	return s.Unfinished() + s.Completed + s.Dead + s.Cancelled + s.Expired
+}

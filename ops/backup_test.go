@@ -32,7 +32,7 @@ func jobTotal(t *testing.T, b broker.Broker, queue string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.Scheduled + s.Pending + s.Active + s.Completed + s.Dead + s.Cancelled + s.Expired
+	return s.Total()
 }
 
 // TestBackupUnderLoadRestoresAConsistentCut backs up a data directory
@@ -62,47 +62,43 @@ func TestBackupUnderLoadRestoresAConsistentCut(t *testing.T) {
 	var wg sync.WaitGroup
 	var posted, inserted atomic.Int64
 	errs := make(chan error, 2)
-	wg.Add(2)
-	go func() { // invoices posted
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	// loop runs step(0), step(1), ... until stop, or until a step fails.
+	loop := func(step func(i int) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := step(i); err != nil {
+					errs <- err
+					return
+				}
 			}
-			_, err := st.JournalPost(ctx, books, accounting.JournalEntry{Date: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Memo: "load",
-				Lines: []accounting.EntryLine{{Account: accounting.AccountCash, Debit: 5, Currency: "EUR"}, {Account: accounting.AccountEquity, Credit: 5, Currency: "EUR"}}})
-			if err != nil {
-				errs <- err
-				return
-			}
+		}()
+	}
+	loop(func(int) error { // invoices posted
+		_, err := st.JournalPost(ctx, books, accounting.JournalEntry{Date: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Memo: "load",
+			Lines: []accounting.EntryLine{{Account: accounting.AccountCash, Debit: 5, Currency: "EUR"}, {Account: accounting.AccountEquity, Credit: 5, Currency: "EUR"}}})
+		if err == nil {
 			posted.Add(1)
 		}
-	}()
-	go func() { // jobs enqueued and processed
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := b.JobInsert(ctx, &broker.JobInsertParams{ID: fmt.Sprintf("j%d", i), Queue: "invoices", Type: "t", MaxAttempts: 1}); err != nil {
-				errs <- err
-				return
-			}
-			inserted.Add(1)
-			jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "invoices", Limit: 1, LeaseDuration: time.Minute, WorkerID: "w"})
-			if err == nil && len(jobs) == 1 && i%2 == 0 {
-				_, err = b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: broker.JobLeaseParams{Queue: "invoices", ID: jobs[0].ID, Token: jobs[0].LeaseToken}}})
-			}
-			if err != nil {
-				errs <- err
-				return
-			}
+		return err
+	})
+	loop(func(i int) error { // jobs enqueued and processed
+		if _, err := b.JobInsert(ctx, &broker.JobInsertParams{ID: fmt.Sprintf("j%d", i), Queue: "invoices", Type: "t", MaxAttempts: 1}); err != nil {
+			return err
 		}
-	}()
+		inserted.Add(1)
+		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "invoices", Limit: 1, LeaseDuration: time.Minute, WorkerID: "w"})
+		if err == nil && len(jobs) == 1 && i%2 == 0 {
+			_, err = b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: broker.JobLeaseParams{Queue: "invoices", ID: jobs[0].ID, Token: jobs[0].LeaseToken}}})
+		}
+		return err
+	})
 	waitFor := func(what string, cond func() bool) {
 		deadline := time.Now().Add(30 * time.Second)
 		for !cond() {

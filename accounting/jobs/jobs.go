@@ -51,8 +51,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"strings"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
@@ -78,15 +76,7 @@ const (
 var schemaFS embed.FS
 
 // Schemas returns the JSON Schema of each job type's payload, by job type.
-func Schemas() map[string][]byte {
-	out := map[string][]byte{}
-	names, _ := fs.Glob(schemaFS, "schemas/*.json") // the pattern is valid
-	for _, n := range names {
-		b, _ := schemaFS.ReadFile(n) // embedded: always readable
-		out[strings.TrimSuffix(strings.TrimPrefix(n, "schemas/"), ".json")] = b
-	}
-	return out
-}
+func Schemas() map[string][]byte { return jobschema.Files(schemaFS, "schemas") }
 
 // Host is what Register wires the job types into: *service.Service is one.
 type Host interface {

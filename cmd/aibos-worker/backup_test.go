@@ -80,7 +80,7 @@ func backupContents(t *testing.T, dir string, books accounting.Books) *cut {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.jobs[q] = s.Scheduled + s.Pending + s.Active + s.Completed + s.Dead + s.Cancelled + s.Expired
+		c.jobs[q] = s.Total()
 		c.done[q] = s.Completed
 	}
 	return c
