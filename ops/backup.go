@@ -135,7 +135,15 @@ const backupLayout = "20060102T150405.000Z"
 // Run makes one backup and applies the retention.
 func (b *Backup) Run(ctx context.Context) (*Manifest, error) {
 	m := &Manifest{Time: b.cfg.Now().UTC()}
-	if b.cfg.DataDir != "" {
+	files := b.cfg.DataDir != ""
+	if files {
+		// A service on Redis and PostgreSQL may have no data directory:
+		// then only Redis is saved.
+		if _, err := os.Stat(b.cfg.DataDir); errors.Is(err, os.ErrNotExist) && b.cfg.Redis != nil {
+			files = false
+		}
+	}
+	if files {
 		if err := b.files(ctx, m); err != nil {
 			return nil, err
 		}
@@ -147,7 +155,7 @@ func (b *Backup) Run(ctx context.Context) (*Manifest, error) {
 		}
 		m.Redis = save
 	}
-	if b.cfg.DataDir != "" {
+	if files {
 		if err := writeJSON(filepath.Join(m.Dir, ManifestFile), m); err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}

@@ -268,7 +268,10 @@ func TestRestoreRefuses(t *testing.T) {
 func TestBackupRedisWaitsForTheSave(t *testing.T) {
 	c := redistest.Client(t)
 	start := time.Now().Add(-time.Second)
-	bk, err := ops.NewBackup(ops.BackupConfig{Redis: c, RedisTimeout: time.Minute})
+	// The data directory of a service on Redis and PostgreSQL may not
+	// exist: then Redis alone is saved.
+	bk, err := ops.NewBackup(ops.BackupConfig{Redis: c, RedisTimeout: time.Minute,
+		DataDir: filepath.Join(t.TempDir(), "none"), Dir: filepath.Join(t.TempDir(), "backups")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +284,9 @@ func TestBackupRedisWaitsForTheSave(t *testing.T) {
 	}
 	if m.Redis == nil || len(m.Redis.Nodes) != 1 || m.Redis.Nodes[0].Status != "ok" || m.Redis.Nodes[0].LastSave.Before(start.Truncate(time.Second)) || m.Redis.Nodes[0].RDBFile == "" {
 		t.Fatalf("redis save: %+v", m.Redis)
+	}
+	if m.Dir != "" || len(m.Files) != 0 {
+		t.Errorf("a backup of a missing data directory wrote %s with %v", m.Dir, m.Files)
 	}
 	if _, err := os.Stat(m.Redis.Nodes[0].RDBFile); err != nil {
 		t.Errorf("the RDB file the save reports: %v", err)

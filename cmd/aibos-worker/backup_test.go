@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -261,6 +262,20 @@ func TestBackupUnderLoadRestoreAndServe(t *testing.T) {
 		n, err := countPosted(filepath.Join(fresh, LedgerFile), books)
 		return err == nil && n > want.entries
 	})
+	// The seed's monthly cleanup runs the built-in data.cleanup: nothing
+	// here is a day old, so it removes nothing; a payload outside its
+	// schema is refused at enqueue.
+	j, err = c.Enqueue(ctx, "reports", admin.EnqueueRequest{Type: ops.TypeCleanup, Data: json.RawMessage(`{"retentionDays": 1}`)}, "")
+	if err != nil {
+		t.Fatalf("enqueue data.cleanup: %v", err)
+	}
+	if done := waitJob(t, c, j.ID, "reports", 60*time.Second); done.State != "completed" || string(done.Result) != `{"completed":0,"dead":0,"audit":0,"reports":0}` {
+		t.Errorf("data.cleanup on the restored service: %s, result %s", done.State, done.Result)
+	}
+	var apiErr *admin.Error
+	if _, err := c.Enqueue(ctx, "reports", admin.EnqueueRequest{Type: ops.TypeCleanup, Data: json.RawMessage(`{"retentionDays": 0}`)}, ""); !errors.As(err, &apiErr) || apiErr.Code != admin.CodeSchema {
+		t.Errorf("enqueue data.cleanup with retentionDays 0: %v, want the schema's refusal", err)
+	}
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(60 * time.Second); code != 0 {
 		t.Errorf("restored serve exited %d after SIGTERM", code)
