@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,14 +176,18 @@ func (s *Sync) Run(ctx context.Context, tenant, company string) (int, error) {
 	return pushed, nil
 }
 
-// cursorName names a target's cursor: a new URL starts from the first
-// entry.
-func cursorName(t SyncTarget) string { return "webhook " + t.URL }
+// CursorName names the ledger cursor of the webhook at url: a new URL
+// starts from the first entry. It holds a hash of the URL, not the URL,
+// which may carry a token.
+func CursorName(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return "webhook " + hex.EncodeToString(sum[:12])
+}
 
 // company pushes one company's unacknowledged entries and returns how
 // many it pushed.
 func (s *Sync) company(ctx context.Context, t SyncTarget, b accounting.Books) (int, error) {
-	name, pushed := cursorName(t), 0
+	name, pushed := CursorName(t.URL), 0
 	for {
 		at, err := s.cfg.Store.CursorGet(ctx, b, name)
 		if err != nil {

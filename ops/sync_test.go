@@ -212,7 +212,7 @@ func TestSyncResumesFromTheLastAcknowledgedPush(t *testing.T) {
 	if err == nil || n != 40 {
 		t.Fatalf("sync with the receiver failing the second push: pushed %d, %v; want 40 and an error", n, err)
 	}
-	if at, err := st.CursorGet(context.Background(), a, "webhook "+r.URL); err != nil || at != 40 {
+	if at, err := st.CursorGet(context.Background(), a, ops.CursorName(r.URL)); err != nil || at != 40 {
 		t.Fatalf("cursor after the failed push: %d, %v; want 40 (the last acknowledged entry)", at, err)
 	}
 	if n, err := s.Run(context.Background(), "tenant-a", ""); err != nil || n != 80 {
@@ -239,7 +239,7 @@ func TestSyncUnverifiedPushIsNotAcknowledged(t *testing.T) {
 	if r.rejected.Load() != 1 {
 		t.Errorf("receiver rejected %d pushes, want 1", r.rejected.Load())
 	}
-	if at, _ := st.CursorGet(context.Background(), a, "webhook "+r.URL); at != 0 {
+	if at, _ := st.CursorGet(context.Background(), a, ops.CursorName(r.URL)); at != 0 {
 		t.Errorf("cursor moved to %d on a refused push", at)
 	}
 }
