@@ -120,8 +120,12 @@ type RedisNodeSave struct {
 	RDBFile  string    `json:"rdbFile,omitempty"`
 }
 
-// Process runs one backup job; its result is the Manifest.
-func (b *Backup) Process(ctx context.Context, _ *worker.Job) error {
+// Process runs one backup job; its result is the Manifest. A backup
+// copies every tenant's data, so a job with a tenant is refused.
+func (b *Backup) Process(ctx context.Context, job *worker.Job) error {
+	if job.TenantID != "" {
+		return invalid("job %s has tenant %q: a backup copies every tenant's data and is an operator's job", job.ID, job.TenantID)
+	}
 	m, err := b.Run(ctx)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/accounting/accountingtest"
 	"github.com/aibos/worker/accounting/sqlitestore"
@@ -23,6 +24,7 @@ import (
 	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/ops"
+	"github.com/aibos/worker/retry"
 )
 
 // jobTotal counts a queue's jobs in every state.
@@ -293,5 +295,8 @@ func TestBackupRedisWaitsForTheSave(t *testing.T) {
 	}
 	if _, err := ops.NewBackup(ops.BackupConfig{}); err == nil {
 		t.Error("NewBackup with nothing to back up succeeded")
+	}
+	if err := bk.Process(context.Background(), &worker.Job{ID: "b1", TenantID: "tenant-a"}); err == nil || !retry.IsNoRetry(err) {
+		t.Errorf("a backup job with a tenant: %v, want a failure without retry", err)
 	}
 }

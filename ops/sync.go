@@ -185,28 +185,25 @@ func CursorName(url string) string {
 }
 
 // company pushes one company's unacknowledged entries and returns how
-// many it pushed.
+// many it pushed. The store's errors name the books already.
 func (s *Sync) company(ctx context.Context, t SyncTarget, b accounting.Books) (int, error) {
 	name, pushed := CursorName(t.URL), 0
 	for {
 		at, err := s.cfg.Store.CursorGet(ctx, b, name)
 		if err != nil {
-			return pushed, fmt.Errorf("sync %s/%s: %w", b.Tenant, b.Company, err)
+			return pushed, err
 		}
 		page, err := s.cfg.Store.JournalSince(ctx, b, at, s.cfg.PageSize)
-		if err != nil {
-			return pushed, fmt.Errorf("sync %s/%s: %w", b.Tenant, b.Company, err)
-		}
-		if len(page) == 0 {
-			return pushed, nil
+		if err != nil || len(page) == 0 {
+			return pushed, err
 		}
 		if err := s.push(ctx, t, b, page); err != nil {
-			return pushed, fmt.Errorf("sync %s/%s entries %d..%d: %w", b.Tenant, b.Company, page[0].Seq, page[len(page)-1].Seq, err)
+			return pushed, fmt.Errorf("push entries %d..%d of %s/%s: %w", page[0].Seq, page[len(page)-1].Seq, b.Tenant, b.Company, err)
 		}
 		pushed += len(page)
 		err = s.cfg.Store.CursorAdvance(ctx, b, name, at, page[len(page)-1].Seq)
 		if err != nil && !errors.Is(err, accounting.ErrConflict) { // a conflict: another run pushed too; read on from its cursor
-			return pushed, fmt.Errorf("sync %s/%s: %w", b.Tenant, b.Company, err)
+			return pushed, err
 		}
 	}
 }

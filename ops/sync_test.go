@@ -3,6 +3,7 @@ package ops_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/accounting/accountingtest"
 	"github.com/aibos/worker/accounting/sqlitestore"
 	"github.com/aibos/worker/ops"
+	"github.com/aibos/worker/retry"
 )
 
 var (
@@ -254,6 +257,23 @@ func TestNewSyncRefusesBadConfig(t *testing.T) {
 	} {
 		if _, err := ops.NewSync(c); err == nil {
 			t.Errorf("NewSync(%+v) accepted a bad config", c)
+		}
+	}
+}
+
+func TestSyncRefusesBadJobs(t *testing.T) {
+	st := openLedger(t)
+	s, err := ops.NewSync(ops.SyncConfig{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []*worker.Job{
+		{ID: "1", Data: json.RawMessage(`{"tenantId": "tenant-b"}`), TenantID: "tenant-a"},
+		{ID: "2", Data: json.RawMessage(`{"companyId": "acme"}`)},
+		{ID: "3", Data: json.RawMessage(`[1]`), TenantID: "tenant-a"},
+	} {
+		if err := s.Process(context.Background(), j); err == nil || !retry.IsNoRetry(err) {
+			t.Errorf("sync job %s (%s, tenant %q): %v, want a failure without retry", j.ID, j.Data, j.TenantID, err)
 		}
 	}
 }
