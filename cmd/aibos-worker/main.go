@@ -19,6 +19,7 @@
 //	aibos-worker tenants   ls | get | create | update
 //	aibos-worker health    /readyz of each service
 //	aibos-worker audit     ls (the trail, over the API) | verify (offline, with the key)
+//	aibos-worker backup    now (a backup job, waited for)
 //	aibos-worker completion bash|zsh|fish|powershell
 //
 // They find the service with --url (repeatable, or comma-separated: calls
@@ -185,6 +186,7 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 		newTenantsCmd(api),
 		newHealthCmd(api),
 		newAuditCmd(ctx, api, load),
+		newBackupCmd(api),
 		newRestoreCmd(ctx, stdout, load),
 		&cobra.Command{
 			Use:   "version",

@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aibos/worker/accounting"
+	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/admin/adminclient"
 	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/ops"
 	"github.com/aibos/worker/service"
@@ -119,4 +123,66 @@ func checkStopped(dataDir string) error {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// newBackupCmd builds `aibos-worker backup now`: a backup job through the
+// API (roles and the audit trail apply), waited for.
+func newBackupCmd(o *apiOpts) *cobra.Command {
+	var queue string
+	var timeout time.Duration
+	now := &cobra.Command{
+		Use:   "now",
+		Short: "Back up now: add a backup job (over the API) and wait for it; prints where the backup went",
+		Args:  cobra.NoArgs,
+		RunE: o.run(func(ctx context.Context, c *adminclient.Client, _ []string) error {
+			j, err := c.Enqueue(ctx, queue, admin.EnqueueRequest{Type: ops.TypeBackup}, "")
+			if err != nil {
+				return apiError("enqueue a backup job to queue "+queue, err)
+			}
+			deadline := time.Now().Add(timeout)
+			for j.State != "completed" && j.State != "dead" && j.State != "cancelled" {
+				if time.Now().After(deadline) {
+					return &exitError{exitFail, fmt.Errorf("backup job %s is still %s after %v", j.ID, j.State, timeout)}
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(200 * time.Millisecond):
+				}
+				id := j.ID
+				if j, err = c.Job(ctx, id, queue); err != nil {
+					return apiError("read backup job "+id, err)
+				}
+			}
+			if j.State != "completed" {
+				return &exitError{exitFail, fmt.Errorf("backup job %s ended %s: %s", j.ID, j.State, j.LastError)}
+			}
+			var m ops.Manifest
+			if err := json.Unmarshal(j.Result, &m); err != nil {
+				return &exitError{exitFail, fmt.Errorf("read the result of backup job %s: %w", j.ID, err)}
+			}
+			return o.show(&m, func(w *tabwriter.Writer) { backupTable(w, &m) })
+		}),
+	}
+	now.Flags().StringVar(&queue, "queue", "reports", "the queue the backup job goes to")
+	now.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the backup")
+	return o.group("backup", "Back up the stores through the service (restore is offline: aibos-worker restore)", now)
+}
+
+// backupTable shows what a backup holds.
+func backupTable(w *tabwriter.Writer, m *ops.Manifest) {
+	if m.Dir != "" {
+		row(w, "BACKUP", m.Dir)
+	}
+	for _, f := range m.Files {
+		row(w, "FILE", f.Name, fmt.Sprintf("%d bytes", f.Bytes))
+	}
+	if m.Redis != nil {
+		for _, n := range m.Redis.Nodes {
+			row(w, "REDIS", n.Addr, "saved "+n.LastSave.Format(time.RFC3339), n.Status, n.RDBFile)
+		}
+	}
+	for _, r := range m.Removed {
+		row(w, "REMOVED", r)
+	}
 }
