@@ -8,7 +8,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check faults
+.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check faults screenshots
 
 test: fmt vet
 	./scripts/ensure-redis.sh
@@ -84,6 +84,13 @@ bench:
 
 example:
 	$(GO) run ./examples/invoices
+
+# make screenshots: the dashboard's browser tests, rewriting the committed
+# screenshots in docs/screenshots/ (a normal test run takes them into a
+# temporary directory, so that make test leaves the tree clean).
+screenshots:
+	./scripts/ensure-chromium.sh
+	DASHBOARD_SCREENSHOTS=1 $(GO) test -count=1 -run '^TestBrowser$$' ./admin/dashboard/
 
 # make soak: 5 minutes of no-op jobs on a private redis-server at full speed
 # with the default retention; prints the completed-job count and used_memory

@@ -20,9 +20,17 @@ import (
 	"github.com/aibos/worker/admin"
 )
 
-// screenshotDir is where the browser test writes each page at a laptop
-// and a phone size; the README links the committed copies.
-const screenshotDir = "../../docs/screenshots"
+// screenshotDir returns where the browser test writes each page at a
+// laptop and a phone size: docs/screenshots/, which the README links, when
+// DASHBOARD_SCREENSHOTS=1 (make screenshots); otherwise a temporary
+// directory, so that the capture still runs but a test run leaves the
+// tree as it was.
+func screenshotDir(t *testing.T) string {
+	if os.Getenv("DASHBOARD_SCREENSHOTS") == "1" {
+		return "../../docs/screenshots"
+	}
+	return t.TempDir()
+}
 
 // chromium returns the path of a Chromium or Chrome binary. Without one
 // the browser tests skip, or fail under CI=true:
@@ -187,7 +195,8 @@ func TestBrowser(t *testing.T) {
 			{"schedules", "/schedules"}, {"runs", "/runs?workflow=" + payFlow}, {"run", "/runs/" + b.ids["A"][2]},
 			{"workers", "/workers"}, {"tenants", "/tenants"}, {"audit", "/audit"},
 		}
-		if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		dir := screenshotDir(t)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		for _, size := range []struct{ w, h int64 }{{1280, 800}, {390, 844}} {
@@ -195,7 +204,7 @@ func TestBrowser(t *testing.T) {
 			for _, p := range pages {
 				tb.open(p.path)
 				png := run(tb, "screenshot "+p.name, chromedp.CaptureScreenshot())
-				if err := os.WriteFile(filepath.Join(screenshotDir, fmt.Sprintf("%s-%d.png", p.name, size.w)), png, 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", p.name, size.w)), png, 0o644); err != nil {
 					t.Fatal(err)
 				}
 				tb.clean(fmt.Sprintf("%s at %dpx", p.path, size.w))
