@@ -50,6 +50,18 @@ type Job struct {
 	Progress    json.RawMessage   `json:"progress,omitempty"`
 	WorkerID    string            `json:"workerId,omitempty"`
 	Attempts    []Attempt         `json:"attempts,omitzero"`
+	// PayloadRedacted says Data, Result and Progress were left out
+	// because the caller may not see them (Principal.SeesPayload).
+	PayloadRedacted bool `json:"payloadRedacted,omitempty"`
+}
+
+// redactFor leaves out j's payload fields unless p may see them.
+func (j *Job) redactFor(p *Principal) *Job {
+	if p.SeesPayload() {
+		return j
+	}
+	j.Data, j.Result, j.Progress, j.PayloadRedacted = nil, nil, nil, true
+	return j
 }
 
 // Attempt is one finished attempt of a job (broker.AttemptRecord). Outcome
@@ -207,7 +219,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p *Principal) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, withAttempts(j))
+	writeJSON(w, http.StatusOK, withAttempts(j).redactFor(p))
 	return nil
 }
 
@@ -251,7 +263,7 @@ func (s *Server) actOnJob(w http.ResponseWriter, r *http.Request, p *Principal, 
 	if err != nil {
 		return jobActionErr(action, j, err)
 	}
-	writeJSON(w, http.StatusOK, jobOf(after))
+	writeJSON(w, http.StatusOK, jobOf(after).redactFor(p))
 	return nil
 }
 

@@ -172,7 +172,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p *Principal) 
 	}
 	page := &JobPage{Jobs: []*Job{}}
 	err = s.walkJobs(r.Context(), c, lq.filter, tenant, lq.after, lq.limit, func(j *broker.Job) {
-		page.Jobs = append(page.Jobs, jobOf(j))
+		page.Jobs = append(page.Jobs, jobOf(j).redactFor(p))
 	}, func(next *cursor) {
 		if next != nil {
 			page.NextCursor = next.encode()

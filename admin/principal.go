@@ -59,6 +59,14 @@ type Principal struct {
 	Expires time.Time
 }
 
+// SeesPayload reports whether p may read what jobs carry: a job's data,
+// result and progress, a workflow run's input and its steps' outputs, and
+// a schedule's job data. They may hold a customer's data, so the API
+// leaves them out for a viewer and sets payloadRedacted instead; operators
+// and admins, who act on jobs and enqueue them, see them. Errors, states
+// and times are shown to every role: they are what a viewer is for.
+func (p *Principal) SeesPayload() bool { return p.Role.Allows(RoleOperator) }
+
 // CrossTenant reports whether p may see every tenant.
 func (p *Principal) CrossTenant() bool { return p.TenantID == "" }
 

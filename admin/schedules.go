@@ -85,15 +85,22 @@ type scheduleOut struct {
 	UpdatedAt  time.Time  `json:"updatedAt"`
 	LastTick   *time.Time `json:"lastTick,omitempty"`
 	Next       []fireTime `json:"next"`
+	// PayloadRedacted says Job.Data was left out
+	// (Principal.SeesPayload).
+	PayloadRedacted bool `json:"payloadRedacted,omitempty"`
 }
 
-func scheduleView(in *schedule.Info) *scheduleOut {
+// scheduleView is in as p may see it.
+func scheduleView(in *schedule.Info, p *Principal) *scheduleOut {
 	sc, j := in.Schedule, in.Job
 	out := &scheduleOut{Name: sc.Name, Cron: sc.Spec, TimeZone: sc.TimeZone, CatchUp: sc.CatchUp,
 		CatchUpWindowMs: sc.CatchUpWindow.Milliseconds(), Paused: sc.Paused, ManagedBy: "api", ConfigFile: sc.ConfigFile,
 		Version: sc.Version, CreatedAt: sc.CreatedAt, UpdatedAt: sc.UpdatedAt, Next: []fireTime{},
 		Job: scheduleJob{Queue: j.Queue, Type: j.Type, Data: j.Data, Priority: j.Priority, Attempts: j.MaxAttempts,
 			TenantID: j.TenantID, CompanyID: j.CompanyID, UniqueKey: j.UniqueKey, TimeoutMs: j.Timeout.Milliseconds()}}
+	if !p.SeesPayload() {
+		out.Job.Data, out.PayloadRedacted = nil, true
+	}
 	if sc.ManagedBy != "" {
 		out.ManagedBy = sc.ManagedBy
 	}
@@ -167,7 +174,7 @@ func (s *Server) scheduleList(w http.ResponseWriter, r *http.Request, p *Princip
 		Schedules []*scheduleOut `json:"schedules"`
 	}{Schedules: make([]*scheduleOut, len(l))}
 	for i, in := range l {
-		out.Schedules[i] = scheduleView(in)
+		out.Schedules[i] = scheduleView(in, p)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -182,7 +189,7 @@ func (s *Server) scheduleGet(w http.ResponseWriter, r *http.Request, p *Principa
 	if err != nil {
 		return scheduleError(err, r.PathValue("name"))
 	}
-	writeJSON(w, http.StatusOK, scheduleView(in))
+	writeJSON(w, http.StatusOK, scheduleView(in, p))
 	return nil
 }
 
@@ -233,7 +240,7 @@ func (s *Server) scheduleWrite(w http.ResponseWriter, r *http.Request, p *Princi
 		status = http.StatusCreated
 		w.Header().Set("Location", "/api/v1/schedules/"+e.Name)
 	}
-	writeJSON(w, status, scheduleView(info))
+	writeJSON(w, status, scheduleView(info, p))
 	return nil
 }
 
@@ -334,7 +341,7 @@ func (s *Server) schedulePause(paused bool) handlerFunc {
 		if err != nil {
 			return scheduleError(err, name)
 		}
-		writeJSON(w, http.StatusOK, scheduleView(in))
+		writeJSON(w, http.StatusOK, scheduleView(in, p))
 		return nil
 	}
 }

@@ -37,12 +37,20 @@ type oneTimeOut struct {
 	RunAt time.Time   `json:"runAt"`
 	State string      `json:"state"`
 	Job   scheduleJob `json:"job"`
+	// PayloadRedacted says Job.Data was left out
+	// (Principal.SeesPayload).
+	PayloadRedacted bool `json:"payloadRedacted,omitempty"`
 }
 
-func oneTimeView(j *broker.Job) *oneTimeOut {
-	return &oneTimeOut{Name: strings.TrimPrefix(j.ID, "once:"), ID: j.ID, RunAt: j.RunAt, State: string(j.State),
+// oneTimeView is j as p may see it.
+func oneTimeView(j *broker.Job, p *Principal) *oneTimeOut {
+	out := &oneTimeOut{Name: strings.TrimPrefix(j.ID, "once:"), ID: j.ID, RunAt: j.RunAt, State: string(j.State),
 		Job: scheduleJob{Queue: j.Queue, Type: j.Type, Data: j.Data, Priority: j.Priority, Attempts: j.MaxAttempts,
 			TenantID: j.TenantID, CompanyID: j.CompanyID, UniqueKey: j.UniqueKey, TimeoutMs: j.Timeout.Milliseconds()}}
+	if !p.SeesPayload() {
+		out.Job.Data, out.PayloadRedacted = nil, true
+	}
+	return out
 }
 
 // oneTime returns the service's OneTime, or a 404 when it has none.
@@ -75,7 +83,7 @@ func (s *Server) oneTimeList(w http.ResponseWriter, r *http.Request, p *Principa
 		Schedules []*oneTimeOut `json:"schedules"`
 	}{Schedules: make([]*oneTimeOut, len(jobs))}
 	for i, j := range jobs {
-		out.Schedules[i] = oneTimeView(j)
+		out.Schedules[i] = oneTimeView(j, p)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -127,7 +135,7 @@ func (s *Server) oneTimeCreate(w http.ResponseWriter, r *http.Request, p *Princi
 		return taken // created meanwhile by a request of another tenant
 	}
 	w.Header().Set("Location", "/api/v1/one-time-schedules/"+j.Queue+"/"+in.Name)
-	writeJSON(w, http.StatusCreated, oneTimeView(job))
+	writeJSON(w, http.StatusCreated, oneTimeView(job, p))
 	return nil
 }
 
@@ -147,7 +155,7 @@ func (s *Server) oneTimeJob(op func(c *worker.Client, ctx context.Context, queue
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, oneTimeView(j))
+		writeJSON(w, http.StatusOK, oneTimeView(j, p))
 		return nil
 	}
 }

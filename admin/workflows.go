@@ -50,6 +50,9 @@ type runOut struct {
 	CreatedAt  time.Time       `json:"createdAt"`
 	FinishedAt *time.Time      `json:"finishedAt,omitempty"`
 	Steps      []runStep       `json:"steps"`
+	// PayloadRedacted says Input and the steps' outputs were left out
+	// (Principal.SeesPayload).
+	PayloadRedacted bool `json:"payloadRedacted,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -59,7 +62,8 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func runView(r *workflow.Run) *runOut {
+// runView is r as p may see it.
+func runView(r *workflow.Run, p *Principal) *runOut {
 	out := &runOut{ID: r.ID, Workflow: r.Workflow, Queue: r.Queue, State: string(r.State), TenantID: r.TenantID,
 		CompanyID: r.CompanyID, Input: r.Input, Error: r.Error, FailedStep: r.FailedStep, CreatedAt: r.CreatedAt,
 		FinishedAt: timePtr(r.FinishedAt), Steps: make([]runStep, len(r.Steps))}
@@ -71,6 +75,12 @@ func runView(r *workflow.Run) *runOut {
 		out.Steps[i] = runStep{Name: st.Name, DependsOn: deps, State: string(st.State), Attempts: st.Attempts,
 			Output: st.Output, Error: st.Error, StartedAt: timePtr(st.StartedAt), FinishedAt: timePtr(st.FinishedAt),
 			CompensationState: string(st.CompensationState)}
+		if !p.SeesPayload() {
+			out.Steps[i].Output = nil
+		}
+	}
+	if !p.SeesPayload() {
+		out.Input, out.PayloadRedacted = nil, true
 	}
 	return out
 }
@@ -121,7 +131,7 @@ func (s *Server) runList(w http.ResponseWriter, r *http.Request, p *Principal) e
 		Next string    `json:"nextCursor,omitempty"`
 	}{Runs: make([]*runOut, len(page.Runs)), Next: page.Next}
 	for i, run := range page.Runs {
-		out.Runs[i] = runView(run)
+		out.Runs[i] = runView(run, p)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -147,7 +157,7 @@ func (s *Server) runGet(w http.ResponseWriter, r *http.Request, p *Principal) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, runView(run))
+	writeJSON(w, http.StatusOK, runView(run, p))
 	return nil
 }
 
@@ -169,7 +179,7 @@ func (s *Server) runCancel(w http.ResponseWriter, r *http.Request, p *Principal)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, runView(run))
+	writeJSON(w, http.StatusOK, runView(run, p))
 	return nil
 }
 
@@ -224,11 +234,11 @@ func (s *Server) runStart(w http.ResponseWriter, r *http.Request, p *Principal) 
 	case !created && !sameJSON(run.Input, data):
 		return Errorf(http.StatusUnprocessableEntity, CodeIdempotency, "Idempotency-Key", "idempotency key %q started run %s with other data", key, run.ID)
 	case !created:
-		writeJSON(w, http.StatusOK, runView(run))
+		writeJSON(w, http.StatusOK, runView(run, p))
 		return nil
 	}
 	w.Header().Set("Location", "/api/v1/workflows/runs/"+run.ID)
-	writeJSON(w, http.StatusCreated, runView(run))
+	writeJSON(w, http.StatusCreated, runView(run, p))
 	return nil
 }
 
