@@ -188,3 +188,27 @@ func (b *bundle) paused(t *testing.T, queue string) bool {
 	t.Fatalf("no queue %s", queue)
 	return false
 }
+
+// TestPayloadOnlyForAllowedRoles checks the dashboard follows the API's
+// payload rule: a viewer's job page has neither the payload nor a link to
+// reveal it (and asking anyway shows nothing), an operator's hides it
+// until revealed.
+func TestPayloadOnlyForAllowedRoles(t *testing.T) {
+	b := setup(t)
+	id := b.ids["A"][0] // its data is {"invoice":"INV-A"}
+	path := "/jobs/" + id + "?queue=invoices"
+	viewer := b.login(t, "viewer")
+	for _, p := range []string{path, path + "&payload=1"} {
+		_, page := viewer.get(p)
+		if strings.Contains(page, "INV-A") || strings.Contains(page, `id="reveal"`) || !strings.Contains(page, `id="payload-redacted"`) {
+			t.Errorf("a viewer's %s shows the payload or offers to reveal it", p)
+		}
+	}
+	op := b.login(t, "operator")
+	if _, page := op.get(path); strings.Contains(page, "INV-A") || !strings.Contains(page, `id="reveal"`) {
+		t.Error("an operator's job page shows the payload before it is asked for, or offers no reveal link")
+	}
+	if _, page := op.get(path + "&payload=1"); !strings.Contains(page, "INV-A") {
+		t.Error("an operator's revealed job page does not show the payload")
+	}
+}

@@ -263,10 +263,11 @@ func (d *Dashboard) job(q *request) error {
 	if err := q.api("GET", path, nil, &j); err != nil {
 		return err
 	}
-	// The payload may hold a customer's data: shown only when asked for,
-	// and only to roles that may act on the job.
+	// The payload may hold a customer's data: the API leaves it out for
+	// roles that may not see it (payloadRedacted), and the page shows it
+	// to the others only when asked for.
 	out := jobData{Job: &j, Result: pretty(j.Result), Progress: pretty(j.Progress)}
-	if q.p.Role.Allows(admin.RoleOperator) && q.r.URL.Query().Get("payload") == "1" {
+	if !j.PayloadRedacted && q.r.URL.Query().Get("payload") == "1" {
 		out.ShowPayload, out.Payload = true, pretty(j.Data)
 	}
 	return q.render("job", "Job "+j.ID, true, out)
