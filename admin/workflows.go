@@ -17,6 +17,7 @@ import (
 // and touches only its tenant's runs (a scoped list reads the tenant's own
 // index; a run of another tenant is a 404).
 func (s *Server) workflowRoutes() {
+	s.handle("GET /api/v1/workflows", RoleViewer, s.workflowList)
 	s.handle("GET /api/v1/workflows/runs", RoleViewer, s.runList)
 	s.handle("GET /api/v1/workflows/runs/{id}", RoleViewer, s.runGet)
 	s.handle("POST /api/v1/workflows/runs/{id}/cancel", RoleOperator, s.runCancel)
@@ -91,6 +92,28 @@ func (s *Server) workflows() (*workflow.Engine, error) {
 		return nil, Errorf(http.StatusNotFound, CodeNotFound, "", "workflows are not served by this service")
 	}
 	return s.cfg.Workflows, nil
+}
+
+// workflowOut is a registered workflow as the API lists it.
+type workflowOut struct {
+	Name string `json:"name"`
+}
+
+// workflowList lists the registered workflows, so that a client can offer
+// them (runs are listed one workflow at a time).
+func (s *Server) workflowList(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	e, err := s.workflows()
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Workflows []workflowOut `json:"workflows"`
+	}{Workflows: []workflowOut{}}
+	for _, n := range e.Names() {
+		out.Workflows = append(out.Workflows, workflowOut{Name: n})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 func (s *Server) runList(w http.ResponseWriter, r *http.Request, p *Principal) error {

@@ -230,3 +230,22 @@ func TestWorkflowCancelSendsCallback(t *testing.T) {
 		}
 	})
 }
+
+// TestWorkflowList checks the registered workflows are listed by name to
+// any role, and that a service without workflows says so.
+func TestWorkflowList(t *testing.T) {
+	b := testbroker.SQLite(t)
+	a := newSchedAPI(t, b, invoiceEngine(t, b), nil)
+	var out struct {
+		Workflows []struct {
+			Name string `json:"name"`
+		} `json:"workflows"`
+	}
+	want(t, "list", a.do("GET", "/api/v1/workflows", "viewer-a", nil), http.StatusOK).JSON(t, &out)
+	if len(out.Workflows) != 1 || out.Workflows[0].Name != "invoice" {
+		t.Fatalf("workflows %+v, want invoice", out.Workflows)
+	}
+	wantErr(t, "no token", a.do("GET", "/api/v1/workflows", "", nil), http.StatusUnauthorized, admin.CodeUnauthenticated, "Authorization")
+	none := newSchedAPI(t, testbroker.SQLite(t), nil, nil)
+	wantErr(t, "no engine", none.do("GET", "/api/v1/workflows", "viewer", nil), http.StatusNotFound, admin.CodeNotFound, "")
+}

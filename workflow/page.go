@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/runstore"
@@ -62,6 +63,19 @@ func (e *Engine) GetScoped(ctx context.Context, runID, tenant string, scoped boo
 		return nil, fmt.Errorf("workflow: get run %s: %w", runID, broker.ErrNotFound)
 	}
 	return run, nil
+}
+
+// Names returns the names of the registered workflows, sorted. It is safe
+// for concurrent use with Register.
+func (e *Engine) Names() []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	names := make([]string, 0, len(e.workflows))
+	for n := range e.workflows {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Registered reports whether a workflow named name is registered.
