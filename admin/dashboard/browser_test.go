@@ -7,11 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -168,6 +172,53 @@ func (tb *tab) login(token string) {
 	tb.clean("login")
 }
 
+// timezone makes the tab's clock read in zone (none: the machine's).
+func timezone(zone string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: zone})
+		return err
+	})
+}
+
+var jobLink = regexp.MustCompile(`href="/jobs/([^"?]+)\?queue=`)
+
+// filterJobs fills the jobs page's filter (field id to value), submits it
+// and returns the ids the page then lists. The page refreshes itself: if
+// a refresh wiped the fields before the submit, it tries again.
+func (tb *tab) filterJobs(fields map[string]string) []string {
+	tb.t.Helper()
+	for try := 0; ; try++ {
+		tb.open("/jobs")
+		var steps []chromedp.Action[chromedp.Void]
+		for id, v := range fields {
+			steps = append(steps, chromedp.SetValue(chromedp.ID(id), v))
+		}
+		steps = append(steps, chromedp.Click(chromedp.CSS(`form.filter button[type=submit]`)))
+		tb.do("filter the jobs", steps...)
+		var loc string
+		waitFor(tb.t, "the filtered jobs page", func() (bool, string) {
+			loc = run(tb, "read the location", chromedp.Location())
+			return strings.Contains(loc, "?"), loc
+		})
+		u, err := url.Parse(loc)
+		if err != nil {
+			tb.t.Fatal(err)
+		}
+		if u.Query().Get("queue") != fields["filter-queue"] {
+			if try < 3 {
+				continue
+			}
+			tb.t.Fatalf("the filter was sent as %s", loc)
+		}
+		tb.do("wait for the jobs", chromedp.WaitReady(chromedp.CSS("table.jobs")))
+		var ids []string
+		for _, m := range jobLink.FindAllStringSubmatch(run(tb, "read the jobs", chromedp.OuterHTML(chromedp.CSS("table.jobs"))), -1) {
+			ids = append(ids, m[1])
+		}
+		return ids
+	}
+}
+
 // waitText reloads path until the element sel's text contains want.
 func (tb *tab) waitText(path string, sel chromedp.CSS, want string) {
 	tb.t.Helper()
@@ -229,6 +280,74 @@ func TestBrowser(t *testing.T) {
 			return strings.Contains(run(tb, "read the page", chromedp.OuterHTML(chromedp.CSS("main"))), j.ID), "absent"
 		})
 		tb.clean("live jobs page")
+	})
+
+	t.Run("FilterJobs", func(t *testing.T) {
+		tb.t = t
+		// The browser is in a zone far from UTC, so that a filter time
+		// read in the wrong zone misses the jobs.
+		const zone = "Asia/Kolkata"
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatalf("load %s: %v", zone, err)
+		}
+		tb.do("set the browser's zone", timezone(zone))
+		defer tb.do("reset the browser's zone", timezone(""))
+		var dead admin.Job
+		b.api(t, "admin", "GET", "/api/v1/jobs/"+b.ids["A"][1], nil, &dead)
+		local := func(d time.Duration) string { return dead.CreatedAt.Add(d).In(loc).Format("2006-01-02T15:04") }
+		utc := func(s string) string {
+			v, err := time.ParseInLocation("2006-01-02T15:04", s, loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.UTC().Format(time.RFC3339)
+		}
+		fields := map[string]string{"filter-queue": "invoices", "filter-state": "dead", "filter-type": "flaky",
+			"filter-tenant": "A", "filter-from": local(-time.Minute), "filter-to": local(2 * time.Minute)}
+		got := tb.filterJobs(fields)
+		var page admin.JobPage
+		b.api(t, "admin", "GET", "/api/v1/jobs?"+url.Values{"queue": {"invoices"}, "state": {"dead"}, "type": {"flaky"}, "tenant": {"A"},
+			"from": {utc(fields["filter-from"])}, "to": {utc(fields["filter-to"])}}.Encode(), nil, &page)
+		var want []string
+		for _, j := range page.Jobs {
+			want = append(want, j.ID)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") || !slices.Contains(got, dead.ID) {
+			t.Fatalf("the filtered page lists %v, the API %v; want both to hold tenant A's dead job %s", got, want, dead.ID)
+		}
+		// The form shows the filter it was sent with, times in the
+		// browser's zone.
+		for id, v := range fields {
+			if got := run(tb, "read "+id, chromedp.Value(chromedp.ID(id))); got != v {
+				t.Errorf("after filtering, %s shows %q, want %q", id, got, v)
+			}
+		}
+		// A window that ends before the jobs were made lists none of them.
+		fields["filter-from"], fields["filter-to"] = local(-2*time.Hour), local(-time.Hour)
+		if got := tb.filterJobs(fields); len(got) != 0 {
+			t.Errorf("a window before the jobs lists %v", got)
+		}
+		tb.clean("filter jobs")
+	})
+
+	t.Run("RunsListWorkflows", func(t *testing.T) {
+		tb.t = t
+		tb.open("/runs")
+		if got := run(tb, "read the workflow choice", chromedp.Value(chromedp.ID("workflow"))); got != payFlow {
+			t.Fatalf("the runs page offers workflow %q first, want the registered %s", got, payFlow)
+		}
+		tb.do("filter runs", chromedp.SetValue(chromedp.ID("run-state"), "failed"), chromedp.SetValue(chromedp.ID("run-tenant"), "B"),
+			chromedp.Click(chromedp.CSS(`form.filter button[type=submit]`)))
+		waitFor(t, "the filtered runs page", func() (bool, string) {
+			loc := run(tb, "read the location", chromedp.Location())
+			return strings.Contains(loc, "tenant=B"), loc
+		})
+		page := run(tb, "read the runs", chromedp.OuterHTML(chromedp.CSS("main")))
+		if !strings.Contains(page, b.ids["B"][2]) || strings.Contains(page, b.ids["A"][2]) {
+			t.Errorf("runs filtered to tenant B's failed ones: want B's run %s and not A's %s", b.ids["B"][2], b.ids["A"][2])
+		}
+		tb.clean("runs")
 	})
 
 	t.Run("RetryDeadJob", func(t *testing.T) {

@@ -165,6 +165,16 @@ var funcs = template.FuncMap{
 		}
 		return template.URL("?" + out.Encode())
 	},
+	// inputTime is an RFC 3339 filter time as a datetime-local field's
+	// value, in UTC (the script shows it in the browser's zone); an
+	// unreadable time is left out rather than sent back as typed.
+	"inputTime": func(s string) string {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02T15:04")
+	},
 	// jsonText shows a decoded JSON value (an audit entry's changes) as
 	// compact JSON.
 	"jsonText": func(v any) string {

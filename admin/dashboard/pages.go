@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -312,6 +313,7 @@ func (d *Dashboard) dead(q *request) error {
 	if err != nil {
 		return err
 	}
+	data.States = nil // the page lists dead jobs only
 	return q.render("dead", "Dead jobs", false, deadData{List: data})
 }
 
@@ -343,6 +345,7 @@ func (d *Dashboard) bulk(q *request) error {
 	if err != nil {
 		return err
 	}
+	data.States = nil
 	out := deadData{List: data, Action: action}
 	if req.DryRun {
 		out.Confirm = &resp
@@ -395,22 +398,52 @@ func (d *Dashboard) scheduleAction(q *request) error {
 }
 
 type runsData struct {
-	Workflow  string
+	Workflow string
+	// Workflows are the registered workflows (and Config.Workflows).
 	Workflows []string
-	State     string
+	Filter    url.Values
 	Runs      []map[string]any
 	Next      string
 }
 
+// workflowNames returns the registered workflows as the API lists them,
+// with Config.Workflows, sorted and each once.
+func (q *request) workflowNames() ([]string, error) {
+	var list struct {
+		Workflows []struct {
+			Name string `json:"name"`
+		} `json:"workflows"`
+	}
+	err := q.api("GET", "/api/v1/workflows", nil, &list)
+	if err != nil && apiStatus(err) != http.StatusNotFound {
+		return nil, err
+	}
+	names := slices.Clone(q.d.cfg.Workflows)
+	for _, w := range list.Workflows {
+		names = append(names, w.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
 func (d *Dashboard) runs(q *request) error {
 	v := q.r.URL.Query()
-	out := runsData{Workflow: v.Get("workflow"), State: v.Get("state"), Workflows: q.d.cfg.Workflows}
+	names, err := q.workflowNames()
+	if err != nil {
+		return err
+	}
+	out := runsData{Workflow: v.Get("workflow"), Workflows: names, Filter: url.Values{}}
 	if out.Workflow == "" && len(out.Workflows) > 0 {
 		out.Workflow = out.Workflows[0]
 	}
+	for _, k := range []string{"state", "tenant"} {
+		if s := v.Get(k); s != "" {
+			out.Filter.Set(k, s)
+		}
+	}
 	if out.Workflow != "" {
 		p := url.Values{"workflow": {out.Workflow}, "limit": {"50"}}
-		for _, k := range []string{"state", "cursor"} {
+		for _, k := range []string{"state", "tenant", "cursor"} {
 			if s := v.Get(k); s != "" {
 				p.Set(k, s)
 			}

@@ -12,11 +12,12 @@ function localTimes(root) {
 }
 
 // A datetime-local field has no zone: the user types local time, and the
-// server wants UTC. Convert on submit; show UTC values as local on load.
+// server wants UTC. Convert on submit; on load, show the filter's UTC time
+// (data-utc; the value is it in UTC for a browser without script) as local.
 function utcFields(root) {
   root.querySelectorAll("input[data-utc]").forEach(function (el) {
-    var v = el.value;
-    if (v && /Z$/.test(v)) {
+    var v = el.dataset.utc;
+    if (v) {
       var d = new Date(v);
       if (!isNaN(d)) {
         var p = function (n) { return String(n).padStart(2, "0"); };
