@@ -101,6 +101,7 @@
 //	GET    /api/v1/tokens                             admin
 //	DELETE /api/v1/tokens/{id}                        admin
 //	GET    /api/v1/workers                            viewer
+//	GET    /api/v1/workflows                          viewer
 //	GET    /api/v1/workflows/runs                     viewer
 //	GET    /api/v1/workflows/runs/{id}                viewer
 //	POST   /api/v1/workflows/runs/{id}/cancel         operator

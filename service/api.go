@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aibos/worker/admin"
@@ -24,20 +25,43 @@ func (s *Service) newAPI() error {
 	if err := s.newAudit(); err != nil {
 		return err
 	}
+	// The dashboard's SSO sessions call the API as principals of their
+	// own: the API's Auth knows them, then the tokens.
+	auth, err := dashboard.NewPrincipals(s.tokens)
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
 	s.api, err = admin.New(admin.Config{
 		Client: s.client, Broker: s.store.b, Manager: s.manager,
 		Workflows: s.engine, Cron: s.cron, OneTime: s.once, Callbacks: s.callbacks,
-		Auth: s.tokens, Tokens: s.tokens, Logger: s.log.With("component", "api"), Audit: s.audit,
+		Auth: auth, Tokens: s.tokens, Logger: s.log.With("component", "api"), Audit: s.audit,
 	})
 	if err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
 	s.apiHandler = s.api
-	s.dash, err = dashboard.New(dashboard.Config{API: s.apiHandler, Auth: s.tokens, Logger: s.log.With("component", "dashboard")})
+	s.dash, err = dashboard.New(dashboard.Config{API: s.apiHandler, Auth: auth, OIDC: s.cfg.oidc(),
+		Audit: s.audit, Logger: s.log.With("component", "dashboard")})
 	if err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
 	return nil
+}
+
+// oidc is the dashboard's single sign-on configuration, nil without an
+// issuer.
+func (c *Config) oidc() *dashboard.OIDCConfig {
+	if c.OIDCIssuer == "" {
+		return nil
+	}
+	o := &dashboard.OIDCConfig{IssuerURL: c.OIDCIssuer, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret,
+		RedirectURL: c.OIDCRedirectURL, RoleClaim: c.OIDCRoleClaim, TenantClaim: c.OIDCTenantClaim}
+	for _, r := range strings.Split(c.OIDCAllowedRoles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			o.AllowedRoles = append(o.AllowedRoles, admin.Role(r))
+		}
+	}
+	return o
 }
 
 // startRegistries starts what keeps the store's registries current for

@@ -120,6 +120,19 @@ type Config struct {
 	// forever (WORKER_AUDIT_RETENTION_DAYS). 400: a year and a month, so
 	// that a year-end review finds the whole year.
 	AuditRetentionDays int
+	// OIDCIssuer turns on the dashboard's single sign-on through this
+	// OpenID Connect provider (WORKER_OIDC_ISSUER); OIDCClientID,
+	// OIDCClientSecret and OIDCRedirectURL are the dashboard's client at
+	// it, OIDCRoleClaim and OIDCTenantClaim the ID token's claims for the
+	// role and the tenant scope, OIDCAllowedRoles the roles a login may
+	// have (comma-separated; empty: all).
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
+	OIDCRedirectURL  string
+	OIDCRoleClaim    string
+	OIDCTenantClaim  string
+	OIDCAllowedRoles string
 
 	// EncryptionKeys are the payload encryption keys, "keyid:base64"
 	// entries, newest last (WORKER_ENCRYPTION_KEYS). Never shown.

@@ -3,10 +3,12 @@ package service
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
@@ -217,6 +219,49 @@ var settings = []*setting{
 		func(v string) bool { return v == "" || strings.TrimSpace(v) != "" }),
 	intSetting("WORKER_AUDIT_RETENTION_DAYS", "audit-retention-days", "400", 0, 100*365, "days audit entries are kept before trimming through a signed checkpoint; 0 keeps them forever",
 		func(c *Config) *int { return &c.AuditRetentionDays }),
+	textSetting("WORKER_OIDC_ISSUER", "oidc-issuer", "", "an http or https URL", "OpenID Connect issuer for the dashboard's single sign-on; empty: token login only",
+		func(c *Config) *string { return &c.OIDCIssuer }, webURL),
+	textSetting("WORKER_OIDC_CLIENT_ID", "oidc-client-id", "", "a client id", "the dashboard's client id at the OpenID Connect provider",
+		func(c *Config) *string { return &c.OIDCClientID }, notBlank),
+	{
+		env: "WORKER_OIDC_CLIENT_SECRET", flag: "oidc-client-secret", def: "", hidden: true, allowed: "a client secret",
+		help: "the dashboard's client secret at the OpenID Connect provider; never logged",
+		set: func(c *Config, v string) error {
+			if !notBlank(v) {
+				return fmt.Errorf("only spaces")
+			}
+			c.OIDCClientSecret = v
+			return nil
+		},
+		get: func(c *Config) string { return c.OIDCClientSecret },
+	},
+	textSetting("WORKER_OIDC_REDIRECT_URL", "oidc-redirect-url", "", "an http or https URL", "the dashboard's /login/sso/callback URL registered at the provider; empty: on the host the browser used",
+		func(c *Config) *string { return &c.OIDCRedirectURL }, webURL),
+	textSetting("WORKER_OIDC_ROLE_CLAIM", "oidc-role-claim", "role", "a claim name", "ID token claim holding viewer, operator or admin",
+		func(c *Config) *string { return &c.OIDCRoleClaim }, notBlank),
+	textSetting("WORKER_OIDC_TENANT_CLAIM", "oidc-tenant-claim", "tenant", "a claim name", "ID token claim holding the tenant a login is scoped to; absent: every tenant",
+		func(c *Config) *string { return &c.OIDCTenantClaim }, notBlank),
+	textSetting("WORKER_OIDC_ALLOWED_ROLES", "oidc-allowed-roles", "", "comma-separated viewer, operator, admin", "roles an SSO login may have; empty: all",
+		func(c *Config) *string { return &c.OIDCAllowedRoles }, func(v string) bool {
+			for _, r := range strings.Split(v, ",") {
+				if r = strings.TrimSpace(r); r != "" && !admin.Role(r).Valid() {
+					return false
+				}
+			}
+			return true
+		}),
+}
+
+// notBlank refuses a value of only spaces.
+func notBlank(v string) bool { return v == "" || strings.TrimSpace(v) != "" }
+
+// webURL accepts an absolute http or https URL.
+func webURL(v string) bool {
+	if v == "" {
+		return true
+	}
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // boolSetting is a setting holding true or false.

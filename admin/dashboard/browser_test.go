@@ -219,6 +219,14 @@ func (tb *tab) filterJobs(fields map[string]string) []string {
 	}
 }
 
+// forget drops what went wrong so far, on pages not the dashboard's (the
+// identity provider's).
+func (tb *tab) forget() {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.problems = nil
+}
+
 // waitText reloads path until the element sel's text contains want.
 func (tb *tab) waitText(path string, sel chromedp.CSS, want string) {
 	tb.t.Helper()

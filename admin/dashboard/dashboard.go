@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/audit"
 )
 
 //go:embed templates/*.html
@@ -51,9 +52,16 @@ type Config struct {
 	// pages can leave out the actions the role may not take. The API
 	// checks them again on every call.
 	Auth admin.Authenticator
-	// Workflows names the workflows the runs page offers (the API lists
-	// runs of one workflow at a time); others can be typed in.
+	// Workflows names workflows the runs page offers besides the
+	// registered ones the API lists.
 	Workflows []string
+	// OIDC, if set, offers single sign-on through an OpenID Connect
+	// provider next to the token login. Auth must then be a *Principals,
+	// also the API's Auth.
+	OIDC *OIDCConfig
+	// Audit, if set, records every login and logout (the API records
+	// the actions).
+	Audit *audit.Trail
 	// SessionTTL is how long a session lasts after login. Defaults to 8h.
 	SessionTTL time.Duration
 	// MaxSessions bounds the sessions kept in memory. Defaults to 10000.
@@ -73,6 +81,7 @@ type Dashboard struct {
 	mux      *http.ServeMux
 	pages    map[string]*template.Template
 	sessions *sessionStore
+	sso      *sso // nil without Config.OIDC
 }
 
 // New returns the dashboard for cfg.
@@ -101,6 +110,13 @@ func New(cfg Config) (*Dashboard, error) {
 	}
 	d := &Dashboard{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: pages,
 		sessions: newSessionStore(cfg.SessionTTL, cfg.MaxSessions, cfg.Now)}
+	if cfg.OIDC != nil {
+		if d.sso, err = newSSO(cfg.OIDC, cfg.Auth, cfg.Now, cfg.SessionTTL); err != nil {
+			return nil, fmt.Errorf("dashboard: new: %w", err)
+		}
+		d.mux.HandleFunc("GET /login/sso", d.ssoStart)
+		d.mux.HandleFunc("GET /login/sso/callback", d.ssoCallback)
+	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: new: %w", err)

@@ -1,14 +1,21 @@
 package dashboard
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/aibos/worker/admin"
+	"github.com/aibos/worker/audit"
 )
 
 type loginData struct {
 	CSRF  string
 	Next  string
 	Error string
+	// SSO offers single sign-on.
+	SSO bool
 }
 
 // loginForm shows the login form. It has no session to keep a CSRF token
@@ -21,7 +28,7 @@ func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	tok := randomToken()
 	setCookie(w, r, loginCookie, tok, 600)
-	v := &view{Title: "Log in", Data: loginData{CSRF: tok, Next: localPath(r.FormValue("next")), Error: msg}}
+	v := &view{Title: "Log in", Data: loginData{CSRF: tok, Next: localPath(r.FormValue("next")), Error: msg, SSO: d.sso != nil}}
 	if err := d.write(w, status, "login", v); err != nil {
 		d.log.Error("dashboard: render the login page", "err", err)
 	}
@@ -47,18 +54,45 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, apiStatus(err), "The token was refused: "+err.Error())
 		return
 	}
-	s := d.sessions.create(token)
+	if p, err := d.cfg.Auth.Authenticate(r.Context(), token); err == nil {
+		d.auditLogin(r, "dashboard.login", p, nil)
+	}
+	s := d.sessions.create(token, false)
 	setCookie(w, r, loginCookie, "", -1)
 	setCookie(w, r, cookieName, s.id, int(d.cfg.SessionTTL.Seconds()))
 	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
-// logout ends the session.
+// logout ends the session, and an SSO session's internal token with it.
 func (d *Dashboard) logout(q *request) error {
 	d.sessions.remove(q.s.id)
+	if q.s.sso && d.sso != nil {
+		d.sso.principals.revoke(q.s.token)
+	}
+	d.auditLogin(q.r, "dashboard.logout", q.p, nil)
 	setCookie(q.w, q.r, cookieName, "", -1)
 	http.Redirect(q.w, q.r, "/login", http.StatusSeeOther)
 	return nil
+}
+
+// auditLogin records a login or logout in the audit trail, if the
+// dashboard has one: who (p, nil when a login was refused before anyone
+// was known), and why a login was refused (err).
+func (d *Dashboard) auditLogin(r *http.Request, action string, p *admin.Principal, err error) {
+	if d.cfg.Audit == nil {
+		return
+	}
+	e := &audit.Entry{Action: action, Target: "dashboard", Outcome: audit.OK, Remote: r.RemoteAddr}
+	if p != nil {
+		e.TokenID, e.TokenName, e.Role, e.Scope = p.TokenID, p.Name, string(p.Role), p.TenantID
+	}
+	if err != nil {
+		e.Outcome, e.Status = audit.Denied, http.StatusForbidden
+		e.Changes, _ = json.Marshal(map[string]string{"reason": err.Error()})
+	}
+	if _, err := d.cfg.Audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
+		d.log.Error("dashboard: record a login in the audit trail", "action", action, "err", err)
+	}
 }
 
 // localPath returns p if it is a path on this site, else "/": a login

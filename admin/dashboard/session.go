@@ -23,7 +23,10 @@ type session struct {
 	token   string
 	csrf    string
 	expires time.Time
-	notice  string // guarded by the store's mutex
+	// sso marks a session made by single sign-on: its token is an
+	// internal one of Principals, revoked at logout.
+	sso    bool
+	notice string // guarded by the store's mutex
 }
 
 // sessionStore keeps sessions in memory, bounded: at MaxSessions the
@@ -49,7 +52,7 @@ func randomToken() string {
 }
 
 // create starts a session for token.
-func (s *sessionStore) create(token string) *session {
+func (s *sessionStore) create(token string, sso bool) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -66,7 +69,7 @@ func (s *sessionStore) create(token string) *session {
 			delete(s.sessions, oldest.id)
 		}
 	}
-	v := &session{id: randomToken(), token: token, csrf: randomToken(), expires: now.Add(s.ttl)}
+	v := &session{id: randomToken(), token: token, csrf: randomToken(), expires: now.Add(s.ttl), sso: sso}
 	s.sessions[v.id] = v
 	return v
 }

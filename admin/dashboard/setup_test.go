@@ -43,11 +43,11 @@ type bundle struct {
 	ids map[string][]string
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T, env ...string) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := service.Load(service.LoadInput{LookupEnv: lookup(
-		"WORKER_DATA_DIR="+t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_RETRY_DELAY=10")})
+	cfg, err := service.Load(service.LoadInput{LookupEnv: lookup(append([]string{
+		"WORKER_DATA_DIR=" + t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_RETRY_DELAY=10"}, env...)...)})
 	if err != nil {
 		t.Fatal(err)
 	}
