@@ -436,6 +436,24 @@ func TestBrowser(t *testing.T) {
 		tb.clean("pause and resume")
 	})
 
+	t.Run("PauseResumeTenant", func(t *testing.T) {
+		tb.t = t
+		tb.open("/tenants")
+		row := run(tb, "read tenant B's invoices row", chromedp.Text(chromedp.ID("tq-invoices-B")))
+		if !strings.Contains(row, "invoices") || !strings.Contains(row, "no") {
+			t.Fatalf("tenant B's invoices row says %q, want its counts and not paused", row)
+		}
+		tb.do("pause B", chromedp.Click(chromedp.ID("pause-invoices-B")), chromedp.WaitVisible(chromedp.ID("resume-invoices-B")))
+		if !b.tenantPaused(t, "invoices", "B") || b.tenantPaused(t, "invoices", "A") {
+			t.Fatal("after the page paused tenant B in invoices, the API does not say B alone is paused")
+		}
+		tb.do("resume B", chromedp.Click(chromedp.ID("resume-invoices-B")), chromedp.WaitVisible(chromedp.ID("pause-invoices-B")))
+		if b.tenantPaused(t, "invoices", "B") {
+			t.Fatal("the page says tenant B resumed, the API does not")
+		}
+		tb.clean("pause and resume a tenant")
+	})
+
 	t.Run("TriggerSchedule", func(t *testing.T) {
 		tb.t = t
 		tb.open("/schedules")

@@ -194,6 +194,5 @@ var funcs = template.FuncMap{
 	},
 	"add":    func(a, b float64) float64 { return a + b },
 	"states": func() []string { return states },
-	"slice3": func(a, b, c *chart) []*chart { return []*chart{a, b, c} },
 	"slice4": func(v ...string) []string { return v },
 }

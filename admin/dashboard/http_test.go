@@ -161,6 +161,16 @@ func TestDashboardOverHTTP(t *testing.T) {
 				}
 			}
 		}
+		// The tenants page has a row per tenant and queue: A's login sees
+		// its own, the admin both.
+		_, mine := scoped.get("/tenants")
+		_, all := adm.get("/tenants")
+		if strings.Contains(mine, `id="tq-invoices-B"`) || !strings.Contains(mine, `id="tq-invoices-A"`) || !strings.Contains(all, `id="tq-invoices-B"`) {
+			t.Error("the tenants page shows tenant A's login another tenant's row, or not its own, or the admin not B's")
+		}
+		if resp := scoped.post("/tenants/invoices/B/pause", url.Values{"csrf": {scoped.csrf}}); resp.StatusCode != http.StatusForbidden || b.tenantPaused(t, "invoices", "B") {
+			t.Errorf("tenant A's login paused tenant B: status %d", resp.StatusCode)
+		}
 		for _, id := range []string{b.ids["B"][0], b.ids["B"][1]} {
 			if resp, page := scoped.get("/jobs/" + id); resp.StatusCode != http.StatusNotFound || strings.Contains(page, "INV-B") {
 				t.Errorf("tenant A's login opened tenant B's job %s: status %d", id, resp.StatusCode)
@@ -174,6 +184,13 @@ func TestDashboardOverHTTP(t *testing.T) {
 		}
 		b.waitJob(t, b.ids["B"][1], "dead")
 	})
+}
+
+func (b *bundle) tenantPaused(t *testing.T, queue, tenant string) bool {
+	t.Helper()
+	var qt admin.QueueTenant
+	b.api(t, "admin", "GET", "/api/v1/queues/"+queue+"/tenants/"+tenant, nil, &qt)
+	return qt.TenantPaused
 }
 
 func (b *bundle) paused(t *testing.T, queue string) bool {

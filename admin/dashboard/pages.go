@@ -29,6 +29,7 @@ func (d *Dashboard) routes() {
 	d.action("/jobs/{id}/{action}", d.jobAction)
 	d.action("/dead/bulk", d.bulk)
 	d.action("/schedules/{name}/{action}", d.scheduleAction)
+	d.action("/tenants/{queue}/{tenant}/{action}", d.tenantAction)
 	d.action("/runs/{id}/cancel", d.runCancel)
 	d.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 }
@@ -82,12 +83,10 @@ func (q *request) waiting(row *queueRow) error {
 func forbidden(err error) bool { return apiStatus(err) == http.StatusForbidden }
 
 type overviewData struct {
-	Queues     []queueRow
-	Throughput *chart
-	Failures   *chart
-	Latency    *chart
-	Workers    []map[string]any
-	CrossOnly  string
+	Queues    []queueRow
+	Charts    []*chart
+	Workers   []map[string]any
+	CrossOnly string
 }
 
 func (d *Dashboard) overview(q *request) error {
@@ -109,6 +108,7 @@ func (d *Dashboard) overview(q *request) error {
 				Failed    int64     `json:"failed"`
 				Dead      int64     `json:"dead"`
 				Latency   struct {
+					P50Ms int64 `json:"p50Ms"`
 					P95Ms int64 `json:"p95Ms"`
 				} `json:"latency"`
 			} `json:"minutes"`
@@ -122,23 +122,30 @@ func (d *Dashboard) overview(q *request) error {
 		return err
 	default:
 		now := q.d.cfg.Now().UTC().Truncate(time.Minute)
-		done, failed, p95 := make([]float64, 60), make([]float64, 60), make([]float64, 60)
+		done, retried, dead := make([]float64, 60), make([]float64, 60), make([]float64, 60)
+		p50, p95 := make([]float64, 60), make([]float64, 60)
 		for _, s := range series.Series {
 			for _, m := range s.Minutes {
 				i := 59 - int(now.Sub(m.Start.UTC().Truncate(time.Minute))/time.Minute)
 				if i < 0 || i >= 60 {
 					continue
 				}
+				// Failed counts every failed attempt, the ones after which
+				// the job is dead included.
 				done[i] += float64(m.Completed)
-				failed[i] += float64(m.Failed + m.Dead)
-				if v := float64(m.Latency.P95Ms); v > p95[i] {
-					p95[i] = v
-				}
+				retried[i] += float64(m.Failed - m.Dead)
+				dead[i] += float64(m.Dead)
+				p50[i] = max(p50[i], float64(m.Latency.P50Ms))
+				p95[i] = max(p95[i], float64(m.Latency.P95Ms))
 			}
 		}
-		out.Throughput = barChart("Completed per minute, last hour", done, "ok")
-		out.Failures = barChart("Failed per minute, last hour", failed, "bad")
-		out.Latency = barChart("Processing time p95 (ms) of the slowest queue per minute, last hour", p95, "info")
+		out.Charts = []*chart{
+			barChart("Completed per minute, last hour", done, "ok"),
+			barChart("Failed attempts retried per minute, last hour", retried, "warn"),
+			barChart("Jobs dead per minute, last hour", dead, "bad"),
+			barChart("Processing time p50 (ms) of the slowest queue per minute, last hour", p50, "info"),
+			barChart("Processing time p95 (ms) of the slowest queue per minute, last hour", p95, "info"),
+		}
 		var wl struct {
 			Workers []map[string]any `json:"workers"`
 		}
@@ -520,6 +527,18 @@ func (d *Dashboard) workers(q *request) error {
 
 type tenantRow struct {
 	Tenant map[string]any
+	// Queues are the tenant's share of each queue that holds its jobs
+	// or pauses it.
+	Queues []tenantQueue
+}
+
+// tenantQueue is one tenant's share of a queue as the API tells it.
+type tenantQueue struct {
+	admin.QueueTenant
+	// Depth counts pending and scheduled jobs; Waiting is how long the
+	// oldest pending one has been due.
+	Depth   int
+	Waiting string
 }
 
 func (d *Dashboard) tenants(q *request) error {
@@ -529,12 +548,49 @@ func (d *Dashboard) tenants(q *request) error {
 	if err := q.api("GET", "/api/v1/tenants?limit=100", nil, &tl); err != nil {
 		return err
 	}
+	queues, err := q.queueRows()
+	if err != nil {
+		return err
+	}
 	out := make([]tenantRow, 0, len(tl.Tenants))
 	for _, t := range tl.Tenants {
-		out = append(out, tenantRow{Tenant: t})
+		row := tenantRow{Tenant: t}
+		for _, qu := range queues {
+			var qt tenantQueue
+			path := "/api/v1/queues/" + url.PathEscape(qu.Name) + "/tenants/" + url.PathEscape(str(t["id"]))
+			if err := q.api("GET", path, nil, &qt.QueueTenant); err != nil {
+				return err
+			}
+			total := 0
+			for _, n := range qt.Counts {
+				total += n
+			}
+			if total == 0 && !qt.TenantPaused {
+				continue
+			}
+			qt.Depth = qt.Counts["pending"] + qt.Counts["scheduled"]
+			if qt.OldestPendingAt != nil {
+				qt.Waiting = max(q.d.cfg.Now().Sub(*qt.OldestPendingAt), 0).Round(time.Second).String()
+			}
+			row.Queues = append(row.Queues, qt)
+		}
+		out = append(out, row)
 	}
 	sort.Slice(out, func(i, j int) bool { return str(out[i].Tenant["id"]) < str(out[j].Tenant["id"]) })
-	return q.render("tenants", "Tenants", false, out)
+	return q.render("tenants", "Tenants", true, out)
+}
+
+// tenantAction pauses or resumes one tenant's jobs in a queue.
+func (d *Dashboard) tenantAction(q *request) error {
+	queue, tenant, action := q.r.PathValue("queue"), q.r.PathValue("tenant"), q.r.PathValue("action")
+	if action != "pause" && action != "resume" {
+		return notFound("no tenant action " + strconv.Quote(action))
+	}
+	path := "/api/v1/queues/" + url.PathEscape(queue) + "/tenants/" + url.PathEscape(tenant) + "/" + action
+	if err := q.api("POST", path, nil, nil); err != nil {
+		return err
+	}
+	return q.back("/tenants", "Tenant "+tenant+" in queue "+queue+": "+action+" done.")
 }
 
 func str(v any) string {
