@@ -219,6 +219,38 @@ func (tb *tab) filterJobs(fields map[string]string) []string {
 	}
 }
 
+// unlabelled lists the page's form controls a screen reader could not
+// name (no label, no aria-label), and wide says whether the page is wider
+// than the window (tables scroll inside their own box instead).
+const usabilityScript = `(() => {
+  const unlabelled = [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label"))
+    .map(e => e.name || e.id || e.outerHTML);
+  return {unlabelled, wide: document.documentElement.scrollWidth > window.innerWidth + 1};
+})()`
+
+// usable fails the test if the open page has a form control without a
+// label or is wider than the window, and checks that the keyboard reaches
+// the skip link first and the main navigation after it.
+func (tb *tab) usable(where string) {
+	tb.t.Helper()
+	got := run(tb, "check "+where, chromedp.Evaluate[struct {
+		Unlabelled []string `json:"unlabelled"`
+		Wide       bool     `json:"wide"`
+	}](usabilityScript))
+	if len(got.Unlabelled) > 0 {
+		tb.t.Errorf("%s: form controls without a label: %v", where, got.Unlabelled)
+	}
+	if got.Wide {
+		tb.t.Errorf("%s: the page is wider than the window", where)
+	}
+	tb.do("press Tab", chromedp.KeyEvent("\t"))
+	focused := run(tb, "read the focused element", chromedp.Evaluate[string](`document.activeElement.className + "|" + document.activeElement.getAttribute("href")`))
+	if focused != "skip|#main" {
+		tb.t.Errorf("%s: the first Tab focuses %q, want the skip link", where, focused)
+	}
+}
+
 // forget drops what went wrong so far, on pages not the dashboard's (the
 // identity provider's).
 func (tb *tab) forget() {
@@ -262,6 +294,7 @@ func TestBrowser(t *testing.T) {
 			tb.do("set the viewport", chromedp.EmulateViewport(size.w, size.h))
 			for _, p := range pages {
 				tb.open(p.path)
+				tb.usable(fmt.Sprintf("%s at %dpx", p.path, size.w))
 				png := run(tb, "screenshot "+p.name, chromedp.CaptureScreenshot())
 				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", p.name, size.w)), png, 0o644); err != nil {
 					t.Fatal(err)
