@@ -294,11 +294,11 @@ func TestBrowser(t *testing.T) {
 			tb.do("set the viewport", chromedp.EmulateViewport(size.w, size.h))
 			for _, p := range pages {
 				tb.open(p.path)
-				tb.usable(fmt.Sprintf("%s at %dpx", p.path, size.w))
 				png := run(tb, "screenshot "+p.name, chromedp.CaptureScreenshot())
 				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", p.name, size.w)), png, 0o644); err != nil {
 					t.Fatal(err)
 				}
+				tb.usable(fmt.Sprintf("%s at %dpx", p.path, size.w))
 				tb.clean(fmt.Sprintf("%s at %dpx", p.path, size.w))
 			}
 		}
