@@ -104,6 +104,9 @@ func TestDashboardOverHTTP(t *testing.T) {
 		if resp, _ := br.get("/queues"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 			t.Fatalf("after logout: status %d to %q, want a redirect to /login", resp.StatusCode, resp.Header.Get("Location"))
 		}
+		// A token login and its logout are in the audit trail.
+		b.wantAudit(t, "dashboard.login", "ok", "", "")
+		b.wantAudit(t, "dashboard.logout", "ok", "", "")
 	})
 
 	t.Run("ViewerHasNoActions", func(t *testing.T) {
