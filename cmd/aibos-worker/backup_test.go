@@ -143,6 +143,15 @@ func TestBackupUnderLoadRestoreAndServe(t *testing.T) {
 				return
 			}
 			made.Add(1)
+			// Paced, so the backlog stays a few dozen workflows deep: an
+			// unpaced loop queues thousands on a slow machine, and the
+			// restored service then works through all of them before it
+			// posts one the backup had not.
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}()
 	stopLoad := func() {
