@@ -22,8 +22,9 @@
 // rules are written once, in Go, on top of it, so any broker that offers the
 // primitive runs workflows. A run is stored whole at Execute, DAG included,
 // in the same commit that enqueues its first steps. Each step is carried by
-// an ordinary job (type workflow.step, in the engine's queue, MaxAttempts =
-// the step's RetryAttempts, retried after the step's RetryDelay) run by the
+// an ordinary job (type workflow.step, in the engine's queue, retried after
+// the step's RetryDelay, with a few attempts beyond the step's
+// RetryAttempts that are never used to run it: see below) run by the
 // processor Attach registers on a worker.Manager. That processor installs a
 // worker.Finisher, so the Manager reports the step's outcome as one commit
 // (one Lua script on Redis, all keys under the queue's hash tag; one
@@ -40,7 +41,13 @@
 // again; a worker killed after it loses nothing, and the completed step
 // never runs again (its job is completed and its state is recorded in the
 // same transition). Step processors with side effects outside the broker
-// should be idempotent, keyed by StepInfo.RunID and the step name.
+// should be idempotent, keyed by StepInfo.RunID and the step name. An
+// attempt cut short so counts as one of the step's RetryAttempts: a step
+// whose workers keep dying fails its run when they are used up, like a step
+// that keeps returning errors. The step's job has a few attempts more than
+// the step (the broker moves a job whose last lease expires to dead without
+// telling the run); the first of them fails the step through the run
+// without running it.
 //
 // # Data between steps
 //

@@ -280,7 +280,20 @@ type jobData struct {
 	Workflow string `json:"workflow"`
 	Step     string `json:"step,omitempty"`
 	Hook     string `json:"hook,omitempty"` // "success" or "error"
+	// Attempts is the step's RetryAttempts, for step and compensation jobs
+	// (0 in runs started before it was recorded: the job's MaxAttempts).
+	Attempts int `json:"attempts,omitempty"`
 }
+
+// spareAttempts is how many attempts a step's job has beyond the step's
+// RetryAttempts. An attempt whose worker dies ends when maintenance finds
+// its lease expired, and maintenance, which knows nothing of runs, moves a
+// job with no attempts left to dead: were the step's last attempt to end
+// so, the run would stay running forever. With spares the job comes back
+// once more, and process fails the step there, through the run, without
+// running it (see stepLimit). Only a worker dying again in that short
+// commit, spareAttempts times in a row, would strand the run.
+const spareAttempts = 3
 
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v) // jobData always encodes
@@ -299,14 +312,15 @@ func (e *Engine) createParams(w *Workflow, id string, input json.RawMessage, opt
 	}
 	deps := w.dependencies()
 	for i, s := range w.Steps {
+		data := mustJSON(jobData{Run: id, Workflow: w.Name, Step: s.Name, Attempts: s.RetryAttempts})
 		d := broker.WorkflowStepDef{Name: s.Name, DependsOn: deps[i], Job: broker.WorkflowJob{
-			ID: id + ":step:" + s.Name, Type: JobTypeStep, MaxAttempts: s.RetryAttempts, Timeout: s.Timeout,
-			Data: mustJSON(jobData{Run: id, Workflow: w.Name, Step: s.Name}),
+			ID: id + ":step:" + s.Name, Type: JobTypeStep, MaxAttempts: s.RetryAttempts + spareAttempts, Timeout: s.Timeout,
+			Data: data,
 		}}
 		if s.Compensation != "" {
 			d.Compensation = &broker.WorkflowJob{
-				ID: id + ":compensate:" + s.Name, Type: JobTypeCompensation, MaxAttempts: s.RetryAttempts, Timeout: s.Timeout,
-				Data: mustJSON(jobData{Run: id, Workflow: w.Name, Step: s.Name}),
+				ID: id + ":compensate:" + s.Name, Type: JobTypeCompensation, MaxAttempts: s.RetryAttempts + spareAttempts, Timeout: s.Timeout,
+				Data: data,
 			}
 		}
 		p.Steps = append(p.Steps, d)

@@ -75,8 +75,13 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("aibos_worker.workflow.name", w.Name),
 		attribute.String("aibos_worker.workflow.run_id", run.ID), attribute.String("aibos_worker.workflow.step", step.Name),
 		attribute.Bool("aibos_worker.workflow.compensating", job.Type == JobTypeCompensation))
+	limit := stepLimit(job, d)
+	if job.Attempt > limit {
+		return worker.NoRetry(fmt.Errorf("run %s, step %q: no attempts left: attempt %d of %d ended when its lease expired (its worker died or lost touch with the broker)",
+			d.Run, step.Name, job.Attempt-1, limit))
+	}
 	info := &StepInfo{RunID: run.ID, Workflow: w.Name, Step: *step, TenantID: run.TenantID,
-		Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Compensating: job.Type == JobTypeCompensation}
+		Attempt: job.Attempt, MaxAttempts: limit, Compensating: job.Type == JobTypeCompensation}
 	var data Data
 	name := step.Processor
 	if info.Compensating {
@@ -97,7 +102,11 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	e.emit(Event{Kind: EventStepFinished, Workflow: w.Name, RunID: run.ID, Step: step.Name,
 		Compensating: info.Compensating, Duration: time.Since(began), Err: err})
 	if err != nil {
-		if step.RetryDelay > 0 {
+		switch {
+		case job.Attempt >= limit:
+			// The job's spare attempts are not the step's to use.
+			return worker.NoRetry(err)
+		case step.RetryDelay > 0:
 			return worker.RetryAfter(step.RetryDelay, err)
 		}
 		return err
@@ -109,6 +118,15 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 		return worker.NoRetry(fmt.Errorf("run %s, step %q: store output: %w", d.Run, step.Name, err))
 	}
 	return nil
+}
+
+// stepLimit returns the attempts of the step (or compensation) job carries:
+// the step's RetryAttempts, its job's MaxAttempts less spareAttempts.
+func stepLimit(job *worker.Job, d jobData) int {
+	if d.Attempts > 0 {
+		return d.Attempts
+	}
+	return job.MaxAttempts // a run started before jobData.Attempts: no spares
 }
 
 // compensationInput is the run's input merged with the step's output.
