@@ -57,6 +57,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -76,6 +77,13 @@ const (
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
 // otherwise the module's build information is used.
 var version = ""
+
+// testLease, when set at build time (-ldflags "-X main.testLease=2s"),
+// replaces the job lease duration (service.Config.LeaseDuration, no setting
+// of its own): the accounting crash test builds serve so, that a killed
+// worker's jobs run again within the test's budget. Release builds leave
+// it empty.
+var testLease = ""
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
@@ -206,6 +214,13 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 // also seeds the demo tenants' books and keeps adding work (see startDemo)
 // until the first signal.
 func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool) error {
+	if testLease != "" {
+		d, err := time.ParseDuration(testLease)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("serve: build-time lease %q: want a positive Go duration", testLease)
+		}
+		cfg.LeaseDuration = d
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)

@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aibos/worker/internal/pgtest"
 	"github.com/aibos/worker/internal/redistest"
 )
 
-// bin is the aibos-worker binary, built once by TestMain.
-var bin string
+// bin is the aibos-worker binary, built once by TestMain in binDir.
+var bin, binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "aibos-worker-bin-")
@@ -34,7 +35,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := redistest.Main(m)
+	binDir = dir
+	code := redistest.Main(m, pgtest.StopShared)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -63,6 +65,12 @@ func testEnv(env ...string) []string {
 // start runs the binary with args and env; the process is killed at the
 // end of the test if it still runs.
 func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	return startBin(t, bin, env, args...)
+}
+
+// startBin is start with another build of the binary (see crashBin).
+func startBin(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{}), news: make(chan struct{})}
 	p.cmd.Env = testEnv(env...)

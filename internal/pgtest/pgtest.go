@@ -63,9 +63,7 @@ type Server struct {
 // TestMain in every package that uses this helper: os.Exit(pgtest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
-	if shared != nil {
-		shared.Stop()
-	}
+	StopShared()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
@@ -73,6 +71,15 @@ func Main(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// StopShared stops the shared server, if one was started. pgtest.Main does
+// it; a TestMain that runs its tests through another helper's Main (such
+// as redistest.Main) passes it there.
+func StopShared() {
+	if shared != nil {
+		shared.Stop()
+	}
 }
 
 // DatabaseURL creates a database for this test on the shared server

@@ -67,10 +67,15 @@ type Options struct {
 // Main runs the package's tests, stops the shared server, and, if the
 // tests passed, fails the run when goroutines leaked (goleak). Call it from
 // TestMain in every package that uses this helper: os.Exit(redistest.Main(m)).
-func Main(m *testing.M) int {
+// A package that also uses other servers passes their stop functions
+// (e.g. pgtest.StopShared), run after the tests and before goleak.
+func Main(m *testing.M, stops ...func()) int {
 	code := m.Run()
 	if shared != nil {
 		shared.Stop()
+	}
+	for _, stop := range stops {
+		stop()
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
