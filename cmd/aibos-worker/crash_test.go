@@ -153,7 +153,7 @@ func crashTest(t *testing.T, databaseURL string) {
 
 // logDead logs the jobs that ended dead, with their attempts.
 func (w *crashWorld) logDead() {
-	for _, q := range []string{jobs.QueueInvoices, workflow.DefaultQueue} {
+	for _, q := range crashQueues {
 		res, err := w.b.JobList(w.ctx, &broker.JobListParams{Queue: q, State: broker.StateDead, Limit: 1000})
 		if err != nil {
 			w.t.Errorf("list dead jobs of %s: %v", q, err)
@@ -223,23 +223,40 @@ func (w *crashWorld) addInvoices(n int) {
 // postStep ends the id of a run's post-to-ledger step job.
 const postStep = ":step:post-to-ledger"
 
+// crashQueues are the queues the invoices' work runs in: the
+// invoice.processing jobs and the workflow steps they start.
+var crashQueues = []string{jobs.QueueInvoices, workflow.DefaultQueue}
+
+// active returns the active jobs of the crash queues.
+func (w *crashWorld) active() []*broker.Job {
+	w.t.Helper()
+	var out []*broker.Job
+	for _, q := range crashQueues {
+		res, err := w.b.JobList(w.ctx, &broker.JobListParams{Queue: q, State: broker.StateActive, Limit: 1000})
+		if err != nil {
+			w.t.Fatalf("list active jobs of %s: %v", q, err)
+		}
+		out = append(out, res.Jobs...)
+	}
+	return out
+}
+
+// leasedBy reports whether worker id names process p: the Manager's
+// default worker id is host:pid:random.
+func leasedBy(id string, p *proc) bool {
+	return strings.Contains(id, fmt.Sprintf(":%d:", p.cmd.Process.Pid))
+}
+
 // waitPosting polls the broker until a post-to-ledger step is leased by p,
 // or timeout passes.
 func (w *crashWorld) waitPosting(p *proc, timeout time.Duration) {
 	w.t.Helper()
-	mine := fmt.Sprintf(":%d:", p.cmd.Process.Pid)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		res, err := w.b.JobList(w.ctx, &broker.JobListParams{Queue: workflow.DefaultQueue, State: broker.StateActive, Limit: 1000})
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		for _, j := range res.Jobs {
-			if strings.HasSuffix(j.ID, postStep) && strings.Contains(j.WorkerID, mine) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, j := range w.active() {
+			if strings.HasSuffix(j.ID, postStep) && leasedBy(j.WorkerID, p) {
 				return
 			}
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -252,17 +269,10 @@ func (w *crashWorld) waitPosting(p *proc, timeout time.Duration) {
 func (w *crashWorld) awaitRecovery(p *proc) time.Duration {
 	w.t.Helper()
 	start := time.Now()
-	mine := fmt.Sprintf(":%d:", p.cmd.Process.Pid)
 	held := map[string]string{} // job id -> queue
-	for _, q := range []string{jobs.QueueInvoices, workflow.DefaultQueue} {
-		res, err := w.b.JobList(w.ctx, &broker.JobListParams{Queue: q, State: broker.StateActive, Limit: 1000})
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		for _, j := range res.Jobs {
-			if strings.Contains(j.WorkerID, mine) {
-				held[j.ID] = q
-			}
+	for _, j := range w.active() {
+		if leasedBy(j.WorkerID, p) {
+			held[j.ID] = j.Queue
 		}
 	}
 	deadline := start.Add(crashRecovery)
@@ -272,7 +282,7 @@ func (w *crashWorld) awaitRecovery(p *proc) time.Duration {
 			if err != nil {
 				w.t.Fatalf("get job %s: %v", id, err)
 			}
-			if j.State != broker.StatePending && !(j.State == broker.StateActive && strings.Contains(j.WorkerID, mine)) {
+			if j.State != broker.StatePending && !(j.State == broker.StateActive && leasedBy(j.WorkerID, p)) {
 				delete(held, id)
 				continue
 			}
@@ -293,7 +303,7 @@ func (w *crashWorld) waitDone(survivor *proc) {
 	deadline := time.Now().Add(crashDrain)
 	for {
 		left := int64(0)
-		for _, q := range []string{jobs.QueueInvoices, workflow.DefaultQueue} {
+		for _, q := range crashQueues {
 			st, err := w.b.QueueStats(w.ctx, &broker.QueueStatsParams{Queue: q})
 			if err != nil {
 				w.t.Fatal(err)
@@ -304,14 +314,11 @@ func (w *crashWorld) waitDone(survivor *proc) {
 			return
 		}
 		if time.Now().After(deadline) {
-			res, _ := w.b.JobList(w.ctx, &broker.JobListParams{Queue: workflow.DefaultQueue, State: broker.StateActive, Limit: 1000})
 			var stuck []string
-			if res != nil {
-				for _, j := range res.Jobs {
-					stuck = append(stuck, fmt.Sprintf("%s (worker %s, attempt %d, lease until %s)", j.ID, j.WorkerID, j.Attempt, j.LeaseUntil.Format(time.RFC3339Nano)))
-				}
+			for _, j := range w.active() {
+				stuck = append(stuck, fmt.Sprintf("%s (worker %s, attempt %d, lease until %s)", j.ID, j.WorkerID, j.Attempt, j.LeaseUntil.Format(time.RFC3339Nano)))
 			}
-			w.t.Fatalf("%d jobs unfinished %v after the last kill (survivor pid %d); active workflow jobs:\n%s",
+			w.t.Fatalf("%d jobs unfinished %v after the last kill (survivor pid %d); active jobs:\n%s",
 				left, crashDrain, survivor.cmd.Process.Pid, strings.Join(stuck, "\n"))
 		}
 		time.Sleep(100 * time.Millisecond)
