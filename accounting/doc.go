@@ -22,7 +22,10 @@
 //     entry and posts its own; a void only reverses;
 //   - a payment (Store.PaymentPost) settles the customer's posted open
 //     invoices oldest first, partially if it runs out, and keeps the rest
-//     as customer credit.
+//     as customer credit;
+//   - an invoice posted while its customer has credit is settled from it,
+//     oldest payment first, as far as it goes (customer credit debited,
+//     receivables credited), in the same transaction.
 //
 // The processors of the invoice.processing, bill.processing and
 // payment.processing jobs are thin on top: they load the document named by

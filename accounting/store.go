@@ -59,9 +59,13 @@ type Store interface {
 	// version): it reverses the entry of the previously posted version, if
 	// any, and, unless the version is void, posts its own entry (invoice:
 	// receivable debit, revenue and tax-payable credits; bill: expense and
-	// tax-receivable debits, payable credit). Posting a version already
-	// posted, concurrently or not, returns the first posting and changes
-	// nothing. ErrNotFound if the version does not exist; ErrConflict if a
+	// tax-receivable debits, payable credit). An invoice version left open
+	// after the payments already applied to it is then settled, as far as
+	// it goes, from its customer's credit (what posted payments left over,
+	// oldest payment first): an application of each such payment and one
+	// entry, customer-credit debit and receivable credit (Posting.Credit).
+	// Posting a version already posted, concurrently or not, returns the
+	// first posting and changes nothing. ErrNotFound if the version does not exist; ErrConflict if a
 	// later version is already posted, or if payments applied to the
 	// invoice exceed the new version's total.
 	DocumentPost(ctx context.Context, b Books, kind DocumentKind, id string, version int) (*Posting, error)

@@ -182,6 +182,10 @@ type Posting struct {
 	// Applications are a payment's amounts applied to invoices, oldest
 	// invoice first; what is left is the customer's credit.
 	Applications []Application
+	// Credit is the entry that settled part of an invoice version from its
+	// customer's credit (customer-credit debit, receivable credit); nil if
+	// none was used.
+	Credit *JournalEntry
 }
 
 // Application is part of a payment applied to one invoice.

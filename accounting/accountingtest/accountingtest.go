@@ -33,6 +33,8 @@ func Run(t *testing.T, open Opener) {
 		{"Bill", testBill},
 		{"PaymentOldestFirst", testPayment},
 		{"PaymentTooLargeForNewVersion", testPaymentBlocksShrink},
+		{"CustomerCredit", testCustomerCredit},
+		{"CustomerCreditNewVersion", testCreditNewVersion},
 		{"JournalBalances", testJournal},
 		{"TenantIsolation", testTenantIsolation},
 		{"PostingAllOrNothing", testAllOrNothing},

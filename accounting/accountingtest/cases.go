@@ -246,6 +246,66 @@ func testPayment(t *testing.T, open Opener) {
 	}
 }
 
+// testCustomerCredit: an overpayment is kept as the customer's credit and
+// settles the customer's later invoices when they are posted, oldest
+// payment first, exactly once; a payment not yet posted is no credit.
+func testCustomerCredit(t *testing.T, open Opener) {
+	b := setup(t, open)
+	b.create(t, doc(accounting.Invoice, "inv-a", 0, 1000)) // 1200
+	b.post(t, accounting.Invoice, "inv-a", 1)
+	b.pay(t, "pay-1", 2000) // 1200 to inv-a, 800 credit
+	if p := b.pay(t, "pay-2", 100); len(p.Applications) != 0 {
+		t.Fatalf("pay-2 applied %v with nothing open, want all of it kept as credit", p.Applications)
+	}
+	b.create(t, doc(accounting.Invoice, "inv-b", 10, 500)) // 600, from pay-1's credit
+	pb := b.post(t, accounting.Invoice, "inv-b", 1)
+	if pb.Credit == nil || fmt.Sprint(pb.Credit.Lines) != fmt.Sprint([]accounting.EntryLine{
+		{Account: accounting.AccountCustomerCredit, Currency: "EUR", Debit: 600},
+		{Account: accounting.AccountReceivable, Currency: "EUR", Credit: 600},
+	}) {
+		t.Fatalf("posting inv-b used credit %+v, want 600 moved from customer credit to receivables", pb.Credit)
+	}
+	if _, err := b.s.PaymentCreate(b.ctx, b.books, accounting.Payment{ID: "pay-3", CustomerID: customer, Currency: "EUR", Amount: 5000, Received: epoch}); err != nil {
+		t.Fatalf("create payment: %v", err)
+	}
+	b.create(t, doc(accounting.Invoice, "inv-c", 20, 1000)) // 1200: 200 of pay-1, 100 of pay-2; pay-3 is not posted
+	pc := b.post(t, accounting.Invoice, "inv-c", 1)
+	if pc.Credit == nil || pc.Credit.Lines[0].Debit != 300 {
+		t.Fatalf("posting inv-c used credit %+v, want 300 (pay-1's 200 and pay-2's 100)", pc.Credit)
+	}
+	again := b.post(t, accounting.Invoice, "inv-c", 1)
+	if again.Credit == nil || again.Credit.ID != pc.Credit.ID || b.balance(t, accounting.AccountCustomerCredit) != 0 {
+		t.Fatalf("posting inv-c again: credit entry %+v, want the first one (%d) and no more credit used", again.Credit, pc.Credit.ID)
+	}
+	items, err := b.s.OpenReceivables(b.ctx, b.books, epoch)
+	if err != nil || len(items) != 1 || items[0].ID != "inv-c" || items[0].Applied != 300 || items[0].Open != 900 {
+		t.Fatalf("open receivables %+v, %v; want inv-c with 300 applied and 900 open", items, err)
+	}
+}
+
+// testCreditNewVersion: a new version of an invoice that a payment was
+// applied to takes more from that payment's credit; the application grows.
+func testCreditNewVersion(t *testing.T, open Opener) {
+	b := setup(t, open)
+	b.create(t, doc(accounting.Invoice, "inv-1", 0, 1000)) // 1200
+	b.post(t, accounting.Invoice, "inv-1", 1)
+	b.pay(t, "pay-1", 1300)                          // 1200 to inv-1, 100 credit
+	upd := doc(accounting.Invoice, "inv-1", 0, 1050) // 1260
+	upd.Version = 1
+	if _, err := b.s.DocumentUpdate(b.ctx, b.books, upd); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if p := b.post(t, accounting.Invoice, "inv-1", 2); p.Credit == nil || p.Credit.Lines[0].Debit != 60 {
+		t.Fatalf("posting version 2 used credit %+v, want 60 of pay-1's 100", p.Credit)
+	}
+	if items, err := b.s.OpenReceivables(b.ctx, b.books, epoch); err != nil || len(items) != 0 {
+		t.Fatalf("open receivables %+v, %v; want none (1260 applied from pay-1)", items, err)
+	}
+	if got := b.balance(t, accounting.AccountCustomerCredit); got != -40 {
+		t.Errorf("customer credit %d, want -40", got)
+	}
+}
+
 func testPaymentBlocksShrink(t *testing.T, open Opener) {
 	b := setup(t, open)
 	b.create(t, doc(accounting.Invoice, "inv-1", 0, 1000))
@@ -344,7 +404,13 @@ func testAllOrNothing(t *testing.T, open Opener) {
 			_, err := b.s.PaymentPost(ctx, b.books, "pay-1")
 			return err
 		}, 1},
+		// 1160 of pay-1 is left as credit: it settles inv-2.
+		{"invoice settled from credit", func(ctx context.Context) error {
+			_, err := b.s.DocumentPost(ctx, b.books, accounting.Invoice, "inv-2", 1)
+			return err
+		}, 2},
 	}
+	b.create(t, doc(accounting.Invoice, "inv-2", 1, 500))
 	for _, st := range steps {
 		before := b.count(t)
 		for k := 1; ; k++ {
@@ -381,7 +447,10 @@ func testAllOrNothing(t *testing.T, open Opener) {
 		}
 	}
 	if got := b.balance(t, accounting.AccountReceivable); got != 0 {
-		t.Errorf("receivables %d, want 0 (version 2, 840, paid)", got)
+		t.Errorf("receivables %d, want 0 (version 2, 840, paid; inv-2, 600, from credit)", got)
+	}
+	if got := b.balance(t, accounting.AccountCustomerCredit); got != -560 {
+		t.Errorf("customer credit %d, want -560 (2000 - 840 - 600)", got)
 	}
 }
 

@@ -186,6 +186,9 @@ func (p *processors) post(ctx context.Context, step *workflow.StepInfo, data wor
 	if ps.Reversal != nil {
 		out["reversalId"] = ps.Reversal.ID
 	}
+	if ps.Credit != nil {
+		out["creditEntryId"] = ps.Credit.ID
+	}
 	data["posting"] = out
 	return data, nil
 }

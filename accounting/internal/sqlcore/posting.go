@@ -56,8 +56,8 @@ func postDocument(tx *tx, b accounting.Books, d *accounting.Document) (*accounti
 	if d.Status == accounting.Void {
 		total = 0
 	}
+	var applied int64
 	if d.Kind == accounting.Invoice {
-		var applied int64
 		if err := tx.queryRow(`SELECT COALESCE(SUM(amount), 0) FROM applications WHERE tenant = $1 AND company = $2 AND invoice = $3`,
 			b.Tenant, b.Company, d.ID).Scan(&applied); err != nil {
 			return nil, err
@@ -80,8 +80,87 @@ func postDocument(tx *tx, b accounting.Books, d *accounting.Document) (*accounti
 				return nil, err
 			}
 		}
+		if d.Kind == accounting.Invoice {
+			if p.Credit, err = applyCredit(tx, b, d, total-applied); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return p, recordPosting(tx, b, p)
+}
+
+// credit is what one posted payment left over for its customer.
+type credit struct {
+	payment string
+	left    int64
+}
+
+// applyCredit settles up to open of invoice d from its customer's credit,
+// oldest payment first: each payment's use is an application of that
+// payment to d, and one entry moves the whole amount from customer credit
+// to receivables. It returns the entry, or nil when the customer has no
+// credit (or nothing is open).
+func applyCredit(tx *tx, b accounting.Books, d *accounting.Document, open int64) (*accounting.JournalEntry, error) {
+	if open <= 0 {
+		return nil, nil
+	}
+	credits, err := customerCredits(tx, b, d.PartyID)
+	if err != nil {
+		return nil, err
+	}
+	used := int64(0)
+	for _, c := range credits {
+		amt := min(c.left, open-used)
+		if amt <= 0 {
+			break
+		}
+		// A payment applied to an earlier version of d adds to that row.
+		if _, err := tx.exec(`INSERT INTO applications (tenant, company, payment, invoice, amount, line_no)
+			VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(line_no), -1) + 1 FROM applications
+				WHERE tenant = $1 AND company = $2 AND payment = $3))
+			ON CONFLICT (tenant, company, payment, invoice) DO UPDATE SET amount = applications.amount + excluded.amount`,
+			b.Tenant, b.Company, c.payment, d.ID, amt); err != nil {
+			return nil, err
+		}
+		used += amt
+	}
+	if used == 0 {
+		return nil, nil
+	}
+	e := accounting.JournalEntry{Date: d.IssueDate, Memo: fmt.Sprintf("customer credit applied to %s %s version %d", d.Kind, d.ID, d.Version),
+		Lines: []accounting.EntryLine{
+			{Account: accounting.AccountCustomerCredit, Debit: used, Currency: d.Currency},
+			{Account: accounting.AccountReceivable, Credit: used, Currency: d.Currency},
+		}}
+	return insertEntry(tx, b, e)
+}
+
+// customerCredits returns what each posted payment of customer has left
+// after its applications, oldest payment first, leaving out those used up.
+func customerCredits(tx *tx, b accounting.Books, customer string) ([]credit, error) {
+	if err := tx.check(); err != nil {
+		return nil, err
+	}
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT p.id, p.amount - COALESCE((SELECT SUM(a.amount) FROM applications a
+			WHERE a.tenant = p.tenant AND a.company = p.company AND a.payment = p.id), 0)
+		FROM payments p JOIN postings s ON s.tenant = p.tenant AND s.company = p.company AND s.kind = 'payment' AND s.id = p.id
+		WHERE p.tenant = $1 AND p.company = $2 AND p.customer = $3
+		ORDER BY p.received, p.id`, b.Tenant, b.Company, customer)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []credit
+	for rows.Next() {
+		var c credit
+		if err := rows.Scan(&c.payment, &c.left); err != nil {
+			return nil, err
+		}
+		if c.left > 0 {
+			out = append(out, c)
+		}
+	}
+	return out, rows.Err()
 }
 
 // documentLines returns the ledger lines of an invoice (receivable debit,
@@ -131,23 +210,26 @@ func documentLines(d *accounting.Document) []accounting.EntryLine {
 // recordPosting writes the idempotency row of p, in the transaction of its
 // entries.
 func recordPosting(tx *tx, b accounting.Books, p *accounting.Posting) error {
-	var entry, reversal int64
+	var entry, reversal, credit int64
 	if p.Entry != nil {
 		entry = p.Entry.ID
 	}
 	if p.Reversal != nil {
 		reversal = p.Reversal.ID
 	}
-	_, err := tx.exec(`INSERT INTO postings (tenant, company, kind, id, version, entry, reversal)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, b.Tenant, b.Company, p.Kind, p.ID, p.Version, entry, reversal)
+	if p.Credit != nil {
+		credit = p.Credit.ID
+	}
+	_, err := tx.exec(`INSERT INTO postings (tenant, company, kind, id, version, entry, reversal, credit)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, b.Tenant, b.Company, p.Kind, p.ID, p.Version, entry, reversal, credit)
 	return err
 }
 
 // findPosting returns the posting recorded for (kind, id, version), or nil.
 func findPosting(tx *tx, b accounting.Books, kind, id string, version int) (*accounting.Posting, error) {
-	var entry, reversal int64
-	err := tx.queryRow(`SELECT entry, reversal FROM postings WHERE tenant = $1 AND company = $2 AND kind = $3 AND id = $4 AND version = $5`,
-		b.Tenant, b.Company, kind, id, version).Scan(&entry, &reversal)
+	var entry, reversal, credit int64
+	err := tx.queryRow(`SELECT entry, reversal, credit FROM postings WHERE tenant = $1 AND company = $2 AND kind = $3 AND id = $4 AND version = $5`,
+		b.Tenant, b.Company, kind, id, version).Scan(&entry, &reversal, &credit)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -158,13 +240,14 @@ func findPosting(tx *tx, b accounting.Books, kind, id string, version int) (*acc
 		return nil, err
 	}
 	p := &accounting.Posting{Kind: kind, ID: id, Version: version}
-	if entry != 0 {
-		if p.Entry, err = loadEntry(tx.ctx, tx.tx, b, entry); err != nil {
-			return nil, err
+	for _, e := range []struct {
+		id  int64
+		dst **accounting.JournalEntry
+	}{{entry, &p.Entry}, {reversal, &p.Reversal}, {credit, &p.Credit}} {
+		if e.id == 0 {
+			continue
 		}
-	}
-	if reversal != 0 {
-		if p.Reversal, err = loadEntry(tx.ctx, tx.tx, b, reversal); err != nil {
+		if *e.dst, err = loadEntry(tx.ctx, tx.tx, b, e.id); err != nil {
 			return nil, err
 		}
 	}
