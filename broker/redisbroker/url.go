@@ -1,6 +1,7 @@
 package redisbroker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -119,6 +120,22 @@ func ParseURL(rawURL string) (*ClientOptions, error) {
 	}
 	o.ContextTimeoutEnabled = true
 	return &ClientOptions{Topology: Sentinel, Failover: o}, nil
+}
+
+// TLS returns the TLS configuration of the options' connections: the one
+// a rediss URL set up (server name from the host, TLS 1.2 or later), or
+// nil for a redis URL, which speaks plain TCP. Change it in place to trust
+// a private authority (RootCAs) or present a client certificate
+// (Certificates) before NewClient; for Sentinel it is used for the
+// sentinels and the master alike.
+func (o *ClientOptions) TLS() *tls.Config {
+	switch o.Topology {
+	case Sentinel:
+		return o.Failover.TLSConfig
+	case Cluster:
+		return o.Cluster.TLSConfig
+	}
+	return o.Simple.TLSConfig
 }
 
 // NewClient returns a client of the options' topology. The caller closes it.

@@ -14,6 +14,7 @@ package redistest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -62,6 +63,15 @@ type Options struct {
 	// ConfigFile, if set, is passed to redis-server before everything
 	// else, as it requires (Sentinel needs a config file it can rewrite).
 	ConfigFile string
+	// TLS, if set, makes the server speak only TLS on its port (--port 0,
+	// --tls-port), with the certificates of TLS, requiring every client
+	// to present a certificate signed by its authority. URL is then
+	// rediss://.
+	TLS *Certs
+	// ACL are users created once the server answers, each the arguments
+	// of one ACL SETUSER separated by spaces, e.g.
+	// "worker on >secret ~app:* +@all". The default user stays as it is.
+	ACL []string
 }
 
 // Main runs the package's tests, stops the shared server, and, if the
@@ -240,8 +250,14 @@ func (s *Server) Pid() int {
 	return s.cmd.Process.Pid
 }
 
-// URL returns the server's redis:// URL.
-func (s *Server) URL() string { return "redis://" + s.Addr }
+// URL returns the server's redis:// URL, or rediss:// when it was started
+// with TLS.
+func (s *Server) URL() string {
+	if s.opts.TLS != nil {
+		return "rediss://" + s.Addr
+	}
+	return "redis://" + s.Addr
+}
 
 // Stop kills the server by pid and waits for it. Safe to call twice.
 func (s *Server) Stop() {
@@ -254,6 +270,24 @@ func (s *Server) Stop() {
 	if s.opts.Dir == "" {
 		_ = os.RemoveAll(s.dir)
 	}
+}
+
+// setUsers runs ACL SETUSER for each rule list.
+func setUsers(c *redis.Client, rules []string) error {
+	for _, r := range rules {
+		fields := strings.Fields(r)
+		if len(fields) == 0 {
+			return fmt.Errorf("ACL rule %q names no user", r)
+		}
+		args := []any{"ACL", "SETUSER"}
+		for _, f := range fields {
+			args = append(args, f)
+		}
+		if err := c.Do(context.Background(), args...).Err(); err != nil {
+			return fmt.Errorf("ACL SETUSER %s: %w", fields[0], err)
+		}
+	}
+	return nil
 }
 
 func unavailable(t testing.TB, err error) {
@@ -306,6 +340,11 @@ func startWith(port int, o Options) (*Server, error) {
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--daemonize", "no", "--loglevel", "warning"}, o.Args...)
+	var tlsConf *tls.Config
+	if o.TLS != nil {
+		args = append(args, o.TLS.tlsArgs(port)...)
+		tlsConf = o.TLS.ClientConfig()
+	}
 	if o.ConfigFile != "" {
 		// redis-server reads a config file only as its first argument.
 		args = append([]string{o.ConfigFile}, args...)
@@ -320,7 +359,7 @@ func startWith(port int, o Options) (*Server, error) {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, dir: dir, opts: o}
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, TLSConfig: tlsConf})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -328,6 +367,10 @@ func startWith(port int, o Options) (*Server, error) {
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
+			if err := setUsers(c, o.ACL); err != nil {
+				s.Stop()
+				return nil, err
+			}
 			return s, nil
 		}
 		if time.Now().After(deadline) || cmd.ProcessState != nil {
