@@ -53,6 +53,17 @@ type Config struct {
 	RedisDurableReplicas int
 	// RedisDurableTimeout bounds that wait (REDIS_DURABLE_TIMEOUT). 1s.
 	RedisDurableTimeout time.Duration
+	// RedisTLSCAFile is a PEM file of the authorities a rediss:// server's
+	// certificate must be signed by, instead of the system's
+	// (REDIS_TLS_CA_FILE). None.
+	RedisTLSCAFile string
+	// RedisTLSCertFile and RedisTLSKeyFile are the PEM client certificate
+	// and key presented to a rediss:// server that requires one
+	// (REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE): both or neither. None.
+	RedisTLSCertFile, RedisTLSKeyFile string
+	// RedisTLSServerName is the name the server's certificate must carry,
+	// when it is not the host of REDIS_URL (REDIS_TLS_SERVER_NAME). None.
+	RedisTLSServerName string
 	// QueuePrefix starts every Redis key (QUEUE_PREFIX). aibos:worker.
 	QueuePrefix string
 	// QueueDefaultTTL is how long a completed job's record is kept
@@ -359,12 +370,25 @@ func (c *Config) Values() []Value {
 // JobTypeNames returns the configured job types, sorted.
 func (c *Config) JobTypeNames() []string { return slices.Sorted(maps.Keys(c.JobTypes)) }
 
-// RedactURL returns raw with any password replaced by "xxxxx". Text that
-// does not parse as a URL loses everything before its last "@", where a
-// password would be.
+// RedactURL returns raw with any password replaced by "xxxxx": the one in
+// the authority and any query parameter whose name holds "password" (a
+// Sentinel URL gives the master's so). Text that does not parse as a URL
+// loses everything before its last "@", where a password would be.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err == nil {
+		if q := u.Query(); len(q) > 0 {
+			redacted := false
+			for k := range q {
+				if strings.Contains(strings.ToLower(k), "password") {
+					q.Set(k, "xxxxx")
+					redacted = true
+				}
+			}
+			if redacted {
+				u.RawQuery = q.Encode()
+			}
+		}
 		return u.Redacted()
 	}
 	if i := strings.LastIndex(raw, "@"); i >= 0 {

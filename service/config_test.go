@@ -337,6 +337,8 @@ func TestRedactURL(t *testing.T) {
 		"redis://:pw@h:1/2":         "redis://:xxxxx@h:1/2",
 		"redis://u:pw@h:x/2":        "redis://xxxxx@h:x/2",
 		"redis://u:p@w:d@h:bad:1/2": "redis://u:xxxxx@h:bad:1/2",
+		"redis+sentinel://s:pw@h:1/m?db=1&password=mpw&sentinel_password=spw": "redis+sentinel://s:xxxxx@h:1/m?db=1&password=xxxxx&sentinel_password=xxxxx",
+		"rediss://h:1/0?Password=x&pool_size=3":                               "rediss://h:1/0?Password=xxxxx&pool_size=3",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -89,7 +89,7 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store, error)
 	}
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("open redis %s: %w", RedactURL(c.RedisURL), err)
+		return nil, fmt.Errorf("open redis %s: %w%s", RedactURL(c.RedisURL), err, tlsHint(err, c))
 	}
 	closeAll := func() error {
 		err := b.Close()
@@ -105,7 +105,20 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store, error)
 	case redisbroker.Sentinel:
 		where = fmt.Sprintf("%s db %d", RedactURL(c.RedisURL), opts.Failover.DB)
 	}
-	return &store{b: b, kind: "redis", where: where, close: closeAll, warnings: redisDurabilityWarnings(ctx, client), redis: client}, nil
+	warnings := redisDurabilityWarnings(ctx, client)
+	if conf := opts.TLS(); conf != nil && conf.InsecureSkipVerify {
+		warnings = append(warnings, "REDIS_URL sets skip_verify: the Redis server's certificate is not checked, so anyone on the path can pose as it; give its authority in REDIS_TLS_CA_FILE instead")
+	}
+	return &store{b: b, kind: "redis", where: where, close: closeAll, warnings: warnings, redis: client}, nil
+}
+
+// tlsHint returns what to do about a TLS handshake the server refused for
+// want of a client certificate, which its alert alone leaves unsaid.
+func tlsHint(err error, c *Config) string {
+	if strings.Contains(err.Error(), "tls: certificate required") && c.RedisTLSCertFile == "" {
+		return " (the server requires a client certificate: set REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE)"
+	}
+	return ""
 }
 
 // redisOptions returns the Redis client options: REDIS_URL's, with
@@ -119,6 +132,9 @@ func (c *Config) redisOptions() (*redisbroker.ClientOptions, error) {
 	u, err := url.Parse(c.RedisURL)
 	if err != nil {
 		return nil, &ConfigError{Name: "REDIS_URL", Value: RedactURL(c.RedisURL), Quote: true, Want: reason(err)}
+	}
+	if err := c.applyRedisTLS(opts); err != nil {
+		return nil, err
 	}
 	q := u.Query()
 	pool := 0

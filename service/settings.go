@@ -94,6 +94,15 @@ var settings = []*setting{
 		func(c *Config) *int { return &c.RedisDurableReplicas }),
 	msSetting("REDIS_DURABLE_TIMEOUT", "redis-durable-timeout", "1000", "how long (ms) an enqueue waits for REDIS_DURABLE_REPLICAS before it fails",
 		func(c *Config) *time.Duration { return &c.RedisDurableTimeout }),
+	textSetting("REDIS_TLS_CA_FILE", "redis-tls-ca-file", "", "empty or a PEM file path", "authorities (PEM) a rediss:// server's certificate must be signed by, instead of the system's",
+		func(c *Config) *string { return &c.RedisTLSCAFile }, optionalPath),
+	textSetting("REDIS_TLS_CERT_FILE", "redis-tls-cert-file", "", "empty or a PEM file path", "client certificate (PEM) presented to a rediss:// server that requires one; with REDIS_TLS_KEY_FILE",
+		func(c *Config) *string { return &c.RedisTLSCertFile }, optionalPath),
+	textSetting("REDIS_TLS_KEY_FILE", "redis-tls-key-file", "", "empty or a PEM file path", "private key (PEM) of REDIS_TLS_CERT_FILE",
+		func(c *Config) *string { return &c.RedisTLSKeyFile }, optionalPath),
+	textSetting("REDIS_TLS_SERVER_NAME", "redis-tls-server-name", "", "empty or a host name", "name the rediss:// server's certificate must carry, when not REDIS_URL's host",
+		func(c *Config) *string { return &c.RedisTLSServerName },
+		func(v string) bool { return !strings.ContainsAny(v, " \t\n/") }),
 	textSetting("QUEUE_PREFIX", "queue-prefix", "aibos:worker", "non-empty text without braces or spaces", "start of every Redis key",
 		func(c *Config) *string { return &c.QueuePrefix },
 		func(v string) bool { return v != "" && !strings.ContainsAny(v, "{} \t\n") }),
@@ -131,7 +140,7 @@ var settings = []*setting{
 		func(v string) bool { return strings.TrimSpace(v) != "" }),
 	textSetting("WORKER_SCHEMA_DIR", "schema-dir", "", "empty or a directory path", "directory of <job type>.json JSON Schemas checked at enqueue, over the built-in accounting ones",
 		func(c *Config) *string { return &c.SchemaDir },
-		func(v string) bool { return v == "" || strings.TrimSpace(v) != "" }),
+		optionalPath),
 	{
 		env: "DATABASE_URL", flag: "database-url", def: "", secret: true,
 		allowed: "empty (the embedded accounting ledger) or a postgres:// URL",
@@ -162,7 +171,7 @@ var settings = []*setting{
 	},
 	textSetting("WORKER_ENCRYPTION_KEY_FILE", "encryption-key-file", "", "a file path (mode 0600)", "file holding the keys in the WORKER_ENCRYPTION_KEYS format, one or more per line, used when that is unset",
 		func(c *Config) *string { return &c.EncryptionKeyFile },
-		func(v string) bool { return v == "" || strings.TrimSpace(v) != "" }),
+		optionalPath),
 	{
 		env: "WORKER_ENCRYPTED_QUEUES", flag: "encrypted-queues", def: "invoices,bills,payments,reports",
 		allowed: "comma-separated queue names, or none",
@@ -216,7 +225,7 @@ var settings = []*setting{
 	},
 	textSetting("WORKER_AUDIT_KEY_FILE", "audit-key-file", "", "a file path", "file holding WORKER_AUDIT_KEY; unset with neither: the embedded store generates one in WORKER_DATA_DIR, Redis refuses to start",
 		func(c *Config) *string { return &c.AuditKeyFile },
-		func(v string) bool { return v == "" || strings.TrimSpace(v) != "" }),
+		optionalPath),
 	intSetting("WORKER_AUDIT_RETENTION_DAYS", "audit-retention-days", "400", 0, 100*365, "days audit entries are kept before trimming through a signed checkpoint; 0 keeps them forever",
 		func(c *Config) *int { return &c.AuditRetentionDays }),
 	textSetting("WORKER_OIDC_ISSUER", "oidc-issuer", "", "an http or https URL", "OpenID Connect issuer for the dashboard's single sign-on; empty: token login only",
@@ -263,6 +272,9 @@ func webURL(v string) bool {
 	u, err := url.Parse(v)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
+
+// optionalPath accepts empty or a path that is not only spaces.
+func optionalPath(v string) bool { return v == "" || strings.TrimSpace(v) != "" }
 
 // boolSetting is a setting holding true or false.
 func boolSetting(env, flag, def, help string, field func(*Config) *bool) *setting {

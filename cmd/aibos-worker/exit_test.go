@@ -12,6 +12,7 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/service"
 )
 
@@ -128,7 +129,7 @@ func TestConfigCommand(t *testing.T) {
 	var out, errOut strings.Builder
 	code := run(context.Background(), []string{"config", "--config", file, "--concurrency", "9"},
 		func(k string) (string, bool) {
-			v, ok := map[string]string{"REDIS_URL": "redis://:hunter2@redis.internal:6379", "WORKER_RETRY_ATTEMPTS": "4"}[k]
+			v, ok := map[string]string{"REDIS_URL": "redis+sentinel://:hunter2@s1:26379/m?password=hunter2", "WORKER_RETRY_ATTEMPTS": "4"}[k]
 			return v, ok
 		}, &out, &errOut)
 	if code != 0 {
@@ -143,7 +144,7 @@ func TestConfigCommand(t *testing.T) {
 	for env, want := range map[string][2]string{
 		"WORKER_CONCURRENCY":    {"9", "flag"},
 		"WORKER_RETRY_ATTEMPTS": {"4", "env"},
-		"REDIS_URL":             {"redis://:xxxxx@redis.internal:6379", "env"},
+		"REDIS_URL":             {"redis+sentinel://:xxxxx@s1:26379/m?password=xxxxx", "env"},
 		"REDIS_DB":              {"6", "file"},
 		"QUEUE_PREFIX":          {"aibos:worker", "default"},
 	} {
@@ -153,5 +154,46 @@ func TestConfigCommand(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "hunter2") {
 		t.Errorf("config output shows the password:\n%s", out.String())
+	}
+}
+
+// TestRedisTLSRefusedExit1: serve against a TLS-only Redis that requires a
+// client certificate, as an ACL user, exits 1 when the connection is
+// refused, with one line that names the redacted URL and the cause: a
+// wrong password, an untrusted authority, no client certificate.
+func TestRedisTLSRefusedExit1(t *testing.T) {
+	t.Parallel()
+	certs, other := redistest.NewCerts(t), redistest.NewCerts(t)
+	srv := redistest.StartWith(t, redistest.Options{TLS: certs, ACL: []string{"worker on >hunter2 ~* &* +@all"}})
+	url := "REDIS_URL=rediss://worker:hunter2@" + srv.Addr + "/0"
+	client := []string{"REDIS_TLS_CERT_FILE=" + certs.CertFile, "REDIS_TLS_KEY_FILE=" + certs.KeyFile}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"wrong password", append([]string{"REDIS_URL=rediss://worker:hunter3@" + srv.Addr + "/0", "REDIS_TLS_CA_FILE=" + certs.CAFile}, client...), "WRONGPASS"},
+		{"untrusted authority", append([]string{url, "REDIS_TLS_CA_FILE=" + other.CAFile}, client...), "certificate signed by unknown authority"},
+		{"no client certificate", []string{url, "REDIS_TLS_CA_FILE=" + certs.CAFile}, "set REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := start(t, append(tc.env, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_AUDIT_KEY="+testAuditKey), "serve")
+			if code := p.wait(60 * time.Second); code != exitFail {
+				t.Errorf("exit code %d, want %d\n%s", code, exitFail, p.output())
+			}
+			var last string
+			for _, l := range strings.Split(p.output(), "\n") {
+				if strings.HasPrefix(l, "aibos-worker: ") {
+					last = l
+				}
+			}
+			if !strings.Contains(last, "open redis rediss://worker:xxxxx@") || !strings.Contains(last, tc.want) {
+				t.Errorf("the error line is %q; want it to name the redacted URL and %q\n%s", last, tc.want, p.output())
+			}
+			if strings.Contains(p.output(), "hunter") {
+				t.Errorf("the output shows the password:\n%s", p.output())
+			}
+		})
 	}
 }

@@ -59,3 +59,31 @@ func (c *Counter) CountContaining(s string) int {
 	}
 	return n
 }
+
+// Buffer is an io.Writer that keeps what is written, for a logger whose
+// whole lines (attributes included) a test searches. Safe for concurrent
+// use.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// NewTextLogger returns a text logger at every level writing to a Buffer.
+func NewTextLogger() (*slog.Logger, *Buffer) {
+	b := &Buffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
