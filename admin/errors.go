@@ -111,13 +111,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON decodes a request body into v: JSON only, at most the
-// server's MaxBodyBytes (413 beyond), no unknown fields (400 naming the
-// field), exactly one value.
+// route's body limit (413 beyond, at once when Content-Length says so), no
+// unknown fields (400 naming the field), exactly one value.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return Errorf(http.StatusUnsupportedMediaType, CodeUnsupported, "Content-Type", "the body must be application/json, not %q", ct)
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	limit := s.maxBody(r.Pattern)
+	if r.ContentLength > limit {
+		return tooLargeError(limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -129,13 +133,18 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	return nil
 }
 
+// tooLargeError is the 413 of a body over limit bytes.
+func tooLargeError(limit int64) *Error {
+	return Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "", "the body is larger than the route's limit of %d bytes", limit)
+}
+
 func decodeError(err error) *Error {
 	var tooLarge *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooLarge):
-		return Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "", "the body is larger than %d bytes", tooLarge.Limit)
+		return tooLargeError(tooLarge.Limit)
 	case errors.Is(err, io.EOF):
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "", "the body is empty; want a JSON object")
 	case errors.As(err, &syntax):

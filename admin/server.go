@@ -43,8 +43,15 @@ type Config struct {
 	// Tokens is the token store the tokens routes manage; usually Auth
 	// too. Without it those routes answer 404.
 	Tokens *TokenStore
-	// MaxBodyBytes bounds a request body. Defaults to 1 MiB.
+	// MaxBodyBytes bounds a request body on every route that
+	// RouteMaxBodyBytes does not name: a larger one is refused with 413
+	// too_large before it is read whole. Defaults to 1 MiB.
 	MaxBodyBytes int64
+	// RouteMaxBodyBytes bounds the body of the routes it names, by their
+	// pattern as Routes lists it (e.g. "POST /api/v1/queues/{queue}/jobs/batch"),
+	// instead of MaxBodyBytes: enqueueing a batch may need more room than
+	// changing a setting. A pattern that is no route is an error of New.
+	RouteMaxBodyBytes map[string]int64
 	// RequestTimeout bounds one request's work. Defaults to 30s.
 	RequestTimeout time.Duration
 	// Logger receives the API's logs; payloads and tokens are never
@@ -133,6 +140,14 @@ func New(cfg Config) (*Server, error) {
 		s.SetLedger(cfg.Ledger)
 	}
 	s.auditRoutes()
+	for pattern, n := range cfg.RouteMaxBodyBytes {
+		if !slices.ContainsFunc(s.routes, func(r Route) bool { return r.Pattern == pattern }) {
+			return nil, fmt.Errorf("admin: new: RouteMaxBodyBytes names %q, which is no route", pattern)
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("admin: new: RouteMaxBodyBytes[%q] is %d, want above 0", pattern, n)
+		}
+	}
 	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "", "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -184,6 +199,14 @@ func (s *Server) handle(pattern string, need Role, h handlerFunc) {
 			writeError(w, err)
 		}
 	})
+}
+
+// maxBody returns the body limit of the route pattern.
+func (s *Server) maxBody(pattern string) int64 {
+	if n, ok := s.cfg.RouteMaxBodyBytes[pattern]; ok {
+		return n
+	}
+	return s.cfg.MaxBodyBytes
 }
 
 // client returns the Client a request by p uses: scoped to p's tenant for
