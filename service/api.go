@@ -35,6 +35,11 @@ func (s *Service) newAPI() error {
 		Client: s.client, Broker: s.store.b, Manager: s.manager,
 		Workflows: s.engine, Cron: s.cron, OneTime: s.once, Callbacks: s.callbacks,
 		Auth: auth, Tokens: s.tokens, Logger: s.log.With("component", "api"), Audit: s.audit,
+		MaxBodyBytes: int64(s.cfg.APIMaxBodyBytes),
+		RouteMaxBodyBytes: map[string]int64{
+			"POST /api/v1/queues/{queue}/jobs":       int64(s.cfg.APIMaxEnqueueBytes),
+			"POST /api/v1/queues/{queue}/jobs/batch": int64(s.cfg.APIMaxBatchBytes),
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("service: %w", err)

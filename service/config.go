@@ -101,6 +101,29 @@ type Config struct {
 	// HTTPAddr is where /metrics, /livez, /readyz and /health are served
 	// (WORKER_HTTP_ADDR). ":0" picks a free port. :8080.
 	HTTPAddr string
+	// TLSCertFile and TLSKeyFile, when set, make WORKER_HTTP_ADDR serve
+	// HTTPS with this PEM certificate and key, loaded again when the files
+	// change (WORKER_TLS_CERT_FILE, WORKER_TLS_KEY_FILE): both or neither.
+	// None: plain HTTP.
+	TLSCertFile, TLSKeyFile string
+	// HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout and
+	// HTTPIdleTimeout bound reading a request's headers, reading a whole
+	// request, writing the answer and keeping an idle connection
+	// (WORKER_HTTP_READ_HEADER_TIMEOUT 10s, WORKER_HTTP_READ_TIMEOUT 1m,
+	// WORKER_HTTP_WRITE_TIMEOUT 1m, WORKER_HTTP_IDLE_TIMEOUT 2m).
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
+	// HTTPMaxHeaderBytes bounds a request's headers
+	// (WORKER_HTTP_MAX_HEADER_BYTES). 64 KiB.
+	HTTPMaxHeaderBytes int
+	// APIMaxBodyBytes bounds an API request's body, but for the enqueue
+	// routes' (WORKER_API_MAX_BODY_BYTES). 1 MiB.
+	APIMaxBodyBytes int
+	// APIMaxEnqueueBytes bounds the body of one job's enqueue,
+	// POST /api/v1/queues/{queue}/jobs (WORKER_API_MAX_ENQUEUE_BYTES). 1 MiB.
+	APIMaxEnqueueBytes int
+	// APIMaxBatchBytes bounds the body of a batch enqueue,
+	// POST /api/v1/queues/{queue}/jobs/batch (WORKER_API_MAX_BATCH_BYTES). 16 MiB.
+	APIMaxBatchBytes int
 	// DrainTimeout is how long a shutdown waits for running jobs before
 	// cancelling them and handing them back (WORKER_DRAIN_TIMEOUT). 30s.
 	DrainTimeout time.Duration

@@ -85,7 +85,8 @@ type Service struct {
 	closed  bool
 	ln      net.Listener
 	srv     *http.Server
-	served  chan error // the HTTP server's end
+	certs   *certReloader // the listener's certificate, when it serves TLS
+	served  chan error    // the HTTP server's end
 }
 
 // New opens the broker the configuration names and builds the service's
@@ -121,6 +122,14 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Service, error) {
 func (s *Service) build() error {
 	c, b := s.cfg, s.store.b
 	var err error
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return &ConfigError{Name: "WORKER_TLS_CERT_FILE", Want: "and WORKER_TLS_KEY_FILE go together: set both or neither"}
+	}
+	if c.TLSCertFile != "" {
+		if s.certs, err = newCertReloader(c.TLSCertFile, c.TLSKeyFile, s.log.With("component", "http")); err != nil {
+			return err
+		}
+	}
 	if s.obs, err = newObservability(c); err != nil {
 		return err
 	}
@@ -316,9 +325,15 @@ func (s *Service) Start(ctx context.Context) error {
 			s.log.Error("start scaler", "err", err)
 		}
 	}
-	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.srv = s.httpServer(s.handler())
 	s.served = make(chan error, 1)
-	go func() { s.served <- s.srv.Serve(ln) }()
+	go func() {
+		if s.certs != nil {
+			s.served <- s.srv.ServeTLS(ln, "", "")
+			return
+		}
+		s.served <- s.srv.Serve(ln)
+	}()
 	s.manager.Go(func(ctx context.Context) {
 		if err := s.cron.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("cron scheduler stopped", "err", err)
@@ -328,7 +343,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.manager.Go(s.logMetrics)
 	}
 	s.warnGeneratedKey()
-	s.log.Info("http listening", "addr", ln.Addr().String())
+	s.log.Info("http listening", "addr", ln.Addr().String(), "tls", s.certs != nil)
 	s.log.Info("service started", "store", s.store.kind, "at", s.store.where,
 		"queues", len(s.cfg.Queues), "concurrency", s.cfg.Concurrency, "job_types", len(s.cfg.JobTypes), "schedules", len(s.cfg.Schedules))
 	return nil
