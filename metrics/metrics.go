@@ -35,6 +35,7 @@
 //	<ns>_broker_up                                   1 if every queue could be read this scrape
 //	<ns>_broker_data_loss_total                      data losses the broker detected (broker.DataLossReporter)
 //	<ns>_queue_tenant_pending_jobs{queue,tenant_id}  pending jobs per tenant, for Config.WaitingTenants only (opt-in)
+//	<ns>_queue_tenant_waiting_jobs{queue,tenant_id}  waiting jobs of the Config.TopTenants tenants with the most, the rest as "other" (opt-in, bounded)
 //
 // Beside WorkerMetrics: WorkflowMetrics (workflow.Config.OnEvent),
 // CronMetrics (schedule.Config.OnTick), EndpointMetrics (a Transport for
@@ -82,6 +83,17 @@ type Config struct {
 	// to watch fairness between them. Defaults to none: opt-in, because
 	// each tenant costs one broker read per queue per scrape.
 	WaitingTenants []string
+	// TopTenants, when above 0, exports the waiting jobs (pending and
+	// scheduled) of the TopTenants tenants with the most of them in each
+	// reported queue as <ns>_queue_tenant_waiting_jobs{queue,tenant_id},
+	// and the queue's other waiting jobs (other tenants', and those of no
+	// tenant) under tenant_id OtherTenants: at most TopTenants+1 series
+	// per queue however many tenants there are. The candidates come from
+	// Tenants. Defaults to 0: off.
+	TopTenants int
+	// Tenants lists the candidate tenants of TopTenants, e.g. the tenants
+	// registry's ids. Each costs one broker read per queue per scrape.
+	Tenants func(ctx context.Context) ([]string, error)
 	// ScrapeTimeout bounds the broker reads of one scrape. Defaults to 5s.
 	ScrapeTimeout time.Duration
 }
@@ -96,7 +108,7 @@ type WorkerMetrics struct {
 	processed, completed, failed, retried, dead *prometheus.CounterVec
 	seconds                                     *prometheus.HistogramVec
 
-	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp, dataLoss, tenantPending *prometheus.Desc
+	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp, dataLoss, tenantPending, tenantWaiting *prometheus.Desc
 
 	mu      sync.Mutex
 	manager *worker.Manager
@@ -143,6 +155,8 @@ func New(cfg Config) *WorkerMetrics {
 		concurrency: gauge("manager_concurrency", "The most jobs the Manager runs at once."),
 		utilization: gauge("manager_utilization", "Busy divided by concurrency, in [0, 1]."),
 		tenantPending: gauge("queue_tenant_pending_jobs", "Pending jobs of a tenant in a queue (Config.WaitingTenants only).",
+			"queue", "tenant_id"),
+		tenantWaiting: gauge("queue_tenant_waiting_jobs", "Waiting (pending and scheduled) jobs of the tenants with the most in a queue (Config.TopTenants), the rest summed under tenant_id \"other\".",
 			"queue", "tenant_id"),
 		brokerUp: gauge("broker_up", "1 if every queue's stats could be read from the broker during this scrape."),
 		dataLoss: gauge("broker_data_loss_total", "Times the broker detected that its store lost or rolled back data"+
@@ -240,7 +254,7 @@ func (w *WorkerMetrics) Describe(ch chan<- *prometheus.Desc) {
 		c.Describe(ch)
 	}
 	w.seconds.Describe(ch)
-	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp, w.dataLoss, w.tenantPending} {
+	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp, w.dataLoss, w.tenantPending, w.tenantWaiting} {
 		ch <- d
 	}
 }
@@ -269,6 +283,9 @@ func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
 	stats, err := w.queueStats(ctx)
 	if err == nil {
 		err = w.collectTenants(ctx, ch, stats)
+	}
+	if err == nil {
+		err = w.collectTopTenants(ctx, ch, stats)
 	}
 	up := 1.0
 	if err != nil {

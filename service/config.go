@@ -101,6 +101,11 @@ type Config struct {
 	// HTTPAddr is where /metrics, /livez, /readyz and /health are served
 	// (WORKER_HTTP_ADDR). ":0" picks a free port. :8080.
 	HTTPAddr string
+	// MetricsTenantTop, when above 0, labels the waiting jobs of each
+	// queue's MetricsTenantTop registered tenants with the most by
+	// tenant_id on /metrics, the rest as "other" (WORKER_METRICS_TENANT_TOP).
+	// 0: off.
+	MetricsTenantTop int
 	// TLSCertFile and TLSKeyFile, when set, make WORKER_HTTP_ADDR serve
 	// HTTPS with this PEM certificate and key, loaded again when the files
 	// change (WORKER_TLS_CERT_FILE, WORKER_TLS_KEY_FILE): both or neither.

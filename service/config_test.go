@@ -67,6 +67,7 @@ func TestEnvVars(t *testing.T) {
 		{"QUEUE_MAX_LENGTH", "10000", "500", "500", "-1", `QUEUE_MAX_LENGTH="-1": want an integer from 1 to 1073741824`},
 		{"MONITORING_ENABLED", "true", "false", "false", "yes please", `MONITORING_ENABLED="yes please": want true or false`},
 		{"METRICS_INTERVAL", "60000", "15000", "15000", "0", `METRICS_INTERVAL="0": want ` + msAllowed},
+		{"WORKER_METRICS_TENANT_TOP", "0", "10", "10", "101", `WORKER_METRICS_TENANT_TOP="101": want an integer from 0 to 100`},
 		{"HEALTH_CHECK_INTERVAL", "30000", "5s", "5000", "1e3", `HEALTH_CHECK_INTERVAL="1e3": want ` + msAllowed},
 		{"LOG_LEVEL", "info", "debug", "debug", "loud", `LOG_LEVEL="loud": want debug, info, warn or error`},
 		{"LOG_FORMAT", "json", "text", "text", "xml", `LOG_FORMAT="xml": want json or text`},

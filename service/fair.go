@@ -57,3 +57,25 @@ func (s *Service) syncFairness(ctx context.Context) {
 func samePolicy(a, b *broker.FairPolicy) bool {
 	return a != nil && b != nil && a.Fair == b.Fair && a.MaxActive == b.MaxActive && maps.Equal(a.Tenants, b.Tenants)
 }
+
+// metricsTenantsMax bounds the registered tenants the metrics rank at a
+// scrape: each costs one read per queue.
+const metricsTenantsMax = 1000
+
+// registeredTenants returns the ids of the tenants registry, the
+// candidates of the metrics' top tenants (WORKER_METRICS_TENANT_TOP).
+func (s *Service) registeredTenants(ctx context.Context) ([]string, error) {
+	reg, err := tenant.New(s.store.b)
+	if err != nil {
+		return nil, err
+	}
+	l, err := reg.List(ctx, tenant.ListParams{Limit: metricsTenantsMax})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(l.Tenants))
+	for i, t := range l.Tenants {
+		ids[i] = t.ID
+	}
+	return ids, nil
+}

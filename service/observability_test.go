@@ -27,6 +27,7 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/internal/promtooltest"
 	"github.com/aibos/worker/internal/testwait"
+	"github.com/aibos/worker/tenant"
 	"github.com/aibos/worker/workflow"
 )
 
@@ -302,4 +303,40 @@ func TestTracesExportedOverOTLP(t *testing.T) {
 	if id != job.ID {
 		t.Errorf("consumer span's messaging.message.id %q, want %q", id, job.ID)
 	}
+}
+
+// TestMetricsTenantTop: WORKER_METRICS_TENANT_TOP=1 labels the registered
+// tenant with the most waiting jobs of each queue on /metrics, sums the
+// rest as "other", and promtool finds the scrape clean.
+func TestMetricsTenantTop(t *testing.T) {
+	svc, _ := startService(t, "WORKER_DATA_DIR="+t.TempDir(), "WORKER_METRICS_TENANT_TOP=1", "WORKER_ENCRYPTED_QUEUES=none")
+	ctx := context.Background()
+	reg, err := tenant.New(svc.Broker())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range map[string]int{"acme": 3, "globex": 2} {
+		if _, err := reg.Create(ctx, &tenant.Tenant{ID: id, Name: id}); err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if _, err := svc.Client().Add(ctx, "reports", worker.JobSpec{Type: "t", TenantID: id, Delay: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	body := fetch(t, "http://"+svc.Addr().String()+"/metrics")
+	for _, want := range []string{
+		`aibos_worker_queue_tenant_waiting_jobs{queue="reports",tenant_id="acme"} 3`,
+		`aibos_worker_queue_tenant_waiting_jobs{queue="reports",tenant_id="other"} 2`,
+		`aibos_worker_queue_tenant_waiting_jobs{queue="invoices",tenant_id="other"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no line %s", want)
+		}
+	}
+	if strings.Contains(body, `tenant_id="globex"`) {
+		t.Error("/metrics labels globex, beyond the top 1")
+	}
+	promtoolCheckMetrics(t, body)
 }

@@ -172,7 +172,8 @@ func (s *Service) build() error {
 	}
 	mcfg.OnEvent = s.series.Observe
 	if c.MonitoringEnabled {
-		s.metrics = metrics.New(metrics.Config{Broker: b, Types: c.JobTypeNames()})
+		s.metrics = metrics.New(metrics.Config{Broker: b, Types: c.JobTypeNames(),
+			TopTenants: c.MetricsTenantTop, Tenants: s.registeredTenants})
 		mcfg.OnEvent = func(e worker.Event) { s.metrics.Observe(e); s.series.Observe(e) }
 		s.reg = prometheus.NewRegistry()
 		s.reg.MustRegister(s.metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -114,6 +114,8 @@ var settings = []*setting{
 		func(c *Config) *bool { return &c.MonitoringEnabled }),
 	msSetting("METRICS_INTERVAL", "metrics-interval", "60000", "how often the metrics snapshot is logged (ms)",
 		func(c *Config) *time.Duration { return &c.MetricsInterval }),
+	intSetting("WORKER_METRICS_TENANT_TOP", "metrics-tenant-top", "0", 0, 100, "on /metrics, the waiting jobs of each queue's N registered tenants with the most, by tenant_id, the rest as \"other\"; 0: off",
+		func(c *Config) *int { return &c.MetricsTenantTop }),
 	msSetting("HEALTH_CHECK_INTERVAL", "health-check-interval", "30000", "how often the health checks run in the background (ms)",
 		func(c *Config) *time.Duration { return &c.HealthCheckInterval }),
 	{
