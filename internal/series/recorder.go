@@ -76,14 +76,14 @@ func NewRecorder(b broker.Broker, cfg Config) (*Recorder, error) {
 }
 
 // Observe records one Manager event: pass it as ManagerConfig.OnEvent, or
-// call it from the OnEvent func that also feeds the metrics. Only completed,
-// retrying and dead events count; it never blocks on the store.
+// call it from the OnEvent func that also feeds the metrics. Started,
+// completed, retrying and dead events count; it never blocks on the store.
 func (r *Recorder) Observe(e worker.Event) {
 	if e.Job == nil {
 		return
 	}
 	switch e.Kind {
-	case worker.EventCompleted, worker.EventRetrying, worker.EventDead:
+	case worker.EventStarted, worker.EventCompleted, worker.EventRetrying, worker.EventDead:
 	default:
 		return
 	}
@@ -99,9 +99,13 @@ func (r *Recorder) Observe(e worker.Event) {
 		m = &Minute{}
 		r.pending[k] = m
 	}
-	if e.Kind == worker.EventCompleted {
+	switch e.Kind {
+	case worker.EventStarted:
+		m.start(e.Job.TenantID, 1)
+		return
+	case worker.EventCompleted:
 		m.Completed++
-	} else {
+	default:
 		m.Failed++
 		if e.Kind == worker.EventDead {
 			m.Dead++
@@ -288,6 +292,30 @@ func (r *Recorder) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// StartRates returns, for each tenant whose jobs of queue started within
+// window before now, how many started per second on average; "" stands for
+// jobs of no tenant. The window is widened to whole minutes at its start
+// (the series' resolution), and what processes recorded but did not yet
+// flush (Config.FlushInterval) is not in it.
+func StartRates(ctx context.Context, b broker.Broker, queue string, window time.Duration, now time.Time) (map[string]float64, error) {
+	if window < time.Minute {
+		return nil, fmt.Errorf("start rates of queue %q: window %v is under the series' minute", queue, window)
+	}
+	from := now.Add(-window).Truncate(time.Minute)
+	ms, err := Read(ctx, b, ReadParams{Queue: queue, From: from, To: now})
+	if err != nil {
+		return nil, err
+	}
+	secs := now.Sub(from).Seconds()
+	out := map[string]float64{}
+	for _, m := range ms {
+		for tenant, n := range m.Started {
+			out[tenant] += float64(n) / secs
+		}
+	}
+	return out, nil
 }
 
 // ReadParams selects a range of one queue's minutes.

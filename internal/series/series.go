@@ -42,6 +42,25 @@ type Minute struct {
 	// Latency summarises how long processors ran, over every finished
 	// attempt (completed, retrying, dead).
 	Latency Latency `json:"latency"`
+	// Started counts the attempts that started, by the job's tenant (""
+	// for jobs of no tenant): the per-tenant start rate. At most
+	// MaxStartedTenants tenants a minute; the starts of more are left out.
+	Started map[string]int64 `json:"started,omitempty"`
+}
+
+// MaxStartedTenants bounds the tenants a Minute counts starts of, so that a
+// queue shared by very many tenants keeps small minute documents.
+const MaxStartedTenants = 1000
+
+// start counts one start of tenant's job.
+func (m *Minute) start(tenant string, n int64) {
+	if _, ok := m.Started[tenant]; !ok && len(m.Started) >= MaxStartedTenants {
+		return
+	}
+	if m.Started == nil {
+		m.Started = map[string]int64{}
+	}
+	m.Started[tenant] += n
 }
 
 // Latency summarises processing times.
@@ -108,4 +127,7 @@ func (m *Minute) merge(o *Minute) {
 	m.Failed += o.Failed
 	m.Dead += o.Dead
 	m.Latency.merge(o.Latency)
+	for tenant, n := range o.Started {
+		m.start(tenant, n)
+	}
 }

@@ -103,6 +103,9 @@ func TestConcurrentFlushesMerge(t *testing.T) {
 			if have != want {
 				t.Errorf("minute %v: %s; want %s", m.Start, have, want)
 			}
+			if len(m.Started) != 1 || m.Started[""] != n {
+				t.Errorf("minute %v: starts %v, want %d of no tenant", m.Start, m.Started, n)
+			}
 			if m.Latency.Buckets[0] != n || m.Latency.Buckets[2] != n || m.Latency.Buckets[8] != n {
 				t.Errorf("minute %v: buckets %v, want %d in the 5ms, 25ms and 2500ms buckets", m.Start, m.Latency.Buckets, n)
 			}
@@ -230,6 +233,50 @@ func TestSweepPrunesIdleQueues(t *testing.T) {
 		got, err := series.Read(ctx, b, series.ReadParams{Queue: "idle", From: now.Add(-4 * time.Hour), To: now})
 		if err != nil || len(got) != 1 || !got[0].Start.Equal(now.Add(-time.Minute)) {
 			t.Fatalf("after another recorder's sweep: %v, %v; want only the minute a minute ago", got, err)
+		}
+	})
+}
+
+// TestStartRates: starts recorded per tenant over the last minutes come
+// back as jobs per second over the window widened to whole minutes; starts
+// before the window do not count.
+func TestStartRates(t *testing.T) {
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		now := time.Now().Truncate(time.Minute).Add(30 * time.Second)
+		r, err := series.NewRecorder(b, series.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := func(tenant string, at time.Time, n int) {
+			for range n {
+				r.Observe(worker.Event{Kind: worker.EventStarted, Job: &worker.Job{Queue: "q", ID: "j", TenantID: tenant}, Time: at})
+			}
+		}
+		start("acme", now.Add(-90*time.Second), 60) // in the window's first minute
+		start("acme", now.Add(-10*time.Second), 30)
+		start("globex", now.Add(-20*time.Second), 15)
+		start("", now.Add(-5*time.Second), 3)
+		start("acme", now.Add(-10*time.Minute), 1000) // before the window
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := series.StartRates(ctx, b, "q", 2*time.Minute, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The window [now-2m, now] widens to 150s at its start.
+		want := map[string]float64{"acme": 90.0 / 150, "globex": 15.0 / 150, "": 3.0 / 150}
+		if len(got) != len(want) {
+			t.Fatalf("rates %v, want %v", got, want)
+		}
+		for tenant, w := range want {
+			if d := got[tenant] - w; d > 1e-9 || d < -1e-9 {
+				t.Errorf("rate of %q: %v, want %v", tenant, got[tenant], w)
+			}
+		}
+		if _, err := series.StartRates(ctx, b, "q", time.Second, now); err == nil {
+			t.Error("a window under a minute was accepted")
 		}
 	})
 }
