@@ -15,7 +15,7 @@ import (
 	"github.com/aibos/worker/broker"
 )
 
-// newQueuesCmd builds `aibos-worker queues ls|pause|resume|concurrency`.
+// newQueuesCmd builds `aibos-worker queues ls|pause|resume|concurrency|tenants`.
 func newQueuesCmd(o *apiOpts) *cobra.Command {
 	ls := &cobra.Command{
 		Use:   "ls",
@@ -89,5 +89,5 @@ func newQueuesCmd(o *apiOpts) *cobra.Command {
 			}
 			return admin.QueueSettings{Concurrency: n}, nil
 		})
-	return o.group("queues", "List queues, pause and resume them, set their concurrency (over the API)", ls, pause, resume, concurrency)
+	return o.group("queues", "List queues, pause and resume them, set their concurrency, see and pause their tenants (over the API)", ls, pause, resume, concurrency, newQueueTenantsCmd(o))
 }
