@@ -79,14 +79,7 @@ func startService(t *testing.T, vars ...string) (*Service, *logtest.Counter) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	runService(t, svc)
 	return svc, logs
 }
 
@@ -159,4 +152,18 @@ func TestUndecryptableJobAudited(t *testing.T) {
 	if err != nil || j.State != worker.StateDead || j.Attempt != 1 {
 		t.Fatalf("the job: %+v, %v; want dead after one attempt", j, err)
 	}
+}
+
+// runService starts svc and shuts it down when the test ends.
+func runService(t *testing.T, svc *Service) {
+	t.Helper()
+	ctx := context.Background()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
 }

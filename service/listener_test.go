@@ -48,14 +48,7 @@ func tlsService(t *testing.T, certs *redistest.Certs, vars ...string) (svc *Serv
 			t.Fatal(err)
 		}
 	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	runService(t, svc)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.ClientConfig().RootCAs}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return svc, tok, certFile, keyFile, &http.Client{Transport: tr,

@@ -48,14 +48,7 @@ func TestRedisTLSACL(t *testing.T) {
 		})); err != nil {
 			t.Fatal(err)
 		}
-		if err := svc.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := svc.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		})
+		runService(t, svc)
 		if _, err := svc.Client().Add(ctx, "invoices", worker.JobSpec{Type: "tls.ping", Data: "hello"}); err != nil {
 			t.Fatalf("add: %v", err)
 		}

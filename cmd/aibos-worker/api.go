@@ -160,6 +160,14 @@ func (o *apiOpts) show(v any, table func(w *tabwriter.Writer)) error {
 	return tw.Flush()
 }
 
+// morePages tells, on stderr, how to read the next page of a listing of
+// total things when next, its offset, is above 0.
+func (o *apiOpts) morePages(what string, total, next int) {
+	if next > 0 {
+		fmt.Fprintf(o.stderr, "%d %s in all: run again with --offset %d for more\n", total, what, next)
+	}
+}
+
 // row writes one tab-separated table row.
 func row(w io.Writer, cells ...any) {
 	for i, c := range cells {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -54,9 +53,7 @@ func newTenantsCmd(o *apiOpts) *cobra.Command {
 			}
 			return o.show(raw, func(w *tabwriter.Writer) {
 				table(w, l.Tenants...)
-				if l.NextOffset > 0 {
-					fmt.Fprintf(o.stderr, "%d tenants in all: run again with --offset %d for more\n", l.Total, l.NextOffset)
-				}
+				o.morePages("tenants", l.Total, l.NextOffset)
 			})
 		}),
 	}
