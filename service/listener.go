@@ -10,8 +10,8 @@ import (
 )
 
 // httpServer returns the server of the service's own listener, with the
-// configured request limits and, when a certificate is configured, TLS
-// (tls set).
+// configured request limits and, when a certificate is configured
+// (s.certs), TLS.
 func (s *Service) httpServer(h http.Handler) *http.Server {
 	c := s.cfg
 	srv := &http.Server{Handler: h,

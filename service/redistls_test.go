@@ -78,6 +78,24 @@ func TestRedisTLSACL(t *testing.T) {
 		}
 	})
 
+	t.Run("skip_verify is warned of", func(t *testing.T) {
+		// No authority given: only skip_verify lets the test's certificate pass.
+		cfg, err := Load(LoadInput{LookupEnv: env("REDIS_URL="+url+"?skip_verify=true", "REDIS_TLS_CERT_FILE="+certs.CertFile,
+			"REDIS_TLS_KEY_FILE="+certs.KeyFile, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_API_ENABLED=false", "WORKER_ENCRYPTION_KEYS="+testKeys)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, logs := logtest.NewLogger()
+		svc, err := New(context.Background(), cfg, log)
+		if err != nil {
+			t.Fatalf("new with skip_verify: %v", err)
+		}
+		runService(t, svc)
+		if n := logs.CountContaining("REDIS_URL sets skip_verify"); n != 1 {
+			t.Errorf("skip_verify was warned of %d times at start, want once", n)
+		}
+	})
+
 	other := redistest.NewCerts(t)
 	for _, tc := range []struct {
 		name string
