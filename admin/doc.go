@@ -75,6 +75,7 @@
 //	POST   /api/v1/queues/{queue}/pause               operator
 //	POST   /api/v1/queues/{queue}/resume              operator
 //	PUT    /api/v1/queues/{queue}/concurrency         admin
+//	GET    /api/v1/queues/{queue}/tenants             viewer
 //	GET    /api/v1/queues/{queue}/tenants/{tenant}    viewer
 //	POST   /api/v1/queues/{queue}/tenants/{tenant}/pause  operator
 //	POST   /api/v1/queues/{queue}/tenants/{tenant}/resume operator
