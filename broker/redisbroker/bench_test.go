@@ -3,8 +3,12 @@ package redisbroker_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker"
 )
@@ -50,11 +54,37 @@ func BenchmarkJobInsertMany(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
 }
 
+// redisCPU returns the CPU time the Redis server has used so far (INFO cpu:
+// used_cpu_user + used_cpu_sys). The test server is this package's own, so
+// on a loaded machine the delta over a benchmark is still this benchmark's
+// Redis cost, unlike wall-clock throughput.
+func redisCPU(b *testing.B, client *redis.Client) time.Duration {
+	b.Helper()
+	info, err := client.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatalf("redis INFO cpu: %v", err)
+	}
+	var sec float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("redis INFO cpu: %s: %v", line, err)
+			}
+			sec += f
+		}
+	}
+	return time.Duration(sec * float64(time.Second))
+}
+
 // BenchmarkFetchComplete leases batches of 32 and acknowledges each batch in
-// one JobComplete call. One op is one job.
+// one JobComplete call. One op is one job. redis-µs/job is the Redis
+// server's CPU per job (fetch and completion), the figure to compare on a
+// loaded machine.
 func BenchmarkFetchComplete(b *testing.B) {
 	const fetchBatch = 32
-	br := newBroker(b)
+	br, client, _ := newBrokerKeys(b)
 	ctx := context.Background()
 	b.StopTimer()
 	ps := make([]*broker.JobInsertParams, 0, 1000)
@@ -68,7 +98,7 @@ func BenchmarkFetchComplete(b *testing.B) {
 		}
 	}
 	b.StartTimer()
-	start := time.Now()
+	start, cpu := time.Now(), redisCPU(b, client)
 	done := 0
 	for done < b.N {
 		jobs, err := br.JobFetch(ctx, &broker.JobFetchParams{Queue: "bench", Limit: fetchBatch, LeaseDuration: time.Minute, WorkerID: "bench"})
@@ -94,4 +124,5 @@ func BenchmarkFetchComplete(b *testing.B) {
 		done += len(jobs)
 	}
 	b.ReportMetric(float64(done)/time.Since(start).Seconds(), "jobs/s")
+	b.ReportMetric(float64(redisCPU(b, client)-cpu)/float64(time.Microsecond)/float64(done), "redis-µs/job")
 }
