@@ -48,7 +48,8 @@
 //	                       with no tenant, else the key in its tenant's
 //	                       namespace, so tenants never contend for a key)
 //	<prefix>:{q}:h:<id>    list: one job's last 20 finished attempts, oldest
-//	                       first (broker.Job.Attempts; read by JobGet only,
+//	                       first, but for a completion, which the job's hash
+//	                       keeps (broker.Job.Attempts; read by JobGet only,
 //	                       deleted with the job; lua/lib.lua)
 //	<prefix>:{q}:t:<state>:<tenant>
 //	                       zset: a tenant's jobs in one state, scored as the

@@ -46,7 +46,14 @@ import (
 // (lua/lib.lua), written as attempts end; jobs stored before have none, so
 // there is nothing to migrate, but a release of format 6 must not run
 // beside it (it would delete jobs and leave their histories behind).
-const FormatVersion = 7
+// Version 8 no longer lists a completed job's last attempt in its history:
+// completion marks the job's state hash ('la') and readers derive that
+// attempt from its fields (lua/lib.lua), a list write and delete fewer per
+// job. Jobs completed before keep what they show (their list, or none), so
+// there is nothing to migrate, but a release of format 7 must not run
+// beside it (its JobGet would not show the last attempt of jobs this
+// release completed).
+const FormatVersion = 8
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -66,6 +73,7 @@ var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	4: migrateUniqueSlots,
 	5: func(context.Context, *Broker) error { return nil },
 	6: func(context.Context, *Broker) error { return nil },
+	7: func(context.Context, *Broker) error { return nil },
 }
 
 // reindexSlice is how many entries of a state's zset one reindex script

@@ -128,10 +128,12 @@ for _, c in ipairs(P.c) do
     free_unique(U, v[2], id)
     delete_job(J, id)
   else
-    record_active(J, id, now, 'completed')
     finish(KEYS[3], KEYS[4], 'completed', job_key, id, U, now, now_us)
+    -- 'la': the attempt just ended is the history's last (lib.lua).
     if c[3] ~= '' then
-      redis.call('HSET', job_key, 'res', c[3])
+      redis.call('HSET', job_key, 'la', '1', 'res', c[3])
+    else
+      redis.call('HSET', job_key, 'la', '1')
     end
   end
 end

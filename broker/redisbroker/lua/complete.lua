@@ -13,12 +13,13 @@
 -- then n quadruples: id, lease token, result JSON ('' for none), delete ('1'
 --   to remove the job whole, else '0')
 -- Returns one code per job: 1 completed (or removed), 0 not found, -1 lease
---   lost (unchanged). A completed job's attempt is added to its history
---   (lib.lua); a removed job's history goes with it.
+--   lost (unchanged). A completed job's state hash keeps its last attempt,
+--   marked as the end of its history (lib.lua); a removed job's history
+--   goes with it.
 
 local now, now_us = clock()
 local out = {}
--- Per job: one HMGET, one HSET and one RPUSH (or one DEL); the active, completed and
+-- Per job: one HMGET and one HSET (or one DEL); the active, completed and
 -- ttl sets, the body hash and the tenant indexes are written once for the
 -- whole batch.
 local ids, done, gone = {}, {}, {}
@@ -28,7 +29,7 @@ for i = 1, tonumber(ARGV[1]) do
   local b = 2 + (i - 1) * 4
   local id = ARGV[b + 1]
   local job_key = KEYS[3] .. id
-  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc', 'a', 'w', 'st')
+  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc')
   local code = 1
   if not v[1] then
     code = 0
@@ -61,12 +62,12 @@ for i = 1, tonumber(ARGV[1]) do
       end
       -- One HSET: 'lu' stays (readers ignore it unless the job is active)
       -- and an active job has no 'res' to clear (only completion sets it).
+      -- 'la': the attempt just ended is the history's last (lib.lua).
       if ARGV[b + 3] ~= '' then
-        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'res', ARGV[b + 3])
+        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1', 'res', ARGV[b + 3])
       else
-        redis.call('HSET', job_key, 's', 'completed', 'f', finished)
+        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1')
       end
-      record_attempt(KEYS[3], id, v[6], v[7], v[8], now, 'completed')
     end
   end
   out[i] = code

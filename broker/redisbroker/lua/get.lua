@@ -13,5 +13,5 @@ end
 if ARGV[2] ~= '' and job_tenant(KEYS[1], ARGV[1]) ~= ARGV[2] then
   return nil
 end
-job[4] = redis.call('LRANGE', hist_key(KEYS[1], ARGV[1]), 0, -1)
+job[4] = history(KEYS[1], ARGV[1])
 return job

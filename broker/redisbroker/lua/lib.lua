@@ -24,16 +24,22 @@
 --   tenant when the job has one), to timeout (ns), s state, c created, r run at, e expires
 --   at, st started, f finished, le last error, res result, pg progress,
 --   tk lease token, lu lease until (meaningful while active only), w worker,
---   dc '1' when the job is removed as soon as it completes, q the seq of
+--   dc '1' when the job is removed as soon as it completes, la '1' once it
+--   completed (its history, below), q the seq of
 --   its place in the pending zset when it was last fetched (make_pending).
 --   Times are unix milliseconds.
 --
 -- * Its attempt history (<prefix>:{queue}:h:<id>), created by the first
---   attempt that ends: a list of its last 20 finished attempts
---   (broker.MaxAttemptHistory), oldest first, each a compact JSON array
---   [attempt, worker, started, finished, outcome] with the error (cut to
---   broker.MaxAttemptErrorBytes) as a sixth element when there is one;
---   broker.DecodeAttemptRecord reads them. Only get.lua reads it; scripts
+--   attempt that ends other than by completion: a list of its last 20
+--   finished attempts (broker.MaxAttemptHistory), oldest first, each a
+--   compact JSON array [attempt, worker, started, finished, outcome] with
+--   the error (cut to broker.MaxAttemptErrorBytes) as a sixth element when
+--   there is one; broker.DecodeAttemptRecord reads them. A completed job's
+--   last attempt is not in the list: completion sets 'la' '1' in the state
+--   hash, whose a, w, st and f describe that attempt, and readers add it
+--   (history). Jobs completed by a release of format 7 or older have no
+--   'la' (format 7 listed the completed attempt, older ones none), so they
+--   show what they showed. Only get.lua reads it; scripts
 --   derive its name from the job hash prefix (hist_key) and delete it with
 --   the job (delete_job, remove_finished, complete.lua).
 --
@@ -284,21 +290,47 @@ local function clip(s, n)
   return string.sub(s, 1, n)
 end
 
--- record_attempt appends the attempt of an active job that ends at now_ms
--- with outcome (and error err, '' or nil for none) to its history, keeping
--- the last 20. a, w and st are the attempt, worker and start fields of the
--- job's state hash, read by the caller with the fields it needs anyway.
-local function record_attempt(job_prefix, id, a, w, st, now_ms, outcome, err)
+-- attempt_entry renders one history entry: a, w and st are the attempt,
+-- worker and start fields of the job's state hash, finished the end in
+-- unix ms (a string), err '' or nil for none.
+local function attempt_entry(a, w, st, finished, outcome, err)
   local e = ''
   if err and err ~= '' then
     e = ',' .. cjson.encode(clip(err, 1024))
   end
+  return '[' .. (a or '0') .. ',' .. cjson.encode(w or '') .. ',' .. (st or '0') .. ',' ..
+    finished .. ',"' .. outcome .. '"' .. e .. ']'
+end
+
+-- record_attempt appends the attempt of an active job that ends at now_ms
+-- with outcome (and error err, '' or nil for none) to its history, keeping
+-- the last 20. a, w and st are the attempt, worker and start fields of the
+-- job's state hash, read by the caller with the fields it needs anyway.
+-- Completion does not call it: a completed job's last attempt is still in
+-- its state hash (a, w, st, f), so completion only marks it ('la', see
+-- above) and get.lua renders it (last_attempt). That spares the hot path a
+-- list written per job and deleted again by retention.
+local function record_attempt(job_prefix, id, a, w, st, now_ms, outcome, err)
   local key = hist_key(job_prefix, id)
-  local entry = '[' .. (a or '0') .. ',' .. cjson.encode(w or '') .. ',' .. (st or '0') .. ',' ..
-    fmt(now_ms) .. ',"' .. outcome .. '"' .. e .. ']'
+  local entry = attempt_entry(a, w, st, fmt(now_ms), outcome, err)
   if redis.call('RPUSH', key, entry) > 20 then
     redis.call('LTRIM', key, -20, -1)
   end
+end
+
+-- history returns a job's attempt history as JobGet shows it, oldest
+-- first: the list, then the completed attempt its state hash holds when it
+-- is marked 'la' (completion), the whole kept to the last 20.
+local function history(job_prefix, id)
+  local h = redis.call('LRANGE', hist_key(job_prefix, id), 0, -1)
+  local v = redis.call('HMGET', job_prefix .. id, 'la', 'a', 'w', 'st', 'f')
+  if v[1] == '1' then
+    if #h >= 20 then
+      table.remove(h, 1)
+    end
+    h[#h + 1] = attempt_entry(v[2], v[3], v[4], v[5] or '0', 'completed')
+  end
+  return h
 end
 
 -- record_active is record_attempt for a caller that has not read the job's
