@@ -30,7 +30,7 @@ func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Jo
 		return nil, err
 	}
 	where, args := scoped(p.Queue, p.ID, p.TenantID)
-	row := b.read.QueryRowContext(ctx, `SELECT `+jobColumns+`, attempts FROM jobs WHERE `+where, args...)
+	row := b.read.QueryRowContext(ctx, `SELECT `+jobColumns+`, `+attemptsRead+` FROM jobs WHERE `+where, args...)
 	var hist sql.NullString
 	j, _, err := scanJob(withHistory{row, &hist})
 	if err == nil {

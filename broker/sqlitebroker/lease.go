@@ -44,11 +44,14 @@ const (
 	sqlRegisterQueue = `INSERT OR IGNORE INTO queues (name) VALUES (?)`
 )
 
-// sqlComplete completes an active job and records its attempt. A job
-// inserted with DeleteOnComplete is not completed but deleted
-// (sqlCompleteDelete), so the common completion stays one statement.
+// sqlComplete completes an active job. Its attempt is not appended to the
+// history: the row keeps it (attempt, worker, start, finish) and readers
+// derive it (attemptsRead); attempts only turns from NULL to '[]', which
+// marks the job as completed by a release that does so. A job inserted with
+// DeleteOnComplete is not completed but deleted (sqlCompleteDelete), so the
+// common completion stays one statement.
 var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result = ?2, lease_until = NULL,
-	attempts = ` + attemptsAfter("?1", "'completed'", "") + `
+	attempts = coalesce(attempts, '[]')
 	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
 var cachedQueries = []string{sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,

@@ -1,0 +1,68 @@
+package redisbroker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/broker"
+)
+
+// A completion writes no attempt history list (the job's hash keeps the
+// attempt and JobGet derives it), and jobs completed by earlier releases
+// show what they showed: one completed attempt when format 7 listed it,
+// none before.
+func TestCompletedAttemptDerivedOnRead(t *testing.T) {
+	t.Parallel()
+	b, client, prefix := newBrokerKeys(t)
+	ctx := context.Background()
+	complete := func(id string) *broker.Job {
+		t.Helper()
+		mustInsert(t, b, job("q", id))
+		f := fetch(t, b, "q", 1, time.Minute)[0]
+		if errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: leaseOf(f)}}); err != nil || errs[0] != nil {
+			t.Fatalf("complete %s: %v, %v", id, errs, err)
+		}
+		return f
+	}
+	history := func(id string) []broker.AttemptRecord {
+		t.Helper()
+		j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: id})
+		if err != nil {
+			t.Fatalf("get %s: %v", id, err)
+		}
+		return j.Attempts
+	}
+
+	f := complete("new")
+	if n, err := client.Exists(ctx, prefix+":{q}:h:new").Result(); err != nil || n != 0 {
+		t.Fatalf("history list after a first-attempt completion: exists %d, %v; want none written", n, err)
+	}
+	if h := history("new"); len(h) != 1 || h[0].Outcome != broker.AttemptCompleted || h[0].Attempt != 1 ||
+		h[0].WorkerID != f.WorkerID || !h[0].StartedAt.Equal(f.StartedAt) || h[0].FinishedAt.Before(h[0].StartedAt) {
+		t.Fatalf("history of a completed job = %+v; want its one completed attempt by %q started %v", h, f.WorkerID, f.StartedAt)
+	}
+
+	// As format 7 left a completed job: no 'la', the attempt in the list.
+	f = complete("listed")
+	entry := fmt.Sprintf(`[1,%q,%d,%d,"completed"]`, f.WorkerID, f.StartedAt.UnixMilli(), f.StartedAt.UnixMilli()+5)
+	if err := client.HDel(ctx, prefix+":{q}:j:listed", "la").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.RPush(ctx, prefix+":{q}:h:listed", entry).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if h := history("listed"); len(h) != 1 || h[0].Outcome != broker.AttemptCompleted {
+		t.Fatalf("history of a job whose completion format 7 listed = %+v; want that one attempt", h)
+	}
+
+	// As formats before 7 left it: no 'la', no list.
+	complete("older")
+	if err := client.HDel(ctx, prefix+":{q}:j:older", "la").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if h := history("older"); len(h) != 0 {
+		t.Fatalf("history of a job completed before attempts were kept = %+v; want none", h)
+	}
+}
