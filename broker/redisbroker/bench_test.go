@@ -24,9 +24,9 @@ func benchJob(i int) *broker.JobInsertParams {
 }
 
 func BenchmarkJobInsert(b *testing.B) {
-	br := newBroker(b)
+	br, client, _ := newBrokerKeys(b)
 	ctx := context.Background()
-	i := 0
+	i, cpu := 0, redisCPU(b, client)
 	for b.Loop() {
 		if _, err := br.JobInsert(ctx, benchJob(i)); err != nil {
 			b.Fatal(err)
@@ -34,14 +34,15 @@ func BenchmarkJobInsert(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "jobs/s")
+	reportRedisCPU(b, client, cpu, i)
 }
 
 func BenchmarkJobInsertMany(b *testing.B) {
 	const batch = 1000
-	br := newBroker(b)
+	br, client, _ := newBrokerKeys(b)
 	ctx := context.Background()
 	ps := make([]*broker.JobInsertParams, batch)
-	n := 0
+	n, cpu := 0, redisCPU(b, client)
 	for b.Loop() {
 		for i := range ps {
 			ps[i] = benchJob(n)
@@ -52,6 +53,7 @@ func BenchmarkJobInsertMany(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
+	reportRedisCPU(b, client, cpu, n)
 }
 
 // redisCPU returns the CPU time the Redis server has used so far (INFO cpu:
@@ -124,5 +126,11 @@ func BenchmarkFetchComplete(b *testing.B) {
 		done += len(jobs)
 	}
 	b.ReportMetric(float64(done)/time.Since(start).Seconds(), "jobs/s")
-	b.ReportMetric(float64(redisCPU(b, client)-cpu)/float64(time.Microsecond)/float64(done), "redis-µs/job")
+	reportRedisCPU(b, client, cpu, done)
+}
+
+// reportRedisCPU reports the Redis CPU used since since (redisCPU) per job
+// as redis-µs/job.
+func reportRedisCPU(b *testing.B, client *redis.Client, since time.Duration, jobs int) {
+	b.ReportMetric(float64(redisCPU(b, client)-since)/float64(time.Microsecond)/float64(jobs), "redis-µs/job")
 }
