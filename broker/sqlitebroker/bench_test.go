@@ -30,6 +30,7 @@ func BenchmarkJobInsert(b *testing.B) {
 	ctx := context.Background()
 	i := 0
 	start := time.Now()
+	cpu, _ := cputime.Process()
 	for b.Loop() {
 		if _, err := br.JobInsert(ctx, newJob("bench", fmt.Sprint(i))); err != nil {
 			b.Fatal(err)
@@ -37,6 +38,14 @@ func BenchmarkJobInsert(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(i)/time.Since(start).Seconds(), "jobs/s")
+	reportCPU(b, cpu, i)
+}
+
+// reportCPU reports the process's CPU used since since (cputime.Process)
+// per job as cpu-µs/job.
+func reportCPU(b *testing.B, since time.Duration, jobs int) {
+	now, _ := cputime.Process()
+	b.ReportMetric(float64(now-since)/float64(time.Microsecond)/float64(jobs), "cpu-µs/job")
 }
 
 // BenchmarkJobInsertMany enqueues batches of 1000 jobs, one transaction each.
