@@ -464,4 +464,30 @@ func testTenantPause(s *bundle) {
 			s.t.Errorf("QueueTenantPause(%q, %q) = %v, want ErrInvalidJob", bad[0], bad[1], err)
 		}
 	}
+	testPolicyOnPlainQueue(s)
+}
+
+// testPolicyOnPlainQueue: a queue with no policy at all, already fetched
+// from, obeys a tenant's pause and then a cap set afterwards at the very
+// next fetch (a broker may skip policy reads on plain queues, but never
+// serve a fetch from a stale view of the policy).
+func testPolicyOnPlainQueue(s *bundle) {
+	fb := s.fairBroker()
+	q := "tenant-pause-plain"
+	first := s.insert(q, withTenant("t-a"))
+	wantIDs(s.t, "the plain queue's first fetch", ids(s.fetch(q, 10, longLease)), []string{first.ID})
+	if err := fb.QueueTenantPause(s.ctx, q, "t-a", true); err != nil {
+		s.t.Fatalf("QueueTenantPause(t-a, true): %v", err)
+	}
+	held := []string{s.insert(q, withTenant("t-a")).ID, s.insert(q, withTenant("t-a")).ID}
+	other := s.insert(q, withTenant("t-b"))
+	wantIDs(s.t, "fetched from the plain queue with t-a paused", ids(s.fetch(q, 10, longLease)), []string{other.ID})
+	s.setFair(&broker.FairPolicy{Queue: q, MaxActive: 2})
+	if err := fb.QueueTenantPause(s.ctx, q, "t-a", false); err != nil {
+		s.t.Fatalf("QueueTenantPause(t-a, false): %v", err)
+	}
+	// t-a has one job active (the first fetch's): its cap of 2 lets one more start.
+	if got := s.fetch(q, 10, longLease); len(got) != 1 || got[0].ID != held[0] {
+		s.t.Fatalf("fetched %v once t-a was resumed under a cap of 2 with one job active; want only %s", ids(got), held[0])
+	}
 }

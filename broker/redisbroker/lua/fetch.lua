@@ -37,7 +37,12 @@
 -- hold jobs back the same way; a job takes its limits' turns only once all
 -- of them, and its tenant's cap, let it start.
 
-if redis.call('EXISTS', KEYS[5]) == 1 then
+local fcfg, fst, frl, ftp = fair_keys(KEYS[6])
+-- One EXISTS over the paused flag, the fair policy and the paused tenants
+-- tells a plain queue (none of them: the common case) from one with a
+-- policy, whose fetch reads them one by one.
+local policy = redis.call('EXISTS', KEYS[5], fcfg, ftp) > 0
+if policy and redis.call('EXISTS', KEYS[5]) == 1 then
   return {'paused'}
 end
 local now, now_us = clock()
@@ -56,10 +61,12 @@ local budget = want + 1000 -- bounds the expired jobs one call skips over
 -- active set.
 local bodies = body_key(KEYS[9])
 local moved = {} -- tenant index moves, pending to active, per tenant
-local fcfg, fst, frl, ftp = fair_keys(KEYS[6])
-local tpaused = redis.call('EXISTS', ftp) == 1
+local tpaused = policy and redis.call('EXISTS', ftp) == 1
 local held = {}    -- paused tenants (true) and not paused ones (false)
-local fc = redis.call('HMGET', fcfg, 'on', 'anycap', 'cap', 'anyrate', 'rt')
+local fc = {}
+if policy then
+  fc = redis.call('HMGET', fcfg, 'on', 'anycap', 'cap', 'anyrate', 'rt')
+end
 local fair, capped, defcap = fc[1] == '1', fc[2] == '1', tonumber(fc[3] or '0')
 local rated, defrate = fc[4] == '1', fc[5]
 local room = {}    -- capped tenants: slots left
