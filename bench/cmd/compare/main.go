@@ -6,6 +6,7 @@
 //	cd bench && go run ./cmd/compare                 # everything, 1 run
 //	cd bench && go run ./cmd/compare -runs 3          # medians of 3 runs
 //	cd bench && go run ./cmd/compare -phases b,c -systems aibos,asynq
+//	cd bench && go run ./cmd/compare -phases g -systems aibos -runs 3   # issue 19's fairness bars
 package main
 
 import (
@@ -29,6 +30,8 @@ type config struct {
 	runs      int
 	n         int
 	memN      int
+	floodN    int
+	floodS    float64
 	latencyS  float64
 	redisBin  string
 	nodeDir   string
@@ -41,11 +44,13 @@ func (c *config) has(list []string, v string) bool { return slices.Contains(list
 func main() {
 	var cfg config
 	var phases, systems string
-	flag.StringVar(&phases, "phases", "a,b,c,d,e,f", "workloads to run: a enqueue, b process, c latency, d delayed, e memory and cpu, f embedded SQLite store (a-c)")
+	flag.StringVar(&phases, "phases", "a,b,c,d,e,f", "workloads to run: a enqueue, b process, c latency, d delayed, e memory and cpu, f embedded SQLite store (a-c), g fairness overhead and flood (aibos on Redis and SQLite; not in the default set)")
 	flag.StringVar(&systems, "systems", "aibos,asynq,bullmq", "systems to run (f always runs aibos on SQLite)")
 	flag.IntVar(&cfg.runs, "runs", 1, "repeat everything and report the median of each figure")
 	flag.IntVar(&cfg.n, "n", 50000, "jobs per enqueue and processing workload")
 	flag.IntVar(&cfg.memN, "mem-n", 100000, "pending jobs for the memory workload")
+	flag.IntVar(&cfg.floodN, "flood-n", 100000, "jobs tenant A floods the queue with in phase g")
+	flag.Float64Var(&cfg.floodS, "flood-seconds", 5, "how long tenants B-E add jobs in phase g's flood")
 	flag.Float64Var(&cfg.latencyS, "latency-seconds", 5, "how long the 1,000 jobs/s latency workload runs")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
 	flag.StringVar(&cfg.nodeDir, "node-dir", "node", "directory of package.json and bullmq.js")
@@ -109,6 +114,11 @@ func run(cfg *config) error {
 		if cfg.has(cfg.phases, "f") {
 			if err := measureSQLite(ctx, cfg, res); err != nil {
 				return fmt.Errorf("run %d, sqlite: %w", r+1, err)
+			}
+		}
+		if cfg.has(cfg.phases, "g") {
+			if err := measureFairAll(ctx, cfg, srv, res); err != nil {
+				return fmt.Errorf("run %d, fairness: %w", r+1, err)
 			}
 		}
 		fmt.Fprintf(os.Stderr, "run %d of %d took %v\n", r+1, cfg.runs, time.Since(start).Round(time.Second))

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// Phase g: issue 19's fairness workloads on aibos-worker only, on Redis
+// (column aibos) and on the embedded store (column sqlite).
+//
+// Overhead: cfg.n pending no-op jobs through a Manager at concurrency 10
+// with default settings, fairness off, on with one tenant, and on with the
+// jobs spread over 100 tenants; the bar is on/off ≥ 0.85.
+//
+// Flood: tenant A adds cfg.floodN jobs, then tenants B–E each add one job
+// every 10 ms for cfg.floodS seconds; every job takes 2 ms, concurrency 10.
+// Run without the flood (B–E alone), with it and fairness off, and with it
+// and fairness on. The bars: B–E's enqueue-to-start p99 with the flood and
+// fairness on within 2× of the no-flood p99; A's throughput with fairness
+// on ≥ 0.9× of A's without it. A B–E job not started when the window ends
+// counts as the window's length.
+func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.Context) error, set func(string, float64)) error {
+	jobsPerS := map[string]float64{}
+	for _, v := range []struct {
+		name    string
+		fair    bool
+		tenants int
+	}{{"off", false, 1}, {"on 1 tenant", true, 1}, {"on 100 tenants", true, 100}} {
+		if err := flush(ctx); err != nil {
+			return err
+		}
+		r, err := fairOverhead(ctx, s, cfg.n, v.fair, v.tenants)
+		if err != nil {
+			return fmt.Errorf("fair overhead %s: %w", v.name, err)
+		}
+		jobsPerS[v.name] = r
+		set("g fair "+v.name+" c10 jobs/s", r)
+	}
+	set("g fair on/off 1 tenant", jobsPerS["on 1 tenant"]/jobsPerS["off"])
+	set("g fair on/off 100 tenants", jobsPerS["on 100 tenants"]/jobsPerS["off"])
+
+	type flood struct{ p99, aRate, started float64 }
+	floods := map[string]flood{}
+	for _, v := range []struct {
+		name  string
+		fair  bool
+		flood int
+	}{{"no flood", true, 0}, {"fair off", false, cfg.floodN}, {"fair on", true, cfg.floodN}} {
+		if err := flush(ctx); err != nil {
+			return err
+		}
+		p99, aRate, started, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)))
+		if err != nil {
+			return fmt.Errorf("flood %s: %w", v.name, err)
+		}
+		floods[v.name] = flood{p99, aRate, started}
+		set("g flood "+v.name+" B-E p99 ms", p99)
+		set("g flood "+v.name+" B-E started", started)
+		if v.flood > 0 {
+			set("g flood "+v.name+" A jobs/s", aRate)
+		}
+	}
+	set("g flood p99 fair on/no flood", floods["fair on"].p99/floods["no flood"].p99)
+	set("g flood A fair on/off", floods["fair on"].aRate/floods["fair off"].aRate)
+	return nil
+}
+
+// fairOverhead processes n no-op jobs of tenants tenants in a queue with
+// fairness on or off and returns jobs/s.
+func fairOverhead(ctx context.Context, s *aibos, n int, fair bool, tenants int) (float64, error) {
+	c, b, closeB, err := s.client()
+	if err != nil {
+		return 0, err
+	}
+	defer closeB()
+	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: fair}); err != nil {
+		return 0, err
+	}
+	for t := range tenants {
+		if err := addTenantJobs(ctx, c, fmt.Sprintf("t-%03d", t), n/tenants); err != nil {
+			return 0, err
+		}
+	}
+	n = n / tenants * tenants
+	cnt := newCounter(n)
+	start := time.Now()
+	m, err := startManager(ctx, b, 10, func(*worker.Job) { cnt.inc() })
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = m.Shutdown(ctx) }()
+	if err := cnt.wait(5 * time.Minute); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// fairFlood runs the flood workload once; it returns B–E's enqueue-to-start
+// p99 in ms, A's jobs/s over the window and the share of B–E's jobs
+// started within it.
+func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.Duration) (p99, aRate, started float64, err error) {
+	c, b, closeB, err := s.client()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer closeB()
+	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: fair}); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := addTenantJobs(ctx, c, "t-a", flood); err != nil {
+		return 0, 0, 0, err
+	}
+	var (
+		mu    sync.Mutex
+		waits []float64 // B–E: started - created, ms on the broker's clock
+		seen  = map[string]bool{}
+		aDone atomic.Int64
+	)
+	m, err := startManager(ctx, b, 10, func(j *worker.Job) {
+		if j.TenantID == "t-a" {
+			time.Sleep(2 * time.Millisecond) // the job's work
+			aDone.Add(1)
+			return
+		}
+		mu.Lock()
+		waits = append(waits, float64(j.StartedAt.Sub(j.CreatedAt).Microseconds())/1000)
+		seen[j.ID] = true
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+	})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() { _ = m.Shutdown(ctx) }()
+	var added []string
+	a0 := aDone.Load()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(window); time.Now().Before(end); <-tick.C {
+		for _, tn := range []string{"t-b", "t-c", "t-d", "t-e"} {
+			j, err := c.Add(ctx, aibosQueue, worker.JobSpec{Type: "bench", TenantID: tn})
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			added = append(added, j.ID)
+		}
+	}
+	aRate = float64(aDone.Load()-a0) / window.Seconds()
+	mu.Lock()
+	defer mu.Unlock()
+	all := slices.Clone(waits)
+	for _, id := range added {
+		if !seen[id] {
+			all = append(all, float64(window.Milliseconds()))
+		}
+	}
+	if len(all) == 0 {
+		return 0, 0, 0, fmt.Errorf("no job of tenants B-E was added")
+	}
+	return percentile(all, 99), aRate, float64(len(seen)) / float64(len(added)), nil
+}
+
+// addTenantJobs adds n bench jobs of tenant tn, 1,000 per AddMany.
+func addTenantJobs(ctx context.Context, c *worker.Client, tn string, n int) error {
+	specs := make([]worker.JobSpec, 1000)
+	for i := range specs {
+		specs[i] = worker.JobSpec{Type: "bench", TenantID: tn}
+	}
+	for added := 0; added < n; added += len(specs) {
+		if _, err := c.AddMany(ctx, aibosQueue, specs[:min(len(specs), n-added)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureFairAll runs phase g on Redis (when aibos is selected) and on the
+// embedded store.
+func measureFairAll(ctx context.Context, cfg *config, srv *redisServer, res results) error {
+	setter := func(sys string) func(string, float64) {
+		return func(metric string, v float64) {
+			res.set(sys, metric, v)
+			if cfg.verbose {
+				fmt.Fprintf(os.Stderr, "%-7s %-36s %12.2f\n", sys, metric, v)
+			}
+		}
+	}
+	if cfg.has(cfg.systems, "aibos") {
+		if err := measureFair(ctx, cfg, newAibosRedis(srv), srv.flush, setter("aibos")); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+	}
+	s, cleanup, err := sqliteSystem()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	noFlush := func(context.Context) error { return nil } // each workload opens a fresh file
+	if err := measureFair(ctx, cfg, s, noFlush, setter("sqlite")); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return nil
+}
