@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -24,6 +24,47 @@ var _ broker.FairBroker = (*Broker)(nil)
 // sqlRetag is the fair_tag of a job that becomes pending again other than
 // by hand-back or recovery: waiting for a new tag if its queue is fair.
 const sqlRetag = `fair_tag = CASE WHEN (SELECT fair FROM queues WHERE name = jobs.queue) = 1 THEN -1 ELSE fair_tag END`
+
+// The statements of fair, capped and rate-limited fetches and of fair
+// inserts, compiled once at Open (cachedQueries) like the plain ones: a
+// statement compiled per call cost more than the lookup it runs, and a
+// fair fetch runs several per job.
+const (
+	sqlUntagged = `SELECT seq, priority, tenant_id FROM jobs
+		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ?`
+	sqlFairClock     = `SELECT v FROM fair_clock WHERE queue = ? AND priority = ?`
+	sqlFairNext      = `SELECT next FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
+	sqlFairWeight    = `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`
+	sqlTagJob        = `UPDATE jobs SET fair_tag = ? WHERE seq = ?`
+	sqlStoreFairNext = `INSERT INTO fair_tags (queue, priority, tenant, next) VALUES (?, ?, ?, ?)
+		ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next`
+	sqlCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
+		WHERE queue = ? AND state = 'pending' ORDER BY priority, seq LIMIT ?`
+	sqlFairCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
+		WHERE queue = ? AND state = 'pending' AND fair_tag >= 0 ORDER BY priority, fair_tag, seq LIMIT ?`
+	sqlTenantPaused   = `SELECT count(*) FROM tenant_paused WHERE queue = ? AND tenant = ?`
+	sqlRateState      = `SELECT tat FROM rate_state WHERE queue = ? AND limit_key = ?`
+	sqlStoreRateState = `INSERT INTO rate_state (queue, limit_key, tat) VALUES (?, ?, ?)
+		ON CONFLICT (queue, limit_key) DO UPDATE SET tat = excluded.tat`
+	sqlTenantCap    = `SELECT max_active FROM fair_tenants WHERE queue = ? AND tenant = ?`
+	sqlTenantActive = `SELECT count(*) FROM jobs WHERE queue = ? AND tenant_id = ? AND state = 'active'`
+	// sqlLeaseSeqs leases the jobs whose seqs its last argument lists (a
+	// JSON array), as sqlLease does: one statement for any number.
+	sqlLeaseSeqs = `UPDATE jobs SET state = 'active', attempt = attempt + 1,
+		lease_token = (SELECT MAX(value, ?) + 1 FROM counters WHERE name = 'lease_token'),
+		lease_until = ?, started_at = ?, worker_id = ?
+		WHERE seq IN (SELECT value FROM json_each(?))
+		RETURNING ` + jobColumns
+	sqlAnyPending     = `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`
+	sqlClearFairClock = `DELETE FROM fair_clock WHERE queue = ?`
+	sqlClearFairTags  = `DELETE FROM fair_tags WHERE queue = ?`
+	sqlStoreFairClock = `INSERT INTO fair_clock (queue, priority, v) VALUES (?, ?, ?)
+		ON CONFLICT (queue, priority) DO UPDATE SET v = max(v, excluded.v)`
+)
+
+var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairNext, sqlFairWeight, sqlTagJob, sqlStoreFairNext,
+	sqlCandidates, sqlFairCandidates, sqlTenantPaused, sqlRateState, sqlStoreRateState, sqlTenantCap,
+	sqlTenantActive, sqlLeaseSeqs, sqlAnyPending, sqlClearFairClock, sqlClearFairTags, sqlStoreFairClock}
 
 // tagBudget bounds the jobs one fetch tags; the rest wait for the next.
 const tagBudget = 4096
@@ -86,8 +127,7 @@ func (t *insertTags) done(ctx context.Context, tx *sql.Tx) error {
 // tagUntagged tags up to limit jobs of queue waiting for a tag, in seq
 // order, as broker/fair.go says.
 func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limit int) error {
-	rows, err := b.query(ctx, tx, `SELECT seq, priority, tenant_id FROM jobs
-		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ?`, queue, limit)
+	rows, err := b.query(ctx, tx, sqlUntagged, queue, limit)
 	if err != nil {
 		return fmt.Errorf("find jobs to tag: %w", err)
 	}
@@ -122,34 +162,32 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 		if !ok {
 			v, ok := clock[j.priority]
 			if !ok {
-				if v, err = b.scalar(ctx, tx, `SELECT v FROM fair_clock WHERE queue = ? AND priority = ?`, queue, j.priority); err != nil {
+				if v, err = b.scalar(ctx, tx, sqlFairClock, queue, j.priority); err != nil {
 					return fmt.Errorf("read fair clock: %w", err)
 				}
 				clock[j.priority] = v
 			}
-			if n, err = b.scalar(ctx, tx, `SELECT next FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`,
-				queue, j.priority, j.tenant); err != nil {
+			if n, err = b.scalar(ctx, tx, sqlFairNext, queue, j.priority, j.tenant); err != nil {
 				return fmt.Errorf("read fair tag of tenant %q: %w", j.tenant, err)
 			}
 			n = max(n, v)
 		}
 		w, ok := weight[j.tenant]
 		if !ok {
-			w64, err := b.scalar(ctx, tx, `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`, queue, j.tenant)
+			w64, err := b.scalar(ctx, tx, sqlFairWeight, queue, j.tenant)
 			if err != nil {
 				return fmt.Errorf("read weight of tenant %q: %w", j.tenant, err)
 			}
 			w = int(w64)
 			weight[j.tenant] = w
 		}
-		if _, err := b.exec(ctx, tx, `UPDATE jobs SET fair_tag = ? WHERE seq = ?`, n, j.seq); err != nil {
+		if _, err := b.exec(ctx, tx, sqlTagJob, n, j.seq); err != nil {
 			return fmt.Errorf("tag job: %w", err)
 		}
 		next[k] = n + broker.FairStep(w)
 	}
 	for k, n := range next {
-		if _, err := b.exec(ctx, tx, `INSERT INTO fair_tags (queue, priority, tenant, next) VALUES (?, ?, ?, ?)
-			ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next`, queue, k.priority, k.tenant, n); err != nil {
+		if _, err := b.exec(ctx, tx, sqlStoreFairNext, queue, k.priority, k.tenant, n); err != nil {
 			return fmt.Errorf("store fair tag of tenant %q: %w", k.tenant, err)
 		}
 	}
@@ -183,20 +221,18 @@ type candidate struct {
 // fetch order, skipping those whose tenant is at its cap, and returns their
 // seqs in that order.
 func (b *Broker) pickFair(ctx context.Context, tx *sql.Tx, queue string, q queuePolicy, limit int, nowUs int64) ([]candidate, error) {
-	order := `ORDER BY priority, seq`
-	where := ``
+	candidates := sqlCandidates
 	if q.fair {
 		if err := b.tagUntagged(ctx, tx, queue, tagBudget); err != nil {
 			return nil, err
 		}
-		order, where = `ORDER BY priority, fair_tag, seq`, `AND fair_tag >= 0`
+		candidates = sqlFairCandidates
 	}
 	n := limit
 	if q.capped || q.rated || q.tpaused {
 		n += broker.FairSkipBudget
 	}
-	rows, err := b.query(ctx, tx, `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
-		WHERE queue = ? AND state = 'pending' `+where+` `+order+` LIMIT ?`, queue, n)
+	rows, err := b.query(ctx, tx, candidates, queue, n)
 	if err != nil {
 		return nil, fmt.Errorf("find jobs to lease: %w", err)
 	}
@@ -224,7 +260,7 @@ func (b *Broker) pickFair(ctx context.Context, tx *sql.Tx, queue string, q queue
 		if q.tpaused && c.tenant != "" {
 			h, ok := held[c.tenant]
 			if !ok {
-				n, err := b.scalar(ctx, tx, `SELECT count(*) FROM tenant_paused WHERE queue = ? AND tenant = ?`, queue, c.tenant)
+				n, err := b.scalar(ctx, tx, sqlTenantPaused, queue, c.tenant)
 				if err != nil {
 					return nil, fmt.Errorf("read whether tenant %q is paused: %w", c.tenant, err)
 				}
@@ -297,7 +333,7 @@ func (r *rateLimits) admit(ctx context.Context, c candidate) (bool, error) {
 		}
 		tat, ok := r.tats[k]
 		if !ok {
-			if tat, err = r.b.scalar(ctx, r.tx, `SELECT tat FROM rate_state WHERE queue = ? AND limit_key = ?`, r.queue, k); err != nil {
+			if tat, err = r.b.scalar(ctx, r.tx, sqlRateState, r.queue, k); err != nil {
 				return false, fmt.Errorf("read rate state %s: %w", k, err)
 			}
 		}
@@ -340,8 +376,7 @@ func (r *rateLimits) rate(ctx context.Context, key string) (broker.Rate, error) 
 // store writes the turns this fetch took.
 func (r *rateLimits) store(ctx context.Context) error {
 	for k, tat := range r.tats {
-		if _, err := r.b.exec(ctx, r.tx, `INSERT INTO rate_state (queue, limit_key, tat) VALUES (?, ?, ?)
-			ON CONFLICT (queue, limit_key) DO UPDATE SET tat = excluded.tat`, r.queue, k, tat); err != nil {
+		if _, err := r.b.exec(ctx, r.tx, sqlStoreRateState, r.queue, k, tat); err != nil {
 			return fmt.Errorf("store rate state %s: %w", k, err)
 		}
 	}
@@ -351,7 +386,7 @@ func (r *rateLimits) store(ctx context.Context) error {
 // tenantRoom returns how many more jobs of tenant may be active in queue
 // (a large number when it has no cap).
 func (b *Broker) tenantRoom(ctx context.Context, tx *sql.Tx, queue, tenant string, def int) (int64, error) {
-	limit, err := b.scalar(ctx, tx, `SELECT max_active FROM fair_tenants WHERE queue = ? AND tenant = ?`, queue, tenant)
+	limit, err := b.scalar(ctx, tx, sqlTenantCap, queue, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("read cap of tenant %q: %w", tenant, err)
 	}
@@ -361,7 +396,7 @@ func (b *Broker) tenantRoom(ctx context.Context, tx *sql.Tx, queue, tenant strin
 	if limit == 0 {
 		return 1 << 62, nil
 	}
-	active, err := b.scalar(ctx, tx, `SELECT count(*) FROM jobs WHERE queue = ? AND tenant_id = ? AND state = 'active'`, queue, tenant)
+	active, err := b.scalar(ctx, tx, sqlTenantActive, queue, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("count active jobs of tenant %q: %w", tenant, err)
 	}
@@ -370,31 +405,31 @@ func (b *Broker) tenantRoom(ctx context.Context, tx *sql.Tx, queue, tenant strin
 
 // leaseSeqs leases the jobs with the given seqs, as sqlLease does.
 func (b *Broker) leaseSeqs(ctx context.Context, tx *sql.Tx, picked []candidate, floor, until, now int64, worker string) (*sql.Rows, error) {
-	args := make([]any, 0, 4+len(picked))
-	args = append(args, floor, until, now, worker)
-	for _, c := range picked {
-		args = append(args, c.seq)
+	seqs := make([]byte, 0, 8*len(picked)+2)
+	seqs = append(seqs, '[')
+	for i, c := range picked {
+		if i > 0 {
+			seqs = append(seqs, ',')
+		}
+		seqs = strconv.AppendInt(seqs, c.seq, 10)
 	}
-	return tx.QueryContext(ctx, `UPDATE jobs SET state = 'active', attempt = attempt + 1,
-		lease_token = (SELECT MAX(value, ?) + 1 FROM counters WHERE name = 'lease_token'),
-		lease_until = ?, started_at = ?, worker_id = ?
-		WHERE seq IN (`+strings.TrimSuffix(strings.Repeat("?,", len(picked)), ",")+`)
-		RETURNING `+jobColumns, args...)
+	seqs = append(seqs, ']')
+	return b.query(ctx, tx, sqlLeaseSeqs, floor, until, now, worker, string(seqs))
 }
 
 // served records the highest tag fetched per priority, or restarts the
 // queue's tags when it has no pending job left.
 func (b *Broker) served(ctx context.Context, tx *sql.Tx, queue string, picked []candidate, limit int) error {
 	if len(picked) < limit {
-		left, err := b.scalar(ctx, tx, `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`, queue)
+		left, err := b.scalar(ctx, tx, sqlAnyPending, queue)
 		if err != nil {
 			return fmt.Errorf("look for pending jobs: %w", err)
 		}
 		if left == 0 {
-			if _, err := b.exec(ctx, tx, `DELETE FROM fair_clock WHERE queue = ?`, queue); err != nil {
+			if _, err := b.exec(ctx, tx, sqlClearFairClock, queue); err != nil {
 				return fmt.Errorf("restart fair tags: %w", err)
 			}
-			if _, err := b.exec(ctx, tx, `DELETE FROM fair_tags WHERE queue = ?`, queue); err != nil {
+			if _, err := b.exec(ctx, tx, sqlClearFairTags, queue); err != nil {
 				return fmt.Errorf("restart fair tags: %w", err)
 			}
 			return nil
@@ -405,8 +440,7 @@ func (b *Broker) served(ctx context.Context, tx *sql.Tx, queue string, picked []
 		top[c.priority] = max(top[c.priority], c.tag)
 	}
 	for p, v := range top {
-		if _, err := b.exec(ctx, tx, `INSERT INTO fair_clock (queue, priority, v) VALUES (?, ?, ?)
-			ON CONFLICT (queue, priority) DO UPDATE SET v = max(v, excluded.v)`, queue, p, v); err != nil {
+		if _, err := b.exec(ctx, tx, sqlStoreFairClock, queue, p, v); err != nil {
 			return fmt.Errorf("store fair clock: %w", err)
 		}
 	}
