@@ -79,6 +79,13 @@ func dsn(path string, busy time.Duration, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
+		// Statement journals (a multi-row UPDATE inside a transaction keeps
+		// one, to undo that statement alone) stay in memory: beyond 64 KiB
+		// SQLite would spill each to a temporary file it creates and
+		// removes per statement, which a lease of a few dozen jobs over
+		// several indexes reaches. Temporary tables and sorts of the write
+		// connection's statements are bounded by their LIMITs.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + escapePath(path) + "?" + q.Encode()
