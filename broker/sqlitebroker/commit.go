@@ -86,7 +86,7 @@ func (b *Broker) commit(ctx context.Context, tx *sql.Tx, p *broker.CommitParams,
 		res.Failed = append(res.Failed, broker.State(s))
 	}
 	for _, d := range p.Docs {
-		v, err := writeDoc(ctx, tx, p.Scope, d)
+		v, err := b.writeDoc(ctx, tx, p.Scope, d)
 		if err != nil {
 			return nil, err
 		}
@@ -154,34 +154,47 @@ func boolInt(v bool) int64 {
 	return 0
 }
 
+// The statements of document writes, compiled once at Open (cachedQueries):
+// an audited request writes several.
+const (
+	sqlDocVersion = `SELECT version FROM docs WHERE scope = ? AND kind = ? AND key = ?`
+	sqlDocUnindex = `DELETE FROM doc_index WHERE scope = ? AND kind = ? AND key = ?`
+	sqlDocDelete  = `DELETE FROM docs WHERE scope = ? AND kind = ? AND key = ?`
+	sqlDocWrite   = `INSERT INTO docs (scope, kind, key, version, body) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (scope, kind, key) DO UPDATE SET version = excluded.version, body = excluded.body`
+	sqlDocIndex = `INSERT OR REPLACE INTO doc_index (scope, kind, name, key, score) VALUES (?, ?, ?, ?, ?)`
+)
+
+var docQueries = []string{sqlDocVersion, sqlDocUnindex, sqlDocDelete, sqlDocWrite, sqlDocIndex}
+
 // writeDoc applies one compare-and-set document write and returns the new
 // version (0 after a delete).
-func writeDoc(ctx context.Context, tx *sql.Tx, scope string, d *broker.DocWrite) (int64, error) {
+func (b *Broker) writeDoc(ctx context.Context, tx *sql.Tx, scope string, d *broker.DocWrite) (int64, error) {
 	var v int64
-	err := tx.QueryRowContext(ctx, `SELECT version FROM docs WHERE scope = ? AND kind = ? AND key = ?`, scope, d.Kind, d.Key).Scan(&v)
+	row, err := b.queryRow(ctx, tx, sqlDocVersion, scope, d.Kind, d.Key)
+	if err == nil {
+		err = row.Scan(&v)
+	}
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read document %s %q: %w", d.Kind, d.Key, err)
 	}
 	if v != d.Version {
 		return 0, fmt.Errorf("%w: document %s %q is at version %d, not %d", broker.ErrConflict, d.Kind, d.Key, v, d.Version)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM doc_index WHERE scope = ? AND kind = ? AND key = ?`, scope, d.Kind, d.Key); err != nil {
+	if _, err := b.exec(ctx, tx, sqlDocUnindex, scope, d.Kind, d.Key); err != nil {
 		return 0, fmt.Errorf("remove index entries of document %s %q: %w", d.Kind, d.Key, err)
 	}
 	if d.Delete {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM docs WHERE scope = ? AND kind = ? AND key = ?`, scope, d.Kind, d.Key); err != nil {
+		if _, err := b.exec(ctx, tx, sqlDocDelete, scope, d.Kind, d.Key); err != nil {
 			return 0, fmt.Errorf("delete document %s %q: %w", d.Kind, d.Key, err)
 		}
 		return 0, nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO docs (scope, kind, key, version, body) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (scope, kind, key) DO UPDATE SET version = excluded.version, body = excluded.body`,
-		scope, d.Kind, d.Key, v+1, []byte(d.Body)); err != nil {
+	if _, err := b.exec(ctx, tx, sqlDocWrite, scope, d.Kind, d.Key, v+1, []byte(d.Body)); err != nil {
 		return 0, fmt.Errorf("write document %s %q: %w", d.Kind, d.Key, err)
 	}
 	for _, x := range d.Index {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO doc_index (scope, kind, name, key, score) VALUES (?, ?, ?, ?, ?)`,
-			scope, d.Kind, x.Name, d.Key, x.Score); err != nil {
+		if _, err := b.exec(ctx, tx, sqlDocIndex, scope, d.Kind, x.Name, d.Key, x.Score); err != nil {
 			return 0, fmt.Errorf("index document %s %q: %w", d.Kind, d.Key, err)
 		}
 	}

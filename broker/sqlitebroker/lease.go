@@ -54,8 +54,8 @@ var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result
 	attempts = coalesce(attempts, '[]')
 	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
-var cachedQueries = append([]string{sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
-	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}, fairQueries...)
+var cachedQueries = slices.Concat([]string{sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
+	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL}, fairQueries, docQueries)
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit
 // pending jobs, all in one transaction. See broker.Broker.
