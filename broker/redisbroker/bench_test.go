@@ -85,13 +85,38 @@ func redisCPU(b *testing.B, client *redis.Client) time.Duration {
 // server's CPU per job (fetch and completion), the figure to compare on a
 // loaded machine.
 func BenchmarkFetchComplete(b *testing.B) {
-	const fetchBatch = 32
 	br, client, _ := newBrokerKeys(b)
+	benchFetchComplete(b, br, client, 1)
+}
+
+// BenchmarkFairFetchComplete is BenchmarkFetchComplete with the jobs spread
+// over 100 tenants, on a plain queue and on a fair one, and on a fair queue
+// with every job of one tenant (BenchmarkFetchComplete is its plain twin):
+// the Redis CPU per job of a pair is what fairness costs the server.
+func BenchmarkFairFetchComplete(b *testing.B) {
+	for _, v := range []struct {
+		fair    bool
+		tenants int
+	}{{false, 100}, {true, 1}, {true, 100}} {
+		b.Run(fmt.Sprintf("fair=%v/tenants=%d", v.fair, v.tenants), func(b *testing.B) {
+			br, client, _ := newBrokerKeys(b)
+			if err := br.QueueFairSet(context.Background(), &broker.FairPolicy{Queue: "bench", Fair: v.fair}); err != nil {
+				b.Fatal(err)
+			}
+			benchFetchComplete(b, br, client, v.tenants)
+		})
+	}
+}
+
+func benchFetchComplete(b *testing.B, br broker.Broker, client *redis.Client, tenants int) {
+	const fetchBatch = 32
 	ctx := context.Background()
 	b.StopTimer()
 	ps := make([]*broker.JobInsertParams, 0, 1000)
 	for i := 0; i < b.N; i++ {
-		ps = append(ps, benchJob(i))
+		j := benchJob(i)
+		j.TenantID = fmt.Sprintf("tenant-%d", i%tenants)
+		ps = append(ps, j)
 		if len(ps) == cap(ps) || i == b.N-1 {
 			if _, err := br.JobInsertMany(ctx, ps); err != nil {
 				b.Fatal(err)
