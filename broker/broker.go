@@ -30,6 +30,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -309,6 +310,32 @@ type QueueMaintainParams struct {
 	DeadMaxAge time.Duration
 	// Limit caps how many jobs each step touches per call; 0 means 1000.
 	Limit int
+	// MaxCrashes quarantines a job whose lease expired MaxCrashes times in
+	// a row: when the lease recovered now ends a run of that many
+	// consecutive lease_expired attempts in the job's history, the job goes
+	// to dead with QuarantineReason as its last error, whatever attempts it
+	// has left. Any other outcome (a failure, a hand-back) ends the run. 0
+	// turns the rule off; at most MaxAttemptHistory, as the count comes
+	// from the history.
+	MaxCrashes int
+}
+
+// QuarantineReason is the last error of a job quarantined after its lease
+// expired n times in a row (QueueMaintainParams.MaxCrashes).
+func QuarantineReason(n int) string {
+	return fmt.Sprintf("quarantined: its worker died under it %d times in a row (lease expired each time)", n)
+}
+
+// ValidateMaintain checks p's numbers: none negative, MaxCrashes at most
+// MaxAttemptHistory. The error names the field.
+func ValidateMaintain(p *QueueMaintainParams) error {
+	switch {
+	case p.Limit < 0 || p.CompletedMaxAge < 0 || p.CompletedMaxCount < 0 || p.DeadMaxAge < 0:
+		return fmt.Errorf("%w: limits must not be negative", ErrInvalidJob)
+	case p.MaxCrashes < 0 || p.MaxCrashes > MaxAttemptHistory:
+		return fmt.Errorf("%w: max crashes %d is outside 0..%d", ErrInvalidJob, p.MaxCrashes, MaxAttemptHistory)
+	}
+	return nil
 }
 
 // QueueMaintainResult counts what QueueMaintain did.
@@ -318,6 +345,9 @@ type QueueMaintainResult struct {
 	Promoted  int // scheduled jobs now pending
 	Expired   int // pending jobs past their TTL
 	Removed   int // completed or dead jobs removed by retention
+	// Quarantined counts the jobs of Dead that went there by the
+	// MaxCrashes rule rather than for want of attempts.
+	Quarantined int
 	// More reports that a step stopped at the limit and may have work
 	// left: call again. It may be true when exactly Limit jobs were left.
 	More bool

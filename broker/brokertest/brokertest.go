@@ -83,6 +83,7 @@ var cases = []testCase{
 	{"TenantIndexExact", testTenantIndexExact},
 	{"UniqueKeyPerTenant", testUniqueKeyPerTenant},
 	{"AttemptHistory", testAttemptHistory},
+	{"QuarantineAfterCrashes", testQuarantineAfterCrashes},
 	{"FairOrder", testFairOrder},
 	{"FairPriorityFirst", testFairPriorityFirst},
 	{"TenantCapConcurrent", testTenantCapConcurrent},

@@ -95,6 +95,9 @@ var faultCases = map[string]struct {
 	"historyNoRecovery":  {faults{historyNoRecovery: true}, "AttemptHistory"},
 	"historyNoCancelled": {faults{historyNoCancelled: true}, "AttemptHistory"},
 
+	"quarantineIgnored":     {faults{quarantineIgnored: true}, "QuarantineAfterCrashes"},
+	"quarantineAnyExpiries": {faults{quarantineAnyExpiries: true}, "QuarantineAfterCrashes"},
+
 	// Fairness between tenants and their caps (broker/fair.go).
 	"fairIgnoresWeight":   {faults{fairIgnoresWeight: true}, "FairOrder"},
 	"fairAlways":          {faults{fairAlways: true}, "FairOrder"},

@@ -12,12 +12,19 @@ import (
 // returns the summed result.
 func (s *bundle) recover(q, id string) broker.QueueMaintainResult {
 	s.t.Helper()
+	return s.recoverWith(&broker.QueueMaintainParams{Queue: q}, id)
+}
+
+// recoverWith is recover with p's rules (p.Queue is the job's queue).
+func (s *bundle) recoverWith(p *broker.QueueMaintainParams, id string) broker.QueueMaintainResult {
+	s.t.Helper()
 	var sum broker.QueueMaintainResult
 	s.waitFor("the expired lease of "+id+" to be recovered", func() bool {
-		r := s.maintain(&broker.QueueMaintainParams{Queue: q})
+		r := s.maintain(p)
 		sum.Recovered += r.Recovered
 		sum.Dead += r.Dead
-		return s.get(q, id).State != broker.StateActive
+		sum.Quarantined += r.Quarantined
+		return s.get(p.Queue, id).State != broker.StateActive
 	})
 	return sum
 }

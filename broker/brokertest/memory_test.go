@@ -53,6 +53,21 @@ func (b *memBroker) record(j *memJob, o broker.AttemptOutcome, errText string, n
 	}
 }
 
+// crashRun counts the lease expiries that end the history (all of them
+// under the quarantineAnyExpiries fault).
+func crashRun(h []broker.AttemptRecord, any bool) int {
+	n := 0
+	for i := len(h) - 1; i >= 0; i-- {
+		switch {
+		case h[i].Outcome == broker.AttemptLeaseExpired:
+			n++
+		case !any:
+			return n
+		}
+	}
+	return n
+}
+
 // faults names the rules a memBroker can be told to break.
 type faults struct {
 	ignorePriority      bool // fetch in insert order only
@@ -119,6 +134,9 @@ type faults struct {
 	historyUntrimmed   bool // the attempt history keeps every attempt
 	historyNoRecovery  bool // a recovered lease is not in the attempt history
 	historyNoCancelled bool // cancelling an active job records no attempt
+
+	quarantineIgnored     bool // QueueMaintain ignores MaxCrashes
+	quarantineAnyExpiries bool // MaxCrashes counts every lease expiry, not only those in a row
 
 	fairIgnoresWeight   bool // every tenant of a fair queue has weight 1
 	fairCrossesPriority bool // fair tags order jobs before priorities do
@@ -742,6 +760,9 @@ func (b *memBroker) QueueResume(ctx context.Context, queue string) error {
 }
 
 func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParams) (*broker.QueueMaintainResult, error) {
+	if err := broker.ValidateMaintain(p); err != nil {
+		return nil, err
+	}
 	if err := b.lock(); err != nil {
 		return nil, err
 	}
@@ -766,7 +787,11 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 			if !b.faults.historyNoRecovery {
 				b.record(j, broker.AttemptLeaseExpired, "lease expired", now)
 			}
-			if j.Attempt < j.MaxAttempts {
+			if crashes := crashRun(j.attempts, b.faults.quarantineAnyExpiries); p.MaxCrashes > 0 && !b.faults.quarantineIgnored && crashes >= p.MaxCrashes {
+				j.State, j.FinishedAt, j.LastError = broker.StateDead, now, broker.QuarantineReason(p.MaxCrashes)
+				r.Dead++
+				r.Quarantined++
+			} else if j.Attempt < j.MaxAttempts {
 				j.State = broker.StatePending
 				b.toBack(j)
 				j.leakedSlot = b.faults.capLeaksOnRecovery

@@ -309,8 +309,8 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	if err := broker.ValidateQueueName(p.Queue); err != nil {
 		return nil, fmt.Errorf("redisbroker: maintain queue: %w: %v", broker.ErrInvalidJob, err)
 	}
-	if p.CompletedMaxAge < 0 || p.CompletedMaxCount < 0 || p.DeadMaxAge < 0 || p.Limit < 0 {
-		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w: negative retention or limit", p.Queue, broker.ErrInvalidJob)
+	if err := broker.ValidateMaintain(p); err != nil {
+		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w", p.Queue, err)
 	}
 	limit := p.Limit
 	if limit == 0 {
@@ -318,16 +318,17 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	}
 	k := b.keys(p.Queue)
 	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.expired, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, p.Queue)}
-	res, err := scriptMaintain.Run(ctx, b.client, keys, limit, millis(p.CompletedMaxAge), p.CompletedMaxCount, millis(p.DeadMaxAge)).Int64Slice()
+	res, err := scriptMaintain.Run(ctx, b.client, keys, limit, millis(p.CompletedMaxAge), p.CompletedMaxCount, millis(p.DeadMaxAge),
+		p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes)).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w", p.Queue, err)
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return nil, fmt.Errorf("redisbroker: maintain queue %q: unexpected reply of %d values", p.Queue, len(res))
 	}
 	return &broker.QueueMaintainResult{
 		Recovered: int(res[0]), Dead: int(res[1]), Promoted: int(res[2]), Expired: int(res[3]), Removed: int(res[4]),
-		More: res[5] == 1,
+		More: res[5] == 1, Quarantined: int(res[6]),
 	}, nil
 }
 

@@ -167,8 +167,8 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	if err := broker.ValidateQueueName(p.Queue); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", op, broker.ErrInvalidJob, err)
 	}
-	if p.Limit < 0 || p.CompletedMaxAge < 0 || p.CompletedMaxCount < 0 || p.DeadMaxAge < 0 {
-		return nil, fmt.Errorf("%s: %w: limits must not be negative", op, broker.ErrInvalidJob)
+	if err := broker.ValidateMaintain(p); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	limit := p.Limit
 	if limit == 0 {
@@ -177,7 +177,7 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	res := &broker.QueueMaintainResult{}
 	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
 		*res = broker.QueueMaintainResult{}
-		if err := recoverLeases(ctx, tx, p.Queue, now, limit, res); err != nil {
+		if err := recoverLeases(ctx, tx, p, now, limit, res); err != nil {
 			return err
 		}
 		var err error
@@ -202,28 +202,41 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 }
 
 // recoverLeases returns jobs whose lease expired to pending, or to dead when
-// they have no attempts left.
-func recoverLeases(ctx context.Context, tx *sql.Tx, queue string, now int64, limit int, res *broker.QueueMaintainResult) error {
-	rows, err := tx.QueryContext(ctx, `UPDATE jobs SET
-		state = CASE WHEN attempt < max_attempts THEN 'pending' ELSE 'dead' END,
-		finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE ?1 END,
-		last_error = CASE WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
-		lease_until = NULL, worker_id = '', attempts = `+attemptsAfter("?1", "'lease_expired'", "'lease expired'")+`
-		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ?2 AND state = 'active' AND lease_until <= ?1
+// they have no attempts left or the attempt ends a run of p.MaxCrashes
+// lease expiries (quarantined: the last p.MaxCrashes-1 entries of the
+// history as it was are all lease_expired).
+func recoverLeases(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int, res *broker.QueueMaintainResult) error {
+	rows, err := tx.QueryContext(ctx, `WITH due AS (
+			SELECT seq, ?4 > 0 AND coalesce(json_array_length(attempts), 0) >= ?4 - 1 AND (
+				SELECT count(*) FROM json_each(attempts)
+				WHERE key >= json_array_length(attempts) - (?4 - 1) AND json_extract(value, '$[4]') = 'lease_expired'
+			) = ?4 - 1 AS crashed
+			FROM jobs WHERE queue = ?2 AND state = 'active' AND lease_until <= ?1
 			ORDER BY lease_until LIMIT ?3)
-		RETURNING state`, now, queue, limit)
+		UPDATE jobs SET
+		state = CASE WHEN attempt < max_attempts AND NOT due.crashed THEN 'pending' ELSE 'dead' END,
+		finished_at = CASE WHEN attempt < max_attempts AND NOT due.crashed THEN NULL ELSE ?1 END,
+		last_error = CASE WHEN due.crashed THEN ?5 WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
+		lease_until = NULL, worker_id = '', attempts = `+attemptsAfter("?1", "'lease_expired'", "'lease expired'")+`
+		FROM due WHERE jobs.seq = due.seq
+		RETURNING state, state = 'dead' AND last_error = ?5`, now, p.Queue, limit, p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes))
 	if err != nil {
 		return fmt.Errorf("recover expired leases: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var s string
-		if err := rows.Scan(&s); err != nil {
+		var crashed bool // a quarantine: no other way to dead carries its reason
+		if err := rows.Scan(&s, &crashed); err != nil {
 			return fmt.Errorf("recover expired leases: %w", err)
 		}
-		if s == string(broker.StateDead) {
+		switch {
+		case crashed:
 			res.Dead++
-		} else {
+			res.Quarantined++
+		case s == string(broker.StateDead):
+			res.Dead++
+		default:
 			res.Recovered++
 		}
 	}

@@ -14,12 +14,36 @@
 -- KEYS[11] wake channel (optional): told when jobs became pending here
 -- ARGV[1] limit  ARGV[2] completed max age ms (0: keep)
 -- ARGV[3] completed max count (0: no limit)  ARGV[4] dead max age ms (0: keep)
--- Returns {recovered, dead, promoted, expired, removed, more}: more is 1 when
---   a step stopped at the limit (call again), else 0.
+-- ARGV[5] max crashes (0: off): a recovered job whose history then ends with
+--   that many lease_expired attempts goes to dead (quarantined)
+-- ARGV[6] the quarantined job's last error
+-- Returns {recovered, dead, promoted, expired, removed, more, quarantined}:
+--   more is 1 when a step stopped at the limit (call again), else 0;
+--   quarantined counts the jobs of dead that the max crashes rule took.
 
 local limit = tonumber(ARGV[1])
 local now, now_us = clock()
-local recovered, dead, expired, removed, more = 0, 0, 0, 0, 0
+local recovered, dead, expired, removed, more, quarantined = 0, 0, 0, 0, 0, 0
+local max_crashes = tonumber(ARGV[5])
+
+-- crashed_out reports whether the attempt just recorded for id ends a run of
+-- max_crashes lease_expired attempts: only the last entries of its history
+-- are read, and only when the rule is on.
+local function crashed_out(id)
+  if max_crashes <= 0 then
+    return false
+  end
+  local tail = redis.call('LRANGE', hist_key(KEYS[9], id), -max_crashes, -1)
+  if #tail < max_crashes then
+    return false
+  end
+  for _, e in ipairs(tail) do
+    if not string.find(e, '"lease_expired"', 1, true) then
+      return false
+    end
+  end
+  return true
+end
 
 -- full notes a step that took as many jobs as the limit allows.
 local function full(n)
@@ -38,6 +62,11 @@ for _, id in ipairs(leases) do
   end
   if not v[1] then
     redis.call('ZREM', KEYS[3], id)
+  elseif crashed_out(id) then
+    finish(KEYS[3], KEYS[5], 'dead', job_key, id, KEYS[10], now, now_us)
+    redis.call('HSET', job_key, 'le', ARGV[6])
+    dead = dead + 1
+    quarantined = quarantined + 1
   elseif tonumber(v[1]) < tonumber(job_number(KEYS[9], id, 'm', v[2])) then
     redis.call('ZREM', KEYS[3], id)
     make_pending(KEYS[2], KEYS[7], job_key, id, true)
@@ -91,4 +120,4 @@ end
 if KEYS[11] and recovered + promoted > 0 then
   redis.call('PUBLISH', KEYS[11], '0')
 end
-return {recovered, dead, promoted, expired, removed, more}
+return {recovered, dead, promoted, expired, removed, more, quarantined}
