@@ -38,7 +38,28 @@ func (m *Manager) newMaintainer() *maintenance.Maintainer {
 			CompletedMaxAge:   max(m.cfg.CompletedMaxAge, 0),
 			CompletedMaxCount: max(m.cfg.CompletedMaxCount, 0),
 			DeadMaxAge:        max(m.cfg.DeadMaxAge, 0),
+			// Twice the lease: jobs that died beside a crashing one start
+			// apart from it by far more than a fetch round; the lease is
+			// already the time a crash takes to show.
+			CrashSpread: 2 * m.cfg.LeaseDuration,
 		},
-		Logger: m.log,
+		MaxCrashes: m.maxCrashes(),
+		Logger:     m.log,
 	})
+}
+
+// maxCrashes returns each queue's quarantine rule, its own or the
+// Manager's; queues with the rule off are absent.
+func (m *Manager) maxCrashes() map[string]int {
+	rules := map[string]int{}
+	for _, q := range m.queues {
+		n := q.cfg.MaxCrashes
+		if n == 0 {
+			n = m.cfg.MaxCrashes
+		}
+		if n > 0 {
+			rules[q.cfg.Name] = n
+		}
+	}
+	return rules
 }

@@ -25,8 +25,12 @@ const (
 )
 
 // crashModeEnv, set to "cap", makes the worker process serve the fair,
-// capped queue crash-cap instead (TestCrashSIGKILLFreesTenantSlots).
+// capped queue crash-cap instead (TestCrashSIGKILLFreesTenantSlots); set to
+// "poison", the queue crash with MaxCrashes crashPoisonMax, where a
+// "crash.exit" job ends the process (TestCrashPoisonQuarantined).
 const crashModeEnv = "WORKER_CRASH_MODE"
+
+const crashPoisonMax = 5 // the service's default (WORKER_MAX_CRASHES)
 
 // crashChild is a worker process: it processes "crash.work" jobs (30 ms
 // each, concurrency 10) until it is killed; in mode "cap", it holds the
@@ -39,8 +43,11 @@ func crashChild() {
 	}
 	defer b.Close()
 	queue := worker.QueueConfig{Name: "crash"}
-	if os.Getenv(crashModeEnv) == "cap" {
+	switch os.Getenv(crashModeEnv) {
+	case "cap":
 		queue = worker.QueueConfig{Name: "crash-cap", Fair: true}
+	case "poison":
+		queue.MaxCrashes = crashPoisonMax
 	}
 	m, err := worker.NewManager(b, worker.ManagerConfig{
 		Queues:            []worker.QueueConfig{queue},
@@ -67,6 +74,10 @@ func crashChild() {
 		<-ctx.Done()
 		return ctx.Err()
 	})
+	_ = m.HandleFunc("crash.exit", func(ctx context.Context, j *worker.Job) error {
+		os.Exit(3) // as a processor that crashes its process would
+		return nil
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := m.Run(ctx); err != nil {
@@ -76,6 +87,33 @@ func crashChild() {
 }
 
 func startCrashChild(t *testing.T, url, prefix string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := crashCmd(t, url, prefix, env...)
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// startWatchedCrashChild is startCrashChild for a process that may exit on
+// its own: the returned channel is closed when it has.
+func startWatchedCrashChild(t *testing.T, url, prefix string, env ...string) <-chan struct{} {
+	t.Helper()
+	cmd := crashCmd(t, url, prefix, env...)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return done
+}
+
+// crashCmd starts the test binary as a worker process (crashChild).
+func crashCmd(t *testing.T, url, prefix string, env ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -88,12 +126,6 @@ func startCrashChild(t *testing.T, url, prefix string, env ...string) *exec.Cmd 
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start worker process: %v", err)
 	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
 	return cmd
 }
 
@@ -288,5 +320,54 @@ func TestCrashSIGKILLFreesTenantSlots(t *testing.T) {
 	}
 	if per["t-a"] != limit || per["t-b"] != limit || st.Active != 2*limit {
 		t.Fatalf("after the kill the second worker holds %v (%d active); want %d of each tenant: its cap, no more", per, st.Active, limit)
+	}
+}
+
+// TestCrashPoisonQuarantined: a job that ends its worker's process at every
+// attempt is quarantined after MaxCrashes deaths in a row (dead, with the
+// reason, attempts left unused) while the ordinary jobs around it all
+// complete; each death is a real process exit and a new process recovers
+// the lease, as a supervisor restarting the worker would.
+func TestCrashPoisonQuarantined(t *testing.T) {
+	url, prefix, _, c := crashSetup(t)
+	ctx := context.Background()
+	const work = 200
+	addCrashWork(t, c, work)
+	poison := add(t, c, "crash", worker.JobSpec{Type: "crash.exit", MaxAttempts: 10})
+	exits := 0
+	child := startWatchedCrashChild(t, url, prefix, crashModeEnv+"=poison")
+	var j *worker.Job
+	waitFor(t, 60*time.Second, "the poison job to be finished", func() bool {
+		var err error
+		if j, err = c.Get(ctx, "crash", poison.ID); err != nil {
+			t.Fatal(err)
+		}
+		if j.State == worker.StateDead || j.State == worker.StateCompleted {
+			return true
+		}
+		select {
+		case <-child:
+		default:
+			return false
+		}
+		exits++
+		child = startWatchedCrashChild(t, url, prefix, crashModeEnv+"=poison")
+		return false
+	})
+	if want := broker.QuarantineReason(crashPoisonMax); j.State != worker.StateDead || j.LastError != want || j.Attempt != crashPoisonMax {
+		t.Fatalf("poison job: state %s, attempt %d, last error %q; want dead on attempt %d with %q", j.State, j.Attempt, j.LastError, crashPoisonMax, want)
+	}
+	if exits != crashPoisonMax {
+		t.Fatalf("the poison job ended %d worker processes; want %d (MaxCrashes)", exits, crashPoisonMax)
+	}
+	var s *worker.QueueStats
+	waitFor(t, 60*time.Second, "the ordinary jobs to be finished", func() bool {
+		var err error
+		s, err = c.Stats(ctx, "crash")
+		return err == nil && s.Completed+s.Dead == work+1
+	})
+	if s.Completed != work {
+		t.Fatalf("%d of the %d ordinary jobs completed, %d dead; want all completed (the jobs that died beside the poison job are not quarantined with it)",
+			s.Completed, work, s.Dead-1)
 	}
 }

@@ -55,6 +55,13 @@ type QueueConfig struct {
 	// it never undoes it for the others. The broker must implement
 	// broker.FairBroker (both brokers of this module do). Defaults to false.
 	Fair bool
+	// MaxCrashes quarantines a job of this queue whose worker died under
+	// it (its lease expired) this many times in a row: it goes to dead
+	// with the reason, whatever attempts it has left
+	// (broker.QueueMaintainParams.MaxCrashes has the rule). 0 takes the
+	// Manager's MaxCrashes; -1 turns the rule off for this queue. At most
+	// broker.MaxAttemptHistory.
+	MaxCrashes int
 }
 
 // ManagerConfig configures a Manager. The zero value works: it serves the
@@ -121,6 +128,17 @@ type ManagerConfig struct {
 	CompletedMaxCount int
 	// DeadMaxAge removes dead jobs older than this. Defaults to keeping them.
 	DeadMaxAge time.Duration
+	// MaxCrashes is the quarantine rule of the queues that set none
+	// (QueueConfig.MaxCrashes): a job whose worker died under it this many
+	// times in a row goes to dead. A worker killed from outside (OOM, a
+	// node lost, a deploy's SIGKILL) looks the same to the broker as a job
+	// that crashes its process, so the rule can quarantine a healthy job
+	// whose workers kept dying under it; the higher the number, the rarer
+	// that, and the longer a poison job keeps killing workers. A graceful
+	// shutdown hands jobs back and never counts. Defaults to 0: off, as
+	// River and asynq have it (a crashed attempt is an attempt like any
+	// other); the service turns it on (WORKER_MAX_CRASHES).
+	MaxCrashes int
 	// WorkerID names this Manager in leases and logs. Defaults to
 	// host:pid:random.
 	WorkerID string
@@ -203,6 +221,8 @@ func (c *ManagerConfig) withDefaults() error {
 		return fmt.Errorf("prefetch %d is outside [0, 10000]", c.Prefetch)
 	case c.FetchBatch < 1 || c.FetchBatch > 1000:
 		return fmt.Errorf("fetch batch %d is outside [1, 1000]", c.FetchBatch)
+	case c.MaxCrashes < 0 || c.MaxCrashes > broker.MaxAttemptHistory:
+		return fmt.Errorf("max crashes %d is outside [0, %d] (0: off)", c.MaxCrashes, broker.MaxAttemptHistory)
 	}
 	if err := c.Retry.Validate(); err != nil {
 		return err
@@ -229,6 +249,9 @@ func (c *ManagerConfig) withDefaults() error {
 		}
 		if q.Concurrency < 0 {
 			return fmt.Errorf("queue %q: concurrency %d is negative", q.Name, q.Concurrency)
+		}
+		if q.MaxCrashes < -1 || q.MaxCrashes > broker.MaxAttemptHistory {
+			return fmt.Errorf("queue %q: max crashes %d is outside [-1, %d] (0: the manager's, -1: off)", q.Name, q.MaxCrashes, broker.MaxAttemptHistory)
 		}
 		if q.Concurrency == 0 || q.Concurrency > c.Concurrency {
 			q.Concurrency = c.Concurrency

@@ -318,6 +318,15 @@ type QueueMaintainParams struct {
 	// turns the rule off; at most MaxAttemptHistory, as the count comes
 	// from the history.
 	MaxCrashes int
+	// CrashSpread, with MaxCrashes on, makes a job recovered after its
+	// second lease expiry in a row or later (with MaxCrashes 2, its first)
+	// wait a random delay in [0, CrashSpread) as scheduled instead of going
+	// back to its place. The jobs that died beside a job that crashes its
+	// worker were recovered with it, side by side, and would be fetched
+	// with it and die with it again until the rule took them all; spread
+	// out, they run apart from it and complete. 0 recovers every job to its
+	// place.
+	CrashSpread time.Duration
 }
 
 // QuarantineReason is the last error of a job quarantined after its lease
@@ -332,6 +341,8 @@ func ValidateMaintain(p *QueueMaintainParams) error {
 	switch {
 	case p.Limit < 0 || p.CompletedMaxAge < 0 || p.CompletedMaxCount < 0 || p.DeadMaxAge < 0:
 		return fmt.Errorf("%w: limits must not be negative", ErrInvalidJob)
+	case p.CrashSpread < 0:
+		return fmt.Errorf("%w: crash spread %v is negative", ErrInvalidJob, p.CrashSpread)
 	case p.MaxCrashes < 0 || p.MaxCrashes > MaxAttemptHistory:
 		return fmt.Errorf("%w: max crashes %d is outside 0..%d", ErrInvalidJob, p.MaxCrashes, MaxAttemptHistory)
 	}

@@ -97,6 +97,7 @@ var faultCases = map[string]struct {
 
 	"quarantineIgnored":     {faults{quarantineIgnored: true}, "QuarantineAfterCrashes"},
 	"quarantineAnyExpiries": {faults{quarantineAnyExpiries: true}, "QuarantineAfterCrashes"},
+	"crashSpreadIgnored":    {faults{crashSpreadIgnored: true}, "QuarantineAfterCrashes"},
 
 	// Fairness between tenants and their caps (broker/fair.go).
 	"fairIgnoresWeight":   {faults{fairIgnoresWeight: true}, "FairOrder"},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -137,6 +138,7 @@ type faults struct {
 
 	quarantineIgnored     bool // QueueMaintain ignores MaxCrashes
 	quarantineAnyExpiries bool // MaxCrashes counts every lease expiry, not only those in a row
+	crashSpreadIgnored    bool // a job that expired twice in a row goes back to its place at once
 
 	fairIgnoresWeight   bool // every tenant of a fair queue has weight 1
 	fairCrossesPriority bool // fair tags order jobs before priorities do
@@ -791,6 +793,9 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 				j.State, j.FinishedAt, j.LastError = broker.StateDead, now, broker.QuarantineReason(p.MaxCrashes)
 				r.Dead++
 				r.Quarantined++
+			} else if j.Attempt < j.MaxAttempts && crashes >= max(1, min(2, p.MaxCrashes-1)) && p.MaxCrashes > 0 && p.CrashSpread > 0 && !b.faults.crashSpreadIgnored {
+				j.State, j.RunAt = broker.StateScheduled, now.Add(rand.N(p.CrashSpread))
+				r.Recovered++
 			} else if j.Attempt < j.MaxAttempts {
 				j.State = broker.StatePending
 				b.toBack(j)

@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"errors"
+	"time"
 
 	"github.com/aibos/worker/broker"
 )
@@ -10,10 +11,13 @@ import (
 // ends a run of n lease expiries in a row sends the job to dead with
 // QuarantineReason(n), attempts left or not; a failure or a hand-back in
 // between starts the run again, and with the rule off (0) expiries alone
-// never quarantine. Out-of-range values are refused.
+// never quarantine. A job recovered after its second expiry in a row or
+// later waits as scheduled, less than CrashSpread; after a first one it is
+// pending at once. Out-of-range values are refused.
 func testQuarantineAfterCrashes(s *bundle) {
 	q := "quarantine"
-	rule := &broker.QueueMaintainParams{Queue: q, MaxCrashes: 3}
+	const spread = 500 * time.Millisecond
+	rule := &broker.QueueMaintainParams{Queue: q, MaxCrashes: 3, CrashSpread: spread}
 	expire := func(id string) broker.QueueMaintainResult {
 		s.t.Helper()
 		f := s.fetchWait(q, shortLease)
@@ -22,13 +26,21 @@ func testQuarantineAfterCrashes(s *bundle) {
 		}
 		return s.recoverWith(rule, id)
 	}
-	pendingAfter := func(id, what string) {
+	recovered := func(id, what string, want broker.State) {
 		s.t.Helper()
 		if r := expire(id); r.Recovered != 1 || r.Dead != 0 || r.Quarantined != 0 {
 			s.t.Fatalf("%s: recovery reported %d recovered, %d dead, %d quarantined; want 1 recovered", what, r.Recovered, r.Dead, r.Quarantined)
 		}
-		s.wantState(q, id, broker.StatePending)
+		j := s.get(q, id)
+		if j.State == broker.StateScheduled && want == broker.StateScheduled && j.RunAt.After(s.now().Add(spread)) {
+			s.t.Fatalf("%s: job %s is scheduled for %v, beyond the crash spread %v", what, id, j.RunAt, spread)
+		}
+		if j.State != want {
+			s.t.Fatalf("%s: job %s is %s, want %s", what, id, j.State, want)
+		}
 	}
+	pendingAfter := func(id, what string) { s.t.Helper(); recovered(id, what, broker.StatePending) }
+	scheduledAfter := func(id, what string) { s.t.Helper(); recovered(id, what, broker.StateScheduled) }
 
 	a := s.insert(q, withAttempts(20))
 	pendingAfter(a.ID, "first expiry")
@@ -37,13 +49,13 @@ func testQuarantineAfterCrashes(s *bundle) {
 		s.t.Fatalf("a failure with attempts left made job %s dead", a.ID)
 	}
 	pendingAfter(a.ID, "first expiry after a failure")
-	pendingAfter(a.ID, "second expiry in a row")
+	scheduledAfter(a.ID, "second expiry in a row")
 	f = s.fetchWait(q, longLease)
 	if lp := lease(f); s.b.JobRelease(s.ctx, &lp) != nil {
 		s.t.Fatalf("JobRelease(%s) failed", a.ID)
 	}
 	pendingAfter(a.ID, "first expiry after a hand-back")
-	pendingAfter(a.ID, "second expiry in a row")
+	scheduledAfter(a.ID, "second expiry in a row")
 	r := expire(a.ID)
 	if r.Dead != 1 || r.Quarantined != 1 || r.Recovered != 0 {
 		s.t.Fatalf("third expiry in a row: recovery reported %d recovered, %d dead, %d quarantined; want 1 dead, quarantined",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/url"
 	"sort"
 	"strings"
@@ -319,7 +320,7 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	k := b.keys(p.Queue)
 	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.expired, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, p.Queue)}
 	res, err := scriptMaintain.Run(ctx, b.client, keys, limit, millis(p.CompletedMaxAge), p.CompletedMaxCount, millis(p.DeadMaxAge),
-		p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes)).Int64Slice()
+		p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes), millis(p.CrashSpread), 1+mrand.Int64N(2147483646)).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w", p.Queue, err)
 	}

@@ -204,22 +204,28 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 // recoverLeases returns jobs whose lease expired to pending, or to dead when
 // they have no attempts left or the attempt ends a run of p.MaxCrashes
 // lease expiries (quarantined: the last p.MaxCrashes-1 entries of the
-// history as it was are all lease_expired).
+// history as it was are all lease_expired). With the rule on, a job whose
+// last attempt before this one expired too (any job, with MaxCrashes 2) is
+// scheduled after a random delay under p.CrashSpread instead
+// (broker.QueueMaintainParams).
 func recoverLeases(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int, res *broker.QueueMaintainResult) error {
 	rows, err := tx.QueryContext(ctx, `WITH due AS (
 			SELECT seq, ?4 > 0 AND coalesce(json_array_length(attempts), 0) >= ?4 - 1 AND (
 				SELECT count(*) FROM json_each(attempts)
 				WHERE key >= json_array_length(attempts) - (?4 - 1) AND json_extract(value, '$[4]') = 'lease_expired'
-			) = ?4 - 1 AS crashed
+			) = ?4 - 1 AS crashed,
+			?4 > 0 AND ?6 > 0 AND (?4 <= 2 OR json_extract(attempts, '$[#-1][4]') IS 'lease_expired') AS again
 			FROM jobs WHERE queue = ?2 AND state = 'active' AND lease_until <= ?1
 			ORDER BY lease_until LIMIT ?3)
 		UPDATE jobs SET
-		state = CASE WHEN attempt < max_attempts AND NOT due.crashed THEN 'pending' ELSE 'dead' END,
-		finished_at = CASE WHEN attempt < max_attempts AND NOT due.crashed THEN NULL ELSE ?1 END,
+		state = CASE WHEN due.crashed OR attempt >= max_attempts THEN 'dead' WHEN due.again THEN 'scheduled' ELSE 'pending' END,
+		run_at = CASE WHEN NOT due.crashed AND attempt < max_attempts AND due.again THEN ?1 + abs(random() % ?6) ELSE run_at END,
+		finished_at = CASE WHEN due.crashed OR attempt >= max_attempts THEN ?1 END,
 		last_error = CASE WHEN due.crashed THEN ?5 WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
 		lease_until = NULL, worker_id = '', attempts = `+attemptsAfter("?1", "'lease_expired'", "'lease expired'")+`
 		FROM due WHERE jobs.seq = due.seq
-		RETURNING state, state = 'dead' AND last_error = ?5`, now, p.Queue, limit, p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes))
+		RETURNING state, state = 'dead' AND last_error = ?5`, now, p.Queue, limit, p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes),
+		p.CrashSpread.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("recover expired leases: %w", err)
 	}

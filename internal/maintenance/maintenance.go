@@ -36,6 +36,9 @@ type Config struct {
 	Holder string
 	// Retention is passed to QueueMaintain, with Queue set per queue.
 	Retention broker.QueueMaintainParams
+	// MaxCrashes is each queue's quarantine rule
+	// (QueueMaintainParams.MaxCrashes); a queue absent has it off.
+	MaxCrashes map[string]int
 	// Logger receives errors and leadership changes.
 	Logger *slog.Logger
 	// OpTimeout bounds each broker call. Defaults to 10s.
@@ -172,7 +175,7 @@ func (m *Maintainer) elected(queue string) bool {
 // broker has more to do there.
 func (m *Maintainer) maintain(queue string) bool {
 	p := m.cfg.Retention
-	p.Queue = queue
+	p.Queue, p.MaxCrashes = queue, m.cfg.MaxCrashes[queue]
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
 	res, err := m.cfg.Broker.QueueMaintain(ctx, &p)
 	cancel()
@@ -182,6 +185,10 @@ func (m *Maintainer) maintain(queue string) bool {
 	}
 	if res.Recovered+res.Dead > 0 {
 		m.cfg.Logger.Warn("recovered jobs with expired leases", "queue", queue, "recovered", res.Recovered, "dead", res.Dead)
+	}
+	if res.Quarantined > 0 {
+		m.cfg.Logger.Error("quarantined jobs whose worker died under them again and again (dead; retry them once fixed)",
+			"queue", queue, "quarantined", res.Quarantined, "max_crashes", p.MaxCrashes)
 	}
 	return res.More
 }

@@ -17,6 +17,11 @@
 -- ARGV[5] max crashes (0: off): a recovered job whose history then ends with
 --   that many lease_expired attempts goes to dead (quarantined)
 -- ARGV[6] the quarantined job's last error
+-- ARGV[7] crash spread ms (0: off): with max crashes on, a job recovered
+--   after its second lease expiry in a row or later (its first, with max
+--   crashes 2) is scheduled after a delay in [0, spread) instead of going
+--   back to its place
+-- ARGV[8] a random seed for those delays
 -- Returns {recovered, dead, promoted, expired, removed, more, quarantined}:
 --   more is 1 when a step stopped at the limit (call again), else 0;
 --   quarantined counts the jobs of dead that the max crashes rule took.
@@ -24,25 +29,24 @@
 local limit = tonumber(ARGV[1])
 local now, now_us = clock()
 local recovered, dead, expired, removed, more, quarantined = 0, 0, 0, 0, 0, 0
-local max_crashes = tonumber(ARGV[5])
+local max_crashes, spread, seed = tonumber(ARGV[5]), tonumber(ARGV[7]), tonumber(ARGV[8])
 
--- crashed_out reports whether the attempt just recorded for id ends a run of
--- max_crashes lease_expired attempts: only the last entries of its history
--- are read, and only when the rule is on.
-local function crashed_out(id)
+-- crash_run counts the lease_expired attempts that end id's history (the one
+-- just recorded included), reading at most max_crashes entries; 0 when the
+-- rule is off.
+local function crash_run(id)
   if max_crashes <= 0 then
-    return false
+    return 0
   end
   local tail = redis.call('LRANGE', hist_key(KEYS[9], id), -max_crashes, -1)
-  if #tail < max_crashes then
-    return false
-  end
-  for _, e in ipairs(tail) do
-    if not string.find(e, '"lease_expired"', 1, true) then
-      return false
+  local n = 0
+  for i = #tail, 1, -1 do
+    if not string.find(tail[i], '"lease_expired"', 1, true) then
+      break
     end
+    n = n + 1
   end
-  return true
+  return n
 end
 
 -- full notes a step that took as many jobs as the limit allows.
@@ -56,18 +60,30 @@ local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0
 full(#leases)
 for _, id in ipairs(leases) do
   local job_key = KEYS[9] .. id
-  local v = redis.call('HMGET', job_key, 'a', 'm', 'w', 'st')
+  local v = redis.call('HMGET', job_key, 'a', 'm', 'w', 'st', 'tn')
+  local run = 0
   if v[1] then
     record_attempt(KEYS[9], id, v[1], v[3], v[4], now, 'lease_expired', 'lease expired')
+    run = crash_run(id)
   end
+  local left = v[1] and tonumber(v[1]) < tonumber(job_number(KEYS[9], id, 'm', v[2]))
   if not v[1] then
     redis.call('ZREM', KEYS[3], id)
-  elseif crashed_out(id) then
+  elseif run >= max_crashes and max_crashes > 0 then
     finish(KEYS[3], KEYS[5], 'dead', job_key, id, KEYS[10], now, now_us)
     redis.call('HSET', job_key, 'le', ARGV[6])
     dead = dead + 1
     quarantined = quarantined + 1
-  elseif tonumber(v[1]) < tonumber(job_number(KEYS[9], id, 'm', v[2])) then
+  elseif left and spread > 0 and run >= math.max(1, math.min(2, max_crashes - 1)) then
+    seed = (seed * 16807) % 2147483647
+    local due = fmt(now + seed % spread)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZADD', KEYS[1], due, id)
+    tindex_move(KEYS[9], v[5], id, 'active', 'scheduled', due)
+    redis.call('HSET', job_key, 's', 'scheduled', 'r', due)
+    redis.call('HDEL', job_key, 'lu')
+    recovered = recovered + 1
+  elseif left then
     redis.call('ZREM', KEYS[3], id)
     make_pending(KEYS[2], KEYS[7], job_key, id, true)
     recovered = recovered + 1
