@@ -89,6 +89,7 @@ func TestEnvVars(t *testing.T) {
 		{"WORKER_API_MAX_BATCH_BYTES", "16777216", "1048576", "1048576", "0", `WORKER_API_MAX_BATCH_BYTES="0": want an integer from 1024 to 1073741824`},
 		{"WORKER_DRAIN_TIMEOUT", "30000", "90000", "90000", "forever", `WORKER_DRAIN_TIMEOUT="forever": want ` + msAllowed},
 		{"WORKER_API_ENABLED", "true", "false", "false", "maybe", `WORKER_API_ENABLED="maybe": want true or false`},
+		{"WORKER_MAX_CRASHES", "5", "0", "0", "21", `WORKER_MAX_CRASHES="21": want an integer from 0 to 20`},
 		{"WORKER_AUDIT_KEY", "", testAuditKey, "(set, redacted)", "c2hvcnQta2V5",
 			`WORKER_AUDIT_KEY="(redacted)": want base64 of at least 32 random bytes (openssl rand -base64 32) (9 bytes, fewer than 32)`},
 		{"WORKER_AUDIT_KEY_FILE", "", "/etc/aibos/audit.key", "/etc/aibos/audit.key", " ", `WORKER_AUDIT_KEY_FILE=" ": want a file path`},
@@ -147,15 +148,15 @@ func TestSettingsReachConfig(t *testing.T) {
 		"WORKER_CONCURRENCY=12", "WORKER_RETRY_ATTEMPTS=7", "WORKER_RETRY_DELAY=250", "WORKER_TIMEOUT=2s",
 		"REDIS_DB=4", "REDIS_MAX_CONNECTIONS=33", "QUEUE_PREFIX=acme", "QUEUE_DEFAULT_TTL=60000", "QUEUE_MAX_LENGTH=9",
 		"MONITORING_ENABLED=false", "METRICS_INTERVAL=1500", "HEALTH_CHECK_INTERVAL=700", "WORKER_DRAIN_TIMEOUT=5000",
-		"WORKER_API_ENABLED=false",
+		"WORKER_API_ENABLED=false", "WORKER_MAX_CRASHES=7",
 	)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := []any{c.Concurrency, c.RetryAttempts, c.RetryDelay, c.Timeout, c.RedisDB, c.RedisMaxConnections, c.QueuePrefix,
-		c.QueueDefaultTTL, c.QueueMaxLength, c.MonitoringEnabled, c.MetricsInterval, c.HealthCheckInterval, c.DrainTimeout, c.APIEnabled}
+		c.QueueDefaultTTL, c.QueueMaxLength, c.MonitoringEnabled, c.MetricsInterval, c.HealthCheckInterval, c.DrainTimeout, c.APIEnabled, c.MaxCrashes}
 	want := []any{12, 7, 250 * time.Millisecond, 2 * time.Second, 4, 33, "acme",
-		time.Minute, 9, false, 1500 * time.Millisecond, 700 * time.Millisecond, 5 * time.Second, false}
+		time.Minute, 9, false, 1500 * time.Millisecond, 700 * time.Millisecond, 5 * time.Second, false, 7}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("field %d = %v, want %v", i, got[i], want[i])
@@ -216,6 +217,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad callback url", "callbacks: {url: 'h/cb'}\n", `callbacks.url: "h/cb" is not an absolute http or https URL`},
 		{"bad balancer", "job_types:\n  x: {http: {url: 'http://h/x', instances: ['a:1'], algorithm: random, secret: whsec_c2VjcmV0}}\n", `job_types.x: http.algorithm: "random" is not round-robin`},
 		{"bad scaling", "scaling: {enabled: true, min_workers: 8, max_workers: 4}\n", "scaling: min_workers 8 is above max_workers 4"},
+		{"max crashes out of range", "queues:\n  - {name: a, max_crashes: 21}\n", `queues.a.max_crashes="21": want an integer from 0 (off) to 20`},
 		{"unknown scaling key", "scaling: {enabled: true, max: 4}\n", "line 1: max: unknown key"},
 		{"not yaml", "queues: [\n", "YAML: "},
 	}
@@ -232,6 +234,22 @@ func TestFileErrors(t *testing.T) {
 				t.Errorf("error shows the secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestFileMaxCrashes: a queue's max_crashes replaces WORKER_MAX_CRASHES
+// for it (0 turning the rule off there); a queue without takes the
+// setting, 5 by default.
+func TestFileMaxCrashes(t *testing.T) {
+	c, err := Load(LoadInput{File: writeFile(t, "queues:\n  - {name: a, max_crashes: 0}\n  - {name: b, max_crashes: 2}\n  - {name: c}\n"), LookupEnv: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []int{c.Queues[0].MaxCrashes, c.Queues[1].MaxCrashes, c.Queues[2].MaxCrashes, c.MaxCrashes}; !reflect.DeepEqual(got, []int{-1, 2, 0, 5}) {
+		t.Fatalf("queue max crashes a, b, c and the setting = %v; want [-1 2 0 5] (-1: off, 0: the setting's)", got)
+	}
+	if _, err := Load(LoadInput{LookupEnv: env("WORKER_MAX_CRASHES=21")}); err == nil || !strings.Contains(err.Error(), "WORKER_MAX_CRASHES") {
+		t.Fatalf("WORKER_MAX_CRASHES=21: %v; want an error naming it", err)
 	}
 }
 

@@ -2,16 +2,19 @@ package service
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
 )
 
 // fileDoc is the config file. The scalar settings sit at the top level
@@ -37,6 +40,9 @@ type fileQueue struct {
 	Concurrency      int    `yaml:"concurrency"`
 	DeleteOnComplete bool   `yaml:"delete_on_complete"`
 	Fair             *bool  `yaml:"fair"`
+	// MaxCrashes, when present, replaces WORKER_MAX_CRASHES for the
+	// queue; 0 turns the rule off there.
+	MaxCrashes *int `yaml:"max_crashes"`
 }
 
 // sections are the file's keys other than the settings.
@@ -78,6 +84,13 @@ func (c *Config) loadFile(path string, lookupEnv func(string) (string, bool)) er
 			}
 			c.Queues[i] = worker.QueueConfig{Name: q.Name, Priority: q.Priority, Concurrency: q.Concurrency,
 				DeleteOnComplete: q.DeleteOnComplete, Fair: fair}
+			if q.MaxCrashes != nil {
+				if *q.MaxCrashes < 0 || *q.MaxCrashes > broker.MaxAttemptHistory {
+					return &ConfigError{Where: where, Name: "queues." + q.Name + ".max_crashes", Value: strconv.Itoa(*q.MaxCrashes), Quote: true,
+						Want: "want " +  fmt.Sprintf("an integer from 0 (off) to %d", broker.MaxAttemptHistory)}
+				}
+				c.Queues[i].MaxCrashes = cmp.Or(*q.MaxCrashes, -1) // the Manager's -1 is off
+			}
 		}
 	}
 	if doc.Recovery != nil {

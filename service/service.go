@@ -158,6 +158,7 @@ func (s *Service) build() error {
 		Timeout:         c.Timeout,
 		ShutdownTimeout: c.DrainTimeout,
 		LeaseDuration:   c.LeaseDuration,
+		MaxCrashes:      c.MaxCrashes,
 		CompletedMaxAge: c.QueueDefaultTTL,
 		Recovery:        rec,
 		Logger:          s.log,
