@@ -177,7 +177,9 @@ func (e *executor) releaseStuck() int {
 	e.m.mu.Lock()
 	stuck := make([]*running, 0, len(e.inflight))
 	for r := range e.inflight {
-		stuck = append(stuck, r)
+		if !r.reported.Load() { // an abandoned attempt was ended already
+			stuck = append(stuck, r)
+		}
 	}
 	e.m.mu.Unlock()
 	for _, r := range stuck {
@@ -198,6 +200,9 @@ func (e *executor) leases() []heartbeat.Lease {
 	defer e.m.mu.Unlock()
 	ls := make([]heartbeat.Lease, 0, len(e.inflight))
 	for r := range e.inflight {
+		if r.abandoned.Load() { // its attempt is over: the lease is not ours
+			continue
+		}
 		ls = append(ls, heartbeat.Lease{Params: r.lease(), Lost: func(err error) {
 			if r.settled.Load() {
 				if e.m.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -236,7 +241,51 @@ func (e *executor) execute(ctx context.Context, r *running) {
 	m.emit(Event{Kind: EventStarted, Job: r.job})
 	began := time.Now()
 	err := m.runProcessor(ctx, r, p)
+	if t := r.watchdog.Load(); t != nil {
+		t.Stop()
+	}
+	if !r.reported.CompareAndSwap(false, true) {
+		// The watchdog ended the attempt long ago; only the slot was left.
+		m.stuck.Add(-1)
+		m.jobLog(r.job).Warn("abandoned processor returned at last; its run slot is free again",
+			"ran_for", time.Since(began).Round(time.Millisecond), "processor_err", err)
+		return
+	}
 	m.finish(ctx, r, err, time.Since(began))
+}
+
+// abandonedError ends the attempt of a processor that ran on past its
+// context's end and AbandonGrace.
+type abandonedError struct {
+	grace time.Duration
+	cause error // why the context ended
+}
+
+func (e *abandonedError) Error() string {
+	return fmt.Sprintf("processor did not return within %v after its context ended (%v): attempt ended without it", e.grace, e.cause)
+}
+
+func (e *abandonedError) Unwrap() error { return e.cause }
+
+// watch arms the watchdog of r's attempt once runCtx has ended: if the
+// processor has not returned AbandonGrace later, the attempt ends without
+// it (abandonedError, reported from jobCtx as a return would be), and it
+// counts as stuck until it returns.
+func (m *Manager) watch(jobCtx, runCtx context.Context, r *running, began time.Time) func() bool {
+	return context.AfterFunc(runCtx, func() {
+		grace := m.cfg.AbandonGrace
+		r.watchdog.Store(time.AfterFunc(grace, func() {
+			if !r.reported.CompareAndSwap(false, true) {
+				return
+			}
+			r.abandoned.Store(true)
+			m.stuck.Add(1)
+			err := &abandonedError{grace: grace, cause: context.Cause(runCtx)}
+			m.jobLog(r.job).Error("processor ignores its context; attempt ended without it, its run slot stays taken until it returns",
+				"err", err)
+			m.finish(jobCtx, r, err, time.Since(began))
+		}))
+	})
 }
 
 // runProcessor runs p on its own copy of r's job under the job's timeout,
@@ -251,6 +300,9 @@ func (m *Manager) runProcessor(ctx context.Context, r *running, p Processor) err
 	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, jobTimeout(timeout))
 	defer cancel()
 	runCtx = context.WithValue(runCtx, jobCtxKey{}, r)
+	if !r.detached {
+		defer m.watch(ctx, runCtx, r, time.Now())()
+	}
 	if p == nil {
 		return fmt.Errorf("no processor registered for job type %q", job.Type)
 	}

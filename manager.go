@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -105,6 +106,14 @@ type ManagerConfig struct {
 	// ShutdownTimeout is how long Shutdown waits for running jobs before
 	// cancelling them. Defaults to 30s.
 	ShutdownTimeout time.Duration
+	// AbandonGrace is how long a processor may run on once its context
+	// has ended (its timeout, a lost lease, a cancel) before the Manager
+	// ends the attempt without it: the attempt fails with an error saying
+	// so and is retried per the policy (a lost lease: discarded), as asynq
+	// does at a timeout. Go cannot stop a goroutine, so the processor keeps
+	// its run slot until it returns (concurrency stays bounded) and Stuck
+	// counts it meanwhile; its late outcome is dropped. Defaults to 10s.
+	AbandonGrace time.Duration
 	// FetchBatch caps the jobs leased per fetch. Defaults to 32.
 	FetchBatch int
 	// Prefetch is how many leased jobs beyond Concurrency the Manager may
@@ -191,6 +200,7 @@ func (c *ManagerConfig) withDefaults() error {
 	def(&c.MaintainInterval, time.Second)
 	def(&c.MaintainLease, 5*c.MaintainInterval)
 	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.AbandonGrace, 10*time.Second)
 	def(&c.CompletedMaxAge, 24*time.Hour)
 	if c.CompletedMaxCount == 0 {
 		c.CompletedMaxCount = 10000
@@ -211,8 +221,8 @@ func (c *ManagerConfig) withDefaults() error {
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency %d is below 1", c.Concurrency)
-	case c.Timeout < 0 || c.LeaseDuration < 0 || c.PollInterval < 0 || c.MaintainInterval < 0 || c.ShutdownTimeout < 0:
-		return errors.New("timeout, lease duration, poll, maintain and shutdown intervals must not be negative")
+	case c.Timeout < 0 || c.LeaseDuration < 0 || c.PollInterval < 0 || c.MaintainInterval < 0 || c.ShutdownTimeout < 0 || c.AbandonGrace < 0:
+		return errors.New("timeout, lease duration, poll, maintain and shutdown intervals and abandon grace must not be negative")
 	case c.MaintainLease <= c.MaintainInterval:
 		return fmt.Errorf("maintain lease %v must exceed the maintain interval %v", c.MaintainLease, c.MaintainInterval)
 	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.LeaseDuration:
@@ -295,6 +305,10 @@ type Manager struct {
 	taskCtx   context.Context
 	stopTasks context.CancelFunc
 	taskWG    sync.WaitGroup
+
+	// stuck counts processors whose attempt was ended without them
+	// (AbandonGrace) and that have not returned yet.
+	stuck atomic.Int64
 }
 
 type queueSlot struct {
@@ -513,6 +527,12 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.log.Info("worker stopped")
 	return err
 }
+
+// Stuck returns how many processors ran on past their context's end and
+// AbandonGrace, and still have not returned: their attempts were ended
+// without them, but each holds its run slot until it returns. Safe for
+// concurrent use.
+func (m *Manager) Stuck() int { return int(m.stuck.Load()) }
 
 // Busy returns the number of jobs running now.
 func (m *Manager) Busy() int {

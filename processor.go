@@ -8,6 +8,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aibos/worker/broker"
 )
@@ -50,6 +51,12 @@ type running struct {
 	// it back: a lease the heartbeat then finds gone was given up by this
 	// worker (the acknowledgement raced the extension), not lost.
 	settled atomic.Bool
+	// reported is claimed once per attempt by whoever ends it: the
+	// processor's return, or the watchdog that abandons a processor that
+	// ran on past its context (abandoned then).
+	reported  atomic.Bool
+	abandoned atomic.Bool
+	watchdog  atomic.Pointer[time.Timer]
 
 	mu          sync.Mutex
 	result      json.RawMessage

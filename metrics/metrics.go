@@ -32,6 +32,7 @@
 //	<ns>_queue_paused{queue}                         1 while paused
 //	<ns>_manager_busy, <ns>_manager_concurrency       running jobs and the Manager's cap
 //	<ns>_manager_utilization                         busy / concurrency, in [0, 1]
+//	<ns>_manager_stuck_processors                    processors abandoned past their context's end, still running (Manager.Stuck)
 //	<ns>_broker_up                                   1 if every queue could be read this scrape
 //	<ns>_broker_data_loss_total                      data losses the broker detected (broker.DataLossReporter)
 //	<ns>_queue_tenant_pending_jobs{queue,tenant_id}  pending jobs per tenant, for Config.WaitingTenants only (opt-in)
@@ -108,7 +109,7 @@ type WorkerMetrics struct {
 	processed, completed, failed, retried, dead *prometheus.CounterVec
 	seconds                                     *prometheus.HistogramVec
 
-	queueJobs, oldestAge, paused, busy, concurrency, utilization, brokerUp, dataLoss, tenantPending, tenantWaiting *prometheus.Desc
+	queueJobs, oldestAge, paused, busy, concurrency, utilization, stuck, brokerUp, dataLoss, tenantPending, tenantWaiting *prometheus.Desc
 
 	mu      sync.Mutex
 	manager *worker.Manager
@@ -154,6 +155,8 @@ func New(cfg Config) *WorkerMetrics {
 		busy:        gauge("manager_busy", "Jobs running in the Manager now."),
 		concurrency: gauge("manager_concurrency", "The most jobs the Manager runs at once."),
 		utilization: gauge("manager_utilization", "Busy divided by concurrency, in [0, 1]."),
+		stuck: gauge("manager_stuck_processors", "Processors that ran on past their context's end and the abandon grace, and have not returned:"+
+			" their attempts were ended without them, each still holds a run slot."),
 		tenantPending: gauge("queue_tenant_pending_jobs", "Pending jobs of a tenant in a queue (Config.WaitingTenants only).",
 			"queue", "tenant_id"),
 		tenantWaiting: gauge("queue_tenant_waiting_jobs", "Waiting (pending and scheduled) jobs of the tenants with the most in a queue (Config.TopTenants), the rest summed under tenant_id \"other\".",
@@ -254,7 +257,7 @@ func (w *WorkerMetrics) Describe(ch chan<- *prometheus.Desc) {
 		c.Describe(ch)
 	}
 	w.seconds.Describe(ch)
-	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.brokerUp, w.dataLoss, w.tenantPending, w.tenantWaiting} {
+	for _, d := range []*prometheus.Desc{w.queueJobs, w.oldestAge, w.paused, w.busy, w.concurrency, w.utilization, w.stuck, w.brokerUp, w.dataLoss, w.tenantPending, w.tenantWaiting} {
 		ch <- d
 	}
 }
@@ -267,10 +270,11 @@ func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
 		c.Collect(ch)
 	}
 	w.seconds.Collect(ch)
-	if busy, conc, ok := w.load(); ok {
+	if busy, conc, stuck, ok := w.load(); ok {
 		ch <- prometheus.MustNewConstMetric(w.busy, prometheus.GaugeValue, float64(busy))
 		ch <- prometheus.MustNewConstMetric(w.concurrency, prometheus.GaugeValue, float64(conc))
 		ch <- prometheus.MustNewConstMetric(w.utilization, prometheus.GaugeValue, utilization(busy, conc))
+		ch <- prometheus.MustNewConstMetric(w.stuck, prometheus.GaugeValue, float64(stuck))
 	}
 	if w.cfg.Broker == nil {
 		return
@@ -306,15 +310,16 @@ func (w *WorkerMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// load returns the attached Manager's busy count and concurrency.
-func (w *WorkerMetrics) load() (busy, concurrency int, ok bool) {
+// load returns the attached Manager's busy count, concurrency and stuck
+// count.
+func (w *WorkerMetrics) load() (busy, concurrency, stuck int, ok bool) {
 	w.mu.Lock()
 	m := w.manager
 	w.mu.Unlock()
 	if m == nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return m.Busy(), m.Concurrency(), true
+	return m.Busy(), m.Concurrency(), m.Stuck(), true
 }
 
 func utilization(busy, concurrency int) float64 {

@@ -216,6 +216,7 @@ func TestMetricsScrapedAfterKnownJobs(t *testing.T) {
 		{"aibos_worker_manager_busy", nil, 1},
 		{"aibos_worker_manager_concurrency", nil, 4},
 		{"aibos_worker_manager_utilization", nil, 0.25},
+		{"aibos_worker_manager_stuck_processors", nil, 0},
 		{"aibos_worker_broker_up", nil, 1},
 	}
 	for _, w := range want {

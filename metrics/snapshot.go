@@ -42,7 +42,7 @@ func (w *WorkerMetrics) GetMetrics(ctx context.Context) (*Snapshot, error) {
 		s.AvgProcessingTime = w.sum / time.Duration(s.JobsProcessed)
 	}
 	w.mu.Unlock()
-	if busy, conc, ok := w.load(); ok {
+	if busy, conc, _, ok := w.load(); ok {
 		s.Busy, s.Concurrency, s.Utilization = busy, conc, utilization(busy, conc)
 	}
 	if w.cfg.Broker == nil {

@@ -132,6 +132,10 @@ type Config struct {
 	// DrainTimeout is how long a shutdown waits for running jobs before
 	// cancelling them and handing them back (WORKER_DRAIN_TIMEOUT). 30s.
 	DrainTimeout time.Duration
+	// AbandonGrace is how long a processor may run on past its timeout
+	// (or a lost lease) before its attempt ends without it
+	// (worker.ManagerConfig.AbandonGrace; WORKER_ABANDON_GRACE). 10s.
+	AbandonGrace time.Duration
 	// LeaseDuration is how long a fetched job stays leased without a
 	// heartbeat: how soon a killed worker's jobs run elsewhere. It is no
 	// setting of its own (the Manager's 30s suits deployments); a program

@@ -89,6 +89,7 @@ func TestEnvVars(t *testing.T) {
 		{"WORKER_API_MAX_BATCH_BYTES", "16777216", "1048576", "1048576", "0", `WORKER_API_MAX_BATCH_BYTES="0": want an integer from 1024 to 1073741824`},
 		{"WORKER_DRAIN_TIMEOUT", "30000", "90000", "90000", "forever", `WORKER_DRAIN_TIMEOUT="forever": want ` + msAllowed},
 		{"WORKER_API_ENABLED", "true", "false", "false", "maybe", `WORKER_API_ENABLED="maybe": want true or false`},
+		{"WORKER_ABANDON_GRACE", "10000", "2000", "2000", "soon", `WORKER_ABANDON_GRACE="soon": want ` + msAllowed},
 		{"WORKER_MAX_CRASHES", "5", "0", "0", "21", `WORKER_MAX_CRASHES="21": want an integer from 0 to 20`},
 		{"WORKER_AUDIT_KEY", "", testAuditKey, "(set, redacted)", "c2hvcnQta2V5",
 			`WORKER_AUDIT_KEY="(redacted)": want base64 of at least 32 random bytes (openssl rand -base64 32) (9 bytes, fewer than 32)`},

@@ -87,7 +87,7 @@ func (c *Config) loadFile(path string, lookupEnv func(string) (string, bool)) er
 			if q.MaxCrashes != nil {
 				if *q.MaxCrashes < 0 || *q.MaxCrashes > broker.MaxAttemptHistory {
 					return &ConfigError{Where: where, Name: "queues." + q.Name + ".max_crashes", Value: strconv.Itoa(*q.MaxCrashes), Quote: true,
-						Want: "want " +  fmt.Sprintf("an integer from 0 (off) to %d", broker.MaxAttemptHistory)}
+						Want: "want " + fmt.Sprintf("an integer from 0 (off) to %d", broker.MaxAttemptHistory)}
 				}
 				c.Queues[i].MaxCrashes = cmp.Or(*q.MaxCrashes, -1) // the Manager's -1 is off
 			}

@@ -159,6 +159,7 @@ func (s *Service) build() error {
 		ShutdownTimeout: c.DrainTimeout,
 		LeaseDuration:   c.LeaseDuration,
 		MaxCrashes:      c.MaxCrashes,
+		AbandonGrace:    c.AbandonGrace,
 		CompletedMaxAge: c.QueueDefaultTTL,
 		Recovery:        rec,
 		Logger:          s.log,

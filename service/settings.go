@@ -228,6 +228,8 @@ var settings = []*setting{
 		func(c *Config) *int { return &c.APIMaxBatchBytes }),
 	msSetting("WORKER_DRAIN_TIMEOUT", "drain-timeout", "30000", "how long shutdown waits for running jobs before handing them back (ms)",
 		func(c *Config) *time.Duration { return &c.DrainTimeout }),
+	msSetting("WORKER_ABANDON_GRACE", "abandon-grace", "10000", "how long (ms) a processor may run on past its timeout before its attempt ends without it (failed, retried); it keeps its slot until it returns",
+		func(c *Config) *time.Duration { return &c.AbandonGrace }),
 	intSetting("WORKER_MAX_CRASHES", "max-crashes", "5", 0, broker.MaxAttemptHistory, "quarantine (move to dead) a job whose worker died under it this many times in a row, for queues that set no max_crashes; 0 turns it off",
 		func(c *Config) *int { return &c.MaxCrashes }),
 	boolSetting("WORKER_API_ENABLED", "api-enabled", "true", "serve the admin and producer API under /api/v1 (bearer tokens: aibos-worker tokens create)",

@@ -48,6 +48,9 @@ type Worker struct {
 	Busy int `json:"busy"`
 	// Utilisation is Busy / Concurrency at the last heartbeat, 0..1.
 	Utilisation float64 `json:"utilisation"`
+	// Stuck is how many processors ran on past their context's end at the
+	// last heartbeat (worker.Manager.Stuck): each still holds a slot.
+	Stuck int `json:"stuck"`
 	// IntervalMs is the worker's heartbeat interval.
 	IntervalMs int64     `json:"intervalMs"`
 	Started    time.Time `json:"started"`
@@ -203,7 +206,7 @@ func (h *Heartbeater) describe(now time.Time) *Worker {
 		util = min(1, float64(busy)/float64(conc))
 	}
 	return &Worker{ID: h.m.ID(), Host: h.cfg.Host, PID: os.Getpid(), Version: h.cfg.Version, Queues: queues,
-		Concurrency: conc, Busy: busy, Utilisation: util, IntervalMs: h.cfg.Interval.Milliseconds(),
+		Concurrency: conc, Busy: busy, Utilisation: util, Stuck: h.m.Stuck(), IntervalMs: h.cfg.Interval.Milliseconds(),
 		Started: h.started, LastSeen: now}
 }
 

@@ -1,0 +1,65 @@
+package worker_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// A processor that ignores its context: AbandonGrace after its timeout the
+// attempt ends without it (failed, retried, then dead), other jobs keep
+// flowing through the free slot, and the abandoned goroutine keeps its run
+// slot, counted by Stuck, until it returns; then the slot serves again.
+func TestAbandonProcessorPastTimeout(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		c := newClient(t, b)
+		cfg := fastConfig()
+		cfg.Concurrency = 3
+		cfg.AbandonGrace = 100 * time.Millisecond
+		m := newManager(t, b, cfg)
+		release := make(chan struct{})
+		t.Cleanup(func() {
+			select {
+			case <-release:
+			default:
+				close(release)
+			}
+		})
+		_ = m.HandleFunc("hang", func(ctx context.Context, j *worker.Job) error {
+			<-release // ignores ctx
+			return nil
+		})
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error { return nil })
+		startManager(t, m)
+
+		hang := add(t, c, "default", worker.JobSpec{Type: "hang", Timeout: 100 * time.Millisecond, MaxAttempts: 2})
+		// Each attempt is abandoned in turn; the retry takes a second slot.
+		d := waitState(t, c, "default", hang.ID, worker.StateDead)
+		if d.Attempt != 2 || !strings.Contains(d.LastError, "did not return within 100ms after its context ended") ||
+			!strings.Contains(d.LastError, "timed out") {
+			t.Fatalf("hanging job: attempt %d, last error %q; want dead on attempt 2, abandoned after its timeout", d.Attempt, d.LastError)
+		}
+		waitFor(t, 10*time.Second, "two slots to be held by abandoned processors", func() bool { return m.Stuck() == 2 })
+		for range 5 { // through the third slot
+			j := add(t, c, "default", worker.JobSpec{Type: "work"})
+			waitState(t, c, "default", j.ID, worker.StateCompleted)
+		}
+		add(t, c, "default", worker.JobSpec{Type: "hang", Timeout: 100 * time.Millisecond, MaxAttempts: 1})
+		waitFor(t, 10*time.Second, "every slot to be held by an abandoned processor", func() bool { return m.Stuck() == 3 })
+		if busy := m.Busy(); busy != cfg.Concurrency {
+			t.Fatalf("Busy %d with %d abandoned processors running; want %d (their slots stay taken)", busy, m.Stuck(), cfg.Concurrency)
+		}
+		late := add(t, c, "default", worker.JobSpec{Type: "work"})
+		close(release)
+		waitState(t, c, "default", late.ID, worker.StateCompleted)
+		waitFor(t, 10*time.Second, "the stuck count to drop to 0", func() bool { return m.Stuck() == 0 })
+		if j, err := c.Get(ctx, "default", hang.ID); err != nil || j.State != worker.StateDead || j.Attempt != 2 {
+			t.Fatalf("after the abandoned processors returned the hanging job is %v (%v); want dead on attempt 2 (late returns dropped)", j, err)
+		}
+	})
+}
