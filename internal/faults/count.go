@@ -165,3 +165,23 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[int(q*float64(len(s)-1))]
 }
+
+// Quarantined counts the dead jobs of Queue whose last error is the
+// quarantine rule's (broker.QuarantineReason(maxCrashes)).
+func (e *Env) Quarantined(ctx context.Context, maxCrashes int) (int, error) {
+	want := broker.QuarantineReason(maxCrashes)
+	n := 0
+	for off := 0; off >= 0; {
+		page, err := e.Client.List(ctx, worker.ListParams{Queue: Queue, State: worker.StateDead, Offset: off, Limit: 500})
+		if err != nil {
+			return 0, fmt.Errorf("list the dead jobs: %w", err)
+		}
+		for _, j := range page.Jobs {
+			if j.LastError == want {
+				n++
+			}
+		}
+		off = page.NextOffset
+	}
+	return n, nil
+}

@@ -39,18 +39,25 @@ type Options struct {
 	Env []string
 	// ConfigExtra is appended to the workers' config file (schedules).
 	ConfigExtra string
+	// Sentinel runs Redis as a master, a replica and three sentinels
+	// (redistest.StartSentinel) instead of one server; the workers and the
+	// harness reach the master through the sentinels.
+	Sentinel bool
 }
 
 // Env is one scenario's world: a private redis-server, the oracle's
 // directory, the worker processes, and the record of acknowledged
 // enqueues. Every process it starts is killed by pid when the test ends.
 type Env struct {
-	T      testing.TB
-	Dir    string
-	Redis  *redistest.Server
-	Client *worker.Client
-	RDB    *redis.Client
-	opts   Options
+	T     testing.TB
+	Dir   string
+	Redis *redistest.Server
+	// Sentinel is the Sentinel setup of Options.Sentinel; Redis is then
+	// its master at the start.
+	Sentinel *redistest.Sentinel
+	Client   *worker.Client
+	RDB      *redis.Client
+	opts     Options
 	// RedisAddr is the address workers are given; a scenario with a fault
 	// proxy points it at the proxy before starting workers.
 	RedisAddr string
@@ -84,9 +91,17 @@ func NewEnv(t testing.TB, o Options) *Env {
 	if err := os.WriteFile(filepath.Join(dir, "faults.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := redistest.StartWith(t, redistest.Options{Dir: filepath.Join(dir, "redis"), Args: o.RedisArgs})
-	e := &Env{T: t, Dir: dir, Redis: srv, opts: o, RedisAddr: srv.Addr, inc: map[int]int{}, acked: map[string]time.Time{}}
-	e.RDB = redis.NewClient(&redis.Options{Addr: srv.Addr, DB: redisDB, ContextTimeoutEnabled: true})
+	e := &Env{T: t, Dir: dir, opts: o, inc: map[int]int{}, acked: map[string]time.Time{}}
+	if o.Sentinel {
+		e.Sentinel = redistest.StartSentinel(t)
+		e.Redis = e.Sentinel.Master
+		e.RDB = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.SentinelMaster,
+			SentinelAddrs: e.Sentinel.Addrs(), DB: redisDB, ContextTimeoutEnabled: true})
+	} else {
+		e.Redis = redistest.StartWith(t, redistest.Options{Dir: filepath.Join(dir, "redis"), Args: o.RedisArgs})
+		e.RedisAddr = e.Redis.Addr
+		e.RDB = redis.NewClient(&redis.Options{Addr: e.Redis.Addr, DB: redisDB, ContextTimeoutEnabled: true})
+	}
 	b, err := redisbroker.New(e.RDB, redisbroker.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +131,7 @@ func (e *Env) StartWorker(ctx context.Context, slot int, extraEnv ...string) (*P
 	e.mu.Unlock()
 	env := append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir(),
-		"REDIS_URL=redis://" + e.RedisAddr + "/" + strconv.Itoa(redisDB),
+		"REDIS_URL=" + e.redisURL(),
 		"WORKER_CONCURRENCY=" + strconv.Itoa(e.opts.Concurrency),
 		"WORKER_HTTP_ADDR=127.0.0.1:0",
 		"WORKER_DRAIN_TIMEOUT=" + strconv.Itoa(e.opts.DrainMS),
@@ -139,6 +154,14 @@ func (e *Env) StartWorker(ctx context.Context, slot int, extraEnv ...string) (*P
 		return nil, err
 	}
 	return p, nil
+}
+
+// redisURL is the workers' REDIS_URL.
+func (e *Env) redisURL() string {
+	if e.Sentinel != nil {
+		return e.Sentinel.URL() + "?db=" + strconv.Itoa(redisDB)
+	}
+	return "redis://" + e.RedisAddr + "/" + strconv.Itoa(redisDB)
 }
 
 // Procs returns every process started so far.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/faults/oracle"
 )
 
@@ -25,8 +26,9 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	}
 	tab.Setup = fmt.Sprintf("%d workers × %d concurrency, lease 2000 ms, under a flow of normal jobs (4 producers, a job every 20 ms each). "+
 		"Enqueued once each: fault.panic (3 attempts), fault.hang (never returns, ignores its context; timeout 1 s, 2 attempts) and "+
-		"fault.exit (os.Exit mid-run; %d attempts). A supervisor restarts any worker that exits. The flow runs until the exit job "+
-		"is finished and at least %s, then the normal jobs drain.", workers, conc, exitAttempts, flow)
+		"fault.exit (os.Exit mid-run; %d attempts), the workers at their defaults WORKER_ABANDON_GRACE 10 s and WORKER_MAX_CRASHES %d. "+
+		"A supervisor restarts any worker that exits. The flow runs until the exit and hang jobs are finished and at least %s, "+
+		"then the normal jobs drain.", workers, conc, exitAttempts, maxCrashes, flow)
 	e := NewEnv(t, Options{Concurrency: conc, LeaseMS: 2000})
 	cur := make([]*Proc, workers)
 	for i := range cur {
@@ -79,16 +81,32 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 		j, err := e.Client.Get(ctx, Queue, id)
 		return err == nil && j.State != worker.StatePending && j.State != worker.StateActive && j.State != worker.StateScheduled
 	}
+	var exitTook, hangTook time.Duration
 	err := until(ctx, 200*time.Millisecond, func() bool {
-		return time.Since(begin) >= flow && finished(ids[oracle.TypeExit]) && finished(ids[oracle.TypePanic])
+		if exitTook == 0 && finished(ids[oracle.TypeExit]) {
+			exitTook = time.Since(begin)
+		}
+		if hangTook == 0 && finished(ids[oracle.TypeHang]) {
+			hangTook = time.Since(begin)
+		}
+		return time.Since(begin) >= flow && exitTook > 0 && hangTook > 0 && finished(ids[oracle.TypePanic])
 	})
-	exitTook := time.Since(begin)
+	// While the flow ran on, the hanging job's two abandoned processors
+	// were still running, each in its worker's slot.
+	stuck := 0.0
+	for _, p := range e.Procs() {
+		if !p.Exited() {
+			if v, merr := p.Metric(ctx, "aibos_worker_manager_stuck_processors"); merr == nil {
+				stuck += v
+			}
+		}
+	}
 	prod.Stop()
 	if err == nil {
 		// The normal jobs drain.
 		err = until(ctx, 200*time.Millisecond, func() bool {
 			st, err := e.Client.Stats(ctx, Queue)
-			return err == nil && st.Pending+st.Scheduled == 0 && st.Active <= 1 // the never-returning job may stay active
+			return err == nil && st.Pending+st.Scheduled+st.Active == 0
 		})
 	}
 	stopSuper()
@@ -129,20 +147,29 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	}
 	tab.promise("panicking job: state, attempts", fmt.Sprintf("%s, %d", pj.State, pj.Attempt), "dead after 3 attempts, the panic recorded",
 		pj.State == worker.StateDead && pj.Attempt == 3 && strings.Contains(pj.LastError, "panic"))
-	tab.add("never-returning job when the others were done: state, attempts, last error",
-		fmt.Sprintf("%s, %d, %q", hj.State, hj.Attempt, firstLine(hj.LastError)))
+	tab.promise("never-returning job: state, attempts, last error", fmt.Sprintf("%s, %d, %q", hj.State, hj.Attempt, firstLine(hj.LastError)),
+		"dead after 2 attempts, each ended WORKER_ABANDON_GRACE (10 s) after its 1 s timeout",
+		hj.State == worker.StateDead && hj.Attempt == 2 && strings.Contains(hj.LastError, "did not return within"))
+	tab.add("time until the never-returning job was finished", hangTook.Round(time.Millisecond))
+	tab.promise("abandoned processors still holding a slot then (aibos_worker_manager_stuck_processors, summed)", stuck,
+		"2 (one per attempt: Go cannot stop them)", stuck == 2)
 	tab.add("workers the exiting job took down", nExits)
 	tab.promise("exiting job: state, attempts, last error", fmt.Sprintf("%s, %d, %q", xj.State, xj.Attempt, firstLine(xj.LastError)),
-		"dead (quarantined) after killing its worker 3 times, with that reason",
-		xj.State == worker.StateDead && nExits <= 3 && strings.Contains(xj.LastError, "killed its worker 3 times"))
+		fmt.Sprintf("dead (quarantined) after killing its worker %d times (WORKER_MAX_CRASHES), with that reason", maxCrashes),
+		xj.State == worker.StateDead && nExits == maxCrashes && xj.LastError == broker.QuarantineReason(maxCrashes))
 	tab.add("time until the exiting job was finished", exitTook.Round(time.Millisecond))
 	tab.promise("workers that did not exit within 10 s of SIGTERM (killed)", stuckStop, "0 (drain timeout 1 s)", stuckStop == 0)
 	tab.add("slowest exit after SIGTERM", slowest.Round(time.Millisecond))
 	// The normal flow (the three poison jobs were added apart from it).
 	tab.addCount(c, true)
-	tab.Notes = append(tab.Notes, "Go cannot stop a goroutine: a processor that ignores its context keeps its job active "+
-		"(the heartbeat keeps extending the lease) and its slot taken until its process exits; the job comes back when "+
-		"the process stops. Its timeout does not end the attempt.")
+	q, qerr := e.Quarantined(context.WithoutCancel(ctx), maxCrashes)
+	if qerr != nil {
+		return qerr
+	}
+	tab.promise("normal jobs quarantined (died beside the exiting job)", q-1, "0 (the crash spread runs them apart from it)", q == 1)
+	tab.Notes = append(tab.Notes, "Go cannot stop a goroutine: a processor that ignores its context keeps its run slot "+
+		"until it returns (here: until its process stops), but WORKER_ABANDON_GRACE after its timeout its attempt ends "+
+		"without it, failed and retried per policy, so the job finishes and the other slots keep serving.")
 	return err
 }
 

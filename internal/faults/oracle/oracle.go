@@ -43,6 +43,10 @@ const (
 	TypeHang = "fault.hang"
 	// TypeExit ends the worker process (exit status 1) mid-run.
 	TypeExit = "fault.exit"
+	// TypeNoop returns at once and records nothing: the retention scenario
+	// measures the broker's memory over a million jobs, which the oracle's
+	// fsyncs per run would make take too long.
+	TypeNoop = "fault.noop"
 )
 
 // Work is the payload of TypeWork.
@@ -159,6 +163,7 @@ func (r *Recorder) Register(s interface {
 }) error {
 	for t, p := range map[string]worker.ProcessorFunc{
 		TypeWork: r.work, TypePanic: r.panic, TypeHang: r.hang, TypeExit: r.exit,
+		TypeNoop: func(context.Context, *worker.Job) error { return nil },
 	} {
 		if err := s.Register(t, p); err != nil {
 			return err
