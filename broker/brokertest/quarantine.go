@@ -67,6 +67,20 @@ func testQuarantineAfterCrashes(s *bundle) {
 	}
 	s.fetchNone(q, "the quarantined job must not run again")
 
+	// A job spread out keeps its place: it runs before a job added after it.
+	pq := "quarantine-place"
+	c := s.insert(pq, withAttempts(20))
+	for range 2 {
+		s.fetchWait(pq, shortLease)
+		s.recoverWith(&broker.QueueMaintainParams{Queue: pq, MaxCrashes: 3, CrashSpread: spread}, c.ID)
+	}
+	due := s.wantState(pq, c.ID, broker.StateScheduled).RunAt
+	later := s.insert(pq)
+	s.waitFor("the spread-out job to be due", func() bool { return !s.now().Before(due) })
+	if f := s.fetchOne(pq, longLease); f.ID != c.ID {
+		s.t.Fatalf("fetched %s first; want the spread-out job %s, added before %s", f.ID, c.ID, later.ID)
+	}
+
 	// With the rule off, three expiries in a row leave the job pending.
 	off := "quarantine-off"
 	b := s.insert(off, withAttempts(20))

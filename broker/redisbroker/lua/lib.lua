@@ -433,13 +433,18 @@ end
 -- state its hash still names. With keep, a job that was leased before goes
 -- back to its place, the seq (or fair tag) its fetch recorded in 'q' (lease
 -- recovery and hand-back: a crashed worker's jobs run before those enqueued
--- after them); otherwise, and for a job with no recorded place, it goes to
--- the back of its priority (in a fair queue: its tenant's).
+-- after them; also a job maintain.lua spread out after a crash, marked
+-- 'cs'); otherwise, and for a job with no recorded place, it goes to the
+-- back of its priority (in a fair queue: its tenant's).
 local function make_pending(pending_key, seq_key, job_key, id, keep)
   local prefix = string.sub(job_key, 1, #job_key - #id)
-  local v = redis.call('HMGET', job_key, 'p', 's', 'tn', 'q')
+  local v = redis.call('HMGET', job_key, 'p', 's', 'tn', 'q', 'cs')
   local p = tonumber(job_number(prefix, id, 'p', v[1]) or '0')
   local score
+  if v[5] then -- spread out after a crash (maintain.lua): its place is kept
+    keep = true
+    redis.call('HDEL', job_key, 'cs')
+  end
   if keep and v[4] then
     score = fmt(stored_priority(p) * PRIORITY_SHIFT + tonumber(v[4]))
   else

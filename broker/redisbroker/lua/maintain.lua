@@ -80,7 +80,7 @@ for _, id in ipairs(leases) do
     redis.call('ZREM', KEYS[3], id)
     redis.call('ZADD', KEYS[1], due, id)
     tindex_move(KEYS[9], v[5], id, 'active', 'scheduled', due)
-    redis.call('HSET', job_key, 's', 'scheduled', 'r', due)
+    redis.call('HSET', job_key, 's', 'scheduled', 'r', due, 'cs', '1') -- cs: promote keeps its place
     redis.call('HDEL', job_key, 'lu')
     recovered = recovered + 1
   elseif left then
