@@ -177,7 +177,12 @@ func (e *executor) releaseStuck() int {
 	e.m.mu.Lock()
 	stuck := make([]*running, 0, len(e.inflight))
 	for r := range e.inflight {
-		if !r.reported.Load() { // an abandoned attempt was ended already
+		// Claim the attempt, so that its watchdog does not report it too;
+		// an attempt abandoned already was reported.
+		if r.reported.CompareAndSwap(false, true) {
+			if t := r.watchdog.Load(); t != nil {
+				t.Stop()
+			}
 			stuck = append(stuck, r)
 		}
 	}
@@ -245,10 +250,13 @@ func (e *executor) execute(ctx context.Context, r *running) {
 		t.Stop()
 	}
 	if !r.reported.CompareAndSwap(false, true) {
-		// The watchdog ended the attempt long ago; only the slot was left.
-		m.stuck.Add(-1)
-		m.jobLog(r.job).Warn("abandoned processor returned at last; its run slot is free again",
-			"ran_for", time.Since(began).Round(time.Millisecond), "processor_err", err)
+		// The attempt was ended without the processor (its watchdog, or a
+		// shutdown that handed the job back); only the slot was left.
+		if r.abandoned.Load() {
+			m.stuck.Add(-1)
+			m.jobLog(r.job).Warn("abandoned processor returned at last; its run slot is free again",
+				"ran_for", time.Since(began).Round(time.Millisecond), "processor_err", err)
+		}
 		return
 	}
 	m.finish(ctx, r, err, time.Since(began))
