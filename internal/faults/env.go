@@ -43,6 +43,9 @@ type Options struct {
 	// (redistest.StartSentinel) instead of one server; the workers and the
 	// harness reach the master through the sentinels.
 	Sentinel bool
+	// Cluster runs Redis as a Cluster of three masters, each with a
+	// replica (redistest.StartCluster), reached through all its nodes.
+	Cluster bool
 }
 
 // Env is one scenario's world: a private redis-server, the oracle's
@@ -55,9 +58,11 @@ type Env struct {
 	// Sentinel is the Sentinel setup of Options.Sentinel; Redis is then
 	// its master at the start.
 	Sentinel *redistest.Sentinel
-	Client   *worker.Client
-	RDB      *redis.Client
-	opts     Options
+	// Cluster is the Cluster of Options.Cluster; Redis is then nil.
+	Cluster *redistest.Cluster
+	Client  *worker.Client
+	RDB     redis.UniversalClient
+	opts    Options
 	// RedisAddr is the address workers are given; a scenario with a fault
 	// proxy points it at the proxy before starting workers.
 	RedisAddr string
@@ -92,12 +97,16 @@ func NewEnv(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	e := &Env{T: t, Dir: dir, opts: o, inc: map[int]int{}, acked: map[string]time.Time{}}
-	if o.Sentinel {
+	switch {
+	case o.Cluster:
+		e.Cluster = redistest.StartCluster(t, 3, 1)
+		e.RDB = redis.NewClusterClient(&redis.ClusterOptions{Addrs: e.Cluster.Addrs(), ContextTimeoutEnabled: true})
+	case o.Sentinel:
 		e.Sentinel = redistest.StartSentinel(t)
 		e.Redis = e.Sentinel.Master
 		e.RDB = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.SentinelMaster,
 			SentinelAddrs: e.Sentinel.Addrs(), DB: redisDB, ContextTimeoutEnabled: true})
-	} else {
+	default:
 		e.Redis = redistest.StartWith(t, redistest.Options{Dir: filepath.Join(dir, "redis"), Args: o.RedisArgs})
 		e.RedisAddr = e.Redis.Addr
 		e.RDB = redis.NewClient(&redis.Options{Addr: e.Redis.Addr, DB: redisDB, ContextTimeoutEnabled: true})
@@ -158,6 +167,9 @@ func (e *Env) StartWorker(ctx context.Context, slot int, extraEnv ...string) (*P
 
 // redisURL is the workers' REDIS_URL.
 func (e *Env) redisURL() string {
+	if e.Cluster != nil {
+		return e.Cluster.URL() // database 0, the only one a Cluster has
+	}
 	if e.Sentinel != nil {
 		return e.Sentinel.URL() + "?db=" + strconv.Itoa(redisDB)
 	}

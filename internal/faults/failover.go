@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // runSentinelFailover: under load, the Sentinel setup's master is
@@ -13,17 +15,45 @@ import (
 // acknowledged enqueues the replica had not received yet are lost: the
 // scenario counts them, and how long work took to resume.
 func runSentinelFailover(ctx context.Context, t testing.TB, full bool, tab *Table) error {
+	setup := "A master, a replica and three sentinels (down-after 1 s, quorum 2)"
+	return runFailover(ctx, t, full, tab, Options{Sentinel: true}, setup, "the master is SIGKILLed",
+		"time from the kill until a majority of sentinels named the replica master",
+		func(e *Env) time.Duration { return e.Sentinel.KillMaster(t) })
+}
+
+// runClusterFailover: the same against a Redis Cluster, whose master
+// holding the queue's slot is SIGKILLed; its replica takes the slots over.
+func runClusterFailover(ctx context.Context, t testing.TB, full bool, tab *Table) error {
+	setup := "A Redis Cluster of three masters, each with a replica (cluster-node-timeout 1 s)"
+	return runFailover(ctx, t, full, tab, Options{Cluster: true}, setup, "the master holding the queue's slot is SIGKILLed",
+		"time from the kill until the replica held the slots and every node reported the cluster ok",
+		func(e *Env) time.Duration {
+			cc := e.RDB.(*redis.ClusterClient)
+			m, err := cc.MasterForKey(ctx, "{"+Queue+"}")
+			if err != nil {
+				t.Fatalf("find the master of queue %s: %v", Queue, err)
+			}
+			begin := time.Now()
+			e.Cluster.KillNode(t, m.Options().Addr)
+			return time.Since(begin)
+		})
+}
+
+// runFailover runs a failover scenario: load through o's topology, kill
+// (which returns how long the promotion took), more load, drain.
+func runFailover(ctx context.Context, t testing.TB, full bool, tab *Table, o Options, setup, what, promotedRow string,
+	kill func(*Env) time.Duration) error {
 	phase := 3 * time.Second
 	if full {
 		phase = 8 * time.Second
 	}
 	const workers, conc, producers = 3, 10, 4
 	period := 20 * time.Millisecond
-	tab.Setup = fmt.Sprintf("A master, a replica and three sentinels (down-after 1 s, quorum 2); %d workers × %d concurrency and %d "+
-		"producers (a job of 50–200 ms every %s each, each add bounded by %s) reach the master through the sentinels. After %s "+
-		"of load the master is SIGKILLed; the load goes on %s after the replica's promotion, then the queue drains.",
-		workers, conc, producers, period, callBound, phase, phase)
-	e := NewEnv(t, Options{Concurrency: conc, LeaseMS: 2000, Sentinel: true})
+	tab.Setup = fmt.Sprintf("%s; %d workers × %d concurrency and %d producers (a job of 50–200 ms every %s each, each add "+
+		"bounded by %s) reach it through REDIS_URL. After %s of load %s; the load goes on %s after the promotion, then the "+
+		"queue drains.", setup, workers, conc, producers, period, callBound, phase, what, phase)
+	o.Concurrency, o.LeaseMS = conc, 2000
+	e := NewEnv(t, o)
 	for slot := 1; slot <= workers; slot++ {
 		if _, err := e.StartWorker(ctx, slot); err != nil {
 			return err
@@ -35,7 +65,7 @@ func runSentinelFailover(ctx context.Context, t testing.TB, full bool, tab *Tabl
 		return err
 	}
 	killedAt := time.Now()
-	promotion := e.Sentinel.KillMaster(t)
+	promotion := kill(e)
 	err := sleepCtx(ctx, phase)
 	prod.Stop()
 	if err != nil {
@@ -52,7 +82,7 @@ func runSentinelFailover(ctx context.Context, t testing.TB, full bool, tab *Tabl
 		return err
 	}
 	resume := firstStartAfter(c.Runs, killedAt.Add(promotion))
-	tab.add("time from the kill until a majority of sentinels named the replica master", promotion.Round(time.Millisecond))
+	tab.add(promotedRow, promotion.Round(time.Millisecond))
 	tab.add("acknowledged enqueues lost (asynchronous replication: the replica had not received them)", c.Lost)
 	tab.add("enqueues that returned an error", len(prod.failed))
 	tab.add("of those, stored or run anyway (the error came after the write)", stored)

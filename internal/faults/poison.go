@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -26,10 +27,11 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	}
 	tab.Setup = fmt.Sprintf("%d workers × %d concurrency, lease 2000 ms, under a flow of normal jobs (4 producers, a job every 20 ms each). "+
 		"Enqueued once each: fault.panic (3 attempts), fault.hang (never returns, ignores its context; timeout 1 s, 2 attempts) and "+
-		"fault.exit (os.Exit mid-run; %d attempts), the workers at their defaults WORKER_ABANDON_GRACE 10 s and WORKER_MAX_CRASHES %d. "+
-		"A supervisor restarts any worker that exits. The flow runs until the exit and hang jobs are finished and at least %s, "+
+		"fault.exit (os.Exit mid-run; %d attempts; added once fault.hang is finished, as a worker it kills would take an abandoned "+
+		"attempt with it), with WORKER_ABANDON_GRACE 2 s and WORKER_MAX_CRASHES at its default %d. "+
+		"A supervisor restarts any worker that exits. The flow runs until the three are finished and at least %s, "+
 		"then the normal jobs drain.", workers, conc, exitAttempts, maxCrashes, flow)
-	e := NewEnv(t, Options{Concurrency: conc, LeaseMS: 2000})
+	e := NewEnv(t, Options{Concurrency: conc, LeaseMS: 2000, Env: []string{"WORKER_ABANDON_GRACE=2000"}})
 	cur := make([]*Proc, workers)
 	for i := range cur {
 		p, err := e.StartWorker(ctx, i+1)
@@ -63,18 +65,25 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	prod := produce(e, 4, 20*time.Millisecond, 50, 200)
 	defer prod.Stop()
 	ids := map[string]string{}
+	add := func(spec worker.JobSpec) error {
+		j, err := e.Client.Add(ctx, Queue, spec)
+		if err != nil {
+			return err
+		}
+		ids[spec.Type] = j.ID
+		return nil
+	}
+	// The exiting job comes once the never-returning one is finished: a
+	// worker it kills would take the abandoned attempt with it.
 	for _, spec := range []worker.JobSpec{
 		{Type: oracle.TypePanic, MaxAttempts: 3},
 		{Type: oracle.TypeHang, MaxAttempts: 2, Timeout: time.Second},
-		{Type: oracle.TypeExit, MaxAttempts: exitAttempts},
 	} {
-		j, err := e.Client.Add(ctx, Queue, spec)
-		if err != nil {
+		if err := add(spec); err != nil {
 			stopSuper()
 			<-superDone
 			return err
 		}
-		ids[spec.Type] = j.ID
 	}
 	begin := time.Now()
 	finished := func(id string) bool {
@@ -82,6 +91,8 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 		return err == nil && j.State != worker.StatePending && j.State != worker.StateActive && j.State != worker.StateScheduled
 	}
 	var exitTook, hangTook time.Duration
+	var exitAdded time.Time
+	var addErr error
 	stuck := 0.0 // the most abandoned processors the live workers reported at once
 	err := until(ctx, 200*time.Millisecond, func() bool {
 		now := 0.0
@@ -93,15 +104,20 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 			}
 		}
 		stuck = max(stuck, now)
-		if exitTook == 0 && finished(ids[oracle.TypeExit]) {
-			exitTook = time.Since(begin)
+		if exitTook == 0 && !exitAdded.IsZero() && finished(ids[oracle.TypeExit]) {
+			exitTook = time.Since(exitAdded)
 		}
 		if hangTook == 0 && finished(ids[oracle.TypeHang]) {
 			hangTook = time.Since(begin)
+			if addErr = add(worker.JobSpec{Type: oracle.TypeExit, MaxAttempts: exitAttempts}); addErr != nil {
+				return true
+			}
+			exitAdded = time.Now()
 		}
 		return time.Since(begin) >= flow && exitTook > 0 && hangTook > 0 && finished(ids[oracle.TypePanic])
 	})
 	prod.Stop()
+	err = errors.Join(err, addErr)
 	if err == nil {
 		// The normal jobs drain.
 		err = until(ctx, 200*time.Millisecond, func() bool {
@@ -148,7 +164,7 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	tab.promise("panicking job: state, attempts", fmt.Sprintf("%s, %d", pj.State, pj.Attempt), "dead after 3 attempts, the panic recorded",
 		pj.State == worker.StateDead && pj.Attempt == 3 && strings.Contains(pj.LastError, "panic"))
 	tab.promise("never-returning job: state, attempts, last error", fmt.Sprintf("%s, %d, %q", hj.State, hj.Attempt, firstLine(hj.LastError)),
-		"dead after 2 attempts, each ended WORKER_ABANDON_GRACE (10 s) after its 1 s timeout",
+		"dead after 2 attempts, each ended WORKER_ABANDON_GRACE (2 s) after its 1 s timeout",
 		hj.State == worker.StateDead && hj.Attempt == 2 && strings.Contains(hj.LastError, "did not return within"))
 	tab.add("time until the never-returning job was finished", hangTook.Round(time.Millisecond))
 	tab.promise("abandoned processors holding a slot, most seen at once (aibos_worker_manager_stuck_processors, summed over live workers)", stuck,
@@ -157,7 +173,7 @@ func runPoison(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	tab.promise("exiting job: state, attempts, last error", fmt.Sprintf("%s, %d, %q", xj.State, xj.Attempt, firstLine(xj.LastError)),
 		fmt.Sprintf("dead (quarantined) after killing its worker %d times (WORKER_MAX_CRASHES), with that reason", maxCrashes),
 		xj.State == worker.StateDead && nExits == maxCrashes && xj.LastError == broker.QuarantineReason(maxCrashes))
-	tab.add("time until the exiting job was finished", exitTook.Round(time.Millisecond))
+	tab.add("time from adding the exiting job until it was finished", exitTook.Round(time.Millisecond))
 	tab.promise("workers that did not exit within 10 s of SIGTERM (killed)", stuckStop, "0 (drain timeout 1 s)", stuckStop == 0)
 	tab.add("slowest exit after SIGTERM", slowest.Round(time.Millisecond))
 	// The normal flow (the three poison jobs were added apart from it).

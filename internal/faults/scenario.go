@@ -40,6 +40,7 @@ var Scenarios = []Scenario{
 	{Name: "clock skew ±5 min", Bound: bound(90*time.Second, 4*time.Minute), Run: runSkew},
 	{Name: "poison jobs", Bound: bound(3*time.Minute, 5*time.Minute), Run: runPoison},
 	{Name: "Sentinel failover under load", Bound: bound(2*time.Minute, 4*time.Minute), Run: runSentinelFailover},
+	{Name: "Cluster master failover under load", Bound: bound(2*time.Minute, 4*time.Minute), Run: runClusterFailover},
 	{Name: "retention at 1,000,000 processed jobs", Bound: bound(3*time.Minute, 15*time.Minute), Run: runRetention},
 }
 
