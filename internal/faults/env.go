@@ -243,6 +243,16 @@ func (e *Env) WaitDrained(ctx context.Context) error {
 	}
 }
 
+// drainStopCount waits for the queue to drain (its error, if it did not,
+// is drainErr: the figures are still counted), stops every worker and
+// counts what happened to the jobs.
+func (e *Env) drainStopCount(ctx context.Context) (c *Count, drainErr, err error) {
+	drainErr = e.WaitDrained(ctx)
+	stopAll(ctx, e)
+	c, err = e.Count(context.WithoutCancel(ctx))
+	return c, drainErr, err
+}
+
 // until polls cond every step until it holds or ctx ends.
 func until(ctx context.Context, step time.Duration, cond func() bool) error {
 	for !cond() {

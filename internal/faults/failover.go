@@ -71,9 +71,7 @@ func runFailover(ctx context.Context, t testing.TB, full bool, tab *Table, o Opt
 	if err != nil {
 		return err
 	}
-	drainErr := e.WaitDrained(ctx)
-	stopAll(ctx, e)
-	c, err := e.Count(context.WithoutCancel(ctx))
+	c, drainErr, err := e.drainStopCount(ctx)
 	if err != nil {
 		return err
 	}

@@ -100,9 +100,7 @@ func runOutage(mode string) func(ctx context.Context, t testing.TB, full bool, t
 			return err
 		}
 		prod.Stop()
-		drainErr := e.WaitDrained(ctx)
-		stopAll(ctx, e)
-		c, err := e.Count(context.WithoutCancel(ctx))
+		c, drainErr, err := e.drainStopCount(ctx)
 		if err != nil {
 			return err
 		}

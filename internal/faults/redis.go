@@ -155,9 +155,7 @@ func runRedisKill(fsync string) func(ctx context.Context, t testing.TB, full boo
 		if err != nil {
 			return err
 		}
-		drainErr := e.WaitDrained(ctx)
-		stopAll(ctx, e)
-		c, err := e.Count(context.WithoutCancel(ctx))
+		c, drainErr, err := e.drainStopCount(ctx)
 		if err != nil {
 			return err
 		}
@@ -254,9 +252,7 @@ func runRedisEmpty(ctx context.Context, t testing.TB, full bool, tab *Table) err
 		return err
 	}
 	prod.Stop()
-	drainErr := e.WaitDrained(ctx)
-	stopAll(ctx, e)
-	c, err := e.Count(context.WithoutCancel(ctx))
+	c, drainErr, err := e.drainStopCount(ctx)
 	if err != nil {
 		return err
 	}

@@ -48,9 +48,7 @@ func runSkew(ctx context.Context, t testing.TB, full bool, tab *Table) error {
 	if err := sleepCtx(ctx, 2*time.Second); err != nil {
 		return err
 	}
-	drainErr := e.WaitDrained(ctx)
-	stopAll(ctx, e)
-	c, err := e.Count(context.WithoutCancel(ctx))
+	c, drainErr, err := e.drainStopCount(ctx)
 	if err != nil {
 		return err
 	}
