@@ -22,13 +22,13 @@ var ErrContentChanged = errors.New("message content differs from the one recorde
 
 // Entry is what the outbox records of one message.
 type Entry struct {
-	MessageID string    `json:"messageId"`
-	Tenant    string    `json:"tenant"`
-	JobID     string    `json:"jobId"`
-	To        []string  `json:"to"`
-	Subject   string    `json:"subject"`
-	Hash      string    `json:"hash"`
-	State     string    `json:"state"`
+	MessageID string   `json:"messageId"`
+	Tenant    string   `json:"tenant"`
+	JobID     string   `json:"jobId"`
+	To        []string `json:"to"`
+	Subject   string   `json:"subject"`
+	Hash      string   `json:"hash"`
+	State     string   `json:"state"`
 	// Sends counts attempts that began sending; above 1, the same message
 	// may have arrived more than once.
 	Sends int `json:"sends"`
