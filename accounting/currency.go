@@ -52,3 +52,25 @@ func MinorUnits(code string) (int, error) {
 	}
 	return e, nil
 }
+
+// FormatAmount writes an amount in minor units as a decimal in its
+// currency's major unit: FormatAmount(-123456, "EUR") is "-1234.56". It
+// returns an error wrapping ErrInvalid for an unknown currency.
+func FormatAmount(minor int64, code string) (string, error) {
+	exp, err := MinorUnits(code)
+	if err != nil {
+		return "", err
+	}
+	sign, u := "", uint64(minor)
+	if minor < 0 {
+		sign, u = "-", uint64(-minor)
+	}
+	if exp == 0 {
+		return fmt.Sprintf("%s%d", sign, u), nil
+	}
+	div := uint64(1)
+	for range exp {
+		div *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d", sign, u/div, exp, u%div), nil
+}

@@ -99,3 +99,20 @@ func TestMinorUnits(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatAmount(t *testing.T) {
+	for _, c := range []struct {
+		minor int64
+		code  string
+		want  string
+	}{
+		{123456, "EUR", "1234.56"}, {-5, "EUR", "-0.05"}, {0, "USD", "0.00"}, {1500, "JPY", "1500"}, {1234, "KWD", "1.234"},
+	} {
+		if got, err := accounting.FormatAmount(c.minor, c.code); err != nil || got != c.want {
+			t.Errorf("FormatAmount(%d, %s) = %q, %v; want %q", c.minor, c.code, got, err, c.want)
+		}
+	}
+	if _, err := accounting.FormatAmount(1, "XXX1"); !errors.Is(err, accounting.ErrInvalid) {
+		t.Errorf("FormatAmount of an unknown currency = %v, want ErrInvalid", err)
+	}
+}

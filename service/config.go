@@ -197,6 +197,20 @@ type Config struct {
 	// accounting queues.
 	EncryptedQueues []string
 
+	// SMTPHost, SMTPPort, SMTPUser, SMTPPassword and SMTPStartTLS name
+	// the SMTP server notifications are sent to (SMTP_HOST, SMTP_PORT,
+	// SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS; see notify.SMTPConfig);
+	// SMTPFrom is their sender (SMTP_FROM) and SMTPTo the recipient of
+	// those whose job names none (SMTP_TO). No server unless set; port
+	// 587.
+	SMTPHost     string
+	SMTPPort     int
+	SMTPUser     string
+	SMTPPassword string
+	SMTPStartTLS string
+	SMTPFrom     string
+	SMTPTo       string
+
 	// File is the config file the values were read from, "" for none.
 	File string
 	// Queues are the queues served: the seed's four unless the file lists

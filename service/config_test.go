@@ -106,6 +106,13 @@ func TestEnvVars(t *testing.T) {
 		{"WORKER_ENCRYPTION_KEYS", "", "old:" + testKeySecret + ",new:" + testKeySecret, "(set, redacted)", "k1:aHVudGVyMg==",
 			`WORKER_ENCRYPTION_KEYS="(redacted)": want comma-separated keyid:base64-of-32-bytes, newest last (parse encryption keys: key "k1" is 7 bytes, want 32)`},
 		{"WORKER_ENCRYPTION_KEY_FILE", "", "/etc/aibos/keys", "/etc/aibos/keys", " ", `WORKER_ENCRYPTION_KEY_FILE=" ": want a file path (mode 0600)`},
+		{"SMTP_HOST", "", "mail.example.com", "mail.example.com", "smtp://mail", `SMTP_HOST="smtp://mail": want empty or a host name`},
+		{"SMTP_PORT", "587", "2525", "2525", "0", `SMTP_PORT="0": want an integer from 1 to 65535`},
+		{"SMTP_USER", "", "mailer", "mailer", "a\nb", `SMTP_USER="a\nb": want empty or a user name`},
+		{"SMTP_PASSWORD", "", "hunter2", "(set, redacted)", "hunter2\n", `SMTP_PASSWORD="(redacted)": want text without line breaks (a line break)`},
+		{"SMTP_FROM", "", "Books <books@example.com>", "Books <books@example.com>", "books", `SMTP_FROM="books": want empty or an address (Books <books@example.com>)`},
+		{"SMTP_TO", "", "ops@example.com", "ops@example.com", "ops", `SMTP_TO="ops": want empty or an address`},
+		{"SMTP_STARTTLS", "", "mandatory", "mandatory", "always", `SMTP_STARTTLS="always": want empty, opportunistic, mandatory or none`},
 		{"WORKER_ENCRYPTED_QUEUES", "invoices,bills,payments,reports", "invoices, payments", "invoices,payments", "a b", `WORKER_ENCRYPTED_QUEUES="a b": want comma-separated queue names, or none`},
 	}
 	covered := map[string]bool{}

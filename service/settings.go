@@ -3,6 +3,7 @@ package service
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -285,6 +286,35 @@ var settings = []*setting{
 			}
 			return true
 		}),
+	textSetting("SMTP_HOST", "smtp-host", "", "empty or a host name", "SMTP server the email.notification jobs are sent to; unset: the notifications queue is not served (its jobs wait)",
+		func(c *Config) *string { return &c.SMTPHost },
+		func(v string) bool { return !strings.ContainsAny(v, " \t\n/:@") }),
+	intSetting("SMTP_PORT", "smtp-port", "587", 1, 65535, "port of SMTP_HOST (587: submission)",
+		func(c *Config) *int { return &c.SMTPPort }),
+	textSetting("SMTP_USER", "smtp-user", "", "empty or a user name", "user name for SMTP AUTH; unset: no authentication",
+		func(c *Config) *string { return &c.SMTPUser },
+		func(v string) bool { return !strings.ContainsAny(v, "\r\n") }),
+	{
+		env: "SMTP_PASSWORD", flag: "smtp-password", def: "", hidden: true,
+		allowed: "text without line breaks", help: "password of SMTP_USER; never shown",
+		set: func(c *Config, v string) error {
+			if strings.ContainsAny(v, "\r\n") {
+				return fmt.Errorf("a line break")
+			}
+			c.SMTPPassword = v
+			return nil
+		},
+		get: func(c *Config) string { return c.SMTPPassword },
+	},
+	textSetting("SMTP_FROM", "smtp-from", "", "empty or an address (Books <books@example.com>)", "sender of the notifications; its domain ends every Message-ID; required with SMTP_HOST",
+		func(c *Config) *string { return &c.SMTPFrom },
+		func(v string) bool { _, err := mail.ParseAddress(v); return v == "" || err == nil }),
+	textSetting("SMTP_TO", "smtp-to", "", "empty or an address", "recipient of notifications whose job names none (the payload's to)",
+		func(c *Config) *string { return &c.SMTPTo },
+		func(v string) bool { _, err := mail.ParseAddress(v); return v == "" || err == nil }),
+	textSetting("SMTP_STARTTLS", "smtp-starttls", "", "empty, opportunistic, mandatory or none", "STARTTLS policy; unset: mandatory with SMTP_USER (no password in the clear), else opportunistic",
+		func(c *Config) *string { return &c.SMTPStartTLS },
+		func(v string) bool { return v == "" || v == "opportunistic" || v == "mandatory" || v == "none" }),
 }
 
 // notBlank refuses a value of only spaces.

@@ -42,7 +42,11 @@ type bundle struct {
 	ctx   context.Context
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T) *bundle { return setupWith(t, nil, nil) }
+
+// setupWith is setup with the configuration changed by conf and more job
+// types registered by register, before the service starts.
+func setupWith(t *testing.T, conf func(*service.Config), register func(*service.Service, accounting.Store)) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -52,6 +56,9 @@ func setup(t *testing.T) *bundle {
 	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if conf != nil {
+		conf(cfg)
 	}
 	svc, err := service.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -63,6 +70,9 @@ func setup(t *testing.T) *bundle {
 	}
 	if err := jobs.Register(svc, st); err != nil {
 		t.Fatal(err)
+	}
+	if register != nil {
+		register(svc, st)
 	}
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -232,5 +232,30 @@ func (p *processors) payment(ctx context.Context, job *worker.Job) error {
 	if err != nil {
 		return storeErr("post payment "+id, err)
 	}
+	if err := p.notifyPayment(ctx, job, books, id, ps.Entry); err != nil {
+		return err
+	}
 	return worker.SetResult(ctx, map[string]any{"entryId": ps.Entry.ID, "applications": ps.Applications})
+}
+
+// notifyPayment records the payment.received notification of a posted
+// payment as an email.notification job whose id is the payment job's
+// plus ":notify", so a retried payment job adds none twice.
+// The amount is the entry's cash debit.
+func (p *processors) notifyPayment(ctx context.Context, job *worker.Job, books accounting.Books, id string, e *accounting.JournalEntry) error {
+	var amount int64
+	var currency string
+	for _, l := range e.Lines {
+		if l.Account == accounting.AccountCash {
+			amount, currency = amount+l.Debit, l.Currency
+		}
+	}
+	_, err := p.client.Add(ctx, QueueNotifications, worker.JobSpec{
+		ID: job.ID + ":notify", Type: TypeNotification, TenantID: books.Tenant, CompanyID: books.Company,
+		Data: map[string]any{"event": EventPaymentReceived, "documentId": id, "total": amount, "currency": currency},
+	})
+	if err != nil && !errors.Is(err, worker.ErrDuplicate) {
+		return fmt.Errorf("record notification of payment %s: %w", id, err)
+	}
+	return nil
 }

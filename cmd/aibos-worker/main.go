@@ -241,6 +241,9 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool
 		if err := registerOps(svc, cfg, st); err != nil {
 			return err
 		}
+		if err := registerMail(svc, cfg, st, demo, log); err != nil {
+			return err
+		}
 		// Debug: a config error found at Start must stay the one line
 		// serve prints.
 		log.Debug("accounting ledger open", "at", where)
@@ -266,6 +269,7 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool
 			}
 		}
 	}()
+	serveNotifications(cfg, demo)
 	err := service.Serve(ctx, cfg, stderr, fwd, setup)
 	stopDemo()
 	if errors.Is(err, service.ErrDrainInterrupted) {
