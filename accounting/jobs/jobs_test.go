@@ -6,12 +6,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
@@ -19,13 +18,20 @@ import (
 	"github.com/aibos/worker/accounting/jobs"
 	"github.com/aibos/worker/accounting/sqlitestore"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/jobschema"
 	"github.com/aibos/worker/service"
 	"github.com/aibos/worker/workflow"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(mailChildEnv) != "" {
+		mailChild()
+		return
+	}
+	os.Exit(redistest.Main(m))
+}
 
 const (
 	tenant  = "t1"
