@@ -144,9 +144,17 @@ func TestNotificationsSurviveSIGKILLDuringSending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// completed counts the finished jobs, and fails the test for a dead
+	// one: a notification that will never arrive.
 	completed := func() int {
-		l, err := b.JobList(ctx, &broker.JobListParams{Queue: jobs.QueueNotifications, State: broker.StateCompleted, Limit: 1000})
+		l, err := b.JobList(ctx, &broker.JobListParams{Queue: jobs.QueueNotifications, State: broker.StateDead, Limit: 1})
 		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Jobs) > 0 {
+			t.Fatalf("notification job %s is dead: %s", l.Jobs[0].ID, l.Jobs[0].LastError)
+		}
+		if l, err = b.JobList(ctx, &broker.JobListParams{Queue: jobs.QueueNotifications, State: broker.StateCompleted, Limit: 1000}); err != nil {
 			t.Fatal(err)
 		}
 		return len(l.Jobs)
