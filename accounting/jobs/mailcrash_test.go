@@ -180,11 +180,12 @@ func TestNotificationsSurviveSIGKILLDuringSending(t *testing.T) {
 			t.Fatalf("start worker process: %v", err)
 		}
 		starts++
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
 		mu.Lock()
 		child = cmd
 		mu.Unlock()
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
 		timer := time.NewTimer(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
 		poll := time.NewTicker(100 * time.Millisecond)
 	wait:
