@@ -15,6 +15,7 @@ test: fmt vet
 	./scripts/ensure-promtool.sh
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
+	./scripts/ensure-pdftotext.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./...; fi
 	$(MAKE) deploy-check
