@@ -127,6 +127,8 @@
 //	GET    /api/v1/companies/{company}/accounts/{code}/activity viewer
 //	GET    /api/v1/companies/{company}/receivables              viewer
 //	GET    /api/v1/companies/{company}/payables                 viewer
+//	GET    /api/v1/companies/{company}/reports                  viewer
+//	GET    /api/v1/companies/{company}/reports/{date}/{name}    viewer
 //
 // # Audit trail
 //

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
+	"github.com/aibos/worker/accounting/report"
 	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/httpproc"
@@ -62,6 +63,9 @@ type Config struct {
 	// Ledger is the accounting store the accounting routes serve. Without
 	// it (and until SetLedger) they answer 503.
 	Ledger accounting.Store
+	// Reports holds the daily report files (package accounting/report)
+	// the report routes list and serve. Without it they answer 503.
+	Reports *report.Dir
 	// FailedAuth limits failed authentications per client address.
 	FailedAuth FailedAuthLimit
 	// Audit, if set, records every mutating request and every denied
@@ -136,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	s.scheduleRoutes()
 	s.workflowRoutes()
 	s.accountingRoutes()
+	s.reportRoutes()
 	if cfg.Ledger != nil {
 		s.SetLedger(cfg.Ledger)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aibos/worker/accounting/report"
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/admin/dashboard"
 	"github.com/aibos/worker/internal/workerreg"
@@ -40,6 +41,7 @@ func (s *Service) newAPI() error {
 			"POST /api/v1/queues/{queue}/jobs":       int64(s.cfg.APIMaxEnqueueBytes),
 			"POST /api/v1/queues/{queue}/jobs/batch": int64(s.cfg.APIMaxBatchBytes),
 		},
+		Reports: &report.Dir{Root: s.cfg.ReportsDir()},
 	})
 	if err != nil {
 		return fmt.Errorf("service: %w", err)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -394,6 +395,13 @@ func Default() *Config {
 	c.Recovery = SeedRecovery()
 	return c
 }
+
+// ReportsDirName is the directory of the daily report files inside
+// DataDir (package accounting/report), on every engine.
+const ReportsDirName = "reports"
+
+// ReportsDir returns the directory of the daily report files.
+func (c *Config) ReportsDir() string { return filepath.Join(c.DataDir, ReportsDirName) }
 
 // Source returns where the setting named by its environment variable came
 // from.

@@ -270,12 +270,12 @@ func TestFileSections(t *testing.T) {
 	if len(c.Queues) != 4 || c.Queues[0].Name != "invoices" || c.Queues[0].Priority != 1 || c.Queues[0].Concurrency != 3 {
 		t.Errorf("queues = %+v, want the seed's four", c.Queues)
 	}
-	if len(c.Schedules) != 2 || c.Schedules[0].Cron != "0 2 * * *" || c.Schedules[1].Cron != "0 0 1 * *" {
-		t.Errorf("schedules = %+v, want daily-reports and monthly-cleanup", c.Schedules)
+	if len(c.Schedules) != 2 || c.Schedules[0].Cron != "*/15 * * * *" || c.Schedules[1].Cron != "0 0 1 * *" {
+		t.Errorf("schedules = %+v, want daily-reports (every quarter hour: 02:00 per tenant zone) and monthly-cleanup", c.Schedules)
 	}
-	e := c.JobTypes["report.generation"].HTTP
+	e := c.JobTypes["data.cleanup"].HTTP
 	if e == nil || e.Secret != "whsec_c2VjcmV0" || e.Timeout != time.Minute {
-		t.Errorf("report.generation = %+v, want an endpoint with the secret from AIBOS_WEBHOOK_SECRET and a 1m timeout", e)
+		t.Errorf("data.cleanup = %+v, want an endpoint with the secret from AIBOS_WEBHOOK_SECRET and a 1m timeout", e)
 	}
 	if _, err := Load(LoadInput{File: "../aibos-worker.yaml", LookupEnv: env()}); err == nil || !strings.Contains(err.Error(), "secret_env") {
 		t.Errorf("without AIBOS_WEBHOOK_SECRET: %v, want an error naming secret_env", err)

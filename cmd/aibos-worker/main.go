@@ -270,6 +270,7 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool
 		}
 	}()
 	serveNotifications(cfg, demo)
+	scheduleDailyReports(cfg)
 	err := service.Serve(ctx, cfg, stderr, fwd, setup)
 	stopDemo()
 	if errors.Is(err, service.ErrDrainInterrupted) {
