@@ -246,7 +246,6 @@ func (r *reporter) enqueueTenant(ctx context.Context, tenant, day string) (int, 
 	return len(companies), nil
 }
 
-
 // RegistryZones returns a ReportConfig.Zones reading the tenants
 // registry.
 func RegistryZones(reg *tenant.Registry) func(ctx context.Context) (map[string]*time.Location, error) {
