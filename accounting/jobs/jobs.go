@@ -51,11 +51,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"time"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/jobschema"
 	"github.com/aibos/worker/recovery"
+	"github.com/aibos/worker/schedule"
 	"github.com/aibos/worker/workflow"
 )
 
@@ -87,10 +89,44 @@ type Host interface {
 	Client() *worker.Client
 }
 
+// Option changes what Register wires.
+type Option func(Host, *processors) error
+
+// WithReminders (its OneTime defaults to the host's, as *service.Service
+// has one) has posting an invoice schedule its reminders (one-time
+// invoice.reminder jobs in the notifications queue, DefaultReminderDays
+// from the due date unless cfg says otherwise), posting a payment that
+// settles it or a void cancel them, and registers the invoice.reminder
+// processor, which records an email.notification.
+func WithReminders(cfg ReminderConfig) Option {
+	return func(h Host, p *processors) error {
+		if o, ok := h.(interface{ OneTime() *schedule.OneTime }); ok && cfg.OneTime == nil {
+			cfg.OneTime = o.OneTime()
+		}
+		if cfg.OneTime == nil {
+			return errors.New("reminders: the one-time scheduler is required (the host has none)")
+		}
+		if cfg.Days == nil {
+			cfg.Days = func(string) []int { return DefaultReminderDays }
+		}
+		if cfg.At == 0 {
+			cfg.At = 9 * time.Hour
+		}
+		if cfg.At < 0 || cfg.At >= 24*time.Hour {
+			return fmt.Errorf("reminders: time of day %v is not within a day", cfg.At)
+		}
+		if cfg.Now == nil {
+			cfg.Now = time.Now
+		}
+		p.reminders = &reminders{cfg: cfg}
+		return nil
+	}
+}
+
 // Register adds the job types' schemas to h, registers their step
 // processors and workflows on h's engine and their job processors on h,
 // all posting to store. Call it before h starts.
-func Register(h Host, store accounting.Store) error {
+func Register(h Host, store accounting.Store, opts ...Option) error {
 	if h == nil || store == nil {
 		return errors.New("accounting jobs: register: host and store are required")
 	}
@@ -101,6 +137,11 @@ func Register(h Host, store accounting.Store) error {
 	}
 	eng := h.Workflows()
 	p := &processors{store: store, client: h.Client()}
+	for _, o := range opts {
+		if err := o(h, p); err != nil {
+			return fmt.Errorf("accounting jobs: register: %w", err)
+		}
+	}
 	steps := map[string]workflow.StepProcessor{
 		"InvoiceValidator":   p.validator(accounting.Invoice),
 		"InvoiceCalculator":  workflow.StepProcessorFunc(p.calculate),
@@ -123,6 +164,9 @@ func Register(h Host, store accounting.Store) error {
 		TypeInvoice: starter(eng, TypeInvoice, "invoiceId"),
 		TypeBill:    starter(eng, TypeBill, "billId"),
 		TypePayment: worker.ProcessorFunc(p.payment),
+	}
+	if p.reminders != nil {
+		procs[TypeReminder] = worker.ProcessorFunc(p.remind)
 	}
 	for t, proc := range procs {
 		if err := h.Register(t, proc); err != nil {

@@ -52,7 +52,7 @@ func setup(t *testing.T) *bundle { return setupWith(t, nil, nil) }
 
 // setupWith is setup with the configuration changed by conf and more job
 // types registered by register, before the service starts.
-func setupWith(t *testing.T, conf func(*service.Config), register func(*service.Service, accounting.Store)) *bundle {
+func setupWith(t *testing.T, conf func(*service.Config), register func(*service.Service, accounting.Store), opts ...jobs.Option) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -74,7 +74,7 @@ func setupWith(t *testing.T, conf func(*service.Config), register func(*service.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := jobs.Register(svc, st); err != nil {
+	if err := jobs.Register(svc, st, opts...); err != nil {
 		t.Fatal(err)
 	}
 	if register != nil {

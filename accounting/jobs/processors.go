@@ -36,8 +36,9 @@ func documentWorkflow(name, validate, prefix string) workflow.Workflow {
 
 // processors holds what the step and job processors share.
 type processors struct {
-	store  accounting.Store
-	client *worker.Client
+	store     accounting.Store
+	client    *worker.Client
+	reminders *reminders // nil: no reminders
 }
 
 // payload decodes a document or payment job's data and checks it against
@@ -179,6 +180,15 @@ func (p *processors) post(ctx context.Context, step *workflow.StepInfo, data wor
 	if err != nil {
 		return nil, storeErr(fmt.Sprintf("post %s %s version %d", r.kind, r.id, r.version), err)
 	}
+	if p.reminders != nil && r.kind == accounting.Invoice {
+		d, err := p.store.DocumentGet(ctx, r.books, r.kind, r.id, r.version)
+		if err != nil {
+			return nil, storeErr(fmt.Sprintf("read %s %s version %d", r.kind, r.id, r.version), err)
+		}
+		if err := p.reminders.posted(ctx, r.books, d); err != nil {
+			return nil, err
+		}
+	}
 	out := map[string]any{}
 	if ps.Entry != nil {
 		out["entryId"] = ps.Entry.ID
@@ -235,6 +245,9 @@ func (p *processors) payment(ctx context.Context, job *worker.Job) error {
 	if err := p.notifyPayment(ctx, job, books, id, ps.Entry); err != nil {
 		return err
 	}
+	if err := p.cancelSettled(ctx, books, ps.Applications); err != nil {
+		return err
+	}
 	return worker.SetResult(ctx, map[string]any{"entryId": ps.Entry.ID, "applications": ps.Applications})
 }
 
@@ -256,6 +269,27 @@ func (p *processors) notifyPayment(ctx context.Context, job *worker.Job, books a
 	})
 	if err != nil && !errors.Is(err, worker.ErrDuplicate) {
 		return fmt.Errorf("record notification of payment %s: %w", id, err)
+	}
+	return nil
+}
+
+// cancelSettled cancels the reminders of the invoices a payment settled
+// in full.
+func (p *processors) cancelSettled(ctx context.Context, books accounting.Books, apps []accounting.Application) error {
+	if p.reminders == nil {
+		return nil
+	}
+	for _, a := range apps {
+		open, err := p.openAmount(ctx, books, a.InvoiceID)
+		if err != nil {
+			return err
+		}
+		if open > 0 {
+			continue
+		}
+		if err := p.reminders.settled(ctx, books, a.InvoiceID); err != nil {
+			return fmt.Errorf("cancel the reminders of invoice %s: %w", a.InvoiceID, err)
+		}
 	}
 	return nil
 }
