@@ -31,6 +31,10 @@ import (
 // mailChildEnv makes the test binary a worker process (mailChild).
 const mailChildEnv = "ACCOUNTING_MAIL_CHILD"
 
+// reminderAtEnv, when set, turns reminders on in the worker process, due
+// at that time of day (a Go duration after midnight UTC).
+const reminderAtEnv = "ACCOUNTING_REMINDER_AT"
+
 // mailLease is the worker processes' lease: a killed worker's job runs
 // again this long after the kill.
 const mailLease = 2 * time.Second
@@ -59,7 +63,15 @@ func mailChild() {
 	if err != nil {
 		fail(err)
 	}
-	if err := jobs.Register(svc, st); err != nil {
+	var opts []jobs.Option
+	if v := os.Getenv(reminderAtEnv); v != "" {
+		at, err := time.ParseDuration(v)
+		if err != nil {
+			fail(err)
+		}
+		opts = append(opts, jobs.WithReminders(jobs.ReminderConfig{At: at}))
+	}
+	if err := jobs.Register(svc, st, opts...); err != nil {
 		fail(err)
 	}
 	s, err := notify.NewSMTP(notify.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, StartTLS: cfg.SMTPStartTLS})
