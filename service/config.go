@@ -211,6 +211,10 @@ type Config struct {
 	SMTPStartTLS string
 	SMTPFrom     string
 	SMTPTo       string
+	// InvoiceReminderDays are the days from an invoice's due date its
+	// reminders are due, per tenant after ';' (INVOICE_REMINDER_DAYS, see
+	// jobs.ParseReminderDays). -3,0,7.
+	InvoiceReminderDays string
 
 	// File is the config file the values were read from, "" for none.
 	File string

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aibos/worker/accounting/jobs"
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker"
@@ -312,6 +313,10 @@ var settings = []*setting{
 	textSetting("SMTP_TO", "smtp-to", "", "empty or an address", "recipient of notifications whose job names none (the payload's to)",
 		func(c *Config) *string { return &c.SMTPTo },
 		func(v string) bool { _, err := mail.ParseAddress(v); return v == "" || err == nil }),
+	textSetting("INVOICE_REMINDER_DAYS", "invoice-reminder-days", "-3,0,7", "days from the due date, comma-separated, or none; then ;tenant=days overrides",
+		"when a posted invoice's reminders are due, in days from its due date (09:00 UTC), per tenant after ';' (-3,0,7;acme=-1,14;globex=none); with SMTP_HOST",
+		func(c *Config) *string { return &c.InvoiceReminderDays },
+		func(v string) bool { _, err := jobs.ParseReminderDays(v); return err == nil }),
 	textSetting("SMTP_STARTTLS", "smtp-starttls", "", "empty, opportunistic, mandatory or none", "STARTTLS policy; unset: mandatory with SMTP_USER (no password in the clear), else opportunistic",
 		func(c *Config) *string { return &c.SMTPStartTLS },
 		func(v string) bool { return v == "" || v == "opportunistic" || v == "mandatory" || v == "none" }),

@@ -12,6 +12,7 @@ import (
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/accounting/jobs"
 	"github.com/aibos/worker/service"
+	"github.com/aibos/worker/tenant"
 )
 
 // demoInterval is how often serve --demo adds an invoice: slow enough to
@@ -52,6 +53,11 @@ func startDemo(ctx context.Context, svc *service.Service, ledger accounting.Stor
 			return
 		}
 		log.Info("demo: seeded", "tenants", len(demoTenants))
+		// Today's reports at once, rather than at the next 02:00.
+		if _, err := svc.Client().Add(ctx, jobs.QueueReports, worker.JobSpec{Type: jobs.TypeReport,
+			Data: map[string]any{"reportType": "daily", "tenantId": jobs.AllTenants}}); err != nil {
+			log.Warn("demo: enqueue the daily reports", "err", err)
+		}
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for n := 0; ; n++ {
@@ -76,11 +82,21 @@ type demo struct {
 }
 
 func (d *demo) seed(ctx context.Context) error {
+	reg, err := tenant.New(d.svc.Broker())
+	if err != nil {
+		return err
+	}
 	for _, t := range demoTenants {
 		if _, err := time.LoadLocation(t.zone); err != nil {
 			return fmt.Errorf("time zone of %s: %w", t.tenant, err)
 		}
-		_, err := d.ledger.CompanyCreate(ctx, accounting.Company{Tenant: t.tenant, ID: t.company, Name: t.name, Currency: t.currency})
+		// Registered with their zones, so their daily reports run at 02:00
+		// their time.
+		_, err := reg.Create(ctx, &tenant.Tenant{ID: t.tenant, Name: t.name, TimeZone: t.zone, Currency: t.currency})
+		if err != nil && !errors.Is(err, tenant.ErrExists) {
+			return err
+		}
+		_, err = d.ledger.CompanyCreate(ctx, accounting.Company{Tenant: t.tenant, ID: t.company, Name: t.name, Currency: t.currency})
 		if err != nil && !errors.Is(err, accounting.ErrDuplicate) {
 			return err
 		}

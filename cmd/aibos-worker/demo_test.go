@@ -9,6 +9,7 @@ import (
 
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/accounting/accountingtest"
+	"github.com/aibos/worker/accounting/report"
 	"github.com/aibos/worker/accounting/sqlitestore"
 	"github.com/aibos/worker/internal/testwait"
 )
@@ -47,6 +48,15 @@ func TestServeDemo(t *testing.T) {
 		}
 		return posted >= 3
 	})
+	// Notifications go to the in-process outbox; the daily reports of
+	// both tenants are on disk.
+	p.waitLog("demo: notification kept in the in-process outbox", 60*time.Second)
+	for _, d := range demoTenants {
+		testwait.For(t, 60*time.Second, "the daily reports of "+d.tenant, func() bool {
+			l, err := (report.Dir{Root: filepath.Join(dir, "reports")}).List(accounting.Books{Tenant: d.tenant, Company: d.company})
+			return err == nil && len(l) == 4
+		})
+	}
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("serve --demo exited %d after SIGTERM, want 0:\n%s", code, p.output())

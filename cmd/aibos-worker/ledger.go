@@ -38,14 +38,23 @@ func openLedger(ctx context.Context, cfg *service.Config) (accounting.Store, str
 }
 
 // registerAccounting opens the ledger, registers the accounting job types
-// (package accounting/jobs) on svc and serves the ledger on its API. The caller closes the store
+// (package accounting/jobs; with mail enabled, invoice reminders too) on
+// svc and serves the ledger on its API. The caller closes the store
 // after svc has shut down.
-func registerAccounting(ctx context.Context, svc *service.Service, cfg *service.Config) (accounting.Store, string, error) {
+func registerAccounting(ctx context.Context, svc *service.Service, cfg *service.Config, demo bool) (accounting.Store, string, error) {
+	var opts []jobs.Option
+	if mailEnabled(cfg, demo) {
+		days, err := jobs.ParseReminderDays(cfg.InvoiceReminderDays)
+		if err != nil {
+			return nil, "", &service.ConfigError{Name: "INVOICE_REMINDER_DAYS", Want: err.Error()}
+		}
+		opts = append(opts, jobs.WithReminders(jobs.ReminderConfig{Days: days}))
+	}
 	st, where, err := openLedger(ctx, cfg)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := jobs.Register(svc, st); err != nil {
+	if err := jobs.Register(svc, st, opts...); err != nil {
 		_ = st.Close()
 		return nil, "", err
 	}

@@ -233,7 +233,7 @@ func serve(ctx context.Context, cfg *service.Config, stderr io.Writer, demo bool
 	stopDemo := func() {}
 	setup := func(svc *service.Service) error {
 		log := service.NewLogger(cfg, stderr)
-		st, where, err := registerAccounting(ctx, svc, cfg)
+		st, where, err := registerAccounting(ctx, svc, cfg, demo)
 		if err != nil {
 			return err
 		}
