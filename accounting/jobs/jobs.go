@@ -26,10 +26,16 @@
 // version in one database transaction together with its idempotency key:
 // a step that posts and dies before its completion is recorded runs again
 // and changes nothing, so each version is posted exactly once in effect.
-// send-notifications records what would be sent as a job of type
+// send-notifications records the notification as a job of type
 // email.notification in the notifications queue (id: the run id plus
-// ":notify", so a retried step adds none twice), which the notification
-// issue will process; until then those jobs wait there.
+// ":notify", so a retried step adds none twice); RegisterMail registers
+// its processor, which sends it once in effect (see package notify).
+//
+// report.generation (RegisterReports) writes the daily reports of a
+// company; with tenantId "all" it is the daily-reports schedule's tick and
+// enqueues them per tenant at 02:00 local. invoice.reminder (WithReminders)
+// reminds a customer of an open invoice before, on and after its due
+// date.
 //
 // payment.processing (payments queue) posts a recorded payment with
 // Store.PaymentPost, also exactly once in effect, applying it to the
