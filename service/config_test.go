@@ -274,12 +274,10 @@ func TestFileSections(t *testing.T) {
 	if len(c.Schedules) != 2 || c.Schedules[0].Cron != "*/15 * * * *" || c.Schedules[1].Cron != "0 0 1 * *" {
 		t.Errorf("schedules = %+v, want daily-reports (every quarter hour: 02:00 per tenant zone) and monthly-cleanup", c.Schedules)
 	}
-	e := c.JobTypes["data.cleanup"].HTTP
-	if e == nil || e.Secret != "whsec_c2VjcmV0" || e.Timeout != time.Minute {
-		t.Errorf("data.cleanup = %+v, want an endpoint with the secret from AIBOS_WEBHOOK_SECRET and a 1m timeout", e)
-	}
-	if _, err := Load(LoadInput{File: "../aibos-worker.yaml", LookupEnv: env()}); err == nil || !strings.Contains(err.Error(), "secret_env") {
-		t.Errorf("without AIBOS_WEBHOOK_SECRET: %v, want an error naming secret_env", err)
+	// Every seed job type is a Go processor serve registers: the example
+	// binds none (it shows how, commented out).
+	if len(c.JobTypes) != 0 {
+		t.Errorf("job types = %v, want none bound in the example file", c.JobTypeNames())
 	}
 }
 
