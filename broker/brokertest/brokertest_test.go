@@ -98,6 +98,9 @@ var faultCases = map[string]struct {
 	"quarantineIgnored":     {faults{quarantineIgnored: true}, "QuarantineAfterCrashes"},
 	"quarantineAnyExpiries": {faults{quarantineAnyExpiries: true}, "QuarantineAfterCrashes"},
 	"crashSpreadIgnored":    {faults{crashSpreadIgnored: true}, "QuarantineAfterCrashes"},
+	// In-place rewrites (broker.JobRewriter), which key rotation uses.
+	"rewriteIgnoresOld": {faults{rewriteIgnoresOld: true}, "JobRewriteCompareAndSet"},
+	"rewritePartial":    {faults{rewritePartial: true}, "JobRewriteCompareAndSet"},
 
 	// Fairness between tenants and their caps (broker/fair.go).
 	"fairIgnoresWeight":   {faults{fairIgnoresWeight: true}, "FairOrder"},

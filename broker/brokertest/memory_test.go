@@ -139,6 +139,8 @@ type faults struct {
 	quarantineIgnored     bool // QueueMaintain ignores MaxCrashes
 	quarantineAnyExpiries bool // MaxCrashes counts every lease expiry, not only those in a row
 	crashSpreadIgnored    bool // a job that expired twice in a row goes back to its place at once
+	rewriteIgnoresOld     bool // JobRewrite writes whatever the job holds
+	rewritePartial        bool // JobRewrite keeps the values it wrote before a refused one
 
 	fairIgnoresWeight   bool // every tenant of a fair queue has weight 1
 	fairCrossesPriority bool // fair tags order jobs before priorities do

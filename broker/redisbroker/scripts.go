@@ -39,6 +39,7 @@ var (
 	scriptSlot     = loadScript("unique_slot.lua")
 	scriptMark     = loadScript("mark.lua")
 	scriptFairSet  = loadScript("fair_set.lua")
+	scriptRewrite  = loadScript("rewrite.lua")
 )
 
 func loadScript(name string) *redis.Script {
