@@ -108,3 +108,14 @@ func (p *JobRewriteParams) AttemptPositions() []int {
 	sort.Ints(ks)
 	return ks
 }
+
+// Scrubber is an optional capability of a Broker whose files can keep
+// copies of values after they were overwritten (SQLite's freed pages and
+// write-ahead log). Key rotation calls it when done, so that ciphertexts
+// under a retired key do not linger on disk.
+type Scrubber interface {
+	// Scrub rewrites the store so that no overwritten or deleted value
+	// remains in its files. It may block writers while it runs. Safe for
+	// concurrent use.
+	Scrub(ctx context.Context) error
+}

@@ -102,3 +102,20 @@ func rewriteHistory(hist string, rw map[int]*broker.ValueRewrite) (string, error
 	}
 	return "[" + strings.Join(parts, ",") + "]", nil
 }
+
+// Scrub rebuilds the database file (VACUUM) and empties the write-ahead
+// log, so that values overwritten by JobRewrite (or deleted) no longer
+// sit in freed pages or old log frames. See broker.Scrubber. Writers wait
+// while it runs: its cost is a copy of the database.
+func (b *Broker) Scrub(ctx context.Context) error {
+	const op = "scrub store"
+	if err := b.checkOpen(op); err != nil {
+		return err
+	}
+	for _, q := range []string{"PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"} {
+		if _, err := b.write.ExecContext(ctx, q); err != nil {
+			return b.fail(op, fmt.Errorf("%s: %w", q, err))
+		}
+	}
+	return nil
+}

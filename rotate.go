@@ -1,0 +1,338 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/envelope"
+)
+
+// RotateParams bounds one call of Client.RotateKeys.
+type RotateParams struct {
+	// Queues to rotate. Defaults to every queue the broker knows.
+	Queues []string
+	// BatchSize is how many jobs are listed per page; the cursor is saved
+	// after each page. Defaults to 100.
+	BatchSize int
+	// MaxJobs, when > 0, stops the call once that many jobs were read, with
+	// the cursor saved: the next call continues where this one stopped.
+	// An admin endpoint bounds each request this way.
+	MaxJobs int
+}
+
+// RotateResult says what a RotateKeys call did.
+type RotateResult struct {
+	Key       string // the key every value is now sealed under
+	Read      int    // jobs read
+	Rewritten int    // jobs with at least one value re-sealed
+	Values    int    // values re-sealed (data, result, progress, errors)
+	// Unreadable lists jobs (queue/id) holding a value that does not open
+	// (altered, or under a key the ring lacks): left as they are.
+	Unreadable []string
+	// Done reports that a whole pass over every queue found no value left
+	// to re-seal: every stored job is under Key. False when MaxJobs
+	// stopped the call first.
+	Done bool
+}
+
+// rotation cursors are documents (broker.Committer) of this kind, one per
+// queue, so that a rotation stopped at any point continues from its last
+// saved page.
+const (
+	rotationKind = "keyrotation"
+	rotationKey  = "cursor"
+	// rotationPasses bounds the passes over a queue: jobs move between
+	// states while workers run, so a pass may miss one that moved behind
+	// it; the next pass finds it. A queue still changing after this many
+	// is reported not Done.
+	rotationPasses = 5
+	// rewriteTries bounds the re-reads of a job that changed between read
+	// and rewrite (it completed, failed or reported progress meanwhile).
+	rewriteTries = 5
+)
+
+// rotationCursor is where a queue's rotation stands.
+type rotationCursor struct {
+	Key    string       `json:"key"`    // the newest key when it started
+	State  broker.State `json:"state"`  // the state being listed
+	Offset int          `json:"offset"` // the next page's offset in it
+	// Dirty: this pass has re-sealed something, so another pass must
+	// confirm nothing is left.
+	Dirty bool `json:"dirty"`
+}
+
+// RotateKeys re-seals every stored value of every job (data, result,
+// progress, last error, each attempt's error) that is sealed under an
+// older key than the ring's newest, and seals the plain values of jobs
+// the Encryption applies to (stored before it was turned on). It runs
+// beside working Managers: each job is rewritten with
+// broker.JobRewriter, only if its values are still those read, so a job
+// that finishes meanwhile is re-read, never overwritten; active jobs are
+// rewritten too (their worker's lease is untouched). Progress is saved per
+// queue after every page (broker.Committer documents), so a call that was
+// stopped, killed or bounded by MaxJobs continues where it left off.
+// Values that do not open are left alone and listed. A tenant-scoped
+// client cannot rotate.
+func (c *Client) RotateKeys(ctx context.Context, p RotateParams) (*RotateResult, error) {
+	e := c.cfg.Encryption
+	switch {
+	case c.tenant != "":
+		return nil, errors.New("rotate keys: a tenant-scoped client cannot rotate every tenant's jobs")
+	case e == nil || e.Keys == nil:
+		return nil, errors.New("rotate keys: the client has no encryption keys")
+	case p.BatchSize < 0 || p.MaxJobs < 0:
+		return nil, fmt.Errorf("rotate keys: batch size %d and max jobs %d must not be negative", p.BatchSize, p.MaxJobs)
+	}
+	rw, ok := c.b.(broker.JobRewriter)
+	cm, ok2 := c.b.(broker.Committer)
+	if !ok || !ok2 {
+		return nil, fmt.Errorf("rotate keys: broker %T cannot rewrite jobs in place (broker.JobRewriter, broker.Committer)", c.b)
+	}
+	queues := p.Queues
+	if len(queues) == 0 {
+		var err error
+		if queues, err = c.b.QueueList(ctx); err != nil {
+			return nil, fmt.Errorf("rotate keys: list queues: %w", err)
+		}
+	}
+	r := &rotator{c: c, e: e, rw: rw, cm: cm, batch: cmp0(p.BatchSize, 100), budget: p.MaxJobs,
+		res: &RotateResult{Key: e.Keys.Newest(), Done: true}}
+	for _, q := range queues {
+		done, err := r.queue(ctx, q)
+		if err != nil {
+			return r.res, fmt.Errorf("rotate keys of queue %q: %w", q, err)
+		}
+		if !done {
+			r.res.Done = false
+			if r.out() {
+				break
+			}
+		}
+	}
+	if s, ok := c.b.(broker.Scrubber); ok && r.res.Done {
+		// The old ciphertexts must not outlive the rotation in the
+		// store's files.
+		if err := s.Scrub(ctx); err != nil {
+			return r.res, fmt.Errorf("rotate keys: %w", err)
+		}
+	}
+	return r.res, nil
+}
+
+func cmp0(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+type rotator struct {
+	c      *Client
+	e      *Encryption
+	rw     broker.JobRewriter
+	cm     broker.Committer
+	batch  int
+	budget int // jobs left to read; 0 means no bound
+	res    *RotateResult
+}
+
+// out reports that MaxJobs is used up.
+func (r *rotator) out() bool { return r.budget > 0 && r.res.Read >= r.budget }
+
+// queue rotates one queue from its saved cursor and reports whether a
+// clean pass confirmed it done.
+func (r *rotator) queue(ctx context.Context, q string) (bool, error) {
+	cur, version, err := r.load(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	for pass := 0; pass < rotationPasses; pass++ {
+		for i := slices.Index(broker.States, cur.State); i < len(broker.States); i++ {
+			cur.State = broker.States[i]
+			for {
+				if r.out() {
+					return false, r.save(ctx, q, cur, &version)
+				}
+				page, err := r.c.b.JobList(ctx, &broker.JobListParams{Queue: q, State: cur.State, Offset: cur.Offset, Limit: r.batch})
+				if err != nil {
+					return false, fmt.Errorf("list %s jobs: %w", cur.State, err)
+				}
+				for _, j := range page.Jobs {
+					n, err := r.job(ctx, j)
+					if err != nil {
+						return false, err
+					}
+					cur.Dirty = cur.Dirty || n > 0
+				}
+				r.res.Read += len(page.Jobs)
+				if page.NextOffset < 0 {
+					cur.Offset = 0
+					break
+				}
+				cur.Offset = page.NextOffset
+				if err := r.save(ctx, q, cur, &version); err != nil {
+					return false, err
+				}
+			}
+		}
+		if !cur.Dirty {
+			// Done: the next rotation starts a pass of its own.
+			return true, r.write(ctx, q, &broker.DocWrite{Kind: rotationKind, Key: rotationKey, Version: version, Delete: true})
+		}
+		cur = rotationCursor{Key: cur.Key, State: broker.States[0]}
+		if err := r.save(ctx, q, cur, &version); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// load reads q's cursor; one left by a rotation to another key starts
+// over.
+func (r *rotator) load(ctx context.Context, q string) (rotationCursor, int64, error) {
+	fresh := rotationCursor{Key: r.e.Keys.Newest(), State: broker.States[0]}
+	d, err := r.cm.DocGet(ctx, q, rotationKind, rotationKey)
+	if errors.Is(err, broker.ErrDocNotFound) {
+		return fresh, 0, nil
+	}
+	if err != nil {
+		return fresh, 0, fmt.Errorf("read rotation cursor: %w", err)
+	}
+	var cur rotationCursor
+	if err := json.Unmarshal(d.Body, &cur); err != nil || !slices.Contains(broker.States, cur.State) || cur.Key != fresh.Key {
+		return fresh, d.Version, nil
+	}
+	return cur, d.Version, nil
+}
+
+// save stores q's cursor at the version it was read at: a second rotation
+// of the same queue running at once fails with ErrConflict.
+func (r *rotator) save(ctx context.Context, q string, cur rotationCursor, version *int64) error {
+	body, err := json.Marshal(cur)
+	if err != nil {
+		return fmt.Errorf("encode rotation cursor: %w", err)
+	}
+	if err := r.write(ctx, q, &broker.DocWrite{Kind: rotationKind, Key: rotationKey, Version: *version, Body: body}); err != nil {
+		return err
+	}
+	*version++
+	return nil
+}
+
+func (r *rotator) write(ctx context.Context, q string, w *broker.DocWrite) error {
+	if w.Delete && w.Version == 0 {
+		return nil // never saved: nothing to remove
+	}
+	if _, err := r.cm.Commit(ctx, &broker.CommitParams{Scope: q, Docs: []*broker.DocWrite{w}}); err != nil {
+		return fmt.Errorf("save rotation cursor (is another rotation running?): %w", err)
+	}
+	return nil
+}
+
+// job re-seals one job's values, re-reading it while it changes under
+// the rewrite, and returns how many values it re-sealed.
+func (r *rotator) job(ctx context.Context, listed *Job) (int, error) {
+	for try := 0; try < rewriteTries; try++ {
+		j, err := r.c.b.JobGet(ctx, &broker.JobGetParams{Queue: listed.Queue, ID: listed.ID})
+		if errors.Is(err, broker.ErrNotFound) {
+			return 0, nil // removed since it was listed: nothing to re-seal
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read job %s: %w", listed.ID, err)
+		}
+		p, n, err := r.e.rewriteOf(j)
+		if err != nil {
+			r.res.Unreadable = append(r.res.Unreadable, j.Queue+"/"+j.ID)
+			return 0, nil
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		err = r.rw.JobRewrite(ctx, p)
+		switch {
+		case err == nil:
+			r.res.Rewritten++
+			r.res.Values += n
+			return n, nil
+		case errors.Is(err, broker.ErrNotFound):
+			return 0, nil
+		case !errors.Is(err, broker.ErrConflict):
+			return 0, fmt.Errorf("rewrite job %s: %w", j.ID, err)
+		}
+	}
+	return 0, fmt.Errorf("rewrite job %s: it changed under each of %d tries: %w", listed.ID, rewriteTries, broker.ErrConflict)
+}
+
+// rewriteOf returns the rewrite that re-seals job's values under the
+// newest key, and how many values it changes. It fails if a sealed value
+// does not open.
+func (e *Encryption) rewriteOf(job *Job) (*broker.JobRewriteParams, int, error) {
+	p := &broker.JobRewriteParams{Queue: job.Queue, ID: job.ID}
+	applies := e.Applies(job.Queue, job.Type)
+	n := 0
+	var err error
+	jsonField := func(raw json.RawMessage, field string) *broker.ValueRewrite {
+		if err != nil || len(raw) == 0 || string(raw) == "null" {
+			return nil
+		}
+		b := bindingOf(job, field)
+		var plain json.RawMessage = raw
+		if tok, ok := sealedToken(raw); ok {
+			if id, _ := envelope.KeyID(tok); id == e.Keys.Newest() {
+				return nil
+			}
+			if plain, err = e.Keys.Open(tok, b); err != nil {
+				return nil
+			}
+		} else if !applies {
+			return nil
+		}
+		var sealed json.RawMessage
+		if sealed, err = e.sealJSON(plain, b); err != nil {
+			return nil
+		}
+		n++
+		return &broker.ValueRewrite{Old: string(raw), New: string(sealed)}
+	}
+	textField := func(s string) *broker.ValueRewrite {
+		if err != nil || s == "" {
+			return nil
+		}
+		b := bindingOf(job, fieldError)
+		plain := s
+		if envelope.IsSealed(s) {
+			if id, _ := envelope.KeyID(s); id == e.Keys.Newest() {
+				return nil
+			}
+			var raw []byte
+			if raw, err = e.Keys.Open(s, b); err != nil {
+				return nil
+			}
+			plain = string(raw)
+		} else if !applies {
+			return nil
+		}
+		n++
+		return &broker.ValueRewrite{Old: s, New: e.sealText(plain, b)}
+	}
+	p.Data = jsonField(job.Data, fieldData)
+	p.Result = jsonField(job.Result, fieldResult)
+	p.Progress = jsonField(job.Progress, fieldProgress)
+	p.LastError = textField(job.LastError)
+	for i, a := range job.Attempts {
+		if v := textField(a.Error); v != nil {
+			if p.Attempts == nil {
+				p.Attempts = map[int]*broker.ValueRewrite{}
+			}
+			p.Attempts[i] = v
+		}
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open job %s: %w", job.ID, err)
+	}
+	return p, n, nil
+}

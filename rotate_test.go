@@ -1,0 +1,299 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/envelope"
+)
+
+// rotateJobs is how many jobs TestRotateKeysWhileProcessing stores: small
+// in CI; WORKER_ROTATE_JOBS=10000 (make test-rotate) runs the full size.
+func rotateJobs(t *testing.T) int {
+	n := 400
+	if s := os.Getenv("WORKER_ROTATE_JOBS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 10 {
+			t.Fatalf("WORKER_ROTATE_JOBS=%q: want a number of jobs >= 10", s)
+		}
+		n = v
+	}
+	return n
+}
+
+// TestRotateKeysWhileProcessing stores jobs under key k1 in every state a
+// rotation meets (completed with result and progress, dead with an error
+// history, scheduled, pending), then re-seals them under k2 while a
+// Manager processes the pending ones, the first rotation stopped half way
+// (as if killed) and a second one continuing it. Afterwards every value
+// stored is under k2 (read from the raw store), no job is lost, none ran
+// twice, and a ring without k1 opens every job.
+func TestRotateKeysWhileProcessing(t *testing.T) {
+	n := rotateJobs(t)
+	for _, e := range storeEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			b, dump := e.open(t)
+			ctx := context.Background()
+			ring1, keys := testRing(t, "k1")
+			enc1 := &worker.Encryption{Keys: ring1, Queues: []string{"invoices"}}
+			c1, err := worker.NewClient(b, worker.ClientConfig{Encryption: enc1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := map[string]string{"iban": secretMarker}
+			add := func(typ string, count int, spec worker.JobSpec) {
+				specs := make([]worker.JobSpec, count)
+				for i := range specs {
+					specs[i] = spec
+					specs[i].Type = typ
+					specs[i].Data = data
+					specs[i].TenantID = "t" + strconv.Itoa(i%3)
+				}
+				for len(specs) > 0 {
+					k := min(len(specs), 500)
+					if _, err := c1.AddMany(ctx, "invoices", specs[:k]); err != nil {
+						t.Fatal(err)
+					}
+					specs = specs[k:]
+				}
+			}
+			nOK, nFail, nLater := n*3/10, n/10, n/5
+			nRun := n - nOK - nFail - nLater
+
+			// Phase 1, under k1 only: completed and dead jobs.
+			cfg := fastConfig(worker.QueueConfig{Name: "invoices"})
+			cfg.Concurrency = 16
+			cfg.Encryption = enc1
+			m1, err := worker.NewManager(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = m1.HandleFunc("ok", func(ctx context.Context, j *worker.Job) error {
+				if err := worker.SetProgress(ctx, data); err != nil {
+					return err
+				}
+				return worker.SetResult(ctx, data)
+			})
+			_ = m1.HandleFunc("fail", func(ctx context.Context, j *worker.Job) error {
+				return fmt.Errorf("bank rejected %s", secretMarker)
+			})
+			add("ok", nOK, worker.JobSpec{})
+			add("fail", nFail, worker.JobSpec{MaxAttempts: 2})
+			if err := m1.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitCounts(t, c1, 2*time.Minute, map[worker.State]int64{worker.StateCompleted: int64(nOK), worker.StateDead: int64(nFail)})
+			if err := m1.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			// Phase 2: jobs waiting to run, under k1 too.
+			add("later", nLater, worker.JobSpec{Delay: time.Hour})
+			add("run", nRun, worker.JobSpec{})
+
+			// Phase 3: the ring gains k2; a Manager processes while two
+			// rotations, the first cut short, re-seal everything.
+			k2, err := envelope.NewKey("k2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ring2, err := envelope.NewRing(keys[0], k2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc2 := &worker.Encryption{Keys: ring2, Queues: []string{"invoices"}}
+			c2, err := worker.NewClient(b, worker.ClientConfig{Encryption: enc2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Encryption = enc2
+			m2, err := worker.NewManager(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			ran := map[string]int{}
+			_ = m2.HandleFunc("run", func(ctx context.Context, j *worker.Job) error {
+				if !bytes.Contains(j.Data, []byte(secretMarker)) {
+					return fmt.Errorf("processor got data %s, want the plaintext", j.Data)
+				}
+				mu.Lock()
+				ran[j.ID]++
+				mu.Unlock()
+				return worker.SetResult(ctx, data)
+			})
+			if err := m2.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first, err := c2.RotateKeys(ctx, worker.RotateParams{BatchSize: 50, MaxJobs: n / 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.Done || first.Values == 0 {
+				t.Fatalf("a rotation stopped after %d of %d jobs: %+v; want some values re-sealed and not done", n/2, n, first)
+			}
+			if _, err := b.(broker.Committer).DocGet(ctx, "invoices", "keyrotation", "cursor"); err != nil {
+				t.Fatalf("the stopped rotation saved no cursor: %v", err)
+			}
+			var res *worker.RotateResult
+			for try := 0; res == nil || !res.Done; try++ {
+				if try == 5 {
+					t.Fatalf("rotation not done after %d calls: %+v", try, res)
+				}
+				if res, err = c2.RotateKeys(ctx, worker.RotateParams{BatchSize: 50}); err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Unreadable) > 0 {
+					t.Fatalf("rotation found unreadable jobs: %v", res.Unreadable)
+				}
+			}
+			waitCounts(t, c2, 2*time.Minute, map[worker.State]int64{worker.StateCompleted: int64(nOK + nRun), worker.StateDead: int64(nFail), worker.StateScheduled: int64(nLater)})
+			if err := m2.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Jobs that completed after the last pass stored results
+			// under k2 anyway; one more call confirms nothing is left.
+			if res, err = c2.RotateKeys(ctx, worker.RotateParams{}); err != nil || !res.Done || res.Values != 0 {
+				t.Fatalf("a rotation after everything settled: %+v, %v; want done with nothing to re-seal", res, err)
+			}
+
+			mu.Lock()
+			if len(ran) != nRun {
+				t.Errorf("%d distinct jobs ran, want %d", len(ran), nRun)
+			}
+			for id, k := range ran {
+				if k != 1 {
+					t.Errorf("job %s ran %d times", id, k)
+				}
+			}
+			mu.Unlock()
+
+			raw := dump(t)
+			if i := bytes.Index(raw, []byte(envelope.Prefix+"k1:")); i >= 0 {
+				t.Fatalf("a value is still stored under k1 after the rotation: …%q…", raw[max(0, i-200):min(len(raw), i+60)])
+			}
+			if !bytes.Contains(raw, []byte(envelope.Prefix+"k2:")) {
+				t.Fatal("no value stored under k2: the scan read nothing")
+			}
+			if bytes.Contains(raw, []byte(secretMarker)) {
+				t.Fatal("the marker is stored in plain text")
+			}
+
+			// k1 removed: everything still opens.
+			ring3, err := envelope.NewRing(k2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc3 := &worker.Encryption{Keys: ring3, Queues: []string{"invoices"}}
+			seen := 0
+			for _, st := range broker.States {
+				for off := 0; off >= 0; {
+					page, err := b.JobList(ctx, &broker.JobListParams{Queue: "invoices", State: st, Offset: off, Limit: 500})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, lj := range page.Jobs {
+						j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "invoices", ID: lj.ID})
+						if err != nil {
+							t.Fatal(err)
+						}
+						o, err := enc3.OpenJob(j)
+						if err != nil {
+							t.Fatalf("job %s (%s) does not open without k1: %v", j.ID, j.State, err)
+						}
+						if !bytes.Contains(o.Data, []byte(secretMarker)) {
+							t.Fatalf("job %s opened to data %s", j.ID, o.Data)
+						}
+						seen++
+					}
+					off = page.NextOffset
+				}
+			}
+			if seen != n {
+				t.Fatalf("%d jobs stored, want %d: jobs were lost", seen, n)
+			}
+		})
+	}
+}
+
+// waitCounts waits until the invoices queue holds want jobs in each state
+// named.
+func waitCounts(t *testing.T, c *worker.Client, timeout time.Duration, want map[worker.State]int64) {
+	t.Helper()
+	var st *worker.QueueStats
+	waitFor(t, timeout, fmt.Sprintf("job counts %v", want), func() bool {
+		var err error
+		if st, err = c.Stats(context.Background(), "invoices"); err != nil {
+			t.Fatal(err)
+		}
+		for s, n := range want {
+			if st.Count(s) != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestRotateKeysResumes: a rotation stopped after some pages leaves a
+// cursor, and the next call continues from it rather than from the start:
+// it reads the rest of the first pass, then one clean pass.
+func TestRotateKeysResumes(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		ring1, keys := testRing(t, "k1")
+		c1, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring1, All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 250
+		specs := make([]worker.JobSpec, n)
+		for i := range specs {
+			specs[i] = worker.JobSpec{Type: "x", Data: map[string]int{"i": i}, Delay: time.Hour}
+		}
+		if _, err := c1.AddMany(ctx, "invoices", specs); err != nil {
+			t.Fatal(err)
+		}
+		k2, _ := envelope.NewKey("k2")
+		ring2, err := envelope.NewRing(keys[0], k2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring2, All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r1, err := c2.RotateKeys(ctx, worker.RotateParams{Queues: []string{"invoices"}, BatchSize: 50, MaxJobs: 100})
+		if err != nil || r1.Read != 100 || r1.Rewritten != 100 || r1.Done {
+			t.Fatalf("first call: %+v, %v; want 100 jobs read and re-sealed, not done", r1, err)
+		}
+		r2, err := c2.RotateKeys(ctx, worker.RotateParams{Queues: []string{"invoices"}, BatchSize: 50})
+		if err != nil || !r2.Done || r2.Rewritten != n-100 || r2.Read != (n-100)+n {
+			t.Fatalf("second call: %+v, %v; want the %d jobs left re-sealed, then one clean pass (%d read)", r2, err, n-100, 2*n-100)
+		}
+		tc, err := c2.Tenant("t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tc.RotateKeys(ctx, worker.RotateParams{}); err == nil || !strings.Contains(err.Error(), "tenant-scoped") {
+			t.Errorf("a tenant-scoped rotation: %v; want a refusal", err)
+		}
+		plain, _ := worker.NewClient(b, worker.ClientConfig{})
+		if _, err := plain.RotateKeys(ctx, worker.RotateParams{}); err == nil || !strings.Contains(err.Error(), "no encryption keys") {
+			t.Errorf("a rotation without keys: %v; want a refusal", err)
+		}
+		if _, err := c2.RotateKeys(ctx, worker.RotateParams{BatchSize: -1}); err == nil {
+			t.Error("a negative batch size was accepted")
+		}
+	})
+}
