@@ -8,7 +8,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check faults screenshots
+.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check faults screenshots test-rotate
 
 test: fmt vet
 	./scripts/ensure-redis.sh
@@ -99,6 +99,12 @@ screenshots:
 soak:
 	./scripts/ensure-redis.sh
 	$(GO) test -run '^$$' -bench '^BenchmarkSoakRedis$$' -benchtime 1x -timeout 20m . -soak 5m
+
+# make test-rotate: key rotation at full size: 10,000 jobs across states
+# re-sealed while a Manager processes, on Redis and SQLite (CI runs 400).
+test-rotate:
+	./scripts/ensure-redis.sh
+	WORKER_ROTATE_JOBS=10000 $(GO) test -count=1 -timeout 30m -run '^TestRotateKeysWhileProcessing$$' -v .
 
 # make faults: the fault suite (internal/faults) at full size against real
 # worker processes and private redis-servers: workers SIGKILLed, SIGTERMed

@@ -26,18 +26,21 @@ type RotateParams struct {
 
 // RotateResult says what a RotateKeys call did.
 type RotateResult struct {
-	Key       string // the key every value is now sealed under
-	Read      int    // jobs read
-	Rewritten int    // jobs with at least one value re-sealed
-	Values    int    // values re-sealed (data, result, progress, errors)
+	Key       string `json:"key"`       // the key every value is now sealed under
+	Read      int    `json:"read"`      // jobs read
+	Rewritten int    `json:"rewritten"` // jobs with at least one value re-sealed
+	Values    int    `json:"values"`    // values re-sealed (data, result, progress, errors)
 	// Unreadable lists jobs (queue/id) holding a value that does not open
 	// (altered, or under a key the ring lacks): left as they are.
-	Unreadable []string
+	Unreadable []string `json:"unreadable"`
 	// Done reports that a whole pass over every queue found no value left
 	// to re-seal: every stored job is under Key. False when MaxJobs
 	// stopped the call first.
-	Done bool
+	Done bool `json:"done"`
 }
+
+// ErrNoEncryptionKeys: RotateKeys was called on a client without keys.
+var ErrNoEncryptionKeys = errors.New("the client has no encryption keys")
 
 // rotation cursors are documents (broker.Committer) of this kind, one per
 // queue, so that a rotation stopped at any point continues from its last
@@ -83,7 +86,7 @@ func (c *Client) RotateKeys(ctx context.Context, p RotateParams) (*RotateResult,
 	case c.tenant != "":
 		return nil, errors.New("rotate keys: a tenant-scoped client cannot rotate every tenant's jobs")
 	case e == nil || e.Keys == nil:
-		return nil, errors.New("rotate keys: the client has no encryption keys")
+		return nil, fmt.Errorf("rotate keys: %w", ErrNoEncryptionKeys)
 	case p.BatchSize < 0 || p.MaxJobs < 0:
 		return nil, fmt.Errorf("rotate keys: batch size %d and max jobs %d must not be negative", p.BatchSize, p.MaxJobs)
 	}

@@ -68,6 +68,7 @@ func TestRotateKeysWhileProcessing(t *testing.T) {
 				}
 			}
 			nOK, nFail, nLater := n*3/10, n/10, n/5
+			settle := 2*time.Minute + time.Duration(n)*30*time.Millisecond // a loaded machine, -race
 			nRun := n - nOK - nFail - nLater
 
 			// Phase 1, under k1 only: completed and dead jobs.
@@ -92,7 +93,7 @@ func TestRotateKeysWhileProcessing(t *testing.T) {
 			if err := m1.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			waitCounts(t, c1, 2*time.Minute, map[worker.State]int64{worker.StateCompleted: int64(nOK), worker.StateDead: int64(nFail)})
+			waitCounts(t, c1, settle, map[worker.State]int64{worker.StateCompleted: int64(nOK), worker.StateDead: int64(nFail)})
 			if err := m1.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +158,7 @@ func TestRotateKeysWhileProcessing(t *testing.T) {
 					t.Fatalf("rotation found unreadable jobs: %v", res.Unreadable)
 				}
 			}
-			waitCounts(t, c2, 2*time.Minute, map[worker.State]int64{worker.StateCompleted: int64(nOK + nRun), worker.StateDead: int64(nFail), worker.StateScheduled: int64(nLater)})
+			waitCounts(t, c2, settle, map[worker.State]int64{worker.StateCompleted: int64(nOK + nRun), worker.StateDead: int64(nFail), worker.StateScheduled: int64(nLater)})
 			if err := m2.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -49,6 +49,7 @@ var routeActions = map[string]string{
 	"PUT /api/v1/tenants/{id}":                               "tenant.update",
 	"POST /api/v1/tenants/{id}/purge":                        "tenant.purge",
 	"POST /api/v1/tokens":                                    "token.create",
+	"POST /api/v1/keys/rotate":                               "keys.rotate",
 	"DELETE /api/v1/tokens/{id}":                             "token.revoke",
 	"POST /api/v1/workflows/runs/{id}/cancel":                "workflow_run.cancel",
 	"POST /api/v1/workflows/{name}/runs":                     "workflow_run.start",

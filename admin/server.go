@@ -144,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ledger != nil {
 		s.SetLedger(cfg.Ledger)
 	}
+	s.keyRoutes()
 	s.auditRoutes()
 	for pattern, n := range cfg.RouteMaxBodyBytes {
 		if !slices.ContainsFunc(s.routes, func(r Route) bool { return r.Pattern == pattern }) {

@@ -303,6 +303,12 @@ func (c *Client) Health(ctx context.Context) (*admin.Health, error) {
 	return call[admin.Health](ctx, c, "GET", "/api/v1/health", nil)
 }
 
+// RotateKeys re-seals up to req.MaxJobs stored jobs under the service's
+// newest encryption key; call it again until the result is Done.
+func (c *Client) RotateKeys(ctx context.Context, req admin.RotateRequest) (*admin.RotateResult, error) {
+	return call[admin.RotateResult](ctx, c, "POST", "/api/v1/keys/rotate", req)
+}
+
 // call is Do for a call that answers with a T.
 func call[T any](ctx context.Context, c *Client, method, path string, body any) (*T, error) {
 	var out T

@@ -196,6 +196,7 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 		newAuditCmd(ctx, api, load),
 		newBackupCmd(api),
 		newRestoreCmd(ctx, stdout, load),
+		newKeysCmd(api),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
