@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/envelope"
+	"github.com/aibos/worker/recovery"
 )
 
 // Encryption seals the data, results, progress and error messages of the
@@ -207,4 +209,30 @@ func (e *Encryption) SealInsert(p *broker.JobInsertParams) error {
 	}
 	p.Data = data
 	return nil
+}
+
+// loggedError is what the Manager logs of a job's error: the error itself,
+// or, for a job the Encryption applies to, a description without its
+// message (its error class, and whether it is a timeout, a panic or a lost
+// lease), since messages may quote the data kept sealed in the store. The
+// message itself is stored sealed with the attempt: read it through
+// Client.Get.
+func (m *Manager) loggedError(job *Job, err error) any {
+	if err == nil || !m.cfg.Encryption.Applies(job.Queue, job.Type) {
+		return err
+	}
+	kind := "error"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = "timeout"
+	case errors.Is(err, broker.ErrLeaseLost):
+		kind = "lease lost"
+	case strings.HasPrefix(err.Error(), "panic: "):
+		kind = "panic"
+	}
+	s := kind + " (message withheld: the job is encrypted)"
+	if class := recovery.ErrorType(err); class != "" {
+		s = kind + " of class " + class + " (message withheld: the job is encrypted)"
+	}
+	return s
 }

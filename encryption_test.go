@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +147,8 @@ func TestEncryptionKeepsMarkerOutOfStore(t *testing.T) {
 			}
 			cfg := fastConfig(worker.QueueConfig{Name: "invoices"})
 			cfg.Encryption = enc
+			var logs lockedBuffer
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			m, err := worker.NewManager(b, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -209,6 +212,11 @@ func TestEncryptionKeepsMarkerOutOfStore(t *testing.T) {
 			raw := dump(t)
 			if i := bytes.Index(raw, []byte(secretMarker)); i >= 0 {
 				t.Fatalf("the marker is stored in plain text: …%q…", raw[max(0, i-200):i+len(secretMarker)])
+			}
+			// The Manager logs a failed encrypted job's error class, not
+			// its message.
+			if l := logs.String(); strings.Contains(l, secretMarker) || !strings.Contains(l, "message withheld: the job is encrypted") {
+				t.Fatalf("the log quotes an encrypted job's error, or says nothing of it:\n%s", l)
 			}
 			if !bytes.Contains(raw, []byte(envelope.Prefix+"k1:")) {
 				t.Fatal("no sealed value found in the store: the scan read nothing")

@@ -355,7 +355,7 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 	if errors.Is(cause, broker.ErrLeaseLost) {
 		// The job was recovered by another worker or cancelled; whatever
 		// we report would be rejected.
-		m.jobLog(job).Warn("job lease lost; result discarded", "processor_err", err)
+		m.jobLog(job).Warn("job lease lost; result discarded", "processor_err", m.loggedError(job, err))
 		m.emit(Event{Kind: EventLeaseLost, Job: job, Err: err, Duration: took})
 		return
 	}
@@ -399,7 +399,7 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 	}
 	state, failErr := m.fail(ctx, r, fp)
 	if failErr != nil {
-		log.Error("record failed attempt", "err", failErr, "job_err", err)
+		log.Error("record failed attempt", "err", failErr, "job_err", m.loggedError(job, err))
 		if errors.Is(failErr, broker.ErrLeaseLost) {
 			m.emit(Event{Kind: EventLeaseLost, Job: job, Err: err, Duration: took})
 		}
@@ -407,9 +407,9 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 	}
 	ev := Event{Kind: EventDead, Job: job, Err: err, Duration: took}
 	if state == broker.StateDead {
-		log.Error("job failed; no attempts left", "err", err)
+		log.Error("job failed; no attempts left", "err", m.loggedError(job, err))
 	} else {
-		log.Warn("job failed; will retry", "err", err, "retry_in", fp.RetryDelay)
+		log.Warn("job failed; will retry", "err", m.loggedError(job, err), "retry_in", fp.RetryDelay)
 		ev.Kind, ev.RetryDelay = EventRetrying, fp.RetryDelay
 	}
 	if dec != nil {
