@@ -108,13 +108,25 @@ func TestRedisDurabilityWarnings(t *testing.T) {
 	}
 }
 
-// TestUndecryptableJobAudited: a job of an encrypted queue whose
-// ciphertext was altered in the store goes dead unprocessed, and the audit
-// trail records it with the reason.
+// TestUndecryptableJobAudited: on both engines, a job of an encrypted
+// queue whose ciphertext was altered, copied from another tenant's job, or
+// sealed under a key the service does not hold goes dead unprocessed, and
+// the audit trail records each with its tenant and the reason.
 func TestUndecryptableJobAudited(t *testing.T) {
-	dir := t.TempDir()
+	for _, engine := range []string{"sqlite", "redis"} {
+		t.Run(engine, func(t *testing.T) {
+			vars := []string{"WORKER_DATA_DIR=" + t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTION_KEYS=" + testKeys}
+			if engine == "redis" {
+				vars = append(vars, "REDIS_URL="+redistest.URL(t), "QUEUE_PREFIX="+redistest.Prefix(t), "WORKER_AUDIT_KEY="+testKeySecret)
+			}
+			testUndecryptableAudited(t, vars)
+		})
+	}
+}
+
+func testUndecryptableAudited(t *testing.T, vars []string) {
 	ctx := context.Background()
-	cfg, err := Load(LoadInput{LookupEnv: env("WORKER_DATA_DIR="+dir, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTION_KEYS="+testKeys)})
+	cfg, err := Load(LoadInput{LookupEnv: env(vars...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,34 +135,62 @@ func TestUndecryptableJobAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := svc.Client().InsertParams("invoices", worker.JobSpec{Type: "invoice", Data: map[string]int{"amount": 1}, TenantID: "t1"})
-	if err != nil {
-		t.Fatal(err)
+	c := svc.Client()
+	spec := worker.JobSpec{Type: "invoice", Data: map[string]int{"amount": 1}, TenantID: "t1"}
+	params := func(tenant string) *broker.JobInsertParams {
+		s := spec
+		s.TenantID = tenant
+		p, err := c.InsertParams("invoices", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	p.Data = bytes.Replace(p.Data, []byte(":test:"), []byte(":gone:"), 1) // a key this service does not hold
-	if _, err := svc.Broker().JobInsert(ctx, p); err != nil {
-		t.Fatal(err)
+	flipped := params("t1")
+	i := len(flipped.Data) - 10
+	flipped.Data = bytes.Clone(flipped.Data)
+	flipped.Data[i] = map[bool]byte{true: 'A', false: 'B'}[flipped.Data[i] != 'A']
+	moved := params("t2")
+	moved.Data = params("t1").Data // t1's ciphertext on t2's job
+	unknown := params("t1")
+	unknown.Data = bytes.Replace(unknown.Data, []byte(":test:"), []byte(":gone:"), 1) // a key this service does not hold
+	want := map[string]struct{ tenant, reason string }{
+		"jobs/" + flipped.ID: {"t1", "does not authenticate"},
+		"jobs/" + moved.ID:   {"t2", "does not authenticate"},
+		"jobs/" + unknown.ID: {"t1", "unknown encryption key id"},
+	}
+	for _, p := range []*broker.JobInsertParams{flipped, moved, unknown} {
+		if _, err := svc.Broker().JobInsert(ctx, p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Shutdown(ctx) })
 	var entries []*audit.Entry
-	testwait.For(t, 10*time.Second, "the audit entry of the undecryptable job", func() bool {
+	testwait.For(t, 20*time.Second, "the audit entries of the undecryptable jobs", func() bool {
 		page, err := audit.List(ctx, svc.Broker(), audit.Filter{Action: "job.undecryptable"}, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		entries = page.Entries
-		return len(entries) > 0
+		return len(entries) >= len(want)
 	})
-	e := entries[0]
-	if len(entries) != 1 || e.Target != "jobs/"+p.ID || e.Tenant != "t1" || e.Outcome != audit.Failed || !strings.Contains(string(e.Changes), "unknown encryption key id") {
-		t.Fatalf("audit entries %+v; want one for jobs/%s of t1 with the reason", entries, p.ID)
+	if len(entries) != len(want) {
+		t.Fatalf("%d audit entries, want %d: %+v", len(entries), len(want), entries)
 	}
-	j, err := svc.Client().Get(ctx, "invoices", p.ID)
-	if err != nil || j.State != worker.StateDead || j.Attempt != 1 {
-		t.Fatalf("the job: %+v, %v; want dead after one attempt", j, err)
+	for _, e := range entries {
+		w, ok := want[e.Target]
+		if !ok || e.Tenant != w.tenant || e.Outcome != audit.Failed || !strings.Contains(string(e.Changes), w.reason) {
+			t.Errorf("audit entry %s of %s: %s; want tenant %s and the reason %q", e.Target, e.Tenant, e.Changes, w.tenant, w.reason)
+		}
+	}
+	for _, p := range []*broker.JobInsertParams{flipped, moved, unknown} {
+		j, err := c.Get(ctx, "invoices", p.ID)
+		if err != nil || j.State != worker.StateDead || j.Attempt != 1 || !strings.Contains(j.LastError, "cannot be decrypted") {
+			t.Fatalf("job %s: %+v, %v; want dead after one attempt with the reason", p.ID, j, err)
+		}
 	}
 }
 
