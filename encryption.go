@@ -26,7 +26,7 @@ import (
 // copied from another job, sealed under a key the ring lacks) is never
 // handed to a processor: it goes dead at once with the reason as its
 // error. Data stored in plain text (jobs added before encryption was
-// turned on) is passed through as it is; rotation (Rotate) seals it.
+// turned on) is passed through as it is; Client.RotateKeys seals it.
 type Encryption struct {
 	// Keys seal (with the newest) and open (with any) values. Required by
 	// the Manager; a Client without them refuses the jobs it would seal.
