@@ -236,3 +236,19 @@ func (m *Manager) loggedError(job *Job, err error) any {
 	}
 	return s
 }
+
+// OpenInsert opens p.Data when it was sealed by SealInsert (under p's
+// tenant, queue, type and id); plain data, or a nil Encryption, leaves p
+// as it is. For code that keeps insert params sealed at rest, such as a
+// cron schedule's job template (package schedule).
+func (e *Encryption) OpenInsert(p *broker.JobInsertParams) error {
+	if e == nil || e.Keys == nil {
+		return nil
+	}
+	data, err := e.openJSON(p.Data, envelope.Binding{Tenant: p.TenantID, Queue: p.Queue, Type: p.Type, JobID: p.ID, Field: fieldData})
+	if err != nil {
+		return fmt.Errorf("decrypt job data: %w", err)
+	}
+	p.Data = data
+	return nil
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/envelope"
 	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/schedule"
 )
 
 // storeEngine is a broker with a way to read every byte it has stored.
@@ -394,4 +395,82 @@ func TestEncryptionConfigErrors(t *testing.T) {
 func mustRing(t *testing.T) *envelope.Ring {
 	r, _ := testRing(t, "k1")
 	return r
+}
+
+// TestEncryptionSealsSchedules: a cron schedule's job template, its
+// jobs (ticks and a manual trigger) and a one-time job of an encrypted
+// queue carry a marker: the store holds none of it in plain text, the
+// schedule reads back with its template opened, and processors get the
+// plaintext.
+func TestEncryptionSealsSchedules(t *testing.T) {
+	for _, e := range storeEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			b, dump := e.open(t)
+			ctx := context.Background()
+			ring, _ := testRing(t, "k1")
+			enc := &worker.Encryption{Keys: ring, Queues: []string{"invoices"}}
+			cron, err := schedule.New(b, schedule.Config{Encryption: enc, PollInterval: 50 * time.Millisecond, Logger: discardLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := json.RawMessage(`{"iban":"` + secretMarker + `"}`)
+			tmpl := schedule.JobTemplate{Queue: "invoices", Type: "invoice", Data: data, TenantID: "t1"}
+			if _, err := cron.Upsert(ctx, schedule.Entry{Name: "nightly", Spec: "@every 1s", Job: tmpl}); err != nil {
+				t.Fatal(err)
+			}
+			info, err := cron.Get(ctx, "nightly")
+			if err != nil || !bytes.Contains(info.Job.Data, []byte(secretMarker)) {
+				t.Fatalf("Get of the schedule: %+v, %v; want its template opened", info, err)
+			}
+			if _, err := cron.Trigger(ctx, "nightly"); err != nil {
+				t.Fatal(err)
+			}
+			once, err := schedule.NewOneTime(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			once.Encryption = enc
+			if _, err := once.Schedule(ctx, "month-end", time.Now(), tmpl); err != nil {
+				t.Fatal(err)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			ran := make(chan error, 1)
+			go func() { ran <- cron.Run(runCtx) }()
+			t.Cleanup(func() { stop(); <-ran })
+
+			cfg := fastConfig(worker.QueueConfig{Name: "invoices"})
+			cfg.Encryption = enc
+			m, err := worker.NewManager(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var got []string
+			_ = m.HandleFunc("invoice", func(ctx context.Context, j *worker.Job) error {
+				mu.Lock()
+				got = append(got, string(j.Data))
+				mu.Unlock()
+				return nil
+			})
+			startManager(t, m)
+			// The trigger, the one-time job and at least one tick.
+			waitFor(t, 20*time.Second, "three schedule jobs processed", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(got) >= 3
+			})
+			mu.Lock()
+			for _, d := range got {
+				if !strings.Contains(d, secretMarker) {
+					t.Errorf("processor got data %s, want the plaintext", d)
+				}
+			}
+			mu.Unlock()
+			raw := dump(t)
+			if i := bytes.Index(raw, []byte(secretMarker)); i >= 0 {
+				t.Fatalf("the marker is stored in plain text: …%q…", raw[max(0, i-200):i+len(secretMarker)])
+			}
+		})
+	}
 }

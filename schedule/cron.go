@@ -93,6 +93,11 @@ type Config struct {
 	// Tracer, when set, runs each claim in a span whose context the tick's
 	// job carries (package tracing's Tracer). Defaults to none.
 	Tracer TickTracer
+	// Encryption, when set, seals the job template of each schedule whose
+	// queue or type it applies to, and the data of each tick's job
+	// (worker.Encryption). Give it the keys the Managers hold. Defaults to
+	// none.
+	Encryption Sealer
 	// Now is the local clock. Ticks are claimed on the broker's clock, which
 	// the scheduler estimates from its own, so a local clock that is off
 	// moves nothing; tests set one to show it. Defaults to time.Now.
@@ -197,11 +202,14 @@ func (c *Cron) UpsertIf(ctx context.Context, e Entry, check func(cur *broker.Sch
 		e.Job.MaxAttempts = 3
 	}
 	j := e.Job
+	tmpl, err := sealTemplate(c.cfg.Encryption, e.Name, broker.JobInsertParams{Queue: j.Queue, Type: j.Type, Data: j.Data, Priority: j.Priority, MaxAttempts: j.MaxAttempts,
+		TenantID: j.TenantID, CompanyID: j.CompanyID, Headers: j.Headers, UniqueKey: j.UniqueKey, Timeout: j.Timeout, TTL: j.TTL})
+	if err != nil {
+		return nil, fmt.Errorf("worker: upsert schedule %q: %w", e.Name, err)
+	}
 	s, err := c.store.ScheduleWrite(ctx, &broker.Schedule{Name: e.Name, Spec: sp.String(), TimeZone: e.TimeZone,
 		CatchUp: string(e.CatchUp), CatchUpWindow: e.CatchUpWindow, ManagedBy: e.ManagedBy, ConfigFile: e.ConfigFile,
-		Job: broker.JobInsertParams{Queue: j.Queue, Type: j.Type, Data: j.Data, Priority: j.Priority, MaxAttempts: j.MaxAttempts,
-			TenantID: j.TenantID, CompanyID: j.CompanyID, Headers: j.Headers, UniqueKey: j.UniqueKey, Timeout: j.Timeout, TTL: j.TTL}},
-		check)
+		Job: tmpl}, check)
 	if err != nil {
 		return nil, fmt.Errorf("worker: upsert schedule %q: %w", e.Name, err)
 	}
@@ -211,6 +219,11 @@ func (c *Cron) UpsertIf(ctx context.Context, e Entry, check func(cur *broker.Sch
 // info adds the next n fire times to a stored schedule.
 func (c *Cron) info(s *broker.Schedule, n int) *Info {
 	in := &Info{Schedule: *s}
+	// Callers see the template as it was given; one that does not open
+	// (a key removed) is shown sealed, as Client.Get shows such a job.
+	if tmpl, err := openTemplate(c.cfg.Encryption, s.Name, s.Job); err == nil {
+		in.Job = tmpl
+	}
 	if sp, err := c.parse(s.Spec, s.TimeZone); err == nil {
 		from := c.brokerNow()
 		if s.LastTick.After(from) {

@@ -101,8 +101,10 @@ func (c *Cron) TriggerIf(ctx context.Context, name string, check func(cur *broke
 	if err != nil {
 		return nil, fmt.Errorf("worker: trigger schedule %q: %w", name, err)
 	}
-	p := s.Job
-	p.ID = "cron:" + name + ":manual:" + uuid.Must(uuid.NewV7()).String()
+	p, err := c.jobOf(s, "cron:"+name+":manual:"+uuid.Must(uuid.NewV7()).String())
+	if err != nil {
+		return nil, fmt.Errorf("worker: trigger schedule %q: %w", name, err)
+	}
 	p.Headers = withHeaders(p.Headers, map[string]string{"schedule": name, "schedule-trigger": "manual"})
 	j, err := c.b.JobInsert(ctx, &p)
 	if err != nil {

@@ -19,6 +19,10 @@ import (
 type OneTime struct {
 	b     broker.Broker
 	store broker.Committer
+	// Encryption, when set, seals the data of one-time jobs whose queue
+	// or type it applies to, as Client.Add does (worker.Encryption). Set
+	// it before the first Schedule.
+	Encryption Sealer
 }
 
 // NewOneTime returns a OneTime on b, which must implement
@@ -55,6 +59,11 @@ func (o *OneTime) Schedule(ctx context.Context, name string, at time.Time, job J
 		Priority: job.Priority, MaxAttempts: job.MaxAttempts, TenantID: job.TenantID, CompanyID: job.CompanyID,
 		Headers: withHeaders(job.Headers, map[string]string{"schedule-once": name}), UniqueKey: job.UniqueKey,
 		Timeout: job.Timeout, TTL: job.TTL, RunAt: at}
+	if o.Encryption != nil {
+		if err := o.Encryption.SealInsert(p); err != nil {
+			return nil, fmt.Errorf("worker: schedule one-time job %q: %w", name, err)
+		}
+	}
 	j, err := o.b.JobInsert(ctx, p)
 	var dup *broker.DuplicateError
 	if errors.As(err, &dup) && dup.UniqueKey == "" {

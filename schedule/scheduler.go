@@ -159,8 +159,10 @@ func (c *Cron) claim(ctx context.Context, s *broker.Schedule, cl tickClaim) (res
 // claimTick asks the broker for one tick, its job carrying ctx's trace
 // context when there is a Tracer.
 func (c *Cron) claimTick(ctx context.Context, s *broker.Schedule, cl tickClaim) (*broker.ScheduleClaimResult, error) {
-	p := s.Job
-	p.ID = TickJobID(s.Name, cl.tick)
+	p, err := c.jobOf(s, TickJobID(s.Name, cl.tick))
+	if err != nil {
+		return nil, err
+	}
 	h := map[string]string{"schedule": s.Name, "schedule-tick": cl.tick.UTC().Format(time.RFC3339)}
 	if cl.missed > 0 {
 		h["schedule-missed"] = strconv.Itoa(cl.missed)

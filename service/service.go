@@ -191,6 +191,11 @@ func (s *Service) build() error {
 	wcfg, scfg := workflow.Config{Logger: s.log}, schedule.Config{Logger: s.log, Now: s.Now}
 	s.obs.workflow(&wcfg)
 	s.obs.schedule(&scfg)
+	// Schedules seal with the Manager's keys; with none (Redis, no key),
+	// the encrypted queues are not served and adds to them are refused.
+	if mcfg.Encryption != nil {
+		scfg.Encryption = mcfg.Encryption
+	}
 	if s.engine, err = workflow.NewEngine(b, wcfg); err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
@@ -199,6 +204,9 @@ func (s *Service) build() error {
 	}
 	if s.once, err = schedule.NewOneTime(b); err != nil {
 		return fmt.Errorf("service: %w", err)
+	}
+	if mcfg.Encryption != nil {
+		s.once.Encryption = mcfg.Encryption
 	}
 	s.checker = s.newChecker()
 	if s.callbacks, err = s.newCallbacks(); err != nil {
