@@ -15,7 +15,7 @@ func (s *Server) keyRoutes() {
 type RotateRequest struct {
 	Queues    []string `json:"queues,omitempty"`    // default: every queue
 	BatchSize int      `json:"batchSize,omitempty"` // jobs per page, 0..1000 (0: 100)
-	MaxJobs   int      `json:"maxJobs,omitempty"`   // jobs this request reads, 0..2000 (0: 2000)
+	MaxJobs   int      `json:"maxJobs,omitempty"`   // jobs this request reads, 0..500 (0: 500)
 }
 
 // RotateResult is what one rotation request did (worker.RotateResult).
@@ -24,7 +24,7 @@ type RotateResult = worker.RotateResult
 // maxRotateJobs bounds the jobs one request reads, so that it answers
 // well within the request timeout; the caller repeats the request until
 // Done, each continuing from the cursor the last one saved.
-const maxRotateJobs = 2000
+const maxRotateJobs = 500
 
 // keysRotate re-seals stored jobs under the newest encryption key, up to
 // maxJobs of them per request (cross-tenant admins only: it reads every

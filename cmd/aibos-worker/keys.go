@@ -49,6 +49,6 @@ func newKeysCmd(o *apiOpts) *cobra.Command {
 	}
 	rotate.Flags().StringSliceVar(&req.Queues, "queue", nil, "rotate only these queues (default every queue)")
 	rotate.Flags().IntVar(&req.BatchSize, "batch", 0, "jobs per page, 1..1000 (default 100)")
-	rotate.Flags().IntVar(&req.MaxJobs, "per-request", 0, "jobs each API request reads, 1..2000 (default 2000)")
+	rotate.Flags().IntVar(&req.MaxJobs, "per-request", 0, "jobs each API request reads, 1..500 (default 500)")
 	return o.group("keys", "Encryption keys (over the API)", rotate)
 }
