@@ -108,6 +108,7 @@
 //	POST   /api/v1/workflows/runs/{id}/cancel         operator
 //	POST   /api/v1/workflows/{name}/runs              operator
 //	GET    /api/v1/audit                              viewer
+//	POST   /api/v1/keys/rotate                        admin
 //	POST   /api/v1/companies                                    operator
 //	POST   /api/v1/companies/{company}/customers                operator
 //	POST   /api/v1/companies/{company}/vendors                  operator
