@@ -40,6 +40,17 @@ type BackupConfig struct {
 	// files, which can be generated again) and SQLite's -wal, -shm,
 	// -journal and .lock companions are left out. "" backs up no files.
 	DataDir string
+	// First names the files of DataDir copied before all others, in this
+	// order; the rest follow by name. Put the job store first: the copies
+	// are taken one after another, not at one instant, and with the job
+	// store copied before the ledger every job in the backup names
+	// documents the ledger copy holds (they were written before the job
+	// was enqueued), and every posting the job store has as done is in
+	// the ledger copy. A job the restored service runs again finds its
+	// posting there and is absorbed by the posting's idempotency key. The
+	// other order loses postings: the job store says done, the ledger copy
+	// predates them.
+	First []string
 	// Dir receives one directory per backup, named by its UTC time.
 	// Required when DataDir is set.
 	Dir string
@@ -90,7 +101,8 @@ type Manifest struct {
 	// Time is when the backup started (UTC).
 	Time time.Time `json:"time"`
 	// Dir is the backup's directory (empty when only Redis was saved).
-	Dir   string         `json:"dir,omitempty"`
+	Dir string `json:"dir,omitempty"`
+	// Files are listed in the order they were copied.
 	Files []ManifestItem `json:"files,omitempty"`
 	// Redis reports the BGSAVE, when Redis was backed up.
 	Redis *RedisSave `json:"redis,omitempty"`
@@ -192,6 +204,13 @@ func (b *Backup) files(ctx context.Context, m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("backup: read the data directory: %w", err)
 	}
+	rank := func(name string) int {
+		if i := slices.Index(b.cfg.First, name); i >= 0 {
+			return i
+		}
+		return len(b.cfg.First)
+	}
+	slices.SortStableFunc(entries, func(x, y os.DirEntry) int { return rank(x.Name()) - rank(y.Name()) })
 	for _, e := range entries {
 		if !e.Type().IsRegular() || skipped(e.Name()) {
 			continue

@@ -16,6 +16,7 @@ import (
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/admin/adminclient"
+	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/ops"
 	"github.com/aibos/worker/service"
@@ -63,7 +64,7 @@ func registerOps(svc *service.Service, cfg *service.Config, ledger accounting.St
 	if cfg.Backup != nil {
 		keep = cfg.Backup.Keep
 	}
-	if p.Backup, err = ops.NewBackup(ops.BackupConfig{DataDir: cfg.DataDir, Dir: backupDir(cfg), Keep: keep, Redis: svc.Redis()}); err != nil {
+	if p.Backup, err = ops.NewBackup(ops.BackupConfig{DataDir: cfg.DataDir, First: backupOrder, Dir: backupDir(cfg), Keep: keep, Redis: svc.Redis()}); err != nil {
 		return err
 	}
 	return ops.Register(svc, p)
@@ -186,3 +187,11 @@ func backupTable(w *tabwriter.Writer, m *ops.Manifest) {
 		row(w, "REMOVED", r)
 	}
 }
+
+// backupOrder is the order a backup copies the data directory's files in
+// (ops.BackupConfig.First): the audit trail's head file before the job
+// store, so that the head never names entries the copied trail lacks (a
+// head behind the trail is the normal state, one ahead reads as a
+// truncated trail); then the job store before the ledger, so that no
+// posting the job store has as done is missing from the ledger copy.
+var backupOrder = []string{audit.HeadFileName, service.StoreFile}
