@@ -250,6 +250,9 @@ func (c *Cluster) Failover(t testing.TB, addr string) string {
 					}
 					return fmt.Errorf("%s is %q (%v), not master yet", s.Addr, r, err)
 				}
+				if err := c.allSeeMaster(s.Addr); err != nil {
+					return err
+				}
 				return c.healthy()
 			}); err != nil {
 				t.Fatalf("failover of %s to %s: %v", addr, s.Addr, err)
@@ -260,6 +263,37 @@ func (c *Cluster) Failover(t testing.TB, addr string) string {
 	}
 	t.Fatalf("failover of %s: it has no running replica", addr)
 	return ""
+}
+
+// allSeeMaster reports an error until every running node's view of the
+// cluster (CLUSTER SHARDS) has addr as the master of its shard: a node
+// learns of a failover by gossip, later than the promoted node itself, and
+// until then answers with the old master.
+func (c *Cluster) allSeeMaster(addr string) error {
+	ctx := context.Background()
+	for _, s := range c.running() {
+		cl := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+		shards, err := cl.ClusterShards(ctx).Result()
+		_ = cl.Close()
+		if err != nil {
+			return fmt.Errorf("node %s: %w", s.Addr, err)
+		}
+		seen := false
+		for _, sh := range shards {
+			for _, n := range sh.Nodes {
+				if net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10)) == addr {
+					if m := shardMaster(sh); m != addr {
+						return fmt.Errorf("node %s still sees %q as the master of %s's shard", s.Addr, m, addr)
+					}
+					seen = true
+				}
+			}
+		}
+		if !seen {
+			return fmt.Errorf("node %s does not list %s", s.Addr, addr)
+		}
+	}
+	return nil
 }
 
 // masterIDOf returns the node id of the master the replica at addr follows.
