@@ -8,17 +8,9 @@ for b in chromium chromium-browser google-chrome google-chrome-stable; do
     exit 0
   fi
 done
-if command -v apt-get >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
-  fi
-  if [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; then
-    echo "chromium not found: installing the chromium package with apt-get" >&2
-    $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
-    command -v chromium >/dev/null 2>&1 && exit 0
-  fi
+. "$(dirname "$0")/apt-install.sh"
+if apt_install "chromium" chromium; then
+  command -v chromium >/dev/null 2>&1 && exit 0
 fi
 cat >&2 <<'MSG'
 Chromium is needed by the dashboard's browser tests and could not be installed automatically.

@@ -7,17 +7,9 @@ set -euo pipefail
 if command -v pdftotext >/dev/null 2>&1; then
   exit 0
 fi
-if command -v apt-get >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
-  fi
-  if [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; then
-    echo "pdftotext not found: installing the poppler-utils package with apt-get" >&2
-    $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null
-    command -v pdftotext >/dev/null 2>&1 && exit 0
-  fi
+. "$(dirname "$0")/apt-install.sh"
+if apt_install "pdftotext" poppler-utils; then
+  command -v pdftotext >/dev/null 2>&1 && exit 0
 fi
 cat >&2 <<'MSG'
 pdftotext is needed by the tests and could not be installed automatically.

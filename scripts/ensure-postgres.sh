@@ -20,19 +20,9 @@ found() {
 if found; then
   exit 0
 fi
-if command -v apt-get >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
-  fi
-  if [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; then
-    echo "PostgreSQL server binaries not found: installing postgresql with apt-get" >&2
-    $SUDO apt-get update -qq >/dev/null
-    # RUNLEVEL=1 keeps the package from starting its own cluster: the tests
-    # start private servers.
-    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-    found && exit 0
-  fi
+. "$(dirname "$0")/apt-install.sh"
+if apt_install "PostgreSQL server binaries" postgresql; then
+  found && exit 0
 fi
 cat >&2 <<'MSG'
 The PostgreSQL server (initdb, postgres) is needed by the tests and could not be installed automatically.

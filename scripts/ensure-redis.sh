@@ -9,17 +9,9 @@ fi
 if [ -n "${WORKER_TEST_REDIS_URL:-}" ]; then
   exit 0 # tests use an existing server
 fi
-if command -v apt-get >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
-  fi
-  if [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; then
-    echo "redis-server not found: installing it with apt-get" >&2
-    $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && exit 0
-  fi
+. "$(dirname "$0")/apt-install.sh"
+if apt_install "redis-server" redis-server; then
+  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && exit 0
 fi
 cat >&2 <<'MSG'
 redis-server is needed by the tests and could not be installed automatically.
