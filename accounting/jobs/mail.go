@@ -1,9 +1,7 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -85,10 +83,8 @@ type notification struct {
 
 func (m *mailer) process(ctx context.Context, job *worker.Job) error {
 	var n notification
-	dec := json.NewDecoder(bytes.NewReader(job.Data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&n); err != nil {
-		return invalid("decode payload of job %s: %w", job.ID, err)
+	if err := decodeStrict(job, &n); err != nil {
+		return err
 	}
 	switch {
 	case job.TenantID == "" || job.CompanyID == "":

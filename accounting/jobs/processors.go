@@ -41,6 +41,17 @@ type processors struct {
 	reminders *reminders // nil: no reminders
 }
 
+// decodeStrict decodes a job's data into v, refusing fields v does not
+// have: a misspelt field is an error the caller sees, not a silent zero.
+func decodeStrict(job *worker.Job, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(job.Data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalid("decode payload of job %s: %w", job.ID, err)
+	}
+	return nil
+}
+
 // payload decodes a document or payment job's data and checks it against
 // the job's tenant and company: the payload never chooses the books.
 func payload(job *worker.Job, idField string) (workflow.Data, error) {

@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,10 +89,8 @@ type reportPayload struct {
 
 func (r *reporter) process(ctx context.Context, job *worker.Job) error {
 	var p reportPayload
-	dec := json.NewDecoder(bytes.NewReader(job.Data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return invalid("decode payload of job %s: %w", job.ID, err)
+	if err := decodeStrict(job, &p); err != nil {
+		return err
 	}
 	if p.ReportType != "daily" {
 		return invalid("payload of job %s: reportType %q is not daily", job.ID, p.ReportType)
