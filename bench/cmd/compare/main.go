@@ -7,6 +7,8 @@
 //	cd bench && go run ./cmd/compare -runs 3          # medians of 3 runs
 //	cd bench && go run ./cmd/compare -phases b,c -systems aibos,asynq
 //	cd bench && go run ./cmd/compare -phases g -systems aibos -runs 3   # issue 19's fairness bars
+//	cd bench && go run ./cmd/compare -scale           # issue 24's scale curves, tables and PNGs (scale.go)
+//	cd bench && go run ./cmd/compare -scale -scale-curves queues -scale-max 100
 package main
 
 import (
@@ -42,6 +44,9 @@ type config struct {
 func (c *config) has(list []string, v string) bool { return slices.Contains(list, v) }
 
 func main() {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(runChild(spec, os.Stdin, os.Stdout))
+	}
 	var cfg config
 	var phases, systems string
 	flag.StringVar(&phases, "phases", "a,b,c,d,e,f", "workloads to run: a enqueue, b process, c latency, d delayed, e memory and cpu, f embedded SQLite store (a-c), g fairness overhead and flood (aibos on Redis and SQLite; not in the default set)")
@@ -57,7 +62,20 @@ func main() {
 	flag.BoolVar(&cfg.verbose, "v", false, "log each figure as it is measured")
 	flag.StringVar(&cfg.redisAddr, "redis-addr", "", "use this running Redis (host:port) instead of starting one; it is flushed")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the Go systems' client side) to this file")
+	scale := flag.Bool("scale", false, "measure the scale curves instead of the table (see the -scale-* flags)")
+	var sc scaleConfig
+	scaleDone := scaleFlags(flag.CommandLine, &sc)
 	flag.Parse()
+	if *scale {
+		if err := scaleDone(); err != nil {
+			log.Fatalf("compare: %v", err)
+		}
+		sc.redisBin, sc.redisAddr, sc.verbose = cfg.redisBin, cfg.redisAddr, cfg.verbose
+		if err := runScale(context.Background(), &sc, os.Stdout); err != nil {
+			log.Fatalf("compare: %v", err)
+		}
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

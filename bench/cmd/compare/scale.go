@@ -1,0 +1,590 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/broker/sqlitebroker"
+)
+
+// The -scale mode (issue 24 point 4) measures how aibos-worker's costs grow
+// with the size of what it serves, on Redis and on the embedded store:
+//
+//   - pending: P pending jobs in one queue. The store is filled with P+M
+//     no-op jobs (bulk enqueue), then a Manager at concurrency 10 processes
+//     M of them, so P are still pending at the end.
+//   - queues: one Manager serving N queues. Busy: M jobs spread over the
+//     queues. Idle: the same Manager, in a child process with nothing to do,
+//     after a warm-up: its CPU per second (/proc) and, on Redis, the
+//     commands per second it sends (a go-redis hook in the child) and that
+//     Redis executes (INFO commandstats, scripts' inner calls included).
+//   - tenants: M jobs of T tenants in one queue with fairness on.
+//   - managers: K Managers in separate processes (this binary re-executed
+//     in child mode) on one Redis draining M jobs. Redis only: the embedded
+//     store belongs to one process by design.
+//
+// Throughput is M over the time from the Managers' start until the M-th
+// backlog job ran. The latency figure is the enqueue-to-start p99 (from
+// the call to Client.Add to the processor's start, on the machine's wall
+// clock, which the child processes share) of probe jobs added at a steady
+// rate while the backlog drains, at priority 1, round robin over
+// the queues. Priority 1 keeps the probes from waiting behind the whole
+// backlog (same-priority FIFO would make their wait the backlog's length
+// over the throughput, which says nothing new): what they measure is how
+// quickly a Manager finds a newly added urgent job as the store grows.
+
+// scaleConfig is what the -scale-* flags select.
+type scaleConfig struct {
+	curves      []string
+	stores      []string
+	pending     []int
+	queues      []int
+	tenants     []int
+	managers    []int
+	max         int
+	jobs        int
+	conc        int
+	probeRate   float64
+	idleWarm    time.Duration
+	idleWindow  time.Duration
+	out         string
+	redisBin    string
+	redisAddr   string
+	verbose     bool
+	childBinary string // the binary re-executed for child Managers; os.Executable by default
+}
+
+var allCurves = []string{"pending", "queues", "tenants", "managers"}
+
+// scaleFlags registers the -scale-* flags on fs.
+func scaleFlags(fs *flag.FlagSet, sc *scaleConfig) func() error {
+	curves := fs.String("scale-curves", strings.Join(allCurves, ","), "curves of -scale: pending, queues, tenants, managers")
+	stores := fs.String("scale-stores", "redis,sqlite", "stores of -scale: redis, sqlite (managers is Redis only)")
+	pending := fs.String("scale-pending", "1000,100000,1000000", "pending jobs of the pending curve")
+	queues := fs.String("scale-queues", "1,10,100,1000", "queues of the queues curve")
+	tenants := fs.String("scale-tenants", "1,100,10000", "tenants of the tenants curve")
+	managers := fs.String("scale-managers", "1,10,50", "Manager processes of the managers curve")
+	fs.IntVar(&sc.max, "scale-max", 0, "drop every size above this (0: keep all), for a quick run")
+	fs.IntVar(&sc.jobs, "scale-jobs", 20000, "backlog jobs processed at each point")
+	fs.IntVar(&sc.conc, "scale-concurrency", 10, "concurrency of each Manager")
+	fs.Float64Var(&sc.probeRate, "scale-probe-rate", 200, "priority-1 probe jobs added per second while the backlog drains")
+	fs.DurationVar(&sc.idleWarm, "scale-idle-warmup", 2*time.Second, "idle Manager: time after its start before measuring")
+	fs.DurationVar(&sc.idleWindow, "scale-idle-window", 5*time.Second, "idle Manager: how long CPU and commands are counted")
+	fs.StringVar(&sc.out, "scale-out", "scale", "directory the curves' PNGs are written to (relative to the working directory)")
+	return func() error {
+		sc.curves = strings.Split(*curves, ",")
+		sc.stores = strings.Split(*stores, ",")
+		for _, c := range sc.curves {
+			if !slices.Contains(allCurves, c) {
+				return fmt.Errorf("-scale-curves: unknown curve %q (want some of %s)", c, strings.Join(allCurves, ", "))
+			}
+		}
+		for _, s := range sc.stores {
+			if s != "redis" && s != "sqlite" {
+				return fmt.Errorf("-scale-stores: unknown store %q (want redis, sqlite)", s)
+			}
+		}
+		for _, f := range []struct {
+			name string
+			in   string
+			dst  *[]int
+		}{{"pending", *pending, &sc.pending}, {"queues", *queues, &sc.queues}, {"tenants", *tenants, &sc.tenants}, {"managers", *managers, &sc.managers}} {
+			sizes, err := parseSizes(f.in, sc.max)
+			if err != nil {
+				return fmt.Errorf("-scale-%s: %w", f.name, err)
+			}
+			*f.dst = sizes
+		}
+		switch {
+		case sc.jobs < 1:
+			return fmt.Errorf("-scale-jobs: %d is not a positive number of jobs", sc.jobs)
+		case sc.conc < 1:
+			return fmt.Errorf("-scale-concurrency: %d is not a positive concurrency", sc.conc)
+		case sc.probeRate <= 0:
+			return fmt.Errorf("-scale-probe-rate: %v is not a positive rate", sc.probeRate)
+		case sc.idleWindow <= 0 || sc.idleWarm < 0:
+			return fmt.Errorf("-scale-idle-window and -scale-idle-warmup: want a positive window and a warm-up of at least 0, got %v and %v", sc.idleWindow, sc.idleWarm)
+		}
+		return nil
+	}
+}
+
+// parseSizes reads a comma-separated list of positive sizes, keeping those
+// at or below max (max 0 keeps all).
+func parseSizes(s string, max int) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(f, "_", "")))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive size", f)
+		}
+		if max == 0 || n <= max {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no size of %q is at or below -scale-max %d", s, max)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func (sc *scaleConfig) has(curve string) bool { return slices.Contains(sc.curves, curve) }
+
+func (sc *scaleConfig) hasStore(store string) bool { return slices.Contains(sc.stores, store) }
+
+// point is one measured point of a curve.
+type point struct {
+	store string
+	size  int
+	jobsS float64 // backlog jobs/s
+	p99   float64 // probes' enqueue-to-start p99, ms
+	// idle Manager (queues curve only); NaN-free: idle is false when absent
+	idle     bool
+	cpuMsS   float64 // CPU ms per second of the idle Manager process
+	sentS    float64 // commands per second it sent (Redis)
+	serverS  float64 // commands per second Redis executed, scripts' inner calls included
+	scriptsS float64 // of which script calls (EVALSHA and EVAL)
+}
+
+// curveResult is one curve's points, in the order measured.
+type curveResult struct {
+	name   string
+	xLabel string
+	points []point
+}
+
+func (c *curveResult) find(store string, size int) (point, bool) {
+	for _, p := range c.points {
+		if p.store == store && p.size == size {
+			return p, true
+		}
+	}
+	return point{}, false
+}
+
+// runScale runs the selected curves and prints their tables, bars and
+// where the PNGs went.
+func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
+	srv, err := startRedis(sc.redisBin, sc.redisAddr)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	// An interrupted run still stops its redis-server (the children, in
+	// the same process group, get the signal too).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		if _, ok := <-sig; ok {
+			srv.stop()
+			os.Exit(1)
+		}
+	}()
+	if sc.childBinary == "" {
+		if sc.childBinary, err = os.Executable(); err != nil {
+			return fmt.Errorf("find this binary to re-execute: %w", err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "aibos-scale-")
+	if err != nil {
+		return fmt.Errorf("make a directory for the embedded stores: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	r := &scaleRun{sc: sc, srv: srv, tmp: tmp}
+	var curves []*curveResult
+	for _, c := range []struct {
+		name, x string
+		sizes   []int
+		run     func(context.Context, *curveResult, int) error
+	}{
+		{"pending", "pending jobs", sc.pending, r.pendingPoint},
+		{"queues", "queues served by one Manager", sc.queues, r.queuesPoint},
+		{"tenants", "tenants in one fair queue", sc.tenants, r.tenantsPoint},
+		{"managers", "Manager processes on one Redis", sc.managers, r.managersPoint},
+	} {
+		if !sc.has(c.name) {
+			continue
+		}
+		res := &curveResult{name: c.name, xLabel: c.x}
+		start := time.Now()
+		for _, size := range c.sizes {
+			if err := c.run(ctx, res, size); err != nil {
+				return fmt.Errorf("curve %s at %d: %w", c.name, size, err)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "curve %s took %v\n", c.name, time.Since(start).Round(time.Second))
+		curves = append(curves, res)
+	}
+	fmt.Fprintf(w, "redis-server %s on loopback; %d backlog jobs per point, concurrency %d per Manager, %.0f probes/s at priority 1\n\n",
+		srv.version, sc.jobs, sc.conc, sc.probeRate)
+	if err := os.MkdirAll(sc.out, 0o755); err != nil {
+		return fmt.Errorf("make %s: %w", sc.out, err)
+	}
+	for _, c := range curves {
+		printCurve(w, c)
+		path := filepath.Join(sc.out, c.name+".png")
+		if err := plotCurve(c, path); err != nil {
+			return fmt.Errorf("plot %s: %w", c.name, err)
+		}
+		fmt.Fprintf(w, "plot: %s\n\n", path)
+	}
+	printBars(w, curves)
+	return nil
+}
+
+// scaleRun holds what every point of a -scale run shares.
+type scaleRun struct {
+	sc  *scaleConfig
+	srv *redisServer
+	tmp string
+	n   int // stores opened, naming the SQLite files
+}
+
+func (r *scaleRun) logf(format string, args ...any) {
+	if r.sc.verbose {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	}
+}
+
+// store is a fresh, empty store of one kind, with what reaching it takes
+// from another process.
+type store struct {
+	kind  string
+	b     broker.Broker
+	c     *worker.Client
+	path  string // the SQLite file; "" on Redis
+	close func()
+}
+
+// open returns an empty store: Redis flushed, or a new SQLite file.
+func (r *scaleRun) open(ctx context.Context, kind string) (*store, error) {
+	var (
+		b     broker.Broker
+		path  string
+		close func()
+	)
+	switch kind {
+	case "redis":
+		if err := r.srv.flush(ctx); err != nil {
+			return nil, err
+		}
+		rb, err := redisbroker.Open(r.srv.url, redisbroker.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("open redis broker: %w", err)
+		}
+		b, close = rb, func() { _ = rb.Close() }
+	case "sqlite":
+		r.n++
+		path = filepath.Join(r.tmp, fmt.Sprintf("scale-%d.db", r.n))
+		sb, err := sqlitebroker.Open(path, sqlitebroker.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite broker: %w", err)
+		}
+		b, close = sb, func() {
+			_ = sb.Close()
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(path + suffix)
+			}
+		}
+	}
+	c, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		close()
+		return nil, fmt.Errorf("new client: %w", err)
+	}
+	return &store{kind: kind, b: b, c: c, path: path, close: close}, nil
+}
+
+// queueNames names n queues so that they sort in order.
+func queueNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("q%04d", i)
+	}
+	return names
+}
+
+// fillSpread bulk-adds n backlog jobs, job i to queue i mod len(queues)
+// and tenant i mod tenants (no tenant when tenants is 0), 1,000 per AddMany.
+func fillSpread(ctx context.Context, c *worker.Client, n int, queues []string, tenants int) error {
+	byQueue := make(map[string][]worker.JobSpec, len(queues))
+	flush := func(q string) error {
+		if len(byQueue[q]) == 0 {
+			return nil
+		}
+		_, err := c.AddMany(ctx, q, byQueue[q])
+		byQueue[q] = byQueue[q][:0]
+		if err != nil {
+			return fmt.Errorf("fill queue %s: %w", q, err)
+		}
+		return nil
+	}
+	for i := range n {
+		q := queues[i%len(queues)]
+		spec := worker.JobSpec{Type: "bench", Data: json.RawMessage(payload)}
+		if tenants > 0 {
+			spec.TenantID = fmt.Sprintf("t-%05d", i%tenants)
+		}
+		byQueue[q] = append(byQueue[q], spec)
+		if len(byQueue[q]) == 1000 {
+			if err := flush(q); err != nil {
+				return err
+			}
+		}
+	}
+	for _, q := range queues {
+		if err := flush(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tally counts the backlog jobs a Manager ran and records the probes'
+// enqueue-to-start times. It is the handler of every Manager of -scale,
+// in this process or in a child.
+type tally struct {
+	backlog atomic.Int64
+	want    int64
+	done    chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	lags    []float64 // probes: start minus the instant Add was called, ms
+}
+
+func newTally(want int) *tally { return &tally{want: int64(want), done: make(chan struct{})} }
+
+func (t *tally) handle(_ context.Context, j *worker.Job) error {
+	if j.Type == "probe" {
+		var p stampPayload
+		if err := json.Unmarshal(j.Data, &p); err != nil {
+			return fmt.Errorf("read probe job: %w", err)
+		}
+		lag := nowMs() - p.Due
+		t.mu.Lock()
+		t.lags = append(t.lags, lag)
+		t.mu.Unlock()
+		return nil
+	}
+	if t.backlog.Add(1) == t.want {
+		t.once.Do(func() { close(t.done) })
+	}
+	return nil
+}
+
+func (t *tally) probeLags() []float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.lags)
+}
+
+// newScaleManager makes a Manager serving queues at concurrency conc with
+// default settings otherwise, its processors counting into t.
+func newScaleManager(b broker.Broker, queues []string, conc int, fair bool, t *tally) (*worker.Manager, error) {
+	qs := make([]worker.QueueConfig, len(queues))
+	for i, q := range queues {
+		qs[i] = worker.QueueConfig{Name: q, Fair: fair}
+	}
+	m, err := worker.NewManager(b, worker.ManagerConfig{Queues: qs, Concurrency: conc, Logger: quietLogger()})
+	if err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	for _, typ := range []string{"bench", "probe"} {
+		if err := m.HandleFunc(typ, t.handle); err != nil {
+			return nil, fmt.Errorf("handle %s: %w", typ, err)
+		}
+	}
+	return m, nil
+}
+
+// prober adds priority-1 probe jobs at rate per second, round robin over
+// queues, until stop is called, and returns how many it added.
+type prober struct {
+	stop  func()
+	added func() (int, error)
+}
+
+func startProber(ctx context.Context, c *worker.Client, queues []string, rate float64) *prober {
+	quit := make(chan struct{})
+	var (
+		wg    sync.WaitGroup
+		n     int
+		first error
+	)
+	wg.Go(func() {
+		gap := time.Duration(float64(time.Second) / rate)
+		t0 := time.Now()
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			case <-time.After(time.Until(t0.Add(time.Duration(i) * gap))):
+			}
+			// The wall clock is the machine's, shared by the child
+			// processes: the lag is taken on one clock.
+			p := stampPayload{Invoice: "INV-0001", Amount: 1250, Due: nowMs()}
+			_, err := c.Add(ctx, queues[i%len(queues)], worker.JobSpec{Type: "probe", Priority: 1, TenantID: "t-probe", Data: p})
+			if err != nil {
+				first = fmt.Errorf("add probe job: %w", err)
+				return
+			}
+			n++
+		}
+	})
+	var once sync.Once
+	stop := func() { once.Do(func() { close(quit); wg.Wait() }) }
+	return &prober{stop: stop, added: func() (int, error) { stop(); return n, first }}
+}
+
+// busyResult is what one busy measurement gives.
+type busyResult struct{ jobsS, p99 float64 }
+
+// busyInProcess measures one busy point with a Manager in this process:
+// the store holds the backlog already; the Manager runs until jobs backlog
+// jobs ran, probes being added meanwhile.
+func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string, fair bool) (busyResult, error) {
+	t := newTally(r.sc.jobs)
+	m, err := newScaleManager(s.b, queues, r.sc.conc, fair, t)
+	if err != nil {
+		return busyResult{}, err
+	}
+	start := time.Now()
+	if err := m.Start(ctx); err != nil {
+		return busyResult{}, fmt.Errorf("start manager: %w", err)
+	}
+	defer func() { _ = m.Shutdown(ctx) }()
+	p := startProber(ctx, s.c, queues, r.sc.probeRate)
+	defer p.stop()
+	select {
+	case <-t.done:
+	case <-time.After(r.timeout()):
+		p.stop()
+		return busyResult{}, fmt.Errorf("only %d of %d backlog jobs ran within %v", t.backlog.Load(), r.sc.jobs, r.timeout())
+	}
+	elapsed := time.Since(start)
+	added, err := p.added()
+	if err != nil {
+		return busyResult{}, err
+	}
+	lags, err := waitLags(added, t.probeLags)
+	if err != nil {
+		return busyResult{}, err
+	}
+	return busyResult{jobsS: float64(r.sc.jobs) / elapsed.Seconds(), p99: percentile(lags, 99)}, nil
+}
+
+// timeout bounds one point's processing: generous, a loaded machine may
+// run at a few hundred jobs/s.
+func (r *scaleRun) timeout() time.Duration {
+	return 2*time.Minute + time.Duration(r.sc.jobs)*5*time.Millisecond
+}
+
+// waitLags waits until want probes have run and returns their lags.
+func waitLags(want int, lags func() []float64) ([]float64, error) {
+	var got []float64
+	err := waitUntil(time.Minute, func() (bool, error) {
+		got = lags()
+		return len(got) >= want, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%d of %d probe jobs ran: %w", len(got), want, err)
+	}
+	if want == 0 {
+		return nil, fmt.Errorf("no probe job was added (raise -scale-probe-rate or -scale-jobs)")
+	}
+	return got, nil
+}
+
+func (r *scaleRun) pendingPoint(ctx context.Context, res *curveResult, size int) error {
+	for _, kind := range r.sc.stores {
+		s, err := r.open(ctx, kind)
+		if err != nil {
+			return err
+		}
+		queues := []string{aibosQueue}
+		fillStart := time.Now()
+		err = fillSpread(ctx, s.c, size+r.sc.jobs, queues, 0)
+		r.logf("pending %s %d: filled %d in %v", kind, size, size+r.sc.jobs, time.Since(fillStart).Round(time.Millisecond))
+		if err != nil {
+			s.close()
+			return err
+		}
+		b, err := r.busyInProcess(ctx, s, queues, false)
+		s.close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		r.add(res, point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99})
+	}
+	return nil
+}
+
+func (r *scaleRun) add(res *curveResult, p point) {
+	res.points = append(res.points, p)
+	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  idle: cpu %.1f ms/s sent %.1f/s server %.1f/s",
+		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuMsS, p.sentS, p.serverS)
+}
+
+func (r *scaleRun) queuesPoint(ctx context.Context, res *curveResult, size int) error {
+	queues := queueNames(size)
+	for _, kind := range r.sc.stores {
+		s, err := r.open(ctx, kind)
+		if err != nil {
+			return err
+		}
+		if err := fillSpread(ctx, s.c, r.sc.jobs, queues, 0); err != nil {
+			s.close()
+			return err
+		}
+		b, err := r.busyInProcess(ctx, s, queues, false)
+		s.close()
+		if err != nil {
+			return fmt.Errorf("%s busy: %w", kind, err)
+		}
+		p := point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99}
+		if err := r.idle(ctx, kind, size, &p); err != nil {
+			return fmt.Errorf("%s idle: %w", kind, err)
+		}
+		r.add(res, p)
+	}
+	return nil
+}
+
+func (r *scaleRun) tenantsPoint(ctx context.Context, res *curveResult, size int) error {
+	for _, kind := range r.sc.stores {
+		s, err := r.open(ctx, kind)
+		if err != nil {
+			return err
+		}
+		queues := []string{aibosQueue}
+		if err := fillSpread(ctx, s.c, r.sc.jobs, queues, size); err != nil {
+			s.close()
+			return err
+		}
+		b, err := r.busyInProcess(ctx, s, queues, true)
+		s.close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		r.add(res, point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99})
+	}
+	return nil
+}

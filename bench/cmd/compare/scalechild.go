@@ -1,0 +1,497 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/broker/sqlitebroker"
+)
+
+// childEnv carries a child Manager's settings (childSpec as JSON): this
+// binary started with it set runs one Manager and talks to its parent over
+// stdin and stdout instead of benchmarking.
+const childEnv = "AIBOS_SCALE_CHILD"
+
+// childSpec is what a child Manager serves.
+type childSpec struct {
+	Store  string `json:"store"` // redis or sqlite
+	URL    string `json:"url"`   // Redis URL
+	Path   string `json:"path"`  // SQLite file
+	Queues int    `json:"queues"`
+	Conc   int    `json:"conc"`
+}
+
+// The protocol, one line at a time. The child prints "ready" once its
+// broker is open; then the parent sends "go" to start the Manager, and
+// "stats" to have the child print "stats <commands sent> <CPU µs>". While
+// its Manager runs, the child prints "count <backlog jobs> <probe jobs>"
+// every 20 ms when they changed. When its stdin closes the child shuts the
+// Manager down, prints "lags <JSON array of the probes' lags in ms>" and
+// exits 0.
+
+// runChild is the child mode's main; it returns the exit code.
+func runChild(spec string, stdin io.Reader, stdout io.Writer) int {
+	if err := child(spec, stdin, stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "compare child: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func child(raw string, stdin io.Reader, stdout io.Writer) error {
+	var spec childSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		return fmt.Errorf("read %s: %w", childEnv, err)
+	}
+	var (
+		b    broker.Broker
+		sent atomic.Int64
+		err  error
+	)
+	switch spec.Store {
+	case "redis":
+		b, err = openCountingRedis(spec.URL, &sent)
+	case "sqlite":
+		b, err = sqlitebroker.Open(spec.Path, sqlitebroker.Config{})
+	default:
+		err = fmt.Errorf("unknown store %q", spec.Store)
+	}
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer b.Close()
+	t := newTally(0)
+	m, err := newScaleManager(b, queueNames(spec.Queues), spec.Conc, false, t)
+	if err != nil {
+		return err
+	}
+	var outMu sync.Mutex
+	say := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(stdout, format+"\n", args...)
+	}
+	say("ready")
+	ctx := context.Background()
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(quit)
+	started := false
+	in := bufio.NewScanner(stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "go":
+			if started {
+				continue
+			}
+			if err := m.Start(ctx); err != nil {
+				return fmt.Errorf("start manager: %w", err)
+			}
+			started = true
+			wg.Go(func() { reportCounts(t, quit, say) })
+		case "stats":
+			say("stats %d %d", sent.Load(), cpuTime().Microseconds())
+		}
+	}
+	if started {
+		if err := m.Shutdown(ctx); err != nil {
+			return fmt.Errorf("shut down manager: %w", err)
+		}
+	}
+	lags, err := json.Marshal(t.probeLags())
+	if err != nil {
+		return fmt.Errorf("encode lags: %w", err)
+	}
+	say("lags %s", lags)
+	return nil
+}
+
+// reportCounts prints the tally's counts every 20 ms while they change.
+func reportCounts(t *tally, quit <-chan struct{}, say func(string, ...any)) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var last [2]int
+	for {
+		select {
+		case <-quit:
+			return
+		case <-tick.C:
+		}
+		now := [2]int{int(t.backlog.Load()), len(t.probeLags())}
+		if now != last {
+			say("count %d %d", now[0], now[1])
+			last = now
+		}
+	}
+}
+
+// openCountingRedis opens the Redis broker on a client that counts the
+// commands it sends, a pipeline's one by one.
+func openCountingRedis(url string, sent *atomic.Int64) (broker.Broker, error) {
+	o, err := redisbroker.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	client := o.NewClient()
+	client.AddHook(commandCounter{sent})
+	b, err := redisbroker.New(client, redisbroker.Config{})
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return closeBoth{b, client}, nil
+}
+
+// closeBoth closes the client New was given after the broker.
+type closeBoth struct {
+	*redisbroker.Broker
+	client redis.UniversalClient
+}
+
+func (c closeBoth) Close() error {
+	err := c.Broker.Close()
+	_ = c.client.Close()
+	return err
+}
+
+// commandCounter is a go-redis hook counting commands.
+type commandCounter struct{ n *atomic.Int64 }
+
+func (commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// cpuTime is the CPU time, user and system, this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childProc is a running child Manager as its parent sees it.
+type childProc struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	lines   chan string // every line but counts
+	backlog atomic.Int64
+	probes  atomic.Int64
+	exited  chan struct{}
+}
+
+// startChild starts the binary in child mode and waits for its "ready".
+func startChild(bin string, spec childSpec) (*childProc, error) {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode child spec: %w", err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("child stdin: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("child stdout: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start child manager: %w", err)
+	}
+	c := &childProc{cmd: cmd, stdin: stdin, lines: make(chan string, 16), exited: make(chan struct{})}
+	go c.read(stdout)
+	if _, err := c.expect("ready", time.Minute); err != nil {
+		c.kill()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *childProc) read(stdout io.Reader) {
+	defer close(c.lines)
+	in := bufio.NewScanner(stdout)
+	in.Buffer(make([]byte, 1<<20), 1<<26)
+	for in.Scan() {
+		line := in.Text()
+		if rest, ok := strings.CutPrefix(line, "count "); ok {
+			var b, p int64
+			if _, err := fmt.Sscan(rest, &b, &p); err == nil {
+				c.backlog.Store(b)
+				c.probes.Store(p)
+			}
+			continue
+		}
+		c.lines <- line
+	}
+}
+
+// expect waits for the child's next line other than counts, which must
+// start with word, and returns the rest.
+func (c *childProc) expect(word string, timeout time.Duration) (string, error) {
+	select {
+	case line, ok := <-c.lines:
+		if !ok {
+			return "", fmt.Errorf("child manager %d ended before saying %q", c.cmd.Process.Pid, word)
+		}
+		rest, found := strings.CutPrefix(line, word)
+		if !found {
+			return "", fmt.Errorf("child manager %d said %q, want %q", c.cmd.Process.Pid, line, word)
+		}
+		return strings.TrimSpace(rest), nil
+	case <-time.After(timeout):
+		return "", fmt.Errorf("child manager %d did not say %q within %v", c.cmd.Process.Pid, word, timeout)
+	}
+}
+
+func (c *childProc) send(line string) error {
+	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {
+		return fmt.Errorf("tell child manager %d %q: %w", c.cmd.Process.Pid, line, err)
+	}
+	return nil
+}
+
+// stats asks the child for the commands it sent and the CPU it used.
+func (c *childProc) stats() (sent int64, cpu time.Duration, err error) {
+	if err := c.send("stats"); err != nil {
+		return 0, 0, err
+	}
+	rest, err := c.expect("stats", 10*time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	var us int64
+	if _, err := fmt.Sscan(rest, &sent, &us); err != nil {
+		return 0, 0, fmt.Errorf("read child manager stats %q: %w", rest, err)
+	}
+	return sent, time.Duration(us) * time.Microsecond, nil
+}
+
+// stop closes the child's stdin, reads its probes' lags and waits for it.
+func (c *childProc) stop() ([]float64, error) {
+	_ = c.stdin.Close()
+	rest, err := c.expect("lags", time.Minute)
+	if err != nil {
+		c.kill()
+		return nil, err
+	}
+	var lags []float64
+	if err := json.Unmarshal([]byte(rest), &lags); err != nil {
+		c.kill()
+		return nil, fmt.Errorf("read child manager lags: %w", err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("child manager %d: %w", c.cmd.Process.Pid, err)
+	}
+	return lags, nil
+}
+
+// kill ends the child by its pid.
+func (c *childProc) kill() {
+	_ = c.stdin.Close()
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// idle measures an idle Manager serving n queues in a child process.
+func (r *scaleRun) idle(ctx context.Context, kind string, n int, p *point) error {
+	spec := childSpec{Store: kind, Queues: n, Conc: r.sc.conc}
+	switch kind {
+	case "redis":
+		if err := r.srv.flush(ctx); err != nil {
+			return err
+		}
+		spec.URL = r.srv.url
+	case "sqlite":
+		r.n++
+		spec.Path = fmt.Sprintf("%s/scale-%d.db", r.tmp, r.n)
+		defer func() {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(spec.Path + suffix)
+			}
+		}()
+	}
+	c, err := startChild(r.sc.childBinary, spec)
+	if err != nil {
+		return err
+	}
+	defer c.kill()
+	if err := c.send("go"); err != nil {
+		return err
+	}
+	time.Sleep(r.sc.idleWarm) // the Manager's start-up is not idle cost
+	sent0, cpu0, err := c.stats()
+	if err != nil {
+		return err
+	}
+	cmd0, err := r.srv.commandCalls(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	time.Sleep(r.sc.idleWindow) // the window the idle costs are counted over
+	sent1, cpu1, err := c.stats()
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	cmd1, err := r.srv.commandCalls(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := c.stop(); err != nil {
+		return err
+	}
+	p.idle = true
+	p.cpuMsS = float64((cpu1 - cpu0).Microseconds()) / 1000 / secs
+	if kind == "redis" {
+		p.sentS = float64(sent1-sent0) / secs
+		var all, scripts int64
+		for name, calls := range cmd1 {
+			d := calls - cmd0[name]
+			if name == "info" { // this process's own sampling
+				continue
+			}
+			all += d
+			if name == "evalsha" || name == "eval" || name == "evalsha_ro" || name == "eval_ro" {
+				scripts += d
+			}
+		}
+		p.serverS, p.scriptsS = float64(all)/secs, float64(scripts)/secs
+	}
+	return nil
+}
+
+// commandCalls reads INFO commandstats: calls per command name.
+func (s *redisServer) commandCalls(ctx context.Context) (map[string]int64, error) {
+	info, err := s.client.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, fmt.Errorf("read redis commandstats: %w", err)
+	}
+	out := map[string]int64{}
+	for line := range strings.SplitSeq(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
+		if !ok {
+			continue
+		}
+		name, fields, ok := strings.Cut(rest, ":")
+		if !ok {
+			continue
+		}
+		for f := range strings.SplitSeq(fields, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("read redis commandstats %q: %w", line, err)
+				}
+				out[name] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// managersPoint drains the backlog with k Managers in child processes on
+// Redis.
+func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) error {
+	if !r.sc.hasStore("redis") {
+		return nil
+	}
+	s, err := r.open(ctx, "redis")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	queues := []string{queueNames(1)[0]}
+	if err := fillSpread(ctx, s.c, r.sc.jobs, queues, 0); err != nil {
+		return err
+	}
+	children := make([]*childProc, 0, k)
+	defer func() {
+		for _, c := range children {
+			c.kill()
+		}
+	}()
+	for range k {
+		c, err := startChild(r.sc.childBinary, childSpec{Store: "redis", URL: r.srv.url, Queues: 1, Conc: r.sc.conc})
+		if err != nil {
+			return err
+		}
+		children = append(children, c)
+	}
+	start := time.Now()
+	for _, c := range children {
+		if err := c.send("go"); err != nil {
+			return err
+		}
+	}
+	p := startProber(ctx, s.c, queues, r.sc.probeRate)
+	defer p.stop()
+	sum := func(f func(*childProc) int64) int64 {
+		var n int64
+		for _, c := range children {
+			n += f(c)
+		}
+		return n
+	}
+	err = waitUntil(r.timeout(), func() (bool, error) {
+		return sum(func(c *childProc) int64 { return c.backlog.Load() }) >= int64(r.sc.jobs), nil
+	})
+	if err != nil {
+		return fmt.Errorf("backlog of %d jobs: %w", r.sc.jobs, err)
+	}
+	elapsed := time.Since(start)
+	added, err := p.added()
+	if err != nil {
+		return err
+	}
+	err = waitUntil(time.Minute, func() (bool, error) {
+		return sum(func(c *childProc) int64 { return c.probes.Load() }) >= int64(added), nil
+	})
+	if err != nil {
+		return fmt.Errorf("%d probe jobs: %w", added, err)
+	}
+	var lags []float64
+	for _, c := range children {
+		l, err := c.stop()
+		if err != nil {
+			return err
+		}
+		lags = append(lags, l...)
+	}
+	children = nil
+	if len(lags) == 0 {
+		return fmt.Errorf("no probe job was added (raise -scale-probe-rate or -scale-jobs)")
+	}
+	r.add(res, point{store: "redis", size: k, jobsS: float64(r.sc.jobs) / elapsed.Seconds(), p99: percentile(lags, 99)})
+	return nil
+}
