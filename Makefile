@@ -8,7 +8,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test check fmt vet staticcheck run cover integration bench example soak deploy-check docker-check faults screenshots test-rotate
+.PHONY: test check fmt vet staticcheck run cover integration bench bench-scale bench-scale-smoke example soak deploy-check docker-check faults screenshots test-rotate
 
 test: fmt vet
 	./scripts/ensure-redis.sh
@@ -17,7 +17,7 @@ test: fmt vet
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-pdftotext.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
-	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./...; fi
+	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./... && $(GO) test -race -count=1 ./...; fi
 	$(MAKE) deploy-check
 
 # make deploy-check: deploy/kubernetes' own module, which decodes the
@@ -82,6 +82,20 @@ integration:
 bench:
 	./scripts/ensure-redis.sh
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./broker/redisbroker/ ./broker/sqlitebroker/
+
+# make bench-scale: issue 24's scale curves (bench/cmd/compare -scale) at
+# full size on Redis and the embedded store: 1,000 to 1,000,000 pending
+# jobs, 1 to 1,000 queues (busy and idle), 1 to 10,000 tenants, 1 to 50
+# Manager processes. Tables on stdout, PNGs in bench/scale/. Takes 10-20
+# minutes and a few GB of disk and memory. bench-scale-smoke runs every
+# curve end to end at tiny sizes (seconds; make test runs it too).
+bench-scale:
+	./scripts/ensure-redis.sh
+	cd bench && $(GO) run ./cmd/compare -scale -v $(ARGS)
+
+bench-scale-smoke:
+	./scripts/ensure-redis.sh
+	cd bench && $(GO) test -race -count=1 -run 'Scale|Counter' -v ./cmd/compare/
 
 example:
 	$(GO) run ./examples/invoices

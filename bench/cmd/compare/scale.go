@@ -59,6 +59,7 @@ type scaleConfig struct {
 	managers    []int
 	max         int
 	jobs        int
+	runs        int
 	conc        int
 	probeRate   float64
 	idleWarm    time.Duration
@@ -82,6 +83,7 @@ func scaleFlags(fs *flag.FlagSet, sc *scaleConfig) func() error {
 	managers := fs.String("scale-managers", "1,10,50", "Manager processes of the managers curve")
 	fs.IntVar(&sc.max, "scale-max", 0, "drop every size above this (0: keep all), for a quick run")
 	fs.IntVar(&sc.jobs, "scale-jobs", 20000, "backlog jobs processed at each point")
+	fs.IntVar(&sc.runs, "scale-runs", 1, "measure each point this many times and keep the medians")
 	fs.IntVar(&sc.conc, "scale-concurrency", 10, "concurrency of each Manager")
 	fs.Float64Var(&sc.probeRate, "scale-probe-rate", 200, "priority-1 probe jobs added per second while the backlog drains")
 	fs.DurationVar(&sc.idleWarm, "scale-idle-warmup", 2*time.Second, "idle Manager: time after its start before measuring")
@@ -114,6 +116,8 @@ func scaleFlags(fs *flag.FlagSet, sc *scaleConfig) func() error {
 		switch {
 		case sc.jobs < 1:
 			return fmt.Errorf("-scale-jobs: %d is not a positive number of jobs", sc.jobs)
+		case sc.runs < 1:
+			return fmt.Errorf("-scale-runs: %d is not a positive number of runs", sc.runs)
 		case sc.conc < 1:
 			return fmt.Errorf("-scale-concurrency: %d is not a positive concurrency", sc.conc)
 		case sc.probeRate <= 0:
@@ -191,7 +195,7 @@ func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
 	// the same process group, get the signal too).
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
+	defer func() { signal.Stop(sig); close(sig) }()
 	go func() {
 		if _, ok := <-sig; ok {
 			srv.stop()
@@ -513,78 +517,68 @@ func waitLags(want int, lags func() []float64) ([]float64, error) {
 	return got, nil
 }
 
-func (r *scaleRun) pendingPoint(ctx context.Context, res *curveResult, size int) error {
+// inProcessPoint measures one point of the pending, queues or tenants
+// curve on each store: a fresh store gets extra + runs × jobs backlog jobs
+// spread over queues and tenants, then a Manager in this process drains
+// jobs of them, runs times over (medians kept). With idle, the queues'
+// idle Manager is measured too.
+func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size int, queues []string, tenants, extra int, fair, idle bool) error {
 	for _, kind := range r.sc.stores {
 		s, err := r.open(ctx, kind)
 		if err != nil {
 			return err
 		}
-		queues := []string{aibosQueue}
+		n := extra + r.sc.runs*r.sc.jobs
 		fillStart := time.Now()
-		err = fillSpread(ctx, s.c, size+r.sc.jobs, queues, 0)
-		r.logf("pending %s %d: filled %d in %v", kind, size, size+r.sc.jobs, time.Since(fillStart).Round(time.Millisecond))
+		err = fillSpread(ctx, s.c, n, queues, tenants)
+		r.logf("%s %s %d: filled %d in %v", res.name, kind, size, n, time.Since(fillStart).Round(time.Millisecond))
 		if err != nil {
 			s.close()
 			return err
 		}
-		b, err := r.busyInProcess(ctx, s, queues, false)
+		b, err := r.medianOf(func() (busyResult, error) { return r.busyInProcess(ctx, s, queues, fair) })
 		s.close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", kind, err)
 		}
-		r.add(res, point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99})
-	}
-	return nil
-}
-
-func (r *scaleRun) add(res *curveResult, p point) {
-	res.points = append(res.points, p)
-	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  idle: cpu %.1f ms/s sent %.1f/s server %.1f/s",
-		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuMsS, p.sentS, p.serverS)
-}
-
-func (r *scaleRun) queuesPoint(ctx context.Context, res *curveResult, size int) error {
-	queues := queueNames(size)
-	for _, kind := range r.sc.stores {
-		s, err := r.open(ctx, kind)
-		if err != nil {
-			return err
-		}
-		if err := fillSpread(ctx, s.c, r.sc.jobs, queues, 0); err != nil {
-			s.close()
-			return err
-		}
-		b, err := r.busyInProcess(ctx, s, queues, false)
-		s.close()
-		if err != nil {
-			return fmt.Errorf("%s busy: %w", kind, err)
-		}
 		p := point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99}
-		if err := r.idle(ctx, kind, size, &p); err != nil {
-			return fmt.Errorf("%s idle: %w", kind, err)
+		if idle {
+			if err := r.idle(ctx, kind, size, &p); err != nil {
+				return fmt.Errorf("%s idle: %w", kind, err)
+			}
 		}
 		r.add(res, p)
 	}
 	return nil
 }
 
-func (r *scaleRun) tenantsPoint(ctx context.Context, res *curveResult, size int) error {
-	for _, kind := range r.sc.stores {
-		s, err := r.open(ctx, kind)
+// medianOf measures runs times and keeps the median of each figure.
+func (r *scaleRun) medianOf(measure func() (busyResult, error)) (busyResult, error) {
+	var jobsS, p99 []float64
+	for range r.sc.runs {
+		b, err := measure()
 		if err != nil {
-			return err
+			return busyResult{}, err
 		}
-		queues := []string{aibosQueue}
-		if err := fillSpread(ctx, s.c, r.sc.jobs, queues, size); err != nil {
-			s.close()
-			return err
-		}
-		b, err := r.busyInProcess(ctx, s, queues, true)
-		s.close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", kind, err)
-		}
-		r.add(res, point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99})
+		jobsS, p99 = append(jobsS, b.jobsS), append(p99, b.p99)
 	}
-	return nil
+	return busyResult{jobsS: percentile(jobsS, 50), p99: percentile(p99, 50)}, nil
+}
+
+func (r *scaleRun) pendingPoint(ctx context.Context, res *curveResult, size int) error {
+	return r.inProcessPoint(ctx, res, size, []string{aibosQueue}, 0, size, false, false)
+}
+
+func (r *scaleRun) queuesPoint(ctx context.Context, res *curveResult, size int) error {
+	return r.inProcessPoint(ctx, res, size, queueNames(size), 0, 0, false, true)
+}
+
+func (r *scaleRun) tenantsPoint(ctx context.Context, res *curveResult, size int) error {
+	return r.inProcessPoint(ctx, res, size, []string{aibosQueue}, size, 0, true, false)
+}
+
+func (r *scaleRun) add(res *curveResult, p point) {
+	res.points = append(res.points, p)
+	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  idle: cpu %.1f ms/s sent %.1f/s server %.1f/s",
+		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuMsS, p.sentS, p.serverS)
 }

@@ -144,18 +144,28 @@ func reportCounts(t *tally, quit <-chan struct{}, say func(string, ...any)) {
 // openCountingRedis opens the Redis broker on a client that counts the
 // commands it sends, a pipeline's one by one.
 func openCountingRedis(url string, sent *atomic.Int64) (broker.Broker, error) {
-	o, err := redisbroker.ParseURL(url)
+	client, err := countingClient(url, sent)
 	if err != nil {
 		return nil, err
 	}
-	client := o.NewClient()
-	client.AddHook(commandCounter{sent})
 	b, err := redisbroker.New(client, redisbroker.Config{})
 	if err != nil {
 		_ = client.Close()
 		return nil, err
 	}
 	return closeBoth{b, client}, nil
+}
+
+// countingClient is a client of url, made as redisbroker.Open makes it,
+// that adds each command it sends to sent.
+func countingClient(url string, sent *atomic.Int64) (redis.UniversalClient, error) {
+	o, err := redisbroker.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	client := o.NewClient()
+	client.AddHook(commandCounter{sent})
+	return client, nil
 }
 
 // closeBoth closes the client New was given after the broker.
@@ -170,22 +180,32 @@ func (c closeBoth) Close() error {
 	return err
 }
 
-// commandCounter is a go-redis hook counting commands.
+// commandCounter is a go-redis hook counting the commands sent. A new
+// connection's handshake (HELLO, CLIENT SETINFO and the like) is left out:
+// go-redis sends it once per pooled connection, not per unit of work.
 type commandCounter struct{ n *atomic.Int64 }
 
 func (commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
+		h.count(cmd)
 		return next(ctx, cmd)
 	}
 }
 
 func (h commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(int64(len(cmds)))
+		for _, cmd := range cmds {
+			h.count(cmd)
+		}
 		return next(ctx, cmds)
+	}
+}
+
+func (h commandCounter) count(cmd redis.Cmder) {
+	if name := cmd.Name(); name != "hello" && name != "client" {
+		h.n.Add(1)
 	}
 }
 
@@ -431,10 +451,21 @@ func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) e
 		return err
 	}
 	defer s.close()
-	queues := []string{queueNames(1)[0]}
-	if err := fillSpread(ctx, s.c, r.sc.jobs, queues, 0); err != nil {
+	queues := queueNames(1)
+	if err := fillSpread(ctx, s.c, r.sc.runs*r.sc.jobs, queues, 0); err != nil {
 		return err
 	}
+	b, err := r.medianOf(func() (busyResult, error) { return r.busyChildren(ctx, s, queues, k) })
+	if err != nil {
+		return err
+	}
+	r.add(res, point{store: "redis", size: k, jobsS: b.jobsS, p99: b.p99})
+	return nil
+}
+
+// busyChildren measures k child Managers processing jobs of the backlog
+// s holds, probes being added meanwhile.
+func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, k int) (busyResult, error) {
 	children := make([]*childProc, 0, k)
 	defer func() {
 		for _, c := range children {
@@ -442,16 +473,16 @@ func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) e
 		}
 	}()
 	for range k {
-		c, err := startChild(r.sc.childBinary, childSpec{Store: "redis", URL: r.srv.url, Queues: 1, Conc: r.sc.conc})
+		c, err := startChild(r.sc.childBinary, childSpec{Store: "redis", URL: r.srv.url, Queues: len(queues), Conc: r.sc.conc})
 		if err != nil {
-			return err
+			return busyResult{}, err
 		}
 		children = append(children, c)
 	}
 	start := time.Now()
 	for _, c := range children {
 		if err := c.send("go"); err != nil {
-			return err
+			return busyResult{}, err
 		}
 	}
 	p := startProber(ctx, s.c, queues, r.sc.probeRate)
@@ -463,35 +494,34 @@ func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) e
 		}
 		return n
 	}
-	err = waitUntil(r.timeout(), func() (bool, error) {
+	err := waitUntil(r.timeout(), func() (bool, error) {
 		return sum(func(c *childProc) int64 { return c.backlog.Load() }) >= int64(r.sc.jobs), nil
 	})
 	if err != nil {
-		return fmt.Errorf("backlog of %d jobs: %w", r.sc.jobs, err)
+		return busyResult{}, fmt.Errorf("backlog of %d jobs: %w", r.sc.jobs, err)
 	}
 	elapsed := time.Since(start)
 	added, err := p.added()
 	if err != nil {
-		return err
+		return busyResult{}, err
 	}
 	err = waitUntil(time.Minute, func() (bool, error) {
 		return sum(func(c *childProc) int64 { return c.probes.Load() }) >= int64(added), nil
 	})
 	if err != nil {
-		return fmt.Errorf("%d probe jobs: %w", added, err)
+		return busyResult{}, fmt.Errorf("%d probe jobs: %w", added, err)
 	}
 	var lags []float64
 	for _, c := range children {
 		l, err := c.stop()
 		if err != nil {
-			return err
+			return busyResult{}, err
 		}
 		lags = append(lags, l...)
 	}
 	children = nil
 	if len(lags) == 0 {
-		return fmt.Errorf("no probe job was added (raise -scale-probe-rate or -scale-jobs)")
+		return busyResult{}, fmt.Errorf("no probe job was added (raise -scale-probe-rate or -scale-jobs)")
 	}
-	r.add(res, point{store: "redis", size: k, jobsS: float64(r.sc.jobs) / elapsed.Seconds(), p99: percentile(lags, 99)})
-	return nil
+	return busyResult{jobsS: float64(r.sc.jobs) / elapsed.Seconds(), p99: percentile(lags, 99)}, nil
 }

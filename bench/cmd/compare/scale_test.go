@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+// TestMain runs the test binary as a child Manager when the scale smoke
+// test re-executes it, as compare's main does.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(runChild(spec, os.Stdin, os.Stdout))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// TestScaleSmoke runs every curve of -scale end to end at tiny sizes, on a
+// private redis-server and the embedded store, child Manager processes
+// included, and checks what a reader gets: a table per curve with a row
+// per size and a figure in each cell, the bars, and a PNG per curve.
+func TestScaleSmoke(t *testing.T) {
+	bin := redisServerBin(t)
+	sc := smokeConfig(t, "-scale-pending", "100,1000", "-scale-queues", "1,10", "-scale-tenants", "1,10",
+		"-scale-managers", "1,2", "-scale-jobs", "300", "-scale-idle-warmup", "200ms", "-scale-idle-window", "500ms")
+	sc.redisBin = bin
+	sc.out = filepath.Join(t.TempDir(), "png")
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := runScale(ctx, sc, &out); err != nil {
+		t.Fatalf("runScale: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	figure := `[0-9][0-9.,]*`
+	for _, c := range []struct {
+		name  string
+		sizes []string
+		cells int // figures per row after the size
+	}{
+		{"pending", []string{"100", "1,000"}, 4},
+		{"queues", []string{"1", "10"}, 8},
+		{"tenants", []string{"1", "10"}, 4},
+		{"managers", []string{"1", "2"}, 2},
+	} {
+		if !strings.Contains(text, "### "+c.name+"\n") {
+			t.Errorf("no table of curve %s in:\n%s", c.name, text)
+		}
+		for _, size := range c.sizes {
+			row := `(?m)^\| ` + regexp.QuoteMeta(size) + strings.Repeat(` \| `+figure+`( \(`+figure+`\))?`, c.cells) + ` \|$`
+			if !regexp.MustCompile(row).MatchString(text) {
+				t.Errorf("curve %s: no row for size %s with %d figures in:\n%s", c.name, size, c.cells, text)
+			}
+		}
+		path := filepath.Join(sc.out, c.name+".png")
+		f, err := os.Open(path)
+		if err != nil {
+			t.Errorf("curve %s: %v", c.name, err)
+			continue
+		}
+		img, err := png.Decode(f)
+		_ = f.Close()
+		if err != nil {
+			t.Errorf("curve %s: %s is not a PNG: %v", c.name, path, err)
+			continue
+		}
+		if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 300 {
+			t.Errorf("curve %s: the plot is %v, too small to read", c.name, b)
+		}
+	}
+	if !strings.Contains(text, "### bars (issue 24)") {
+		t.Errorf("no bars in:\n%s", text)
+	}
+}
+
+// TestCommandCounterCountsEachCommand: the idle Manager's "commands
+// sent" counts a pipeline's commands one by one, as Redis executes them.
+func TestCommandCounterCountsEachCommand(t *testing.T) {
+	bin := redisServerBin(t)
+	srv, err := startRedis(bin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	var sent atomic.Int64
+	c, err := countingClient(srv.url, &sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	before, err := srv.commandCalls(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "a", 1, 0)
+		p.Incr(ctx, "a")
+		p.Get(ctx, "a")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := srv.commandCalls(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var executed int64
+	for name, n := range after {
+		if name != "info" && name != "hello" && name != "client" { // INFO is this test's; the others go-redis's handshake
+			executed += n - before[name]
+		}
+	}
+	if sent.Load() != 4 || executed != 4 {
+		t.Errorf("a PING and a pipeline of 3: counted %d sent and %d executed, want 4 and 4", sent.Load(), executed)
+	}
+}
+
+// redisServerBin finds redis-server, or skips (fails under CI) without it.
+func redisServerBin(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server is not installed (apt-get install redis-server): %v", err)
+		}
+		t.Skipf("redis-server is not installed (apt-get install redis-server): %v", err)
+	}
+	return bin
+}
+
+// smokeConfig parses args as compare's -scale-* flags.
+func smokeConfig(t *testing.T, args ...string) *scaleConfig {
+	t.Helper()
+	var sc scaleConfig
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	done := scaleFlags(fs, &sc)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	if err := done(); err != nil {
+		t.Fatalf("check %q: %v", args, err)
+	}
+	return &sc
+}
+
+// TestScaleFlagsRefuseBadInput: a wrong -scale-* flag is an error naming
+// the flag and what is wrong with it.
+func TestScaleFlagsRefuseBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-scale-curves", "pending,disks"}, `-scale-curves: unknown curve "disks"`},
+		{[]string{"-scale-stores", "postgres"}, `-scale-stores: unknown store "postgres"`},
+		{[]string{"-scale-pending", "1000,x"}, `-scale-pending: "x" is not a positive size`},
+		{[]string{"-scale-queues", "0"}, `-scale-queues: "0" is not a positive size`},
+		{[]string{"-scale-max", "10", "-scale-pending", "1000"}, `-scale-pending: no size of "1000" is at or below -scale-max 10`},
+		{[]string{"-scale-jobs", "0"}, "-scale-jobs: 0 is not a positive number of jobs"},
+		{[]string{"-scale-concurrency", "-1"}, "-scale-concurrency: -1 is not a positive concurrency"},
+		{[]string{"-scale-probe-rate", "0"}, "-scale-probe-rate: 0 is not a positive rate"},
+		{[]string{"-scale-idle-window", "0s"}, "-scale-idle-window and -scale-idle-warmup"},
+	} {
+		var sc scaleConfig
+		fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+		done := scaleFlags(fs, &sc)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatalf("parse %q: %v", c.args, err)
+		}
+		err := done()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestParseSizesKeepsAtMostMax: -scale-max drops the larger sizes and the
+// rest come back sorted without repeats.
+func TestParseSizesKeepsAtMostMax(t *testing.T) {
+	got, err := parseSizes("1000000,1_000,100000,1000", 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{1000, 100000}; !slices.Equal(got, want) {
+		t.Errorf("parseSizes = %v, want %v", got, want)
+	}
+}
