@@ -50,6 +50,9 @@ func printCurve(w io.Writer, c *curveResult) {
 	head := []string{c.xLabel}
 	for _, s := range stores {
 		head = append(head, storeTitle[s]+" jobs/s", storeTitle[s]+" probe p99 ms")
+		if s == "redis" {
+			head = append(head, "Redis CPU µs/job", "Redis commands/job")
+		}
 	}
 	idle := c.hasIdle()
 	if idle {
@@ -65,11 +68,16 @@ func printCurve(w io.Writer, c *curveResult) {
 		row := []string{groupDigits(size)}
 		for _, s := range stores {
 			p, ok := c.find(s, size)
-			if !ok {
+			switch {
+			case !ok && s == "redis":
+				row = append(row, "–", "–", "–", "–")
+			case !ok:
 				row = append(row, "–", "–")
-				continue
+			case s == "redis":
+				row = append(row, format(p.jobsS), format(p.p99), format(p.cpuUs), format(p.cmds))
+			default:
+				row = append(row, format(p.jobsS), format(p.p99))
 			}
-			row = append(row, format(p.jobsS), format(p.p99))
 		}
 		if idle {
 			for _, s := range stores {
@@ -181,6 +189,10 @@ func plotCurve(c *curveResult, path string) error {
 		panel(c, "throughput", "jobs/s", perStore(always(func(p point) float64 { return p.jobsS }))),
 		panel(c, "priority-1 probe: enqueue-to-start p99", "ms", perStore(always(func(p point) float64 { return p.p99 }))),
 	}}
+	if slices.Contains(c.stores(), "redis") {
+		cpu := perStore(func(p point) (float64, bool) { return p.cpuUs, p.store == "redis" })
+		panels[0] = append(panels[0], panel(c, "Redis CPU per job", "µs", cpu[:1]))
+	}
 	if c.hasIdle() {
 		var cmds []series
 		for _, s := range perStore(func(p point) (float64, bool) { return p.sentS, p.idle && p.store == "redis" }) {
@@ -193,10 +205,14 @@ func plotCurve(c *curveResult, path string) error {
 				cmds = append(cmds, series{label: "executed by Redis", color: s.color, dash: true, pts: s.pts})
 			}
 		}
-		panels = append(panels, []*plot.Plot{
+		idle := []*plot.Plot{
 			panel(c, "idle Manager: Redis commands", "commands/s", cmds),
 			panel(c, "idle Manager: CPU", "CPU ms/s", perStore(func(p point) (float64, bool) { return p.cpuMsS, p.idle })),
-		})
+		}
+		for len(idle) < len(panels[0]) {
+			idle = append(idle, nil) // an empty tile
+		}
+		panels = append(panels, idle)
 	}
 	const cell = 11 * vg.Centimeter
 	img := vgimg.New(cell*vg.Length(len(panels[0])), cell*0.8*vg.Length(len(panels)))
@@ -205,8 +221,10 @@ func plotCurve(c *curveResult, path string) error {
 		PadTop: vg.Centimeter / 2, PadBottom: vg.Centimeter / 2, PadLeft: vg.Centimeter / 2, PadRight: vg.Centimeter / 2}
 	canvases := plot.Align(panels, tiles, dc)
 	for i := range panels {
-		for j := range panels[i] {
-			panels[i][j].Draw(canvases[i][j])
+		for j, p := range panels[i] {
+			if p != nil {
+				p.Draw(canvases[i][j])
+			}
 		}
 	}
 	f, err := os.Create(path)

@@ -159,6 +159,8 @@ type point struct {
 	size  int
 	jobsS float64 // backlog jobs/s
 	p99   float64 // probes' enqueue-to-start p99, ms
+	cpuUs float64 // Redis: Redis CPU µs per backlog job
+	cmds  float64 // Redis: commands Redis executed per backlog job
 	// idle Manager (queues curve only); NaN-free: idle is false when absent
 	idle     bool
 	cpuMsS   float64 // CPU ms per second of the idle Manager process
@@ -459,7 +461,63 @@ func startProber(ctx context.Context, c *worker.Client, queues []string, rate fl
 }
 
 // busyResult is what one busy measurement gives.
-type busyResult struct{ jobsS, p99 float64 }
+type busyResult struct {
+	jobsS, p99 float64
+	// On Redis: Redis's CPU µs and executed commands (scripts' inner
+	// calls included) per backlog job, probes and all.
+	cpuUs, cmds float64
+}
+
+// redisLoad is what Redis had spent at an instant: CPU, and commands
+// executed (all but this process's INFO), of which script calls.
+type redisLoad struct {
+	cpu            time.Duration
+	calls, scripts int64
+}
+
+func (r *scaleRun) redisLoad(ctx context.Context) (redisLoad, error) {
+	cpu, err := r.srv.usedCPU(ctx)
+	if err != nil {
+		return redisLoad{}, err
+	}
+	calls, err := r.srv.commandCalls(ctx)
+	if err != nil {
+		return redisLoad{}, err
+	}
+	l := redisLoad{cpu: cpu}
+	for name, n := range calls {
+		if name == "info" {
+			continue
+		}
+		l.calls += n
+		if name == "evalsha" || name == "eval" || name == "evalsha_ro" || name == "eval_ro" {
+			l.scripts += n
+		}
+	}
+	return l, nil
+}
+
+// meter measures Redis's load over a busy measurement: on other stores
+// it does nothing.
+func (r *scaleRun) meter(ctx context.Context, kind string) (done func(b *busyResult) error, err error) {
+	if kind != "redis" {
+		return func(*busyResult) error { return nil }, nil
+	}
+	l0, err := r.redisLoad(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(b *busyResult) error {
+		l1, err := r.redisLoad(ctx)
+		if err != nil {
+			return err
+		}
+		jobs := float64(r.sc.jobs)
+		b.cpuUs = float64((l1.cpu - l0.cpu).Microseconds()) / jobs
+		b.cmds = float64(l1.calls-l0.calls) / jobs
+		return nil
+	}, nil
+}
 
 // busyInProcess measures one busy point with a Manager in this process:
 // the store holds the backlog already; the Manager runs until jobs backlog
@@ -467,6 +525,10 @@ type busyResult struct{ jobsS, p99 float64 }
 func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string, fair bool) (busyResult, error) {
 	t := newTally(r.sc.jobs)
 	m, err := newScaleManager(s.b, queues, r.sc.conc, fair, t)
+	if err != nil {
+		return busyResult{}, err
+	}
+	metered, err := r.meter(ctx, s.kind)
 	if err != nil {
 		return busyResult{}, err
 	}
@@ -483,7 +545,10 @@ func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string,
 		p.stop()
 		return busyResult{}, fmt.Errorf("only %d of %d backlog jobs ran within %v", t.backlog.Load(), r.sc.jobs, r.timeout())
 	}
-	elapsed := time.Since(start)
+	res := busyResult{jobsS: float64(r.sc.jobs) / time.Since(start).Seconds()}
+	if err := metered(&res); err != nil {
+		return busyResult{}, err
+	}
 	added, err := p.added()
 	if err != nil {
 		return busyResult{}, err
@@ -492,7 +557,8 @@ func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string,
 	if err != nil {
 		return busyResult{}, err
 	}
-	return busyResult{jobsS: float64(r.sc.jobs) / elapsed.Seconds(), p99: percentile(lags, 99)}, nil
+	res.p99 = percentile(lags, 99)
+	return res, nil
 }
 
 // timeout bounds one point's processing: generous, a loaded machine may
@@ -541,7 +607,7 @@ func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size in
 		if err != nil {
 			return fmt.Errorf("%s: %w", kind, err)
 		}
-		p := point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99}
+		p := point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99, cpuUs: b.cpuUs, cmds: b.cmds}
 		if idle {
 			if err := r.idle(ctx, kind, size, &p); err != nil {
 				return fmt.Errorf("%s idle: %w", kind, err)
@@ -554,15 +620,17 @@ func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size in
 
 // medianOf measures runs times and keeps the median of each figure.
 func (r *scaleRun) medianOf(measure func() (busyResult, error)) (busyResult, error) {
-	var jobsS, p99 []float64
+	var jobsS, p99, cpuUs, cmds []float64
 	for range r.sc.runs {
 		b, err := measure()
 		if err != nil {
 			return busyResult{}, err
 		}
 		jobsS, p99 = append(jobsS, b.jobsS), append(p99, b.p99)
+		cpuUs, cmds = append(cpuUs, b.cpuUs), append(cmds, b.cmds)
 	}
-	return busyResult{jobsS: percentile(jobsS, 50), p99: percentile(p99, 50)}, nil
+	return busyResult{jobsS: percentile(jobsS, 50), p99: percentile(p99, 50),
+		cpuUs: percentile(cpuUs, 50), cmds: percentile(cmds, 50)}, nil
 }
 
 func (r *scaleRun) pendingPoint(ctx context.Context, res *curveResult, size int) error {
@@ -579,6 +647,6 @@ func (r *scaleRun) tenantsPoint(ctx context.Context, res *curveResult, size int)
 
 func (r *scaleRun) add(res *curveResult, p point) {
 	res.points = append(res.points, p)
-	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  idle: cpu %.1f ms/s sent %.1f/s server %.1f/s",
-		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuMsS, p.sentS, p.serverS)
+	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  redis %.1f µs/job %.1f commands/job  idle: cpu %.1f ms/s sent %.1f/s executed %.1f/s",
+		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuUs, p.cmds, p.cpuMsS, p.sentS, p.serverS)
 }

@@ -51,10 +51,10 @@ func TestScaleSmoke(t *testing.T) {
 		sizes []string
 		cells int // figures per row after the size
 	}{
-		{"pending", []string{"100", "1,000"}, 4},
-		{"queues", []string{"1", "10"}, 8},
-		{"tenants", []string{"1", "10"}, 4},
-		{"managers", []string{"1", "2"}, 2},
+		{"pending", []string{"100", "1,000"}, 6},
+		{"queues", []string{"1", "10"}, 10},
+		{"tenants", []string{"1", "10"}, 6},
+		{"managers", []string{"1", "2"}, 4},
 	} {
 		if !strings.Contains(text, "### "+c.name+"\n") {
 			t.Errorf("no table of curve %s in:\n%s", c.name, text)

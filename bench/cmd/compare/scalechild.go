@@ -373,9 +373,11 @@ func (r *scaleRun) idle(ctx context.Context, kind string, n int, p *point) error
 	if err != nil {
 		return err
 	}
-	cmd0, err := r.srv.commandCalls(ctx)
-	if err != nil {
-		return err
+	var l0 redisLoad
+	if kind == "redis" {
+		if l0, err = r.redisLoad(ctx); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	time.Sleep(r.sc.idleWindow) // the window the idle costs are counted over
@@ -384,31 +386,18 @@ func (r *scaleRun) idle(ctx context.Context, kind string, n int, p *point) error
 		return err
 	}
 	secs := time.Since(start).Seconds()
-	cmd1, err := r.srv.commandCalls(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := c.stop(); err != nil {
-		return err
-	}
 	p.idle = true
 	p.cpuMsS = float64((cpu1 - cpu0).Microseconds()) / 1000 / secs
 	if kind == "redis" {
-		p.sentS = float64(sent1-sent0) / secs
-		var all, scripts int64
-		for name, calls := range cmd1 {
-			d := calls - cmd0[name]
-			if name == "info" { // this process's own sampling
-				continue
-			}
-			all += d
-			if name == "evalsha" || name == "eval" || name == "evalsha_ro" || name == "eval_ro" {
-				scripts += d
-			}
+		l1, err := r.redisLoad(ctx)
+		if err != nil {
+			return err
 		}
-		p.serverS, p.scriptsS = float64(all)/secs, float64(scripts)/secs
+		p.sentS = float64(sent1-sent0) / secs
+		p.serverS, p.scriptsS = float64(l1.calls-l0.calls)/secs, float64(l1.scripts-l0.scripts)/secs
 	}
-	return nil
+	_, err = c.stop()
+	return err
 }
 
 // commandCalls reads INFO commandstats: calls per command name.
@@ -459,7 +448,7 @@ func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) e
 	if err != nil {
 		return err
 	}
-	r.add(res, point{store: "redis", size: k, jobsS: b.jobsS, p99: b.p99})
+	r.add(res, point{store: "redis", size: k, jobsS: b.jobsS, p99: b.p99, cpuUs: b.cpuUs, cmds: b.cmds})
 	return nil
 }
 
@@ -479,6 +468,10 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 		}
 		children = append(children, c)
 	}
+	metered, err := r.meter(ctx, s.kind)
+	if err != nil {
+		return busyResult{}, err
+	}
 	start := time.Now()
 	for _, c := range children {
 		if err := c.send("go"); err != nil {
@@ -494,13 +487,16 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 		}
 		return n
 	}
-	err := waitUntil(r.timeout(), func() (bool, error) {
+	err = waitUntil(r.timeout(), func() (bool, error) {
 		return sum(func(c *childProc) int64 { return c.backlog.Load() }) >= int64(r.sc.jobs), nil
 	})
 	if err != nil {
 		return busyResult{}, fmt.Errorf("backlog of %d jobs: %w", r.sc.jobs, err)
 	}
-	elapsed := time.Since(start)
+	res := busyResult{jobsS: float64(r.sc.jobs) / time.Since(start).Seconds()}
+	if err := metered(&res); err != nil {
+		return busyResult{}, err
+	}
 	added, err := p.added()
 	if err != nil {
 		return busyResult{}, err
@@ -523,5 +519,6 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 	if len(lags) == 0 {
 		return busyResult{}, fmt.Errorf("no probe job was added (raise -scale-probe-rate or -scale-jobs)")
 	}
-	return busyResult{jobsS: float64(r.sc.jobs) / elapsed.Seconds(), p99: percentile(lags, 99)}, nil
+	res.p99 = percentile(lags, 99)
+	return res, nil
 }
