@@ -594,15 +594,12 @@ func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size in
 		if err != nil {
 			return err
 		}
-		n := extra + r.sc.runs*r.sc.jobs
-		fillStart := time.Now()
-		err = fillSpread(ctx, s.c, n, queues, tenants)
-		r.logf("%s %s %d: filled %d in %v", res.name, kind, size, n, time.Since(fillStart).Round(time.Millisecond))
-		if err != nil {
-			s.close()
-			return err
-		}
-		b, err := r.medianOf(func() (busyResult, error) { return r.busyInProcess(ctx, s, queues, fair) })
+		b, err := r.medianOf(func() (busyResult, error) {
+			if err := r.topUp(ctx, res.name, s, queues, tenants, extra+r.sc.jobs); err != nil {
+				return busyResult{}, err
+			}
+			return r.busyInProcess(ctx, s, queues, fair)
+		})
 		s.close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", kind, err)
@@ -616,6 +613,28 @@ func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size in
 		r.add(res, p)
 	}
 	return nil
+}
+
+// topUp adds backlog jobs to s until its queues hold want pending jobs
+// (a Manager runs on a little past the jobs a run times, so the next run
+// finds fewer), spread over queues and tenants as fillSpread does.
+func (r *scaleRun) topUp(ctx context.Context, curve string, s *store, queues []string, tenants, want int) error {
+	var pending int64
+	for _, q := range queues {
+		st, err := s.b.QueueStats(ctx, &broker.QueueStatsParams{Queue: q})
+		if err != nil {
+			return fmt.Errorf("count pending jobs of queue %s: %w", q, err)
+		}
+		pending += st.Pending
+	}
+	n := want - int(pending)
+	if n <= 0 {
+		return nil
+	}
+	start := time.Now()
+	err := fillSpread(ctx, s.c, n, queues, tenants)
+	r.logf("%s %s: added %d backlog jobs in %v", curve, s.kind, n, time.Since(start).Round(time.Millisecond))
+	return err
 }
 
 // medianOf measures runs times and keeps the median of each figure.

@@ -441,10 +441,12 @@ func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) e
 	}
 	defer s.close()
 	queues := queueNames(1)
-	if err := fillSpread(ctx, s.c, r.sc.runs*r.sc.jobs, queues, 0); err != nil {
-		return err
-	}
-	b, err := r.medianOf(func() (busyResult, error) { return r.busyChildren(ctx, s, queues, k) })
+	b, err := r.medianOf(func() (busyResult, error) {
+		if err := r.topUp(ctx, res.name, s, queues, 0, r.sc.jobs); err != nil {
+			return busyResult{}, err
+		}
+		return r.busyChildren(ctx, s, queues, k)
+	})
 	if err != nil {
 		return err
 	}
