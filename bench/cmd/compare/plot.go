@@ -53,6 +53,7 @@ func printCurve(w io.Writer, c *curveResult) {
 		if s == "redis" {
 			head = append(head, "Redis CPU µs/job", "Redis commands/job")
 		}
+		head = append(head, storeTitle[s]+" Manager CPU µs/job")
 	}
 	idle := c.hasIdle()
 	if idle {
@@ -70,13 +71,13 @@ func printCurve(w io.Writer, c *curveResult) {
 			p, ok := c.find(s, size)
 			switch {
 			case !ok && s == "redis":
-				row = append(row, "–", "–", "–", "–")
+				row = append(row, "–", "–", "–", "–", "–")
 			case !ok:
-				row = append(row, "–", "–")
+				row = append(row, "–", "–", "–")
 			case s == "redis":
-				row = append(row, format(p.jobsS), format(p.p99), format(p.cpuUs), format(p.cmds))
+				row = append(row, format(p.jobsS), format(p.p99), format(p.cpuUs), format(p.cmds), format(p.clientUs))
 			default:
-				row = append(row, format(p.jobsS), format(p.p99))
+				row = append(row, format(p.jobsS), format(p.p99), format(p.clientUs))
 			}
 		}
 		if idle {

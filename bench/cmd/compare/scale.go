@@ -161,6 +161,8 @@ type point struct {
 	p99   float64 // probes' enqueue-to-start p99, ms
 	cpuUs float64 // Redis: Redis CPU µs per backlog job
 	cmds  float64 // Redis: commands Redis executed per backlog job
+	// clientUs is the Manager processes' CPU µs per backlog job.
+	clientUs float64
 	// idle Manager (queues curve only); NaN-free: idle is false when absent
 	idle     bool
 	cpuMsS   float64 // CPU ms per second of the idle Manager process
@@ -466,6 +468,13 @@ type busyResult struct {
 	// On Redis: Redis's CPU µs and executed commands (scripts' inner
 	// calls included) per backlog job, probes and all.
 	cpuUs, cmds float64
+	// CPU µs per backlog job of the Manager processes (a Manager in this
+	// process: this process, the probe adder included).
+	clientUs float64
+}
+
+func (b busyResult) point(store string, size int) point {
+	return point{store: store, size: size, jobsS: b.jobsS, p99: b.p99, cpuUs: b.cpuUs, cmds: b.cmds, clientUs: b.clientUs}
 }
 
 // redisLoad is what Redis had spent at an instant: CPU, and commands
@@ -532,6 +541,7 @@ func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string,
 	if err != nil {
 		return busyResult{}, err
 	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	if err := m.Start(ctx); err != nil {
 		return busyResult{}, fmt.Errorf("start manager: %w", err)
@@ -546,6 +556,7 @@ func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string,
 		return busyResult{}, fmt.Errorf("only %d of %d backlog jobs ran within %v", t.backlog.Load(), r.sc.jobs, r.timeout())
 	}
 	res := busyResult{jobsS: float64(r.sc.jobs) / time.Since(start).Seconds()}
+	res.clientUs = float64((cpuTime() - cpu0).Microseconds()) / float64(r.sc.jobs)
 	if err := metered(&res); err != nil {
 		return busyResult{}, err
 	}
@@ -604,7 +615,7 @@ func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size in
 		if err != nil {
 			return fmt.Errorf("%s: %w", kind, err)
 		}
-		p := point{store: kind, size: size, jobsS: b.jobsS, p99: b.p99, cpuUs: b.cpuUs, cmds: b.cmds}
+		p := b.point(kind, size)
 		if idle {
 			if err := r.idle(ctx, kind, size, &p); err != nil {
 				return fmt.Errorf("%s idle: %w", kind, err)
@@ -639,17 +650,17 @@ func (r *scaleRun) topUp(ctx context.Context, curve string, s *store, queues []s
 
 // medianOf measures runs times and keeps the median of each figure.
 func (r *scaleRun) medianOf(measure func() (busyResult, error)) (busyResult, error) {
-	var jobsS, p99, cpuUs, cmds []float64
+	var jobsS, p99, cpuUs, cmds, clientUs []float64
 	for range r.sc.runs {
 		b, err := measure()
 		if err != nil {
 			return busyResult{}, err
 		}
 		jobsS, p99 = append(jobsS, b.jobsS), append(p99, b.p99)
-		cpuUs, cmds = append(cpuUs, b.cpuUs), append(cmds, b.cmds)
+		cpuUs, cmds, clientUs = append(cpuUs, b.cpuUs), append(cmds, b.cmds), append(clientUs, b.clientUs)
 	}
 	return busyResult{jobsS: percentile(jobsS, 50), p99: percentile(p99, 50),
-		cpuUs: percentile(cpuUs, 50), cmds: percentile(cmds, 50)}, nil
+		cpuUs: percentile(cpuUs, 50), cmds: percentile(cmds, 50), clientUs: percentile(clientUs, 50)}, nil
 }
 
 func (r *scaleRun) pendingPoint(ctx context.Context, res *curveResult, size int) error {
@@ -666,6 +677,6 @@ func (r *scaleRun) tenantsPoint(ctx context.Context, res *curveResult, size int)
 
 func (r *scaleRun) add(res *curveResult, p point) {
 	res.points = append(res.points, p)
-	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  redis %.1f µs/job %.1f commands/job  idle: cpu %.1f ms/s sent %.1f/s executed %.1f/s",
-		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuUs, p.cmds, p.cpuMsS, p.sentS, p.serverS)
+	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  redis %.1f µs/job %.1f commands/job  managers %.1f µs/job  idle: cpu %.1f ms/s sent %.1f/s executed %.1f/s",
+		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuUs, p.cmds, p.clientUs, p.cpuMsS, p.sentS, p.serverS)
 }

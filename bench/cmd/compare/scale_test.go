@@ -51,10 +51,10 @@ func TestScaleSmoke(t *testing.T) {
 		sizes []string
 		cells int // figures per row after the size
 	}{
-		{"pending", []string{"100", "1,000"}, 6},
-		{"queues", []string{"1", "10"}, 10},
-		{"tenants", []string{"1", "10"}, 6},
-		{"managers", []string{"1", "2"}, 4},
+		{"pending", []string{"100", "1,000"}, 8},
+		{"queues", []string{"1", "10"}, 12},
+		{"tenants", []string{"1", "10"}, 8},
+		{"managers", []string{"1", "2"}, 5},
 	} {
 		if !strings.Contains(text, "### "+c.name+"\n") {
 			t.Errorf("no table of curve %s in:\n%s", c.name, text)

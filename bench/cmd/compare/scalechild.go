@@ -450,7 +450,7 @@ func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) e
 	if err != nil {
 		return err
 	}
-	r.add(res, point{store: "redis", size: k, jobsS: b.jobsS, p99: b.p99, cpuUs: b.cpuUs, cmds: b.cmds})
+	r.add(res, b.point("redis", k))
 	return nil
 }
 
@@ -469,6 +469,21 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 			return busyResult{}, err
 		}
 		children = append(children, c)
+	}
+	cpu := func() (time.Duration, error) {
+		var sum time.Duration
+		for _, c := range children {
+			_, cpu, err := c.stats()
+			if err != nil {
+				return 0, err
+			}
+			sum += cpu
+		}
+		return sum, nil
+	}
+	cpu0, err := cpu()
+	if err != nil {
+		return busyResult{}, err
 	}
 	metered, err := r.meter(ctx, s.kind)
 	if err != nil {
@@ -499,6 +514,11 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 	if err := metered(&res); err != nil {
 		return busyResult{}, err
 	}
+	cpu1, err := cpu()
+	if err != nil {
+		return busyResult{}, err
+	}
+	res.clientUs = float64((cpu1 - cpu0).Microseconds()) / float64(r.sc.jobs)
 	added, err := p.added()
 	if err != nil {
 		return busyResult{}, err
