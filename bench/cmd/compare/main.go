@@ -17,11 +17,9 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -100,14 +98,7 @@ func run(cfg *config) error {
 		return err
 	}
 	defer srv.stop()
-	// An interrupted run still stops its redis-server.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sig
-		srv.stop()
-		os.Exit(1)
-	}()
+	defer srv.stopOnSignal()()
 	cfg.redisAddr = srv.addr
 	if cfg.has(cfg.systems, "bullmq") {
 		if err := npmInstall(cfg.nodeDir); err != nil {

@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	worker "github.com/aibos/worker"
@@ -195,17 +193,7 @@ func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
 		return err
 	}
 	defer srv.stop()
-	// An interrupted run still stops its redis-server (the children, in
-	// the same process group, get the signal too).
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer func() { signal.Stop(sig); close(sig) }()
-	go func() {
-		if _, ok := <-sig; ok {
-			srv.stop()
-			os.Exit(1)
-		}
-	}()
+	defer srv.stopOnSignal()() // child Managers, in the same process group, get the signal too
 	if sc.childBinary == "" {
 		if sc.childBinary, err = os.Executable(); err != nil {
 			return fmt.Errorf("find this binary to re-execute: %w", err)
@@ -300,18 +288,13 @@ func (r *scaleRun) open(ctx context.Context, kind string) (*store, error) {
 		}
 		b, close = rb, func() { _ = rb.Close() }
 	case "sqlite":
-		r.n++
-		path = filepath.Join(r.tmp, fmt.Sprintf("scale-%d.db", r.n))
+		var remove func()
+		path, remove = r.sqlitePath()
 		sb, err := sqlitebroker.Open(path, sqlitebroker.Config{})
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite broker: %w", err)
 		}
-		b, close = sb, func() {
-			_ = sb.Close()
-			for _, suffix := range []string{"", "-wal", "-shm"} {
-				_ = os.Remove(path + suffix)
-			}
-		}
+		b, close = sb, func() { _ = sb.Close(); remove() }
 	}
 	c, err := worker.NewClient(b, worker.ClientConfig{})
 	if err != nil {
@@ -319,6 +302,18 @@ func (r *scaleRun) open(ctx context.Context, kind string) (*store, error) {
 		return nil, fmt.Errorf("new client: %w", err)
 	}
 	return &store{kind: kind, b: b, c: c, path: path, close: close}, nil
+}
+
+// sqlitePath names a new embedded store file and returns a func removing
+// it and its companions (WAL, shared memory, lock) once closed.
+func (r *scaleRun) sqlitePath() (path string, remove func()) {
+	r.n++
+	path = filepath.Join(r.tmp, fmt.Sprintf("scale-%d.db", r.n))
+	return path, func() {
+		for _, suffix := range []string{"", "-wal", "-shm", ".lock"} {
+			_ = os.Remove(path + suffix)
+		}
+	}
 }
 
 // queueNames names n queues so that they sort in order.

@@ -352,13 +352,9 @@ func (r *scaleRun) idle(ctx context.Context, kind string, n int, p *point) error
 		}
 		spec.URL = r.srv.url
 	case "sqlite":
-		r.n++
-		spec.Path = fmt.Sprintf("%s/scale-%d.db", r.tmp, r.n)
-		defer func() {
-			for _, suffix := range []string{"", "-wal", "-shm"} {
-				_ = os.Remove(spec.Path + suffix)
-			}
-		}()
+		var remove func()
+		spec.Path, remove = r.sqlitePath()
+		defer remove()
 	}
 	c, err := startChild(r.sc.childBinary, spec)
 	if err != nil {

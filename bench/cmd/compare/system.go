@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -238,6 +240,20 @@ func (s *redisServer) stop() {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
 	}
+}
+
+// stopOnSignal makes an interrupted run (SIGINT, SIGTERM) still stop the
+// server before exiting, until the returned func is called.
+func (s *redisServer) stopOnSignal() (release func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-sig; ok {
+			s.stop()
+			os.Exit(1)
+		}
+	}()
+	return func() { signal.Stop(sig); close(sig) }
 }
 
 func (s *redisServer) flush(ctx context.Context) error {
