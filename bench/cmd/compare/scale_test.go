@@ -34,8 +34,8 @@ func TestMain(m *testing.M) {
 // per size and a figure in each cell, the bars, and a PNG per curve.
 func TestScaleSmoke(t *testing.T) {
 	bin := redisServerBin(t)
-	sc := smokeConfig(t, "-scale-pending", "100,1000", "-scale-queues", "1,10", "-scale-tenants", "1,10",
-		"-scale-managers", "1,2", "-scale-jobs", "300", "-scale-idle-warmup", "200ms", "-scale-idle-window", "500ms")
+	sc := smokeConfig(t, "-scale-pending", "10,100", "-scale-queues", "1,10", "-scale-tenants", "1,10",
+		"-scale-managers", "1,2", "-scale-jobs", "200", "-scale-idle-warmup", "100ms", "-scale-idle-window", "300ms")
 	sc.redisBin = bin
 	sc.out = filepath.Join(t.TempDir(), "png")
 	var out bytes.Buffer
@@ -51,7 +51,7 @@ func TestScaleSmoke(t *testing.T) {
 		sizes []string
 		cells int // figures per row after the size
 	}{
-		{"pending", []string{"100", "1,000"}, 8},
+		{"pending", []string{"10", "100"}, 8},
 		{"queues", []string{"1", "10"}, 12},
 		{"tenants", []string{"1", "10"}, 8},
 		{"managers", []string{"1", "2"}, 5},
