@@ -58,7 +58,7 @@ func printCurve(w io.Writer, c *curveResult) {
 	idle := c.hasIdle()
 	if idle {
 		for _, s := range stores {
-			head = append(head, storeTitle[s]+" idle CPU ms/s")
+			head = append(head, storeTitle[s]+" probe p99 ms without backlog", storeTitle[s]+" idle CPU ms/s")
 			if s == "redis" {
 				head = append(head, "Redis idle commands sent/s", "Redis commands executed/s (of which scripts)")
 			}
@@ -84,13 +84,13 @@ func printCurve(w io.Writer, c *curveResult) {
 			for _, s := range stores {
 				p, ok := c.find(s, size)
 				if !ok || !p.idle {
-					row = append(row, "–")
+					row = append(row, "–", "–")
 					if s == "redis" {
 						row = append(row, "–", "–")
 					}
 					continue
 				}
-				row = append(row, format(p.cpuMsS))
+				row = append(row, format(p.lightP99), format(p.cpuMsS))
 				if s == "redis" {
 					row = append(row, format(p.sentS), fmt.Sprintf("%s (%s)", format(p.serverS), format(p.scriptsS)))
 				}
@@ -137,7 +137,9 @@ func printBars(w io.Writer, curves []*curveResult) {
 		v, ok := ratio("pending", s, 1_000_000, 1000, jobs)
 		line(storeTitle[s]+": jobs/s at 1,000,000 pending / at 1,000 (≥ 0.9)", v, ok, func(v float64) bool { return v >= 0.9 })
 		v, ok = ratio("queues", s, 1000, 1, p99)
-		line(storeTitle[s]+": probe p99 with 1,000 queues / with 1 (≤ 2)", v, ok, func(v float64) bool { return v <= 2 })
+		line(storeTitle[s]+": probe p99 with 1,000 queues / with 1 (≤ 2), every queue with a backlog", v, ok, func(v float64) bool { return v <= 2 })
+		v, ok = ratio("queues", s, 1000, 1, func(p point) float64 { return p.lightP99 })
+		line(storeTitle[s]+": probe p99 with 1,000 queues / with 1 (≤ 2), without backlog", v, ok, func(v float64) bool { return v <= 2 })
 	}
 	var sent float64
 	var ok bool
@@ -186,9 +188,17 @@ func plotCurve(c *curveResult, path string) error {
 	always := func(f func(point) float64) func(point) (float64, bool) {
 		return func(p point) (float64, bool) { return f(p), true }
 	}
+	p99 := perStore(always(func(p point) float64 { return p.p99 }))
+	if c.hasIdle() {
+		for _, s := range perStore(func(p point) (float64, bool) { return p.lightP99, p.idle }) {
+			s.label += " without backlog"
+			s.dash = true
+			p99 = append(p99, s)
+		}
+	}
 	panels := [][]*plot.Plot{{
 		panel(c, "throughput", "jobs/s", perStore(always(func(p point) float64 { return p.jobsS }))),
-		panel(c, "priority-1 probe: enqueue-to-start p99", "ms", perStore(always(func(p point) float64 { return p.p99 }))),
+		panel(c, "priority-1 probe: enqueue-to-start p99", "ms", p99),
 	}}
 	if slices.Contains(c.stores(), "redis") {
 		cpu := perStore(func(p point) (float64, bool) { return p.cpuUs, p.store == "redis" })

@@ -164,6 +164,7 @@ type point struct {
 	// idle Manager (queues curve only); NaN-free: idle is false when absent
 	idle     bool
 	cpuMsS   float64 // CPU ms per second of the idle Manager process
+	lightP99 float64 // probes' p99 without a backlog, ms
 	sentS    float64 // commands per second it sent (Redis)
 	serverS  float64 // commands per second Redis executed, scripts' inner calls included
 	scriptsS float64 // of which script calls (EVALSHA and EVAL)
@@ -615,6 +616,9 @@ func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size in
 			if err := r.idle(ctx, kind, size, &p); err != nil {
 				return fmt.Errorf("%s idle: %w", kind, err)
 			}
+			if p.lightP99, err = r.lightP99(ctx, kind, queues); err != nil {
+				return fmt.Errorf("%s without backlog: %w", kind, err)
+			}
 		}
 		r.add(res, p)
 	}
@@ -641,6 +645,42 @@ func (r *scaleRun) topUp(ctx context.Context, curve string, s *store, queues []s
 	err := fillSpread(ctx, s.c, n, queues, tenants)
 	r.logf("%s %s: added %d backlog jobs in %v", curve, s.kind, n, time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// lightP99 is the probes' enqueue-to-start p99 without a backlog: a
+// Manager serving queues on an empty store gets a second's probe jobs.
+// With a backlog in every queue, a probe waits for the Manager's turn at
+// its queue; without, for the Manager to notice it.
+func (r *scaleRun) lightP99(ctx context.Context, kind string, queues []string) (float64, error) {
+	s, err := r.open(ctx, kind)
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	t := newTally(0)
+	m, err := newScaleManager(s.b, queues, r.sc.conc, false, t)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.Start(ctx); err != nil {
+		return 0, fmt.Errorf("start manager: %w", err)
+	}
+	defer func() { _ = m.Shutdown(ctx) }()
+	p := startProber(ctx, s.c, queues, r.sc.probeRate)
+	defer p.stop()
+	want := max(20, int(r.sc.probeRate))
+	if err := waitUntil(time.Minute, func() (bool, error) { return len(t.probeLags()) >= want, nil }); err != nil {
+		return 0, fmt.Errorf("%d probe jobs: %w", want, err)
+	}
+	added, err := p.added()
+	if err != nil {
+		return 0, err
+	}
+	lags, err := waitLags(added, t.probeLags)
+	if err != nil {
+		return 0, err
+	}
+	return percentile(lags, 99), nil
 }
 
 // medianOf measures runs times and keeps the median of each figure.

@@ -52,7 +52,7 @@ func TestScaleSmoke(t *testing.T) {
 		cells int // figures per row after the size
 	}{
 		{"pending", []string{"10", "100"}, 8},
-		{"queues", []string{"1", "10"}, 12},
+		{"queues", []string{"1", "10"}, 14},
 		{"tenants", []string{"1", "10"}, 8},
 		{"managers", []string{"1", "2"}, 5},
 	} {
