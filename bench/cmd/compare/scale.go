@@ -616,9 +616,14 @@ func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size in
 			if err := r.idle(ctx, kind, size, &p); err != nil {
 				return fmt.Errorf("%s idle: %w", kind, err)
 			}
-			if p.lightP99, err = r.lightP99(ctx, kind, queues); err != nil {
+			light, err := r.medianOf(func() (busyResult, error) {
+				p99, err := r.lightP99(ctx, kind, queues)
+				return busyResult{p99: p99}, err
+			})
+			if err != nil {
 				return fmt.Errorf("%s without backlog: %w", kind, err)
 			}
+			p.lightP99 = light.p99
 		}
 		r.add(res, p)
 	}
