@@ -194,7 +194,6 @@ func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
 		return err
 	}
 	defer srv.stop()
-	defer srv.stopOnSignal()() // child Managers, in the same process group, get the signal too
 	if sc.childBinary == "" {
 		if sc.childBinary, err = os.Executable(); err != nil {
 			return fmt.Errorf("find this binary to re-execute: %w", err)
@@ -205,6 +204,8 @@ func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
 		return fmt.Errorf("make a directory for the embedded stores: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	// Child Managers, in the same process group, get the signal too.
+	defer srv.stopOnSignal(func() { _ = os.RemoveAll(tmp) })()
 	r := &scaleRun{sc: sc, srv: srv, tmp: tmp}
 	var curves []*curveResult
 	for _, c := range []struct {

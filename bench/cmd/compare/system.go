@@ -243,13 +243,17 @@ func (s *redisServer) stop() {
 }
 
 // stopOnSignal makes an interrupted run (SIGINT, SIGTERM) still stop the
-// server before exiting, until the returned func is called.
-func (s *redisServer) stopOnSignal() (release func()) {
+// server, and run cleanups, before exiting, until the returned func is
+// called.
+func (s *redisServer) stopOnSignal(cleanups ...func()) (release func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		if _, ok := <-sig; ok {
 			s.stop()
+			for _, f := range cleanups {
+				f()
+			}
 			os.Exit(1)
 		}
 	}()
