@@ -189,37 +189,110 @@ func requestID(r *http.Request) string {
 	return hex.EncodeToString(b)
 }
 
-// audited is one request on its way to the trail.
+// audited is one request on its way to the trail. An answer the trail
+// must record first is held in held until it is recorded: the whole
+// answer of a mutating route, and the denials and errors the server
+// writes itself on any route. A read's own answer, which is never
+// recorded unless denied, goes straight to the client.
 type audited struct {
 	s       *Server
 	pattern string
 	r       *http.Request
 	w       *statusWriter
+	held    *heldAnswer // nil without a trail: nothing waits for one
 	note    *auditNote
 	id      string
 }
 
 // startAudit prepares the request's entry: it wraps w to learn the status
 // and r's context to take the handler's note.
-func (s *Server) startAudit(w http.ResponseWriter, r *http.Request, pattern string) (*audited, http.ResponseWriter, *http.Request) {
+func (s *Server) startAudit(w http.ResponseWriter, r *http.Request, pattern string) *audited {
 	a := &audited{s: s, pattern: pattern, w: &statusWriter{ResponseWriter: w}, note: &auditNote{}, id: requestID(r)}
 	a.w.Header().Set(RequestIDHeader, a.id)
 	a.r = r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, a.note))
-	return a, a.w, a.r
+	if s.cfg.Audit != nil {
+		a.held = &heldAnswer{header: http.Header{}}
+	}
+	return a
 }
 
-// finish records the request's entry, if it is one the trail keeps: p is
-// the caller, nil if it was not authenticated. A failure to record is
-// logged: the answer is already written.
+// errorWriter is where the server writes the answers it makes itself
+// (denials, a handler's returned error, a panic's 500).
+func (a *audited) errorWriter() http.ResponseWriter {
+	if a.held != nil {
+		return a.held
+	}
+	return a.w
+}
+
+// handlerWriter is where the route's handler writes its answer.
+func (a *audited) handlerWriter() http.ResponseWriter {
+	if a.held != nil && Mutating(a.pattern) {
+		return a.held
+	}
+	return a.w
+}
+
+// discard drops what the handler wrote but has not been sent, so that a
+// panic's 500 is the whole answer.
+func (a *audited) discard() {
+	if a.held != nil {
+		a.held.reset()
+	}
+}
+
+// finish records the request's entry, if it is one the trail keeps (p is
+// the caller, nil if it was not authenticated), and only then sends the
+// answer held for it. If the entry cannot be recorded, an answer that
+// acknowledged the action (a status below 400) is replaced by a 503
+// not_audited error saying the action was carried out: the trail's promise
+// is that no audited action is acknowledged unrecorded. A refusal (a
+// denial, a failed request) is still sent as it was: nothing was done.
 func (a *audited) finish(p *Principal) {
-	s := a.s
 	status := a.w.status
+	if status == 0 && a.held != nil {
+		status = a.held.status
+	}
 	if status == 0 {
 		status = http.StatusOK
 	}
-	denied := status == http.StatusUnauthorized || status == http.StatusForbidden
-	if s.cfg.Audit == nil || !(denied || Mutating(a.pattern)) || p == nil && status == http.StatusTooManyRequests {
+	if e := a.entry(p, status); e != nil {
+		if _, err := a.s.cfg.Audit.Record(a.r.Context(), e); err != nil {
+			a.unrecorded(e, err)
+		}
+	}
+	if a.held != nil {
+		a.held.sendTo(a.w)
+	}
+}
+
+// unrecorded handles an entry the trail failed to record: it is logged
+// whole, the one place left that holds it, and an acknowledgement still
+// held is replaced by the error.
+func (a *audited) unrecorded(e *audit.Entry, err error) {
+	acknowledged := e.Outcome == audit.OK
+	a.s.log.Error("admin: the audit trail did not record a request", "action", e.Action, "target", e.Target,
+		"status", e.Status, "request_id", a.id, "token_id", e.TokenID, "tenant", e.Tenant,
+		"changes", string(e.Changes), "answer_withheld", acknowledged && a.held.status != 0, "err", err)
+	if !acknowledged || a.held.status == 0 {
 		return
+	}
+	a.held.reset()
+	retry := "retrying it would do it again"
+	if a.r.Header.Get(IdempotencyHeader) != "" {
+		retry = "retrying it with the same " + IdempotencyHeader + " returns its answer without doing it again"
+	}
+	writeError(a.held, Errorf(http.StatusServiceUnavailable, CodeNotAudited, "",
+		"%s on %s was carried out, but its audit entry could not be recorded, so its answer is withheld (request id %s); %s",
+		e.Action, e.Target, a.id, retry))
+}
+
+// entry returns the request's entry, or nil if the trail does not keep
+// it.
+func (a *audited) entry(p *Principal, status int) *audit.Entry {
+	denied := status == http.StatusUnauthorized || status == http.StatusForbidden
+	if a.s.cfg.Audit == nil || !(denied || Mutating(a.pattern)) || p == nil && status == http.StatusTooManyRequests {
+		return nil
 	}
 	e := &audit.Entry{
 		Action: ActionOf(a.pattern), Target: targetOf(a.pattern, a.r), Status: status,
@@ -246,9 +319,7 @@ func (a *audited) finish(p *Principal) {
 		}
 		e.Changes = b
 	}
-	if _, err := s.cfg.Audit.Record(a.r.Context(), e); err != nil {
-		s.log.Error("admin: the audit trail did not record a request", "action", e.Action, "target", e.Target, "status", status, "request_id", a.id, "err", err)
-	}
+	return e
 }
 
 // maxAuditChanges bounds the changes one entry records.

@@ -143,6 +143,16 @@
 // token reads its tenant's index of entries, those of its tenant's tokens
 // and those about its tenant's jobs and settings.
 //
+// An audited action is never acknowledged unrecorded: the answer to a
+// mutating request (and any denial or error the server writes) is held
+// until the request's entry is in the store, then sent. If the entry
+// cannot be recorded, a request that succeeded is answered 503 with code
+// not_audited instead, saying that the action was carried out and giving
+// the request id (an enqueue retried with the same Idempotency-Key is
+// safe); a denied or failed request is still answered as it was. The
+// entries of concurrent requests are committed together (audit.Trail), so
+// holding answers costs latency, not a store commit per request.
+//
 // # Accounting
 //
 // The accounting routes (/api/v1/companies/...) read and write one

@@ -47,6 +47,7 @@ const (
 	CodeUnsupported     = "unsupported_media"    // 415
 	CodeTimeout         = "timeout"              // 503 when the request's deadline passed
 	CodeIdempotency     = "idempotency_mismatch" // 422: a key reused with another body
+	CodeNotAudited      = "not_audited"          // 503: the action was done but its audit entry could not be recorded
 )
 
 // Errorf returns an *Error with the status and code, naming field.

@@ -176,33 +176,37 @@ func (s *Server) handle(pattern string, need Role, h handlerFunc) {
 	s.routes = append(s.routes, Route{Pattern: pattern, Role: need})
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		// Exactly one audit entry per request: finish runs once, after
-		// the answer, whichever way the request ended (a panic included).
-		a, w, r := s.startAudit(w, r, pattern)
+		// the handler, whichever way the request ended (a panic
+		// included), and sends the answer held until the entry is
+		// recorded.
+		a := s.startAudit(w, r, pattern)
+		r, errW := a.r, a.errorWriter()
 		var p *Principal
 		defer func() { a.finish(p) }()
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.Error("admin: handler panicked", "route", pattern, "panic", v, "stack", string(debug.Stack()))
-				writeError(w, Errorf(http.StatusInternalServerError, CodeInternal, "", "internal error"))
+				a.discard()
+				writeError(errW, Errorf(http.StatusInternalServerError, CodeInternal, "", "internal error"))
 			}
 		}()
 		p, err := s.authenticate(r)
 		if err != nil {
-			setRetryAfter(w, err)
-			writeError(w, err)
+			setRetryAfter(errW, err)
+			writeError(errW, err)
 			return
 		}
 		if err := s.authorize(r, p, need); err != nil {
-			writeError(w, err)
+			writeError(errW, err)
 			return
 		}
 		ctx, cancel := context.WithTimeout(withPrincipal(r.Context(), p), s.cfg.RequestTimeout)
 		defer cancel()
-		if err := h(w, r.WithContext(ctx), p); err != nil {
+		if err := h(a.handlerWriter(), r.WithContext(ctx), p); err != nil {
 			if ctx.Err() != nil && r.Context().Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				err = Errorf(http.StatusServiceUnavailable, CodeTimeout, "", "the request took longer than %v", s.cfg.RequestTimeout)
 			}
-			writeError(w, err)
+			writeError(errW, err)
 		}
 	})
 }
