@@ -9,6 +9,7 @@
 //	cd bench && go run ./cmd/compare -phases g -systems aibos -runs 3   # issue 19's fairness bars
 //	cd bench && go run ./cmd/compare -scale           # issue 24's scale curves, tables and PNGs (scale.go)
 //	cd bench && go run ./cmd/compare -scale -scale-curves queues -scale-max 100
+//	cd bench && go run ./cmd/compare -phases h -systems aibos -n 2000   # the service's API and HTTP processing
 package main
 
 import (
@@ -47,7 +48,7 @@ func main() {
 	}
 	var cfg config
 	var phases, systems string
-	flag.StringVar(&phases, "phases", "a,b,c,d,e,f", "workloads to run: a enqueue, b process, c latency, d delayed, e memory and cpu, f embedded SQLite store (a-c), g fairness overhead and flood (aibos on Redis and SQLite; not in the default set)")
+	flag.StringVar(&phases, "phases", "a,b,c,d,e,f", "workloads to run: a enqueue, b process, c latency, d delayed, e memory and cpu, f embedded SQLite store (a-c), g fairness overhead and flood (aibos on Redis and SQLite; not in the default set), h the service through its HTTP API and HTTP-endpoint processing (Redis and SQLite; not in the default set)")
 	flag.StringVar(&systems, "systems", "aibos,asynq,bullmq", "systems to run (f always runs aibos on SQLite)")
 	flag.IntVar(&cfg.runs, "runs", 1, "repeat everything and report the median of each figure")
 	flag.IntVar(&cfg.n, "n", 50000, "jobs per enqueue and processing workload")
@@ -128,6 +129,11 @@ func run(cfg *config) error {
 		if cfg.has(cfg.phases, "g") {
 			if err := measureFairAll(ctx, cfg, srv, res); err != nil {
 				return fmt.Errorf("run %d, fairness: %w", r+1, err)
+			}
+		}
+		if cfg.has(cfg.phases, "h") {
+			if err := measureServiceAll(ctx, cfg, srv, res); err != nil {
+				return fmt.Errorf("run %d, service: %w", r+1, err)
 			}
 		}
 		fmt.Fprintf(os.Stderr, "run %d of %d took %v\n", r+1, cfg.runs, time.Since(start).Round(time.Second))
