@@ -430,3 +430,32 @@ func TestList(t *testing.T) {
 		}
 	})
 }
+
+// TestHeadFileWritesAreSpaced: the head file is written at once after the
+// first batch, then not again within HeadFileInterval however many
+// batches follow; Sync writes the newest head at once.
+func TestHeadFileWritesAreSpaced(t *testing.T) {
+	b := testbroker.SQLite(t)
+	file := filepath.Join(t.TempDir(), HeadFileName)
+	tr, err := New(b, Config{Key: testKey, HeadFile: file, HeadFileInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Sync() })
+	tb := &bundle{b: b, cm: b.(broker.Committer), trail: tr, file: file}
+	tb.record(t, 1)
+	testwait.For(t, 10*time.Second, "the first head file", func() bool {
+		seq, _, ok, err := ReadHeadFile(file, testKey)
+		return err == nil && ok && seq == 1
+	})
+	tb.record(t, 20)
+	if seq, _, _, err := ReadHeadFile(file, testKey); err != nil || seq != 1 {
+		t.Fatalf("head file at %d (%v) within the interval; want it still at 1", seq, err)
+	}
+	if err := tr.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _, _, err := ReadHeadFile(file, testKey); err != nil || seq != 21 {
+		t.Fatalf("head file at %d (%v) after Sync; want 21", seq, err)
+	}
+}

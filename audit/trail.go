@@ -29,6 +29,14 @@ type Config struct {
 	// CommitTimeout bounds one batch's commit, retries included. Defaults
 	// to 10s.
 	CommitTimeout time.Duration
+	// HeadFileInterval is the least time between two writes of the head
+	// file: the entries of the batches committed meanwhile are covered by
+	// the next write (or by Sync, which writes at once). Cutting off the
+	// newest entries goes unnoticed only for those committed since the
+	// last write, so this bounds that window; writing a file (create,
+	// fsync, rename) after every batch cost as much as committing the
+	// batches. Defaults to 100ms.
+	HeadFileInterval time.Duration
 	// Logger receives the failures of writing the head file. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
@@ -59,6 +67,8 @@ type Trail struct {
 	fileWritten int64         // the seq the head file holds
 	fileDone    chan struct{} // closed when the running writer ends; nil if none runs
 	fileErr     error         // the last write's failure, nil once one succeeds
+	fileLast    time.Time     // when the head file was last written
+	fileNow     chan struct{} // Sync's request to write without waiting out HeadFileInterval
 }
 
 // waiter is one Record call waiting for its entry's batch.
@@ -86,11 +96,14 @@ func New(b broker.Broker, cfg Config) (*Trail, error) {
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 10 * time.Second
 	}
+	if cfg.HeadFileInterval <= 0 {
+		cfg.HeadFileInterval = 100 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Key = append([]byte(nil), cfg.Key...)
-	return &Trail{cm: cm, cfg: cfg}, nil
+	return &Trail{cm: cm, cfg: cfg, fileNow: make(chan struct{}, 1)}, nil
 }
 
 // Record appends e to the trail and returns it as stored (Seq, Time and
@@ -263,7 +276,8 @@ func (t *Trail) headCommitted(h head) {
 }
 
 // writeHeadFile writes the newest head to the head file until it holds
-// it, then ends, closing done. A failure is logged and retried at the next
+// it, then ends, closing done. Writes are HeadFileInterval apart at least
+// (Sync cuts the wait short). A failure is logged and retried at the next
 // commit: the entries are stored, and a head file that lags behind the
 // trail is no fault for Verify, only a shorter part of the trail protected
 // from being cut off.
@@ -271,16 +285,27 @@ func (t *Trail) writeHeadFile(done chan struct{}) {
 	defer close(done)
 	for {
 		t.fileMu.Lock()
-		h := t.fileLatest
-		if h.Seq <= t.fileWritten {
+		if t.fileLatest.Seq <= t.fileWritten {
 			t.fileDone = nil
 			t.fileMu.Unlock()
 			return
 		}
+		wait := t.cfg.HeadFileInterval - time.Since(t.fileLast)
+		t.fileMu.Unlock()
+		if wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-t.fileNow:
+				timer.Stop()
+			}
+		}
+		t.fileMu.Lock()
+		h := t.fileLatest // the newest, after the wait
 		t.fileMu.Unlock()
 		err := WriteHeadFile(t.cfg.HeadFile, t.cfg.Key, h.Seq, h.Chain)
 		t.fileMu.Lock()
-		t.fileErr = err
+		t.fileErr, t.fileLast = err, time.Now()
 		if err != nil {
 			t.fileDone = nil
 			t.fileMu.Unlock()
@@ -302,6 +327,10 @@ func (t *Trail) Sync() error {
 		done, err := t.fileDone, t.fileErr
 		t.fileMu.Unlock()
 		if done != nil {
+			select {
+			case t.fileNow <- struct{}{}:
+			default: // a request is already pending
+			}
 			<-done
 			continue
 		}
