@@ -20,8 +20,9 @@ type Config struct {
 	// in every process writing one store's trail, and is never stored.
 	Key []byte
 	// HeadFile, when set, is a file outside the store that receives the
-	// newest entry's number and chain value after every append (replaced
-	// atomically), so that Verify can tell the newest entries were cut off.
+	// newest entry's number and chain value after appends, at most every
+	// HeadFileInterval (replaced atomically), so that Verify can tell the
+	// newest entries were cut off.
 	HeadFile string
 	// MaxBatch bounds how many entries one commit appends. Defaults to
 	// 256.
