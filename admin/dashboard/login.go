@@ -55,7 +55,10 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p, err := d.cfg.Auth.Authenticate(r.Context(), token); err == nil {
-		d.auditLogin(r, "dashboard.login", p, nil)
+		if err := d.auditLogin(r, "dashboard.login", p, nil); err != nil {
+			d.showLogin(w, r, http.StatusServiceUnavailable, unauditedLogin)
+			return
+		}
 	}
 	s := d.sessions.create(token, false)
 	setCookie(w, r, loginCookie, "", -1)
@@ -69,18 +72,25 @@ func (d *Dashboard) logout(q *request) error {
 	if q.s.sso && d.sso != nil {
 		d.sso.principals.revoke(q.s.token)
 	}
-	d.auditLogin(q.r, "dashboard.logout", q.p, nil)
+	// A logout is not refused for want of its entry: that would leave
+	// the session open.
+	_ = d.auditLogin(q.r, "dashboard.logout", q.p, nil)
 	setCookie(q.w, q.r, cookieName, "", -1)
 	http.Redirect(q.w, q.r, "/login", http.StatusSeeOther)
 	return nil
 }
 
+// unauditedLogin is the login page's message when the login could not
+// be recorded: a login is an audited action, never granted unrecorded.
+const unauditedLogin = "The login could not be recorded in the audit trail, so it was refused: try again later."
+
 // auditLogin records a login or logout in the audit trail, if the
 // dashboard has one: who (p, nil when a login was refused before anyone
-// was known), and why a login was refused (err).
-func (d *Dashboard) auditLogin(r *http.Request, action string, p *admin.Principal, err error) {
+// was known), and why a login was refused (err). A failure to record is
+// logged and returned: the caller refuses a login it would grant.
+func (d *Dashboard) auditLogin(r *http.Request, action string, p *admin.Principal, err error) error {
 	if d.cfg.Audit == nil {
-		return
+		return nil
 	}
 	e := &audit.Entry{Action: action, Target: "dashboard", Outcome: audit.OK, Remote: r.RemoteAddr}
 	if p != nil {
@@ -92,7 +102,9 @@ func (d *Dashboard) auditLogin(r *http.Request, action string, p *admin.Principa
 	}
 	if _, err := d.cfg.Audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
 		d.log.Error("dashboard: record a login in the audit trail", "action", action, "err", err)
+		return err
 	}
+	return nil
 }
 
 // localPath returns p if it is a path on this site, else "/": a login

@@ -202,13 +202,16 @@ func (d *Dashboard) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	p, err := d.ssoPrincipal(r)
 	if err != nil {
 		d.log.Info("dashboard: single sign-on refused", "err", err)
-		d.auditLogin(r, "dashboard.login", nil, err)
+		_ = d.auditLogin(r, "dashboard.login", nil, err) // refused either way
 		d.showLogin(w, r, http.StatusForbidden, "Single sign-on was refused: "+err.Error())
 		return
 	}
 	next := p.next
+	if err := d.auditLogin(r, "dashboard.login", &p.principal, nil); err != nil {
+		d.showLogin(w, r, http.StatusServiceUnavailable, unauditedLogin)
+		return
+	}
 	s := d.sessions.create(d.sso.principals.mint(p.principal), true)
-	d.auditLogin(r, "dashboard.login", &p.principal, nil)
 	setCookie(w, r, cookieName, s.id, int(d.cfg.SessionTTL.Seconds()))
 	// The session cookie is SameSite=Strict, and this answer ends a
 	// navigation that began at the provider: a browser may not send the
