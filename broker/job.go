@@ -182,6 +182,13 @@ type QueueStats struct {
 	// of its priority (a retry promoted after jobs enqueued later, keeping
 	// its older RunAt) is not seen until it reaches the head of that line.
 	OldestPendingAt time.Time `json:"oldest_pending_at,omitzero"`
+	// CompletedLastMinute counts the jobs (of the tenant, in stats scoped
+	// to one) that completed within the last RecentWindow of the broker's
+	// clock: the recent processing rate, per minute. It counts the
+	// completed jobs still stored, so jobs deleted on completion or removed
+	// by retention within the window are not in it. Brokers count it from
+	// an index ordered by finish time, so it costs one bounded range count.
+	CompletedLastMinute int64 `json:"completed_last_minute,omitempty"`
 	// TenantPaused reports, in stats scoped to a tenant, that the tenant's
 	// jobs of the queue are paused (FairBroker.QueueTenantPause).
 	TenantPaused bool `json:"tenant_paused,omitempty"`
@@ -190,6 +197,9 @@ type QueueStats struct {
 	// reports none).
 	Rates []RateStat `json:"rates,omitempty"`
 }
+
+// RecentWindow is the window of QueueStats.CompletedLastMinute.
+const RecentWindow = time.Minute
 
 // Count returns the number of jobs in state s.
 func (s *QueueStats) Count(st State) int64 {

@@ -80,6 +80,7 @@ var cases = []testCase{
 	{"LeaderLease", testLeaderLease},
 	{"TenantScope", testTenantScope},
 	{"TenantList", testTenantList},
+	{"RecentCompletions", testRecentCompletions},
 	{"TenantIndexExact", testTenantIndexExact},
 	{"UniqueKeyPerTenant", testUniqueKeyPerTenant},
 	{"AttemptHistory", testAttemptHistory},

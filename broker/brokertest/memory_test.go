@@ -121,6 +121,7 @@ type faults struct {
 	scopedDeleteIgnoresTenant bool // JobDelete ignores its tenant scope
 	scopedListLeaks           bool // a scoped JobList of a finished state lists every tenant's jobs
 	scopedStatsCountAll       bool // a scoped QueueStats counts every tenant's jobs
+	recentCountsFinished      bool // CompletedLastMinute counts dead jobs too
 	scopeSeesUntenanted       bool // a scoped call sees jobs with no tenant
 	scopeHintsExistence       bool // another tenant's job is not found with another message than an absent one
 
@@ -712,6 +713,7 @@ func (b *memBroker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) 
 		broker.StateCompleted: &st.Completed, broker.StateDead: &st.Dead, broker.StateCancelled: &st.Cancelled,
 		broker.StateExpired: &st.Expired,
 	}
+	since, recent := time.Now().Add(-broker.RecentWindow), &st.CompletedLastMinute
 	for _, j := range b.jobs {
 		if j.Queue == queue && b.inScope(scope, j.TenantID) {
 			st := j.State
@@ -719,6 +721,10 @@ func (b *memBroker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) 
 				st = broker.StateDead
 			}
 			*counters[st]++
+			finished := st == broker.StateCompleted || b.faults.recentCountsFinished && st == broker.StateDead
+			if finished && !j.FinishedAt.Before(since) {
+				*recent++
+			}
 		}
 	}
 	pending := slices.DeleteFunc(b.pendingOrder(queue), func(j *memJob) bool { return !b.inScope(scope, j.TenantID) })

@@ -178,6 +178,33 @@ func testTenantList(s *bundle) {
 // the tenant's listing (paged in several sizes, and filtered by type) is
 // the queue's listing restricted to the tenant, and that its scoped stats
 // count it.
+// testRecentCompletions: QueueStats.CompletedLastMinute counts the jobs
+// completed just now, per tenant in scoped stats, and no job that failed
+// or is still pending or active.
+func testRecentCompletions(s *bundle) {
+	q := "stats-recent"
+	for _, tn := range []string{"t1", "t1", "t1", "t2", "", "t1", "t1"} {
+		s.insert(q, withTenant(tn))
+	}
+	for range 2 {
+		s.complete(s.fetchOne(q, longLease), nil) // t1
+	}
+	s.fail(s.fetchOne(q, longLease), "boom", 0, true) // t1, dead
+	s.complete(s.fetchOne(q, longLease), nil)         // t2
+	s.complete(s.fetchOne(q, longLease), nil)         // no tenant
+	s.fetchOne(q, longLease)                          // t1, active; the last t1 stays pending
+	for scope, want := range map[string]int64{"": 4, "t1": 2, "t2": 1, "t3": 0} {
+		st, err := s.b.QueueStats(s.ctx, &broker.QueueStatsParams{Queue: q, TenantID: scope})
+		if err != nil {
+			s.t.Fatalf("QueueStats(%s, tenant %q): %v", q, scope, err)
+		}
+		if st.CompletedLastMinute != want {
+			s.t.Fatalf("QueueStats(%s, tenant %q).CompletedLastMinute = %d; want %d (jobs completed just now, in scope; stats %+v)",
+				q, scope, st.CompletedLastMinute, want, *st)
+		}
+	}
+}
+
 func (s *bundle) checkTenantIndex(q string) {
 	s.t.Helper()
 	for _, st := range broker.States {

@@ -1,5 +1,7 @@
 package redisbroker
 
+import "github.com/aibos/worker/broker"
+
 // QueueKeys exposes every key name of a queue to the external tests.
 func QueueKeys(prefix, queue string) []string { return newQueueKeys(prefix, queue).all() }
 
@@ -8,3 +10,9 @@ func InsertCalls(b *Broker) int64 { return b.insertCalls.Load() }
 
 // BodyKey names a queue's body hash, as keys.go does.
 func BodyKey(prefix, queue string) string { return newQueueKeys(prefix, queue).body }
+
+// CompletedKeys names a queue's zset of completed jobs and its tenant's.
+func CompletedKeys(prefix, queue, tenant string) (queueZset, tenantZset string) {
+	k := newQueueKeys(prefix, queue)
+	return k.stateZset(broker.StateCompleted), k.tenantIndex(broker.StateCompleted, tenant)
+}

@@ -240,6 +240,10 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	if oldest >= 0 {
 		st.OldestPendingAt = fromMillis(oldest)
 	}
+	st.CompletedLastMinute, err = scriptRecent.Run(ctx, b.client, []string{zsets[3]}, broker.RecentWindow.Microseconds()).Int64()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: jobs of %q completed recently: %w", queue, err)
+	}
 	if p.TenantID != "" {
 		if st.TenantPaused, err = b.client.HExists(ctx, k.tpaused, p.TenantID).Result(); err != nil {
 			return nil, fmt.Errorf("redisbroker: queue stats of %q: %w", queue, err)

@@ -33,6 +33,7 @@ var (
 	scriptList     = loadScript("list.lua")
 	scriptMaintain = loadScript("maintain.lua")
 	scriptOldest   = loadScript("oldest.lua")
+	scriptRecent   = loadScript("recent.lua")
 	scriptGet      = loadScript("get.lua")
 	scriptReindex  = loadScript("tenant_reindex.lua")
 	scriptRescore  = loadScript("rescore.lua")

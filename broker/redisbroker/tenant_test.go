@@ -321,3 +321,48 @@ func TestFormat2DataGetsTenantIndex(t *testing.T) {
 		t.Fatalf("tenant index after processing the migrated jobs\n%v\nwant\n%v", got, want)
 	}
 }
+
+// TestRecentCompletionsWindow checks that QueueStats.CompletedLastMinute
+// counts by the Redis clock over the finish-time scores: a job whose score
+// says it finished just inside the window counts, queue-wide and for its
+// tenant; moved just outside it, it no longer does.
+func TestRecentCompletionsWindow(t *testing.T) {
+	t.Parallel()
+	b, client, prefix := newBrokerKeys(t)
+	ctx := context.Background()
+	const q = "recent"
+	if _, err := b.JobInsert(ctx, &broker.JobInsertParams{Queue: q, ID: "done", Type: "t", TenantID: "t1", MaxAttempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 1, LeaseDuration: time.Minute})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("fetch: %v %v", jobs, err)
+	}
+	errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: "done", Token: jobs[0].LeaseToken}}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("complete: %v %v", errs, err)
+	}
+	zq, zt := redisbroker.CompletedKeys(prefix, q, "t1")
+	for _, c := range []struct {
+		age  time.Duration // how long before now the job's scores say it finished
+		want int64
+	}{{broker.RecentWindow - 5*time.Second, 1}, {broker.RecentWindow + 5*time.Second, 0}} {
+		now, err := client.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		score := float64(now.Add(-c.age).UnixMicro())
+		for _, z := range []string{zq, zt} {
+			if err := client.ZAddXX(ctx, z, redis.Z{Score: score, Member: "done"}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, scope := range []string{"", "t1"} {
+			st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: q, TenantID: scope})
+			if err != nil || st.CompletedLastMinute != c.want || st.Completed != 1 {
+				t.Fatalf("stats of tenant %q, the job finished %v ago = %+v, %v; want 1 completed, %d in the last minute",
+					scope, c.age, st, err, c.want)
+			}
+		}
+	}
+}

@@ -20,7 +20,7 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	if err := b.checkOpen(op); err != nil {
 		return nil, err
 	}
-	countQ, oldestQ, args := statsQueries(p)
+	countQ, oldestQ, recentQ, args := statsQueries(p)
 	// One read transaction so the counts and the paused flag agree.
 	tx, err := b.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -71,6 +71,10 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	if err != nil {
 		return nil, b.fail(op, err)
 	}
+	since := b.opts.Now().Add(-broker.RecentWindow).UnixMilli()
+	if err := tx.QueryRowContext(ctx, recentQ, append(args, since)...).Scan(&st.CompletedLastMinute); err != nil {
+		return nil, b.fail(op, fmt.Errorf("count jobs completed recently: %w", err))
+	}
 	if p.TenantID != "" {
 		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tenant_paused WHERE queue = ? AND tenant = ?)`,
 			queue, p.TenantID).Scan(&st.TenantPaused)
@@ -87,17 +91,20 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	return st, nil
 }
 
-// statsQueries returns QueueStats' queries, the counts by state and the
-// oldest pending RunAt, and their arguments. A tenant's queries repeat the
-// partial condition of the jobs_tenant index, so that they read only its
-// entries there.
-func statsQueries(p *broker.QueueStatsParams) (count, oldest string, args []any) {
+// statsQueries returns QueueStats' queries, the counts by state, the
+// oldest pending RunAt and the jobs completed since a time (its last
+// argument, after args), and their arguments. A tenant's queries repeat the
+// partial condition of the jobs_tenant indexes, so that they read only
+// their entries there; the recent count is a range of jobs_finished or
+// jobs_tenant_finished.
+func statsQueries(p *broker.QueueStatsParams) (count, oldest, recent string, args []any) {
 	where, args := `queue = ?`, []any{p.Queue}
 	if p.TenantID != "" {
 		where, args = `queue = ? AND tenant_id = ? AND tenant_id <> ''`, []any{p.Queue, p.TenantID}
 	}
 	return `SELECT state, count(*) FROM jobs WHERE ` + where + ` GROUP BY state`,
-		`SELECT min(run_at) FROM jobs WHERE ` + where + ` AND state = 'pending'`, args
+		`SELECT min(run_at) FROM jobs WHERE ` + where + ` AND state = 'pending'`,
+		`SELECT count(*) FROM jobs WHERE ` + where + ` AND state = 'completed' AND finished_at >= ?`, args
 }
 
 // QueueList names every queue that has held a job or been paused, sorted.

@@ -64,6 +64,41 @@ func TestClockDrivesTime(t *testing.T) {
 	}
 }
 
+// TestRecentCompletionsWindow checks that QueueStats.CompletedLastMinute
+// counts by the broker's clock: a job completed a minute ago still counts,
+// one completed longer ago no longer does.
+func TestRecentCompletionsWindow(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_800_000_000_000)
+	b, _ := openT(t, sqlitebroker.Config{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	p := newJob("q", "done")
+	p.TenantID = "t1"
+	if _, err := b.JobInsert(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: 1, LeaseDuration: time.Minute})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("fetch: %v %v", jobs, err)
+	}
+	if errs, err := b.JobComplete(ctx, completions(jobs)); err != nil || errs[0] != nil {
+		t.Fatalf("complete: %v %v", errs, err)
+	}
+	for _, c := range []struct {
+		after time.Duration
+		want  int64
+	}{{0, 1}, {broker.RecentWindow, 1}, {broker.RecentWindow + time.Millisecond, 0}} {
+		now = jobs[0].StartedAt.Add(c.after)
+		for _, scope := range []string{"", "t1"} {
+			st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "q", TenantID: scope})
+			if err != nil || st.CompletedLastMinute != c.want || st.Completed != 1 {
+				t.Fatalf("stats of tenant %q %v after the completion = %+v, %v; want 1 completed, %d in the last minute",
+					scope, c.after, st, err, c.want)
+			}
+		}
+	}
+}
+
 // TestBatchCompleteMixedTokens checks that a completion batch with a stale
 // token in the middle completes the others and leaves the stale one alone.
 func TestBatchCompleteMixedTokens(t *testing.T) {
