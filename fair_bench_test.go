@@ -78,7 +78,9 @@ func benchFairOverhead(b *testing.B, e testbroker.Engine, fair bool, tenants int
 // Enqueue-to-start is timed on this process's clock, from just before the
 // Add call to the job's EventStarted, in microseconds: the brokers'
 // CreatedAt and StartedAt have millisecond resolution, too coarse for p99s
-// of a few milliseconds.
+// of a few milliseconds. cpu-µs/job is this process's CPU over the window
+// per job started (A's and B–E's; on SQLite the whole store's cost, on
+// Redis the client side only), the figure to compare on a loaded machine.
 func BenchmarkFairFlood(b *testing.B) {
 	flood := 100_000
 	if v, err := strconv.Atoi(os.Getenv("WORKER_BENCH_FLOOD")); err == nil && v > 0 {
@@ -136,6 +138,7 @@ func benchFairFlood(b *testing.B, e testbroker.Engine, fair bool, flood int) {
 	}
 	added := map[string]time.Time{} // B–E: when Add was called, by job id
 	b.ResetTimer()
+	cpu0, _ := cputime.Process()
 	tick := time.NewTicker(10 * time.Millisecond)
 	for end := time.Now().Add(window); time.Now().Before(end); <-tick.C {
 		for _, tn := range []string{"t-b", "t-c", "t-d", "t-e"} {
@@ -149,6 +152,10 @@ func benchFairFlood(b *testing.B, e testbroker.Engine, fair bool, flood int) {
 	}
 	tick.Stop()
 	aRate := float64(aDone.Load()) / window.Seconds()
+	cpu1, _ := cputime.Process()
+	mu.Lock()
+	ran := aDone.Load() + int64(len(started))
+	mu.Unlock()
 	b.StopTimer()
 	if err := m.Shutdown(ctx); err != nil {
 		b.Fatal(err)
@@ -169,6 +176,7 @@ func benchFairFlood(b *testing.B, e testbroker.Engine, fair bool, flood int) {
 	p99 := waits[len(waits)*99/100]
 	b.ReportMetric(float64(p99.Microseconds())/1000, "B-E-p99-ms")
 	b.ReportMetric(aRate, "A-jobs/s")
+	b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(max(ran, 1)), "cpu-µs/job")
 	b.ReportMetric(float64(seen)/float64(len(added)), "B-E-started")
 }
 

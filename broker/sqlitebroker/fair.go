@@ -1,10 +1,12 @@
 package sqlitebroker
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -55,6 +57,15 @@ const (
 		lease_until = ?, started_at = ?, worker_id = ?
 		WHERE seq IN (SELECT value FROM json_each(?))
 		RETURNING ` + jobColumns
+	// sqlLeaseFair leases the first jobs in fair order, as pickFair and
+	// sqlLeaseSeqs would for a fair queue without caps, rate limits or
+	// paused tenants, in one statement, and returns each job's tag.
+	sqlLeaseFair = `UPDATE jobs SET state = 'active', attempt = attempt + 1,
+		lease_token = (SELECT MAX(value, ?) + 1 FROM counters WHERE name = 'lease_token'),
+		lease_until = ?, started_at = ?, worker_id = ?
+		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending' AND fair_tag >= 0
+			ORDER BY priority, fair_tag, seq LIMIT ?)
+		RETURNING ` + jobColumns + `, fair_tag`
 	sqlAnyPending     = `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`
 	sqlClearFairClock = `DELETE FROM fair_clock WHERE queue = ?`
 	sqlClearFairTags  = `DELETE FROM fair_tags WHERE queue = ?`
@@ -64,7 +75,7 @@ const (
 
 var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairNext, sqlFairWeight, sqlTagJob, sqlStoreFairNext,
 	sqlCandidates, sqlFairCandidates, sqlTenantPaused, sqlRateState, sqlStoreRateState, sqlTenantCap,
-	sqlTenantActive, sqlLeaseSeqs, sqlAnyPending, sqlClearFairClock, sqlClearFairTags, sqlStoreFairClock}
+	sqlTenantActive, sqlLeaseSeqs, sqlLeaseFair, sqlAnyPending, sqlClearFairClock, sqlClearFairTags, sqlStoreFairClock}
 
 // tagBudget bounds the jobs one fetch tags; the rest wait for the next.
 const tagBudget = 4096
@@ -416,6 +427,59 @@ func (b *Broker) leaseSeqs(ctx context.Context, tx *sql.Tx, picked []candidate, 
 	seqs = append(seqs, ']')
 	return b.query(ctx, tx, sqlLeaseSeqs, floor, until, now, worker, string(seqs))
 }
+
+// leaseFair leases up to limit jobs of a fair queue that has no caps, rate
+// limits or paused tenants, where pickFair would choose the first limit
+// jobs in fair order: one UPDATE instead of a read of the candidates and an
+// UPDATE of their seqs, the fair fetch's largest cost beside the lease
+// itself. It returns the jobs chosen, in fetch order, beside picked, and
+// records them as served once leased, so a fetch that takes the last
+// pending jobs restarts the tags (as broker/fair.go says, and the Redis
+// broker does).
+func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, queue string, limit int,
+	floor, until, now int64, worker string) (picked []candidate, jobs []*broker.Job, err error) {
+	if err := b.tagUntagged(ctx, tx, queue, tagBudget); err != nil {
+		return nil, nil, err
+	}
+	rows, err := b.query(ctx, tx, sqlLeaseFair, floor, until, now, worker, queue, limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lease jobs: %w", err)
+	}
+	defer rows.Close()
+	type leasedJob struct {
+		c   candidate
+		job *broker.Job
+	}
+	var got []leasedJob
+	for rows.Next() {
+		var tag int64
+		j, seq, err := scanJob(tagScanner{rows, &tag})
+		if err != nil {
+			return nil, nil, fmt.Errorf("read leased job: %w", err)
+		}
+		got = append(got, leasedJob{candidate{seq: seq, tenant: j.TenantID, typ: j.Type, priority: j.Priority, tag: tag}, j})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read leased job: %w", err)
+	}
+	rows.Close()
+	// RETURNING has no defined order: restore the fetch order.
+	slices.SortFunc(got, func(x, y leasedJob) int {
+		return cmp.Or(cmp.Compare(x.c.priority, y.c.priority), cmp.Compare(x.c.tag, y.c.tag), cmp.Compare(x.c.seq, y.c.seq))
+	})
+	for _, l := range got {
+		picked, jobs = append(picked, l.c), append(jobs, l.job)
+	}
+	return picked, jobs, b.served(ctx, tx, queue, picked, limit)
+}
+
+// tagScanner scans a row of jobColumns followed by a tag.
+type tagScanner struct {
+	rows *sql.Rows
+	tag  *int64
+}
+
+func (s tagScanner) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.tag)...) }
 
 // served records the highest tag fetched per priority, or restarts the
 // queue's tags when it has no pending job left.

@@ -89,7 +89,16 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		}
 		floor := b.opts.Now().UnixMicro() // see sqlTakeToken
 		var rows *sql.Rows
-		if q.fair || q.capped || q.rated || q.tpaused {
+		switch {
+		case q.fair && !q.capped && !q.rated && !q.tpaused:
+			var jobs []*broker.Job
+			if picked, jobs, err = b.leaseFair(ctx, tx, p.Queue, p.Limit, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID); err != nil {
+				return err
+			}
+			for i, j := range jobs {
+				got = append(got, leased{j, picked[i].seq})
+			}
+		case q.fair || q.capped || q.rated || q.tpaused:
 			if picked, err = b.pickFair(ctx, tx, p.Queue, q, p.Limit, floor); err != nil {
 				return err
 			}
@@ -102,24 +111,26 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 				return nil
 			}
 			rows, err = b.leaseSeqs(ctx, tx, picked, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID)
-		} else {
+		default:
 			rows, err = b.query(ctx, tx, sqlLease, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
 		}
 		if err != nil {
 			return fmt.Errorf("lease jobs: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			j, seq, err := scanJob(rows)
-			if err != nil {
-				return fmt.Errorf("read leased job: %w", err)
+		if rows != nil {
+			defer rows.Close()
+			for rows.Next() {
+				j, seq, err := scanJob(rows)
+				if err != nil {
+					return fmt.Errorf("read leased job: %w", err)
+				}
+				got = append(got, leased{j, seq})
 			}
-			got = append(got, leased{j, seq})
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			rows.Close()
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
 		if len(got) > 0 {
 			if _, err := b.exec(ctx, tx, sqlTakeToken, floor); err != nil {
 				return fmt.Errorf("take lease token: %w", err)

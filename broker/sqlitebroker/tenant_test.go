@@ -18,27 +18,7 @@ func TestTenantQueriesUseIndex(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() { b.Close() })
-	plan := func(q string, args ...any) string {
-		t.Helper()
-		rows, err := b.read.Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatalf("explain %s: %v", q, err)
-		}
-		defer rows.Close()
-		var steps []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatalf("explain %s: %v", q, err)
-			}
-			steps = append(steps, detail)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("explain %s: %v", q, err)
-		}
-		return strings.Join(steps, "; ")
-	}
+	plan := func(q string, args ...any) string { t.Helper(); return queryPlan(t, b, q, args...) }
 	wantIndex := map[broker.State]string{
 		broker.StatePending: "jobs_tenant ", broker.StateScheduled: "jobs_tenant_due ", broker.StateActive: "jobs_tenant_lease ",
 		broker.StateCompleted: "jobs_tenant_finished ", broker.StateDead: "jobs_tenant_finished ",
@@ -68,4 +48,28 @@ func TestTenantQueriesUseIndex(t *testing.T) {
 			t.Errorf("recent completions query of tenant %q: plan %q; want a range of index %s on finished_at", scope, got, index)
 		}
 	}
+}
+
+// queryPlan returns the steps of q's EXPLAIN QUERY PLAN on b, joined by
+// "; ".
+func queryPlan(t *testing.T, b *Broker, q string, args ...any) string {
+	t.Helper()
+	rows, err := b.read.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", q, err)
+	}
+	defer rows.Close()
+	var steps []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatalf("explain %s: %v", q, err)
+		}
+		steps = append(steps, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("explain %s: %v", q, err)
+	}
+	return strings.Join(steps, "; ")
 }
