@@ -33,7 +33,7 @@ func TestTenantQueriesUseIndex(t *testing.T) {
 			}
 		}
 	}
-	count, oldest, recent, args := statsQueries(&broker.QueueStatsParams{Queue: "q", TenantID: "t"})
+	count, oldest, _, args := statsQueries(&broker.QueueStatsParams{Queue: "q", TenantID: "t"})
 	for _, q := range []string{count, oldest} {
 		if got := plan(q, args...); !strings.Contains(got, "USING COVERING INDEX jobs_tenant ") && !strings.Contains(got, "USING INDEX jobs_tenant ") {
 			t.Errorf("tenant stats query %q: plan %q; want a search of index jobs_tenant", q, got)
@@ -42,7 +42,7 @@ func TestTenantQueriesUseIndex(t *testing.T) {
 	// The recent completions are a range of the finish-time indexes, not a
 	// count of every completed job.
 	for scope, index := range map[string]string{"t": "jobs_tenant_finished", "": "jobs_finished"} {
-		_, _, recent, args = statsQueries(&broker.QueueStatsParams{Queue: "q", TenantID: scope})
+		_, _, recent, args := statsQueries(&broker.QueueStatsParams{Queue: "q", TenantID: scope})
 		want := "INDEX " + index + " (queue=? AND "
 		if got := plan(recent, append(args, 1)...); !strings.Contains(got, want) || !strings.Contains(got, "finished_at>?") {
 			t.Errorf("recent completions query of tenant %q: plan %q; want a range of index %s on finished_at", scope, got, index)
