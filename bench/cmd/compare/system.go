@@ -285,6 +285,62 @@ func (s *redisServer) usedCPU(ctx context.Context) (time.Duration, error) {
 	return time.Duration((sys + user) * float64(time.Second)), nil
 }
 
+// commandStat is one command's line of INFO commandstats.
+type commandStat struct {
+	calls int64
+	usec  int64
+}
+
+// commandStats reads INFO commandstats: calls and microseconds per command
+// (scripts count under evalsha, fcall and the commands they call).
+func (s *redisServer) commandStats(ctx context.Context) (map[string]commandStat, error) {
+	info, err := s.client.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, fmt.Errorf("read redis commandstats: %w", err)
+	}
+	stats := map[string]commandStat{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, found := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !found {
+			continue
+		}
+		var st commandStat
+		for _, f := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "calls":
+				st.calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				st.usec, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		stats[name] = st
+	}
+	return stats, nil
+}
+
+// printCommandStats writes, per command, the calls and microseconds per
+// job between two commandstats readings, most expensive first.
+func printCommandStats(w io.Writer, label string, before, after map[string]commandStat, jobs int) {
+	type row struct {
+		name        string
+		calls, usec float64
+	}
+	var rows []row
+	for name, a := range after {
+		b := before[name]
+		if a.calls == b.calls {
+			continue
+		}
+		rows = append(rows, row{name, float64(a.calls-b.calls) / float64(jobs), float64(a.usec-b.usec) / float64(jobs)})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].usec > rows[j].usec })
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s commandstats %-16s %8.4f calls/job %8.3f us/job\n", label, r.name, r.calls, r.usec)
+	}
+}
+
 func infoField(info, name string) string {
 	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
