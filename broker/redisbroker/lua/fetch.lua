@@ -54,11 +54,13 @@ local now_s = fmt(now)
 local out = {'ok', now_s, lease_until}
 local got = 0
 local budget = want + 1000 -- bounds the expired jobs one call skips over
--- Per job: one HMGET and one HSET; a job that had a state hash before is
+local NO_STATE = {} -- the HMGET of a job without a state hash
+-- Per job: one HMGET (none when no job of the pop has a state hash) and
+-- one HSET; a job that had a state hash before is
 -- read back with HGETALL, one that had only a body gets its state hash here
 -- (the lease fields only) and is returned as {id, body, token}. Per pop:
--- one HMGET of the bodies, one INCRBY reserving the tokens, one ZADD of the
--- active set.
+-- one HMGET of the bodies, one EXISTS of the state hashes, one GET and SET
+-- reserving the tokens, one ZADD of the active set.
 local bodies = body_key(KEYS[9])
 local moved = {} -- tenant index moves, pending to active, per tenant
 local tpaused = policy and redis.call('EXISTS', ftp) == 1
@@ -159,20 +161,28 @@ while got < want and budget > 0 do
   local n = #popped / 2
   local token = math.max(tonumber(redis.call('GET', KEYS[7]) or '0'), now_us)
   redis.call('SET', KEYS[7], fmt(token + n))
-  local ids = {}
+  local ids, job_keys = {}, {}
   for i = 1, #popped, 2 do
     ids[#ids + 1] = popped[i]
+    job_keys[#job_keys + 1] = KEYS[9] .. popped[i]
   end
   local body_of = redis.call('HMGET', bodies, unpack(ids))
+  -- Jobs enqueued to run at once have no state hash until their first
+  -- fetch: when none of the pop has one (the common case), one EXISTS
+  -- saves an HMGET per job.
+  local stateless = redis.call('EXISTS', unpack(job_keys)) == 0
   local active = {}
   for i = 1, #popped, 2 do
     budget = budget - 1
     local id = popped[i]
     local body = body_of[(i + 1) / 2]
-    local job_key = KEYS[9] .. id
+    local job_key = job_keys[(i + 1) / 2]
     local score = tonumber(popped[i + 1])
     local place = score % PRIORITY_SHIFT -- below 2^40: Lua writes it exactly
-    local v = redis.call('HMGET', job_key, 's', 'e', 'a', 'tn', 't')
+    local v = NO_STATE
+    if not stateless then
+      v = redis.call('HMGET', job_key, 's', 'e', 'a', 'tn', 't')
+    end
     local tn, typ = v[4], v[5]
     if not v[1] and body then
       tn = body_tenant(body)
