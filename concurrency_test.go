@@ -79,7 +79,7 @@ func (g *gatedLoad) completed() int {
 // reached. With Prefetch, leased jobs wait in memory for a slot, so the
 // raise must wake them.
 func TestSetConcurrencyUnderLoad(t *testing.T) {
-	for _, prefetch := range []int{0, 4} {
+	for _, prefetch := range []int{worker.PrefetchOff, 4} {
 		t.Run(fmt.Sprintf("prefetch=%d", prefetch), func(t *testing.T) {
 			t.Parallel()
 			const jobs = 30
@@ -119,12 +119,13 @@ func TestSetConcurrencyUnderLoad(t *testing.T) {
 			}
 			// With Prefetch, wait for the jobs leased to wait for a slot:
 			// lowering must keep them waiting.
-			waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs leased", 6+prefetch), func() bool {
+			ahead := max(prefetch, 0)
+			waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs leased", 6+ahead), func() bool {
 				st, err := c.Stats(context.Background(), "default")
 				if err != nil {
 					t.Fatal(err)
 				}
-				return st.Active == int64(6+prefetch)
+				return st.Active == int64(6+ahead)
 			})
 
 			// Every slot is taken, so no job is between admission and its

@@ -22,8 +22,10 @@ const (
 	// EventLeaseLost: the job's lease was lost (recovered by another
 	// worker, or cancelled); its outcome was discarded.
 	EventLeaseLost EventKind = "lease_lost"
-	// EventHandedBack: the job was handed back to the broker at shutdown,
-	// without counting the attempt.
+	// EventHandedBack: the job was handed back to the broker without
+	// counting the attempt, before it started: at shutdown, or when it
+	// waited too long for a run slot after adaptive prefetch leased it
+	// ahead (ManagerConfig.Prefetch).
 	EventHandedBack EventKind = "handed_back"
 )
 

@@ -54,22 +54,26 @@ func (e *executor) run(q *queueSlot, job *Job) {
 	m := e.m
 	ctx, cancel := context.WithCancelCause(e.base)
 	r := &running{job: job, cancel: cancel, m: m, deleteOnComplete: q.cfg.DeleteOnComplete}
-	// With Prefetch, jobs of a queue take run slots in fetch order: each
-	// waits for the one fetched before it to have its slot. Without, a
-	// slot is always free and no job waits.
+	// With prefetch (adaptive or fixed), jobs of a queue take run slots in
+	// fetch order: each waits for the one fetched before it to have its
+	// slot. With PrefetchOff a slot is always free and no job waits.
 	var prev, turn chan struct{}
 	m.mu.Lock()
 	e.inflight[r] = struct{}{}
-	if m.cfg.Prefetch > 0 {
+	if m.cfg.Prefetch != PrefetchOff {
 		turn = make(chan struct{})
 		prev, q.lastTurn = q.lastTurn, turn
 	}
 	m.mu.Unlock()
+	var deadline time.Time
+	if m.cfg.Prefetch == 0 {
+		deadline = time.Now().Add(prefetchWaitMax)
+	}
 	e.jobs.Add(1)
 	go func() {
 		defer e.jobs.Done()
 		defer e.done(q, r)
-		ok := e.acquireRun(q, prev)
+		ok := e.acquireRun(q, prev, deadline)
 		if turn != nil {
 			close(turn)
 		}
@@ -77,7 +81,8 @@ func (e *executor) run(q *queueSlot, job *Job) {
 			e.handBackUnstarted(r)
 			return
 		}
-		defer e.releaseRun(q)
+		began := time.Now()
+		defer e.releaseRun(q, began)
 		e.execute(ctx, r)
 	}()
 }
@@ -85,14 +90,27 @@ func (e *executor) run(q *queueSlot, job *Job) {
 // acquireRun waits for its turn (prev closed) and for a run slot of the
 // queue and of the Manager. Only prefetched jobs, and jobs leased just
 // before SetConcurrency lowered the limit, ever wait. It gives up when
-// fetching stops: a job that has not started by then is handed back rather
-// than started.
-func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
+// fetching stops, or at deadline unless that is zero: a job that has not
+// started by then is handed back rather than started.
+func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.Time) bool {
+	var expired <-chan time.Time // made only when the job has to wait
+	timeout := func() <-chan time.Time {
+		if expired == nil && !deadline.IsZero() {
+			expired = time.After(time.Until(deadline))
+		}
+		return expired
+	}
 	if prev != nil {
 		select {
 		case <-prev:
-		case <-e.stopped:
-			return false
+		default:
+			select {
+			case <-prev:
+			case <-e.stopped:
+				return false
+			case <-timeout():
+				return false
+			}
 		}
 	}
 	m := e.m
@@ -107,6 +125,8 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
 		case <-wake:
 		case <-e.stopped:
 			return false
+		case <-timeout():
+			return false
 		}
 		m.mu.Lock()
 	}
@@ -116,10 +136,12 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}) bool {
 	return true
 }
 
-func (e *executor) releaseRun(q *queueSlot) {
+func (e *executor) releaseRun(q *queueSlot, began time.Time) {
+	now := time.Now()
 	e.m.mu.Lock()
 	e.running--
 	q.running--
+	q.slotReleased(now.Sub(began), now)
 	e.wakeWaiters()
 	e.m.mu.Unlock()
 }
@@ -132,7 +154,8 @@ func (e *executor) wakeWaiters() {
 	}
 }
 
-// handBackUnstarted returns a prefetched job that never started.
+// handBackUnstarted returns a prefetched job that never started: at
+// shutdown, or when adaptive prefetch misjudged and it waited too long.
 func (e *executor) handBackUnstarted(r *running) {
 	r.settled.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

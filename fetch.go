@@ -11,8 +11,9 @@ import (
 )
 
 // fetcher leases jobs while the Manager has free slots and hands each to
-// the executor. It leases only what can start now (plus Prefetch), so a
-// busy Manager never holds jobs another worker could run. The Manager
+// the executor. It leases what can start now, plus what its slots will
+// start within moments (Manager.prefetch), so a busy Manager never holds
+// jobs another worker could run sooner. The Manager
 // starts one per Start and stops it first thing in Shutdown.
 type fetcher struct {
 	m        *Manager
@@ -153,6 +154,61 @@ func (m *Manager) queueNames() []string {
 	return names
 }
 
+// PrefetchOff, as ManagerConfig.Prefetch, turns prefetching off: the
+// Manager leases only jobs that can start at once.
+const PrefetchOff = -1
+
+// prefetchHorizon bounds how long a job that adaptive prefetch leased
+// ahead is expected to wait for a run slot: about one fetch round trip on
+// a loaded machine, so a worker's slots never wait for a fetch while it
+// has jobs to run, and far below what a job waiting on another, idle
+// worker would notice.
+const prefetchHorizon = 2 * time.Millisecond
+
+// prefetchWaitMax bounds how long a job adaptive prefetch leased waits for
+// a run slot before it is handed back for any worker to take: the
+// estimate that leased it ahead judged past jobs, and the jobs running now
+// may be far longer (a queue's short jobs followed by long ones).
+const prefetchWaitMax = 50 * time.Millisecond
+
+// prefetch returns how many of q's jobs may wait for a run slot beyond
+// its limit now; m.mu is held. Adaptive (Prefetch 0), it is what the
+// queue's slots are expected to start within prefetchHorizon, given how
+// long its jobs have held a slot lately.
+func (m *Manager) prefetch(q *queueSlot, now time.Time) int {
+	switch {
+	case m.cfg.Prefetch != 0:
+		return max(m.cfg.Prefetch, 0)
+	case q.draining || q.slotTime <= 0:
+		return 0
+	case q.running > 0 && now.Sub(q.lastRelease) > prefetchHorizon:
+		// Every job running has held its slot past the horizon: the
+		// queue's jobs have turned long, whatever the average says.
+		return 0
+	}
+	limit := q.limit(m.concurrency)
+	n := int(min(int64(m.cfg.FetchBatch), int64(limit)*int64(prefetchHorizon)/int64(q.slotTime)))
+	if q.cfg.Fair {
+		// Jobs leased ahead are run before anything fetched after them:
+		// bounded by one round of slots, a flooding tenant's cannot delay
+		// another tenant's by more than that.
+		n = min(n, limit)
+	}
+	return n
+}
+
+// slotReleased records that one of q's jobs held its run slot for d; m.mu
+// is held.
+func (q *queueSlot) slotReleased(d time.Duration, now time.Time) {
+	d = max(d, 1)
+	if q.slotTime == 0 {
+		q.slotTime = d
+	} else {
+		q.slotTime += (d - q.slotTime) / 8
+	}
+	q.lastRelease = now
+}
+
 // refillHold bounds how long a busy Manager waits for free slots to add
 // up before it fetches for the few it has.
 const refillHold = 2 * time.Millisecond
@@ -164,10 +220,15 @@ const refillHold = 2 * time.Millisecond
 // at concurrency 10; half gives 5 and 10-11k.)
 func (f *fetcher) freeSlots() (free, refill int) {
 	m := f.m
+	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	free = m.concurrency + m.cfg.Prefetch - m.busy
-	refill = max(1, min(m.concurrency+m.cfg.Prefetch, m.cfg.FetchBatch)/2)
+	ahead := 0
+	for _, q := range m.queues {
+		ahead = max(ahead, m.prefetch(q, now))
+	}
+	free = m.concurrency + ahead - m.busy
+	refill = max(1, min(m.concurrency+ahead, m.cfg.FetchBatch)/2)
 	return free, refill
 }
 
@@ -177,8 +238,9 @@ func (f *fetcher) fetchOnce(free int) (bool, error) {
 	m := f.m
 	var lastErr error
 	for _, q := range m.queueOrder() {
+		now := time.Now()
 		m.mu.Lock()
-		n := min(free, q.limit(m.concurrency)+m.cfg.Prefetch-q.busy, m.cfg.FetchBatch)
+		n := min(free, q.limit(m.concurrency)+m.prefetch(q, now)-q.busy, m.cfg.FetchBatch)
 		m.mu.Unlock()
 		if n <= 0 {
 			continue
@@ -198,13 +260,14 @@ func (f *fetcher) fetchOnce(free int) (bool, error) {
 			lastErr = err
 			continue
 		}
-		if len(jobs) == 0 {
-			continue
-		}
 		m.mu.Lock()
+		q.draining = len(jobs) < n
 		m.busy += len(jobs)
 		q.busy += len(jobs)
 		m.mu.Unlock()
+		if len(jobs) == 0 {
+			continue
+		}
 		for _, j := range jobs {
 			m.exec.run(q, j)
 		}

@@ -122,8 +122,22 @@ type ManagerConfig struct {
 	// transaction or round trip); the cost is that those jobs wait here
 	// rather than on another worker. Their leases are kept alive, and on
 	// Shutdown they are handed back at once. Per queue, the same number of
-	// jobs may wait beyond the queue's Concurrency. Defaults to 0: lease
-	// only what can start now.
+	// jobs may wait beyond the queue's Concurrency.
+	//
+	// Defaults to 0: adaptive. Each queue then leases ahead only what its
+	// run slots are expected to start within 2ms, judged by how
+	// long its recent jobs held a slot (at most FetchBatch, and at most the
+	// queue's Concurrency for a Fair queue), and nothing while its last
+	// fetch found fewer jobs than it asked for (the queue is draining, so
+	// other workers may be waiting), before one of its jobs has finished,
+	// or while none has given its slot up for 2ms (its jobs have turned
+	// long); a job leased ahead that still waits for a slot after 50ms is
+	// handed back for any worker to take.
+	// Short jobs are fetched in full batches; jobs that run for more than
+	// a few milliseconds are never held back from another worker. A
+	// positive number fixes the prefetch at that many jobs; PrefetchOff
+	// (-1) leases only what can start now, as the Manager did before the
+	// adaptive default (asynq and River do the same).
 	Prefetch int
 	// CompletedMaxAge and CompletedMaxCount bound how long completed jobs
 	// are kept. Default to 24h and 10,000 per queue; negative keeps them.
@@ -227,8 +241,8 @@ func (c *ManagerConfig) withDefaults() error {
 		return fmt.Errorf("maintain lease %v must exceed the maintain interval %v", c.MaintainLease, c.MaintainInterval)
 	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.LeaseDuration:
 		return fmt.Errorf("heartbeat interval %v must be positive and below the lease duration %v", c.HeartbeatInterval, c.LeaseDuration)
-	case c.Prefetch < 0 || c.Prefetch > 10000:
-		return fmt.Errorf("prefetch %d is outside [0, 10000]", c.Prefetch)
+	case c.Prefetch < PrefetchOff || c.Prefetch > 10000:
+		return fmt.Errorf("prefetch %d is outside [%d, 10000] (0: adaptive, %d: off)", c.Prefetch, PrefetchOff, PrefetchOff)
 	case c.FetchBatch < 1 || c.FetchBatch > 1000:
 		return fmt.Errorf("fetch batch %d is outside [1, 1000]", c.FetchBatch)
 	case c.MaxCrashes < 0 || c.MaxCrashes > broker.MaxAttemptHistory:
@@ -319,6 +333,13 @@ type queueSlot struct {
 	own     int
 	busy    int // leased jobs of this queue in this Manager; m.mu
 	running int // jobs of this queue whose processor runs; m.mu
+	// For adaptive prefetch (Manager.prefetch), under m.mu: slotTime is a
+	// moving average of how long the queue's jobs held a run slot (0 until
+	// one finished), lastRelease when one last gave its slot up, and
+	// draining whether the last fetch found fewer jobs than it asked for.
+	slotTime    time.Duration
+	lastRelease time.Time
+	draining    bool
 	// lastTurn is closed once the job fetched last has its run slot.
 	lastTurn chan struct{}
 }

@@ -1,0 +1,173 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// fetchLog wraps a broker and records how many jobs each JobFetch asked
+// for, which is how far ahead a Manager leases.
+type fetchLog struct {
+	broker.Broker
+	mu     sync.Mutex
+	limits []int
+}
+
+func (f *fetchLog) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	f.mu.Lock()
+	f.limits = append(f.limits, p.Limit)
+	f.mu.Unlock()
+	return f.Broker.JobFetch(ctx, p)
+}
+
+func (f *fetchLog) maxLimit() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, l := range f.limits {
+		n = max(n, l)
+	}
+	return n
+}
+
+// addShort enqueues n jobs of type "short" in one call.
+func addShort(t *testing.T, c *worker.Client, n int, extra ...worker.JobSpec) {
+	t.Helper()
+	specs := make([]worker.JobSpec, 0, n+len(extra))
+	for range n {
+		specs = append(specs, worker.JobSpec{Type: "short", Data: json.RawMessage(`{}`)})
+	}
+	if _, err := c.AddMany(context.Background(), "default", append(specs, extra...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With the default (adaptive) Prefetch, a Manager whose jobs are short
+// leases beyond its concurrency, in batches larger than its slots; with
+// PrefetchOff it never asks for more than its free slots.
+func TestAdaptivePrefetchLeasesAheadForShortJobs(t *testing.T) {
+	for _, v := range []struct {
+		name     string
+		prefetch int
+	}{{"adaptive", 0}, {"off", worker.PrefetchOff}} {
+		t.Run(v.name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, b broker.Broker) {
+				const jobs = 600
+				log := &fetchLog{Broker: b}
+				c := newClient(t, b)
+				addShort(t, c, jobs)
+				cfg := fastConfig()
+				cfg.Concurrency, cfg.Prefetch = 2, v.prefetch
+				done := make(chan struct{}, jobs)
+				cfg.OnEvent = func(ev worker.Event) {
+					if ev.Kind == worker.EventCompleted {
+						done <- struct{}{}
+					}
+				}
+				m := newManager(t, log, cfg)
+				_ = m.HandleFunc("short", func(context.Context, *worker.Job) error { return nil })
+				if err := m.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = m.Shutdown(context.Background()) }()
+				for i := range jobs {
+					select {
+					case <-done:
+					case <-time.After(30 * time.Second):
+						t.Fatalf("%d of %d jobs completed in 30s", i, jobs)
+					}
+				}
+				got := log.maxLimit()
+				switch {
+				case v.prefetch == 0 && got <= cfg.Concurrency:
+					t.Errorf("largest fetch asked for %d jobs with concurrency %d: adaptive prefetch never leased ahead of short jobs", got, cfg.Concurrency)
+				case v.prefetch == worker.PrefetchOff && got > cfg.Concurrency:
+					t.Errorf("largest fetch asked for %d jobs with concurrency %d and PrefetchOff", got, cfg.Concurrency)
+				}
+			})
+		})
+	}
+}
+
+// A Manager that learned its queue's jobs are short, and so leases ahead,
+// does not keep the long jobs that follow them from a second, idle
+// Manager: what it leased ahead and cannot start soon goes back, and the
+// other Manager runs it while the first one's long job still runs.
+func TestAdaptivePrefetchDoesNotHoardLongJobs(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		const long = 3
+		extra := make([]worker.JobSpec, long)
+		for i := range extra {
+			extra[i] = worker.JobSpec{Type: "long", Data: json.RawMessage(`{}`)}
+		}
+		addShort(t, c, 300, extra...)
+		release := make(chan struct{})
+		type start struct {
+			manager string
+			id      string
+		}
+		started := make(chan start, 2*long)
+		handedBack := make(chan struct{}, 2*long)
+		newM := func(name string) *worker.Manager {
+			cfg := fastConfig()
+			cfg.Concurrency = 1
+			cfg.OnEvent = func(ev worker.Event) {
+				if ev.Kind == worker.EventHandedBack {
+					handedBack <- struct{}{}
+				}
+			}
+			m := newManager(t, b, cfg)
+			_ = m.HandleFunc("short", func(context.Context, *worker.Job) error { return nil })
+			_ = m.HandleFunc("long", func(ctx context.Context, j *worker.Job) error {
+				started <- start{name, j.ID}
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return nil
+			})
+			return m
+		}
+		a, second := newM("a"), newM("b")
+		if err := a.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = a.Shutdown(context.Background()) }()
+		select {
+		case s := <-started:
+			if s.manager != "a" {
+				t.Fatalf("manager %s started a long job; only a runs", s.manager)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("manager a started no long job in 30s")
+		}
+		if err := second.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = second.Shutdown(context.Background()) }()
+		// a's only slot is held by a long job until release: the second
+		// Manager must get one of the others.
+		select {
+		case s := <-started:
+			if s.manager != "b" {
+				t.Fatalf("manager a started a second long job while its only slot was busy")
+			}
+		case <-time.After(30 * time.Second):
+			st, _ := c.Stats(context.Background(), "default")
+			t.Fatalf("the idle manager started no long job in 30s while a's slot was busy (stats %+v): a hoards them", *st)
+		}
+		select {
+		case <-handedBack:
+		default:
+			t.Fatal("manager a handed back no job: it did not lease the long jobs ahead, so this run did not test hoarding")
+		}
+		close(release)
+	})
+}
