@@ -13,11 +13,12 @@ import (
 
 // BenchmarkManagerProcess measures end-to-end processing through the
 // Manager: 50,000 pending jobs, a no-op processor, concurrency 10 (fetch,
-// run, batched completion), on each broker, with the default Prefetch (0)
-// and with Prefetch 10. It reports jobs/s.
+// run, batched completion), on each broker, with prefetch off
+// (worker.PrefetchOff), the default adaptive prefetch (0) and Prefetch 10.
+// It reports jobs/s.
 func BenchmarkManagerProcess(b *testing.B) {
 	for _, e := range testbroker.Engines {
-		for _, prefetch := range []int{0, 10} {
+		for _, prefetch := range []int{worker.PrefetchOff, 0, 10} {
 			b.Run(fmt.Sprintf("%s/prefetch=%d", e.Name, prefetch), func(b *testing.B) {
 				benchManagerProcess(b, e, prefetch)
 			})

@@ -114,7 +114,7 @@ type ManagerConfig struct {
 	// its run slot until it returns (concurrency stays bounded) and Stuck
 	// counts it meanwhile; its late outcome is dropped. Defaults to 10s.
 	AbandonGrace time.Duration
-	// FetchBatch caps the jobs leased per fetch. Defaults to 32.
+	// FetchBatch caps the jobs leased per fetch. Defaults to 64.
 	FetchBatch int
 	// Prefetch is how many leased jobs beyond Concurrency the Manager may
 	// hold, waiting in memory for a free slot. Larger fetches raise
@@ -220,7 +220,7 @@ func (c *ManagerConfig) withDefaults() error {
 		c.CompletedMaxCount = 10000
 	}
 	if c.FetchBatch == 0 {
-		c.FetchBatch = 32
+		c.FetchBatch = 64
 	}
 	if c.Retry == (retry.Policy{}) {
 		c.Retry = retry.DefaultPolicy()
