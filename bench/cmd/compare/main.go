@@ -22,6 +22,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aibos/worker/internal/cputime"
 )
 
 // config is what the flags select.
@@ -252,10 +254,12 @@ func processPhase(ctx context.Context, cfg *config, srv *redisServer, s system, 
 	if err != nil {
 		return err
 	}
+	own0, _ := cputime.Process()
 	d, err := s.process(ctx, cfg.n, conc)
 	if err != nil {
 		return fmt.Errorf("process at %d: %w", conc, err)
 	}
+	own1, ownOK := cputime.Process()
 	cpu1, err := srv.usedCPU(ctx)
 	if err != nil {
 		return err
@@ -268,6 +272,11 @@ func processPhase(ctx context.Context, cfg *config, srv *redisServer, s system, 
 		metric += fmt.Sprintf(" c%d", conc)
 	}
 	set(metric, (cpu1-cpu0).Seconds()*1e6/float64(cfg.n))
+	// The Go systems' workers run in this process (getrusage); BullMQ's
+	// runs in node, whose start-up would count too.
+	if ownOK && s.name() != "bullmq" {
+		set(fmt.Sprintf("e worker cpu us/processed job c%d", conc), (own1-own0).Seconds()*1e6/float64(cfg.n))
+	}
 	if cfg.verbose {
 		stats1, err := srv.commandStats(ctx)
 		if err != nil {
