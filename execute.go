@@ -90,8 +90,9 @@ func (e *executor) run(q *queueSlot, job *Job) {
 // acquireRun waits for its turn (prev closed) and for a run slot of the
 // queue and of the Manager. Only prefetched jobs, and jobs leased just
 // before SetConcurrency lowered the limit, ever wait. It gives up when
-// fetching stops, or at deadline unless that is zero: a job that has not
-// started by then is handed back rather than started.
+// fetching stops, or at deadline unless that is zero and if the queue's
+// jobs have stalled by then (stalled): a job that has not started is
+// handed back rather than started.
 func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.Time) bool {
 	var expired <-chan time.Time // made only when the job has to wait
 	timeout := func() <-chan time.Time {
@@ -100,15 +101,23 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.
 		}
 		return expired
 	}
-	if prev != nil {
+	// giveUp decides at the deadline: give up if the queue's jobs have
+	// stalled, else wait on for another prefetchWaitMax.
+	giveUp := func() bool {
+		if e.stalled(q) {
+			return true
+		}
+		expired = time.After(prefetchWaitMax)
+		return false
+	}
+	for prev != nil {
 		select {
 		case <-prev:
-		default:
-			select {
-			case <-prev:
-			case <-e.stopped:
-				return false
-			case <-timeout():
+			prev = nil
+		case <-e.stopped:
+			return false
+		case <-timeout():
+			if giveUp() {
 				return false
 			}
 		}
@@ -126,7 +135,9 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.
 		case <-e.stopped:
 			return false
 		case <-timeout():
-			return false
+			if giveUp() {
+				return false
+			}
 		}
 		m.mu.Lock()
 	}
@@ -134,6 +145,18 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.
 	q.running++
 	m.mu.Unlock()
 	return true
+}
+
+// stalled reports whether no job of q has given its run slot up for
+// prefetchWaitMax: the jobs it runs have turned long, and a job waiting
+// behind them goes back for an idle worker to take. Jobs that still
+// finish, only slower than adaptive prefetch expected (an overloaded
+// machine), are waited for: handing those back would only fetch them
+// again.
+func (e *executor) stalled(q *queueSlot) bool {
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	return time.Since(q.lastRelease) >= prefetchWaitMax
 }
 
 func (e *executor) releaseRun(q *queueSlot, began time.Time) {

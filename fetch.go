@@ -166,9 +166,10 @@ const PrefetchOff = -1
 const prefetchHorizon = 2 * time.Millisecond
 
 // prefetchWaitMax bounds how long a job adaptive prefetch leased waits for
-// a run slot before it is handed back for any worker to take: the
-// estimate that leased it ahead judged past jobs, and the jobs running now
-// may be far longer (a queue's short jobs followed by long ones).
+// a run slot while no job of its queue finishes, before it is handed back
+// for any worker to take: the estimate that leased it ahead judged past
+// jobs, and the jobs running now may be far longer (a queue's short jobs
+// followed by long ones).
 const prefetchWaitMax = 50 * time.Millisecond
 
 // prefetch returns how many of q's jobs may wait for a run slot beyond

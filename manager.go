@@ -131,8 +131,8 @@ type ManagerConfig struct {
 	// fetch found fewer jobs than it asked for (the queue is draining, so
 	// other workers may be waiting), before one of its jobs has finished,
 	// or while none has given its slot up for 2ms (its jobs have turned
-	// long); a job leased ahead that still waits for a slot after 50ms is
-	// handed back for any worker to take.
+	// long); a job leased ahead that waits for a slot while no job of its
+	// queue has finished for 50ms is handed back for any worker to take.
 	// Short jobs are fetched in full batches; jobs that run for more than
 	// a few milliseconds are never held back from another worker. A
 	// positive number fixes the prefetch at that many jobs; PrefetchOff
