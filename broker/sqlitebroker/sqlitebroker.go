@@ -56,8 +56,9 @@ type Broker struct {
 	stmts  map[string]*sql.Stmt // cachedQueries, prepared at Open; read-only after
 	wake   waker                // JobWait's waiters, woken by inserts
 	// syncFull mirrors the write connection's synchronous pragma; it is
-	// read and written only while that connection is held (inTxSync).
+	// read and written only while that connection is held (runBatch).
 	syncFull bool
+	writer   writer // the group commit of write transactions (writer.go)
 	// inserts combines concurrent JobInsert calls per queue into one
 	// transaction, one fsync (insert.go).
 	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
@@ -269,8 +270,9 @@ func (b *Broker) query(ctx context.Context, tx *sql.Tx, query string, args ...an
 	return s.QueryContext(ctx, args...)
 }
 
-// inTx runs fn in one IMMEDIATE write transaction and commits it with
-// synchronous=FULL: when it returns, the change is on disk.
+// inTx runs fn in an IMMEDIATE write transaction, which calls made
+// meanwhile may share (writer.go), and commits it with synchronous=FULL:
+// when it returns, the change is on disk.
 func (b *Broker) inTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
 	return b.inTxSync(ctx, true, fn)
 }
@@ -285,35 +287,6 @@ func (b *Broker) inTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error)
 // acknowledgement batch, the dominant cost of processing on this store.
 func (b *Broker) inLeaseTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
 	return b.inTxSync(ctx, false, fn)
-}
-
-func (b *Broker) inTxSync(ctx context.Context, full bool, fn func(tx *sql.Tx, now int64) error) error {
-	// The pool has one connection: holding it makes the pragma and the
-	// transaction one unit no other writer can slip between.
-	conn, err := b.write.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer conn.Close()
-	if b.syncFull != full {
-		mode := map[bool]string{true: "FULL", false: "NORMAL"}[full]
-		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
-			return fmt.Errorf("set synchronous=%s: %w", mode, err)
-		}
-		b.syncFull = full
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := fn(tx, b.now()); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
 
 func init() { broker.Register("sqlite", openURL) }

@@ -1,0 +1,216 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+)
+
+// maxJoined bounds the calls that share one write transaction, so that
+// the first of them is answered after at most that many others ran.
+const maxJoined = 64
+
+// writer is the store's group commit. Every write transaction goes
+// through it: a call made while the connection is idle starts a
+// transaction at once, and the calls that arrive while that transaction
+// runs join it, each in a savepoint of its own, until none is waiting;
+// then it commits and every call that joined is answered. A Manager's
+// fetcher and acknowledger thus share commits instead of taking turns,
+// and a commit costs the WAL writes of the pages it changed, which
+// neighbouring jobs share. No call is answered before its commit.
+type writer struct {
+	mu      sync.Mutex
+	busy    bool       // a transaction is running or about to
+	waiting []*writeOp // calls that arrived meanwhile, in order
+}
+
+// writeOp is one call of inTxSync.
+type writeOp struct {
+	ctx  context.Context
+	full bool // commit with synchronous=FULL
+	fn   func(tx *sql.Tx, now int64) error
+	err  error
+	// turn receives true when this call is to run the next transaction,
+	// false when it has been answered (err is set).
+	turn chan bool
+}
+
+// inTxSync runs fn in a write transaction, alone or together with the
+// calls that join it, and returns fn's error or the commit's. With full,
+// the transaction commits with synchronous=FULL (on disk when it
+// returns), else with NORMAL (in the WAL). fn runs at most once; when it
+// fails, what it wrote is undone and the other calls of the transaction
+// are not affected.
+func (b *Broker) inTxSync(ctx context.Context, full bool, fn func(tx *sql.Tx, now int64) error) error {
+	op := &writeOp{ctx: ctx, full: full, fn: fn, turn: make(chan bool, 1)}
+	w := &b.writer
+	w.mu.Lock()
+	if !w.busy {
+		w.busy = true
+		w.mu.Unlock()
+		b.runTx(op)
+		return op.err
+	}
+	w.waiting = append(w.waiting, op)
+	w.mu.Unlock()
+	select {
+	case lead := <-op.turn:
+		if lead {
+			b.runTx(op)
+		}
+		return op.err
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	for i, o := range w.waiting {
+		if o == op { // not taken: nothing was written
+			w.waiting = append(w.waiting[:i], w.waiting[i+1:]...)
+			w.mu.Unlock()
+			return fmt.Errorf("begin transaction: %w", ctx.Err())
+		}
+	}
+	w.mu.Unlock()
+	// Taken into a transaction, or about to run one: its outcome counts.
+	if <-op.turn {
+		b.runTx(op)
+	}
+	return op.err
+}
+
+// runTx runs first and the calls that join it in one transaction, answers
+// them, and hands the connection to the next waiting call.
+func (b *Broker) runTx(first *writeOp) {
+	ops := b.runBatch(first)
+	w := &b.writer
+	w.mu.Lock()
+	var next *writeOp
+	if len(w.waiting) > 0 {
+		next = w.waiting[0]
+		w.waiting = w.waiting[1:]
+	} else {
+		w.busy = false
+	}
+	w.mu.Unlock()
+	for _, o := range ops[1:] {
+		o.turn <- false
+	}
+	if next != nil {
+		next.turn <- true
+	}
+}
+
+// join takes the waiting calls that may share a transaction committed
+// with full, at most n of them.
+func (w *writer) join(full bool, n int) []*writeOp {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var took []*writeOp
+	rest := w.waiting[:0]
+	for _, o := range w.waiting {
+		// A transaction's synchronous setting is fixed at its start: a
+		// FULL call waits for a FULL transaction.
+		if len(took) < n && (full || !o.full) {
+			took = append(took, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	clear(w.waiting[len(rest):])
+	w.waiting = rest
+	return took
+}
+
+// runBatch runs first's transaction and returns the calls it ran, first
+// included, each with its outcome set.
+func (b *Broker) runBatch(first *writeOp) []*writeOp {
+	ops := []*writeOp{first}
+	// The batch outlives any one caller: a caller that gives up does not
+	// roll back the others' work.
+	ctx := context.WithoutCancel(first.ctx)
+	conn, err := b.write.Conn(ctx)
+	if err != nil {
+		first.err = fmt.Errorf("begin transaction: %w", err)
+		return ops
+	}
+	defer conn.Close()
+	if b.syncFull != first.full {
+		mode := map[bool]string{true: "FULL", false: "NORMAL"}[first.full]
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
+			first.err = fmt.Errorf("set synchronous=%s: %w", mode, err)
+			return ops
+		}
+		b.syncFull = first.full
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		first.err = fmt.Errorf("begin transaction: %w", err)
+		return ops
+	}
+	if err := first.ctx.Err(); err != nil {
+		first.err = err
+	} else {
+		first.err = first.fn(tx, b.now())
+	}
+	if first.err != nil {
+		// Alone in the transaction so far: undo it whole.
+		tx.Rollback()
+		return ops
+	}
+	for {
+		joined := b.writer.join(first.full, maxJoined-len(ops))
+		if len(joined) == 0 {
+			break
+		}
+		for _, o := range joined {
+			if err := b.runJoined(ctx, tx, o); err != nil {
+				tx.Rollback()
+				ops = append(ops, joined...)
+				for _, o := range ops {
+					if o.err == nil {
+						o.err = err
+					}
+				}
+				return ops
+			}
+		}
+		ops = append(ops, joined...)
+	}
+	if err := tx.Commit(); err != nil {
+		for _, o := range ops {
+			if o.err == nil {
+				o.err = fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+	return ops
+}
+
+// The statements that isolate a joined call within the transaction.
+const (
+	sqlSavepoint  = `SAVEPOINT joined`
+	sqlRelease    = `RELEASE joined`
+	sqlRollbackTo = `ROLLBACK TO joined`
+)
+
+// runJoined runs o in a savepoint of tx: when o fails, what it wrote is
+// undone and o.err says why. The error returned, if any, is the
+// transaction's: it can no longer be used.
+func (b *Broker) runJoined(ctx context.Context, tx *sql.Tx, o *writeOp) error {
+	if err := o.ctx.Err(); err != nil {
+		o.err = err
+		return nil
+	}
+	if _, err := b.exec(ctx, tx, sqlSavepoint); err != nil {
+		return fmt.Errorf("begin savepoint: %w", err)
+	}
+	if o.err = o.fn(tx, b.now()); o.err != nil {
+		if _, err := b.exec(ctx, tx, sqlRollbackTo); err != nil {
+			return fmt.Errorf("roll back to savepoint: %w", err)
+		}
+	}
+	if _, err := b.exec(ctx, tx, sqlRelease); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package sqlitebroker
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestJoinedCallsShareTheCommit holds a write transaction open while
+// other calls queue up, then lets it go: the calls join it, each one's
+// failure undoes its own writes only, a call that gave up while waiting
+// runs nothing, and no call is answered before the commit: when the commit
+// fails, every call of the transaction gets an error and nothing is
+// written.
+func TestJoinedCallsShareTheCommit(t *testing.T) {
+	t.Parallel()
+	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Config{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	// A deferred foreign key fails at COMMIT, after every statement ran.
+	for _, q := range []string{
+		`CREATE TABLE marks (name TEXT NOT NULL)`,
+		`CREATE TABLE parent (id INTEGER PRIMARY KEY)`,
+		`CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`,
+	} {
+		if _, err := b.write.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark := func(tx *sql.Tx, name string) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO marks (name) VALUES (?)`, name)
+		return err
+	}
+	errBoom := errors.New("boom")
+	for _, commitFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("commitFails=%v", commitFails), func(t *testing.T) {
+			if _, err := b.write.ExecContext(ctx, `DELETE FROM marks`); err != nil {
+				t.Fatal(err)
+			}
+			started, hold := make(chan struct{}), make(chan struct{})
+			first := make(chan error, 1)
+			go func() {
+				first <- b.inLeaseTx(ctx, func(tx *sql.Tx, _ int64) error {
+					close(started)
+					<-hold
+					if commitFails {
+						if _, err := tx.ExecContext(ctx, `INSERT INTO child (p) VALUES (42)`); err != nil {
+							return err
+						}
+					}
+					return mark(tx, "first")
+				})
+			}()
+			<-started
+			joined := make([]chan error, 3)
+			for i := range joined {
+				joined[i] = make(chan error, 1)
+				go func() {
+					joined[i] <- b.inLeaseTx(ctx, func(tx *sql.Tx, _ int64) error {
+						if err := mark(tx, fmt.Sprint("joined-", i)); err != nil {
+							return err
+						}
+						if i == 1 {
+							return errBoom
+						}
+						return nil
+					})
+				}()
+				waitWaiting(t, b, i+1)
+			}
+			gaveUp, cancel := context.WithCancel(ctx)
+			quit := make(chan error, 1)
+			go func() {
+				quit <- b.inLeaseTx(gaveUp, func(tx *sql.Tx, _ int64) error { return mark(tx, "gave-up") })
+			}()
+			waitWaiting(t, b, 4)
+			cancel()
+			if err := <-quit; !errors.Is(err, context.Canceled) {
+				t.Errorf("call that gave up while waiting: %v, want context.Canceled", err)
+			}
+			waitWaiting(t, b, 3)
+			close(hold)
+
+			errs := []error{<-first, <-joined[0], <-joined[1], <-joined[2]}
+			if !errors.Is(errs[2], errBoom) {
+				t.Errorf("failing joined call: %v, want its own error", errs[2])
+			}
+			want := []string{"first", "joined-0", "joined-2"}
+			for i, err := range slices.Delete(slices.Clone(errs), 2, 3) {
+				if commitFails && err == nil {
+					t.Errorf("call %s answered success though the commit failed", want[i])
+				}
+				if !commitFails && err != nil {
+					t.Errorf("call %s: %v", want[i], err)
+				}
+			}
+			if commitFails {
+				want = nil
+			}
+			if got := readMarks(t, b); !slices.Equal(got, want) {
+				t.Errorf("written: %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// waitWaiting waits until n calls wait for b's write connection.
+func waitWaiting(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.writer.mu.Lock()
+		got := len(b.writer.waiting)
+		b.writer.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls wait for the write connection, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// readMarks returns the names written to table marks, sorted.
+func readMarks(t *testing.T, b *Broker) []string {
+	t.Helper()
+	rows, err := b.read.Query(`SELECT name FROM marks ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
