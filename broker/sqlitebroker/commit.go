@@ -224,7 +224,7 @@ func (b *Broker) commitInserts(ctx context.Context, tx *sql.Tx, p *broker.Commit
 		}
 		if in.Job.MaxQueueLength > 0 {
 			if waiting < 0 {
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE queue = ? AND state IN ('scheduled', 'pending')`,
+				if err := tx.QueryRowContext(ctx, sqlWaiting,
 					p.Scope).Scan(&waiting); err != nil {
 					return fmt.Errorf("count queue length: %w", err)
 				}

@@ -19,6 +19,11 @@ const insertJobSQL = `INSERT INTO jobs (id, queue, type, data, priority, max_att
 	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at, delete_on_complete, fair_tag)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
+// sqlWaiting counts a queue's scheduled and pending jobs, each state from
+// its partial index (jobs_due, jobs_pending).
+const sqlWaiting = `SELECT (SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 'scheduled')
+	+ (SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 'pending')`
+
 // JobInsert stores one job and returns once it is on disk. See
 // broker.Broker.
 func (b *Broker) JobInsert(ctx context.Context, p *broker.JobInsertParams) (*broker.Job, error) {
@@ -60,7 +65,7 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 		for i, p := range ps {
 			if p.MaxQueueLength > 0 {
 				if waiting < 0 {
-					if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE queue = ? AND state IN ('scheduled', 'pending')`,
+					if err := tx.QueryRowContext(ctx, sqlWaiting,
 						queue).Scan(&waiting); err != nil {
 						return fmt.Errorf("count queue length: %w", err)
 					}
@@ -244,7 +249,7 @@ func checkQueueLength(ctx context.Context, tx *sql.Tx, ps []*broker.JobInsertPar
 		return nil
 	}
 	var n int
-	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE queue = ? AND state IN ('scheduled', 'pending')`,
+	err := tx.QueryRowContext(ctx, sqlWaiting,
 		ps[0].Queue).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("count queue length: %w", err)

@@ -64,7 +64,7 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 		return nil, b.fail(op, err)
 	}
 	// Exact: the smallest RunAt over every pending job of the queue or
-	// tenant (a range scan of the pending entries of jobs_fetch or
+	// tenant (a range scan of the entries of jobs_pending or
 	// jobs_tenant).
 	var oldest sql.NullInt64
 	err = tx.QueryRowContext(ctx, oldestQ, args...).Scan(&oldest)
@@ -95,16 +95,23 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 // oldest pending RunAt and the jobs completed since a time (its last
 // argument, after args), and their arguments. A tenant's queries repeat the
 // partial condition of the jobs_tenant indexes, so that they read only
-// their entries there; the recent count is a range of jobs_finished or
-// jobs_tenant_finished.
+// their entries there. A queue's counts read the partial index of each
+// state (migration 0014), repeating its condition. The recent count is a
+// range of jobs_finished or jobs_tenant_finished.
 func statsQueries(p *broker.QueueStatsParams) (count, oldest, recent string, args []any) {
-	where, args := `queue = ?`, []any{p.Queue}
 	if p.TenantID != "" {
-		where, args = `queue = ? AND tenant_id = ? AND tenant_id <> ''`, []any{p.Queue, p.TenantID}
+		where, args := `queue = ? AND tenant_id = ? AND tenant_id <> ''`, []any{p.Queue, p.TenantID}
+		return `SELECT state, count(*) FROM jobs WHERE ` + where + ` GROUP BY state`,
+			`SELECT min(run_at) FROM jobs WHERE ` + where + ` AND state = 'pending'`,
+			`SELECT count(*) FROM jobs WHERE ` + where + ` AND state = 'completed' AND finished_at >= ?`, args
 	}
-	return `SELECT state, count(*) FROM jobs WHERE ` + where + ` GROUP BY state`,
-		`SELECT min(run_at) FROM jobs WHERE ` + where + ` AND state = 'pending'`,
-		`SELECT count(*) FROM jobs WHERE ` + where + ` AND state = 'completed' AND finished_at >= ?`, args
+	return `SELECT 'pending', count(*) FROM jobs WHERE queue = ?1 AND state = 'pending'
+		UNION ALL SELECT 'scheduled', count(*) FROM jobs WHERE queue = ?1 AND state = 'scheduled'
+		UNION ALL SELECT 'active', count(*) FROM jobs WHERE queue = ?1 AND state = 'active'
+		UNION ALL SELECT state, count(*) FROM jobs WHERE queue = ?1 AND finished_at IS NOT NULL
+			AND state IN ('completed', 'dead', 'cancelled', 'expired') GROUP BY state`,
+		`SELECT min(run_at) FROM jobs WHERE queue = ?1 AND state = 'pending'`,
+		`SELECT count(*) FROM jobs WHERE queue = ? AND state = 'completed' AND finished_at >= ?`, []any{p.Queue}
 }
 
 // QueueList names every queue that has held a job or been paused, sorted.

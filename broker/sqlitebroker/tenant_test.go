@@ -73,3 +73,50 @@ func queryPlan(t *testing.T, b *Broker, q string, args ...any) string {
 	}
 	return strings.Join(steps, "; ")
 }
+
+// TestQueueQueriesUseIndex checks with EXPLAIN QUERY PLAN that a queue's
+// fetch, listings of each state, counts by state and length count search
+// the partial index of each state (migration 0014): none scans the queue's
+// jobs, and no listing sorts.
+func TestQueueQueriesUseIndex(t *testing.T) {
+	t.Parallel()
+	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Config{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	wantIndex := map[broker.State]string{
+		broker.StatePending: "jobs_pending ", broker.StateScheduled: "jobs_due ", broker.StateActive: "jobs_lease ",
+		broker.StateCompleted: "jobs_finished ", broker.StateDead: "jobs_finished ",
+		broker.StateCancelled: "jobs_finished ", broker.StateExpired: "jobs_finished ",
+	}
+	for _, st := range broker.States {
+		q, args := listQuery(&broker.JobListParams{Queue: "q", State: st})
+		got := queryPlan(t, b, q, append(args, 10, 20)...)
+		if !strings.Contains(got, "SEARCH jobs USING INDEX "+wantIndex[st]) || strings.Contains(got, "TEMP B-TREE") {
+			t.Errorf("listing of %s jobs: plan %q; want a search of index %s with no sort", st, got, strings.TrimSpace(wantIndex[st]))
+		}
+	}
+	count, oldest, recent, args := statsQueries(&broker.QueueStatsParams{Queue: "q"})
+	for _, c := range []struct {
+		q    string
+		args []any
+		want string
+	}{
+		{count, args, "jobs_pending jobs_due jobs_lease jobs_finished"},
+		{oldest, args, "jobs_pending"},
+		{recent, append(args, 0), "jobs_finished"},
+		{sqlWaiting, args, "jobs_due jobs_pending"},
+		{sqlLease, []any{0, 0, 0, "w", "q", 10}, "jobs_pending"},
+	} {
+		got := queryPlan(t, b, c.q, c.args...)
+		for _, idx := range strings.Fields(c.want) {
+			if !strings.Contains(got, "INDEX "+idx+" ") {
+				t.Errorf("query %q: plan %q; want a search of index %s", c.q, got, idx)
+			}
+		}
+		if strings.Contains(got, "SCAN jobs") {
+			t.Errorf("query %q: plan %q scans the jobs", c.q, got)
+		}
+	}
+}
