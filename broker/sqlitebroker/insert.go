@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -15,9 +17,27 @@ import (
 
 // insertJobSQL takes newJob's arguments and then the job's fair_tag
 // (fairTagArg).
-const insertJobSQL = `INSERT INTO jobs (id, queue, type, data, priority, max_attempts, tenant_id, company_id,
+const insertJobSQL = insertJobsInto + insertJobRow
+
+const (
+	insertJobsInto = `INSERT INTO jobs (id, queue, type, data, priority, max_attempts, tenant_id, company_id,
 	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at, delete_on_complete, fair_tag)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES `
+	insertJobRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// insertRows is how many jobs of a batch one statement inserts: a
+// statement opens and closes its cursors on the table and each index once,
+// and that, with the call into SQLite, cost more than the row itself.
+const insertRows = 64
+
+// insertJobsSQL inserts insertRows jobs, each as insertJobSQL.
+var insertJobsSQL = insertRowsSQL(insertRows)
+
+// insertRowsSQL returns the statement that inserts n jobs.
+func insertRowsSQL(n int) string {
+	return insertJobsInto + strings.Repeat(insertJobRow+", ", n-1) + insertJobRow
+}
 
 // sqlWaiting counts a queue's scheduled and pending jobs, each state from
 // its partial index (jobs_due, jobs_pending).
@@ -142,23 +162,27 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 		if err != nil {
 			return err
 		}
-		stmt, err := b.stmt(ctx, tx, insertJobSQL)
-		if err != nil {
-			return err
-		}
 		jobs = make([]*broker.Job, 0, len(ps))
-		for _, p := range ps {
-			j, args, err := newJob(p, now)
-			if err != nil {
-				return err
-			}
-			if _, err := stmt.ExecContext(ctx, append(args, fi.arg(j.State))...); err != nil {
-				if isConstraint(err) {
-					return duplicateOf(ctx, tx, p, err)
+		for chunk := range slices.Chunk(ps, insertRows) {
+			args := make([]any, 0, len(chunk)*17)
+			for _, p := range chunk {
+				j, a, err := newJob(p, now)
+				if err != nil {
+					return err
 				}
-				return fmt.Errorf("insert job %s: %w", p.ID, err)
+				args = append(append(args, a...), fi.arg(j.State))
+				jobs = append(jobs, j)
 			}
-			jobs = append(jobs, j)
+			q := insertJobsSQL
+			if len(chunk) < insertRows {
+				q = insertRowsSQL(len(chunk))
+			}
+			if _, err := b.exec(ctx, tx, q, args...); err != nil {
+				if isConstraint(err) {
+					return duplicateAmong(ctx, tx, chunk, err)
+				}
+				return fmt.Errorf("insert jobs %s to %s: %w", chunk[0].ID, chunk[len(chunk)-1].ID, err)
+			}
 		}
 		return fi.done(ctx, tx)
 	})
@@ -264,6 +288,22 @@ func checkQueueLength(ctx context.Context, tx *sql.Tx, ps []*broker.JobInsertPar
 func isConstraint(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code()&0xff == 19 // SQLITE_CONSTRAINT
+}
+
+// duplicateAmong builds the *DuplicateError of the first of ps that
+// collides with a stored job, after a constraint violation of the
+// statement that inserted them all (and was undone whole).
+func duplicateAmong(ctx context.Context, tx *sql.Tx, ps []*broker.JobInsertParams, cause error) error {
+	for _, p := range ps {
+		err := duplicateOf(ctx, tx, p, cause)
+		if de := (*broker.DuplicateError)(nil); errors.As(err, &de) {
+			return err
+		}
+		if !errors.Is(err, cause) { // the look-up failed
+			return err
+		}
+	}
+	return fmt.Errorf("insert jobs %s to %s: %w", ps[0].ID, ps[len(ps)-1].ID, cause)
 }
 
 // duplicateOf builds the *DuplicateError for p after a constraint violation.

@@ -55,7 +55,7 @@ var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result
 	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
 var cachedQueries = slices.Concat([]string{sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
-	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL,
+	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL, insertJobsSQL,
 	sqlSavepoint, sqlRelease, sqlRollbackTo}, fairQueries, docQueries)
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit

@@ -134,3 +134,29 @@ func TestBatchCompleteMixedTokens(t *testing.T) {
 		t.Errorf("job completed with a stale token: %+v, %v", j, err)
 	}
 }
+
+// TestBulkDuplicateInLaterStatement: a batch is inserted several rows per
+// statement; a collision with a stored job in a later statement is
+// reported with that job's id, and nothing of the batch is stored, the
+// statements before it included.
+func TestBulkDuplicateInLaterStatement(t *testing.T) {
+	t.Parallel()
+	b, _ := openT(t, sqlitebroker.Config{})
+	ctx := context.Background()
+	if _, err := b.JobInsert(ctx, newJob("q", "job-150")); err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]*broker.JobInsertParams, 200)
+	for i := range ps {
+		ps[i] = newJob("q", fmt.Sprintf("job-%03d", i))
+	}
+	_, err := b.JobInsertMany(ctx, ps)
+	var de *broker.DuplicateError
+	if !errors.As(err, &de) || de.ExistingID != "job-150" {
+		t.Fatalf("JobInsertMany colliding at index 150: %v; want a *DuplicateError naming job-150", err)
+	}
+	st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "q"})
+	if err != nil || st.Pending != 1 {
+		t.Fatalf("after the rejected batch: %+v, %v; want the one stored job", st, err)
+	}
+}
