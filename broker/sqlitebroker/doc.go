@@ -17,6 +17,12 @@
 // at least once); it never loses an enqueued job. This saves an fsync per
 // fetch and per acknowledgement batch.
 //
+// Calls that write while a transaction runs join it (group commit): each
+// runs in a savepoint of its own, so that its failure undoes only its own
+// writes, and every call is answered after the one commit, with an error
+// if the commit fails. A call that needs FULL never joins a NORMAL
+// transaction.
+//
 // # Sharing the file
 //
 // Within one process, share one *Broker between all goroutines and Managers:
