@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"sync"
 )
 
@@ -157,10 +158,24 @@ func (b *Broker) runBatch(first *writeOp) []*writeOp {
 		tx.Rollback()
 		return ops
 	}
+	yielded := false
 	for {
 		joined := b.writer.join(first.full, maxJoined-len(ops))
 		if len(joined) == 0 {
-			break
+			if yielded {
+				break
+			}
+			// Before committing, let the goroutines this process has
+			// ready run once: a Manager's acknowledger woken by the
+			// jobs that just finished, or its fetcher by the slots they
+			// freed, joins now rather than waiting for the next
+			// transaction. Without it a Manager's fetches and
+			// acknowledgements mostly took turns, one per commit
+			// (1.2 calls per transaction; 1.75 with it, and at
+			// Prefetch 10 less than half the transactions).
+			yielded = true
+			runtime.Gosched()
+			continue
 		}
 		for _, o := range joined {
 			if err := b.runJoined(ctx, tx, o); err != nil {
