@@ -13,11 +13,7 @@ import (
 // the listing's order: no scan of the queue's jobs and no sort.
 func TestTenantQueriesUseIndex(t *testing.T) {
 	t.Parallel()
-	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Config{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openInternal(t)
 	plan := func(q string, args ...any) string { t.Helper(); return queryPlan(t, b, q, args...) }
 	wantIndex := map[broker.State]string{
 		broker.StatePending: "jobs_tenant ", broker.StateScheduled: "jobs_tenant_due ", broker.StateActive: "jobs_tenant_lease ",
@@ -80,11 +76,7 @@ func queryPlan(t *testing.T, b *Broker, q string, args ...any) string {
 // jobs, and no listing sorts.
 func TestQueueQueriesUseIndex(t *testing.T) {
 	t.Parallel()
-	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Config{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openInternal(t)
 	wantIndex := map[broker.State]string{
 		broker.StatePending: "jobs_pending ", broker.StateScheduled: "jobs_due ", broker.StateActive: "jobs_lease ",
 		broker.StateCompleted: "jobs_finished ", broker.StateDead: "jobs_finished ",
@@ -119,4 +111,16 @@ func TestQueueQueriesUseIndex(t *testing.T) {
 			t.Errorf("query %q: plan %q scans the jobs", c.q, got)
 		}
 	}
+}
+
+// openInternal opens a store in a fresh temporary directory and closes it
+// at the end of the test.
+func openInternal(t *testing.T) *Broker {
+	t.Helper()
+	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Config{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ import (
 // written.
 func TestJoinedCallsShareTheCommit(t *testing.T) {
 	t.Parallel()
-	b, err := Open(filepath.Join(t.TempDir(), "jobs.db"), Config{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openInternal(t)
 	ctx := context.Background()
 	// A deferred foreign key fails at COMMIT, after every statement ran.
 	for _, q := range []string{
