@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"time"
+
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/internal/acknowledger"
 	"github.com/aibos/worker/internal/heartbeat"
@@ -43,10 +45,17 @@ func (m *Manager) newMaintainer() *maintenance.Maintainer {
 			// already the time a crash takes to show.
 			CrashSpread: 2 * m.cfg.LeaseDuration,
 		},
-		MaxCrashes: m.maxCrashes(),
-		Logger:     m.log,
+		MaxCrashes:   m.maxCrashes(),
+		Logger:       m.log,
+		IdleInterval: max(m.cfg.MaintainInterval, idleMaintainInterval),
 	})
 }
+
+// idleMaintainInterval is how often a queue with no pending, scheduled or
+// active job is maintained while no job comes into it: only retention has
+// work there. Every Manager serving the queue hears of a job that comes in
+// (a wake) and maintains it from its next round.
+const idleMaintainInterval = 5 * time.Minute
 
 // maxCrashes returns each queue's quarantine rule, its own or the
 // Manager's; queues with the rule off are absent.

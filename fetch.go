@@ -21,10 +21,12 @@ type fetcher struct {
 	done     chan struct{} // closed when run returns
 	freed    chan struct{} // signalled when a job finishes
 	errDelay time.Duration // backoff while the broker fails
+	ready    *readySet     // nil when the broker cannot say which queues woke
 }
 
 func newFetcher(m *Manager) *fetcher {
-	return &fetcher{m: m, stopped: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}, 1)}
+	return &fetcher{m: m, stopped: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}, 1),
+		ready: newReadySet(m.b, m.queueNames())}
 }
 
 // start fetches in the background until stop.
@@ -100,7 +102,7 @@ func (f *fetcher) run() {
 			}
 		}
 		holdUntil = time.Time{}
-		got, err := f.fetchOnce(free)
+		got, err := f.fetchOnce(waitCtx, free)
 		wait := time.Duration(0)
 		switch {
 		case err != nil:
@@ -134,6 +136,15 @@ func (f *fetcher) run() {
 // cannot wait, and the caller polls.
 func (f *fetcher) idleWait(ctx context.Context) bool {
 	m := f.m
+	if f.ready != nil {
+		woken, err := f.ready.wait(ctx, m.cfg.PollInterval)
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("wait for jobs; polling instead", "err", err)
+			return false
+		}
+		m.maint.Touch(woken...)
+		return true
+	}
 	w, ok := m.b.(broker.Waiter)
 	if !ok {
 		return false
@@ -235,10 +246,13 @@ func (f *fetcher) freeSlots() (free, refill int) {
 
 // fetchOnce tries the queues in scheduling order and starts the jobs of the
 // first queue that has some. It reports whether it started any.
-func (f *fetcher) fetchOnce(free int) (bool, error) {
+func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 	m := f.m
 	var lastErr error
-	for _, q := range m.queueOrder() {
+	if f.ready != nil {
+		m.maint.Touch(f.ready.collect(ctx)...)
+	}
+	for _, q := range m.queueOrder(f.ready.has) {
 		now := time.Now()
 		m.mu.Lock()
 		n := min(free, q.limit(m.concurrency)+m.prefetch(q, now)-q.busy, m.cfg.FetchBatch)
@@ -254,6 +268,7 @@ func (f *fetcher) fetchOnce(free int) (bool, error) {
 		})
 		cancel()
 		if errors.Is(err, broker.ErrQueuePaused) {
+			f.ready.fetched(q.cfg.Name, 1, 0)
 			continue
 		}
 		if err != nil {
@@ -261,6 +276,7 @@ func (f *fetcher) fetchOnce(free int) (bool, error) {
 			lastErr = err
 			continue
 		}
+		f.ready.fetched(q.cfg.Name, n, len(jobs))
 		m.mu.Lock()
 		q.draining = len(jobs) < n
 		m.busy += len(jobs)
@@ -269,6 +285,7 @@ func (f *fetcher) fetchOnce(free int) (bool, error) {
 		if len(jobs) == 0 {
 			continue
 		}
+		m.maint.Touch(q.cfg.Name)
 		for _, j := range jobs {
 			m.exec.run(q, j)
 		}
@@ -294,13 +311,17 @@ func queueWeights(qs []QueueConfig) []int {
 	return w
 }
 
-// queueOrder returns the queues in the order to try them: by priority (1
-// first) when strict, else a weighted random permutation (a queue comes
-// first with probability proportional to its weight), so less urgent
-// queues are served too but less often.
-func (m *Manager) queueOrder() []*queueSlot {
-	qs := make([]*queueSlot, len(m.queues))
-	copy(qs, m.queues)
+// queueOrder returns the queues that may have work (keep) in the order
+// to try them: by priority (1 first) when strict, else a weighted random
+// permutation (a queue comes first with probability proportional to its
+// weight), so less urgent queues are served too but less often.
+func (m *Manager) queueOrder(keep func(name string) bool) []*queueSlot {
+	qs := make([]*queueSlot, 0, len(m.queues))
+	for _, q := range m.queues {
+		if keep(q.cfg.Name) {
+			qs = append(qs, q)
+		}
+	}
 	if len(qs) < 2 {
 		return qs
 	}

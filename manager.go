@@ -93,7 +93,10 @@ type ManagerConfig struct {
 	// again. Defaults to 100ms.
 	PollInterval time.Duration
 	// MaintainInterval is how often expired leases are recovered, due jobs
-	// promoted and retention applied. Defaults to 1s.
+	// promoted and retention applied. A queue with no pending, scheduled or
+	// active job is maintained only every 5 minutes (or MaintainInterval,
+	// if longer) until a job comes into it: an idle Manager serving many
+	// queues costs the broker little. Defaults to 1s.
 	MaintainInterval time.Duration
 	// MaintainLease is how long one Manager's turn at maintaining a queue
 	// lasts without renewal, when the broker can elect one

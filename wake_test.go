@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,15 +20,35 @@ import (
 // test can act only once the Manager is asleep.
 type waitObserver struct {
 	broker.Broker
-	idle chan struct{}
+	idle    chan struct{}
+	fetches atomic.Int64 // JobFetch calls
 }
 
 func (o *waitObserver) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
+	o.wentIdle(timeout)
+	return o.Broker.(broker.Waiter).JobWait(ctx, queues, timeout)
+}
+
+func (o *waitObserver) JobWaitReady(ctx context.Context, queues []string, timeout time.Duration) ([]string, error) {
+	o.wentIdle(timeout)
+	return o.Broker.(broker.ReadyWaiter).JobWaitReady(ctx, queues, timeout)
+}
+
+// wentIdle signals a wait that may block; a wait with timeout 0 only
+// collects wakes.
+func (o *waitObserver) wentIdle(timeout time.Duration) {
+	if timeout <= 0 {
+		return
+	}
 	select {
 	case o.idle <- struct{}{}:
 	default:
 	}
-	return o.Broker.(broker.Waiter).JobWait(ctx, queues, timeout)
+}
+
+func (o *waitObserver) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	o.fetches.Add(1)
+	return o.Broker.JobFetch(ctx, p)
 }
 
 func (o *waitObserver) waitIdle(t *testing.T) {
@@ -147,6 +169,70 @@ func TestIdleManagerWakesForRecoveredJob(t *testing.T) {
 		})
 		if j := receive(t, started, "the recovered job did not start"); j.ID != "orphan" || j.Attempt != 2 {
 			t.Fatalf("started %s (attempt %d), want orphan on attempt 2", j.ID, j.Attempt)
+		}
+	})
+}
+
+// An idle Manager serving many queues fetches from the queue a job came
+// into, not from each of them in turn: one round trip, not hundreds.
+func TestIdleManagerFetchesTheQueueWoken(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		o := observe(b)
+		queues := make([]worker.QueueConfig, 300)
+		for i := range queues {
+			queues[i] = worker.QueueConfig{Name: fmt.Sprintf("q%03d", i)}
+		}
+		started := make(chan *worker.Job, 1)
+		m := newManager(t, o, worker.ManagerConfig{Queues: queues, PollInterval: time.Hour, MaintainInterval: time.Hour, Logger: discardLogger})
+		if err := m.HandleFunc("wake", func(_ context.Context, j *worker.Job) error { started <- j; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		startManager(t, m)
+		c := newClient(t, o)
+		for _, q := range []string{"q177", "q003", "q299"} {
+			o.waitIdle(t)
+			before := o.fetches.Load()
+			added := add(t, c, q, worker.JobSpec{Type: "wake"})
+			if j := receive(t, started, "a job added to an idle manager did not start"); j.ID != added.ID {
+				t.Fatalf("started %s, want %s", j.ID, added.ID)
+			}
+			o.waitIdle(t)
+			if n := o.fetches.Load() - before; n > 2 {
+				t.Fatalf("the manager fetched %d times for one job in %s among %d queues, want the woken queue only", n, q, len(queues))
+			}
+		}
+	})
+}
+
+// A job that becomes fetchable without a wake (here: its queue resumed)
+// is found all the same: each idle PollInterval the Manager polls one of
+// its queues in turn.
+func TestIdleManagerPollsEachQueueInTurn(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		o := observe(b)
+		queues := []worker.QueueConfig{{Name: "a"}, {Name: "paused"}, {Name: "c"}}
+		if err := o.QueuePause(ctx, "paused"); err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan *worker.Job, 1)
+		m := newManager(t, o, worker.ManagerConfig{Queues: queues, PollInterval: 20 * time.Millisecond, MaintainInterval: time.Hour, Logger: discardLogger})
+		if err := m.HandleFunc("wake", func(_ context.Context, j *worker.Job) error { started <- j; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		startManager(t, m)
+		o.waitIdle(t)
+		added := add(t, newClient(t, o), "paused", worker.JobSpec{Type: "wake"})
+		// The insert's wake finds the queue paused; resuming it wakes no one.
+		waitFor(t, 10*time.Second, "the manager to try the paused queue and wait again", func() bool {
+			o.waitIdle(t)
+			return o.fetches.Load() > 3
+		})
+		if err := o.QueueResume(ctx, "paused"); err != nil {
+			t.Fatal(err)
+		}
+		if j := receive(t, started, "a job of a resumed queue did not start"); j.ID != added.ID {
+			t.Fatalf("started %s, want %s", j.ID, added.ID)
 		}
 	})
 }

@@ -362,4 +362,9 @@ type QueueMaintainResult struct {
 	// More reports that a step stopped at the limit and may have work
 	// left: call again. It may be true when exactly Limit jobs were left.
 	More bool
+	// Idle reports that, as the call left it, the queue holds no pending,
+	// scheduled or active job (and More is false): until a job is added
+	// (inserted, retried), only the retention rules have work there, so a
+	// worker may maintain it much less often. Read in the same atomic step.
+	Idle bool
 }

@@ -22,3 +22,20 @@ type Waiter interface {
 	// falls back to polling).
 	JobWait(ctx context.Context, queues []string, timeout time.Duration) error
 }
+
+// ReadyWaiter is a Waiter that also says which queues woke it, so that a
+// worker serving many queues fetches from those instead of trying each in
+// turn (a round trip per queue).
+type ReadyWaiter interface {
+	Waiter
+	// JobWaitReady is JobWait that returns the queues, among queues, that
+	// may have a fetchable job: each queue a wake of JobWait's contract
+	// came for (a job inserted pending, its earliest scheduled job due), in
+	// the order of queues. A queue may be named spuriously, but a wake is
+	// never lost: it names its queue in the call that returns for it, or,
+	// if it came while no call waited, in the next call. It returns no
+	// queue when it returned for the timeout. With timeout 0 it does not
+	// wait: it returns the queues woken since the last call (none if no
+	// wake came). Safe for concurrent use; errors are JobWait's.
+	JobWaitReady(ctx context.Context, queues []string, timeout time.Duration) ([]string, error)
+}

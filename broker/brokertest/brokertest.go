@@ -63,6 +63,7 @@ var cases = []testCase{
 	{"RetentionRemovesCompleted", testRetention},
 	{"RetentionOnlyCompleted", testRetentionOnlyCompleted},
 	{"RetentionKeepsPace", testRetentionKeepsPace},
+	{"MaintainReportsIdle", testMaintainReportsIdle},
 	{"DeleteOnComplete", testDeleteOnComplete},
 	{"TTLNeverExpiresActive", testTTLNeverExpiresActive},
 	{"UniqueKeyHeldWhileRetrying", testUniqueKeyHeldWhileRetrying},

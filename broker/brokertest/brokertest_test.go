@@ -89,6 +89,7 @@ var faultCases = map[string]struct {
 	"retryReleasesKey":   {faults{retryReleasesKey: true}, "UniqueKeyHeldWhileRetrying"},
 	"retainCancelled":    {faults{retainCancelled: true}, "RetentionOnlyCompleted"},
 	"maintainNoMore":     {faults{maintainNoMore: true}, "RetentionKeepsPace"},
+	"idleWithActive":     {faults{idleWithActive: true}, "MaintainReportsIdle"},
 	"keepDeleted":        {faults{keepDeleted: true}, "DeleteOnComplete"},
 	"commitKeepsDeleted": {faults{commitKeepsDeleted: true}, "DeleteOnComplete"},
 	"recoveredToBack":    {faults{recoveredToBack: true}, "RecoveredKeepPlace"},

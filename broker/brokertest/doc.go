@@ -28,7 +28,7 @@
 //     ConcurrentFetchersNoDuplicates.
 //   - Administration: PauseResume, JobGetDelete, JobList, QueueStats,
 //     QueueList, RetentionRemovesCompleted, RetentionOnlyCompleted,
-//     RetentionKeepsPace, ClosedBroker.
+//     RetentionKeepsPace, MaintainReportsIdle, ClosedBroker.
 //   - Leader leases (broker.LeaderStore, skipped by brokers without it):
 //     LeaderLease.
 //   - The generic atomic primitive (broker.Committer): CommitFenced,

@@ -129,6 +129,7 @@ type faults struct {
 	retryReleasesKey   bool // a job waiting to retry no longer holds its unique key
 	retainCancelled    bool // the completed-jobs rules remove cancelled jobs too
 	maintainNoMore     bool // QueueMaintain never reports More
+	idleWithActive     bool // QueueMaintain reports a queue with only active jobs idle
 	keepDeleted        bool // jobs to delete on completion are kept completed
 	commitKeepsDeleted bool // as keepDeleted, for completions through Commit
 	recoveredToBack    bool // recovered and handed-back jobs go to the back of the queue
@@ -861,6 +862,15 @@ func (b *memBroker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainPa
 	}
 	if p.DeadMaxAge > 0 {
 		remove(slices.DeleteFunc(dead, young(p.DeadMaxAge)))
+	}
+	r.Idle = !r.More
+	for _, j := range b.jobs {
+		switch {
+		case j.Queue != p.Queue:
+		case j.State == broker.StatePending, j.State == broker.StateScheduled,
+			j.State == broker.StateActive && !b.faults.idleWithActive:
+			r.Idle = false
+		}
 	}
 	return r, nil
 }

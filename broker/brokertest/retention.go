@@ -213,3 +213,28 @@ func testDeleteOnComplete(s *bundle) {
 		s.insert(cq, withKey("k4"))
 	}
 }
+
+// testMaintainReportsIdle: QueueMaintain reports a queue idle only while
+// it holds no pending, scheduled or active job, whatever finished jobs it
+// keeps, since a worker leaves an idle queue's leases unwatched.
+func testMaintainReportsIdle(s *bundle) {
+	q := "maintain-idle"
+	idle := func(want bool, when string) {
+		s.t.Helper()
+		if r := s.maintain(&broker.QueueMaintainParams{Queue: q}); r.Idle != want {
+			s.t.Fatalf("QueueMaintain %s: Idle = %v, want %v", when, r.Idle, want)
+		}
+	}
+	idle(true, "on a queue never used")
+	a := s.insert(q)
+	idle(false, "with a pending job")
+	fa := s.fetchOne(q, longLease)
+	if fa.ID != a.ID {
+		s.t.Fatalf("fetched %s, want %s", fa.ID, a.ID)
+	}
+	idle(false, "with an active job only")
+	s.complete(fa, nil)
+	idle(true, "with a completed job only")
+	s.insert(q, func(p *broker.JobInsertParams) { p.Delay = time.Hour })
+	idle(false, "with a scheduled job only")
+}

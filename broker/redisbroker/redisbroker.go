@@ -328,12 +328,12 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w", p.Queue, err)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return nil, fmt.Errorf("redisbroker: maintain queue %q: unexpected reply of %d values", p.Queue, len(res))
 	}
 	return &broker.QueueMaintainResult{
 		Recovered: int(res[0]), Dead: int(res[1]), Promoted: int(res[2]), Expired: int(res[3]), Removed: int(res[4]),
-		More: res[5] == 1, Quarantined: int(res[6]),
+		More: res[5] == 1, Quarantined: int(res[6]), Idle: res[7] == 1,
 	}, nil
 }
 

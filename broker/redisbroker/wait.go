@@ -15,7 +15,7 @@ import (
 	"github.com/aibos/worker/broker/internal/wake"
 )
 
-var _ broker.Waiter = (*Broker)(nil)
+var _ broker.ReadyWaiter = (*Broker)(nil)
 
 var scriptNextDue = loadScript("nextdue.lua")
 
@@ -49,30 +49,37 @@ func (b *Broker) waker() *waker {
 // every idle worker on a queue wakes for an insert and all but one find it
 // taken.
 func (b *Broker) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
+	_, err := b.JobWaitReady(ctx, queues, timeout)
+	return err
+}
+
+// JobWaitReady is JobWait that names the queues woken; see
+// broker.ReadyWaiter.
+func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time.Duration) ([]string, error) {
 	if err := b.open("wait for jobs"); err != nil {
-		return err
+		return nil, err
 	}
 	for _, q := range queues {
 		if err := broker.ValidateQueueName(q); err != nil {
-			return fmt.Errorf("redisbroker: wait for jobs: %w: %v", broker.ErrInvalidJob, err)
+			return nil, fmt.Errorf("redisbroker: wait for jobs: %w: %v", broker.ErrInvalidJob, err)
 		}
 	}
 	w := b.waker()
 	if err := w.subscribe(ctx, b, queues); errors.Is(err, broker.ErrClosed) {
-		return fmt.Errorf("redisbroker: wait for jobs: %w", err)
+		return nil, fmt.Errorf("redisbroker: wait for jobs: %w", err)
 	} else if err != nil {
-		return fmt.Errorf("redisbroker: wait for jobs in %v: %w", queues, err)
+		return nil, fmt.Errorf("redisbroker: wait for jobs in %d queues: %w", len(queues), err)
 	}
-	err := w.hub.Wait(ctx, queues, timeout)
+	ready, err := w.hub.WaitReady(ctx, queues, timeout)
 	switch {
 	case errors.Is(err, wake.ErrClosed):
-		return fmt.Errorf("redisbroker: wait for jobs: %w", broker.ErrClosed)
+		return nil, fmt.Errorf("redisbroker: wait for jobs: %w", broker.ErrClosed)
 	case err != nil && ctx.Err() != nil:
-		return ctx.Err()
+		return nil, ctx.Err()
 	case err != nil:
-		return fmt.Errorf("redisbroker: wait for jobs in %v: %w", queues, err)
+		return nil, fmt.Errorf("redisbroker: wait for jobs in %d queues: %w", len(queues), err)
 	}
-	return nil
+	return ready, nil
 }
 
 // subscribe makes sure the wake channels of queues are subscribed. The

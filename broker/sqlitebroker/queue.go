@@ -204,7 +204,11 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 		var full bool
 		res.Removed, full, err = retain(ctx, tx, p, now, limit)
 		res.More = full || res.Recovered+res.Dead >= limit || res.Promoted >= limit || res.Expired >= limit
-		return err
+		if err != nil || res.More {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM jobs
+			WHERE queue = ? AND state IN ('pending', 'scheduled', 'active'))`, p.Queue).Scan(&res.Idle)
 	})
 	if err != nil {
 		return nil, b.fail(op, err)

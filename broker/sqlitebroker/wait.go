@@ -12,7 +12,7 @@ import (
 	"github.com/aibos/worker/broker/internal/wake"
 )
 
-var _ broker.Waiter = (*Broker)(nil)
+var _ broker.ReadyWaiter = (*Broker)(nil)
 
 // waker wakes idle workers of this process when jobs are inserted. The
 // store has one writer process (the file lock), so every insert passes
@@ -30,24 +30,31 @@ func (b *Broker) waker() *wake.Hub {
 // JobWait blocks until one of queues may have a fetchable job, timeout
 // passes or ctx ends; see broker.Waiter.
 func (b *Broker) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
+	_, err := b.JobWaitReady(ctx, queues, timeout)
+	return err
+}
+
+// JobWaitReady is JobWait that names the queues woken; see
+// broker.ReadyWaiter.
+func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time.Duration) ([]string, error) {
 	if b.closed.Load() {
-		return fmt.Errorf("wait for jobs: %w", broker.ErrClosed)
+		return nil, fmt.Errorf("wait for jobs: %w", broker.ErrClosed)
 	}
 	for _, q := range queues {
 		if err := broker.ValidateQueueName(q); err != nil {
-			return fmt.Errorf("wait for jobs: %w: %v", broker.ErrInvalidJob, err)
+			return nil, fmt.Errorf("wait for jobs: %w: %v", broker.ErrInvalidJob, err)
 		}
 	}
-	err := b.waker().Wait(ctx, queues, timeout)
+	ready, err := b.waker().WaitReady(ctx, queues, timeout)
 	switch {
 	case errors.Is(err, wake.ErrClosed):
-		return fmt.Errorf("wait for jobs: %w", broker.ErrClosed)
+		return nil, fmt.Errorf("wait for jobs: %w", broker.ErrClosed)
 	case err != nil && ctx.Err() != nil:
-		return ctx.Err()
+		return nil, ctx.Err()
 	case err != nil:
-		return fmt.Errorf("wait for jobs in %v: %w", queues, err)
+		return nil, fmt.Errorf("wait for jobs in %d queues: %w", len(queues), err)
 	}
-	return nil
+	return ready, nil
 }
 
 // notifyInserted wakes the waiters of the jobs' queue.

@@ -11,11 +11,17 @@
 // graceful shutdown hands maintenance over at once. Without the capability
 // every Maintainer maintains every queue (QueueMaintain is safe to run
 // concurrently, only wasteful).
+//
+// A queue the broker reports idle (no pending, scheduled or active job) is
+// left alone, lease and all, for IdleInterval, or until Touch says jobs
+// came into it: a Manager serving a thousand quiet queues then costs the
+// broker a few calls per second, not two per queue per Interval.
 package maintenance
 
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -43,6 +49,11 @@ type Config struct {
 	Logger *slog.Logger
 	// OpTimeout bounds each broker call. Defaults to 10s.
 	OpTimeout time.Duration
+	// IdleInterval is how long a queue the broker reported idle is left
+	// alone unless Touch names it. Its only work there is retention, and
+	// jobs that come in without a Touch (see Touch) wait for their lease
+	// recovery up to this long. Defaults to Interval (no skipping).
+	IdleInterval time.Duration
 }
 
 // Maintainer runs QueueMaintain on its queues every Interval, and again at
@@ -50,10 +61,17 @@ type Config struct {
 // once.
 type Maintainer struct {
 	cfg     Config
-	leaders broker.LeaderStore // nil: the broker cannot elect
-	leading map[string]bool    // queues whose lease this Maintainer holds; loop only
-	stop    chan struct{}
-	done    chan struct{}
+	leaders broker.LeaderStore   // nil: the broker cannot elect
+	leading map[string]bool      // queues whose lease this Maintainer holds; loop only
+	idle    map[string]time.Time // idle queues: when to maintain them again; loop only
+	// idledLeading holds the idle queues this Maintainer led when they
+	// went idle; loop only.
+	idledLeading map[string]bool
+	stop         chan struct{}
+	done         chan struct{}
+
+	mu      sync.Mutex
+	touched map[string]bool // queues Touch named since the last round
 }
 
 // New returns a Maintainer for cfg.
@@ -61,9 +79,46 @@ func New(cfg Config) *Maintainer {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 10 * time.Second
 	}
-	m := &Maintainer{cfg: cfg, leading: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.IdleInterval < cfg.Interval {
+		cfg.IdleInterval = cfg.Interval
+	}
+	m := &Maintainer{cfg: cfg, leading: map[string]bool{}, idle: map[string]time.Time{}, idledLeading: map[string]bool{}, touched: map[string]bool{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	m.leaders, _ = cfg.Broker.(broker.LeaderStore)
 	return m
+}
+
+// Touch tells the Maintainer that jobs came into queues (a wake, a fetch),
+// so that an idle one among them is maintained again from the next round
+// on. The Manager's fetcher calls it; it never blocks for long. Safe for
+// concurrent use, and on a nil Maintainer, which does nothing.
+func (m *Maintainer) Touch(queues ...string) {
+	if m == nil || len(queues) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, q := range queues {
+		m.touched[q] = true
+	}
+}
+
+// due returns the queues to maintain in this round: all but those idle
+// and untouched until after now.
+func (m *Maintainer) due(now time.Time) []string {
+	m.mu.Lock()
+	touched := m.touched
+	m.touched = map[string]bool{}
+	m.mu.Unlock()
+	qs := make([]string, 0, len(m.cfg.Queues))
+	for _, q := range m.cfg.Queues {
+		if until, ok := m.idle[q]; ok && !touched[q] && now.Before(until) {
+			continue
+		}
+		delete(m.idle, q)
+		qs = append(qs, q)
+	}
+	return qs
 }
 
 // LeaseName is the name of the lease that elects the maintainer of queue.
@@ -118,7 +173,7 @@ func (m *Maintainer) run() {
 // completion rate, not Limit jobs per Interval. A queue is re-elected
 // before each further call, so a long round keeps its lease alive.
 func (m *Maintainer) round() {
-	qs := m.cfg.Queues
+	qs := m.due(time.Now())
 	for first := true; len(qs) > 0; first = false {
 		var more []string
 		for _, q := range qs {
@@ -162,12 +217,15 @@ func (m *Maintainer) elected(queue string) bool {
 		held = false
 	}
 	switch {
+	case held && !m.leading[queue] && m.idledLeading[queue]:
+		// Back from idle: not news.
 	case held && !m.leading[queue]:
 		m.cfg.Logger.Info("maintaining queue for all workers", "queue", queue)
 	case !held && m.leading[queue]:
 		m.cfg.Logger.Info("another worker maintains queue now", "queue", queue)
 	}
 	m.leading[queue] = held
+	delete(m.idledLeading, queue)
 	return held
 }
 
@@ -182,6 +240,15 @@ func (m *Maintainer) maintain(queue string) bool {
 	if err != nil {
 		m.cfg.Logger.Error("maintain queue", "queue", queue, "err", err)
 		return false
+	}
+	if res.Idle && m.cfg.IdleInterval > m.cfg.Interval {
+		// Its lease is left to expire: another Maintainer that sees jobs
+		// come in takes it, and this one, touched, asks for it again.
+		m.idle[queue] = time.Now().Add(m.cfg.IdleInterval)
+		if m.leading[queue] {
+			m.idledLeading[queue] = true
+		}
+		delete(m.leading, queue)
 	}
 	if res.Recovered+res.Dead > 0 {
 		m.cfg.Logger.Warn("recovered jobs with expired leases", "queue", queue, "recovered", res.Recovered, "dead", res.Dead)

@@ -42,8 +42,9 @@ type queueState struct {
 
 type waiter struct {
 	queues []string
-	wake   chan struct{} // work may be there: return
-	rearm  chan struct{} // a due time moved earlier: recompute the timer
+	wake   chan struct{}   // work may be there: return
+	rearm  chan struct{}   // a due time moved earlier: recompute the timer
+	ready  map[string]bool // the queues whose wake reached this waiter; h.mu
 }
 
 // New returns a Hub that asks refresh for due times.
@@ -101,6 +102,9 @@ func (h *Hub) signal(queue string, ch func(*waiter) chan struct{}, keep *queueSt
 		for _, q := range w.queues {
 			if q == queue {
 				found = true
+				if keep != nil {
+					w.ready[q] = true
+				}
 				select {
 				case ch(w) <- struct{}{}:
 				default:
@@ -117,42 +121,59 @@ func (h *Hub) signal(queue string, ch func(*waiter) chan struct{}, keep *queueSt
 // Wait blocks until work may be in one of queues, the earliest due time of
 // their scheduled jobs, timeout, ctx's end or Close.
 func (h *Hub) Wait(ctx context.Context, queues []string, timeout time.Duration) error {
-	w := &waiter{queues: queues, wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1)}
+	_, err := h.WaitReady(ctx, queues, timeout)
+	return err
+}
+
+// WaitReady is Wait that also returns the queues that woke it: those
+// notified since the last Wait that took their wake, and those whose
+// earliest scheduled job is due. It returns none when only timeout (or
+// ctx, or Close) ended the wait. With timeout 0 it does not block beyond
+// reading stale due times: it collects the wakes kept meanwhile.
+func (h *Hub) WaitReady(ctx context.Context, queues []string, timeout time.Duration) (ready []string, err error) {
+	w := &waiter{queues: queues, wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1), ready: map[string]bool{}}
 	h.mu.Lock()
 	if h.isClose {
 		h.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	var stale []string
-	woken := false
 	now := h.now()
 	for _, q := range queues {
 		s := h.state(q)
 		if s.signalled {
 			s.signalled = false
-			woken = true
+			w.ready[q] = true
 		}
 		if !s.known || !now.Before(s.refreshAt) {
 			stale = append(stale, q)
 		}
 	}
-	if !woken {
-		h.waiters[w] = struct{}{}
+	if len(w.ready) > 0 {
+		h.mu.Unlock()
+		return w.names(), nil
 	}
+	h.waiters[w] = struct{}{}
 	h.mu.Unlock()
-	if woken {
-		return nil
-	}
 	defer func() {
+		// A wake that reached w as it returned for another reason is
+		// returned all the same, or it would be lost.
 		h.mu.Lock()
 		delete(h.waiters, w)
+		ready = append(ready, w.names()...)
 		h.mu.Unlock()
+		if err != nil {
+			ready = nil
+		}
 	}()
 	if len(stale) > 0 {
-		dueNow, err := h.refreshDue(ctx, stale, timeout)
-		if err != nil || dueNow {
-			return err
+		due, err := h.refreshDue(ctx, stale)
+		if err != nil || len(due) > 0 {
+			return due, err
 		}
+	}
+	if timeout <= 0 {
+		return nil, nil
 	}
 	end := time.NewTimer(timeout)
 	defer end.Stop()
@@ -165,32 +186,62 @@ func (h *Hub) Wait(ctx context.Context, queues []string, timeout time.Duration) 
 		}
 		select {
 		case <-w.wake:
-			return nil
+			return nil, nil
 		case <-dueTimer:
-			return nil
+			return h.dueBy(queues, h.now()), nil
 		case <-end.C:
-			return nil
+			return nil, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-h.closed:
-			return ErrClosed
+			return nil, ErrClosed
 		case <-w.rearm:
 		}
 	}
 }
 
+// names returns the queues that woke w, in w's order; h.mu is held.
+func (w *waiter) names() []string {
+	var out []string
+	for _, q := range w.queues {
+		if w.ready[q] {
+			out = append(out, q)
+			delete(w.ready, q)
+		}
+	}
+	return out
+}
+
+// dueBy returns the queues of queues whose earliest scheduled job is due
+// at t, or whose due time must be read again (see earliest).
+func (h *Hub) dueBy(queues []string, t time.Time) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, q := range queues {
+		s := h.queues[q]
+		if s == nil {
+			continue
+		}
+		if (!s.due.IsZero() && !t.Before(s.due)) || (s.known && !t.Before(s.refreshAt)) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 // refreshDue asks the broker for the due times of queues and records them.
-// It reports whether a job is due now. Brokers report no due time for a
-// paused queue, so its due jobs are not spun on.
-func (h *Hub) refreshDue(ctx context.Context, queues []string, timeout time.Duration) (bool, error) {
+// It returns the queues with a job due now. Brokers report no due time for
+// a paused queue, so its due jobs are not spun on.
+func (h *Hub) refreshDue(ctx context.Context, queues []string) ([]string, error) {
 	delays, err := h.refresh(ctx, queues)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.now()
-	dueNow := false
+	var dueNow []string
 	for _, q := range queues {
 		s := h.state(q)
 		s.known = true
@@ -204,8 +255,8 @@ func (h *Hub) refreshDue(ctx context.Context, queues []string, timeout time.Dura
 		switch {
 		case ok && d <= 0:
 			// Ask again soon, not at once: the caller fetches first.
-			s.due, s.refreshAt = time.Time{}, now.Add(min(timeout, time.Millisecond))
-			dueNow = true
+			s.due, s.refreshAt = time.Time{}, now.Add(time.Millisecond)
+			dueNow = append(dueNow, q)
 			continue
 		case ok:
 			s.due = now.Add(d)

@@ -3,6 +3,7 @@ package wake
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -70,4 +71,50 @@ func TestWaitReturnsAtDueTimeAndTimeout(t *testing.T) {
 	if err := h.Wait(ctx, []string{"idle"}, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Wait returned %v", err)
 	}
+}
+
+// WaitReady names the queues that woke it, so that a worker serving many
+// fetches from those only: the one notified while it waits, those whose
+// wakes were kept, those whose scheduled job fell due; none at the timeout.
+func TestWaitReadyNamesTheQueuesWoken(t *testing.T) {
+	h := New(func(_ context.Context, qs []string) (map[string]time.Duration, error) {
+		return map[string]time.Duration{"due": 20 * time.Millisecond}, nil
+	})
+	defer h.Close()
+	all := []string{"a", "b", "c", "due"}
+	type result struct {
+		ready []string
+		err   error
+	}
+	wait := func(timeout time.Duration) <-chan result {
+		done := make(chan result, 1)
+		go func() {
+			r, err := h.WaitReady(context.Background(), all, timeout)
+			done <- result{r, err}
+		}()
+		return done
+	}
+	want := func(done <-chan result, what string, queues ...string) {
+		t.Helper()
+		select {
+		case r := <-done:
+			if r.err != nil || !slices.Equal(r.ready, queues) {
+				t.Fatalf("%s: WaitReady returned %v, %v; want %v", what, r.ready, r.err, queues)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: WaitReady did not return", what)
+		}
+	}
+	want(wait(time.Hour), "scheduled job due", "due")
+	h.Notify("c", 0)
+	h.Notify("a", 0)
+	want(wait(0), "kept wakes, without waiting", "a", "c")
+	want(wait(0), "nothing new, without waiting")
+	done := wait(time.Hour)
+	for !h.waiting() {
+		time.Sleep(time.Millisecond)
+	}
+	h.Notify("b", 0)
+	want(done, "a wake while waiting", "b")
+	want(wait(10*time.Millisecond), "timeout")
 }

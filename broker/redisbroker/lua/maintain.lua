@@ -22,9 +22,11 @@
 --   crashes 2) is scheduled after a delay in [0, spread) instead of going
 --   back to its place
 -- ARGV[8] a random seed for those delays
--- Returns {recovered, dead, promoted, expired, removed, more, quarantined}:
---   more is 1 when a step stopped at the limit (call again), else 0;
---   quarantined counts the jobs of dead that the max crashes rule took.
+-- Returns {recovered, dead, promoted, expired, removed, more, quarantined,
+--   idle}: more is 1 when a step stopped at the limit (call again), else 0;
+--   quarantined counts the jobs of dead that the max crashes rule took;
+--   idle is 1 when more is 0 and the queue holds no scheduled, pending or
+--   active job, else 0.
 
 local limit = tonumber(ARGV[1])
 local now, now_us = clock()
@@ -136,4 +138,8 @@ end
 if KEYS[11] and recovered + promoted > 0 then
   redis.call('PUBLISH', KEYS[11], '0')
 end
-return {recovered, dead, promoted, expired, removed, more, quarantined}
+local idle = 0
+if more == 0 and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then
+  idle = 1
+end
+return {recovered, dead, promoted, expired, removed, more, quarantined, idle}
