@@ -88,6 +88,14 @@ func (s leaderSpy) LeaderRelease(ctx context.Context, p *broker.LeaderParams) er
 	return s.leaders.LeaderRelease(ctx, p)
 }
 
+// notIdle adds a job due in an hour to the default queue, so that every
+// maintenance round maintains it: a queue with no pending, scheduled or
+// active job is maintained only every few minutes.
+func notIdle(t *testing.T, b broker.Broker) {
+	t.Helper()
+	add(t, newClient(t, b), "default", worker.JobSpec{Type: "later", Delay: time.Hour})
+}
+
 // leaderConfig is fastConfig with a maintenance lease long enough that a
 // busy test machine does not pass leadership around by itself.
 func leaderConfig() worker.ManagerConfig {
@@ -113,6 +121,7 @@ func TestMaintenanceRunsOnOneManagerWithFailover(t *testing.T) {
 			t.Fatalf("%T does not implement broker.LeaderStore", b)
 		}
 		c := newClient(t, b)
+		notIdle(t, b)
 		started := make(chan string, 1)
 		process := func(ctx context.Context, j *worker.Job) error {
 			if j.Attempt == 1 {
@@ -198,6 +207,7 @@ func onlyOneMaintains(t *testing.T, spies []*spyBroker) {
 // elect is maintained by every Manager, as before.
 func TestMaintenanceWithoutLeaderStoreRunsEverywhere(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		notIdle(t, b)
 		spies := []*spyBroker{{Broker: b}, {Broker: b}}
 		for _, s := range spies {
 			startManager(t, newManager(t, s, leaderConfig()))
@@ -214,6 +224,7 @@ func TestMaintenanceWithoutLeaderStoreRunsEverywhere(t *testing.T) {
 func TestMaintenanceHandedOverAtGracefulShutdown(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		ls := b.(broker.LeaderStore)
+		notIdle(t, b)
 		spies := []*spyBroker{{Broker: b, leaders: ls}, {Broker: b, leaders: ls}}
 		managers := make([]*worker.Manager, 2)
 		for i, s := range spies {

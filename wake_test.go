@@ -189,8 +189,8 @@ func TestIdleManagerFetchesTheQueueWoken(t *testing.T) {
 		}
 		startManager(t, m)
 		c := newClient(t, o)
+		o.waitIdle(t)
 		for _, q := range []string{"q177", "q003", "q299"} {
-			o.waitIdle(t)
 			before := o.fetches.Load()
 			added := add(t, c, q, worker.JobSpec{Type: "wake"})
 			if j := receive(t, started, "a job added to an idle manager did not start"); j.ID != added.ID {
@@ -231,8 +231,13 @@ func TestIdleManagerPollsEachQueueInTurn(t *testing.T) {
 		if err := o.QueueResume(ctx, "paused"); err != nil {
 			t.Fatal(err)
 		}
-		if j := receive(t, started, "a job of a resumed queue did not start"); j.ID != added.ID {
-			t.Fatalf("started %s, want %s", j.ID, added.ID)
+		select {
+		case j := <-started:
+			if j.ID != added.ID {
+				t.Fatalf("started %s, want %s", j.ID, added.ID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a job of a resumed queue did not start within 10 s (3 queues polled in turn every 20 ms)")
 		}
 	})
 }
