@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -40,6 +41,9 @@ func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		h.n.Add(1)
+		if os.Getenv("Q1000_DEBUG") != "" {
+			fmt.Fprintln(os.Stderr, "CMD", cmd.Args()[:min(len(cmd.Args()), 4)])
+		}
 		return next(ctx, cmd)
 	}
 }
@@ -47,6 +51,11 @@ func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		h.n.Add(int64(len(cmds)))
+		if os.Getenv("Q1000_DEBUG") != "" {
+			for _, cmd := range cmds {
+				fmt.Fprintln(os.Stderr, "CMD", cmd.Args()[:min(len(cmd.Args()), 4)])
+			}
+		}
 		return next(ctx, cmds)
 	}
 }
@@ -80,6 +89,9 @@ var manyQueuesEngines = []manyQueuesEngine{
 		var infos int64
 		return br, func() (int64, int64) {
 			infos++
+			if os.Getenv("Q1000_DEBUG") != "" {
+				b.Log(admin.Info(context.Background(), "commandstats").Val())
+			}
 			info, err := admin.InfoMap(context.Background(), "stats").Result()
 			if err != nil {
 				b.Fatal(err)

@@ -159,7 +159,7 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 	}
 	k := b.keys(queue)
 	j, err := b.jobScript(ctx, queue, id, scriptRetry.Run(ctx, b.client,
-		[]string{k.dead, k.cancelled, k.expired, k.pending, k.seq, k.ttl, k.job, k.unique}, id, p.TenantID).Result)
+		[]string{k.dead, k.cancelled, k.expired, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, id, p.TenantID).Result)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: retry job %s in %q: %w", id, queue, err)
 	}

@@ -216,6 +216,7 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 	if err != nil {
 		return nil, b.fail(op, err)
 	}
+	b.waker().Notify(queue, 0) // pending again: wake an idle worker
 	return j, nil
 }
 

@@ -168,6 +168,9 @@ func (b *Broker) setPaused(ctx context.Context, queue string, paused bool) error
 	if err != nil {
 		return b.fail(op, err)
 	}
+	if !paused {
+		b.waker().Notify(queue, 0) // its jobs may be fetched again
+	}
 	return nil
 }
 

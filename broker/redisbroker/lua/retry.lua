@@ -4,6 +4,7 @@
 -- KEYS[1] dead zset  KEYS[2] cancelled zset  KEYS[3] expired zset
 -- KEYS[4] pending zset  KEYS[5] seq counter  KEYS[6] ttl zset
 -- KEYS[7] job hash prefix  KEYS[8] unique-key prefix
+-- KEYS[9] wake channel (optional): told the job is pending
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[7],
 --   under the same {queue} hash tag
 -- ARGV[1] id  ARGV[2] tenant scope ('' for none): another tenant's job, or
@@ -44,4 +45,7 @@ redis.call('ZREM', KEYS[6], id)
 redis.call('HDEL', job_key, 'f', 'e', 'lu')
 redis.call('HSET', job_key, 'a', '0', 'r', fmt(now))
 make_pending(KEYS[4], KEYS[5], job_key, id)
+if KEYS[9] then
+  redis.call('PUBLISH', KEYS[9], '0')
+end
 return {'ok', read_job(KEYS[7], id)}
