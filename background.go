@@ -48,6 +48,7 @@ func (m *Manager) newMaintainer() *maintenance.Maintainer {
 		MaxCrashes:   m.maxCrashes(),
 		Logger:       m.log,
 		IdleInterval: max(m.cfg.MaintainInterval, idleMaintainInterval),
+		TouchDelay:   m.cfg.LeaseDuration,
 	})
 }
 

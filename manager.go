@@ -90,13 +90,21 @@ type ManagerConfig struct {
 	// Defaults to LeaseDuration / 3.
 	HeartbeatInterval time.Duration
 	// PollInterval is how long an idle Manager waits before looking for work
-	// again. Defaults to 100ms.
+	// again. With a broker that says which queues a wake is for
+	// (broker.ReadyWaiter, as both of this module's do), an idle Manager is
+	// woken for jobs coming in, and polls only as a safety net: the queues
+	// that leased jobs in the last second, and one queue in turn, every
+	// PollInterval at first and every 8 PollIntervals while nothing comes.
+	// A job whose wake was lost is then fetched within
+	// len(Queues) × 8 × PollInterval. Defaults to 100ms.
 	PollInterval time.Duration
 	// MaintainInterval is how often expired leases are recovered, due jobs
-	// promoted and retention applied. A queue with no pending, scheduled or
-	// active job is maintained only every 5 minutes (or MaintainInterval,
-	// if longer) until a job comes into it: an idle Manager serving many
-	// queues costs the broker little. Defaults to 1s.
+	// promoted and retention applied. A queue found with no pending,
+	// scheduled or active job is maintained again only after 5 minutes (or
+	// MaintainInterval, if longer), or LeaseDuration after this Manager
+	// hears of jobs coming into it (no lease on them can expire sooner),
+	// whichever is first: a Manager serving many quiet queues costs the
+	// broker little. Defaults to 1s.
 	MaintainInterval time.Duration
 	// MaintainLease is how long one Manager's turn at maintaining a queue
 	// lasts without renewal, when the broker can elect one

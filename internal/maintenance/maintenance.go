@@ -54,6 +54,12 @@ type Config struct {
 	// jobs that come in without a Touch (see Touch) wait for their lease
 	// recovery up to this long. Defaults to Interval (no skipping).
 	IdleInterval time.Duration
+	// TouchDelay is how soon after a Touch an idle queue is maintained: the
+	// lease duration, since no lease taken on the jobs that came in can
+	// expire before it (a queue found busy then is maintained every
+	// Interval again). A Manager whose thousand queues each take a job now
+	// and then thus maintains each about once per lease, not per Interval.
+	TouchDelay time.Duration
 }
 
 // Maintainer runs QueueMaintain on its queues every Interval, and again at
@@ -71,7 +77,7 @@ type Maintainer struct {
 	done         chan struct{}
 
 	mu      sync.Mutex
-	touched map[string]bool // queues Touch named since the last round
+	touched map[string]time.Time // queues Touch named since the last round, and when first
 }
 
 // New returns a Maintainer for cfg.
@@ -82,7 +88,7 @@ func New(cfg Config) *Maintainer {
 	if cfg.IdleInterval < cfg.Interval {
 		cfg.IdleInterval = cfg.Interval
 	}
-	m := &Maintainer{cfg: cfg, leading: map[string]bool{}, idle: map[string]time.Time{}, idledLeading: map[string]bool{}, touched: map[string]bool{},
+	m := &Maintainer{cfg: cfg, leading: map[string]bool{}, idle: map[string]time.Time{}, idledLeading: map[string]bool{}, touched: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	m.leaders, _ = cfg.Broker.(broker.LeaderStore)
 	return m
@@ -99,20 +105,28 @@ func (m *Maintainer) Touch(queues ...string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, q := range queues {
-		m.touched[q] = true
+		if _, ok := m.touched[q]; !ok {
+			m.touched[q] = time.Now()
+		}
 	}
 }
 
-// due returns the queues to maintain in this round: all but those idle
-// and untouched until after now.
+// due returns the queues to maintain in this round: all but the idle
+// ones whose time has not come. A touch brings an idle queue's time
+// forward to TouchDelay after it.
 func (m *Maintainer) due(now time.Time) []string {
 	m.mu.Lock()
 	touched := m.touched
-	m.touched = map[string]bool{}
+	m.touched = map[string]time.Time{}
 	m.mu.Unlock()
 	qs := make([]string, 0, len(m.cfg.Queues))
 	for _, q := range m.cfg.Queues {
-		if until, ok := m.idle[q]; ok && !touched[q] && now.Before(until) {
+		until, ok := m.idle[q]
+		if at, hit := touched[q]; ok && hit && at.Add(m.cfg.TouchDelay).Before(until) {
+			until = at.Add(m.cfg.TouchDelay)
+			m.idle[q] = until
+		}
+		if ok && now.Before(until) {
 			continue
 		}
 		delete(m.idle, q)

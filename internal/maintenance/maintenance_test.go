@@ -58,7 +58,7 @@ func TestIdleQueuesWaitForATouch(t *testing.T) {
 		}
 		queues := []string{"busy", "idle1", "touched", "idle2"}
 		m := maintenance.New(maintenance.Config{Broker: cb, Queues: queues, Interval: 5 * time.Millisecond,
-			LeaseTTL: time.Minute, Holder: "h", IdleInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			LeaseTTL: time.Minute, Holder: "h", IdleInterval: time.Hour, TouchDelay: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		m.Start()
 		defer m.Stop()
 		testwait.For(t, 10*time.Second, "every queue maintained once", func() bool {
