@@ -249,10 +249,18 @@ func (f *fetcher) freeSlots() (free, refill int) {
 func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 	m := f.m
 	var lastErr error
-	if f.ready != nil {
-		m.maint.Touch(f.ready.collect(ctx)...)
-	}
-	for _, q := range m.queueOrder(f.ready.has) {
+	for order := m.queueOrder(f.ready.has); len(order) > 0; {
+		// Wakes that came meanwhile go first: a round over many queues
+		// whose work is not known (at start) must not hold them up.
+		if woke := f.ready.collect(ctx); len(woke) > 0 {
+			m.maint.Touch(woke...)
+			order = append(m.queueOrder(named(woke)), order...)
+		}
+		q := order[0]
+		order = order[1:]
+		if !f.ready.has(q.cfg.Name) {
+			continue // tried already, and drained
+		}
 		now := time.Now()
 		m.mu.Lock()
 		n := min(free, q.limit(m.concurrency)+m.prefetch(q, now)-q.busy, m.cfg.FetchBatch)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -27,14 +28,14 @@ import (
 // Manager polls the broker once per maxSweepGap PollIntervals however
 // many queues it serves.
 type readySet struct {
-	w        broker.ReadyWaiter
-	names    []string
-	ready    map[string]bool
-	hot      map[string]time.Time // queues that leased jobs, and when last
-	sweep    int                  // the queue the next sweep adds
-	sweepGap int                  // timeouts between sweeps: 1 up to maxSweepGap
-	idle     int                  // timeouts since the last sweep
-	drained  time.Time            // when the set last ran empty; see collect
+	w         broker.ReadyWaiter
+	names     []string
+	ready     map[string]bool
+	hot       map[string]time.Time // queues that leased jobs, and when last
+	sweep     int                  // the queue the next sweep adds
+	sweepGap  int                  // timeouts between sweeps: 1 up to maxSweepGap
+	idle      int                  // timeouts since the last sweep
+	collected time.Time            // when collect last asked the broker
 }
 
 const (
@@ -76,10 +77,10 @@ func (s *readySet) add(qs []string) {
 // when the set has run empty, or collectEvery after the last collect. It
 // returns the queues added.
 func (s *readySet) collect(ctx context.Context) []string {
-	if len(s.ready) > 0 && time.Since(s.drained) < collectEvery {
+	if s == nil || len(s.ready) > 0 && time.Since(s.collected) < collectEvery {
 		return nil
 	}
-	s.drained = time.Now()
+	s.collected = time.Now()
 	qs, err := s.w.JobWaitReady(ctx, s.names, 0)
 	if err != nil {
 		return nil // the idle wait reports it, and falls back
@@ -127,6 +128,11 @@ func (s *readySet) timedOut() {
 	s.sweep++
 	s.idle = 0
 	s.sweepGap = min(2*s.sweepGap, maxSweepGap)
+}
+
+// named returns a filter for queueOrder that keeps the queues of qs.
+func named(qs []string) func(string) bool {
+	return func(q string) bool { return slices.Contains(qs, q) }
 }
 
 // has reports whether q may have work; every queue may when the broker

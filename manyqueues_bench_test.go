@@ -235,7 +235,7 @@ func benchManyQueuesBusy(b *testing.B, br broker.Broker, n int) {
 	// Warm-up, not an assertion: the Manager's first fetch round looks
 	// into every queue once (jobs may wait there from before it started);
 	// measured is the steady state after it.
-	time.Sleep(3 * time.Second)
+	time.Sleep(8 * time.Second)
 	var took time.Duration
 	b.ResetTimer()
 	for i := range b.N {
