@@ -44,7 +44,7 @@ func fastConfig(queues ...worker.QueueConfig) worker.ManagerConfig {
 }
 
 // startManager starts m and shuts it down when the test ends.
-func startManager(t *testing.T, m *worker.Manager) {
+func startManager(t testing.TB, m *worker.Manager) {
 	t.Helper()
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatalf("start manager: %v", err)

@@ -124,14 +124,7 @@ func BenchmarkManyQueuesIdle(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := m.Start(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				defer func() {
-					if err := m.Shutdown(context.Background()); err != nil {
-						b.Error(err)
-					}
-				}()
+				startManager(b, m)
 				time.Sleep(3 * time.Second) // warm-up, not an assertion
 				const window = 5 * time.Second
 				var sent, processed int64
@@ -207,14 +200,7 @@ func benchManyQueuesBusy(b *testing.B, br broker.Broker, n int) {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		if err := m.Shutdown(context.Background()); err != nil {
-			b.Error(err)
-		}
-	}()
+	startManager(b, m)
 	c, err := worker.NewClient(br, worker.ClientConfig{})
 	if err != nil {
 		b.Fatal(err)
