@@ -29,7 +29,7 @@ type waker struct {
 
 	mu     sync.Mutex
 	ps     *redis.PubSub
-	subbed map[string]bool // channels asked for
+	subbed map[string]bool // queues whose channels were asked for
 	closed bool
 	done   sync.WaitGroup
 }
@@ -59,13 +59,8 @@ func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time
 	if err := b.open("wait for jobs"); err != nil {
 		return nil, err
 	}
-	for _, q := range queues {
-		if err := broker.ValidateQueueName(q); err != nil {
-			return nil, fmt.Errorf("redisbroker: wait for jobs: %w: %v", broker.ErrInvalidJob, err)
-		}
-	}
 	w := b.waker()
-	if err := w.subscribe(ctx, b, queues); errors.Is(err, broker.ErrClosed) {
+	if err := w.subscribe(ctx, b, queues); errors.Is(err, broker.ErrClosed) || errors.Is(err, broker.ErrInvalidJob) {
 		return nil, fmt.Errorf("redisbroker: wait for jobs: %w", err)
 	} else if err != nil {
 		return nil, fmt.Errorf("redisbroker: wait for jobs in %d queues: %w", len(queues), err)
@@ -82,20 +77,26 @@ func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time
 	return ready, nil
 }
 
-// subscribe makes sure the wake channels of queues are subscribed. The
-// confirmation of a new subscription wakes its waiters (see listen), so a
-// job inserted before it took effect is fetched then.
+// subscribe makes sure the wake channels of queues are subscribed,
+// checking the names of queues it has not subscribed yet (a Manager calls
+// it with the same thousand queues at every wait). The confirmation of a
+// new subscription wakes its waiters (see listen), so a job inserted
+// before it took effect is fetched then.
 func (w *waker) subscribe(ctx context.Context, b *Broker, queues []string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return broker.ErrClosed
 	}
-	var chans []string
+	var chans, names []string
 	for _, q := range queues {
-		if c := wakeChannel(b.prefix, q); !w.subbed[c] {
-			chans = append(chans, c)
+		if w.subbed[q] {
+			continue
 		}
+		if err := broker.ValidateQueueName(q); err != nil {
+			return fmt.Errorf("%w: %v", broker.ErrInvalidJob, err)
+		}
+		chans, names = append(chans, wakeChannel(b.prefix, q)), append(names, q)
 	}
 	if len(chans) == 0 {
 		return nil
@@ -109,8 +110,8 @@ func (w *waker) subscribe(ctx context.Context, b *Broker, queues []string) error
 	if err := w.ps.Subscribe(ctx, chans...); err != nil {
 		return err
 	}
-	for _, c := range chans {
-		w.subbed[c] = true
+	for _, q := range names {
+		w.subbed[q] = true
 	}
 	return nil
 }

@@ -20,6 +20,29 @@ var _ broker.ReadyWaiter = (*Broker)(nil)
 type waker struct {
 	once sync.Once
 	hub  *wake.Hub
+
+	mu    sync.Mutex
+	valid map[string]bool // queue names checked already
+}
+
+// check checks the names of queues not seen before: a Manager waits on
+// the same thousand queues again and again.
+func (w *waker) check(queues []string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, q := range queues {
+		if w.valid[q] {
+			continue
+		}
+		if err := broker.ValidateQueueName(q); err != nil {
+			return fmt.Errorf("%w: %v", broker.ErrInvalidJob, err)
+		}
+		if w.valid == nil {
+			w.valid = map[string]bool{}
+		}
+		w.valid[q] = true
+	}
+	return nil
 }
 
 func (b *Broker) waker() *wake.Hub {
@@ -40,10 +63,8 @@ func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time
 	if b.closed.Load() {
 		return nil, fmt.Errorf("wait for jobs: %w", broker.ErrClosed)
 	}
-	for _, q := range queues {
-		if err := broker.ValidateQueueName(q); err != nil {
-			return nil, fmt.Errorf("wait for jobs: %w: %v", broker.ErrInvalidJob, err)
-		}
+	if err := b.wake.check(queues); err != nil {
+		return nil, fmt.Errorf("wait for jobs: %w", err)
 	}
 	ready, err := b.waker().WaitReady(ctx, queues, timeout)
 	switch {
