@@ -22,9 +22,11 @@
 //     same atomic step as the operation.
 //
 // Optional capabilities are small extra interfaces: Committer (the
-// generic atomic primitive), LeaderStore, and FairBroker, which shares a
-// queue between its tenants (fair order within a priority, per-tenant
-// caps, rate limits; fair.go describes the model both brokers implement).
+// generic atomic primitive), LeaderStore, Waiter and ReadyWaiter (an idle
+// worker sleeps until jobs come in, and learns into which queues), and
+// FairBroker, which shares a queue between its tenants (fair order within
+// a priority, per-tenant caps, rate limits; fair.go describes the model
+// both brokers implement).
 package broker
 
 import (
