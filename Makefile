@@ -101,7 +101,7 @@ bench-scale-smoke:
 
 # make bench-queues: one Manager serving 1 to 1,000 queues on each engine,
 # idle (Redis commands and CPU per second) and busy (enqueue-to-start p99,
-# jobs/s); about three minutes (issue 24).
+# jobs/s); about five minutes (issue 24).
 bench-queues:
 	./scripts/ensure-redis.sh
 	$(GO) test -run '^$$' -bench 'ManyQueues' -benchtime 1x -timeout 20m .
