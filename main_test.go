@@ -43,6 +43,32 @@ func fastConfig(queues ...worker.QueueConfig) worker.ManagerConfig {
 	}
 }
 
+// steadyConfig is fastConfig for tests that need no maintenance (no
+// delays, retries or expired leases), with MaintainInterval at its
+// default. At fastConfig's 50 ms every round is a synchronous SQLite
+// transaction over the whole queue; under -race on a loaded machine a
+// round outlasts the interval, so rounds run back to back, take most of
+// the CPU and the store's one write lock, and the jobs crawl.
+func steadyConfig(queues ...worker.QueueConfig) worker.ManagerConfig {
+	cfg := fastConfig(queues...)
+	cfg.MaintainInterval = 0
+	return cfg
+}
+
+// waitCompleted waits until queue holds n completed jobs, failing if the
+// count stalls for a minute: a loaded machine slows the jobs, a hang stops
+// them.
+func waitCompleted(t *testing.T, c *worker.Client, queue string, n int) {
+	t.Helper()
+	testwait.Progress(t, time.Minute, fmt.Sprintf("%d jobs of %s to complete", n, queue), n, func() int {
+		s, err := c.Stats(context.Background(), queue)
+		if err != nil {
+			t.Fatalf("stats of %s: %v", queue, err)
+		}
+		return int(s.Completed)
+	})
+}
+
 // startManager starts m and shuts it down when the test ends.
 func startManager(t testing.TB, m *worker.Manager) {
 	t.Helper()
@@ -101,14 +127,20 @@ func recordType(m *worker.Manager, typ string, key func(*worker.Job) string) *re
 	return r
 }
 
-// first waits up to timeout until n jobs have run, then returns the keys
-// of the first n.
-func (r *recorder) first(t *testing.T, n int, timeout time.Duration) []string {
+// first waits until n jobs have run, failing if none runs for stall, then
+// returns the keys of the first n.
+func (r *recorder) first(t *testing.T, n int, stall time.Duration) []string {
 	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("%d jobs to run", n), func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.got) >= n })
+	testwait.Progress(t, stall, fmt.Sprintf("%d jobs to run", n), n, r.count)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.got[:n])
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
 }
 
 func jobQueue(j *worker.Job) string { return j.Queue }

@@ -194,20 +194,36 @@ func TestTimeoutCancelsContext(t *testing.T) {
 func TestConcurrencyLimits(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		c := newClient(t, b)
-		cfg := fastConfig(worker.QueueConfig{Name: "reports", Concurrency: 2}, worker.QueueConfig{Name: "payments"})
+		cfg := steadyConfig(worker.QueueConfig{Name: "reports", Concurrency: 2}, worker.QueueConfig{Name: "payments"})
 		cfg.Concurrency = 5
 		m := newManager(t, b, cfg)
 		var mu sync.Mutex
 		running := map[string]int{}
 		peak := map[string]int{}
 		total, peakTotal := 0, 0
+		// Jobs hold their slots until three have run at once (then 20 ms
+		// each, so that runs overlap), so a slow machine starting them
+		// late cannot pass for a Manager that does not use its
+		// concurrency; if three never run together, the gate opens 5 s
+		// after the first job started and the test fails below.
+		overlapped := make(chan struct{})
+		var openGate, startTimer sync.Once
+		open := func() { openGate.Do(func() { close(overlapped) }) }
 		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			startTimer.Do(func() {
+				gate := time.AfterFunc(5*time.Second, open)
+				t.Cleanup(func() { gate.Stop() })
+			})
 			mu.Lock()
 			running[j.Queue]++
 			total++
 			peak[j.Queue] = max(peak[j.Queue], running[j.Queue])
 			peakTotal = max(peakTotal, total)
+			if peakTotal >= 3 {
+				open()
+			}
 			mu.Unlock()
+			<-overlapped
 			time.Sleep(20 * time.Millisecond)
 			mu.Lock()
 			running[j.Queue]--
@@ -225,11 +241,8 @@ func TestConcurrencyLimits(t *testing.T) {
 			}
 		}
 		startManager(t, m)
-		waitFor(t, 20*time.Second, "all jobs to complete", func() bool {
-			r, _ := c.Stats(context.Background(), "reports")
-			p, _ := c.Stats(context.Background(), "payments")
-			return r.Completed == 30 && p.Completed == 30
-		})
+		waitCompleted(t, c, "reports", 30)
+		waitCompleted(t, c, "payments", 30)
 		mu.Lock()
 		defer mu.Unlock()
 		if peak["reports"] > 2 {
@@ -596,7 +609,7 @@ func TestSeveralManagersShareOneBroker(t *testing.T) {
 		runs := map[string]int{}
 		byManager := map[int]int{}
 		for i := range 3 {
-			m := newManager(t, b, fastConfig())
+			m := newManager(t, b, steadyConfig())
 			_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
 				mu.Lock()
 				runs[j.ID]++
@@ -606,10 +619,7 @@ func TestSeveralManagersShareOneBroker(t *testing.T) {
 			})
 			startManager(t, m)
 		}
-		waitFor(t, 60*time.Second, "all jobs to complete", func() bool {
-			s, err := c.Stats(context.Background(), "default")
-			return err == nil && s.Completed == total
-		})
+		waitCompleted(t, c, "default", total)
 		mu.Lock()
 		defer mu.Unlock()
 		if len(runs) != total {

@@ -64,7 +64,7 @@ func TestSeedQueuesInvoicesGetTheLargestShare(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		const sample = 1000 // jobs observed; each queue holds more than that
 		c := newClient(t, b)
-		cfg := fastConfig(seedQueues...)
+		cfg := steadyConfig(seedQueues...)
 		cfg.Concurrency, cfg.FetchBatch = 1, 1 // one job per poll: the share is the scheduler's alone
 		m := newManager(t, b, cfg)
 		rec := recordWork(m, jobQueue)
@@ -81,10 +81,7 @@ func TestSeedQueuesInvoicesGetTheLargestShare(t *testing.T) {
 		}
 		startManager(t, m)
 		share := map[string]int{}
-		// Two commits per job (fetch, complete), each an fsync on SQLite:
-		// under a loaded disk that is slow, so the wait is generous; it
-		// bounds a hang, not a speed.
-		for _, q := range rec.first(t, sample, 3*time.Minute) {
+		for _, q := range rec.first(t, sample, time.Minute) {
 			share[q]++
 		}
 		t.Logf("queues of the first %d jobs run: %v", sample, share)
