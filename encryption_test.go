@@ -21,6 +21,7 @@ import (
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/envelope"
+	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/schedule"
 )
@@ -148,7 +149,7 @@ func TestEncryptionKeepsMarkerOutOfStore(t *testing.T) {
 			}
 			cfg := fastConfig(worker.QueueConfig{Name: "invoices"})
 			cfg.Encryption = enc
-			var logs lockedBuffer
+			var logs logtest.Buffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			m, err := worker.NewManager(b, cfg)
 			if err != nil {

@@ -2,37 +2,18 @@ package worker_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/recovery"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the Manager's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestLogsCarryJobAttributesNeverPayloads processes jobs whose data holds
 // a secret (one completes, one retries until dead, one fails with a
@@ -41,7 +22,7 @@ func (b *lockedBuffer) String() string {
 func TestLogsCarryJobAttributesNeverPayloads(t *testing.T) {
 	t.Parallel()
 	const secret = "4111-1111-1111-1111-SECRET"
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := redisBroker(t)
 	cfg := fastConfig()

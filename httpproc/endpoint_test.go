@@ -13,6 +13,7 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/httpproc"
+	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/internal/testwait"
 	"github.com/aibos/worker/recovery"
@@ -170,7 +171,7 @@ func runStatusCase(t *testing.T, b broker.Broker, queue string, tc statusCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	events := &eventLog{}
 	cfg := managerConfig(queue, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	cfg.Recovery, cfg.OnEvent = testPolicy, events.add

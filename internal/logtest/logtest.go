@@ -61,8 +61,8 @@ func (c *Counter) CountContaining(s string) int {
 }
 
 // Buffer is an io.Writer that keeps what is written, for a logger whose
-// whole lines (attributes included) a test searches. Safe for concurrent
-// use.
+// whole lines (attributes included) a test searches, or a child process's
+// output. Safe for concurrent use; the zero value is ready.
 type Buffer struct {
 	mu sync.Mutex
 	b  strings.Builder

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,6 +33,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
+
+	"github.com/aibos/worker/internal/logtest"
 )
 
 // EnvURL names the variable that points tests at an existing server. Its
@@ -255,7 +256,8 @@ func run(bin, dir string, port int, cred *syscall.Credential) (*Server, error) {
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	var out syncBuffer
+	// Written by exec's copying goroutines while the loop below reads it.
+	var out logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
@@ -308,23 +310,4 @@ func redact(raw string) string {
 		return "(unparsable url)"
 	}
 	return u.Redacted()
-}
-
-// syncBuffer collects the server's output, written by exec's copying
-// goroutines while start reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
