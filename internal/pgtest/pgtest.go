@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -26,15 +25,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/goleak"
 
 	"github.com/aibos/worker/internal/logtest"
+	"github.com/aibos/worker/internal/testserver"
 )
 
 // EnvURL names the variable that points tests at an existing server. Its
@@ -44,11 +42,8 @@ const EnvURL = "WORKER_TEST_DATABASE_URL"
 const installHint = "PostgreSQL server binaries (initdb, postgres) not found on PATH or in /usr/lib/postgresql/*/bin: " +
 	"install them (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) or set " + EnvURL
 
-var (
-	sharedOnce sync.Once
-	shared     *Server
-	sharedErr  error
-)
+// shared is the package's server, started on first use.
+var shared = testserver.NewShared(start)
 
 // Server is a postgres process started by a test package.
 type Server struct {
@@ -62,26 +57,12 @@ type Server struct {
 // Main runs the package's tests, stops the shared server, and, if the tests
 // passed, fails the run when goroutines leaked (goleak). Call it from
 // TestMain in every package that uses this helper: os.Exit(pgtest.Main(m)).
-func Main(m *testing.M) int {
-	code := m.Run()
-	StopShared()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	return code
-}
+func Main(m *testing.M) int { return testserver.Main(m, StopShared) }
 
 // StopShared stops the shared server, if one was started. pgtest.Main does
 // it; a TestMain that runs its tests through another helper's Main (such
 // as redistest.Main) passes it there.
-func StopShared() {
-	if shared != nil {
-		shared.Stop()
-	}
-}
+func StopShared() { shared.Stop() }
 
 // DatabaseURL creates a database for this test on the shared server
 // (starting it on first use) and returns its postgres:// URL. It skips (or,
@@ -90,11 +71,11 @@ func DatabaseURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(EnvURL)
 	if base == "" {
-		sharedOnce.Do(func() { shared, sharedErr = start() })
-		if sharedErr != nil {
-			unavailable(t, sharedErr)
+		s, err := shared.Get()
+		if err != nil {
+			testserver.Unavailable(t, "postgresql", err)
 		}
-		base = shared.URL
+		base = s.URL
 	}
 	u, err := createDatabase(base)
 	if err != nil {
@@ -136,14 +117,6 @@ func (s *Server) Stop() {
 	s.kill()
 	s.cmd = nil
 	_ = os.RemoveAll(s.dir)
-}
-
-func unavailable(t testing.TB, err error) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("postgresql is required in CI: %v", err)
-	}
-	t.Skipf("skipping: %v", err)
 }
 
 // binDir returns the directory holding initdb and postgres: PATH first, then
@@ -192,15 +165,6 @@ func runAs() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // start initialises a cluster in a temporary directory and starts postgres
 // on it, retrying on another port if the chosen one was taken meanwhile.
 func start() (*Server, error) {
@@ -232,7 +196,7 @@ func start() (*Server, error) {
 	}
 	var lastErr error
 	for range 5 { // a freed port can be taken before postgres binds it
-		port, err := freePort()
+		port, err := testserver.FreePort()
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err

@@ -22,13 +22,13 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
+
+	"github.com/aibos/worker/internal/testserver"
 )
 
 // EnvURL names the variable that points tests at an existing Redis.
@@ -36,11 +36,8 @@ const EnvURL = "WORKER_TEST_REDIS_URL"
 
 const installHint = "redis-server not found on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set " + EnvURL
 
-var (
-	sharedOnce sync.Once
-	shared     *Server
-	sharedErr  error
-)
+// shared is the package's server, started on first use.
+var shared = testserver.NewShared(start)
 
 // Server is a redis-server process started by a test.
 type Server struct {
@@ -80,20 +77,7 @@ type Options struct {
 // A package that also uses other servers passes their stop functions
 // (e.g. pgtest.StopShared), run after the tests and before goleak.
 func Main(m *testing.M, stops ...func()) int {
-	code := m.Run()
-	if shared != nil {
-		shared.Stop()
-	}
-	for _, stop := range stops {
-		stop()
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	return code
+	return testserver.Main(m, append([]func(){shared.Stop}, stops...)...)
 }
 
 // URL returns the redis:// URL of the shared server, starting it on first
@@ -114,11 +98,11 @@ func SharedURL() (string, error) {
 	if u := os.Getenv(EnvURL); u != "" {
 		return u, nil
 	}
-	sharedOnce.Do(func() { shared, sharedErr = start() })
-	if sharedErr != nil {
-		return "", sharedErr
+	s, err := shared.Get()
+	if err != nil {
+		return "", err
 	}
-	return "redis://" + shared.Addr, nil
+	return "redis://" + s.Addr, nil
 }
 
 // Client returns a go-redis client on the shared server, closed when the
@@ -174,7 +158,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	var err error
 	for range 5 { // a freed port can be taken before redis binds it
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = testserver.FreePort(); err != nil {
 			break
 		}
 		if s, err = startWith(port, o); err == nil {
@@ -292,25 +276,13 @@ func setUsers(c *redis.Client, rules []string) error {
 
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("redis is required in CI: %v", err)
-	}
-	t.Skipf("skipping: %v", err)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	testserver.Unavailable(t, "redis", err)
 }
 
 func start() (*Server, error) {
 	var lastErr error
 	for range 5 { // a freed port can be taken before redis binds it
-		port, err := freePort()
+		port, err := testserver.FreePort()
 		if err != nil {
 			return nil, err
 		}
