@@ -10,7 +10,7 @@
 //	wm.Attach(m)
 //	reg.MustRegister(wm)
 //
-// Counters (labels queue and type; tenant only with Config.TenantLabel):
+// Counters (labels queue and type; tenant_id only with Config.TenantLabelLimit):
 //
 //	<ns>_jobs_processed_total   attempts that ran to an outcome: completed + failed
 //	<ns>_jobs_completed_total   attempts that succeeded
@@ -76,9 +76,16 @@ type Config struct {
 	// Buckets of the processing-time histogram, in seconds. Defaults to
 	// prometheus.DefBuckets.
 	Buckets []float64
-	// TenantLabel adds a tenant_id label to the counters and histogram.
-	// Off by default: tenants can be many, and each multiplies the series.
-	TenantLabel bool
+	// TenantLabelLimit, when above 0, adds a tenant_id label to the
+	// counters and histogram, bounded: the first TenantLabelLimit tenants
+	// to finish an attempt get their own tenant_id and keep it, and every
+	// other tenant's attempts (and those of jobs with no tenant) count
+	// under tenant_id OtherTenants, so a queue and type have at most
+	// TenantLabelLimit+1 series however many tenants there are. A tenant
+	// never moves between series: a counter that did would look reset.
+	// Under steady load the busiest tenants are among the first. Defaults
+	// to 0: no tenant label.
+	TenantLabelLimit int
 	// WaitingTenants are the tenants whose pending jobs in each reported
 	// queue are exported as <ns>_queue_tenant_pending_jobs{queue,tenant_id},
 	// to watch fairness between them. Defaults to none: opt-in, because
@@ -104,7 +111,7 @@ type Config struct {
 // concurrent use.
 type WorkerMetrics struct {
 	cfg    Config
-	tenant bool
+	tenant *tenantLabels // nil: no tenant_id label
 
 	processed, completed, failed, retried, dead *prometheus.CounterVec
 	seconds                                     *prometheus.HistogramVec
@@ -129,7 +136,7 @@ func New(cfg Config) *WorkerMetrics {
 		cfg.ScrapeTimeout = 5 * time.Second
 	}
 	labels := []string{"queue", "type"}
-	if cfg.TenantLabel {
+	if cfg.TenantLabelLimit > 0 {
 		labels = append(labels, "tenant_id")
 	}
 	ns := cfg.Namespace
@@ -141,7 +148,7 @@ func New(cfg Config) *WorkerMetrics {
 	}
 	w := &WorkerMetrics{
 		cfg:       cfg,
-		tenant:    cfg.TenantLabel,
+		tenant:    newTenantLabels(cfg.TenantLabelLimit),
 		processed: counter("jobs_processed_total", "Job attempts that ran to an outcome (completed or failed)."),
 		completed: counter("jobs_completed_total", "Job attempts that completed successfully."),
 		failed:    counter("jobs_failed_total", "Job attempts that failed (retried or dead)."),
@@ -172,7 +179,7 @@ func New(cfg Config) *WorkerMetrics {
 // initCounters starts the counters of queues × Config.Types at zero.
 // Without the tenant label only: the tenants are not known up front.
 func (w *WorkerMetrics) initCounters(queues []string) {
-	if w.tenant {
+	if w.tenant != nil {
 		return
 	}
 	for _, q := range queues {
@@ -227,8 +234,8 @@ func (w *WorkerMetrics) Observe(e worker.Event) {
 		return
 	}
 	labels := []string{e.Job.Queue, e.Job.Type}
-	if w.tenant {
-		labels = append(labels, e.Job.TenantID)
+	if w.tenant != nil {
+		labels = append(labels, w.tenant.value(e.Job.TenantID))
 	}
 	for _, c := range outcome {
 		c.WithLabelValues(labels...).Inc()
