@@ -101,6 +101,31 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hea
 		}
 		payload = b
 	}
+	return c.send(ctx, method, path, payload, "application/json", headers, func(resp *http.Response) error { return decode(resp, out) })
+}
+
+// Download GETs path (e.g. a report file) and copies a 2xx answer's body,
+// whatever its type, to w; it returns how many bytes it copied. Failover
+// is as Do's: only a node that gave no answer is retried, so w never gets
+// two answers' bytes. An error answer is returned as *admin.Error.
+func (c *Client) Download(ctx context.Context, path string, w io.Writer) (int64, error) {
+	var n int64
+	err := c.send(ctx, "GET", path, nil, "*/*", nil, func(resp *http.Response) error {
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return decode(resp, nil)
+		}
+		var err error
+		if n, err = io.Copy(w, resp.Body); err != nil {
+			return fmt.Errorf("read the answer: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// send sends one request to a node the balancer picks, failing over while
+// none answers, and hands the answer to handle.
+func (c *Client) send(ctx context.Context, method, path string, payload []byte, accept string, headers []string, handle func(*http.Response) error) error {
 	err := c.bal.Do(ctx, func(ctx context.Context, node string) error {
 		var rd io.Reader
 		if payload != nil {
@@ -111,7 +136,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hea
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+c.token)
-		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Accept", accept)
 		if payload != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -124,7 +149,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hea
 			return scale.NodeFailure(err)
 		}
 		defer resp.Body.Close()
-		return decode(resp, out)
+		return handle(resp)
 	})
 	if err != nil {
 		var e *admin.Error

@@ -41,6 +41,10 @@ import (
 //	jsonvar NAME PATH        set $NAME to the value at PATH (a.0.b) in the last stdout, a JSON document
 //	jsonlen PATH N           the array at PATH in the last stdout has N elements
 //	waitjobs QUEUE STATE N   wait (up to a minute) until QUEUE has N jobs in STATE
+//	waitjob ID QUEUE STATE   wait (up to a minute) until job ID of QUEUE is in STATE
+//
+// The queue reports is served too (report.generation), and tenant acme
+// has the company cli-books.
 func TestCLIScripts(t *testing.T) {
 	t.Parallel()
 	env := []string{"WORKER_DATA_DIR=" + t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn"}
@@ -69,6 +73,7 @@ func TestCLIScripts(t *testing.T) {
   - {name: cli_work, priority: 1, concurrency: 2}
   - {name: cli_dead, priority: 2, concurrency: 2}
   - {name: cli_sched, priority: 3, concurrency: 1}
+  - {name: reports, priority: 4, concurrency: 1}
 job_types:
   cli.ok: {http: {url: %[1]s/ok, secret_env: CLI_SECRET}}
   cli.fail: {http: {url: %[1]s/fail, secret_env: CLI_SECRET}}
@@ -88,6 +93,12 @@ schedules:
 		t.Fatal(err)
 	}
 
+	err = api.Do(context.Background(), "POST", "/api/v1/companies?tenant=acme",
+		map[string]string{"id": "cli-books", "name": "CLI Books", "currency": "EUR"}, nil)
+	if err != nil {
+		t.Fatalf("create the company cli-books: %v", err)
+	}
+
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(e *testscript.Env) error {
@@ -103,6 +114,7 @@ schedules:
 			"jsonvar":  jsonVar,
 			"jsonlen":  jsonLen,
 			"waitjobs": func(ts *testscript.TestScript, neg bool, args []string) { waitJobs(ts, neg, args, api) },
+			"waitjob":  func(ts *testscript.TestScript, neg bool, args []string) { waitJob1(ts, neg, args, api) },
 		},
 	})
 }
@@ -183,6 +195,28 @@ func jsonLen(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if strconv.Itoa(len(a)) != args[1] {
 		ts.Fatalf("%s has %d elements, want %s", args[0], len(a), args[1])
+	}
+}
+
+// waitJob1 polls the API until a job is in a state, or fails after a
+// minute saying which state it saw.
+func waitJob1(ts *testscript.TestScript, neg bool, args []string, api *adminclient.Client) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: waitjob ID QUEUE STATE")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		j, err := api.Job(context.Background(), args[0], args[1])
+		if err != nil {
+			ts.Fatalf("waitjob: get job %s: %v", args[0], err)
+		}
+		if j.State == args[2] {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("job %s is %s after a minute, want %s (last error: %s)", args[0], j.State, args[2], j.LastError)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -192,6 +192,7 @@ func newRoot(ctx context.Context, lookupEnv func(string) (string, bool), stdin i
 		newEnqueueCmd(api, stdin),
 		newWorkersCmd(api),
 		newTenantsCmd(api),
+		newReportsCmd(api),
 		newHealthCmd(api),
 		newAuditCmd(ctx, api, load),
 		newBackupCmd(api),
