@@ -143,10 +143,14 @@ func routeBody(method string) any {
 // TestEveryRouteDocuments503: with the redis-server stopped, every route
 // answers with a status and body its operation documents (apitest checks
 // each against the OpenAPI document): through the store's token check,
-// 503; through the handlers, never 500, and 503 for every read but the
-// ones that read only this process's memory (processOnly), which answer.
+// 503, which every operation documents, processOnly ones included;
+// through the handlers, never 500, and 503 for every read but the ones
+// that read only this process's memory (processOnly), which answer 200.
 func TestEveryRouteDocuments503(t *testing.T) {
-	// The registered workflows are this process's, not the store's.
+	// GET /api/v1/workflows lists the workflow definitions registered in
+	// this process (workflow.Engine.Names), never the store, so its
+	// handler cannot answer 503; its operation documents 503 for the
+	// token check above it and says so in its description.
 	processOnly := map[string]bool{"GET /api/v1/workflows": true}
 	o := startOutage(t)
 	o.redis.Kill()
