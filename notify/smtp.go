@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,6 +43,11 @@ type SMTPConfig struct {
 	// password never crosses the network in the clear), else
 	// StartTLSOpportunistic.
 	StartTLS string
+	// RootCAs, when set, are the only authorities the server's STARTTLS
+	// certificate may be signed by (a relay with a private authority).
+	// Defaults to nil: the system's. A certificate no authority vouches
+	// for fails the send; it never downgrades to cleartext.
+	RootCAs *x509.CertPool
 	// Timeout bounds connecting and each command. Defaults to 30 s.
 	Timeout time.Duration
 }
@@ -106,7 +113,8 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	opts := []gomail.Option{gomail.WithPort(cfg.port()), gomail.WithTLSPolicy(tp), gomail.WithTimeout(timeout)}
+	opts := []gomail.Option{gomail.WithPort(cfg.port()), gomail.WithTLSPolicy(tp), gomail.WithTimeout(timeout),
+		gomail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12})}
 	if cfg.Username != "" {
 		// Automatic discovery never sends a password in the clear; with
 		// StartTLS none the operator chose a cleartext relay (on the same
@@ -142,6 +150,10 @@ func (s *SMTP) Send(ctx context.Context, m *Message) error {
 		return fmt.Errorf("send message %s: %w", m.MessageID, err)
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return fmt.Errorf("send message %s to %s: the server's certificate is not trusted (give its authority in RootCAs): %w", m.MessageID, s.cfg, err)
+		}
 		return fmt.Errorf("send message %s to %s: %w", m.MessageID, s.cfg, err)
 	}
 	return nil

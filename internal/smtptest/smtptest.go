@@ -5,6 +5,7 @@ package smtptest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -26,6 +27,9 @@ type Message struct {
 	Subject   string
 	Raw       []byte
 	Body      string // decoded as sent (the test messages are plain text)
+	// TLS holds the connection's TLS state when the message came over
+	// STARTTLS, nil when it came in the clear.
+	TLS *tls.ConnectionState
 }
 
 // Server is a running SMTP server.
@@ -46,6 +50,10 @@ type Server struct {
 type Options struct {
 	// Username and Password, when set, are required (AUTH PLAIN).
 	Username, Password string
+	// TLS, if set, makes the server offer STARTTLS with this
+	// configuration (its certificate). Messages record whether they came
+	// over it.
+	TLS *tls.Config
 	// OnMessage, if set, is called with each accepted message, after it is
 	// stored and before the server answers the DATA command.
 	OnMessage func(Message)
@@ -59,8 +67,9 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatalf("smtptest: listen: %v", err)
 	}
 	s := &Server{user: o.Username, pw: o.Password, news: make(chan struct{}), onMsg: o.OnMessage}
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }))
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
 	s.srv.Domain = "localhost"
+	s.srv.TLSConfig = o.TLS
 	s.srv.AllowInsecureAuth = true // loopback only
 	s.srv.ReadTimeout, s.srv.WriteTimeout = 30*time.Second, 30*time.Second
 	s.srv.ErrorLog = discard{}
@@ -124,6 +133,7 @@ func (s *Server) add(m Message) {
 
 type session struct {
 	s      *Server
+	conn   *smtp.Conn
 	authed bool
 	from   string
 	to     []string
@@ -165,6 +175,9 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	m := Message{From: x.from, To: x.to, Raw: raw}
+	if st, ok := x.conn.TLSConnectionState(); ok {
+		m.TLS = &st
+	}
 	if pm, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
 		m.MessageID = strings.Trim(pm.Header.Get("Message-ID"), "<>")
 		m.Subject = pm.Header.Get("Subject")
