@@ -62,6 +62,19 @@ type Config struct {
 	// attempts (e.g. metrics.WorkflowMetrics.Observe). It must be fast and
 	// safe for concurrent use. Defaults to none.
 	OnEvent func(Event)
+	// Encryption, when it applies to Queue (its Queues name it, or its
+	// Types name JobTypeStep), seals each run's input at rest, bound to
+	// the run, and opens the run's input, step outputs and errors where
+	// they are read (step processors, hooks, Get, List, Page), so that
+	// callers see plaintext. The Manager the engine is attached to seals
+	// the step outputs and errors (as its jobs' results and errors): give
+	// it the same Encryption, which Attach checks. Defaults to none.
+	Encryption *worker.Encryption
+	// OnUndecryptable, when set, is told of a run whose sealed values do
+	// not open (altered, moved from another run or tenant, or sealed under
+	// a key the ring lacks) when a step of it was about to run: the step
+	// is not run and the run fails with the reason. For an audit trail.
+	OnUndecryptable func(ctx context.Context, run *Run, err error)
 }
 
 // Engine registers step processors and workflows, starts runs and reads
@@ -199,8 +212,43 @@ func (e *Engine) Attach(m *worker.Manager) error {
 			return fmt.Errorf("workflow: attach: %w", err)
 		}
 	}
+	if mine, its := e.sealed(), m.Config().Encryption.Applies(e.cfg.Queue, JobTypeStep); mine != its {
+		return fmt.Errorf("workflow: attach: the manager %s queue %q and the engine %s: give both the same Config.Encryption",
+			sealsWord(its), e.cfg.Queue, sealsWord(mine))
+	}
 	e.startRetention(m)
 	return nil
+}
+
+func sealsWord(b bool) string {
+	if b {
+		return "seals the step outputs and errors of"
+	}
+	return "does not seal the step outputs and errors of"
+}
+
+// sealed reports whether the engine's runs are encrypted.
+func (e *Engine) sealed() bool { return e.cfg.Encryption.Applies(e.cfg.Queue, JobTypeStep) }
+
+// open returns run with its sealed values opened (see Config.Encryption).
+func (e *Engine) open(run *Run) (*Run, error) {
+	return e.cfg.Encryption.OpenRun(run)
+}
+
+// shown returns run opened for a reader; a sealed value that does not
+// open stays as stored (ciphertext says nothing), so the run stays
+// visible with the rest of it readable, its error saying why it failed.
+// A step that reads such a run fails it (see process).
+func (e *Engine) shown(run *Run) *Run {
+	o, _ := e.open(run)
+	return o
+}
+
+// showAll applies shown to each run of runs in place.
+func (e *Engine) showAll(runs []*Run) {
+	for i, r := range runs {
+		runs[i] = e.shown(r)
+	}
 }
 
 // ExecuteOptions are the options of one run.
@@ -258,6 +306,11 @@ func (e *Engine) start(ctx context.Context, name string, data any, opts ExecuteO
 		return nil, false, fmt.Errorf("workflow: execute %q: generate run id: %w", name, err)
 	}
 	p := e.createParams(w, u.String(), input, opts)
+	if e.sealed() {
+		if err := e.cfg.Encryption.SealRunInput(p); err != nil {
+			return nil, false, fmt.Errorf("workflow: execute %q: %w", name, err)
+		}
+	}
 	if e.cfg.Tracer != nil {
 		h := map[string]string{}
 		e.cfg.Tracer.Inject(ctx, h)
@@ -271,7 +324,7 @@ func (e *Engine) start(ctx context.Context, name string, data any, opts ExecuteO
 	if created {
 		e.emit(Event{Kind: EventRunStarted, Workflow: name, RunID: run.ID})
 	}
-	return run, created, nil
+	return e.shown(run), created, nil
 }
 
 // jobData is the payload of every job of a run.
@@ -366,7 +419,7 @@ func (e *Engine) Get(ctx context.Context, runID string) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow: get run %s: %w", runID, err)
 	}
-	return run, nil
+	return e.shown(run), nil
 }
 
 // Cancel cancels a running run: steps not yet finished are cancelled, a
@@ -378,7 +431,7 @@ func (e *Engine) Cancel(ctx context.Context, runID string) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow: cancel run %s: %w", runID, err)
 	}
-	return run, nil
+	return e.shown(run), nil
 }
 
 // ListParams selects runs to list.
@@ -403,5 +456,6 @@ func (e *Engine) List(ctx context.Context, p ListParams) (*ListResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow: list runs of %q: %w", p.Workflow, err)
 	}
+	e.showAll(res.Runs)
 	return &ListResult{Runs: res.Runs, NextOffset: res.NextOffset}, nil
 }

@@ -49,6 +49,7 @@ func (e *Engine) Page(ctx context.Context, p PageParams) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow: list runs of %q: %w", p.Workflow, err)
 	}
+	e.showAll(pg.Runs)
 	return &Page{Runs: pg.Runs, Next: pg.Next}, nil
 }
 

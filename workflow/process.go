@@ -59,6 +59,15 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	if err != nil {
 		return fmt.Errorf("read run %s: %w", d.Run, err)
 	}
+	// The snapshot stays sealed: the step's completion writes it back.
+	opened, err := e.open(run)
+	if err != nil {
+		if e.cfg.OnUndecryptable != nil {
+			e.cfg.OnUndecryptable(ctx, run, err)
+		}
+		return worker.NoRetry(fmt.Errorf("run data cannot be decrypted, step not run: %w", err))
+	}
+	run = opened
 	switch job.Type {
 	case JobTypeHook:
 		return e.runHook(ctx, w, run, d.Hook)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/envelope"
 )
 
 // Run is a stored run of a workflow with the state of each step.
@@ -206,6 +208,10 @@ func decodeData(raw json.RawMessage) (Data, error) {
 	d := Data{}
 	if len(raw) == 0 || string(raw) == "null" {
 		return d, nil
+	}
+	var tok string
+	if json.Unmarshal(raw, &tok) == nil && envelope.IsSealed(tok) {
+		return nil, errors.New("data is encrypted: read the run through an Engine that has its keys (Config.Encryption)")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
