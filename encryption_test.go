@@ -24,6 +24,7 @@ import (
 	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/schedule"
+	"github.com/aibos/worker/workflow"
 )
 
 // storeEngine is a broker with a way to read every byte it has stored.
@@ -471,6 +472,88 @@ func TestEncryptionSealsSchedules(t *testing.T) {
 			raw := dump(t)
 			if i := bytes.Index(raw, []byte(secretMarker)); i >= 0 {
 				t.Fatalf("the marker is stored in plain text: …%q…", raw[max(0, i-200):i+len(secretMarker)])
+			}
+		})
+	}
+}
+
+// TestEncryptionSealsWorkflowRuns: a run of an encrypted workflow queue
+// whose input, first step's output, second step's attempt errors and so
+// the run's error carry a marker: the store holds none of it in plain
+// text, while the steps get the plaintext and the engine shows it.
+func TestEncryptionSealsWorkflowRuns(t *testing.T) {
+	for _, e := range storeEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			b, dump := e.open(t)
+			ctx := context.Background()
+			ring, _ := testRing(t, "k1")
+			enc := &worker.Encryption{Keys: ring, Queues: []string{workflow.DefaultQueue}}
+			eng, err := workflow.NewEngine(b, workflow.Config{Encryption: enc, Logger: discardLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var got []workflow.Data
+			record := func(d workflow.Data) {
+				mu.Lock()
+				got = append(got, d)
+				mu.Unlock()
+			}
+			_ = eng.RegisterStepProcessor("validate", workflow.StepProcessorFunc(func(ctx context.Context, s *workflow.StepInfo, d workflow.Data) (workflow.Data, error) {
+				record(d)
+				return workflow.Data{"checked_iban": secretMarker}, nil
+			}))
+			_ = eng.RegisterStepProcessor("post", workflow.StepProcessorFunc(func(ctx context.Context, s *workflow.StepInfo, d workflow.Data) (workflow.Data, error) {
+				record(d)
+				return nil, fmt.Errorf("ledger refused %v", d["checked_iban"])
+			}))
+			if err := eng.Register(workflow.Workflow{Name: "invoice-processing", Steps: []workflow.Step{
+				{Name: "validate", Processor: "validate"}, {Name: "post", Processor: "post", RetryAttempts: 2},
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := fastConfig(worker.QueueConfig{Name: workflow.DefaultQueue})
+			cfg.Encryption = enc
+			var logs lockedBuffer
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			m, err := worker.NewManager(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.Attach(m); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = eng.Close() })
+			run, err := eng.Execute(ctx, "invoice-processing", map[string]string{"customer_iban": secretMarker}, workflow.ExecuteOptions{TenantID: "t1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			startManager(t, m)
+			var failed *workflow.Run
+			waitFor(t, 20*time.Second, "the run to fail", func() bool {
+				failed, err = eng.Get(ctx, run.ID)
+				return err == nil && failed.State == workflow.StateFailed
+			})
+			mu.Lock()
+			if len(got) != 3 || got[0]["customer_iban"] != secretMarker || got[1]["checked_iban"] != secretMarker {
+				t.Errorf("steps got %v; want validate the input and post validate's output (twice), in plain text", got)
+			}
+			mu.Unlock()
+			if !bytes.Contains(failed.Input, []byte(secretMarker)) || !bytes.Contains(failed.Step("validate").Output, []byte(secretMarker)) ||
+				!strings.Contains(failed.Error, secretMarker) || !strings.Contains(failed.Step("post").Error, secretMarker) {
+				t.Errorf("Get shows input %s, output %s, errors %q and %q; want each opened",
+					failed.Input, failed.Step("validate").Output, failed.Error, failed.Step("post").Error)
+			}
+			raw := dump(t)
+			if i := bytes.Index(raw, []byte(secretMarker)); i >= 0 {
+				t.Fatalf("the marker is stored in plain text: …%q…", raw[max(0, i-200):i+len(secretMarker)])
+			}
+			if l := logs.String(); strings.Contains(l, secretMarker) {
+				t.Fatalf("the log quotes a sealed run's data:\n%s", l)
+			}
+			if !bytes.Contains(raw, []byte(envelope.Prefix+"k1:")) {
+				t.Fatal("no sealed value found in the store: the scan read nothing")
 			}
 		})
 	}
