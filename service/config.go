@@ -194,8 +194,10 @@ type Config struct {
 	// (WORKER_ENCRYPTION_KEY_FILE).
 	EncryptionKeyFile string
 	// EncryptedQueues are the queues whose job data, results and errors
-	// are stored encrypted (WORKER_ENCRYPTED_QUEUES). The seed's four
-	// accounting queues.
+	// are stored encrypted (WORKER_ENCRYPTED_QUEUES): by default the
+	// seed's four accounting queues, notifications (customer names and
+	// e-mail addresses) and workflows (the invoice and bill workflows'
+	// runs: their input, step outputs and errors).
 	EncryptedQueues []string
 
 	// SMTPHost, SMTPPort, SMTPUser, SMTPPassword and SMTPStartTLS name

@@ -11,6 +11,7 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/audit"
 	"github.com/aibos/worker/envelope"
+	"github.com/aibos/worker/workflow"
 )
 
 // KeyFile is the key file the service generates in WORKER_DATA_DIR when
@@ -63,20 +64,33 @@ func encryption(c *Config, kind string) (enc *worker.Encryption, unserved []stri
 	return &worker.Encryption{Keys: ring, Queues: slices.Clone(c.EncryptedQueues)}, nil, warning, nil
 }
 
+// auditUndecryptableRun records in the audit trail a workflow run whose
+// sealed values do not open; the engine fails it at the step that read
+// it.
+func (s *Service) auditUndecryptableRun(ctx context.Context, run *workflow.Run, reason error) {
+	s.auditRefused(ctx, "workflow.undecryptable", "workflows/"+run.ID, run.TenantID,
+		map[string]string{"queue": run.Queue, "workflow": run.Workflow, "reason": reason.Error()})
+}
+
 // auditUndecryptable records in the audit trail a job the Manager moved
 // to dead because its data does not open: someone altered the store or a
 // key is missing. Without a trail (the API is off) the Manager's log line
 // is the record.
 func (s *Service) auditUndecryptable(ctx context.Context, job *worker.Job, reason error) {
+	s.auditRefused(ctx, "job.undecryptable", "jobs/"+job.ID, job.TenantID,
+		map[string]string{"queue": job.Queue, "type": job.Type, "state": string(worker.StateDead), "reason": reason.Error()})
+}
+
+// auditRefused records a failed action on target with what it changed.
+func (s *Service) auditRefused(ctx context.Context, action, target, tenant string, what map[string]string) {
 	if s.audit == nil {
 		return
 	}
-	changes, err := json.Marshal(map[string]string{"queue": job.Queue, "type": job.Type, "state": string(worker.StateDead), "reason": reason.Error()})
+	changes, err := json.Marshal(what)
 	if err == nil {
-		_, err = s.audit.Record(ctx, &audit.Entry{Action: "job.undecryptable", Target: "jobs/" + job.ID,
-			Tenant: job.TenantID, Outcome: audit.Failed, Changes: changes})
+		_, err = s.audit.Record(ctx, &audit.Entry{Action: action, Target: target, Tenant: tenant, Outcome: audit.Failed, Changes: changes})
 	}
 	if err != nil {
-		s.log.Error("record undecryptable job in the audit trail", "job_id", job.ID, "queue", job.Queue, "err", err)
+		s.log.Error("record "+action+" in the audit trail", "target", target, "err", err)
 	}
 }

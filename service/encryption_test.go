@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/testwait"
+	"github.com/aibos/worker/workflow"
 )
 
 // testKeySecret is a fixed 32-byte key, base64: tests only.
@@ -61,6 +65,19 @@ func TestEncryptedQueuesWithoutKey(t *testing.T) {
 		}
 		if _, err := svc.Client().Add(context.Background(), "other", worker.JobSpec{Type: "x", Delay: time.Hour}); err != nil {
 			t.Fatalf("add to an unencrypted queue: %v", err)
+		}
+		// Runs are sealed too (workflows is an encrypted queue by default):
+		// with no key, Execute refuses as Add does.
+		eng := svc.Workflows()
+		step := workflow.StepProcessorFunc(func(ctx context.Context, s *workflow.StepInfo, d workflow.Data) (workflow.Data, error) { return d, nil })
+		if err := eng.RegisterStepProcessor("noop", step); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Register(workflow.Workflow{Name: "w", Steps: []workflow.Step{{Name: "s", Processor: "noop"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.Execute(context.Background(), "w", nil, workflow.ExecuteOptions{}); err == nil || !strings.Contains(err.Error(), "no encryption key is configured") {
+			t.Fatalf("execute a workflow with no key: %v; want a refusal naming the missing key", err)
 		}
 	})
 }
@@ -206,4 +223,118 @@ func runService(t *testing.T, svc *Service) {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
+}
+
+// TestUndecryptableRunAudited: on both engines, with the default
+// encrypted queues (workflows among them), a run's input is stored
+// sealed; a run of tenant t2 holding t1's sealed input fails at its first
+// step without running it, with the reason, and the audit trail records
+// it; no audit entry quotes the plaintext.
+func TestUndecryptableRunAudited(t *testing.T) {
+	for _, engine := range []string{"sqlite", "redis"} {
+		t.Run(engine, func(t *testing.T) {
+			vars := []string{"WORKER_DATA_DIR=" + t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTION_KEYS=" + testKeys}
+			if engine == "redis" {
+				vars = append(vars, "REDIS_URL="+redistest.URL(t), "QUEUE_PREFIX="+redistest.Prefix(t), "WORKER_AUDIT_KEY="+testKeySecret)
+			}
+			testUndecryptableRunAudited(t, vars)
+		})
+	}
+}
+
+func testUndecryptableRunAudited(t *testing.T, vars []string) {
+	const marker = "RUN-MARKER-NL91ABNA0417164300"
+	ctx := context.Background()
+	cfg, err := Load(LoadInput{LookupEnv: env(vars...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := logtest.NewLogger()
+	svc, err := New(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran atomic.Int32
+	eng := svc.Workflows()
+	if err := eng.RegisterStepProcessor("check", workflow.StepProcessorFunc(func(ctx context.Context, s *workflow.StepInfo, d workflow.Data) (workflow.Data, error) {
+		if d["iban"] != marker {
+			return nil, fmt.Errorf("step got %v, want the plaintext input", d)
+		}
+		ran.Add(1)
+		return d, nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RegisterWorkflow(workflow.Workflow{Name: "pay", Steps: []workflow.Step{{Name: "check", Processor: "check", RetryAttempts: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	input := map[string]string{"iban": marker}
+	good, err := eng.Execute(ctx, "pay", input, workflow.ExecuteOptions{TenantID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved, err := eng.Execute(ctx, "pay", input, workflow.ExecuteOptions{TenantID: "t2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := svc.Broker().(broker.Committer)
+	from, err := docs.DocGet(ctx, workflow.DefaultQueue, "run", good.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, err := docs.DocGet(ctx, workflow.DefaultQueue, "run", moved.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(from.Body, []byte(marker)) {
+		t.Fatalf("the run is stored as %s: want its input sealed", from.Body)
+	}
+	var a, b map[string]any
+	if err := json.Unmarshal(from.Body, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(to.Body, &b); err != nil {
+		t.Fatal(err)
+	}
+	b["input"] = a["input"] // t1's ciphertext in t2's run
+	body, _ := json.Marshal(b)
+	if _, err := docs.Commit(ctx, &broker.CommitParams{Scope: workflow.DefaultQueue,
+		Docs: []*broker.DocWrite{{Kind: "run", Key: moved.ID, Version: to.Version, Body: body}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Shutdown(ctx) })
+	var failed *workflow.Run
+	testwait.For(t, 20*time.Second, "both runs to finish", func() bool {
+		ok, err1 := eng.Get(ctx, good.ID)
+		failed, err = eng.Get(ctx, moved.ID)
+		return err1 == nil && err == nil && ok.State == workflow.StateSucceeded && failed.State == workflow.StateFailed
+	})
+	if ran.Load() != 1 || !strings.Contains(failed.Error, "cannot be decrypted") || !strings.Contains(failed.Error, "input") {
+		t.Errorf("the step ran %d times (want once, for t1), t2's run failed with %q (want the reason)", ran.Load(), failed.Error)
+	}
+	var entries []*audit.Entry
+	testwait.For(t, 20*time.Second, "the audit entry of the undecryptable run", func() bool {
+		page, err := audit.List(ctx, svc.Broker(), audit.Filter{Action: "workflow.undecryptable"}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = page.Entries
+		return len(entries) > 0
+	})
+	if e := entries[0]; len(entries) != 1 || e.Target != "workflows/"+moved.ID || e.Tenant != "t2" || e.Outcome != audit.Failed ||
+		!strings.Contains(string(e.Changes), "does not authenticate") {
+		t.Errorf("audit entries %+v; want one for t2's run with the reason", entries)
+	}
+	all, err := audit.List(ctx, svc.Broker(), audit.Filter{}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all.Entries {
+		if raw, _ := json.Marshal(e); bytes.Contains(raw, []byte(marker)) {
+			t.Errorf("audit entry %s quotes the plaintext: %s", e.Action, raw)
+		}
+	}
 }

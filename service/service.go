@@ -150,7 +150,9 @@ func (s *Service) build() error {
 	}
 	rec.Notifier = nil // the default: a log line per notified failure
 	queues := slices.DeleteFunc(slices.Clone(c.Queues), func(q worker.QueueConfig) bool { return slices.Contains(unserved, q.Name) })
-	queues = append(queues, worker.QueueConfig{Name: workflow.DefaultQueue})
+	if !slices.Contains(unserved, workflow.DefaultQueue) {
+		queues = append(queues, worker.QueueConfig{Name: workflow.DefaultQueue})
+	}
 	mcfg := worker.ManagerConfig{
 		Queues:          queues,
 		Concurrency:     c.Concurrency,
@@ -195,6 +197,13 @@ func (s *Service) build() error {
 	// the encrypted queues are not served and adds to them are refused.
 	if mcfg.Encryption != nil {
 		scfg.Encryption = mcfg.Encryption
+	}
+	// Runs seal with the same keys when WORKER_ENCRYPTED_QUEUES names the
+	// workflows queue; with no key (Redis) that queue is unserved and
+	// Execute refuses, as the Client refuses adds.
+	if enc.Applies(workflow.DefaultQueue, workflow.JobTypeStep) {
+		wcfg.Encryption = enc
+		wcfg.OnUndecryptable = s.auditUndecryptableRun
 	}
 	if s.engine, err = workflow.NewEngine(b, wcfg); err != nil {
 		return fmt.Errorf("service: %w", err)
@@ -306,8 +315,10 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("service: attach callbacks: %w", err)
 		}
 	}
-	if err := s.engine.Attach(s.manager); err != nil {
-		return fmt.Errorf("service: attach workflow engine: %w", err)
+	if slices.ContainsFunc(s.manager.Config().Queues, func(q worker.QueueConfig) bool { return q.Name == workflow.DefaultQueue }) {
+		if err := s.engine.Attach(s.manager); err != nil {
+			return fmt.Errorf("service: attach workflow engine: %w", err)
+		}
 	}
 	if err := s.upsertSchedules(ctx); err != nil {
 		return err

@@ -177,9 +177,9 @@ var settings = []*setting{
 		func(c *Config) *string { return &c.EncryptionKeyFile },
 		optionalPath),
 	{
-		env: "WORKER_ENCRYPTED_QUEUES", flag: "encrypted-queues", def: "invoices,bills,payments,reports",
+		env: "WORKER_ENCRYPTED_QUEUES", flag: "encrypted-queues", def: "invoices,bills,payments,reports,notifications,workflows",
 		allowed: "comma-separated queue names, or none",
-		help:    "queues whose job data, results and errors are stored encrypted; with no key, the embedded store generates one in WORKER_DATA_DIR and Redis leaves these queues unserved",
+		help:    "queues whose job data, results and errors are stored encrypted (workflows: the runs' input, step outputs and errors); with no key, the embedded store generates one in WORKER_DATA_DIR and Redis leaves these queues unserved",
 		set: func(c *Config, v string) error {
 			c.EncryptedQueues = nil
 			if v == "none" || v == "" {
