@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/envelope"
+	"github.com/aibos/worker/internal/runstore"
+	"github.com/aibos/worker/internal/schedstore"
 )
 
 // RotateParams bounds one call of Client.RotateKeys.
@@ -18,7 +21,8 @@ type RotateParams struct {
 	// BatchSize is how many jobs are listed per page; the cursor is saved
 	// after each page. Defaults to 100.
 	BatchSize int
-	// MaxJobs, when > 0, stops the call once that many jobs were read, with
+	// MaxJobs, when > 0, stops the call once that many jobs (and runs)
+	// were read, with
 	// the cursor saved: the next call continues where this one stopped.
 	// An admin endpoint bounds each request this way.
 	MaxJobs int
@@ -27,10 +31,16 @@ type RotateParams struct {
 // RotateResult says what a RotateKeys call did.
 type RotateResult struct {
 	Key       string `json:"key"`       // the key every value is now sealed under
-	Read      int    `json:"read"`      // jobs read
+	Read      int    `json:"read"`      // jobs and workflow runs read
 	Rewritten int    `json:"rewritten"` // jobs with at least one value re-sealed
-	Values    int    `json:"values"`    // values re-sealed (data, result, progress, errors)
-	// Unreadable lists jobs (queue/id) holding a value that does not open
+	// Runs counts workflow runs with at least one value re-sealed (input,
+	// step outputs, errors); Schedules the cron schedules whose job
+	// template was re-sealed.
+	Runs      int `json:"runs"`
+	Schedules int `json:"schedules"`
+	Values    int `json:"values"` // values re-sealed (of jobs, runs and templates)
+	// Unreadable lists jobs (queue/id), runs (queue/runs/id) and
+	// schedules (schedules/name) holding a value that does not open
 	// (altered, or under a key the ring lacks): left as they are.
 	Unreadable []string `json:"unreadable"`
 	// Done reports that a whole pass over every queue found no value left
@@ -58,11 +68,27 @@ const (
 	rewriteTries = 5
 )
 
+// rotationStages are the stages of a queue's rotation: the jobs of each
+// state, then the workflow runs, through each index that reaches them.
+var rotationStages = func() []string {
+	var s []string
+	for _, st := range broker.States {
+		s = append(s, string(st))
+	}
+	for _, index := range runstore.RewriteIndexes {
+		s = append(s, runStage+index)
+	}
+	return s
+}()
+
+// runStage starts the stages that walk workflow runs.
+const runStage = "runs:"
+
 // rotationCursor is where a queue's rotation stands.
 type rotationCursor struct {
-	Key    string       `json:"key"`    // the newest key when it started
-	State  broker.State `json:"state"`  // the state being listed
-	Offset int          `json:"offset"` // the next page's offset in it
+	Key    string `json:"key"`    // the newest key when it started
+	State  string `json:"state"`  // the stage: a job state, or runs: and an index
+	Offset int    `json:"offset"` // the next page's offset in it
 	// Dirty: this pass has re-sealed something, so another pass must
 	// confirm nothing is left.
 	Dirty bool `json:"dirty"`
@@ -71,7 +97,11 @@ type rotationCursor struct {
 // RotateKeys re-seals every stored value of every job (data, result,
 // progress, last error, each attempt's error) that is sealed under an
 // older key than the ring's newest, and seals the plain values of jobs
-// the Encryption applies to (stored before it was turned on). It runs
+// the Encryption applies to (stored before it was turned on); likewise
+// every workflow run's input, step outputs and errors (package workflow)
+// and every cron schedule's job template (package schedule), each
+// written back by compare-and-set, so a run that advanced or a schedule
+// that ticked meanwhile is re-read, never overwritten. It runs
 // beside working Managers: each job is rewritten with
 // broker.JobRewriter, only if its values are still those read, so a job
 // that finishes meanwhile is re-read, never overwritten; active jobs are
@@ -102,8 +132,19 @@ func (c *Client) RotateKeys(ctx context.Context, p RotateParams) (*RotateResult,
 			return nil, fmt.Errorf("rotate keys: list queues: %w", err)
 		}
 	}
-	r := &rotator{c: c, e: e, rw: rw, cm: cm, batch: cmp0(p.BatchSize, 100), budget: p.MaxJobs,
+	runs, err := runstore.New(c.b)
+	if err != nil {
+		return nil, fmt.Errorf("rotate keys: %w", err)
+	}
+	scheds, err := schedstore.New(c.b)
+	if err != nil {
+		return nil, fmt.Errorf("rotate keys: %w", err)
+	}
+	r := &rotator{c: c, e: e, rw: rw, cm: cm, runs: runs, scheds: scheds, batch: cmp0(p.BatchSize, 100), budget: p.MaxJobs,
 		res: &RotateResult{Key: e.Keys.Newest(), Done: true}}
+	if err := r.schedules(ctx); err != nil {
+		return r.res, fmt.Errorf("rotate keys: %w", err)
+	}
 	for _, q := range queues {
 		done, err := r.queue(ctx, q)
 		if err != nil {
@@ -138,6 +179,8 @@ type rotator struct {
 	e      *Encryption
 	rw     broker.JobRewriter
 	cm     broker.Committer
+	runs   *runstore.Store
+	scheds *schedstore.Store
 	batch  int
 	budget int // jobs left to read; 0 means no bound
 	res    *RotateResult
@@ -154,29 +197,22 @@ func (r *rotator) queue(ctx context.Context, q string) (bool, error) {
 		return false, err
 	}
 	for pass := 0; pass < rotationPasses; pass++ {
-		for i := slices.Index(broker.States, cur.State); i < len(broker.States); i++ {
-			cur.State = broker.States[i]
+		for i := slices.Index(rotationStages, cur.State); i < len(rotationStages); i++ {
+			cur.State = rotationStages[i]
 			for {
 				if r.out() {
 					return false, r.save(ctx, q, cur, &version)
 				}
-				page, err := r.c.b.JobList(ctx, &broker.JobListParams{Queue: q, State: cur.State, Offset: cur.Offset, Limit: r.batch})
+				next, dirty, err := r.page(ctx, q, cur.State, cur.Offset)
 				if err != nil {
-					return false, fmt.Errorf("list %s jobs: %w", cur.State, err)
+					return false, err
 				}
-				for _, j := range page.Jobs {
-					n, err := r.job(ctx, j)
-					if err != nil {
-						return false, err
-					}
-					cur.Dirty = cur.Dirty || n > 0
-				}
-				r.res.Read += len(page.Jobs)
-				if page.NextOffset < 0 {
+				cur.Dirty = cur.Dirty || dirty
+				if next < 0 {
 					cur.Offset = 0
 					break
 				}
-				cur.Offset = page.NextOffset
+				cur.Offset = next
 				if err := r.save(ctx, q, cur, &version); err != nil {
 					return false, err
 				}
@@ -186,7 +222,7 @@ func (r *rotator) queue(ctx context.Context, q string) (bool, error) {
 			// Done: the next rotation starts a pass of its own.
 			return true, r.write(ctx, q, &broker.DocWrite{Kind: rotationKind, Key: rotationKey, Version: version, Delete: true})
 		}
-		cur = rotationCursor{Key: cur.Key, State: broker.States[0]}
+		cur = rotationCursor{Key: cur.Key, State: rotationStages[0]}
 		if err := r.save(ctx, q, cur, &version); err != nil {
 			return false, err
 		}
@@ -197,7 +233,7 @@ func (r *rotator) queue(ctx context.Context, q string) (bool, error) {
 // load reads q's cursor; one left by a rotation to another key starts
 // over.
 func (r *rotator) load(ctx context.Context, q string) (rotationCursor, int64, error) {
-	fresh := rotationCursor{Key: r.e.Keys.Newest(), State: broker.States[0]}
+	fresh := rotationCursor{Key: r.e.Keys.Newest(), State: rotationStages[0]}
 	d, err := r.cm.DocGet(ctx, q, rotationKind, rotationKey)
 	if errors.Is(err, broker.ErrDocNotFound) {
 		return fresh, 0, nil
@@ -206,10 +242,79 @@ func (r *rotator) load(ctx context.Context, q string) (rotationCursor, int64, er
 		return fresh, 0, fmt.Errorf("read rotation cursor: %w", err)
 	}
 	var cur rotationCursor
-	if err := json.Unmarshal(d.Body, &cur); err != nil || !slices.Contains(broker.States, cur.State) || cur.Key != fresh.Key {
+	if err := json.Unmarshal(d.Body, &cur); err != nil || !slices.Contains(rotationStages, cur.State) || cur.Key != fresh.Key {
 		return fresh, d.Version, nil
 	}
 	return cur, d.Version, nil
+}
+
+// page rotates one page of stage (a job state, or runStage and an index)
+// of queue q from offset, and returns the next page's offset (-1 after
+// the last) and whether it re-sealed anything.
+func (r *rotator) page(ctx context.Context, q, stage string, offset int) (int, bool, error) {
+	if index, ok := strings.CutPrefix(stage, runStage); ok {
+		read, next, wrote, err := r.runs.RewritePage(ctx, q, index, offset, r.batch, func(run *broker.WorkflowRun) (bool, error) {
+			applies := len(run.Steps) > 0 && r.e.Applies(run.Queue, run.Steps[0].Job.Type)
+			n, err := r.e.resealRun(run, applies)
+			if err != nil {
+				r.res.Unreadable = append(r.res.Unreadable, q+"/runs/"+run.ID)
+				return false, nil
+			}
+			r.res.Values += n
+			return n > 0, nil
+		})
+		r.res.Read += read
+		r.res.Runs += wrote
+		if err != nil {
+			return -1, false, fmt.Errorf("rotate runs: %w", err)
+		}
+		return next, wrote > 0, nil
+	}
+	page, err := r.c.b.JobList(ctx, &broker.JobListParams{Queue: q, State: broker.State(stage), Offset: offset, Limit: r.batch})
+	if err != nil {
+		return -1, false, fmt.Errorf("list %s jobs: %w", stage, err)
+	}
+	dirty := false
+	for _, j := range page.Jobs {
+		n, err := r.job(ctx, j)
+		if err != nil {
+			return -1, false, err
+		}
+		dirty = dirty || n > 0
+	}
+	r.res.Read += len(page.Jobs)
+	return page.NextOffset, dirty, nil
+}
+
+// schedules re-seals every cron schedule's job template sealed under an
+// older key, and seals the plain templates of encrypted queues. Schedules
+// are few: each call goes over all of them, skipping those done.
+func (r *rotator) schedules(ctx context.Context) error {
+	l, err := r.scheds.ScheduleList(ctx)
+	if err != nil {
+		return fmt.Errorf("list schedules: %w", err)
+	}
+	for _, sc := range l.Schedules {
+		_, err := r.scheds.ScheduleRewrite(ctx, sc.Name, func(cur *broker.Schedule) (bool, error) {
+			p := &cur.Job
+			b := envelope.Binding{Tenant: p.TenantID, Queue: p.Queue, Type: p.Type, JobID: schedstore.TemplateID(cur.Name), Field: fieldData}
+			data, changed, err := r.e.resealJSON(p.Data, b, r.e.Applies(p.Queue, p.Type))
+			if err != nil {
+				r.res.Unreadable = append(r.res.Unreadable, "schedules/"+cur.Name)
+				return false, nil
+			}
+			if changed {
+				p.Data = data
+				r.res.Schedules++
+				r.res.Values++
+			}
+			return changed, nil
+		})
+		if err != nil && !errors.Is(err, broker.ErrScheduleNotFound) {
+			return fmt.Errorf("rotate schedule %q: %w", sc.Name, err)
+		}
+	}
+	return nil
 }
 
 // save stores q's cursor at the version it was read at: a second rotation
@@ -279,48 +384,26 @@ func (e *Encryption) rewriteOf(job *Job) (*broker.JobRewriteParams, int, error) 
 	n := 0
 	var err error
 	jsonField := func(raw json.RawMessage, field string) *broker.ValueRewrite {
-		if err != nil || len(raw) == 0 || string(raw) == "null" {
+		if err != nil {
 			return nil
 		}
-		b := bindingOf(job, field)
-		var plain json.RawMessage = raw
-		if tok, ok := sealedToken(raw); ok {
-			if id, _ := envelope.KeyID(tok); id == e.Keys.Newest() {
-				return nil
-			}
-			if plain, err = e.Keys.Open(tok, b); err != nil {
-				return nil
-			}
-		} else if !applies {
-			return nil
-		}
-		var sealed json.RawMessage
-		if sealed, err = e.sealJSON(plain, b); err != nil {
+		sealed, changed, e2 := e.resealJSON(raw, bindingOf(job, field), applies)
+		if err = e2; !changed || err != nil {
 			return nil
 		}
 		n++
 		return &broker.ValueRewrite{Old: string(raw), New: string(sealed)}
 	}
 	textField := func(s string) *broker.ValueRewrite {
-		if err != nil || s == "" {
+		if err != nil {
 			return nil
 		}
-		b := bindingOf(job, fieldError)
-		plain := s
-		if envelope.IsSealed(s) {
-			if id, _ := envelope.KeyID(s); id == e.Keys.Newest() {
-				return nil
-			}
-			var raw []byte
-			if raw, err = e.Keys.Open(s, b); err != nil {
-				return nil
-			}
-			plain = string(raw)
-		} else if !applies {
+		sealed, changed, e2 := e.resealText(s, bindingOf(job, fieldError), applies)
+		if err = e2; !changed || err != nil {
 			return nil
 		}
 		n++
-		return &broker.ValueRewrite{Old: s, New: e.sealText(plain, b)}
+		return &broker.ValueRewrite{Old: s, New: sealed}
 	}
 	p.Data = jsonField(job.Data, fieldData)
 	p.Result = jsonField(job.Result, fieldResult)

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/envelope"
+	"github.com/aibos/worker/schedule"
+	"github.com/aibos/worker/workflow"
 )
 
 // rotateJobs is how many jobs TestRotateKeysWhileProcessing stores: small
@@ -297,4 +300,196 @@ func TestRotateKeysResumes(t *testing.T) {
 			t.Error("a negative batch size was accepted")
 		}
 	})
+}
+
+// TestRotateKeysSealsRunsAndSchedules stores, under k1, a cron schedule's
+// job template, a one-time job, finished workflow runs (input, step
+// output, the errors of a failed one) and runs still to run, then rotates
+// to k2 while a Manager runs those: afterwards no value in the raw store
+// is under k1, every run finished with its output (a rotation never
+// overwrote a run that advanced under it), and a ring without k1 opens
+// every run and the template.
+func TestRotateKeysSealsRunsAndSchedules(t *testing.T) {
+	for _, e := range storeEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			b, dump := e.open(t)
+			ctx := context.Background()
+			ring1, keys := testRing(t, "k1")
+			queues := []string{"invoices", workflow.DefaultQueue}
+			enc1 := &worker.Encryption{Keys: ring1, Queues: queues}
+			cron, err := schedule.New(b, schedule.Config{Encryption: enc1, Logger: discardLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tmpl := schedule.JobTemplate{Queue: "invoices", Type: "invoice", Data: json.RawMessage(`{"iban":"` + secretMarker + `"}`), TenantID: "t1"}
+			if _, err := cron.Upsert(ctx, schedule.Entry{Name: "nightly", Spec: "0 3 * * *", Job: tmpl}); err != nil {
+				t.Fatal(err)
+			}
+			once, err := schedule.NewOneTime(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			once.Encryption = enc1
+			if _, err := once.Schedule(ctx, "month-end", time.Now().Add(time.Hour), tmpl); err != nil {
+				t.Fatal(err)
+			}
+
+			// Runs under k1: one succeeds, one fails; then more are started
+			// with no Manager running.
+			engine := func(enc *worker.Encryption) *workflow.Engine {
+				eng, err := workflow.NewEngine(b, workflow.Config{Encryption: enc, Logger: discardLogger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = eng.Close() })
+				_ = eng.RegisterStepProcessor("validate", workflow.StepProcessorFunc(func(ctx context.Context, s *workflow.StepInfo, d workflow.Data) (workflow.Data, error) {
+					if d["iban"] != secretMarker {
+						return nil, worker.NoRetry(fmt.Errorf("step got %v, want the plaintext", d))
+					}
+					if d["refuse"] == true {
+						return nil, worker.NoRetry(fmt.Errorf("bank rejected %s", secretMarker))
+					}
+					return workflow.Data{"checked": secretMarker}, nil
+				}))
+				if err := eng.Register(workflow.Workflow{Name: "pay", Steps: []workflow.Step{{Name: "validate", Processor: "validate"}}}); err != nil {
+					t.Fatal(err)
+				}
+				return eng
+			}
+			manager := func(eng *workflow.Engine, enc *worker.Encryption) *worker.Manager {
+				cfg := fastConfig(worker.QueueConfig{Name: workflow.DefaultQueue})
+				cfg.Encryption = enc
+				m, err := worker.NewManager(b, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := eng.Attach(m); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			eng1 := engine(enc1)
+			var ids []string
+			execute := func(eng *workflow.Engine, refuse bool) {
+				run, err := eng.Execute(ctx, "pay", map[string]any{"iban": secretMarker, "refuse": refuse}, workflow.ExecuteOptions{TenantID: "t1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, run.ID)
+			}
+			execute(eng1, false)
+			execute(eng1, true)
+			m1 := manager(eng1, enc1)
+			waitFor(t, 20*time.Second, "the first runs to finish", func() bool {
+				for _, id := range ids {
+					if r, err := eng1.Get(ctx, id); err != nil || r.State == workflow.StateRunning {
+						return false
+					}
+				}
+				return true
+			})
+			if err := m1.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for range 20 {
+				execute(eng1, false)
+			}
+
+			// The ring gains k2: a Manager runs the waiting runs while the
+			// rotation re-seals.
+			k2, err := envelope.NewKey("k2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ring2, err := envelope.NewRing(keys[0], k2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc2 := &worker.Encryption{Keys: ring2, Queues: queues}
+			c2, err := worker.NewClient(b, worker.ClientConfig{Encryption: enc2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng2 := engine(enc2)
+			m2 := manager(eng2, enc2)
+			var res *worker.RotateResult
+			runs, schedules := 0, 0
+			for try := 0; res == nil || !res.Done; try++ {
+				if try == 5 {
+					t.Fatalf("rotation not done after %d calls: %+v", try, res)
+				}
+				if res, err = c2.RotateKeys(ctx, worker.RotateParams{BatchSize: 5}); err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Unreadable) > 0 {
+					t.Fatalf("rotation found unreadable values: %v", res.Unreadable)
+				}
+				runs, schedules = runs+res.Runs, schedules+res.Schedules
+			}
+			if runs < 2 || schedules != 1 {
+				t.Errorf("the rotation re-sealed %d runs and %d schedules; want at least the 2 finished runs, and the schedule", runs, schedules)
+			}
+			waitFor(t, 60*time.Second, "every run to finish", func() bool {
+				for _, id := range ids {
+					if r, err := eng2.Get(ctx, id); err != nil || r.State == workflow.StateRunning {
+						return false
+					}
+				}
+				return true
+			})
+			if err := m2.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Runs that finished after the rotation's last pass sealed
+			// under k2 anyway.
+			if res, err = c2.RotateKeys(ctx, worker.RotateParams{}); err != nil || !res.Done || res.Values != 0 {
+				t.Fatalf("a rotation after everything settled: %+v, %v; want done with nothing to re-seal", res, err)
+			}
+			raw := dump(t)
+			if i := bytes.Index(raw, []byte(envelope.Prefix+"k1:")); i >= 0 {
+				t.Fatalf("a value is still stored under k1 after the rotation: …%q…", raw[max(0, i-200):min(len(raw), i+60)])
+			}
+			if bytes.Contains(raw, []byte(secretMarker)) {
+				t.Fatal("the marker is stored in plain text")
+			}
+
+			// k1 removed: every run and the template still open.
+			ring3, err := envelope.NewRing(k2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc3 := &worker.Encryption{Keys: ring3, Queues: queues}
+			eng3, err := workflow.NewEngine(b, workflow.Config{Encryption: enc3, Logger: discardLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range ids {
+				r, err := eng3.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := workflow.StateSucceeded
+				if i == 1 {
+					want = workflow.StateFailed
+				}
+				if r.State != want || !bytes.Contains(r.Input, []byte(secretMarker)) ||
+					(want == workflow.StateSucceeded) != bytes.Contains(r.Steps[0].Output, []byte(secretMarker)) ||
+					(want == workflow.StateFailed) != strings.Contains(r.Error, secretMarker) {
+					t.Fatalf("run %d (%s) without k1: %s, input %s, output %s, error %q; want it %s with its values opened",
+						i, id, r.State, r.Input, r.Steps[0].Output, r.Error, want)
+				}
+			}
+			cron3, err := schedule.New(b, schedule.Config{Encryption: enc3, Logger: discardLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info, err := cron3.Get(ctx, "nightly"); err != nil || !bytes.Contains(info.Job.Data, []byte(secretMarker)) {
+				t.Fatalf("the schedule without k1: %+v, %v; want its template opened", info, err)
+			}
+		})
+	}
 }

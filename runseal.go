@@ -133,40 +133,65 @@ func (e *Encryption) eachRunValue(run *broker.WorkflowRun, f func(v runValue) er
 func (e *Encryption) resealRun(run *broker.WorkflowRun, sealPlain bool) (int, error) {
 	n := 0
 	err := e.eachRunValue(run, func(v runValue) error {
-		var cur string
+		var changed bool
+		var err error
 		if v.json != nil {
-			if len(*v.json) == 0 || string(*v.json) == "null" {
-				return nil
-			}
-			tok, _ := sealedToken(*v.json)
-			cur = tok
+			*v.json, changed, err = e.resealJSON(*v.json, v.bind, sealPlain)
 		} else {
-			if *v.text == "" {
-				return nil
-			}
-			cur = *v.text
+			*v.text, changed, err = e.resealText(*v.text, v.bind, sealPlain)
 		}
-		sealed := envelope.IsSealed(cur)
-		if id, _ := envelope.KeyID(cur); sealed && id == e.Keys.Newest() || !sealed && !sealPlain {
-			return nil
+		if changed {
+			n++
 		}
-		if v.json != nil {
-			plain, err := e.openJSON(*v.json, v.bind)
-			if err != nil {
-				return err
-			}
-			if *v.json, err = e.sealJSON(plain, v.bind); err != nil {
-				return err
-			}
-		} else {
-			plain, err := e.openText(*v.text, v.bind)
-			if err != nil {
-				return err
-			}
-			*v.text = e.sealText(plain, v.bind)
-		}
-		n++
-		return nil
+		return err
 	})
 	return n, err
+}
+
+// resealJSON returns raw re-sealed under the newest key and true when it
+// is sealed under an older one, or sealed when it is plain and sealPlain;
+// else raw and false. Empty and null values stay. It fails if raw does not
+// open under b.
+func (e *Encryption) resealJSON(raw json.RawMessage, b envelope.Binding, sealPlain bool) (json.RawMessage, bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return raw, false, nil
+	}
+	plain := raw
+	if tok, ok := sealedToken(raw); ok {
+		if id, _ := envelope.KeyID(tok); id == e.Keys.Newest() {
+			return raw, false, nil
+		}
+		var err error
+		if plain, err = e.Keys.Open(tok, b); err != nil {
+			return raw, false, err
+		}
+	} else if !sealPlain {
+		return raw, false, nil
+	}
+	sealed, err := e.sealJSON(plain, b)
+	if err != nil {
+		return raw, false, err
+	}
+	return sealed, true, nil
+}
+
+// resealText is resealJSON for an error message (see sealText).
+func (e *Encryption) resealText(s string, b envelope.Binding, sealPlain bool) (string, bool, error) {
+	if s == "" {
+		return s, false, nil
+	}
+	plain := s
+	if envelope.IsSealed(s) {
+		if id, _ := envelope.KeyID(s); id == e.Keys.Newest() {
+			return s, false, nil
+		}
+		raw, err := e.Keys.Open(s, b)
+		if err != nil {
+			return s, false, err
+		}
+		plain = string(raw)
+	} else if !sealPlain {
+		return s, false, nil
+	}
+	return e.sealText(plain, b), true, nil
 }

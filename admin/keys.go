@@ -45,7 +45,7 @@ func (s *Server) keysRotate(w http.ResponseWriter, r *http.Request, p *Principal
 	}
 	res, err := s.cfg.Client.RotateKeys(r.Context(), worker.RotateParams{Queues: body.Queues, BatchSize: body.BatchSize, MaxJobs: body.MaxJobs})
 	if res != nil {
-		noteAudit(r.Context(), "", map[string]any{"key": res.Key, "read": res.Read, "rewritten": res.Rewritten, "done": res.Done, "unreadable": len(res.Unreadable)})
+		noteAudit(r.Context(), "", map[string]any{"key": res.Key, "read": res.Read, "rewritten": res.Rewritten, "runs": res.Runs, "schedules": res.Schedules, "done": res.Done, "unreadable": len(res.Unreadable)})
 	}
 	if errors.Is(err, worker.ErrNoEncryptionKeys) {
 		return Errorf(http.StatusConflict, CodeConflict, "", "the service has no encryption keys to rotate to")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/schedstore"
 )
 
 // Sealer seals the job data of the queues and types it applies to:
@@ -18,10 +19,8 @@ type Sealer interface {
 	OpenInsert(p *broker.JobInsertParams) error
 }
 
-// templateID is the id a schedule's job template is sealed under: no job
-// has it (tick jobs' ids are TickJobID's), so a template's ciphertext
-// opens neither as a job's data nor under another schedule's name.
-func templateID(name string) string { return "schedule-template:" + name }
+// templateID is the id a schedule's job template is sealed under.
+var templateID = schedstore.TemplateID
 
 // sealTemplate returns p (a schedule's job template) with its data sealed
 // for schedule name; data already sealed is opened first, so that a

@@ -21,7 +21,7 @@ func newKeysCmd(o *apiOpts) *cobra.Command {
 	var req admin.RotateRequest
 	rotate := &cobra.Command{
 		Use:   "rotate",
-		Short: "Re-seal stored jobs under the service's newest encryption key (WORKER_ENCRYPTION_KEYS, newest last), in batches, resumably",
+		Short: "Re-seal stored jobs, workflow runs and schedule templates under the service's newest encryption key (WORKER_ENCRYPTION_KEYS, newest last), in batches, resumably",
 		Args:  cobra.NoArgs,
 		RunE: o.run(func(ctx context.Context, c *adminclient.Client, _ []string) error {
 			var total admin.RotateResult
@@ -34,13 +34,17 @@ func newKeysCmd(o *apiOpts) *cobra.Command {
 				total.Read += res.Read
 				total.Rewritten += res.Rewritten
 				total.Values += res.Values
+				total.Runs += res.Runs
+				total.Schedules += res.Schedules
 				total.Unreadable = append(total.Unreadable, res.Unreadable...)
-				fmt.Fprintf(o.stderr, "read %d jobs, re-sealed %d under key %s\n", total.Read, total.Rewritten, total.Key)
+				fmt.Fprintf(o.stderr, "read %d jobs and runs, re-sealed %d jobs, %d runs and %d schedules under key %s\n",
+					total.Read, total.Rewritten, total.Runs, total.Schedules, total.Key)
 				if res.Done {
 					break
 				}
 			}
-			fmt.Fprintf(o.stdout, "done: every stored job is under key %s (%d jobs re-sealed, %d values)\n", total.Key, total.Rewritten, total.Values)
+			fmt.Fprintf(o.stdout, "done: every stored job, workflow run and schedule is under key %s (%d jobs, %d runs and %d schedules re-sealed, %d values)\n",
+				total.Key, total.Rewritten, total.Runs, total.Schedules, total.Values)
 			for _, j := range total.Unreadable {
 				fmt.Fprintf(o.stdout, "left as is, does not decrypt: %s\n", j)
 			}

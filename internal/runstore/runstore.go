@@ -43,7 +43,8 @@ const (
 	kindRun      = "run"
 	kindIdem     = "idem"
 	indexFinish  = "finished"
-	maxConflicts = 1000 // retries of one transition that keeps losing version races
+	indexRuns    = "runs" // every run of the queue, by created time: key rotation walks it
+	maxConflicts = 1000   // retries of one transition that keeps losing version races
 )
 
 // Store keeps runs on a broker that implements broker.Committer. It is safe
@@ -177,6 +178,7 @@ func (r *runDoc) write() (*broker.DocWrite, error) {
 		w.Index = append(w.Index, broker.IndexEntry{Name: runIndex(r.Workflow, r.TenantID, true, ""), Score: created},
 			broker.IndexEntry{Name: runIndex(r.Workflow, r.TenantID, true, r.State), Score: created})
 	}
+	w.Index = append(w.Index, broker.IndexEntry{Name: indexRuns, Score: created})
 	if r.State != broker.WorkflowRunning {
 		w.Index = append(w.Index, broker.IndexEntry{Name: indexFinish, Score: r.FinishedAt.UnixMilli()})
 	}

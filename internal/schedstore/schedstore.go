@@ -448,3 +448,43 @@ func (s *Store) ScheduleClaim(ctx context.Context, p *broker.ScheduleClaimParams
 	}
 	return nil, fmt.Errorf("claim tick %v of schedule %q: lost %d version races in a row: %w", p.Tick, p.Name, maxRetries, broker.ErrConflict)
 }
+
+// TemplateID is the job id a schedule's job template is sealed under
+// (package schedule; key rotation): no job has it, tick jobs' ids being
+// the schedule's TickJobID, so a template's ciphertext opens neither as a
+// job's data nor under another schedule's name.
+func TemplateID(name string) string { return "schedule-template:" + name }
+
+// ScheduleRewrite changes the stored schedule named name in place with f,
+// which reports whether it changed it, and writes it back only if it is
+// still the version read (a tick claimed or an upsert meanwhile re-reads
+// it and calls f again): nothing but what f changes is written, and
+// Version and UpdatedAt are kept, since the definition did not change.
+// It reports whether it wrote. ErrScheduleNotFound if absent.
+func (s *Store) ScheduleRewrite(ctx context.Context, name string, f func(sc *broker.Schedule) (bool, error)) (bool, error) {
+	wrote := false
+	err := retry(ctx, func() error {
+		q, _, err := s.queueOf(ctx, name)
+		if err != nil {
+			return err
+		}
+		cur, err := s.get(ctx, q, name)
+		if err != nil {
+			return err
+		}
+		changed, err := f(cur.s)
+		if err != nil || !changed {
+			return err
+		}
+		w, err := write(cur.s, cur.version)
+		if err != nil {
+			return err
+		}
+		if _, err := s.c.Commit(ctx, &broker.CommitParams{Scope: q, Docs: []*broker.DocWrite{w}}); err != nil {
+			return err
+		}
+		wrote = true
+		return nil
+	})
+	return wrote, err
+}
