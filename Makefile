@@ -8,7 +8,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test check fmt vet staticcheck run cover integration bench bench-scale bench-scale-smoke bench-queues example soak deploy-check docker-check faults screenshots test-rotate
+.PHONY: test check fmt vet staticcheck run cover integration bench bench-scale bench-scale-smoke bench-queues example soak deploy-check docker-check faults screenshots test-rotate test-rotate-race
 
 test: fmt vet
 	./scripts/ensure-redis.sh
@@ -128,6 +128,12 @@ soak:
 test-rotate:
 	./scripts/ensure-redis.sh
 	WORKER_ROTATE_JOBS=10000 $(GO) test -count=1 -timeout 30m -run '^TestRotateKeysWhileProcessing$$' -v .
+
+# make test-rotate-race: the same under the race detector (about ten times
+# slower; the acceptance run of issue 18).
+test-rotate-race:
+	./scripts/ensure-redis.sh
+	WORKER_ROTATE_JOBS=10000 $(GO) test -race -count=1 -timeout 60m -run '^TestRotateKeysWhileProcessing$$' -v .
 
 # make faults: the fault suite (internal/faults) at full size against real
 # worker processes and private redis-servers: workers SIGKILLed, SIGTERMed

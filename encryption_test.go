@@ -23,6 +23,7 @@ import (
 	"github.com/aibos/worker/envelope"
 	"github.com/aibos/worker/internal/logtest"
 	"github.com/aibos/worker/internal/redistest"
+	"github.com/aibos/worker/recovery"
 	"github.com/aibos/worker/schedule"
 	"github.com/aibos/worker/workflow"
 )
@@ -554,6 +555,65 @@ func TestEncryptionSealsWorkflowRuns(t *testing.T) {
 			}
 			if !bytes.Contains(raw, []byte(envelope.Prefix+"k1:")) {
 				t.Fatal("no sealed value found in the store: the scan read nothing")
+			}
+		})
+	}
+}
+
+// TestEncryptedJobNotificationWithheld: the recovery policy's notifier
+// gets an encrypted job's failure without its message (its class and that
+// it was withheld), unless the policy trusts it; a job of a plain queue
+// is notified with its message as before.
+func TestEncryptedJobNotificationWithheld(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+			t.Parallel()
+			b, _ := storeEngines[1].open(t)
+			ctx := context.Background()
+			ring, _ := testRing(t, "k1")
+			enc := &worker.Encryption{Keys: ring, Queues: []string{"invoices"}}
+			got := make(chan recovery.Notification, 4)
+			cfg := fastConfig(worker.QueueConfig{Name: "invoices"}, worker.QueueConfig{Name: "plain"})
+			cfg.Encryption = enc
+			cfg.Recovery = &recovery.Policy{TrustedNotifier: trusted,
+				Strategies: []recovery.Strategy{{ErrorType: recovery.BusinessLogicError, Action: recovery.Fail, Notify: true}},
+				Notifier: recovery.NotifierFunc(func(ctx context.Context, n recovery.Notification) error { got <- n; return nil })}
+			m, err := worker.NewManager(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = m.HandleFunc("pay", func(ctx context.Context, j *worker.Job) error {
+				return recovery.Classify(recovery.BusinessLogicError, fmt.Errorf("account %s is closed", secretMarker))
+			})
+			c, err := worker.NewClient(b, worker.ClientConfig{Encryption: enc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			startManager(t, m)
+			for _, q := range []string{"invoices", "plain"} {
+				if _, err := c.Add(ctx, q, worker.JobSpec{Type: "pay"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			byQueue := map[string]recovery.Notification{}
+			for len(byQueue) < 2 {
+				select {
+				case n := <-got:
+					byQueue[n.Queue] = n
+				case <-time.After(20 * time.Second):
+					t.Fatalf("notifications: got %v, want one per queue", byQueue)
+				}
+			}
+			sealed, plain := byQueue["invoices"], byQueue["plain"]
+			if !strings.Contains(plain.Error, secretMarker) || plain.Withheld {
+				t.Errorf("the plain queue's notification: %+v; want its message", plain)
+			}
+			if trusted != strings.Contains(sealed.Error, secretMarker) || sealed.Withheld == trusted ||
+				sealed.ErrorType != recovery.BusinessLogicError {
+				t.Errorf("the encrypted queue's notification (trusted %v): %+v; want the message only when trusted, and the class", trusted, sealed)
+			}
+			if !trusted && !strings.Contains(sealed.Error, "class "+recovery.BusinessLogicError) {
+				t.Errorf("withheld notification error %q; want it to name the class", sealed.Error)
 			}
 		})
 	}

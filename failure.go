@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -47,12 +48,17 @@ func (m *Manager) failParams(r *running, err error) (*broker.JobFailParams, *rec
 
 // notify sends a failure to the recovery policy's notifier when the
 // strategy asks for it. A notifier error is logged, never retried: the
-// failure itself is already recorded.
+// failure itself is already recorded. An encrypted job's message, which
+// may quote its sealed data, goes only to a trusted notifier
+// (recovery.Policy.TrustedNotifier); others get what the log gets.
 func (m *Manager) notify(ctx context.Context, log *slog.Logger, job *Job, err error, dec *recovery.Decision, state State) {
 	if dec == nil || !dec.Strategy.Notify {
 		return
 	}
 	n := recovery.NotificationFor(job, err, *dec, state, time.Now())
+	if m.cfg.Encryption.Applies(job.Queue, job.Type) && !m.cfg.Recovery.TrustedNotifier {
+		n.Error, n.Withheld = fmt.Sprint(m.loggedError(job, err)), true
+	}
 	if nerr := m.cfg.Recovery.Notify(ctx, n); nerr != nil {
 		log.Error("notify job failure", "err", nerr)
 	}

@@ -14,7 +14,8 @@ import (
 )
 
 // Notification describes one failed job. It carries metadata and the
-// error text, never the job's payload.
+// error text, never the job's payload. For an encrypted job the text is
+// withheld unless the Policy trusts its Notifier (Policy.TrustedNotifier).
 type Notification struct {
 	JobID     string       `json:"job_id"`
 	Queue     string       `json:"queue"`
@@ -24,6 +25,9 @@ type Notification struct {
 	Attempt   int          `json:"attempt"`
 	ErrorType string       `json:"error_type,omitempty"`
 	Error     string       `json:"error"`
+	// Withheld says Error describes the error without its message: the
+	// job is encrypted and the Notifier is not trusted with it.
+	Withheld bool         `json:"withheld,omitempty"`
 	Action    Action       `json:"action"`
 	State     broker.State `json:"state"` // scheduled (will retry) or dead
 	Time      time.Time    `json:"time"`

@@ -85,6 +85,12 @@ type Policy struct {
 	// Notifier receives failures whose strategy has Notify set. Defaults
 	// to a SlogNotifier on slog.Default().
 	Notifier Notifier
+	// TrustedNotifier says the Notifier may receive the error messages of
+	// encrypted jobs (worker.Encryption), which may quote their sealed
+	// data: set it only when the Notifier delivers within the store's
+	// trust boundary. Defaults to false: such a notification's Error
+	// names the error's kind and class only, and Withheld is set.
+	TrustedNotifier bool
 }
 
 // DefaultPolicy returns the seed's example: validation errors retried up to
