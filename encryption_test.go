@@ -577,7 +577,7 @@ func TestEncryptedJobNotificationWithheld(t *testing.T) {
 			cfg.Encryption = enc
 			cfg.Recovery = &recovery.Policy{TrustedNotifier: trusted,
 				Strategies: []recovery.Strategy{{ErrorType: recovery.BusinessLogicError, Action: recovery.Fail, Notify: true}},
-				Notifier: recovery.NotifierFunc(func(ctx context.Context, n recovery.Notification) error { got <- n; return nil })}
+				Notifier:   recovery.NotifierFunc(func(ctx context.Context, n recovery.Notification) error { got <- n; return nil })}
 			m, err := worker.NewManager(b, cfg)
 			if err != nil {
 				t.Fatal(err)

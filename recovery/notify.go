@@ -17,20 +17,20 @@ import (
 // error text, never the job's payload. For an encrypted job the text is
 // withheld unless the Policy trusts its Notifier (Policy.TrustedNotifier).
 type Notification struct {
-	JobID     string       `json:"job_id"`
-	Queue     string       `json:"queue"`
-	Type      string       `json:"type"`
-	TenantID  string       `json:"tenant_id,omitempty"`
-	CompanyID string       `json:"company_id,omitempty"`
-	Attempt   int          `json:"attempt"`
-	ErrorType string       `json:"error_type,omitempty"`
-	Error     string       `json:"error"`
+	JobID     string `json:"job_id"`
+	Queue     string `json:"queue"`
+	Type      string `json:"type"`
+	TenantID  string `json:"tenant_id,omitempty"`
+	CompanyID string `json:"company_id,omitempty"`
+	Attempt   int    `json:"attempt"`
+	ErrorType string `json:"error_type,omitempty"`
+	Error     string `json:"error"`
 	// Withheld says Error describes the error without its message: the
 	// job is encrypted and the Notifier is not trusted with it.
 	Withheld bool         `json:"withheld,omitempty"`
-	Action    Action       `json:"action"`
-	State     broker.State `json:"state"` // scheduled (will retry) or dead
-	Time      time.Time    `json:"time"`
+	Action   Action       `json:"action"`
+	State    broker.State `json:"state"` // scheduled (will retry) or dead
+	Time     time.Time    `json:"time"`
 }
 
 // Notifier delivers notifications. Notify is called from the failed job's
