@@ -84,6 +84,19 @@
 // a second Execute with the same key returns the first run, for as long as
 // that run is stored (see Retention).
 //
+// # Encryption
+//
+// When Config.Encryption applies to the engine's queue, a run is sealed
+// at rest: its input under the run (tenant, queue, workflow, run id), and
+// each step's output and error as the result and error of the step's job,
+// which the attached Manager seals with the same Encryption (Attach
+// refuses a Manager that disagrees). Step processors, hooks, Get, List and
+// Page see the values opened; a value moved to another run, step or
+// tenant does not open, and the step that would read it fails the run
+// with the reason instead of running (Config.OnUndecryptable is told).
+// Step jobs carry only the run's and step's names, never run data.
+// worker.Client.RotateKeys re-seals runs under the newest key.
+//
 // # Retention
 //
 // Finished runs (succeeded, failed, cancelled) are kept for
