@@ -384,14 +384,7 @@ func TestRotateKeysSealsRunsAndSchedules(t *testing.T) {
 			execute(eng1, false)
 			execute(eng1, true)
 			m1 := manager(eng1, enc1)
-			waitFor(t, 20*time.Second, "the first runs to finish", func() bool {
-				for _, id := range ids {
-					if r, err := eng1.Get(ctx, id); err != nil || r.State == workflow.StateRunning {
-						return false
-					}
-				}
-				return true
-			})
+			waitFinished(t, eng1, ids)
 			if err := m1.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -433,14 +426,7 @@ func TestRotateKeysSealsRunsAndSchedules(t *testing.T) {
 			if runs < 2 || schedules != 1 {
 				t.Errorf("the rotation re-sealed %d runs and %d schedules; want at least the 2 finished runs, and the schedule", runs, schedules)
 			}
-			waitFor(t, 60*time.Second, "every run to finish", func() bool {
-				for _, id := range ids {
-					if r, err := eng2.Get(ctx, id); err != nil || r.State == workflow.StateRunning {
-						return false
-					}
-				}
-				return true
-			})
+			waitFinished(t, eng2, ids)
 			if err := m2.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -492,4 +478,17 @@ func TestRotateKeysSealsRunsAndSchedules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitFinished waits until every run of ids has finished.
+func waitFinished(t *testing.T, eng *workflow.Engine, ids []string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d runs to finish", len(ids)), func() bool {
+		for _, id := range ids {
+			if r, err := eng.Get(context.Background(), id); err != nil || r.State == workflow.StateRunning {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -130,13 +130,19 @@ func TestRedisDurabilityWarnings(t *testing.T) {
 // sealed under a key the service does not hold goes dead unprocessed, and
 // the audit trail records each with its tenant and the reason.
 func TestUndecryptableJobAudited(t *testing.T) {
+	eachKeyedEngine(t, testUndecryptableAudited)
+}
+
+// eachKeyedEngine runs f on the embedded store and on Redis, with vars
+// configuring a service that has encryption keys and an audit trail.
+func eachKeyedEngine(t *testing.T, f func(t *testing.T, vars []string)) {
 	for _, engine := range []string{"sqlite", "redis"} {
 		t.Run(engine, func(t *testing.T) {
 			vars := []string{"WORKER_DATA_DIR=" + t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTION_KEYS=" + testKeys}
 			if engine == "redis" {
 				vars = append(vars, "REDIS_URL="+redistest.URL(t), "QUEUE_PREFIX="+redistest.Prefix(t), "WORKER_AUDIT_KEY="+testKeySecret)
 			}
-			testUndecryptableAudited(t, vars)
+			f(t, vars)
 		})
 	}
 }
@@ -231,15 +237,7 @@ func runService(t *testing.T, svc *Service) {
 // step without running it, with the reason, and the audit trail records
 // it; no audit entry quotes the plaintext.
 func TestUndecryptableRunAudited(t *testing.T) {
-	for _, engine := range []string{"sqlite", "redis"} {
-		t.Run(engine, func(t *testing.T) {
-			vars := []string{"WORKER_DATA_DIR=" + t.TempDir(), "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTION_KEYS=" + testKeys}
-			if engine == "redis" {
-				vars = append(vars, "REDIS_URL="+redistest.URL(t), "QUEUE_PREFIX="+redistest.Prefix(t), "WORKER_AUDIT_KEY="+testKeySecret)
-			}
-			testUndecryptableRunAudited(t, vars)
-		})
-	}
+	eachKeyedEngine(t, testUndecryptableRunAudited)
 }
 
 func testUndecryptableRunAudited(t *testing.T, vars []string) {

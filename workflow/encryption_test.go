@@ -44,22 +44,7 @@ func startSealed(t *testing.T, b broker.Broker, e *workflow.Engine, enc *worker.
 	t.Helper()
 	cfg := managerConfig(e.Queue(), 4)
 	cfg.Encryption = enc
-	m, err := worker.NewManager(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	if err := e.Attach(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Shutdown(context.Background()); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	startWith(t, b, e, cfg)
 }
 
 // rawRun reads a run's document as stored.

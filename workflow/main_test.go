@@ -58,7 +58,13 @@ func managerConfig(queue string, concurrency int) worker.ManagerConfig {
 // down, then the engine closed, when the test ends.
 func start(t *testing.T, b broker.Broker, e *workflow.Engine, concurrency int) *worker.Manager {
 	t.Helper()
-	m, err := worker.NewManager(b, managerConfig(e.Queue(), concurrency))
+	return startWith(t, b, e, managerConfig(e.Queue(), concurrency))
+}
+
+// startWith is start with the Manager's config.
+func startWith(t *testing.T, b broker.Broker, e *workflow.Engine, cfg worker.ManagerConfig) *worker.Manager {
+	t.Helper()
+	m, err := worker.NewManager(b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
