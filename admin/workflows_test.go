@@ -8,9 +8,11 @@ import (
 	"sync"
 	"testing"
 
+	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/admin"
 	"github.com/aibos/worker/admin/apitest"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/envelope"
 	"github.com/aibos/worker/httpproc"
 	"github.com/aibos/worker/internal/testbroker"
 	"github.com/aibos/worker/workflow"
@@ -248,4 +250,51 @@ func TestWorkflowList(t *testing.T) {
 	wantErr(t, "no token", a.do("GET", "/api/v1/workflows", "", nil), http.StatusUnauthorized, admin.CodeUnauthenticated, "Authorization")
 	none := newSchedAPI(t, testbroker.SQLite(t), nil, nil)
 	wantErr(t, "no engine", none.do("GET", "/api/v1/workflows", "viewer", nil), http.StatusNotFound, admin.CodeNotFound, "")
+}
+
+// TestEncryptedWorkflowRunsThroughAPI: with the engine's queue encrypted,
+// a run started through the API is stored sealed, an operator reads its
+// input in plain text and a viewer has it redacted, and a second start
+// with the same Idempotency-Key and data finds the run (its input
+// compared opened).
+func TestEncryptedWorkflowRunsThroughAPI(t *testing.T) {
+	const marker = "API-RUN-MARKER-FR1420041010050500013M02606"
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		k, err := envelope.NewKey("k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ring, err := envelope.NewRing(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := workflow.NewEngine(b, workflow.Config{Logger: quietLog,
+			Encryption: &worker.Encryption{Keys: ring, Queues: []string{workflow.DefaultQueue}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		noop := workflow.StepProcessorFunc(func(context.Context, *workflow.StepInfo, workflow.Data) (workflow.Data, error) { return nil, nil })
+		if err := e.RegisterStepProcessor("noop", noop); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Register(workflow.Workflow{Name: "invoice", Steps: []workflow.Step{{Name: "validate", Processor: "noop"}}}); err != nil {
+			t.Fatal(err)
+		}
+		a := newSchedAPI(t, b, e, nil)
+		body := map[string]any{"data": map[string]any{"iban": marker}}
+		r := want(t, "start", a.do("POST", "/api/v1/workflows/invoice/runs", "operator", body, "Idempotency-Key", "k"), http.StatusCreated)
+		id := jsonOf(t, r)["id"].(string)
+		want(t, "start again", a.do("POST", "/api/v1/workflows/invoice/runs", "operator", body, "Idempotency-Key", "k"), http.StatusOK)
+		d, err := b.(broker.Committer).DocGet(context.Background(), workflow.DefaultQueue, "run", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(d.Body), marker) {
+			t.Fatalf("the run is stored as %s: want its input sealed", d.Body)
+		}
+		for _, role := range []string{"operator", "viewer"} {
+			got := want(t, role+" gets", a.do("GET", "/api/v1/workflows/runs/"+id, role, nil), http.StatusOK)
+			checkPayload(t, role+" gets the encrypted run", role != "viewer", string(got.Body), marker)
+		}
+	})
 }
