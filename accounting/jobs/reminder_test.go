@@ -33,9 +33,16 @@ func (b *bundle) reminders(t *testing.T) []*worker.Job {
 	}
 	var out []*worker.Job
 	for _, j := range l {
-		if j.Type == jobs.TypeReminder {
-			out = append(out, j)
+		if j.Type != jobs.TypeReminder {
+			continue
 		}
+		// The listing shows the data as stored, sealed (notifications is an
+		// encrypted queue): the client opens it.
+		opened, err := b.svc.Client().Get(b.ctx, jobs.QueueNotifications, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, opened)
 	}
 	return out
 }
