@@ -516,7 +516,7 @@ func TestEncryptionSealsWorkflowRuns(t *testing.T) {
 			}
 			cfg := fastConfig(worker.QueueConfig{Name: workflow.DefaultQueue})
 			cfg.Encryption = enc
-			var logs lockedBuffer
+			var logs logtest.Buffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			m, err := worker.NewManager(b, cfg)
 			if err != nil {
