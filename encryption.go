@@ -221,6 +221,26 @@ func (m *Manager) loggedError(job *Job, err error) any {
 	if err == nil || !m.cfg.Encryption.Applies(job.Queue, job.Type) {
 		return err
 	}
+	return withheldText(err)
+}
+
+// ErrorText is the text of err, an attempt's error, that may leave the
+// process for job (a log, a trace, a notifier): err's message, or, when e
+// encrypts job's queue and type, only its kind and class, since the
+// message may quote the sealed data. A nil Encryption withholds nothing.
+func (e *Encryption) ErrorText(job *Job, err error) string {
+	if err == nil {
+		return ""
+	}
+	if !e.Applies(job.Queue, job.Type) {
+		return err.Error()
+	}
+	return withheldText(err)
+}
+
+// withheldText says what kind of error err is, and its class, without its
+// message.
+func withheldText(err error) string {
 	kind := "error"
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

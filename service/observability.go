@@ -35,7 +35,7 @@ type observability struct {
 // and the resource OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES: they are
 // the SDK's documented interface, so the service passes them through rather
 // than naming each again.
-func newObservability(c *Config) (*observability, error) {
+func newObservability(c *Config, enc *worker.Encryption) (*observability, error) {
 	o := &observability{}
 	if c.TracesExporter == "otlp" {
 		ctx := context.Background()
@@ -48,7 +48,7 @@ func newObservability(c *Config) (*observability, error) {
 			return nil, &ConfigError{Name: "OTEL_RESOURCE_ATTRIBUTES", Want: err.Error()}
 		}
 		o.provider = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-		if o.tracer, err = tracing.New(tracing.Config{TracerProvider: o.provider}); err != nil {
+		if o.tracer, err = tracing.New(tracing.Config{TracerProvider: o.provider, Encryption: enc}); err != nil {
 			return nil, fmt.Errorf("service: %w", err)
 		}
 	}

@@ -130,14 +130,14 @@ func (s *Service) build() error {
 			return err
 		}
 	}
-	if s.obs, err = newObservability(c); err != nil {
-		return err
-	}
-	s.schemas = jobschema.New()
 	enc, unserved, warning, err := encryption(c, s.store.kind)
 	if err != nil {
 		return err
 	}
+	if s.obs, err = newObservability(c, enc); err != nil {
+		return err
+	}
+	s.schemas = jobschema.New()
 	s.keyWarning = warning
 	ccfg := worker.ClientConfig{DefaultMaxAttempts: c.RetryAttempts, MaxQueueLength: c.QueueMaxLength, Schemas: s.schemas, Encryption: enc}
 	s.obs.client(&ccfg)

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -34,8 +35,13 @@ func (t *Tracer) Middleware() worker.Middleware {
 			defer span.End()
 			err := next.Process(ctx, job)
 			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
+				msg := t.enc.ErrorText(job, err)
+				if msg == err.Error() {
+					span.RecordError(err)
+				} else {
+					span.RecordError(errors.New(msg))
+				}
+				span.SetStatus(codes.Error, msg)
 				t.storeAttempt(ctx, span.SpanContext())
 			}
 			return err

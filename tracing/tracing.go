@@ -72,6 +72,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	worker "github.com/aibos/worker"
 )
 
 // ScopeName is the instrumentation scope of every span of this package.
@@ -95,6 +97,11 @@ type Config struct {
 	// HTTP requests. Defaults to W3C Trace Context (traceparent,
 	// tracestate).
 	Propagator propagation.TextMapPropagator
+	// Encryption is the Manager's: an attempt of a job it encrypts records
+	// its error's kind and class in the span, not its message, which may
+	// quote the sealed data (Encryption.ErrorText). Nil records every
+	// message.
+	Encryption *worker.Encryption
 }
 
 // Tracer makes the middleware and transport that trace jobs. It is safe
@@ -102,6 +109,7 @@ type Config struct {
 type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	enc    *worker.Encryption
 }
 
 // New returns a Tracer configured by cfg.
@@ -112,7 +120,7 @@ func New(cfg Config) (*Tracer, error) {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.TraceContext{}
 	}
-	return &Tracer{tracer: cfg.TracerProvider.Tracer(ScopeName), prop: cfg.Propagator}, nil
+	return &Tracer{tracer: cfg.TracerProvider.Tracer(ScopeName), prop: cfg.Propagator, enc: cfg.Encryption}, nil
 }
 
 // systemAttr is messaging.system on every job span.
