@@ -55,7 +55,7 @@ func TestEncryptedJobErrorNotInSpan(t *testing.T) {
 		text = append(text, got[0].Status.Description)
 		for _, e := range got[0].Events {
 			for _, kv := range e.Attributes {
-				text = append(text, kv.Value.Emit())
+				text = append(text, kv.Value.String())
 			}
 		}
 		all := strings.Join(text, " | ")
