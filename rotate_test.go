@@ -151,25 +151,14 @@ func TestRotateKeysWhileProcessing(t *testing.T) {
 			if _, err := b.(broker.Committer).DocGet(ctx, "invoices", "keyrotation", "cursor"); err != nil {
 				t.Fatalf("the stopped rotation saved no cursor: %v", err)
 			}
-			var res *worker.RotateResult
-			for try := 0; res == nil || !res.Done; try++ {
-				if try == 5 {
-					t.Fatalf("rotation not done after %d calls: %+v", try, res)
-				}
-				if res, err = c2.RotateKeys(ctx, worker.RotateParams{BatchSize: 50}); err != nil {
-					t.Fatal(err)
-				}
-				if len(res.Unreadable) > 0 {
-					t.Fatalf("rotation found unreadable jobs: %v", res.Unreadable)
-				}
-			}
+			rotateUntilDone(t, c2, 50, nil)
 			waitCounts(t, c2, settle, map[worker.State]int64{worker.StateCompleted: int64(nOK + nRun), worker.StateDead: int64(nFail), worker.StateScheduled: int64(nLater)})
 			if err := m2.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}
 			// Jobs that completed after the last pass stored results
 			// under k2 anyway; one more call confirms nothing is left.
-			if res, err = c2.RotateKeys(ctx, worker.RotateParams{}); err != nil || !res.Done || res.Values != 0 {
+			if res, err := c2.RotateKeys(ctx, worker.RotateParams{}); err != nil || !res.Done || res.Values != 0 {
 				t.Fatalf("a rotation after everything settled: %+v, %v; want done with nothing to re-seal", res, err)
 			}
 
@@ -411,20 +400,10 @@ func TestRotateKeysSealsRunsAndSchedules(t *testing.T) {
 			}
 			eng2 := engine(enc2)
 			m2 := manager(eng2, enc2)
-			var res *worker.RotateResult
 			runs, schedules := 0, 0
-			for try := 0; res == nil || !res.Done; try++ {
-				if try == 5 {
-					t.Fatalf("rotation not done after %d calls: %+v", try, res)
-				}
-				if res, err = c2.RotateKeys(ctx, worker.RotateParams{BatchSize: 5}); err != nil {
-					t.Fatal(err)
-				}
-				if len(res.Unreadable) > 0 {
-					t.Fatalf("rotation found unreadable values: %v", res.Unreadable)
-				}
+			rotateUntilDone(t, c2, 5, func(res *worker.RotateResult) {
 				runs, schedules = runs+res.Runs, schedules+res.Schedules
-			}
+			})
 			if runs < 2 || schedules != 1 {
 				t.Errorf("the rotation re-sealed %d runs and %d schedules; want at least the 2 finished runs, and the schedule", runs, schedules)
 			}
@@ -434,7 +413,7 @@ func TestRotateKeysSealsRunsAndSchedules(t *testing.T) {
 			}
 			// Runs that finished after the rotation's last pass sealed
 			// under k2 anyway.
-			if res, err = c2.RotateKeys(ctx, worker.RotateParams{}); err != nil || !res.Done || res.Values != 0 {
+			if res, err := c2.RotateKeys(ctx, worker.RotateParams{}); err != nil || !res.Done || res.Values != 0 {
 				t.Fatalf("a rotation after everything settled: %+v, %v; want done with nothing to re-seal", res, err)
 			}
 			raw := dump(t)
@@ -493,4 +472,27 @@ func waitFinished(t *testing.T, eng *workflow.Engine, ids []string) {
 		}
 		return true
 	})
+}
+
+// rotateUntilDone calls c.RotateKeys with batch until it reports Done (at
+// most 5 calls), failing on an error or an unreadable value; each, if
+// not nil, sees every call's result.
+func rotateUntilDone(t *testing.T, c *worker.Client, batch int, each func(*worker.RotateResult)) {
+	t.Helper()
+	var res *worker.RotateResult
+	for try := 0; res == nil || !res.Done; try++ {
+		if try == 5 {
+			t.Fatalf("rotation not done after %d calls: %+v", try, res)
+		}
+		var err error
+		if res, err = c.RotateKeys(context.Background(), worker.RotateParams{BatchSize: batch}); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Unreadable) > 0 {
+			t.Fatalf("rotation found unreadable values: %v", res.Unreadable)
+		}
+		if each != nil {
+			each(res)
+		}
+	}
 }

@@ -86,17 +86,24 @@ func TestEncryptedQueuesWithoutKey(t *testing.T) {
 // shut down when the test ends, and returns it with its logs.
 func startService(t *testing.T, vars ...string) (*Service, *logtest.Counter) {
 	t.Helper()
-	ctx := context.Background()
-	cfg, err := Load(LoadInput{LookupEnv: env(append(vars, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_API_ENABLED=false")...)})
+	svc, logs := newService(t, append(vars, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_API_ENABLED=false")...)
+	runService(t, svc)
+	return svc, logs
+}
+
+// newService makes, without starting it, a service configured by vars,
+// and returns it with its logs.
+func newService(t *testing.T, vars ...string) (*Service, *logtest.Counter) {
+	t.Helper()
+	cfg, err := Load(LoadInput{LookupEnv: env(vars...)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log, logs := logtest.NewLogger()
-	svc, err := New(ctx, cfg, log)
+	svc, err := New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runService(t, svc)
 	return svc, logs
 }
 
@@ -149,15 +156,7 @@ func eachKeyedEngine(t *testing.T, f func(t *testing.T, vars []string)) {
 
 func testUndecryptableAudited(t *testing.T, vars []string) {
 	ctx := context.Background()
-	cfg, err := Load(LoadInput{LookupEnv: env(vars...)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, _ := logtest.NewLogger()
-	svc, err := New(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := newService(t, vars...)
 	c := svc.Client()
 	spec := worker.JobSpec{Type: "invoice", Data: map[string]int{"amount": 1}, TenantID: "t1"}
 	params := func(tenant string) *broker.JobInsertParams {
@@ -243,15 +242,7 @@ func TestUndecryptableRunAudited(t *testing.T) {
 func testUndecryptableRunAudited(t *testing.T, vars []string) {
 	const marker = "RUN-MARKER-NL91ABNA0417164300"
 	ctx := context.Background()
-	cfg, err := Load(LoadInput{LookupEnv: env(vars...)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, _ := logtest.NewLogger()
-	svc, err := New(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := newService(t, vars...)
 	var ran atomic.Int32
 	eng := svc.Workflows()
 	if err := eng.RegisterStepProcessor("check", workflow.StepProcessorFunc(func(ctx context.Context, s *workflow.StepInfo, d workflow.Data) (workflow.Data, error) {
