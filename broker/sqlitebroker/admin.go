@@ -148,7 +148,7 @@ func (b *Broker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*bro
 	}
 	where, args := scoped(p.Queue, p.ID, p.TenantID)
 	var j *broker.Job
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		var err error
 		// ?1 first: the condition's own placeholders then number from 2.
 		j, _, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET state = 'cancelled', finished_at = ?1,
@@ -179,7 +179,7 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 	queue, id := p.Queue, p.ID
 	where, args := scoped(queue, id, p.TenantID)
 	var j *broker.Job
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		var state, tenant string
 		var key sql.NullString
 		err := tx.QueryRowContext(ctx, `SELECT state, tenant_id, unique_key FROM jobs WHERE `+where, args...).Scan(&state, &tenant, &key)
@@ -230,7 +230,7 @@ func (b *Broker) JobDelete(ctx context.Context, p *broker.JobDeleteParams) error
 		return err
 	}
 	where, args := scoped(p.Queue, p.ID, p.TenantID)
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE `+where+` AND state <> 'active'`, args...)
 		if err != nil {
 			return err

@@ -22,7 +22,7 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 		return nil, err
 	}
 	var res *broker.CommitResult
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		var err error
 		res, err = b.commit(ctx, tx, p, now)
 		return err

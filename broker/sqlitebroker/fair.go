@@ -522,7 +522,7 @@ func (b *Broker) QueueFairSet(ctx context.Context, p *broker.FairPolicy) error {
 		return err
 	}
 	op := fmt.Sprintf("set fair policy of queue %q", p.Queue)
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO queues (name, fair, max_active, capped, rated, rate_limit, rate_period_us)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET fair = excluded.fair, max_active = excluded.max_active, capped = excluded.capped,
@@ -659,7 +659,7 @@ func (b *Broker) QueueTenantPause(ctx context.Context, queue, tenant string, pau
 	if err := broker.ValidateTenantPause(queue, tenant); err != nil {
 		return err
 	}
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
 			return err
 		}

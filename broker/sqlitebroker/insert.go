@@ -67,7 +67,7 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 	queue := ps[0].Queue
 	jobs := make([]*broker.Job, len(ps))
 	errs := make([]error, len(ps))
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		clear(jobs)
 		clear(errs)
 		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
@@ -151,7 +151,7 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 	}
 	queue := ps[0].Queue
 	var jobs []*broker.Job
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		if err := checkQueueLength(ctx, tx, ps); err != nil {
 			return err
 		}

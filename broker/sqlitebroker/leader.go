@@ -23,7 +23,7 @@ func (b *Broker) LeaderAcquire(ctx context.Context, p *broker.LeaderParams) (boo
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	held := false
-	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		var holder string
 		err := tx.QueryRowContext(ctx, `INSERT INTO leaders (name, holder, until) VALUES (?1, ?2, ?3)
 			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
@@ -51,7 +51,7 @@ func (b *Broker) LeaderRelease(ctx context.Context, p *broker.LeaderParams) erro
 	if err := p.Validate(false); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM leaders WHERE name = ? AND holder = ?`, p.Name, p.Holder)
 		return err
 	})

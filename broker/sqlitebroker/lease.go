@@ -74,7 +74,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	}
 	var got []leased
 	var picked []candidate // fair or capped queues: the jobs chosen, in fetch order
-	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		q, err := b.readQueuePolicy(ctx, tx, p.Queue)
 		if err != nil {
 			return err
@@ -209,7 +209,7 @@ func (b *Broker) leaseBatch(ctx context.Context, op, stmt string, n int,
 		return nil, err
 	}
 	errs := make([]error, n)
-	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		s, err := b.stmt(ctx, tx, stmt)
 		if err != nil {
 			return err
@@ -249,7 +249,7 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 		return nil, err
 	}
 	errs := make([]error, len(ps))
-	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		clear(errs)
 		done, err := b.stmt(ctx, tx, sqlComplete)
 		if err != nil {
@@ -365,7 +365,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	var state broker.State
-	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		s, err := failJob(ctx, tx, p, now)
 		if errors.Is(err, sql.ErrNoRows) {
 			return b.leaseMiss(ctx, tx, &p.JobLeaseParams)

@@ -160,7 +160,7 @@ func (b *Broker) setPaused(ctx context.Context, queue string, paused bool) error
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return fmt.Errorf("%s: %w: %v", op, broker.ErrInvalidJob, err)
 	}
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO queues (name, paused) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, queue, paused)
 		return err
@@ -192,7 +192,7 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 		limit = 1000
 	}
 	res := &broker.QueueMaintainResult{}
-	err := b.inLeaseTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		*res = broker.QueueMaintainResult{}
 		if err := recoverLeases(ctx, tx, p, now, limit, res); err != nil {
 			return err

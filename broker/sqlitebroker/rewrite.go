@@ -21,7 +21,7 @@ func (b *Broker) JobRewrite(ctx context.Context, p *broker.JobRewriteParams) err
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	err := b.inTx(ctx, func(tx *sql.Tx, _ int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ int64) error {
 		var data, result, progress []byte
 		var lastErr string
 		var hist sql.NullString

@@ -280,7 +280,7 @@ func (b *Broker) query(ctx context.Context, tx *sql.Tx, query string, args ...an
 // inTx runs fn in an IMMEDIATE write transaction, which calls made
 // meanwhile may share (writer.go), and commits it with synchronous=FULL:
 // when it returns, the change is on disk.
-func (b *Broker) inTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
+func (b *Broker) inTx(ctx context.Context, fn txFunc) error {
 	return b.inTxSync(ctx, true, fn)
 }
 
@@ -292,7 +292,7 @@ func (b *Broker) inTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error)
 // makes jobs run again: delivery stays at least once and no enqueued job is
 // lost (inserts use inTx). This saves an fsync per fetch and per
 // acknowledgement batch, the dominant cost of processing on this store.
-func (b *Broker) inLeaseTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
+func (b *Broker) inLeaseTx(ctx context.Context, fn txFunc) error {
 	return b.inTxSync(ctx, false, fn)
 }
 

@@ -8,6 +8,14 @@ import (
 	"sync"
 )
 
+// txFunc is the work of one write call, run in tx with the broker clock's
+// now. Its statements must use ctx, not the caller's context: a joined
+// call's ctx is not cancelled with the caller's, because the driver
+// interrupts a statement whose context ends, and SQLite rolls back the
+// whole transaction, the other calls' writes included, when a writing
+// statement is interrupted.
+type txFunc func(ctx context.Context, tx *sql.Tx, now int64) error
+
 // maxJoined bounds the calls that share one write transaction, so that
 // the first of them is answered after at most that many others ran.
 const maxJoined = 64
@@ -30,7 +38,7 @@ type writer struct {
 type writeOp struct {
 	ctx  context.Context
 	full bool // commit with synchronous=FULL
-	fn   func(tx *sql.Tx, now int64) error
+	fn   txFunc
 	err  error
 	// turn receives true when this call is to run the next transaction,
 	// false when it has been answered (err is set).
@@ -42,8 +50,9 @@ type writeOp struct {
 // the transaction commits with synchronous=FULL (on disk when it
 // returns), else with NORMAL (in the WAL). fn runs at most once; when it
 // fails, what it wrote is undone and the other calls of the transaction
-// are not affected.
-func (b *Broker) inTxSync(ctx context.Context, full bool, fn func(tx *sql.Tx, now int64) error) error {
+// are not affected. Once fn runs in a transaction it shares, ctx no longer
+// stops it (see txFunc).
+func (b *Broker) inTxSync(ctx context.Context, full bool, fn txFunc) error {
 	op := &writeOp{ctx: ctx, full: full, fn: fn, turn: make(chan bool, 1)}
 	w := &b.writer
 	w.mu.Lock()
@@ -151,7 +160,9 @@ func (b *Broker) runBatch(first *writeOp) []*writeOp {
 	if err := first.ctx.Err(); err != nil {
 		first.err = err
 	} else {
-		first.err = first.fn(tx, b.now())
+		// Alone in the transaction, the first call may be interrupted:
+		// the rollback that follows undoes its writes only.
+		first.err = b.call(first.ctx, tx, first)
 	}
 	if first.err != nil {
 		// Alone in the transaction so far: undo it whole.
@@ -219,7 +230,7 @@ func (b *Broker) runJoined(ctx context.Context, tx *sql.Tx, o *writeOp) error {
 	if _, err := b.exec(ctx, tx, sqlSavepoint); err != nil {
 		return fmt.Errorf("begin savepoint: %w", err)
 	}
-	if o.err = o.fn(tx, b.now()); o.err != nil {
+	if o.err = b.call(context.WithoutCancel(o.ctx), tx, o); o.err != nil {
 		if _, err := b.exec(ctx, tx, sqlRollbackTo); err != nil {
 			return fmt.Errorf("roll back to savepoint: %w", err)
 		}
@@ -228,4 +239,9 @@ func (b *Broker) runJoined(ctx context.Context, tx *sql.Tx, o *writeOp) error {
 		return fmt.Errorf("release savepoint: %w", err)
 	}
 	return nil
+}
+
+// call runs o's function with ctx.
+func (b *Broker) call(ctx context.Context, tx *sql.Tx, o *writeOp) error {
+	return o.fn(ctx, tx, b.now())
 }

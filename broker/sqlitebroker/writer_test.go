@@ -3,11 +3,16 @@ package sqlitebroker
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"modernc.org/sqlite"
 )
 
 // TestJoinedCallsShareTheCommit holds a write transaction open while
@@ -43,7 +48,7 @@ func TestJoinedCallsShareTheCommit(t *testing.T) {
 			started, hold := make(chan struct{}), make(chan struct{})
 			first := make(chan error, 1)
 			go func() {
-				first <- b.inLeaseTx(ctx, func(tx *sql.Tx, _ int64) error {
+				first <- b.inLeaseTx(ctx, func(_ context.Context, tx *sql.Tx, _ int64) error {
 					close(started)
 					<-hold
 					if commitFails {
@@ -59,7 +64,7 @@ func TestJoinedCallsShareTheCommit(t *testing.T) {
 			for i := range joined {
 				joined[i] = make(chan error, 1)
 				go func() {
-					joined[i] <- b.inLeaseTx(ctx, func(tx *sql.Tx, _ int64) error {
+					joined[i] <- b.inLeaseTx(ctx, func(_ context.Context, tx *sql.Tx, _ int64) error {
 						if err := mark(tx, fmt.Sprint("joined-", i)); err != nil {
 							return err
 						}
@@ -74,7 +79,7 @@ func TestJoinedCallsShareTheCommit(t *testing.T) {
 			gaveUp, cancel := context.WithCancel(ctx)
 			quit := make(chan error, 1)
 			go func() {
-				quit <- b.inLeaseTx(gaveUp, func(tx *sql.Tx, _ int64) error { return mark(tx, "gave-up") })
+				quit <- b.inLeaseTx(gaveUp, func(_ context.Context, tx *sql.Tx, _ int64) error { return mark(tx, "gave-up") })
 			}()
 			waitWaiting(t, b, 4)
 			cancel()
@@ -145,4 +150,95 @@ func readMarks(t *testing.T, b *Broker) []string {
 		t.Fatal(err)
 	}
 	return names
+}
+
+// spinHook is what the SQL function test_spin calls on every row: the
+// test that registers it decides when a statement stops.
+var (
+	spinOnce sync.Once
+	spinHook atomic.Pointer[func(int64) bool]
+)
+
+// registerSpin registers test_spin(x), true while the current spinHook
+// wants the statement to go on, on the connections opened from now on.
+func registerSpin(t *testing.T) {
+	t.Helper()
+	spinOnce.Do(func() {
+		sqlite.MustRegisterScalarFunction("test_spin", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			f := spinHook.Load()
+			return f != nil && (*f)(args[0].(int64)), nil
+		})
+	})
+}
+
+// TestJoinedCallCancelledMidStatement cancels a joined call's context
+// while its INSERT runs. SQLite rolls back the whole transaction when a
+// writing statement is interrupted, and the driver interrupts on a done
+// context: the calls that shared the transaction must still be applied
+// and answered success.
+func TestJoinedCallCancelledMidStatement(t *testing.T) {
+	registerSpin(t)
+	b := openInternal(t)
+	ctx := context.Background()
+	if _, err := b.write.ExecContext(ctx, `CREATE TABLE marks (name TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	mark := func(tx *sql.Tx, name string) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO marks (name) VALUES (?)`, name)
+		return err
+	}
+	started, hold := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- b.inLeaseTx(ctx, func(_ context.Context, tx *sql.Tx, _ int64) error {
+			close(started)
+			<-hold
+			return mark(tx, "first")
+		})
+	}()
+	<-started
+	other := make(chan error, 1)
+	go func() {
+		other <- b.inLeaseTx(ctx, func(_ context.Context, tx *sql.Tx, _ int64) error { return mark(tx, "other") })
+	}()
+	waitWaiting(t, b, 1)
+	slowCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The statement cancels its own context on its first row and then runs
+	// for a second more, time enough for the driver's interrupt to land.
+	var until time.Time
+	hook := func(x int64) bool {
+		if x == 1 {
+			cancel()
+			until = time.Now().Add(time.Second)
+		}
+		return time.Now().Before(until)
+	}
+	spinHook.Store(&hook)
+	defer spinHook.Store(nil)
+	slow := make(chan error, 1)
+	go func() {
+		slow <- b.inLeaseTx(slowCtx, func(ctx context.Context, tx *sql.Tx, _ int64) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO marks (name)
+				WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE test_spin(x))
+				SELECT 'slow' FROM c WHERE x = 1`)
+			return err
+		})
+	}()
+	waitWaiting(t, b, 2)
+	close(hold)
+	if err := <-first; err != nil {
+		t.Errorf("first call: %v", err)
+	}
+	if err := <-other; err != nil {
+		t.Errorf("other joined call: %v", err)
+	}
+	slowErr := <-slow
+	want := []string{"first", "other"}
+	if slowErr == nil {
+		want = []string{"first", "other", "slow"}
+	}
+	if got := readMarks(t, b); !slices.Equal(got, want) {
+		t.Errorf("written: %q, want %q (cancelled call: %v)", got, want, slowErr)
+	}
 }
