@@ -49,9 +49,9 @@ type writeOp struct {
 // calls that join it, and returns fn's error or the commit's. With full,
 // the transaction commits with synchronous=FULL (on disk when it
 // returns), else with NORMAL (in the WAL). fn runs at most once; when it
-// fails, what it wrote is undone and the other calls of the transaction
-// are not affected. Once fn runs in a transaction it shares, ctx no longer
-// stops it (see txFunc).
+// fails or panics, what it wrote is undone, the call returns an error, and
+// the other calls of the transaction are not affected. Once fn runs in a
+// transaction it shares, ctx no longer stops it (see txFunc).
 func (b *Broker) inTxSync(ctx context.Context, full bool, fn txFunc) error {
 	op := &writeOp{ctx: ctx, full: full, fn: fn, turn: make(chan bool, 1)}
 	w := &b.writer
@@ -241,7 +241,14 @@ func (b *Broker) runJoined(ctx context.Context, tx *sql.Tx, o *writeOp) error {
 	return nil
 }
 
-// call runs o's function with ctx.
-func (b *Broker) call(ctx context.Context, tx *sql.Tx, o *writeOp) error {
+// call runs o's function with ctx and returns its error, or its panic as
+// one: a panic must not leave the transaction open and the writer busy,
+// which would stop every later write.
+func (b *Broker) call(ctx context.Context, tx *sql.Tx, o *writeOp) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write transaction: panic: %v", r)
+		}
+	}()
 	return o.fn(ctx, tx, b.now())
 }

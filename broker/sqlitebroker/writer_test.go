@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -240,5 +241,86 @@ func TestJoinedCallCancelledMidStatement(t *testing.T) {
 	}
 	if got := readMarks(t, b); !slices.Equal(got, want) {
 		t.Errorf("written: %q, want %q (cancelled call: %v)", got, want, slowErr)
+	}
+}
+
+// TestPanickingCallLeavesTheWriterUsable makes a call's function panic,
+// alone and joined: the call gets an error, the calls it shared a
+// transaction with are applied, and later calls still get the connection.
+func TestPanickingCallLeavesTheWriterUsable(t *testing.T) {
+	t.Parallel()
+	b := openInternal(t)
+	ctx := context.Background()
+	if _, err := b.write.ExecContext(ctx, `CREATE TABLE marks (name TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	mark := func(name string) func(_ context.Context, tx *sql.Tx, _ int64) error {
+		return func(_ context.Context, tx *sql.Tx, _ int64) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO marks (name) VALUES (?)`, name)
+			return err
+		}
+	}
+	panics := func(name string) func(_ context.Context, tx *sql.Tx, _ int64) error {
+		return func(_ context.Context, tx *sql.Tx, now int64) error {
+			if err := mark(name)(ctx, tx, now); err != nil {
+				return err
+			}
+			panic("bug in " + name)
+		}
+	}
+	// call runs fn in a goroutine and reports its error, or its panic as
+	// an error, so that a panic that escapes does not end the test binary.
+	call := func(fn func(_ context.Context, tx *sql.Tx, _ int64) error) chan error {
+		done := make(chan error, 1)
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					done <- fmt.Errorf("panic escaped: %v", r)
+				}
+			}()
+			done <- b.inLeaseTx(ctx, fn)
+		}()
+		return done
+	}
+	answer := func(what string, done chan error) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s not answered in 30s: the writer is stuck", what)
+			return nil
+		}
+	}
+	if err := answer("lone panicking call", call(panics("alone"))); err == nil || !strings.Contains(err.Error(), "bug in alone") {
+		t.Errorf("lone panicking call: %v, want an error naming the panic", err)
+	}
+
+	started, hold := make(chan struct{}), make(chan struct{})
+	first := call(func(_ context.Context, tx *sql.Tx, now int64) error {
+		close(started)
+		<-hold
+		return mark("first")(ctx, tx, now)
+	})
+	<-started
+	bad := call(panics("joined"))
+	waitWaiting(t, b, 1)
+	good := call(mark("after"))
+	waitWaiting(t, b, 2)
+	close(hold)
+	if err := answer("first call", first); err != nil {
+		t.Errorf("first call: %v", err)
+	}
+	if err := answer("joined panicking call", bad); err == nil || strings.Contains(err.Error(), "escaped") {
+		t.Errorf("joined panicking call: %v, want an error naming the panic", err)
+	}
+	if err := answer("joined call after it", good); err != nil {
+		t.Errorf("joined call after the panicking one: %v", err)
+	}
+	if err := answer("later call", call(mark("later"))); err != nil {
+		t.Errorf("later call: %v", err)
+	}
+	if got, want := readMarks(t, b), []string{"after", "first", "later"}; !slices.Equal(got, want) {
+		t.Errorf("written: %q, want %q", got, want)
 	}
 }
