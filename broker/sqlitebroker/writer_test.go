@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -323,4 +324,93 @@ func TestPanickingCallLeavesTheWriterUsable(t *testing.T) {
 	if got, want := readMarks(t, b), []string{"after", "first", "later"}; !slices.Equal(got, want) {
 		t.Errorf("written: %q, want %q", got, want)
 	}
+}
+
+// TestCloseWhileCallsWait closes the store while one write call runs and
+// others wait for the connection, some to join its transaction (NORMAL)
+// and some to run their own after it (FULL): every call is answered, and
+// a call answered success is in the file when it is opened again, one
+// answered an error is not.
+func TestCloseWhileCallsWait(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	b, err := Open(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.write.ExecContext(ctx, `CREATE TABLE marks (name TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	mark := func(name string) txFunc {
+		return func(ctx context.Context, tx *sql.Tx, _ int64) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO marks (name) VALUES (?)`, name)
+			return err
+		}
+	}
+	started, hold := make(chan struct{}), make(chan struct{})
+	names := []string{"first", "w0", "w1", "w2"}
+	done := make([]chan error, len(names))
+	for i := range done {
+		done[i] = make(chan error, 1)
+	}
+	go func() {
+		done[0] <- b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
+			close(started)
+			<-hold
+			return mark("first")(ctx, tx, now)
+		})
+	}()
+	<-started
+	for i := 1; i < len(names); i++ {
+		go func() {
+			if i == 1 {
+				done[i] <- b.inLeaseTx(ctx, mark(names[i]))
+			} else {
+				done[i] <- b.inTx(ctx, mark(names[i]))
+			}
+		}()
+		waitWaiting(t, b, i)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return in 30s while a write call ran")
+	}
+	close(hold)
+	var want []string
+	for i, name := range names {
+		select {
+		case err := <-done[i]:
+			if err == nil {
+				want = append(want, name)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("call %s not answered in 30s after Close", name)
+		}
+	}
+	slices.Sort(want)
+	if len(want) == 0 || len(want) == len(names) {
+		t.Errorf("answered success: %q; the test wants the joined calls to succeed and the others to fail", want)
+	}
+	b2 := openAt(t, path)
+	if got := readMarks(t, b2); !slices.Equal(got, want) {
+		t.Errorf("in the file: %q; the calls answered success: %q", got, want)
+	}
+}
+
+// openAt opens the store at path for the test.
+func openAt(t *testing.T, path string) *Broker {
+	t.Helper()
+	b, err := Open(path, Config{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
