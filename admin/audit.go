@@ -268,13 +268,14 @@ func (a *audited) finish(p *Principal) {
 
 // unrecorded handles an entry the trail failed to record: it is logged
 // whole, the one place left that holds it, and an acknowledgement still
-// held is replaced by the error.
+// held is replaced by the error. A handler that wrote nothing acknowledged
+// too: net/http answers it 200.
 func (a *audited) unrecorded(e *audit.Entry, err error) {
 	acknowledged := e.Outcome == audit.OK
 	a.s.log.Error("admin: the audit trail did not record a request", "action", e.Action, "target", e.Target,
 		"status", e.Status, "request_id", a.id, "token_id", e.TokenID, "tenant", e.Tenant,
-		"changes", string(e.Changes), "answer_withheld", acknowledged && a.held.status != 0, "err", err)
-	if !acknowledged || a.held.status == 0 {
+		"changes", string(e.Changes), "answer_withheld", acknowledged, "err", err)
+	if !acknowledged {
 		return
 	}
 	a.held.reset()

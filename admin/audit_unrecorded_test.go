@@ -165,3 +165,42 @@ func TestClosedTrailStoreWithholdsAnswers(t *testing.T) {
 		t.Fatalf("%d jobs; want both enqueues carried out", n)
 	}
 }
+
+// TestUnrecordedSilentSuccessIsNotAcknowledged: a mutating handler that
+// succeeds without writing an answer is answered 200 by net/http; while
+// the trail cannot record, that 200 must be withheld like any other. No
+// route of the API answers that way, so the test adds one (and sends its
+// requests itself: the route is not in the OpenAPI document Do checks).
+func TestUnrecordedSilentSuccessIsNotAcknowledged(t *testing.T) {
+	srv, fail := startFailingTrail(t, testbroker.SQLite(t))
+	var ran atomic.Int32
+	srv.API.HandleForTest("POST /api/v1/queues/{queue}/silent", admin.RoleOperator,
+		func(http.ResponseWriter, *http.Request, *admin.Principal) error {
+			ran.Add(1)
+			return nil
+		})
+	post := func() int {
+		t.Helper()
+		req, err := http.NewRequest("POST", srv.URL+"/api/v1/queues/invoices/silent", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+apitest.Operator)
+		resp, err := srv.HTTP.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(); got != http.StatusOK {
+		t.Fatalf("recorded: status %d, want 200", got)
+	}
+	fail.Store(true)
+	if got := post(); got != http.StatusServiceUnavailable {
+		t.Errorf("unrecorded: status %d, want 503 not_audited", got)
+	}
+	if n := ran.Load(); n != 2 {
+		t.Fatalf("the handler ran %d times, want 2", n)
+	}
+}
