@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,15 +55,23 @@ func (e *executor) run(q *queueSlot, job *Job) {
 	m := e.m
 	ctx, cancel := context.WithCancelCause(e.base)
 	r := &running{job: job, cancel: cancel, m: m, deleteOnComplete: q.cfg.DeleteOnComplete}
-	// With prefetch (adaptive or fixed), jobs of a queue take run slots in
-	// fetch order: each waits for the one fetched before it to have its
-	// slot. With PrefetchOff a slot is always free and no job waits.
+	// With prefetch (adaptive or fixed), a tenant's jobs take run slots in
+	// fetch order: each waits for the tenant's job fetched before it to
+	// have its slot. Tenants do not queue behind each other (yields): a
+	// tenant's job fetched after another tenant's leased-ahead batch, as a
+	// fair queue serves them, starts at the next free slot. With
+	// PrefetchOff a slot is always free and no job waits.
 	var prev, turn chan struct{}
+	tn := job.TenantID
 	m.mu.Lock()
 	e.inflight[r] = struct{}{}
 	if m.cfg.Prefetch != PrefetchOff {
+		if q.lastTurn == nil {
+			q.lastTurn, q.ahead = map[string]chan struct{}{}, map[string][]*Job{}
+		}
 		turn = make(chan struct{})
-		prev, q.lastTurn = q.lastTurn, turn
+		prev, q.lastTurn[tn] = q.lastTurn[tn], turn
+		q.ahead[tn] = append(q.ahead[tn], job)
 	}
 	m.mu.Unlock()
 	var deadline time.Time
@@ -73,8 +82,18 @@ func (e *executor) run(q *queueSlot, job *Job) {
 	go func() {
 		defer e.jobs.Done()
 		defer e.done(q, r)
-		ok := e.acquireRun(q, prev, deadline)
+		ok := e.acquireRun(q, job, prev, turn != nil, deadline)
 		if turn != nil {
+			m.mu.Lock()
+			q.notAhead(job)
+			if q.lastTurn[tn] == turn {
+				delete(q.lastTurn, tn)
+			}
+			if len(q.ahead) > 0 {
+				// The tenants that yielded to this job may go now.
+				e.wakeWaiters()
+			}
+			m.mu.Unlock()
 			close(turn)
 		}
 		if !ok {
@@ -88,12 +107,13 @@ func (e *executor) run(q *queueSlot, job *Job) {
 }
 
 // acquireRun waits for its turn (prev closed) and for a run slot of the
-// queue and of the Manager. Only prefetched jobs, and jobs leased just
-// before SetConcurrency lowered the limit, ever wait. It gives up when
-// fetching stops, or at deadline unless that is zero and if the queue's
-// jobs have stalled by then (stalled): a job that has not started is
-// handed back rather than started.
-func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.Time) bool {
+// queue and of the Manager; a job leased ahead (ahead) also lets the jobs
+// of tenants that go first take a free slot (queueSlot.yields). Only
+// prefetched jobs, and jobs leased just before SetConcurrency lowered the
+// limit, ever wait. It gives up when fetching stops, or at deadline unless
+// that is zero and if the queue's jobs have stalled by then (stalled): a
+// job that has not started is handed back rather than started.
+func (e *executor) acquireRun(q *queueSlot, job *Job, prev <-chan struct{}, ahead bool, deadline time.Time) bool {
 	var expired <-chan time.Time // made only when the job has to wait
 	timeout := func() <-chan time.Time {
 		if expired == nil && !deadline.IsZero() {
@@ -124,7 +144,7 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.
 	}
 	m := e.m
 	m.mu.Lock()
-	for e.running >= m.concurrency || q.running >= q.limit(m.concurrency) {
+	for e.running >= m.concurrency || q.running >= q.limit(m.concurrency) || ahead && q.yields(job) {
 		if e.slotWake == nil {
 			e.slotWake = make(chan struct{})
 		}
@@ -145,6 +165,39 @@ func (e *executor) acquireRun(q *queueSlot, prev <-chan struct{}, deadline time.
 	q.running++
 	m.mu.Unlock()
 	return true
+}
+
+// yields reports whether job, its tenant's next job leased ahead, leaves
+// a free run slot to another tenant's next one: a more urgent job, or one
+// of equal priority whose tenant has fewer jobs leased ahead. So
+// leased-ahead jobs start priority first and, among equals, the tenants in
+// turn, rather than one tenant's whole batch before another tenant's job
+// fetched a moment later. m.mu is held.
+func (q *queueSlot) yields(job *Job) bool {
+	mine := len(q.ahead[job.TenantID])
+	for tn, jobs := range q.ahead {
+		if tn == job.TenantID {
+			continue
+		}
+		if p := jobs[0].Priority; p < job.Priority || p == job.Priority && len(jobs) < mine {
+			return true
+		}
+	}
+	return false
+}
+
+// notAhead removes job from the jobs leased ahead, once it has its run
+// slot or gave up waiting; m.mu is held.
+func (q *queueSlot) notAhead(job *Job) {
+	jobs := q.ahead[job.TenantID]
+	if i := slices.Index(jobs, job); i >= 0 {
+		jobs = slices.Delete(jobs, i, i+1)
+	}
+	if len(jobs) == 0 {
+		delete(q.ahead, job.TenantID)
+		return
+	}
+	q.ahead[job.TenantID] = jobs
 }
 
 // stalled reports whether no job of q has given its run slot up for

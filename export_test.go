@@ -9,3 +9,6 @@ func QueueWeights(queues []QueueConfig) ([]int, error) {
 	}
 	return queueWeights(cfg.Queues), nil
 }
+
+// RefillAt is refillAt: the free slots worth a fetch for a busy Manager.
+func RefillAt(slots, batch int, soon int64) int { return refillAt(slots, batch, soon) }

@@ -351,8 +351,12 @@ type queueSlot struct {
 	slotTime    time.Duration
 	lastRelease time.Time
 	draining    bool
-	// lastTurn is closed once the job fetched last has its run slot.
-	lastTurn chan struct{}
+	// Jobs leased ahead, under m.mu (executor.run): lastTurn, per tenant
+	// ("" for none), is closed once the tenant's job fetched last has its
+	// run slot; ahead holds, per tenant, its jobs not started yet, in fetch
+	// order (see queueSlot.yields).
+	lastTurn map[string]chan struct{}
+	ahead    map[string][]*Job
 }
 
 // NewManager returns a Manager on b. It validates cfg and fills in defaults.

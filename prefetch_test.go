@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -175,4 +177,92 @@ func TestAdaptivePrefetchDoesNotHoardLongJobs(t *testing.T) {
 		}
 		close(release)
 	})
+}
+
+// TestLeasedAheadTenantsTakeTurns: among the jobs a Manager leased ahead,
+// another tenant's job does not wait behind one tenant's batch (as a fair
+// queue hands it out next to the batch): it takes the next free slot.
+// Priority still comes first: a less urgent tenant's job waits behind a
+// more urgent batch. Observed as the start order on one slot: acme's first
+// job holds it while a second fetch leases ahead (Prefetch 4) acme's three
+// others and beta's one.
+func TestLeasedAheadTenantsTakeTurns(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		acmePrio int
+		betaAt   int // beta's job's place in the start order (0-based)
+	}{
+		{"equal priority", 0, 1},
+		{"acme more urgent", 1, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, b broker.Broker) {
+				ctx := context.Background()
+				c := newClient(t, b)
+				acme := worker.JobSpec{Type: "work", TenantID: "acme", Priority: tc.acmePrio}
+				cfg := fastConfig()
+				cfg.Concurrency, cfg.Prefetch = 1, 4
+				m := newManager(t, b, cfg)
+				gate := make(chan struct{})
+				var mu sync.Mutex
+				var order []string // tenants, in start order
+				_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+					mu.Lock()
+					order = append(order, j.TenantID)
+					first := len(order) == 1
+					mu.Unlock()
+					if first {
+						<-gate // hold the one slot until the others are leased
+					}
+					return nil
+				})
+				startManager(t, m)
+				waitActive := func(n int) {
+					waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs leased", n), func() bool {
+						s, err := c.Stats(ctx, "default")
+						if err != nil {
+							t.Fatal(err)
+						}
+						return s.Active == int64(n)
+					})
+				}
+				add(t, c, "default", acme)
+				waitActive(1)
+				if _, err := c.AddMany(ctx, "default", []worker.JobSpec{acme, acme, acme, {Type: "work", TenantID: "beta"}}); err != nil {
+					t.Fatal(err)
+				}
+				waitActive(5)
+				close(gate)
+				waitCompleted(t, c, "default", 5)
+				mu.Lock()
+				defer mu.Unlock()
+				if at := slices.Index(order, "beta"); at != tc.betaAt {
+					t.Fatalf("start order %v: beta's job started at %d, want %d", order, at, tc.betaAt)
+				}
+			})
+		})
+	}
+}
+
+// TestRefillAt: a busy Manager fetches once half a batch of slots is free,
+// or fewer when its jobs are long enough that half a batch takes longer
+// than refillEvery (0.5 ms) to free, so a job enqueued meanwhile is not
+// left waiting for the fetch that leases it.
+func TestRefillAt(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		slots, want int
+		soon        int64
+	}{
+		{"job length not known yet", 19, 9, -1},
+		{"no-op jobs", 19, 9, 250},
+		{"2 ms jobs, 10 slots", 19, 2, 2},
+		{"jobs longer than refillEvery", 10, 1, 0},
+		{"one slot", 1, 1, -1},
+		{"batch caps the slots", 200, 32, 1000},
+	} {
+		if got := worker.RefillAt(tc.slots, 64, tc.soon); got != tc.want {
+			t.Errorf("%s: RefillAt(%d, 64, %d) = %d, want %d", tc.name, tc.slots, tc.soon, got, tc.want)
+		}
+	}
 }
