@@ -198,15 +198,10 @@ func (m *Manager) prefetch(q *queueSlot, now time.Time) int {
 		// queue's jobs have turned long, whatever the average says.
 		return 0
 	}
+	// A fair queue leases ahead as much: jobs of another tenant fetched
+	// after them do not wait for them (queueSlot.yields).
 	limit := q.limit(m.concurrency)
-	n := int(min(int64(m.cfg.FetchBatch), int64(limit)*int64(prefetchHorizon)/int64(q.slotTime)))
-	if q.cfg.Fair {
-		// Jobs leased ahead are run before anything fetched after them:
-		// bounded by one round of slots, a flooding tenant's cannot delay
-		// another tenant's by more than that.
-		n = min(n, limit)
-	}
-	return n
+	return int(min(int64(m.cfg.FetchBatch), int64(limit)*int64(prefetchHorizon)/int64(q.slotTime)))
 }
 
 // slotReleased records that one of q's jobs held its run slot for d; m.mu

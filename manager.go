@@ -136,10 +136,9 @@ type ManagerConfig struct {
 	// jobs may wait beyond the queue's Concurrency.
 	//
 	// Defaults to 0: adaptive. Each queue then leases ahead only what its
-	// run slots are expected to start within 2ms, judged by how
-	// long its recent jobs held a slot (at most FetchBatch, and at most the
-	// queue's Concurrency for a Fair queue), and nothing while its last
-	// fetch found fewer jobs than it asked for (the queue is draining, so
+	// run slots are expected to start within 2ms, judged by how long its
+	// recent jobs held a slot (at most FetchBatch), and nothing while its
+	// last fetch found fewer jobs than it asked for (the queue is draining, so
 	// other workers may be waiting), before one of its jobs has finished,
 	// or while none has given its slot up for 2ms (its jobs have turned
 	// long); a job leased ahead that waits for a slot while no job of its
@@ -148,7 +147,11 @@ type ManagerConfig struct {
 	// a few milliseconds are never held back from another worker. A
 	// positive number fixes the prefetch at that many jobs; PrefetchOff
 	// (-1) leases only what can start now, as the Manager did before the
-	// adaptive default (asynq and River do the same).
+	// adaptive default (asynq and River do the same). Jobs leased ahead
+	// take free slots priority first, then tenant by tenant (the tenant
+	// with the fewest jobs leased ahead first), each tenant's in fetch
+	// order: in a Fair queue, a tenant's job fetched just after a
+	// flooding tenant's batch starts at the next free slot.
 	Prefetch int
 	// CompletedMaxAge and CompletedMaxCount bound how long completed jobs
 	// are kept. Default to 24h and 10,000 per queue; negative keeps them.
