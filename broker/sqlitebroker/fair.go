@@ -48,8 +48,10 @@ const (
 	sqlRateState      = `SELECT tat FROM rate_state WHERE queue = ? AND limit_key = ?`
 	sqlStoreRateState = `INSERT INTO rate_state (queue, limit_key, tat) VALUES (?, ?, ?)
 		ON CONFLICT (queue, limit_key) DO UPDATE SET tat = excluded.tat`
-	sqlTenantCap    = `SELECT max_active FROM fair_tenants WHERE queue = ? AND tenant = ?`
-	sqlTenantActive = `SELECT count(*) FROM jobs WHERE queue = ? AND tenant_id = ? AND state = 'active'`
+	sqlTenantCap = `SELECT max_active FROM fair_tenants WHERE queue = ? AND tenant = ?`
+	// sqlTenantActive repeats jobs_tenant_lease's condition to count the
+	// tenant's entries there (the caller never asks for tenant "").
+	sqlTenantActive = `SELECT count(*) FROM jobs WHERE queue = ? AND tenant_id = ? AND tenant_id <> '' AND state = 'active'`
 	// sqlLeaseSeqs leases the jobs whose seqs its last argument lists (a
 	// JSON array), as sqlLease does: one statement for any number.
 	sqlLeaseSeqs = `UPDATE jobs SET state = 'active', attempt = attempt + 1,

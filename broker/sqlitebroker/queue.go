@@ -65,7 +65,7 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	}
 	// Exact: the smallest RunAt over every pending job of the queue or
 	// tenant (a range scan of the entries of jobs_pending or
-	// jobs_tenant).
+	// jobs_tenant_pending).
 	var oldest sql.NullInt64
 	err = tx.QueryRowContext(ctx, oldestQ, args...).Scan(&oldest)
 	if err != nil {
@@ -93,25 +93,24 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 
 // statsQueries returns QueueStats' queries, the counts by state, the
 // oldest pending RunAt and the jobs completed since a time (its last
-// argument, after args), and their arguments. A tenant's queries repeat the
-// partial condition of the jobs_tenant indexes, so that they read only
-// their entries there. A queue's counts read the partial index of each
-// state (migration 0014), repeating its condition. The recent count is a
+// argument, after args), and their arguments. The counts read the partial
+// index of each state (migrations 0014 and 0015), repeating its condition;
+// a tenant's queries repeat the partial condition of the tenant indexes
+// too, so that they read only the tenant's entries. The recent count is a
 // range of jobs_finished or jobs_tenant_finished.
 func statsQueries(p *broker.QueueStatsParams) (count, oldest, recent string, args []any) {
+	where, args := `queue = ?1`, []any{p.Queue}
 	if p.TenantID != "" {
-		where, args := `queue = ? AND tenant_id = ? AND tenant_id <> ''`, []any{p.Queue, p.TenantID}
-		return `SELECT state, count(*) FROM jobs WHERE ` + where + ` GROUP BY state`,
-			`SELECT min(run_at) FROM jobs WHERE ` + where + ` AND state = 'pending'`,
-			`SELECT count(*) FROM jobs WHERE ` + where + ` AND state = 'completed' AND finished_at >= ?`, args
+		where, args = `queue = ?1 AND tenant_id = ?2 AND tenant_id <> ''`, []any{p.Queue, p.TenantID}
 	}
-	return `SELECT 'pending', count(*) FROM jobs WHERE queue = ?1 AND state = 'pending'
-		UNION ALL SELECT 'scheduled', count(*) FROM jobs WHERE queue = ?1 AND state = 'scheduled'
-		UNION ALL SELECT 'active', count(*) FROM jobs WHERE queue = ?1 AND state = 'active'
-		UNION ALL SELECT state, count(*) FROM jobs WHERE queue = ?1 AND finished_at IS NOT NULL
+	from := ` count(*) FROM jobs WHERE ` + where
+	return `SELECT 'pending',` + from + ` AND state = 'pending'
+		UNION ALL SELECT 'scheduled',` + from + ` AND state = 'scheduled'
+		UNION ALL SELECT 'active',` + from + ` AND state = 'active'
+		UNION ALL SELECT state,` + from + ` AND finished_at IS NOT NULL
 			AND state IN ('completed', 'dead', 'cancelled', 'expired') GROUP BY state`,
-		`SELECT min(run_at) FROM jobs WHERE queue = ?1 AND state = 'pending'`,
-		`SELECT count(*) FROM jobs WHERE queue = ? AND state = 'completed' AND finished_at >= ?`, []any{p.Queue}
+		`SELECT min(run_at) FROM jobs WHERE ` + where + ` AND state = 'pending'`,
+		`SELECT count(*) FROM jobs WHERE ` + where + ` AND state = 'completed' AND finished_at >= ?`, args
 }
 
 // QueueList names every queue that has held a job or been paused, sorted.
