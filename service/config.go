@@ -200,9 +200,10 @@ type Config struct {
 	// runs: their input, step outputs and errors).
 	EncryptedQueues []string
 
-	// SMTPHost, SMTPPort, SMTPUser, SMTPPassword and SMTPStartTLS name
-	// the SMTP server notifications are sent to (SMTP_HOST, SMTP_PORT,
-	// SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS; see notify.SMTPConfig);
+	// SMTPHost, SMTPPort, SMTPUser, SMTPPassword, SMTPStartTLS and
+	// SMTPCAFile name the SMTP server notifications are sent to
+	// (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS,
+	// SMTP_CA_FILE; see notify.SMTPConfig and SMTPRootCAs);
 	// SMTPFrom is their sender (SMTP_FROM) and SMTPTo the recipient of
 	// those whose job names none (SMTP_TO). No server unless set; port
 	// 587.
@@ -211,6 +212,7 @@ type Config struct {
 	SMTPUser     string
 	SMTPPassword string
 	SMTPStartTLS string
+	SMTPCAFile   string
 	SMTPFrom     string
 	SMTPTo       string
 	// InvoiceReminderDays are the days from an invoice's due date its

@@ -114,6 +114,7 @@ func TestEnvVars(t *testing.T) {
 		{"SMTP_TO", "", "ops@example.com", "ops@example.com", "ops", `SMTP_TO="ops": want empty or an address`},
 		{"INVOICE_REMINDER_DAYS", "-3,0,7", "-1,14;acme=none", "-1,14;acme=none", "-3,soon", `INVOICE_REMINDER_DAYS="-3,soon": want days from the due date, comma-separated, or none; then ;tenant=days overrides`},
 		{"SMTP_STARTTLS", "", "mandatory", "mandatory", "always", `SMTP_STARTTLS="always": want empty, opportunistic, mandatory or none`},
+		{"SMTP_CA_FILE", "", "/etc/aibos/smtp-ca.pem", "/etc/aibos/smtp-ca.pem", " ", `SMTP_CA_FILE=" ": want empty or a PEM file path`},
 		{"WORKER_ENCRYPTED_QUEUES", "invoices,bills,payments,reports,notifications,workflows", "invoices, payments", "invoices,payments", "a b", `WORKER_ENCRYPTED_QUEUES="a b": want comma-separated queue names, or none`},
 	}
 	covered := map[string]bool{}

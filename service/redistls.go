@@ -2,8 +2,6 @@ package service
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"os"
 
 	"github.com/aibos/worker/broker/redisbroker"
 )
@@ -27,13 +25,9 @@ func (c *Config) applyRedisTLS(opts *redisbroker.ClientOptions) error {
 		return nil
 	}
 	if c.RedisTLSCAFile != "" {
-		pem, err := os.ReadFile(c.RedisTLSCAFile)
+		pool, err := loadCAFile("REDIS_TLS_CA_FILE", c.RedisTLSCAFile)
 		if err != nil {
-			return &ConfigError{Name: "REDIS_TLS_CA_FILE", Value: c.RedisTLSCAFile, Quote: true, Want: "cannot be read: " + reason(err)}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return &ConfigError{Name: "REDIS_TLS_CA_FILE", Value: c.RedisTLSCAFile, Quote: true, Want: "holds no PEM certificate"}
+			return err
 		}
 		conf.RootCAs = pool
 	}

@@ -320,6 +320,8 @@ var settings = []*setting{
 	textSetting("SMTP_STARTTLS", "smtp-starttls", "", "empty, opportunistic, mandatory or none", "STARTTLS policy; unset: mandatory with SMTP_USER (no password in the clear), else opportunistic",
 		func(c *Config) *string { return &c.SMTPStartTLS },
 		func(v string) bool { return v == "" || v == "opportunistic" || v == "mandatory" || v == "none" }),
+	textSetting("SMTP_CA_FILE", "smtp-ca-file", "", "empty or a PEM file path", "authorities (PEM) the STARTTLS certificate of SMTP_HOST must be signed by, instead of the system's (a relay with a private authority)",
+		func(c *Config) *string { return &c.SMTPCAFile }, optionalPath),
 }
 
 // notBlank refuses a value of only spaces.

@@ -42,6 +42,8 @@ func TestConfigErrorsExit2(t *testing.T) {
 		{"unknown key in the file", nil, []string{"--config", file}, "aibos-worker: config file " + file + " line 2: concurency: unknown key"},
 		{"unknown flag", nil, []string{"--concurency", "3"}, "aibos-worker: unknown flag: --concurency"},
 		{"processor not compiled in", nil, []string{"--config", unbound}, `job_types.invoice.processing.processor="invoices": want a Go processor compiled into this binary`},
+		{"smtp authority file without a certificate", []string{"SMTP_HOST=127.0.0.1", "SMTP_FROM=books@books.test", "SMTP_CA_FILE=" + file}, nil,
+			`SMTP_CA_FILE="` + file + `": holds no PEM certificate`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

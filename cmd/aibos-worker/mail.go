@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 
@@ -44,21 +45,21 @@ func serveNotifications(cfg *service.Config, demo bool) {
 // mail is enabled: SMTP to SMTP_HOST, or the demo's in-process outbox,
 // each recording what it sent in the broker's outbox.
 func registerMail(svc *service.Service, cfg *service.Config, st accounting.Store, demo bool, log *slog.Logger) error {
+	// Checked before mailEnabled: an authority file set without
+	// SMTP_HOST is a mistake to report, not to ignore.
+	roots, err := cfg.SMTPRootCAs()
+	if err != nil {
+		return err
+	}
 	if !mailEnabled(cfg, demo) {
 		return nil
 	}
 	mc := jobs.MailConfig{From: cfg.SMTPFrom, To: cfg.SMTPTo}
 	var sender notify.Sender
 	if cfg.SMTPHost != "" {
-		if cfg.SMTPFrom == "" {
-			return &service.ConfigError{Name: "SMTP_FROM", Want: "set it with SMTP_HOST: notifications need a sender"}
+		if sender, err = smtpSender(cfg, roots); err != nil {
+			return err
 		}
-		s, err := notify.NewSMTP(notify.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
-			Password: cfg.SMTPPassword, StartTLS: cfg.SMTPStartTLS})
-		if err != nil {
-			return &service.ConfigError{Name: "SMTP_HOST", Want: err.Error()}
-		}
-		sender = s
 	} else {
 		mc.From, mc.To = demoMailFrom, demoMailTo
 		sender = &notify.Memory{OnSend: func(m *notify.Message) {
@@ -73,4 +74,18 @@ func registerMail(svc *service.Service, cfg *service.Config, st accounting.Store
 		return fmt.Errorf("register mail: %w", err)
 	}
 	return jobs.RegisterMail(svc, st, mc)
+}
+
+// smtpSender is the sender to SMTP_HOST, trusting roots (SMTP_CA_FILE;
+// nil: the system's authorities) for its STARTTLS certificate.
+func smtpSender(cfg *service.Config, roots *x509.CertPool) (*notify.SMTP, error) {
+	if cfg.SMTPFrom == "" {
+		return nil, &service.ConfigError{Name: "SMTP_FROM", Want: "set it with SMTP_HOST: notifications need a sender"}
+	}
+	s, err := notify.NewSMTP(notify.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
+		Password: cfg.SMTPPassword, StartTLS: cfg.SMTPStartTLS, RootCAs: roots})
+	if err != nil {
+		return nil, &service.ConfigError{Name: "SMTP_HOST", Want: err.Error()}
+	}
+	return s, nil
 }
