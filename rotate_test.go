@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -291,6 +292,81 @@ func TestRotateKeysResumes(t *testing.T) {
 			t.Error("a negative batch size was accepted")
 		}
 	})
+}
+
+// TestRotateKeysRewritesAPageTogether: the jobs of a page are re-sealed
+// concurrently, not one write after another. One at a time, each rewrite
+// took a turn at the store's writer (on SQLite a synchronous transaction,
+// queued behind every maintenance round and fetch of the Managers at
+// work), and a rotation of 10,000 jobs beside a Manager under -race did
+// not finish in 10 minutes (make test-rotate-race). Here a rewrite waits
+// until another is in flight: rewrites made one at a time never see one,
+// and the rotation fails.
+func TestRotateKeysRewritesAPageTogether(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		ring1, keys := testRing(t, "k1")
+		c1, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring1, All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 40
+		specs := make([]worker.JobSpec, n)
+		for i := range specs {
+			specs[i] = worker.JobSpec{Type: "x", Data: map[string]int{"i": i}, Delay: time.Hour}
+		}
+		if _, err := c1.AddMany(ctx, "invoices", specs); err != nil {
+			t.Fatal(err)
+		}
+		k2, _ := envelope.NewKey("k2")
+		ring2, err := envelope.NewRing(keys[0], k2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ob := &overlapBroker{Broker: b, rw: b.(broker.JobRewriter), Committer: b.(broker.Committer), overlap: make(chan struct{})}
+		c2, err := worker.NewClient(ob, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring2, All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c2.RotateKeys(ctx, worker.RotateParams{Queues: []string{"invoices"}, BatchSize: 20})
+		if err != nil || !res.Done || res.Rewritten != n {
+			t.Fatalf("rotation: %+v, %v; want all %d jobs re-sealed, with rewrites in flight together", res, err, n)
+		}
+	})
+}
+
+// overlapBroker holds each JobRewrite until two are in flight at once;
+// after that it lets every one through.
+type overlapBroker struct {
+	broker.Broker
+	broker.Committer
+	rw       broker.JobRewriter
+	mu       sync.Mutex
+	inFlight int
+	seen     bool          // two rewrites were in flight once
+	overlap  chan struct{} // closed then
+}
+
+func (o *overlapBroker) JobRewrite(ctx context.Context, p *broker.JobRewriteParams) error {
+	o.mu.Lock()
+	if o.inFlight++; o.inFlight == 2 && !o.seen {
+		o.seen = true
+		close(o.overlap)
+	}
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.inFlight--
+		o.mu.Unlock()
+	}()
+	select {
+	case <-o.overlap:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+		return errors.New("no other rewrite in flight within 10s: the rotation rewrites one job at a time")
+	}
+	return o.rw.JobRewrite(ctx, p)
 }
 
 // TestRotateKeysSealsRunsAndSchedules stores, under k1, a cron schedule's
