@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -32,7 +33,11 @@ type OIDCUser struct {
 // web clients whose redirect URLs may be globs.
 type Provider struct {
 	Issuer string
+	stop   func()
 }
+
+// Stop stops the provider, as if it went down; it answers nothing after.
+func (p *Provider) Stop() { p.stop() }
 
 // StartProvider starts a provider knowing users and one web client per
 // id in clients (all with secret), accepting redirects to any loopback
@@ -61,11 +66,15 @@ func StartProvider(t *testing.T, secret string, clients []string, users []OIDCUs
 			t.Errorf("the OIDC provider stopped: %v", err)
 		}
 	}()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		<-done
-	})
-	return &Provider{Issuer: issuer}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = srv.Close()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return &Provider{Issuer: issuer, stop: stop}
 }
 
 // userStore is the provider's users by name (which is also their id).
