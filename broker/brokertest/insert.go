@@ -277,6 +277,20 @@ func testQueueFull(s *bundle) {
 	}
 	s.insert(q)
 	s.wantCounts(q, counts{broker.StatePending: 5, broker.StateScheduled: 1, broker.StateCompleted: 1})
+
+	// Jobs of one state alone fill a queue too: a broker that stops
+	// counting early must stop past the limit, not at it.
+	q = "full-pending"
+	for range 3 {
+		s.insert(q)
+	}
+	batch = s.batch(q, 2)
+	for _, p := range batch {
+		p.MaxQueueLength = 4
+	}
+	jobs, err = s.b.JobInsertMany(s.ctx, batch)
+	wantErr(s.t, "JobInsertMany of 2 jobs into 3 pending of MaxQueueLength 4", err, broker.ErrQueueFull)
+	s.nothingWritten(batch, jobs)
 }
 
 // testInvalidInput: bad input is rejected with ErrInvalidJob naming the

@@ -272,17 +272,26 @@ func checkQueueLength(ctx context.Context, tx *sql.Tx, ps []*broker.JobInsertPar
 	if limit == 0 {
 		return nil
 	}
+	// Counting stops at the first job past what still fits: a full count
+	// walked every waiting job of the queue on each insert.
+	room := limit - len(ps)
+	if room < 0 {
+		return fmt.Errorf("%w: %d jobs would pass the limit of %d", broker.ErrQueueFull, len(ps), limit)
+	}
 	var n int
-	err := tx.QueryRowContext(ctx, sqlWaiting,
-		ps[0].Queue).Scan(&n)
-	if err != nil {
+	if err := tx.QueryRowContext(ctx, sqlWaitingUpTo, ps[0].Queue, room+1).Scan(&n); err != nil {
 		return fmt.Errorf("count queue length: %w", err)
 	}
-	if n+len(ps) > limit {
-		return fmt.Errorf("%w: %d jobs waiting, %d more would pass the limit of %d", broker.ErrQueueFull, n, len(ps), limit)
+	if n > room {
+		return fmt.Errorf("%w: over %d jobs waiting, %d more would pass the limit of %d", broker.ErrQueueFull, room, len(ps), limit)
 	}
 	return nil
 }
+
+// sqlWaitingUpTo counts a queue's scheduled and pending jobs up to ?2 of
+// each state, from their partial indexes (jobs_due, jobs_pending) alone.
+const sqlWaitingUpTo = `SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ?1 AND state = 'scheduled' LIMIT ?2))
+	+ (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ?1 AND state = 'pending' LIMIT ?2))`
 
 // isConstraint reports whether err is a SQLite constraint violation.
 func isConstraint(err error) bool {

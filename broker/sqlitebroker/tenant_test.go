@@ -113,6 +113,7 @@ func TestQueueQueriesUseIndex(t *testing.T) {
 		{oldest, args, "jobs_pending"},
 		{recent, append(args, 0), "jobs_finished"},
 		{sqlWaiting, args, "jobs_due jobs_pending"},
+		{sqlWaitingUpTo, append(args, 10), "jobs_due jobs_pending"},
 		{sqlLease, []any{0, 0, 0, "w", "q", 10}, "jobs_pending"},
 	} {
 		got := queryPlan(t, b, c.q, c.args...)
