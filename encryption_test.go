@@ -132,6 +132,20 @@ func testRing(t *testing.T, ids ...string) (*envelope.Ring, []envelope.Key) {
 	return r, keys
 }
 
+// ringWithK2 returns a ring of k1 and a newer key k2, which seals.
+func ringWithK2(t *testing.T, k1 envelope.Key) *envelope.Ring {
+	t.Helper()
+	k2, err := envelope.NewKey("k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := envelope.NewRing(k1, k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 const secretMarker = "MARKER-IBAN-DE89370400440532013000"
 
 // TestEncryptionKeepsMarkerOutOfStore runs jobs of an encrypted queue whose
@@ -337,14 +351,7 @@ func TestUndecryptableJobsGoDead(t *testing.T) {
 func TestEncryptionRotationKeepsOldJobsReadable(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		oldRing, keys := testRing(t, "k1")
-		k2, err := envelope.NewKey("k2")
-		if err != nil {
-			t.Fatal(err)
-		}
-		newRing, err := envelope.NewRing(keys[0], k2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		newRing := ringWithK2(t, keys[0])
 		ctx := context.Background()
 		oldClient, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: oldRing, All: true}})
 		if err != nil {

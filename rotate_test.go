@@ -247,24 +247,8 @@ func waitCounts(t *testing.T, c *worker.Client, timeout time.Duration, want map[
 func TestRotateKeysResumes(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		ctx := context.Background()
-		ring1, keys := testRing(t, "k1")
-		c1, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring1, All: true}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		const n = 250
-		specs := make([]worker.JobSpec, n)
-		for i := range specs {
-			specs[i] = worker.JobSpec{Type: "x", Data: map[string]int{"i": i}, Delay: time.Hour}
-		}
-		if _, err := c1.AddMany(ctx, "invoices", specs); err != nil {
-			t.Fatal(err)
-		}
-		k2, _ := envelope.NewKey("k2")
-		ring2, err := envelope.NewRing(keys[0], k2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ring2 := storeUnderK1(t, b, n)
 		c2, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring2, All: true}})
 		if err != nil {
 			t.Fatal(err)
@@ -304,35 +288,38 @@ func TestRotateKeysResumes(t *testing.T) {
 // and the rotation fails.
 func TestRotateKeysRewritesAPageTogether(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
-		ctx := context.Background()
-		ring1, keys := testRing(t, "k1")
-		c1, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring1, All: true}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		const n = 40
-		specs := make([]worker.JobSpec, n)
-		for i := range specs {
-			specs[i] = worker.JobSpec{Type: "x", Data: map[string]int{"i": i}, Delay: time.Hour}
-		}
-		if _, err := c1.AddMany(ctx, "invoices", specs); err != nil {
-			t.Fatal(err)
-		}
-		k2, _ := envelope.NewKey("k2")
-		ring2, err := envelope.NewRing(keys[0], k2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ring2 := storeUnderK1(t, b, n)
 		ob := &overlapBroker{Broker: b, rw: b.(broker.JobRewriter), Committer: b.(broker.Committer), overlap: make(chan struct{})}
 		c2, err := worker.NewClient(ob, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring2, All: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := c2.RotateKeys(ctx, worker.RotateParams{Queues: []string{"invoices"}, BatchSize: 20})
+		res, err := c2.RotateKeys(context.Background(), worker.RotateParams{Queues: []string{"invoices"}, BatchSize: 20})
 		if err != nil || !res.Done || res.Rewritten != n {
 			t.Fatalf("rotation: %+v, %v; want all %d jobs re-sealed, with rewrites in flight together", res, err, n)
 		}
 	})
+}
+
+// storeUnderK1 stores n jobs due in an hour in queue invoices, sealed
+// under key k1, and returns a ring holding k1 and a newer k2.
+func storeUnderK1(t *testing.T, b broker.Broker, n int) *envelope.Ring {
+	t.Helper()
+	ring1, keys := testRing(t, "k1")
+	c1, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring1, All: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := make([]worker.JobSpec, n)
+	for i := range specs {
+		specs[i] = worker.JobSpec{Type: "x", Data: map[string]int{"i": i}, Delay: time.Hour}
+	}
+	if _, err := c1.AddMany(context.Background(), "invoices", specs); err != nil {
+		t.Fatal(err)
+	}
+	ring2 := ringWithK2(t, keys[0])
+	return ring2
 }
 
 // overlapBroker holds each JobRewrite until two are in flight at once;
