@@ -2,26 +2,21 @@ package jobs_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	worker "github.com/aibos/worker"
-	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/accounting/jobs"
 	"github.com/aibos/worker/accounting/sqlitestore"
 	"github.com/aibos/worker/broker"
-	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/smtptest"
 	"github.com/aibos/worker/notify"
@@ -108,14 +103,7 @@ func TestNotificationsSurviveSIGKILLDuringSending(t *testing.T) {
 	ctx := context.Background()
 	url, prefix := redistest.URL(t), redistest.Prefix(t)
 	dir := t.TempDir()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "accounting.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CompanyCreate(ctx, accounting.Company{Tenant: tenant, ID: company, Name: "Acme", Currency: "EUR"}); err != nil {
-		t.Fatal(err)
-	}
-	_ = st.Close()
+	_ = openLedger(t, dir).Close()
 
 	var mu sync.Mutex
 	var child *exec.Cmd
@@ -131,31 +119,14 @@ func TestNotificationsSurviveSIGKILLDuringSending(t *testing.T) {
 			killed++
 		}
 	}})
-	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c, err := worker.NewClient(b, worker.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, c := openRedis(t, url, prefix)
 	for i := range n {
 		if _, err := c.Add(ctx, jobs.QueueNotifications, worker.JobSpec{Type: jobs.TypeNotification, TenantID: tenant, CompanyID: company,
 			MaxAttempts: 50, Data: map[string]any{"event": jobs.EventInvoicePosted, "documentId": fmt.Sprintf("inv_%d", i), "total": 100 + i, "currency": "EUR"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	env := append(os.Environ(), mailChildEnv+"=1", "REDIS_URL="+url, "REDIS_DB=0", "QUEUE_PREFIX="+prefix, "WORKER_DATA_DIR="+dir,
-		"WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTED_QUEUES=none", "WORKER_AUDIT_KEY="+base64.StdEncoding.EncodeToString(key),
-		"WORKER_RETRY_DELAY=100", "SMTP_HOST="+srv.Host, "SMTP_PORT="+strconv.Itoa(srv.Port), "SMTP_STARTTLS=none",
-		"SMTP_FROM=Acme Books <books@acme.test>", "SMTP_TO=ar@acme.test")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := workerEnv(url, prefix, dir, srv)
 	// completed counts the finished jobs, and fails the test for a dead
 	// one: a notification that will never arrive.
 	completed := func() int {
@@ -186,15 +157,8 @@ func TestNotificationsSurviveSIGKILLDuringSending(t *testing.T) {
 			}
 			t.Fatalf("%d of %d notifications completed within 3 minutes (%d kills, %d starts)", completed(), n, killed, starts)
 		}
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env, cmd.Stderr = env, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start worker process: %v", err)
-		}
+		cmd, exited := startWorkerProcess(t, env)
 		starts++
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
 		mu.Lock()
 		child = cmd
 		mu.Unlock()

@@ -2,12 +2,7 @@ package jobs_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,8 +11,6 @@ import (
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/accounting"
 	"github.com/aibos/worker/accounting/jobs"
-	"github.com/aibos/worker/accounting/sqlitestore"
-	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/smtptest"
 	"github.com/aibos/worker/internal/testwait"
@@ -40,13 +33,7 @@ func TestRemindersSurviveARestart(t *testing.T) {
 	}
 	url, prefix := redistest.URL(t), redistest.Prefix(t)
 	dir := t.TempDir()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "accounting.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CompanyCreate(ctx, accounting.Company{Tenant: tenant, ID: company, Name: "Acme", Currency: "EUR"}); err != nil {
-		t.Fatal(err)
-	}
+	st := openLedger(t, dir)
 	if err := st.PartyCreate(ctx, books, accounting.Party{Kind: accounting.Customer, ID: "cust1", Name: "Customer"}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,39 +43,14 @@ func TestRemindersSurviveARestart(t *testing.T) {
 	}
 	_ = st.Close()
 	srv := smtptest.Start(t, smtptest.Options{})
-	b, err := redisbroker.Open(url, redisbroker.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c, err := worker.NewClient(b, worker.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, c := openRedis(t, url, prefix)
 	once, err := schedule.NewOneTime(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	env := append(os.Environ(), mailChildEnv+"=1", reminderAtEnv+"="+at.String(), "REDIS_URL="+url, "REDIS_DB=0", "QUEUE_PREFIX="+prefix,
-		"WORKER_DATA_DIR="+dir, "WORKER_HTTP_ADDR=127.0.0.1:0", "WORKER_ENCRYPTED_QUEUES=none",
-		"WORKER_AUDIT_KEY="+base64.StdEncoding.EncodeToString(key), "WORKER_RETRY_DELAY=100",
-		"SMTP_HOST="+srv.Host, "SMTP_PORT="+strconv.Itoa(srv.Port), "SMTP_STARTTLS=none",
-		"SMTP_FROM=Acme Books <books@acme.test>", "SMTP_TO=ar@acme.test")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := append(workerEnv(url, prefix, dir, srv), reminderAtEnv+"="+at.String())
 	startWorker := func() *exec.Cmd {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env, cmd.Stderr = env, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start worker process: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+		cmd, _ := startWorkerProcess(t, env)
 		return cmd
 	}
 	reminders := func() []string {
