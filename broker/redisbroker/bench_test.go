@@ -86,7 +86,21 @@ func redisCPU(b *testing.B, client *redis.Client) time.Duration {
 // loaded machine.
 func BenchmarkFetchComplete(b *testing.B) {
 	br, client, _ := newBrokerKeys(b)
-	benchFetchComplete(b, br, client, 1)
+	benchFetchComplete(b, br, client, 1, 0)
+}
+
+// BenchmarkFetchCompleteRetained is BenchmarkFetchComplete with the
+// Manager's default count rule for completed jobs (10,000), which
+// completion applies as it goes, and with jobs of no tenant and of one:
+// the Redis CPU per job that bench/'s "e redis cpu" rows measure, without
+// the Manager.
+func BenchmarkFetchCompleteRetained(b *testing.B) {
+	for _, tenants := range []int{0, 1} {
+		b.Run(fmt.Sprintf("tenants=%d", tenants), func(b *testing.B) {
+			br, client, _ := newBrokerKeys(b)
+			benchFetchComplete(b, br, client, tenants, 10000)
+		})
+	}
 }
 
 // BenchmarkFairFetchComplete is BenchmarkFetchComplete with the jobs spread
@@ -103,19 +117,25 @@ func BenchmarkFairFetchComplete(b *testing.B) {
 			if err := br.QueueFairSet(context.Background(), &broker.FairPolicy{Queue: "bench", Fair: v.fair}); err != nil {
 				b.Fatal(err)
 			}
-			benchFetchComplete(b, br, client, v.tenants)
+			benchFetchComplete(b, br, client, v.tenants, 0)
 		})
 	}
 }
 
-func benchFetchComplete(b *testing.B, br broker.Broker, client *redis.Client, tenants int) {
+// benchFetchComplete runs the fetch and completion loop over b.N jobs
+// spread over tenants (0: jobs of no tenant), completing with the count
+// rule keep (0: none).
+func benchFetchComplete(b *testing.B, br broker.Broker, client *redis.Client, tenants, keep int) {
 	const fetchBatch = 32
 	ctx := context.Background()
 	b.StopTimer()
 	ps := make([]*broker.JobInsertParams, 0, 1000)
 	for i := 0; i < b.N; i++ {
 		j := benchJob(i)
-		j.TenantID = fmt.Sprintf("tenant-%d", i%tenants)
+		j.TenantID = ""
+		if tenants > 0 {
+			j.TenantID = fmt.Sprintf("tenant-%d", i%tenants)
+		}
 		ps = append(ps, j)
 		if len(ps) == cap(ps) || i == b.N-1 {
 			if _, err := br.JobInsertMany(ctx, ps); err != nil {
@@ -137,7 +157,7 @@ func benchFetchComplete(b *testing.B, br broker.Broker, client *redis.Client, te
 		}
 		acks := make([]*broker.JobCompleteParams, len(jobs))
 		for i, j := range jobs {
-			acks[i] = &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: j.Queue, ID: j.ID, Token: j.LeaseToken}}
+			acks[i] = &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: j.Queue, ID: j.ID, Token: j.LeaseToken}, CompletedMaxCount: keep}
 		}
 		errs, err := br.JobComplete(ctx, acks)
 		if err != nil {
