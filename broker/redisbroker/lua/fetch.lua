@@ -209,14 +209,14 @@ while got < want and budget > 0 do
         if tn ~= '' then
           tindex_group(moved, tn, id, lease_until)
           if ARGV[3] ~= '' then
-            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s, 'w', ARGV[3], 'tn', tn)
+            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s, 'w', ARGV[3], 'tn', tn)
           else
-            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s, 'tn', tn)
+            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s, 'tn', tn)
           end
         elseif ARGV[3] ~= '' then
-          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s, 'w', ARGV[3])
+          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s, 'w', ARGV[3])
         else
-          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', fmt(token), 'q', place, 'lu', lease_until, 'st', now_s)
+          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s)
         end
         active[#active + 1] = lease_until
         active[#active + 1] = id
@@ -231,11 +231,11 @@ while got < want and budget > 0 do
       end
       local attempt = fmt((tonumber(v[3]) or 0) + 1)
       if ARGV[3] ~= '' then
-        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token), 'q', place,
-          'lu', lease_until, 'st', fmt(now), 'w', ARGV[3])
+        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', int(token), 'q', int(place),
+          'lu', lease_until, 'st', now_s, 'w', ARGV[3])
       else
-        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', fmt(token), 'q', place,
-          'lu', lease_until, 'st', fmt(now))
+        redis.call('HSET', job_key, 's', 'active', 'a', attempt, 'tk', int(token), 'q', int(place),
+          'lu', lease_until, 'st', now_s)
         redis.call('HDEL', job_key, 'w')
       end
       active[#active + 1] = lease_until
