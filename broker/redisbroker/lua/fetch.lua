@@ -194,7 +194,7 @@ while got < want and budget > 0 do
     if v[1] and v[2] and tonumber(v[2]) <= now then
       finish(KEYS[2], KEYS[4], 'expired', job_key, id, KEYS[10], now, now_us)
       redis.call('ZREM', KEYS[8], id)
-    elseif (v[1] or body) and not admit(tn, typ) then
+    elseif policy and (v[1] or body) and not admit(tn, typ) then
       skipped[#skipped + 1] = popped[i + 1]
       skipped[#skipped + 1] = id
     elseif not v[1] then
