@@ -108,10 +108,19 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 					keep = n
 				}
 			}
-			args := make([]any, 0, 2+4*len(idx))
-			args = append(args, len(idx), keep)
+			stride := 2 // id and token: no job has a result or asks to go
 			for _, i := range idx {
-				args = append(args, ps[i].ID, ps[i].Token, string(ps[i].Result), boolArg(ps[i].Delete))
+				if len(ps[i].Result) > 0 || ps[i].Delete {
+					stride = 4
+				}
+			}
+			args := make([]any, 0, 3+stride*len(idx))
+			args = append(args, len(idx), keep, stride)
+			for _, i := range idx {
+				args = append(args, ps[i].ID, ps[i].Token)
+				if stride == 4 {
+					args = append(args, string(ps[i].Result), boolArg(ps[i].Delete))
+				}
 			}
 			return args
 		})

@@ -10,8 +10,10 @@
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[3],
 --   under the same {queue} hash tag
 -- ARGV[1] number of jobs n  ARGV[2] completed max count (0: no limit)
--- then n quadruples: id, lease token, result JSON ('' for none), delete ('1'
---   to remove the job whole, else '0')
+-- ARGV[3] values per job, 2 or 4; then n pairs: id, lease token (no result,
+--   keep the job: the common acknowledgement, half the arguments to send and
+--   convert), or n quadruples: id, lease token, result JSON ('' for none),
+--   delete ('1' to remove the job whole, else '0')
 -- Returns one code per job: 1 completed (or removed), 0 not found, -1 lease
 --   lost (unchanged). A completed job's state hash keeps its last attempt,
 --   marked as the end of its history (lib.lua); a removed job's history
@@ -25,9 +27,14 @@ local out = {}
 local ids, done, gone = {}, {}, {}
 local moved, dropped = {}, {} -- tenant index moves and removals, per tenant
 local finished = fmt(now)
+local stride = tonumber(ARGV[3])
 for i = 1, tonumber(ARGV[1]) do
-  local b = 2 + (i - 1) * 4
+  local b = 3 + (i - 1) * stride
   local id = ARGV[b + 1]
+  local res, del = '', '0'
+  if stride == 4 then
+    res, del = ARGV[b + 3], ARGV[b + 4]
+  end
   local job_key = KEYS[3] .. id
   local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc')
   local code = 1
@@ -45,7 +52,7 @@ for i = 1, tonumber(ARGV[1]) do
     if u and u ~= '' and redis.call('GET', KEYS[4] .. u) == id then
       redis.call('DEL', KEYS[4] .. u)
     end
-    if ARGV[b + 4] == '1' or v[5] == '1' then
+    if del == '1' or v[5] == '1' then
       gone[#gone + 1] = id
       if v[4] then -- a tenant's job (lib.lua)
         tindex_group(dropped, v[4], id, 0)
@@ -64,8 +71,8 @@ for i = 1, tonumber(ARGV[1]) do
       -- One HSET: 'lu' stays (readers ignore it unless the job is active)
       -- and an active job has no 'res' to clear (only completion sets it).
       -- 'la': the attempt just ended is the history's last (lib.lua).
-      if ARGV[b + 3] ~= '' then
-        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1', 'res', ARGV[b + 3])
+      if res ~= '' then
+        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1', 'res', res)
       else
         redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1')
       end
