@@ -45,10 +45,13 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	if len(arr) < 3 {
 		return nil, fmt.Errorf("redisbroker: fetch from %q: reply of %d values has no lease times", p.Queue, len(arr))
 	}
+	if (len(arr)-3)%3 != 0 {
+		return nil, fmt.Errorf("redisbroker: fetch from %q: reply of %d values after the lease times, want three per job", p.Queue, len(arr)-3)
+	}
 	started, until := fromMillis(num(arr, 1)), fromMillis(num(arr, 2))
-	jobs := make([]*broker.Job, 0, len(arr)-3)
-	for _, r := range arr[3:] {
-		j, err := decodeFetched(p.Queue, r, started, until, p.WorkerID)
+	jobs := make([]*broker.Job, 0, (len(arr)-3)/3)
+	for i := 3; i < len(arr); i += 3 {
+		j, err := decodeFetched(p.Queue, arr[i:i+3], started, until, p.WorkerID)
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
 		}
@@ -57,17 +60,13 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	return jobs, nil
 }
 
-// decodeFetched decodes a job of a fetch reply: as any job, or, for a job
-// whose state hash the fetch created, {id, body, lease token} with the
-// lease fields the script wrote (lua/fetch.lua).
-func decodeFetched(queue string, reply any, started, until time.Time, worker string) (*broker.Job, error) {
-	arr, ok := reply.([]any)
-	if !ok || len(arr) != 3 {
-		return nil, fmt.Errorf("decode job: reply is %T of length %d, want 3 values", reply, lenOf(reply))
-	}
+// decodeFetched decodes the three values of a job in a fetch reply: as any
+// job, or, for a job whose state hash the fetch created, id, body and lease
+// token with the lease fields the script wrote (lua/fetch.lua).
+func decodeFetched(queue string, arr []any, started, until time.Time, worker string) (*broker.Job, error) {
 	token, fresh := arr[2].(int64)
 	if !fresh {
-		return decodeJobReply(queue, reply)
+		return decodeJobReply(queue, arr)
 	}
 	id, _ := arr[0].(string)
 	body, _ := arr[1].(string)
