@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"sort"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -22,11 +21,13 @@ type fetcher struct {
 	freed    chan struct{} // signalled when a job finishes
 	errDelay time.Duration // backoff while the broker fails
 	ready    *readySet     // nil when the broker cannot say which queues woke
+	tried    []bool        // the queues fetchOnce tried, by number; see pickQueue
+	wokeLast bool          // the last jobs leased came from a woken queue ahead of its turn
 }
 
 func newFetcher(m *Manager) *fetcher {
 	return &fetcher{m: m, stopped: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}, 1),
-		ready: newReadySet(m.b, m.queueNames())}
+		ready: newReadySet(m.b, m.queueNames()), tried: make([]bool, len(m.queues))}
 }
 
 // start fetches in the background until stop.
@@ -263,23 +264,29 @@ func refillAt(slots, batch int, soon int64) int {
 	return int(max(n, 1))
 }
 
-// fetchOnce tries the queues in scheduling order and starts the jobs of the
-// first queue that has some. It reports whether it started any.
+// fetchOnce fetches from the queues in the order pickQueue gives and
+// starts the jobs of the first queue that has some. It reports whether it
+// started any.
 func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 	m := f.m
 	var lastErr error
-	for order := m.queueOrder(f.ready.has); len(order) > 0; {
-		// Wakes that came meanwhile go first: a round over many queues
-		// whose work is not known (at start) must not hold them up.
+	clear(f.tried)
+	// After jobs from a woken queue ahead of its turn, one queue is
+	// picked by turn alone (see readySet).
+	preferWoken := !f.wokeLast
+	for ; ; preferWoken = true {
+		// Wakes that came meanwhile are taken first (see readySet): a
+		// round over many queues, busy or not known (at start), must not
+		// hold them up.
 		if woke := f.ready.collect(ctx); len(woke) > 0 {
 			m.maint.Touch(woke...)
-			order = append(m.queueOrder(named(woke)), order...)
 		}
-		q := order[0]
-		order = order[1:]
-		if !f.ready.has(q.cfg.Name) {
-			continue // tried already, and drained
+		i, viaWake := m.pickQueue(f.ready, f.tried, preferWoken)
+		if i < 0 {
+			return false, lastErr
 		}
+		f.tried[i] = true
+		q := m.queues[i]
 		now := time.Now()
 		m.mu.Lock()
 		n := min(free, q.limit(m.concurrency)+m.prefetch(q, now)-q.busy, m.cfg.FetchBatch)
@@ -295,7 +302,7 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 		})
 		cancel()
 		if errors.Is(err, broker.ErrQueuePaused) {
-			f.ready.fetched(q.cfg.Name, 1, 0)
+			f.ready.fetched(i, 1, 0)
 			continue
 		}
 		if err != nil {
@@ -303,7 +310,7 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 			lastErr = err
 			continue
 		}
-		f.ready.fetched(q.cfg.Name, n, len(jobs))
+		f.ready.fetched(i, n, len(jobs))
 		m.mu.Lock()
 		q.draining = len(jobs) < n
 		m.busy += len(jobs)
@@ -312,13 +319,13 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 		if len(jobs) == 0 {
 			continue
 		}
+		f.wokeLast = viaWake
 		m.maint.Touch(q.cfg.Name)
 		for _, j := range jobs {
 			m.exec.run(q, j)
 		}
 		return true, nil
 	}
-	return false, lastErr
 }
 
 // queueWeights returns the weight of each queue under weighted scheduling:
@@ -338,38 +345,46 @@ func queueWeights(qs []QueueConfig) []int {
 	return w
 }
 
-// queueOrder returns the queues that may have work (keep) in the order
-// to try them: by priority (1 first) when strict, else a weighted random
-// permutation (a queue comes first with probability proportional to its
-// weight), so less urgent queues are served too but less often.
-func (m *Manager) queueOrder(keep func(name string) bool) []*queueSlot {
-	qs := make([]*queueSlot, 0, len(m.queues))
-	for _, q := range m.queues {
-		if keep(q.cfg.Name) {
-			qs = append(qs, q)
-		}
-	}
-	if len(qs) < 2 {
-		return qs
-	}
-	if m.cfg.StrictPriority {
-		sort.SliceStable(qs, func(i, j int) bool { return qs[i].cfg.Priority < qs[j].cfg.Priority })
-		return qs
-	}
-	total := 0
-	for _, q := range qs {
-		total += q.weight
-	}
-	for i := range qs {
-		r := rand.IntN(total)
-		for j := i; j < len(qs); j++ {
-			r -= qs[j].weight
-			if r < 0 {
-				qs[i], qs[j] = qs[j], qs[i]
-				break
+// pickQueue returns the number (in m.queues) of the queue to fetch from
+// next, among those that may have work (ready) and were not tried in this
+// fetch, or -1 if none is left. Strict, it is the most urgent (priority 1
+// first; the first configured among equals); weighted, a random pick in
+// which each queue's chance is proportional to its weight, so less urgent
+// queues are served too but less often. Among the queues of the priority
+// picked, a woken one (see readySet) goes first, the one woken first: a
+// job added to one of many busy queues waits for a fetch, not for a round
+// over all of them, while each priority keeps its share of the turns;
+// only with preferWoken, and it reports whether a woken queue took the
+// turn so. One pass over the queues: a Manager serving a thousand picks
+// often.
+func (m *Manager) pickQueue(ready *readySet, tried []bool, preferWoken bool) (int, bool) {
+	pick, total := -1, 0
+	for i, q := range m.queues {
+		switch {
+		case tried[i] || !ready.has(i):
+		case m.cfg.StrictPriority:
+			if pick < 0 || q.cfg.Priority < m.queues[pick].cfg.Priority {
+				pick = i
+			}
+		default:
+			// Weighted reservoir sampling: queue i replaces the pick
+			// with probability weight / (the weights seen so far).
+			total += q.weight
+			if rand.IntN(total) < q.weight {
+				pick = i
 			}
 		}
-		total -= qs[i].weight
 	}
-	return qs
+	if pick < 0 {
+		return -1, false
+	}
+	if !preferWoken {
+		return pick, false
+	}
+	p := m.queues[pick].cfg.Priority
+	w := ready.firstWoken(func(i int) bool { return !tried[i] && m.queues[i].cfg.Priority == p })
+	if w < 0 || w == pick {
+		return pick, false
+	}
+	return w, true
 }

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -13,8 +12,18 @@ import (
 // broker.ReadyWaiter): fetches go to those queues only, so that a Manager
 // serving many queues pays no round trip per empty queue, busy or idle.
 // A queue joins the set when a wake names it and leaves it when a fetch
-// leases fewer jobs than asked (it is drained) or finds it paused. Used
-// by the fetcher's goroutine only.
+// leases fewer jobs than asked (it is drained) or finds it paused. Queues
+// are numbered as the Manager's queues (Manager.queues). Used by the
+// fetcher's goroutine only.
+//
+// A queue a wake named is also woken until its next fetch: the fetcher
+// gives it the next turn among the queues of its priority (see
+// Manager.pickQueue), once per wake, so that a job added to one of a
+// thousand busy queues does not wait for the Manager's round over all of
+// them. At most every other fetch that leases jobs goes to a woken queue
+// so, so the others keep half of the turns or more when wakes come faster
+// than fetches. The wakes are collected while the fetcher is busy too, at
+// most every collectEvery.
 //
 // Wakes cover inserts, retries, hand-backs, recovered leases, resumed
 // queues and due scheduled jobs. For anything else (a lost wake, a
@@ -30,12 +39,16 @@ import (
 type readySet struct {
 	w         broker.ReadyWaiter
 	names     []string
-	ready     map[string]bool
-	hot       map[string]time.Time // queues that leased jobs, and when last
-	sweep     int                  // the queue the next sweep adds
-	sweepGap  int                  // timeouts between sweeps: 1 up to maxSweepGap
-	idle      int                  // timeouts since the last sweep
-	collected time.Time            // when collect last asked the broker
+	index     map[string]int // queue name to number
+	ready     []bool
+	nReady    int
+	woken     []int             // queues woken since their last fetch, in the order their wakes came
+	isWoken   []bool            // whether a queue is in woken
+	hot       map[int]time.Time // queues that leased jobs, and when last
+	sweep     int               // the queue the next sweep adds
+	sweepGap  int               // timeouts between sweeps: 1 up to maxSweepGap
+	idle      int               // timeouts since the last sweep
+	collected time.Time         // when collect last asked the broker
 }
 
 const (
@@ -47,29 +60,72 @@ const (
 	maxSweepGap = 8
 )
 
-// collectEvery bounds how long wakes wait in the broker while the ready
-// set still has queues: a wake for a more urgent queue is taken within it.
-const collectEvery = 10 * time.Millisecond
+// collectEvery bounds how long wakes wait in the broker while the fetcher
+// is busy: a job added to a queue that is not the next in turn is taken
+// within it. Each collect costs a pass over the queue names (about 40 µs
+// for a thousand), so a busy Manager does not collect before every fetch.
+const collectEvery = time.Millisecond
 
 func newReadySet(b broker.Broker, names []string) *readySet {
 	w, ok := b.(broker.ReadyWaiter)
 	if !ok {
 		return nil
 	}
-	s := &readySet{w: w, names: names, ready: make(map[string]bool, len(names)), hot: map[string]time.Time{}, sweepGap: 1}
+	s := &readySet{w: w, names: names, index: make(map[string]int, len(names)),
+		ready: make([]bool, len(names)), isWoken: make([]bool, len(names)), hot: map[int]time.Time{}, sweepGap: 1}
+	for i, q := range names {
+		s.index[q] = i
+	}
 	s.addAll() // the first fetch tries every queue
 	return s
 }
 
+// prime takes the wakes kept since before the Manager started (jobs added
+// meanwhile; on Redis the confirmations of its wake channels) as ready,
+// not woken: the first fetches try every queue anyway, and a thousand
+// queues woken at once would put a job added just after behind them all.
+// Start calls it before it returns, so that the wake of a job added after
+// is not taken for one of those.
+func (s *readySet) prime(ctx context.Context) {
+	if s == nil {
+		return
+	}
+	// Twice: a call that finds queues woken returns them at once, and the
+	// next reads the queues' due times (a thousand script calls on Redis,
+	// which should not hold up the first fetches).
+	for range 2 {
+		if _, err := s.w.JobWaitReady(ctx, s.names, 0); err != nil {
+			break // the idle wait reports it
+		}
+	}
+	s.collected = time.Now()
+}
+
 func (s *readySet) addAll() {
-	for _, q := range s.names {
-		s.ready[q] = true
+	for i := range s.ready {
+		s.mark(i)
 	}
 }
 
-func (s *readySet) add(qs []string) {
+func (s *readySet) mark(i int) {
+	if !s.ready[i] {
+		s.ready[i] = true
+		s.nReady++
+	}
+}
+
+// woke adds the queues a wake named, and makes them woken.
+func (s *readySet) woke(qs []string) {
 	for _, q := range qs {
-		s.ready[q] = true
+		i, ok := s.index[q]
+		if !ok {
+			continue
+		}
+		s.mark(i)
+		if !s.isWoken[i] {
+			s.isWoken[i] = true
+			s.woken = append(s.woken, i)
+		}
 	}
 }
 
@@ -77,7 +133,7 @@ func (s *readySet) add(qs []string) {
 // when the set has run empty, or collectEvery after the last collect. It
 // returns the queues added.
 func (s *readySet) collect(ctx context.Context) []string {
-	if s == nil || len(s.ready) > 0 && time.Since(s.collected) < collectEvery {
+	if s == nil || s.nReady > 0 && time.Since(s.collected) < collectEvery {
 		return nil
 	}
 	s.collected = time.Now()
@@ -85,7 +141,7 @@ func (s *readySet) collect(ctx context.Context) []string {
 	if err != nil {
 		return nil // the idle wait reports it, and falls back
 	}
-	s.add(qs)
+	s.woke(qs)
 	return qs
 }
 
@@ -107,49 +163,68 @@ func (s *readySet) wait(ctx context.Context, timeout time.Duration) ([]string, e
 		return nil, nil
 	}
 	s.sweepGap = 1
-	s.add(qs)
+	s.woke(qs)
 	return qs, nil
 }
 
 // timedOut adds the hot queues, and the next queue in turn when a sweep
 // is due.
 func (s *readySet) timedOut() {
-	for q, at := range s.hot {
+	for i, at := range s.hot {
 		if time.Since(at) < hotFor {
-			s.ready[q] = true
+			s.mark(i)
 		} else {
-			delete(s.hot, q)
+			delete(s.hot, i)
 		}
 	}
 	if s.idle++; s.idle < s.sweepGap {
 		return
 	}
-	s.ready[s.names[s.sweep%len(s.names)]] = true
+	s.mark(s.sweep % len(s.names))
 	s.sweep++
 	s.idle = 0
 	s.sweepGap = min(2*s.sweepGap, maxSweepGap)
 }
 
-// named returns a filter for queueOrder that keeps the queues of qs.
-func named(qs []string) func(string) bool {
-	return func(q string) bool { return slices.Contains(qs, q) }
+// has reports whether queue i may have work; every queue may when the
+// broker cannot tell.
+func (s *readySet) has(i int) bool { return s == nil || s.ready[i] }
+
+// firstWoken returns the queue woken first among those ok accepts, or -1.
+func (s *readySet) firstWoken(ok func(i int) bool) int {
+	if s == nil {
+		return -1
+	}
+	for _, i := range s.woken {
+		if ok(i) {
+			return i
+		}
+	}
+	return -1
 }
 
-// has reports whether q may have work; every queue may when the broker
-// cannot tell.
-func (s *readySet) has(q string) bool { return s == nil || s.ready[q] }
-
-// fetched records a fetch from q that asked for asked jobs and got got
-// (or found q paused: got 0, asked 1).
-func (s *readySet) fetched(q string, asked, got int) {
+// fetched records a fetch from queue i that asked for asked jobs and got
+// got (or found it paused: got 0, asked 1): the queue had its turn for
+// the wakes so far.
+func (s *readySet) fetched(i, asked, got int) {
 	if s == nil {
 		return
 	}
 	if got > 0 {
-		s.hot[q] = time.Now()
+		s.hot[i] = time.Now()
 		s.sweepGap = 1
 	}
-	if got < asked {
-		delete(s.ready, q)
+	if got < asked && s.ready[i] {
+		s.ready[i] = false
+		s.nReady--
+	}
+	if s.isWoken[i] {
+		s.isWoken[i] = false
+		for k, w := range s.woken {
+			if w == i {
+				s.woken = append(s.woken[:k], s.woken[k+1:]...)
+				break
+			}
+		}
 	}
 }

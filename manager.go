@@ -452,8 +452,9 @@ func (m *Manager) wrap(p Processor) Processor {
 	return p
 }
 
-// Start starts fetching and processing in the background. It returns at
-// once; call Shutdown to stop.
+// Start starts fetching and processing in the background. It returns once
+// the Manager listens for wakes of its queues (when the broker offers
+// them); call Shutdown to stop.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -483,6 +484,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.runTask(f)
 	}
 	m.tasks = nil
+	m.fetch.ready.prime(ctx)
 	m.fetch.start()
 	m.log.Info("worker started", "queues", len(m.queues), "concurrency", m.concurrency)
 	return nil
