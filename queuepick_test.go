@@ -1,0 +1,167 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker"
+)
+
+// A Manager serving many busy queues of equal priority visits them in a
+// weighted turn; a queue a wake names (a job was added to it) gets the next
+// turn among its priority, once per wake, so the new job does not wait for
+// a round over every queue. These tests observe the order jobs run in,
+// with one slot and one job per fetch, so each fetch is one job run.
+
+// busyQueues makes n queues of equal priority holding perQueue "work"
+// jobs each, and a Manager serving them one job at a time, each "work"
+// job holding its slot for 2 ms (longer than the fetcher waits between
+// two looks for wakes).
+func busyQueues(t *testing.T, b broker.Broker, n, perQueue int) (*worker.Client, *worker.Manager, []string) {
+	t.Helper()
+	c := newClient(t, b)
+	names := make([]string, n)
+	qs := make([]worker.QueueConfig, n)
+	specs := make([]worker.JobSpec, perQueue)
+	for i := range specs {
+		specs[i] = worker.JobSpec{Type: "work"}
+	}
+	for i := range names {
+		names[i] = fmt.Sprintf("q%03d", i)
+		qs[i] = worker.QueueConfig{Name: names[i]}
+		if _, err := c.AddMany(context.Background(), names[i], specs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := steadyConfig(qs...)
+	cfg.Concurrency, cfg.FetchBatch, cfg.Prefetch = 1, 1, worker.PrefetchOff
+	return c, newManager(t, b, cfg), names
+}
+
+// TestAddedJobsTakeTheNextTurnsAmongBusyQueues: three jobs added at once,
+// at priority 1 (ahead of their queue's backlog), to three of 100 busy
+// queues each start within 15 jobs, also right after the Manager started,
+// not at their queues' turns in a
+// weighted round over the 100 (15 jobs or fewer by chance: about 15%
+// each; for two of three jobs in each of three rounds, 1 in 100,000).
+func TestAddedJobsTakeTheNextTurnsAmongBusyQueues(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c, m, names := busyQueues(t, b, 100, 6)
+		var work atomic.Int64
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			work.Add(1)
+			time.Sleep(2 * time.Millisecond) // the job's run time
+			return nil
+		})
+		var mu sync.Mutex
+		startedAt := map[string]int64{} // urgent job's queue: work jobs run before it started
+		_ = m.HandleFunc("urgent", func(ctx context.Context, j *worker.Job) error {
+			mu.Lock()
+			startedAt[j.Queue] = work.Load()
+			mu.Unlock()
+			return nil
+		})
+		startManager(t, m)
+		// Round 0 comes right after Start: the wakes kept before it (the
+		// backlog's, on Redis the wake channels' subscriptions) must not
+		// count as new ones.
+		for round := range 3 {
+			targets := []string{names[(37*round+11)%100], names[(37*round+51)%100], names[(37*round+81)%100]}
+			for _, q := range targets {
+				add(t, c, q, worker.JobSpec{Type: "urgent", Priority: 1})
+			}
+			added := work.Load()
+			waitFor(t, time.Minute, "the added jobs to start", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, q := range targets {
+					if _, ok := startedAt[q]; !ok {
+						return false
+					}
+				}
+				return true
+			})
+			mu.Lock()
+			for _, q := range targets {
+				if waited := startedAt[q] - added; waited > 15 {
+					t.Errorf("round %d: the job added to %s started after %d other jobs, want at most 15 (its queue takes the next turns, not its turn in a round over 100 queues)",
+						round, q, waited)
+				}
+			}
+			mu.Unlock()
+		}
+	})
+}
+
+// TestWokenQueuesLeaveTurnsToTheOthers: a queue whose jobs keep coming is
+// woken again and again, but takes at most every other turn ahead of its
+// own, so an equal queue with a backlog still runs about a quarter of the
+// jobs (half of the turns by weight): at least 10 of 100 (a quarter
+// gives 25, 10 or fewer by chance 1 in 5,000), not none.
+func TestWokenQueuesLeaveTurnsToTheOthers(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		specs := make([]worker.JobSpec, 500)
+		for i := range specs {
+			specs[i] = worker.JobSpec{Type: "work"}
+		}
+		if _, err := c.AddMany(context.Background(), "cold", specs); err != nil {
+			t.Fatal(err)
+		}
+		cfg := steadyConfig(worker.QueueConfig{Name: "hot"}, worker.QueueConfig{Name: "cold"})
+		cfg.Concurrency, cfg.FetchBatch, cfg.Prefetch = 1, 1, worker.PrefetchOff
+		m := newManager(t, b, cfg)
+		var mu sync.Mutex
+		var ran []string
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			mu.Lock()
+			ran = append(ran, j.Queue)
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond) // the job's run time
+			return nil
+		})
+		startManager(t, m)
+		// Jobs keep coming to hot, faster than one per job run.
+		ctx, stop := context.WithCancel(context.Background())
+		var adds sync.WaitGroup
+		adds.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := c.Add(ctx, "hot", worker.JobSpec{Type: "work"}); err != nil && ctx.Err() == nil {
+					t.Errorf("add a job to hot: %v", err)
+					return
+				}
+			}
+		})
+		defer adds.Wait()
+		defer stop()
+		count := func() int { mu.Lock(); defer mu.Unlock(); return len(ran) }
+		// From the first job of hot on, 100 jobs.
+		var from int
+		waitFor(t, time.Minute, "a job of hot to run", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			from = slices.Index(ran, "hot")
+			return from >= 0
+		})
+		waitFor(t, time.Minute, "100 more jobs to run", func() bool { return count() >= from+100 })
+		stop()
+		mu.Lock()
+		cold := 0
+		for _, q := range ran[from : from+100] {
+			if q == "cold" {
+				cold++
+			}
+		}
+		mu.Unlock()
+		if cold < 10 {
+			t.Errorf("cold (a backlog, same priority) ran %d of the 100 jobs after hot's jobs began to come, want at least 10: a queue woken again and again must not take every turn", cold)
+		}
+		t.Logf("cold ran %d of 100 jobs", cold)
+	})
+}
