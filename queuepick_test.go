@@ -165,3 +165,43 @@ func TestWokenQueuesLeaveTurnsToTheOthers(t *testing.T) {
 		t.Logf("cold ran %d of 100 jobs", cold)
 	})
 }
+
+// TestWokenQueueKeepsToItsPriority: a wake gives a queue the next turn
+// among the queues of its own priority only. Strict, a job added to the
+// priority-4 queue while the priority-1 queue has a backlog runs after
+// that backlog.
+func TestWokenQueueKeepsToItsPriority(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		c := newClient(t, b)
+		specs := make([]worker.JobSpec, 100)
+		for i := range specs {
+			specs[i] = worker.JobSpec{Type: "work"}
+		}
+		if _, err := c.AddMany(context.Background(), "invoices", specs); err != nil {
+			t.Fatal(err)
+		}
+		cfg := steadyConfig(worker.QueueConfig{Name: "reports", Priority: 4}, worker.QueueConfig{Name: "invoices", Priority: 1})
+		cfg.Concurrency, cfg.FetchBatch, cfg.Prefetch = 1, 1, worker.PrefetchOff
+		cfg.StrictPriority = true
+		m := newManager(t, b, cfg)
+		var mu sync.Mutex
+		var ran []string
+		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+			mu.Lock()
+			ran = append(ran, j.Queue)
+			mu.Unlock()
+			time.Sleep(time.Millisecond) // the job's run time
+			return nil
+		})
+		startManager(t, m)
+		count := func() int { mu.Lock(); defer mu.Unlock(); return len(ran) }
+		waitFor(t, time.Minute, "5 jobs to run", func() bool { return count() >= 5 })
+		add(t, c, "reports", worker.JobSpec{Type: "work"})
+		waitFor(t, time.Minute, "101 jobs to run", func() bool { return count() >= 101 })
+		mu.Lock()
+		defer mu.Unlock()
+		if at := slices.Index(ran, "reports"); at != 100 {
+			t.Errorf("the job added to reports (priority 4) ran %dth, want last, after the 100 of invoices (priority 1): a wake must not lift a queue above its priority", at+1)
+		}
+	})
+}
