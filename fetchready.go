@@ -92,8 +92,7 @@ func (s *readySet) prime(ctx context.Context) {
 	}
 	// Twice: a call that finds queues woken returns them at once, and the
 	// next reads the queues' due times (a thousand script calls on Redis,
-	// which should not hold up the first fetches), meanwhile taking the
-	// confirmations of the wake channels the first subscribed.
+	// which should not hold up the first fetches).
 	for range 2 {
 		if _, err := s.w.JobWaitReady(ctx, s.names, 0); err != nil {
 			break // the idle wait reports it

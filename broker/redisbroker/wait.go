@@ -32,7 +32,24 @@ type waker struct {
 	subbed map[string]bool // queues whose channels were asked for
 	closed bool
 	done   sync.WaitGroup
+
+	// awaited holds, per queue, the subscribe call waiting for its
+	// channel's confirmation (see subscribe); under awaitMu, which listen
+	// takes without mu.
+	awaitMu sync.Mutex
+	awaited map[string]*confirmWait
 }
+
+// confirmWait is one subscribe call waiting for left confirmations.
+type confirmWait struct {
+	left int
+	done chan struct{}
+}
+
+// confirmWaitMax bounds how long a subscribe waits for its confirmations:
+// a wake is not lost without them (listen notifies when they come), only
+// reported in a later call.
+const confirmWaitMax = time.Second
 
 func wakeChannel(prefix, queue string) string { return prefix + ":{" + queue + "}:wake" }
 
@@ -40,6 +57,7 @@ func (b *Broker) waker() *waker {
 	b.wake.once.Do(func() {
 		b.wake.hub = wake.New(b.nextDue)
 		b.wake.subbed = map[string]bool{}
+		b.wake.awaited = map[string]*confirmWait{}
 	})
 	return &b.wake
 }
@@ -80,13 +98,33 @@ func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time
 // subscribe makes sure the wake channels of queues are subscribed,
 // checking the names of queues it has not subscribed yet (a Manager calls
 // it with the same thousand queues at every wait). The confirmation of a
-// new subscription wakes its waiters (see listen), so a job inserted
-// before it took effect is fetched then.
+// new subscription wakes its queue (see listen), so a job inserted before
+// it took effect is fetched then; subscribe waits for those confirmations
+// (up to confirmWaitMax), so that the call subscribing reports the queues
+// at once, all together, rather than as wakes trickling in afterwards,
+// which a caller serving a thousand queues would take for new jobs.
 func (w *waker) subscribe(ctx context.Context, b *Broker, queues []string) error {
+	cw, err := w.subscribeNew(ctx, b, queues)
+	if cw == nil || err != nil {
+		return err
+	}
+	t := time.NewTimer(confirmWaitMax)
+	defer t.Stop()
+	select {
+	case <-cw.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// subscribeNew subscribes the channels of queues not subscribed yet and
+// returns what waits for their confirmations, nil if there were none.
+func (w *waker) subscribeNew(ctx context.Context, b *Broker, queues []string) (*confirmWait, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return broker.ErrClosed
+		return nil, broker.ErrClosed
 	}
 	var chans, names []string
 	for _, q := range queues {
@@ -94,12 +132,12 @@ func (w *waker) subscribe(ctx context.Context, b *Broker, queues []string) error
 			continue
 		}
 		if err := broker.ValidateQueueName(q); err != nil {
-			return fmt.Errorf("%w: %v", broker.ErrInvalidJob, err)
+			return nil, fmt.Errorf("%w: %v", broker.ErrInvalidJob, err)
 		}
 		chans, names = append(chans, wakeChannel(b.prefix, q)), append(names, q)
 	}
 	if len(chans) == 0 {
-		return nil
+		return nil, nil
 	}
 	if w.ps == nil {
 		w.ps = b.client.Subscribe(ctx)
@@ -107,13 +145,39 @@ func (w *waker) subscribe(ctx context.Context, b *Broker, queues []string) error
 		w.done.Add(1)
 		go w.listen(b.prefix, msgs)
 	}
+	cw := &confirmWait{left: len(names), done: make(chan struct{})}
+	w.awaitMu.Lock()
+	for _, q := range names {
+		w.awaited[q] = cw
+	}
+	w.awaitMu.Unlock()
 	if err := w.ps.Subscribe(ctx, chans...); err != nil {
-		return err
+		w.awaitMu.Lock()
+		for _, q := range names {
+			delete(w.awaited, q)
+		}
+		w.awaitMu.Unlock()
+		return nil, err
 	}
 	for _, q := range names {
 		w.subbed[q] = true
 	}
-	return nil
+	return cw, nil
+}
+
+// confirmed records that queue's channel is subscribed; listen calls it
+// after waking the queue.
+func (w *waker) confirmed(queue string) {
+	w.awaitMu.Lock()
+	defer w.awaitMu.Unlock()
+	cw := w.awaited[queue]
+	if cw == nil {
+		return
+	}
+	delete(w.awaited, queue)
+	if cw.left--; cw.left == 0 {
+		close(cw.done)
+	}
 }
 
 // listen feeds the hub from pub/sub until the PubSub is closed.
@@ -132,6 +196,7 @@ func (w *waker) listen(prefix string, msgs <-chan any) {
 			// (Re)subscribed: wakes may have been missed meanwhile.
 			if q, ok := queueOf(m.Channel); ok && m.Kind == "subscribe" {
 				w.hub.Notify(q, 0)
+				w.confirmed(q)
 			}
 		case *redis.Message:
 			q, ok := queueOf(m.Channel)
