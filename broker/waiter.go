@@ -14,9 +14,15 @@ type Waiter interface {
 	// returns nil: a job was inserted pending, or the earliest scheduled
 	// job fell due. It also returns nil once timeout has passed. Wakes may
 	// be spurious (the caller fetches and waits again), but none is lost: a
-	// job inserted after the caller's last fetch and before this call wakes
-	// it at once. Jobs that become pending otherwise (retries, recovered
-	// leases, hand-backs) may be noticed only at the timeout. Safe for
+	// job inserted after the caller's last fetch drained the queue (leased
+	// fewer jobs than asked) and before this call wakes it at once. A job
+	// inserted behind others still pending need not wake anyone: whoever
+	// drained the queue was woken by the first of them, and a caller whose
+	// fetch leased all it asked for fetches again before it waits (on
+	// Redis, where a wake reaches every worker process, that saves waking
+	// them all for each job of a busy queue). Jobs that become pending
+	// otherwise (retries, recovered leases, hand-backs) may be noticed only
+	// at the timeout. Safe for
 	// concurrent use. Returns ctx.Err() if ctx ends first, ErrClosed after
 	// Close, and other errors when the broker cannot wait (the caller then
 	// falls back to polling).

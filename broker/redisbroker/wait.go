@@ -65,7 +65,8 @@ func (b *Broker) waker() *waker {
 // JobWait blocks until one of queues may have a fetchable job, timeout
 // passes or ctx ends; see broker.Waiter. Wakes come from Redis pub/sub, so
 // every idle worker on a queue wakes for an insert and all but one find it
-// taken.
+// taken; an insert behind jobs still pending publishes none (lua/lib.lua
+// wake_worth).
 func (b *Broker) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
 	_, err := b.JobWaitReady(ctx, queues, timeout)
 	return err

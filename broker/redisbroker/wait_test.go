@@ -3,8 +3,12 @@ package redisbroker_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker"
 )
@@ -55,6 +59,55 @@ func TestJobWait(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("an insert just before JobWait was lost")
+		}
+	})
+	t.Run("an insert wakes only where no job was pending", func(t *testing.T) {
+		t.Parallel()
+		b, client, prefix := newBrokerKeys(t)
+		ps := client.Subscribe(ctx, prefix+":{q}:wake", prefix+":{f}:wake")
+		defer ps.Close()
+		if _, err := ps.Receive(ctx); err != nil { // the first confirmation
+			t.Fatal(err)
+		}
+		if _, err := ps.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: "f", Fair: true}); err != nil {
+			t.Fatal(err)
+		}
+		insert := func(queue, id string, delay time.Duration) {
+			t.Helper()
+			ps := []*broker.JobInsertParams{{ID: id, Queue: queue, Type: "t", MaxAttempts: 1, Delay: delay}}
+			if delay > 0 { // the batch path; a plain Add takes the single-job one
+				ps = append(ps, &broker.JobInsertParams{ID: id + "+", Queue: queue, Type: "t", MaxAttempts: 1, Delay: delay})
+			}
+			if _, err := b.JobInsertMany(ctx, ps); err != nil {
+				t.Fatal(err)
+			}
+		}
+		insert("q", "a", 0)         // the queue was empty: wakes
+		insert("q", "b", 0)         // a is pending: wakes nobody
+		insert("q", "c", time.Hour) // scheduled: announces its due time
+		insert("f", "d", 0)         // fair: wakes, empty or not
+		insert("f", "e", 0)
+		var got []string
+		for len(got) < 4 {
+			m, err := ps.ReceiveTimeout(ctx, 10*time.Second)
+			if err != nil {
+				t.Fatalf("after wakes %v: %v", got, err)
+			}
+			msg, ok := m.(*redis.Message)
+			if !ok {
+				t.Fatalf("unexpected %T %v", m, m)
+			}
+			payload := msg.Payload
+			if payload != "0" {
+				payload = "due"
+			}
+			got = append(got, strings.TrimSuffix(strings.TrimPrefix(msg.Channel, prefix+":{"), "}:wake")+" "+payload)
+		}
+		if want := []string{"q 0", "q due", "f 0", "f 0"}; !slices.Equal(got, want) {
+			t.Fatalf("wakes %v, want %v (none for b, inserted behind a)", got, want)
 		}
 	})
 	t.Run("cancel and close end a wait", func(t *testing.T) {

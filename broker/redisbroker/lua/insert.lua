@@ -4,7 +4,8 @@
 -- KEYS[1] scheduled zset   KEYS[2] pending zset   KEYS[3] seq counter
 -- KEYS[4] ttl zset         KEYS[5] job hash prefix KEYS[6] unique-key prefix
 -- KEYS[7] optional: the queue's wake channel; idle workers (JobWait) hear
---   on it the milliseconds until the batch's earliest job is due (0: now)
+--   on it the milliseconds until the batch's earliest job is due (0: now),
+--   unless jobs were pending already (lib.lua wake_worth)
 -- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[5],
 --   under the same {queue} hash tag
 -- ARGV[1] number of jobs n
@@ -67,10 +68,11 @@ if n == 1 and k == 0 then
   if tenants then
     tn = body_tenant(body)
   end
+  local wake = KEYS[7] and wake_worth(KEYS[2], KEYS[3])
   local score = pending_score(KEYS[3], tonumber(ARGV[7]), tn)
   redis.call('ZADD', KEYS[2], score, id)
   tindex_move(KEYS[5], tn, id, nil, 'pending', score)
-  if KEYS[7] then
+  if wake then
     redis.call('PUBLISH', KEYS[7], '0')
   end
   return {'ok', now}
@@ -171,6 +173,9 @@ out[2] = now
 -- fair queue places each pending job by its fair tag instead (lib.lua).
 local fcfg, fst = fair_keys(KEYS[3])
 local fair = redis.call('HGET', fcfg, 'on') == '1'
+-- Read before the first write (wake_worth): a batch of scheduled jobs only
+-- is announced all the same, for its due time.
+local wake = KEYS[7] and wake_worth(KEYS[2], KEYS[3])
 local seq0 = 0
 if not fair then
   seq0 = redis.call('INCRBY', KEYS[3], n) - n
@@ -284,7 +289,7 @@ for i = 1, n do
   end
 end
 flush()
-if KEYS[7] then
+if wake or (KEYS[7] and soonest > 0) then
   redis.call('PUBLISH', KEYS[7], fmt(soonest))
 end
 return out

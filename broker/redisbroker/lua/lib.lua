@@ -385,6 +385,23 @@ local function fair_keys(seq_key)
   return base .. 'fair', base .. 'ft', base .. 'rl', base .. 'tp'
 end
 
+-- wake_worth says, before pending jobs are added to a queue (pending zset
+-- and seq counter given), whether idle workers must hear of them on the
+-- queue's wake channel: when no job was pending, or when the queue has a
+-- policy (fair, caps, rates, paused tenants) under which a fetch leases
+-- fewer jobs than asked while jobs are pending. Otherwise every worker
+-- whose last fetch drained the queue (leased fewer than asked, so it
+-- waits) heard of the add that ended the drain, and the others fetch
+-- again without waiting (broker.Waiter): a wake would reach every
+-- Manager of a busy queue, fifty processes woken per job, and help none.
+local function wake_worth(pending_key, seq_key)
+  if redis.call('EXISTS', pending_key) == 0 then
+    return true
+  end
+  local fcfg, _, _, ftp = fair_keys(seq_key)
+  return redis.call('EXISTS', fcfg, ftp) > 0
+end
+
 -- fair_tag stamps a job of tenant tn (nil or '': none) that becomes pending
 -- at priority p in a fair queue, and returns its place.
 local function fair_tag(cfg, st, p, tn)
