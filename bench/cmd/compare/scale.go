@@ -368,6 +368,7 @@ func fillSpread(ctx context.Context, c *worker.Client, n int, queues []string, t
 // in this process or in a child.
 type tally struct {
 	backlog atomic.Int64
+	last    atomic.Int64 // wall clock (UnixNano) of the latest backlog job's start
 	want    int64
 	done    chan struct{}
 	once    sync.Once
@@ -389,6 +390,9 @@ func (t *tally) handle(_ context.Context, j *worker.Job) error {
 		t.mu.Unlock()
 		return nil
 	}
+	// Stored before the count, so a reader of the count finds the time of
+	// the job that made it, or a later one.
+	t.last.Store(time.Now().UnixNano())
 	if t.backlog.Add(1) == t.want {
 		t.once.Do(func() { close(t.done) })
 	}

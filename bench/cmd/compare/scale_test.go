@@ -17,6 +17,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	worker "github.com/aibos/worker"
+	"github.com/aibos/worker/broker/redisbroker"
 )
 
 // TestMain runs the test binary as a child Manager when the scale smoke
@@ -200,5 +203,51 @@ func TestParseSizesKeepsAtMostMax(t *testing.T) {
 	}
 	if want := []int{1000, 100000}; !slices.Equal(got, want) {
 		t.Errorf("parseSizes = %v, want %v", got, want)
+	}
+}
+
+// TestChildReportsWhenItsLastJobStarted: a child Manager's counts carry the
+// wall-clock time its latest backlog job started, which the managers curve
+// takes as the end of a drain; it lies between the child's start and the
+// moment its counts said every job ran.
+func TestChildReportsWhenItsLastJobStarted(t *testing.T) {
+	bin := redisServerBin(t)
+	srv, err := startRedis(bin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	ctx := context.Background()
+	b, err := redisbroker.Open(srv.url, redisbroker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const jobs = 20
+	if err := fillSpread(ctx, c, jobs, queueNames(1), 0); err != nil {
+		t.Fatal(err)
+	}
+	child, err := startChild(os.Args[0], childSpec{Store: "redis", URL: srv.url, Queues: 1, Conc: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.kill()
+	start := time.Now()
+	if err := child.send("go"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitUntil(time.Minute, func() (bool, error) { return child.backlog.Load() >= jobs, nil }); err != nil {
+		t.Fatalf("the child ran %d of %d jobs: %v", child.backlog.Load(), jobs, err)
+	}
+	seen := time.Now()
+	if last := time.Unix(0, child.last.Load()); last.Before(start) || last.After(seen) {
+		t.Errorf("the child's last job started at %v, not between its start %v and %v", last, start, seen)
+	}
+	if _, err := child.stop(); err != nil {
+		t.Fatal(err)
 	}
 }
