@@ -3,7 +3,10 @@ package sqlitebroker_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,4 +164,104 @@ func benchFetchComplete(b *testing.B, fetchLimit int) {
 	}
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "jobs/s")
 	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(total), "cpu-µs/job")
+}
+
+// BenchmarkFetchCompleteBacklog is BenchmarkFetchComplete (batches of 5)
+// with pending=P jobs left in the queue besides the 20,000 processed per
+// iteration: the cost per job as the store grows (issue 24's pending
+// curve). reads/job counts the read system calls per job (Linux only):
+// pages SQLite's cache missed and read again from the OS's.
+func BenchmarkFetchCompleteBacklog(b *testing.B) {
+	for _, pending := range []int{1_000, 1_000_000} {
+		b.Run(fmt.Sprintf("pending=%d", pending), func(b *testing.B) { benchBacklog(b, pending) })
+	}
+}
+
+func benchBacklog(b *testing.B, pending int) {
+	const (
+		jobs        = 20_000
+		concurrency = 10
+	)
+	ctx := context.Background()
+	br := openB(b)
+	added := 0
+	fill := func(n int) {
+		for k := 0; k < n; k += 1000 {
+			ps := make([]*broker.JobInsertParams, min(1000, n-k))
+			for i := range ps {
+				ps[i] = newJob("bench", fmt.Sprint(added))
+				added++
+			}
+			if _, err := br.JobInsertMany(ctx, ps); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	fill(pending)
+	var total int
+	var elapsed, cpu time.Duration
+	var reads int64
+	for b.Loop() {
+		b.StopTimer()
+		fill(jobs)
+		b.StartTimer()
+		start := time.Now()
+		cpu0, _ := cputime.Process()
+		r0 := readCalls()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		left := jobs
+		for range concurrency {
+			wg.Go(func() {
+				for {
+					mu.Lock()
+					n := min(5, left)
+					left -= n
+					mu.Unlock()
+					if n == 0 {
+						return
+					}
+					got, err := br.JobFetch(ctx, &broker.JobFetchParams{Queue: "bench", Limit: n, LeaseDuration: time.Minute})
+					if err != nil || len(got) != n {
+						b.Errorf("fetch %d jobs: got %d, %v", n, len(got), err)
+						return
+					}
+					if _, err := br.JobComplete(ctx, completions(got)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		elapsed += time.Since(start)
+		cpu1, _ := cputime.Process()
+		cpu += cpu1 - cpu0
+		reads += readCalls() - r0
+		total += jobs
+	}
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "jobs/s")
+	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(total), "cpu-µs/job")
+	if reads >= 0 {
+		b.ReportMetric(float64(reads)/float64(total), "reads/job")
+	}
+}
+
+// readCalls returns the read system calls this process made so far
+// (syscr in /proc/self/io), or -1 where that file is not available.
+func readCalls() int64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
 }
