@@ -104,15 +104,7 @@ func benchFetchComplete(b *testing.B, fetchLimit int) {
 	for b.Loop() {
 		b.StopTimer()
 		br := openB(b)
-		for k := 0; k < jobs; k += 1000 {
-			ps := make([]*broker.JobInsertParams, 1000)
-			for i := range ps {
-				ps[i] = newJob("bench", fmt.Sprint(k+i))
-			}
-			if _, err := br.JobInsertMany(ctx, ps); err != nil {
-				b.Fatal(err)
-			}
-		}
+		addBacklog(b, br, 0, jobs)
 		b.StartTimer()
 		start := time.Now()
 		cpu0, _ := cputime.Process()
@@ -184,26 +176,15 @@ func benchBacklog(b *testing.B, pending int) {
 	)
 	ctx := context.Background()
 	br := openB(b)
-	added := 0
-	fill := func(n int) {
-		for k := 0; k < n; k += 1000 {
-			ps := make([]*broker.JobInsertParams, min(1000, n-k))
-			for i := range ps {
-				ps[i] = newJob("bench", fmt.Sprint(added))
-				added++
-			}
-			if _, err := br.JobInsertMany(ctx, ps); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	fill(pending)
+	addBacklog(b, br, 0, pending)
+	added := pending
 	var total int
 	var elapsed, cpu time.Duration
 	var reads int64
 	for b.Loop() {
 		b.StopTimer()
-		fill(jobs)
+		addBacklog(b, br, added, jobs)
+		added += jobs
 		b.StartTimer()
 		start := time.Now()
 		cpu0, _ := cputime.Process()
@@ -242,8 +223,23 @@ func benchBacklog(b *testing.B, pending int) {
 	}
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "jobs/s")
 	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(total), "cpu-µs/job")
-	if reads >= 0 {
+	if readCalls() >= 0 {
 		b.ReportMetric(float64(reads)/float64(total), "reads/job")
+	}
+}
+
+// addBacklog adds n jobs to queue "bench", 1,000 per JobInsertMany, with
+// the ids first, first+1, ...
+func addBacklog(b *testing.B, br *sqlitebroker.Broker, first, n int) {
+	b.Helper()
+	for k := 0; k < n; k += 1000 {
+		ps := make([]*broker.JobInsertParams, min(1000, n-k))
+		for i := range ps {
+			ps[i] = newJob("bench", fmt.Sprint(first+k+i))
+		}
+		if _, err := br.JobInsertMany(context.Background(), ps); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
