@@ -39,6 +39,10 @@ func (b *Broker) QueueFairSet(ctx context.Context, p *broker.FairPolicy) error {
 	if err := scriptFairSet.Run(ctx, b.client, []string{k.fair, k.seq, k.fairTags}, args...).Err(); err != nil {
 		return fmt.Errorf("redisbroker: set fair policy of %q: %w", p.Queue, err)
 	}
+	// A lifted cap or rate may let jobs held back be leased now.
+	if err := b.wakeIdle(ctx, p.Queue); err != nil {
+		return fmt.Errorf("redisbroker: set fair policy of %q: wake workers: %w", p.Queue, err)
+	}
 	return nil
 }
 
@@ -176,6 +180,11 @@ func (b *Broker) QueueTenantPause(ctx context.Context, queue, tenant string, pau
 	}
 	if err != nil {
 		return fmt.Errorf("redisbroker: pause tenant %q of %q: %w", tenant, queue, err)
+	}
+	if !paused {
+		if err := b.wakeIdle(ctx, queue); err != nil {
+			return fmt.Errorf("redisbroker: resume tenant %q of %q: wake workers: %w", tenant, queue, err)
+		}
 	}
 	return nil
 }

@@ -296,9 +296,7 @@ func (b *Broker) QueueResume(ctx context.Context, queue string) error {
 	if err := b.client.Del(ctx, b.keys(queue).paused).Err(); err != nil {
 		return fmt.Errorf("redisbroker: resume queue %q: %w", queue, err)
 	}
-	// Its jobs may be fetched again: wake idle workers. A lost wake only
-	// delays them to a worker's next poll.
-	if err := b.client.Publish(ctx, wakeChannel(b.prefix, queue), "0").Err(); err != nil {
+	if err := b.wakeIdle(ctx, queue); err != nil {
 		return fmt.Errorf("redisbroker: resume queue %q: wake workers: %w", queue, err)
 	}
 	return nil

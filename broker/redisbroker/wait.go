@@ -213,6 +213,15 @@ func (w *waker) listen(prefix string, msgs <-chan any) {
 	}
 }
 
+// wakeIdle wakes the workers waiting on queue after a change that may let
+// them lease jobs already pending (a queue or tenant resumed, a new fair
+// policy): no insert need come to wake them, as one behind pending jobs
+// publishes none (lua/lib.lua wake_worth). A lost wake only delays the
+// jobs to a worker's next poll.
+func (b *Broker) wakeIdle(ctx context.Context, queue string) error {
+	return b.client.Publish(ctx, wakeChannel(b.prefix, queue), "0").Err()
+}
+
 // close stops the listener and wakes every waiter with ErrClosed.
 func (w *waker) close() {
 	w.mu.Lock()

@@ -66,14 +66,10 @@ func TestJobWait(t *testing.T) {
 		b, client, prefix := newBrokerKeys(t)
 		ps := client.Subscribe(ctx, prefix+":{q}:wake", prefix+":{f}:wake")
 		defer ps.Close()
-		if _, err := ps.Receive(ctx); err != nil { // the first confirmation
-			t.Fatal(err)
-		}
-		if _, err := ps.Receive(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: "f", Fair: true}); err != nil {
-			t.Fatal(err)
+		for range 2 { // the subscriptions' confirmations
+			if _, err := ps.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
 		}
 		insert := func(queue, id string, delay time.Duration) {
 			t.Helper()
@@ -85,13 +81,27 @@ func TestJobWait(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		insert("q", "a", 0)         // the queue was empty: wakes
-		insert("q", "b", 0)         // a is pending: wakes nobody
-		insert("q", "c", time.Hour) // scheduled: announces its due time
-		insert("f", "d", 0)         // fair: wakes, empty or not
+		check := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		check(b.QueueFairSet(ctx, &broker.FairPolicy{Queue: "f", Fair: true})) // wakes: held jobs may go
+		insert("q", "a", 0)                                                    // the queue was empty: wakes
+		insert("q", "b", 0)                                                    // a is pending: wakes nobody
+		insert("q", "c", time.Hour)                                            // scheduled: announces its due time
+		insert("f", "d", 0)                                                    // fair: wakes, empty or not
 		insert("f", "e", 0)
+		check(b.QueueTenantPause(ctx, "f", "t1", true))  // holds jobs back: no wake
+		check(b.QueueTenantPause(ctx, "f", "t1", false)) // lets them go: wakes
+		check(b.QueuePause(ctx, "q"))
+		check(b.QueueResume(ctx, "q"))
+		insert("q", "x", 0) // behind a and b: wakes nobody
+		insert("q", "y", time.Hour)
 		var got []string
-		for len(got) < 4 {
+		want := []string{"f 0", "q 0", "q due", "f 0", "f 0", "f 0", "q 0", "q due"}
+		for len(got) < len(want) {
 			m, err := ps.ReceiveTimeout(ctx, 10*time.Second)
 			if err != nil {
 				t.Fatalf("after wakes %v: %v", got, err)
@@ -106,8 +116,8 @@ func TestJobWait(t *testing.T) {
 			}
 			got = append(got, strings.TrimSuffix(strings.TrimPrefix(msg.Channel, prefix+":{"), "}:wake")+" "+payload)
 		}
-		if want := []string{"q 0", "q due", "f 0", "f 0"}; !slices.Equal(got, want) {
-			t.Fatalf("wakes %v, want %v (none for b, inserted behind a)", got, want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("wakes %v, want %v (none for b and x, inserted behind a)", got, want)
 		}
 	})
 	t.Run("cancel and close end a wait", func(t *testing.T) {
