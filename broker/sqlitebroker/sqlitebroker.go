@@ -55,8 +55,9 @@ type Broker struct {
 	closed atomic.Bool
 	stmts  map[string]*sql.Stmt // cachedQueries, prepared at Open; read-only after
 	wake   waker                // JobWait's waiters, woken by inserts
-	// syncFull mirrors the write connection's synchronous pragma; it is
-	// read and written only while that connection is held (runBatch).
+	// syncFull mirrors the write connection's synchronous and
+	// wal_autocheckpoint pragmas (durability); it is read and written only
+	// while that connection is held (runBatch).
 	syncFull bool
 	writer   writer // the group commit of write transactions (writer.go)
 	// inserts combines concurrent JobInsert calls per queue into one
@@ -87,13 +88,8 @@ func dsn(path string, busy time.Duration, readOnly bool) string {
 		// several indexes reaches. Temporary tables and sorts of the write
 		// connection's statements are bounded by their LIMITs.
 		q.Add("_pragma", "temp_store(MEMORY)")
-		// A checkpoint fsyncs the WAL and then the database file, and the
-		// write connection, which runs it once the WAL passes this many
-		// pages, waits meanwhile: at SQLite's default of 1,000 pages
-		// (4 MiB) lease traffic paid two fsyncs every few hundred jobs.
-		// 16,384 pages (64 MiB) makes them rare; the WAL file keeps its
-		// largest size, and a restart replays at most that much.
-		q.Add("_pragma", "wal_autocheckpoint(16384)")
+		// The write connection starts in FULL mode; see durability.
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", durability[true].checkpoint))
 		// A fair queue serves its tenants in turn, so each job fetched
 		// and completed is on pages of its own tenant's range (its row,
 		// its entries in the pending and finished indexes): with 100

@@ -414,3 +414,32 @@ func openAt(t *testing.T, path string) *Broker {
 	t.Cleanup(func() { b.Close() })
 	return b
 }
+
+// TestCheckpointFollowsDurability checks the write connection's settings
+// inside transactions of each kind, in turn: a FULL one (enqueues)
+// checkpoints the WAL past 1,000 pages, so that its commits reuse the WAL
+// file's blocks, and a NORMAL one (lease traffic) past 16,384, so that it
+// checkpoints rarely (see durability). The settings are read rather than
+// the WAL's size after writing past them: tens of MiB through the race
+// detector took 40 s.
+func TestCheckpointFollowsDurability(t *testing.T) {
+	t.Parallel()
+	b := openInternal(t)
+	ctx := context.Background()
+	for _, full := range []bool{false, true, false, true} {
+		var sync, pages int
+		err := b.inTxSync(ctx, full, func(ctx context.Context, tx *sql.Tx, _ int64) error {
+			if err := tx.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+				return err
+			}
+			return tx.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&pages)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool][2]int{true: {2, 1000}, false: {1, 16384}}[full] // synchronous FULL is 2, NORMAL 1
+		if got := [2]int{sync, pages}; got != want {
+			t.Errorf("transaction with full=%v: synchronous %d, wal_autocheckpoint %d; want %d, %d", full, sync, pages, want[0], want[1])
+		}
+	}
+}
