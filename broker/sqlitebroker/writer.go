@@ -221,7 +221,8 @@ func (b *Broker) runBatch(first *writeOp) []*writeOp {
 // 1,000 pages (4 MiB) keeps the WAL that small and a commit then
 // overwrites blocks the WAL file already has, where a WAL growing to
 // 64 MiB made each commit's pwrite and fsync allocate blocks (one by one
-// from 32 goroutines: 31.1 µs per enqueue against 26.8 at 1,000 pages).
+// from 32 goroutines: 31.1 µs per enqueue against 26.8 at 1,000 pages;
+// bulk inserts of 1,000 jobs were not slower at 1,000 pages either).
 // A NORMAL commit does not fsync, so a checkpoint after it costs two
 // fsyncs (the WAL's and the database file's) while every caller waits
 // for the write connection: at 1,000 pages lease traffic paid them every
