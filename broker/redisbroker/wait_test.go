@@ -61,7 +61,7 @@ func TestJobWait(t *testing.T) {
 			t.Fatal("an insert just before JobWait was lost")
 		}
 	})
-	t.Run("an insert wakes only where no job was pending", func(t *testing.T) {
+	t.Run("an insert wakes only where no job was pending or it goes first", func(t *testing.T) {
 		t.Parallel()
 		b, client, prefix := newBrokerKeys(t)
 		ps := client.Subscribe(ctx, prefix+":{q}:wake", prefix+":{f}:wake")
@@ -71,16 +71,17 @@ func TestJobWait(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		insert := func(queue, id string, delay time.Duration) {
+		insertAt := func(queue, id string, delay time.Duration, prio int, batch bool) {
 			t.Helper()
-			ps := []*broker.JobInsertParams{{ID: id, Queue: queue, Type: "t", MaxAttempts: 1, Delay: delay}}
-			if delay > 0 { // the batch path; a plain Add takes the single-job one
-				ps = append(ps, &broker.JobInsertParams{ID: id + "+", Queue: queue, Type: "t", MaxAttempts: 1, Delay: delay})
+			ps := []*broker.JobInsertParams{{ID: id, Queue: queue, Type: "t", MaxAttempts: 1, Delay: delay, Priority: prio}}
+			if batch { // the batch path; a plain Add takes the single-job one
+				ps = append(ps, &broker.JobInsertParams{ID: id + "+", Queue: queue, Type: "t", MaxAttempts: 1, Delay: delay, Priority: broker.MaxPriority})
 			}
 			if _, err := b.JobInsertMany(ctx, ps); err != nil {
 				t.Fatal(err)
 			}
 		}
+		insert := func(queue, id string, delay time.Duration) { t.Helper(); insertAt(queue, id, delay, 0, delay > 0) }
 		check := func(err error) {
 			t.Helper()
 			if err != nil {
@@ -99,8 +100,14 @@ func TestJobWait(t *testing.T) {
 		check(b.QueueResume(ctx, "q"))
 		insert("q", "x", 0) // behind a and b: wakes nobody
 		insert("q", "y", time.Hour)
+		// More urgent than the head: a Manager serving many busy queues
+		// gives a woken queue the next turn, so these wake, in a batch and
+		// alone; one as urgent as the new head goes behind it: no wake.
+		insertAt("q", "u2", 0, broker.DefaultPriority-1, true)
+		insertAt("q", "u1", 0, broker.MinPriority, false)
+		insertAt("q", "u1b", 0, broker.MinPriority, false)
 		var got []string
-		want := []string{"f 0", "q 0", "q due", "f 0", "f 0", "f 0", "q 0", "q due"}
+		want := []string{"f 0", "q 0", "q due", "f 0", "f 0", "f 0", "q 0", "q due", "q 0", "q 0"}
 		for len(got) < len(want) {
 			m, err := ps.ReceiveTimeout(ctx, 10*time.Second)
 			if err != nil {

@@ -72,7 +72,7 @@ if n == 1 and k == 0 then
   local score = pending_score(KEYS[3], tonumber(ARGV[7]), tn)
   redis.call('ZADD', KEYS[2], score, id)
   tindex_move(KEYS[5], tn, id, nil, 'pending', score)
-  if wake then
+  if wake_for(wake, tonumber(score)) then
     redis.call('PUBLISH', KEYS[7], '0')
   end
   return {'ok', now}
@@ -181,6 +181,7 @@ if not fair then
   seq0 = redis.call('INCRBY', KEYS[3], n) - n
 end
 local soonest = nil -- ms until the batch's earliest job is due
+local low = nil -- the lowest pending score of the batch (wake_for)
 local now_s = fmt(now)
 local body_prefix = now_s .. '|'
 -- Bodies and pending entries are written with one HSET and one ZADD per
@@ -276,6 +277,9 @@ for i = 1, n do
       end
       pending[np + 2] = id
       np = np + 2
+      if low == nil or pending[np - 1] < low then
+        low = pending[np - 1]
+      end
       if tn ~= '' then
         tindex_group(tpending, tn, id, pending[np - 1])
       end
@@ -289,7 +293,7 @@ for i = 1, n do
   end
 end
 flush()
-if wake or (KEYS[7] and soonest > 0) then
+if wake_for(wake, low) or (KEYS[7] and soonest > 0) then
   redis.call('PUBLISH', KEYS[7], fmt(soonest))
 end
 return out

@@ -387,19 +387,35 @@ end
 
 -- wake_worth says, before pending jobs are added to a queue (pending zset
 -- and seq counter given), whether idle workers must hear of them on the
--- queue's wake channel: when no job was pending, or when the queue has a
--- policy (fair, caps, rates, paused tenants) under which a fetch leases
--- fewer jobs than asked while jobs are pending. Otherwise every worker
--- whose last fetch drained the queue (leased fewer than asked, so it
--- waits) heard of the add that ended the drain, and the others fetch
--- again without waiting (broker.Waiter): a wake would reach every
--- Manager of a busy queue, fifty processes woken per job, and help none.
+-- queue's wake channel: true when no job was pending, or when the queue
+-- has a policy (fair, caps, rates, paused tenants) under which a fetch
+-- leases fewer jobs than asked while jobs are pending. Otherwise it
+-- returns the score of the queue's head job: an added job placed before
+-- it (a more urgent priority) must be heard of too, as a Manager serving
+-- many busy queues gives a woken queue the next turn (fetchready.go).
+-- A job placed behind the head needs no wake: every worker whose last
+-- fetch drained the queue (leased fewer than asked, so it waits) heard
+-- of the add that ended the drain, and the others fetch again without
+-- waiting (broker.Waiter); a wake would reach every Manager of a busy
+-- queue, fifty processes woken per job, and help none. Callers test the
+-- result with wake_for.
 local function wake_worth(pending_key, seq_key)
-  if redis.call('EXISTS', pending_key) == 0 then
+  local head = redis.call('ZRANGE', pending_key, 0, 0, 'WITHSCORES')
+  if head[1] == nil then
     return true
   end
   local fcfg, _, _, ftp = fair_keys(seq_key)
-  return redis.call('EXISTS', fcfg, ftp) > 0
+  if redis.call('EXISTS', fcfg, ftp) > 0 then
+    return true
+  end
+  return tonumber(head[2])
+end
+
+-- wake_for says whether jobs added with the lowest pending score low
+-- (nil: none pending) must be announced, given wake_worth's answer w
+-- (false or nil: the caller has no wake channel).
+local function wake_for(w, low)
+  return w == true or (w and low ~= nil and low < w) or false
 end
 
 -- fair_tag stamps a job of tenant tn (nil or '': none) that becomes pending
