@@ -30,10 +30,11 @@ const sqlRetag = `fair_tag = CASE WHEN (SELECT fair FROM queues WHERE name = job
 // The statements of fair, capped and rate-limited fetches and of fair
 // inserts, compiled once at Open (cachedQueries) like the plain ones: a
 // statement compiled per call cost more than the lookup it runs, and a
-// fair fetch runs several per job.
+// fair fetch runs several per job. Their LIMITs are "? + 0" for the reason
+// lease.go gives: a fetch's size changes with the Manager's free slots.
 const (
 	sqlUntagged = `SELECT seq, priority, tenant_id FROM jobs
-		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ?`
+		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ? + 0`
 	sqlFairClock     = `SELECT v FROM fair_clock WHERE queue = ? AND priority = ?`
 	sqlFairNext      = `SELECT next FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
 	sqlFairWeight    = `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`
@@ -41,9 +42,9 @@ const (
 	sqlStoreFairNext = `INSERT INTO fair_tags (queue, priority, tenant, next) VALUES (?, ?, ?, ?)
 		ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next`
 	sqlCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
-		WHERE queue = ? AND state = 'pending' ORDER BY priority, seq LIMIT ?`
+		WHERE queue = ? AND state = 'pending' ORDER BY priority, seq LIMIT ? + 0`
 	sqlFairCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
-		WHERE queue = ? AND state = 'pending' AND fair_tag >= 0 ORDER BY priority, fair_tag, seq LIMIT ?`
+		WHERE queue = ? AND state = 'pending' AND fair_tag >= 0 ORDER BY priority, fair_tag, seq LIMIT ? + 0`
 	sqlTenantPaused   = `SELECT count(*) FROM tenant_paused WHERE queue = ? AND tenant = ?`
 	sqlRateState      = `SELECT tat FROM rate_state WHERE queue = ? AND limit_key = ?`
 	sqlStoreRateState = `INSERT INTO rate_state (queue, limit_key, tat) VALUES (?, ?, ?)
@@ -66,7 +67,7 @@ const (
 		lease_token = (SELECT MAX(value, ?) + 1 FROM counters WHERE name = 'lease_token'),
 		lease_until = ?, started_at = ?, worker_id = ?
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending' AND fair_tag >= 0
-			ORDER BY priority, fair_tag, seq LIMIT ?)
+			ORDER BY priority, fair_tag, seq LIMIT ? + 0)
 		RETURNING ` + jobColumns + `, fair_tag`
 	sqlAnyPending     = `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`
 	sqlClearFairClock = `DELETE FROM fair_clock WHERE queue = ?`

@@ -22,17 +22,29 @@ func TestFetchSizeDoesNotRecompile(t *testing.T) {
 	t.Parallel()
 	b := openInternal(t)
 	ctx := context.Background()
-	ps := make([]*broker.JobInsertParams, 200)
-	for i := range ps {
-		ps[i] = &broker.JobInsertParams{ID: fmt.Sprint(i), Queue: "q", Type: "t", MaxAttempts: 1}
+	// q is plain; f is fair (one statement leases in fair order); c is
+	// fair with a cap (its fetch picks among candidates).
+	for _, p := range []*broker.FairPolicy{{Queue: "f", Fair: true}, {Queue: "c", Fair: true, MaxActive: 100}} {
+		if err := b.QueueFairSet(ctx, p); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := b.JobInsertMany(ctx, ps); err != nil {
-		t.Fatal(err)
+	queues := []string{"q", "f", "c"}
+	for _, q := range queues {
+		ps := make([]*broker.JobInsertParams, 200)
+		for i := range ps {
+			ps[i] = &broker.JobInsertParams{ID: fmt.Sprint(i), Queue: q, Type: "t", MaxAttempts: 1, TenantID: fmt.Sprint("t", i%3)}
+		}
+		if _, err := b.JobInsertMany(ctx, ps); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fetch := func(limit int) {
 		t.Helper()
-		if _, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: limit, LeaseDuration: time.Minute}); err != nil {
-			t.Fatal(err)
+		for _, q := range queues {
+			if _, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: limit, LeaseDuration: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	fetch(1) // compiles what runs lazily
