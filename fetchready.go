@@ -20,8 +20,8 @@ import (
 // gives it the next turn among the queues of its priority (see
 // Manager.pickQueue), once per wake, so that a job added to one of a
 // thousand busy queues does not wait for the Manager's round over all of
-// them. At most every other fetch that leases jobs goes to a woken queue
-// so, so the others keep half of the turns or more when wakes come faster
+// them. At most every other fetch that leases jobs goes to a woken queue,
+// so the others keep half of the turns or more when wakes come faster
 // than fetches. The wakes are collected while the fetcher is busy too, at
 // most every collectEvery.
 //
