@@ -44,6 +44,37 @@ func busyQueues(t *testing.T, b broker.Broker, n, perQueue int) (*worker.Client,
 	return c, newManager(t, b, cfg), names
 }
 
+// oneAtATime adds n "work" jobs to the queue backlog and returns a client
+// and a started Manager serving qs (strict priority or weighted) one job
+// at a time, whose "work" jobs each hold the slot for d, and ran, which
+// returns the queues of the jobs run so far, in the order they ran.
+func oneAtATime(t *testing.T, b broker.Broker, qs []worker.QueueConfig, strict bool, backlog string, n int, d time.Duration) (*worker.Client, func() []string) {
+	t.Helper()
+	c := newClient(t, b)
+	specs := make([]worker.JobSpec, n)
+	for i := range specs {
+		specs[i] = worker.JobSpec{Type: "work"}
+	}
+	if _, err := c.AddMany(context.Background(), backlog, specs); err != nil {
+		t.Fatal(err)
+	}
+	cfg := steadyConfig(qs...)
+	cfg.Concurrency, cfg.FetchBatch, cfg.Prefetch = 1, 1, worker.PrefetchOff
+	cfg.StrictPriority = strict
+	m := newManager(t, b, cfg)
+	var mu sync.Mutex
+	var queues []string
+	_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
+		mu.Lock()
+		queues = append(queues, j.Queue)
+		mu.Unlock()
+		time.Sleep(d) // the job's run time
+		return nil
+	})
+	startManager(t, m)
+	return c, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(queues) }
+}
+
 // TestAddedJobsTakeTheNextTurnsAmongBusyQueues: three jobs added at once,
 // at priority 1 (ahead of their queue's backlog), to three of 100 busy
 // queues each start within 15 jobs, also right after the Manager started,
@@ -106,27 +137,7 @@ func TestAddedJobsTakeTheNextTurnsAmongBusyQueues(t *testing.T) {
 // gives 25, 10 or fewer by chance 1 in 5,000), not none.
 func TestWokenQueuesLeaveTurnsToTheOthers(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
-		c := newClient(t, b)
-		specs := make([]worker.JobSpec, 500)
-		for i := range specs {
-			specs[i] = worker.JobSpec{Type: "work"}
-		}
-		if _, err := c.AddMany(context.Background(), "cold", specs); err != nil {
-			t.Fatal(err)
-		}
-		cfg := steadyConfig(worker.QueueConfig{Name: "hot"}, worker.QueueConfig{Name: "cold"})
-		cfg.Concurrency, cfg.FetchBatch, cfg.Prefetch = 1, 1, worker.PrefetchOff
-		m := newManager(t, b, cfg)
-		var mu sync.Mutex
-		var ran []string
-		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
-			mu.Lock()
-			ran = append(ran, j.Queue)
-			mu.Unlock()
-			time.Sleep(2 * time.Millisecond) // the job's run time
-			return nil
-		})
-		startManager(t, m)
+		c, ran := oneAtATime(t, b, []worker.QueueConfig{{Name: "hot"}, {Name: "cold"}}, false, "cold", 500, 2*time.Millisecond)
 		// Jobs keep coming to hot, faster than one per job run.
 		ctx, stop := context.WithCancel(context.Background())
 		var adds sync.WaitGroup
@@ -140,25 +151,20 @@ func TestWokenQueuesLeaveTurnsToTheOthers(t *testing.T) {
 		})
 		defer adds.Wait()
 		defer stop()
-		count := func() int { mu.Lock(); defer mu.Unlock(); return len(ran) }
 		// From the first job of hot on, 100 jobs.
 		var from int
 		waitFor(t, time.Minute, "a job of hot to run", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			from = slices.Index(ran, "hot")
+			from = slices.Index(ran(), "hot")
 			return from >= 0
 		})
-		waitFor(t, time.Minute, "100 more jobs to run", func() bool { return count() >= from+100 })
+		waitFor(t, time.Minute, "100 more jobs to run", func() bool { return len(ran()) >= from+100 })
 		stop()
-		mu.Lock()
 		cold := 0
-		for _, q := range ran[from : from+100] {
+		for _, q := range ran()[from : from+100] {
 			if q == "cold" {
 				cold++
 			}
 		}
-		mu.Unlock()
 		if cold < 10 {
 			t.Errorf("cold (a backlog, same priority) ran %d of the 100 jobs after hot's jobs began to come, want at least 10: a queue woken again and again must not take every turn", cold)
 		}
@@ -172,35 +178,12 @@ func TestWokenQueuesLeaveTurnsToTheOthers(t *testing.T) {
 // that backlog.
 func TestWokenQueueKeepsToItsPriority(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
-		c := newClient(t, b)
-		specs := make([]worker.JobSpec, 100)
-		for i := range specs {
-			specs[i] = worker.JobSpec{Type: "work"}
-		}
-		if _, err := c.AddMany(context.Background(), "invoices", specs); err != nil {
-			t.Fatal(err)
-		}
-		cfg := steadyConfig(worker.QueueConfig{Name: "reports", Priority: 4}, worker.QueueConfig{Name: "invoices", Priority: 1})
-		cfg.Concurrency, cfg.FetchBatch, cfg.Prefetch = 1, 1, worker.PrefetchOff
-		cfg.StrictPriority = true
-		m := newManager(t, b, cfg)
-		var mu sync.Mutex
-		var ran []string
-		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
-			mu.Lock()
-			ran = append(ran, j.Queue)
-			mu.Unlock()
-			time.Sleep(time.Millisecond) // the job's run time
-			return nil
-		})
-		startManager(t, m)
-		count := func() int { mu.Lock(); defer mu.Unlock(); return len(ran) }
+		c, ran := oneAtATime(t, b, []worker.QueueConfig{{Name: "reports", Priority: 4}, {Name: "invoices", Priority: 1}}, true, "invoices", 100, time.Millisecond)
+		count := func() int { return len(ran()) }
 		waitFor(t, time.Minute, "5 jobs to run", func() bool { return count() >= 5 })
 		add(t, c, "reports", worker.JobSpec{Type: "work"})
 		waitFor(t, time.Minute, "101 jobs to run", func() bool { return count() >= 101 })
-		mu.Lock()
-		defer mu.Unlock()
-		if at := slices.Index(ran, "reports"); at != 100 {
+		if at := slices.Index(ran(), "reports"); at != 100 {
 			t.Errorf("the job added to reports (priority 4) ran %dth, want last, after the 100 of invoices (priority 1): a wake must not lift a queue above its priority", at+1)
 		}
 	})
