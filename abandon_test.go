@@ -63,3 +63,65 @@ func TestAbandonProcessorPastTimeout(t *testing.T) {
 		}
 	})
 }
+
+// The Manager's own Timeout (jobs that set none) and a lost lease start
+// the watchdog too: AbandonGrace after the processor's context ended, an
+// attempt whose processor ignores it is ended without it, while a
+// processor that returns at its context's end is never abandoned, and
+// several processors timing out together are each abandoned.
+func TestAbandonUnderManagerTimeoutAndLeaseLoss(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		c := newClient(t, b)
+		cfg := fastConfig()
+		cfg.Timeout = 300 * time.Millisecond
+		cfg.AbandonGrace = 100 * time.Millisecond
+		cfg.HeartbeatInterval = 50 * time.Millisecond
+		m := newManager(t, b, cfg)
+		release := make(chan struct{})
+		t.Cleanup(func() {
+			select {
+			case <-release:
+			default:
+				close(release)
+			}
+		})
+		_ = m.HandleFunc("hang", func(ctx context.Context, j *worker.Job) error {
+			<-release // ignores ctx
+			return nil
+		})
+		_ = m.HandleFunc("obey", func(ctx context.Context, j *worker.Job) error {
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		startManager(t, m)
+
+		obey := add(t, c, "default", worker.JobSpec{Type: "obey", MaxAttempts: 1})
+		hangs := []*worker.Job{
+			add(t, c, "default", worker.JobSpec{Type: "hang", MaxAttempts: 1}),
+			add(t, c, "default", worker.JobSpec{Type: "hang", MaxAttempts: 1}),
+		}
+		if d := waitState(t, c, "default", obey.ID, worker.StateDead); !strings.Contains(d.LastError, "timed out after 300ms") ||
+			strings.Contains(d.LastError, "did not return") {
+			t.Fatalf("job that returned at its timeout: last error %q; want its timeout, not abandoned", d.LastError)
+		}
+		for _, h := range hangs {
+			d := waitState(t, c, "default", h.ID, worker.StateDead)
+			if !strings.Contains(d.LastError, "did not return within 100ms after its context ended") ||
+				!strings.Contains(d.LastError, "timed out after 300ms") {
+				t.Fatalf("hanging job under the Manager's timeout: last error %q; want abandoned after its timeout", d.LastError)
+			}
+		}
+		waitFor(t, 10*time.Second, "two slots held by abandoned processors", func() bool { return m.Stuck() == 2 })
+
+		// Its own timeout is an hour: only the lost lease can end it.
+		lost := add(t, c, "default", worker.JobSpec{Type: "hang", Timeout: time.Hour, MaxAttempts: 1})
+		waitState(t, c, "default", lost.ID, worker.StateActive)
+		if _, err := c.Cancel(ctx, "default", lost.ID); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the processor whose lease was lost to be abandoned", func() bool { return m.Stuck() == 3 })
+		close(release)
+		waitFor(t, 10*time.Second, "the stuck count to drop to 0", func() bool { return m.Stuck() == 0 })
+	})
+}

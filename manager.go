@@ -565,6 +565,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		m.acker.Stop()
 	}
 	m.exec.stopHard()
+	m.exec.closeIdle(err == nil)
 	m.log.Info("worker stopped")
 	return err
 }

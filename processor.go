@@ -36,6 +36,26 @@ type Middleware func(Processor) Processor
 // jobCtxKey carries the running job's handle in a processor's context.
 type jobCtxKey struct{}
 
+// jobContext is the context a processor gets: its run context, which
+// also carries the job's handle under jobCtxKey. It lives in the job's
+// running record, so it costs no allocation of its own, where a
+// context.WithValue per job did. Every other method, including the Value
+// lookups context.Cause and child contexts make, goes to the run context,
+// so the processor's context cancels, reports its deadline and its cause
+// exactly as the run context does.
+type jobContext struct {
+	context.Context
+	r *running
+}
+
+// Value returns the job's handle for jobCtxKey, else the run context's value.
+func (c *jobContext) Value(key any) any {
+	if key == (jobCtxKey{}) {
+		return c.r
+	}
+	return c.Context.Value(key)
+}
+
 // running is what the Manager knows about one job in flight.
 type running struct {
 	job    *Job
@@ -57,11 +77,26 @@ type running struct {
 	reported  atomic.Bool
 	abandoned atomic.Bool
 	watchdog  atomic.Pointer[time.Timer]
+	// For the watchdog (watchdog.go): proc is set once the processor
+	// starts, with the contexts it runs under and when; armed once a
+	// watchdog is armed or has fired. The watch fields belong to the
+	// executor's watchList, under its mutex.
+	proc                 atomic.Bool
+	armed                atomic.Bool
+	jobCtx, runCtx       context.Context
+	began                time.Time
+	watchAt              time.Time
+	watchPrev, watchNext *running
+	watched              bool
 
 	mu          sync.Mutex
 	result      json.RawMessage
 	finisher    Finisher          // set by SetFinisher; nil: the Manager finishes the job itself
 	failHeaders map[string]string // set by SetFailHeaders
+
+	ctx        jobContext               // the processor's context; set before it runs
+	copy       Job                      // the processor's copy of job (processorCopy)
+	completion broker.JobCompleteParams // its completion, once it succeeded (Manager.finish)
 }
 
 func handleFrom(ctx context.Context) (*running, error) {
