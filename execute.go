@@ -46,7 +46,7 @@ type executor struct {
 	// a processor's call depth then grows, was over a tenth of the worker's
 	// CPU at 70k jobs/s. idle hands a job to a goroutine waiting for one;
 	// idleN counts those, up to idleMax; quit, closed by closeIdle, ends them.
-	idle    chan func()
+	idle    chan *running
 	idleN   atomic.Int64
 	idleMax int64
 	quit    chan struct{}
@@ -60,7 +60,7 @@ type executor struct {
 func newExecutor(m *Manager, ctx context.Context, stopped <-chan struct{}) *executor {
 	e := &executor{m: m, stopped: stopped, inflight: map[*running]struct{}{},
 		watch: &watchList{m: m, after: m.cfg.Timeout + m.cfg.AbandonGrace},
-		idle:  make(chan func()), quit: make(chan struct{}),
+		idle:  make(chan *running), quit: make(chan struct{}),
 		// The most jobs leased at once, in the usual case: run slots plus
 		// a batch leased ahead.
 		idleMax: int64(m.cfg.Concurrency + m.cfg.FetchBatch)}
@@ -93,62 +93,69 @@ func (e *executor) run(q *queueSlot, job *Job) {
 		q.ahead[tn] = append(q.ahead[tn], job)
 	}
 	m.mu.Unlock()
-	var deadline time.Time
 	if m.cfg.Prefetch == 0 {
-		deadline = time.Now().Add(prefetchWaitMax)
+		r.waitUntil = time.Now().Add(prefetchWaitMax)
 	}
+	r.q, r.jobCtx, r.prev, r.turn = q, ctx, prev, turn
 	e.jobs.Add(1)
-	e.spawn(func() {
-		defer e.jobs.Done()
-		defer e.done(q, r)
-		ok := e.acquireRun(q, job, prev, turn != nil, deadline)
-		if turn != nil {
-			m.mu.Lock()
-			q.notAhead(job)
-			if q.lastTurn[tn] == turn {
-				delete(q.lastTurn, tn)
-			}
-			if len(q.ahead) > 0 {
-				// The tenants that yielded to this job may go now.
-				e.wakeWaiters()
-			}
-			m.mu.Unlock()
-			close(turn)
-		}
-		if !ok {
-			e.handBackUnstarted(r)
-			return
-		}
-		began := time.Now()
-		defer e.releaseRun(q, began)
-		e.execute(ctx, r)
-	})
+	e.spawn(r)
 }
 
-// spawn runs f in a goroutine: one that ran an earlier job and waits for
-// another, or a new one.
-func (e *executor) spawn(f func()) {
+// runJob runs r, leased by run: it waits for a run slot, then runs the
+// processor and reports the outcome, or hands the job back if it never
+// got a slot.
+func (e *executor) runJob(r *running) {
+	defer e.jobs.Done()
+	m, q, job, turn := e.m, r.q, r.job, r.turn
+	defer e.done(q, r)
+	ok := e.acquireRun(q, job, r.prev, turn != nil, r.waitUntil)
+	if turn != nil {
+		tn := job.TenantID
+		m.mu.Lock()
+		q.notAhead(job)
+		if q.lastTurn[tn] == turn {
+			delete(q.lastTurn, tn)
+		}
+		if len(q.ahead) > 0 {
+			// The tenants that yielded to this job may go now.
+			e.wakeWaiters()
+		}
+		m.mu.Unlock()
+		close(turn)
+	}
+	if !ok {
+		e.handBackUnstarted(r)
+		return
+	}
+	began := time.Now()
+	defer e.releaseRun(q, began)
+	e.execute(r.jobCtx, r)
+}
+
+// spawn runs r (runJob) in a goroutine: one that ran an earlier job and
+// waits for another, or a new one.
+func (e *executor) spawn(r *running) {
 	select {
-	case e.idle <- f:
+	case e.idle <- r:
 	default:
 		e.loops.Add(1)
-		go e.loop(f)
+		go e.loop(r)
 	}
 }
 
-// loop runs f, then the jobs spawn hands it, until closeIdle, or until
+// loop runs r, then the jobs spawn hands it, until closeIdle, or until
 // idleMax goroutines wait already (SetConcurrency lowered the limit, or a
 // burst of fixed prefetch ended).
-func (e *executor) loop(f func()) {
+func (e *executor) loop(r *running) {
 	defer e.loops.Done()
 	for {
-		f()
+		e.runJob(r)
 		if e.idleN.Add(1) > e.idleMax {
 			e.idleN.Add(-1)
 			return
 		}
 		select {
-		case f = <-e.idle:
+		case r = <-e.idle:
 			e.idleN.Add(-1)
 		case <-e.quit:
 			return
@@ -452,7 +459,8 @@ func (m *Manager) runProcessor(ctx context.Context, r *running, p Processor) err
 	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, jobTimeout(timeout))
 	defer cancel()
 	if !r.detached {
-		defer m.startWatch(ctx, runCtx, r, timeout)()
+		m.startWatch(ctx, runCtx, r, timeout)
+		defer m.endWatch(r)
 	}
 	if p == nil {
 		return fmt.Errorf("no processor registered for job type %q", job.Type)
@@ -519,7 +527,8 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 			// acknowledger writes it in its next batch and reports the
 			// outcome (see completed). Shutdown flushes the queue before it
 			// returns.
-			m.acker.Add(acknowledger.Request{Params: p, Done: func(err error) { m.completed(job, took, err) }})
+			r.took = took
+			m.acker.Add(acknowledger.Request{Params: p, Done: r})
 			return
 		}
 		m.completed(job, took, m.complete(r, p))

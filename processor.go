@@ -88,11 +88,22 @@ type running struct {
 	watchAt              time.Time
 	watchPrev, watchNext *running
 	watched              bool
+	ownWatch             *time.Timer // for a job's own Timeout; see startWatch
 
 	mu          sync.Mutex
 	result      json.RawMessage
 	finisher    Finisher          // set by SetFinisher; nil: the Manager finishes the job itself
 	failHeaders map[string]string // set by SetFailHeaders
+
+	// Set by executor.run for runJob: the job's queue, its turn among the
+	// tenant's jobs leased ahead (prev closed when the job before has its
+	// slot; turn, closed when this one has) and when waiting for a slot
+	// may end (zero: never). In the record, the goroutine that runs the
+	// job takes no closure.
+	q          *queueSlot
+	prev, turn chan struct{}
+	waitUntil  time.Time
+	took       time.Duration // how long the processor ran, for Acked
 
 	ctx        jobContext               // the processor's context; set before it runs
 	copy       Job                      // the processor's copy of job (processorCopy)
@@ -211,3 +222,7 @@ func (m *Manager) ProcessJob(ctx context.Context, job *Job) error {
 	}
 	return nil
 }
+
+// Acked reports the outcome of the job's completion, which the
+// acknowledger wrote in a batch (Manager.finish queued it).
+func (r *running) Acked(err error) { r.m.completed(r.job, r.took, err) }

@@ -112,29 +112,34 @@ func (l *watchList) stop() {
 }
 
 // startWatch sets r up for its watchdog as its processor starts under
-// runCtx, a child of jobCtx that ends after timeout, and returns the
-// function that ends the watch once the processor returned.
-func (m *Manager) startWatch(jobCtx, runCtx context.Context, r *running, timeout time.Duration) func() {
+// runCtx, a child of jobCtx that ends after timeout; endWatch ends the
+// watch once the processor returned.
+func (m *Manager) startWatch(jobCtx, runCtx context.Context, r *running, timeout time.Duration) {
 	r.jobCtx, r.runCtx, r.began = jobCtx, runCtx, time.Now()
 	r.proc.Store(true)
-	var stop func()
-	if l := m.exec.watch; timeout == m.cfg.Timeout {
-		l.add(r)
-		stop = func() { l.remove(r) }
+	if timeout == m.cfg.Timeout {
+		m.exec.watch.add(r)
 	} else {
 		// A timeout of the job's own: rarer, a timer of its own.
-		t := time.AfterFunc(timeout+m.cfg.AbandonGrace, func() {
+		r.ownWatch = time.AfterFunc(timeout+m.cfg.AbandonGrace, func() {
 			r.armed.Store(true)
 			m.abandon(r)
 		})
-		stop = func() { t.Stop() }
 	}
 	// Lease loss and shutdown arm the watchdog of started processors
 	// only: one that came before this start is seen here.
 	if jobCtx.Err() != nil {
 		m.armWatchdog(r)
 	}
-	return stop
+}
+
+// endWatch stops watching r's processor, which returned.
+func (m *Manager) endWatch(r *running) {
+	if r.ownWatch != nil {
+		r.ownWatch.Stop()
+		return
+	}
+	m.exec.watch.remove(r)
 }
 
 // armWatchdog abandons r's processor AbandonGrace from now unless it

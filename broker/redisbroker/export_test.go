@@ -16,3 +16,12 @@ func CompletedKeys(prefix, queue, tenant string) (queueZset, tenantZset string) 
 	k := newQueueKeys(prefix, queue)
 	return k.stateZset(broker.StateCompleted), k.tenantIndex(broker.StateCompleted, tenant)
 }
+
+// KeysOf returns every key name of queue as b's cache gives them, and how
+// many queues b caches the names of.
+func KeysOf(b *Broker, queue string) (keys []string, cached int64) {
+	return b.keys(queue).all(), b.keyCached.Load()
+}
+
+// MaxCachedKeys bounds the queues whose key names a Broker keeps.
+const MaxCachedKeys = maxCachedKeys

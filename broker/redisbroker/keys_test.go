@@ -1,8 +1,12 @@
 package redisbroker_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker/redisbroker"
 )
@@ -54,5 +58,34 @@ func TestQueueKeysShareOneHashTag(t *testing.T) {
 				t.Errorf("queues q1 and q2 share key %q", k)
 			}
 		}
+	}
+}
+
+// A Broker keeps each queue's key names once built, and they are the names
+// the queue has; a caller naming ever new queues (an API client probing
+// names) does not grow what it keeps past its bound.
+func TestKeyCacheIsExactAndBounded(t *testing.T) {
+	// Key names need no server: the client is never used.
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	b, err := redisbroker.New(c, redisbroker.Config{Prefix: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range redisbroker.MaxCachedKeys + 100 {
+		q := fmt.Sprintf("q%d", i)
+		for range 2 { // built, then from the cache
+			keys, cached := redisbroker.KeysOf(b, q)
+			if !slices.Equal(keys, redisbroker.QueueKeys("p", q)) {
+				t.Fatalf("keys of %s from the broker differ from the queue's key names", q)
+			}
+			if cached > redisbroker.MaxCachedKeys {
+				t.Fatalf("after %d queues the broker keeps the key names of %d, over its bound %d", i+1, cached, redisbroker.MaxCachedKeys)
+			}
+		}
+	}
+	if _, cached := redisbroker.KeysOf(b, "q0"); cached != redisbroker.MaxCachedKeys {
+		t.Fatalf("the broker keeps the key names of %d queues, want %d (its bound) after more queues than that", cached, redisbroker.MaxCachedKeys)
 	}
 }

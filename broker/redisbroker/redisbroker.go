@@ -72,6 +72,11 @@ type Broker struct {
 
 	insertCalls atomic.Int64 // insert script calls made, for tests
 	formatOK    atomic.Bool  // the stored format was checked (format.go)
+
+	// keyCache maps a queue name to its *queueKeys, keyCached counts them
+	// (keys).
+	keyCache  sync.Map
+	keyCached atomic.Int64
 }
 
 // New returns a Broker on a client the caller owns: Close leaves the client
@@ -175,7 +180,28 @@ func (b *Broker) open(op string) error {
 	return nil
 }
 
-func (b *Broker) keys(queue string) queueKeys { return newQueueKeys(b.prefix, queue) }
+// keys returns the key names of queue. They are built once per queue, for
+// up to maxCachedKeys queues: every fetch and completion batch asks, and
+// building them was 21 string allocations a call. Queue names past the
+// bound (an API caller naming queues that do not exist) are built afresh
+// each time, so the cache cannot grow without bound.
+func (b *Broker) keys(queue string) queueKeys {
+	if k, ok := b.keyCache.Load(queue); ok {
+		return *k.(*queueKeys)
+	}
+	k := newQueueKeys(b.prefix, queue)
+	if b.keyCached.Add(1) <= maxCachedKeys {
+		if _, loaded := b.keyCache.LoadOrStore(queue, &k); loaded {
+			b.keyCached.Add(-1)
+		}
+	} else {
+		b.keyCached.Add(-1)
+	}
+	return k
+}
+
+// maxCachedKeys bounds the queues whose key names a Broker keeps.
+const maxCachedKeys = 4096
 
 // registerQueue adds queue to the set QueueList reads. SADD is idempotent;
 // each Broker sends it once per queue.

@@ -19,11 +19,24 @@ const MaxBatch = 256
 // Request is one completion to write.
 type Request struct {
 	Params *broker.JobCompleteParams
-	// Done is called, from the Acknowledger's goroutine, with the outcome
-	// of this job's completion: nil, or the broker's per-job or whole-call
+	// Done is told, from the Acknowledger's goroutine, the outcome of
+	// this job's completion: nil, or the broker's per-job or whole-call
 	// error.
-	Done func(err error)
+	Done Doner
 }
+
+// Doner is told the outcome of one completion. An interface rather than
+// a func, so that the Manager passes its job record as it is, where a
+// closure per job was one more allocation.
+type Doner interface {
+	Acked(err error)
+}
+
+// DoneFunc adapts a function to a Doner.
+type DoneFunc func(err error)
+
+// Acked calls f(err).
+func (f DoneFunc) Acked(err error) { f(err) }
 
 // Acknowledger batches completions. Start it once; Add from any goroutine
 // until Stop, which flushes what is queued.
@@ -85,6 +98,6 @@ func (a *Acknowledger) write(batch []Request) {
 		if ackErr == nil && i < len(errs) {
 			ackErr = errs[i]
 		}
-		r.Done(ackErr)
+		r.Done.Acked(ackErr)
 	}
 }

@@ -54,7 +54,7 @@ func TestStopFlushesWithPerJobOutcomes(t *testing.T) {
 			}
 			a.Add(acknowledger.Request{
 				Params: &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: "q", ID: j.ID, Token: token}},
-				Done:   func(err error) { outcomes[i] = err; called[i]++ },
+				Done:   acknowledger.DoneFunc(func(err error) { outcomes[i] = err; called[i]++ }),
 			})
 		}
 		a.Stop()
