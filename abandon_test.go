@@ -3,12 +3,28 @@ package worker_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 )
+
+// hangingManager returns a Manager on b whose "hang" processor ignores its
+// context until release is called (at the latest when the test ends).
+func hangingManager(t *testing.T, b broker.Broker, cfg worker.ManagerConfig) (m *worker.Manager, release func()) {
+	m = newManager(t, b, cfg)
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	_ = m.HandleFunc("hang", func(ctx context.Context, j *worker.Job) error {
+		<-ch // ignores ctx
+		return nil
+	})
+	return m, release
+}
 
 // A processor that ignores its context: AbandonGrace after its timeout the
 // attempt ends without it (failed, retried, then dead), other jobs keep
@@ -21,19 +37,7 @@ func TestAbandonProcessorPastTimeout(t *testing.T) {
 		cfg := fastConfig()
 		cfg.Concurrency = 3
 		cfg.AbandonGrace = 100 * time.Millisecond
-		m := newManager(t, b, cfg)
-		release := make(chan struct{})
-		t.Cleanup(func() {
-			select {
-			case <-release:
-			default:
-				close(release)
-			}
-		})
-		_ = m.HandleFunc("hang", func(ctx context.Context, j *worker.Job) error {
-			<-release // ignores ctx
-			return nil
-		})
+		m, release := hangingManager(t, b, cfg)
 		_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error { return nil })
 		startManager(t, m)
 
@@ -55,7 +59,7 @@ func TestAbandonProcessorPastTimeout(t *testing.T) {
 			t.Fatalf("Busy %d with %d abandoned processors running; want %d (their slots stay taken)", busy, m.Stuck(), cfg.Concurrency)
 		}
 		late := add(t, c, "default", worker.JobSpec{Type: "work"})
-		close(release)
+		release()
 		waitState(t, c, "default", late.ID, worker.StateCompleted)
 		waitFor(t, 10*time.Second, "the stuck count to drop to 0", func() bool { return m.Stuck() == 0 })
 		if j, err := c.Get(ctx, "default", hang.ID); err != nil || j.State != worker.StateDead || j.Attempt != 2 {
@@ -77,19 +81,7 @@ func TestAbandonUnderManagerTimeoutAndLeaseLoss(t *testing.T) {
 		cfg.Timeout = 300 * time.Millisecond
 		cfg.AbandonGrace = 100 * time.Millisecond
 		cfg.HeartbeatInterval = 50 * time.Millisecond
-		m := newManager(t, b, cfg)
-		release := make(chan struct{})
-		t.Cleanup(func() {
-			select {
-			case <-release:
-			default:
-				close(release)
-			}
-		})
-		_ = m.HandleFunc("hang", func(ctx context.Context, j *worker.Job) error {
-			<-release // ignores ctx
-			return nil
-		})
+		m, release := hangingManager(t, b, cfg)
 		_ = m.HandleFunc("obey", func(ctx context.Context, j *worker.Job) error {
 			<-ctx.Done()
 			return ctx.Err()
@@ -121,7 +113,7 @@ func TestAbandonUnderManagerTimeoutAndLeaseLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, 10*time.Second, "the processor whose lease was lost to be abandoned", func() bool { return m.Stuck() == 3 })
-		close(release)
+		release()
 		waitFor(t, 10*time.Second, "the stuck count to drop to 0", func() bool { return m.Stuck() == 0 })
 	})
 }
