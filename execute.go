@@ -45,10 +45,11 @@ type executor struct {
 	// (spawn): a goroutine per job, started afresh with a small stack that
 	// a processor's call depth then grows, was over a tenth of the worker's
 	// CPU at 70k jobs/s. idle hands a job to a goroutine waiting for one;
-	// idleN counts those, up to idleMax; quit, closed by closeIdle, ends them.
+	// idleN counts those, up to idleMax (setIdleMax); quit, closed by
+	// closeIdle, ends them.
 	idle    chan *running
 	idleN   atomic.Int64
-	idleMax int64
+	idleMax atomic.Int64
 	quit    chan struct{}
 	loops   sync.WaitGroup
 
@@ -60,12 +61,17 @@ type executor struct {
 func newExecutor(m *Manager, ctx context.Context, stopped <-chan struct{}) *executor {
 	e := &executor{m: m, stopped: stopped, inflight: map[*running]struct{}{},
 		watch: &watchList{m: m, after: m.cfg.Timeout + m.cfg.AbandonGrace},
-		idle:  make(chan *running), quit: make(chan struct{}),
-		// The most jobs leased at once, in the usual case: run slots plus
-		// a batch leased ahead.
-		idleMax: int64(m.cfg.Concurrency + m.cfg.FetchBatch)}
+		idle:  make(chan *running), quit: make(chan struct{})}
+	e.setIdleMax(m.concurrency)
 	e.base, e.hardStop = context.WithCancelCause(context.WithoutCancel(ctx))
 	return e
+}
+
+// setIdleMax bounds the goroutines kept waiting for a job by the most
+// jobs leased at once in the usual case: concurrency run slots plus a
+// batch leased ahead.
+func (e *executor) setIdleMax(concurrency int) {
+	e.idleMax.Store(int64(concurrency + e.m.cfg.FetchBatch))
 }
 
 // run runs one leased job of q in its own goroutine. The caller has
@@ -150,7 +156,7 @@ func (e *executor) loop(r *running) {
 	defer e.loops.Done()
 	for {
 		e.runJob(r)
-		if e.idleN.Add(1) > e.idleMax {
+		if e.idleN.Add(1) > e.idleMax.Load() {
 			e.idleN.Add(-1)
 			return
 		}

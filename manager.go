@@ -608,6 +608,9 @@ func (m *Manager) SetConcurrency(n int) error {
 	m.mu.Lock()
 	old := m.concurrency
 	m.concurrency = n
+	if m.exec != nil {
+		m.exec.setIdleMax(n)
+	}
 	if m.exec != nil && n > old {
 		m.exec.wakeWaiters()
 	}
