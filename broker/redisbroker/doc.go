@@ -37,6 +37,10 @@
 //	<prefix>:{q}:b         hash: job id → body (the job's immutable fields)
 //	<prefix>:{q}:j:<id>    hash: one job's state (compact field names, times
 //	                       in unix ms); created lazily, see below
+//	<prefix>:{q}:lease     hash: job id → lease entry of an active job with
+//	                       no state hash (token, place, start, worker, tenant)
+//	<prefix>:{q}:done      hash: job id → the same, with its finish, once such
+//	                       a job completed with no result
 //	<prefix>:{q}:scheduled zset: due time
 //	<prefix>:{q}:pending   zset: priority*2^40 + seq (1 first)
 //	<prefix>:{q}:active    zset: lease deadline
@@ -70,8 +74,11 @@
 // until a script first changes it (fetch, cancel): it is pending, attempt 0.
 // So adding such a job costs one HMGET entry (the duplicate-id check), one
 // HSET entry and one ZADD entry, with no per-job command, and a batch of
-// 1,000 is three commands. lua/lib.lua documents the body format and the
-// fields. Scripts derive the body hash's name from the job hash prefix they
+// 1,000 is three commands. Fetching and completing such a job keeps it
+// without a state hash: its lease, then its outcome, is an entry of the
+// queue's lease, then done, hash, written for the whole batch (format 9);
+// any other change to it first turns the entry into its state hash.
+// lua/lib.lua documents the body format, the entries and the fields. Scripts derive the body hash's name from the job hash prefix they
 // are given in KEYS, as they derive per-job keys: same hash tag, same slot.
 //
 // # Tenant index
@@ -80,8 +87,9 @@
 // one ZRANGE of the tenant's zset of that state, a count one ZCARD, never a
 // scan of the queue. Every script that moves or removes a job keeps them
 // exact in the same call (lib.lua: finish, make_pending, retry_attempt,
-// tindex_move). A job with a tenant always has a state hash holding it, so
-// the scripts learn the tenant from a read they do anyway; jobs with no
+// tindex_move). A job with a tenant always has a state hash or a lease or
+// done entry holding it, or only a body, so the scripts learn the tenant
+// from a read they do anyway; jobs with no
 // tenant cost nothing extra, and a tenant's job costs one ZREM and one ZADD
 // (O(log n)) per state change.
 //

@@ -11,6 +11,12 @@ func InsertCalls(b *Broker) int64 { return b.insertCalls.Load() }
 // BodyKey names a queue's body hash, as keys.go does.
 func BodyKey(prefix, queue string) string { return newQueueKeys(prefix, queue).body }
 
+// LeaseKey and DoneKey name a queue's hashes of lease and done entries, as
+// keys.go does.
+func LeaseKey(prefix, queue string) string { return newQueueKeys(prefix, queue).lease }
+
+func DoneKey(prefix, queue string) string { return newQueueKeys(prefix, queue).done }
+
 // CompletedKeys names a queue's zset of completed jobs and its tenant's.
 func CompletedKeys(prefix, queue, tenant string) (queueZset, tenantZset string) {
 	k := newQueueKeys(prefix, queue)

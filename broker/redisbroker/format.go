@@ -53,7 +53,16 @@ import (
 // there is nothing to migrate, but a release of format 7 must not run
 // beside it (its JobGet would not show the last attempt of jobs this
 // release completed).
-const FormatVersion = 8
+// Version 9 gives a job fetched with no state hash (a plain job: no unique
+// key, TTL or earlier attempt) none at all: its lease is an entry of the
+// queue's lease hash and, once it completes with no result, its outcome an
+// entry of the queue's done hash (lua/lib.lua), each written once per
+// batch. Jobs stored before keep their state hashes, which this release
+// reads as before, so there is nothing to migrate, but a release of format
+// 8 must not run beside it (it would not see those leases: its lease
+// recovery would drop the jobs from the active set, and its JobGet would
+// show them pending).
+const FormatVersion = 9
 
 // ErrNewerFormat: the data was written in a stored format newer than this
 // release reads. Upgrade this worker.
@@ -74,6 +83,7 @@ var formatMigrations = map[int64]func(ctx context.Context, b *Broker) error{
 	5: func(context.Context, *Broker) error { return nil },
 	6: func(context.Context, *Broker) error { return nil },
 	7: func(context.Context, *Broker) error { return nil },
+	8: func(context.Context, *Broker) error { return nil },
 }
 
 // reindexSlice is how many entries of a state's zset one reindex script

@@ -3,10 +3,15 @@ package redisbroker_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
 )
 
 // A completion writes no attempt history list (the job's hash keeps the
@@ -44,8 +49,10 @@ func TestCompletedAttemptDerivedOnRead(t *testing.T) {
 		t.Fatalf("history of a completed job = %+v; want its one completed attempt by %q started %v", h, f.WorkerID, f.StartedAt)
 	}
 
-	// As format 7 left a completed job: no 'la', the attempt in the list.
+	// As format 7 left a completed job: a state hash with no 'la', the
+	// attempt in the list.
 	f = complete("listed")
+	asStateHash(t, client, prefix, "q", "listed")
 	entry := fmt.Sprintf(`[1,%q,%d,%d,"completed"]`, f.WorkerID, f.StartedAt.UnixMilli(), f.StartedAt.UnixMilli()+5)
 	if err := client.HDel(ctx, prefix+":{q}:j:listed", "la").Err(); err != nil {
 		t.Fatal(err)
@@ -59,10 +66,41 @@ func TestCompletedAttemptDerivedOnRead(t *testing.T) {
 
 	// As formats before 7 left it: no 'la', no list.
 	complete("older")
+	asStateHash(t, client, prefix, "q", "older")
 	if err := client.HDel(ctx, prefix+":{q}:j:older", "la").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if h := history("older"); len(h) != 0 {
 		t.Fatalf("history of a job completed before attempts were kept = %+v; want none", h)
+	}
+}
+
+// asStateHash turns the done entry of a job completed with no state hash
+// into the state hash format 8 left such a job with, so that a test can
+// then make it look like older data.
+func asStateHash(t *testing.T, client *redis.Client, prefix, queue, id string) {
+	t.Helper()
+	ctx := context.Background()
+	done := redisbroker.DoneKey(prefix, queue)
+	e, err := client.HGet(ctx, done, id).Result()
+	if err != nil {
+		t.Fatalf("done entry of %s: %v", id, err)
+	}
+	// tk|q|st|f|<len of w>|w then tn
+	parts := strings.SplitN(e, "|", 6)
+	lw, err := strconv.Atoi(parts[4])
+	if len(parts) != 6 || err != nil || lw > len(parts[5]) {
+		t.Fatalf("done entry of %s = %q: not tk|q|st|f|lw|w tn", id, e)
+	}
+	h := []any{"s", "completed", "a", "1", "tk", parts[0], "q", parts[1], "st", parts[2], "f", parts[3], "la", "1",
+		"w", parts[5][:lw]}
+	if tn := parts[5][lw:]; tn != "" {
+		h = append(h, "tn", tn)
+	}
+	if err := client.HSet(ctx, prefix+":{"+queue+"}:j:"+id, h...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.HDel(ctx, done, id).Err(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -23,6 +23,8 @@ type queueKeys struct {
 	marker    string // prefix of a broker's write marker: marker + broker id (lua/mark.lua)
 	paused    string // flag: present while the queue is paused
 	body      string // hash: job id → body; scripts derive it from job (lib.lua body_key)
+	lease     string // hash: job id → lease entry of a job with no state hash (lib.lua lease_key)
+	done      string // hash: job id → outcome of such a job once completed (lib.lua done_key)
 	job       string // prefix of a job hash: job + id
 	unique    string // prefix of a unique-key string: unique + key → job id
 	tenantIdx string // prefix of a tenant index zset: see tenantIndex
@@ -76,6 +78,8 @@ func newQueueKeys(prefix, queue string) queueKeys {
 		marker:    base + "m:",
 		paused:    base + "paused",
 		body:      base + "b",
+		lease:     base + "lease",
+		done:      base + "done",
 		job:       base + "j:",
 		unique:    base + "u:",
 		tenantIdx: base + "t:",
@@ -89,7 +93,7 @@ func newQueueKeys(prefix, queue string) queueKeys {
 // all returns every key of the queue, for tests and tooling.
 func (k queueKeys) all() []string {
 	return []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled,
-		k.expired, k.ttl, k.seq, k.token, k.epoch, k.paused, k.body, k.job, k.unique, k.marker, k.fair, k.fairTags, k.rates, k.tpaused}
+		k.expired, k.ttl, k.seq, k.token, k.epoch, k.paused, k.body, k.lease, k.done, k.job, k.unique, k.marker, k.fair, k.fairTags, k.rates, k.tpaused}
 }
 
 // queuesKey names the global set of queue names. It has no hash tag: it is

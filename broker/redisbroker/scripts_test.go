@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -402,7 +403,8 @@ func TestMaintainRecoversAndRemovesWhole(t *testing.T) {
 	}
 	var jobKeys []string
 	for _, k := range keys {
-		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") || strings.Contains(k, ":h:") {
+		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") || strings.Contains(k, ":h:") ||
+			strings.HasSuffix(k, ":lease") || strings.HasSuffix(k, ":done") {
 			jobKeys = append(jobKeys, strings.TrimPrefix(k, prefix))
 		}
 	}
@@ -606,9 +608,17 @@ func TestBodyHashIsTheOneKeysNames(t *testing.T) {
 	if n, err := client.Exists(ctx, stateKey).Result(); err != nil || n != 0 {
 		t.Fatalf("a plain pending job has a state hash: EXISTS %s = %d, %v", stateKey, n, err)
 	}
-	fetch(t, b, "bq", 1, time.Minute)
-	if s, err := client.HGet(ctx, stateKey, "s").Result(); err != nil || s != "active" {
-		t.Fatalf("state of the fetched job = %q, %v; want active", s, err)
+	f := fetch(t, b, "bq", 1, time.Minute)[0]
+	if n, err := client.Exists(ctx, stateKey).Result(); err != nil || n != 0 {
+		t.Fatalf("a plain job fetched has a state hash: EXISTS %s = %d, %v", stateKey, n, err)
+	}
+	entry, err := client.HGet(ctx, redisbroker.LeaseKey(prefix, "bq"), "j1").Result()
+	if err != nil || !strings.HasPrefix(entry, strconv.FormatInt(f.LeaseToken, 10)+"|") {
+		t.Fatalf("lease entry of the fetched job = %q, %v; want one starting with its token %d", entry, err, f.LeaseToken)
+	}
+	if j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "bq", ID: "j1"}); err != nil || j.State != broker.StateActive ||
+		j.Attempt != 1 || j.LeaseToken != f.LeaseToken || !j.StartedAt.Equal(f.StartedAt) || !j.LeaseUntil.Equal(f.LeaseUntil) {
+		t.Fatalf("get the fetched job = %+v, %v; want it active under lease %d from %v until %v", j, err, f.LeaseToken, f.StartedAt, f.LeaseUntil)
 	}
 	if err := b.JobDelete(ctx, &broker.JobDeleteParams{Queue: "bq", ID: "j1"}); !errors.Is(err, broker.ErrWrongState) {
 		t.Fatalf("delete active job: %v", err)
@@ -677,7 +687,8 @@ func TestRemovedJobsLeaveNoKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") || strings.Contains(k, ":h:") {
+		if strings.Contains(k, ":j:") || strings.Contains(k, ":u:") || strings.Contains(k, ":h:") ||
+			strings.HasSuffix(k, ":lease") || strings.HasSuffix(k, ":done") {
 			t.Fatalf("key %s outlived its job (left: %v)", k, keys)
 		}
 	}

@@ -7,8 +7,9 @@
 --
 -- KEYS[1] active zset  KEYS[2] completed zset  KEYS[3] job hash prefix
 -- KEYS[4] unique-key prefix  KEYS[5] ttl zset
--- Tenant index zsets (lib.lua) are not in KEYS: they are derived from KEYS[3],
---   under the same {queue} hash tag
+-- Tenant index zsets, the body hash and the lease and done hashes (lib.lua)
+--   are not in KEYS: they are derived from KEYS[3], under the same {queue}
+--   hash tag
 -- ARGV[1] number of jobs n  ARGV[2] completed max count (0: no limit)
 -- ARGV[3] values per job, 2 or 4; then n pairs: id, lease token (no result,
 --   keep the job: the common acknowledgement, half the arguments to send and
@@ -21,14 +22,30 @@
 
 local now, now_us = clock()
 local out = {}
--- Per job: one HMGET and one HSET (or one DEL); the active, completed and
--- ttl sets, the body hash and the tenant indexes are written once for the
--- whole batch.
+-- A job leased with no state hash (lib.lua: lease entry) costs no command
+-- of its own: one HMGET reads the batch's lease entries, and its outcome
+-- is a done entry written with the batch's (a result needs the state hash:
+-- one HSET). A job with a state hash costs one HMGET and one HSET (or one
+-- DEL). The active, completed and ttl sets, the body, lease and done hashes
+-- and the tenant indexes are written once for the whole batch.
 local ids, done, gone = {}, {}, {}
 local moved, dropped = {}, {} -- tenant index moves and removals, per tenant
 local finished = fmt(now)
 local stride = tonumber(ARGV[3])
-for i = 1, tonumber(ARGV[1]) do
+local n = tonumber(ARGV[1])
+local lease_hash = lease_key(KEYS[3])
+local entries, names = {}, {}
+for i = 1, n do
+  names[i] = ARGV[4 + (i - 1) * stride]
+end
+for c = 1, n, 1000 do
+  local got = redis.call('HMGET', lease_hash, unpack(names, c, math.min(c + 999, n)))
+  for k = 1, #got do
+    entries[c + k - 1] = got[k]
+  end
+end
+local ended, outcomes = {}, {} -- lease entries to remove, done entries to write
+for i = 1, n do
   local b = 3 + (i - 1) * stride
   local id = ARGV[b + 1]
   local res, del = '', '0'
@@ -36,49 +53,96 @@ for i = 1, tonumber(ARGV[1]) do
     res, del = ARGV[b + 3], ARGV[b + 4]
   end
   local job_key = KEYS[3] .. id
-  local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc')
+  local e = entries[i]
   local code = 1
-  if not v[1] then
-    code = 0
-    if redis.call('HEXISTS', body_key(KEYS[3]), id) == 1 then
-      code = -1 -- pending, with only a body
-    end
-  elseif v[1] ~= 'active' or v[2] ~= ARGV[b + 2] then
-    code = -1
-  end
-  if code == 1 then
-    ids[#ids + 1] = id
-    local u = v[3]
-    if u and u ~= '' and redis.call('GET', KEYS[4] .. u) == id then
-      redis.call('DEL', KEYS[4] .. u)
-    end
-    if del == '1' or v[5] == '1' then
-      gone[#gone + 1] = id
-      if v[4] then -- a tenant's job (lib.lua)
-        tindex_group(dropped, v[4], id, 0)
-      end
-      redis.call('DEL', job_key, hist_key(KEYS[3], id))
+  if e then
+    local tk, q, st, _, w, tn = entry_fields(e)
+    if tk ~= ARGV[b + 2] or ended[id] then -- ended: twice in this batch
+      code = -1
     else
-      -- i keeps the batch's order among jobs finished in the same
-      -- microsecond. Rendered once with int: a Lua number would be printed
-      -- by Redis, at twice the cost, for each ZADD it is given to.
-      local score = int(now_us + i - 1)
-      done[#done + 1] = score
-      done[#done + 1] = id
-      if v[4] then
-        tindex_group(moved, v[4], id, score)
-      end
-      -- One HSET: 'lu' stays (readers ignore it unless the job is active)
-      -- and an active job has no 'res' to clear (only completion sets it).
-      -- 'la': the attempt just ended is the history's last (lib.lua).
-      if res ~= '' then
-        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1', 'res', res)
+      ids[#ids + 1] = id
+      ended[#ended + 1] = id
+      ended[id] = true
+      if del == '1' then
+        gone[#gone + 1] = id
+        if tn ~= '' then
+          tindex_group(dropped, tn, id, 0)
+        end
       else
-        redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1')
+        local score = int(now_us + i - 1)
+        done[#done + 1] = score
+        done[#done + 1] = id
+        if tn ~= '' then
+          tindex_group(moved, tn, id, score)
+        end
+        if res ~= '' then
+          local h = {'s', 'completed', 'a', '1', 'tk', tk, 'q', q, 'st', st, 'f', finished, 'la', '1', 'res', res}
+          if w ~= '' then
+            h[#h + 1], h[#h + 2] = 'w', w
+          end
+          if tn ~= '' then
+            h[#h + 1], h[#h + 2] = 'tn', tn
+          end
+          redis.call('HSET', job_key, unpack(h))
+        else
+          -- The lease entry with its finish filled in.
+          local cut = #tk + #q + #st + 3
+          outcomes[#outcomes + 1] = id
+          outcomes[#outcomes + 1] = string.sub(e, 1, cut) .. finished .. string.sub(e, cut + 1)
+        end
       end
     end
+    out[i] = code
+  else
+    local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc')
+    if not v[1] then
+      code = 0
+      if redis.call('HEXISTS', body_key(KEYS[3]), id) == 1 then
+        code = -1 -- pending with only a body, or completed (a done entry)
+      end
+    elseif v[1] ~= 'active' or v[2] ~= ARGV[b + 2] then
+      code = -1
+    end
+    if code == 1 then
+      ids[#ids + 1] = id
+      local u = v[3]
+      if u and u ~= '' and redis.call('GET', KEYS[4] .. u) == id then
+        redis.call('DEL', KEYS[4] .. u)
+      end
+      if del == '1' or v[5] == '1' then
+        gone[#gone + 1] = id
+        if v[4] then -- a tenant's job (lib.lua)
+          tindex_group(dropped, v[4], id, 0)
+        end
+        redis.call('DEL', job_key, hist_key(KEYS[3], id))
+      else
+        -- i keeps the batch's order among jobs finished in the same
+        -- microsecond. Rendered once with int: a Lua number would be printed
+        -- by Redis, at twice the cost, for each ZADD it is given to.
+        local score = int(now_us + i - 1)
+        done[#done + 1] = score
+        done[#done + 1] = id
+        if v[4] then
+          tindex_group(moved, v[4], id, score)
+        end
+        -- One HSET: 'lu' stays (readers ignore it unless the job is active)
+        -- and an active job has no 'res' to clear (only completion sets it).
+        -- 'la': the attempt just ended is the history's last (lib.lua).
+        if res ~= '' then
+          redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1', 'res', res)
+        else
+          redis.call('HSET', job_key, 's', 'completed', 'f', finished, 'la', '1')
+        end
+      end
+    end
+    out[i] = code
   end
-  out[i] = code
+end
+for c = 1, #ended, 1000 do
+  redis.call('HDEL', lease_hash, unpack(ended, c, math.min(c + 999, #ended)))
+end
+for c = 1, #outcomes, 1000 do
+  redis.call('HSET', done_key(KEYS[3]), unpack(outcomes, c, math.min(c + 999, #outcomes)))
 end
 -- In chunks: unpack is bounded by Lua's stack.
 for c = 1, #ids, 1000 do

@@ -14,9 +14,9 @@
 -- ARGV[1] limit  ARGV[2] lease duration ms  ARGV[3] worker id
 -- Returns {'paused'} | {'ok', started ms, lease until ms, then three values
 --   per job}: id, body, flat HGETALL of its state hash read after the lease
---   was taken (lib.lua), or, for a job that had no state hash, id, body,
---   lease token: active, attempt 1, started, leased until, by worker
---   ARGV[3]. Flat, not a table per job: one table less to build, and to
+--   was taken (lib.lua), or, for a job that had no state hash (and now has
+--   a lease entry), id, body, lease token: active, attempt 1, started,
+--   leased until, by worker ARGV[3]. Flat, not a table per job: one table less to build, and to
 --   turn into a reply, per job.
 --
 -- Lease tokens: KEYS[7] holds the last token issued, and a token is never
@@ -57,13 +57,17 @@ local out = {'ok', now_s, lease_until}
 local got = 0
 local budget = want + 1000 -- bounds the expired jobs one call skips over
 local NO_STATE = {} -- the HMGET of a job without a state hash
--- Per job: one HMGET (none when no job of the pop has a state hash) and
--- one HSET; a job that had a state hash before is
--- read back with HGETALL, one that had only a body gets its state hash here
--- (the lease fields only) and is returned as {id, body, token}. Per pop:
--- one HMGET of the bodies, one EXISTS of the state hashes, one GET and SET
--- reserving the tokens, one ZADD of the active set.
+-- A job that had a state hash before costs one HMGET and one HSET, and is
+-- read back with HGETALL; one that had only a body costs no command of its
+-- own: its lease entry (lib.lua) is written with the pop's, and it is
+-- returned as {id, body, token}. Per pop: one HMGET of the bodies, one
+-- EXISTS of the state hashes, one GET and SET reserving the tokens, one
+-- ZADD of the active set, one HSET of the lease entries.
 local bodies = body_key(KEYS[9])
+local lease_hash = lease_key(KEYS[9])
+-- What every lease entry of this call holds between its place and its
+-- tenant: started, no finish, the worker.
+local lease_mid = '|' .. now_s .. '||' .. #ARGV[3] .. '|' .. ARGV[3]
 local moved = {} -- tenant index moves, pending to active, per tenant
 local tpaused = policy and redis.call('EXISTS', ftp) == 1
 local held = {}    -- paused tenants (true) and not paused ones (false)
@@ -174,6 +178,7 @@ while got < want and budget > 0 do
   -- saves an HMGET per job.
   local stateless = redis.call('EXISTS', unpack(job_keys)) == 0
   local active = {}
+  local leases = {} -- lease entries (lib.lua) of jobs with no state hash
   for i = 1, #popped, 2 do
     budget = budget - 1
     local id = popped[i]
@@ -201,8 +206,8 @@ while got < want and budget > 0 do
       skipped[#skipped + 1] = id
     elseif not v[1] then
       if body then
-        -- Priority, max attempts, created and run at stay in the body; the
-        -- tenant is written to the state hash (lib.lua).
+        -- No state hash: the job's lease is an entry of the lease hash,
+        -- written with the others of the pop (lib.lua).
         token = token + 1
         if fair then
           local p = math.floor(score / PRIORITY_SHIFT)
@@ -210,16 +215,9 @@ while got < want and budget > 0 do
         end
         if tn ~= '' then
           tindex_group(moved, tn, id, lease_until)
-          if ARGV[3] ~= '' then
-            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s, 'w', ARGV[3], 'tn', tn)
-          else
-            redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s, 'tn', tn)
-          end
-        elseif ARGV[3] ~= '' then
-          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s, 'w', ARGV[3])
-        else
-          redis.call('HSET', job_key, 's', 'active', 'a', '1', 'tk', int(token), 'q', int(place), 'lu', lease_until, 'st', now_s)
         end
+        leases[#leases + 1] = id
+        leases[#leases + 1] = int(token) .. '|' .. int(place) .. lease_mid .. tn
         active[#active + 1] = lease_until
         active[#active + 1] = id
         got = got + 1
@@ -255,6 +253,9 @@ while got < want and budget > 0 do
   end
   if #active > 0 then
     redis.call('ZADD', KEYS[3], unpack(active))
+  end
+  if #leases > 0 then
+    redis.call('HSET', lease_hash, unpack(leases))
   end
   tindex_flush(KEYS[9], moved, 'pending', 'active')
 end

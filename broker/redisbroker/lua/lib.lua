@@ -111,6 +111,94 @@ local function body_key(job_prefix)
   return string.sub(job_prefix, 1, -3) .. 'b'
 end
 
+-- A job with only a body that is fetched (the common case: no unique key,
+-- no TTL, never changed) gets no state hash either (format 9): its lease
+-- is an entry of the queue's lease hash (<prefix>:{queue}:lease, field = job
+-- id), and when it completes with no result the entry moves to the queue's
+-- done hash (<prefix>:{queue}:done). Both are written once per batch, where
+-- a state hash per job costs a key created and written at fetch, and read
+-- and written again at completion. An entry is
+-- "tk|q|st|f|<len of w>|" then w and tn: lease token, place, started,
+-- finished ('' while active), worker and tenant; the attempt is 1, the
+-- lease deadline is the job's score in the active zset, and a done entry
+-- marks the history's last attempt ('la'). Such a job is active while it
+-- has a lease entry, completed while it has a done entry. Readers see the
+-- state hash the entry stands for (entry_hash); every script that changes
+-- such a job other than by a plain completion first turns the entry into
+-- its state hash (lift), so the rest of this file reads state hashes only.
+
+-- lease_key and done_key name the lease and done hashes of the queue whose
+-- job hash prefix is given: same hash tag, so same slot.
+local function lease_key(job_prefix)
+  return string.sub(job_prefix, 1, -3) .. 'lease'
+end
+
+local function done_key(job_prefix)
+  return string.sub(job_prefix, 1, -3) .. 'done'
+end
+
+-- entry_fields splits a lease or done entry: token, place, started,
+-- finished ('' for none), worker and tenant ('' for none), all strings.
+local function entry_fields(e)
+  local tk, q, st, f, lw, rest = string.match(e, '^(%d+)|(%d+)|(%d+)|(%d*)|(%d+)|()')
+  lw = tonumber(lw)
+  return tk, q, st, f, string.sub(e, rest, rest + lw - 1), string.sub(e, rest + lw)
+end
+
+-- entry_tenant returns the tenant of a lease or done entry ('' for none).
+local function entry_tenant(e)
+  local lw, rest = string.match(e, '^%d+|%d+|%d+|%d*|(%d+)|()')
+  return string.sub(e, rest + tonumber(lw))
+end
+
+-- entry_hash returns the state hash, flat as HGETALL gives it, that job
+-- id's lease or done entry stands for, and the hash holding the entry; nil
+-- when it has neither.
+local function entry_hash(job_prefix, id)
+  local from = lease_key(job_prefix)
+  local e = redis.call('HGET', from, id)
+  local s = 'active'
+  if not e then
+    from = done_key(job_prefix)
+    e = redis.call('HGET', from, id)
+    s = 'completed'
+    if not e then
+      return nil
+    end
+  end
+  local tk, q, st, f, w, tn = entry_fields(e)
+  local h = {'s', s, 'a', '1', 'tk', tk, 'q', q, 'st', st}
+  if s == 'active' then
+    local lu = redis.call('ZSCORE', string.sub(job_prefix, 1, -3) .. 'active', id)
+    if lu then
+      h[#h + 1], h[#h + 2] = 'lu', lu
+    end
+  else
+    h[#h + 1], h[#h + 2], h[#h + 3], h[#h + 4] = 'f', f, 'la', '1'
+  end
+  if w ~= '' then
+    h[#h + 1], h[#h + 2] = 'w', w
+  end
+  if tn ~= '' then
+    h[#h + 1], h[#h + 2] = 'tn', tn
+  end
+  return h, from
+end
+
+-- lift turns job id's lease or done entry, if it has one, into its state
+-- hash, before a script changes the job other than by a plain completion.
+local function lift(job_prefix, id)
+  local job_key = job_prefix .. id
+  if redis.call('EXISTS', job_key) == 1 then
+    return
+  end
+  local h, from = entry_hash(job_prefix, id)
+  if h then
+    redis.call('HSET', job_key, unpack(h))
+    redis.call('HDEL', from, id)
+  end
+end
+
 -- tindex_move moves job id of tenant tn from the tenant index of state from
 -- to that of state to (either nil: none), with score. No-op without a tenant.
 local function tindex_move(job_prefix, tn, id, from, to, score)
@@ -250,16 +338,24 @@ local function job_state(job_prefix, id)
   if s then
     return s
   end
-  if redis.call('HEXISTS', body_key(job_prefix), id) == 1 then
-    return 'pending'
+  if redis.call('HEXISTS', body_key(job_prefix), id) == 0 then
+    return nil
   end
-  return nil
+  if redis.call('HEXISTS', lease_key(job_prefix), id) == 1 then
+    return 'active'
+  end
+  if redis.call('HEXISTS', done_key(job_prefix), id) == 1 then
+    return 'completed'
+  end
+  return 'pending'
 end
 
 -- materialize creates the state hash of a job that has only a body (see
--- above) and returns the job's state, or nil if there is no such job.
+-- above), or a lease or done entry (lift), and returns the job's state, or
+-- nil if there is no such job.
 local function materialize(job_prefix, id)
   local job_key = job_prefix .. id
+  lift(job_prefix, id)
   local s = redis.call('HGET', job_key, 's')
   if s then
     return s
@@ -333,6 +429,13 @@ end
 local function history(job_prefix, id)
   local h = redis.call('LRANGE', hist_key(job_prefix, id), 0, -1)
   local v = redis.call('HMGET', job_prefix .. id, 'la', 'a', 'w', 'st', 'f')
+  if not v[2] then
+    local e = redis.call('HGET', done_key(job_prefix), id)
+    if e then
+      local _, _, st, f, w = entry_fields(e)
+      v = {'1', '1', w, st, f}
+    end
+  end
   if v[1] == '1' then
     if #h >= 20 then
       table.remove(h, 1)
@@ -351,13 +454,20 @@ end
 
 -- read_job returns a job as scripts return it: {id, body, state hash}.
 local function read_job(job_prefix, id)
-  return {id, redis.call('HGET', body_key(job_prefix), id) or '', redis.call('HGETALL', job_prefix .. id)}
+  local h = redis.call('HGETALL', job_prefix .. id)
+  if #h == 0 then
+    h = entry_hash(job_prefix, id) or h
+  end
+  return {id, redis.call('HGET', body_key(job_prefix), id) or '', h}
 end
 
--- delete_job removes a job's body, state hash and attempt history.
+-- delete_job removes a job's body, state hash (or lease or done entry) and
+-- attempt history.
 local function delete_job(job_prefix, id)
   redis.call('DEL', job_prefix .. id, hist_key(job_prefix, id))
   redis.call('HDEL', body_key(job_prefix), id)
+  redis.call('HDEL', lease_key(job_prefix), id)
+  redis.call('HDEL', done_key(job_prefix), id)
 end
 
 -- Fair queues (broker/fair.go has the model). A queue's fair policy hash
@@ -445,29 +555,45 @@ end
 
 -- remove_finished deletes finished jobs of state whole: their entries in
 -- zset (that state's), the ttl zset and their tenant's index, state hashes
--- attempt histories and bodies; five commands per 1000 jobs (unpack is bounded by Lua's
--- stack), plus one HGET per job for its tenant and one ZREM per tenant.
--- Their unique keys were released when they finished.
+-- (or done entries), attempt histories and bodies; at most seven commands per 1000
+-- jobs (unpack is bounded by Lua's stack), plus one HGET for its tenant per
+-- job with a state hash and one ZREM per tenant. A done entry names its
+-- job's tenant, read for the whole slice with one HMGET. Their unique keys
+-- were released when they finished.
 local function remove_finished(zset, ttl_key, job_prefix, ids, state)
-  local bodies = body_key(job_prefix)
+  local bodies, done = body_key(job_prefix), done_key(job_prefix)
   local gone = {} -- tenant index entries, per tenant
   for c = 1, #ids, 1000 do
     local last = math.min(c + 999, #ids)
     local keys, hists = {}, {}
+    local entries = {}
+    if state == 'completed' then
+      entries = redis.call('HMGET', done, unpack(ids, c, last))
+    end
     for i = c, last do
-      keys[#keys + 1] = job_prefix .. ids[i]
-      hists[#hists + 1] = hist_key(job_prefix, ids[i])
-      local tn = redis.call('HGET', keys[#keys], 'tn')
-      if tn then
+      local e, tn = entries[i - c + 1], nil
+      if e then -- no state hash, and no history: it completed at once
+        tn = entry_tenant(e)
+      else
+        keys[#keys + 1] = job_prefix .. ids[i]
+        hists[#hists + 1] = hist_key(job_prefix, ids[i])
+        tn = redis.call('HGET', keys[#keys], 'tn')
+      end
+      if tn and tn ~= '' then
         tindex_group(gone, tn, ids[i], 0)
       end
     end
     tindex_flush(job_prefix, gone, state, nil)
     redis.call('ZREM', zset, unpack(ids, c, last))
     redis.call('ZREM', ttl_key, unpack(ids, c, last))
-    redis.call('DEL', unpack(keys))
-    redis.call('DEL', unpack(hists))
+    if #keys > 0 then
+      redis.call('DEL', unpack(keys))
+      redis.call('DEL', unpack(hists))
+    end
     redis.call('HDEL', bodies, unpack(ids, c, last))
+    if state == 'completed' then
+      redis.call('HDEL', done, unpack(ids, c, last))
+    end
   end
 end
 
@@ -535,10 +661,11 @@ local function promote(scheduled_key, pending_key, seq_key, job_prefix, now_ms, 
   return #ids
 end
 
--- check_lease returns 1 if the job is active under token, 0 if it does not
+-- check_lease lifts a job's lease entry into its state hash, then returns 1 if the job is active under token, 0 if it does not
 -- exist, -1 if the lease is lost (a job with only a body is pending); and
 -- the job's tenant (nil for none).
 local function check_lease(job_prefix, id, token)
+  lift(job_prefix, id)
   local v = redis.call('HMGET', job_prefix .. id, 's', 'tk', 'tn')
   if not v[1] then
     if redis.call('HEXISTS', body_key(job_prefix), id) == 1 then

@@ -62,6 +62,7 @@ local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0
 full(#leases)
 for _, id in ipairs(leases) do
   local job_key = KEYS[9] .. id
+  lift(KEYS[9], id) -- a lease entry becomes the state hash recovery reads
   local v = redis.call('HMGET', job_key, 'a', 'm', 'w', 'st', 'tn')
   local run = 0
   if v[1] then
