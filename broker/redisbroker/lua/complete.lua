@@ -52,7 +52,7 @@ for i = 1, n do
   if stride == 4 then
     res, del = ARGV[b + 3], ARGV[b + 4]
   end
-  local job_key = KEYS[3] .. id
+  local job_key
   local e = entries[i]
   local code = 1
   if e then
@@ -83,7 +83,7 @@ for i = 1, n do
           if tn ~= '' then
             h[#h + 1], h[#h + 2] = 'tn', tn
           end
-          redis.call('HSET', job_key, unpack(h))
+          redis.call('HSET', KEYS[3] .. id, unpack(h))
         else
           -- The lease entry with its finish filled in.
           local cut = #tk + #q + #st + 3
@@ -94,6 +94,7 @@ for i = 1, n do
     end
     out[i] = code
   else
+    job_key = KEYS[3] .. id
     local v = redis.call('HMGET', job_key, 's', 'tk', 'u', 'tn', 'dc')
     if not v[1] then
       code = 0

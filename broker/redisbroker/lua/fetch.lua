@@ -252,10 +252,10 @@ while got < want and budget > 0 do
     end
   end
   if #active > 0 then
-    redis.call('ZADD', KEYS[3], unpack(active))
+    zadd_table(KEYS[3], active, 1, #active)
   end
   if #leases > 0 then
-    redis.call('HSET', lease_hash, unpack(leases))
+    hset_table(lease_hash, leases)
   end
   tindex_flush(KEYS[9], moved, 'pending', 'active')
 end

@@ -137,6 +137,36 @@ local function done_key(job_prefix)
   return string.sub(job_prefix, 1, -3) .. 'done'
 end
 
+-- Redis keeps a small hash or zset (up to 128 entries of up to 64 bytes, by
+-- default) as a listpack, where every write and lookup scans the entries,
+-- and turns it into a table (a skiplist and a dict) for good once it holds
+-- an entry longer than that. A busy queue's active zset, its tenants'
+-- active zsets and its lease hash hold about as many entries as jobs run
+-- and wait prefetched, around a hundred at concurrency 50, where scanning
+-- cost a job more than the rest of its fetch and completion (callgrind: the
+-- ZADD into the active set alone was about a third of Redis's work). So
+-- the scripts that add to them add PIN, a name no job id can be (ids have
+-- no '#') and longer than that limit, with the first entries, and remove
+-- it in the same call: no reader ever sees it, and the structure stays a
+-- table until it is emptied and deleted.
+local PIN = string.rep('#', 65)
+
+-- zadd_table is ZADD key with args (score, member pairs), the zset made a
+-- table first (PIN, above).
+local function zadd_table(key, args, from, to)
+  redis.call('ZADD', key, '0', PIN, unpack(args, from, to))
+  redis.call('ZREM', key, PIN)
+end
+
+-- hset_table is HSET key with args (field, value pairs), the hash made a
+-- table first (PIN, above).
+local function hset_table(key, args)
+  args[#args + 1] = PIN
+  args[#args + 1] = '1'
+  redis.call('HSET', key, unpack(args))
+  redis.call('HDEL', key, PIN)
+end
+
 -- entry_fields splits a lease or done entry: token, place, started,
 -- finished ('' for none), worker and tenant ('' for none), all strings.
 local function entry_fields(e)
@@ -238,7 +268,11 @@ local function tindex_flush(job_prefix, groups, from, to)
       if from then
         redis.call('ZREM', base .. from .. ':' .. tn, unpack(g.ids, c, last))
       end
-      if to then
+      if to == 'active' and last - c >= 15 then
+        -- Many jobs of one tenant at once: its active zset grows as large
+        -- as the queue's (PIN, above).
+        zadd_table(base .. to .. ':' .. tn, g.zs, 2 * c - 1, 2 * last)
+      elseif to then
         redis.call('ZADD', base .. to .. ':' .. tn, unpack(g.zs, 2 * c - 1, 2 * last))
       end
     end
