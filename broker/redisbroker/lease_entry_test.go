@@ -1,0 +1,110 @@
+package redisbroker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/redisbroker"
+)
+
+// A plain job acknowledged twice in one batch completes once: the second
+// acknowledgement finds its lease gone, as it would in a later batch, and
+// the job is counted and listed once.
+func TestPlainJobCompletedTwiceInOneBatch(t *testing.T) {
+	t.Parallel()
+	b, _, _ := newBrokerKeys(t)
+	ctx := context.Background()
+	mustInsert(t, b, job("q", "twice"))
+	f := fetch(t, b, "q", 1, time.Minute)[0]
+	ack := &broker.JobCompleteParams{JobLeaseParams: leaseOf(f)}
+	errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{ack, ack})
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], broker.ErrLeaseLost) {
+		t.Fatalf("complete twice in one batch: %v, %v; want ok then %v", errs, err, broker.ErrLeaseLost)
+	}
+	st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "q"})
+	if err != nil || st.Completed != 1 || st.Active != 0 {
+		t.Fatalf("stats after one completion: %+v, %v; want 1 completed, 0 active", st, err)
+	}
+	list, err := b.JobList(ctx, &broker.JobListParams{Queue: "q", State: broker.StateCompleted})
+	if err != nil || len(list.Jobs) != 1 {
+		t.Fatalf("completed jobs listed: %v, %v; want twice once", idsOf(list.Jobs), err)
+	}
+}
+
+// The active zset and the lease hash of a busy queue are written as tables
+// (lib.lua PIN): the name that makes them so is never left in them, so
+// counts, listings and lease recovery see only jobs.
+func TestPinNeverLeftBehind(t *testing.T) {
+	t.Parallel()
+	b, client, prefix := newBrokerKeys(t)
+	ctx := context.Background()
+	for i := range 60 {
+		mustInsert(t, b, job("pin", fmt.Sprintf("j%d", i), func(p *broker.JobInsertParams) { p.TenantID = "t1" }))
+	}
+	jobs := fetch(t, b, "pin", 40, time.Minute)
+	for _, key := range []string{prefix + ":{pin}:active", prefix + ":{pin}:t:active:t1"} {
+		members, err := client.ZRange(ctx, key, 0, -1).Result()
+		if err != nil || len(members) != 40 {
+			t.Fatalf("%s holds %d members (%v); want the 40 jobs fetched", key, len(members), err)
+		}
+		for _, m := range members {
+			if strings.HasPrefix(m, "#") {
+				t.Fatalf("%s holds %q, not a job", key, m)
+			}
+		}
+	}
+	fields, err := client.HKeys(ctx, redisbroker.LeaseKey(prefix, "pin")).Result()
+	if err != nil || len(fields) != 40 {
+		t.Fatalf("lease hash holds %d fields (%v); want the 40 jobs fetched", len(fields), err)
+	}
+	st, err := b.QueueStats(ctx, &broker.QueueStatsParams{Queue: "pin"})
+	if err != nil || st.Active != 40 || st.Pending != 20 {
+		t.Fatalf("stats: %+v, %v; want 40 active, 20 pending", st, err)
+	}
+	acks := make([]*broker.JobCompleteParams, len(jobs))
+	for i, j := range jobs {
+		acks[i] = &broker.JobCompleteParams{JobLeaseParams: leaseOf(j)}
+	}
+	if _, err := b.JobComplete(ctx, acks); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{prefix + ":{pin}:active", prefix + ":{pin}:t:active:t1", redisbroker.LeaseKey(prefix, "pin")} {
+		if n, err := client.Exists(ctx, key).Result(); err != nil || n != 0 {
+			t.Fatalf("%s outlived the last active job: EXISTS = %d, %v", key, n, err)
+		}
+	}
+}
+
+// A plain job's lease is fenced as a state hash's is: an acknowledgement
+// under another token is refused and leaves the job active under its lease,
+// which then completes it.
+func TestPlainJobLeaseFenced(t *testing.T) {
+	t.Parallel()
+	b, _, _ := newBrokerKeys(t)
+	ctx := context.Background()
+	mustInsert(t, b, job("q", "fenced"))
+	f := fetch(t, b, "q", 1, time.Minute)[0]
+	stale := leaseOf(f)
+	stale.Token++
+	errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: stale}})
+	if err != nil || !errors.Is(errs[0], broker.ErrLeaseLost) {
+		t.Fatalf("complete under another token: %v, %v; want %v", errs, err, broker.ErrLeaseLost)
+	}
+	j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "fenced"})
+	if err != nil || j.State != broker.StateActive || j.LeaseToken != f.LeaseToken {
+		t.Fatalf("job after a refused acknowledgement: %+v, %v; want active under token %d", j, err, f.LeaseToken)
+	}
+	errs, err = b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: leaseOf(f)}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("complete under its lease: %v, %v", errs, err)
+	}
+	if j, err = b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "fenced"}); err != nil || j.State != broker.StateCompleted ||
+		j.Attempt != 1 || !j.StartedAt.Equal(f.StartedAt) || j.FinishedAt.Before(f.StartedAt) || len(j.Attempts) != 1 {
+		t.Fatalf("job after its completion: %+v, %v; want completed, attempt 1 started %v, one attempt listed", j, err, f.StartedAt)
+	}
+}
