@@ -12,15 +12,22 @@ import (
 	"github.com/aibos/worker/broker/redisbroker"
 )
 
+// leasedPlainJob runs t in parallel on a broker of its own, holding one
+// plain job (no state hash, lib.lua) of queue "q", id, fetched.
+func leasedPlainJob(t *testing.T, id string) (*redisbroker.Broker, *broker.Job) {
+	t.Helper()
+	t.Parallel()
+	b, _, _ := newBrokerKeys(t)
+	mustInsert(t, b, job("q", id))
+	return b, fetch(t, b, "q", 1, time.Minute)[0]
+}
+
 // A plain job acknowledged twice in one batch completes once: the second
 // acknowledgement finds its lease gone, as it would in a later batch, and
 // the job is counted and listed once.
 func TestPlainJobCompletedTwiceInOneBatch(t *testing.T) {
-	t.Parallel()
-	b, _, _ := newBrokerKeys(t)
+	b, f := leasedPlainJob(t, "twice")
 	ctx := context.Background()
-	mustInsert(t, b, job("q", "twice"))
-	f := fetch(t, b, "q", 1, time.Minute)[0]
 	ack := &broker.JobCompleteParams{JobLeaseParams: leaseOf(f)}
 	errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{ack, ack})
 	if err != nil || errs[0] != nil || !errors.Is(errs[1], broker.ErrLeaseLost) {
@@ -84,11 +91,8 @@ func TestPinNeverLeftBehind(t *testing.T) {
 // under another token is refused and leaves the job active under its lease,
 // which then completes it.
 func TestPlainJobLeaseFenced(t *testing.T) {
-	t.Parallel()
-	b, _, _ := newBrokerKeys(t)
+	b, f := leasedPlainJob(t, "fenced")
 	ctx := context.Background()
-	mustInsert(t, b, job("q", "fenced"))
-	f := fetch(t, b, "q", 1, time.Minute)[0]
 	stale := leaseOf(f)
 	stale.Token++
 	errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: stale}})

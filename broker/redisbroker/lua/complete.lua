@@ -56,7 +56,7 @@ for i = 1, n do
   local e = entries[i]
   local code = 1
   if e then
-    local tk, q, st, _, w, tn = entry_fields(e)
+    local tk, q, st, _, _, tn = entry_fields(e)
     if tk ~= ARGV[b + 2] or ended[id] then -- ended: twice in this batch
       code = -1
     else
@@ -75,20 +75,16 @@ for i = 1, n do
         if tn ~= '' then
           tindex_group(moved, tn, id, score)
         end
-        if res ~= '' then
-          local h = {'s', 'completed', 'a', '1', 'tk', tk, 'q', q, 'st', st, 'f', finished, 'la', '1', 'res', res}
-          if w ~= '' then
-            h[#h + 1], h[#h + 2] = 'w', w
-          end
-          if tn ~= '' then
-            h[#h + 1], h[#h + 2] = 'tn', tn
-          end
+        -- The lease entry with its finish filled in.
+        local cut = #tk + #q + #st + 3
+        local outcome = string.sub(e, 1, cut) .. finished .. string.sub(e, cut + 1)
+        if res ~= '' then -- a result needs the state hash
+          local h = entry_state(outcome, 'completed')
+          h[#h + 1], h[#h + 2] = 'res', res
           redis.call('HSET', KEYS[3] .. id, unpack(h))
         else
-          -- The lease entry with its finish filled in.
-          local cut = #tk + #q + #st + 3
           outcomes[#outcomes + 1] = id
-          outcomes[#outcomes + 1] = string.sub(e, 1, cut) .. finished .. string.sub(e, cut + 1)
+          outcomes[#outcomes + 1] = outcome
         end
       end
     end

@@ -181,30 +181,16 @@ local function entry_tenant(e)
   return string.sub(e, rest + tonumber(lw))
 end
 
--- entry_hash returns the state hash, flat as HGETALL gives it, that job
--- id's lease or done entry stands for, and the hash holding the entry; nil
--- when it has neither.
-local function entry_hash(job_prefix, id)
-  local from = lease_key(job_prefix)
-  local e = redis.call('HGET', from, id)
-  local s = 'active'
-  if not e then
-    from = done_key(job_prefix)
-    e = redis.call('HGET', from, id)
-    s = 'completed'
-    if not e then
-      return nil
-    end
-  end
+-- entry_state returns the state hash, flat as HGETALL gives it, that a
+-- lease or done entry e stands for: state s, then lu (the lease deadline,
+-- a string; nil for none) for an active job.
+local function entry_state(e, s, lu)
   local tk, q, st, f, w, tn = entry_fields(e)
   local h = {'s', s, 'a', '1', 'tk', tk, 'q', q, 'st', st}
-  if s == 'active' then
-    local lu = redis.call('ZSCORE', string.sub(job_prefix, 1, -3) .. 'active', id)
-    if lu then
-      h[#h + 1], h[#h + 2] = 'lu', lu
-    end
-  else
+  if s == 'completed' then
     h[#h + 1], h[#h + 2], h[#h + 3], h[#h + 4] = 'f', f, 'la', '1'
+  elseif lu then
+    h[#h + 1], h[#h + 2] = 'lu', lu
   end
   if w ~= '' then
     h[#h + 1], h[#h + 2] = 'w', w
@@ -212,7 +198,25 @@ local function entry_hash(job_prefix, id)
   if tn ~= '' then
     h[#h + 1], h[#h + 2] = 'tn', tn
   end
-  return h, from
+  return h
+end
+
+-- entry_hash returns the state hash that job id's lease or done entry
+-- stands for (entry_state), and the hash holding the entry; nil when it
+-- has neither.
+local function entry_hash(job_prefix, id)
+  local from = lease_key(job_prefix)
+  local e = redis.call('HGET', from, id)
+  if e then
+    local lu = redis.call('ZSCORE', string.sub(job_prefix, 1, -3) .. 'active', id)
+    return entry_state(e, 'active', lu), from
+  end
+  from = done_key(job_prefix)
+  e = redis.call('HGET', from, id)
+  if e then
+    return entry_state(e, 'completed'), from
+  end
+  return nil
 end
 
 -- lift turns job id's lease or done entry, if it has one, into its state
