@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -58,7 +60,8 @@ var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result
 	attempts = coalesce(attempts, '[]')
 	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
-var cachedQueries = slices.Concat([]string{sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
+var cachedQueries = slices.Concat(slices.Collect(maps.Values(sqlCompleteManys)), []string{
+	sqlCompleteSavepoint, sqlCompleteRelease, sqlCompleteRollbackTo, sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
 	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL, insertJobsSQL,
 	sqlSavepoint, sqlRelease, sqlRollbackTo}, fairQueries, docQueries)
 
@@ -255,6 +258,10 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 	errs := make([]error, len(ps))
 	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		clear(errs)
+		all, err := b.completeAll(ctx, tx, ps, now)
+		if err != nil {
+			return err
+		}
 		done, err := b.stmt(ctx, tx, sqlComplete)
 		if err != nil {
 			return err
@@ -266,6 +273,9 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 		for i, p := range ps {
 			if p == nil {
 				errs[i] = fmt.Errorf("%w: lease %d is nil", broker.ErrInvalidJob, i)
+				continue
+			}
+			if all && bulkComplete(p) {
 				continue
 			}
 			lp := &p.JobLeaseParams
@@ -297,6 +307,92 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 	}
 	return errs, nil
 }
+
+// completeSizes are the sizes of the statements that complete several
+// jobs at once (sqlCompleteMany), largest first: a batch is completed by
+// as few of them as add up to its size.
+var completeSizes = []int{64, 16, 4, 1}
+
+// completeManyMin is the smallest batch completeAll takes: below it the
+// savepoint that lets it undo its work costs as much as it saves
+// (BenchmarkFetchComplete/batch=5 was 1-2 µs per job slower with it).
+const completeManyMin = 16
+
+// sqlCompleteMany completes n jobs as sqlComplete does, for jobs without a
+// result: one statement instead of n, whose fixed cost (binding, opening a
+// cursor on the table and on each index, closing them) was a large part of
+// an acknowledgement's (BenchmarkFetchComplete/batch=64: 18.9 -> 16.9
+// cpu-µs per job fetched and completed). The row values are looked up in
+// the (queue, id) index; a VALUES list costs no JSON parsing, which made
+// an UPDATE ... FROM json_each(?) slower than a statement per job.
+func sqlCompleteMany(n int) string {
+	return `UPDATE jobs SET state = 'completed', finished_at = ?1, lease_until = NULL,
+	attempts = coalesce(attempts, '[]')
+	WHERE (queue, id, lease_token) IN (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ") + `)
+		AND state = 'active' AND NOT delete_on_complete`
+}
+
+var sqlCompleteManys = func() map[int]string {
+	m := make(map[int]string, len(completeSizes))
+	for _, n := range completeSizes {
+		m[n] = sqlCompleteMany(n)
+	}
+	return m
+}()
+
+// bulkComplete reports whether completeAll takes p.
+func bulkComplete(p *broker.JobCompleteParams) bool {
+	return p != nil && !p.Delete && len(p.Result) == 0
+}
+
+// completeAll completes the jobs of ps that bulkComplete takes, with
+// sqlCompleteMany, and reports whether it did. When one of them could not
+// be completed (its lease is lost, it is to be deleted, it is named twice)
+// it undoes what it did and reports false: sqlComplete then takes each
+// job on its own and says what became of it.
+func (b *Broker) completeAll(ctx context.Context, tx *sql.Tx, ps []*broker.JobCompleteParams, now int64) (bool, error) {
+	var args []any
+	for _, p := range ps {
+		if bulkComplete(p) {
+			args = append(args, p.Queue, p.ID, p.Token)
+		}
+	}
+	want := len(args) / 3
+	if want < completeManyMin {
+		return false, nil
+	}
+	if _, err := b.exec(ctx, tx, sqlCompleteSavepoint); err != nil {
+		return false, fmt.Errorf("begin savepoint: %w", err)
+	}
+	var got int64
+	for len(args) > 0 {
+		i := slices.IndexFunc(completeSizes, func(n int) bool { return 3*n <= len(args) })
+		n := completeSizes[i]
+		res, err := b.exec(ctx, tx, sqlCompleteManys[n], append([]any{now}, args[:3*n]...)...)
+		if err != nil {
+			return false, fmt.Errorf("complete jobs: %w", err)
+		}
+		k, _ := res.RowsAffected()
+		got += k
+		args = args[3*n:]
+	}
+	if got != int64(want) {
+		if _, err := b.exec(ctx, tx, sqlCompleteRollbackTo); err != nil {
+			return false, fmt.Errorf("roll back to savepoint: %w", err)
+		}
+	}
+	if _, err := b.exec(ctx, tx, sqlCompleteRelease); err != nil {
+		return false, fmt.Errorf("release savepoint: %w", err)
+	}
+	return got == int64(want), nil
+}
+
+// The statements that undo completeAll.
+const (
+	sqlCompleteSavepoint  = `SAVEPOINT complete`
+	sqlCompleteRelease    = `RELEASE complete`
+	sqlCompleteRollbackTo = `ROLLBACK TO complete`
+)
 
 // JobLeaseExtend extends a batch of leases to now + d in one transaction.
 // See broker.Broker.

@@ -100,38 +100,84 @@ func TestRecentCompletionsWindow(t *testing.T) {
 }
 
 // TestBatchCompleteMixedTokens checks that a completion batch with a stale
-// token in the middle completes the others and leaves the stale one alone.
+// token in the middle completes the others and leaves the stale one alone,
+// in a small batch (a statement per job) and in one large enough to be
+// completed by a few statements (completeAll), where one job that cannot
+// be completed so (a stale token, a job to delete, a job named twice, an
+// unknown job) must not change what becomes of the others.
 func TestBatchCompleteMixedTokens(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name               string
+		n                  int
+		stale, del, others bool
+	}{
+		{"small", 3, true, true, true},
+		{"all", 40, true, true, true},
+		{"stale", 40, true, false, false},
+		{"delete", 40, false, true, false},
+		{"clean", 40, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { batchCompleteMixed(t, tc.n, tc.stale, tc.del, tc.others) })
+	}
+}
+
+// batchCompleteMixed completes n leased jobs in one batch: with stale the
+// second under a stale token, with del the last one inserted to be deleted
+// on completion, with others also an unknown job and the first job again.
+func batchCompleteMixed(t *testing.T, n int, stale, del, others bool) {
 	b, _ := openT(t, sqlitebroker.Config{})
 	ctx := context.Background()
-	ps := make([]*broker.JobInsertParams, 3)
+	ps := make([]*broker.JobInsertParams, n)
 	for i := range ps {
 		ps[i] = newJob("q", fmt.Sprint(i))
 	}
+	ps[n-1].DeleteOnComplete = del
 	if _, err := b.JobInsertMany(ctx, ps); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: 3, LeaseDuration: time.Minute})
-	if err != nil || len(jobs) != 3 {
-		t.Fatalf("fetch: %v %v", jobs, err)
+	jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: n, LeaseDuration: time.Minute})
+	if err != nil || len(jobs) != n {
+		t.Fatalf("fetch: %d jobs, %v", len(jobs), err)
 	}
 	cs := completions(jobs)
-	cs[1].Token--
-	cs = append(cs, &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: "q", ID: "missing", Token: 1}})
+	if stale {
+		cs[1].Token--
+	}
+	if others {
+		cs = append(cs, &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: "q", ID: "missing", Token: 1}})
+		cs = append(cs, completions(jobs[:1])...) // completed above, in the same batch
+	}
 	errs, err := b.JobComplete(ctx, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []error{nil, broker.ErrLeaseLost, nil, broker.ErrNotFound}
+	want := make([]error, len(cs))
+	if stale {
+		want[1] = broker.ErrLeaseLost
+	}
+	if others {
+		want[n], want[n+1] = broker.ErrNotFound, broker.ErrLeaseLost
+	}
 	for i, w := range want {
 		if (w == nil) != (errs[i] == nil) || (w != nil && !errors.Is(errs[i], w)) {
 			t.Errorf("errs[%d] = %v, want %v", i, errs[i], w)
 		}
 	}
-	j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: jobs[1].ID})
-	if err != nil || j.State != broker.StateActive {
-		t.Errorf("job completed with a stale token: %+v, %v", j, err)
+	for i, j := range jobs {
+		got, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: j.ID})
+		switch {
+		case i == 1 && stale:
+			if err != nil || got.State != broker.StateActive {
+				t.Errorf("job completed with a stale token: %+v, %v", got, err)
+			}
+		case del && j.ID == ps[n-1].ID:
+			if !errors.Is(err, broker.ErrNotFound) {
+				t.Errorf("job to delete on completion: %+v, %v; want it deleted", got, err)
+			}
+		case err != nil || got.State != broker.StateCompleted || got.FinishedAt.IsZero():
+			t.Errorf("job %s: %+v, %v; want it completed", j.ID, got, err)
+		}
 	}
 }
 
