@@ -3,11 +3,12 @@
 // retention) for every queue the Manager serves, on a timer.
 //
 // When the broker is a broker.LeaderStore, each queue is maintained by one
-// Manager at a time: before each round a Maintainer acquires or extends a
-// lease named "maintain.<queue>" and skips the queue while another Manager
-// holds it. A Manager that dies stops extending; its lease expires after
-// LeaseTTL and the next Maintainer to ask takes over, so jobs whose leases
-// expired are still recovered. On Stop the leases held are released, so a
+// Manager at a time: before maintaining a queue a Maintainer acquires a
+// lease named "maintain.<queue>", or extends it once half of it has run,
+// and skips the queue while another Manager holds it. A Manager that dies
+// stops extending; its lease expires after LeaseTTL and the next
+// Maintainer to ask takes over, so jobs whose leases expired are still
+// recovered. On Stop the leases held are released, so a
 // graceful shutdown hands maintenance over at once. Without the capability
 // every Maintainer maintains every queue (QueueMaintain is safe to run
 // concurrently, only wasteful).
@@ -36,7 +37,8 @@ type Config struct {
 	// Interval between rounds. Required.
 	Interval time.Duration
 	// LeaseTTL is how long leadership of a queue lasts without renewal.
-	// It must exceed Interval: the leader renews once per round.
+	// It must exceed Interval: the leader renews at the first round after
+	// half of it has run.
 	LeaseTTL time.Duration
 	// Holder names this Maintainer in leases (the Manager's worker id).
 	Holder string
@@ -67,8 +69,12 @@ type Config struct {
 // once.
 type Maintainer struct {
 	cfg     Config
-	leaders broker.LeaderStore   // nil: the broker cannot elect
-	leading map[string]bool      // queues whose lease this Maintainer holds; loop only
+	leaders broker.LeaderStore // nil: the broker cannot elect
+	leading map[string]bool    // queues whose lease this Maintainer holds; loop only
+	// renewed holds, per queue led, when the call that last took or
+	// extended its lease started: the lease runs at least LeaseTTL from
+	// then (see elected); loop only.
+	renewed map[string]time.Time
 	idle    map[string]time.Time // idle queues: when to maintain them again; loop only
 	// idledLeading holds the idle queues this Maintainer led when they
 	// went idle; loop only.
@@ -88,7 +94,7 @@ func New(cfg Config) *Maintainer {
 	if cfg.IdleInterval < cfg.Interval {
 		cfg.IdleInterval = cfg.Interval
 	}
-	m := &Maintainer{cfg: cfg, leading: map[string]bool{}, idle: map[string]time.Time{}, idledLeading: map[string]bool{}, touched: map[string]time.Time{},
+	m := &Maintainer{cfg: cfg, leading: map[string]bool{}, renewed: map[string]time.Time{}, idle: map[string]time.Time{}, idledLeading: map[string]bool{}, touched: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	m.leaders, _ = cfg.Broker.(broker.LeaderStore)
 	return m
@@ -219,8 +225,21 @@ func (m *Maintainer) lease(queue string) *broker.LeaderParams {
 // elected acquires or extends the queue's lease and reports whether this
 // Maintainer should maintain the queue now. A broker error counts as not
 // elected: the lease may have passed to someone else meanwhile.
+//
+// A lease this Maintainer took or extended less than half of LeaseTTL ago
+// is not extended again: it still runs for half of LeaseTTL or more, and
+// nobody else can take it meanwhile. With the default lease of five
+// Intervals a leader so asks once every three rounds, not at each: for a
+// Manager leading a thousand busy queues, about 670 broker calls (on
+// SQLite, write transactions) a second fewer. Failover is unchanged: a
+// leader that dies stops extending, and its lease ends at most LeaseTTL
+// after its last extension.
 func (m *Maintainer) elected(queue string) bool {
 	if m.leaders == nil {
+		return true
+	}
+	start := time.Now()
+	if m.leading[queue] && start.Sub(m.renewed[queue]) < m.cfg.LeaseTTL/2 {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.OpTimeout)
@@ -229,6 +248,11 @@ func (m *Maintainer) elected(queue string) bool {
 	if err != nil {
 		m.cfg.Logger.Error("acquire maintenance lease", "queue", queue, "err", err)
 		held = false
+	}
+	if held {
+		m.renewed[queue] = start
+	} else {
+		delete(m.renewed, queue)
 	}
 	switch {
 	case held && !m.leading[queue] && m.idledLeading[queue]:
@@ -263,6 +287,7 @@ func (m *Maintainer) maintain(queue string) bool {
 			m.idledLeading[queue] = true
 		}
 		delete(m.leading, queue)
+		delete(m.renewed, queue)
 	}
 	if res.Recovered+res.Dead > 0 {
 		m.cfg.Logger.Warn("recovered jobs with expired leases", "queue", queue, "recovered", res.Recovered, "dead", res.Dead)

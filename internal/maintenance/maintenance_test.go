@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,54 @@ func TestIdleQueuesWaitForATouch(t *testing.T) {
 		}
 		if n := cb.count("busy"); n < 3 {
 			t.Errorf("the queue with a pending job was maintained %d times, want one per round", n)
+		}
+	})
+}
+
+// leaderCounter counts LeaderAcquire calls and QueueMaintain calls.
+type leaderCounter struct {
+	*countingBroker
+	leaders  broker.LeaderStore
+	acquires atomic.Int64
+}
+
+func (b *leaderCounter) LeaderAcquire(ctx context.Context, p *broker.LeaderParams) (bool, error) {
+	b.acquires.Add(1)
+	return b.leaders.LeaderAcquire(ctx, p)
+}
+
+func (b *leaderCounter) LeaderRelease(ctx context.Context, p *broker.LeaderParams) error {
+	return b.leaders.LeaderRelease(ctx, p)
+}
+
+// A leader extends its lease once half of it has run, not at every
+// round: each extension is a broker call (a write transaction on SQLite)
+// per queue, and the lease left still covers the rounds in between.
+func TestLeaderExtendsAtHalfLease(t *testing.T) {
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		// A job due in an hour keeps the queue busy, so every round
+		// maintains it.
+		if _, err := b.JobInsert(ctx, &broker.JobInsertParams{ID: "later", Queue: "busy", Type: "t", MaxAttempts: 1, Delay: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		lc := &leaderCounter{countingBroker: &countingBroker{Broker: b, calls: map[string]int{}}, leaders: b.(broker.LeaderStore)}
+		const ttl = 400 * time.Millisecond
+		m := maintenance.New(maintenance.Config{Broker: lc, Queues: []string{"busy"}, Interval: 5 * time.Millisecond,
+			LeaseTTL: ttl, Holder: "h", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		start := time.Now()
+		m.Start()
+		testwait.For(t, 30*time.Second, "the queue maintained in 100 rounds", func() bool { return lc.count("busy") >= 100 })
+		m.Stop()
+		elapsed := time.Since(start)
+		acquires, maintains := lc.acquires.Load(), lc.count("busy")
+		// One call at the start, then one per half lease at most.
+		if most := 1 + int64(elapsed/(ttl/2)); acquires > most {
+			t.Fatalf("%d lease calls for %d rounds over %v with a %v lease, want at most %d (one per half lease)",
+				acquires, maintains, elapsed.Round(time.Millisecond), ttl, most)
+		}
+		if acquires < 1 {
+			t.Fatal("the queue was maintained without a lease call")
 		}
 	})
 }
