@@ -8,6 +8,7 @@ package wake
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -28,6 +29,8 @@ type Hub struct {
 
 	mu      sync.Mutex
 	queues  map[string]*queueState
+	lists   []*queueList           // the lists waited on lately, the latest first; see list
+	kept    map[string]*queueState // the queues whose signalled is set
 	waiters map[*waiter]struct{}
 	closed  chan struct{}
 	isClose bool
@@ -40,16 +43,34 @@ type queueState struct {
 	known     bool      // refreshAt is meaningful
 }
 
+// queueList is a list of queues waited on, with each one's state looked
+// up once: a Manager waits on the same thousand queues at every wait and
+// collect, and a map lookup per queue each time cost it more than the
+// rest of the wait (about 40 µs a time for a thousand).
+type queueList struct {
+	names  []string
+	states []*queueState
+	index  map[string]int // name to position
+	// checkAt is when a state of the list may next need reading from the
+	// broker (see WaitReady); zero: at once. Notify, NotifyAll and
+	// refreshDue bring it forward (settle).
+	checkAt time.Time
+}
+
+// maxLists bounds the lists the hub remembers: one per Manager (or
+// other caller) waiting on the broker, each with its own queues.
+const maxLists = 8
+
 type waiter struct {
-	queues []string
-	wake   chan struct{}   // work may be there: return
-	rearm  chan struct{}   // a due time moved earlier: recompute the timer
-	ready  map[string]bool // the queues whose wake reached this waiter; h.mu
+	list  *queueList
+	wake  chan struct{}   // work may be there: return
+	rearm chan struct{}   // a due time moved earlier: recompute the timer
+	ready map[string]bool // the queues whose wake reached this waiter; h.mu
 }
 
 // New returns a Hub that asks refresh for due times.
 func New(refresh RefreshFunc) *Hub {
-	return &Hub{refresh: refresh, now: time.Now, queues: map[string]*queueState{},
+	return &Hub{refresh: refresh, now: time.Now, queues: map[string]*queueState{}, kept: map[string]*queueState{},
 		waiters: map[*waiter]struct{}{}, closed: make(chan struct{})}
 }
 
@@ -60,6 +81,42 @@ func (h *Hub) state(q string) *queueState {
 		h.queues[q] = s
 	}
 	return s
+}
+
+// settle brings the checkAt of the lists with queue forward to at (zero:
+// at once); h.mu is held.
+func (h *Hub) settle(queue string, at time.Time) {
+	for _, l := range h.lists {
+		if _, ok := l.index[queue]; ok && (at.IsZero() || at.Before(l.checkAt)) {
+			l.checkAt = at
+		}
+	}
+}
+
+// list returns the queueList of queues, the one kept from an earlier call
+// with the same names if there is one; h.mu is held. Comparing the names
+// is cheap when they are the same strings as last time (the pointers
+// match), and a queue's state is never removed, so those kept stay valid.
+func (h *Hub) list(queues []string) *queueList {
+	for i, l := range h.lists {
+		if slices.Equal(l.names, queues) {
+			copy(h.lists[1:i+1], h.lists[:i])
+			h.lists[0] = l
+			return l
+		}
+	}
+	l := &queueList{names: slices.Clone(queues), states: make([]*queueState, len(queues)), index: make(map[string]int, len(queues))}
+	for i, q := range queues {
+		l.states[i] = h.state(q)
+		l.index[q] = i
+	}
+	// l.checkAt is zero: its states are read at once.
+	if len(h.lists) < maxLists {
+		h.lists = append(h.lists, nil)
+	}
+	copy(h.lists[1:], h.lists)
+	h.lists[0] = l
+	return l
 }
 
 // Notify tells the hub that queue got work due after delay (<= 0: now).
@@ -76,6 +133,7 @@ func (h *Hub) Notify(queue string, delay time.Duration) {
 		}
 		if s.known && due.Before(s.refreshAt) {
 			s.refreshAt = due
+			h.settle(queue, due)
 		}
 		h.signal(queue, func(w *waiter) chan struct{} { return w.rearm }, nil)
 		return
@@ -92,6 +150,9 @@ func (h *Hub) NotifyAll() {
 		s.known = false
 		h.signal(q, func(w *waiter) chan struct{} { return w.wake }, s)
 	}
+	for _, l := range h.lists {
+		l.checkAt = time.Time{}
+	}
 }
 
 // signal pokes the waiters of queue; if none waits and keep is set, the
@@ -99,22 +160,20 @@ func (h *Hub) NotifyAll() {
 func (h *Hub) signal(queue string, ch func(*waiter) chan struct{}, keep *queueState) {
 	found := false
 	for w := range h.waiters {
-		for _, q := range w.queues {
-			if q == queue {
-				found = true
-				if keep != nil {
-					w.ready[q] = true
-				}
-				select {
-				case ch(w) <- struct{}{}:
-				default:
-				}
-				break
+		if _, ok := w.list.index[queue]; ok {
+			found = true
+			if keep != nil {
+				w.ready[queue] = true
+			}
+			select {
+			case ch(w) <- struct{}{}:
+			default:
 			}
 		}
 	}
 	if !found && keep != nil {
 		keep.signalled = true
+		h.kept[queue] = keep
 	}
 }
 
@@ -131,22 +190,36 @@ func (h *Hub) Wait(ctx context.Context, queues []string, timeout time.Duration) 
 // ctx, or Close) ended the wait. With timeout 0 it does not block beyond
 // reading stale due times: it collects the wakes kept meanwhile.
 func (h *Hub) WaitReady(ctx context.Context, queues []string, timeout time.Duration) (ready []string, err error) {
-	w := &waiter{queues: queues, wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1), ready: map[string]bool{}}
+	w := &waiter{wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1), ready: map[string]bool{}}
 	h.mu.Lock()
 	if h.isClose {
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	var stale []string
-	now := h.now()
-	for _, q := range queues {
-		s := h.state(q)
-		if s.signalled {
+	w.list = h.list(queues)
+	// Only the kept wakes and, when a due time may have come, the states
+	// are looked at: a busy Manager collects wakes every millisecond.
+	for q, s := range h.kept {
+		if _, ok := w.list.index[q]; ok {
 			s.signalled = false
+			delete(h.kept, q)
 			w.ready[q] = true
 		}
-		if !s.known || !now.Before(s.refreshAt) {
-			stale = append(stale, q)
+	}
+	var stale []string
+	now := h.now()
+	if !now.Before(w.list.checkAt) {
+		next := time.Time{}
+		for i, s := range w.list.states {
+			switch {
+			case !s.known || !now.Before(s.refreshAt):
+				stale = append(stale, w.list.names[i])
+			case next.IsZero() || s.refreshAt.Before(next):
+				next = s.refreshAt
+			}
+		}
+		if len(stale) == 0 {
+			w.list.checkAt = next
 		}
 	}
 	if len(w.ready) > 0 {
@@ -179,7 +252,7 @@ func (h *Hub) WaitReady(ctx context.Context, queues []string, timeout time.Durat
 	defer end.Stop()
 	for {
 		var dueTimer <-chan time.Time
-		if d, ok := h.earliest(queues); ok {
+		if d, ok := h.earliest(w.list); ok {
 			t := time.NewTimer(max(time.Until(d), 0))
 			defer t.Stop()
 			dueTimer = t.C
@@ -188,7 +261,7 @@ func (h *Hub) WaitReady(ctx context.Context, queues []string, timeout time.Durat
 		case <-w.wake:
 			return nil, nil
 		case <-dueTimer:
-			return h.dueBy(queues, h.now()), nil
+			return h.dueBy(w.list, h.now()), nil
 		case <-end.C:
 			return nil, nil
 		case <-ctx.Done():
@@ -202,29 +275,27 @@ func (h *Hub) WaitReady(ctx context.Context, queues []string, timeout time.Durat
 
 // names returns the queues that woke w, in w's order; h.mu is held.
 func (w *waiter) names() []string {
-	var out []string
-	for _, q := range w.queues {
-		if w.ready[q] {
-			out = append(out, q)
-			delete(w.ready, q)
-		}
+	if len(w.ready) == 0 {
+		return nil
 	}
+	out := make([]string, 0, len(w.ready))
+	for q := range w.ready {
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b string) int { return w.list.index[a] - w.list.index[b] })
+	clear(w.ready)
 	return out
 }
 
-// dueBy returns the queues of queues whose earliest scheduled job is due
-// at t, or whose due time must be read again (see earliest).
-func (h *Hub) dueBy(queues []string, t time.Time) []string {
+// dueBy returns the queues of l whose earliest scheduled job is due at t,
+// or whose due time must be read again (see earliest).
+func (h *Hub) dueBy(l *queueList, t time.Time) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
-	for _, q := range queues {
-		s := h.queues[q]
-		if s == nil {
-			continue
-		}
+	for i, s := range l.states {
 		if (!s.due.IsZero() && !t.Before(s.due)) || (s.known && !t.Before(s.refreshAt)) {
-			out = append(out, q)
+			out = append(out, l.names[i])
 		}
 	}
 	return out
@@ -256,6 +327,7 @@ func (h *Hub) refreshDue(ctx context.Context, queues []string) ([]string, error)
 		case ok && d <= 0:
 			// Ask again soon, not at once: the caller fetches first.
 			s.due, s.refreshAt = time.Time{}, now.Add(time.Millisecond)
+			h.settle(q, s.refreshAt)
 			dueNow = append(dueNow, q)
 			continue
 		case ok:
@@ -270,13 +342,14 @@ func (h *Hub) refreshDue(ctx context.Context, queues []string) ([]string, error)
 		if s.due.IsZero() {
 			s.refreshAt = now.Add(100 * 365 * 24 * time.Hour)
 		}
+		h.settle(q, s.refreshAt)
 	}
 	return dueNow, nil
 }
 
-// earliest returns the earliest instant over queues at which a job falls
-// due or the broker must be asked again (after a due-now answer).
-func (h *Hub) earliest(queues []string) (time.Time, bool) {
+// earliest returns the earliest instant over l's queues at which a job
+// falls due or the broker must be asked again (after a due-now answer).
+func (h *Hub) earliest(l *queueList) (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var best time.Time
@@ -285,12 +358,10 @@ func (h *Hub) earliest(queues []string) (time.Time, bool) {
 			best = t
 		}
 	}
-	for _, q := range queues {
-		if s := h.queues[q]; s != nil {
-			consider(s.due)
-			if s.known {
-				consider(s.refreshAt)
-			}
+	for _, s := range l.states {
+		consider(s.due)
+		if s.known {
+			consider(s.refreshAt)
 		}
 	}
 	return best, !best.IsZero()

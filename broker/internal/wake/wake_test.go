@@ -3,7 +3,9 @@ package wake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,4 +119,58 @@ func TestWaitReadyNamesTheQueuesWoken(t *testing.T) {
 	h.Notify("b", 0)
 	want(done, "a wake while waiting", "b")
 	want(wait(10*time.Millisecond), "timeout")
+}
+
+// A due time notified while nobody waits wakes the next wait when it
+// comes, and once it has passed the broker is asked again: the queue is
+// not reported due again and again (a busy Manager collects wakes every
+// millisecond, so the hub keeps what it learnt between calls).
+func TestPassedDueTimeIsReadAgain(t *testing.T) {
+	var reads atomic.Int64
+	h := New(func(context.Context, []string) (map[string]time.Duration, error) {
+		reads.Add(1)
+		return map[string]time.Duration{}, nil
+	})
+	defer h.Close()
+	ctx := context.Background()
+	queues := []string{"a", "b"}
+	for range 2 { // the first reads the due times, the second finds them known
+		if got, err := h.WaitReady(ctx, queues, 0); err != nil || len(got) != 0 {
+			t.Fatalf("WaitReady on an empty broker returned %v, %v; want nothing", got, err)
+		}
+	}
+	h.Notify("a", 20*time.Millisecond)
+	if got, err := h.WaitReady(ctx, queues, time.Hour); err != nil || !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("WaitReady with a job due in 20ms returned %v, %v; want [a]", got, err)
+	}
+	before := reads.Load()
+	if got, err := h.WaitReady(ctx, queues, 50*time.Millisecond); err != nil || len(got) != 0 {
+		t.Fatalf("WaitReady after the due job was reported returned %v, %v; want nothing (the timeout)", got, err)
+	}
+	if reads.Load() == before {
+		t.Fatal("the broker was not asked again for the due time that passed")
+	}
+}
+
+// BenchmarkCollectManyQueues is a busy Manager of a thousand queues
+// collecting wakes (WaitReady with timeout 0), one queue woken between
+// collects.
+func BenchmarkCollectManyQueues(b *testing.B) {
+	h := New(noneScheduled)
+	defer h.Close()
+	queues := make([]string, 1000)
+	for i := range queues {
+		queues[i] = fmt.Sprintf("queue-%d", i)
+	}
+	ctx := context.Background()
+	if _, err := h.WaitReady(ctx, queues, 0); err != nil { // reads the due times once
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		h.Notify(queues[i%len(queues)], 0)
+		if got, err := h.WaitReady(ctx, queues, 0); err != nil || len(got) != 1 {
+			b.Fatalf("WaitReady returned %v, %v; want the queue woken", got, err)
+		}
+	}
 }
