@@ -34,8 +34,8 @@ import (
 // after the next wake or lease. So a job nothing announced is fetched
 // within PollInterval if its queue leased jobs a moment ago, and within
 // len(queues) × maxSweepGap × PollInterval in any case, while an idle
-// Manager polls the broker once per maxSweepGap PollIntervals however
-// many queues it serves.
+// Manager polls the broker, and wakes, once per maxSweepGap PollIntervals
+// however many queues it serves.
 type readySet struct {
 	w         broker.ReadyWaiter
 	names     []string
@@ -148,11 +148,18 @@ func (s *readySet) collect(ctx context.Context) []string {
 
 // wait waits up to timeout for a wake and adds the queues it names; at
 // the timeout it adds the hot queues and, when due, the next queue in turn
-// (see timedOut). On an error it adds every queue, as a Manager without
-// the capability polls them all. It returns the queues a wake named, and
-// the error.
+// (see timedOut). While no queue is hot, one wait stands for the timeouts
+// up to the next sweep: those in between would add nothing, and each
+// would wake an idle Manager (two goroutines and a thread or two) for
+// naught, up to ten times a second. On an error it adds every queue, as a
+// Manager without the capability polls them all. It returns the queues a
+// wake named, and the error.
 func (s *readySet) wait(ctx context.Context, timeout time.Duration) ([]string, error) {
-	qs, err := s.w.JobWaitReady(ctx, s.names, timeout)
+	n := 1
+	if s.coolHot() == 0 {
+		n = max(s.sweepGap-s.idle, 1)
+	}
+	qs, err := s.w.JobWaitReady(ctx, s.names, time.Duration(n)*timeout)
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.addAll()
@@ -160,7 +167,7 @@ func (s *readySet) wait(ctx context.Context, timeout time.Duration) ([]string, e
 	case err != nil:
 		return nil, err
 	case len(qs) == 0:
-		s.timedOut()
+		s.timedOut(n)
 		return nil, nil
 	}
 	s.sweepGap = 1
@@ -168,17 +175,25 @@ func (s *readySet) wait(ctx context.Context, timeout time.Duration) ([]string, e
 	return qs, nil
 }
 
-// timedOut adds the hot queues, and the next queue in turn when a sweep
-// is due.
-func (s *readySet) timedOut() {
+// coolHot drops the queues that leased jobs longer than hotFor ago from
+// the hot ones, and returns how many are left.
+func (s *readySet) coolHot() int {
 	for i, at := range s.hot {
-		if time.Since(at) < hotFor {
-			s.mark(i)
-		} else {
+		if time.Since(at) >= hotFor {
 			delete(s.hot, i)
 		}
 	}
-	if s.idle++; s.idle < s.sweepGap {
+	return len(s.hot)
+}
+
+// timedOut adds the hot queues, and the next queue in turn when a sweep
+// is due, after a wait that stood for n timeouts.
+func (s *readySet) timedOut(n int) {
+	s.coolHot()
+	for i := range s.hot {
+		s.mark(i)
+	}
+	if s.idle += n; s.idle < s.sweepGap {
 		return
 	}
 	s.mark(s.sweep % len(s.names))

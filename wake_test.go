@@ -23,6 +23,7 @@ type waitObserver struct {
 	idle      chan struct{}
 	fetches   atomic.Int64 // JobFetch calls
 	loseWakes atomic.Bool  // JobWaitReady names no queue, as if every wake were lost
+	longest   atomic.Int64 // the longest timeout of a JobWaitReady call, in ns
 }
 
 func (o *waitObserver) JobWait(ctx context.Context, queues []string, timeout time.Duration) error {
@@ -32,6 +33,12 @@ func (o *waitObserver) JobWait(ctx context.Context, queues []string, timeout tim
 
 func (o *waitObserver) JobWaitReady(ctx context.Context, queues []string, timeout time.Duration) ([]string, error) {
 	o.wentIdle(timeout)
+	for {
+		old := o.longest.Load()
+		if int64(timeout) <= old || o.longest.CompareAndSwap(old, int64(timeout)) {
+			break
+		}
+	}
 	ready, err := o.Broker.(broker.ReadyWaiter).JobWaitReady(ctx, queues, timeout)
 	if o.loseWakes.Load() {
 		return nil, err
@@ -238,6 +245,27 @@ func TestIdleManagerPollsEachQueueInTurn(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("a job whose wake was lost did not start within 10 s (3 queues polled in turn, every 20 to 160 ms)")
+		}
+	})
+}
+
+// TestIdleManagerSleepsUntilTheNextSweep: an idle Manager none of whose
+// queues leased jobs lately has nothing to poll until its next sweep, so
+// it waits for a wake until then in one call (8 PollIntervals once
+// nothing has come for a while), instead of waking at every PollInterval
+// to count: each wake of a waiting Manager costs CPU, the more so with
+// many Manager processes on one machine.
+func TestIdleManagerSleepsUntilTheNextSweep(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		o := observe(b)
+		const poll = 20 * time.Millisecond
+		m := newManager(t, o, worker.ManagerConfig{PollInterval: poll, MaintainInterval: time.Hour, Logger: discardLogger})
+		startManager(t, m)
+		waitFor(t, 10*time.Second, "an idle wait of 8 PollIntervals", func() bool {
+			return time.Duration(o.longest.Load()) >= 8*poll
+		})
+		if got := time.Duration(o.longest.Load()); got > 8*poll {
+			t.Fatalf("an idle Manager waited up to %v at once, want at most 8 PollIntervals (%v): a job whose wake was lost waits that long", got, 8*poll)
 		}
 	})
 }
