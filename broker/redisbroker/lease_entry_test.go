@@ -112,3 +112,44 @@ func TestPlainJobLeaseFenced(t *testing.T) {
 		t.Fatalf("job after its completion: %+v, %v; want completed, attempt 1 started %v, one attempt listed", j, err, f.StartedAt)
 	}
 }
+
+// A tenant's zset of completed jobs is made a table once it holds
+// TABLE_FROM (32) of them (lib.lua), so completions stop scanning it, and
+// the PIN that makes it one is never left in it.
+func TestTenantCompletedIndexBecomesTable(t *testing.T) {
+	t.Parallel()
+	b, client, prefix := newBrokerKeys(t)
+	ctx := context.Background()
+	for i := range 40 {
+		mustInsert(t, b, job("tbl", fmt.Sprintf("j%02d", i), func(p *broker.JobInsertParams) { p.TenantID = "t1" }))
+	}
+	key := prefix + ":{tbl}:t:completed:t1"
+	encoding := func() string {
+		e, err := client.ObjectEncoding(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("OBJECT ENCODING %s: %v", key, err)
+		}
+		return e
+	}
+	for done := 0; done < 40; done++ {
+		jobs := fetch(t, b, "tbl", 1, time.Minute)
+		if errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: leaseOf(jobs[0])}}); err != nil || errs[0] != nil {
+			t.Fatalf("complete %s: %v, %v", jobs[0].ID, errs, err)
+		}
+		if done == 30 && encoding() != "listpack" {
+			t.Fatalf("%s with 31 jobs is a %s; want a listpack still", key, encoding())
+		}
+	}
+	if e := encoding(); e != "skiplist" {
+		t.Fatalf("%s with 40 jobs is a %s; want a skiplist", key, e)
+	}
+	members, err := client.ZRange(ctx, key, 0, -1).Result()
+	if err != nil || len(members) != 40 {
+		t.Fatalf("%s holds %d members (%v); want the 40 jobs completed", key, len(members), err)
+	}
+	for _, m := range members {
+		if strings.HasPrefix(m, "#") {
+			t.Fatalf("%s holds %q, not a job", key, m)
+		}
+	}
+}

@@ -151,6 +151,16 @@ end
 -- table until it is emptied and deleted.
 local PIN = string.rep('#', 65)
 
+-- TABLE_FROM is the size from which a tenant's zset of completed jobs is
+-- made a table (PIN) when jobs are added to it: retention keeps up to
+-- CompletedMaxCount completed jobs per queue, so with a hundred tenants
+-- each of their zsets holds about a hundred, every completion of a tenant's
+-- job scanned its listpack (callgrind, a fair queue of 100 tenants fetching
+-- 5 and keeping 10,000: 280k -> 260k Redis instructions per job). Smaller
+-- zsets stay listpacks: with many tenants of few jobs each a table per
+-- tenant would cost memory for no gain.
+local TABLE_FROM = 32
+
 -- zadd_table is ZADD key with args (score, member pairs), the zset made a
 -- table first (PIN, above).
 local function zadd_table(key, args, from, to)
@@ -272,12 +282,15 @@ local function tindex_flush(job_prefix, groups, from, to)
       if from then
         redis.call('ZREM', base .. from .. ':' .. tn, unpack(g.ids, c, last))
       end
+      local key = to and base .. to .. ':' .. tn
       if to == 'active' and last - c >= 15 then
         -- Many jobs of one tenant at once: its active zset grows as large
         -- as the queue's (PIN, above).
-        zadd_table(base .. to .. ':' .. tn, g.zs, 2 * c - 1, 2 * last)
+        zadd_table(key, g.zs, 2 * c - 1, 2 * last)
+      elseif to == 'completed' and redis.call('ZCARD', key) >= TABLE_FROM then
+        zadd_table(key, g.zs, 2 * c - 1, 2 * last)
       elseif to then
-        redis.call('ZADD', base .. to .. ':' .. tn, unpack(g.zs, 2 * c - 1, 2 * last))
+        redis.call('ZADD', key, unpack(g.zs, 2 * c - 1, 2 * last))
       end
     end
     groups[tn] = nil
