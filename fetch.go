@@ -12,8 +12,9 @@ import (
 // fetcher leases jobs while the Manager has free slots and hands each to
 // the executor. It leases what can start now, plus what its slots will
 // start within moments (Manager.prefetch), so a busy Manager never holds
-// jobs another worker could run sooner. The Manager
-// starts one per Start and stops it first thing in Shutdown.
+// jobs another worker could run sooner; and, while every slot is busy, a
+// job whose insert woke its queue (busyWatch). The Manager starts one per
+// Start and stops it first thing in Shutdown.
 type fetcher struct {
 	m        *Manager
 	stopped  chan struct{} // closed by stop
@@ -23,11 +24,17 @@ type fetcher struct {
 	ready    *readySet     // nil when the broker cannot say which queues woke
 	tried    []bool        // the queues fetchOnce tried, by number; see pickQueue
 	wokeLast bool          // the last jobs leased came from a woken queue ahead of its turn
+	// While every slot is busy, a watcher waits for wakes (see
+	// busyWatch): watched carries what its JobWaitReady returned, and
+	// watching says one is out. Used by the fetcher's goroutine only.
+	watched   chan []string
+	watching  bool
+	watchDone time.Time // when the last watcher returned
 }
 
 func newFetcher(m *Manager) *fetcher {
 	return &fetcher{m: m, stopped: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}, 1),
-		ready: newReadySet(m.b, m.queueNames()), tried: make([]bool, len(m.queues))}
+		ready: newReadySet(m.b, m.queueNames()), tried: make([]bool, len(m.queues)), watched: make(chan []string, 1)}
 }
 
 // start fetches in the background until stop.
@@ -54,7 +61,10 @@ func (f *fetcher) run() {
 	m := f.m
 	// waitCtx ends when fetching stops, cutting a JobWait short.
 	waitCtx, cancelWait := context.WithCancel(context.Background())
-	defer cancelWait()
+	defer func() {
+		cancelWait()
+		f.endWatch()
+	}()
 	go func() {
 		select {
 		case <-f.stopped:
@@ -71,8 +81,11 @@ func (f *fetcher) run() {
 		}
 		free, refill := f.freeSlots()
 		if free <= 0 {
+			f.busyWatch(waitCtx)
 			select {
 			case <-f.freed:
+			case qs := <-f.watched:
+				f.fetchWoken(qs)
 			case <-f.stopped:
 				return
 			}
@@ -87,10 +100,15 @@ func (f *fetcher) run() {
 				holdUntil = time.Now().Add(refillHold)
 			}
 			if d := time.Until(holdUntil); d > 0 {
+				f.busyWatch(waitCtx)
 				t := time.NewTimer(d)
 				select {
 				case <-f.freed:
 					t.Stop()
+					continue
+				case qs := <-f.watched:
+					t.Stop()
+					f.fetchWoken(qs)
 					continue
 				case <-t.C:
 				case <-f.stopped:
@@ -137,6 +155,18 @@ func (f *fetcher) run() {
 // cannot wait, and the caller polls.
 func (f *fetcher) idleWait(ctx context.Context) bool {
 	m := f.m
+	if f.watching {
+		// The watcher took the wakes since it began; it returns within
+		// watchFor, at once for a wake.
+		select {
+		case qs := <-f.watched:
+			if f.tookWatch(qs) {
+				return true
+			}
+		case <-ctx.Done():
+			return true
+		}
+	}
 	if f.ready != nil {
 		woken, err := f.ready.wait(ctx, m.cfg.PollInterval)
 		if err != nil && ctx.Err() == nil {
@@ -156,6 +186,95 @@ func (f *fetcher) idleWait(ctx context.Context) bool {
 		return false
 	}
 	return true
+}
+
+// watchFor bounds a busy wait's watcher (busyWatch): long enough that a
+// busy Manager starts few of them, short enough that the idle wait, which
+// takes its place, does not wait long for it.
+const watchFor = 10 * time.Millisecond
+
+// wokenFetch is how many jobs a Manager whose slots are all busy leases
+// from a queue a wake named (fetchWoken): the job whose insert woke it,
+// and one more in case two inserts came as one wake.
+const wokenFetch = 2
+
+// busyWatch starts a watcher for wakes unless one is out, when the broker
+// can say which queues woke (a broker.ReadyWaiter): while every slot is
+// busy the fetcher waits for one to free, and a job added meanwhile that
+// goes ahead of what was leased (another tenant's in a fair queue, a more
+// urgent one) would wait for that fetch, then behind the jobs the free
+// slots went to. With 2 ms jobs run in step on 10 slots, two rounds: most
+// of issue 19's flood p99. Woken, the fetcher leases it at once
+// (fetchWoken), to start at the next free slot.
+//
+// A watcher's start costs a pass over the queue names (as a collect), so
+// one starts at most every microsecond per queue served after the last
+// returned: at once for one queue, a millisecond apart for a thousand.
+// Wakes that come between two are kept for the next.
+func (f *fetcher) busyWatch(ctx context.Context) {
+	if f.ready == nil || f.watching || time.Since(f.watchDone) < time.Duration(len(f.ready.names))*time.Microsecond {
+		return
+	}
+	f.watching = true
+	go func() {
+		qs, _ := f.ready.w.JobWaitReady(ctx, f.ready.names, watchFor)
+		f.watched <- qs
+	}()
+}
+
+// tookWatch records the wakes a watcher returned, which ended it, and
+// reports whether there were any.
+func (f *fetcher) tookWatch(qs []string) bool {
+	f.watching, f.watchDone = false, time.Now()
+	if len(qs) == 0 {
+		return false
+	}
+	f.ready.woke(qs)
+	f.m.maint.Touch(qs...)
+	return true
+}
+
+// endWatch waits for the watcher, if one is out; waitCtx has ended.
+func (f *fetcher) endWatch() {
+	if f.watching {
+		<-f.watched
+		f.watching = false
+	}
+}
+
+// fetchWoken leases up to wokenFetch jobs from each queue a watcher's
+// wakes named, beyond what the Manager leases ahead, up to a round of its
+// slots more (B-E's four inserts in a row, each leased with a job of A's,
+// fill most of a round of 10), but only from a queue whose jobs are short
+// enough to lease ahead at all (Manager.prefetch): they wait for a slot
+// about a round longer than those leased ahead, and a queue of long jobs
+// never holds one another worker could start now. Nor, with adaptive prefetch, from a queue whose jobs are
+// shorter than refillEvery: its slots free often enough that the next
+// fetch comes soon, and a wake per insert must not turn its batches into
+// fetches of two.
+func (f *fetcher) fetchWoken(qs []string) {
+	if !f.tookWatch(qs) {
+		return
+	}
+	m := f.m
+	for _, name := range qs {
+		i, ok := f.ready.index[name]
+		if !ok {
+			continue
+		}
+		q := m.queues[i]
+		m.mu.Lock()
+		ahead := m.prefetch(q, time.Now())
+		n := min(wokenFetch, 2*q.limit(m.concurrency)+ahead-q.busy, 2*m.concurrency+ahead-m.busy)
+		long := q.slotTime >= refillEvery || m.cfg.Prefetch > 0
+		m.mu.Unlock()
+		if ahead <= 0 || !long || n <= 0 {
+			continue
+		}
+		if _, err := f.fetchQueue(i, n); err != nil {
+			m.log.Error("fetch jobs", "queue", q.cfg.Name, "err", err)
+		}
+	}
 }
 
 func (m *Manager) queueNames() []string {
@@ -224,9 +343,10 @@ const refillHold = 2 * time.Millisecond
 // refillEvery bounds how long a busy Manager lets free slots add up before
 // it fetches, when its jobs are long enough that half a batch takes longer
 // than that to free. A job enqueued meanwhile (another tenant's, which a
-// fair queue hands out next; a more urgent one) waits that long for the
-// fetch that leases it, however far ahead the Manager leased: with 2 ms
-// jobs and 10 slots, half a batch took about 2 ms to free.
+// fair queue hands out next; a more urgent one) and not leased at its wake
+// (fetchWoken) waits that long for the fetch that leases it, however far
+// ahead the Manager leased: with 2 ms jobs and 10 slots, half a batch took
+// about 2 ms to free.
 const refillEvery = 500 * time.Microsecond
 
 // freeSlots returns how many jobs the Manager may lease now, which is
@@ -281,6 +401,11 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 		if woke := f.ready.collect(ctx); len(woke) > 0 {
 			m.maint.Touch(woke...)
 		}
+		select {
+		case qs := <-f.watched:
+			f.tookWatch(qs)
+		default:
+		}
 		i, viaWake := m.pickQueue(f.ready, f.tried, preferWoken)
 		if i < 0 {
 			return false, lastErr
@@ -294,38 +419,54 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 		if n <= 0 {
 			continue
 		}
-		// Not cancelled by shutdown: a fetch cut short after the broker
-		// leased jobs would strand them until their leases expire.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		jobs, err := m.b.JobFetch(ctx, &broker.JobFetchParams{
-			Queue: q.cfg.Name, Limit: n, LeaseDuration: m.cfg.LeaseDuration, WorkerID: m.cfg.WorkerID,
-		})
-		cancel()
-		if errors.Is(err, broker.ErrQueuePaused) {
-			f.ready.fetched(i, 1, 0)
-			continue
-		}
+		got, err := f.fetchQueue(i, n)
 		if err != nil {
 			m.log.Error("fetch jobs", "queue", q.cfg.Name, "err", err)
 			lastErr = err
 			continue
 		}
-		f.ready.fetched(i, n, len(jobs))
-		m.mu.Lock()
-		q.draining = len(jobs) < n
-		m.busy += len(jobs)
-		q.busy += len(jobs)
-		m.mu.Unlock()
-		if len(jobs) == 0 {
+		if got == 0 {
 			continue
 		}
 		f.wokeLast = viaWake
-		m.maint.Touch(q.cfg.Name)
-		for _, j := range jobs {
-			m.exec.run(q, j)
-		}
 		return true, nil
 	}
+}
+
+// fetchQueue leases up to n jobs from queue i (in m.queues) and hands them
+// to the executor. It returns how many it leased: none from a paused
+// queue.
+func (f *fetcher) fetchQueue(i, n int) (int, error) {
+	m := f.m
+	q := m.queues[i]
+	// Not cancelled by shutdown: a fetch cut short after the broker
+	// leased jobs would strand them until their leases expire.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	jobs, err := m.b.JobFetch(ctx, &broker.JobFetchParams{
+		Queue: q.cfg.Name, Limit: n, LeaseDuration: m.cfg.LeaseDuration, WorkerID: m.cfg.WorkerID,
+	})
+	cancel()
+	if errors.Is(err, broker.ErrQueuePaused) {
+		f.ready.fetched(i, 1, 0)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	f.ready.fetched(i, n, len(jobs))
+	m.mu.Lock()
+	q.draining = len(jobs) < n
+	m.busy += len(jobs)
+	q.busy += len(jobs)
+	m.mu.Unlock()
+	if len(jobs) == 0 {
+		return 0, nil
+	}
+	m.maint.Touch(q.cfg.Name)
+	for _, j := range jobs {
+		m.exec.run(q, j)
+	}
+	return len(jobs), nil
 }
 
 // queueWeights returns the weight of each queue under weighted scheduling:
