@@ -291,14 +291,26 @@ type JobListParams struct {
 	TenantID string // scope; "" for any tenant
 	Type     string // optional filter
 	Offset   int    // position in the (filtered) listing
-	Limit    int    // 1..1000; 0 means 100
+	// After, when set, starts the page right after the job an earlier
+	// page of the same listing ended with: the Cursor of that page's
+	// result (keyset paging; Offset must then be 0). Unlike an offset, a
+	// cursor is not shifted by jobs added or removed between pages: a
+	// walk of every page lists each job that stays in the state (at its
+	// place in the order) throughout the walk.
+	After string
+	Limit int // 1..1000; 0 means 100
 }
 
 // JobListResult is one page of a listing.
 type JobListResult struct {
 	Jobs []*Job
 	// NextOffset is the Offset of the next page; -1 when there is none.
+	// A page listed with After counts it from the cursor: use Cursor.
 	NextOffset int
+	// Cursor is the After of the next page; "" when there is none. It is
+	// opaque, meaningful only to the broker that returned it and only for
+	// the same listing (queue, state, tenant and type).
+	Cursor string
 }
 
 // QueueMaintainParams bounds housekeeping.

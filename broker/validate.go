@@ -185,6 +185,9 @@ func (p *JobListParams) Validate() error {
 	if p.Offset < 0 || p.Limit < 0 || p.Limit > 1000 {
 		return fmt.Errorf("%w: list: offset %d / limit %d out of range (limit 0..1000)", ErrInvalidJob, p.Offset, p.Limit)
 	}
+	if p.After != "" && p.Offset != 0 {
+		return fmt.Errorf("%w: list: offset %d given with a cursor (After): use one or the other", ErrInvalidJob, p.Offset)
+	}
 	return nil
 }
 
@@ -247,4 +250,10 @@ func (p *JobFailParams) Validate() error {
 		return fmt.Errorf("%w: headers: %v", ErrInvalidJob, err)
 	}
 	return nil
+}
+
+// BadCursorError is the error of a JobList given an After it cannot have
+// returned: the broker names it with the cursor.
+func BadCursorError(after string) error {
+	return fmt.Errorf("%w: list: cursor (After) %q is not one this broker returned", ErrInvalidJob, after)
 }

@@ -1,9 +1,12 @@
 package brokertest
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -370,4 +373,104 @@ func testClosedBroker(s *bundle) {
 	if err := b.Close(); err != nil && !errors.Is(err, broker.ErrClosed) {
 		s.t.Errorf("second Close: %v, want nil or ErrClosed", err)
 	}
+}
+
+// testJobListCursor: a walk by cursor (JobListParams.After) lists every
+// job that stays in the state throughout, once, in order, although jobs
+// listed before (the page's last among them) are deleted and others
+// inserted between pages, which shifts every offset. Pending, scheduled
+// jobs due at one instant (equal sort keys) and finished jobs (newest
+// first) each take such a walk, as do a tenant's and a type's listings.
+func testJobListCursor(s *bundle) {
+	q := "list-cursor"
+	for i := range 24 {
+		s.insert(q, withPriority(i%3+1))
+	}
+	s.walkCursor(broker.JobListParams{Queue: q, State: broker.StatePending, Limit: 5}, func() { s.insert(q, withPriority(1)) })
+
+	at := time.Now().Add(time.Hour).Truncate(time.Second)
+	batch := s.batch(q, 20)
+	for _, p := range batch {
+		p.RunAt = at
+	}
+	if _, err := s.b.JobInsertMany(s.ctx, batch); err != nil {
+		s.t.Fatalf("JobInsertMany of scheduled jobs: %v", err)
+	}
+	s.walkCursor(broker.JobListParams{Queue: q, State: broker.StateScheduled, Limit: 4}, func() { s.insert(q, withDelay(time.Hour)) })
+
+	for _, f := range s.fetch(q, 20, longLease) {
+		s.complete(f, nil)
+	}
+	s.walkCursor(broker.JobListParams{Queue: q, State: broker.StateCompleted, Limit: 3}, nil)
+
+	qt := "list-cursor-filtered"
+	for i := range 30 {
+		s.insert(qt, func(p *broker.JobInsertParams) {
+			p.TenantID = []string{"t1", "t2"}[i%2]
+			p.Type = []string{"type.a", "type.b", "type.c"}[i%3]
+		})
+	}
+	s.walkCursor(broker.JobListParams{Queue: qt, State: broker.StatePending, TenantID: "t1", Limit: 2}, nil)
+	s.walkCursor(broker.JobListParams{Queue: qt, State: broker.StatePending, Type: "type.b", Limit: 2}, nil)
+	s.walkCursor(broker.JobListParams{Queue: qt, State: broker.StatePending, TenantID: "t2", Type: "type.c", Limit: 2}, nil)
+
+	_, err := s.b.JobList(s.ctx, &broker.JobListParams{Queue: q, State: broker.StatePending, After: "not a cursor"})
+	wantErr(s.t, "JobList with a cursor it never returned", err, broker.ErrInvalidJob)
+	_, err = s.b.JobList(s.ctx, &broker.JobListParams{Queue: q, State: broker.StatePending, Offset: 1, After: "x"})
+	wantErr(s.t, "JobList with both an offset and a cursor", err, broker.ErrInvalidJob)
+}
+
+// walkCursor walks p's listing by cursor. Between pages it deletes the
+// jobs the previous page listed (the cursor's own job too) and calls
+// between, if not nil; afterwards it checks that the walk listed, in
+// order and once each, every job the listing held at the start and still
+// holds at the end.
+func (s *bundle) walkCursor(p broker.JobListParams, between func()) {
+	s.t.Helper()
+	before := s.list(p)
+	var got []string
+	for page := 0; ; page++ {
+		res, err := s.b.JobList(s.ctx, &p)
+		if err != nil {
+			s.t.Fatalf("JobList(%+v), page %d of a walk by cursor: %v", p, page, err)
+		}
+		got = append(got, ids(res.Jobs)...)
+		if res.Cursor == "" {
+			if res.NextOffset != -1 {
+				s.t.Fatalf("JobList(%+v): NextOffset %d with no cursor", p, res.NextOffset)
+			}
+			break
+		}
+		if len(res.Jobs) != cmp.Or(p.Limit, 100) {
+			s.t.Fatalf("JobList(%+v): %d jobs on a page with a next page", p, len(res.Jobs))
+		}
+		// Every third page's jobs go: the next page starts after a job
+		// deleted, and after one kept, which it must not list again.
+		if page%3 == 0 {
+			for _, j := range res.Jobs {
+				s.delete(p.Queue, j.ID)
+			}
+		}
+		if between != nil {
+			between()
+		}
+		p.After = res.Cursor
+	}
+	p.After = ""
+	stayed := map[string]bool{}
+	for _, id := range s.list(p) {
+		stayed[id] = true
+	}
+	var want, walked []string
+	for _, id := range before {
+		if stayed[id] {
+			want = append(want, id)
+		}
+	}
+	for _, id := range got {
+		if stayed[id] && slices.Contains(before, id) {
+			walked = append(walked, id)
+		}
+	}
+	wantIDs(s.t, fmt.Sprintf("JobList(%+v) by cursor: the jobs present throughout", p), walked, want)
 }

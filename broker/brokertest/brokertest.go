@@ -58,6 +58,7 @@ var cases = []testCase{
 	{"Progress", testProgress},
 	{"JobGetDelete", testJobGetDelete},
 	{"JobList", testJobList},
+	{"JobListCursor", testJobListCursor},
 	{"QueueStats", testQueueStats},
 	{"QueueList", testQueueList},
 	{"RetentionRemovesCompleted", testRetention},

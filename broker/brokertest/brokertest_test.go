@@ -46,6 +46,7 @@ var faultCases = map[string]struct {
 	"dropResult":          {faults{dropResult: true}, "CompleteStoresResult"},
 	"fetchNoPromote":      {faults{fetchNoPromote: true}, "DelayedInvisibleBeforeDue"},
 	"finishedOldest":      {faults{finishedOldest: true}, "JobList"},
+	"cursorIsOffset":      {faults{cursorIsOffset: true}, "JobListCursor"},
 	"expiredAsDead":       {faults{expiredAsDead: true}, "QueueStats"},
 	"queueListReversed":   {faults{queueListReversed: true}, "QueueList"},
 	"ignoreProgress":      {faults{ignoreProgress: true}, "Progress"},

@@ -94,6 +94,7 @@ type faults struct {
 	dropResult          bool // JobComplete does not store the result
 	fetchNoPromote      bool // JobFetch leaves due scheduled jobs to QueueMaintain
 	finishedOldest      bool // JobList lists finished jobs oldest first
+	cursorIsOffset      bool // JobList's cursor is a position, shifted by jobs removed before it
 	expiredAsDead       bool // QueueStats counts expired jobs as dead
 	queueListReversed   bool // QueueList is sorted backwards
 	ignoreProgress      bool // JobProgress reports success but stores nothing
@@ -353,8 +354,14 @@ func (b *memBroker) pendingOrder(queue string) []*memJob {
 			out = append(out, j)
 		}
 	}
+	slices.SortFunc(out, b.fetchOrder(queue))
+	return out
+}
+
+// fetchOrder compares two pending jobs of queue in fetch order.
+func (b *memBroker) fetchOrder(queue string) func(x, y *memJob) int {
 	fair := b.isFair(queue)
-	slices.SortFunc(out, func(x, y *memJob) int {
+	return func(x, y *memJob) int {
 		if fair && b.faults.fairCrossesPriority && x.tag != y.tag {
 			return cmp.Compare(x.tag, y.tag)
 		}
@@ -368,8 +375,7 @@ func (b *memBroker) pendingOrder(queue string) []*memJob {
 			return cmp.Compare(x.tag, y.tag)
 		}
 		return cmp.Compare(x.seq, y.seq)
-	})
-	return out
+	}
 }
 
 // promote makes a queue's due scheduled jobs pending.
@@ -584,31 +590,30 @@ func (b *memBroker) JobList(ctx context.Context, p *broker.JobListParams) (*brok
 	}
 	defer b.mu.Unlock()
 	var all []*memJob
-	if p.State == broker.StatePending {
-		all = b.pendingOrder(p.Queue)
-	} else {
-		for _, j := range b.jobs {
-			if j.Queue == p.Queue && j.State == p.State {
-				all = append(all, j)
-			}
+	for _, j := range b.jobs {
+		if j.Queue == p.Queue && j.State == p.State {
+			all = append(all, j)
 		}
-		slices.SortFunc(all, func(x, y *memJob) int {
-			switch {
-			case p.State == broker.StateScheduled:
-				return cmp.Or(x.RunAt.Compare(y.RunAt), cmp.Compare(x.seq, y.seq))
-			case p.State == broker.StateActive:
-				return cmp.Or(x.LeaseUntil.Compare(y.LeaseUntil), cmp.Compare(x.seq, y.seq))
-			}
-			if b.faults.finishedOldest {
-				return x.FinishedAt.Compare(y.FinishedAt)
-			}
-			return cmp.Or(y.FinishedAt.Compare(x.FinishedAt), cmp.Compare(y.seq, x.seq))
-		})
 	}
+	order := b.listOrder(p.Queue, p.State)
+	slices.SortFunc(all, order)
 	leak := b.faults.scopedListLeaks && p.State.Finished()
 	all = slices.DeleteFunc(all, func(j *memJob) bool {
 		return !leak && !b.inScope(p.TenantID, j.TenantID) || p.Type != "" && j.Type != p.Type
 	})
+	base := 0 // where the cursor stands, for the cursorIsOffset fault
+	if p.After != "" {
+		var at memCursor
+		if err := json.Unmarshal([]byte(p.After), &at); err != nil {
+			return nil, broker.BadCursorError(p.After)
+		}
+		if b.faults.cursorIsOffset {
+			base = at.Offset
+			all = all[min(base, len(all)):]
+		} else {
+			all = slices.DeleteFunc(all, func(j *memJob) bool { return order(j, at.job()) <= 0 })
+		}
+	}
 	limit := cmp.Or(p.Limit, 100)
 	res := &broker.JobListResult{NextOffset: -1}
 	for i := p.Offset; i < len(all) && i < p.Offset+limit; i++ {
@@ -616,8 +621,47 @@ func (b *memBroker) JobList(ctx context.Context, p *broker.JobListParams) (*brok
 	}
 	if p.Offset+limit < len(all) {
 		res.NextOffset = p.Offset + limit
+		last := all[p.Offset+limit-1]
+		c, _ := json.Marshal(memCursor{ID: last.ID, Seq: last.seq, Tag: last.tag, Priority: last.Priority,
+			RunAt: last.RunAt, LeaseUntil: last.LeaseUntil, FinishedAt: last.FinishedAt, Offset: base + p.Offset + limit})
+		res.Cursor = string(c)
 	}
 	return res, nil
+}
+
+// memCursor is the reference broker's JobList cursor: the fields its
+// orders compare, of the last job listed; and, for the cursorIsOffset
+// fault, the position after it.
+type memCursor struct {
+	ID                            string
+	Seq, Tag                      int64
+	Priority                      int
+	RunAt, LeaseUntil, FinishedAt time.Time
+	Offset                        int
+}
+
+func (c memCursor) job() *memJob {
+	return &memJob{Job: broker.Job{ID: c.ID, Priority: c.Priority, RunAt: c.RunAt, LeaseUntil: c.LeaseUntil, FinishedAt: c.FinishedAt},
+		seq: c.Seq, tag: c.Tag}
+}
+
+// listOrder is the order JobList lists a queue's jobs of one state in.
+func (b *memBroker) listOrder(queue string, s broker.State) func(x, y *memJob) int {
+	if s == broker.StatePending {
+		return b.fetchOrder(queue)
+	}
+	return func(x, y *memJob) int {
+		switch {
+		case s == broker.StateScheduled:
+			return cmp.Or(x.RunAt.Compare(y.RunAt), cmp.Compare(x.seq, y.seq))
+		case s == broker.StateActive:
+			return cmp.Or(x.LeaseUntil.Compare(y.LeaseUntil), cmp.Compare(x.seq, y.seq))
+		}
+		if b.faults.finishedOldest {
+			return x.FinishedAt.Compare(y.FinishedAt)
+		}
+		return cmp.Or(y.FinishedAt.Compare(x.FinishedAt), cmp.Compare(y.seq, x.seq))
+	}
 }
 
 func (b *memBroker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*broker.Job, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -84,40 +86,70 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 		rev = "1"
 	}
 	keys := []string{zset, k.job}
+	score, id, from, err := listCursorArgs(p.After)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: %w", err)
+	}
 	if p.Type == "" {
-		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", "").Slice()
+		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", "", 0, 0, 0, score, id, from).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
 		}
-		jobs, err := decodeJobs(p.Queue, reply, 1)
+		jobs, err := decodeJobs(p.Queue, reply, 2)
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
 		}
-		return &broker.JobListResult{Jobs: jobs, NextOffset: int(num(reply, 0))}, nil
+		return listResult(p, jobs, num(reply, 0), str(reply, 1)), nil
 	}
 	// A listing filtered by type scans the state's (or tenant's) set in slices of listScanBudget
 	// entries, one script call each, so a large queue never blocks Redis for
 	// long. The slices are not one snapshot: jobs moving meanwhile may be
 	// missed or seen twice, as with any paginated listing.
-	res := &broker.JobListResult{NextOffset: -1}
-	pos, matched := int64(0), int64(0)
+	var jobs []*broker.Job
+	pos, matched, next, last := int64(0), int64(0), int64(-1), ""
 	for {
 		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", p.Type,
-			listScanBudget, pos, matched).Slice()
+			listScanBudget, pos, matched, score, id, from).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
 		}
-		jobs, err := decodeJobs(p.Queue, reply, 3)
+		page, err := decodeJobs(p.Queue, reply, 4)
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
 		}
-		res.Jobs = append(res.Jobs, jobs...)
-		res.NextOffset = int(num(reply, 0))
+		jobs = append(jobs, page...)
+		if len(page) > 0 {
+			last = str(reply, 3)
+		}
+		next = num(reply, 0)
 		if pos = num(reply, 1); pos < 0 {
-			return res, nil
+			return listResult(p, jobs, next, last), nil
 		}
-		matched = num(reply, 2)
+		matched, from = num(reply, 2), "0" // later slices go on from pos
 	}
+}
+
+// listCursorArgs reads a cursor (JobListParams.After) into list.lua's
+// ARGV[9..11]: a score and an id, and "1" when there is one.
+func listCursorArgs(after string) (score, id, from string, err error) {
+	if after == "" {
+		return "", "", "0", nil
+	}
+	score, id, ok := strings.Cut(after, " ")
+	if _, err := strconv.ParseFloat(score, 64); err != nil || !ok || id == "" {
+		return "", "", "", broker.BadCursorError(after)
+	}
+	return score, id, "1", nil
+}
+
+// listResult is the result of a page of jobs whose last has the given
+// score in the listed zset; next is list.lua's next offset.
+func listResult(p *broker.JobListParams, jobs []*broker.Job, next int64, score string) *broker.JobListResult {
+	res := &broker.JobListResult{Jobs: jobs, NextOffset: int(next)}
+	if next >= 0 && len(jobs) > 0 {
+		res.Cursor = score + " " + jobs[len(jobs)-1].ID
+	}
+	return res
 }
 
 // listScanBudget bounds the entries one filtered-listing script call

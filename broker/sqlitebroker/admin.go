@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/aibos/worker/broker"
 )
@@ -71,7 +73,10 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 	if limit == 0 {
 		limit = 100
 	}
-	q, args := listQuery(p)
+	q, args, err := listQuery(p)
+	if err != nil {
+		return nil, err
+	}
 	args = append(args, limit+1, p.Offset)
 	rows, err := b.read.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -79,16 +84,19 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 	}
 	defer rows.Close()
 	res := &broker.JobListResult{Jobs: []*broker.Job{}, NextOffset: -1}
+	var lastSeq int64
 	for rows.Next() {
-		j, _, err := scanJob(rows)
+		j, seq, err := scanJob(rows)
 		if err != nil {
 			return nil, b.fail(op, err)
 		}
 		if len(res.Jobs) == limit {
 			res.NextOffset = p.Offset + limit
+			res.Cursor = listCursor(p.State, res.Jobs[limit-1], lastSeq)
 			break
 		}
 		res.Jobs = append(res.Jobs, j)
+		lastSeq = seq
 	}
 	if err := rows.Err(); err != nil {
 		return nil, b.fail(op, err)
@@ -96,12 +104,49 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 	return res, nil
 }
 
+// listKey returns the first column of listOrder's order of state s.
+func listKey(s broker.State) string {
+	k, _, _ := strings.Cut(listOrder(s), " ")
+	return strings.TrimSuffix(k, ",")
+}
+
+// listCursor is the cursor (JobListParams.After) of a page of state s
+// ending with job j of seq seq: the values of listOrder's columns, seq
+// last, which is unique.
+func listCursor(s broker.State, j *broker.Job, seq int64) string {
+	var k int64
+	switch s {
+	case broker.StatePending:
+		k = int64(j.Priority)
+	case broker.StateScheduled:
+		k = j.RunAt.UnixMilli()
+	case broker.StateActive:
+		k = j.LeaseUntil.UnixMilli()
+	default:
+		k = j.FinishedAt.UnixMilli()
+	}
+	return strconv.FormatInt(k, 10) + " " + strconv.FormatInt(seq, 10)
+}
+
+// parseCursor reads a listCursor back.
+func parseCursor(after string) (k, seq int64, err error) {
+	a, b, ok := strings.Cut(after, " ")
+	k, err1 := strconv.ParseInt(a, 10, 64)
+	seq, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, broker.BadCursorError(after)
+	}
+	return k, seq, nil
+}
+
 // listQuery returns JobList's query (without its LIMIT and OFFSET
 // arguments). The state, validated, is written into the query, not bound:
 // SQLite uses a partial index only when the query repeats its condition. A
 // tenant listing repeats the tenant indexes' condition too (see migration
-// 0008), so that it reads only the tenant's entries, in order.
-func listQuery(p *broker.JobListParams) (string, []any) {
+// 0008), so that it reads only the tenant's entries, in order. A cursor
+// (After) becomes a row-value condition on the order's columns, which the
+// same indexes serve.
+func listQuery(p *broker.JobListParams) (string, []any, error) {
 	q := `SELECT ` + jobColumns + ` FROM jobs WHERE queue = ? AND state = '` + string(p.State) + `'`
 	args := []any{p.Queue}
 	if p.TenantID != "" {
@@ -117,7 +162,19 @@ func listQuery(p *broker.JobListParams) (string, []any) {
 		// partial indexes of finished jobs.
 		q += ` AND finished_at IS NOT NULL`
 	}
-	return q + ` ORDER BY ` + listOrder(p.State) + ` LIMIT ? OFFSET ?`, args
+	if p.After != "" {
+		k, seq, err := parseCursor(p.After)
+		if err != nil {
+			return "", nil, err
+		}
+		cmp := ">"
+		if p.State.Finished() {
+			cmp = "<" // newest first
+		}
+		q += ` AND (` + listKey(p.State) + `, seq) ` + cmp + ` (?, ?)`
+		args = append(args, k, seq)
+	}
+	return q + ` ORDER BY ` + listOrder(p.State) + ` LIMIT ? OFFSET ?`, args, nil
 }
 
 // wrongState explains why a statement guarded by a job's state changed no

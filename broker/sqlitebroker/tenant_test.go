@@ -22,10 +22,15 @@ func TestTenantQueriesUseIndex(t *testing.T) {
 	}
 	for _, st := range broker.States {
 		for _, typ := range []string{"", "invoice.processing"} {
-			q, args := listQuery(&broker.JobListParams{Queue: "q", State: st, TenantID: "t", Type: typ})
-			got := plan(q, append(args, 10, 20)...)
-			if !strings.Contains(got, "SEARCH jobs USING INDEX "+wantIndex[st]) || strings.Contains(got, "TEMP B-TREE") {
-				t.Errorf("tenant listing of %s jobs (type %q): plan %q; want a search of index %s with no sort", st, typ, got, strings.TrimSpace(wantIndex[st]))
+			for _, after := range []string{"", "5 7"} {
+				q, args, err := listQuery(&broker.JobListParams{Queue: "q", State: st, TenantID: "t", Type: typ, After: after})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := plan(q, append(args, 10, 0)...)
+				if !strings.Contains(got, "SEARCH jobs USING INDEX "+wantIndex[st]) || strings.Contains(got, "TEMP B-TREE") {
+					t.Errorf("tenant listing of %s jobs (type %q, after %q): plan %q; want a search of index %s with no sort", st, typ, after, got, strings.TrimSpace(wantIndex[st]))
+				}
 			}
 		}
 	}
@@ -97,10 +102,15 @@ func TestQueueQueriesUseIndex(t *testing.T) {
 		broker.StateCancelled: "jobs_finished ", broker.StateExpired: "jobs_finished ",
 	}
 	for _, st := range broker.States {
-		q, args := listQuery(&broker.JobListParams{Queue: "q", State: st})
-		got := queryPlan(t, b, q, append(args, 10, 20)...)
-		if !strings.Contains(got, "SEARCH jobs USING INDEX "+wantIndex[st]) || strings.Contains(got, "TEMP B-TREE") {
-			t.Errorf("listing of %s jobs: plan %q; want a search of index %s with no sort", st, got, strings.TrimSpace(wantIndex[st]))
+		for _, after := range []string{"", "5 7"} {
+			q, args, err := listQuery(&broker.JobListParams{Queue: "q", State: st, After: after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := queryPlan(t, b, q, append(args, 10, 0)...)
+			if !strings.Contains(got, "SEARCH jobs USING INDEX "+wantIndex[st]) || strings.Contains(got, "TEMP B-TREE") {
+				t.Errorf("listing of %s jobs (after %q): plan %q; want a search of index %s with no sort", st, after, got, strings.TrimSpace(wantIndex[st]))
+			}
 		}
 	}
 	count, oldest, recent, args := statsQueries(&broker.QueueStatsParams{Queue: "q"})
