@@ -93,9 +93,15 @@ const runStage = "runs:"
 
 // rotationCursor is where a queue's rotation stands.
 type rotationCursor struct {
-	Key    string `json:"key"`    // the newest key when it started
-	State  string `json:"state"`  // the stage: a job state, or runs: and an index
-	Offset int    `json:"offset"` // the next page's offset in it
+	Key   string `json:"key"`   // the newest key when it started
+	State string `json:"state"` // the stage: a job state, or runs: and an index
+	// After is the cursor of the next page of a job state
+	// (broker.JobListParams.After): unlike an offset, it is not shifted by
+	// jobs that complete or are removed between pages, which a walk by
+	// offset then skipped. Offset is the next page's offset in a stage of
+	// workflow runs.
+	After  string `json:"after,omitempty"`
+	Offset int    `json:"offset"`
 	// Dirty: this pass has re-sealed something, so another pass must
 	// confirm nothing is left.
 	Dirty bool `json:"dirty"`
@@ -210,16 +216,16 @@ func (r *rotator) queue(ctx context.Context, q string) (bool, error) {
 				if r.out() {
 					return false, r.save(ctx, q, cur, &version)
 				}
-				next, dirty, err := r.page(ctx, q, cur.State, cur.Offset)
+				next, after, dirty, err := r.page(ctx, q, cur.State, cur.Offset, cur.After)
 				if err != nil {
 					return false, err
 				}
 				cur.Dirty = cur.Dirty || dirty
 				if next < 0 {
-					cur.Offset = 0
+					cur.Offset, cur.After = 0, ""
 					break
 				}
-				cur.Offset = next
+				cur.Offset, cur.After = next, after
 				if err := r.save(ctx, q, cur, &version); err != nil {
 					return false, err
 				}
@@ -256,9 +262,10 @@ func (r *rotator) load(ctx context.Context, q string) (rotationCursor, int64, er
 }
 
 // page rotates one page of stage (a job state, or runStage and an index)
-// of queue q from offset, and returns the next page's offset (-1 after
-// the last) and whether it re-sealed anything.
-func (r *rotator) page(ctx context.Context, q, stage string, offset int) (int, bool, error) {
+// of queue q from offset (runs) or after cursor after (jobs), and returns
+// where the next page starts (next -1 after the last) and whether it
+// re-sealed anything.
+func (r *rotator) page(ctx context.Context, q, stage string, offset int, after string) (next int, nextAfter string, dirty bool, err error) {
 	if index, ok := strings.CutPrefix(stage, runStage); ok {
 		read, next, wrote, err := r.runs.RewritePage(ctx, q, index, offset, r.batch, func(run *broker.WorkflowRun) (bool, error) {
 			applies := len(run.Steps) > 0 && r.e.Applies(run.Queue, run.Steps[0].Job.Type)
@@ -273,13 +280,13 @@ func (r *rotator) page(ctx context.Context, q, stage string, offset int) (int, b
 		r.res.Read += read
 		r.res.Runs += wrote
 		if err != nil {
-			return -1, false, fmt.Errorf("rotate runs: %w", err)
+			return -1, "", false, fmt.Errorf("rotate runs: %w", err)
 		}
-		return next, wrote > 0, nil
+		return next, "", wrote > 0, nil
 	}
-	page, err := r.c.b.JobList(ctx, &broker.JobListParams{Queue: q, State: broker.State(stage), Offset: offset, Limit: r.batch})
+	page, err := r.c.b.JobList(ctx, &broker.JobListParams{Queue: q, State: broker.State(stage), After: after, Limit: r.batch})
 	if err != nil {
-		return -1, false, fmt.Errorf("list %s jobs: %w", stage, err)
+		return -1, "", false, fmt.Errorf("list %s jobs: %w", stage, err)
 	}
 	// A page's jobs are re-sealed at once, not one after another: each
 	// rewrite is a write of its own, and one at a time they took a turn
@@ -298,9 +305,8 @@ func (r *rotator) page(ctx context.Context, q, stage string, offset int) (int, b
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return -1, false, err
+		return -1, "", false, err
 	}
-	dirty := false
 	for _, o := range outs {
 		if o.unreadable != "" {
 			r.res.Unreadable = append(r.res.Unreadable, o.unreadable)
@@ -312,7 +318,10 @@ func (r *rotator) page(ctx context.Context, q, stage string, offset int) (int, b
 		}
 	}
 	r.res.Read += len(page.Jobs)
-	return page.NextOffset, dirty, nil
+	if page.Cursor == "" {
+		return -1, "", dirty, nil
+	}
+	return 0, page.Cursor, dirty, nil
 }
 
 // schedules re-seals every cron schedule's job template sealed under an

@@ -559,3 +559,97 @@ func rotateUntilDone(t *testing.T, c *worker.Client, batch int, each func(*worke
 		}
 	}
 }
+
+// TestRotateKeysJobsCompleteBetweenPages: jobs that complete between two
+// pages of a rotation's walk must not make it skip the jobs behind them.
+// The pending jobs are 10 under k2 (the newest key), then 10 under k1,
+// then 10 under k2; the ten at the front complete right after the first
+// page listed them. A walk by offset then starts its second page at the
+// third ten: the k1 jobs were never read, the pass re-sealed nothing, and
+// the rotation reported done with them under k1.
+func TestRotateKeysJobsCompleteBetweenPages(t *testing.T) {
+	for _, e := range storeEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			b, dump := e.open(t)
+			ctx := context.Background()
+			ring1, keys := testRing(t, "k1")
+			ring2 := ringWithK2(t, keys[0])
+			add := func(ring *envelope.Ring) {
+				c, err := worker.NewClient(b, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring, All: true}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				specs := make([]worker.JobSpec, 10)
+				for i := range specs {
+					specs[i] = worker.JobSpec{Type: "x", Data: map[string]string{"iban": secretMarker}}
+				}
+				if _, err := c.AddMany(ctx, "invoices", specs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add(ring2)
+			add(ring1)
+			add(ring2)
+			cb := &completeAfterFirstPage{Broker: b, JobRewriter: b.(broker.JobRewriter), Committer: b.(broker.Committer), t: t}
+			c2, err := worker.NewClient(cb, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ring2, All: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c2.RotateKeys(ctx, worker.RotateParams{Queues: []string{"invoices"}, BatchSize: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cb.done {
+				t.Fatal("no job completed between pages: the test did not decide")
+			}
+			if raw := dump(t); bytes.Contains(raw, []byte(envelope.Prefix+"k1:")) {
+				t.Fatalf("rotation %+v: a job is still sealed under k1 (skipped by the walk)", res)
+			}
+			if !res.Done || res.Rewritten != 10 {
+				t.Fatalf("rotation %+v; want done, the 10 jobs under k1 re-sealed", res)
+			}
+		})
+	}
+}
+
+// completeAfterFirstPage completes the jobs of the first page of pending
+// jobs listed, right after listing them.
+type completeAfterFirstPage struct {
+	broker.Broker
+	broker.JobRewriter
+	broker.Committer
+	t    *testing.T
+	done bool
+}
+
+func (c *completeAfterFirstPage) JobList(ctx context.Context, p *broker.JobListParams) (*broker.JobListResult, error) {
+	res, err := c.Broker.JobList(ctx, p)
+	if err != nil || c.done || p.State != broker.StatePending || len(res.Jobs) == 0 {
+		return res, err
+	}
+	c.done = true
+	jobs, err := c.Broker.JobFetch(ctx, &broker.JobFetchParams{Queue: p.Queue, Limit: len(res.Jobs), LeaseDuration: time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	for i, j := range jobs {
+		if j.ID != res.Jobs[i].ID {
+			c.t.Errorf("fetched %s where the page listed %s: the test's set-up is wrong", j.ID, res.Jobs[i].ID)
+		}
+		errs, err := c.Broker.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: broker.JobLeaseParams{Queue: j.Queue, ID: j.ID, Token: j.LeaseToken}}})
+		if err = errors.Join(append(errs, err)...); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// Scrub passes the broker's Scrub on: RotateKeys scrubs a store that
+// keeps old ciphertexts in its files.
+func (c *completeAfterFirstPage) Scrub(ctx context.Context) error {
+	if s, ok := c.Broker.(broker.Scrubber); ok {
+		return s.Scrub(ctx)
+	}
+	return nil
+}
