@@ -333,23 +333,31 @@ func (r *rotator) schedules(ctx context.Context) error {
 		return fmt.Errorf("list schedules: %w", err)
 	}
 	for _, sc := range l.Schedules {
-		_, err := r.scheds.ScheduleRewrite(ctx, sc.Name, func(cur *broker.Schedule) (bool, error) {
+		// The rewrite calls f again when its compare-and-set loses: what
+		// f found is counted once, from its last call.
+		unreadable := false
+		wrote, err := r.scheds.ScheduleRewrite(ctx, sc.Name, func(cur *broker.Schedule) (bool, error) {
 			p := &cur.Job
 			b := envelope.Binding{Tenant: p.TenantID, Queue: p.Queue, Type: p.Type, JobID: schedstore.TemplateID(cur.Name), Field: fieldData}
 			data, changed, err := r.e.resealJSON(p.Data, b, r.e.Applies(p.Queue, p.Type))
-			if err != nil {
-				r.res.Unreadable = append(r.res.Unreadable, "schedules/"+cur.Name)
+			if unreadable = err != nil; unreadable {
 				return false, nil
 			}
 			if changed {
 				p.Data = data
-				r.res.Schedules++
-				r.res.Values++
 			}
 			return changed, nil
 		})
 		if err != nil && !errors.Is(err, broker.ErrScheduleNotFound) {
 			return fmt.Errorf("rotate schedule %q: %w", sc.Name, err)
+		}
+		switch {
+		case err != nil:
+		case unreadable:
+			r.res.Unreadable = append(r.res.Unreadable, "schedules/"+sc.Name)
+		case wrote:
+			r.res.Schedules++
+			r.res.Values++
 		}
 	}
 	return nil

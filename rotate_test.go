@@ -653,3 +653,63 @@ func (c *completeAfterFirstPage) Scrub(ctx context.Context) error {
 	}
 	return nil
 }
+
+// TestRotateKeysCountsAScheduleOnce: a schedule whose re-sealed template
+// lost a compare-and-set (the schedule changed meanwhile) and was
+// re-sealed again on the retry counts once in RotateResult.Schedules and
+// Values: it was counted on each try.
+func TestRotateKeysCountsAScheduleOnce(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		ring1, keys := testRing(t, "k1")
+		cron, err := schedule.New(b, schedule.Config{Encryption: &worker.Encryption{Keys: ring1, All: true}, Logger: discardLogger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := schedule.JobTemplate{Queue: "invoices", Type: "invoice", Data: json.RawMessage(`{"iban":"` + secretMarker + `"}`)}
+		if _, err := cron.Upsert(ctx, schedule.Entry{Name: "nightly", Spec: "0 3 * * *", Job: tmpl}); err != nil {
+			t.Fatal(err)
+		}
+		cb := &writeFirstDocTwice{Broker: b, JobRewriter: b.(broker.JobRewriter), Committer: b.(broker.Committer)}
+		c2, err := worker.NewClient(cb, worker.ClientConfig{Encryption: &worker.Encryption{Keys: ringWithK2(t, keys[0]), All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c2.RotateKeys(ctx, worker.RotateParams{Queues: []string{"invoices"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cb.raced {
+			t.Fatal("no schedule write lost its compare-and-set: the test did not decide")
+		}
+		if res.Schedules != 1 || res.Values != 1 || !res.Done {
+			t.Fatalf("rotation %+v; want one schedule and one value re-sealed, done", res)
+		}
+	})
+}
+
+// writeFirstDocTwice lets another writer change the first document a
+// commit (other than the rotation's own cursor) writes, just before the
+// commit: it rewrites the document as it stands, so that its version moves
+// on and the commit fails with ErrConflict.
+type writeFirstDocTwice struct {
+	broker.Broker
+	broker.JobRewriter
+	broker.Committer
+	raced bool
+}
+
+func (w *writeFirstDocTwice) Commit(ctx context.Context, p *broker.CommitParams) (*broker.CommitResult, error) {
+	if !w.raced && len(p.Docs) > 0 && p.Docs[0].Kind != "keyrotation" {
+		w.raced = true
+		d := p.Docs[0]
+		cur, err := w.Committer.DocGet(ctx, p.Scope, d.Kind, d.Key)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Committer.Commit(ctx, &broker.CommitParams{Scope: p.Scope, Docs: []*broker.DocWrite{{Kind: d.Kind, Key: d.Key, Version: cur.Version, Body: cur.Body}}}); err != nil {
+			return nil, err
+		}
+	}
+	return w.Committer.Commit(ctx, p)
+}
