@@ -185,6 +185,7 @@ func (b *Broker) Close() error {
 	}
 	b.waker().Close()
 	b.inserts.Close()
+	b.writer.close()
 	for _, s := range b.stmts {
 		s.Close()
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/aibos/worker/broker"
 )
 
 // txFunc is the work of one write call, run in tx with the broker clock's
@@ -32,6 +34,28 @@ type writer struct {
 	mu      sync.Mutex
 	busy    bool       // a transaction is running or about to
 	waiting []*writeOp // calls that arrived meanwhile, in order
+	// closed refuses calls that arrive after close began; idle, when not
+	// nil, is closed once the transactions under way have ended.
+	closed bool
+	idle   chan struct{}
+}
+
+// close refuses new calls and waits until the calls already waiting, and
+// the transaction running, are answered: the store's connections and
+// file lock must outlive every write (Broker.Close), or a transaction
+// would commit after Close returned, when another process may have the
+// file.
+func (w *writer) close() {
+	w.mu.Lock()
+	w.closed = true
+	if !w.busy {
+		w.mu.Unlock()
+		return
+	}
+	w.idle = make(chan struct{})
+	idle := w.idle
+	w.mu.Unlock()
+	<-idle
 }
 
 // writeOp is one call of inTxSync.
@@ -56,6 +80,10 @@ func (b *Broker) inTxSync(ctx context.Context, full bool, fn txFunc) error {
 	op := &writeOp{ctx: ctx, full: full, fn: fn, turn: make(chan bool, 1)}
 	w := &b.writer
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return fmt.Errorf("begin transaction: %w", broker.ErrClosed)
+	}
 	if !w.busy {
 		w.busy = true
 		w.mu.Unlock()
@@ -100,6 +128,9 @@ func (b *Broker) runTx(first *writeOp) {
 		w.waiting = w.waiting[1:]
 	} else {
 		w.busy = false
+		if w.idle != nil {
+			close(w.idle)
+		}
 	}
 	w.mu.Unlock()
 	for _, o := range ops[1:] {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"modernc.org/sqlite"
+
+	"github.com/aibos/worker/broker"
 )
 
 // TestJoinedCallsShareTheCommit holds a write transaction open while
@@ -328,9 +330,13 @@ func TestPanickingCallLeavesTheWriterUsable(t *testing.T) {
 
 // TestCloseWhileCallsWait closes the store while one write call runs and
 // others wait for the connection, some to join its transaction (NORMAL)
-// and some to run their own after it (FULL): every call is answered, and
-// a call answered success is in the file when it is opened again, one
-// answered an error is not.
+// and some to run their own after it (FULL). Close must not return while
+// a transaction runs: it released the file's lock and returned while the
+// transaction went on to commit, so a write landed after Close returned,
+// when another process could have opened the file. Every call is
+// answered, a call answered success is in the file when it is opened
+// again, one answered an error is not, and a call made after Close is
+// refused with ErrClosed.
 func TestCloseWhileCallsWait(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "jobs.db")
@@ -374,15 +380,32 @@ func TestCloseWhileCallsWait(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
+	for deadline := time.Now().Add(10 * time.Second); !b.closed.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Close did not start in 10 s")
+		}
+	}
+	early := false
 	select {
 	case err := <-closed:
-		if err != nil {
-			t.Fatalf("close: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Close did not return in 30s while a write call ran")
+		t.Errorf("Close returned (%v) while a write transaction was still running", err)
+		early = true
+	case <-time.After(300 * time.Millisecond):
 	}
 	close(hold)
+	if !early {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("close: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close did not return 30 s after the write it waited for ended")
+		}
+	}
+	if err := b.inLeaseTx(ctx, mark("late")); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("a write call made after Close: %v; want ErrClosed", err)
+	}
 	var want []string
 	for i, name := range names {
 		select {
@@ -395,8 +418,8 @@ func TestCloseWhileCallsWait(t *testing.T) {
 		}
 	}
 	slices.Sort(want)
-	if len(want) == 0 || len(want) == len(names) {
-		t.Errorf("answered success: %q; the test wants the joined calls to succeed and the others to fail", want)
+	if !slices.Contains(want, "first") {
+		t.Errorf("answered success: %q; want the call in flight when Close began among them", want)
 	}
 	b2 := openAt(t, path)
 	if got := readMarks(t, b2); !slices.Equal(got, want) {
