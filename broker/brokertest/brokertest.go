@@ -21,6 +21,9 @@ const (
 	longLease   = 30 * time.Second       // a lease that never expires during a case
 	waitTimeout = 5 * time.Second        // how long to wait for the broker to do something due
 	pollEvery   = 20 * time.Millisecond  // how often waits poll the broker
+	// undecidedTries bounds the tries of a case that retries, with more
+	// time, when a loaded machine was too slow for it to decide.
+	undecidedTries = 4
 	// timeSlack absorbs brokers that store times at millisecond precision.
 	timeSlack = 2 * time.Millisecond
 	workerID  = "brokertest-worker"
