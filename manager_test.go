@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -405,26 +406,49 @@ func TestCancelRunningJob(t *testing.T) {
 func TestHeartbeatKeepsLongJobLeased(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b broker.Broker) {
 		c := newClient(t, b)
-		cfg := fastConfig()
-		cfg.LeaseDuration = 300 * time.Millisecond
-		cfg.HeartbeatInterval = 60 * time.Millisecond
-		m := newManager(t, b, cfg)
-		var calls atomic.Int32
-		_ = m.HandleFunc("long", func(ctx context.Context, j *worker.Job) error {
-			calls.Add(1)
-			select {
-			case <-time.After(1200 * time.Millisecond): // four leases long
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+		// A job four leases long completes in one attempt when heartbeats
+		// extend its lease. A loaded machine may delay a heartbeat past a
+		// short lease, which is then rightly lost: the case tries again
+		// on a new queue with leases twice as long, and fails when every
+		// try lost its lease.
+		var lost []string
+		for try, lease := 0, 300*time.Millisecond; try < 4; try, lease = try+1, 2*lease {
+			q := fmt.Sprintf("heartbeat-%d", try)
+			cfg := fastConfig(worker.QueueConfig{Name: q})
+			cfg.LeaseDuration = lease
+			cfg.HeartbeatInterval = lease / 5
+			m := newManager(t, b, cfg)
+			var calls atomic.Int32
+			_ = m.HandleFunc("long", func(ctx context.Context, j *worker.Job) error {
+				calls.Add(1)
+				select {
+				case <-time.After(4 * lease):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+			j := add(t, c, q, worker.JobSpec{Type: "long"})
+			if err := m.Start(context.Background()); err != nil {
+				t.Fatal(err)
 			}
-		})
-		j := add(t, c, "default", worker.JobSpec{Type: "long"})
-		startManager(t, m)
-		got := waitState(t, c, "default", j.ID, worker.StateCompleted)
-		if got.Attempt != 1 || calls.Load() != 1 {
-			t.Fatalf("attempt = %d, calls = %d: the lease was lost despite heartbeats", got.Attempt, calls.Load())
+			var got *worker.Job
+			waitFor(t, 10*time.Second+8*lease, "job "+j.ID+" to be completed", func() bool {
+				var err error
+				if got, err = c.Get(context.Background(), q, j.ID); err != nil {
+					t.Fatalf("get job: %v", err)
+				}
+				return got.State == worker.StateCompleted
+			})
+			if err := m.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got.Attempt == 1 && calls.Load() == 1 {
+				return
+			}
+			lost = append(lost, fmt.Sprintf("lease %v: attempt %d, calls %d", lease, got.Attempt, calls.Load()))
 		}
+		t.Fatalf("the lease was lost despite heartbeats, at every lease tried: %v", lost)
 	})
 }
 
