@@ -80,6 +80,22 @@ func soakEntries(t *testing.T, c *schedule.Cron) {
 	}
 }
 
+// claimedThrough returns the last tick every soak schedule has claimed.
+func claimedThrough(t *testing.T, c *schedule.Cron) time.Time {
+	t.Helper()
+	var to time.Time
+	for i := range soakSchedules {
+		s, err := c.Get(context.Background(), fmt.Sprintf("soak-%02d", i))
+		if err != nil {
+			t.Fatalf("get schedule soak-%02d: %v", i, err)
+		}
+		if i == 0 || s.LastTick.Before(to) {
+			to = s.LastTick
+		}
+	}
+	return to
+}
+
 // tickCount is what countTicks found.
 type tickCount struct {
 	jobs, ticks, duplicates, misses, catchUps int
