@@ -431,6 +431,22 @@ func (s *bundle) now() time.Time {
 	return j.CreatedAt
 }
 
+// untilDecided calls try with a new queue (prefix-0, prefix-1, ...) and a
+// span that starts at d and doubles with each call, until try reports
+// that it could decide: a loaded machine may take longer than the span to
+// do what a case needs done within it, and the case then tries again with
+// more time rather than skip its assertion. It fails the case after
+// undecidedTries calls, saying what the machine was too slow to do.
+func (s *bundle) untilDecided(prefix string, d time.Duration, what string, try func(q string, d time.Duration) bool) {
+	s.t.Helper()
+	for n := range undecidedTries {
+		if try(fmt.Sprintf("%s-%d", prefix, n), d<<n) {
+			return
+		}
+	}
+	s.t.Fatalf("the machine was too slow to %s within %v, %d times: cannot decide", what, d<<(undecidedTries-1), undecidedTries)
+}
+
 // waitPast waits until the broker's clock is past instant.
 func (s *bundle) waitPast(instant time.Time) {
 	s.t.Helper()

@@ -3,7 +3,6 @@ package brokertest
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -47,17 +46,10 @@ func testTTLExpiry(s *bundle) {
 // testRetryUntilDead: failures retry after RetryDelay until MaxAttempts,
 // then the job is dead; Discard kills at once; JobRetry revives a dead job.
 func testRetryUntilDead(s *bundle) {
-	// A loaded machine may take longer than the retry delay to fail the
-	// job and fetch again: then the case cannot tell whether the retry
-	// was fetched early, and it tries again on a new queue with twice the
-	// delay, rather than skip the assertion.
 	var q string
 	var a, f *broker.Job
-	for try, retryDelay := 0, 400*time.Millisecond; ; try, retryDelay = try+1, 2*retryDelay {
-		if try == undecidedTries {
-			s.t.Fatalf("the machine took longer than the retry delay (%v at last) to fail a job and fetch, %d times: cannot decide", retryDelay/2, try)
-		}
-		q = fmt.Sprintf("retry-%d", try)
+	s.untilDecided("retry", 400*time.Millisecond, "fail a job and fetch before its retry was due", func(tq string, retryDelay time.Duration) bool {
+		q = tq
 		a = s.insert(q, withAttempts(3))
 		f = s.fetchOne(q, longLease)
 		before := s.now()
@@ -71,13 +63,14 @@ func testRetryUntilDead(s *bundle) {
 				j.LastError, j.RunAt, "boom 1", retryDelay, before, after)
 		}
 		early := s.fetch(q, 10, longLease) // the fetch helper also checks StartedAt >= RunAt
-		if s.now().Before(j.RunAt) {
-			if len(early) > 0 {
-				s.t.Fatalf("fetched %v before the retry was due at %v", ids(early), j.RunAt)
-			}
-			break
+		if !s.now().Before(j.RunAt) {
+			return false // due by now: fetched early or not, it cannot tell
 		}
-	}
+		if len(early) > 0 {
+			s.t.Fatalf("fetched %v before the retry was due at %v", ids(early), j.RunAt)
+		}
+		return true
+	})
 
 	f = s.fetchWait(q, longLease)
 	if f.ID != a.ID || f.Attempt != 2 {
@@ -285,23 +278,20 @@ func testConcurrentFetchers(s *bundle) {
 // long it runs past its ExpiresAt: its worker keeps the lease and completes
 // it.
 func testTTLNeverExpiresActive(s *bundle) {
-	// A loaded machine may take longer than the TTL from insert to fetch:
-	// the job then rightly expired before it started, and the case tries
-	// again on a new queue with twice the TTL.
 	var q string
 	var j *broker.Job
-	for try, ttl := 0, 300*time.Millisecond; j == nil; try, ttl = try+1, 2*ttl {
-		if try == undecidedTries {
-			s.t.Fatalf("the machine took longer than the TTL (%v at last) to fetch a job just inserted, %d times: cannot decide", ttl/2, try)
-		}
-		q = fmt.Sprintf("ttl-active-%d", try)
+	s.untilDecided("ttl-active", 300*time.Millisecond, "fetch a job just inserted before its TTL ran out", func(tq string, ttl time.Duration) bool {
+		q = tq
 		in := s.insert(q, withTTL(ttl))
 		if jobs := s.fetch(q, 1, longLease); len(jobs) == 1 {
 			j = jobs[0]
-		} else if s.now().Before(in.ExpiresAt) {
+			return true
+		}
+		if s.now().Before(in.ExpiresAt) {
 			s.t.Fatalf("fetch before the TTL ran out (at %v) returned no job", in.ExpiresAt)
 		}
-	}
+		return false // expired before the fetch: rightly not fetched
+	})
 	s.waitPast(s.get(q, j.ID).ExpiresAt)
 	if r := s.maintain(&broker.QueueMaintainParams{Queue: q}); r.Expired != 0 {
 		s.t.Fatalf("QueueMaintain expired %d jobs; the only job is active", r.Expired)
