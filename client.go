@@ -542,8 +542,10 @@ type ListResult = broker.JobListResult
 
 // List lists a queue's jobs in one state, optionally only one tenant's
 // (p.TenantID) and of one type, a page at a time (follow NextOffset until
-// it is -1). A tenant's listing is served by an index. A scoped client
-// lists only its tenant's jobs: p.TenantID may be empty or name it.
+// it is -1, or Cursor as p.After until it is "", which jobs added or
+// removed between pages do not shift). A tenant's listing is served by an
+// index. A scoped client lists only its tenant's jobs: p.TenantID may be
+// empty or name it.
 func (c *Client) List(ctx context.Context, p ListParams) (*ListResult, error) {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
