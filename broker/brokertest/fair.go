@@ -50,9 +50,12 @@ func (s *bundle) insertTenantJobs(queue, tn string, n int, many bool) {
 
 // testFairOrder: in a fair queue, backlogged tenants of one priority are
 // served in turn by weight (1:1:2 here, checked on every prefix of the
-// fetch order, whatever the insert order), a tenant arriving late is served
-// within a round, not behind the backlog; the stored policy reads back; and
-// a queue without fairness stays FIFO.
+// fetch order, whatever the insert order), in turns of at most
+// broker.FairQuantum jobs; a tenant arriving late is served within a
+// round, not behind the backlog; the stored policy reads back; and a queue
+// without fairness stays FIFO. The tolerances scale with the turn the
+// broker is seen to use (t-a's longest run of jobs): a broker that serves
+// one job per turn is held to within 2 jobs.
 func testFairOrder(s *bundle) {
 	fb := s.fairBroker()
 	q := "fair"
@@ -63,24 +66,34 @@ func testFairOrder(s *bundle) {
 	if err != nil || !got.Fair || got.WeightOf("t-c") != 2 || got.WeightOf("t-b") != 1 || got.MaxActive != 0 {
 		s.t.Fatalf("QueueFairGet(%q) = %+v, %v; want the policy stored: fair, t-c weight 2, t-b weight 1", q, got, err)
 	}
+	const k = broker.FairQuantum
 	// Each tenant's whole backlog is inserted before the next tenant's.
-	s.insertTenantJobs(q, "t-a", 12, true)
-	s.insertTenantJobs(q, "t-b", 12, false)
-	s.insertTenantJobs(q, "t-c", 24, true)
+	s.insertTenantJobs(q, "t-a", 12*k, true)
+	s.insertTenantJobs(q, "t-b", 12*k, false)
+	s.insertTenantJobs(q, "t-c", 24*k, true)
 	weights := map[string]int{"t-a": 1, "t-b": 1, "t-c": 2}
 	var order []string
-	for len(order) < 16 {
+	for len(order) < 16*k {
 		for _, j := range s.fetch(q, 3, longLease) {
 			order = append(order, j.TenantID)
 		}
 	}
-	// A tenant arriving now with 4 jobs waits for at most one round of the
-	// others, and gets its share from then on, no more: it banked no turns
-	// while it had no job (weights 1+1+2+1: 1 or 2 of the next 5 jobs).
-	s.insertTenantJobs(q, "t-d", 4, true)
+	turn := 1 // t-a's longest run: the broker's turn
+	for i, run := 1, 1; i < len(order); i++ {
+		if run = run*boolInt(order[i] == order[i-1]) + 1; order[i] == "t-a" {
+			turn = max(turn, run)
+		}
+	}
+	if turn > k {
+		s.t.Fatalf("tenant t-a (weight 1) had %d jobs in a row, want at most broker.FairQuantum (%d); order %v", turn, k, order)
+	}
+	// A tenant arriving now waits for at most one round of the others, and
+	// gets its share from then on, no more: it banked no turns while it had
+	// no job (weights 1+1+2+1: 1 to 2 turns of the next 5).
+	s.insertTenantJobs(q, "t-d", 4*k, true)
 	var next []string
 	late := 0
-	for range 5 {
+	for range 5 * turn {
 		j := s.fetchOne(q, longLease)
 		next = append(next, j.TenantID)
 		order = append(order, j.TenantID)
@@ -88,17 +101,18 @@ func testFairOrder(s *bundle) {
 			late++
 		}
 	}
-	if late < 1 || late > 2 {
-		s.t.Errorf("tenant t-d, arriving with 4 jobs behind a backlog of 3 tenants, had %d of the next 5 jobs (tenants %v), want 1 or 2", late, next)
+	if late < 1 || late > 2*turn {
+		s.t.Errorf("tenant t-d, arriving with %d jobs behind a backlog of 3 tenants, had %d of the next %d jobs (tenants %v), want 1 to %d (turns of %d)",
+			4*k, late, 5*turn, next, 2*turn, turn)
 	}
-	for len(order) < 52 {
+	for len(order) < 52*k {
 		for _, j := range s.fetch(q, 4, longLease) {
 			order = append(order, j.TenantID)
 		}
 	}
 	s.fetchNone(q, "every job was fetched")
-	// Every prefix while all three are backlogged (the first 36 jobs, t-d's
-	// left out) holds each tenant's share, within 2 jobs.
+	// Every prefix while all three are backlogged (t-d's jobs left out)
+	// holds each tenant's share, within 2 turns.
 	count := map[string]int{}
 	n := 0
 	for i, tn := range order {
@@ -107,14 +121,14 @@ func testFairOrder(s *bundle) {
 		}
 		count[tn]++
 		n++
-		if n > 36 {
+		if n > 36*k {
 			break
 		}
 		for tn, w := range weights {
 			want := float64(n) * float64(w) / 4
-			if d := float64(count[tn]) - want; d > 2 || d < -2 {
-				s.t.Fatalf("after %d jobs, tenant %s (weight %d of 4) had %d, want %.1f ± 2 (tenants served in turn by weight 1:1:2); order %v",
-					n, tn, w, count[tn], want, order[:i+1])
+			if d := float64(count[tn]) - want; d > float64(2*turn) || d < -float64(2*turn) {
+				s.t.Fatalf("after %d jobs, tenant %s (weight %d of 4) had %d, want %.1f ± %d (tenants served in turn by weight 1:1:2, turns of %d); order %v",
+					n, tn, w, count[tn], want, 2*turn, turn, order[:i+1])
 			}
 		}
 	}
@@ -490,4 +504,12 @@ func testPolicyOnPlainQueue(s *bundle) {
 	if got := s.fetch(q, 10, longLease); len(got) != 1 || got[0].ID != held[0] {
 		s.t.Fatalf("fetched %v once t-a was resumed under a cap of 2 with one job active; want only %s", ids(got), held[0])
 	}
+}
+
+// boolInt is 1 for true, else 0.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

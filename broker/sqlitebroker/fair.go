@@ -36,11 +36,11 @@ const (
 	sqlUntagged = `SELECT seq, priority, tenant_id FROM jobs
 		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ? + 0`
 	sqlFairClock     = `SELECT v FROM fair_clock WHERE queue = ? AND priority = ?`
-	sqlFairNext      = `SELECT next FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
+	sqlFairNext      = `SELECT next, used FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
 	sqlFairWeight    = `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`
 	sqlTagJob        = `UPDATE jobs SET fair_tag = ? WHERE seq = ?`
-	sqlStoreFairNext = `INSERT INTO fair_tags (queue, priority, tenant, next) VALUES (?, ?, ?, ?)
-		ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next`
+	sqlStoreFairNext = `INSERT INTO fair_tags (queue, priority, tenant, next, used) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next, used = excluded.used`
 	sqlCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
 		WHERE queue = ? AND state = 'pending' ORDER BY priority, seq LIMIT ? + 0`
 	sqlFairCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
@@ -167,12 +167,12 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 		priority int
 		tenant   string
 	}
-	next := map[key]int64{}
+	turns := map[key]fairTurn{}
 	clock := map[int]int64{}
 	weight := map[string]int{}
 	for _, j := range jobs {
 		k := key{j.priority, j.tenant}
-		n, ok := next[k]
+		t, ok := turns[k]
 		if !ok {
 			v, ok := clock[j.priority]
 			if !ok {
@@ -181,10 +181,10 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 				}
 				clock[j.priority] = v
 			}
-			if n, err = b.scalar(ctx, tx, sqlFairNext, queue, j.priority, j.tenant); err != nil {
+			if t, err = b.readTurn(ctx, tx, queue, j.priority, j.tenant); err != nil {
 				return fmt.Errorf("read fair tag of tenant %q: %w", j.tenant, err)
 			}
-			n = max(n, v)
+			t = t.from(v)
 		}
 		w, ok := weight[j.tenant]
 		if !ok {
@@ -195,17 +195,59 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 			w = int(w64)
 			weight[j.tenant] = w
 		}
-		if _, err := b.exec(ctx, tx, sqlTagJob, n, j.seq); err != nil {
+		if _, err := b.exec(ctx, tx, sqlTagJob, t.tag, j.seq); err != nil {
 			return fmt.Errorf("tag job: %w", err)
 		}
-		next[k] = n + broker.FairStep(w)
+		turns[k] = t.take(w)
 	}
-	for k, n := range next {
-		if _, err := b.exec(ctx, tx, sqlStoreFairNext, queue, k.priority, k.tenant, n); err != nil {
+	for k, t := range turns {
+		if _, err := b.exec(ctx, tx, sqlStoreFairNext, queue, k.priority, k.tenant, t.tag, t.used); err != nil {
 			return fmt.Errorf("store fair tag of tenant %q: %w", k.tenant, err)
 		}
 	}
 	return nil
+}
+
+// fairTurn is a tenant's turn at one priority of a fair queue: the tag its
+// jobs get and how many of them have it (used < broker.FairQuantum).
+type fairTurn struct {
+	tag  int64
+	used int
+}
+
+// readTurn reads the tenant's turn (the zero turn if it has none).
+func (b *Broker) readTurn(ctx context.Context, tx *sql.Tx, queue string, priority int, tenant string) (fairTurn, error) {
+	var t fairTurn
+	row, err := b.queryRow(ctx, tx, sqlFairNext, queue, priority, tenant)
+	if err == nil {
+		err = row.Scan(&t.tag, &t.used)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fairTurn{}, nil
+	}
+	return t, err
+}
+
+// from returns the turn a tenant's next job joins when v is the tag of the
+// last job fetched at its priority: its own, unless that is behind v - 1
+// (the tenant was idle), then a new turn at v - 1, just before the turn in
+// progress, so a newcomer never waits out another tenant's turn. At v - 1
+// rather than v's own turn a tenant that keeps adding jobs one by one has
+// one turn there, as broker/fair.go says, not one per job.
+func (t fairTurn) from(v int64) fairTurn {
+	if start := max(v-1, 0); t.tag < start {
+		return fairTurn{tag: start}
+	}
+	return t
+}
+
+// take counts one more job of a tenant of weight w in the turn, and moves
+// to the next turn when this one is full.
+func (t fairTurn) take(w int) fairTurn {
+	if t.used++; t.used >= broker.FairQuantum {
+		return fairTurn{tag: t.tag + broker.FairStep(w)}
+	}
+	return t
 }
 
 // scalar reads one integer; 0 when there is no row.

@@ -1,0 +1,78 @@
+package sqlitebroker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/sqlitebroker"
+)
+
+// TestFairTurnNewcomer pins this store's turns (broker/fair.go): a tenant
+// that becomes backlogged while another tenant's turn of
+// broker.FairQuantum jobs is in progress is served next, not after that
+// turn, and a tenant that keeps adding one job at a time, each fetched at
+// once, gets one turn ahead of the others, not a turn per job.
+func TestFairTurnNewcomer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, _ := openT(t, sqlitebroker.Config{})
+	const q, k = "turns", broker.FairQuantum
+	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+		t.Fatal(err)
+	}
+	seq := 0
+	insert := func(tenant string, n int) {
+		t.Helper()
+		ps := make([]*broker.JobInsertParams, n)
+		for i := range ps {
+			seq++
+			ps[i] = newJob(q, fmt.Sprintf("%s-%03d", tenant, seq))
+			ps[i].TenantID = tenant
+		}
+		if _, err := b.JobInsertMany(ctx, ps); err != nil {
+			t.Fatalf("insert %d jobs of tenant %s: %v", n, tenant, err)
+		}
+	}
+	fetch := func() string {
+		t.Helper()
+		got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 1, LeaseDuration: time.Hour})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("fetch one job: %d jobs, %v", len(got), err)
+		}
+		return got[0].TenantID
+	}
+	insert("t-a", 10*k)
+	// t-a's first turn, and the first job of its second: a turn is in
+	// progress with k-1 jobs of t-a left in it.
+	for i := range k + 1 {
+		if tn := fetch(); tn != "t-a" {
+			t.Fatalf("job %d came from tenant %s, want t-a (the only one)", i, tn)
+		}
+	}
+	var got []string
+	for range 3 * k {
+		insert("t-b", 1)
+		got = append(got, fetch())
+	}
+	if got[0] != "t-b" {
+		t.Errorf("a newcomer's job came after %v; want it next, ahead of the turn in progress", got)
+	}
+	b2, run := 0, 0
+	for _, tn := range got {
+		if tn == "t-b" {
+			b2++
+			run++
+			if run > k {
+				t.Fatalf("tenant t-b, adding one job at a time, had more than a turn (%d jobs) in a row: %v", k, got)
+			}
+		} else {
+			run = 0
+		}
+	}
+	if b2 < k || b2 > 2*k {
+		t.Errorf("tenant t-b had %d of %d jobs against a backlogged tenant of equal weight, want %d to %d (its turns): %v", b2, len(got), k, 2*k, got)
+	}
+}
