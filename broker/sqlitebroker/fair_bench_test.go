@@ -23,9 +23,11 @@ import (
 // process wrote and read through the file system per job (write-KiB/job,
 // read-KiB/job, from /proc/self/io on Linux): WAL frames and checkpoints,
 // and the pages SQLite's cache had to read again. Both hold on a loaded
-// machine. A fair queue serves 100 tenants in turn, so each job's row and
-// its entries in tenant-ordered indexes sit on pages no other job of the
-// transaction shares; these figures show what that costs.
+// machine. A fair queue serves 100 tenants in turn; with turns of one job
+// each job's row and its entries in tenant-ordered indexes sat on pages no
+// other job of the transaction shared (on-100-tenants: 21.0 write-KiB/job,
+// 68 cpu-µs/job, against 3.7 and 37 off), with turns of
+// broker.FairQuantum jobs 6.1 and 46 (on-1-tenant: 4.5 and 47).
 func BenchmarkFairFetchComplete(b *testing.B) {
 	for _, v := range []struct {
 		name    string
