@@ -36,10 +36,10 @@ const (
 	sqlUntagged = `SELECT seq, priority, tenant_id FROM jobs
 		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ? + 0`
 	sqlFairClock     = `SELECT v FROM fair_clock WHERE queue = ? AND priority = ?`
-	sqlFairNext      = `SELECT next, used FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
+	sqlFairTurn      = `SELECT next, used FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
 	sqlFairWeight    = `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`
 	sqlTagJob        = `UPDATE jobs SET fair_tag = ? WHERE seq = ?`
-	sqlStoreFairNext = `INSERT INTO fair_tags (queue, priority, tenant, next, used) VALUES (?, ?, ?, ?, ?)
+	sqlStoreFairTurn = `INSERT INTO fair_tags (queue, priority, tenant, next, used) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next, used = excluded.used`
 	sqlCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
 		WHERE queue = ? AND state = 'pending' ORDER BY priority, seq LIMIT ? + 0`
@@ -76,7 +76,7 @@ const (
 		ON CONFLICT (queue, priority) DO UPDATE SET v = max(v, excluded.v)`
 )
 
-var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairNext, sqlFairWeight, sqlTagJob, sqlStoreFairNext,
+var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairTurn, sqlFairWeight, sqlTagJob, sqlStoreFairTurn,
 	sqlCandidates, sqlFairCandidates, sqlTenantPaused, sqlRateState, sqlStoreRateState, sqlTenantCap,
 	sqlTenantActive, sqlLeaseSeqs, sqlLeaseFair, sqlAnyPending, sqlClearFairClock, sqlClearFairTags, sqlStoreFairClock}
 
@@ -201,7 +201,7 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 		turns[k] = t.take(w)
 	}
 	for k, t := range turns {
-		if _, err := b.exec(ctx, tx, sqlStoreFairNext, queue, k.priority, k.tenant, t.tag, t.used); err != nil {
+		if _, err := b.exec(ctx, tx, sqlStoreFairTurn, queue, k.priority, k.tenant, t.tag, t.used); err != nil {
 			return fmt.Errorf("store fair tag of tenant %q: %w", k.tenant, err)
 		}
 	}
@@ -218,7 +218,7 @@ type fairTurn struct {
 // readTurn reads the tenant's turn (the zero turn if it has none).
 func (b *Broker) readTurn(ctx context.Context, tx *sql.Tx, queue string, priority int, tenant string) (fairTurn, error) {
 	var t fairTurn
-	row, err := b.queryRow(ctx, tx, sqlFairNext, queue, priority, tenant)
+	row, err := b.queryRow(ctx, tx, sqlFairTurn, queue, priority, tenant)
 	if err == nil {
 		err = row.Scan(&t.tag, &t.used)
 	}
@@ -231,9 +231,10 @@ func (b *Broker) readTurn(ctx context.Context, tx *sql.Tx, queue string, priorit
 // from returns the turn a tenant's next job joins when v is the tag of the
 // last job fetched at its priority: its own, unless that is behind v - 1
 // (the tenant was idle), then a new turn at v - 1, just before the turn in
-// progress, so a newcomer never waits out another tenant's turn. At v - 1
-// rather than v's own turn a tenant that keeps adding jobs one by one has
-// one turn there, as broker/fair.go says, not one per job.
+// progress, so a newcomer never waits out another tenant's turn. The idle
+// test is against v - 1, not v: while the clock stands, a turn started at
+// v - 1 stays the tenant's own, so a tenant adding jobs one at a time, each
+// fetched at once, gets one turn ahead of the others, not one per job.
 func (t fairTurn) from(v int64) fairTurn {
 	if start := max(v-1, 0); t.tag < start {
 		return fairTurn{tag: start}
