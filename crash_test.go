@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -332,7 +333,17 @@ func TestCrashPoisonQuarantined(t *testing.T) {
 	url, prefix, _, c := crashSetup(t)
 	ctx := context.Background()
 	const work = 200
-	addCrashWork(t, c, work)
+	// The ordinary jobs get the poison job's 10 attempts, not the 3 of
+	// addCrashWork: each worker the poison job kills takes an attempt from
+	// the jobs beside it, and after the second crash they and it are spread
+	// over a random CrashSpread, so one of them can land beside it a third
+	// time (more often on a loaded machine, where jobs run longer) and run
+	// out of attempts. That is the attempts rule, not the quarantine this
+	// test is about: an ordinary job is quarantined only after MaxCrashes.
+	specs := slices.Repeat([]worker.JobSpec{{Type: "crash.work", MaxAttempts: 10}}, work)
+	if _, err := c.AddMany(ctx, "crash", specs); err != nil {
+		t.Fatal(err)
+	}
 	poison := add(t, c, "crash", worker.JobSpec{Type: "crash.exit", MaxAttempts: 10})
 	exits := 0
 	child := startWatchedCrashChild(t, url, prefix, crashModeEnv+"=poison")
