@@ -122,6 +122,19 @@ func (f *fetcher) run() {
 		}
 		holdUntil = time.Time{}
 		got, err := f.fetchOnce(waitCtx, free)
+		if err == errTurnHeld {
+			// The queue whose turn it is leases nothing ahead now: wait
+			// for a run slot, as when none is free.
+			f.busyWatch(waitCtx)
+			select {
+			case <-f.freed:
+			case qs := <-f.watched:
+				f.fetchWoken(qs)
+			case <-f.stopped:
+				return
+			}
+			continue
+		}
 		wait := time.Duration(0)
 		switch {
 		case err != nil:
@@ -336,6 +349,11 @@ func (q *queueSlot) slotReleased(d time.Duration, now time.Time) {
 	q.lastRelease = now
 }
 
+// errTurnHeld is fetchOnce's answer when the queue whose turn it is may
+// lease nothing more ahead and every run slot is taken: the fetcher waits
+// for a slot instead of leasing another queue's job ahead of the turn.
+var errTurnHeld = errors.New("worker: turn held for a queue at its lease-ahead limit")
+
 // refillHold bounds how long a busy Manager waits for free slots to add
 // up before it fetches for the few it has.
 const refillHold = 2 * time.Millisecond
@@ -415,8 +433,17 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 		now := time.Now()
 		m.mu.Lock()
 		n := min(free, q.limit(m.concurrency)+m.prefetch(q, now)-q.busy, m.cfg.FetchBatch)
+		runFree := m.busy < m.concurrency
 		m.mu.Unlock()
 		if n <= 0 {
+			if !runFree {
+				// Only leasing ahead is left, and the turn is q's: another
+				// queue's job leased ahead would run before q's next one
+				// and take q's share of the turns (its lease-ahead depends
+				// on how long its own jobs ran lately). A free run slot,
+				// by contrast, goes to whoever has work.
+				return false, errTurnHeld
+			}
 			continue
 		}
 		got, err := f.fetchQueue(i, n)
