@@ -156,9 +156,12 @@ type point struct {
 	store string
 	size  int
 	jobsS float64 // backlog jobs/s
-	p99   float64 // probes' enqueue-to-start p99, ms
-	cpuUs float64 // Redis: Redis CPU µs per backlog job
-	cmds  float64 // Redis: commands Redis executed per backlog job
+	// midJobsS is the backlog jobs/s over the middle half of the drain
+	// (midRate); 0 where not measured.
+	midJobsS float64
+	p99      float64 // probes' enqueue-to-start p99, ms
+	cpuUs    float64 // Redis: Redis CPU µs per backlog job
+	cmds     float64 // Redis: commands Redis executed per backlog job
 	// clientUs is the Manager processes' CPU µs per backlog job.
 	clientUs float64
 	// idle Manager (queues curve only); NaN-free: idle is false when absent
@@ -374,6 +377,10 @@ type tally struct {
 	once    sync.Once
 	mu      sync.Mutex
 	lags    []float64 // probes: start minus the instant Add was called, ms
+	// keepStarts has starts record every backlog job's start (wall clock,
+	// UnixNano); a child Manager keeps them for midRate.
+	keepStarts bool
+	starts     []int64
 }
 
 func newTally(want int) *tally { return &tally{want: int64(want), done: make(chan struct{})} }
@@ -392,7 +399,13 @@ func (t *tally) handle(_ context.Context, j *worker.Job) error {
 	}
 	// Stored before the count, so a reader of the count finds the time of
 	// the job that made it, or a later one.
-	t.last.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	t.last.Store(now)
+	if t.keepStarts {
+		t.mu.Lock()
+		t.starts = append(t.starts, now)
+		t.mu.Unlock()
+	}
 	if t.backlog.Add(1) == t.want {
 		t.once.Do(func() { close(t.done) })
 	}
@@ -403,6 +416,31 @@ func (t *tally) probeLags() []float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.lags)
+}
+
+func (t *tally) backlogStarts() []int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.starts)
+}
+
+// midRate is the rate, per second, at which the backlog jobs whose starts
+// (UnixNano, any order) are given started over the middle half of them:
+// from the start of the job a quarter of the way through to the one three
+// quarters of the way. It leaves out how long the Managers took to start
+// and the tail where few jobs were left, and is 0 with fewer than 4 jobs
+// or no time between the two.
+func midRate(starts []int64) float64 {
+	if len(starts) < 4 {
+		return 0
+	}
+	s := slices.Clone(starts)
+	slices.Sort(s)
+	lo, hi := len(s)/4, 3*len(s)/4
+	if s[hi] <= s[lo] {
+		return 0
+	}
+	return float64(hi-lo) / time.Duration(s[hi]-s[lo]).Seconds()
 }
 
 // newScaleManager makes a Manager serving queues at concurrency conc with
@@ -466,6 +504,10 @@ func startProber(ctx context.Context, c *worker.Client, queues []string, rate fl
 // busyResult is what one busy measurement gives.
 type busyResult struct {
 	jobsS, p99 float64
+	// midJobsS is the backlog's midRate, where Managers in child
+	// processes report their jobs' starts (the managers curve); 0
+	// elsewhere.
+	midJobsS float64
 	// On Redis: Redis's CPU µs and executed commands (scripts' inner
 	// calls included) per backlog job, probes and all.
 	cpuUs, cmds float64
@@ -475,7 +517,7 @@ type busyResult struct {
 }
 
 func (b busyResult) point(store string, size int) point {
-	return point{store: store, size: size, jobsS: b.jobsS, p99: b.p99, cpuUs: b.cpuUs, cmds: b.cmds, clientUs: b.clientUs}
+	return point{store: store, size: size, jobsS: b.jobsS, midJobsS: b.midJobsS, p99: b.p99, cpuUs: b.cpuUs, cmds: b.cmds, clientUs: b.clientUs}
 }
 
 // redisLoad is what Redis had spent at an instant: CPU, and commands
@@ -695,16 +737,16 @@ func (r *scaleRun) lightP99(ctx context.Context, kind string, queues []string) (
 
 // medianOf measures runs times and keeps the median of each figure.
 func (r *scaleRun) medianOf(measure func() (busyResult, error)) (busyResult, error) {
-	var jobsS, p99, cpuUs, cmds, clientUs []float64
+	var jobsS, midJobsS, p99, cpuUs, cmds, clientUs []float64
 	for range r.sc.runs {
 		b, err := measure()
 		if err != nil {
 			return busyResult{}, err
 		}
-		jobsS, p99 = append(jobsS, b.jobsS), append(p99, b.p99)
+		jobsS, midJobsS, p99 = append(jobsS, b.jobsS), append(midJobsS, b.midJobsS), append(p99, b.p99)
 		cpuUs, cmds, clientUs = append(cpuUs, b.cpuUs), append(cmds, b.cmds), append(clientUs, b.clientUs)
 	}
-	return busyResult{jobsS: percentile(jobsS, 50), p99: percentile(p99, 50),
+	return busyResult{jobsS: percentile(jobsS, 50), midJobsS: percentile(midJobsS, 50), p99: percentile(p99, 50),
 		cpuUs: percentile(cpuUs, 50), cmds: percentile(cmds, 50), clientUs: percentile(clientUs, 50)}, nil
 }
 
@@ -722,6 +764,6 @@ func (r *scaleRun) tenantsPoint(ctx context.Context, res *curveResult, size int)
 
 func (r *scaleRun) add(res *curveResult, p point) {
 	res.points = append(res.points, p)
-	r.logf("%-8s %-6s %8d  %10.0f jobs/s  p99 %8.1f ms  redis %.1f µs/job %.1f commands/job  managers %.1f µs/job  idle: cpu %.1f ms/s sent %.1f/s executed %.1f/s",
-		res.name, p.store, p.size, p.jobsS, p.p99, p.cpuUs, p.cmds, p.clientUs, p.cpuMsS, p.sentS, p.serverS)
+	r.logf("%-8s %-6s %8d  %10.0f jobs/s (mid-drain %.0f)  p99 %8.1f ms  redis %.1f µs/job %.1f commands/job  managers %.1f µs/job  idle: cpu %.1f ms/s sent %.1f/s executed %.1f/s",
+		res.name, p.store, p.size, p.jobsS, p.midJobsS, p.p99, p.cpuUs, p.cmds, p.clientUs, p.cpuMsS, p.sentS, p.serverS)
 }

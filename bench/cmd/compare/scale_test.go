@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,7 @@ func TestScaleSmoke(t *testing.T) {
 		{"pending", []string{"10", "100"}, 8},
 		{"queues", []string{"1", "10"}, 14},
 		{"tenants", []string{"1", "10"}, 8},
-		{"managers", []string{"1", "2"}, 5},
+		{"managers", []string{"1", "2"}, 6}, // and the mid-drain jobs/s
 	} {
 		if !strings.Contains(text, "### "+c.name+"\n") {
 			t.Errorf("no table of curve %s in:\n%s", c.name, text)
@@ -209,7 +210,8 @@ func TestParseSizesKeepsAtMostMax(t *testing.T) {
 // TestChildReportsWhenItsLastJobStarted: a child Manager's counts carry the
 // wall-clock time its latest backlog job started, which the managers curve
 // takes as the end of a drain; it lies between the child's start and the
-// moment its counts said every job ran.
+// moment its counts said every job ran. So does each of the starts it
+// reports when it stops (the mid-drain rate's input), one per job.
 func TestChildReportsWhenItsLastJobStarted(t *testing.T) {
 	bin := redisServerBin(t)
 	srv, err := startRedis(bin, "")
@@ -247,7 +249,44 @@ func TestChildReportsWhenItsLastJobStarted(t *testing.T) {
 	if last := time.Unix(0, child.last.Load()); last.Before(start) || last.After(seen) {
 		t.Errorf("the child's last job started at %v, not between its start %v and %v", last, start, seen)
 	}
-	if _, err := child.stop(); err != nil {
+	starts, _, err := child.stop()
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(starts) != jobs {
+		t.Errorf("the child reported %d starts of backlog jobs, want %d", len(starts), jobs)
+	}
+	for _, ns := range starts {
+		if at := time.Unix(0, ns); at.Before(start) || at.After(seen) {
+			t.Errorf("the child reported a job started at %v, not between its start %v and %v", at, start, seen)
+		}
+	}
+}
+
+// TestMidRateTakesTheMiddleHalf: the mid-drain rate counts the jobs
+// between the first and third quartile of the starts over the time
+// between them, whatever the order the starts come in; a slow start or
+// tail does not move it.
+func TestMidRateTakesTheMiddleHalf(t *testing.T) {
+	ms := func(v ...int64) []int64 {
+		for i := range v {
+			v[i] *= int64(time.Millisecond)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name   string
+		starts []int64
+		want   float64
+	}{
+		{"steady", ms(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), 6 / 0.006},
+		{"slow start and tail", ms(-900, -800, -700, 3, 4, 5, 6, 7, 8, 9, 5000, 9000), 6 / 0.006},
+		{"any order", ms(9, 5000, 3, -700, 8, 4, 9000, 6, -900, 5, 7, -800), 6 / 0.006},
+		{"too few", ms(0, 1, 2), 0},
+		{"no time between", ms(0, 1, 2, 5, 5, 5, 5, 5, 5, 5, 10, 11), 0},
+	} {
+		if got := midRate(tc.starts); math.Abs(got-tc.want) > 1e-6*tc.want {
+			t.Errorf("%s: midRate = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -42,8 +42,9 @@ type childSpec struct {
 // its Manager runs, the child prints "count <backlog jobs> <probe jobs>
 // <UnixNano of the latest backlog job's start>" every countEvery when they
 // changed. When its stdin closes the child shuts the
-// Manager down, prints "lags <JSON array of the probes' lags in ms>" and
-// exits 0.
+// Manager down, prints "starts <JSON array of its backlog jobs' starts,
+// UnixNano>", then "lags <JSON array of the probes' lags in ms>", and exits
+// 0.
 
 // runChild is the child mode's main; it returns the exit code.
 func runChild(spec string, stdin io.Reader, stdout io.Writer) int {
@@ -77,6 +78,7 @@ func child(raw string, stdin io.Reader, stdout io.Writer) error {
 	}
 	defer b.Close()
 	t := newTally(0)
+	t.keepStarts = true
 	m, err := newScaleManager(b, queueNames(spec.Queues), spec.Conc, false, t)
 	if err != nil {
 		return err
@@ -115,6 +117,11 @@ func child(raw string, stdin io.Reader, stdout io.Writer) error {
 			return fmt.Errorf("shut down manager: %w", err)
 		}
 	}
+	starts, err := json.Marshal(t.backlogStarts())
+	if err != nil {
+		return fmt.Errorf("encode starts: %w", err)
+	}
+	say("starts %s", starts)
 	lags, err := json.Marshal(t.probeLags())
 	if err != nil {
 		return fmt.Errorf("encode lags: %w", err)
@@ -327,23 +334,28 @@ func (c *childProc) stats() (sent int64, cpu time.Duration, err error) {
 	return sent, time.Duration(us) * time.Microsecond, nil
 }
 
-// stop closes the child's stdin, reads its probes' lags and waits for it.
-func (c *childProc) stop() ([]float64, error) {
+// stop closes the child's stdin, reads its backlog jobs' starts and its
+// probes' lags, and waits for it.
+func (c *childProc) stop() (starts []int64, lags []float64, err error) {
 	_ = c.stdin.Close()
-	rest, err := c.expect("lags", time.Minute)
-	if err != nil {
-		c.kill()
-		return nil, err
-	}
-	var lags []float64
-	if err := json.Unmarshal([]byte(rest), &lags); err != nil {
-		c.kill()
-		return nil, fmt.Errorf("read child manager lags: %w", err)
+	for _, r := range []struct {
+		word string
+		into any
+	}{{"starts", &starts}, {"lags", &lags}} {
+		rest, err := c.expect(r.word, time.Minute)
+		if err != nil {
+			c.kill()
+			return nil, nil, err
+		}
+		if err := json.Unmarshal([]byte(rest), r.into); err != nil {
+			c.kill()
+			return nil, nil, fmt.Errorf("read child manager %s: %w", r.word, err)
+		}
 	}
 	if err := c.cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("child manager %d: %w", c.cmd.Process.Pid, err)
+		return nil, nil, fmt.Errorf("child manager %d: %w", c.cmd.Process.Pid, err)
 	}
-	return lags, nil
+	return starts, lags, nil
 }
 
 // kill ends the child by its pid.
@@ -403,7 +415,7 @@ func (r *scaleRun) idle(ctx context.Context, kind string, n int, p *point) error
 		p.sentS = float64(sent1-sent0) / secs
 		p.serverS, p.scriptsS = float64(l1.calls-l0.calls)/secs, float64(l1.scripts-l0.scripts)/secs
 	}
-	_, err = c.stop()
+	_, _, err = c.stop()
 	return err
 }
 
@@ -542,15 +554,19 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 	if err != nil {
 		return busyResult{}, fmt.Errorf("%d probe jobs: %w", added, err)
 	}
-	var lags []float64
+	var (
+		starts []int64
+		lags   []float64
+	)
 	for _, c := range children {
-		l, err := c.stop()
+		s, l, err := c.stop()
 		if err != nil {
 			return busyResult{}, err
 		}
-		lags = append(lags, l...)
+		starts, lags = append(starts, s...), append(lags, l...)
 	}
 	children = nil
+	res.midJobsS = midRate(starts)
 	if len(lags) == 0 {
 		return busyResult{}, fmt.Errorf("no probe job was added (raise -scale-probe-rate or -scale-jobs)")
 	}
