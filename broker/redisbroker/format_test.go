@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/schedstore"
 )
 
@@ -43,6 +45,88 @@ func TestStoredFormatVersion(t *testing.T) {
 	}
 	if v, _ := client.Get(ctx, prefix+":format").Int64(); v != redisbroker.FormatVersion+1 {
 		t.Fatalf("a refusing broker rewrote the format key to %d", v)
+	}
+}
+
+// A worker's Start pings: the first Ping of a broker reads the stored
+// format in one round trip with no PING before it (the read proves Redis
+// answers), later Pings send a PING only, and a first Ping of a Redis
+// that is not there still fails.
+func TestPingIsOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	stamped, _, prefix := newBrokerKeys(t)
+	if err := stamped.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(opt)
+	defer client.Close()
+	var sent []string
+	var mu sync.Mutex
+	client.AddHook(namesHook(func(name string) {
+		mu.Lock()
+		defer mu.Unlock()
+		sent = append(sent, name)
+	}))
+	b, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i, want := range [][]string{{"get"}, {"ping"}} {
+		mu.Lock()
+		sent = nil
+		mu.Unlock()
+		if err := b.Ping(ctx); err != nil {
+			t.Fatalf("ping %d: %v", i+1, err)
+		}
+		mu.Lock()
+		got := slices.Clone(sent)
+		mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("ping %d sent %q, want %q", i+1, got, want)
+		}
+	}
+
+	down, err := redisbroker.Open("redis://127.0.0.1:1", redisbroker.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	if err := down.Ping(ctx); err == nil {
+		t.Error("the first ping of a Redis that is not listening succeeded")
+	}
+}
+
+// namesHook is a go-redis hook that reports the name of each command
+// sent, a pipeline's one by one, but for connection handshakes.
+type namesHook func(name string)
+
+func (namesHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h namesHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.see(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h namesHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.see(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h namesHook) see(cmd redis.Cmder) {
+	if name := cmd.Name(); name != "hello" && name != "client" {
+		h(name)
 	}
 }
 
