@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/internal/cputime"
+	"github.com/aibos/worker/internal/rediscount"
 	"github.com/aibos/worker/internal/redistest"
 )
 
@@ -51,7 +50,7 @@ func BenchmarkManagerStartRedis(b *testing.B) {
 		}
 		client := o.NewClient()
 		defer client.Close()
-		client.AddHook(commandCounter{&cmds})
+		client.AddHook(rediscount.Hook(func(string) { cmds.Add(1) }))
 		br, err := redisbroker.New(client, redisbroker.Config{Prefix: prefix})
 		if err != nil {
 			b.Fatal(err)
@@ -97,33 +96,4 @@ func BenchmarkManagerStartRedis(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "start-cpu-µs")
 	b.ReportMetric(float64(sent)/float64(b.N), "start-commands")
 	b.ReportMetric(float64(dialled)/float64(b.N), "start-dials")
-}
-
-// commandCounter is a go-redis hook counting the commands sent, a
-// pipeline's one by one, but for connection handshakes (HELLO, CLIENT
-// SETINFO and the like).
-type commandCounter struct{ n *atomic.Int64 }
-
-func (commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			h.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (h commandCounter) count(cmd redis.Cmder) {
-	if name := cmd.Name(); name != "hello" && name != "client" {
-		h.n.Add(1)
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/internal/rediscount"
 	"github.com/aibos/worker/internal/redistest"
 	"github.com/aibos/worker/internal/schedstore"
 )
@@ -67,7 +68,7 @@ func TestPingIsOneRoundTrip(t *testing.T) {
 	defer client.Close()
 	var sent []string
 	var mu sync.Mutex
-	client.AddHook(namesHook(func(name string) {
+	client.AddHook(rediscount.Hook(func(name string) {
 		mu.Lock()
 		defer mu.Unlock()
 		sent = append(sent, name)
@@ -99,34 +100,6 @@ func TestPingIsOneRoundTrip(t *testing.T) {
 	defer down.Close()
 	if err := down.Ping(ctx); err == nil {
 		t.Error("the first ping of a Redis that is not listening succeeded")
-	}
-}
-
-// namesHook is a go-redis hook that reports the name of each command
-// sent, a pipeline's one by one, but for connection handshakes.
-type namesHook func(name string)
-
-func (namesHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h namesHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.see(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h namesHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			h.see(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (h namesHook) see(cmd redis.Cmder) {
-	if name := cmd.Name(); name != "hello" && name != "client" {
-		h(name)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/broker/sqlitebroker"
+	"github.com/aibos/worker/internal/rediscount"
 )
 
 // childEnv carries a child Manager's settings (childSpec as JSON): this
@@ -180,7 +181,7 @@ func countingClient(url string, sent *atomic.Int64) (redis.UniversalClient, erro
 		return nil, err
 	}
 	client := o.NewClient()
-	client.AddHook(commandCounter{sent})
+	client.AddHook(rediscount.Hook(func(string) { sent.Add(1) }))
 	return client, nil
 }
 
@@ -194,35 +195,6 @@ func (c closeBoth) Close() error {
 	err := c.Broker.Close()
 	_ = c.client.Close()
 	return err
-}
-
-// commandCounter is a go-redis hook counting the commands sent. A new
-// connection's handshake (HELLO, CLIENT SETINFO and the like) is left out:
-// go-redis sends it once per pooled connection, not per unit of work.
-type commandCounter struct{ n *atomic.Int64 }
-
-func (commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			h.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (h commandCounter) count(cmd redis.Cmder) {
-	if name := cmd.Name(); name != "hello" && name != "client" {
-		h.n.Add(1)
-	}
 }
 
 // cpuTime is the CPU time, user and system, this process used so far.
