@@ -185,10 +185,29 @@ local function entry_fields(e)
   return tk, q, st, f, string.sub(e, rest, rest + lw - 1), string.sub(e, rest + lw)
 end
 
+-- entry_tenant_at returns the tenant of a lease or done entry ('' for
+-- none) given where the worker's length starts. It reads the length a byte
+-- at a time: completion and retention call it per job, and a capture and
+-- tonumber would cost a Lua string and a strtod each, for a tenant that
+-- is mostly absent.
+local function entry_tenant_at(e, at)
+  local lw, c = 0, string.byte(e, at)
+  while c ~= 124 do -- '|'
+    lw = lw * 10 + c - 48
+    at = at + 1
+    c = string.byte(e, at)
+  end
+  at = at + 1 + lw
+  if at > #e then
+    return ''
+  end
+  return string.sub(e, at)
+end
+
 -- entry_tenant returns the tenant of a lease or done entry ('' for none).
 local function entry_tenant(e)
-  local lw, rest = string.match(e, '^%d+|%d+|%d+|%d*|(%d+)|()')
-  return string.sub(e, rest + tonumber(lw))
+  local _, last = string.find(e, '^%d+|%d+|%d+|%d*|')
+  return entry_tenant_at(e, last + 1)
 end
 
 -- entry_state returns the state hash, flat as HGETALL gives it, that a
@@ -300,6 +319,10 @@ end
 -- body_tenant reads the tenant of a non-empty body ('' for none), cheaper
 -- than body_tenant_type when there is none.
 local function body_tenant(body)
+  -- No capture (a Lua string each) for a job of no tenant.
+  if string.find(body, '^%d+|%d+|%-?%d+|%d+|%d+|0|') then
+    return ''
+  end
   local lt, ltn, rest = string.match(body, '^%d+|%d+|%-?%d+|%d+|(%d+)|(%d+)|%d+|%d+|()')
   if ltn == '0' then
     return ''
@@ -614,6 +637,9 @@ end
 local function remove_finished(zset, ttl_key, job_prefix, ids, state)
   local bodies, done = body_key(job_prefix), done_key(job_prefix)
   local gone = {} -- tenant index entries, per tenant
+  -- Only jobs with a TTL are in the ttl zset: without one, no ZREM whose
+  -- every id Redis would copy in for a key that is not there.
+  local ttl = redis.call('EXISTS', ttl_key) == 1
   for c = 1, #ids, 1000 do
     local last = math.min(c + 999, #ids)
     local keys, hists = {}, {}
@@ -636,7 +662,9 @@ local function remove_finished(zset, ttl_key, job_prefix, ids, state)
     end
     tindex_flush(job_prefix, gone, state, nil)
     redis.call('ZREM', zset, unpack(ids, c, last))
-    redis.call('ZREM', ttl_key, unpack(ids, c, last))
+    if ttl then
+      redis.call('ZREM', ttl_key, unpack(ids, c, last))
+    end
     if #keys > 0 then
       redis.call('DEL', unpack(keys))
       redis.call('DEL', unpack(hists))
