@@ -319,10 +319,6 @@ end
 -- body_tenant reads the tenant of a non-empty body ('' for none), cheaper
 -- than body_tenant_type when there is none.
 local function body_tenant(body)
-  -- No capture (a Lua string each) for a job of no tenant.
-  if string.find(body, '^%d+|%d+|%-?%d+|%d+|%d+|0|') then
-    return ''
-  end
   local lt, ltn, rest = string.match(body, '^%d+|%d+|%-?%d+|%d+|(%d+)|(%d+)|%d+|%d+|()')
   if ltn == '0' then
     return ''
