@@ -153,3 +153,43 @@ func zsetHoldsJobsOnly(t *testing.T, client *redis.Client, key string, n int, wh
 		}
 	}
 }
+
+// A plain job's lease and done entries name its worker before its tenant
+// (lib.lua), and completion and retention find the tenant past the
+// worker's length: a completed job of a tenant is listed for its tenant,
+// and retention removes it from that listing, whatever the length of the
+// worker id (one, two and three digits).
+func TestPlainJobTenantPastWorkerID(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 17, 120} {
+		t.Run(fmt.Sprintf("worker=%d", n), func(t *testing.T) {
+			t.Parallel()
+			b, _, _ := newBrokerKeys(t)
+			ctx := context.Background()
+			for _, id := range []string{"old", "new"} {
+				p := job("q", id)
+				p.TenantID = "acme"
+				mustInsert(t, b, p)
+				jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: 1, LeaseDuration: time.Minute, WorkerID: strings.Repeat("w", n)})
+				if err != nil || len(jobs) != 1 {
+					t.Fatalf("fetch %s: %d jobs, %v", id, len(jobs), err)
+				}
+				errs, err := b.JobComplete(ctx, []*broker.JobCompleteParams{{JobLeaseParams: leaseOf(jobs[0])}})
+				if err != nil || errs[0] != nil {
+					t.Fatalf("complete %s: %v, %v", id, errs, err)
+				}
+				// Keep one completed job: after the second completion the first goes.
+				if _, err := b.QueueMaintain(ctx, &broker.QueueMaintainParams{Queue: "q", CompletedMaxCount: 1}); err != nil {
+					t.Fatalf("maintain after completing %s: %v", id, err)
+				}
+				list, err := b.JobList(ctx, &broker.JobListParams{Queue: "q", State: broker.StateCompleted, TenantID: "acme"})
+				if err != nil {
+					t.Fatalf("list acme's completed jobs: %v", err)
+				}
+				if got := idsOf(list.Jobs); len(got) != 1 || got[0] != id {
+					t.Fatalf("acme's completed jobs after completing %s: %v, want [%s]", id, got, id)
+				}
+			}
+		})
+	}
+}
