@@ -90,13 +90,15 @@ func ValidateTenantPause(queue, tenant string) error {
 //   - A turn may be longer than one job: a broker may give up to
 //     FairQuantum consecutive jobs of a tenant the same tag before F moves
 //     on, so a weight-w tenant has w turns for each turn of a weight-1
-//     tenant. The SQLite broker does: a store's rows lie in insert order,
-//     so serving 100 tenants one job each wrote a page of the table (and of
-//     each tenant-ordered index) per job, at the lease and again at the
-//     completion; a turn of FairQuantum keeps a fetch on few pages. There a
-//     tenant that was idle starts a turn just before V (at V - 1), ahead of
-//     the turn in progress, so that a long turn never makes a newcomer wait.
-//     The Redis broker's turns are one job.
+//     tenant. Both brokers do. On SQLite a store's rows lie in insert
+//     order, so serving 100 tenants one job each wrote a page of the table
+//     (and of each tenant-ordered index) per job, at the lease and again at
+//     the completion; a turn of FairQuantum keeps a fetch on few pages. On
+//     Redis a fetch batch of one-job turns held as many tenants as jobs, and
+//     each tenant's index was written once per job rather than once per
+//     turn. A tenant that was idle starts a turn just before V (at V - 1),
+//     ahead of the turn in progress, so that a long turn never makes a
+//     newcomer wait.
 //   - A job handed back (JobRelease) or recovered after its lease expired
 //     keeps its tag, so it goes back to its place, as without fairness. A
 //     job that becomes pending again after a failed attempt, or by JobRetry,
