@@ -122,10 +122,14 @@ func BenchmarkFetchCompleteAhead(b *testing.B) {
 // with every job of one tenant (BenchmarkFetchComplete is its plain twin):
 // the Redis CPU per job of a pair is what fairness costs the server. The
 // batch=5 rows fetch as a busy Manager at concurrency 10 does (about half
-// its slots per fetch) and complete under its default count rule, as
-// bench/'s phase g runs them: there, over 10,000 jobs, a fair queue of 100
-// tenants cost Redis a quarter more instructions per job than one tenant
-// (callgrind: 259k and 208k), the gap phase g's 100-tenant ratio shows.
+// its slots per fetch) and complete under its default count rule. The
+// jobs are added one tenant after another in turn, so a fair queue's
+// turns (lib.lua fair_tag) hold jobs of many tenants and a fetch batch
+// as many tenants as jobs: this is the worst case. bench/'s phase g adds
+// each tenant's jobs together, and there a turn's jobs lie together: over
+// 10,000 jobs a fair queue of 100 tenants cost Redis 169k instructions per
+// job with one-job turns and 127k with turns of broker.FairQuantum, against
+// 123k with fairness off (callgrind).
 func BenchmarkFairFetchComplete(b *testing.B) {
 	for _, v := range []struct {
 		fair           bool
