@@ -42,7 +42,7 @@ const (
 		lease_until = ?, started_at = ?, worker_id = ?
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending'
 			ORDER BY priority, seq LIMIT ? + 0)
-		RETURNING ` + jobColumns
+		RETURNING ` + leasedColumns
 	sqlCompleteDelete = `DELETE FROM jobs WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
 	sqlExtend         = `UPDATE jobs SET lease_until = ?
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
@@ -97,6 +97,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		}
 		floor := b.opts.Now().UnixMicro() // see sqlTakeToken
 		var rows *sql.Rows
+		var l *lease // what sqlLease set, for the columns it does not return
 		switch {
 		case q.fair && !q.capped && !q.rated && !q.tpaused:
 			var jobs []*broker.Job
@@ -120,15 +121,24 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 			}
 			rows, err = b.leaseSeqs(ctx, tx, picked, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID)
 		default:
-			rows, err = b.query(ctx, tx, sqlLease, floor, now+p.LeaseDuration.Milliseconds(), now, p.WorkerID, p.Queue, p.Limit)
+			l = &lease{queue: p.Queue, worker: p.WorkerID, started: now, until: now + p.LeaseDuration.Milliseconds()}
+			rows, err = b.query(ctx, tx, sqlLease, floor, l.until, now, p.WorkerID, p.Queue, p.Limit)
 		}
 		if err != nil {
 			return fmt.Errorf("lease jobs: %w", err)
 		}
 		if rows != nil {
 			defer rows.Close()
+			var r rowScan
 			for rows.Next() {
-				j, seq, err := scanJob(rows)
+				var j *broker.Job
+				var seq int64
+				var err error
+				if l != nil {
+					j, seq, err = r.leased(rows, l)
+				} else {
+					j, seq, err = r.job(rows)
+				}
 				if err != nil {
 					return fmt.Errorf("read leased job: %w", err)
 				}
