@@ -82,6 +82,8 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 			return err
 		}
 		waiting := -1 // scheduled + pending jobs, counted when a limit needs it
+		ja := newJobArgs(queue, now)
+		var args []any
 		for i, p := range ps {
 			if p.MaxQueueLength > 0 {
 				if waiting < 0 {
@@ -95,12 +97,12 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 					continue
 				}
 			}
-			j, args, err := newJob(p, now)
+			j, a, err := ja.add(args[:0], p)
 			if err != nil {
 				errs[i] = err
 				continue
 			}
-			args = append(args, fi.arg(j.State))
+			args = append(a, fi.arg(j.State))
 			// A constraint violation aborts this statement only: the
 			// transaction and the jobs before it stand.
 			if _, err := stmt.ExecContext(ctx, args...); err != nil {
@@ -163,14 +165,16 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 			return err
 		}
 		jobs = make([]*broker.Job, 0, len(ps))
+		ja := newJobArgs(queue, now)
+		args := make([]any, 0, min(len(ps), insertRows)*17)
 		for chunk := range slices.Chunk(ps, insertRows) {
-			args := make([]any, 0, len(chunk)*17)
+			args = args[:0]
 			for _, p := range chunk {
-				j, a, err := newJob(p, now)
+				j, a, err := ja.add(args, p)
 				if err != nil {
 					return err
 				}
-				args = append(append(args, a...), fi.arg(j.State))
+				args = append(a, fi.arg(j.State))
 				jobs = append(jobs, j)
 			}
 			q := insertJobsSQL
@@ -194,8 +198,36 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 }
 
 // newJob computes the stored job for p at broker time now (unix ms) and the
-// arguments of insertJobSQL.
+// arguments of insertJobSQL but the last (fair_tag).
 func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
+	return newJobArgs(p.Queue, now).add(nil, p)
+}
+
+// jobArgs builds the arguments of insertJobRow for the jobs one
+// transaction inserts into one queue at broker time now. Putting a string
+// or an int64 in an interface allocates, and the jobs of a batch share
+// their queue, their insert time (also their run time when due at once),
+// their state and mostly their type: each is boxed once per batch, not
+// per job.
+type jobArgs struct {
+	now           int64
+	queueName     string
+	queue, nowArg any // queueName and now, boxed
+	typeName      string
+	typeArg       any // typeName, boxed
+}
+
+func newJobArgs(queue string, now int64) *jobArgs {
+	return &jobArgs{now: now, queueName: queue, queue: queue, nowArg: now}
+}
+
+// pendingArg and scheduledArg are the states a job is inserted in, boxed.
+var pendingArg, scheduledArg any = string(broker.StatePending), string(broker.StateScheduled)
+
+// add computes the stored job for p and appends the arguments of
+// insertJobRow but the last (fair_tag) to args.
+func (a *jobArgs) add(args []any, p *broker.JobInsertParams) (*broker.Job, []any, error) {
+	now := a.now
 	runAt := now
 	switch {
 	case !p.RunAt.IsZero():
@@ -203,9 +235,12 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 	case p.Delay > 0:
 		runAt = now + p.Delay.Milliseconds()
 	}
-	state := broker.StatePending
+	state, stateArg, runAtArg := broker.StatePending, pendingArg, a.nowArg
 	if runAt > now {
-		state = broker.StateScheduled
+		state, stateArg = broker.StateScheduled, scheduledArg
+	}
+	if runAt != now {
+		runAtArg = runAt
 	}
 	var expires any
 	j := &broker.Job{
@@ -230,8 +265,15 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 		}
 		headers = string(h)
 	}
-	args := []any{p.ID, p.Queue, p.Type, nullBlob(p.Data), j.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
-		headers, nullText(p.UniqueKey), int64(p.Timeout), string(state), now, runAt, expires, p.DeleteOnComplete}
+	if a.typeArg == nil || p.Type != a.typeName {
+		a.typeName, a.typeArg = p.Type, p.Type
+	}
+	queue := a.queue
+	if p.Queue != a.queueName {
+		queue = p.Queue
+	}
+	args = append(args, p.ID, queue, a.typeArg, nullBlob(j.Data), j.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
+		headers, nullText(p.UniqueKey), int64(p.Timeout), stateArg, a.nowArg, runAtArg, expires, p.DeleteOnComplete)
 	return j, args, nil
 }
 

@@ -362,13 +362,26 @@ func bulkComplete(p *broker.JobCompleteParams) bool {
 // it undoes what it did and reports false: sqlComplete then takes each
 // job on its own and says what became of it.
 func (b *Broker) completeAll(ctx context.Context, tx *sql.Tx, ps []*broker.JobCompleteParams, now int64) (bool, error) {
-	var args []any
+	// args is now and then queue, id and token per job. Each statement
+	// takes now and the next 3n values: the now it needs is written over
+	// the value before them, which the statement before has used. A
+	// batch's jobs mostly share their queue and token (a fetch's), boxed
+	// once: putting a string or an int64 in an interface allocates.
+	nowArg := any(now)
+	args := []any{nowArg}
+	var queue, token any
 	for _, p := range ps {
 		if bulkComplete(p) {
-			args = append(args, p.Queue, p.ID, p.Token)
+			if queue == nil || queue.(string) != p.Queue {
+				queue = p.Queue
+			}
+			if token == nil || token.(int64) != p.Token {
+				token = p.Token
+			}
+			args = append(args, queue, p.ID, token)
 		}
 	}
-	want := len(args) / 3
+	want := (len(args) - 1) / 3
 	if want < completeManyMin {
 		return false, nil
 	}
@@ -376,10 +389,11 @@ func (b *Broker) completeAll(ctx context.Context, tx *sql.Tx, ps []*broker.JobCo
 		return false, fmt.Errorf("begin savepoint: %w", err)
 	}
 	var got int64
-	for len(args) > 0 {
-		i := slices.IndexFunc(completeSizes, func(n int) bool { return 3*n <= len(args) })
+	for len(args) > 1 {
+		i := slices.IndexFunc(completeSizes, func(n int) bool { return 3*n < len(args) })
 		n := completeSizes[i]
-		res, err := b.exec(ctx, tx, sqlCompleteManys[n], append([]any{now}, args[:3*n]...)...)
+		args[0] = nowArg
+		res, err := b.exec(ctx, tx, sqlCompleteManys[n], args[:1+3*n]...)
 		if err != nil {
 			return false, fmt.Errorf("complete jobs: %w", err)
 		}
