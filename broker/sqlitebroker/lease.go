@@ -60,9 +60,9 @@ var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result
 	attempts = coalesce(attempts, '[]')
 	WHERE id = ?3 AND queue = ?4 AND state = 'active' AND lease_token = ?5 AND NOT delete_on_complete`
 
-var cachedQueries = slices.Concat(slices.Collect(maps.Values(sqlCompleteManys)), []string{
+var cachedQueries = slices.Concat(slices.Collect(maps.Values(sqlCompleteManys)), slices.Collect(maps.Values(insertSQLs)), []string{
 	sqlCompleteSavepoint, sqlCompleteRelease, sqlCompleteRollbackTo, sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
-	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL, insertJobsSQL,
+	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL,
 	sqlSavepoint, sqlRelease, sqlRollbackTo}, fairQueries, docQueries)
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit

@@ -246,6 +246,9 @@ func (b *Broker) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt,
 func (b *Broker) prepare() error {
 	b.stmts = make(map[string]*sql.Stmt, len(cachedQueries))
 	for _, q := range cachedQueries {
+		if _, ok := b.stmts[q]; ok { // listed twice (insertJobSQL is insertSQLs[1])
+			continue
+		}
 		s, err := b.write.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("open sqlite store %s: prepare statement: %w", b.path, err)
