@@ -206,3 +206,90 @@ func TestBulkDuplicateInLaterStatement(t *testing.T) {
 		t.Fatalf("after the rejected batch: %+v, %v; want the one stored job", st, err)
 	}
 }
+
+// TestBatchStatementsKeepEachJob checks the statements that insert,
+// lease and complete many jobs at once (several rows each, with values
+// the jobs of a batch share bound once) against what each job must be: a
+// batch of 85 jobs (statements of 64, 16, 4 and 1 rows) with two types,
+// some delayed and some with a TTL is stored as inserted; a fetch returns
+// each job as it is stored; and one completion of the 73 leased jobs
+// (statements of 64, 4, 4 and 1) finishes each at the broker's time.
+func TestBatchStatementsKeepEachJob(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_800_000_000_000)
+	b, _ := openT(t, sqlitebroker.Config{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	t0 := now
+	ps := make([]*broker.JobInsertParams, 85)
+	for i := range ps {
+		ps[i] = newJob("q", fmt.Sprintf("job-%02d", i))
+		ps[i].Type = fmt.Sprint("type-", i%2)
+		ps[i].Data = fmt.Appendf(nil, `{"n":%d}`, i)
+		if i%7 == 3 {
+			ps[i].Delay = time.Minute
+		}
+		if i%11 == 5 {
+			ps[i].TTL = time.Hour
+		}
+	}
+	want := func(i int) (broker.State, time.Time, time.Time) {
+		runAt, expires := t0, time.Time{}
+		if ps[i].Delay > 0 {
+			runAt = t0.Add(ps[i].Delay)
+		}
+		if ps[i].TTL > 0 {
+			expires = runAt.Add(ps[i].TTL)
+		}
+		if runAt.After(t0) {
+			return broker.StateScheduled, runAt, expires
+		}
+		return broker.StatePending, runAt, expires
+	}
+	inserted, err := b.JobInsertMany(ctx, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, j := range inserted {
+		st, runAt, expires := want(i)
+		got, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: ps[i].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range []*broker.Job{j, got} {
+			if j.ID != ps[i].ID || j.Queue != "q" || j.Type != ps[i].Type || string(j.Data) != string(ps[i].Data) ||
+				j.State != st || !j.CreatedAt.Equal(t0) || !j.RunAt.Equal(runAt) || !j.ExpiresAt.Equal(expires) {
+				t.Errorf("job %d: %s %s in %q, %s data %s, created %v, run at %v, expires %v; want %s %s, %s data %s, created %v, run at %v, expires %v",
+					i, j.ID, j.State, j.Queue, j.Type, j.Data, j.CreatedAt, j.RunAt, j.ExpiresAt,
+					ps[i].ID, st, ps[i].Type, ps[i].Data, t0, runAt, expires)
+			}
+		}
+	}
+	now = now.Add(time.Second)
+	leased, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: "q", Limit: len(ps), LeaseDuration: time.Minute, WorkerID: "w1"})
+	if err != nil || len(leased) != 73 {
+		t.Fatalf("fetch: %d jobs, %v; want the 73 due", len(leased), err)
+	}
+	for _, j := range leased {
+		got, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: j.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Queue != got.Queue || j.State != got.State || j.Type != got.Type || string(j.Data) != string(got.Data) ||
+			j.Attempt != got.Attempt || j.LeaseToken != got.LeaseToken || j.WorkerID != got.WorkerID ||
+			!j.StartedAt.Equal(got.StartedAt) || !j.LeaseUntil.Equal(got.LeaseUntil) || !j.ExpiresAt.Equal(got.ExpiresAt) ||
+			!j.StartedAt.Equal(now) || !j.LeaseUntil.Equal(now.Add(time.Minute)) {
+			t.Errorf("fetched %+v\nstored  %+v\nwant both active for w1 from %v until %v", j, got, now, now.Add(time.Minute))
+		}
+	}
+	now = now.Add(time.Second)
+	errs, err := b.JobComplete(ctx, completions(leased))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, j := range leased {
+		got, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: j.ID})
+		if errs[i] != nil || err != nil || got.State != broker.StateCompleted || !got.FinishedAt.Equal(now) {
+			t.Errorf("completed job %s: %v; stored %s finished at %v, %v; want completed at %v", j.ID, errs[i], got.State, got.FinishedAt, err, now)
+		}
+	}
+}
