@@ -272,6 +272,9 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 		if err != nil {
 			return err
 		}
+		if all && !slices.ContainsFunc(ps, func(p *broker.JobCompleteParams) bool { return !bulkComplete(p) }) {
+			return nil // completeAll took every job: no statement of the loop runs
+		}
 		done, err := b.stmt(ctx, tx, sqlComplete)
 		if err != nil {
 			return err
