@@ -212,8 +212,9 @@ func TestBulkDuplicateInLaterStatement(t *testing.T) {
 // the jobs of a batch share bound once) against what each job must be: a
 // batch of 85 jobs (statements of 64, 16, 4 and 1 rows) with two types,
 // some delayed and some with a TTL is stored as inserted; a fetch returns
-// each job as it is stored; and one completion of the 73 leased jobs
-// (statements of 64, 4, 4 and 1) finishes each at the broker's time.
+// each job as it is stored; and one completion of the 73 leased jobs, the
+// last with a result (statements of 64, 4 and 4, and one of its own),
+// finishes each at the broker's time.
 func TestBatchStatementsKeepEachJob(t *testing.T) {
 	t.Parallel()
 	now := time.UnixMilli(1_800_000_000_000)
@@ -282,14 +283,19 @@ func TestBatchStatementsKeepEachJob(t *testing.T) {
 		}
 	}
 	now = now.Add(time.Second)
-	errs, err := b.JobComplete(ctx, completions(leased))
+	cs := completions(leased)
+	last := cs[len(cs)-1]
+	last.Result = []byte(`{"ok":true}`) // completed on its own, after the others
+	errs, err := b.JobComplete(ctx, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, j := range leased {
 		got, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: j.ID})
-		if errs[i] != nil || err != nil || got.State != broker.StateCompleted || !got.FinishedAt.Equal(now) {
-			t.Errorf("completed job %s: %v; stored %s finished at %v, %v; want completed at %v", j.ID, errs[i], got.State, got.FinishedAt, err, now)
+		if errs[i] != nil || err != nil || got.State != broker.StateCompleted || !got.FinishedAt.Equal(now) ||
+			string(got.Result) != string(cs[i].Result) {
+			t.Errorf("completed job %s: %v; stored %s finished at %v with result %s, %v; want completed at %v with result %s",
+				j.ID, errs[i], got.State, got.FinishedAt, got.Result, err, now, cs[i].Result)
 		}
 	}
 }
