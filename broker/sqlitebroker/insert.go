@@ -15,16 +15,11 @@ import (
 	"modernc.org/sqlite"
 )
 
-// insertJobSQL takes newJob's arguments and then the job's fair_tag
-// (fairTagArg).
-const insertJobSQL = insertJobsInto + insertJobRow
-
-const (
-	insertJobsInto = `INSERT INTO jobs (id, queue, type, data, priority, max_attempts, tenant_id, company_id,
+// insertJobSQL inserts one job: it takes newJob's arguments and then the
+// job's fair_tag (insertTags.arg).
+const insertJobSQL = `INSERT INTO jobs (id, queue, type, data, priority, max_attempts, tenant_id, company_id,
 	headers, unique_key, timeout_ns, state, created_at, run_at, expires_at, delete_on_complete, fair_tag)
-	VALUES `
-	insertJobRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertSizes are the numbers of jobs the statements that insert a
 // batch take (insertRowsSQL), largest first: a statement opens and closes
@@ -47,9 +42,16 @@ var insertSQLs = func() map[int]string {
 	return m
 }()
 
-// insertRowsSQL returns the statement that inserts n jobs.
+// insertRowsSQL returns the statement that inserts n jobs of one queue
+// at one time: the queue (?1) and the insert time (?2, created_at) are
+// bound once for all rows, then each row takes jobArgs.batch's arguments
+// and its fair_tag. Each value bound costs a call into SQLite, and a
+// string a copy into memory SQLite owns.
 func insertRowsSQL(n int) string {
-	return insertJobsInto + strings.Repeat(insertJobRow+", ", n-1) + insertJobRow
+	const row = `(?1, ?2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	return `INSERT INTO jobs (queue, created_at, id, type, data, priority, max_attempts, tenant_id, company_id,
+	headers, unique_key, timeout_ns, state, run_at, expires_at, delete_on_complete, fair_tag)
+	VALUES ` + strings.Repeat(row+", ", n-1) + row
 }
 
 // sqlWaiting counts a queue's scheduled and pending jobs, each state from
@@ -179,12 +181,14 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 		}
 		jobs = make([]*broker.Job, 0, len(ps))
 		ja := newJobArgs(queue, now)
-		args := make([]any, 0, min(len(ps), insertRows)*17)
+		ja.batch = true
+		args := make([]any, 2, 2+min(len(ps), insertRows)*15)
+		args[0], args[1] = ja.queue, ja.nowArg
 		for rest := ps; len(rest) > 0; {
 			n := insertSizes[slices.IndexFunc(insertSizes, func(n int) bool { return n <= len(rest) })]
 			chunk := rest[:n]
 			rest = rest[n:]
-			args = args[:0]
+			args = args[:2]
 			for _, p := range chunk {
 				j, a, err := ja.add(args, p)
 				if err != nil {
@@ -216,7 +220,7 @@ func newJob(p *broker.JobInsertParams, now int64) (*broker.Job, []any, error) {
 	return newJobArgs(p.Queue, now).add(nil, p)
 }
 
-// jobArgs builds the arguments of insertJobRow for the jobs one
+// jobArgs builds the arguments of insertJobSQL or insertRowsSQL for the jobs one
 // transaction inserts into one queue at broker time now. Putting a string
 // or an int64 in an interface allocates, and the jobs of a batch share
 // their queue, their insert time (also their run time when due at once),
@@ -228,6 +232,9 @@ type jobArgs struct {
 	queue, nowArg any // queueName and now, boxed
 	typeName      string
 	typeArg       any // typeName, boxed
+	// batch leaves the queue and the insert time out of a job's
+	// arguments, for insertRowsSQL, which binds them once.
+	batch bool
 }
 
 func newJobArgs(queue string, now int64) *jobArgs {
@@ -238,7 +245,7 @@ func newJobArgs(queue string, now int64) *jobArgs {
 var pendingArg, scheduledArg any = string(broker.StatePending), string(broker.StateScheduled)
 
 // add computes the stored job for p and appends the arguments of
-// insertJobRow but the last (fair_tag) to args.
+// insertJobSQL (insertRowsSQL's with batch) but the last (fair_tag) to args.
 func (a *jobArgs) add(args []any, p *broker.JobInsertParams) (*broker.Job, []any, error) {
 	now := a.now
 	runAt := now
@@ -284,6 +291,11 @@ func (a *jobArgs) add(args []any, p *broker.JobInsertParams) (*broker.Job, []any
 	queue := a.queue
 	if p.Queue != a.queueName {
 		queue = p.Queue
+	}
+	if a.batch {
+		args = append(args, p.ID, a.typeArg, nullBlob(j.Data), j.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
+			headers, nullText(p.UniqueKey), int64(p.Timeout), stateArg, runAtArg, expires, p.DeleteOnComplete)
+		return j, args, nil
 	}
 	args = append(args, p.ID, queue, a.typeArg, nullBlob(j.Data), j.Priority, p.MaxAttempts, p.TenantID, p.CompanyID,
 		headers, nullText(p.UniqueKey), int64(p.Timeout), stateArg, a.nowArg, runAtArg, expires, p.DeleteOnComplete)

@@ -246,7 +246,7 @@ func (b *Broker) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt,
 func (b *Broker) prepare() error {
 	b.stmts = make(map[string]*sql.Stmt, len(cachedQueries))
 	for _, q := range cachedQueries {
-		if _, ok := b.stmts[q]; ok { // listed twice (insertJobSQL is insertSQLs[1])
+		if _, ok := b.stmts[q]; ok { // listed twice: one statement is enough
 			continue
 		}
 		s, err := b.write.Prepare(q)
