@@ -246,9 +246,6 @@ func (b *Broker) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt,
 func (b *Broker) prepare() error {
 	b.stmts = make(map[string]*sql.Stmt, len(cachedQueries))
 	for _, q := range cachedQueries {
-		if _, ok := b.stmts[q]; ok { // listed twice: one statement is enough
-			continue
-		}
 		s, err := b.write.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("open sqlite store %s: prepare statement: %w", b.path, err)
