@@ -26,8 +26,10 @@ import (
 // machine. A fair queue serves 100 tenants in turn; with turns of one job
 // each job's row and its entries in tenant-ordered indexes sat on pages no
 // other job of the transaction shared (on-100-tenants: 21.0 write-KiB/job,
-// 68 cpu-µs/job, against 3.7 and 37 off), with turns of
-// broker.FairQuantum jobs 6.1 and 46 (on-1-tenant: 4.5 and 47).
+// 68 cpu-µs/job, against 3.7 and 37 off), with turns of 8 jobs 6.1 and
+// 46 (on-1-tenant: 4.5 and 47), with turns of 32 (broker.FairQuantum) 4.6
+// write-KiB/job, on-1-tenant 4.4 and off 3.6 (medians of 6, a loaded
+// machine).
 func BenchmarkFairFetchComplete(b *testing.B) {
 	for _, v := range []struct {
 		name    string
