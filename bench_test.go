@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,9 +25,19 @@ func BenchmarkManagerProcess(b *testing.B) {
 	for _, e := range testbroker.Engines {
 		for _, prefetch := range []int{worker.PrefetchOff, 0, 10} {
 			b.Run(fmt.Sprintf("%s/prefetch=%d", e.Name, prefetch), func(b *testing.B) {
-				benchManagerProcess(b, e, prefetch)
+				benchManagerProcess(b, e, 10, prefetch)
 			})
 		}
+	}
+}
+
+// BenchmarkManagerProcessC50 is BenchmarkManagerProcess at concurrency 50
+// with default settings, bench/'s "b process c50" row: there the worker's
+// CPU per job and the slots left idle waiting on the broker bound the
+// throughput rather than the round trips.
+func BenchmarkManagerProcessC50(b *testing.B) {
+	for _, e := range testbroker.Engines {
+		b.Run(e.Name, func(b *testing.B) { benchManagerProcess(b, e, 50, 0) })
 	}
 }
 
@@ -52,11 +63,12 @@ func timeManager(b *testing.B, m *worker.Manager, finished <-chan struct{}, done
 	return took
 }
 
-func benchManagerProcess(b *testing.B, e testbroker.Engine, prefetch int) {
+func benchManagerProcess(b *testing.B, e testbroker.Engine, concurrency, prefetch int) {
 	const jobs = 50000
 	{
 		{
 			var total, cpu time.Duration
+			var allocs uint64 // in this process, the broker's client included
 			for range b.N {
 				b.StopTimer()
 				br := e.Open(b)
@@ -77,7 +89,7 @@ func benchManagerProcess(b *testing.B, e testbroker.Engine, prefetch int) {
 				finished := make(chan struct{})
 				cfg := worker.ManagerConfig{
 					Queues:      []worker.QueueConfig{{Name: "bench"}},
-					Concurrency: 10,
+					Concurrency: concurrency,
 					Prefetch:    prefetch,
 					Logger:      discardLogger,
 					OnEvent: func(ev worker.Event) {
@@ -91,14 +103,19 @@ func benchManagerProcess(b *testing.B, e testbroker.Engine, prefetch int) {
 					b.Fatal(err)
 				}
 				_ = m.HandleFunc("noop", func(context.Context, *worker.Job) error { return nil })
+				var ms0, ms1 runtime.MemStats
+				runtime.ReadMemStats(&ms0)
 				cpu0, _ := cputime.Process()
 				total += timeManager(b, m, finished, &done, jobs)
 				cpu1, _ := cputime.Process()
+				runtime.ReadMemStats(&ms1)
 				cpu += cpu1 - cpu0
+				allocs += ms1.Mallocs - ms0.Mallocs
 				_ = br.Close()
 			}
 			b.ReportMetric(float64(jobs*b.N)/total.Seconds(), "jobs/s")
 			b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(jobs*b.N), "cpu-µs/job")
+			b.ReportMetric(float64(allocs)/float64(jobs*b.N), "allocs/job")
 		}
 	}
 }
