@@ -116,9 +116,11 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 			args := make([]any, 0, 3+stride*len(idx))
 			args = append(args, len(idx), keep, stride)
 			for _, i := range idx {
-				args = append(args, ps[i].ID, ps[i].Token)
+				// Pointers into ps, which outlive the call: boxing the
+				// values themselves was two allocations per job.
+				args = append(args, &ps[i].ID, &ps[i].Token)
 				if stride == 4 {
-					args = append(args, string(ps[i].Result), boolArg(ps[i].Delete))
+					args = append(args, []byte(ps[i].Result), boolArg(ps[i].Delete))
 				}
 			}
 			return args

@@ -67,8 +67,12 @@ func (a *Acknowledger) Stop() {
 
 func (a *Acknowledger) run() {
 	defer close(a.done)
+	// Reused from batch to batch: one goroutine writes them, and write
+	// is done with them when it returns.
+	var batch []Request
+	var ps []*broker.JobCompleteParams
 	for first := range a.reqs {
-		batch := []Request{first}
+		batch = append(batch[:0], first)
 	drain:
 		for len(batch) < MaxBatch {
 			select {
@@ -81,14 +85,16 @@ func (a *Acknowledger) run() {
 				break drain
 			}
 		}
-		a.write(batch)
+		ps = a.write(batch, ps[:0])
+		clear(batch) // let the written jobs' records go
 	}
 }
 
-func (a *Acknowledger) write(batch []Request) {
-	ps := make([]*broker.JobCompleteParams, len(batch))
-	for i, r := range batch {
-		ps[i] = r.Params
+// write writes batch, its params appended to ps, which it returns for
+// the next batch.
+func (a *Acknowledger) write(batch []Request, ps []*broker.JobCompleteParams) []*broker.JobCompleteParams {
+	for _, r := range batch {
+		ps = append(ps, r.Params)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	errs, err := a.b.JobComplete(ctx, ps)
@@ -100,4 +106,6 @@ func (a *Acknowledger) write(batch []Request) {
 		}
 		r.Done.Acked(ackErr)
 	}
+	clear(ps)
+	return ps
 }
