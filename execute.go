@@ -113,7 +113,8 @@ func (e *executor) run(q *queueSlot, job *Job) {
 func (e *executor) runJob(r *running) {
 	defer e.jobs.Done()
 	m, q, job, turn := e.m, r.q, r.job, r.turn
-	defer e.done(q, r)
+	var began time.Time // when the job had its run slot; zero: never
+	defer func() { e.done(q, r, began) }()
 	ok := e.acquireRun(q, job, r.prev, turn != nil, r.waitUntil)
 	if turn != nil {
 		tn := job.TenantID
@@ -133,8 +134,7 @@ func (e *executor) runJob(r *running) {
 		e.handBackUnstarted(r)
 		return
 	}
-	began := time.Now()
-	defer e.releaseRun(q, began)
+	began = time.Now()
 	e.execute(r.jobCtx, r)
 }
 
@@ -283,15 +283,6 @@ func (e *executor) stalled(q *queueSlot) bool {
 	return time.Since(q.lastRelease) >= prefetchWaitMax
 }
 
-func (e *executor) releaseRun(q *queueSlot, began time.Time) {
-	now := time.Now()
-	e.m.mu.Lock()
-	e.running--
-	q.running--
-	q.slotReleased(now.Sub(began), now)
-	e.wakeWaiters()
-	e.m.mu.Unlock()
-}
 
 // wakeWaiters wakes the jobs waiting for a run slot; m.mu is held.
 func (e *executor) wakeWaiters() {
@@ -314,10 +305,23 @@ func (e *executor) handBackUnstarted(r *running) {
 	e.m.emit(Event{Kind: EventHandedBack, Job: r.job})
 }
 
-func (e *executor) done(q *queueSlot, r *running) {
+// done uncounts r's job, leased from q, once it ran or was handed back,
+// and frees its run slot if it had one since began (zero: it had none).
+// One section under m.mu for both: a second was a lock per job more.
+func (e *executor) done(q *queueSlot, r *running, began time.Time) {
 	r.cancel(nil)
 	m := e.m
+	var now time.Time
+	if !began.IsZero() {
+		now = time.Now()
+	}
 	m.mu.Lock()
+	if !began.IsZero() {
+		e.running--
+		q.running--
+		q.slotReleased(now.Sub(began), now)
+		e.wakeWaiters()
+	}
 	delete(e.inflight, r)
 	m.busy--
 	q.busy--
