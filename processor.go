@@ -66,6 +66,9 @@ type running struct {
 	// detached marks a job run by ProcessJob: it holds no lease, so its
 	// progress is not stored.
 	detached bool
+	// slotHeld marks a job that took its run slot as it was leased
+	// (executor.run): it waits for nothing.
+	slotHeld bool
 
 	// settled is set once the Manager reports the job's outcome or hands
 	// it back: a lease the heartbeat then finds gone was given up by this
