@@ -230,6 +230,38 @@ func TestLeasedAheadTenantsTakeTurns(t *testing.T) {
 	}
 }
 
+// TestLeasedAheadJobsStartInLeaseOrder: on one slot with a job leased
+// ahead, jobs of one priority start in the order they were leased. When a
+// job ends, the job leased ahead is woken for its slot while the fetcher
+// leases the next; the next takes a free slot as it is leased only when
+// no job waits for one (executor.run), else it would often start before
+// the job woken. Many short jobs, so the fetches race many wakes.
+func TestLeasedAheadJobsStartInLeaseOrder(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		const n = 300
+		c := newClient(t, b)
+		specs := make([]worker.JobSpec, n)
+		for i := range specs {
+			specs[i] = worker.JobSpec{Type: "work"}
+		}
+		jobs, err := c.AddMany(context.Background(), "default", specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := fastConfig()
+		cfg.Concurrency, cfg.Prefetch = 1, 1
+		m := newManager(t, b, cfg)
+		rec := recordWork(m, jobID)
+		startManager(t, m)
+		order := rec.first(t, n, 20*time.Second)
+		for i, id := range order {
+			if id != jobs[i].ID {
+				t.Fatalf("job %d of %d in lease order started at %d", slices.IndexFunc(jobs, func(j *worker.Job) bool { return j.ID == id }), n, i)
+			}
+		}
+	})
+}
+
 // TestRefillAt: a busy Manager fetches once half a batch of slots is free,
 // or fewer when its jobs are long enough that half a batch takes longer
 // than refillEvery (0.5 ms) to free, so a job enqueued meanwhile is not
