@@ -418,10 +418,13 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 		// hold them up.
 		if woke := f.ready.collect(ctx); len(woke) > 0 {
 			m.maint.Touch(woke...)
+			f.retry(woke)
 		}
 		select {
 		case qs := <-f.watched:
-			f.tookWatch(qs)
+			if f.tookWatch(qs) {
+				f.retry(qs)
+			}
 		default:
 		}
 		i, viaWake := m.pickQueue(f.ready, f.tried, preferWoken)
@@ -457,6 +460,19 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 		}
 		f.wokeLast = viaWake
 		return true, nil
+	}
+}
+
+// retry makes the queues a wake named untried again in this fetch: the
+// wake may announce a job added after their fetch ran, and once taken
+// here it wakes no later wait, so that job would wait for the next wake
+// or poll (issue 19's bimodal no-flood p99: the next insert, 10 ms
+// later). Each wake costs at most one more fetch.
+func (f *fetcher) retry(qs []string) {
+	for _, q := range qs {
+		if i, ok := f.ready.index[q]; ok {
+			f.tried[i] = false
+		}
 	}
 }
 

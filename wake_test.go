@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -266,6 +267,79 @@ func TestIdleManagerSleepsUntilTheNextSweep(t *testing.T) {
 		})
 		if got := time.Duration(o.longest.Load()); got > 8*poll {
 			t.Fatalf("an idle Manager waited up to %v at once, want at most 8 PollIntervals (%v): a job whose wake was lost waits that long", got, 8*poll)
+		}
+	})
+}
+
+// addDuringFetch adds a job once, during a fetch that comes back empty:
+// after the broker ran the fetch, before the Manager has its (empty)
+// reply. It holds the reply until the job's wake has reached the broker's
+// waiters, and keeps that wake for the Manager's next wait, as the broker
+// keeps a wake nobody waited for: so the Manager collects it right after
+// the empty fetch, before it goes idle, step by step on every engine.
+type addDuringFetch struct {
+	*waitObserver
+	armed  atomic.Bool
+	missed atomic.Bool // the wake did not come: the test cannot decide
+	mu     sync.Mutex
+	kept   []string
+}
+
+func (a *addDuringFetch) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	jobs, err := a.waitObserver.JobFetch(ctx, p)
+	if err != nil || len(jobs) > 0 || !a.armed.CompareAndSwap(true, false) {
+		return jobs, err
+	}
+	if _, err := a.JobInsert(ctx, &broker.JobInsertParams{ID: "late", Queue: p.Queue, Type: "wake", MaxAttempts: 1}); err != nil {
+		return nil, err
+	}
+	woke, err := a.Broker.(broker.ReadyWaiter).JobWaitReady(ctx, []string{p.Queue}, 10*time.Second)
+	if err != nil || len(woke) == 0 {
+		a.missed.Store(true)
+	}
+	a.mu.Lock()
+	a.kept = append(a.kept, woke...)
+	a.mu.Unlock()
+	return jobs, nil
+}
+
+func (a *addDuringFetch) JobWaitReady(ctx context.Context, queues []string, timeout time.Duration) ([]string, error) {
+	a.mu.Lock()
+	kept := a.kept
+	a.kept = nil
+	a.mu.Unlock()
+	if len(kept) > 0 {
+		return kept, nil
+	}
+	return a.waitObserver.JobWaitReady(ctx, queues, timeout)
+}
+
+// TestWakeDuringEmptyFetchIsNotLost: a job added while a fetch of its
+// queue is on its way back empty is fetched at once, though its wake came
+// before the Manager went idle. The wake was taken and dropped, the queue
+// counted as tried, and the job waited for the next insert's wake (10 ms
+// in issue 19's benchmark, which made its no-flood p99 bimodal) or for a
+// poll (an hour here).
+func TestWakeDuringEmptyFetchIsNotLost(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		a := &addDuringFetch{waitObserver: observe(b)}
+		a.armed.Store(true) // the Manager's first fetch finds the queue empty
+		started := make(chan *worker.Job, 1)
+		m := newManager(t, a, worker.ManagerConfig{PollInterval: time.Hour, MaintainInterval: time.Hour, Logger: discardLogger})
+		if err := m.HandleFunc("wake", func(_ context.Context, j *worker.Job) error { started <- j; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		startManager(t, m)
+		select {
+		case j := <-started:
+			if j.ID != "late" {
+				t.Fatalf("started %s, want late", j.ID)
+			}
+		case <-time.After(10 * time.Second):
+			if a.armed.Load() || a.missed.Load() {
+				t.Fatal("undecided: no fetch came back empty, or the added job's wake did not come within 10 s")
+			}
+			t.Fatal("a job whose wake came during an empty fetch did not start within 10 s (the manager polls once an hour)")
 		}
 	})
 }
