@@ -99,11 +99,11 @@ func ValidateTenantPause(queue, tenant string) error {
 //     order, so serving 100 tenants one job each wrote a page of the table
 //     (and of each tenant-ordered index) per job, at the lease and again at
 //     the completion; a turn of FairQuantum keeps a tenant's jobs of a fetch
-//     on one page of each. On Redis (turns of 8, lua/lib.lua FAIR_QUANTUM)
-//     a fetch batch of one-job turns held as many tenants as jobs, and each
-//     tenant's index was written once per job rather than once per turn. A
-//     tenant that was idle starts a turn just before V (at V - 1), ahead of
-//     the turn in progress, so that a long turn never makes a newcomer wait.
+//     on one page of each. On Redis a fetch batch of one-job turns held as
+//     many tenants as jobs, and each tenant's index was written once per
+//     job rather than once per turn. A tenant that was idle starts a turn
+//     just before V (at V - 1), ahead of the turn in progress, so that a
+//     long turn never makes a newcomer wait.
 //   - A job handed back (JobRelease) or recovered after its lease expired
 //     keeps its tag, so it goes back to its place, as without fairness. A
 //     job that becomes pending again after a failed attempt, or by JobRetry,

@@ -575,7 +575,7 @@ end
 -- below PRIORITY_SHIFT, 'q' once fetched) is its tag, not a seq. Both names
 -- derive from the seq counter's, under the same hash tag.
 local FAIR_SCALE = 1000 -- broker.FairScale
-local FAIR_QUANTUM = 8 -- at most broker.FairQuantum (32), see broker/fair.go
+local FAIR_QUANTUM = 32 -- broker.FairQuantum (TestFairTurns holds them equal)
 
 -- fair_keys names the fair policy, tag, rate and paused-tenants hashes of
 -- the queue whose seq counter key is given ('<prefix>:{queue}:seq').
