@@ -45,3 +45,21 @@ type ReadyWaiter interface {
 	// wake came). Safe for concurrent use; errors are JobWait's.
 	JobWaitReady(ctx context.Context, queues []string, timeout time.Duration) ([]string, error)
 }
+
+// PendingLister is an optional capability of a ReadyWaiter: it says which
+// queues hold pending jobs, so that a worker starting on many queues
+// fetches from those only. A ReadyWaiter's wakes cover what comes in after
+// a worker first waits; without this capability the worker learns what
+// was there before by fetching from each queue in turn, a round trip per
+// queue (a thousand on SQLite: write transactions in front of the fetch of
+// a job added meanwhile).
+type PendingLister interface {
+	// QueuesPending returns the queues, among queues, that hold a pending
+	// job, in the order of queues. A paused queue may be named. A job that
+	// becomes pending during the call may or may not make its queue named;
+	// one inserted after the caller's JobWaitReady wakes it all the same.
+	// Safe for concurrent use. Returns ErrInvalidJob for an invalid queue
+	// name, ErrClosed after Close, and the error that stopped the read
+	// otherwise (the caller then tries every queue).
+	QueuesPending(ctx context.Context, queues []string) ([]string, error)
+}

@@ -64,6 +64,7 @@ var cases = []testCase{
 	{"JobListCursor", testJobListCursor},
 	{"QueueStats", testQueueStats},
 	{"QueueList", testQueueList},
+	{"QueuesPending", testQueuesPending},
 	{"RetentionRemovesCompleted", testRetention},
 	{"RetentionOnlyCompleted", testRetentionOnlyCompleted},
 	{"RetentionKeepsPace", testRetentionKeepsPace},

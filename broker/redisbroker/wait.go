@@ -15,7 +15,10 @@ import (
 	"github.com/aibos/worker/broker/internal/wake"
 )
 
-var _ broker.ReadyWaiter = (*Broker)(nil)
+var (
+	_ broker.ReadyWaiter   = (*Broker)(nil)
+	_ broker.PendingLister = (*Broker)(nil)
+)
 
 var scriptNextDue = loadScript("nextdue.lua")
 
@@ -94,6 +97,38 @@ func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time
 		return nil, fmt.Errorf("redisbroker: wait for jobs in %d queues: %w", len(queues), err)
 	}
 	return ready, nil
+}
+
+// QueuesPending returns the queues, among queues, that hold a pending job;
+// see broker.PendingLister. One pipeline of EXISTS, one per queue (a
+// queue's pending zset is removed with its last job), read-only.
+func (b *Broker) QueuesPending(ctx context.Context, queues []string) ([]string, error) {
+	const op = "list queues with pending jobs"
+	if err := b.open(op); err != nil {
+		return nil, err
+	}
+	for _, q := range queues {
+		if err := broker.ValidateQueueName(q); err != nil {
+			return nil, fmt.Errorf("redisbroker: %s: %w: %v", op, broker.ErrInvalidJob, err)
+		}
+	}
+	cmds := make([]*redis.IntCmd, len(queues))
+	_, err := b.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, q := range queues {
+			cmds[i] = pipe.Exists(ctx, b.keys(q).pending)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: %s among %d: %w", op, len(queues), err)
+	}
+	var out []string
+	for i, q := range queues {
+		if cmds[i].Val() > 0 {
+			out = append(out, q)
+		}
+	}
+	return out, nil
 }
 
 // subscribe makes sure the wake channels of queues are subscribed,

@@ -3,6 +3,7 @@ package sqlitebroker
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,7 +13,10 @@ import (
 	"github.com/aibos/worker/broker/internal/wake"
 )
 
-var _ broker.ReadyWaiter = (*Broker)(nil)
+var (
+	_ broker.ReadyWaiter   = (*Broker)(nil)
+	_ broker.PendingLister = (*Broker)(nil)
+)
 
 // waker wakes idle workers of this process when jobs are inserted. The
 // store has one writer process (the file lock), so every insert passes
@@ -76,6 +80,47 @@ func (b *Broker) JobWaitReady(ctx context.Context, queues []string, timeout time
 		return nil, fmt.Errorf("wait for jobs in %d queues: %w", len(queues), err)
 	}
 	return ready, nil
+}
+
+// QueuesPending returns the queues, among queues, that hold a pending job;
+// see broker.PendingLister. One read, an index probe per queue, on a read
+// connection: the write connection is left to fetches.
+func (b *Broker) QueuesPending(ctx context.Context, queues []string) ([]string, error) {
+	const op = "list queues with pending jobs"
+	if b.closed.Load() {
+		return nil, fmt.Errorf("%s: %w", op, broker.ErrClosed)
+	}
+	if err := b.wake.check(queues); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	out, err := b.queuesPending(ctx, queues)
+	if err != nil {
+		return nil, fmt.Errorf("%s among %d: %w", op, len(queues), err)
+	}
+	return out, nil
+}
+
+func (b *Broker) queuesPending(ctx context.Context, queues []string) ([]string, error) {
+	names, err := json.Marshal(queues)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := b.read.QueryContext(ctx, `SELECT q.value FROM json_each(?) AS q
+		WHERE EXISTS (SELECT 1 FROM jobs WHERE queue = q.value AND state = 'pending')
+		ORDER BY q.key`, string(names))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
 }
 
 // notifyInserted wakes the waiters of the jobs' queue.
