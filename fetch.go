@@ -22,7 +22,7 @@ type fetcher struct {
 	freed    chan struct{} // signalled when a job finishes
 	errDelay time.Duration // backoff while the broker fails
 	ready    *readySet     // nil when the broker cannot say which queues woke
-	tried    []bool        // the queues fetchOnce tried, by number; see pickQueue
+	tried    []bool        // the queues fetchOnce tried since their last wake, by number; see pickQueue
 	wokeLast bool          // the last jobs leased came from a woken queue ahead of its turn
 	// While every slot is busy, a watcher waits for wakes (see
 	// busyWatch): watched carries what its JobWaitReady returned, and
@@ -467,8 +467,16 @@ func (f *fetcher) fetchOnce(ctx context.Context, free int) (bool, error) {
 // wake may announce a job added after their fetch ran, and once taken
 // here it wakes no later wait, so that job would wait for the next wake
 // or poll (issue 19's bimodal no-flood p99: the next insert, 10 ms
-// later). Each wake costs at most one more fetch.
+// later). The same holds for a round over many queues: when the broker
+// cannot list the queues holding jobs (broker.PendingLister), the first
+// round after Start tries every queue, a fetch each, and a job added to
+// one of a thousand queues early in it waited for the rest (on SQLite
+// about half a second on a loaded machine). Each wake costs at most one
+// more fetch.
 func (f *fetcher) retry(qs []string) {
+	if f.ready == nil {
+		return
+	}
 	for _, q := range qs {
 		if i, ok := f.ready.index[q]; ok {
 			f.tried[i] = false
