@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,5 +117,53 @@ func TestStartRoundTakesWokenQueueAgain(t *testing.T) {
 			t.Fatalf("the job added to %s after fetch %d was fetched at fetch %d, want before the round over %d queues ended", o.target, o.added, fetchedAt, len(queues))
 		}
 		t.Logf("added after fetch %d, fetched at fetch %d", o.added, fetchedAt)
+	})
+}
+
+// TestWaitChecksAChangedQueueList: the brokers skip checking (and on Redis
+// subscribing) a queue list equal to the last one they found all known,
+// which a Manager passes at every wait; a list that differs, even the same
+// slice changed in place, is checked again: an invalid name is refused, and
+// a new queue's wakes come.
+func TestWaitChecksAChangedQueueList(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		w := b.(broker.ReadyWaiter)
+		names := []string{"list-a", "list-b"}
+		for range 3 {
+			if _, err := w.JobWaitReady(ctx, names, 0); err != nil {
+				t.Fatalf("JobWaitReady(%v): %v", names, err)
+			}
+		}
+		if _, err := w.JobWaitReady(ctx, append(names[:2:2], ""), 0); !errors.Is(err, broker.ErrInvalidJob) {
+			t.Fatalf("JobWaitReady with an empty queue name added: %v, want ErrInvalidJob", err)
+		}
+		names[1] = ""
+		if _, err := w.JobWaitReady(ctx, names, 0); !errors.Is(err, broker.ErrInvalidJob) {
+			t.Fatalf("JobWaitReady with a name changed in place to empty: %v, want ErrInvalidJob", err)
+		}
+		names[1] = "list-c"
+		if _, err := w.JobWaitReady(ctx, names, 0); err != nil {
+			t.Fatalf("JobWaitReady(%v): %v", names, err)
+		}
+		for range 2 { // a subscription's confirmation wakes its queue once
+			if _, err := w.JobWaitReady(ctx, names, 0); err != nil {
+				t.Fatalf("JobWaitReady(%v): %v", names, err)
+			}
+		}
+		add(t, newClient(t, b), "list-c", worker.JobSpec{Type: "wake"})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := w.JobWaitReady(ctx, names, time.Until(deadline))
+			if err != nil {
+				t.Fatalf("JobWaitReady(%v): %v", names, err)
+			}
+			if slices.Contains(got, "list-c") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no wake named list-c within 10 s of a job added to it, after it replaced list-b in the list waited on")
+			}
+		}
 	})
 }

@@ -1,7 +1,10 @@
 package brokertest
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"testing"
 
 	"github.com/aibos/worker/broker"
 )
@@ -58,4 +61,27 @@ func testQueuesPending(s *bundle) {
 	}
 	_, err = l.QueuesPending(s.ctx, []string{pending, ""})
 	wantErr(s.t, "QueuesPending with an empty queue name", err, broker.ErrInvalidJob)
+}
+
+// BenchCollect measures what a busy worker serving n queues pays at each
+// collect of wakes (JobWaitReady with timeout 0, the same list each time),
+// after the calls that subscribe and read due times. Each broker's
+// BenchmarkCollectManyQueues calls it.
+func BenchCollect(b *testing.B, w broker.ReadyWaiter, n int) {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("q%04d", i)
+	}
+	ctx := context.Background()
+	for range 2 { // on Redis the confirmations of the subscriptions, then due times
+		if _, err := w.JobWaitReady(ctx, names, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := w.JobWaitReady(ctx, names, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/brokertest"
 )
 
 // The benchmarks run against the redistest server over loopback, so they
@@ -218,4 +219,10 @@ func benchFetchCompleteBatch(b *testing.B, br broker.Broker, client *redis.Clien
 // as redis-µs/job.
 func reportRedisCPU(b *testing.B, client *redis.Client, since time.Duration, jobs int) {
 	b.ReportMetric(float64(redisCPU(b, client)-since)/float64(time.Microsecond)/float64(jobs), "redis-µs/job")
+}
+
+// BenchmarkCollectManyQueues is what a busy Manager serving 1,000 queues
+// pays at each collect of wakes (JobWaitReady with timeout 0).
+func BenchmarkCollectManyQueues(b *testing.B) {
+	brokertest.BenchCollect(b, newBroker(b), 1000)
 }

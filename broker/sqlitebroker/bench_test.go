@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/broker/brokertest"
 	"github.com/aibos/worker/broker/sqlitebroker"
 	"github.com/aibos/worker/internal/cputime"
 )
@@ -260,4 +261,10 @@ func readCalls() int64 {
 		}
 	}
 	return -1
+}
+
+// BenchmarkCollectManyQueues is what a busy Manager serving 1,000 queues
+// pays at each collect of wakes (JobWaitReady with timeout 0).
+func BenchmarkCollectManyQueues(b *testing.B) {
+	brokertest.BenchCollect(b, openB(b), 1000)
 }
