@@ -108,7 +108,9 @@ func (s *readySet) prime(ctx context.Context) {
 		}
 	}
 	s.collected = time.Now()
-	if l, ok := s.w.(broker.PendingLister); ok {
+	// With one queue the list would cost the round trip that the one
+	// fetch it saves costs.
+	if l, ok := s.w.(broker.PendingLister); ok && len(s.names) > 1 {
 		if qs, err := l.QueuesPending(ctx, s.names); err == nil {
 			clear(s.ready)
 			s.nReady = 0
