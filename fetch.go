@@ -81,12 +81,7 @@ func (f *fetcher) run() {
 		}
 		free, refill := f.freeSlots()
 		if free <= 0 {
-			f.busyWatch(waitCtx)
-			select {
-			case <-f.freed:
-			case qs := <-f.watched:
-				f.fetchWoken(qs)
-			case <-f.stopped:
+			if !f.waitSlot(waitCtx) {
 				return
 			}
 			continue
@@ -125,12 +120,7 @@ func (f *fetcher) run() {
 		if err == errTurnHeld {
 			// The queue whose turn it is leases nothing ahead now: wait
 			// for a run slot, as when none is free.
-			f.busyWatch(waitCtx)
-			select {
-			case <-f.freed:
-			case qs := <-f.watched:
-				f.fetchWoken(qs)
-			case <-f.stopped:
+			if !f.waitSlot(waitCtx) {
 				return
 			}
 			continue
@@ -161,6 +151,21 @@ func (f *fetcher) run() {
 			}
 		}
 	}
+}
+
+// waitSlot waits, while every slot the Manager may fill is taken, for one
+// to free, leasing a woken queue's job meanwhile (fetchWoken). It reports
+// false once fetching stops.
+func (f *fetcher) waitSlot(ctx context.Context) bool {
+	f.busyWatch(ctx)
+	select {
+	case <-f.freed:
+	case qs := <-f.watched:
+		f.fetchWoken(qs)
+	case <-f.stopped:
+		return false
+	}
+	return true
 }
 
 // idleWait sleeps until the broker signals work, when it can (a
