@@ -51,7 +51,7 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 	set("g fair on/off 1 tenant", jobsPerS["on 1 tenant"]/jobsPerS["off"])
 	set("g fair on/off 100 tenants", jobsPerS["on 100 tenants"]/jobsPerS["off"])
 
-	type flood struct{ p99, aRate, started float64 }
+	type flood struct{ p99, aRate, started, aJobMs float64 }
 	floods := map[string]flood{}
 	for _, v := range []struct {
 		name  string
@@ -61,15 +61,16 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		if err := flush(ctx); err != nil {
 			return err
 		}
-		p99, aRate, started, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)))
+		p99, aRate, started, aJobMs, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)))
 		if err != nil {
 			return fmt.Errorf("flood %s: %w", v.name, err)
 		}
-		floods[v.name] = flood{p99, aRate, started}
+		floods[v.name] = flood{p99, aRate, started, aJobMs}
 		set("g flood "+v.name+" B-E p99 ms", p99)
 		set("g flood "+v.name+" B-E started", started)
 		if v.flood > 0 {
 			set("g flood "+v.name+" A jobs/s", aRate)
+			set("g flood "+v.name+" A job ms", aJobMs)
 		}
 	}
 	set("g flood p99 fair on/no flood", floods["fair on"].p99/floods["no flood"].p99)
@@ -110,26 +111,35 @@ func fairOverhead(ctx context.Context, s *aibos, n int, fair bool, tenants int) 
 // fairFlood runs the flood workload once; it returns B–E's enqueue-to-start
 // p99 in ms, A's jobs/s over the window and the share of B–E's jobs
 // started within it.
-func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.Duration) (p99, aRate, started float64, err error) {
+func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.Duration) (p99, aRate, started, aJobMs float64, err error) {
 	c, b, closeB, err := s.client()
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer closeB()
 	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: fair}); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	if err := addTenantJobs(ctx, c, "t-a", flood); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	var (
-		mu    sync.Mutex
-		began = map[string]time.Time{} // B–E: when the handler began, by job id
-		aDone atomic.Int64
+		mu      sync.Mutex
+		began   = map[string]time.Time{} // B–E: when the handler began, by job id
+		aDone   atomic.Int64
+		aWorkNs atomic.Int64 // the time A's jobs spent in their work
+		waitErr atomic.Pointer[error]
 	)
+	work := func() { // the job's work: 2 ms
+		if err := preciseWait(2 * time.Millisecond); err != nil {
+			waitErr.CompareAndSwap(nil, &err)
+		}
+	}
 	m, err := startManager(ctx, b, 10, func(j *worker.Job) {
 		if j.TenantID == "t-a" {
-			time.Sleep(2 * time.Millisecond) // the job's work
+			t0 := time.Now()
+			work()
+			aWorkNs.Add(int64(time.Since(t0)))
 			aDone.Add(1)
 			return
 		}
@@ -137,10 +147,10 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.
 		mu.Lock()
 		began[j.ID] = now
 		mu.Unlock()
-		time.Sleep(2 * time.Millisecond)
+		work()
 	})
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer func() { _ = m.Shutdown(ctx) }()
 	added := map[string]time.Time{} // B–E: when Add was called, by job id
@@ -152,14 +162,20 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.
 			at := time.Now()
 			j, err := c.Add(ctx, aibosQueue, worker.JobSpec{Type: "bench", TenantID: tn})
 			if err != nil {
-				return 0, 0, 0, err
+				return 0, 0, 0, 0, err
 			}
 			added[j.ID] = at
 		}
 	}
 	aRate = float64(aDone.Load()-a0) / window.Seconds()
+	if err := waitErr.Load(); err != nil {
+		return 0, 0, 0, 0, *err
+	}
+	if n := aDone.Load(); n > 0 {
+		aJobMs = float64(aWorkNs.Load()) / float64(n) / 1e6
+	}
 	if len(added) == 0 {
-		return 0, 0, 0, fmt.Errorf("no job of tenants B-E was added")
+		return 0, 0, 0, 0, fmt.Errorf("no job of tenants B-E was added")
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -173,7 +189,7 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.
 		}
 		waits = append(waits, float64(wait.Microseconds())/1000)
 	}
-	return percentile(waits, 99), aRate, float64(seen) / float64(len(added)), nil
+	return percentile(waits, 99), aRate, float64(seen) / float64(len(added)), aJobMs, nil
 }
 
 // addTenantJobs adds n bench jobs of tenant tn, 1,000 per AddMany.
