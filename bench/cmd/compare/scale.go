@@ -57,6 +57,7 @@ type scaleConfig struct {
 	managers    []int
 	max         int
 	jobs        int
+	mgrJobs     int
 	runs        int
 	conc        int
 	probeRate   float64
@@ -81,6 +82,7 @@ func scaleFlags(fs *flag.FlagSet, sc *scaleConfig) func() error {
 	managers := fs.String("scale-managers", "1,10,50", "Manager processes of the managers curve")
 	fs.IntVar(&sc.max, "scale-max", 0, "drop every size above this (0: keep all), for a quick run")
 	fs.IntVar(&sc.jobs, "scale-jobs", 20000, "backlog jobs processed at each point")
+	fs.IntVar(&sc.mgrJobs, "scale-managers-jobs", 200000, "backlog jobs processed at each point of the managers curve (20,000 over 50 processes is 400 each, which their start-up dominates)")
 	fs.IntVar(&sc.runs, "scale-runs", 1, "measure each point this many times and keep the medians")
 	fs.IntVar(&sc.conc, "scale-concurrency", 10, "concurrency of each Manager")
 	fs.Float64Var(&sc.probeRate, "scale-probe-rate", 200, "priority-1 probe jobs added per second while the backlog drains")
@@ -114,6 +116,8 @@ func scaleFlags(fs *flag.FlagSet, sc *scaleConfig) func() error {
 		switch {
 		case sc.jobs < 1:
 			return fmt.Errorf("-scale-jobs: %d is not a positive number of jobs", sc.jobs)
+		case sc.mgrJobs < 1:
+			return fmt.Errorf("-scale-managers-jobs: %d is not a positive number of jobs", sc.mgrJobs)
 		case sc.runs < 1:
 			return fmt.Errorf("-scale-runs: %d is not a positive number of runs", sc.runs)
 		case sc.conc < 1:
@@ -234,8 +238,8 @@ func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
 		fmt.Fprintf(os.Stderr, "curve %s took %v\n", c.name, time.Since(start).Round(time.Second))
 		curves = append(curves, res)
 	}
-	fmt.Fprintf(w, "redis-server %s on loopback; %d backlog jobs per point, concurrency %d per Manager, %.0f probes/s at priority 1\n\n",
-		srv.version, sc.jobs, sc.conc, sc.probeRate)
+	fmt.Fprintf(w, "redis-server %s on loopback; %d backlog jobs per point (%d in the managers curve), concurrency %d per Manager, %.0f probes/s at priority 1\n\n",
+		srv.version, sc.jobs, sc.mgrJobs, sc.conc, sc.probeRate)
 	if err := os.MkdirAll(sc.out, 0o755); err != nil {
 		return fmt.Errorf("make %s: %w", sc.out, err)
 	}
@@ -618,7 +622,7 @@ func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string,
 // timeout bounds one point's processing: generous, a loaded machine may
 // run at a few hundred jobs/s.
 func (r *scaleRun) timeout() time.Duration {
-	return 2*time.Minute + time.Duration(r.sc.jobs)*5*time.Millisecond
+	return 2*time.Minute + time.Duration(max(r.sc.jobs, r.sc.mgrJobs))*5*time.Millisecond
 }
 
 // waitLags waits until want probes have run and returns their lags.

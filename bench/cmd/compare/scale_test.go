@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 func TestScaleSmoke(t *testing.T) {
 	bin := redisServerBin(t)
 	sc := smokeConfig(t, "-scale-pending", "10,100", "-scale-queues", "1,10", "-scale-tenants", "1,10",
-		"-scale-managers", "1,2", "-scale-jobs", "200", "-scale-idle-warmup", "100ms", "-scale-idle-window", "300ms")
+		"-scale-managers", "1,2", "-scale-jobs", "200", "-scale-managers-jobs", "200", "-scale-idle-warmup", "100ms", "-scale-idle-window", "300ms")
 	sc.redisBin = bin
 	sc.out = filepath.Join(t.TempDir(), "png")
 	var out bytes.Buffer
@@ -178,6 +178,7 @@ func TestScaleFlagsRefuseBadInput(t *testing.T) {
 		{[]string{"-scale-queues", "0"}, `-scale-queues: "0" is not a positive size`},
 		{[]string{"-scale-max", "10", "-scale-pending", "1000"}, `-scale-pending: no size of "1000" is at or below -scale-max 10`},
 		{[]string{"-scale-jobs", "0"}, "-scale-jobs: 0 is not a positive number of jobs"},
+		{[]string{"-scale-managers-jobs", "-1"}, "-scale-managers-jobs: -1 is not a positive number of jobs"},
 		{[]string{"-scale-concurrency", "-1"}, "-scale-concurrency: -1 is not a positive concurrency"},
 		{[]string{"-scale-probe-rate", "0"}, "-scale-probe-rate: 0 is not a positive rate"},
 		{[]string{"-scale-idle-window", "0s"}, "-scale-idle-window and -scale-idle-warmup"},

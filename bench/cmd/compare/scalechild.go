@@ -433,7 +433,7 @@ func (r *scaleRun) managersPoint(ctx context.Context, res *curveResult, k int) e
 	defer s.close()
 	queues := queueNames(1)
 	b, err := r.medianOf(func() (busyResult, error) {
-		if err := r.topUp(ctx, res.name, s, queues, 0, r.sc.jobs); err != nil {
+		if err := r.topUp(ctx, res.name, s, queues, 0, r.sc.mgrJobs); err != nil {
 			return busyResult{}, err
 		}
 		return r.busyChildren(ctx, s, queues, k)
@@ -496,10 +496,10 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 		return n
 	}
 	err = waitUntil(r.timeout(), func() (bool, error) {
-		return sum(func(c *childProc) int64 { return c.backlog.Load() }) >= int64(r.sc.jobs), nil
+		return sum(func(c *childProc) int64 { return c.backlog.Load() }) >= int64(r.sc.mgrJobs), nil
 	})
 	if err != nil {
-		return busyResult{}, fmt.Errorf("backlog of %d jobs: %w", r.sc.jobs, err)
+		return busyResult{}, fmt.Errorf("backlog of %d jobs: %w", r.sc.mgrJobs, err)
 	}
 	// The drain ended when the last backlog job started, up to countEvery
 	// before the counts said so.
@@ -507,7 +507,7 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 	if last := time.Unix(0, maxOf(children, func(c *childProc) int64 { return c.last.Load() })); last.After(start) {
 		end = last
 	}
-	res := busyResult{jobsS: float64(r.sc.jobs) / end.Sub(start).Seconds()}
+	res := busyResult{jobsS: float64(r.sc.mgrJobs) / end.Sub(start).Seconds()}
 	if err := metered(&res); err != nil {
 		return busyResult{}, err
 	}
@@ -515,7 +515,7 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 	if err != nil {
 		return busyResult{}, err
 	}
-	res.clientUs = float64((cpu1 - cpu0).Microseconds()) / float64(r.sc.jobs)
+	res.clientUs = float64((cpu1 - cpu0).Microseconds()) / float64(r.sc.mgrJobs)
 	added, err := p.added()
 	if err != nil {
 		return busyResult{}, err
