@@ -555,7 +555,7 @@ func (r *scaleRun) redisLoad(ctx context.Context) (redisLoad, error) {
 
 // meter measures Redis's load over a busy measurement: on other stores
 // it does nothing.
-func (r *scaleRun) meter(ctx context.Context, kind string) (done func(b *busyResult) error, err error) {
+func (r *scaleRun) meter(ctx context.Context, kind string, jobs int) (done func(b *busyResult) error, err error) {
 	if kind != "redis" {
 		return func(*busyResult) error { return nil }, nil
 	}
@@ -568,9 +568,8 @@ func (r *scaleRun) meter(ctx context.Context, kind string) (done func(b *busyRes
 		if err != nil {
 			return err
 		}
-		jobs := float64(r.sc.jobs)
-		b.cpuUs = float64((l1.cpu - l0.cpu).Microseconds()) / jobs
-		b.cmds = float64(l1.calls-l0.calls) / jobs
+		b.cpuUs = float64((l1.cpu - l0.cpu).Microseconds()) / float64(jobs)
+		b.cmds = float64(l1.calls-l0.calls) / float64(jobs)
 		return nil
 	}, nil
 }
@@ -584,7 +583,7 @@ func (r *scaleRun) busyInProcess(ctx context.Context, s *store, queues []string,
 	if err != nil {
 		return busyResult{}, err
 	}
-	metered, err := r.meter(ctx, s.kind)
+	metered, err := r.meter(ctx, s.kind, r.sc.jobs)
 	if err != nil {
 		return busyResult{}, err
 	}

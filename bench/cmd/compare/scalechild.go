@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +41,9 @@ type childSpec struct {
 
 // The protocol, one line at a time. The child prints "ready" once its
 // broker is open; then the parent sends "go" to start the Manager, and
-// "stats" to have the child print "stats <commands sent> <CPU µs>". While
+// "stats" to have the child print "stats <commands sent> <CPU µs> <voluntary
+// context switches> <involuntary ones>" (a thread's sleeps, what a process
+// waking for every reply pays, and its preemptions). While
 // its Manager runs, the child prints "count <backlog jobs> <probe jobs>
 // <UnixNano of the latest backlog job's start>" every countEvery when they
 // changed. When its stdin closes the child shuts the
@@ -108,9 +112,15 @@ func child(raw string, stdin io.Reader, stdout io.Writer) error {
 				return fmt.Errorf("start manager: %w", err)
 			}
 			started = true
+			stopProfile, err := startChildProfile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			wg.Go(func() { reportCounts(t, quit, say) })
 		case "stats":
-			say("stats %d %d", sent.Load(), cpuTime().Microseconds())
+			vol, invol := contextSwitches()
+			say("stats %d %d %d %d", sent.Load(), cpuTime().Microseconds(), vol, invol)
 		}
 	}
 	if started {
@@ -129,6 +139,34 @@ func child(raw string, stdin io.Reader, stdout io.Writer) error {
 	}
 	say("lags %s", lags)
 	return nil
+}
+
+// childProfileEnv, when set to a directory, has each child Manager write
+// a CPU profile of its run, from "go" to its shutdown, to
+// <dir>/child-<pid>.pprof: what a job costs in one of many small
+// processes (issue 24's managers curve) shows in no single-process
+// benchmark. Merge them with go tool pprof <dir>/child-*.pprof.
+const childProfileEnv = "AIBOS_SCALE_CHILD_CPUPROFILE"
+
+// startChildProfile starts the CPU profile childProfileEnv asks for, if
+// any, and returns what stops it.
+func startChildProfile() (func(), error) {
+	dir := os.Getenv(childProfileEnv)
+	if dir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("child-%d.pprof", os.Getpid())))
+	if err != nil {
+		return nil, fmt.Errorf("create child cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("start child cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // countEvery is how often a child reports its counts. The parent takes the
@@ -204,6 +242,16 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// contextSwitches is how often this process's threads were switched
+// out so far, waiting (voluntary) or preempted (involuntary).
+func contextSwitches() (vol, invol int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return ru.Nvcsw, ru.Nivcsw
 }
 
 // childProc is a running child Manager as its parent sees it.
@@ -290,20 +338,30 @@ func (c *childProc) send(line string) error {
 	return nil
 }
 
-// stats asks the child for the commands it sent and the CPU it used.
-func (c *childProc) stats() (sent int64, cpu time.Duration, err error) {
+// childStats is what a child says it used so far.
+type childStats struct {
+	sent       int64 // commands sent
+	cpu        time.Duration
+	vol, invol int64 // context switches, voluntary and not
+}
+
+// stats asks the child for the commands it sent, the CPU it used and its
+// context switches.
+func (c *childProc) stats() (childStats, error) {
 	if err := c.send("stats"); err != nil {
-		return 0, 0, err
+		return childStats{}, err
 	}
 	rest, err := c.expect("stats", 10*time.Second)
 	if err != nil {
-		return 0, 0, err
+		return childStats{}, err
 	}
+	var st childStats
 	var us int64
-	if _, err := fmt.Sscan(rest, &sent, &us); err != nil {
-		return 0, 0, fmt.Errorf("read child manager stats %q: %w", rest, err)
+	if _, err := fmt.Sscan(rest, &st.sent, &us, &st.vol, &st.invol); err != nil {
+		return childStats{}, fmt.Errorf("read child manager stats %q: %w", rest, err)
 	}
-	return sent, time.Duration(us) * time.Microsecond, nil
+	st.cpu = time.Duration(us) * time.Microsecond
+	return st, nil
 }
 
 // stop closes the child's stdin, reads its backlog jobs' starts and its
@@ -360,7 +418,7 @@ func (r *scaleRun) idle(ctx context.Context, kind string, n int, p *point) error
 		return err
 	}
 	time.Sleep(r.sc.idleWarm) // the Manager's start-up is not idle cost
-	sent0, cpu0, err := c.stats()
+	st0, err := c.stats()
 	if err != nil {
 		return err
 	}
@@ -372,19 +430,19 @@ func (r *scaleRun) idle(ctx context.Context, kind string, n int, p *point) error
 	}
 	start := time.Now()
 	time.Sleep(r.sc.idleWindow) // the window the idle costs are counted over
-	sent1, cpu1, err := c.stats()
+	st1, err := c.stats()
 	if err != nil {
 		return err
 	}
 	secs := time.Since(start).Seconds()
 	p.idle = true
-	p.cpuMsS = float64((cpu1 - cpu0).Microseconds()) / 1000 / secs
+	p.cpuMsS = float64((st1.cpu - st0.cpu).Microseconds()) / 1000 / secs
 	if kind == "redis" {
 		l1, err := r.redisLoad(ctx)
 		if err != nil {
 			return err
 		}
-		p.sentS = float64(sent1-sent0) / secs
+		p.sentS = float64(st1.sent-st0.sent) / secs
 		p.serverS, p.scriptsS = float64(l1.calls-l0.calls)/secs, float64(l1.scripts-l0.scripts)/secs
 	}
 	_, _, err = c.stop()
@@ -461,22 +519,24 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 		}
 		children = append(children, c)
 	}
-	cpu := func() (time.Duration, error) {
-		var sum time.Duration
+	// stats sums the children's stats.
+	stats := func() (childStats, error) {
+		var sum childStats
 		for _, c := range children {
-			_, cpu, err := c.stats()
+			st, err := c.stats()
 			if err != nil {
-				return 0, err
+				return childStats{}, err
 			}
-			sum += cpu
+			sum.sent, sum.cpu = sum.sent+st.sent, sum.cpu+st.cpu
+			sum.vol, sum.invol = sum.vol+st.vol, sum.invol+st.invol
 		}
 		return sum, nil
 	}
-	cpu0, err := cpu()
+	st0, err := stats()
 	if err != nil {
 		return busyResult{}, err
 	}
-	metered, err := r.meter(ctx, s.kind)
+	metered, err := r.meter(ctx, s.kind, r.sc.mgrJobs)
 	if err != nil {
 		return busyResult{}, err
 	}
@@ -511,11 +571,14 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 	if err := metered(&res); err != nil {
 		return busyResult{}, err
 	}
-	cpu1, err := cpu()
+	st1, err := stats()
 	if err != nil {
 		return busyResult{}, err
 	}
-	res.clientUs = float64((cpu1 - cpu0).Microseconds()) / float64(r.sc.mgrJobs)
+	jobs := float64(r.sc.mgrJobs)
+	res.clientUs = float64((st1.cpu - st0.cpu).Microseconds()) / jobs
+	r.logf("managers redis %8d  Managers sent %.3f commands/job (a pipeline's one by one), context switches %.3f voluntary and %.3f involuntary per job",
+		k, float64(st1.sent-st0.sent)/jobs, float64(st1.vol-st0.vol)/jobs, float64(st1.invol-st0.invol)/jobs)
 	added, err := p.added()
 	if err != nil {
 		return busyResult{}, err
