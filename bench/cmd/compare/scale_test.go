@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -289,5 +290,100 @@ func TestMidRateTakesTheMiddleHalf(t *testing.T) {
 		if got := midRate(tc.starts); math.Abs(got-tc.want) > 1e-6*tc.want {
 			t.Errorf("%s: midRate = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestMeterCountsPerJobDrained: Redis's commands per job are the commands
+// over the jobs the point drained, which meter is told, whatever
+// -scale-jobs says (the managers curve drains -scale-managers-jobs).
+func TestMeterCountsPerJobDrained(t *testing.T) {
+	bin := redisServerBin(t)
+	srv, err := startRedis(bin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	r := &scaleRun{sc: &scaleConfig{jobs: 20000}, srv: srv}
+	ctx := context.Background()
+	const jobs, perJob = 10, 5
+	done, err := r.meter(ctx, "redis", jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range jobs * perJob {
+		if err := srv.client.Set(ctx, "k", i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b busyResult
+	if err := done(&b); err != nil {
+		t.Fatal(err)
+	}
+	// Reading CPU and commandstats costs Redis commands too (INFO is left
+	// out, CONFIG or the like may not be): allow one per job more.
+	if b.cmds < perJob || b.cmds > perJob+1 {
+		t.Errorf("meter says %.3f commands per job; %d commands over %d jobs were sent", b.cmds, jobs*perJob, jobs)
+	}
+}
+
+// TestChildReportsItsCostsAndProfile: a child Manager's stats grow as it
+// runs jobs (commands it sent, CPU, the context switches of its waits for
+// Redis), and with AIBOS_SCALE_CHILD_CPUPROFILE set it leaves a CPU
+// profile of its run, named by its pid, in that directory.
+func TestChildReportsItsCostsAndProfile(t *testing.T) {
+	bin := redisServerBin(t)
+	srv, err := startRedis(bin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	ctx := context.Background()
+	b, err := redisbroker.Open(srv.url, redisbroker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const jobs = 200
+	if err := fillSpread(ctx, c, jobs, queueNames(1), 0); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Setenv(childProfileEnv, dir)
+	child, err := startChild(os.Args[0], childSpec{Store: "redis", URL: srv.url, Queues: 1, Conc: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.kill()
+	pid := child.cmd.Process.Pid
+	st0, err := child.stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.send("go"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitUntil(time.Minute, func() (bool, error) { return child.backlog.Load() >= jobs, nil }); err != nil {
+		t.Fatalf("the child ran %d of %d jobs: %v", child.backlog.Load(), jobs, err)
+	}
+	st1, err := child.stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.sent <= st0.sent || st1.cpu <= st0.cpu || st1.vol <= st0.vol {
+		t.Errorf("the child ran %d jobs, but its stats went from %+v to %+v: want more commands sent, CPU and voluntary context switches", jobs, st0, st1)
+	}
+	if _, _, err := child.stop(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("child-%d.pprof", pid)))
+	if err != nil {
+		t.Fatalf("no CPU profile of child %d: %v", pid, err)
+	}
+	if len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+		t.Errorf("child %d's CPU profile is not a gzipped pprof profile (%d bytes)", pid, len(raw))
 	}
 }
