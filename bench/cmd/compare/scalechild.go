@@ -237,21 +237,24 @@ func (c closeBoth) Close() error {
 
 // cpuTime is the CPU time, user and system, this process used so far.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
+	ru := rusage()
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // contextSwitches is how often this process's threads were switched
 // out so far, waiting (voluntary) or preempted (involuntary).
 func contextSwitches() (vol, invol int64) {
+	ru := rusage()
+	return ru.Nvcsw, ru.Nivcsw
+}
+
+// rusage is what this process used so far; zero if it cannot be read.
+func rusage() syscall.Rusage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
+		return syscall.Rusage{}
 	}
-	return ru.Nvcsw, ru.Nivcsw
+	return ru
 }
 
 // childProc is a running child Manager as its parent sees it.
