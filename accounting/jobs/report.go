@@ -197,6 +197,18 @@ func (r *reporter) fanOut(ctx context.Context, job *worker.Job) error {
 	return worker.SetResult(ctx, map[string]any{"tick": tick.UTC(), "enqueued": enqueued})
 }
 
+// DailyReport returns the report.generation job of one company's daily
+// reports for day (YYYY-MM-DD, the tenant's local date), as the daily
+// fan-out enqueues it: its id carries the date, so adding it twice adds
+// one job.
+func DailyReport(tenant, company, day string) worker.JobSpec {
+	return worker.JobSpec{
+		ID:   "report:daily:" + url.PathEscape(tenant) + ":" + url.PathEscape(company) + ":" + day,
+		Type: TypeReport, TenantID: tenant, CompanyID: company,
+		Data: map[string]any{"reportType": "daily", "tenantId": tenant, "companyId": company, "date": day},
+	}
+}
+
 func (r *reporter) enqueueTenant(ctx context.Context, tenant, day string) (int, error) {
 	d, err := r.docs.DocGet(ctx, QueueReports, reportDayKind, tenant)
 	var version int64
@@ -219,11 +231,7 @@ func (r *reporter) enqueueTenant(ctx context.Context, tenant, day string) (int, 
 		return 0, storeErr("list the companies of "+tenant, err)
 	}
 	for _, c := range companies {
-		_, err := r.client.Add(ctx, QueueReports, worker.JobSpec{
-			ID:   "report:daily:" + url.PathEscape(tenant) + ":" + url.PathEscape(c.ID) + ":" + day,
-			Type: TypeReport, TenantID: tenant, CompanyID: c.ID,
-			Data: map[string]any{"reportType": "daily", "tenantId": tenant, "companyId": c.ID, "date": day},
-		})
+		_, err := r.client.Add(ctx, QueueReports, DailyReport(tenant, c.ID, day))
 		if err != nil && !errors.Is(err, worker.ErrDuplicate) {
 			return 0, fmt.Errorf("enqueue the daily reports of %s/%s: %w", tenant, c.ID, err)
 		}

@@ -53,10 +53,17 @@ func startDemo(ctx context.Context, svc *service.Service, ledger accounting.Stor
 			return
 		}
 		log.Info("demo: seeded", "tenants", len(demoTenants))
-		// Today's reports at once, rather than at the next 02:00.
-		if _, err := svc.Client().Add(ctx, jobs.QueueReports, worker.JobSpec{Type: jobs.TypeReport,
-			Data: map[string]any{"reportType": "daily", "tenantId": jobs.AllTenants}}); err != nil {
-			log.Warn("demo: enqueue the daily reports", "err", err)
+		// Today's reports at once, rather than at the next 02:00: one job
+		// per company, for its tenant's local date. (The fan-out job of
+		// all tenants would add none for a tenant whose clock is not yet
+		// past 02:00.)
+		for _, t := range demoTenants {
+			loc, _ := time.LoadLocation(t.zone) // seed checked it
+			day := time.Now().In(loc).Format(time.DateOnly)
+			_, err := svc.Client().Add(ctx, jobs.QueueReports, jobs.DailyReport(t.tenant, t.company, day))
+			if err != nil && !errors.Is(err, worker.ErrDuplicate) {
+				log.Warn("demo: enqueue the daily reports", "tenant", t.tenant, "err", err)
+			}
 		}
 		t := time.NewTicker(interval)
 		defer t.Stop()
