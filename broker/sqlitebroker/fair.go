@@ -68,12 +68,15 @@ const (
 		lease_until = ?, started_at = ?, worker_id = ?
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending' AND fair_tag >= 0
 			ORDER BY priority, fair_tag, seq LIMIT ? + 0)
-		RETURNING ` + jobColumns + `, fair_tag`
+		RETURNING ` + leasedColumns + `, fair_tag`
 	sqlAnyPending     = `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`
 	sqlClearFairClock = `DELETE FROM fair_clock WHERE queue = ?`
 	sqlClearFairTags  = `DELETE FROM fair_tags WHERE queue = ?`
+	// sqlStoreFairClock leaves a clock that does not move unwritten: the
+	// fetches of one turn all take jobs of the tag it already holds, and
+	// an update to the same value would still write its page to the WAL.
 	sqlStoreFairClock = `INSERT INTO fair_clock (queue, priority, v) VALUES (?, ?, ?)
-		ON CONFLICT (queue, priority) DO UPDATE SET v = max(v, excluded.v)`
+		ON CONFLICT (queue, priority) DO UPDATE SET v = excluded.v WHERE excluded.v > v`
 )
 
 var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairTurn, sqlFairWeight, sqlTagJob, sqlStoreFairTurn,
@@ -87,6 +90,7 @@ const tagBudget = 4096
 type queuePolicy struct {
 	paused, fair, capped, rated bool
 	tpaused                     bool // some tenant is paused
+	untagged                    bool // a pending job of the fair queue waits for its tag
 	maxActive                   int
 	tenantRate                  broker.Rate
 }
@@ -97,7 +101,7 @@ func (b *Broker) readQueuePolicy(ctx context.Context, tx *sql.Tx, queue string) 
 	row, err := b.queryRow(ctx, tx, sqlQueuePolicy, queue)
 	var periodUs int64
 	if err == nil {
-		err = row.Scan(&q.paused, &q.fair, &q.capped, &q.maxActive, &q.rated, &q.tenantRate.Limit, &periodUs, &q.tpaused)
+		err = row.Scan(&q.paused, &q.fair, &q.capped, &q.maxActive, &q.rated, &q.tenantRate.Limit, &periodUs, &q.tpaused, &q.untagged)
 	}
 	q.tenantRate.Period = time.Duration(periodUs) * time.Microsecond
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -280,8 +284,10 @@ type candidate struct {
 func (b *Broker) pickFair(ctx context.Context, tx *sql.Tx, queue string, q queuePolicy, limit int, nowUs int64) ([]candidate, error) {
 	candidates := sqlCandidates
 	if q.fair {
-		if err := b.tagUntagged(ctx, tx, queue, tagBudget); err != nil {
-			return nil, err
+		if q.untagged {
+			if err := b.tagUntagged(ctx, tx, queue, tagBudget); err != nil {
+				return nil, err
+			}
 		}
 		candidates = sqlFairCandidates
 	}
@@ -482,12 +488,13 @@ func (b *Broker) leaseSeqs(ctx context.Context, tx *sql.Tx, picked []candidate, 
 // records them as served once leased, so a fetch that takes the last
 // pending jobs restarts the tags (as broker/fair.go says, and the Redis
 // broker does).
-func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, queue string, limit int,
-	floor, until, now int64, worker string) (picked []candidate, jobs []*broker.Job, err error) {
-	if err := b.tagUntagged(ctx, tx, queue, tagBudget); err != nil {
-		return nil, nil, err
+func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, l *lease, untagged bool, limit int, floor int64) (picked []candidate, jobs []*broker.Job, err error) {
+	if untagged {
+		if err := b.tagUntagged(ctx, tx, l.queue, tagBudget); err != nil {
+			return nil, nil, err
+		}
 	}
-	rows, err := b.query(ctx, tx, sqlLeaseFair, floor, until, now, worker, queue, limit)
+	rows, err := b.query(ctx, tx, sqlLeaseFair, floor, l.until, l.started, l.worker, l.queue, limit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease jobs: %w", err)
 	}
@@ -497,9 +504,10 @@ func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, queue string, limit 
 		job *broker.Job
 	}
 	var got []leasedJob
+	var r rowScan
 	for rows.Next() {
 		var tag int64
-		j, seq, err := scanJob(tagScanner{rows, &tag})
+		j, seq, err := r.leased(tagScanner{rows, &tag}, l)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read leased job: %w", err)
 		}
@@ -516,10 +524,10 @@ func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, queue string, limit 
 	for _, l := range got {
 		picked, jobs = append(picked, l.c), append(jobs, l.job)
 	}
-	return picked, jobs, b.served(ctx, tx, queue, picked, limit)
+	return picked, jobs, b.served(ctx, tx, l.queue, picked, limit)
 }
 
-// tagScanner scans a row of jobColumns followed by a tag.
+// tagScanner scans a row of leasedColumns followed by a tag.
 type tagScanner struct {
 	rows *sql.Rows
 	tag  *int64
