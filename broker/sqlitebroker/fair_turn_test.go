@@ -3,6 +3,7 @@ package sqlitebroker_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,5 +75,52 @@ func TestFairTurnNewcomer(t *testing.T) {
 	}
 	if b2 < k || b2 > 2*k {
 		t.Errorf("tenant t-b had %d of %d jobs against a backlogged tenant of equal weight, want %d to %d (its turns): %v", b2, len(got), k, 2*k, got)
+	}
+}
+
+// TestFairRequeuedJobFetched checks that a job of a fair queue that becomes
+// pending outside an insert, and so waits for its tag, is fetched by the
+// very next fetch, as in a queue without fairness: a scheduled job once it
+// is due, and a dead job put back by JobRetry.
+func TestFairRequeuedJobFetched(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var ahead atomic.Int64 // how far the broker's clock is ahead of time.Now
+	b, _ := openT(t, sqlitebroker.Config{Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+	const q = "requeue"
+	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+		t.Fatal(err)
+	}
+	p := newJob(q, "later")
+	p.TenantID = "t-a"
+	p.RunAt = time.Now().Add(time.Hour)
+	if _, err := b.JobInsertMany(ctx, []*broker.JobInsertParams{p}); err != nil {
+		t.Fatalf("insert a scheduled job: %v", err)
+	}
+	fetch := func(when string) []*broker.Job {
+		t.Helper()
+		got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 1, LeaseDuration: time.Hour})
+		if err != nil {
+			t.Fatalf("fetch %s: %v", when, err)
+		}
+		return got
+	}
+	if got := fetch("before the job is due"); len(got) != 0 {
+		t.Fatalf("fetched %d jobs before the only one was due", len(got))
+	}
+	ahead.Store(int64(2 * time.Hour))
+	got := fetch("once the job is due")
+	if len(got) != 1 || got[0].ID != "later" {
+		t.Fatalf("the first fetch after the job was due got %d jobs, want job later", len(got))
+	}
+	st, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: "later", Token: got[0].LeaseToken}, Error: "boom", Discard: true})
+	if err != nil || st != broker.StateDead {
+		t.Fatalf("fail the job for good: state %q, %v", st, err)
+	}
+	if _, err := b.JobRetry(ctx, &broker.JobRetryParams{Queue: q, ID: "later"}); err != nil {
+		t.Fatalf("retry the dead job: %v", err)
+	}
+	if got := fetch("after JobRetry"); len(got) != 1 || got[0].ID != "later" {
+		t.Fatalf("the first fetch after JobRetry got %d jobs, want job later", len(got))
 	}
 }
