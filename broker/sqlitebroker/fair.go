@@ -484,19 +484,18 @@ func (b *Broker) leaseSeqs(ctx context.Context, tx *sql.Tx, picked []candidate, 
 // limits or paused tenants, where pickFair would choose the first limit
 // jobs in fair order: one UPDATE instead of a read of the candidates and an
 // UPDATE of their seqs, the fair fetch's largest cost beside the lease
-// itself. It returns the jobs chosen, in fetch order, beside picked, and
-// records them as served once leased, so a fetch that takes the last
-// pending jobs restarts the tags (as broker/fair.go says, and the Redis
-// broker does).
-func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, l *lease, untagged bool, limit int, floor int64) (picked []candidate, jobs []*broker.Job, err error) {
+// itself. It returns the jobs chosen, in fetch order, and records them as
+// served once leased, so a fetch that takes the last pending jobs restarts
+// the tags (as broker/fair.go says, and the Redis broker does).
+func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, l *lease, untagged bool, limit int, floor int64) ([]*broker.Job, error) {
 	if untagged {
 		if err := b.tagUntagged(ctx, tx, l.queue, tagBudget); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	rows, err := b.query(ctx, tx, sqlLeaseFair, floor, l.until, l.started, l.worker, l.queue, limit)
 	if err != nil {
-		return nil, nil, fmt.Errorf("lease jobs: %w", err)
+		return nil, fmt.Errorf("lease jobs: %w", err)
 	}
 	defer rows.Close()
 	type leasedJob struct {
@@ -509,22 +508,24 @@ func (b *Broker) leaseFair(ctx context.Context, tx *sql.Tx, l *lease, untagged b
 		var tag int64
 		j, seq, err := r.leased(tagScanner{rows, &tag}, l)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read leased job: %w", err)
+			return nil, fmt.Errorf("read leased job: %w", err)
 		}
 		got = append(got, leasedJob{candidate{seq: seq, tenant: j.TenantID, typ: j.Type, priority: j.Priority, tag: tag}, j})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read leased job: %w", err)
+		return nil, fmt.Errorf("read leased job: %w", err)
 	}
 	rows.Close()
 	// RETURNING has no defined order: restore the fetch order.
 	slices.SortFunc(got, func(x, y leasedJob) int {
 		return cmp.Or(cmp.Compare(x.c.priority, y.c.priority), cmp.Compare(x.c.tag, y.c.tag), cmp.Compare(x.c.seq, y.c.seq))
 	})
-	for _, l := range got {
-		picked, jobs = append(picked, l.c), append(jobs, l.job)
+	picked := make([]candidate, len(got))
+	jobs := make([]*broker.Job, len(got))
+	for i, g := range got {
+		picked[i], jobs[i] = g.c, g.job
 	}
-	return picked, jobs, b.served(ctx, tx, l.queue, picked, limit)
+	return jobs, b.served(ctx, tx, l.queue, picked, limit)
 }
 
 // tagScanner scans a row of leasedColumns followed by a tag.

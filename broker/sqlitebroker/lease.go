@@ -86,7 +86,8 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		seq int64
 	}
 	var got []leased
-	var picked []candidate // fair or capped queues: the jobs chosen, in fetch order
+	var picked []candidate     // fair or capped queues: the jobs chosen, in fetch order
+	var fairJobs []*broker.Job // leaseFair's jobs, already in fetch order
 	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		q, err := b.readQueuePolicy(ctx, tx, p.Queue)
 		if err != nil {
@@ -108,13 +109,9 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 		var l *lease // what sqlLease set, for the columns it does not return
 		switch {
 		case q.fair && !q.capped && !q.rated && !q.tpaused:
-			var jobs []*broker.Job
 			l := &lease{queue: p.Queue, worker: p.WorkerID, started: now, until: now + p.LeaseDuration.Milliseconds()}
-			if picked, jobs, err = b.leaseFair(ctx, tx, l, q.untagged, p.Limit, floor); err != nil {
+			if fairJobs, err = b.leaseFair(ctx, tx, l, q.untagged, p.Limit, floor); err != nil {
 				return err
-			}
-			for i, j := range jobs {
-				got = append(got, leased{j, picked[i].seq})
 			}
 		case q.fair || q.capped || q.rated || q.tpaused:
 			if picked, err = b.pickFair(ctx, tx, p.Queue, q, p.Limit, floor); err != nil {
@@ -158,7 +155,7 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 			}
 			rows.Close()
 		}
-		if len(got) > 0 {
+		if len(got) > 0 || len(fairJobs) > 0 {
 			if _, err := b.exec(ctx, tx, sqlTakeToken, floor); err != nil {
 				return fmt.Errorf("take lease token: %w", err)
 			}
@@ -167,6 +164,9 @@ func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*bro
 	})
 	if err != nil {
 		return nil, b.fail(op, err)
+	}
+	if fairJobs != nil {
+		return fairJobs, nil
 	}
 	// RETURNING has no defined order: restore the fetch order.
 	rank := make(map[int64]int, len(picked))
