@@ -15,11 +15,11 @@ import (
 
 var _ broker.FairBroker = (*Broker)(nil)
 
-// Fair queues on this store (broker/fair.go has the model; migration 0013
-// the tables). A job that becomes pending in a fair queue is written with
-// fair_tag -1 and tagged, in seq order, by tagUntagged: at the end of the
-// insert transaction for inserted jobs, and at the next fetch for jobs
-// promoted, retried or rescheduled (sqlRetag). A job handed back or
+// Fair queues on this store (broker/fair.go has the model; migrations 0013
+// and 0017 the tables). A job that becomes pending in a fair queue is
+// written with fair_tag -1 and tagged, in seq order, by tagUntagged: at the
+// end of the insert transaction for inserted jobs, and at the next fetch
+// for jobs promoted, retried or rescheduled (sqlRetag). A job handed back or
 // recovered keeps its tag. A fair queue's fetch leases by (priority,
 // fair_tag, seq).
 
@@ -35,7 +35,7 @@ const sqlRetag = `fair_tag = CASE WHEN (SELECT fair FROM queues WHERE name = job
 const (
 	sqlUntagged = `SELECT seq, priority, tenant_id FROM jobs
 		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ? + 0`
-	sqlFairClock     = `SELECT v FROM fair_clock WHERE queue = ? AND priority = ?`
+	sqlFairClock     = `SELECT value FROM counters WHERE name = 'fair_clock ' || ?1 || ' ' || ?2`
 	sqlFairTurn      = `SELECT next, used FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
 	sqlFairWeight    = `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`
 	sqlTagJob        = `UPDATE jobs SET fair_tag = ? WHERE seq = ?`
@@ -69,14 +69,17 @@ const (
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'pending' AND fair_tag >= 0
 			ORDER BY priority, fair_tag, seq LIMIT ? + 0)
 		RETURNING ` + leasedColumns + `, fair_tag`
-	sqlAnyPending     = `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`
-	sqlClearFairClock = `DELETE FROM fair_clock WHERE queue = ?`
+	sqlAnyPending = `SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = ? AND state = 'pending' LIMIT 1)`
+	// The fair clocks of a queue are the counters named 'fair_clock
+	// <queue> <priority>' (migration 0017): a range of names, as a queue
+	// name holds no space.
+	sqlClearFairClock = `DELETE FROM counters WHERE name >= 'fair_clock ' || ?1 || ' ' AND name < 'fair_clock ' || ?1 || '!'`
 	sqlClearFairTags  = `DELETE FROM fair_tags WHERE queue = ?`
 	// sqlStoreFairClock leaves a clock that does not move unwritten: the
 	// fetches of one turn all take jobs of the tag it already holds, and
 	// an update to the same value would still write its page to the WAL.
-	sqlStoreFairClock = `INSERT INTO fair_clock (queue, priority, v) VALUES (?, ?, ?)
-		ON CONFLICT (queue, priority) DO UPDATE SET v = excluded.v WHERE excluded.v > v`
+	sqlStoreFairClock = `INSERT INTO counters (name, value) VALUES ('fair_clock ' || ?1 || ' ' || ?2, ?3)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE excluded.value > value`
 )
 
 var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairTurn, sqlFairWeight, sqlTagJob, sqlStoreFairTurn,

@@ -124,3 +124,57 @@ func TestFairRequeuedJobFetched(t *testing.T) {
 		t.Fatalf("the first fetch after JobRetry got %d jobs, want job later", len(got))
 	}
 }
+
+// TestFairClockRestartIsPerQueue checks that a fair queue running out of
+// pending jobs restarts its own clock only: queue x:y's clock keeps its
+// place when queue x (a name its own starts with) drains, so a newcomer
+// to x:y still gets one turn ahead of a backlogged tenant, not two.
+func TestFairClockRestartIsPerQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, _ := openT(t, sqlitebroker.Config{})
+	const k = broker.FairQuantum
+	insert := func(q, tenant string, n int) {
+		t.Helper()
+		ps := make([]*broker.JobInsertParams, n)
+		for i := range ps {
+			ps[i] = newJob(q, fmt.Sprintf("%s-%03d", tenant, i))
+			ps[i].TenantID = tenant
+		}
+		if _, err := b.JobInsertMany(ctx, ps); err != nil {
+			t.Fatalf("insert %d jobs of tenant %s into queue %s: %v", n, tenant, q, err)
+		}
+	}
+	fetch := func(q string, limit int) []*broker.Job {
+		t.Helper()
+		got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: limit, LeaseDuration: time.Hour})
+		if err != nil {
+			t.Fatalf("fetch from queue %s: %v", q, err)
+		}
+		return got
+	}
+	for _, q := range []string{"x", "x:y"} {
+		if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tenant t-a's turns in x:y are at tags 0, 1000, 2000 and 3000; with
+	// two turns and one job fetched, x:y's clock is at 2000.
+	insert("x:y", "t-a", 4*k)
+	if got := fetch("x:y", 2*k+1); len(got) != 2*k+1 {
+		t.Fatalf("fetched %d jobs of x:y, want %d", len(got), 2*k+1)
+	}
+	insert("x", "t-c", 1)
+	if got := fetch("x", 2); len(got) != 1 {
+		t.Fatalf("fetched %d jobs of x, want its only one", len(got))
+	}
+	insert("x:y", "t-b", 2*k)
+	got := fetch("x:y", 2*k)
+	var order []string
+	for _, j := range got {
+		order = append(order, j.TenantID)
+	}
+	if len(order) != 2*k || order[k-1] != "t-b" || order[k] != "t-a" {
+		t.Errorf("x:y after x drained served %v; want one turn of t-b (%d jobs), then t-a", order, k)
+	}
+}
