@@ -63,3 +63,24 @@ type PendingLister interface {
 	// otherwise (the caller then tries every queue).
 	QueuesPending(ctx context.Context, queues []string) ([]string, error)
 }
+
+// WakeMuter is an optional capability of a ReadyWaiter whose wakes reach
+// every worker process waiting on a queue (Redis pub/sub): a worker that
+// leases full batches of a queue's short jobs fetches again within a
+// millisecond or two anyway, and a wake per urgent insert, received by
+// each of fifty such processes, costs them all a wake-up for nothing. The
+// worker mutes the queue while that lasts, and unmutes it as soon as a
+// fetch leases fewer jobs than asked.
+type WakeMuter interface {
+	// JobWaitMute stops this Broker's waits from hearing of queue's
+	// wakes (mute true), or makes them hear of them again (mute false).
+	// Mutes are counted: the wakes come back when every mute has been
+	// undone, and every waiter of queue is then woken once, as when a
+	// wake came, so that a job added while muted is fetched then; a job
+	// falling due later is noticed too. Unmuting a queue not muted does
+	// nothing. Safe for concurrent use; the change takes effect at the
+	// store shortly after the call returns. Returns ErrInvalidJob for an
+	// invalid queue name and ErrClosed after Close; a failure to reach
+	// the store is returned after the waiters were woken all the same.
+	JobWaitMute(ctx context.Context, queue string, mute bool) error
+}

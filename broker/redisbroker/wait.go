@@ -19,6 +19,7 @@ import (
 var (
 	_ broker.ReadyWaiter   = (*Broker)(nil)
 	_ broker.PendingLister = (*Broker)(nil)
+	_ broker.WakeMuter     = (*Broker)(nil)
 )
 
 var scriptNextDue = loadScript("nextdue.lua")
@@ -34,6 +35,7 @@ type waker struct {
 	mu     sync.Mutex
 	ps     *redis.PubSub
 	subbed map[string]bool // queues whose channels were asked for
+	muted  map[string]int  // queues whose channels JobWaitMute muted, and how many times
 	// subbedAll is the last list of queues found all in subbed: a
 	// Manager waits on the same thousand queues at every wait and
 	// collect, and comparing the list with it (the same strings: their
@@ -67,6 +69,7 @@ func (b *Broker) waker() *waker {
 	b.wake.once.Do(func() {
 		b.wake.hub = wake.New(b.nextDue)
 		b.wake.subbed = map[string]bool{}
+		b.wake.muted = map[string]int{}
 		b.wake.awaited = map[string]*confirmWait{}
 	})
 	return &b.wake
@@ -174,7 +177,7 @@ func (w *waker) subscribeNew(ctx context.Context, b *Broker, queues []string) (*
 	}
 	var chans, names []string
 	for _, q := range queues {
-		if w.subbed[q] {
+		if w.subbed[q] || w.muted[q] > 0 {
 			continue
 		}
 		if err := broker.ValidateQueueName(q); err != nil {
@@ -210,6 +213,73 @@ func (w *waker) subscribeNew(ctx context.Context, b *Broker, queues []string) (*
 		w.subbed[q] = true
 	}
 	return cw, nil
+}
+
+// JobWaitMute mutes or unmutes queue's wake channel; see
+// broker.WakeMuter. Muted, the channel is unsubscribed, so Redis sends
+// this process none of the queue's wakes (each PUBLISH reaches every
+// subscriber: fifty Managers of a queue, fifty messages per urgent
+// insert). Unmuted, it is subscribed again; the confirmation wakes the
+// queue's waiters (see listen), and the due times are read again, so
+// nothing published in between is missed.
+func (b *Broker) JobWaitMute(ctx context.Context, queue string, mute bool) error {
+	if err := b.open("mute wakes"); err != nil {
+		return err
+	}
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return fmt.Errorf("redisbroker: mute wakes of %q: %w: %v", queue, broker.ErrInvalidJob, err)
+	}
+	w := b.waker()
+	if err := w.mute(ctx, b.prefix, queue, mute); err != nil {
+		verb := "mute"
+		if !mute {
+			verb = "unmute"
+		}
+		return fmt.Errorf("redisbroker: %s wakes of %q: %w", verb, queue, err)
+	}
+	return nil
+}
+
+// mute does JobWaitMute's work under w.mu.
+func (w *waker) mute(ctx context.Context, prefix, queue string, mute bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return broker.ErrClosed
+	}
+	n := w.muted[queue]
+	switch {
+	case mute:
+		w.muted[queue] = n + 1
+		if n > 0 || !w.subbed[queue] {
+			return nil
+		}
+		// A later JobWaitReady must not subscribe it again: subbedAll
+		// may still list it, and subscribeNew skips muted queues.
+		w.subbed[queue] = false
+		return w.ps.Unsubscribe(ctx, wakeChannel(prefix, queue))
+	case n == 0:
+		return nil
+	case n > 1:
+		w.muted[queue] = n - 1
+		return nil
+	}
+	delete(w.muted, queue)
+	w.hub.Stale(queue)
+	w.subbedAll = nil // it may list queue, which subscribeNew skipped while muted
+	if w.ps == nil {
+		// Never subscribed: the next wait subscribes it, and its
+		// confirmation wakes the queue.
+		return nil
+	}
+	if err := w.ps.Subscribe(ctx, wakeChannel(prefix, queue)); err != nil {
+		// The next wait tries again; meanwhile the waiters fetch, as a
+		// wake may have been missed.
+		w.hub.Notify(queue, 0)
+		return err
+	}
+	w.subbed[queue] = true
+	return nil
 }
 
 // confirmed records that queue's channel is subscribed; listen calls it

@@ -177,6 +177,16 @@ func (h *Hub) signal(queue string, ch func(*waiter) chan struct{}, keep *queueSt
 	}
 }
 
+// Stale tells the hub that queue's wakes went unheard for a while (its
+// broker stopped listening): due times notified meanwhile are missing, so
+// the next wait on queue reads them from the broker again.
+func (h *Hub) Stale(queue string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.state(queue).known = false
+	h.settle(queue, time.Time{})
+}
+
 // Wait blocks until work may be in one of queues, the earliest due time of
 // their scheduled jobs, timeout, ctx's end or Close.
 func (h *Hub) Wait(ctx context.Context, queues []string, timeout time.Duration) error {
