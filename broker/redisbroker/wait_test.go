@@ -149,3 +149,92 @@ func TestJobWait(t *testing.T) {
 		}
 	})
 }
+
+// TestJobWaitMute checks broker.WakeMuter: a muted queue's channel is
+// unsubscribed (Redis sends this process none of its wakes), and unmuting
+// it loses nothing published meanwhile: a job inserted pending wakes the
+// waiter at once, one scheduled is noticed when it falls due.
+func TestJobWaitMute(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, client, prefix := newBrokerKeys(t)
+	channel := prefix + ":{q}:wake"
+	subscribers := func(want int64, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n, err := client.PubSubNumSub(ctx, channel).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n[channel] == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d subscribers of %s, want %d", what, n[channel], channel, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// waitFor waits for q's wake, up to 10 s.
+	waitFor := func(what string) {
+		t.Helper()
+		qs, err := b.JobWaitReady(ctx, []string{"q"}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(qs, []string{"q"}) {
+			t.Fatalf("%s: JobWaitReady named %v, want [q]", what, qs)
+		}
+	}
+	insert := func(id string, delay time.Duration) {
+		t.Helper()
+		if _, err := b.JobInsert(ctx, &broker.JobInsertParams{ID: id, Queue: "q", Type: "t", MaxAttempts: 1, Delay: delay}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mute := func(on bool) {
+		t.Helper()
+		if err := b.JobWaitMute(ctx, "q", on); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.JobWait(ctx, []string{"q"}, time.Hour); err != nil { // subscribes
+		t.Fatal(err)
+	}
+	subscribers(1, "before muting")
+
+	mute(true)
+	mute(true) // counted: two unmutes undo it
+	subscribers(0, "muted")
+	// A collect must not subscribe the muted queue again.
+	if _, err := b.JobWaitReady(ctx, []string{"q"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	subscribers(0, "muted, after a collect")
+	insert("pending", 0) // publishes on the empty queue: nobody hears it
+	mute(false)
+	mute(false)
+	waitFor("a job inserted while muted")
+	subscribers(1, "unmuted")
+
+	mute(true)
+	subscribers(0, "muted again")
+	insert("scheduled", 300*time.Millisecond) // its due time is published, unheard
+	mute(false)
+	waitFor("the confirmation of the new subscription")
+	waitFor("a job scheduled while muted, when due")
+
+	if err := b.JobWaitMute(ctx, "no:{such}", true); !errors.Is(err, broker.ErrInvalidJob) {
+		t.Fatalf("mute of an invalid queue name: %v, want ErrInvalidJob", err)
+	}
+	if err := b.JobWaitMute(ctx, "other", false); err != nil {
+		t.Fatalf("unmute of a queue never muted: %v, want nil", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.JobWaitMute(ctx, "q", true); !errors.Is(err, broker.ErrClosed) {
+		t.Fatalf("mute after Close: %v, want ErrClosed", err)
+	}
+}
