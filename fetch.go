@@ -30,11 +30,13 @@ type fetcher struct {
 	watched   chan []string
 	watching  bool
 	watchDone time.Time // when the last watcher returned
+	mutes     *wakeMutes // nil when the broker cannot mute wakes
 }
 
 func newFetcher(m *Manager) *fetcher {
 	return &fetcher{m: m, stopped: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}, 1),
-		ready: newReadySet(m.b, m.queueNames()), tried: make([]bool, len(m.queues)), watched: make(chan []string, 1)}
+		ready: newReadySet(m.b, m.queueNames()), tried: make([]bool, len(m.queues)), watched: make(chan []string, 1),
+		mutes: newWakeMutes(m)}
 }
 
 // start fetches in the background until stop.
@@ -64,6 +66,7 @@ func (f *fetcher) run() {
 	defer func() {
 		cancelWait()
 		f.endWatch()
+		f.mutes.unmuteAll()
 	}()
 	go func() {
 		select {
@@ -228,9 +231,10 @@ const wokenFetch = 2
 // A watcher's start costs a pass over the queue names (as a collect), so
 // one starts at most every microsecond per queue served after the last
 // returned: at once for one queue, a millisecond apart for a thousand.
-// Wakes that come between two are kept for the next.
+// Wakes that come between two are kept for the next. None starts while
+// every queue is muted (wakeMutes): it would hear nothing.
 func (f *fetcher) busyWatch(ctx context.Context) {
-	if f.ready == nil || f.watching || time.Since(f.watchDone) < time.Duration(len(f.ready.names))*time.Microsecond {
+	if f.ready == nil || f.watching || f.mutes.all() || time.Since(f.watchDone) < time.Duration(len(f.ready.names))*time.Microsecond {
 		return
 	}
 	f.watching = true
@@ -284,7 +288,7 @@ func (f *fetcher) fetchWoken(qs []string) {
 		m.mu.Lock()
 		ahead := m.prefetch(q, time.Now())
 		n := min(wokenFetch, 2*q.limit(m.concurrency)+ahead-q.busy, 2*m.concurrency+ahead-m.busy)
-		long := q.slotTime >= refillEvery || m.cfg.Prefetch > 0
+		long := m.fetchesWhenWoken(q)
 		m.mu.Unlock()
 		if ahead <= 0 || !long || n <= 0 {
 			continue
@@ -504,9 +508,11 @@ func (f *fetcher) fetchQueue(i, n int) (int, error) {
 	cancel()
 	if errors.Is(err, broker.ErrQueuePaused) {
 		f.ready.fetched(i, 1, 0)
+		f.mutes.fetched(i, false)
 		return 0, nil
 	}
 	if err != nil {
+		f.mutes.fetched(i, false)
 		return 0, err
 	}
 	f.ready.fetched(i, n, len(jobs))
@@ -514,7 +520,9 @@ func (f *fetcher) fetchQueue(i, n int) (int, error) {
 	q.draining = len(jobs) < n
 	m.busy += len(jobs)
 	q.busy += len(jobs)
+	mutable := len(jobs) == n && !m.fetchesWhenWoken(q) && q.slotTime > 0
 	m.mu.Unlock()
+	f.mutes.fetched(i, mutable)
 	if len(jobs) == 0 {
 		return 0, nil
 	}

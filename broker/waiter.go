@@ -80,7 +80,8 @@ type WakeMuter interface {
 	// falling due later is noticed too. Unmuting a queue not muted does
 	// nothing. Safe for concurrent use; the change takes effect at the
 	// store shortly after the call returns. Returns ErrInvalidJob for an
-	// invalid queue name and ErrClosed after Close; a failure to reach
-	// the store is returned after the waiters were woken all the same.
+	// invalid queue name and ErrClosed after Close (the count unchanged);
+	// a failure to reach the store is returned with the count changed
+	// all the same (and, unmuting, the waiters woken).
 	JobWaitMute(ctx context.Context, queue string, mute bool) error
 }
