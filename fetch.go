@@ -29,7 +29,7 @@ type fetcher struct {
 	// watching says one is out. Used by the fetcher's goroutine only.
 	watched   chan []string
 	watching  bool
-	watchDone time.Time // when the last watcher returned
+	watchDone time.Time  // when the last watcher returned
 	mutes     *wakeMutes // nil when the broker cannot mute wakes
 }
 
