@@ -37,7 +37,7 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		name    string
 		fair    bool
 		tenants int
-	}{{"off", false, 1}, {"off 100 tenants", false, 100}, {"on 1 tenant", true, 1}, {"on 100 tenants", true, 100}} {
+	}{{"off", false, 1}, {"off 100 tenants", false, 100}, {"on 1 tenant", true, 1}, {"on 100 tenants", true, 100}}[:cfg.overheadRuns()] {
 		if err := flush(ctx); err != nil {
 			return err
 		}
@@ -48,8 +48,10 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		jobsPerS[v.name] = r
 		set("g fair "+v.name+" c10 jobs/s", r)
 	}
-	set("g fair on/off 1 tenant", jobsPerS["on 1 tenant"]/jobsPerS["off"])
-	set("g fair on/off 100 tenants", jobsPerS["on 100 tenants"]/jobsPerS["off"])
+	if !cfg.floodOnly {
+		set("g fair on/off 1 tenant", jobsPerS["on 1 tenant"]/jobsPerS["off"])
+		set("g fair on/off 100 tenants", jobsPerS["on 100 tenants"]/jobsPerS["off"])
+	}
 
 	type flood struct{ p99, aRate, started, aJobMs float64 }
 	floods := map[string]flood{}
@@ -61,12 +63,17 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		if err := flush(ctx); err != nil {
 			return err
 		}
-		p99, aRate, started, aJobMs, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)))
+		waits, aRate, started, aJobMs, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)))
 		if err != nil {
 			return fmt.Errorf("flood %s: %w", v.name, err)
 		}
+		p99 := percentile(waits, 99)
 		floods[v.name] = flood{p99, aRate, started, aJobMs}
+		for _, p := range []float64{50, 90} {
+			set(fmt.Sprintf("g flood %s B-E p%.0f ms", v.name, p), percentile(waits, p))
+		}
 		set("g flood "+v.name+" B-E p99 ms", p99)
+		set("g flood "+v.name+" B-E max ms", percentile(waits, 100))
 		set("g flood "+v.name+" B-E started", started)
 		if v.flood > 0 {
 			set("g flood "+v.name+" A jobs/s", aRate)
@@ -109,19 +116,19 @@ func fairOverhead(ctx context.Context, s *aibos, n int, fair bool, tenants int) 
 }
 
 // fairFlood runs the flood workload once; it returns B–E's enqueue-to-start
-// p99 in ms, A's jobs/s over the window and the share of B–E's jobs
+// waits in ms, A's jobs/s over the window and the share of B–E's jobs
 // started within it.
-func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.Duration) (p99, aRate, started, aJobMs float64, err error) {
+func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.Duration) (waits []float64, aRate, started, aJobMs float64, err error) {
 	c, b, closeB, err := s.client()
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	defer closeB()
 	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: fair}); err != nil {
-		return 0, 0, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	if err := addTenantJobs(ctx, c, "t-a", flood); err != nil {
-		return 0, 0, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	var (
 		mu      sync.Mutex
@@ -150,7 +157,7 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.
 		work()
 	})
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	defer func() { _ = m.Shutdown(ctx) }()
 	added := map[string]time.Time{} // B–E: when Add was called, by job id
@@ -162,24 +169,24 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.
 			at := time.Now()
 			j, err := c.Add(ctx, aibosQueue, worker.JobSpec{Type: "bench", TenantID: tn})
 			if err != nil {
-				return 0, 0, 0, 0, err
+				return nil, 0, 0, 0, err
 			}
 			added[j.ID] = at
 		}
 	}
 	aRate = float64(aDone.Load()-a0) / window.Seconds()
 	if err := waitErr.Load(); err != nil {
-		return 0, 0, 0, 0, *err
+		return nil, 0, 0, 0, *err
 	}
 	if n := aDone.Load(); n > 0 {
 		aJobMs = float64(aWorkNs.Load()) / float64(n) / 1e6
 	}
 	if len(added) == 0 {
-		return 0, 0, 0, 0, fmt.Errorf("no job of tenants B-E was added")
+		return nil, 0, 0, 0, fmt.Errorf("no job of tenants B-E was added")
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	waits := make([]float64, 0, len(added)) // ms, with µs resolution
+	waits = make([]float64, 0, len(added)) // ms, with µs resolution
 	seen := 0
 	for id, at := range added {
 		wait := window
@@ -189,7 +196,7 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.
 		}
 		waits = append(waits, float64(wait.Microseconds())/1000)
 	}
-	return percentile(waits, 99), aRate, float64(seen) / float64(len(added)), aJobMs, nil
+	return waits, aRate, float64(seen) / float64(len(added)), aJobMs, nil
 }
 
 // addTenantJobs adds n bench jobs of tenant tn, 1,000 per AddMany.

@@ -35,11 +35,20 @@ type config struct {
 	memN      int
 	floodN    int
 	floodS    float64
+	floodOnly bool
 	latencyS  float64
 	redisBin  string
 	nodeDir   string
 	verbose   bool
 	redisAddr string // filled in once the server runs
+}
+
+// overheadRuns returns how many of phase g's overhead workloads run.
+func (c *config) overheadRuns() int {
+	if c.floodOnly {
+		return 0
+	}
+	return 4
 }
 
 func (c *config) has(list []string, v string) bool { return slices.Contains(list, v) }
@@ -57,6 +66,7 @@ func main() {
 	flag.IntVar(&cfg.memN, "mem-n", 100000, "pending jobs for the memory workload")
 	flag.IntVar(&cfg.floodN, "flood-n", 100000, "jobs tenant A floods the queue with in phase g")
 	flag.Float64Var(&cfg.floodS, "flood-seconds", 5, "how long tenants B-E add jobs in phase g's flood")
+	flag.BoolVar(&cfg.floodOnly, "flood-only", false, "phase g runs the flood only, not the fairness overhead workloads")
 	flag.Float64Var(&cfg.latencyS, "latency-seconds", 5, "how long the 1,000 jobs/s latency workload runs")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
 	flag.StringVar(&cfg.nodeDir, "node-dir", "node", "directory of package.json and bullmq.js")
