@@ -101,7 +101,7 @@ func (e *executor) run(q *queueSlot, job *Job) {
 		// while a job waits: one woken for a freed slot would lose it to
 		// the fetcher, and the queues' weights with it.
 		e.running++
-		q.running++
+		q.slotTaken(tn)
 		r.slotHeld = true
 	} else {
 		e.waiting++
@@ -255,28 +255,51 @@ func (e *executor) acquireRun(q *queueSlot, job *Job, prev <-chan struct{}, ahea
 		m.mu.Lock()
 	}
 	e.running++
-	q.running++
+	q.slotTaken(job.TenantID)
 	m.mu.Unlock()
 	return true
 }
 
 // yields reports whether job, its tenant's next job leased ahead, leaves
 // a free run slot to another tenant's next one: a more urgent job, or one
-// of equal priority whose tenant has fewer jobs leased ahead. So
-// leased-ahead jobs start priority first and, among equals, the tenants in
-// turn, rather than one tenant's whole batch before another tenant's job
-// fetched a moment later. m.mu is held.
+// of equal priority whose tenant holds fewer of the queue's jobs here,
+// running or leased ahead. So leased-ahead jobs start priority first and,
+// among equals, the tenants in turn, rather than one tenant's whole batch
+// before another tenant's job fetched a moment later. Running jobs count:
+// a flooding tenant whose batch has mostly started, with one job left
+// ahead, would otherwise tie with another tenant's one job, and win the
+// freed slot as often as not, which put that job a round of slots later
+// (issue 19's flood tail). m.mu is held.
 func (q *queueSlot) yields(job *Job) bool {
-	mine := len(q.ahead[job.TenantID])
+	mine := q.runningBy[job.TenantID] + len(q.ahead[job.TenantID])
 	for tn, jobs := range q.ahead {
 		if tn == job.TenantID {
 			continue
 		}
-		if p := jobs[0].Priority; p < job.Priority || p == job.Priority && len(jobs) < mine {
+		if p := jobs[0].Priority; p < job.Priority || p == job.Priority && q.runningBy[tn]+len(jobs) < mine {
 			return true
 		}
 	}
 	return false
+}
+
+// slotTaken counts a job of tenant tn that took one of q's run slots;
+// m.mu is held.
+func (q *queueSlot) slotTaken(tn string) {
+	q.running++
+	if q.runningBy == nil {
+		q.runningBy = map[string]int{}
+	}
+	q.runningBy[tn]++
+}
+
+// slotGiven uncounts a job of tenant tn that gave its run slot up; m.mu
+// is held.
+func (q *queueSlot) slotGiven(tn string) {
+	q.running--
+	if q.runningBy[tn]--; q.runningBy[tn] <= 0 {
+		delete(q.runningBy, tn)
+	}
 }
 
 // notAhead removes job from the jobs leased ahead, once it has its run
@@ -339,7 +362,7 @@ func (e *executor) done(q *queueSlot, r *running, began time.Time) {
 	m.mu.Lock()
 	if !began.IsZero() {
 		e.running--
-		q.running--
+		q.slotGiven(r.job.TenantID)
 		q.slotReleased(now.Sub(began), now)
 		e.wakeWaiters()
 	}

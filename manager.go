@@ -149,7 +149,7 @@ type ManagerConfig struct {
 	// (-1) leases only what can start now, as the Manager did before the
 	// adaptive default (asynq and River do the same). Jobs leased ahead
 	// take free slots priority first, then tenant by tenant (the tenant
-	// with the fewest jobs leased ahead first), each tenant's in fetch
+	// with the fewest jobs running or leased ahead first), each tenant's in fetch
 	// order: in a Fair queue, a tenant's job fetched just after a
 	// flooding tenant's batch starts at the next free slot.
 	Prefetch int
@@ -347,6 +347,9 @@ type queueSlot struct {
 	own     int
 	busy    int // leased jobs of this queue in this Manager; m.mu
 	running int // jobs of this queue whose processor runs; m.mu
+	// runningBy counts the running jobs by tenant ("" for none), for
+	// yields; m.mu.
+	runningBy map[string]int
 	// For adaptive prefetch (Manager.prefetch), under m.mu: slotTime is a
 	// moving average of how long the queue's jobs held a run slot (0 until
 	// one finished), lastRelease when one last gave its slot up, and

@@ -230,6 +230,63 @@ func TestLeasedAheadTenantsTakeTurns(t *testing.T) {
 	}
 }
 
+// TestLeasedAheadTenantsCountRunningJobs: among tenants' jobs leased ahead,
+// a tenant's jobs already running count against it: a flooding tenant
+// with one job left ahead and its others running does not take the next
+// free slot from another tenant's jobs leased after it. acme's three jobs
+// hold the three slots and its fourth is leased ahead, then beta's two;
+// when one of acme's ends, beta's first job starts next. Counting jobs
+// leased ahead alone, acme (one) went before beta (two), a round of slots
+// later for beta (issue 19's flood tail). Observed as the start order.
+func TestLeasedAheadTenantsCountRunningJobs(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		c := newClient(t, b)
+		cfg := fastConfig()
+		cfg.Concurrency, cfg.Prefetch = 3, 3
+		release, failed := make(chan struct{}, 3), make(chan struct{})
+		starts := runStartOrder(t, b, cfg, func(n int, _ *worker.Job) bool {
+			if n <= 3 {
+				select {
+				case <-release:
+				case <-failed:
+				}
+			}
+			return false
+		})
+		// Before the Manager's Shutdown (cleanups run last first), which
+		// would wait for the held jobs of a failed run.
+		t.Cleanup(func() { close(failed) })
+		waitActive := func(n int64) {
+			waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs leased", n), func() bool {
+				s, err := c.Stats(ctx, "default")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.Active == n
+			})
+		}
+		acme := worker.JobSpec{Type: "work", TenantID: "acme"}
+		if _, err := c.AddMany(ctx, "default", []worker.JobSpec{acme, acme, acme, acme}); err != nil {
+			t.Fatal(err)
+		}
+		waitActive(4)
+		beta := worker.JobSpec{Type: "work", TenantID: "beta"}
+		if _, err := c.AddMany(ctx, "default", []worker.JobSpec{beta, beta}); err != nil {
+			t.Fatal(err)
+		}
+		waitActive(6)
+		release <- struct{}{}
+		waitFor(t, 10*time.Second, "a fourth job started", func() bool { return len(starts.order()) >= 4 })
+		release <- struct{}{}
+		release <- struct{}{}
+		waitCompleted(t, c, "default", 6)
+		if order := starts.order(); order[3] != "beta" {
+			t.Fatalf("start order %v: acme's job leased ahead took the first free slot from beta's, with acme's others running", order)
+		}
+	})
+}
+
 // TestLeasedAheadJobsStartInLeaseOrder: on one slot with a job leased
 // ahead, jobs of one priority start in the order they were leased. When a
 // job ends, the job leased ahead is woken for its slot while the fetcher
