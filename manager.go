@@ -149,9 +149,9 @@ type ManagerConfig struct {
 	// (-1) leases only what can start now, as the Manager did before the
 	// adaptive default (asynq and River do the same). Jobs leased ahead
 	// take free slots priority first, then tenant by tenant (the tenant
-	// with the fewest jobs running or leased ahead first), each tenant's in fetch
-	// order: in a Fair queue, a tenant's job fetched just after a
-	// flooding tenant's batch starts at the next free slot.
+	// with the fewest jobs running or leased ahead first), each tenant's
+	// in fetch order: in a Fair queue, a tenant's job fetched just after
+	// a flooding tenant's batch starts at the next free slot.
 	Prefetch int
 	// CompletedMaxAge and CompletedMaxCount bound how long completed jobs
 	// are kept. Default to 24h and 10,000 per queue; negative keeps them.
