@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,60 +232,92 @@ func TestLeasedAheadTenantsTakeTurns(t *testing.T) {
 }
 
 // TestLeasedAheadTenantsCountRunningJobs: among tenants' jobs leased ahead,
-// a tenant's jobs already running count against it: a flooding tenant
-// with one job left ahead and its others running does not take the next
-// free slot from another tenant's jobs leased after it. acme's three jobs
-// hold the three slots and its fourth is leased ahead, then beta's two;
-// when one of acme's ends, beta's first job starts next. Counting jobs
-// leased ahead alone, acme (one) went before beta (two), a round of slots
-// later for beta (issue 19's flood tail). Observed as the start order.
+// a tenant's jobs running now count against it: a flooding tenant with
+// one job left ahead and its others running does not take the next free
+// slot from another tenant's jobs leased after it. In "running", acme's
+// three jobs hold the three slots and its fourth is leased ahead, then
+// beta's two; when one of acme's ends, beta's first job starts next.
+// Counting jobs leased ahead alone, acme (one) went before beta (two), a
+// round of slots later for beta (issue 19's flood tail). Jobs that have
+// finished do not count: in "finished", acme's first three ran through,
+// and its one job leased ahead goes before beta's two. Observed as the
+// start order, after one held job is let go.
 func TestLeasedAheadTenantsCountRunningJobs(t *testing.T) {
-	eachEngine(t, func(t *testing.T, b broker.Broker) {
-		ctx := context.Background()
-		c := newClient(t, b)
-		cfg := fastConfig()
-		cfg.Concurrency, cfg.Prefetch = 3, 3
-		release, failed := make(chan struct{}, 3), make(chan struct{})
-		starts := runStartOrder(t, b, cfg, func(n int, _ *worker.Job) bool {
-			if n <= 3 {
-				select {
-				case <-release:
-				case <-failed:
+	acme := worker.JobSpec{Type: "work", TenantID: "acme"}
+	beta := worker.JobSpec{Type: "work", TenantID: "beta"}
+	gamma := worker.JobSpec{Type: "work", TenantID: "gamma"}
+	// A step adds its jobs, then waits for active jobs leased, or, when
+	// that is 0, for done jobs completed.
+	type step struct {
+		add          []worker.JobSpec
+		active, done int64
+	}
+	for _, tc := range []struct {
+		name        string
+		concurrency int
+		steps       []step
+		hold        func(n int, tenant string) bool // which starts wait to be let go
+		held        int                             // how many
+		want        string                          // the tenant of the start after one is let go
+	}{
+		{"running", 3, []step{{add: []worker.JobSpec{acme, acme, acme, acme}, active: 4}, {add: []worker.JobSpec{beta, beta}, active: 6}},
+			func(n int, _ string) bool { return n <= 3 }, 3, "beta"},
+		{"finished", 1, []step{{add: []worker.JobSpec{acme, acme, acme}, done: 3}, {add: []worker.JobSpec{gamma}, active: 1}, {add: []worker.JobSpec{acme, beta, beta}, active: 4}},
+			func(_ int, tenant string) bool { return tenant == "gamma" }, 1, "acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, b broker.Broker) {
+				ctx := context.Background()
+				c := newClient(t, b)
+				cfg := fastConfig()
+				cfg.Concurrency, cfg.Prefetch = tc.concurrency, 3
+				release, failed := make(chan struct{}, tc.held), make(chan struct{})
+				var held atomic.Int64
+				starts := runStartOrder(t, b, cfg, func(n int, j *worker.Job) bool {
+					if tc.hold(n, j.TenantID) {
+						held.Add(1)
+						select {
+						case <-release:
+						case <-failed:
+						}
+					}
+					return false
+				})
+				// Before the Manager's Shutdown (cleanups run last first),
+				// which would wait for the held jobs of a failed run.
+				t.Cleanup(func() { close(failed) })
+				total := int64(0)
+				for _, st := range tc.steps {
+					if _, err := c.AddMany(ctx, "default", st.add); err != nil {
+						t.Fatal(err)
+					}
+					total += int64(len(st.add))
+					if st.active == 0 {
+						waitCompleted(t, c, "default", int(st.done))
+						continue
+					}
+					waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs leased", st.active), func() bool {
+						s, err := c.Stats(ctx, "default")
+						if err != nil {
+							t.Fatal(err)
+						}
+						return s.Active == st.active
+					})
 				}
-			}
-			return false
-		})
-		// Before the Manager's Shutdown (cleanups run last first), which
-		// would wait for the held jobs of a failed run.
-		t.Cleanup(func() { close(failed) })
-		waitActive := func(n int64) {
-			waitFor(t, 10*time.Second, fmt.Sprintf("%d jobs leased", n), func() bool {
-				s, err := c.Stats(ctx, "default")
-				if err != nil {
-					t.Fatal(err)
+				waitFor(t, 10*time.Second, "the held jobs started", func() bool { return held.Load() == int64(tc.held) })
+				before := len(starts.order())
+				release <- struct{}{}
+				waitFor(t, 10*time.Second, "the next job started", func() bool { return len(starts.order()) > before })
+				for range tc.held - 1 {
+					release <- struct{}{}
 				}
-				return s.Active == n
+				waitCompleted(t, c, "default", int(total))
+				if order := starts.order(); order[before] != tc.want {
+					t.Fatalf("start order %v: the first free slot went to %s's job leased ahead, want %s's", order, order[before], tc.want)
+				}
 			})
-		}
-		acme := worker.JobSpec{Type: "work", TenantID: "acme"}
-		if _, err := c.AddMany(ctx, "default", []worker.JobSpec{acme, acme, acme, acme}); err != nil {
-			t.Fatal(err)
-		}
-		waitActive(4)
-		beta := worker.JobSpec{Type: "work", TenantID: "beta"}
-		if _, err := c.AddMany(ctx, "default", []worker.JobSpec{beta, beta}); err != nil {
-			t.Fatal(err)
-		}
-		waitActive(6)
-		release <- struct{}{}
-		waitFor(t, 10*time.Second, "a fourth job started", func() bool { return len(starts.order()) >= 4 })
-		release <- struct{}{}
-		release <- struct{}{}
-		waitCompleted(t, c, "default", 6)
-		if order := starts.order(); order[3] != "beta" {
-			t.Fatalf("start order %v: acme's job leased ahead took the first free slot from beta's, with acme's others running", order)
-		}
-	})
+		})
+	}
 }
 
 // TestLeasedAheadJobsStartInLeaseOrder: on one slot with a job leased
