@@ -12,3 +12,19 @@ func QueueWeights(queues []QueueConfig) ([]int, error) {
 
 // RefillAt is refillAt: the free slots worth a fetch for a busy Manager.
 func RefillAt(slots, batch int, soon int64) int { return refillAt(slots, batch, soon) }
+
+// LeasedAhead returns how many of queue's jobs the Manager holds leased
+// ahead, waiting for a run slot by tenant (see queueSlot.yields).
+func (m *Manager) LeasedAhead(queue string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, q := range m.queues {
+		if q.cfg.Name == queue {
+			for _, jobs := range q.ahead {
+				n += len(jobs)
+			}
+		}
+	}
+	return n
+}

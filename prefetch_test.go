@@ -247,7 +247,8 @@ func TestLeasedAheadTenantsCountRunningJobs(t *testing.T) {
 	beta := worker.JobSpec{Type: "work", TenantID: "beta"}
 	gamma := worker.JobSpec{Type: "work", TenantID: "gamma"}
 	// A step adds its jobs, then waits for active jobs leased, or, when
-	// that is 0, for done jobs completed.
+	// that is 0, for done jobs completed. After the last, the jobs not
+	// held wait for a slot in the Manager, leased ahead.
 	type step struct {
 		add          []worker.JobSpec
 		active, done int64
@@ -286,12 +287,13 @@ func TestLeasedAheadTenantsCountRunningJobs(t *testing.T) {
 				// Before the Manager's Shutdown (cleanups run last first),
 				// which would wait for the held jobs of a failed run.
 				t.Cleanup(func() { close(failed) })
-				total := int64(0)
+				total, ahead := int64(0), -tc.held
 				for _, st := range tc.steps {
 					if _, err := c.AddMany(ctx, "default", st.add); err != nil {
 						t.Fatal(err)
 					}
 					total += int64(len(st.add))
+					ahead += len(st.add) - int(st.done)
 					if st.active == 0 {
 						waitCompleted(t, c, "default", int(st.done))
 						continue
@@ -304,7 +306,11 @@ func TestLeasedAheadTenantsCountRunningJobs(t *testing.T) {
 						return s.Active == st.active
 					})
 				}
-				waitFor(t, 10*time.Second, "the held jobs started", func() bool { return held.Load() == int64(tc.held) })
+				// Leased is not enough: the jobs may not have reached the
+				// Manager's executor yet.
+				waitFor(t, 10*time.Second, "the held jobs started and the others leased ahead", func() bool {
+					return held.Load() == int64(tc.held) && starts.m.LeasedAhead("default") == ahead
+				})
 				before := len(starts.order())
 				release <- struct{}{}
 				waitFor(t, 10*time.Second, "the next job started", func() bool { return len(starts.order()) > before })
@@ -461,6 +467,7 @@ func busyManagerLeasesWokenJob(t *testing.T, b broker.Broker, queue string) bool
 // startOrder records the tenants of a Manager's "work" jobs in the order
 // they started; the jobs hold says wait for gate before they finish.
 type startOrder struct {
+	m       *worker.Manager
 	gate    chan struct{}
 	mu      sync.Mutex
 	tenants []string
@@ -473,8 +480,8 @@ type startOrder struct {
 // down, which would wait for the held jobs.
 func runStartOrder(t *testing.T, b broker.Broker, cfg worker.ManagerConfig, hold func(n int, j *worker.Job) bool) *startOrder {
 	t.Helper()
-	s := &startOrder{gate: make(chan struct{})}
 	m := newManager(t, b, cfg)
+	s := &startOrder{m: m, gate: make(chan struct{})}
 	_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
 		s.mu.Lock()
 		s.tenants = append(s.tenants, j.TenantID)
