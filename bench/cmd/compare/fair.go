@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,10 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		set("g fair on/off 100 tenants", jobsPerS["on 100 tenants"]/jobsPerS["off"])
 	}
 
+	rows := "g flood" // the flood rows' name
+	if cfg.floodSpread > 0 {
+		rows = fmt.Sprintf("g flood 2±%v", cfg.floodSpread)
+	}
 	type flood struct{ p99, aRate, started, aJobMs float64 }
 	floods := map[string]flood{}
 	for _, v := range []struct {
@@ -64,25 +69,25 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		if err := flush(ctx); err != nil {
 			return err
 		}
-		waits, aRate, started, aJobMs, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)))
+		waits, aRate, started, aJobMs, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)), cfg.floodSpread)
 		if err != nil {
 			return fmt.Errorf("flood %s: %w", v.name, err)
 		}
 		p99 := percentile(waits, 99)
 		floods[v.name] = flood{p99, aRate, started, aJobMs}
 		for _, p := range []float64{50, 90} {
-			set(fmt.Sprintf("g flood %s B-E p%.0f ms", v.name, p), percentile(waits, p))
+			set(fmt.Sprintf("%s %s B-E p%.0f ms", rows, v.name, p), percentile(waits, p))
 		}
-		set("g flood "+v.name+" B-E p99 ms", p99)
-		set("g flood "+v.name+" B-E max ms", percentile(waits, 100))
-		set("g flood "+v.name+" B-E started", started)
+		set(rows+" "+v.name+" B-E p99 ms", p99)
+		set(rows+" "+v.name+" B-E max ms", percentile(waits, 100))
+		set(rows+" "+v.name+" B-E started", started)
 		if v.flood > 0 {
-			set("g flood "+v.name+" A jobs/s", aRate)
-			set("g flood "+v.name+" A job ms", aJobMs)
+			set(rows+" "+v.name+" A jobs/s", aRate)
+			set(rows+" "+v.name+" A job ms", aJobMs)
 		}
 	}
-	set("g flood p99 fair on/no flood", floods["fair on"].p99/floods["no flood"].p99)
-	set("g flood A fair on/off", floods["fair on"].aRate/floods["fair off"].aRate)
+	set(rows+" p99 fair on/no flood", floods["fair on"].p99/floods["no flood"].p99)
+	set(rows+" A fair on/off", floods["fair on"].aRate/floods["fair off"].aRate)
 	return nil
 }
 
@@ -116,10 +121,13 @@ func fairOverhead(ctx context.Context, s *aibos, n int, fair bool, tenants int) 
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
+// floodJob is how long a job of phase g's flood takes.
+const floodJob = 2 * time.Millisecond
+
 // fairFlood runs the flood workload once; it returns B–E's enqueue-to-start
 // waits in ms, A's jobs/s over the window and the share of B–E's jobs
 // started within it.
-func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.Duration) (waits []float64, aRate, started, aJobMs float64, err error) {
+func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window, spread time.Duration) (waits []float64, aRate, started, aJobMs float64, err error) {
 	c, b, closeB, err := s.client()
 	if err != nil {
 		return nil, 0, 0, 0, err
@@ -138,8 +146,12 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window time.
 		aWorkNs atomic.Int64 // the time A's jobs spent in their work
 		waitErr atomic.Pointer[error]
 	)
-	work := func() { // the job's work: 2 ms
-		if err := preciseWait(2 * time.Millisecond); err != nil {
+	work := func() { // the job's work: 2 ms, ± up to spread
+		d := floodJob
+		if spread > 0 {
+			d += time.Duration(rand.Int64N(int64(2*spread)+1)) - spread
+		}
+		if err := preciseWait(d); err != nil {
 			waitErr.CompareAndSwap(nil, &err)
 		}
 	}

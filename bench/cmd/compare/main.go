@@ -36,11 +36,14 @@ type config struct {
 	floodN    int
 	floodS    float64
 	floodOnly bool
-	latencyS  float64
-	redisBin  string
-	nodeDir   string
-	verbose   bool
-	redisAddr string // filled in once the server runs
+	// floodSpread spreads the flood jobs' lengths: each takes 2 ms ± up
+	// to this, uniformly (0: exactly 2 ms, as issue 19 states).
+	floodSpread time.Duration
+	latencyS    float64
+	redisBin    string
+	nodeDir     string
+	verbose     bool
+	redisAddr   string // filled in once the server runs
 }
 
 // overheadRuns returns how many of phase g's overhead workloads run.
@@ -67,6 +70,7 @@ func main() {
 	flag.IntVar(&cfg.floodN, "flood-n", 100000, "jobs tenant A floods the queue with in phase g")
 	flag.Float64Var(&cfg.floodS, "flood-seconds", 5, "how long tenants B-E add jobs in phase g's flood")
 	flag.BoolVar(&cfg.floodOnly, "flood-only", false, "phase g runs the flood only, not the fairness overhead workloads")
+	flag.DurationVar(&cfg.floodSpread, "flood-spread", 0, "phase g's flood jobs take 2 ms ± up to this, uniformly (0: exactly 2 ms; below 2ms); the flood rows are then named \"g flood 2±<spread>\"")
 	flag.Float64Var(&cfg.latencyS, "latency-seconds", 5, "how long the 1,000 jobs/s latency workload runs")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
 	flag.StringVar(&cfg.nodeDir, "node-dir", "node", "directory of package.json and bullmq.js")
@@ -96,6 +100,9 @@ func main() {
 			log.Fatalf("compare: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.floodSpread < 0 || cfg.floodSpread >= floodJob {
+		log.Fatalf("compare: -flood-spread: %v is not in [0, %v)", cfg.floodSpread, floodJob)
 	}
 	cfg.phases = strings.Split(phases, ",")
 	cfg.systems = strings.Split(systems, ",")
