@@ -50,7 +50,7 @@ func startSentinel() (*Sentinel, error) {
 	if s.Master, err = startWith(ports[0], Options{Args: []string{"--repl-diskless-sync-delay", "0"}}); err != nil {
 		return nil, err
 	}
-	if s.Replica, err = startWith(ports[1], Options{Args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(ports[0])}}); err != nil {
+	if s.Replica, err = startWith(ports[1], Options{Args: []string{"--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", strconv.Itoa(ports[0])}}); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -245,12 +245,28 @@ func (s *Sentinel) RestartReplica(t testing.TB) {
 		}
 		if !strings.Contains(info, "role:slave") || !strings.Contains(info, "master_port:"+strconv.Itoa(s.Master.Port())+"\r") ||
 			!strings.Contains(info, "master_link_status:up") {
-			return fmt.Errorf("%s is not an in-sync replica of %s yet", s.Replica.Addr, s.Master.Addr)
+			return fmt.Errorf("%s is not an in-sync replica of %s yet; its replication info: %s", s.Replica.Addr, s.Master.Addr, replicationSummary(info))
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("restart %s as a replica: %v", s.Replica.Addr, err)
+		// What the master and the sentinels say, for the next time this
+		// fails (it has, rarely, under CI's load, for reasons not found).
+		var seen []string
+		for _, n := range append([]*Server{s.Master}, s.Sentinels...) {
+			cl := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+			var v string
+			if n == s.Master {
+				info, ierr := cl.Info(context.Background(), "replication").Result()
+				v = replicationSummary(info) + fmt.Sprint(" ", ierr)
+			} else {
+				addr, aerr := cl.Do(context.Background(), "SENTINEL", "get-master-addr-by-name", SentinelMaster).Result()
+				v = fmt.Sprint("names master ", addr, " ", aerr)
+			}
+			_ = cl.Close()
+			seen = append(seen, n.Addr+": "+v)
+		}
+		t.Fatalf("restart %s as a replica: %v\n%s", s.Replica.Addr, err, strings.Join(seen, "\n"))
 	}
 }
 
@@ -261,4 +277,18 @@ func (s *Sentinel) Stop() {
 			n.Stop()
 		}
 	}
+}
+
+// replicationSummary keeps the lines of INFO replication that say a
+// node's role and link.
+func replicationSummary(info string) string {
+	var keep []string
+	for l := range strings.SplitSeq(info, "\r\n") {
+		for _, k := range []string{"role:", "master_host:", "master_port:", "master_link_status:", "master_sync_in_progress:", "connected_slaves:", "slave0:"} {
+			if strings.HasPrefix(l, k) {
+				keep = append(keep, l)
+			}
+		}
+	}
+	return strings.Join(keep, " ")
 }
