@@ -94,12 +94,7 @@ func TestScaleSmoke(t *testing.T) {
 // TestCommandCounterCountsEachCommand: the idle Manager's "commands
 // sent" counts a pipeline's commands one by one, as Redis executes them.
 func TestCommandCounterCountsEachCommand(t *testing.T) {
-	bin := redisServerBin(t)
-	srv, err := startRedis(bin, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
+	srv := testRedis(t)
 	var sent atomic.Int64
 	c, err := countingClient(srv.url, &sent)
 	if err != nil {
@@ -139,6 +134,36 @@ func TestCommandCounterCountsEachCommand(t *testing.T) {
 }
 
 // redisServerBin finds redis-server, or skips (fails under CI) without it.
+// testRedis starts a private redis-server that the test stops.
+func testRedis(t *testing.T) *redisServer {
+	t.Helper()
+	srv, err := startRedis(redisServerBin(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	return srv
+}
+
+// backlog adds jobs backlog jobs to the first scale queue of srv and
+// returns the client that added them.
+func backlog(t *testing.T, srv *redisServer, jobs int) *worker.Client {
+	t.Helper()
+	b, err := redisbroker.Open(srv.url, redisbroker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	c, err := worker.NewClient(b, worker.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fillSpread(context.Background(), c, jobs, queueNames(1), 0); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func redisServerBin(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -215,26 +240,9 @@ func TestParseSizesKeepsAtMostMax(t *testing.T) {
 // moment its counts said every job ran. So does each of the starts it
 // reports when it stops (the mid-drain rate's input), one per job.
 func TestChildReportsWhenItsLastJobStarted(t *testing.T) {
-	bin := redisServerBin(t)
-	srv, err := startRedis(bin, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
-	ctx := context.Background()
-	b, err := redisbroker.Open(srv.url, redisbroker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c, err := worker.NewClient(b, worker.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testRedis(t)
 	const jobs = 20
-	if err := fillSpread(ctx, c, jobs, queueNames(1), 0); err != nil {
-		t.Fatal(err)
-	}
+	backlog(t, srv, jobs)
 	child, err := startChild(os.Args[0], childSpec{Store: "redis", URL: srv.url, Queues: 1, Conc: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -297,12 +305,7 @@ func TestMidRateTakesTheMiddleHalf(t *testing.T) {
 // over the jobs the point drained, which meter is told, whatever
 // -scale-jobs says (the managers curve drains -scale-managers-jobs).
 func TestMeterCountsPerJobDrained(t *testing.T) {
-	bin := redisServerBin(t)
-	srv, err := startRedis(bin, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
+	srv := testRedis(t)
 	r := &scaleRun{sc: &scaleConfig{jobs: 20000}, srv: srv}
 	ctx := context.Background()
 	const jobs, perJob = 10, 5
@@ -331,26 +334,9 @@ func TestMeterCountsPerJobDrained(t *testing.T) {
 // Redis), and with AIBOS_SCALE_CHILD_CPUPROFILE set it leaves a CPU
 // profile of its run, named by its pid, in that directory.
 func TestChildReportsItsCostsAndProfile(t *testing.T) {
-	bin := redisServerBin(t)
-	srv, err := startRedis(bin, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
-	ctx := context.Background()
-	b, err := redisbroker.Open(srv.url, redisbroker.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c, err := worker.NewClient(b, worker.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testRedis(t)
 	const jobs = 200
-	if err := fillSpread(ctx, c, jobs, queueNames(1), 0); err != nil {
-		t.Fatal(err)
-	}
+	backlog(t, srv, jobs)
 	dir := t.TempDir()
 	t.Setenv(childProfileEnv, dir)
 	child, err := startChild(os.Args[0], childSpec{Store: "redis", URL: srv.url, Queues: 1, Conc: 2})
