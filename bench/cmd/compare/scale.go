@@ -25,7 +25,8 @@ import (
 // with the size of what it serves, on Redis and on the embedded store:
 //
 //   - pending: P pending jobs in one queue. The store is filled with P+M
-//     no-op jobs (bulk enqueue), then a Manager at concurrency 10 processes
+//     no-op jobs (bulk enqueue), then, once Redis has finished growing its
+//     tables (redisServer.settle), a Manager at concurrency 10 processes
 //     M of them, so P are still pending at the end.
 //   - queues: one Manager serving N queues. Busy: M jobs spread over the
 //     queues. Idle: the same Manager, in a child process with nothing to do,
@@ -697,9 +698,20 @@ func (r *scaleRun) topUp(ctx context.Context, curve string, s *store, queues []s
 		return nil
 	}
 	start := time.Now()
-	err := fillSpread(ctx, s.c, n, queues, tenants)
+	if err := fillSpread(ctx, s.c, n, queues, tenants); err != nil {
+		return err
+	}
 	r.logf("%s %s: added %d backlog jobs in %v", curve, s.kind, n, time.Since(start).Round(time.Millisecond))
-	return err
+	if s.kind != "redis" {
+		return nil
+	}
+	// The drain is measured on tables at rest (redisServer.settle).
+	start = time.Now()
+	if err := r.srv.settle(ctx); err != nil {
+		return err
+	}
+	r.logf("%s %s: settled Redis's tables in %v", curve, s.kind, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // lightP99 is the probes' enqueue-to-start p99 without a backlog: a

@@ -373,3 +373,49 @@ func TestChildReportsItsCostsAndProfile(t *testing.T) {
 		t.Errorf("child %d's CPU profile is not a gzipped pprof profile (%d bytes)", pid, len(raw))
 	}
 }
+
+// TestSettleFinishesRehashing: after settle, no big hash or sorted set of
+// the store is still being rehashed, so the drain measured next does not
+// pay for the fill's table growth (DEBUG HTSTATS-KEY tells).
+func TestSettleFinishesRehashing(t *testing.T) {
+	srv, err := startRedis(redisServerBin(t), "", "--enable-debug-command", "yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	ctx := context.Background()
+	// The table grows from 16,384 to 32,768 buckets at the 16,385th entry:
+	// it has all of its old buckets to move.
+	const entries = 16385
+	fill := redis.NewScript(`
+for i = 1, tonumber(ARGV[1]) do
+  redis.call('HSET', KEYS[1], 'f' .. i, 'x')
+  redis.call('ZADD', KEYS[2], i, 'm' .. i)
+end
+return 0`)
+	keys := []string{"big-hash", "big-zset"}
+	if err := fill.Run(ctx, srv.client, keys, entries).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rehashing := func(key string) bool {
+		t.Helper()
+		stats, err := srv.client.Do(ctx, "DEBUG", "HTSTATS-KEY", key).Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(stats, "rehashing target")
+	}
+	for _, k := range keys {
+		if !rehashing(k) {
+			t.Fatalf("%s is not being rehashed after the fill: the test shows nothing", k)
+		}
+	}
+	if err := srv.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if rehashing(k) {
+			t.Errorf("%s of %d entries is still being rehashed after settle", k, entries)
+		}
+	}
+}

@@ -197,7 +197,9 @@ type redisServer struct {
 	client  *redis.Client
 }
 
-func startRedis(bin, addr string) (*redisServer, error) {
+// startRedis starts a private redis-server (with args added to its
+// command line), or reaches the one at addr if addr is not empty.
+func startRedis(bin, addr string, args ...string) (*redisServer, error) {
 	if addr != "" {
 		s := &redisServer{addr: addr, url: "redis://" + addr, client: redis.NewClient(&redis.Options{Addr: addr})}
 		info, err := s.client.Info(context.Background(), "server").Result()
@@ -213,7 +215,7 @@ func startRedis(bin, addr string) (*redisServer, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, args...)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -448,4 +450,74 @@ func format(v float64) string {
 	default:
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
+}
+
+// settleScript makes ARGV[2] lookups of a missing member in the hash or
+// sorted set KEYS[1] (ARGV[1]: its type).
+var settleScript = redis.NewScript(`
+local cmd = ARGV[1] == 'hash' and 'HEXISTS' or 'ZSCORE'
+for _ = 1, tonumber(ARGV[2]) do
+  redis.call(cmd, KEYS[1], '')
+end
+return 0`)
+
+// settleAbove is the size from which settle touches a hash or sorted set:
+// smaller ones finish rehashing within a few of the drain's commands.
+const settleAbove = 10000
+
+// settle finishes Redis's rehashing of every hash and sorted set of more
+// than settleAbove entries. Redis grows such a table by rehashing it a
+// bucket at a time, one bucket per command that reads or writes it, never
+// in the background (only the keyspace's own tables are rehashed by
+// serverCron); a bulk fill of a million jobs ends with its tables half
+// moved, and the commands that follow pay for the rest: measured, 1.2–2.7
+// µs of Redis CPU per job of the drain after a fill of 1,000,000 jobs
+// (perf: dictRehash and dictSdsHash, a fifth of Redis's samples), which
+// is the fill's cost, not the cost of having a million jobs pending. A
+// step moves one of the old table's buckets that hold entries, or passes
+// ten that hold none, and a table grows when its entries reach its
+// buckets: the old table's rest is moved by one lookup per entry, and a
+// tenth more; settle makes two.
+func (s *redisServer) settle(ctx context.Context) error {
+	var cursor uint64
+	for {
+		keys, next, err := s.client.Scan(ctx, cursor, "", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("list keys to settle: %w", err)
+		}
+		for _, k := range keys {
+			if err := s.settleKey(ctx, k); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
+}
+
+func (s *redisServer) settleKey(ctx context.Context, key string) error {
+	typ, err := s.client.Type(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("read the type of %s: %w", key, err)
+	}
+	var n int64
+	switch typ {
+	case "hash":
+		n, err = s.client.HLen(ctx, key).Result()
+	case "zset":
+		n, err = s.client.ZCard(ctx, key).Result()
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("count the entries of %s: %w", key, err)
+	}
+	if n <= settleAbove {
+		return nil
+	}
+	if err := settleScript.Run(ctx, s.client, []string{key}, typ, 2*n).Err(); err != nil {
+		return fmt.Errorf("settle %s: %w", key, err)
+	}
+	return nil
 }
