@@ -11,6 +11,13 @@ import (
 
 var _ broker.LeaderStore = (*Broker)(nil)
 
+// sqlLeaderAcquire is compiled once at Open (cachedQueries): a Manager's
+// maintenance takes or extends a lease per queue it serves.
+const sqlLeaderAcquire = `INSERT INTO leaders (name, holder, until) VALUES (?1, ?2, ?3)
+	ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+	WHERE leaders.holder = excluded.holder OR leaders.until <= ?4
+	RETURNING holder`
+
 // LeaderAcquire takes or extends a named lease; see broker.LeaderStore.
 // One statement decides: the row is written only when it is free, expired
 // or already the caller's, and RETURNING yields a row only then.
@@ -25,10 +32,10 @@ func (b *Broker) LeaderAcquire(ctx context.Context, p *broker.LeaderParams) (boo
 	held := false
 	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		var holder string
-		err := tx.QueryRowContext(ctx, `INSERT INTO leaders (name, holder, until) VALUES (?1, ?2, ?3)
-			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-			WHERE leaders.holder = excluded.holder OR leaders.until <= ?4
-			RETURNING holder`, p.Name, p.Holder, now+p.TTL.Milliseconds(), now).Scan(&holder)
+		row, err := b.queryRow(ctx, tx, sqlLeaderAcquire, p.Name, p.Holder, now+p.TTL.Milliseconds(), now)
+		if err == nil {
+			err = row.Scan(&holder)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}

@@ -69,7 +69,7 @@ var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result
 var cachedQueries = slices.Concat(slices.Collect(maps.Values(sqlCompleteManys)), slices.Collect(maps.Values(insertSQLs)), []string{
 	sqlCompleteSavepoint, sqlCompleteRelease, sqlCompleteRollbackTo, sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
 	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL,
-	sqlSavepoint, sqlRelease, sqlRollbackTo}, fairQueries, docQueries)
+	sqlSavepoint, sqlRelease, sqlRollbackTo}, fairQueries, docQueries, maintainQueries)
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit
 // pending jobs, all in one transaction. See broker.Broker.

@@ -173,6 +173,43 @@ func (b *Broker) setPaused(ctx context.Context, queue string, paused bool) error
 	return nil
 }
 
+// The statements of QueueMaintain, compiled once at Open (cachedQueries):
+// a Manager maintains each queue it serves every MaintainInterval while
+// the queue has jobs, and each of a thousand idle ones at its first round,
+// and compiling them was most of a call's cost (0.4 ms on an empty queue,
+// which held the one writer: inserts and fetches waited behind a thousand
+// of them at a Manager's start). LIMITs are "? + 0", as in lease.go.
+var (
+	sqlRecoverLeases = `WITH due AS (
+		SELECT seq, ?4 > 0 AND coalesce(json_array_length(attempts), 0) >= ?4 - 1 AND (
+			SELECT count(*) FROM json_each(attempts)
+			WHERE key >= json_array_length(attempts) - (?4 - 1) AND json_extract(value, '$[4]') = 'lease_expired'
+		) = ?4 - 1 AS crashed,
+		?4 > 0 AND ?6 > 0 AND (?4 <= 2 OR json_extract(attempts, '$[#-1][4]') IS 'lease_expired') AS again
+		FROM jobs WHERE queue = ?2 AND state = 'active' AND lease_until <= ?1
+		ORDER BY lease_until LIMIT ?3 + 0)
+	UPDATE jobs SET
+	state = CASE WHEN due.crashed OR attempt >= max_attempts THEN 'dead' WHEN due.again THEN 'scheduled' ELSE 'pending' END,
+	run_at = CASE WHEN NOT due.crashed AND attempt < max_attempts AND due.again THEN ?1 + abs(random() % ?6) ELSE run_at END,
+	finished_at = CASE WHEN due.crashed OR attempt >= max_attempts THEN ?1 END,
+	last_error = CASE WHEN due.crashed THEN ?5 WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
+	lease_until = NULL, worker_id = '', attempts = ` + attemptsAfter("?1", "'lease_expired'", "'lease expired'") + `
+	FROM due WHERE jobs.seq = due.seq
+	RETURNING state, state = 'dead' AND last_error = ?5`
+	sqlRetainCompletedAge = `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
+		WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL AND finished_at < ?
+		ORDER BY finished_at LIMIT ? + 0)`
+	sqlRetainCompletedCount = `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
+		WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL
+		ORDER BY finished_at DESC, seq DESC LIMIT ? + 0 OFFSET ?)`
+	sqlRetainDeadAge = `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
+		WHERE queue = ? AND state = 'dead' AND finished_at IS NOT NULL AND finished_at < ?
+		ORDER BY finished_at LIMIT ? + 0)`
+	sqlQueueIdle = `SELECT NOT EXISTS (SELECT 1 FROM jobs
+		WHERE queue = ? AND state IN ('pending', 'scheduled', 'active'))`
+	maintainQueries = []string{sqlRecoverLeases, sqlRetainCompletedAge, sqlRetainCompletedCount, sqlRetainDeadAge, sqlQueueIdle, sqlLeaderAcquire}
+)
+
 // QueueMaintain does a queue's housekeeping in one transaction, each step
 // bounded by p.Limit. See broker.Broker.
 func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParams) (*broker.QueueMaintainResult, error) {
@@ -193,7 +230,7 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	res := &broker.QueueMaintainResult{}
 	err := b.inLeaseTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		*res = broker.QueueMaintainResult{}
-		if err := recoverLeases(ctx, tx, p, now, limit, res); err != nil {
+		if err := b.recoverLeases(ctx, tx, p, now, limit, res); err != nil {
 			return err
 		}
 		var err error
@@ -204,13 +241,16 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 			return err
 		}
 		var full bool
-		res.Removed, full, err = retain(ctx, tx, p, now, limit)
+		res.Removed, full, err = b.retain(ctx, tx, p, now, limit)
 		res.More = full || res.Recovered+res.Dead >= limit || res.Promoted >= limit || res.Expired >= limit
 		if err != nil || res.More {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM jobs
-			WHERE queue = ? AND state IN ('pending', 'scheduled', 'active'))`, p.Queue).Scan(&res.Idle)
+		row, err := b.queryRow(ctx, tx, sqlQueueIdle, p.Queue)
+		if err != nil {
+			return err
+		}
+		return row.Scan(&res.Idle)
 	})
 	if err != nil {
 		return nil, b.fail(op, err)
@@ -228,23 +268,8 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 // last attempt before this one expired too (any job, with MaxCrashes 2) is
 // scheduled after a random delay under p.CrashSpread instead
 // (broker.QueueMaintainParams).
-func recoverLeases(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int, res *broker.QueueMaintainResult) error {
-	rows, err := tx.QueryContext(ctx, `WITH due AS (
-			SELECT seq, ?4 > 0 AND coalesce(json_array_length(attempts), 0) >= ?4 - 1 AND (
-				SELECT count(*) FROM json_each(attempts)
-				WHERE key >= json_array_length(attempts) - (?4 - 1) AND json_extract(value, '$[4]') = 'lease_expired'
-			) = ?4 - 1 AS crashed,
-			?4 > 0 AND ?6 > 0 AND (?4 <= 2 OR json_extract(attempts, '$[#-1][4]') IS 'lease_expired') AS again
-			FROM jobs WHERE queue = ?2 AND state = 'active' AND lease_until <= ?1
-			ORDER BY lease_until LIMIT ?3)
-		UPDATE jobs SET
-		state = CASE WHEN due.crashed OR attempt >= max_attempts THEN 'dead' WHEN due.again THEN 'scheduled' ELSE 'pending' END,
-		run_at = CASE WHEN NOT due.crashed AND attempt < max_attempts AND due.again THEN ?1 + abs(random() % ?6) ELSE run_at END,
-		finished_at = CASE WHEN due.crashed OR attempt >= max_attempts THEN ?1 END,
-		last_error = CASE WHEN due.crashed THEN ?5 WHEN attempt < max_attempts THEN last_error ELSE 'lease expired' END,
-		lease_until = NULL, worker_id = '', attempts = `+attemptsAfter("?1", "'lease_expired'", "'lease expired'")+`
-		FROM due WHERE jobs.seq = due.seq
-		RETURNING state, state = 'dead' AND last_error = ?5`, now, p.Queue, limit, p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes),
+func (b *Broker) recoverLeases(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int, res *broker.QueueMaintainResult) error {
+	rows, err := b.query(ctx, tx, sqlRecoverLeases, now, p.Queue, limit, p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes),
 		p.CrashSpread.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("recover expired leases: %w", err)
@@ -272,9 +297,9 @@ func recoverLeases(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParam
 // retain removes completed and dead jobs past the retention rules, at most
 // limit per rule. full reports that a rule removed limit jobs: it may have
 // more to remove.
-func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int) (removed int, full bool, err error) {
+func (b *Broker) retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now int64, limit int) (removed int, full bool, err error) {
 	del := func(what, q string, args ...any) error {
-		res, err := tx.ExecContext(ctx, q, args...)
+		res, err := b.exec(ctx, tx, q, args...)
 		if err != nil {
 			return fmt.Errorf("remove %s: %w", what, err)
 		}
@@ -284,25 +309,19 @@ func retain(ctx context.Context, tx *sql.Tx, p *broker.QueueMaintainParams, now 
 		return nil
 	}
 	if p.CompletedMaxAge > 0 {
-		err := del("old completed jobs", `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
-			WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL AND finished_at < ?
-			ORDER BY finished_at LIMIT ?)`, p.Queue, now-p.CompletedMaxAge.Milliseconds(), limit)
+		err := del("old completed jobs", sqlRetainCompletedAge, p.Queue, now-p.CompletedMaxAge.Milliseconds(), limit)
 		if err != nil {
 			return removed, full, err
 		}
 	}
 	if p.CompletedMaxCount > 0 {
-		err := del("surplus completed jobs", `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
-			WHERE queue = ? AND state = 'completed' AND finished_at IS NOT NULL
-			ORDER BY finished_at DESC, seq DESC LIMIT ? OFFSET ?)`, p.Queue, limit, p.CompletedMaxCount)
+		err := del("surplus completed jobs", sqlRetainCompletedCount, p.Queue, limit, p.CompletedMaxCount)
 		if err != nil {
 			return removed, full, err
 		}
 	}
 	if p.DeadMaxAge > 0 {
-		err := del("old dead jobs", `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs
-			WHERE queue = ? AND state = 'dead' AND finished_at IS NOT NULL AND finished_at < ?
-			ORDER BY finished_at LIMIT ?)`, p.Queue, now-p.DeadMaxAge.Milliseconds(), limit)
+		err := del("old dead jobs", sqlRetainDeadAge, p.Queue, now-p.DeadMaxAge.Milliseconds(), limit)
 		if err != nil {
 			return removed, full, err
 		}
