@@ -216,25 +216,34 @@ func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
 	defer srv.stopOnSignal(func() { _ = os.RemoveAll(tmp) })()
 	r := &scaleRun{sc: sc, srv: srv, tmp: tmp}
 	var curves []*curveResult
+	// points measures a curve a size at a time; pendingCurve alternates
+	// its sizes.
+	points := func(sizes []int, run func(context.Context, *curveResult, int) error) func(context.Context, *curveResult) error {
+		return func(ctx context.Context, res *curveResult) error {
+			for _, size := range sizes {
+				if err := run(ctx, res, size); err != nil {
+					return fmt.Errorf("at %d: %w", size, err)
+				}
+			}
+			return nil
+		}
+	}
 	for _, c := range []struct {
 		name, x string
-		sizes   []int
-		run     func(context.Context, *curveResult, int) error
+		measure func(context.Context, *curveResult) error
 	}{
-		{"pending", "pending jobs", sc.pending, r.pendingPoint},
-		{"queues", "queues served by one Manager", sc.queues, r.queuesPoint},
-		{"tenants", "tenants in one fair queue", sc.tenants, r.tenantsPoint},
-		{"managers", "Manager processes on one Redis", sc.managers, r.managersPoint},
+		{"pending", "pending jobs", r.pendingCurve},
+		{"queues", "queues served by one Manager", points(sc.queues, r.queuesPoint)},
+		{"tenants", "tenants in one fair queue", points(sc.tenants, r.tenantsPoint)},
+		{"managers", "Manager processes on one Redis", points(sc.managers, r.managersPoint)},
 	} {
 		if !sc.has(c.name) {
 			continue
 		}
 		res := &curveResult{name: c.name, xLabel: c.x}
 		start := time.Now()
-		for _, size := range c.sizes {
-			if err := c.run(ctx, res, size); err != nil {
-				return fmt.Errorf("curve %s at %d: %w", c.name, size, err)
-			}
+		if err := c.measure(ctx, res); err != nil {
+			return fmt.Errorf("curve %s: %w", c.name, err)
 		}
 		fmt.Fprintf(os.Stderr, "curve %s took %v\n", c.name, time.Since(start).Round(time.Second))
 		curves = append(curves, res)
@@ -277,11 +286,24 @@ type store struct {
 	b     broker.Broker
 	c     *worker.Client
 	path  string // the SQLite file; "" on Redis
+	keys  string // on Redis, the pattern (SCAN MATCH) of its keys
 	close func()
 }
 
 // open returns an empty store: Redis flushed, or a new SQLite file.
 func (r *scaleRun) open(ctx context.Context, kind string) (*store, error) {
+	if kind == "redis" {
+		if err := r.srv.flush(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return r.openBeside(kind, "")
+}
+
+// openBeside returns a new store that leaves the others be: on Redis, the
+// keys under prefix ("": the default), which are taken to be free; on
+// SQLite, a new file.
+func (r *scaleRun) openBeside(kind, prefix string) (*store, error) {
 	var (
 		b     broker.Broker
 		path  string
@@ -289,10 +311,7 @@ func (r *scaleRun) open(ctx context.Context, kind string) (*store, error) {
 	)
 	switch kind {
 	case "redis":
-		if err := r.srv.flush(ctx); err != nil {
-			return nil, err
-		}
-		rb, err := redisbroker.Open(r.srv.url, redisbroker.Config{})
+		rb, err := redisbroker.Open(r.srv.url, redisbroker.Config{Prefix: prefix})
 		if err != nil {
 			return nil, fmt.Errorf("open redis broker: %w", err)
 		}
@@ -311,7 +330,10 @@ func (r *scaleRun) open(ctx context.Context, kind string) (*store, error) {
 		close()
 		return nil, fmt.Errorf("new client: %w", err)
 	}
-	return &store{kind: kind, b: b, c: c, path: path, close: close}, nil
+	if prefix == "" {
+		prefix = redisbroker.DefaultPrefix
+	}
+	return &store{kind: kind, b: b, c: c, path: path, keys: prefix + ":*", close: close}, nil
 }
 
 // sqlitePath names a new embedded store file and returns a func removing
@@ -641,19 +663,19 @@ func waitLags(want int, lags func() []float64) ([]float64, error) {
 	return got, nil
 }
 
-// inProcessPoint measures one point of the pending, queues or tenants
-// curve on each store: a fresh store gets extra + runs × jobs backlog jobs
+// inProcessPoint measures one point of the queues or tenants curve on
+// each store: a fresh store is topped up to a run's backlog (-scale-jobs)
 // spread over queues and tenants, then a Manager in this process drains
-// jobs of them, runs times over (medians kept). With idle, the queues'
-// idle Manager is measured too.
-func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size int, queues []string, tenants, extra int, fair, idle bool) error {
+// it, runs times over (medians kept). With idle, the queues' idle Manager
+// is measured too.
+func (r *scaleRun) inProcessPoint(ctx context.Context, res *curveResult, size int, queues []string, tenants int, fair, idle bool) error {
 	for _, kind := range r.sc.stores {
 		s, err := r.open(ctx, kind)
 		if err != nil {
 			return err
 		}
 		b, err := r.medianOf(func() (busyResult, error) {
-			if err := r.topUp(ctx, res.name, s, queues, tenants, extra+r.sc.jobs); err != nil {
+			if err := r.topUp(ctx, res.name, s, queues, tenants, r.sc.jobs); err != nil {
 				return busyResult{}, err
 			}
 			return r.busyInProcess(ctx, s, queues, fair)
@@ -707,7 +729,7 @@ func (r *scaleRun) topUp(ctx context.Context, curve string, s *store, queues []s
 	}
 	// The drain is measured on tables at rest (redisServer.settle).
 	start = time.Now()
-	if err := r.srv.settle(ctx); err != nil {
+	if err := r.srv.settle(ctx, s.keys); err != nil {
 		return err
 	}
 	r.logf("%s %s: settled Redis's tables in %v", curve, s.kind, time.Since(start).Round(time.Millisecond))
@@ -752,29 +774,98 @@ func (r *scaleRun) lightP99(ctx context.Context, kind string, queues []string) (
 
 // medianOf measures runs times and keeps the median of each figure.
 func (r *scaleRun) medianOf(measure func() (busyResult, error)) (busyResult, error) {
-	var jobsS, midJobsS, p99, cpuUs, cmds, clientUs []float64
-	for range r.sc.runs {
-		b, err := measure()
-		if err != nil {
-			return busyResult{}, err
-		}
-		jobsS, midJobsS, p99 = append(jobsS, b.jobsS), append(midJobsS, b.midJobsS), append(p99, b.p99)
-		cpuUs, cmds, clientUs = append(cpuUs, b.cpuUs), append(cmds, b.cmds), append(clientUs, b.clientUs)
+	m, err := alternate(1, r.sc.runs, func(int) (busyResult, error) { return measure() })
+	if err != nil {
+		return busyResult{}, err
 	}
-	return busyResult{jobsS: percentile(jobsS, 50), midJobsS: percentile(midJobsS, 50), p99: percentile(p99, 50),
-		cpuUs: percentile(cpuUs, 50), cmds: percentile(cmds, 50), clientUs: percentile(clientUs, 50)}, nil
+	return m[0], nil
 }
 
-func (r *scaleRun) pendingPoint(ctx context.Context, res *curveResult, size int) error {
-	return r.inProcessPoint(ctx, res, size, []string{aibosQueue}, 0, size, false, false)
+// alternate measures points 0 to n-1 in turn, runs times over (0, 1, ...,
+// n-1, 0, 1, ...), and returns each point's median of each figure. A
+// machine whose speed drifts (other processes, the hour) then moves every
+// point alike, where measuring one point's runs in a row, then the next
+// one's, put the drift between points: a curve's bar is a ratio of two.
+func alternate(n, runs int, measure func(i int) (busyResult, error)) ([]busyResult, error) {
+	all := make([][]busyResult, n)
+	for range runs {
+		for i := range n {
+			b, err := measure(i)
+			if err != nil {
+				return nil, err
+			}
+			all[i] = append(all[i], b)
+		}
+	}
+	out := make([]busyResult, n)
+	for i, bs := range all {
+		med := func(f func(busyResult) float64) float64 {
+			vs := make([]float64, len(bs))
+			for k, b := range bs {
+				vs[k] = f(b)
+			}
+			return percentile(vs, 50)
+		}
+		out[i] = busyResult{jobsS: med(func(b busyResult) float64 { return b.jobsS }), midJobsS: med(func(b busyResult) float64 { return b.midJobsS }),
+			p99: med(func(b busyResult) float64 { return b.p99 }), cpuUs: med(func(b busyResult) float64 { return b.cpuUs }),
+			cmds: med(func(b busyResult) float64 { return b.cmds }), clientUs: med(func(b busyResult) float64 { return b.clientUs })}
+	}
+	return out, nil
+}
+
+// pendingCurve measures the pending curve, on each store: one store per
+// size (on Redis, side by side under a prefix each), each filled with its
+// size plus a run's backlog, then the sizes measured in turn (alternate),
+// each run topping its store up again.
+func (r *scaleRun) pendingCurve(ctx context.Context, res *curveResult) error {
+	queues := []string{aibosQueue}
+	for _, kind := range r.sc.stores {
+		if kind == "redis" {
+			if err := r.srv.flush(ctx); err != nil {
+				return err
+			}
+		}
+		stores := make([]*store, 0, len(r.sc.pending))
+		closeAll := func() {
+			for _, s := range stores {
+				s.close()
+			}
+		}
+		for _, size := range r.sc.pending {
+			s, err := r.openBeside(kind, fmt.Sprintf("scale-pending-%d", size))
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("%s at %d: %w", kind, size, err)
+			}
+			stores = append(stores, s)
+		}
+		meds, err := alternate(len(stores), r.sc.runs, func(i int) (busyResult, error) {
+			if err := r.topUp(ctx, res.name, stores[i], queues, 0, r.sc.pending[i]+r.sc.jobs); err != nil {
+				return busyResult{}, fmt.Errorf("%s at %d: %w", kind, r.sc.pending[i], err)
+			}
+			b, err := r.busyInProcess(ctx, stores[i], queues, false)
+			if err != nil {
+				return busyResult{}, fmt.Errorf("%s at %d: %w", kind, r.sc.pending[i], err)
+			}
+			return b, nil
+		})
+		closeAll()
+		if err != nil {
+			return err
+		}
+		for i, size := range r.sc.pending {
+			r.add(res, meds[i].point(kind, size))
+		}
+	}
+	return nil
 }
 
 func (r *scaleRun) queuesPoint(ctx context.Context, res *curveResult, size int) error {
-	return r.inProcessPoint(ctx, res, size, queueNames(size), 0, 0, false, true)
+	return r.inProcessPoint(ctx, res, size, queueNames(size), 0, false, true)
 }
 
 func (r *scaleRun) tenantsPoint(ctx context.Context, res *curveResult, size int) error {
-	return r.inProcessPoint(ctx, res, size, []string{aibosQueue}, size, 0, true, false)
+	return r.inProcessPoint(ctx, res, size, []string{aibosQueue}, size, true, false)
 }
 
 func (r *scaleRun) add(res *curveResult, p point) {

@@ -410,12 +410,42 @@ return 0`)
 			t.Fatalf("%s is not being rehashed after the fill: the test shows nothing", k)
 		}
 	}
-	if err := srv.settle(ctx); err != nil {
+	if err := srv.settle(ctx, "big-*"); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
 		if rehashing(k) {
 			t.Errorf("%s of %d entries is still being rehashed after settle", k, entries)
 		}
+	}
+}
+
+// TestAlternateTakesTurnsAndMedians: alternate measures each point once
+// per run, the points in turn (so that a drift of the machine's speed
+// reaches every point alike), and keeps each point's medians.
+func TestAlternateTakesTurnsAndMedians(t *testing.T) {
+	var order []int
+	runs := map[int]int{}
+	meds, err := alternate(2, 5, func(i int) (busyResult, error) {
+		order = append(order, i)
+		runs[i]++
+		// Point 0: 50, 30, 10, 40, 20 jobs/s, median 30, neither the
+		// first, middle nor last; point 1: ten times as many.
+		v := float64([]int{50, 30, 10, 40, 20}[runs[i]-1] * (1 + 9*i))
+		return busyResult{jobsS: v, p99: v / 10, cpuUs: v / 100}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{0, 1, 0, 1, 0, 1, 0, 1, 0, 1}; !slices.Equal(order, want) {
+		t.Errorf("measured the points in the order %v, want %v", order, want)
+	}
+	for i, want := range []float64{30, 300} {
+		if m := meds[i]; m.jobsS != want || m.p99 != want/10 || m.cpuUs != want/100 {
+			t.Errorf("point %d: medians %+v, want %v jobs/s, p99 %v, cpu %v", i, m, want, want/10, want/100)
+		}
+	}
+	if _, err := alternate(2, 3, func(i int) (busyResult, error) { return busyResult{}, fmt.Errorf("point %d failed", i) }); err == nil {
+		t.Error("a failed measurement is not reported")
 	}
 }

@@ -466,7 +466,7 @@ return 0`)
 const settleAbove = 10000
 
 // settle finishes Redis's rehashing of every hash and sorted set of more
-// than settleAbove entries. Redis grows such a table by rehashing it a
+// than settleAbove entries whose key matches match (SCAN MATCH). Redis grows such a table by rehashing it a
 // bucket at a time, one bucket per command that reads or writes it, never
 // in the background (only the keyspace's own tables are rehashed by
 // serverCron); a bulk fill of a million jobs ends with its tables half
@@ -478,10 +478,10 @@ const settleAbove = 10000
 // ten that hold none, and a table grows when its entries reach its
 // buckets: the old table's rest is moved by one lookup per entry, and a
 // tenth more; settle makes two.
-func (s *redisServer) settle(ctx context.Context) error {
+func (s *redisServer) settle(ctx context.Context, match string) error {
 	var cursor uint64
 	for {
-		keys, next, err := s.client.Scan(ctx, cursor, "", 1000).Result()
+		keys, next, err := s.client.Scan(ctx, cursor, match, 1000).Result()
 		if err != nil {
 			return fmt.Errorf("list keys to settle: %w", err)
 		}
