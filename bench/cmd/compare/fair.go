@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,13 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		if err := flush(ctx); err != nil {
 			return err
 		}
-		r, err := fairOverhead(ctx, s, cfg.n, v.fair, v.tenants)
+		var r float64
+		var err error
+		// The label tells the workloads apart in a -cpuprofile
+		// (go tool pprof -tagfocus workload=...).
+		pprof.Do(ctx, pprof.Labels("workload", s.name()+" "+v.name), func(ctx context.Context) {
+			r, err = fairOverhead(ctx, s, cfg.n, v.fair, v.tenants)
+		})
 		if err != nil {
 			return fmt.Errorf("fair overhead %s: %w", v.name, err)
 		}
@@ -55,6 +62,9 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		set("g fair on/off 100 tenants", jobsPerS["on 100 tenants"]/jobsPerS["off"])
 	}
 
+	if cfg.overheadOnly {
+		return nil
+	}
 	rows := "g flood" // the flood rows' name
 	if cfg.floodSpread > 0 {
 		rows = fmt.Sprintf("g flood 2±%v", cfg.floodSpread)

@@ -36,6 +36,8 @@ type config struct {
 	floodN    int
 	floodS    float64
 	floodOnly bool
+	// overheadOnly runs phase g's overhead workloads only, not the flood.
+	overheadOnly bool
 	// floodSpread spreads the flood jobs' lengths: each takes 2 ms ± up
 	// to this, uniformly (0: exactly 2 ms, as issue 19 states).
 	floodSpread time.Duration
@@ -70,6 +72,7 @@ func main() {
 	flag.IntVar(&cfg.floodN, "flood-n", 100000, "jobs tenant A floods the queue with in phase g")
 	flag.Float64Var(&cfg.floodS, "flood-seconds", 5, "how long tenants B-E add jobs in phase g's flood")
 	flag.BoolVar(&cfg.floodOnly, "flood-only", false, "phase g runs the flood only, not the fairness overhead workloads")
+	flag.BoolVar(&cfg.overheadOnly, "overhead-only", false, "phase g runs the fairness overhead workloads only, not the flood (with -cpuprofile, each workload's samples carry the label workload=<row>)")
 	flag.DurationVar(&cfg.floodSpread, "flood-spread", 0, "phase g's flood jobs take 2 ms ± up to this, uniformly (0: exactly 2 ms; below 2ms); the flood rows are then named \"g flood 2±<spread>\"")
 	flag.Float64Var(&cfg.latencyS, "latency-seconds", 5, "how long the 1,000 jobs/s latency workload runs")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
@@ -100,6 +103,9 @@ func main() {
 			log.Fatalf("compare: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.floodOnly && cfg.overheadOnly {
+		log.Fatalf("compare: -flood-only and -overhead-only exclude each other")
 	}
 	if cfg.floodSpread < 0 || cfg.floodSpread >= floodJob {
 		log.Fatalf("compare: -flood-spread: %v is not in [0, %v)", cfg.floodSpread, floodJob)
