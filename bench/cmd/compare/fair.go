@@ -44,13 +44,7 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		if err := flush(ctx); err != nil {
 			return err
 		}
-		var r float64
-		var err error
-		// The label tells the workloads apart in a -cpuprofile
-		// (go tool pprof -tagfocus workload=...).
-		pprof.Do(ctx, pprof.Labels("workload", s.name()+" "+v.name), func(ctx context.Context) {
-			r, err = fairOverhead(ctx, s, cfg.n, v.fair, v.tenants)
-		})
+		r, err := fairOverhead(ctx, s, s.name()+" "+v.name, cfg.n, v.fair, v.tenants)
 		if err != nil {
 			return fmt.Errorf("fair overhead %s: %w", v.name, err)
 		}
@@ -102,8 +96,10 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 }
 
 // fairOverhead processes n no-op jobs of tenants tenants in a queue with
-// fairness on or off and returns jobs/s.
-func fairOverhead(ctx context.Context, s *aibos, n int, fair bool, tenants int) (float64, error) {
+// fairness on or off and returns jobs/s. The CPU samples of adding the jobs
+// and of processing them carry the pprof label workload=<name> add and
+// <name> process, to tell them apart in a -cpuprofile.
+func fairOverhead(ctx context.Context, s *aibos, name string, n int, fair bool, tenants int) (jobsPerS float64, err error) {
 	c, b, closeB, err := s.client()
 	if err != nil {
 		return 0, err
@@ -112,12 +108,26 @@ func fairOverhead(ctx context.Context, s *aibos, n int, fair bool, tenants int) 
 	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: fair}); err != nil {
 		return 0, err
 	}
-	for t := range tenants {
-		if err := addTenantJobs(ctx, c, fmt.Sprintf("t-%03d", t), n/tenants); err != nil {
-			return 0, err
+	pprof.Do(ctx, pprof.Labels("workload", name+" add"), func(ctx context.Context) {
+		for t := range tenants {
+			if err = addTenantJobs(ctx, c, fmt.Sprintf("t-%03d", t), n/tenants); err != nil {
+				return
+			}
 		}
+	})
+	if err != nil {
+		return 0, err
 	}
 	n = n / tenants * tenants
+	pprof.Do(ctx, pprof.Labels("workload", name+" process"), func(ctx context.Context) {
+		jobsPerS, err = processAll(ctx, b, n)
+	})
+	return jobsPerS, err
+}
+
+// processAll processes the n jobs pending in b through a Manager of
+// concurrency 10 and returns jobs/s.
+func processAll(ctx context.Context, b broker.Broker, n int) (float64, error) {
 	cnt := newCounter(n)
 	start := time.Now()
 	m, err := startManager(ctx, b, 10, func(*worker.Job) { cnt.inc() })
