@@ -55,10 +55,17 @@ func reportCPU(b *testing.B, since time.Duration, jobs int) {
 // BenchmarkJobInsertMany enqueues batches of 1000 jobs, one transaction
 // each. cpu-µs/job is the process's CPU per job, the figure to compare on
 // a loaded machine.
-func BenchmarkJobInsertMany(b *testing.B) {
+func BenchmarkJobInsertMany(b *testing.B) { benchInsertMany(b, false) }
+
+// benchInsertMany runs BenchmarkJobInsertMany, into a fair queue with fair
+// (the jobs of one tenant, as bench/'s phase g adds them).
+func benchInsertMany(b *testing.B, fair bool) {
 	const batch = 1000
 	br := openB(b)
 	ctx := context.Background()
+	if err := br.QueueFairSet(ctx, &broker.FairPolicy{Queue: "bench", Fair: fair}); err != nil {
+		b.Fatal(err)
+	}
 	n := 0
 	var elapsed, cpu time.Duration
 	for b.Loop() {
@@ -66,6 +73,9 @@ func BenchmarkJobInsertMany(b *testing.B) {
 		ps := make([]*broker.JobInsertParams, batch)
 		for i := range ps {
 			ps[i] = newJob("bench", fmt.Sprint(n+i))
+			if fair {
+				ps[i].TenantID = "t-000"
+			}
 		}
 		b.StartTimer()
 		start := time.Now()

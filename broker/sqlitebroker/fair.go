@@ -35,10 +35,14 @@ const sqlRetag = `fair_tag = CASE WHEN (SELECT fair FROM queues WHERE name = job
 const (
 	sqlUntagged = `SELECT seq, priority, tenant_id FROM jobs
 		WHERE queue = ? AND state = 'pending' AND fair_tag = -1 ORDER BY seq LIMIT ? + 0`
-	sqlFairClock     = `SELECT value FROM counters WHERE name = 'fair_clock ' || ?1 || ' ' || ?2`
-	sqlFairTurn      = `SELECT next, used FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
-	sqlFairWeight    = `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`
-	sqlTagJob        = `UPDATE jobs SET fair_tag = ? WHERE seq = ?`
+	sqlFairClock  = `SELECT value FROM counters WHERE name = 'fair_clock ' || ?1 || ' ' || ?2`
+	sqlFairTurn   = `SELECT next, used FROM fair_tags WHERE queue = ? AND priority = ? AND tenant = ?`
+	sqlFairWeight = `SELECT weight FROM fair_tenants WHERE queue = ? AND tenant = ?`
+	// sqlTagJobs tags the queue's untagged jobs whose seqs lie in a range:
+	// the untagged jobs that sqlUntagged listed from its first seq to its
+	// last, as no other untagged job of the queue lies between them.
+	sqlTagJobs = `UPDATE jobs SET fair_tag = ?1
+		WHERE seq BETWEEN ?2 AND ?3 AND queue = ?4 AND state = 'pending' AND fair_tag = -1`
 	sqlStoreFairTurn = `INSERT INTO fair_tags (queue, priority, tenant, next, used) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (queue, priority, tenant) DO UPDATE SET next = excluded.next, used = excluded.used`
 	sqlCandidates = `SELECT seq, tenant_id, type, priority, coalesce(fair_tag, 0) FROM jobs
@@ -82,7 +86,7 @@ const (
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE excluded.value > value`
 )
 
-var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairTurn, sqlFairWeight, sqlTagJob, sqlStoreFairTurn,
+var fairQueries = []string{sqlUntagged, sqlFairClock, sqlFairTurn, sqlFairWeight, sqlTagJobs, sqlStoreFairTurn,
 	sqlCandidates, sqlFairCandidates, sqlTenantPaused, sqlRateState, sqlStoreRateState, sqlTenantCap,
 	sqlTenantActive, sqlLeaseSeqs, sqlLeaseFair, sqlAnyPending, sqlClearFairClock, sqlClearFairTags, sqlStoreFairClock}
 
@@ -177,6 +181,7 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 	turns := map[key]fairTurn{}
 	clock := map[int]int64{}
 	weight := map[string]int{}
+	var run tagRun
 	for _, j := range jobs {
 		k := key{j.priority, j.tenant}
 		t, ok := turns[k]
@@ -202,15 +207,51 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 			w = int(w64)
 			weight[j.tenant] = w
 		}
-		if _, err := b.exec(ctx, tx, sqlTagJob, t.tag, j.seq); err != nil {
-			return fmt.Errorf("tag job: %w", err)
+		if !run.extend(j.seq, t.tag) {
+			if err := b.tagRun(ctx, tx, queue, run); err != nil {
+				return err
+			}
+			run = tagRun{first: j.seq, last: j.seq, tag: t.tag}
 		}
 		turns[k] = t.take(w)
+	}
+	if err := b.tagRun(ctx, tx, queue, run); err != nil {
+		return err
 	}
 	for k, t := range turns {
 		if _, err := b.exec(ctx, tx, sqlStoreFairTurn, queue, k.priority, k.tenant, t.tag, t.used); err != nil {
 			return fmt.Errorf("store fair tag of tenant %q: %w", k.tenant, err)
 		}
+	}
+	return nil
+}
+
+// tagRun is a run of jobs that tagUntagged gives one tag: consecutive in
+// the seq order of the queue's untagged jobs, first to last (a zero run
+// holds no job).
+type tagRun struct {
+	first, last, tag int64
+}
+
+// extend adds the job seq, the next untagged job after the run, to the run
+// if it gets the run's tag, and reports whether it did.
+func (r *tagRun) extend(seq, tag int64) bool {
+	if r.first == 0 || tag != r.tag {
+		return false
+	}
+	r.last = seq
+	return true
+}
+
+// tagRun tags the jobs of run with one UPDATE (sqlTagJobs): a bulk insert
+// of one tenant's jobs is a run per turn, so a fair insert of 1,000 jobs
+// runs about 32 UPDATEs instead of 1,000.
+func (b *Broker) tagRun(ctx context.Context, tx *sql.Tx, queue string, run tagRun) error {
+	if run.first == 0 {
+		return nil
+	}
+	if _, err := b.exec(ctx, tx, sqlTagJobs, run.tag, run.first, run.last, queue); err != nil {
+		return fmt.Errorf("tag jobs: %w", err)
 	}
 	return nil
 }

@@ -15,6 +15,10 @@ import (
 	"github.com/aibos/worker/internal/cputime"
 )
 
+// BenchmarkFairJobInsertMany is BenchmarkJobInsertMany into a fair queue:
+// each job waits for its tag, which the insert's transaction gives it.
+func BenchmarkFairJobInsertMany(b *testing.B) { benchInsertMany(b, true) }
+
 // BenchmarkFairFetchComplete processes 20,000 pending jobs, added one
 // tenant after another as in bench/'s phase g, with fairness off and on,
 // of 1 tenant and of 100: 10 goroutines each fetch up to 5 jobs (about

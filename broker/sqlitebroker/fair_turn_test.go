@@ -3,6 +3,7 @@ package sqlitebroker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,5 +177,53 @@ func TestFairClockRestartIsPerQueue(t *testing.T) {
 	}
 	if len(order) != 2*k || order[k-1] != "t-b" || order[k] != "t-a" {
 		t.Errorf("x:y after x drained served %v; want one turn of t-b (%d jobs), then t-a", order, k)
+	}
+}
+
+// TestFairTagRunSkipsTaggedJobs pins that tagging a run of jobs with one
+// statement (tagRun) tags only the jobs waiting for a tag: tenant t-a's
+// two delayed jobs become pending together and get one tag, and tenant
+// t-b's jobs, added between them and tagged already, keep their tags, so
+// t-b's second turn still comes after t-a's second job.
+func TestFairTagRunSkipsTaggedJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.UnixMilli(1_800_000_000_000)
+	b, _ := openT(t, sqlitebroker.Config{Now: func() time.Time { return now }})
+	const q, k = "runs", broker.FairQuantum
+	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(id, tenant string, delay time.Duration) {
+		t.Helper()
+		p := newJob(q, id)
+		p.TenantID, p.Delay = tenant, delay
+		if _, err := b.JobInsert(ctx, p); err != nil {
+			t.Fatalf("insert job %s: %v", id, err)
+		}
+	}
+	insert("a-1", "t-a", time.Second)
+	var want []string
+	for i := range k + 1 { // t-b: a whole turn and the first job of the next
+		id := fmt.Sprintf("b-%03d", i)
+		insert(id, "t-b", 0)
+		want = append(want, id)
+	}
+	insert("a-2", "t-a", time.Second)
+	now = now.Add(time.Second)
+	// Both brokers' model: t-a's jobs, pending now, join a turn at the
+	// clock (0) with t-b's first turn and are served in seq order among
+	// its jobs; t-b's job k has the next turn's tag and comes last.
+	want = slices.Concat([]string{"a-1"}, want[:k], []string{"a-2"}, want[k:])
+	got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(got))
+	for i, j := range got {
+		ids[i] = j.ID
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("fetch order %v, want %v", ids, want)
 	}
 }
