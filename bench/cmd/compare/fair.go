@@ -12,6 +12,7 @@ import (
 
 	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/cputime"
 )
 
 // Phase g: issue 19's fairness workloads on aibos-worker only, on Redis
@@ -44,12 +45,15 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		if err := flush(ctx); err != nil {
 			return err
 		}
-		r, err := fairOverhead(ctx, s, s.name()+" "+v.name, cfg.n, v.fair, v.tenants)
+		r, cpu, err := fairOverhead(ctx, s, s.name()+" "+v.name, cfg.n, v.fair, v.tenants)
 		if err != nil {
 			return fmt.Errorf("fair overhead %s: %w", v.name, err)
 		}
 		jobsPerS[v.name] = r
 		set("g fair "+v.name+" c10 jobs/s", r)
+		if cpu > 0 {
+			set("g fair "+v.name+" c10 worker cpu us/job", cpu)
+		}
 	}
 	if !cfg.floodOnly {
 		set("g fair on/off 1 tenant", jobsPerS["on 1 tenant"]/jobsPerS["off"])
@@ -96,17 +100,20 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 }
 
 // fairOverhead processes n no-op jobs of tenants tenants in a queue with
-// fairness on or off and returns jobs/s. The CPU samples of adding the jobs
+// fairness on or off and returns jobs/s and the CPU this process spent per
+// job processing them (0 where unknown): all of it on the embedded store,
+// which runs in this process and whose figure holds on a loaded machine;
+// the worker's side only on Redis. The CPU samples of adding the jobs
 // and of processing them carry the pprof label workload=<name> add and
 // <name> process, to tell them apart in a -cpuprofile.
-func fairOverhead(ctx context.Context, s *aibos, name string, n int, fair bool, tenants int) (jobsPerS float64, err error) {
+func fairOverhead(ctx context.Context, s *aibos, name string, n int, fair bool, tenants int) (jobsPerS, cpuUsPerJob float64, err error) {
 	c, b, closeB, err := s.client()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer closeB()
 	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: fair}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	pprof.Do(ctx, pprof.Labels("workload", name+" add"), func(ctx context.Context) {
 		for t := range tenants {
@@ -116,13 +123,17 @@ func fairOverhead(ctx context.Context, s *aibos, name string, n int, fair bool, 
 		}
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	n = n / tenants * tenants
+	cpu0, ok0 := cputime.Process()
 	pprof.Do(ctx, pprof.Labels("workload", name+" process"), func(ctx context.Context) {
 		jobsPerS, err = processAll(ctx, b, n)
 	})
-	return jobsPerS, err
+	if cpu1, ok1 := cputime.Process(); ok0 && ok1 {
+		cpuUsPerJob = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(n)
+	}
+	return jobsPerS, cpuUsPerJob, err
 }
 
 // processAll processes the n jobs pending in b through a Manager of
