@@ -241,7 +241,11 @@ func (b *Broker) commitInserts(ctx context.Context, tx *sql.Tx, p *broker.Commit
 		if err != nil {
 			return err
 		}
-		if _, err := b.exec(ctx, tx, insertJobSQL, append(args, fi.arg(j.State))...); err != nil {
+		tag, err := fi.arg(ctx, j)
+		if err != nil {
+			return err
+		}
+		if _, err := b.exec(ctx, tx, insertJobSQL, append(args, tag)...); err != nil {
 			if !isConstraint(err) {
 				return fmt.Errorf("insert job %s: %w", in.Job.ID, err)
 			}
@@ -255,6 +259,7 @@ func (b *Broker) commitInserts(ctx context.Context, tx *sql.Tx, p *broker.Commit
 			}
 			continue
 		}
+		fi.inserted()
 		res.Jobs[i] = j
 		if waiting >= 0 {
 			waiting++

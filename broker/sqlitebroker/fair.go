@@ -118,35 +118,141 @@ func (b *Broker) readQueuePolicy(ctx context.Context, tx *sql.Tx, queue string) 
 }
 
 // insertTags gives the jobs one transaction inserts into a queue their
-// fair_tag: -1 for a pending job of a fair queue, which done then tags.
+// fair_tag. In a fair queue where no job waits for its tag, a pending job
+// is tagged as it is inserted (the jobs of a transaction are inserted in
+// seq order), by the same rule as tagUntagged: a tag written once cost
+// about half the CPU of an insert with -1 and a later UPDATE, which also
+// moved the job's entry in jobs_fair and added and removed one in
+// jobs_untagged. Where jobs do wait (promoted since the last fetch), the
+// transaction's pending jobs get -1 and done tags them all, in seq order.
 type insertTags struct {
 	b       *Broker
 	queue   string
 	fair    bool
-	pending bool // a job waits for its tag
+	direct  *tagger // tags jobs as they are inserted; nil: -1 and done tags them
+	pending bool    // a job waits for its tag
+	// given is the turn arg gave the job being inserted, which inserted
+	// then takes (ok false: none).
+	given struct {
+		key  turnKey
+		turn fairTurn
+		ok   bool
+	}
 }
 
 // fairInserts reads whether queue is fair, for the inserts of tx.
 func (b *Broker) fairInserts(ctx context.Context, tx *sql.Tx, queue string) (*insertTags, error) {
 	q, err := b.readQueuePolicy(ctx, tx, queue)
-	return &insertTags{b: b, queue: queue, fair: q.fair}, err
-}
-
-// arg is the fair_tag argument of a job inserted in state st.
-func (t *insertTags) arg(st broker.State) any {
-	if t.fair && st == broker.StatePending {
-		t.pending = true
-		return int64(-1)
+	t := &insertTags{b: b, queue: queue, fair: q.fair}
+	if q.fair && !q.untagged {
+		t.direct = b.newTagger(tx, queue)
 	}
-	return nil
+	return t, err
 }
 
-// done tags the transaction's jobs that wait for a tag.
+// arg is the fair_tag argument of job j, inserted next. The caller calls
+// inserted once the insert has succeeded: a job that was not inserted (a
+// duplicate) takes no place in its tenant's turn.
+func (t *insertTags) arg(ctx context.Context, j *broker.Job) (any, error) {
+	t.given.ok = false
+	if !t.fair || j.State != broker.StatePending {
+		return nil, nil
+	}
+	if t.direct == nil {
+		t.pending = true
+		return int64(-1), nil
+	}
+	k := turnKey{j.Priority, j.TenantID}
+	turn, err := t.direct.tag(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	t.given.key, t.given.turn, t.given.ok = k, turn, true
+	return turn.tag, nil
+}
+
+// inserted records that the job arg gave a tag to was inserted.
+func (t *insertTags) inserted() {
+	if t.given.ok {
+		t.direct.took(t.given.key, t.given.turn)
+		t.given.ok = false
+	}
+}
+
+// done stores the turns of the jobs tagged as inserted, and tags the
+// transaction's jobs that wait for a tag.
 func (t *insertTags) done(ctx context.Context, tx *sql.Tx) error {
+	if t.direct != nil {
+		if err := t.direct.store(ctx); err != nil {
+			return err
+		}
+	}
 	if !t.pending {
 		return nil
 	}
 	return t.b.tagUntagged(ctx, tx, t.queue, -1)
+}
+
+// tagger hands out the tags of a fair queue's jobs in one transaction, in
+// seq order, as broker/fair.go says: it reads each priority's clock and
+// each tenant's turn and weight once, and store writes the turns it moved.
+type tagger struct {
+	b      *Broker
+	tx     *sql.Tx
+	queue  string
+	turns  map[turnKey]fairTurn
+	clock  map[int]int64
+	weight map[string]int
+}
+
+// turnKey names a tenant's turn at one priority.
+type turnKey struct {
+	priority int
+	tenant   string
+}
+
+func (b *Broker) newTagger(tx *sql.Tx, queue string) *tagger {
+	return &tagger{b: b, tx: tx, queue: queue, turns: map[turnKey]fairTurn{}, clock: map[int]int64{}, weight: map[string]int{}}
+}
+
+// tag returns the turn the next job of k joins; its tag is the job's.
+func (g *tagger) tag(ctx context.Context, k turnKey) (fairTurn, error) {
+	if _, ok := g.weight[k.tenant]; !ok {
+		w, err := g.b.scalar(ctx, g.tx, sqlFairWeight, g.queue, k.tenant)
+		if err != nil {
+			return fairTurn{}, fmt.Errorf("read weight of tenant %q: %w", k.tenant, err)
+		}
+		g.weight[k.tenant] = int(w)
+	}
+	if t, ok := g.turns[k]; ok {
+		return t, nil
+	}
+	v, ok := g.clock[k.priority]
+	if !ok {
+		var err error
+		if v, err = g.b.scalar(ctx, g.tx, sqlFairClock, g.queue, k.priority); err != nil {
+			return fairTurn{}, fmt.Errorf("read fair clock: %w", err)
+		}
+		g.clock[k.priority] = v
+	}
+	t, err := g.b.readTurn(ctx, g.tx, g.queue, k.priority, k.tenant)
+	if err != nil {
+		return fairTurn{}, fmt.Errorf("read fair tag of tenant %q: %w", k.tenant, err)
+	}
+	return t.from(v), nil
+}
+
+// took records that a job of k got the tag of turn t (from tag).
+func (g *tagger) took(k turnKey, t fairTurn) { g.turns[k] = t.take(g.weight[k.tenant]) }
+
+// store writes the turns that moved.
+func (g *tagger) store(ctx context.Context) error {
+	for k, t := range g.turns {
+		if _, err := g.b.exec(ctx, g.tx, sqlStoreFairTurn, g.queue, k.priority, k.tenant, t.tag, t.used); err != nil {
+			return fmt.Errorf("store fair tag of tenant %q: %w", k.tenant, err)
+		}
+	}
+	return nil
 }
 
 // tagUntagged tags up to limit jobs of queue waiting for a tag, in seq
@@ -157,14 +263,13 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 		return fmt.Errorf("find jobs to tag: %w", err)
 	}
 	type job struct {
-		seq      int64
-		priority int
-		tenant   string
+		seq int64
+		key turnKey
 	}
 	var jobs []job
 	for rows.Next() {
 		var j job
-		if err := rows.Scan(&j.seq, &j.priority, &j.tenant); err != nil {
+		if err := rows.Scan(&j.seq, &j.key.priority, &j.key.tenant); err != nil {
 			rows.Close()
 			return fmt.Errorf("find jobs to tag: %w", err)
 		}
@@ -174,38 +279,12 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 	if err := rows.Err(); err != nil || len(jobs) == 0 {
 		return err
 	}
-	type key struct {
-		priority int
-		tenant   string
-	}
-	turns := map[key]fairTurn{}
-	clock := map[int]int64{}
-	weight := map[string]int{}
+	g := b.newTagger(tx, queue)
 	var run tagRun
 	for _, j := range jobs {
-		k := key{j.priority, j.tenant}
-		t, ok := turns[k]
-		if !ok {
-			v, ok := clock[j.priority]
-			if !ok {
-				if v, err = b.scalar(ctx, tx, sqlFairClock, queue, j.priority); err != nil {
-					return fmt.Errorf("read fair clock: %w", err)
-				}
-				clock[j.priority] = v
-			}
-			if t, err = b.readTurn(ctx, tx, queue, j.priority, j.tenant); err != nil {
-				return fmt.Errorf("read fair tag of tenant %q: %w", j.tenant, err)
-			}
-			t = t.from(v)
-		}
-		w, ok := weight[j.tenant]
-		if !ok {
-			w64, err := b.scalar(ctx, tx, sqlFairWeight, queue, j.tenant)
-			if err != nil {
-				return fmt.Errorf("read weight of tenant %q: %w", j.tenant, err)
-			}
-			w = int(w64)
-			weight[j.tenant] = w
+		t, err := g.tag(ctx, j.key)
+		if err != nil {
+			return err
 		}
 		if !run.extend(j.seq, t.tag) {
 			if err := b.tagRun(ctx, tx, queue, run); err != nil {
@@ -213,17 +292,12 @@ func (b *Broker) tagUntagged(ctx context.Context, tx *sql.Tx, queue string, limi
 			}
 			run = tagRun{first: j.seq, last: j.seq, tag: t.tag}
 		}
-		turns[k] = t.take(w)
+		g.took(j.key, t)
 	}
 	if err := b.tagRun(ctx, tx, queue, run); err != nil {
 		return err
 	}
-	for k, t := range turns {
-		if _, err := b.exec(ctx, tx, sqlStoreFairTurn, queue, k.priority, k.tenant, t.tag, t.used); err != nil {
-			return fmt.Errorf("store fair tag of tenant %q: %w", k.tenant, err)
-		}
-	}
-	return nil
+	return g.store(ctx)
 }
 
 // tagRun is a run of jobs that tagUntagged gives one tag: consecutive in

@@ -2,6 +2,7 @@ package sqlitebroker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -217,6 +218,115 @@ func TestFairTagRunSkipsTaggedJobs(t *testing.T) {
 	want = slices.Concat([]string{"a-1"}, want[:k], []string{"a-2"}, want[k:])
 	got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour})
 	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(got))
+	for i, j := range got {
+		ids[i] = j.ID
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("fetch order %v, want %v", ids, want)
+	}
+}
+
+// TestFairDuplicateTakesNoTurn pins that a pending job tagged as it is
+// inserted takes its place in its tenant's turn only once stored: a
+// duplicate, refused, leaves the place to the next job. Tenant t-a has
+// broker.FairQuantum - 1 jobs of its first turn when a duplicate comes and
+// is refused; its next job completes that turn, so it is served before
+// tenant t-b's, which arrives after it at the same tag.
+func TestFairDuplicateTakesNoTurn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, _ := openT(t, sqlitebroker.Config{})
+	const q, k = "dup", broker.FairQuantum
+	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+		t.Fatal(err)
+	}
+	job := func(id, tenant string) *broker.JobInsertParams {
+		p := newJob(q, id)
+		p.TenantID = tenant
+		return p
+	}
+	var want []string
+	first := make([]*broker.JobInsertParams, k-1)
+	for i := range first {
+		first[i] = job(fmt.Sprintf("a-%03d", i), "t-a")
+		want = append(want, first[i].ID)
+	}
+	if _, err := b.JobInsertMany(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.JobInsert(ctx, job("a-000", "t-a")); !errors.Is(err, broker.ErrDuplicate) {
+		t.Fatalf("insert a duplicate of a-000: %v, want ErrDuplicate", err)
+	}
+	for _, p := range []*broker.JobInsertParams{job("a-last", "t-a"), job("b-000", "t-b")} {
+		if _, err := b.JobInsert(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p.ID)
+	}
+	got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(got))
+	for i, j := range got {
+		ids[i] = j.ID
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("fetch order %v, want %v (t-a's whole first turn, then t-b)", ids, want)
+	}
+}
+
+// TestFairInsertAfterWaitingJob pins that jobs keep being tagged in seq
+// order when a job of the queue waits for its tag (retried from dead, to
+// be tagged by the next fetch) as another is inserted: tenant t-a's
+// retried job x, inserted first, takes the last place of t-a's turn (its
+// first place went to x's first attempt, the others to k-2 jobs added
+// since) and is served first; t-a's job added after it starts the next
+// turn and comes last.
+func TestFairInsertAfterWaitingJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, _ := openT(t, sqlitebroker.Config{})
+	const q, k = "waiting", broker.FairQuantum
+	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+		t.Fatal(err)
+	}
+	job := func(id string) *broker.JobInsertParams {
+		p := newJob(q, id)
+		p.TenantID, p.MaxAttempts = "t-a", 1
+		return p
+	}
+	if _, err := b.JobInsert(ctx, job("x")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 1, LeaseDuration: time.Hour})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("fetch x: %d jobs, %v", len(got), err)
+	}
+	st, err := b.JobFail(ctx, &broker.JobFailParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: "x", Token: got[0].LeaseToken}, Error: "boom"})
+	if err != nil || st != broker.StateDead {
+		t.Fatalf("fail x: %s, %v; want dead", st, err)
+	}
+	want := []string{"x"}
+	fill := make([]*broker.JobInsertParams, k-2)
+	for i := range fill {
+		fill[i] = job(fmt.Sprintf("a-%03d", i))
+		want = append(want, fill[i].ID)
+	}
+	if _, err := b.JobInsertMany(ctx, fill); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.JobRetry(ctx, &broker.JobRetryParams{Queue: q, ID: "x"}); err != nil {
+		t.Fatalf("retry x: %v", err)
+	}
+	if _, err := b.JobInsert(ctx, job("a-next")); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "a-next")
+	if got, err = b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	ids := make([]string, len(got))

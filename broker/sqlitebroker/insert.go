@@ -117,7 +117,11 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 				errs[i] = err
 				continue
 			}
-			args = append(a, fi.arg(j.State))
+			tag, err := fi.arg(ctx, j)
+			if err != nil {
+				return err
+			}
+			args = append(a, tag)
 			// A constraint violation aborts this statement only: the
 			// transaction and the jobs before it stand.
 			if _, err := stmt.ExecContext(ctx, args...); err != nil {
@@ -127,6 +131,7 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 				}
 				return fmt.Errorf("insert job %s: %w", p.ID, err)
 			}
+			fi.inserted()
 			jobs[i] = j
 			if waiting >= 0 && (j.State == broker.StatePending || j.State == broker.StateScheduled) {
 				waiting++
@@ -194,7 +199,13 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 				if err != nil {
 					return err
 				}
-				args = append(a, fi.arg(j.State))
+				tag, err := fi.arg(ctx, j)
+				if err != nil {
+					return err
+				}
+				// All or nothing: a failed insert rolls the turns back too.
+				fi.inserted()
+				args = append(a, tag)
 				jobs = append(jobs, j)
 			}
 			q := insertSQLs[n]
