@@ -16,12 +16,13 @@ import (
 var _ broker.FairBroker = (*Broker)(nil)
 
 // Fair queues on this store (broker/fair.go has the model; migrations 0013
-// and 0017 the tables). A job that becomes pending in a fair queue is
-// written with fair_tag -1 and tagged, in seq order, by tagUntagged: at the
-// end of the insert transaction for inserted jobs, and at the next fetch
-// for jobs promoted, retried or rescheduled (sqlRetag). A job handed back or
-// recovered keeps its tag. A fair queue's fetch leases by (priority,
-// fair_tag, seq).
+// and 0017 the tables). Jobs of a fair queue are tagged in seq order. A job
+// inserted pending gets its tag as it is inserted (insertTags), unless a
+// job of the queue waits for its tag: then it is written with fair_tag -1,
+// like a job promoted, retried or rescheduled (sqlRetag), and tagUntagged
+// tags those in seq order, at the end of the insert transaction or at the
+// next fetch. A job handed back or recovered keeps its tag. A fair queue's
+// fetch leases by (priority, fair_tag, seq).
 
 // sqlRetag is the fair_tag of a job that becomes pending again other than
 // by hand-back or recovery: waiting for a new tag if its queue is fair.
