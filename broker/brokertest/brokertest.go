@@ -97,6 +97,8 @@ var cases = []testCase{
 	{"TenantCapReleased", testTenantCapReleased},
 	{"RateLimit", testRateLimit},
 	{"TenantPause", testTenantPause},
+	{"CompleteFetch", testCompleteFetch},
+	{"CompleteFetchFreesCap", testCompleteFetchFreesCap},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each
