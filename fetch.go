@@ -63,7 +63,12 @@ func (f *fetcher) run() {
 	m := f.m
 	// waitCtx ends when fetching stops, cutting a JobWait short.
 	waitCtx, cancelWait := context.WithCancel(context.Background())
+	// While the fetcher runs, the completions of finished jobs wait for its
+	// next fetch (acknowledger.Hold), except while it waits for work, for
+	// the broker, or for a slot; when it stops they are written at once.
+	m.acker.Hold(true)
 	defer func() {
+		m.acker.Hold(false)
 		cancelWait()
 		f.endWatch()
 		f.mutes.unmuteAll()
@@ -137,7 +142,9 @@ func (f *fetcher) run() {
 			wait = f.errDelay
 		case !got:
 			f.errDelay = 0
+			m.acker.Hold(false) // no fetch comes until work does
 			if f.idleWait(waitCtx) {
+				m.acker.Hold(true)
 				continue
 			}
 			wait = m.cfg.PollInterval
@@ -145,6 +152,7 @@ func (f *fetcher) run() {
 			f.errDelay = 0
 		}
 		if wait > 0 {
+			m.acker.Hold(false)
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -152,6 +160,7 @@ func (f *fetcher) run() {
 				t.Stop()
 				return
 			}
+			m.acker.Hold(true)
 		}
 	}
 }
@@ -160,6 +169,10 @@ func (f *fetcher) run() {
 // to free, leasing a woken queue's job meanwhile (fetchWoken). It reports
 // false once fetching stops.
 func (f *fetcher) waitSlot(ctx context.Context) bool {
+	// The next fetch waits for a slot, for as long as the jobs running
+	// take: the completions queued are written now. Each one that comes
+	// while it waits frees a slot and wakes it to decide again.
+	f.m.acker.Flush()
 	f.busyWatch(ctx)
 	select {
 	case <-f.freed:
@@ -502,7 +515,9 @@ func (f *fetcher) fetchQueue(i, n int) (int, error) {
 	// Not cancelled by shutdown: a fetch cut short after the broker
 	// leased jobs would strand them until their leases expire.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	jobs, err := m.b.JobFetch(ctx, &broker.JobFetchParams{
+	// The completions queued go with the fetch, when the broker can take
+	// both in one round trip (acknowledger.Fetch).
+	jobs, err := m.acker.Fetch(ctx, &broker.JobFetchParams{
 		Queue: q.cfg.Name, Limit: n, LeaseDuration: m.cfg.LeaseDuration, WorkerID: m.cfg.WorkerID,
 	})
 	cancel()

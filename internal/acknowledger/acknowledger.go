@@ -4,10 +4,18 @@
 // round trips when it is busy. A job's slot can be freed as soon as its
 // completion is queued; a crash before the write only makes the job run
 // again (delivery is at least once).
+//
+// When the broker can acknowledge completions and lease jobs in one round
+// trip (a broker.CompleteFetcher), a busy Manager's completions go with its
+// next fetch instead (Fetch): the fetcher says when one is coming (Hold),
+// and the completions queued meanwhile wait for it rather than take a round
+// trip of their own. Whenever no fetch is coming, they are written at once,
+// as without the capability.
 package acknowledger
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/aibos/worker/broker"
@@ -19,9 +27,9 @@ const MaxBatch = 256
 // Request is one completion to write.
 type Request struct {
 	Params *broker.JobCompleteParams
-	// Done is told, from the Acknowledger's goroutine, the outcome of
-	// this job's completion: nil, or the broker's per-job or whole-call
-	// error.
+	// Done is told, from the Acknowledger's goroutine or from the
+	// goroutine of the Fetch that sent it, the outcome of this job's
+	// completion: nil, or the broker's per-job or whole-call error.
 	Done Doner
 }
 
@@ -41,15 +49,34 @@ func (f DoneFunc) Acked(err error) { f(err) }
 // Acknowledger batches completions. Start it once; Add from any goroutine
 // until Stop, which flushes what is queued.
 type Acknowledger struct {
-	b    broker.Broker
-	reqs chan Request
-	done chan struct{}
+	b     broker.Broker
+	cf    broker.CompleteFetcher // nil: completions never wait for a fetch
+	limit int                    // queued completions before Add blocks
+
+	mu    sync.Mutex
+	space sync.Cond // signalled when completions leave a full queue
+	queue []Request
+	// held says a fetch that takes the queue is coming (Hold); flush
+	// counts the queued completions the writer takes all the same (Flush).
+	held     bool
+	flush    int
+	waiters  int  // Adds blocked on a full queue
+	stopping bool // Stop was called: write everything, then end
+	kick     chan struct{}
+	done     chan struct{}
+
+	// Reused by Fetch, which one goroutine calls at a time.
+	fetchBatch []Request
+	fetchPs    []*broker.JobCompleteParams
 }
 
 // New returns an Acknowledger writing to b that queues up to buffer
 // completions before Add blocks.
 func New(b broker.Broker, buffer int) *Acknowledger {
-	return &Acknowledger{b: b, reqs: make(chan Request, buffer), done: make(chan struct{})}
+	a := &Acknowledger{b: b, limit: max(buffer, 1), kick: make(chan struct{}, 1), done: make(chan struct{})}
+	a.cf, _ = b.(broker.CompleteFetcher)
+	a.space.L = &a.mu
+	return a
 }
 
 // Start writes queued completions in the background.
@@ -57,12 +84,125 @@ func (a *Acknowledger) Start() { go a.run() }
 
 // Add queues a completion. It blocks while the queue is full. It must not
 // be called after Stop.
-func (a *Acknowledger) Add(r Request) { a.reqs <- r }
+func (a *Acknowledger) Add(r Request) {
+	a.mu.Lock()
+	for len(a.queue) >= a.limit {
+		a.waiters++
+		a.space.Wait()
+		a.waiters--
+	}
+	a.queue = append(a.queue, r)
+	w := a.writable()
+	a.mu.Unlock()
+	if w {
+		a.wake()
+	}
+}
+
+// Hold says whether a fetch is coming that will take the queued
+// completions (Fetch): while on, they wait for it, unless a full batch
+// has queued up; off, they are written at once, those queued already
+// included. The fetcher turns it off before every wait that is not bounded
+// by a fetch soon (no work, a broker outage, shutdown). Without a
+// broker.CompleteFetcher it does nothing.
+func (a *Acknowledger) Hold(on bool) {
+	if a.cf == nil {
+		return
+	}
+	a.mu.Lock()
+	a.held = on
+	w := a.writable()
+	a.mu.Unlock()
+	if w {
+		a.wake()
+	}
+}
+
+// Flush has the completions queued now written at once, while Hold stays
+// as it is: the fetcher calls it when its next fetch waits for an unknown
+// time (every slot busy), though completions that come later make it
+// fetch.
+func (a *Acknowledger) Flush() {
+	if a.cf == nil {
+		return
+	}
+	a.mu.Lock()
+	a.flush = len(a.queue)
+	w := a.writable()
+	a.mu.Unlock()
+	if w {
+		a.wake()
+	}
+}
+
+// Fetch leases jobs as b.JobFetch(ctx, p) does. With a
+// broker.CompleteFetcher, the completions queued (up to a batch) go in the
+// same call, and each Done is told its outcome, before Fetch returns, as
+// the writer would tell it. Fetch may be called by one goroutine at a
+// time, and not after Stop.
+func (a *Acknowledger) Fetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	if a.cf == nil {
+		return a.b.JobFetch(ctx, p)
+	}
+	a.mu.Lock()
+	batch := a.take(a.fetchBatch[:0])
+	a.mu.Unlock()
+	if len(batch) == 0 {
+		return a.b.JobFetch(ctx, p)
+	}
+	ps := a.fetchPs[:0]
+	for _, r := range batch {
+		ps = append(ps, r.Params)
+	}
+	res, err := a.cf.JobCompleteFetch(ctx, ps, p)
+	for i, r := range batch {
+		r.Done.Acked(res.CompleteErrOf(i, err))
+	}
+	clear(batch) // let the written jobs' records go
+	clear(ps)
+	a.fetchBatch, a.fetchPs = batch, ps
+	if err != nil {
+		return nil, err
+	}
+	return res.Jobs, res.FetchErr
+}
 
 // Stop writes every queued completion, calls their Done, and returns.
 func (a *Acknowledger) Stop() {
-	close(a.reqs)
+	a.mu.Lock()
+	a.stopping = true
+	a.mu.Unlock()
+	a.wake()
 	<-a.done
+}
+
+// writable reports whether the writer has completions to write now; a.mu
+// is held.
+func (a *Acknowledger) writable() bool {
+	return len(a.queue) > 0 && (!a.held || a.flush > 0 || len(a.queue) >= MaxBatch || a.stopping)
+}
+
+// wake wakes the writer; it never blocks.
+func (a *Acknowledger) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take moves up to MaxBatch queued completions, oldest first, to batch
+// and returns it; a.mu is held.
+func (a *Acknowledger) take(batch []Request) []Request {
+	n := min(len(a.queue), MaxBatch)
+	batch = append(batch, a.queue[:n]...)
+	rest := copy(a.queue, a.queue[n:])
+	clear(a.queue[rest:])
+	a.queue = a.queue[:rest]
+	a.flush = max(a.flush-n, 0)
+	if a.waiters > 0 && n > 0 {
+		a.space.Broadcast()
+	}
+	return batch
 }
 
 func (a *Acknowledger) run() {
@@ -71,20 +211,19 @@ func (a *Acknowledger) run() {
 	// is done with them when it returns.
 	var batch []Request
 	var ps []*broker.JobCompleteParams
-	for first := range a.reqs {
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < MaxBatch {
-			select {
-			case r, ok := <-a.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
+	for {
+		a.mu.Lock()
+		for !a.writable() {
+			if a.stopping {
+				a.mu.Unlock()
+				return
 			}
+			a.mu.Unlock()
+			<-a.kick
+			a.mu.Lock()
 		}
+		batch = a.take(batch[:0])
+		a.mu.Unlock()
 		ps = a.write(batch, ps[:0])
 		clear(batch) // let the written jobs' records go
 	}
