@@ -54,14 +54,10 @@ func TestBusyManagerSendsCompletionsWithFetches(t *testing.T) {
 	if _, err := c.AddMany(context.Background(), "default", specs); err != nil {
 		t.Fatal(err)
 	}
-	var completed atomic.Int64
 	cfg := steadyConfig()
 	cfg.Concurrency = 10
-	cfg.OnEvent = func(e worker.Event) {
-		if e.Kind == worker.EventCompleted {
-			completed.Add(1)
-		}
-	}
+	var completed *atomic.Int64
+	cfg.OnEvent, completed = countEvents(worker.EventCompleted)
 	m := newManager(t, b, cfg)
 	_ = m.HandleFunc("work", func(context.Context, *worker.Job) error { return nil })
 	startManager(t, m)

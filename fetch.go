@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/acknowledger"
 )
 
 // fetcher leases jobs while the Manager has free slots and hands each to
@@ -64,11 +65,11 @@ func (f *fetcher) run() {
 	// waitCtx ends when fetching stops, cutting a JobWait short.
 	waitCtx, cancelWait := context.WithCancel(context.Background())
 	// While the fetcher runs, the completions of finished jobs wait for its
-	// next fetch (acknowledger.Hold), except while it waits for work, for
-	// the broker, or for a slot; when it stops they are written at once.
-	m.acker.Hold(true)
+	// next fetch (acknowledger.Expect), except while it waits for work or
+	// for the broker; when it stops they are written at once.
+	m.acker.Expect(acknowledger.FetchSoon)
 	defer func() {
-		m.acker.Hold(false)
+		m.acker.Expect(acknowledger.FetchNone)
 		cancelWait()
 		f.endWatch()
 		f.mutes.unmuteAll()
@@ -142,9 +143,9 @@ func (f *fetcher) run() {
 			wait = f.errDelay
 		case !got:
 			f.errDelay = 0
-			m.acker.Hold(false) // no fetch comes until work does
+			m.acker.Expect(acknowledger.FetchNone) // no fetch comes until work does
 			if f.idleWait(waitCtx) {
-				m.acker.Hold(true)
+				m.acker.Expect(acknowledger.FetchSoon)
 				continue
 			}
 			wait = m.cfg.PollInterval
@@ -152,7 +153,7 @@ func (f *fetcher) run() {
 			f.errDelay = 0
 		}
 		if wait > 0 {
-			m.acker.Hold(false)
+			m.acker.Expect(acknowledger.FetchNone)
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -160,7 +161,7 @@ func (f *fetcher) run() {
 				t.Stop()
 				return
 			}
-			m.acker.Hold(true)
+			m.acker.Expect(acknowledger.FetchSoon)
 		}
 	}
 }
@@ -169,10 +170,10 @@ func (f *fetcher) run() {
 // to free, leasing a woken queue's job meanwhile (fetchWoken). It reports
 // false once fetching stops.
 func (f *fetcher) waitSlot(ctx context.Context) bool {
-	// The next fetch waits for a slot, for as long as the jobs running
-	// take: the completions queued are written now. Each one that comes
-	// while it waits frees a slot and wakes it to decide again.
-	f.m.acker.Flush()
+	// Every completion frees a slot, but the jobs running may run on: the
+	// completions queued wait for the next fetch a moment only.
+	f.m.acker.Expect(acknowledger.FetchAfterSlot)
+	defer f.m.acker.Expect(acknowledger.FetchSoon)
 	f.busyWatch(ctx)
 	select {
 	case <-f.freed:

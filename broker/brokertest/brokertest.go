@@ -136,6 +136,16 @@ type bundle struct {
 	tokens map[string]int64 // highest lease token seen per job id
 }
 
+// capability returns the case's broker as a T, an optional capability, or
+// skips the case (saying why) for a broker without it.
+func capability[T any](s *bundle, name string) T {
+	c, ok := s.b.(T)
+	if !ok {
+		s.t.Skipf("%T does not implement %s", s.b, name)
+	}
+	return c
+}
+
 // id returns a job id unique within the case.
 func (s *bundle) id(prefix string) string {
 	s.mu.Lock()

@@ -11,11 +11,7 @@ import (
 // completeFetcher returns the broker as a broker.CompleteFetcher, or skips
 // the case (saying why) for a broker without the capability.
 func (s *bundle) completeFetcher() broker.CompleteFetcher {
-	cf, ok := s.b.(broker.CompleteFetcher)
-	if !ok {
-		s.t.Skipf("%T does not implement broker.CompleteFetcher", s.b)
-	}
-	return cf
+	return capability[broker.CompleteFetcher](s, "broker.CompleteFetcher")
 }
 
 // completeFetch calls JobCompleteFetch, fails the case if the call is

@@ -7,10 +7,11 @@
 //
 // When the broker can acknowledge completions and lease jobs in one round
 // trip (a broker.CompleteFetcher), a busy Manager's completions go with its
-// next fetch instead (Fetch): the fetcher says when one is coming (Hold),
+// next fetch instead (Fetch): the fetcher says when one is coming (Expect),
 // and the completions queued meanwhile wait for it rather than take a round
-// trip of their own. Whenever no fetch is coming, they are written at once,
-// as without the capability.
+// trip of their own; for HoldMax at most while the fetch waits for a slot
+// to free. Whenever no fetch is coming, they are written at once, as
+// without the capability.
 package acknowledger
 
 import (
@@ -23,6 +24,29 @@ import (
 
 // MaxBatch caps the completions of one broker call.
 const MaxBatch = 256
+
+// HoldMax bounds how long a completion waits for a fetch that waits for a
+// slot to free (FetchAfterSlot) before it is written on its own: about as
+// long as a busy Manager lets free slots add up before it fetches, so that
+// a fetch that comes takes it, and one that does not (every slot taken by
+// jobs that run on) costs it no more.
+const HoldMax = 2 * time.Millisecond
+
+// Expectation is what the fetcher expects of its next fetch (Expect).
+type Expectation int
+
+const (
+	// FetchNone: no fetch is coming (the fetcher waits for work, for the
+	// broker, or has stopped); completions are written at once.
+	FetchNone Expectation = iota
+	// FetchSoon: a fetch is under way or follows within moments;
+	// completions wait for it.
+	FetchSoon
+	// FetchAfterSlot: a fetch follows once a run slot frees, which
+	// every completion does, but the jobs running may run on; completions
+	// wait for it HoldMax at most.
+	FetchAfterSlot
+)
 
 // Request is one completion to write.
 type Request struct {
@@ -56,10 +80,13 @@ type Acknowledger struct {
 	mu    sync.Mutex
 	space sync.Cond // signalled when completions leave a full queue
 	queue []Request
-	// held says a fetch that takes the queue is coming (Hold); flush
-	// counts the queued completions the writer takes all the same (Flush).
-	held     bool
+	// expect is the fetcher's Expectation; flush counts the queued
+	// completions the writer takes all the same (HoldMax passed: expire,
+	// armed while completions wait under FetchAfterSlot).
+	expect   Expectation
 	flush    int
+	expire   *time.Timer
+	armed    bool
 	waiters  int  // Adds blocked on a full queue
 	stopping bool // Stop was called: write everything, then end
 	kick     chan struct{}
@@ -76,6 +103,8 @@ func New(b broker.Broker, buffer int) *Acknowledger {
 	a := &Acknowledger{b: b, limit: max(buffer, 1), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	a.cf, _ = b.(broker.CompleteFetcher)
 	a.space.L = &a.mu
+	a.expire = time.AfterFunc(time.Hour, a.holdExpired)
+	a.expire.Stop()
 	return a
 }
 
@@ -92,6 +121,7 @@ func (a *Acknowledger) Add(r Request) {
 		a.waiters--
 	}
 	a.queue = append(a.queue, r)
+	a.arm()
 	w := a.writable()
 	a.mu.Unlock()
 	if w {
@@ -99,18 +129,23 @@ func (a *Acknowledger) Add(r Request) {
 	}
 }
 
-// Hold says whether a fetch is coming that will take the queued
-// completions (Fetch): while on, they wait for it, unless a full batch
-// has queued up; off, they are written at once, those queued already
-// included. The fetcher turns it off before every wait that is not bounded
-// by a fetch soon (no work, a broker outage, shutdown). Without a
-// broker.CompleteFetcher it does nothing.
-func (a *Acknowledger) Hold(on bool) {
+// Expect says whether a fetch that will take the queued completions
+// (Fetch) is coming: while one is, they wait for it (unless a full batch
+// has queued up, or HoldMax passed under FetchAfterSlot); with FetchNone
+// they are written at once, those queued already included. The fetcher
+// calls it before every wait. Without a broker.CompleteFetcher it does
+// nothing.
+func (a *Acknowledger) Expect(e Expectation) {
 	if a.cf == nil {
 		return
 	}
 	a.mu.Lock()
-	a.held = on
+	a.expect = e
+	if e != FetchAfterSlot && a.armed {
+		a.armed = false
+		a.expire.Stop()
+	}
+	a.arm()
 	w := a.writable()
 	a.mu.Unlock()
 	if w {
@@ -118,16 +153,23 @@ func (a *Acknowledger) Hold(on bool) {
 	}
 }
 
-// Flush has the completions queued now written at once, while Hold stays
-// as it is: the fetcher calls it when its next fetch waits for an unknown
-// time (every slot busy), though completions that come later make it
-// fetch.
-func (a *Acknowledger) Flush() {
-	if a.cf == nil {
-		return
+// arm starts the HoldMax timer when completions wait for a fetch that
+// waits for a slot and it is not running; a.mu is held.
+func (a *Acknowledger) arm() {
+	if a.expect == FetchAfterSlot && len(a.queue) > 0 && !a.armed {
+		a.armed = true
+		a.expire.Reset(HoldMax)
 	}
+}
+
+// holdExpired has the waiting completions written: no slot freed for a
+// fetch within HoldMax.
+func (a *Acknowledger) holdExpired() {
 	a.mu.Lock()
-	a.flush = len(a.queue)
+	if a.armed && a.expect == FetchAfterSlot {
+		a.flush = len(a.queue)
+	}
+	a.armed = false
 	w := a.writable()
 	a.mu.Unlock()
 	if w {
@@ -171,6 +213,8 @@ func (a *Acknowledger) Fetch(ctx context.Context, p *broker.JobFetchParams) ([]*
 func (a *Acknowledger) Stop() {
 	a.mu.Lock()
 	a.stopping = true
+	a.armed = false
+	a.expire.Stop()
 	a.mu.Unlock()
 	a.wake()
 	<-a.done
@@ -179,7 +223,7 @@ func (a *Acknowledger) Stop() {
 // writable reports whether the writer has completions to write now; a.mu
 // is held.
 func (a *Acknowledger) writable() bool {
-	return len(a.queue) > 0 && (!a.held || a.flush > 0 || len(a.queue) >= MaxBatch || a.stopping)
+	return len(a.queue) > 0 && (a.expect == FetchNone || a.flush > 0 || len(a.queue) >= MaxBatch || a.stopping)
 }
 
 // wake wakes the writer; it never blocks.
@@ -199,6 +243,10 @@ func (a *Acknowledger) take(batch []Request) []Request {
 	clear(a.queue[rest:])
 	a.queue = a.queue[:rest]
 	a.flush = max(a.flush-n, 0)
+	if len(a.queue) == 0 && a.armed {
+		a.armed = false
+		a.expire.Stop()
+	}
 	if a.waiters > 0 && n > 0 {
 		a.space.Broadcast()
 	}

@@ -139,7 +139,7 @@ func request(j *broker.Job, token int64, o *outcome) acknowledger.Request {
 	return acknowledger.Request{Params: &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: j.Queue, ID: j.ID, Token: token}}, Done: o}
 }
 
-// TestFetchTakesHeldCompletions: while a fetch is coming (Hold), queued
+// TestFetchTakesHeldCompletions: while a fetch is coming (Expect), queued
 // completions wait for it, and Fetch sends them with its lease in one
 // call: by the time it returns, each Done has its own outcome (a stale
 // token's ErrLeaseLost too), and the fetch has leased the queue's next
@@ -157,7 +157,7 @@ func TestFetchTakesHeldCompletions(t *testing.T) {
 	a := acknowledger.New(b, 16)
 	a.Start()
 	defer a.Stop()
-	a.Hold(true)
+	a.Expect(acknowledger.FetchSoon)
 	ok, stale := newOutcome(), newOutcome()
 	a.Add(request(jobs[0], jobs[0].LeaseToken, ok))
 	a.Add(request(jobs[1], jobs[1].LeaseToken+1, stale))
@@ -186,8 +186,9 @@ func TestFetchTakesHeldCompletions(t *testing.T) {
 }
 
 // TestNoFetchComingWritesAtOnce: a completion is written without a fetch
-// whenever none is coming: queued while not held, when the hold ends, on
-// Flush while held, and at Stop.
+// whenever none is coming: queued while no fetch is expected, when the
+// expected fetch is called off, when no slot freed for it within HoldMax,
+// and at Stop.
 func TestNoFetchComingWritesAtOnce(t *testing.T) {
 	b := testbroker.Redis(t)
 	jobs := leased(t, b, "q", 4)
@@ -204,20 +205,20 @@ func TestNoFetchComingWritesAtOnce(t *testing.T) {
 	if err := o.wait(t, "not held"); err != nil {
 		t.Fatalf("not held: %v", err)
 	}
-	a.Hold(true)
+	a.Expect(acknowledger.FetchSoon)
 	o = newOutcome()
 	a.Add(request(jobs[1], jobs[1].LeaseToken, o))
-	a.Hold(false)
+	a.Expect(acknowledger.FetchNone)
 	if err := o.wait(t, "hold ended"); err != nil {
 		t.Fatalf("hold ended: %v", err)
 	}
-	a.Hold(true)
+	a.Expect(acknowledger.FetchAfterSlot)
 	o = newOutcome()
 	a.Add(request(jobs[2], jobs[2].LeaseToken, o))
-	a.Flush()
-	if err := o.wait(t, "flushed while held"); err != nil {
-		t.Fatalf("flushed while held: %v", err)
+	if err := o.wait(t, "no slot freed within HoldMax"); err != nil {
+		t.Fatalf("no slot freed within HoldMax: %v", err)
 	}
+	a.Expect(acknowledger.FetchSoon)
 	o = newOutcome()
 	a.Add(request(jobs[3], jobs[3].LeaseToken, o))
 	a.Stop()
