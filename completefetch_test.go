@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,20 +78,31 @@ func TestBusyManagerSendsCompletionsWithFetches(t *testing.T) {
 // only while one is coming. An idle Manager (its queue empty, its next
 // poll an hour away) writes a completion at once; so does a Manager whose
 // slots are all taken, by a job that runs on, after SetConcurrency
-// lowered its limit.
+// lowered its limit, with or without a job leased ahead that waits for a
+// slot and no deadline to give up (a fixed Prefetch).
 func TestCompletionWrittenWhenNoFetchComes(t *testing.T) {
 	t.Parallel()
+	for _, prefetch := range []int{worker.PrefetchOff, 1} {
+		t.Run(fmt.Sprintf("prefetch %d", prefetch), func(t *testing.T) {
+			t.Parallel()
+			completionWrittenWhenNoFetchComes(t, prefetch)
+		})
+	}
+}
+
+func completionWrittenWhenNoFetchComes(t *testing.T, prefetch int) {
 	b := newAckCounter(t)
 	c := newClient(t, b)
 	cfg := steadyConfig()
 	cfg.Concurrency = 2
-	cfg.Prefetch = worker.PrefetchOff
+	cfg.Prefetch = prefetch
 	cfg.PollInterval = time.Hour
 	m := newManager(t, b, cfg)
-	started := make(chan string, 3)
-	release := map[string]chan struct{}{"a": make(chan struct{}), "b": make(chan struct{}), "c": make(chan struct{})}
+	release := map[string]chan struct{}{}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		release[id] = make(chan struct{})
+	}
 	_ = m.HandleFunc("work", func(ctx context.Context, j *worker.Job) error {
-		started <- j.ID
 		select {
 		case <-release[j.ID]:
 		case <-ctx.Done():
@@ -99,15 +111,20 @@ func TestCompletionWrittenWhenNoFetchComes(t *testing.T) {
 	})
 	add(t, c, "default", worker.JobSpec{ID: "a", Type: "work"})
 	startManager(t, m)
-	<-started
+	waitState(t, c, "default", "a", worker.StateActive)
 	// The queue is empty: the Manager waits for work.
 	close(release["a"])
 	waitState(t, c, "default", "a", worker.StateCompleted)
 
 	defer close(release["c"])
+	defer close(release["d"])
 	add(t, c, "default", worker.JobSpec{ID: "b", Type: "work"})
 	add(t, c, "default", worker.JobSpec{ID: "c", Type: "work"})
 	waitFor(t, 10*time.Second, "both jobs to run", func() bool { return m.Busy() == 2 })
+	if prefetch > 0 {
+		add(t, c, "default", worker.JobSpec{ID: "d", Type: "work"})
+		waitState(t, c, "default", "d", worker.StateActive) // leased ahead
+	}
 	if err := m.SetConcurrency(1); err != nil {
 		t.Fatal(err)
 	}

@@ -92,9 +92,11 @@ type Acknowledger struct {
 	kick     chan struct{}
 	done     chan struct{}
 
-	// Reused by Fetch, which one goroutine calls at a time.
+	// Reused by Fetch, which one goroutine calls at a time: the
+	// completions of its last call and their outcomes, until Settle.
 	fetchBatch []Request
 	fetchPs    []*broker.JobCompleteParams
+	fetchErrs  []error
 }
 
 // New returns an Acknowledger writing to b that queues up to buffer
@@ -179,34 +181,47 @@ func (a *Acknowledger) holdExpired() {
 
 // Fetch leases jobs as b.JobFetch(ctx, p) does. With a
 // broker.CompleteFetcher, the completions queued (up to a batch) go in the
-// same call, and each Done is told its outcome, before Fetch returns, as
-// the writer would tell it. Fetch may be called by one goroutine at a
-// time, and not after Stop.
+// same call; Settle then tells each Done its outcome, as the writer would,
+// so that the caller may start the jobs leased first. Fetch and Settle may
+// be called by one goroutine at a time, Settle after every Fetch, and
+// neither after Stop.
 func (a *Acknowledger) Fetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
 	if a.cf == nil {
 		return a.b.JobFetch(ctx, p)
 	}
 	a.mu.Lock()
-	batch := a.take(a.fetchBatch[:0])
+	a.fetchBatch = a.take(a.fetchBatch[:0])
 	a.mu.Unlock()
-	if len(batch) == 0 {
+	if len(a.fetchBatch) == 0 {
 		return a.b.JobFetch(ctx, p)
 	}
 	ps := a.fetchPs[:0]
-	for _, r := range batch {
+	for _, r := range a.fetchBatch {
 		ps = append(ps, r.Params)
 	}
 	res, err := a.cf.JobCompleteFetch(ctx, ps, p)
-	for i, r := range batch {
-		r.Done.Acked(res.CompleteErrOf(i, err))
-	}
-	clear(batch) // let the written jobs' records go
 	clear(ps)
-	a.fetchBatch, a.fetchPs = batch, ps
+	a.fetchPs = ps
+	errs := a.fetchErrs[:0]
+	for i := range a.fetchBatch {
+		errs = append(errs, res.CompleteErrOf(i, err))
+	}
+	a.fetchErrs = errs
 	if err != nil {
 		return nil, err
 	}
 	return res.Jobs, res.FetchErr
+}
+
+// Settle tells the Done of each completion the last Fetch sent its
+// outcome.
+func (a *Acknowledger) Settle() {
+	for i, r := range a.fetchBatch {
+		r.Done.Acked(a.fetchErrs[i])
+	}
+	clear(a.fetchBatch) // let the written jobs' records go
+	clear(a.fetchErrs)
+	a.fetchBatch, a.fetchErrs = a.fetchBatch[:0], a.fetchErrs[:0]
 }
 
 // Stop writes every queued completion, calls their Done, and returns.

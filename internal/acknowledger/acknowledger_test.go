@@ -141,7 +141,7 @@ func request(j *broker.Job, token int64, o *outcome) acknowledger.Request {
 
 // TestFetchTakesHeldCompletions: while a fetch is coming (Expect), queued
 // completions wait for it, and Fetch sends them with its lease in one
-// call: by the time it returns, each Done has its own outcome (a stale
+// call: once Settle returns, each Done has its own outcome (a stale
 // token's ErrLeaseLost too), and the fetch has leased the queue's next
 // job. Redis only: the capability is the Redis broker's.
 func TestFetchTakesHeldCompletions(t *testing.T) {
@@ -165,11 +165,12 @@ func TestFetchTakesHeldCompletions(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].ID != "next" {
 		t.Fatalf("Fetch: %d jobs, %v; want job next", len(got), err)
 	}
+	a.Settle()
 	if told, err := ok.told(); !told || err != nil {
-		t.Errorf("live completion when Fetch returned: told %v, %v; want told nil", told, err)
+		t.Errorf("live completion after Fetch and Settle: told %v, %v; want told nil", told, err)
 	}
 	if told, err := stale.told(); !told || !errors.Is(err, broker.ErrLeaseLost) {
-		t.Errorf("stale completion when Fetch returned: told %v, %v; want told ErrLeaseLost", told, err)
+		t.Errorf("stale completion after Fetch and Settle: told %v, %v; want told ErrLeaseLost", told, err)
 	}
 	c, err := worker.NewClient(b, worker.ClientConfig{})
 	if err != nil {
