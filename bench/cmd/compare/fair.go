@@ -63,11 +63,8 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 	if cfg.overheadOnly {
 		return nil
 	}
-	rows := "g flood" // the flood rows' name
-	if cfg.floodSpread > 0 {
-		rows = fmt.Sprintf("g flood 2±%v", cfg.floodSpread)
-	}
-	type flood struct{ p99, aRate, started, aJobMs float64 }
+	rows := floodRows(cfg)
+	type flood struct{ p99, aRate float64 }
 	floods := map[string]flood{}
 	for _, v := range []struct {
 		name  string
@@ -77,26 +74,54 @@ func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.
 		if err := flush(ctx); err != nil {
 			return err
 		}
-		waits, aRate, started, aJobMs, err := fairFlood(ctx, s, v.fair, v.flood, time.Duration(cfg.floodS*float64(time.Second)), cfg.floodSpread)
+		r, err := fairFlood(ctx, s, floodRun{fair: v.fair, flood: v.flood, window: time.Duration(cfg.floodS * float64(time.Second)),
+			spread: cfg.floodSpread, conc: cfg.floodConc})
 		if err != nil {
 			return fmt.Errorf("flood %s: %w", v.name, err)
 		}
-		p99 := percentile(waits, 99)
-		floods[v.name] = flood{p99, aRate, started, aJobMs}
+		p99 := percentile(r.waits, 99)
+		floods[v.name] = flood{p99, r.aRate}
+		name := rows + " " + v.name
 		for _, p := range []float64{50, 90} {
-			set(fmt.Sprintf("%s %s B-E p%.0f ms", rows, v.name, p), percentile(waits, p))
+			set(fmt.Sprintf("%s B-E p%.0f ms", name, p), percentile(r.waits, p))
 		}
-		set(rows+" "+v.name+" B-E p99 ms", p99)
-		set(rows+" "+v.name+" B-E max ms", percentile(waits, 100))
-		set(rows+" "+v.name+" B-E started", started)
+		set(name+" B-E p99 ms", p99)
+		set(name+" B-E max ms", percentile(r.waits, 100))
+		set(name+" B-E started", r.started)
+		if len(r.toLease) > 0 {
+			for _, p := range []float64{50, 99} {
+				set(fmt.Sprintf("%s B-E add-to-lease p%.0f ms", name, p), percentile(r.toLease, p))
+				set(fmt.Sprintf("%s B-E lease-to-start p%.0f ms", name, p), percentile(r.toStart, p))
+			}
+		}
 		if v.flood > 0 {
-			set(rows+" "+v.name+" A jobs/s", aRate)
-			set(rows+" "+v.name+" A job ms", aJobMs)
+			set(name+" A jobs/s", r.aRate)
+			set(name+" A job ms", r.aJobMs)
+		}
+		if v.flood > 0 && v.fair {
+			floods["ideal"] = flood{p99: percentile(r.ideal, 99)}
+			set(rows+" ideal B-E p50 ms", percentile(r.ideal, 50))
+			set(rows+" ideal B-E p99 ms", floods["ideal"].p99)
 		}
 	}
 	set(rows+" p99 fair on/no flood", floods["fair on"].p99/floods["no flood"].p99)
+	set(rows+" p99 ideal/no flood", floods["ideal"].p99/floods["no flood"].p99)
 	set(rows+" A fair on/off", floods["fair on"].aRate/floods["fair off"].aRate)
 	return nil
+}
+
+// floodRows returns the name the flood's rows start with: "g flood", then
+// the job lengths' spread and the concurrency where they are not the
+// issue's.
+func floodRows(cfg *config) string {
+	rows := "g flood"
+	if cfg.floodSpread > 0 {
+		rows += fmt.Sprintf(" 2±%v", cfg.floodSpread)
+	}
+	if cfg.floodConc != defaultFloodConc {
+		rows += fmt.Sprintf(" c%d", cfg.floodConc)
+	}
+	return rows
 }
 
 // fairOverhead processes n no-op jobs of tenants tenants in a queue with
@@ -155,20 +180,54 @@ func processAll(ctx context.Context, b broker.Broker, n int) (float64, error) {
 // floodJob is how long a job of phase g's flood takes.
 const floodJob = 2 * time.Millisecond
 
-// fairFlood runs the flood workload once; it returns B–E's enqueue-to-start
-// waits in ms, A's jobs/s over the window and the share of B–E's jobs
-// started within it.
-func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window, spread time.Duration) (waits []float64, aRate, started, aJobMs float64, err error) {
+// floodTenant is the tenant that floods the queue in phase g.
+const floodTenant = "t-a"
+
+// floodResult is what one run of the flood workload measured. Waits are in
+// ms, with µs resolution.
+type floodResult struct {
+	waits []float64 // B–E: add → handler start, capped at the window
+	// toLease and toStart split the wait of each B–E job that started:
+	// add → leased by the Manager (JobFetch returned it), and leased →
+	// handler start.
+	toLease, toStart []float64
+	// ideal is each B–E job's wait under an ideal scheduler of the same
+	// run slots (idealWaits); only with a flood.
+	ideal                  []float64
+	aRate, started, aJobMs float64
+}
+
+// floodRun is one run of the flood workload.
+type floodRun struct {
+	fair   bool
+	flood  int           // jobs tenant A adds first
+	window time.Duration // how long B–E add jobs
+	spread time.Duration // job lengths: floodJob ± up to spread
+	conc   int           // the Manager's concurrency
+}
+
+// ms returns d in ms with µs resolution.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// fairFlood runs the flood workload once: B–E's enqueue-to-start waits,
+// their two parts, and the ideal waits; A's jobs/s over the window; the
+// share of B–E's jobs started within it.
+func fairFlood(ctx context.Context, s *aibos, r floodRun) (*floodResult, error) {
 	c, b, closeB, err := s.client()
 	if err != nil {
-		return nil, 0, 0, 0, err
+		return nil, err
 	}
 	defer closeB()
-	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: fair}); err != nil {
-		return nil, 0, 0, 0, err
+	if err := c.SetFairPolicy(ctx, &broker.FairPolicy{Queue: aibosQueue, Fair: r.fair}); err != nil {
+		return nil, err
 	}
-	if err := addTenantJobs(ctx, c, "t-a", flood); err != nil {
-		return nil, 0, 0, 0, err
+	if err := addTenantJobs(ctx, c, floodTenant, r.flood); err != nil {
+		return nil, err
+	}
+	trace := newFloodTrace(r.conc, r.window)
+	tb, err := trace.traced(b)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		mu      sync.Mutex
@@ -179,18 +238,20 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window, spre
 	)
 	work := func() { // the job's work: 2 ms, ± up to spread
 		d := floodJob
-		if spread > 0 {
-			d += time.Duration(rand.Int64N(int64(2*spread)+1)) - spread
+		if r.spread > 0 {
+			d += time.Duration(rand.Int64N(int64(2*r.spread)+1)) - r.spread
 		}
 		if err := preciseWait(d); err != nil {
 			waitErr.CompareAndSwap(nil, &err)
 		}
+		trace.slotFreed()
 	}
-	m, err := startManager(ctx, b, 10, func(j *worker.Job) {
-		if j.TenantID == "t-a" {
-			t0 := time.Now()
+	t0 := time.Now()
+	m, err := startManager(ctx, tb, r.conc, func(j *worker.Job) {
+		if j.TenantID == floodTenant {
+			st := time.Now()
 			work()
-			aWorkNs.Add(int64(time.Since(t0)))
+			aWorkNs.Add(int64(time.Since(st)))
 			aDone.Add(1)
 			return
 		}
@@ -201,38 +262,42 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window, spre
 		work()
 	})
 	if err != nil {
-		return nil, 0, 0, 0, err
+		return nil, err
 	}
 	defer func() { _ = m.Shutdown(ctx) }()
-	added := map[string]time.Time{} // B–E: when Add was called, by job id
+	type add struct {
+		id         string
+		at, stored time.Time // when Add was called, and when it returned
+	}
+	adds := make([]add, 0, 4*int(r.window/(10*time.Millisecond)+1))
 	a0 := aDone.Load()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for end := time.Now().Add(window); time.Now().Before(end); <-tick.C {
+	for end := time.Now().Add(r.window); time.Now().Before(end); <-tick.C {
 		for _, tn := range []string{"t-b", "t-c", "t-d", "t-e"} {
 			at := time.Now()
 			j, err := c.Add(ctx, aibosQueue, worker.JobSpec{Type: "bench", TenantID: tn})
 			if err != nil {
-				return nil, 0, 0, 0, err
+				return nil, err
 			}
-			added[j.ID] = at
+			adds = append(adds, add{j.ID, at, time.Now()})
 		}
 	}
-	aRate = float64(aDone.Load()-a0) / window.Seconds()
+	res := &floodResult{aRate: float64(aDone.Load()-a0) / r.window.Seconds()}
 	if err := waitErr.Load(); err != nil {
-		return nil, 0, 0, 0, *err
+		return nil, *err
 	}
 	if n := aDone.Load(); n > 0 {
-		aJobMs = float64(aWorkNs.Load()) / float64(n) / 1e6
+		res.aJobMs = float64(aWorkNs.Load()) / float64(n) / 1e6
 	}
-	if len(added) == 0 {
-		return nil, 0, 0, 0, fmt.Errorf("no job of tenants B-E was added")
+	if len(adds) == 0 {
+		return nil, fmt.Errorf("no job of tenants B-E was added")
 	}
 	// The last tick's jobs were added a moment ago: give them up to a
 	// second to start, else their wait would read as the window's length.
-	for deadline := time.Now().Add(min(time.Second, window)); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(min(time.Second, r.window)); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		mu.Lock()
-		all := len(began) >= len(added)
+		all := len(began) >= len(adds)
 		mu.Unlock()
 		if all {
 			break
@@ -240,17 +305,31 @@ func fairFlood(ctx context.Context, s *aibos, fair bool, flood int, window, spre
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	waits = make([]float64, 0, len(added)) // ms, with µs resolution
+	res.waits = make([]float64, 0, len(adds))
 	seen := 0
-	for id, at := range added {
-		wait := window
-		if st, ok := began[id]; ok {
-			wait = min(st.Sub(at), window)
+	for _, a := range adds {
+		wait := r.window
+		if st, ok := began[a.id]; ok {
+			wait = min(st.Sub(a.at), r.window)
 			seen++
+			if lt, ok := trace.leasedAt(a.id); ok {
+				res.toLease = append(res.toLease, ms(lt.Sub(a.at)))
+				res.toStart = append(res.toStart, ms(st.Sub(lt)))
+			}
 		}
-		waits = append(waits, float64(wait.Microseconds())/1000)
+		res.waits = append(res.waits, ms(wait))
 	}
-	return waits, aRate, float64(seen) / float64(len(added)), aJobMs, nil
+	res.started = float64(seen) / float64(len(adds))
+	if r.flood > 0 {
+		added, durable := make([]time.Duration, len(adds)), make([]time.Duration, len(adds))
+		for i, a := range adds {
+			added[i], durable[i] = a.at.Sub(t0), a.stored.Sub(t0)
+		}
+		for _, w := range idealWaits(added, durable, trace.freedSince(t0), r.window) {
+			res.ideal = append(res.ideal, ms(w))
+		}
+	}
+	return res, nil
 }
 
 // addTenantJobs adds n bench jobs of tenant tn, 1,000 per AddMany.

@@ -41,11 +41,13 @@ type config struct {
 	// floodSpread spreads the flood jobs' lengths: each takes 2 ms ± up
 	// to this, uniformly (0: exactly 2 ms, as issue 19 states).
 	floodSpread time.Duration
-	latencyS    float64
-	redisBin    string
-	nodeDir     string
-	verbose     bool
-	redisAddr   string // filled in once the server runs
+	// floodConc is the concurrency of phase g's flood Manager.
+	floodConc int
+	latencyS  float64
+	redisBin  string
+	nodeDir   string
+	verbose   bool
+	redisAddr string // filled in once the server runs
 }
 
 // overheadRuns returns how many of phase g's overhead workloads run.
@@ -54,6 +56,24 @@ func (c *config) overheadRuns() int {
 		return 0
 	}
 	return 4
+}
+
+// defaultFloodConc is issue 19's concurrency for the flood, and
+// maxFloodConc the most -flood-concurrency takes.
+const (
+	defaultFloodConc = 10
+	maxFloodConc     = 1000
+)
+
+// checkFlood reports a flood flag out of range.
+func (c *config) checkFlood() error {
+	if c.floodSpread < 0 || c.floodSpread >= floodJob {
+		return fmt.Errorf("-flood-spread: %v is not in [0, %v)", c.floodSpread, floodJob)
+	}
+	if c.floodConc < 1 || c.floodConc > maxFloodConc {
+		return fmt.Errorf("-flood-concurrency: %d is not in [1, %d]", c.floodConc, maxFloodConc)
+	}
+	return nil
 }
 
 func (c *config) has(list []string, v string) bool { return slices.Contains(list, v) }
@@ -74,6 +94,7 @@ func main() {
 	flag.BoolVar(&cfg.floodOnly, "flood-only", false, "phase g runs the flood only, not the fairness overhead workloads")
 	flag.BoolVar(&cfg.overheadOnly, "overhead-only", false, "phase g runs the fairness overhead workloads only, not the flood (with -cpuprofile, each workload's samples carry the label workload=<row>)")
 	flag.DurationVar(&cfg.floodSpread, "flood-spread", 0, "phase g's flood jobs take 2 ms ± up to this, uniformly (0: exactly 2 ms; below 2ms); the flood rows are then named \"g flood 2±<spread>\"")
+	flag.IntVar(&cfg.floodConc, "flood-concurrency", defaultFloodConc, fmt.Sprintf("the concurrency of phase g's flood Manager (1 to %d); the flood rows are then named \"g flood c<N>\" unless it is %d", maxFloodConc, defaultFloodConc))
 	flag.Float64Var(&cfg.latencyS, "latency-seconds", 5, "how long the 1,000 jobs/s latency workload runs")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
 	flag.StringVar(&cfg.nodeDir, "node-dir", "node", "directory of package.json and bullmq.js")
@@ -107,8 +128,8 @@ func main() {
 	if cfg.floodOnly && cfg.overheadOnly {
 		log.Fatalf("compare: -flood-only and -overhead-only exclude each other")
 	}
-	if cfg.floodSpread < 0 || cfg.floodSpread >= floodJob {
-		log.Fatalf("compare: -flood-spread: %v is not in [0, %v)", cfg.floodSpread, floodJob)
+	if err := cfg.checkFlood(); err != nil {
+		log.Fatalf("compare: %v", err)
 	}
 	cfg.phases = strings.Split(phases, ",")
 	cfg.systems = strings.Split(systems, ",")
