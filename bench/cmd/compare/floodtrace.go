@@ -37,8 +37,9 @@ func newFloodTrace(slots int, window time.Duration) *floodTrace {
 	}
 }
 
-// fetched records that jobs were leased now.
-func (t *floodTrace) fetched(jobs []*broker.Job) {
+// fetched records that what a JobFetch returned was leased now, and
+// returns it.
+func (t *floodTrace) fetched(jobs []*broker.Job, err error) ([]*broker.Job, error) {
 	now := time.Now()
 	t.mu.Lock()
 	for _, j := range jobs {
@@ -47,6 +48,7 @@ func (t *floodTrace) fetched(jobs []*broker.Job) {
 		}
 	}
 	t.mu.Unlock()
+	return jobs, err
 }
 
 // slotFreed records that a handler returned now.
@@ -90,15 +92,10 @@ func (t *floodTrace) traced(b broker.Broker) (broker.Broker, error) {
 	return nil, fmt.Errorf("trace the fetches of a %T: not a broker the bench opens", b)
 }
 
+// tracedRedis and tracedSQLite are the brokers traced returns.
 type tracedRedis struct {
 	*redisbroker.Broker
 	t *floodTrace
-}
-
-func (b *tracedRedis) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
-	jobs, err := b.Broker.JobFetch(ctx, p)
-	b.t.fetched(jobs)
-	return jobs, err
 }
 
 type tracedSQLite struct {
@@ -106,10 +103,12 @@ type tracedSQLite struct {
 	t *floodTrace
 }
 
+func (b *tracedRedis) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
+	return b.t.fetched(b.Broker.JobFetch(ctx, p))
+}
+
 func (b *tracedSQLite) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
-	jobs, err := b.Broker.JobFetch(ctx, p)
-	b.t.fetched(jobs)
-	return jobs, err
+	return b.t.fetched(b.Broker.JobFetch(ctx, p))
 }
 
 // idealWaits returns each job's wait under an ideal scheduler of the same
