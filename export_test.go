@@ -28,3 +28,7 @@ func (m *Manager) LeasedAhead(queue string) int {
 	}
 	return n
 }
+
+// WatchFor is watchFor: how long a busy Manager's watcher of wakes waits
+// for one.
+const WatchFor = watchFor

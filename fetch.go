@@ -263,14 +263,30 @@ const wokenFetch = 2
 // A watcher's start costs a pass over the queue names (as a collect), so
 // one starts at most every microsecond per queue served after the last
 // returned: at once for one queue, a millisecond apart for a thousand.
-// Wakes that come between two are kept for the next. None starts while
-// every queue is muted (wakeMutes): it would hear nothing.
+// Wakes that come between two are kept for the next. A watcher asked for
+// sooner is out at once and waits out the rest before it listens: one
+// skipped instead left the fetcher, which asks again only once a slot
+// frees, deaf until then (for a watcher that returned without a wake, or
+// a wake that leased nothing, the fetcher asks again within a
+// microsecond). With slots that free together, 2 ms apart, the job a wake
+// announced then waited for the next round's fetch and started a round
+// later: issue 19's flood tail. None starts while every queue is muted
+// (wakeMutes): it would hear nothing.
 func (f *fetcher) busyWatch(ctx context.Context) {
-	if f.ready == nil || f.watching || f.mutes.all() || time.Since(f.watchDone) < time.Duration(len(f.ready.names))*time.Microsecond {
+	if f.ready == nil || f.watching || f.mutes.all() {
 		return
 	}
 	f.watching = true
+	rest := time.Duration(len(f.ready.names))*time.Microsecond - time.Since(f.watchDone)
 	go func() {
+		if rest > 0 {
+			t := time.NewTimer(rest)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
 		qs, _ := f.ready.w.JobWaitReady(ctx, f.ready.names, watchFor)
 		f.watched <- qs
 	}()
