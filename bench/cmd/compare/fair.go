@@ -25,7 +25,8 @@ import (
 // cost without fairness.
 //
 // Flood: tenant A adds cfg.floodN jobs, then tenants B–E each add one job
-// every 10 ms for cfg.floodS seconds; every job takes 2 ms, concurrency 10.
+// every 10 ms for cfg.floodS seconds; every job takes 2 ms, concurrency 10
+// (-flood-concurrency).
 // Run without the flood (B–E alone), with it and fairness off, and with it
 // and fairness on. The bars: B–E's enqueue-to-start p99 with the flood and
 // fairness on within 2× of the no-flood p99; A's throughput with fairness
@@ -35,6 +36,16 @@ import (
 // this process's clock, in microseconds (from just before the Add call to the
 // handler's start): the brokers' CreatedAt and StartedAt have millisecond
 // resolution, too coarse for a ratio of p99s of a few milliseconds.
+//
+// Each B–E wait is split in two (floodTrace): add → leased by the Manager
+// (its JobFetch returned the job) and leased → handler start, the rows
+// "add-to-lease" and "lease-to-start". The "ideal" rows are the waits, in
+// the run with the flood and fairness on, of a scheduler with no fetch
+// latency that gives each run slot, as it freed in that run, to the oldest
+// B–E job then stored (idealWaits): what no scheduler that keeps the
+// concurrency and never idles a slot can beat. With jobs of exactly 2 ms
+// the slots free in step, a round every job length, and a B–E job waits
+// for the next round: the ideal p99 is about a round.
 func measureFair(ctx context.Context, cfg *config, s *aibos, flush func(context.Context) error, set func(string, float64)) error {
 	jobsPerS := map[string]float64{}
 	for _, v := range []struct {
