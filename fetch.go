@@ -264,14 +264,14 @@ const wokenFetch = 2
 // one starts at most every microsecond per queue served after the last
 // returned: at once for one queue, a millisecond apart for a thousand.
 // Wakes that come between two are kept for the next. A watcher asked for
-// sooner is out at once and waits out the rest before it listens: one
-// skipped instead left the fetcher, which asks again only once a slot
-// frees, deaf until then (for a watcher that returned without a wake, or
-// a wake that leased nothing, the fetcher asks again within a
-// microsecond). With slots that free together, 2 ms apart, the job a wake
-// announced then waited for the next round's fetch and started a round
-// later: issue 19's flood tail. None starts while every queue is muted
-// (wakeMutes): it would hear nothing.
+// sooner is out at once and waits the rest out before it listens.
+// Skipped, it left the fetcher deaf until a slot freed: after a watcher
+// that heard nothing, or a wake that leased nothing, the fetcher asks for
+// the next within a microsecond, and then not again before a slot frees.
+// With slots freeing together, 2 ms apart, a job whose wake went unheard
+// waited for the next round's fetch and started a round later (issue
+// 19's flood tail). None starts while every queue is muted (wakeMutes):
+// it would hear nothing.
 func (f *fetcher) busyWatch(ctx context.Context) {
 	if f.ready == nil || f.watching || f.mutes.all() {
 		return
