@@ -38,7 +38,7 @@ import (
 // resolution, too coarse for a ratio of p99s of a few milliseconds.
 //
 // Each B–E wait is split in two (floodTrace): add → leased by the Manager
-// (its JobFetch returned the job) and leased → handler start, the rows
+// (its fetch returned the job) and leased → handler start, the rows
 // "add-to-lease" and "lease-to-start". The "ideal" rows are the waits, in
 // the run with the flood and fairness on, of a scheduler with no fetch
 // latency that gives each run slot, as it freed in that run, to the oldest
