@@ -199,7 +199,7 @@ const floodTenant = "t-a"
 type floodResult struct {
 	waits []float64 // B–E: add → handler start, capped at the window
 	// toLease and toStart split the wait of each B–E job that started:
-	// add → leased by the Manager (JobFetch returned it), and leased →
+	// add → leased by the Manager (its fetch returned it), and leased →
 	// handler start.
 	toLease, toStart []float64
 	// ideal is each B–E job's wait under an ideal scheduler of the same

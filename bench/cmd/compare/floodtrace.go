@@ -37,7 +37,7 @@ func newFloodTrace(slots int, window time.Duration) *floodTrace {
 	}
 }
 
-// fetched records that what a JobFetch returned was leased now, and
+// fetched records that the jobs a fetch returned were leased now, and
 // returns it.
 func (t *floodTrace) fetched(jobs []*broker.Job, err error) ([]*broker.Job, error) {
 	now := time.Now()
