@@ -38,7 +38,7 @@ func newFloodTrace(slots int, window time.Duration) *floodTrace {
 }
 
 // fetched records that the jobs a fetch returned were leased now, and
-// returns it.
+// returns what the fetch returned.
 func (t *floodTrace) fetched(jobs []*broker.Job, err error) ([]*broker.Job, error) {
 	now := time.Now()
 	t.mu.Lock()
