@@ -42,11 +42,17 @@ func (f *fetchLog) maxLimit() int {
 // addShort enqueues n jobs of type "short" in one call.
 func addShort(t *testing.T, c *worker.Client, n int, extra ...worker.JobSpec) {
 	t.Helper()
+	addShortTo(t, c, "default", n, extra...)
+}
+
+// addShortTo is addShort into queue.
+func addShortTo(t *testing.T, c *worker.Client, queue string, n int, extra ...worker.JobSpec) {
+	t.Helper()
 	specs := make([]worker.JobSpec, 0, n+len(extra))
 	for range n {
 		specs = append(specs, worker.JobSpec{Type: "short", Data: json.RawMessage(`{}`)})
 	}
-	if _, err := c.AddMany(context.Background(), "default", append(specs, extra...)); err != nil {
+	if _, err := c.AddMany(context.Background(), queue, append(specs, extra...)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -121,18 +127,13 @@ func TestAdaptivePrefetchDoesNotHoardLongJobs(t *testing.T) {
 // noHoard runs TestAdaptivePrefetchDoesNotHoardLongJobs's case in queue;
 // it reports false if the run could not decide.
 func noHoard(t *testing.T, b broker.Broker, queue string) bool {
-	const long = 3
-	specs := make([]worker.JobSpec, 0, 300+long)
-	for range 300 {
-		specs = append(specs, worker.JobSpec{Type: "short", Data: json.RawMessage(`{}`)})
-	}
-	for range long {
-		specs = append(specs, worker.JobSpec{Type: "long", Data: json.RawMessage(`{}`)})
-	}
 	c := newClient(t, b)
-	if _, err := c.AddMany(context.Background(), queue, specs); err != nil {
-		t.Fatal(err)
+	const long = 3
+	extra := make([]worker.JobSpec, long)
+	for i := range extra {
+		extra[i] = worker.JobSpec{Type: "long", Data: json.RawMessage(`{}`)}
 	}
+	addShortTo(t, c, queue, 300, extra...)
 	release := make(chan struct{})
 	// Every way out releases the long jobs before a Shutdown waits for them.
 	releaseOnce := sync.OnceFunc(func() { close(release) })
