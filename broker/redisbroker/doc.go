@@ -11,9 +11,9 @@
 // (redis+cluster://h1:6379,h2:6379) all work; ParseURL reads the URLs and
 // New takes any of go-redis's clients for them. On a Cluster every script
 // and transaction touches one queue's keys, all in its slot (see Layout);
-// calls that span queues (JobComplete, JobCompleteFetch, JobLeaseExtend,
-// JobWait's due times) send one call per queue in a pipeline that go-redis
-// splits by node; the few keys outside a queue (the queue list, the stored format,
+// calls that span queues (JobComplete, JobLeaseExtend, JobWait's due
+// times) send one call per queue in a pipeline that go-redis splits by
+// node; the few keys outside a queue (the queue list, the stored format,
 // a leader lease) are each read and written on their own. A Cluster has
 // only database 0. go-redis reloads a Cluster's slot map on a MOVED reply
 // but not when a master stops answering, so a client ParseURL configures
@@ -112,10 +112,8 @@
 // live lease. Concurrent JobInsert calls on a queue are combined into one
 // script call while one is in flight, each job keeping its own outcome
 // (combine.go). JobFetch leases a whole batch in one call; JobComplete and
-// JobLeaseExtend send one call per queue, all in one pipeline;
-// JobCompleteFetch (broker.CompleteFetcher) sends JobComplete's calls and
-// then JobFetch's in one pipeline, so that a busy worker acknowledges and
-// leases in one round trip. Per-job work is O(log n).
+// JobLeaseExtend send one call per queue, all in one pipeline. Per-job work
+// is O(log n).
 //
 // # Fencing
 //

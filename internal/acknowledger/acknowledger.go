@@ -51,9 +51,9 @@ const (
 // Request is one completion to write.
 type Request struct {
 	Params *broker.JobCompleteParams
-	// Done is told, from the Acknowledger's goroutine or from the one
-	// that calls Settle after the Fetch that sent it, the outcome of this
-	// job's completion: nil, or the broker's per-job or whole-call error.
+	// Done is told, from the Acknowledger's goroutine or from the
+	// goroutine of the Fetch that sent it, the outcome of this job's
+	// completion: nil, or the broker's per-job or whole-call error.
 	Done Doner
 }
 

@@ -38,7 +38,7 @@ import (
 // resolution, too coarse for a ratio of p99s of a few milliseconds.
 //
 // Each B–E wait is split in two (floodTrace): add → leased by the Manager
-// (its fetch returned the job) and leased → handler start, the rows
+// (its JobFetch returned the job) and leased → handler start, the rows
 // "add-to-lease" and "lease-to-start". The "ideal" rows are the waits, in
 // the run with the flood and fairness on, of a scheduler with no fetch
 // latency that gives each run slot, as it freed in that run, to the oldest
@@ -199,7 +199,7 @@ const floodTenant = "t-a"
 type floodResult struct {
 	waits []float64 // B–E: add → handler start, capped at the window
 	// toLease and toStart split the wait of each B–E job that started:
-	// add → leased by the Manager (its fetch returned it), and leased →
+	// add → leased by the Manager (JobFetch returned it), and leased →
 	// handler start.
 	toLease, toStart []float64
 	// ideal is each B–E job's wait under an ideal scheduler of the same

@@ -129,10 +129,6 @@ func TestFairFlood(t *testing.T) {
 			if _, ok := tb.(broker.FairBroker); !ok {
 				t.Errorf("the traced %T is no broker.FairBroker", b)
 			}
-			_, isCF := b.(broker.CompleteFetcher)
-			if _, ok := tb.(broker.CompleteFetcher); ok != isCF {
-				t.Errorf("the traced %T is a broker.CompleteFetcher: %v, the broker: %v", b, ok, isCF)
-			}
 			const window = 300 * time.Millisecond
 			r, err := fairFlood(context.Background(), s, floodRun{fair: true, flood: 300, window: window, conc: 4})
 			if err != nil {

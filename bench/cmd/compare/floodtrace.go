@@ -18,11 +18,11 @@ import (
 // same run slots (idealWaits): when each B–E job was leased, and when each
 // handler, of any tenant, returned (a run slot freed). The Manager's
 // broker is wrapped (traced) so that the library's hot path carries no
-// counter: the timestamps are taken in the bench, as a fetch returns and
+// counter: the timestamps are taken in the bench, as JobFetch returns and
 // as the handler ends, into slices and a map sized up front.
 type floodTrace struct {
 	mu     sync.Mutex
-	leased map[string]time.Time // B–E jobs: when a fetch returned them, by id
+	leased map[string]time.Time // B–E jobs: when JobFetch returned them, by id
 	freed  []time.Time          // when each handler returned
 }
 
@@ -37,8 +37,8 @@ func newFloodTrace(slots int, window time.Duration) *floodTrace {
 	}
 }
 
-// fetched records that the jobs a fetch returned were leased now, and
-// returns what the fetch returned.
+// fetched records that what a JobFetch returned was leased now, and
+// returns it.
 func (t *floodTrace) fetched(jobs []*broker.Job, err error) ([]*broker.Job, error) {
 	now := time.Now()
 	t.mu.Lock()
@@ -105,16 +105,6 @@ type tracedSQLite struct {
 
 func (b *tracedRedis) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
 	return b.t.fetched(b.Broker.JobFetch(ctx, p))
-}
-
-// JobCompleteFetch is how a busy Manager fetches on Redis when it has
-// completions to send (broker.CompleteFetcher).
-func (b *tracedRedis) JobCompleteFetch(ctx context.Context, complete []*broker.JobCompleteParams, fetch *broker.JobFetchParams) (*broker.CompleteFetchResult, error) {
-	res, err := b.Broker.JobCompleteFetch(ctx, complete, fetch)
-	if res != nil {
-		_, _ = b.t.fetched(res.Jobs, nil)
-	}
-	return res, err
 }
 
 func (b *tracedSQLite) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
