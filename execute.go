@@ -578,10 +578,9 @@ func (m *Manager) finish(jobCtx context.Context, r *running, err error, took tim
 		p := &r.completion
 		if r.getFinisher() == nil {
 			// Queue the completion and free the slot at once: the
-			// acknowledger writes it in its next batch, or the fetcher's
-			// next fetch takes it along (acknowledger.Fetch), and the
-			// outcome is reported (see completed). Shutdown flushes the
-			// queue before it returns.
+			// acknowledger writes it in its next batch and reports the
+			// outcome (see completed). Shutdown flushes the queue before it
+			// returns.
 			r.took = took
 			m.acker.Add(acknowledger.Request{Params: p, Done: r})
 			return

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aibos/worker/broker"
-	"github.com/aibos/worker/internal/acknowledger"
 )
 
 // fetcher leases jobs while the Manager has free slots and hands each to
@@ -64,12 +63,7 @@ func (f *fetcher) run() {
 	m := f.m
 	// waitCtx ends when fetching stops, cutting a JobWait short.
 	waitCtx, cancelWait := context.WithCancel(context.Background())
-	// While the fetcher runs, the completions of finished jobs wait for its
-	// next fetch (acknowledger.Expect), except while it waits for work or
-	// for the broker; when it stops they are written at once.
-	m.acker.Expect(acknowledger.FetchSoon)
 	defer func() {
-		m.acker.Expect(acknowledger.FetchNone)
 		cancelWait()
 		f.endWatch()
 		f.mutes.unmuteAll()
@@ -143,9 +137,7 @@ func (f *fetcher) run() {
 			wait = f.errDelay
 		case !got:
 			f.errDelay = 0
-			m.acker.Expect(acknowledger.FetchNone) // no fetch comes until work does
 			if f.idleWait(waitCtx) {
-				m.acker.Expect(acknowledger.FetchSoon)
 				continue
 			}
 			wait = m.cfg.PollInterval
@@ -153,7 +145,6 @@ func (f *fetcher) run() {
 			f.errDelay = 0
 		}
 		if wait > 0 {
-			m.acker.Expect(acknowledger.FetchNone)
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -161,7 +152,6 @@ func (f *fetcher) run() {
 				t.Stop()
 				return
 			}
-			m.acker.Expect(acknowledger.FetchSoon)
 		}
 	}
 }
@@ -170,13 +160,6 @@ func (f *fetcher) run() {
 // to free, leasing a woken queue's job meanwhile (fetchWoken). It reports
 // false once fetching stops.
 func (f *fetcher) waitSlot(ctx context.Context) bool {
-	if !f.aheadWaits() {
-		// Every completion frees a slot, but the jobs running may run
-		// on: the completions queued wait for the next fetch a moment
-		// only.
-		f.m.acker.Expect(acknowledger.FetchAfterSlot)
-		defer f.m.acker.Expect(acknowledger.FetchSoon)
-	}
 	f.busyWatch(ctx)
 	select {
 	case <-f.freed:
@@ -186,21 +169,6 @@ func (f *fetcher) waitSlot(ctx context.Context) bool {
 		return false
 	}
 	return true
-}
-
-// aheadWaits reports whether jobs adaptive prefetch leased ahead wait for
-// a run slot. Their wait ends within 2 × prefetchWaitMax in any case (one
-// is handed back once its queue's jobs stall: executor.acquireRun), and
-// frees a slot, so the completions queued may wait for the next fetch
-// without a timer of their own (acknowledger.FetchAfterSlot): arming one
-// at each wait for a slot, about once per fetch, woke an idle thread of
-// the runtime each time (0.14 voluntary context switches per job more, 50
-// Manager processes).
-func (f *fetcher) aheadWaits() bool {
-	m := f.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cfg.Prefetch == 0 && m.exec.waiting > 0
 }
 
 // idleWait sleeps until the broker signals work, when it can (a
@@ -550,11 +518,7 @@ func (f *fetcher) fetchQueue(i, n int) (int, error) {
 	// Not cancelled by shutdown: a fetch cut short after the broker
 	// leased jobs would strand them until their leases expire.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	// The completions queued go with the fetch, when the broker can take
-	// both in one round trip (acknowledger.Fetch); their outcomes are
-	// reported once the jobs leased are on their way.
-	defer m.acker.Settle()
-	jobs, err := m.acker.Fetch(ctx, &broker.JobFetchParams{
+	jobs, err := m.b.JobFetch(ctx, &broker.JobFetchParams{
 		Queue: q.cfg.Name, Limit: n, LeaseDuration: m.cfg.LeaseDuration, WorkerID: m.cfg.WorkerID,
 	})
 	cancel()

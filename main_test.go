@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,17 +86,6 @@ func startManager(t testing.TB, m *worker.Manager) {
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testwait.For(t, timeout, what, cond)
-}
-
-// countEvents returns an OnEvent hook that counts the events of kind, and
-// the count.
-func countEvents(kind worker.EventKind) (func(worker.Event), *atomic.Int64) {
-	var n atomic.Int64
-	return func(e worker.Event) {
-		if e.Kind == kind {
-			n.Add(1)
-		}
-	}, &n
 }
 
 // waitState waits until a job is in state want and returns it.

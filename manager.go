@@ -190,8 +190,7 @@ type ManagerConfig struct {
 	Recovery *recovery.Policy
 	// OnEvent, if set, is called for every job event (started, completed,
 	// retrying, dead, lease lost, handed back), synchronously from the
-	// job's goroutine (completed: from the one that wrote the completion,
-	// in a batch): it must be quick and safe for concurrent use.
+	// job's goroutine: it must be quick and safe for concurrent use.
 	// Package metrics provides one.
 	OnEvent func(Event)
 	// Encryption, when set, opens sealed job data before the processor

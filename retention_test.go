@@ -69,9 +69,13 @@ func TestDeleteOnCompleteQueueAndJob(t *testing.T) {
 		gone := add(t, c, "kept", worker.JobSpec{Type: "work", DeleteOnComplete: true})
 		kept := add(t, c, "kept", worker.JobSpec{Type: "work"})
 		byQueue := add(t, c, "transient", worker.JobSpec{Type: "work"})
+		var completed atomic.Int64
 		cfg := fastConfig(worker.QueueConfig{Name: "kept"}, worker.QueueConfig{Name: "transient", DeleteOnComplete: true})
-		var completed *atomic.Int64
-		cfg.OnEvent, completed = countEvents(worker.EventCompleted)
+		cfg.OnEvent = func(ev worker.Event) {
+			if ev.Kind == worker.EventCompleted {
+				completed.Add(1)
+			}
+		}
 		m := newManager(t, b, cfg)
 		_ = m.HandleFunc("work", func(context.Context, *worker.Job) error { return nil })
 		startManager(t, m)

@@ -25,9 +25,8 @@
 // generic atomic primitive), LeaderStore, Waiter and ReadyWaiter (an idle
 // worker sleeps until jobs come in, and learns into which queues),
 // PendingLister (which queues hold jobs when a worker starts), WakeMuter
-// (a busy worker stops hearing the wakes it does not need),
-// CompleteFetcher (completions sent with the next fetch, one round trip
-// for both), and FairBroker, which shares a queue between its tenants (fair order within
+// (a busy worker stops hearing the wakes it does not need), and
+// FairBroker, which shares a queue between its tenants (fair order within
 // a priority, per-tenant caps, rate limits; fair.go describes the model
 // both brokers implement).
 package broker

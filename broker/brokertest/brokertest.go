@@ -97,8 +97,6 @@ var cases = []testCase{
 	{"TenantCapReleased", testTenantCapReleased},
 	{"RateLimit", testRateLimit},
 	{"TenantPause", testTenantPause},
-	{"CompleteFetch", testCompleteFetch},
-	{"CompleteFetchFreesCap", testCompleteFetchFreesCap},
 }
 
 // Run runs every conformance case against brokers made by newBroker. Each
@@ -134,16 +132,6 @@ type bundle struct {
 	mu     sync.Mutex
 	seq    int
 	tokens map[string]int64 // highest lease token seen per job id
-}
-
-// capability returns the case's broker as a T, an optional capability, or
-// skips the case (saying why) for a broker without it.
-func capability[T any](s *bundle, name string) T {
-	c, ok := s.b.(T)
-	if !ok {
-		s.t.Skipf("%T does not implement %s", s.b, name)
-	}
-	return c
 }
 
 // id returns a job id unique within the case.

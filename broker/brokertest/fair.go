@@ -14,7 +14,11 @@ import (
 // fairBroker returns the broker as a broker.FairBroker, or skips the case
 // (saying why) for a broker without fair scheduling.
 func (s *bundle) fairBroker() broker.FairBroker {
-	return capability[broker.FairBroker](s, "broker.FairBroker")
+	fb, ok := s.b.(broker.FairBroker)
+	if !ok {
+		s.t.Skipf("%T does not implement broker.FairBroker", s.b)
+	}
+	return fb
 }
 
 // setFair stores a queue's tenant policy and fails the case on error.

@@ -85,19 +85,13 @@ func (b *Broker) runMarkedVia(ctx context.Context, via scriptRunner, queue strin
 		cmd.SetErr(err)
 		return cmd
 	}
-	b.observeMarkReply(ctx, queue, seen, n, cmds[0])
-	return cmds[1]
-}
-
-// observeMarkReply checks the reply of call n's lua/mark.lua, cmd, as
-// observeMark does; a failed mark call is no evidence either way.
-func (b *Broker) observeMarkReply(ctx context.Context, queue string, seen queueMark, n int64, cmd *redis.Cmd) {
-	if reply, err := cmd.Slice(); err == nil && len(reply) == 3 {
+	if reply, err := cmds[0].Slice(); err == nil && len(reply) == 3 {
 		epoch, _ := reply[0].(string)
 		created, _ := reply[1].(int64)
 		before, _ := reply[2].(int64)
 		b.observeMark(ctx, queue, seen, n, epoch, created == 1, before)
 	}
+	return cmds[1]
 }
 
 // observeMark checks the reply of call n's lua/mark.lua (the epoch, whether

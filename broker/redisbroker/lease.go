@@ -13,37 +13,21 @@ import (
 
 // JobFetch leases up to p.Limit jobs in one script call; see broker.Broker.
 func (b *Broker) JobFetch(ctx context.Context, p *broker.JobFetchParams) ([]*broker.Job, error) {
-	call, err := b.fetchCall(ctx, p)
-	if err != nil {
+	if err := b.open("fetch jobs"); err != nil {
 		return nil, err
 	}
-	cmd := b.runMarked(ctx, p.Queue, scriptFetch, call.keys, call.args)
-	return decodeFetch(p, cmd)
-}
-
-// fetchCall checks p and returns its lua/fetch.lua call.
-func (b *Broker) fetchCall(ctx context.Context, p *broker.JobFetchParams) (scriptCall, error) {
-	if err := b.open("fetch jobs"); err != nil {
-		return scriptCall{}, err
-	}
 	if err := b.formatReady(ctx, "fetch jobs"); err != nil {
-		return scriptCall{}, err
+		return nil, err
 	}
 	if p == nil {
-		return scriptCall{}, fmt.Errorf("redisbroker: fetch jobs: %w: params are nil", broker.ErrInvalidJob)
+		return nil, fmt.Errorf("redisbroker: fetch jobs: %w: params are nil", broker.ErrInvalidJob)
 	}
 	if err := p.Validate(); err != nil {
-		return scriptCall{}, fmt.Errorf("redisbroker: fetch jobs: %w", err)
+		return nil, fmt.Errorf("redisbroker: fetch jobs: %w", err)
 	}
 	k := b.keys(p.Queue)
-	return scriptCall{script: scriptFetch,
-		keys: []string{k.scheduled, k.pending, k.active, k.expired, k.paused, k.seq, k.token, k.ttl, k.job, k.unique},
-		args: []any{p.Limit, millis(p.LeaseDuration), p.WorkerID}}, nil
-}
-
-// decodeFetch returns the jobs of p's lua/fetch.lua call, or its error.
-func decodeFetch(p *broker.JobFetchParams, cmd *redis.Cmd) ([]*broker.Job, error) {
-	reply, err := cmd.Result()
+	keys := []string{k.scheduled, k.pending, k.active, k.expired, k.paused, k.seq, k.token, k.ttl, k.job, k.unique}
+	reply, err := b.runMarked(ctx, p.Queue, scriptFetch, keys, []any{p.Limit, millis(p.LeaseDuration), p.WorkerID}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: fetch from %q: %w", p.Queue, err)
 	}
@@ -101,19 +85,6 @@ func (b *Broker) JobComplete(ctx context.Context, ps []*broker.JobCompleteParams
 	if err := b.open("complete jobs"); err != nil {
 		return nil, err
 	}
-	batch, err := b.completeBatch(ps)
-	if err != nil {
-		return nil, err
-	}
-	errs, err := batch.run(ctx, b, scriptComplete)
-	if err != nil {
-		return nil, fmt.Errorf("redisbroker: complete %d jobs: %w", len(ps), err)
-	}
-	return errs, nil
-}
-
-// completeBatch checks ps and returns their lua/complete.lua calls.
-func (b *Broker) completeBatch(ps []*broker.JobCompleteParams) (*leaseCalls, error) {
 	leases := make([]*broker.JobLeaseParams, len(ps))
 	for i, p := range ps {
 		if p == nil {
@@ -127,7 +98,7 @@ func (b *Broker) completeBatch(ps []*broker.JobCompleteParams) (*leaseCalls, err
 		}
 		leases[i] = &p.JobLeaseParams
 	}
-	return b.leaseCalls(leases,
+	errs, err := b.leaseBatch(ctx, scriptComplete, leases,
 		func(k queueKeys) []string { return []string{k.active, k.completed, k.job, k.unique, k.ttl} },
 		func(idx []int) []any {
 			keep := 0 // the smallest count rule given for the queue
@@ -153,78 +124,11 @@ func (b *Broker) completeBatch(ps []*broker.JobCompleteParams) (*leaseCalls, err
 				}
 			}
 			return args
-		}), nil
-}
-
-var _ broker.CompleteFetcher = (*Broker)(nil)
-
-// JobCompleteFetch acknowledges completions and leases jobs in one round
-// trip: the completions' lua/complete.lua calls (one per queue) and then
-// the lua/fetch.lua call, in one pipeline. The scripts are JobComplete's
-// and JobFetch's, so each half keeps their rules as they are; Redis runs a
-// pipeline's calls in order, so the completions take effect before the
-// fetch reads the queue. Each script call touches one queue's keys (one
-// Cluster slot), so completions of any queue may go with the fetch. See
-// broker.CompleteFetcher.
-func (b *Broker) JobCompleteFetch(ctx context.Context, complete []*broker.JobCompleteParams, fetch *broker.JobFetchParams) (*broker.CompleteFetchResult, error) {
-	if err := b.open("complete jobs and fetch"); err != nil {
-		return nil, err
-	}
-	if fetch == nil {
-		return nil, fmt.Errorf("redisbroker: complete jobs and fetch: %w: fetch params are nil", broker.ErrInvalidJob)
-	}
-	res := &broker.CompleteFetchResult{}
-	var calls []scriptCall
-	batch, err := b.completeBatch(complete)
+		})
 	if err != nil {
-		res.CompleteErr = err
-	} else {
-		for i := range batch.calls {
-			batch.calls[i].script = scriptComplete
-		}
-		calls = batch.calls
+		return nil, fmt.Errorf("redisbroker: complete %d jobs: %w", len(ps), err)
 	}
-	var seen queueMark
-	var n int64
-	marked := false
-	fc, err := b.fetchCall(ctx, fetch)
-	if err != nil {
-		res.FetchErr = err
-	} else {
-		var mark scriptCall
-		if mark, seen, n, marked = b.markCall(fetch.Queue); marked {
-			calls = append(calls, mark)
-		}
-		calls = append(calls, fc)
-	}
-	if len(calls) == 0 {
-		return res, nil
-	}
-	if len(calls) > 0 && calls[0].script == scriptComplete && !b.completeLoaded.Load() {
-		// A call answered NOSCRIPT runs again after the calls behind it:
-		// the completions would follow the fetch. Loaded first, once per
-		// broker, they run in order (after Redis lost its script cache,
-		// one call may still come to that: its fetch then sees the
-		// completions' slots taken, as it would have a moment earlier).
-		if scriptComplete.Load(ctx, b.client).Err() == nil {
-			b.completeLoaded.Store(true)
-		}
-	}
-	// Each half decodes its own replies: a failed round trip fails both.
-	cmds := b.pipeline(ctx, b.client, nil, calls)
-	if batch != nil && res.CompleteErr == nil {
-		if res.Completed, err = batch.decode(cmds[:len(batch.calls)]); err != nil {
-			res.Completed, res.CompleteErr = nil, fmt.Errorf("redisbroker: complete %d jobs: %w", len(complete), err)
-		}
-	}
-	if res.FetchErr == nil {
-		last := cmds[len(cmds)-1]
-		if marked {
-			b.observeMarkReply(ctx, fetch.Queue, seen, n, cmds[len(cmds)-2])
-		}
-		res.Jobs, res.FetchErr = decodeFetch(fetch, last)
-	}
-	return res, nil
+	return errs, nil
 }
 
 // JobLeaseExtend extends leases to now + d: one script call per queue, all
@@ -241,7 +145,7 @@ func (b *Broker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams
 			return nil, fmt.Errorf("redisbroker: extend leases: %w: params at index %d are nil", broker.ErrInvalidJob, i)
 		}
 	}
-	errs, err := b.leaseCalls(ps,
+	errs, err := b.leaseBatch(ctx, scriptExtend, ps,
 		func(k queueKeys) []string { return []string{k.active, k.job} },
 		func(idx []int) []any {
 			args := make([]any, 0, 2+2*len(idx))
@@ -250,75 +154,58 @@ func (b *Broker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams
 				args = append(args, ps[i].ID, ps[i].Token)
 			}
 			return args
-		}).run(ctx, b, scriptExtend)
+		})
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: extend %d leases: %w", len(ps), err)
 	}
 	return errs, nil
 }
 
-// leaseCalls is a batch of lease operations grouped by queue: one script
-// call per queue (calls, in the order of queues), each for the jobs of
-// groups; errs holds the outcome of jobs no call covers.
-type leaseCalls struct {
-	ps     []*broker.JobLeaseParams
-	errs   []error
-	queues []string
-	groups map[string][]int
-	calls  []scriptCall
-}
-
-// leaseCalls groups ps by queue into one call per queue. A job in a queue
-// with an invalid name cannot exist: ErrNotFound.
-func (b *Broker) leaseCalls(ps []*broker.JobLeaseParams, keysOf func(queueKeys) []string, argsOf func(idx []int) []any) *leaseCalls {
-	c := &leaseCalls{ps: ps, errs: make([]error, len(ps)), groups: map[string][]int{}}
+// leaseBatch groups ps by queue, runs script once per queue in one
+// pipeline, and maps each job's code to its error. A job in a queue with an
+// invalid name cannot exist: ErrNotFound.
+func (b *Broker) leaseBatch(ctx context.Context, script *redis.Script, ps []*broker.JobLeaseParams,
+	keysOf func(queueKeys) []string, argsOf func(idx []int) []any) ([]error, error) {
+	errs := make([]error, len(ps))
+	var queues []string
+	groups := map[string][]int{}
 	for i, p := range ps {
 		if err := broker.ValidateQueueName(p.Queue); err != nil {
-			c.errs[i] = fmt.Errorf("job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
+			errs[i] = fmt.Errorf("job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
 			continue
 		}
-		if _, ok := c.groups[p.Queue]; !ok {
-			c.queues = append(c.queues, p.Queue)
+		if _, ok := groups[p.Queue]; !ok {
+			queues = append(queues, p.Queue)
 		}
-		c.groups[p.Queue] = append(c.groups[p.Queue], i)
+		groups[p.Queue] = append(groups[p.Queue], i)
 	}
-	c.calls = make([]scriptCall, len(c.queues))
-	for qi, q := range c.queues {
-		c.calls[qi] = scriptCall{keys: keysOf(b.keys(q)), args: argsOf(c.groups[q])}
+	if len(queues) == 0 {
+		return errs, nil
 	}
-	return c
-}
-
-// run runs c's calls of script in one pipeline and returns each job's error.
-func (c *leaseCalls) run(ctx context.Context, b *Broker, script *redis.Script) ([]error, error) {
-	if len(c.calls) == 0 {
-		return c.errs, nil
+	calls := make([]scriptCall, len(queues))
+	for qi, q := range queues {
+		calls[qi] = scriptCall{keys: keysOf(b.keys(q)), args: argsOf(groups[q])}
 	}
-	cmds, err := b.runPipelined(ctx, script, c.calls)
+	cmds, err := b.runPipelined(ctx, script, calls)
 	if err != nil {
 		return nil, err
 	}
-	return c.decode(cmds)
-}
-
-// decode maps each job's code in the replies of c's calls to its error.
-func (c *leaseCalls) decode(cmds []*redis.Cmd) ([]error, error) {
-	for qi, q := range c.queues {
+	for qi, q := range queues {
 		codes, err := cmds[qi].Int64Slice()
 		if err != nil {
 			return nil, fmt.Errorf("queue %q: %w", q, err)
 		}
-		idx := c.groups[q]
+		idx := groups[q]
 		if len(codes) != len(idx) {
 			return nil, fmt.Errorf("queue %q: %d codes for %d jobs", q, len(codes), len(idx))
 		}
 		for n, i := range idx {
 			if e := leaseErr(codes[n]); e != nil {
-				c.errs[i] = fmt.Errorf("job %s in %q: %w", c.ps[i].ID, q, e)
+				errs[i] = fmt.Errorf("job %s in %q: %w", ps[i].ID, q, e)
 			}
 		}
 	}
-	return c.errs, nil
+	return errs, nil
 }
 
 // scriptCall is one invocation of a script in a pipeline.
@@ -344,21 +231,6 @@ func (b *Broker) runPipelined(ctx context.Context, script *redis.Script, calls [
 
 // runPipelinedVia is runPipelined through via (see durably).
 func (b *Broker) runPipelinedVia(ctx context.Context, via scriptRunner, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
-	cmds := b.pipeline(ctx, via, script, calls)
-	for _, cmd := range cmds {
-		if err := cmd.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return cmds, nil
-}
-
-// pipeline runs calls in a single round trip and returns their commands,
-// each with its own reply or error. A call the server answers NOSCRIPT did
-// not run; it is retried alone with Run, which loads the script (after the
-// calls behind it, which did run: only the first call of a script after
-// Redis lost its script cache comes to that).
-func (b *Broker) pipeline(ctx context.Context, via scriptRunner, script *redis.Script, calls []scriptCall) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
 	_, _ = via.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, c := range calls {
@@ -367,11 +239,16 @@ func (b *Broker) pipeline(ctx context.Context, via scriptRunner, script *redis.S
 		return nil
 	})
 	for i, c := range calls {
-		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+		err := cmds[i].Err()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
 			cmds[i] = c.scriptOr(script).Run(ctx, via, c.keys, c.args...)
+			err = cmds[i].Err()
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	return cmds
+	return cmds, nil
 }
 
 // JobFail records a failed attempt; see broker.Broker.

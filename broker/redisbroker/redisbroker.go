@@ -72,9 +72,6 @@ type Broker struct {
 
 	insertCalls atomic.Int64 // insert script calls made, for tests
 	formatOK    atomic.Bool  // the stored format was checked (format.go)
-	// completeLoaded says lua/complete.lua was loaded into Redis's script
-	// cache, so that JobCompleteFetch's completions run before its fetch.
-	completeLoaded atomic.Bool
 
 	// keyCache maps a queue name to its *queueKeys, keyCached counts them
 	// (keys).
