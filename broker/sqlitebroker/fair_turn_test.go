@@ -216,17 +216,7 @@ func TestFairTagRunSkipsTaggedJobs(t *testing.T) {
 	// clock (0) with t-b's first turn and are served in seq order among
 	// its jobs; t-b's job k has the next turn's tag and comes last.
 	want = slices.Concat([]string{"a-1"}, want[:k], []string{"a-2"}, want[k:])
-	got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]string, len(got))
-	for i, j := range got {
-		ids[i] = j.ID
-	}
-	if !slices.Equal(ids, want) {
-		t.Errorf("fetch order %v, want %v", ids, want)
-	}
+	wantFetchOrder(t, b, q, want, "")
 }
 
 // TestFairDuplicateTakesNoTurn pins that a pending job tagged as it is
@@ -266,17 +256,7 @@ func TestFairDuplicateTakesNoTurn(t *testing.T) {
 		}
 		want = append(want, p.ID)
 	}
-	got, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]string, len(got))
-	for i, j := range got {
-		ids[i] = j.ID
-	}
-	if !slices.Equal(ids, want) {
-		t.Errorf("fetch order %v, want %v (t-a's whole first turn, then t-b)", ids, want)
-	}
+	wantFetchOrder(t, b, q, want, " (t-a's whole first turn, then t-b)")
 }
 
 // TestFairInsertAfterWaitingJob pins that jobs keep being tagged in seq
@@ -326,7 +306,15 @@ func TestFairInsertAfterWaitingJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want, "a-next")
-	if got, err = b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour}); err != nil {
+	wantFetchOrder(t, b, q, want, "")
+}
+
+// wantFetchOrder fetches len(want) jobs of queue q in one fetch and fails
+// the test, saying why in note, unless their ids are want, in order.
+func wantFetchOrder(t *testing.T, b broker.Broker, q string, want []string, note string) {
+	t.Helper()
+	got, err := b.JobFetch(context.Background(), &broker.JobFetchParams{Queue: q, Limit: len(want), LeaseDuration: time.Hour})
+	if err != nil {
 		t.Fatal(err)
 	}
 	ids := make([]string, len(got))
@@ -334,6 +322,6 @@ func TestFairInsertAfterWaitingJob(t *testing.T) {
 		ids[i] = j.ID
 	}
 	if !slices.Equal(ids, want) {
-		t.Errorf("fetch order %v, want %v", ids, want)
+		t.Errorf("fetch order %v, want %v%s", ids, want, note)
 	}
 }
