@@ -25,7 +25,8 @@ const (
 	// EventHandedBack: the job was handed back to the broker without
 	// counting the attempt, before it started: at shutdown, or when it
 	// waited too long for a run slot after adaptive prefetch leased it
-	// ahead (ManagerConfig.Prefetch).
+	// ahead (ManagerConfig.Prefetch). It is reported once the broker has
+	// the job back, so another worker may already have started it.
 	EventHandedBack EventKind = "handed_back"
 )
 
