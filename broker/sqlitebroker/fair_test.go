@@ -2,7 +2,6 @@ package sqlitebroker
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -46,35 +45,13 @@ func TestFairFetchUsesIndex(t *testing.T) {
 // two, as it would from a clock restarted at zero.
 func TestMigrationKeepsFairClock(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "v16.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scripts, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := append(scripts[:16:16], "PRAGMA user_version = 16", fmt.Sprintf("PRAGMA application_id = %d", applicationID),
+	b := openOldStore(t, 16,
 		`INSERT INTO queues (name, fair) VALUES ('q', 1)`,
 		`INSERT INTO jobs (id, queue, type, priority, max_attempts, state, created_at, run_at, tenant_id, fair_tag)
 			VALUES ('a-1', 'q', 't', 3, 1, 'pending', 1000, 1000, 't-a', 5000),
 				('a-2', 'q', 't', 3, 1, 'pending', 1000, 1000, 't-a', 6000)`,
 		`INSERT INTO fair_tags (queue, priority, tenant, next, used) VALUES ('q', 3, 't-a', 7000, 0)`,
 		`INSERT INTO fair_clock (queue, priority, v) VALUES ('q', 3, 5000)`)
-	for _, st := range stmts {
-		if _, err := db.Exec(st); err != nil {
-			t.Fatalf("build a version 16 store: %v\n%s", err, st)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(path, Config{})
-	if err != nil {
-		t.Fatalf("open the version 16 store: %v", err)
-	}
-	defer b.Close()
 	ctx := context.Background()
 	const k = broker.FairQuantum
 	ps := make([]*broker.JobInsertParams, 2*k)

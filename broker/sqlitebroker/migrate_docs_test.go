@@ -2,10 +2,8 @@ package sqlitebroker
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -21,17 +19,8 @@ import (
 // keeps its outputs and is removed by retention, an idempotency key still
 // maps to its run, and a schedule keeps its claim state.
 func TestMigrationMovesRunsAndSchedulesIntoDocuments(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v5.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scripts, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const job = `{"id":"%s","type":"t","max_attempts":2}`
-	stmts := append(scripts[:5:5], "PRAGMA user_version = 5", fmt.Sprintf("PRAGMA application_id = %d", applicationID),
+	b := openOldStore(t, 5,
 		`INSERT INTO workflow_runs (queue, id, workflow, tenant_id, idempotency_key, state, input, created_at, completions)
 			VALUES ('q', 'live', 'w', 't1', 'key-live', 'running', '{"n":1}', 1000, 1)`,
 		fmt.Sprintf(`INSERT INTO workflow_steps (queue, run_id, position, name, job, state, attempts, output, completed_seq)
@@ -47,20 +36,6 @@ func TestMigrationMovesRunsAndSchedulesIntoDocuments(t *testing.T) {
 		`INSERT INTO schedules (name, queue, def, timing, version, paused, created_at, updated_at, since, last_tick)
 			VALUES ('nightly', 'reports', '{"name":"nightly","spec":"@daily","job":{"ID":"","Queue":"reports","Type":"r","MaxAttempts":3}}',
 				'x', 3, 1, 100, 200, 150, 86400000)`)
-	for _, st := range stmts {
-		if _, err := db.Exec(st); err != nil {
-			t.Fatalf("build a version 5 store: %v\n%s", err, st)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	b, err := Open(path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	ctx := context.Background()
 	runs, err := runstore.New(b)
 	if err != nil {
