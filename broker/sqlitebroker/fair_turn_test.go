@@ -21,11 +21,8 @@ import (
 func TestFairTurnNewcomer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b, _ := openT(t, sqlitebroker.Config{})
 	const q, k = "turns", broker.FairQuantum
-	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
-		t.Fatal(err)
-	}
+	b := openFair(t, sqlitebroker.Config{}, q)
 	seq := 0
 	insert := func(tenant string, n int) {
 		t.Helper()
@@ -88,11 +85,8 @@ func TestFairRequeuedJobFetched(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var ahead atomic.Int64 // how far the broker's clock is ahead of time.Now
-	b, _ := openT(t, sqlitebroker.Config{Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
 	const q = "requeue"
-	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
-		t.Fatal(err)
-	}
+	b := openFair(t, sqlitebroker.Config{Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }}, q)
 	p := newJob(q, "later")
 	p.TenantID = "t-a"
 	p.RunAt = time.Now().Add(time.Hour)
@@ -134,7 +128,7 @@ func TestFairRequeuedJobFetched(t *testing.T) {
 func TestFairClockRestartIsPerQueue(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b, _ := openT(t, sqlitebroker.Config{})
+	b := openFair(t, sqlitebroker.Config{}, "x", "x:y")
 	const k = broker.FairQuantum
 	insert := func(q, tenant string, n int) {
 		t.Helper()
@@ -154,11 +148,6 @@ func TestFairClockRestartIsPerQueue(t *testing.T) {
 			t.Fatalf("fetch from queue %s: %v", q, err)
 		}
 		return got
-	}
-	for _, q := range []string{"x", "x:y"} {
-		if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
-			t.Fatal(err)
-		}
 	}
 	// Tenant t-a's turns in x:y are at tags 0, 1000, 2000 and 3000; with
 	// two turns and one job fetched, x:y's clock is at 2000.
@@ -190,11 +179,8 @@ func TestFairTagRunSkipsTaggedJobs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	now := time.UnixMilli(1_800_000_000_000)
-	b, _ := openT(t, sqlitebroker.Config{Now: func() time.Time { return now }})
 	const q, k = "runs", broker.FairQuantum
-	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
-		t.Fatal(err)
-	}
+	b := openFair(t, sqlitebroker.Config{Now: func() time.Time { return now }}, q)
 	insert := func(id, tenant string, delay time.Duration) {
 		t.Helper()
 		p := newJob(q, id)
@@ -228,11 +214,8 @@ func TestFairTagRunSkipsTaggedJobs(t *testing.T) {
 func TestFairDuplicateTakesNoTurn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b, _ := openT(t, sqlitebroker.Config{})
 	const q, k = "dup", broker.FairQuantum
-	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
-		t.Fatal(err)
-	}
+	b := openFair(t, sqlitebroker.Config{}, q)
 	job := func(id, tenant string) *broker.JobInsertParams {
 		p := newJob(q, id)
 		p.TenantID = tenant
@@ -269,11 +252,8 @@ func TestFairDuplicateTakesNoTurn(t *testing.T) {
 func TestFairInsertAfterWaitingJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b, _ := openT(t, sqlitebroker.Config{})
 	const q, k = "waiting", broker.FairQuantum
-	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
-		t.Fatal(err)
-	}
+	b := openFair(t, sqlitebroker.Config{}, q)
 	job := func(id string) *broker.JobInsertParams {
 		p := newJob(q, id)
 		p.TenantID, p.MaxAttempts = "t-a", 1
@@ -324,4 +304,17 @@ func wantFetchOrder(t *testing.T, b broker.Broker, q string, want []string, note
 	if !slices.Equal(ids, want) {
 		t.Errorf("fetch order %v, want %v%s", ids, want, note)
 	}
+}
+
+// openFair opens a store with opts, as openT does, and makes each of
+// queues fair.
+func openFair(t *testing.T, opts sqlitebroker.Config, queues ...string) *sqlitebroker.Broker {
+	t.Helper()
+	b, _ := openT(t, opts)
+	for _, q := range queues {
+		if err := b.QueueFairSet(context.Background(), &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
 }
