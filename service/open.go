@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -89,7 +90,7 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store, error)
 	}
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("open redis %s: %w%s", RedactURL(c.RedisURL), err, tlsHint(err, c))
+		return nil, fmt.Errorf("open redis %s: %w%s", RedactURL(c.RedisURL), err, tlsHint(ctx, err, c, opts))
 	}
 	closeAll := func() error {
 		err := b.Close()
@@ -114,11 +115,57 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store, error)
 
 // tlsHint returns what to do about a TLS handshake the server refused for
 // want of a client certificate, which its alert alone leaves unsaid.
-func tlsHint(err error, c *Config) string {
-	if strings.Contains(err.Error(), "tls: certificate required") && c.RedisTLSCertFile == "" {
-		return " (the server requires a client certificate: set REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE)"
+//
+// With TLS 1.3 the client's side of the handshake is done before the
+// server has checked it, so the refusal may reach the client only as a
+// reset of its first write ("connection reset by peer"), not as the
+// server's alert. When TLS is on, no client certificate is set and the
+// error does not say why, one more handshake asks the server: it reads
+// without writing, so the alert, sent before the server closes, is what
+// it gets.
+func tlsHint(ctx context.Context, err error, c *Config, opts *redisbroker.ClientOptions) string {
+	const hint = " (the server requires a client certificate: set REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE)"
+	conf := opts.TLS()
+	if conf == nil || c.RedisTLSCertFile != "" {
+		return ""
+	}
+	if strings.Contains(err.Error(), "tls: certificate required") {
+		return hint
+	}
+	var addr string
+	switch opts.Topology {
+	case redisbroker.Standalone:
+		addr = opts.Simple.Addr
+	case redisbroker.Sentinel:
+		if len(opts.Failover.SentinelAddrs) > 0 {
+			addr = opts.Failover.SentinelAddrs[0]
+		}
+	case redisbroker.Cluster:
+		if len(opts.Cluster.Addrs) > 0 {
+			addr = opts.Cluster.Addrs[0]
+		}
+	}
+	if addr != "" && refusedForWantOfCertificate(ctx, addr, conf) {
+		return hint
 	}
 	return ""
+}
+
+// refusedForWantOfCertificate reports whether the TLS server at addr
+// refuses a client that presents no certificate: its handshake or the first
+// read after it fails with the "certificate required" alert. It waits at most a second for each step.
+func refusedForWantOfCertificate(ctx context.Context, addr string, conf *tls.Config) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: conf.Clone()}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return strings.Contains(err.Error(), "certificate required")
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	return err != nil && strings.Contains(err.Error(), "certificate required")
 }
 
 // redisOptions returns the Redis client options: REDIS_URL's, with

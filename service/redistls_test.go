@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,48 @@ func TestRedisTLSACL(t *testing.T) {
 			}
 		})
 	}
+
+	// With TLS 1.3 the refusal can reach the client as a reset of its
+	// first write instead of the server's alert (CI saw it once): the hint
+	// must then come from asking the server, not from the error's text.
+	t.Run("hint when the refusal came as a reset", func(t *testing.T) {
+		reset := errors.New("redisbroker: ping: write tcp 127.0.0.1:1->" + srv.Addr + ": write: connection reset by peer")
+		for _, tc := range []struct {
+			name string
+			vars []string
+			want bool
+		}{
+			{"no client certificate", []string{"REDIS_URL=" + url, "REDIS_TLS_CA_FILE=" + certs.CAFile}, true},
+			{"with a client certificate", append(tlsVars, "REDIS_URL="+url), false},
+			{"plain redis", []string{"REDIS_URL=redis://" + srv.Addr + "/0"}, false},
+		} {
+			cfg, err := Load(LoadInput{LookupEnv: env(append(tc.vars, "WORKER_HTTP_ADDR=127.0.0.1:0")...)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts, err := cfg.redisOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tlsHint(context.Background(), reset, cfg, opts) != ""; got != tc.want {
+				t.Errorf("%s: hint given = %v, want %v", tc.name, got, tc.want)
+			}
+		}
+		// A server that asks for no certificate is not said to require one.
+		plainCerts := redistest.NewCerts(t)
+		open := redistest.StartWith(t, redistest.Options{TLS: plainCerts, TLSNoClientAuth: true})
+		cfg, err := Load(LoadInput{LookupEnv: env("REDIS_URL=rediss://"+open.Addr+"/0", "REDIS_TLS_CA_FILE="+plainCerts.CAFile, "WORKER_HTTP_ADDR=127.0.0.1:0")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := cfg.redisOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := tlsHint(context.Background(), reset, cfg, opts); h != "" {
+			t.Errorf("a server that takes clients without certificates: hint %q, want none", h)
+		}
+	})
 }
 
 // TestRedisTLSSettingsChecked: REDIS_TLS_* settings that cannot work stop

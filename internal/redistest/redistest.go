@@ -65,6 +65,9 @@ type Options struct {
 	// to present a certificate signed by its authority. URL is then
 	// rediss://.
 	TLS *Certs
+	// TLSNoClientAuth makes a TLS server take clients that present no
+	// certificate (--tls-auth-clients no).
+	TLSNoClientAuth bool
 	// ACL are users created once the server answers, each the arguments
 	// of one ACL SETUSER separated by spaces, e.g.
 	// "worker on >secret ~app:* +@all". The default user stays as it is.
@@ -314,7 +317,7 @@ func startWith(port int, o Options) (*Server, error) {
 		"--daemonize", "no", "--loglevel", "warning"}, o.Args...)
 	var tlsConf *tls.Config
 	if o.TLS != nil {
-		args = append(args, o.TLS.tlsArgs(port)...)
+		args = append(args, o.TLS.tlsArgs(port, !o.TLSNoClientAuth)...)
 		tlsConf = o.TLS.ClientConfig()
 	}
 	if o.ConfigFile != "" {

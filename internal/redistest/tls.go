@@ -137,9 +137,14 @@ func (c *Certs) ClientConfig() *tls.Config {
 }
 
 // tlsArgs are the redis-server arguments that make it speak TLS only, on
-// port, requiring a client certificate signed by the test authority.
-func (c *Certs) tlsArgs(port int) []string {
+// port, requiring a client certificate signed by the test authority
+// when clientAuth.
+func (c *Certs) tlsArgs(port int, clientAuth bool) []string {
+	auth := "yes"
+	if !clientAuth {
+		auth = "no"
+	}
 	return []string{"--port", "0", "--tls-port", fmt.Sprint(port),
 		"--tls-cert-file", c.ServerCertFile, "--tls-key-file", c.ServerKeyFile,
-		"--tls-ca-cert-file", c.CAFile, "--tls-auth-clients", "yes"}
+		"--tls-ca-cert-file", c.CAFile, "--tls-auth-clients", auth}
 }
