@@ -59,6 +59,7 @@ type scaleConfig struct {
 	max         int
 	jobs        int
 	mgrJobs     int
+	mgrBare     bool // the managers curve's children run bareLoop
 	runs        int
 	conc        int
 	probeRate   float64
@@ -83,6 +84,7 @@ func scaleFlags(fs *flag.FlagSet, sc *scaleConfig) func() error {
 	managers := fs.String("scale-managers", "1,10,50", "Manager processes of the managers curve")
 	fs.IntVar(&sc.max, "scale-max", 0, "drop every size above this (0: keep all), for a quick run")
 	fs.IntVar(&sc.jobs, "scale-jobs", 20000, "backlog jobs processed at each point")
+	fs.BoolVar(&sc.mgrBare, "scale-managers-bare", false, "the managers curve's child processes run a bare fetch-and-acknowledge loop instead of a Manager: the ceiling of any client of this shape on this machine")
 	fs.IntVar(&sc.mgrJobs, "scale-managers-jobs", 200000, "backlog jobs processed at each point of the managers curve (20,000 over 50 processes is 400 each, which their start-up dominates)")
 	fs.IntVar(&sc.runs, "scale-runs", 1, "measure each point this many times and keep the medians")
 	fs.IntVar(&sc.conc, "scale-concurrency", 10, "concurrency of each Manager")
@@ -235,7 +237,7 @@ func runScale(ctx context.Context, sc *scaleConfig, w io.Writer) error {
 		{"pending", "pending jobs", r.pendingCurve},
 		{"queues", "queues served by one Manager", points(sc.queues, r.queuesPoint)},
 		{"tenants", "tenants in one fair queue", points(sc.tenants, r.tenantsPoint)},
-		{"managers", "Manager processes on one Redis", points(sc.managers, r.managersPoint)},
+		{"managers", managersLabel(sc.mgrBare), points(sc.managers, r.managersPoint)},
 	} {
 		if !sc.has(c.name) {
 			continue
@@ -487,6 +489,15 @@ func newScaleManager(b broker.Broker, queues []string, conc int, fair bool, t *t
 		}
 	}
 	return m, nil
+}
+
+// managersLabel is the managers curve's x label: its processes run
+// Managers, or with -scale-managers-bare the bare loop.
+func managersLabel(bare bool) string {
+	if bare {
+		return "processes on one Redis, each a bare fetch-and-acknowledge loop (no Manager)"
+	}
+	return "Manager processes on one Redis"
 }
 
 // prober adds priority-1 probe jobs at rate per second, round robin over

@@ -91,6 +91,34 @@ func TestScaleSmoke(t *testing.T) {
 	}
 }
 
+// TestScaleBareManagersSmoke: with -scale-managers-bare the managers
+// curve's children drain the backlog with bareLoop (the run would time
+// out if they did not count what they took), and its table says so.
+func TestScaleBareManagersSmoke(t *testing.T) {
+	bin := redisServerBin(t)
+	sc := smokeConfig(t, "-scale-curves", "managers", "-scale-stores", "redis", "-scale-managers", "1,2",
+		"-scale-managers-jobs", "300", "-scale-managers-bare")
+	sc.redisBin = bin
+	sc.out = filepath.Join(t.TempDir(), "png")
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := runScale(ctx, sc, &out); err != nil {
+		t.Fatalf("runScale: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	figure := `[0-9][0-9.,]*`
+	for _, size := range []string{"1", "2"} {
+		row := `(?m)^\| ` + size + strings.Repeat(` \| `+figure, 6) + ` \|$`
+		if !regexp.MustCompile(row).MatchString(text) {
+			t.Errorf("no row for %s bare processes with 6 figures in:\n%s", size, text)
+		}
+	}
+	if !strings.Contains(text, "bare fetch-and-acknowledge loop (no Manager)") {
+		t.Errorf("the table does not say its processes ran no Manager:\n%s", text)
+	}
+}
+
 // TestCommandCounterCountsEachCommand: the idle Manager's "commands
 // sent" counts a pipeline's commands one by one, as Redis executes them.
 func TestCommandCounterCountsEachCommand(t *testing.T) {

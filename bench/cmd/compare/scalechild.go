@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	worker "github.com/aibos/worker"
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
 	"github.com/aibos/worker/broker/sqlitebroker"
@@ -37,6 +39,8 @@ type childSpec struct {
 	Path   string `json:"path"`  // SQLite file
 	Queues int    `json:"queues"`
 	Conc   int    `json:"conc"`
+	// Bare has the child run bareLoop instead of a Manager.
+	Bare bool `json:"bare,omitempty"`
 }
 
 // The protocol, one line at a time. The child prints "ready" once its
@@ -108,10 +112,12 @@ func child(raw string, stdin io.Reader, stdout io.Writer) error {
 			if started {
 				continue
 			}
-			if err := m.Start(ctx); err != nil {
+			if spec.Bare {
+				wg.Go(func() { bareLoop(b, queueNames(spec.Queues)[0], spec.Conc, t, quit, say) })
+			} else if err := m.Start(ctx); err != nil {
 				return fmt.Errorf("start manager: %w", err)
 			}
-			started = true
+			started = !spec.Bare
 			stopProfile, err := startChildProfile()
 			if err != nil {
 				return err
@@ -139,6 +145,62 @@ func child(raw string, stdin io.Reader, stdout io.Writer) error {
 	}
 	say("lags %s", lags)
 	return nil
+}
+
+// bareLoop is a child without a Manager: two goroutines that each fetch up
+// to 4×conc jobs of queue (about what the Manager's adaptive prefetch
+// fetches at a time with a backlog), count them (tally.handle, as the Manager's
+// handler would) and acknowledge them in one batch, until quit is closed.
+// It is the least any client of the broker does per job, so the managers
+// curve run with -scale-managers-bare is the ceiling that 1, 10 and 50
+// processes on this machine reach whatever the Manager does; a failed
+// call is said as "error ..." and ends the loop.
+func bareLoop(b broker.Broker, queue string, conc int, t *tally, quit <-chan struct{}, say func(string, ...any)) {
+	ctx := context.Background()
+	id := fmt.Sprintf("bare-%d", os.Getpid())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			var idle time.Duration
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: queue, Limit: 4 * conc, LeaseDuration: time.Minute, WorkerID: id})
+				if err != nil {
+					say("error fetch: %v", err)
+					return
+				}
+				if len(jobs) == 0 {
+					// As the Manager's idle fetcher, at most 50 ms apart.
+					idle = min(max(2*idle, time.Millisecond), 50*time.Millisecond)
+					select {
+					case <-quit:
+						return
+					case <-time.After(idle):
+					}
+					continue
+				}
+				idle = 0
+				ps := make([]*broker.JobCompleteParams, len(jobs))
+				for i, j := range jobs {
+					_ = t.handle(ctx, &worker.Job{Type: j.Type, Data: j.Data})
+					ps[i] = &broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: j.Queue, ID: j.ID, Token: j.LeaseToken}}
+				}
+				errs, err := b.JobComplete(ctx, ps)
+				if err == nil {
+					err = errors.Join(errs...)
+				}
+				if err != nil {
+					say("error complete: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // childProfileEnv, when set to a directory, has each child Manager write
@@ -516,7 +578,7 @@ func (r *scaleRun) busyChildren(ctx context.Context, s *store, queues []string, 
 		}
 	}()
 	for range k {
-		c, err := startChild(r.sc.childBinary, childSpec{Store: "redis", URL: r.srv.url, Queues: len(queues), Conc: r.sc.conc})
+		c, err := startChild(r.sc.childBinary, childSpec{Store: "redis", URL: r.srv.url, Queues: len(queues), Conc: r.sc.conc, Bare: r.sc.mgrBare})
 		if err != nil {
 			return busyResult{}, err
 		}
