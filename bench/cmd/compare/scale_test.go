@@ -38,18 +38,8 @@ func TestMain(m *testing.M) {
 // included, and checks what a reader gets: a table per curve with a row
 // per size and a figure in each cell, the bars, and a PNG per curve.
 func TestScaleSmoke(t *testing.T) {
-	bin := redisServerBin(t)
-	sc := smokeConfig(t, "-scale-pending", "10,100", "-scale-queues", "1,10", "-scale-tenants", "1,10",
+	sc, text := runSmoke(t, "-scale-pending", "10,100", "-scale-queues", "1,10", "-scale-tenants", "1,10",
 		"-scale-managers", "1,2", "-scale-jobs", "200", "-scale-managers-jobs", "200", "-scale-idle-warmup", "100ms", "-scale-idle-window", "300ms")
-	sc.redisBin = bin
-	sc.out = filepath.Join(t.TempDir(), "png")
-	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := runScale(ctx, sc, &out); err != nil {
-		t.Fatalf("runScale: %v\n%s", err, out.String())
-	}
-	text := out.String()
 	figure := `[0-9][0-9.,]*`
 	for _, c := range []struct {
 		name  string
@@ -95,18 +85,8 @@ func TestScaleSmoke(t *testing.T) {
 // curve's children drain the backlog with bareLoop (the run would time
 // out if they did not count what they took), and its table says so.
 func TestScaleBareManagersSmoke(t *testing.T) {
-	bin := redisServerBin(t)
-	sc := smokeConfig(t, "-scale-curves", "managers", "-scale-stores", "redis", "-scale-managers", "1,2",
+	_, text := runSmoke(t, "-scale-curves", "managers", "-scale-stores", "redis", "-scale-managers", "1,2",
 		"-scale-managers-jobs", "300", "-scale-managers-bare")
-	sc.redisBin = bin
-	sc.out = filepath.Join(t.TempDir(), "png")
-	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := runScale(ctx, sc, &out); err != nil {
-		t.Fatalf("runScale: %v\n%s", err, out.String())
-	}
-	text := out.String()
 	figure := `[0-9][0-9.,]*`
 	for _, size := range []string{"1", "2"} {
 		row := `(?m)^\| ` + size + strings.Repeat(` \| `+figure, 6) + ` \|$`
@@ -117,6 +97,24 @@ func TestScaleBareManagersSmoke(t *testing.T) {
 	if !strings.Contains(text, "bare fetch-and-acknowledge loop (no Manager)") {
 		t.Errorf("the table does not say its processes ran no Manager:\n%s", text)
 	}
+}
+
+// runSmoke runs -scale with args on a private redis-server, its PNGs in a
+// temporary directory, and returns its configuration and what it printed;
+// an error fails the test.
+func runSmoke(t *testing.T, args ...string) (*scaleConfig, string) {
+	t.Helper()
+	bin := redisServerBin(t)
+	sc := smokeConfig(t, args...)
+	sc.redisBin = bin
+	sc.out = filepath.Join(t.TempDir(), "png")
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := runScale(ctx, sc, &out); err != nil {
+		t.Fatalf("runScale: %v\n%s", err, out.String())
+	}
+	return sc, out.String()
 }
 
 // TestCommandCounterCountsEachCommand: the idle Manager's "commands
