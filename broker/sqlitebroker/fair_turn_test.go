@@ -205,6 +205,22 @@ func TestFairTagRunSkipsTaggedJobs(t *testing.T) {
 	wantFetchOrder(t, b, q, want, "")
 }
 
+// insertNumbered inserts n jobs a-000, a-001, ... made by job, in one
+// JobInsertMany, and returns their ids in order.
+func insertNumbered(t *testing.T, b *sqlitebroker.Broker, n int, job func(id string) *broker.JobInsertParams) []string {
+	t.Helper()
+	ps := make([]*broker.JobInsertParams, n)
+	ids := make([]string, n)
+	for i := range ps {
+		ps[i] = job(fmt.Sprintf("a-%03d", i))
+		ids[i] = ps[i].ID
+	}
+	if _, err := b.JobInsertMany(context.Background(), ps); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 // TestFairDuplicateTakesNoTurn pins that a pending job tagged as it is
 // inserted takes its place in its tenant's turn only once stored: a
 // duplicate, refused, leaves the place to the next job. Tenant t-a has
@@ -221,15 +237,7 @@ func TestFairDuplicateTakesNoTurn(t *testing.T) {
 		p.TenantID = tenant
 		return p
 	}
-	var want []string
-	first := make([]*broker.JobInsertParams, k-1)
-	for i := range first {
-		first[i] = job(fmt.Sprintf("a-%03d", i), "t-a")
-		want = append(want, first[i].ID)
-	}
-	if _, err := b.JobInsertMany(ctx, first); err != nil {
-		t.Fatal(err)
-	}
+	want := insertNumbered(t, b, k-1, func(id string) *broker.JobInsertParams { return job(id, "t-a") })
 	if _, err := b.JobInsert(ctx, job("a-000", "t-a")); !errors.Is(err, broker.ErrDuplicate) {
 		t.Fatalf("insert a duplicate of a-000: %v, want ErrDuplicate", err)
 	}
@@ -270,15 +278,7 @@ func TestFairInsertAfterWaitingJob(t *testing.T) {
 	if err != nil || st != broker.StateDead {
 		t.Fatalf("fail x: %s, %v; want dead", st, err)
 	}
-	want := []string{"x"}
-	fill := make([]*broker.JobInsertParams, k-2)
-	for i := range fill {
-		fill[i] = job(fmt.Sprintf("a-%03d", i))
-		want = append(want, fill[i].ID)
-	}
-	if _, err := b.JobInsertMany(ctx, fill); err != nil {
-		t.Fatal(err)
-	}
+	want := append([]string{"x"}, insertNumbered(t, b, k-2, job)...)
 	if _, err := b.JobRetry(ctx, &broker.JobRetryParams{Queue: q, ID: "x"}); err != nil {
 		t.Fatalf("retry x: %v", err)
 	}
