@@ -152,8 +152,9 @@ func tlsHint(ctx context.Context, err error, c *Config, opts *redisbroker.Client
 }
 
 // refusedForWantOfCertificate reports whether the TLS server at addr
-// refuses a client that presents no certificate: its handshake or the first
-// read after it fails with the "certificate required" alert. It waits at most a second for each step.
+// refuses a client that presents no certificate: its handshake or the
+// first read after it fails with the "certificate required" alert. It
+// waits at most a second for each step.
 func refusedForWantOfCertificate(ctx context.Context, addr string, conf *tls.Config) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
