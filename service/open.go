@@ -154,9 +154,11 @@ func tlsHint(ctx context.Context, err error, c *Config, opts *redisbroker.Client
 // refusedForWantOfCertificate reports whether the TLS server at addr
 // refuses a client that presents no certificate: its handshake or the
 // first read after it fails with the "certificate required" alert. It
-// waits at most a second for each step.
+// waits at most 5s in all: long enough for a busy server to answer, and it
+// runs only when the service is already failing to start. A server that
+// takes the client says nothing, so that case waits the whole time.
 func refusedForWantOfCertificate(ctx context.Context, addr string, conf *tls.Config) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	d := tls.Dialer{Config: conf.Clone()}
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -164,7 +166,9 @@ func refusedForWantOfCertificate(ctx context.Context, addr string, conf *tls.Con
 		return strings.Contains(err.Error(), "certificate required")
 	}
 	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(deadline)
+	}
 	_, err = conn.Read(make([]byte, 1))
 	return err != nil && strings.Contains(err.Error(), "certificate required")
 }
