@@ -132,19 +132,7 @@ func tlsHint(ctx context.Context, err error, c *Config, opts *redisbroker.Client
 	if strings.Contains(err.Error(), "tls: certificate required") {
 		return hint
 	}
-	var addr string
-	switch opts.Topology {
-	case redisbroker.Standalone:
-		addr = opts.Simple.Addr
-	case redisbroker.Sentinel:
-		if len(opts.Failover.SentinelAddrs) > 0 {
-			addr = opts.Failover.SentinelAddrs[0]
-		}
-	case redisbroker.Cluster:
-		if len(opts.Cluster.Addrs) > 0 {
-			addr = opts.Cluster.Addrs[0]
-		}
-	}
+	addr := opts.FirstAddr()
 	if addr != "" && refusedForWantOfCertificate(ctx, addr, conf) {
 		return hint
 	}

@@ -138,6 +138,24 @@ func (o *ClientOptions) TLS() *tls.Config {
 	return o.Simple.TLSConfig
 }
 
+// FirstAddr returns the first address the options' client dials: the
+// server's, the first sentinel's or the first cluster node's ("" if none).
+func (o *ClientOptions) FirstAddr() string {
+	var addrs []string
+	switch o.Topology {
+	case Sentinel:
+		addrs = o.Failover.SentinelAddrs
+	case Cluster:
+		addrs = o.Cluster.Addrs
+	default:
+		return o.Simple.Addr
+	}
+	if len(addrs) == 0 {
+		return ""
+	}
+	return addrs[0]
+}
+
 // NewClient returns a client of the options' topology. The caller closes it.
 func (o *ClientOptions) NewClient() redis.UniversalClient {
 	switch o.Topology {

@@ -19,7 +19,7 @@ func TestParseURL(t *testing.T) {
 			t.Fatal(err)
 		}
 		if o.Topology != redisbroker.Standalone || o.Simple.Addr != "h:6380" || o.Simple.DB != 5 ||
-			o.Simple.Password != "pw" || o.Simple.PoolSize != 4 || !o.Simple.ContextTimeoutEnabled {
+			o.Simple.Password != "pw" || o.Simple.PoolSize != 4 || !o.Simple.ContextTimeoutEnabled || o.FirstAddr() != "h:6380" {
 			t.Errorf("options %+v", o.Simple)
 		}
 	})
@@ -33,7 +33,7 @@ func TestParseURL(t *testing.T) {
 			c := o.Cluster
 			if o.Topology != redisbroker.Cluster || !slices.Equal(c.Addrs, []string{"h1:7000", "h2:7001", "h3:7002"}) ||
 				c.Username != "u" || c.Password != "pw" || c.ReadTimeout.String() != "2s" || !c.ContextTimeoutEnabled ||
-				c.ClusterStateReloadInterval != redisbroker.ClusterStateReload {
+				c.ClusterStateReloadInterval != redisbroker.ClusterStateReload || o.FirstAddr() != "h1:7000" {
 				t.Errorf("%s: options %+v", u, c)
 			}
 		}
@@ -47,7 +47,8 @@ func TestParseURL(t *testing.T) {
 			}
 			f := o.Failover
 			if o.Topology != redisbroker.Sentinel || f.MasterName != "mymaster" || !slices.Equal(f.SentinelAddrs, []string{"s1:26379", "s2:26379"}) ||
-				f.DB != 3 || f.SentinelUsername != "su" || f.SentinelPassword != "spw" || f.Password != "mpw" || !f.ContextTimeoutEnabled {
+				f.DB != 3 || f.SentinelUsername != "su" || f.SentinelPassword != "spw" || f.Password != "mpw" || !f.ContextTimeoutEnabled ||
+				o.FirstAddr() != "s1:26379" {
 				t.Errorf("%s: options %+v", u, f)
 			}
 		}
