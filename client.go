@@ -15,6 +15,7 @@ import (
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/envelope"
+	"github.com/aibos/worker/internal/ctxdeadline"
 )
 
 // ClientConfig configures a Client. The zero value works.
@@ -46,7 +47,10 @@ type ClientConfig struct {
 	// DefaultClientTimeout, except on a broker that serves every call in
 	// this process (broker.InProcess: the embedded store), which no outage
 	// can stall: there only the caller's context bounds calls by default.
-	// Negative: only the caller's context bounds calls.
+	// Negative: only the caller's context bounds calls. Calls whose
+	// context has neither deadline nor cancel (context.Background) share
+	// one timer: they are bounded by Timeout plus at most 10 ms
+	// (ctxdeadline.Slack; a hundredth of Timeout below one second).
 	Timeout time.Duration
 	// AddMiddleware wraps every Add and AddMany, outermost first, e.g. to
 	// trace enqueues and store the trace context in the jobs' Headers
@@ -102,6 +106,8 @@ type Client struct {
 	tenant string // the scope; "" for every tenant
 	// wrapped is the AddMiddleware around addSpecs; nil without any.
 	wrapped AddFunc
+	// deadlines bounds calls by cfg.Timeout; shared with Tenant's views.
+	deadlines *ctxdeadline.Shared
 }
 
 // Tenant returns a view of the client scoped to one tenant, for code that
@@ -174,7 +180,7 @@ func NewClient(b broker.Broker, cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("worker: new client: %w", err)
 		}
 	}
-	c := &Client{b: b, cfg: cfg}
+	c := &Client{b: b, cfg: cfg, deadlines: new(ctxdeadline.Shared)}
 	if len(cfg.AddMiddleware) > 0 {
 		c.wrapped = c.wrap(c.addSpecs)
 	}
@@ -201,12 +207,14 @@ func (c *Client) addSpecs(ctx context.Context, queue string, specs []JobSpec) ([
 	return c.addMany(ctx, queue, specs)
 }
 
-// bound applies the Client's Timeout to ctx.
+// bound applies the Client's Timeout to ctx. Calls whose context has no
+// deadline and no cancel share a context ending Timeout after them, to
+// within ctxdeadline.Slack, rather than arm a timer each.
 func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.cfg.Timeout < 0 {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, c.cfg.Timeout)
+	return c.deadlines.Bound(ctx, c.cfg.Timeout)
 }
 
 // Broker returns the broker the client writes to.

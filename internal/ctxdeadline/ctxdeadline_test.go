@@ -1,0 +1,120 @@
+package ctxdeadline
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// within fails unless ctx's deadline lies in [from+timeout, to+timeout+slack].
+func within(t *testing.T, ctx context.Context, from, to time.Time, timeout, slack time.Duration) {
+	t.Helper()
+	d, ok := ctx.Deadline()
+	if !ok {
+		t.Fatal("no deadline")
+	}
+	if d.Before(from.Add(timeout)) || d.After(to.Add(timeout+slack)) {
+		t.Fatalf("deadline %v after the call, want %v to %v", d.Sub(from), timeout, to.Sub(from)+timeout+slack)
+	}
+}
+
+func TestBackgroundCallsShareOneDeadline(t *testing.T) {
+	var s Shared
+	const timeout = 5 * time.Second
+	from := time.Now()
+	a, cancelA := s.Bound(context.Background(), timeout)
+	defer cancelA()
+	b, cancelB := s.Bound(context.Background(), timeout)
+	defer cancelB()
+	to := time.Now()
+	within(t, a, from, to, timeout, Slack)
+	within(t, b, from, to, timeout, Slack)
+	if a.Done() != b.Done() {
+		t.Fatal("two calls within the slack got contexts of their own")
+	}
+}
+
+func TestSharedDeadlineIsRenewedAndNeverShort(t *testing.T) {
+	var s Shared
+	const timeout = 200 * time.Millisecond // slack: 2ms
+	slack := timeout / 100
+	a, _ := s.Bound(context.Background(), timeout)
+	time.Sleep(3 * slack)
+	from := time.Now()
+	b, _ := s.Bound(context.Background(), timeout)
+	within(t, b, from, time.Now(), timeout, slack)
+	if a.Done() == b.Done() {
+		t.Fatal("a call past the slack got the earlier, shorter deadline")
+	}
+}
+
+func TestSharedDeadlineEnds(t *testing.T) {
+	var s Shared
+	ctx, cancel := s.Bound(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the shared context did not end")
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("Err() = %v, want DeadlineExceeded", ctx.Err())
+	}
+}
+
+type key struct{}
+
+func TestSharedDeadlineCarriesTheCallersValues(t *testing.T) {
+	var s Shared
+	plain, _ := s.Bound(context.Background(), time.Minute)
+	ctx, _ := s.Bound(context.WithValue(context.Background(), key{}, "v"), time.Minute)
+	if got := ctx.Value(key{}); got != "v" {
+		t.Fatalf("Value = %v, want the caller's v", got)
+	}
+	if ctx.Done() != plain.Done() {
+		t.Fatal("a call with values but no deadline got a timer of its own")
+	}
+}
+
+func TestEarlierDeadlineIsKept(t *testing.T) {
+	var s Shared
+	parent, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ctx, done := s.Bound(parent, time.Minute)
+	defer done()
+	if ctx != parent {
+		t.Fatal("a context with an earlier deadline was wrapped")
+	}
+}
+
+func TestCancellableContextGetsItsOwnTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		parent func() (context.Context, context.CancelFunc)
+	}{
+		{"no deadline", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }},
+		{"later deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), time.Hour)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Shared
+			parent, cancelParent := tc.parent()
+			from := time.Now()
+			ctx, cancel := s.Bound(parent, time.Minute)
+			defer cancel()
+			within(t, ctx, from, time.Now(), time.Minute, 0)
+			cancelParent()
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("cancelling the caller's context did not end the call's")
+			}
+		})
+	}
+}
