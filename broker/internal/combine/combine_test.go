@@ -223,3 +223,102 @@ func TestManyConcurrentCalls(t *testing.T) {
 		t.Fatalf("%d batches for %d calls, largest %d (max 16)", calls.Load(), 32*50, maxSeen.Load())
 	}
 }
+
+// TestBatchContextEndsWhenEveryCallerGaveUp holds a batch of three calls,
+// two under one context and one under another, and watches the context
+// the batch runs under: it ends only once both contexts ended, and never
+// while a call cannot give up.
+func TestBatchContextEndsWhenEveryCallerGaveUp(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		background bool // a fourth call, under context.Background
+	}{{"every caller can give up", false}, {"one caller cannot", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			hold := make(chan struct{})
+			batchCtx := make(chan context.Context, 1)
+			run := func(ctx context.Context, batch []int) ([]int, []error, error) {
+				if batch[0] != 0 { // the batch behind the lone call
+					batchCtx <- ctx
+				}
+				<-hold
+				return make([]int, len(batch)), nil, nil
+			}
+			g := New(8, errClosed, run)
+			defer g.Close()
+			var release sync.Once
+			defer release.Do(func() { close(hold) }) // before Close, on failure too
+			lone := make(chan error, 1)
+			go func() { _, err := g.Do(context.Background(), "q", 0); lone <- err }()
+			waitBusy(t, g, "q")
+			a, cancelA := context.WithCancel(context.Background())
+			b, cancelB := context.WithCancel(context.Background())
+			defer cancelA()
+			defer cancelB()
+			ctxs := []context.Context{a, a, b}
+			if tc.background {
+				ctxs = append(ctxs, context.Background())
+			}
+			done := make(chan error, len(ctxs))
+			for i, ctx := range ctxs {
+				go func() { _, err := g.Do(ctx, "q", i+1); done <- err }()
+				waitQueued(t, g, "q", i+1) // in this order
+			}
+			hold <- struct{}{} // the lone call returns; the batch starts
+			if err := <-lone; err != nil {
+				t.Fatal(err)
+			}
+			ctx := <-batchCtx
+			cancelA()
+			for range 2 {
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					t.Fatalf("a caller of a: %v, want context.Canceled", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("the batch's context ended while b's caller still waits")
+			case <-time.After(20 * time.Millisecond):
+			}
+			cancelB()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("b's caller: %v, want context.Canceled", err)
+			}
+			if tc.background {
+				select {
+				case <-ctx.Done():
+					t.Fatal("the batch's context ended while a caller that cannot give up waits")
+				case <-time.After(20 * time.Millisecond):
+				}
+			} else {
+				select {
+				case <-ctx.Done():
+				case <-time.After(5 * time.Second):
+					t.Fatal("the batch's context did not end once every caller gave up")
+				}
+			}
+			release.Do(func() { close(hold) })
+			if tc.background {
+				if err := <-done; err != nil {
+					t.Fatalf("the caller under context.Background: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// waitBusy waits until a batch of key is in flight.
+func waitBusy(t *testing.T, g *Group[int, int], key string) {
+	t.Helper()
+	q := g.queue(key)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		q.mu.Lock()
+		busy := q.busy
+		q.mu.Unlock()
+		if busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no batch of %q in flight", key)
+		}
+	}
+}
