@@ -68,8 +68,9 @@ if n == 1 and k == 0 then
   if tenants then
     tn = body_tenant(body)
   end
-  local wake = KEYS[7] and wake_worth(KEYS[2], KEYS[3])
-  local score = pending_score(KEYS[3], tonumber(ARGV[7]), tn)
+  local policy, fair = queue_policy(KEYS[3])
+  local wake = KEYS[7] and wake_worth(KEYS[2], policy)
+  local score = pending_score(KEYS[3], tonumber(ARGV[7]), tn, fair)
   redis.call('ZADD', KEYS[2], score, id)
   tindex_move(KEYS[5], tn, id, nil, 'pending', score)
   if wake_for(wake, tonumber(score)) then
@@ -172,10 +173,10 @@ out[2] = now
 -- One INCRBY reserves the batch's positions; scheduled jobs leave gaps. A
 -- fair queue places each pending job by its fair tag instead (lib.lua).
 local fcfg, fst = fair_keys(KEYS[3])
-local fair = redis.call('HGET', fcfg, 'on') == '1'
+local policy, fair = queue_policy(KEYS[3])
 -- Read before the first write (wake_worth): a batch of scheduled jobs only
 -- is announced all the same, for its due time.
-local wake = KEYS[7] and wake_worth(KEYS[2], KEYS[3])
+local wake = KEYS[7] and wake_worth(KEYS[2], policy)
 local seq0 = 0
 if not fair then
   seq0 = redis.call('INCRBY', KEYS[3], n) - n

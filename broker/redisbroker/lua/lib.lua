@@ -584,27 +584,38 @@ local function fair_keys(seq_key)
   return base .. 'fair', base .. 'ft', base .. 'rl', base .. 'tp'
 end
 
--- wake_worth says, before pending jobs are added to a queue (pending zset
--- and seq counter given), whether idle workers must hear of them on the
--- queue's wake channel: true when no job was pending, or when the queue
--- has a policy (fair, caps, rates, paused tenants) under which a fetch
--- leases fewer jobs than asked while jobs are pending. Otherwise it
--- returns the score of the queue's head job: an added job placed before
--- it (a more urgent priority) must be heard of too, as a Manager serving
--- many busy queues gives a woken queue the next turn (fetchready.go).
+-- queue_policy says whether the queue whose seq counter key is given has a
+-- policy (fair, caps, rates, paused tenants: its fair or paused-tenants
+-- hash exists), and whether it is fair: one EXISTS for a queue without
+-- one, an HGET more for a queue with one.
+local function queue_policy(seq_key)
+  local cfg, _, _, ftp = fair_keys(seq_key)
+  if redis.call('EXISTS', cfg, ftp) == 0 then
+    return false, false
+  end
+  return true, redis.call('HGET', cfg, 'on') == '1'
+end
+
+-- wake_worth says, before pending jobs are added to a queue (its pending
+-- zset, and whether it has a policy: queue_policy), whether idle workers
+-- must hear of them on the queue's wake channel: true when no job was
+-- pending, or when the queue has a policy under which a fetch leases
+-- fewer jobs than asked while jobs are pending. Otherwise it returns the
+-- score of the queue's head job: an added job placed before it (a more
+-- urgent priority) must be heard of too, as a Manager serving many busy
+-- queues gives a woken queue the next turn (fetchready.go).
 -- A job placed behind the head needs no wake: every worker whose last
 -- fetch drained the queue (leased fewer than asked, so it waits) heard
 -- of the add that ended the drain, and the others fetch again without
 -- waiting (broker.Waiter); a wake would reach every Manager of a busy
 -- queue, fifty processes woken per job, and help none. Callers test the
 -- result with wake_for.
-local function wake_worth(pending_key, seq_key)
-  local head = redis.call('ZRANGE', pending_key, 0, 0, 'WITHSCORES')
-  if head[1] == nil then
+local function wake_worth(pending_key, policy)
+  if policy then
     return true
   end
-  local fcfg, _, _, ftp = fair_keys(seq_key)
-  if redis.call('EXISTS', fcfg, ftp) > 0 then
+  local head = redis.call('ZRANGE', pending_key, 0, 0, 'WITHSCORES')
+  if head[1] == nil then
     return true
   end
   return tonumber(head[2])
@@ -649,11 +660,15 @@ end
 
 -- pending_score gives the next pending position for a priority and tenant:
 -- lower numbers first, then FIFO by the queue's sequence counter, or in a
--- fair queue by the job's fair tag.
-local function pending_score(seq_key, priority, tn)
+-- fair queue by the job's fair tag. fair, when not nil, says whether the
+-- queue is fair (queue_policy); nil reads it.
+local function pending_score(seq_key, priority, tn, fair)
   priority = stored_priority(priority)
   local cfg, st = fair_keys(seq_key)
-  if redis.call('HGET', cfg, 'on') == '1' then
+  if fair == nil then
+    fair = redis.call('HGET', cfg, 'on') == '1'
+  end
+  if fair then
     return fmt(priority * PRIORITY_SHIFT + fair_tag(cfg, st, priority, tn))
   end
   local seq = redis.call('INCR', seq_key)
