@@ -85,4 +85,14 @@ type valuesOf struct {
 	values context.Context
 }
 
-func (v valuesOf) Value(key any) any { return v.values.Value(key) }
+// Value is the call's value for key, else the shared context's: a context
+// the call's has none of, as it cannot be cancelled, such as the one the
+// context package finds its cancellation under, so that a context derived
+// from v (context.AfterFunc, WithCancel) is registered with the shared one
+// rather than watched by a goroutine of its own.
+func (v valuesOf) Value(key any) any {
+	if x := v.values.Value(key); x != nil {
+		return x
+	}
+	return v.Context.Value(key)
+}

@@ -3,6 +3,7 @@ package ctxdeadline
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -116,5 +117,28 @@ func TestCancellableContextGetsItsOwnTimeout(t *testing.T) {
 				t.Fatal("cancelling the caller's context did not end the call's")
 			}
 		})
+	}
+}
+
+// A context derived from a shared one that carries values registers with
+// the shared context instead of starting a goroutine to watch it, and ends
+// with it.
+func TestDerivedFromSharedWithValuesNeedsNoGoroutine(t *testing.T) {
+	var s Shared
+	ctx, _ := s.Bound(context.WithValue(context.Background(), key{}, "v"), 20*time.Millisecond)
+	before := runtime.NumGoroutine()
+	ended := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { close(ended) })
+	defer stop()
+	if n := runtime.NumGoroutine(); n != before {
+		t.Fatalf("%d goroutines after context.AfterFunc, %d before", n, before)
+	}
+	if got := ctx.Value(struct{ other int }{}); got != nil {
+		t.Fatalf("a key neither context holds has value %v", got)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the derived context did not end with the shared one")
 	}
 }
