@@ -82,3 +82,67 @@ func TestLuaDefaultPriorityIsTheBrokers(t *testing.T) {
 		t.Fatalf("lib.lua lacks %q: its default priority differs from broker.DefaultPriority", want)
 	}
 }
+
+// A body split by libSplit gets before its first part only the lib its
+// first part needs, and at the split what only the rest needs, each once
+// and in lib order, constants included.
+func TestScriptTextSplitsTheLib(t *testing.T) {
+	lib := strings.Join([]string{
+		"local function b(x)",
+		"  return 2 * x",
+		"end",
+		"local function a(x)",
+		"  return b(x)",
+		"end",
+		"-- K is c's.",
+		"local K = 7",
+		"local function c()",
+		"  return K + b(1)",
+		"end",
+		"local function d()",
+		"  return 4",
+		"end",
+	}, "\n")
+	got := scriptText(lib, "local x = a(1)\nif x then return x end\n"+libSplit+"\nreturn c() + a(2)")
+	head, tail, ok := strings.Cut(got, "if x then return x end")
+	if !ok {
+		t.Fatalf("script lost its first part:\n%s", got)
+	}
+	for _, want := range []string{"local function b(", "local function a("} {
+		if strings.Count(head, want) != 1 || strings.Contains(tail, want) {
+			t.Errorf("%q not once before the first part:\n%s", want, got)
+		}
+	}
+	for _, want := range []string{"-- K is c's.\nlocal K = 7", "local function c("} {
+		if strings.Contains(head, want) || strings.Count(tail, want) != 1 {
+			t.Errorf("%q not once after the first part:\n%s", want, got)
+		}
+	}
+	if strings.Index(tail, "local K") > strings.Index(tail, "local function c(") {
+		t.Errorf("K comes after c, which names it:\n%s", got)
+	}
+	if strings.Contains(got, "local function d(") {
+		t.Errorf("d is called nowhere, yet kept:\n%s", got)
+	}
+	if !strings.HasSuffix(got, "return c() + a(2)") {
+		t.Errorf("the rest of the body is not last:\n%s", got)
+	}
+}
+
+// The single-job insert's fast path creates none of the batch's closures,
+// and no constant a script does not name costs it a call.
+func TestInsertFastPathLib(t *testing.T) {
+	text := scriptText(readLua("lib.lua"), readLua("insert.lua"))
+	head, _, ok := strings.Cut(text, "if n == 1 and k == 0 then")
+	if !ok {
+		t.Fatal("insert.lua has no single-job path")
+	}
+	for _, gone := range []string{"local function job_state(", "local function zadd_table(", "local PIN ="} {
+		if strings.Contains(head, gone) {
+			t.Errorf("the single-job path pays for %q", gone)
+		}
+	}
+	if strings.Contains(scriptText(readLua("lib.lua"), readLua("get.lua")), "local PIN =") {
+		t.Error("get.lua creates PIN, which it never names")
+	}
+}

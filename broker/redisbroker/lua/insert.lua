@@ -78,6 +78,9 @@ if n == 1 and k == 0 then
   end
   return {'ok', now}
 end
+-- The lib functions only a batch calls are created here, not before the
+-- single job's path above (scripts.go libSplit).
+-- lib: the rest
 local opts = {}
 for j = 1, k do
   local run_at, delay, ttl, maxlen, dc, u = string.match(ARGV[4 + 2 * j], '^(%d*)|(%d+)|(%d+)|(%d+)|([01])|(.*)$')
