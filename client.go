@@ -50,7 +50,8 @@ type ClientConfig struct {
 	// Negative: only the caller's context bounds calls. Calls whose
 	// context has neither deadline nor cancel (context.Background) share
 	// one timer: they are bounded by Timeout plus at most 10 ms
-	// (ctxdeadline.Slack; a hundredth of Timeout below one second).
+	// (ctxdeadline.Slack; a hundredth of Timeout below one second, a
+	// thousandth above ten).
 	Timeout time.Duration
 	// AddMiddleware wraps every Add and AddMany, outermost first, e.g. to
 	// trace enqueues and store the trace context in the jobs' Headers

@@ -70,7 +70,7 @@ var libConst = regexp.MustCompile(`^local ([A-Z][A-Z0-9_]*) = `)
 // (commandstats); the rest of lib (comments, setup) is kept as it is.
 func trimLib(lib, body string) string {
 	l := parseLib(lib)
-	return l.text(l.keep(body, nil), true)
+	return l.text(l.keep(l.setup+"\n"+body, nil), true)
 }
 
 // libSplit is the line at which a script's body asks for the lib
@@ -81,15 +81,20 @@ func trimLib(lib, body string) string {
 const libSplit = "-- lib: the rest"
 
 // scriptText returns body with the lib functions it calls before it, or,
-// when body holds the libSplit line, those its first part calls before it
-// and the rest at that line.
+// when body holds the libSplit line (a whole line, at the top level), those
+// its first part calls before it and the rest at that line. It panics on a
+// libSplit that is not a line of its own: the scripts are embedded.
 func scriptText(lib, body string) string {
-	head, tail, ok := strings.Cut(body, libSplit+"\n")
+	head, tail, ok := strings.Cut(body, "\n"+libSplit+"\n")
 	if !ok {
+		if strings.Contains(body, libSplit) {
+			panic(fmt.Sprintf("redisbroker: %q is not a line of its own", libSplit))
+		}
 		return trimLib(lib, body) + "\n" + body
 	}
+	head += "\n"
 	l := parseLib(lib)
-	first := l.keep(head, nil)
+	first := l.keep(l.setup+"\n"+head, nil)
 	rest := l.keep(tail, first)
 	return l.text(first, true) + "\n" + head + l.text(rest, false) + "\n" + tail
 }
@@ -100,6 +105,8 @@ type parsedLib struct {
 	// rest is lib's other lines in order, a function's place held by
 	// "\x00" and its name.
 	rest []string
+	// setup is rest's code (not comments): what it names is kept.
+	setup string
 }
 
 type libFn struct {
@@ -147,6 +154,13 @@ func parseLib(lib string) parsedLib {
 		l.fns = append(l.fns, libFn{name: m[1], text: strings.Join(text, "\n")})
 		l.rest = append(l.rest, "\x00"+m[1]) // a placeholder keeps the order
 	}
+	var setup []string
+	for _, line := range l.rest {
+		if !strings.HasPrefix(line, "\x00") && !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			setup = append(setup, line)
+		}
+	}
+	l.setup = strings.Join(setup, "\n")
 	return l
 }
 

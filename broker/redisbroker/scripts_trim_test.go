@@ -146,3 +146,22 @@ func TestInsertFastPathLib(t *testing.T) {
 		t.Error("get.lua creates PIN, which it never names")
 	}
 }
+
+// A constant that lib's own top-level code names is kept, and a split
+// marker that is not a line of its own is refused.
+func TestLibSetupAndSplitMarker(t *testing.T) {
+	lib := "local K = 7\nif K then end\nlocal J = 8"
+	got := trimLib(lib, "return 1")
+	if !strings.Contains(got, "local K = 7") {
+		t.Errorf("K, named by lib's own code, was dropped:\n%s", got)
+	}
+	if strings.Contains(got, "local J = 8") {
+		t.Errorf("J, named nowhere, was kept:\n%s", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a marker inside a line was taken for no marker")
+		}
+	}()
+	scriptText(lib, "local x = 1 "+libSplit+"\nreturn x")
+}

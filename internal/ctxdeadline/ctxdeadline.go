@@ -20,8 +20,15 @@ import (
 )
 
 // Slack is the most by which a shared deadline lies past the one asked
-// for, unless the timeout is under a second, where it is a hundredth of it.
+// for, for timeouts from 1 to 10 seconds: below, a hundredth of the
+// timeout; above, a thousandth, so that at most about a thousand shared
+// contexts (and their timers) are alive at once whatever the timeout.
 const Slack = 10 * time.Millisecond
+
+// slack is Slack for timeout.
+func slack(timeout time.Duration) time.Duration {
+	return max(min(Slack, timeout/100), timeout/1000)
+}
 
 // Shared hands out contexts that end Timeout after the call, to within
 // Slack. Its zero value is ready to use; it is safe for concurrent use.
@@ -33,8 +40,8 @@ type Shared struct {
 type shared struct {
 	ctx context.Context
 	at  time.Time // ctx's deadline
-	// cancel releases ctx's timer; it is never called before the deadline,
-	// as calls may still hold ctx: the timer releases itself when it fires.
+	// cancel is never called: calls may hold ctx until its deadline, when
+	// its timer releases itself. It is kept, not dropped, for go vet.
 	cancel context.CancelFunc
 }
 
@@ -71,7 +78,7 @@ func (s *Shared) get(want time.Time, timeout time.Duration) context.Context {
 	if c := s.cur.Load(); c != nil && !c.at.Before(want) {
 		return c.ctx
 	}
-	at := want.Add(min(Slack, timeout/100))
+	at := want.Add(slack(timeout))
 	ctx, cancel := context.WithDeadline(context.Background(), at)
 	s.cur.Store(&shared{ctx: ctx, at: at, cancel: cancel})
 	return ctx
@@ -85,14 +92,16 @@ type valuesOf struct {
 	values context.Context
 }
 
-// Value is the call's value for key, else the shared context's: a context
-// the call's has none of, as it cannot be cancelled, such as the one the
-// context package finds its cancellation under, so that a context derived
-// from v (context.AfterFunc, WithCancel) is registered with the shared one
-// rather than watched by a goroutine of its own.
+// Value is the shared context's value for key, else the call's. The
+// shared context, made from context.Background, holds only the key the
+// context package finds a context's cancellation under: a context derived
+// from v (context.AfterFunc, WithCancel) then registers with the shared
+// one rather than starting a goroutine to watch it, and context.Cause
+// reads the shared one's, even when the call's context passes values on
+// from a cancellable parent (context.WithoutCancel).
 func (v valuesOf) Value(key any) any {
-	if x := v.values.Value(key); x != nil {
+	if x := v.Context.Value(key); x != nil {
 		return x
 	}
-	return v.Context.Value(key)
+	return v.values.Value(key)
 }

@@ -142,3 +142,43 @@ func TestDerivedFromSharedWithValuesNeedsNoGoroutine(t *testing.T) {
 		t.Fatal("the derived context did not end with the shared one")
 	}
 }
+
+// However long the timeout, at most about a thousand shared contexts are
+// alive at once: the slack grows with it.
+func TestSlackBoundsTheLiveTimers(t *testing.T) {
+	for _, tc := range []struct{ timeout, want time.Duration }{
+		{100 * time.Millisecond, time.Millisecond},
+		{5 * time.Second, Slack},
+		{time.Hour, 3600 * time.Millisecond},
+	} {
+		if got := slack(tc.timeout); got != tc.want {
+			t.Errorf("slack(%v) = %v, want %v", tc.timeout, got, tc.want)
+		}
+		if live := tc.timeout / slack(tc.timeout); live > 1000 {
+			t.Errorf("timeout %v: %d shared contexts alive at once", tc.timeout, live)
+		}
+	}
+}
+
+// detached passes values on from a cancellable parent but cannot itself
+// be cancelled, as some libraries' "detached" contexts do.
+type detached struct{ context.Context }
+
+func (detached) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (detached) Done() <-chan struct{}       { return nil }
+func (detached) Err() error                  { return nil }
+
+// Such a call gets the shared deadline's cause, not its parent's.
+func TestSharedDeadlineCauseIsItsOwn(t *testing.T) {
+	var s Shared
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	cancel()
+	ctx, _ := s.Bound(detached{parent}, 20*time.Millisecond)
+	if got := ctx.Value(key{}); got != "v" {
+		t.Fatalf("Value = %v, want the caller's v", got)
+	}
+	<-ctx.Done()
+	if got := context.Cause(ctx); !errors.Is(got, context.DeadlineExceeded) {
+		t.Fatalf("Cause = %v, want the shared deadline's", got)
+	}
+}
