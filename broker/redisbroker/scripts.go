@@ -99,24 +99,25 @@ func scriptText(lib, body string) string {
 	return l.text(first, true) + "\n" + head + l.text(rest, false) + "\n" + tail
 }
 
-// parsedLib is lib.lua cut into its functions and the rest.
+// parsedLib is lib.lua cut into its items (functions and constants) and
+// the rest.
 type parsedLib struct {
-	fns []libFn
-	// rest is lib's other lines in order, a function's place held by
-	// "\x00" and its name.
+	items []libItem
+	// rest is lib's other lines in order, an item's place held by "\x00"
+	// and its name.
 	rest []string
 	// setup is rest's code (not comments): what it names is kept.
 	setup string
 }
 
-type libFn struct {
+type libItem struct {
 	name     string
 	text     string
 	constant bool // a constant, named rather than called
 }
 
 // usedIn reports whether text calls f, or names it if it is a constant.
-func (f libFn) usedIn(text string) bool {
+func (f libItem) usedIn(text string) bool {
 	if f.constant {
 		return names(text, f.name)
 	}
@@ -141,7 +142,7 @@ func parseLib(lib string) parsedLib {
 		text := append(append([]string(nil), l.rest[start:]...), lines[i])
 		l.rest = l.rest[:start]
 		if c != nil {
-			l.fns = append(l.fns, libFn{name: c[1], text: strings.Join(text, "\n"), constant: true})
+			l.items = append(l.items, libItem{name: c[1], text: strings.Join(text, "\n"), constant: true})
 			l.rest = append(l.rest, "\x00"+c[1])
 			continue
 		}
@@ -151,7 +152,7 @@ func parseLib(lib string) parsedLib {
 				break
 			}
 		}
-		l.fns = append(l.fns, libFn{name: m[1], text: strings.Join(text, "\n")})
+		l.items = append(l.items, libItem{name: m[1], text: strings.Join(text, "\n")})
 		l.rest = append(l.rest, "\x00"+m[1]) // a placeholder keeps the order
 	}
 	var setup []string
@@ -171,7 +172,7 @@ func (l parsedLib) keep(body string, have map[string]bool) map[string]bool {
 	kept := func(name string) bool { return keep[name] || have[name] }
 	for changed := true; changed; {
 		changed = false
-		for _, f := range l.fns {
+		for _, f := range l.items {
 			if kept(f.name) {
 				continue
 			}
@@ -179,7 +180,7 @@ func (l parsedLib) keep(body string, have map[string]bool) map[string]bool {
 				keep[f.name], changed = true, true
 				continue
 			}
-			for _, g := range l.fns {
+			for _, g := range l.items {
 				if kept(g.name) && f.usedIn(g.text) {
 					keep[f.name], changed = true, true
 					break
@@ -194,7 +195,7 @@ func (l parsedLib) keep(body string, have map[string]bool) map[string]bool {
 // lines when all is set.
 func (l parsedLib) text(keep map[string]bool, all bool) string {
 	texts := map[string]string{}
-	for _, f := range l.fns {
+	for _, f := range l.items {
 		texts[f.name] = f.text
 	}
 	out := make([]string, 0, len(l.rest))
@@ -214,30 +215,29 @@ func (l parsedLib) text(keep map[string]bool, all bool) string {
 
 // names reports whether text holds name as a whole identifier.
 func names(text, name string) bool {
+	return findIdent(text, name, func(next byte) bool { return !isIdentByte(next) })
+}
+
+// calls reports whether text calls the function name: "name(" not preceded
+// by a letter, digit or underscore.
+func calls(text, name string) bool {
+	return findIdent(text, name, func(next byte) bool { return next == '(' })
+}
+
+// findIdent reports whether text holds name not preceded by a letter,
+// digit or underscore and followed by a byte next accepts (0 at the end).
+func findIdent(text, name string, next func(byte) bool) bool {
 	for i := 0; ; {
 		j := strings.Index(text[i:], name)
 		if j < 0 {
 			return false
 		}
 		j += i
-		end := j + len(name)
-		if (j == 0 || !isIdentByte(text[j-1])) && (end == len(text) || !isIdentByte(text[end])) {
-			return true
+		var after byte
+		if end := j + len(name); end < len(text) {
+			after = text[end]
 		}
-		i = j + 1
-	}
-}
-
-// calls reports whether text calls the function name: "name(" not preceded
-// by a letter, digit or underscore.
-func calls(text, name string) bool {
-	for i := 0; ; {
-		j := strings.Index(text[i:], name+"(")
-		if j < 0 {
-			return false
-		}
-		j += i
-		if j == 0 || !isIdentByte(text[j-1]) {
+		if (j == 0 || !isIdentByte(text[j-1])) && next(after) {
 			return true
 		}
 		i = j + 1
