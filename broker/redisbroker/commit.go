@@ -47,7 +47,7 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 		k.job, k.unique, base + "d:", base + "x:", wakeChannel(b.prefix, p.Scope)}
 	var reply any
 	err = b.durably(ctx, p.Scope, func(via scriptRunner) (err error) {
-		reply, err = scriptCommit.Run(ctx, via, keys, plan).Result()
+		reply, err = b.run(ctx, via, scriptCommit, keys, plan).Result()
 		return err
 	})
 	if err != nil {
@@ -254,7 +254,7 @@ func (b *Broker) DocList(ctx context.Context, p *broker.DocListParams) (*broker.
 		hi = strconv.FormatInt(p.Max, 10)
 	}
 	base := b.prefix + ":{" + p.Scope + "}:"
-	reply, err := scriptDocList.Run(ctx, b.client, []string{base + "x:" + p.Kind + ":" + p.Index, base + "d:" + p.Kind + ":"},
+	reply, err := b.run(ctx, b.client, scriptDocList, []string{base + "x:" + p.Kind + ":" + p.Index, base + "d:" + p.Kind + ":"},
 		lo, hi, b01(p.Desc), p.Offset, limit).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: list documents of index %q in %q: %w", p.Index, p.Scope, err)

@@ -69,15 +69,15 @@ func (b *Broker) markCall(queue string) (call scriptCall, seen queueMark, n int6
 // interval right after lua/mark.lua in the same round trip, and then
 // checks the mark for data loss. The mark's own failure does not fail the
 // call: the script ran (or not) on its own.
-func (b *Broker) runMarked(ctx context.Context, queue string, script *redis.Script, keys []string, args []any) *redis.Cmd {
+func (b *Broker) runMarked(ctx context.Context, queue string, script *luaScript, keys []string, args []any) *redis.Cmd {
 	return b.runMarkedVia(ctx, b.client, queue, script, keys, args)
 }
 
 // runMarkedVia is runMarked through via (see durably).
-func (b *Broker) runMarkedVia(ctx context.Context, via scriptRunner, queue string, script *redis.Script, keys []string, args []any) *redis.Cmd {
+func (b *Broker) runMarkedVia(ctx context.Context, via scriptRunner, queue string, script *luaScript, keys []string, args []any) *redis.Cmd {
 	mark, seen, n, ok := b.markCall(queue)
 	if !ok {
-		return script.Run(ctx, via, keys, args...)
+		return b.run(ctx, via, script, keys, args...)
 	}
 	cmds, err := b.runPipelinedVia(ctx, via, script, []scriptCall{mark, {keys: keys, args: args}})
 	if err != nil {
@@ -145,7 +145,7 @@ func (b *Broker) observeMark(ctx context.Context, queue string, seen queueMark, 
 // broker that used the queue notices the loss too.
 func (b *Broker) renewEpoch(ctx context.Context, queue, old string) {
 	k := b.keys(queue)
-	reply, err := scriptMark.Run(ctx, b.client, []string{k.epoch, k.marker + b.id},
+	reply, err := b.run(ctx, b.client, scriptMark, []string{k.epoch, k.marker + b.id},
 		rand.Text(), 0, int64(markerTTL/time.Second), old).Slice()
 	if err != nil || len(reply) != 3 {
 		b.log.Error("redisbroker: renew the epoch of a rolled-back queue; other workers may not notice the loss",

@@ -107,7 +107,12 @@
 // # Scripts
 //
 // Each state change is one Lua script under lua/, headed by its KEYS, ARGV
-// and return value. Scripts take the time from Redis TIME, never from the
+// and return value. On Redis 7.0 and later they are the functions of one
+// Redis Functions library (FCALL), loaded by the broker when the server
+// lacks it, named after a hash of its code so that two releases coexist
+// during a rolling upgrade; elsewhere, or when the ACL denies FCALL or
+// FUNCTION LOAD, the same scripts run with EVALSHA (functions.go). Scripts
+// take the time from Redis TIME, never from the
 // caller, so clock skew between workers cannot fire a job early or steal a
 // live lease. Concurrent JobInsert calls on a queue are combined into one
 // script call while one is in flight, each job keeping its own outcome

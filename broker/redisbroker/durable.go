@@ -25,6 +25,8 @@ const defaultDurableTimeout = time.Second
 // connection of it (durably).
 type scriptRunner interface {
 	redis.Scripter
+	FCall(ctx context.Context, function string, keys []string, args ...any) *redis.Cmd
+	FunctionLoad(ctx context.Context, code string) *redis.StringCmd
 	Pipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
 }
 

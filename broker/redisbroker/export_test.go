@@ -31,3 +31,33 @@ func KeysOf(b *Broker, queue string) (keys []string, cached int64) {
 
 // MaxCachedKeys bounds the queues whose key names a Broker keeps.
 const MaxCachedKeys = maxCachedKeys
+
+// UsesFunctions reports whether b calls its scripts as Redis Functions
+// (functions.go), not with EVALSHA.
+func UsesFunctions(b *Broker) bool { return !b.evalOnly.Load() }
+
+// Library returns the name of the broker's Functions library and how many
+// functions it registers.
+func Library() (name string, functions int) { return library.name, len(luaScripts) }
+
+// LibraryWith returns the name and code of the library built from lib
+// instead of lua/lib.lua, and with the flags of the file named by flag (if
+// any) replaced by flag's value: another release's.
+func LibraryWith(lib string, flag map[string]string) (name, code string) {
+	flags := map[string]string{}
+	for f, v := range functionFlags {
+		flags[f] = v
+	}
+	for f, v := range flag {
+		flags[f] = v
+	}
+	scripts := make([]*luaScript, len(luaScripts))
+	for i, s := range luaScripts {
+		c := *s
+		scripts[i] = &c
+	}
+	return libraryCode(lib, scripts, flags)
+}
+
+// ReadLua returns an embedded lua/ file.
+func ReadLua(name string) string { return readLua(name) }

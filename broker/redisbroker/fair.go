@@ -36,7 +36,7 @@ func (b *Broker) QueueFairSet(ctx context.Context, p *broker.FairPolicy) error {
 	for tn, s := range p.Tenants {
 		args = append(args, tn, max(s.Weight, 1), s.MaxActive, rateArg(s.Rate))
 	}
-	if err := scriptFairSet.Run(ctx, b.client, []string{k.fair, k.seq, k.fairTags}, args...).Err(); err != nil {
+	if err := b.run(ctx, b.client, scriptFairSet, []string{k.fair, k.seq, k.fairTags}, args...).Err(); err != nil {
 		return fmt.Errorf("redisbroker: set fair policy of %q: %w", p.Queue, err)
 	}
 	// A lifted cap or rate may let jobs held back be leased now.

@@ -103,7 +103,7 @@ func (b *Broker) reindexTenants(ctx context.Context) error {
 		k := b.keys(q)
 		for _, st := range broker.States {
 			for start := int64(0); start >= 0; {
-				start, err = scriptReindex.Run(ctx, b.client, []string{k.stateZset(st), k.job}, string(st), start, reindexSlice).Int64()
+				start, err = b.run(ctx, b.client, scriptReindex, []string{k.stateZset(st), k.job}, string(st), start, reindexSlice).Int64()
 				if err != nil {
 					return fmt.Errorf("index tenants of %s jobs of %q: %w", st, q, err)
 				}
@@ -181,7 +181,7 @@ func rescorePending(ctx context.Context, b *Broker) error {
 				args = append(args, ids[i])
 			}
 			if len(args) > 0 {
-				if err := scriptRescore.Run(ctx, b.client, []string{k.pending, k.job}, args...).Err(); err != nil {
+				if err := b.run(ctx, b.client, scriptRescore, []string{k.pending, k.job}, args...).Err(); err != nil {
 					return fmt.Errorf("rescore pending jobs of %q: %w", q, err)
 				}
 			}
@@ -258,5 +258,5 @@ func (b *Broker) moveUniqueKeys(ctx context.Context, k queueKeys, ids []string) 
 	if len(args) == 0 {
 		return nil
 	}
-	return scriptSlot.Run(ctx, b.client, []string{k.job, k.unique}, args...).Err()
+	return b.run(ctx, b.client, scriptSlot, []string{k.job, k.unique}, args...).Err()
 }

@@ -23,7 +23,7 @@ func (b *Broker) LeaderAcquire(ctx context.Context, p *broker.LeaderParams) (boo
 	if err := p.Validate(true); err != nil {
 		return false, fmt.Errorf("redisbroker: acquire leader lease: %w", err)
 	}
-	n, err := scriptLeaderAcquire.Run(ctx, b.client, []string{leaderKey(b.prefix, p.Name)}, p.Holder, millis(p.TTL)).Int64()
+	n, err := b.run(ctx, b.client, scriptLeaderAcquire, []string{leaderKey(b.prefix, p.Name)}, p.Holder, millis(p.TTL)).Int64()
 	if err != nil {
 		return false, fmt.Errorf("redisbroker: acquire leader lease %q: %w", p.Name, err)
 	}
@@ -39,7 +39,7 @@ func (b *Broker) LeaderRelease(ctx context.Context, p *broker.LeaderParams) erro
 	if err := p.Validate(false); err != nil {
 		return fmt.Errorf("redisbroker: release leader lease: %w", err)
 	}
-	if err := scriptLeaderRelease.Run(ctx, b.client, []string{leaderKey(b.prefix, p.Name)}, p.Holder).Err(); err != nil {
+	if err := b.run(ctx, b.client, scriptLeaderRelease, []string{leaderKey(b.prefix, p.Name)}, p.Holder).Err(); err != nil {
 		return fmt.Errorf("redisbroker: release leader lease %q: %w", p.Name, err)
 	}
 	return nil

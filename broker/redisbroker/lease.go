@@ -164,7 +164,7 @@ func (b *Broker) JobLeaseExtend(ctx context.Context, ps []*broker.JobLeaseParams
 // leaseBatch groups ps by queue, runs script once per queue in one
 // pipeline, and maps each job's code to its error. A job in a queue with an
 // invalid name cannot exist: ErrNotFound.
-func (b *Broker) leaseBatch(ctx context.Context, script *redis.Script, ps []*broker.JobLeaseParams,
+func (b *Broker) leaseBatch(ctx context.Context, script *luaScript, ps []*broker.JobLeaseParams,
 	keysOf func(queueKeys) []string, argsOf func(idx []int) []any) ([]error, error) {
 	errs := make([]error, len(ps))
 	var queues []string
@@ -210,12 +210,12 @@ func (b *Broker) leaseBatch(ctx context.Context, script *redis.Script, ps []*bro
 
 // scriptCall is one invocation of a script in a pipeline.
 type scriptCall struct {
-	script *redis.Script // nil: the pipeline's script
+	script *luaScript // nil: the pipeline's script
 	keys   []string
 	args   []any
 }
 
-func (c scriptCall) scriptOr(s *redis.Script) *redis.Script {
+func (c scriptCall) scriptOr(s *luaScript) *luaScript {
 	if c.script != nil {
 		return c.script
 	}
@@ -223,25 +223,31 @@ func (c scriptCall) scriptOr(s *redis.Script) *redis.Script {
 }
 
 // runPipelined runs calls of one script in a single round trip. A call the
-// server answers NOSCRIPT did not run; it is retried alone with Run, which
-// loads the script.
-func (b *Broker) runPipelined(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+// server answers that its function or script is missing did not run; it
+// is retried alone with run, which loads the library (or the script).
+func (b *Broker) runPipelined(ctx context.Context, script *luaScript, calls []scriptCall) ([]*redis.Cmd, error) {
 	return b.runPipelinedVia(ctx, b.client, script, calls)
 }
 
 // runPipelinedVia is runPipelined through via (see durably).
-func (b *Broker) runPipelinedVia(ctx context.Context, via scriptRunner, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+func (b *Broker) runPipelinedVia(ctx context.Context, via scriptRunner, script *luaScript, calls []scriptCall) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
+	eval := b.evalOnly.Load()
 	_, _ = via.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, c := range calls {
-			cmds[i] = c.scriptOr(script).EvalSha(ctx, pipe, c.keys, c.args...)
+			s := c.scriptOr(script)
+			if eval {
+				cmds[i] = s.eval.EvalSha(ctx, pipe, c.keys, c.args...)
+			} else {
+				cmds[i] = pipe.FCall(ctx, s.fn, c.keys, c.args...)
+			}
 		}
 		return nil
 	})
 	for i, c := range calls {
 		err := cmds[i].Err()
-		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			cmds[i] = c.scriptOr(script).Run(ctx, via, c.keys, c.args...)
+		if redis.HasErrorPrefix(err, "NOSCRIPT") || isFunctionNotFound(err) || noFunctions(err) {
+			cmds[i] = b.run(ctx, via, c.scriptOr(script), c.keys, c.args...)
 			err = cmds[i].Err()
 		}
 		if err != nil {
@@ -271,7 +277,7 @@ func (b *Broker) JobFail(ctx context.Context, p *broker.JobFailParams) (broker.S
 	if p.Discard {
 		discard = "1"
 	}
-	reply, err := scriptFail.Run(ctx, b.client, []string{k.active, k.scheduled, k.dead, k.job, k.unique, wakeChannel(b.prefix, p.Queue)},
+	reply, err := b.run(ctx, b.client, scriptFail, []string{k.active, k.scheduled, k.dead, k.job, k.unique, wakeChannel(b.prefix, p.Queue)},
 		p.ID, p.Token, p.Error, millis(p.RetryDelay), discard, max(p.MaxAttempts, 0), headers).Slice()
 	if err != nil {
 		return "", fmt.Errorf("redisbroker: fail job %s in %q: %w", p.ID, p.Queue, err)
@@ -307,7 +313,7 @@ func (b *Broker) JobRelease(ctx context.Context, p *broker.JobLeaseParams) error
 		return fmt.Errorf("redisbroker: release job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
 	}
 	k := b.keys(p.Queue)
-	code, err := scriptRelease.Run(ctx, b.client, []string{k.active, k.pending, k.seq, k.job, wakeChannel(b.prefix, p.Queue)}, p.ID, p.Token).Int64()
+	code, err := b.run(ctx, b.client, scriptRelease, []string{k.active, k.pending, k.seq, k.job, wakeChannel(b.prefix, p.Queue)}, p.ID, p.Token).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: release job %s in %q: %w", p.ID, p.Queue, err)
 	}
@@ -331,7 +337,7 @@ func (b *Broker) JobProgress(ctx context.Context, p *broker.JobLeaseParams, prog
 	if err := broker.ValidateQueueName(p.Queue); err != nil {
 		return fmt.Errorf("redisbroker: report progress of job %s in %q: %w", p.ID, p.Queue, broker.ErrNotFound)
 	}
-	code, err := scriptProgress.Run(ctx, b.client, []string{b.keys(p.Queue).job}, p.ID, p.Token, string(progress)).Int64()
+	code, err := b.run(ctx, b.client, scriptProgress, []string{b.keys(p.Queue).job}, p.ID, p.Token, string(progress)).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: report progress of job %s in %q: %w", p.ID, p.Queue, err)
 	}

@@ -25,7 +25,7 @@ func (b *Broker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Jo
 	if err := broker.ValidateQueueName(queue); err != nil {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
-	reply, err := scriptGet.Run(ctx, b.client, []string{b.keys(queue).job}, id, p.TenantID).Result()
+	reply, err := b.run(ctx, b.client, scriptGet, []string{b.keys(queue).job}, id, p.TenantID).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisbroker: get job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
@@ -91,7 +91,7 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 		return nil, fmt.Errorf("redisbroker: %w", err)
 	}
 	if p.Type == "" {
-		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", "", 0, 0, 0, score, id, from).Slice()
+		reply, err := b.run(ctx, b.client, scriptList, keys, p.Offset, limit, rev, "", "", 0, 0, 0, score, id, from).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
 		}
@@ -108,7 +108,7 @@ func (b *Broker) JobList(ctx context.Context, p *broker.JobListParams) (*broker.
 	var jobs []*broker.Job
 	pos, matched, next, last := int64(0), int64(0), int64(-1), ""
 	for {
-		reply, err := scriptList.Run(ctx, b.client, keys, p.Offset, limit, rev, "", p.Type,
+		reply, err := b.run(ctx, b.client, scriptList, keys, p.Offset, limit, rev, "", p.Type,
 			listScanBudget, pos, matched, score, id, from).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisbroker: list %s jobs of %q: %w", p.State, p.Queue, err)
@@ -169,7 +169,7 @@ func (b *Broker) JobCancel(ctx context.Context, p *broker.JobCancelParams) (*bro
 		return nil, fmt.Errorf("redisbroker: cancel job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
 	k := b.keys(queue)
-	j, err := b.jobScript(ctx, queue, id, scriptCancel.Run(ctx, b.client,
+	j, err := b.jobScript(ctx, queue, id, b.run(ctx, b.client, scriptCancel,
 		[]string{k.scheduled, k.pending, k.active, k.cancelled, k.job, k.unique}, id, p.TenantID).Result)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: cancel job %s in %q: %w", id, queue, err)
@@ -190,7 +190,7 @@ func (b *Broker) JobRetry(ctx context.Context, p *broker.JobRetryParams) (*broke
 		return nil, fmt.Errorf("redisbroker: retry job %s in %q: %w", id, queue, broker.ErrNotFound)
 	}
 	k := b.keys(queue)
-	j, err := b.jobScript(ctx, queue, id, scriptRetry.Run(ctx, b.client,
+	j, err := b.jobScript(ctx, queue, id, b.run(ctx, b.client, scriptRetry,
 		[]string{k.dead, k.cancelled, k.expired, k.pending, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, queue)}, id, p.TenantID).Result)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: retry job %s in %q: %w", id, queue, err)
@@ -241,7 +241,7 @@ func (b *Broker) JobDelete(ctx context.Context, p *broker.JobDeleteParams) error
 	}
 	k := b.keys(queue)
 	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.cancelled, k.expired, k.ttl, k.job, k.unique}
-	code, err := scriptDelete.Run(ctx, b.client, keys, id, p.TenantID).Int64()
+	code, err := b.run(ctx, b.client, scriptDelete, keys, id, p.TenantID).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: delete job %s in %q: %w", id, queue, err)
 	}

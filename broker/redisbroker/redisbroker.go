@@ -72,6 +72,7 @@ type Broker struct {
 
 	insertCalls atomic.Int64 // insert script calls made, for tests
 	formatOK    atomic.Bool  // the stored format was checked (format.go)
+	evalOnly    atomic.Bool  // the server has no Functions: run scripts (functions.go)
 
 	// keyCache maps a queue name to its *queueKeys, keyCached counts them
 	// (keys).
@@ -266,14 +267,14 @@ func (b *Broker) QueueStats(ctx context.Context, p *broker.QueueStatsParams) (*b
 	}
 	// Read after the counts, not inside their transaction: a script cannot
 	// be loaded inside MULTI. See lua/oldest.lua for what it measures.
-	oldest, err := scriptOldest.Run(ctx, b.client, []string{zsets[1], k.job}).Int64()
+	oldest, err := b.run(ctx, b.client, scriptOldest, []string{zsets[1], k.job}).Int64()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: oldest pending job of %q: %w", queue, err)
 	}
 	if oldest >= 0 {
 		st.OldestPendingAt = fromMillis(oldest)
 	}
-	st.CompletedLastMinute, err = scriptRecent.Run(ctx, b.client, []string{zsets[3]}, broker.RecentWindow.Microseconds()).Int64()
+	st.CompletedLastMinute, err = b.run(ctx, b.client, scriptRecent, []string{zsets[3]}, broker.RecentWindow.Microseconds()).Int64()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: jobs of %q completed recently: %w", queue, err)
 	}
@@ -359,7 +360,7 @@ func (b *Broker) QueueMaintain(ctx context.Context, p *broker.QueueMaintainParam
 	}
 	k := b.keys(p.Queue)
 	keys := []string{k.scheduled, k.pending, k.active, k.completed, k.dead, k.expired, k.seq, k.ttl, k.job, k.unique, wakeChannel(b.prefix, p.Queue)}
-	res, err := scriptMaintain.Run(ctx, b.client, keys, limit, millis(p.CompletedMaxAge), p.CompletedMaxCount, millis(p.DeadMaxAge),
+	res, err := b.run(ctx, b.client, scriptMaintain, keys, limit, millis(p.CompletedMaxAge), p.CompletedMaxCount, millis(p.DeadMaxAge),
 		p.MaxCrashes, broker.QuarantineReason(p.MaxCrashes), millis(p.CrashSpread), 1+mrand.Int64N(2147483646)).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: maintain queue %q: %w", p.Queue, err)

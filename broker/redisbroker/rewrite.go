@@ -28,7 +28,7 @@ func (b *Broker) JobRewrite(ctx context.Context, p *broker.JobRewriteParams) err
 	for _, i := range p.AttemptPositions() {
 		args = append(args, strconv.Itoa(i), p.Attempts[i].Old, p.Attempts[i].New)
 	}
-	code, err := scriptRewrite.Run(ctx, b.client, []string{b.keys(p.Queue).job}, args...).Int64()
+	code, err := b.run(ctx, b.client, scriptRewrite, []string{b.keys(p.Queue).job}, args...).Int64()
 	if err != nil {
 		return fmt.Errorf("redisbroker: rewrite job %s in %q: %w", p.ID, p.Queue, err)
 	}

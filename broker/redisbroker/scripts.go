@@ -16,9 +16,9 @@ import (
 //go:embed lua/*.lua
 var luaFS embed.FS
 
-// scripts holds every state change of the broker, one Lua script each.
-// Script.Run uses EVALSHA and falls back to EVAL when the server has not
-// cached the script yet.
+// The broker's state changes, one Lua script each: run as functions of one
+// Redis Functions library where the server has them (functions.go), else
+// as scripts (EVALSHA, falling back to EVAL).
 var (
 	scriptInsert   = loadScript("insert.lua")
 	scriptFetch    = loadScript("fetch.lua")
@@ -43,8 +43,23 @@ var (
 	scriptRewrite  = loadScript("rewrite.lua")
 )
 
-func loadScript(name string) *redis.Script {
-	return redis.NewScript(scriptText(readLua("lib.lua"), readLua(name)))
+// A luaScript is one of lua/*.lua.
+type luaScript struct {
+	file string // its file name, "insert.lua"
+	// fn names its function in the library (functions.go); set at init.
+	fn string
+	// eval is the script, with the lib functions it calls, for a server
+	// without Functions.
+	eval *redis.Script
+}
+
+// luaScripts lists every luaScript, in the order loadScript made them.
+var luaScripts []*luaScript
+
+func loadScript(name string) *luaScript {
+	s := &luaScript{file: name, eval: redis.NewScript(scriptText(readLua("lib.lua"), readLua(name)))}
+	luaScripts = append(luaScripts, s)
+	return s
 }
 
 func readLua(name string) string {
@@ -60,7 +75,7 @@ func readLua(name string) string {
 var libFunc = regexp.MustCompile(`^local function (\w+)\(`)
 
 // libConst matches a lib.lua constant, one line: an upper-case name. It is
-// kept where a kept text names it (some cost a call: PIN's string.rep).
+// kept where a kept text names it (where one costs a call).
 var libConst = regexp.MustCompile(`^local ([A-Z][A-Z0-9_]*) = `)
 
 // trimLib returns lib without the functions body does not call and the

@@ -148,8 +148,9 @@ end
 -- the scripts that add to them add PIN, a name no job id can be (ids have
 -- no '#') and longer than that limit, with the first entries, and remove
 -- it in the same call: no reader ever sees it, and the structure stays a
--- table until it is emptied and deleted.
-local PIN = string.rep('#', 65)
+-- table until it is emptied and deleted. It is a literal (65 '#'), as a
+-- Functions library's top level may call nothing (functions.go).
+local PIN = '#################################################################'
 
 -- TABLE_FROM is the size from which a tenant's zset of completed jobs is
 -- made a table (PIN) when jobs are added to it: retention keeps up to
