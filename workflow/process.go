@@ -19,10 +19,12 @@ type finisher struct {
 	store *runstore.Store
 	run   string
 	snap  *runstore.Snapshot // the run as the step read it: usually still current
+	job   *worker.Job        // the attempt's record, for the run's document
 }
 
 func (f finisher) Complete(ctx context.Context, p *broker.JobCompleteParams) error {
-	return f.store.WorkflowJobCompleteFrom(ctx, f.snap, &broker.WorkflowJobCompleteParams{JobCompleteParams: *p, Run: f.run})
+	return f.store.WorkflowJobCompleteFrom(ctx, f.snap, &broker.WorkflowJobCompleteParams{JobCompleteParams: *p, Run: f.run,
+		Attempt: f.job.Attempt, StartedAt: f.job.StartedAt})
 }
 
 func (f finisher) Fail(ctx context.Context, p *broker.JobFailParams) (broker.State, error) {
@@ -35,7 +37,7 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	if err := worker.Decode(job, &d); err != nil || d.Run == "" {
 		return worker.NoRetry(fmt.Errorf("workflow job %s: payload does not name a run: %v", job.ID, err))
 	}
-	if err := worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run}); err != nil {
+	if err := worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run, job: job}); err != nil {
 		return err
 	}
 	w, ok := e.workflow(d.Workflow)
@@ -53,7 +55,7 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 		var snap *runstore.Snapshot
 		if snap, err = e.store.Load(ctx, job.Queue, d.Run); err == nil {
 			run = snap.Run()
-			err = worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run, snap: snap})
+			err = worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run, snap: snap, job: job})
 		}
 	}
 	if err != nil {

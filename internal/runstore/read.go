@@ -49,7 +49,8 @@ func (s *Store) Load(ctx context.Context, queue, id string) (*Snapshot, error) {
 }
 
 // live fills in what each step's job records itself: running or not,
-// attempts, last error and timings.
+// attempts, last error and timings. A completed step whose completion
+// recorded them in the document (recorded) needs no read.
 //
 // The jobs are read concurrently: on Redis the reads share one round trip's
 // worth of latency instead of one per step (a run's success hook reads the
@@ -59,7 +60,7 @@ func (s *Store) live(ctx context.Context, r *runDoc) error {
 	errs := make([]error, len(r.Steps))
 	var wg sync.WaitGroup
 	for i, st := range r.Steps {
-		if st.State == broker.StepWaiting {
+		if st.State == broker.StepWaiting || recorded(st) {
 			continue
 		}
 		wg.Add(1)
@@ -70,7 +71,7 @@ func (s *Store) live(ctx context.Context, r *runDoc) error {
 	}
 	wg.Wait()
 	for i, st := range r.Steps {
-		if st.State == broker.StepWaiting {
+		if st.State == broker.StepWaiting || recorded(st) {
 			continue
 		}
 		j, err := jobs[i], errs[i]
@@ -97,6 +98,13 @@ func (s *Store) live(ctx context.Context, r *runDoc) error {
 		}
 	}
 	return nil
+}
+
+// recorded reports whether st completed with its attempt's record in the
+// document (completeStep). Completions by earlier releases did not record
+// it: their steps' jobs are read.
+func recorded(st *broker.WorkflowStep) bool {
+	return st.State == broker.StepCompleted && st.Attempts > 0 && !st.FinishedAt.IsZero()
 }
 
 // WorkflowRunList lists a queue's runs of one workflow, newest first,

@@ -351,6 +351,9 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 	if p == nil {
 		return fmt.Errorf("complete workflow job: %w: params are nil", broker.ErrInvalidJob)
 	}
+	if p.Attempt < 0 {
+		return fmt.Errorf("complete workflow job %s: %w: attempt %d is negative", p.ID, broker.ErrInvalidJob, p.Attempt)
+	}
 	if from != nil && (from.d.ID != p.Run || from.d.Queue != p.Queue) {
 		from = nil
 	}
@@ -376,7 +379,7 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 		switch {
 		case kind == "step" && r.State == broker.WorkflowRunning && st.State == broker.StepPending:
 			changed = true
-			r.completeStep(st, p.Result, cp)
+			r.completeStep(st, p, cp)
 		case kind == "comp" && st.CompensationState == broker.CompensationPending:
 			changed = true
 			st.CompensationState = broker.CompensationCompleted
@@ -394,11 +397,21 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 	return err
 }
 
-// completeStep records st's completion in r and adds to cp the steps it
-// unblocks, or the success of the run.
-func (r *runDoc) completeStep(st *broker.WorkflowStep, out json.RawMessage, cp *broker.CommitParams) {
+// completeStep records st's completion by p in r, with the attempt's
+// record when p gives it (recorded), and adds to cp the steps it unblocks,
+// or the success of the run.
+func (r *runDoc) completeStep(st *broker.WorkflowStep, p *broker.WorkflowJobCompleteParams, cp *broker.CommitParams) {
 	r.Completions++
-	st.State, st.Output, st.CompletedSeq, st.Error = broker.StepCompleted, out, r.Completions, ""
+	st.State, st.Output, st.CompletedSeq, st.Error = broker.StepCompleted, p.Result, r.Completions, ""
+	if p.Attempt > 0 {
+		// The transition's time is the broker's clock as this store last
+		// saw it; the job's own finish time may differ by a few
+		// milliseconds, never placing the finish before the start.
+		st.Attempts, st.StartedAt, st.FinishedAt = p.Attempt, p.StartedAt, r.at
+		if st.FinishedAt.Before(st.StartedAt) {
+			st.FinishedAt = st.StartedAt
+		}
+	}
 	done := map[string]bool{}
 	for _, x := range r.Steps {
 		done[x.Name] = x.State == broker.StepCompleted

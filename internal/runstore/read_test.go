@@ -1,0 +1,108 @@
+package runstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aibos/worker/broker"
+	"github.com/aibos/worker/internal/runstore"
+	"github.com/aibos/worker/internal/testbroker"
+)
+
+// countingBroker counts JobGet calls of a real broker.
+type countingBroker struct {
+	broker.Broker
+	broker.Committer
+	gets atomic.Int64
+}
+
+func (c *countingBroker) JobGet(ctx context.Context, p *broker.JobGetParams) (*broker.Job, error) {
+	c.gets.Add(1)
+	return c.Broker.JobGet(ctx, p)
+}
+
+// TestRecordedStepsNeedNoRead: a step completed with its attempt's record
+// (as the workflow package completes every step) shows that record when
+// the run is read, and the read gets no job for it; a step completed
+// without one (an earlier release) is read from its job, as before.
+func TestRecordedStepsNeedNoRead(t *testing.T) {
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		cb := &countingBroker{Broker: b, Committer: b.(broker.Committer)}
+		s, err := runstore.New(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const q = "workflows"
+		p := &broker.WorkflowRunCreateParams{ID: "r1", Queue: q, Workflow: "w", Input: json.RawMessage(`{}`),
+			Steps: []broker.WorkflowStepDef{
+				{Name: "old", Job: broker.WorkflowJob{ID: "r1:old", Type: "workflow.step", MaxAttempts: 3}},
+				{Name: "new", Job: broker.WorkflowJob{ID: "r1:new", Type: "workflow.step", MaxAttempts: 3}},
+				{Name: "late", Job: broker.WorkflowJob{ID: "r1:late", Type: "workflow.step", MaxAttempts: 3}},
+			}}
+		if _, _, err := s.WorkflowRunCreate(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 3, LeaseDuration: time.Minute, WorkerID: "w"})
+		if err != nil || len(jobs) != 3 {
+			t.Fatalf("fetch: %d jobs, %v", len(jobs), err)
+		}
+		byID := map[string]*broker.Job{}
+		for _, j := range jobs {
+			byID[j.ID] = j
+		}
+		complete := func(j *broker.Job, attempt int, started time.Time) {
+			t.Helper()
+			err := s.WorkflowJobComplete(ctx, &broker.WorkflowJobCompleteParams{
+				JobCompleteParams: broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: j.ID, Token: j.LeaseToken}},
+				Run:               "r1", Attempt: attempt, StartedAt: started})
+			if err != nil {
+				t.Fatalf("complete %s: %v", j.ID, err)
+			}
+		}
+		// The record says attempt 2 and a start an hour back: what the
+		// job says (attempt 1, just now) would show if the job were read.
+		started := jobs[0].StartedAt.Add(-time.Hour)
+		complete(byID["r1:new"], 2, started)
+		complete(byID["r1:old"], 0, time.Time{})
+		// A start after the store's clock: the finish is not put before it.
+		ahead := jobs[0].StartedAt.Add(time.Hour)
+		complete(byID["r1:late"], 1, ahead)
+
+		cb.gets.Store(0)
+		run, err := s.WorkflowRunGet(ctx, q, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run.State != broker.WorkflowSucceeded {
+			t.Fatalf("run %s, want succeeded", run.State)
+		}
+		if n := cb.gets.Load(); n != 1 {
+			t.Errorf("reading the run got %d jobs, want 1 (the step completed without a record)", n)
+		}
+		nw, old := run.Step("new"), run.Step("old")
+		// The finish is the transition's time: the broker's clock as the
+		// store estimates it, within milliseconds of the job's.
+		if d := nw.FinishedAt.Sub(jobs[0].StartedAt); nw.Attempts != 2 || !nw.StartedAt.Equal(started) || d < -time.Second || d > time.Minute {
+			t.Errorf("recorded step: attempts %d started %v finished %v, want 2, %v, about %v",
+				nw.Attempts, nw.StartedAt, nw.FinishedAt, started, jobs[0].StartedAt)
+		}
+		if late := run.Step("late"); !late.FinishedAt.Equal(ahead) {
+			t.Errorf("a step recorded as started at %v finished at %v, want the start", ahead, late.FinishedAt)
+		}
+		oj := byID["r1:old"]
+		if old.Attempts != 1 || !old.StartedAt.Equal(oj.StartedAt) || old.FinishedAt.IsZero() {
+			t.Errorf("step without a record: attempts %d started %v finished %v, want the job's (1, %v)",
+				old.Attempts, old.StartedAt, old.FinishedAt, oj.StartedAt)
+		}
+
+		err = s.WorkflowJobComplete(ctx, &broker.WorkflowJobCompleteParams{Run: "r1", Attempt: -1,
+			JobCompleteParams: broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: "r1:new", Token: 1}}})
+		if err == nil {
+			t.Error("a negative attempt was taken")
+		}
+	})
+}
