@@ -47,16 +47,17 @@ func (e *Engine) process(ctx context.Context, job *worker.Job) error {
 	// A hook gets the whole run, step states and all. A step needs only the
 	// outputs the run's document holds, and its completion starts from the
 	// same read.
+	// A hook's completion starts from the same read too.
 	var run *Run
+	var snap *runstore.Snapshot
 	var err error
 	if job.Type == JobTypeHook {
-		run, err = e.store.WorkflowRunGet(ctx, job.Queue, d.Run)
-	} else {
-		var snap *runstore.Snapshot
-		if snap, err = e.store.Load(ctx, job.Queue, d.Run); err == nil {
-			run = snap.Run()
-			err = worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run, snap: snap, job: job})
-		}
+		snap, run, err = e.store.LoadLive(ctx, job.Queue, d.Run)
+	} else if snap, err = e.store.Load(ctx, job.Queue, d.Run); err == nil {
+		run = snap.Run()
+	}
+	if err == nil {
+		err = worker.SetFinisher(ctx, finisher{store: e.store, run: d.Run, snap: snap, job: job})
 	}
 	if err != nil {
 		return fmt.Errorf("read run %s: %w", d.Run, err)

@@ -48,6 +48,31 @@ func (s *Store) Load(ctx context.Context, queue, id string) (*Snapshot, error) {
 	return &Snapshot{d: r}, nil
 }
 
+// LoadLive reads a run with the state of each step, as WorkflowRunGet,
+// and a snapshot of its document from the same read, for the completion of
+// a hook job: a hook's completion changes no document, and with the
+// snapshot it needs no second read. The snapshot holds the document as
+// stored, not the live states.
+func (s *Store) LoadLive(ctx context.Context, queue, id string) (*Snapshot, *broker.WorkflowRun, error) {
+	if err := broker.ValidateQueueName(queue); err != nil {
+		return nil, nil, fmt.Errorf("run %s: %w", id, broker.ErrNotFound)
+	}
+	r, err := s.load(ctx, queue, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := *r
+	l.Steps = make([]*broker.WorkflowStep, len(r.Steps))
+	for i, st := range r.Steps {
+		c := *st
+		l.Steps[i] = &c
+	}
+	if err := s.live(ctx, &l); err != nil {
+		return nil, nil, err
+	}
+	return &Snapshot{d: r}, &l.WorkflowRun, nil
+}
+
 // live fills in what each step's job records itself: running or not,
 // attempts, last error and timings. A completed step whose completion
 // recorded them in the document (recorded) needs no read.

@@ -106,3 +106,87 @@ func TestRecordedStepsNeedNoRead(t *testing.T) {
 		}
 	})
 }
+
+// docCounting counts DocGet calls too.
+type docCounting struct {
+	*countingBroker
+	docs atomic.Int64
+}
+
+func (c *docCounting) DocGet(ctx context.Context, scope, kind, key string) (*broker.Doc, error) {
+	c.docs.Add(1)
+	return c.countingBroker.Committer.DocGet(ctx, scope, kind, key)
+}
+
+// TestLoadLiveSnapshot: LoadLive gives the run's live states and a
+// snapshot of the document as stored, from one read, and a hook's
+// completion from that snapshot reads the run no more.
+func TestLoadLiveSnapshot(t *testing.T) {
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		cb := &docCounting{countingBroker: &countingBroker{Broker: b, Committer: b.(broker.Committer)}}
+		s, err := runstore.New(struct {
+			broker.Broker
+			broker.Committer
+		}{cb.countingBroker, cb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const q = "workflows"
+		p := &broker.WorkflowRunCreateParams{ID: "r1", Queue: q, Workflow: "w", Input: json.RawMessage(`{}`),
+			Steps: []broker.WorkflowStepDef{
+				{Name: "a", Job: broker.WorkflowJob{ID: "r1:a", Type: "workflow.step", MaxAttempts: 3}},
+				{Name: "b", Job: broker.WorkflowJob{ID: "r1:b", Type: "workflow.step", MaxAttempts: 3}},
+			},
+			OnSuccess: &broker.WorkflowJob{ID: "r1:ok", Type: "workflow.hook", MaxAttempts: 3}}
+		if _, _, err := s.WorkflowRunCreate(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		fetch := func(n int) []*broker.Job {
+			t.Helper()
+			jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: n, LeaseDuration: time.Minute, WorkerID: "w"})
+			if err != nil || len(jobs) != n {
+				t.Fatalf("fetch: %d jobs, %v, want %d", len(jobs), err, n)
+			}
+			return jobs
+		}
+		a := fetch(1)[0] // a runs; b waits
+		snap, run, err := s.LoadLive(ctx, q, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := run.Step(a.ID[3:]).State; got != broker.StepRunning {
+			t.Errorf("live state of the running step: %s", got)
+		}
+		if got := snap.Run().Step(a.ID[3:]).State; got != broker.StepPending {
+			t.Errorf("the snapshot's state of the running step: %s, want pending as stored", got)
+		}
+		complete := func(from *runstore.Snapshot, j *broker.Job) {
+			t.Helper()
+			err := s.WorkflowJobCompleteFrom(ctx, from, &broker.WorkflowJobCompleteParams{Run: "r1", Attempt: j.Attempt, StartedAt: j.StartedAt,
+				JobCompleteParams: broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: j.ID, Token: j.LeaseToken}}})
+			if err != nil {
+				t.Fatalf("complete %s: %v", j.ID, err)
+			}
+		}
+		complete(nil, a)
+		complete(nil, fetch(1)[0])
+		hook := fetch(1)[0]
+		if hook.ID != "r1:ok" {
+			t.Fatalf("fetched %s, want the success hook", hook.ID)
+		}
+		cb.docs.Store(0)
+		cb.gets.Store(0)
+		snap, run, err = s.LoadLive(ctx, q, "r1")
+		if err != nil || run.State != broker.WorkflowSucceeded {
+			t.Fatalf("load the succeeded run: %v, %v", run, err)
+		}
+		complete(snap, hook)
+		if d, g := cb.docs.Load(), cb.gets.Load(); d != 1 || g != 0 {
+			t.Errorf("the hook's read and completion read %d documents and %d jobs, want 1 and 0", d, g)
+		}
+		if j, err := b.JobGet(ctx, &broker.JobGetParams{Queue: q, ID: hook.ID}); err != nil || j.State != broker.StateCompleted {
+			t.Fatalf("the hook's job: %+v, %v", j, err)
+		}
+	})
+}
