@@ -60,7 +60,7 @@ if n == 1 and k == 0 then
     end
   end
   local now = clock()
-  local body = fmt(now) .. '|' .. ARGV[6]
+  local body = int(now) .. '|' .. ARGV[6]
   if redis.call('HSETNX', bodies, id, body) == 0 then
     return reject(1, 'dup', id, '')
   end
@@ -186,7 +186,7 @@ if not fair then
 end
 local soonest = nil -- ms until the batch's earliest job is due
 local low = nil -- the lowest pending score of the batch (wake_for)
-local now_s = fmt(now)
+local now_s = int(now)
 local body_prefix = now_s .. '|'
 -- Bodies and pending entries are written with one HSET and one ZADD per
 -- 1000 jobs. Scores go to ZADD as Lua numbers: Redis converts them with

@@ -92,8 +92,8 @@ end
 -- int is fmt for a number known to be integral and below 2^53 (a time, a
 -- token, a seq), at half the cost: '%d' prints a C long, where '%.0f' (and
 -- Redis, given a Lua number as a command argument) goes through glibc's
--- multi-precision float printing. The per-job paths of fetch and
--- completion use it.
+-- multi-precision float printing. The per-job paths of insert, fetch and
+-- completion use it, and every pending score (below 2^50).
 local function int(n)
   return string.format('%d', n)
 end
@@ -670,10 +670,10 @@ local function pending_score(seq_key, priority, tn, fair)
     fair = redis.call('HGET', cfg, 'on') == '1'
   end
   if fair then
-    return fmt(priority * PRIORITY_SHIFT + fair_tag(cfg, st, priority, tn))
+    return int(priority * PRIORITY_SHIFT + fair_tag(cfg, st, priority, tn))
   end
   local seq = redis.call('INCR', seq_key)
-  return fmt(priority * PRIORITY_SHIFT + seq)
+  return int(priority * PRIORITY_SHIFT + seq)
 end
 
 -- remove_finished deletes finished jobs of state whole: their entries in
@@ -742,7 +742,7 @@ local function make_pending(pending_key, seq_key, job_key, id, keep)
     redis.call('HDEL', job_key, 'cs')
   end
   if keep and v[4] then
-    score = fmt(stored_priority(p) * PRIORITY_SHIFT + tonumber(v[4]))
+    score = int(stored_priority(p) * PRIORITY_SHIFT + tonumber(v[4]))
   else
     score = pending_score(seq_key, p, v[3])
   end
