@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -27,7 +29,10 @@ import (
 // one whose ACL denies FCALL or FUNCTION LOAD to the broker's user, or one
 // that refuses the library) runs the same scripts with EVALSHA instead:
 // the broker switches the first time a call says so, logs it once, and
-// stays switched.
+// stays switched. A load that fails for a passing reason (the server full
+// or read-only, a Cluster master down, the network) switches nothing: the
+// calls that find the library missing run their scripts, and one tries
+// the load again each second (loadRetry).
 //
 // Flags (Redis's script flags): a script that adds jobs or documents
 // (insert, commit, and those that write policies or reindex) is refused
@@ -35,7 +40,8 @@ import (
 // only reads is no-writes. Every other script (fetch, complete, fail,
 // retry, cancel, delete, maintenance, ...) moves or removes jobs and is
 // allow-oom: workers still finish their jobs, and retention still frees
-// memory, on a full server. (Run with EVAL, Redis refuses a script's
+// memory, on a full server. Progress, a job's own JSON of any size, has
+// no flag: it waits for room like an insert. (Run with EVAL, Redis refuses a script's
 // first write that may grow memory and allows the rest.)
 
 // library is the Functions library: its name and code. init sets each
@@ -51,7 +57,7 @@ var functionFlags = map[string]string{
 	"recent.lua": "no-writes", "doc_list.lua": "no-writes", "nextdue.lua": "no-writes",
 
 	"fetch.lua": "allow-oom", "complete.lua": "allow-oom", "fail.lua": "allow-oom",
-	"release.lua": "allow-oom", "extend.lua": "allow-oom", "progress.lua": "allow-oom",
+	"release.lua": "allow-oom", "extend.lua": "allow-oom",
 	"cancel.lua": "allow-oom", "retry.lua": "allow-oom", "delete.lua": "allow-oom",
 	"maintain.lua": "allow-oom", "mark.lua": "allow-oom",
 	"leader_acquire.lua": "allow-oom", "leader_release.lua": "allow-oom",
@@ -71,6 +77,11 @@ func init() {
 func libraryCode(lib string, scripts []*luaScript, flags map[string]string) (name, code string) {
 	if !strings.Contains(lib, replicateCommands) {
 		panic("redisbroker: lib.lua no longer holds " + fmt.Sprintf("%q", replicateCommands))
+	}
+	for file := range flags {
+		if !slices.ContainsFunc(scripts, func(s *luaScript) bool { return s.file == file }) {
+			panic("redisbroker: flags for " + file + ", which is not a script")
+		}
 	}
 	var body strings.Builder
 	body.WriteString(strings.Replace(lib, replicateCommands, "", 1))
@@ -104,11 +115,11 @@ func libraryCode(lib string, scripts []*luaScript, flags map[string]string) (nam
 func (b *Broker) run(ctx context.Context, via scriptRunner, s *luaScript, keys []string, args ...any) *redis.Cmd {
 	if !b.evalOnly.Load() {
 		cmd := via.FCall(ctx, s.fn, keys, args...)
-		if !b.functionsMissing(ctx, via, cmd.Err()) {
+		missing, loaded := b.functionsMissing(ctx, via, cmd.Err())
+		if !missing {
 			return cmd
 		}
-		if !b.evalOnly.Load() {
-			// The library is loaded now.
+		if loaded {
 			if cmd = via.FCall(ctx, s.fn, keys, args...); !isFunctionNotFound(cmd.Err()) {
 				return cmd
 			}
@@ -119,30 +130,65 @@ func (b *Broker) run(ctx context.Context, via scriptRunner, s *luaScript, keys [
 	return s.eval.Run(ctx, via, keys, args...)
 }
 
+// loadRetry is how long after a failed load of the library a call that
+// finds it missing runs its script rather than trying the load again.
+const loadRetry = time.Second
+
 // functionsMissing reports whether err says that a call did not run
-// because the server lacks the library, which it loads, or Functions, in
-// which case the broker runs scripts from now on. A server that refuses
-// the library itself (a Redis-compatible server whose Lua differs) gets
-// scripts too. When loading fails otherwise (the network), it returns
-// false: err stands.
-func (b *Broker) functionsMissing(ctx context.Context, via scriptRunner, err error) bool {
+// because the server lacks the library or Functions, and if so whether
+// the library is loaded now: the call is then made again, with FCALL if
+// it is, else as a script.
+//
+// A server without Functions, or one that refuses the library itself (a
+// Redis-compatible server whose Lua differs), switches the broker to
+// scripts for good. A load that fails for a passing reason (the server
+// above maxmemory, read-only or loading, a Cluster master unreachable,
+// the network) makes this call, and those in the next loadRetry that find
+// the library missing, run their scripts; a call after that tries the
+// load again.
+func (b *Broker) functionsMissing(ctx context.Context, via scriptRunner, err error) (missing, loaded bool) {
 	switch {
 	case err == nil:
-		return false
+		return false, false
 	case noFunctions(err):
 		b.useEval(err)
-		return true
+		return true, false
 	case !isFunctionNotFound(err):
-		return false
+		return false, false
+	}
+	if t := b.loadFailedAt.Load(); t != 0 && time.Since(time.Unix(0, t)) < loadRetry {
+		return true, false
 	}
 	lerr := loadLibrary(ctx, via)
-	var refused redis.Error
 	switch {
 	case lerr == nil:
-		return true
-	case errors.As(lerr, &refused):
+		b.loadFailedAt.Store(0)
+		return true, true
+	case passing(lerr):
+		if ctx.Err() == nil { // a caller that gave up says nothing of the server
+			b.loadFailedAt.Store(time.Now().UnixNano())
+		}
+		b.log.Warn("redisbroker: loading the Functions library failed; running scripts until it loads", "reason", lerr)
+	default:
 		b.useEval(lerr)
+	}
+	return true, false
+}
+
+// passing reports whether err, a failed load of the library, may not
+// happen again: not a reply of the server's about the library or the
+// command (an unknown command, an ACL refusal, code it will not take), but
+// about its state (memory, a read-only replica, a loading or failing
+// server or Cluster), or no reply at all (the network, the context).
+func passing(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
 		return true
+	}
+	for _, p := range []string{"OOM", "READONLY", "NOREPLICAS", "BUSY", "MASTERDOWN", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
 	}
 	return false
 }

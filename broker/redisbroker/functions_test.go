@@ -279,4 +279,90 @@ func TestFunctionsOnAFullServer(t *testing.T) {
 	if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "late"}); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("the refused insert: %v, want ErrNotFound", err)
 	}
+	// Progress is a job's own JSON, of any size: it waits for room.
+	err = b.JobProgress(ctx, &broker.JobLeaseParams{Queue: "q", ID: jobs[1].ID, Token: jobs[1].LeaseToken}, []byte(`{"done":1}`))
+	if err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("progress on a full server: %v, want OOM", err)
+	}
+	if !redisbroker.UsesFunctions(b) {
+		t.Fatal("the broker left Functions: the flags were not what ran")
+	}
+}
+
+// TestFunctionsLoadRefusedForAWhile: a load of the library refused for a
+// passing reason (here the server above maxmemory, after FUNCTION FLUSH)
+// leaves the broker on Functions. The calls that find the library missing
+// run their scripts, one load a second at most; once the server has room,
+// the next call loads it.
+func TestFunctionsLoadRefusedForAWhile(t *testing.T) {
+	ctx := context.Background()
+	b, admin := functionsBroker(t, redistest.Options{}, nil)
+	if err := insertJob(ctx, b, "q", "j0"); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := redisbroker.Library()
+	loads := func() int {
+		t.Helper()
+		info, err := admin.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, line := range strings.Split(info, "\r\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_function|load:"); ok {
+				for _, f := range strings.Split(rest, ",") {
+					var v int
+					if k, val, _ := strings.Cut(f, "="); (k == "calls" || k == "rejected_calls") && val != "" {
+						if _, err := fmt.Sscan(val, &v); err == nil {
+							n += v
+						}
+					}
+				}
+			}
+		}
+		return n
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.ConfigSet(context.Background(), "maxmemory", "0").Err() })
+	if err := admin.FunctionFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := loads()
+	for i := range 3 {
+		if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "j0"}); err != nil {
+			t.Fatalf("read %d with the library refused: %v", i, err)
+		}
+	}
+	if !redisbroker.UsesFunctions(b) {
+		t.Fatal("a load refused for want of memory switched the broker to scripts for good")
+	}
+	if n := loads() - before; n != 1 {
+		t.Fatalf("%d loads for three calls within a second, want 1", n)
+	}
+	if _, ok := libraries(t, admin)[name]; ok {
+		t.Fatal("the library loaded on a full server")
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The next load comes a second after the refused one; the call that
+	// makes it runs as a function again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "j0"}); err != nil {
+			t.Fatalf("read after room was made: %v", err)
+		}
+		if _, ok := libraries(t, admin)[name]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the library was not loaded again within 10 s of the server having room")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !redisbroker.UsesFunctions(b) {
+		t.Fatal("the broker left Functions")
+	}
 }

@@ -70,9 +70,10 @@ type Broker struct {
 	durable        int           // Config.DurableReplicas (durable.go)
 	durableTimeout time.Duration // Config.DurableTimeout or its default
 
-	insertCalls atomic.Int64 // insert script calls made, for tests
-	formatOK    atomic.Bool  // the stored format was checked (format.go)
-	evalOnly    atomic.Bool  // the server has no Functions: run scripts (functions.go)
+	insertCalls  atomic.Int64 // insert script calls made, for tests
+	formatOK     atomic.Bool  // the stored format was checked (format.go)
+	evalOnly     atomic.Bool  // the server has no Functions: run scripts (functions.go)
+	loadFailedAt atomic.Int64 // when loading the library last failed for a passing reason (UnixNano; functions.go)
 
 	// keyCache maps a queue name to its *queueKeys, keyCached counts them
 	// (keys).
