@@ -103,10 +103,11 @@ type WorkflowJobCompleteParams struct {
 	JobCompleteParams
 	Run string // the run the job belongs to
 	// Attempt and StartedAt describe the completing attempt as its job
-	// records them (optional; Attempt >= 0). When Attempt is set, the
-	// run's document records a completed step's attempts and timings, so
-	// that reading the run (its success hook, a listing) reads no job for
-	// that step: a completed job's record never changes.
+	// records them (optional; Attempt >= 0, and StartedAt set with it).
+	// When Attempt is set, the run's document records a completed step's
+	// attempts and timings, so that reading the run (its success hook, a
+	// listing) reads no job for that step: a completed job's record never
+	// changes.
 	Attempt   int
 	StartedAt time.Time
 }

@@ -61,6 +61,9 @@ func (s *Store) LoadLive(ctx context.Context, queue, id string) (*Snapshot, *bro
 	if err != nil {
 		return nil, nil, err
 	}
+	// The live copy has steps of its own, as live changes each step's
+	// fields; the values those fields hold (outputs, inputs, headers) are
+	// shared with the snapshot, which nothing changes in place.
 	l := *r
 	l.Steps = make([]*broker.WorkflowStep, len(r.Steps))
 	for i, st := range r.Steps {

@@ -3,6 +3,7 @@ package runstore_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,10 +100,63 @@ func TestRecordedStepsNeedNoRead(t *testing.T) {
 				old.Attempts, old.StartedAt, old.FinishedAt, oj.StartedAt)
 		}
 
-		err = s.WorkflowJobComplete(ctx, &broker.WorkflowJobCompleteParams{Run: "r1", Attempt: -1,
-			JobCompleteParams: broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: "r1:new", Token: 1}}})
-		if err == nil {
-			t.Error("a negative attempt was taken")
+		for _, bad := range []*broker.WorkflowJobCompleteParams{{Attempt: -1}, {Attempt: 1}} {
+			bad.Run, bad.JobCompleteParams = "r1", broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: "r1:new", Token: 1}}
+			if err := s.WorkflowJobComplete(ctx, bad); !errors.Is(err, broker.ErrInvalidJob) {
+				t.Errorf("attempt %d started %v: %v, want ErrInvalidJob", bad.Attempt, bad.StartedAt, err)
+			}
+		}
+	})
+}
+
+// TestFirstCommitRecordsNothing: a store that has not yet seen the
+// broker's clock (no commit of its own so far) has only the local clock for
+// a step's finish, which may be anything; it records no attempt, and the
+// step is read from its job. Its next completion, after that commit, is
+// recorded.
+func TestFirstCommitRecordsNothing(t *testing.T) {
+	testbroker.Each(t, func(t *testing.T, b broker.Broker) {
+		ctx := context.Background()
+		s, err := runstore.New(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const q = "workflows"
+		p := &broker.WorkflowRunCreateParams{ID: "r2", Queue: q, Workflow: "w", Input: json.RawMessage(`{}`),
+			Steps: []broker.WorkflowStepDef{
+				{Name: "a", Job: broker.WorkflowJob{ID: "r2:a", Type: "workflow.step", MaxAttempts: 3}},
+				{Name: "b", Job: broker.WorkflowJob{ID: "r2:b", Type: "workflow.step", MaxAttempts: 3}},
+			}}
+		if _, _, err := s.WorkflowRunCreate(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 2, LeaseDuration: time.Minute, WorkerID: "w"})
+		if err != nil || len(jobs) != 2 {
+			t.Fatalf("fetch: %d jobs, %v", len(jobs), err)
+		}
+		fresh, err := runstore.New(b) // a worker that has just started
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := jobs[0].StartedAt.Add(-time.Hour)
+		for _, j := range jobs {
+			err := fresh.WorkflowJobComplete(ctx, &broker.WorkflowJobCompleteParams{
+				JobCompleteParams: broker.JobCompleteParams{JobLeaseParams: broker.JobLeaseParams{Queue: q, ID: j.ID, Token: j.LeaseToken}},
+				Run:               "r2", Attempt: 2, StartedAt: started})
+			if err != nil {
+				t.Fatalf("complete %s: %v", j.ID, err)
+			}
+		}
+		run, err := s.WorkflowRunGet(ctx, q, "r2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, second := run.Step(jobs[0].ID[len("r2:"):]), run.Step(jobs[1].ID[len("r2:"):])
+		if first.Attempts != 1 || !first.StartedAt.Equal(jobs[0].StartedAt) {
+			t.Errorf("first completion: attempts %d started %v, want its job's: 1, %v", first.Attempts, first.StartedAt, jobs[0].StartedAt)
+		}
+		if second.Attempts != 2 || !second.StartedAt.Equal(started) {
+			t.Errorf("second completion: attempts %d started %v, want its record: 2, %v", second.Attempts, second.StartedAt, started)
 		}
 	})
 }

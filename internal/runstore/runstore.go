@@ -57,6 +57,9 @@ type Store struct {
 	// corrected by it, so they follow the broker's without a read of their
 	// own.
 	skew atomic.Int64
+	// skewSeen is set once a commit gave skew: before that, now is the
+	// local clock, which may be anything.
+	skewSeen atomic.Bool
 	// OnOutcome, when set, is told of every outcome a committed transition
 	// gave a run: each is reported once, by the store whose commit made it.
 	// Set it before the store is used.
@@ -101,6 +104,7 @@ type runDoc struct {
 	ChainNext   int      `json:"chain_next,omitempty"`  // compensations started
 	version     int64
 	at          time.Time // the broker's clock when it was read: a transition's time
+	atKnown     bool      // at follows the broker's clock (Store.skewSeen), not only the local one
 	outcomes    []Outcome // what the transition under way did to the run
 }
 
@@ -112,6 +116,7 @@ func (s *Store) now() time.Time {
 func (s *Store) observe(brokerNow time.Time) {
 	if !brokerNow.IsZero() {
 		s.skew.Store(int64(time.Until(brokerNow)))
+		s.skewSeen.Store(true)
 	}
 }
 
@@ -136,7 +141,7 @@ func (s *Store) load(ctx context.Context, queue, id string) (*runDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.at = s.now()
+	r.at, r.atKnown = s.now(), s.skewSeen.Load()
 	return r, nil
 }
 
@@ -354,6 +359,9 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 	if p.Attempt < 0 {
 		return fmt.Errorf("complete workflow job %s: %w: attempt %d is negative", p.ID, broker.ErrInvalidJob, p.Attempt)
 	}
+	if p.Attempt > 0 && p.StartedAt.IsZero() {
+		return fmt.Errorf("complete workflow job %s: %w: attempt %d has no start time", p.ID, broker.ErrInvalidJob, p.Attempt)
+	}
 	if from != nil && (from.d.ID != p.Run || from.d.Queue != p.Queue) {
 		from = nil
 	}
@@ -363,7 +371,7 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 		if from != nil {
 			// The snapshot is used once: a retry reads the run afresh.
 			r, from = from.d, nil
-			r.at = s.now()
+			r.at, r.atKnown = s.now(), s.skewSeen.Load()
 		} else {
 			var err error
 			if r, err = s.load(ctx, p.Queue, p.Run); err != nil {
@@ -403,10 +411,12 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 func (r *runDoc) completeStep(st *broker.WorkflowStep, p *broker.WorkflowJobCompleteParams, cp *broker.CommitParams) {
 	r.Completions++
 	st.State, st.Output, st.CompletedSeq, st.Error = broker.StepCompleted, p.Result, r.Completions, ""
-	if p.Attempt > 0 {
+	if p.Attempt > 0 && r.atKnown {
 		// The transition's time is the broker's clock as this store last
 		// saw it; the job's own finish time may differ by a few
-		// milliseconds, never placing the finish before the start.
+		// milliseconds, never placing the finish before the start. A
+		// store that has not seen the broker's clock yet (its first
+		// commit) records nothing: the step is read from its job.
 		st.Attempts, st.StartedAt, st.FinishedAt = p.Attempt, p.StartedAt, r.at
 		if st.FinishedAt.Before(st.StartedAt) {
 			st.FinishedAt = st.StartedAt
