@@ -37,7 +37,7 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("redisbroker: %w", err)
 	}
-	plan, err := commitPlan(p)
+	args, err := commitPlan(p)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: commit to %q: %w", p.Scope, err)
 	}
@@ -47,7 +47,7 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 		k.job, k.unique, base + "d:", base + "x:", wakeChannel(b.prefix, p.Scope)}
 	var reply any
 	err = b.durably(ctx, p.Scope, func(via scriptRunner) (err error) {
-		reply, err = b.run(ctx, via, scriptCommit, keys, plan).Result()
+		reply, err = b.run(ctx, via, scriptCommit, keys, args...).Result()
 		return err
 	})
 	if err != nil {
@@ -63,9 +63,17 @@ func (b *Broker) Commit(ctx context.Context, p *broker.CommitParams) (*broker.Co
 	return res, nil
 }
 
-// commitPlan encodes p as lua/commit.lua's ARGV[1].
-func commitPlan(p *broker.CommitParams) (string, error) {
+// commitPlan encodes p as lua/commit.lua's ARGV: the plan, as JSON, then
+// the bulky values it names by their ARGV index (completion results,
+// document bodies, job data). Those go as they are: inside the plan each
+// would be escaped as a JSON string by the broker and unescaped by Lua.
+func commitPlan(p *broker.CommitParams) ([]any, error) {
 	type obj = []any
+	args := []any{nil}
+	bulk := func(v []byte) int {
+		args = append(args, v)
+		return len(args)
+	}
 	plan := map[string]any{"nb": int64(0), "c": []obj{}, "f": []obj{}, "d": []obj{}, "i": []obj{}, "m": []obj{},
 		"x": append([]string{}, p.Cancel...), "r": append([]string{}, p.Delete...), "a": append([]string{}, p.Absent...)}
 	if !p.NotBefore.IsZero() {
@@ -77,12 +85,12 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		m = append(m, obj{x.ID, x.RunAt.UnixMilli()})
 	}
 	for _, x := range p.Complete {
-		c = append(c, obj{x.ID, strconv.FormatInt(x.Token, 10), string(x.Result), b01(x.Delete)})
+		c = append(c, obj{x.ID, strconv.FormatInt(x.Token, 10), bulk(x.Result), b01(x.Delete)})
 	}
 	for _, x := range p.Fail {
 		h, err := failHeaders(x)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		f = append(f, obj{x.ID, strconv.FormatInt(x.Token, 10), x.Error, millis(x.RetryDelay), b01(x.Discard), x.MaxAttempts, h})
 	}
@@ -91,7 +99,7 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		for _, e := range x.Index {
 			index = append(index, obj{e.Name, e.Score})
 		}
-		d = append(d, obj{x.Kind, x.Key, x.Version, b01(x.Delete), string(x.Body), index})
+		d = append(d, obj{x.Kind, x.Key, x.Version, b01(x.Delete), bulk(x.Body), index})
 	}
 	for _, x := range p.Insert {
 		j := x.Job
@@ -99,7 +107,7 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		if len(j.Headers) > 0 {
 			h, err := json.Marshal(j.Headers)
 			if err != nil {
-				return "", fmt.Errorf("encode headers of job %s: %w", j.ID, err)
+				return nil, fmt.Errorf("encode headers of job %s: %w", j.ID, err)
 			}
 			headers = string(h)
 		}
@@ -107,7 +115,7 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		if !j.RunAt.IsZero() {
 			runAt = (j.RunAt.UnixNano() + 999_999) / 1_000_000
 		}
-		ins = append(ins, obj{j.ID, j.Type, string(j.Data), broker.PriorityOrDefault(j.Priority), j.MaxAttempts, j.TenantID, j.CompanyID, headers,
+		ins = append(ins, obj{j.ID, j.Type, bulk(j.Data), broker.PriorityOrDefault(j.Priority), j.MaxAttempts, j.TenantID, j.CompanyID, headers,
 			broker.UniqueSlot(j.TenantID, j.UniqueKey), int64(j.Timeout), millis(j.TTL), j.MaxQueueLength, runAt, millis(j.Delay), b01(x.IfAbsent), b01(x.Optional),
 			b01(j.DeleteOnComplete)})
 	}
@@ -117,7 +125,11 @@ func commitPlan(p *broker.CommitParams) (string, error) {
 		}
 	}
 	out, err := json.Marshal(plan)
-	return string(out), err
+	if err != nil {
+		return nil, err
+	}
+	args[0] = string(out)
+	return args, nil
 }
 
 func b01(v bool) int {

@@ -24,7 +24,9 @@
 --   timeout ns, ttl ms, max
 --   queue length, run at ms (0: none), delay ms, if absent 0|1, optional
 --   0|1, delete on complete 0|1}}, x = {cancel ids}, r = {delete ids}, a = {ids that must not
---   exist}, m = {{id, due ms}}: jobs to reschedule}
+--   exist}, m = {{id, due ms}}: jobs to reschedule}; result, body and
+--   data are each the index of the ARGV that holds it (not inside the
+--   JSON, where each would be escaped and unescaped)
 -- Returns {'ok', now ms, {failed job states}, {document versions},
 --   {per insert: state ('pending'|'scheduled') or 'exists'|'unique'|'full',
 --   run at ms or detail}} | {'early', now ms} | {'lease', 'c'|'f', index,
@@ -33,6 +35,9 @@
 --   {'resched', id, state ('' if missing)}
 
 local P = cjson.decode(ARGV[1])
+for _, c in ipairs(P.c) do c[3] = ARGV[c[3]] end
+for _, d in ipairs(P.d) do d[5] = ARGV[d[5]] end
+for _, j in ipairs(P.i) do j[3] = ARGV[j[3]] end
 local now, now_us = clock()
 if P.nb > 0 and now < P.nb then
   return {'early', fmt(now)}
