@@ -38,19 +38,7 @@ func TestRecordedStepsNeedNoRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		const q = "workflows"
-		p := &broker.WorkflowRunCreateParams{ID: "r1", Queue: q, Workflow: "w", Input: json.RawMessage(`{}`),
-			Steps: []broker.WorkflowStepDef{
-				{Name: "old", Job: broker.WorkflowJob{ID: "r1:old", Type: "workflow.step", MaxAttempts: 3}},
-				{Name: "new", Job: broker.WorkflowJob{ID: "r1:new", Type: "workflow.step", MaxAttempts: 3}},
-				{Name: "late", Job: broker.WorkflowJob{ID: "r1:late", Type: "workflow.step", MaxAttempts: 3}},
-			}}
-		if _, _, err := s.WorkflowRunCreate(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 3, LeaseDuration: time.Minute, WorkerID: "w"})
-		if err != nil || len(jobs) != 3 {
-			t.Fatalf("fetch: %d jobs, %v", len(jobs), err)
-		}
+		jobs := startSteps(t, s, b, q, "r1", "old", "new", "late")
 		byID := map[string]*broker.Job{}
 		for _, j := range jobs {
 			byID[j.ID] = j
@@ -109,6 +97,25 @@ func TestRecordedStepsNeedNoRead(t *testing.T) {
 	})
 }
 
+// startSteps creates run id in queue q with independent steps of the
+// given names (job ids id:name) through s, and fetches their jobs from b.
+func startSteps(t *testing.T, s *runstore.Store, b broker.Broker, q, id string, names ...string) []*broker.Job {
+	t.Helper()
+	ctx := context.Background()
+	p := &broker.WorkflowRunCreateParams{ID: id, Queue: q, Workflow: "w", Input: json.RawMessage(`{}`)}
+	for _, n := range names {
+		p.Steps = append(p.Steps, broker.WorkflowStepDef{Name: n, Job: broker.WorkflowJob{ID: id + ":" + n, Type: "workflow.step", MaxAttempts: 3}})
+	}
+	if _, _, err := s.WorkflowRunCreate(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: len(names), LeaseDuration: time.Minute, WorkerID: "w"})
+	if err != nil || len(jobs) != len(names) {
+		t.Fatalf("fetch: %d jobs, %v", len(jobs), err)
+	}
+	return jobs
+}
+
 // TestFirstCommitRecordsNothing: a store that has not yet seen the
 // broker's clock (no commit of its own so far) has only the local clock for
 // a step's finish, which may be anything; it records no attempt, and the
@@ -122,18 +129,7 @@ func TestFirstCommitRecordsNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		const q = "workflows"
-		p := &broker.WorkflowRunCreateParams{ID: "r2", Queue: q, Workflow: "w", Input: json.RawMessage(`{}`),
-			Steps: []broker.WorkflowStepDef{
-				{Name: "a", Job: broker.WorkflowJob{ID: "r2:a", Type: "workflow.step", MaxAttempts: 3}},
-				{Name: "b", Job: broker.WorkflowJob{ID: "r2:b", Type: "workflow.step", MaxAttempts: 3}},
-			}}
-		if _, _, err := s.WorkflowRunCreate(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		jobs, err := b.JobFetch(ctx, &broker.JobFetchParams{Queue: q, Limit: 2, LeaseDuration: time.Minute, WorkerID: "w"})
-		if err != nil || len(jobs) != 2 {
-			t.Fatalf("fetch: %d jobs, %v", len(jobs), err)
-		}
+		jobs := startSteps(t, s, b, q, "r2", "a", "b")
 		fresh, err := runstore.New(b) // a worker that has just started
 		if err != nil {
 			t.Fatal(err)
