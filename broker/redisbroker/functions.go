@@ -41,8 +41,8 @@ import (
 // retry, cancel, delete, maintenance, ...) moves or removes jobs and is
 // allow-oom: workers still finish their jobs, and retention still frees
 // memory, on a full server. Progress, a job's own JSON of any size, has
-// no flag: it waits for room like an insert. (Run with EVAL, Redis refuses a script's
-// first write that may grow memory and allows the rest.)
+// no flag: it waits for room like an insert. (Run with EVAL, Redis refuses
+// a script's first write that may grow memory and allows the rest.)
 
 // library is the Functions library: its name and code. init sets each
 // luaScript's fn.

@@ -329,7 +329,7 @@ func TestFunctionsLoadRefusedForAWhile(t *testing.T) {
 	if err := admin.FunctionFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	before := loads()
+	before, start := loads(), time.Now()
 	for i := range 3 {
 		if _, err := b.JobGet(ctx, &broker.JobGetParams{Queue: "q", ID: "j0"}); err != nil {
 			t.Fatalf("read %d with the library refused: %v", i, err)
@@ -338,8 +338,10 @@ func TestFunctionsLoadRefusedForAWhile(t *testing.T) {
 	if !redisbroker.UsesFunctions(b) {
 		t.Fatal("a load refused for want of memory switched the broker to scripts for good")
 	}
-	if n := loads() - before; n != 1 {
-		t.Fatalf("%d loads for three calls within a second, want 1", n)
+	// One load per loadRetry (a second) at most: one, unless this machine
+	// took seconds over three reads.
+	if n, most := loads()-before, 1+int(time.Since(start)/time.Second); n < 1 || n > most {
+		t.Fatalf("%d loads for three calls in %v, want 1 to %d", n, time.Since(start), most)
 	}
 	if _, ok := libraries(t, admin)[name]; ok {
 		t.Fatal("the library loaded on a full server")
