@@ -113,6 +113,11 @@ func (s *Store) now() time.Time {
 	return time.Now().Add(time.Duration(s.skew.Load())).UTC().Truncate(time.Millisecond)
 }
 
+// stamp sets r's transition time from the broker's clock as last seen.
+func (s *Store) stamp(r *runDoc) {
+	r.at, r.atKnown = s.now(), s.skewSeen.Load()
+}
+
 func (s *Store) observe(brokerNow time.Time) {
 	if !brokerNow.IsZero() {
 		s.skew.Store(int64(time.Until(brokerNow)))
@@ -141,7 +146,7 @@ func (s *Store) load(ctx context.Context, queue, id string) (*runDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.at, r.atKnown = s.now(), s.skewSeen.Load()
+	s.stamp(r)
 	return r, nil
 }
 
@@ -371,7 +376,7 @@ func (s *Store) WorkflowJobCompleteFrom(ctx context.Context, from *Snapshot, p *
 		if from != nil {
 			// The snapshot is used once: a retry reads the run afresh.
 			r, from = from.d, nil
-			r.at, r.atKnown = s.now(), s.skewSeen.Load()
+			s.stamp(r)
 		} else {
 			var err error
 			if r, err = s.load(ctx, p.Queue, p.Run); err != nil {
