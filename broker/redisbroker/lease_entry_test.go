@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aibos/worker/broker"
 	"github.com/aibos/worker/broker/redisbroker"
+	"github.com/aibos/worker/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -137,6 +139,106 @@ func TestTenantCompletedIndexBecomesTable(t *testing.T) {
 		t.Fatalf("%s with 40 jobs is a %s; want a skiplist", key, e)
 	}
 	zsetHoldsJobsOnly(t, client, key, 40, "completed")
+}
+
+// A queue's active zset and lease hash stay listpacks while small (a queue
+// run a job at a time creates and deletes them on every job), and are made
+// tables (lib.lua PIN) once a fetch brings them to TABLE_FROM (32) jobs;
+// the PIN is never left in them.
+func TestActiveSetBecomesTableWhenLarge(t *testing.T) {
+	t.Parallel()
+	b, client, prefix := newBrokerKeys(t)
+	ctx := context.Background()
+	for i := range 40 {
+		mustInsert(t, b, job("enc", fmt.Sprintf("j%02d", i)))
+	}
+	active, lease := prefix+":{enc}:active", redisbroker.LeaseKey(prefix, "enc")
+	encodings := func() (string, string) {
+		t.Helper()
+		za, err := client.ObjectEncoding(ctx, active).Result()
+		if err != nil {
+			t.Fatalf("OBJECT ENCODING %s: %v", active, err)
+		}
+		hl, err := client.ObjectEncoding(ctx, lease).Result()
+		if err != nil {
+			t.Fatalf("OBJECT ENCODING %s: %v", lease, err)
+		}
+		return za, hl
+	}
+	fetch(t, b, "enc", 1, time.Minute)
+	if za, hl := encodings(); za != "listpack" || hl != "listpack" {
+		t.Fatalf("one job active: active set a %s, lease hash a %s; want listpacks", za, hl)
+	}
+	fetch(t, b, "enc", 30, time.Minute) // 31 active: below TABLE_FROM
+	if za, hl := encodings(); za != "listpack" || hl != "listpack" {
+		t.Fatalf("31 jobs active: active set a %s, lease hash a %s; want listpacks", za, hl)
+	}
+	fetch(t, b, "enc", 1, time.Minute) // 32 active
+	if za, hl := encodings(); za != "skiplist" || hl != "hashtable" {
+		t.Fatalf("32 jobs active: active set a %s, lease hash a %s; want a skiplist and a hashtable", za, hl)
+	}
+	zsetHoldsJobsOnly(t, client, active, 32, "fetched")
+	if fields, err := client.HKeys(ctx, lease).Result(); err != nil || len(fields) != 32 {
+		t.Fatalf("lease hash holds %d fields (%v); want the 32 jobs fetched", len(fields), err)
+	}
+}
+
+// A fetch asking for more jobs than are pending pops once: the pop that
+// came back short emptied the pending set. A fetch whose first pop met
+// expired jobs pops again for the rest. (A server of its own: the test
+// counts the server's ZPOPMIN calls.)
+func TestFetchPopsAgainOnlyPastExpiredJobs(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartWith(t, redistest.Options{})
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	b, err := redisbroker.New(client, redisbroker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	for i := range 3 {
+		mustInsert(t, b, job("pop", fmt.Sprintf("e%d", i), func(p *broker.JobInsertParams) { p.TTL = time.Millisecond }))
+	}
+	for i := range 3 {
+		mustInsert(t, b, job("pop", fmt.Sprintf("j%d", i)))
+	}
+	time.Sleep(5 * time.Millisecond) // the e jobs expire
+	before := zpopminCalls(t, client)
+	jobs := fetch(t, b, "pop", 3, time.Minute)
+	if ids := idsOf(jobs); len(ids) != 3 || ids[0] != "j0" {
+		t.Fatalf("fetched %v; want j0-j2, past the 3 expired jobs", ids)
+	}
+	if n := zpopminCalls(t, client) - before; n != 2 {
+		t.Fatalf("a fetch past 3 expired jobs popped %d times; want 2", n)
+	}
+	mustInsert(t, b, job("pop", "k"))
+	before = zpopminCalls(t, client)
+	if jobs := fetch(t, b, "pop", 10, time.Minute); len(jobs) != 1 {
+		t.Fatalf("fetched %v; want k", idsOf(jobs))
+	}
+	if n := zpopminCalls(t, client) - before; n != 1 {
+		t.Fatalf("a fetch of the one pending job popped %d times; want 1", n)
+	}
+}
+
+// zpopminCalls returns how many ZPOPMIN calls the server has run, scripts'
+// included (INFO commandstats).
+func zpopminCalls(t *testing.T, client *redis.Client) int {
+	t.Helper()
+	stats, err := client.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(stats, "cmdstat_zpopmin:calls=")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	if err != nil {
+		t.Fatalf("commandstats: %v", err)
+	}
+	return n
 }
 
 // zsetHoldsJobsOnly fails the test unless the zset key holds n members,

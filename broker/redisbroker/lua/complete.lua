@@ -30,18 +30,26 @@ local out = {}
 -- and the tenant indexes are written once for the whole batch.
 local ids, done, gone = {}, {}, {}
 local moved, dropped = {}, {} -- tenant index moves and removals, per tenant
-local finished = fmt(now)
+local finished = int(now)
 local stride = tonumber(ARGV[3])
 local n = tonumber(ARGV[1])
 local lease_hash = lease_key(KEYS[3])
-local entries, names = {}, {}
-for i = 1, n do
-  names[i] = ARGV[4 + (i - 1) * stride]
-end
-for c = 1, n, 1000 do
-  local got = redis.call('HMGET', lease_hash, unpack(names, c, math.min(c + 999, n)))
-  for k = 1, #got do
-    entries[c + k - 1] = got[k]
+local entries
+if n == 1 then
+  -- The common acknowledgement of one job: no table of names, nor a copy
+  -- of the reply.
+  entries = redis.call('HMGET', lease_hash, ARGV[4])
+else
+  local names = {}
+  entries = {}
+  for i = 1, n do
+    names[i] = ARGV[4 + (i - 1) * stride]
+  end
+  for c = 1, n, 1000 do
+    local got = redis.call('HMGET', lease_hash, unpack(names, c, math.min(c + 999, n)))
+    for k = 1, #got do
+      entries[c + k - 1] = got[k]
+    end
   end
 end
 local ended, outcomes = {}, {} -- lease entries to remove, done entries to write

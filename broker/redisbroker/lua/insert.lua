@@ -38,13 +38,6 @@ local maxlen0 = tonumber(ARGV[3])
 local k = tonumber(ARGV[4])
 local bodies = body_key(KEYS[5])
 
--- reject returns job i's rejection as the mode says.
-local function reject(i, kind, a, b)
-  if each then
-    return {'ok', 0, i, kind, a, b}
-  end
-  return {kind, i, a, b}
-end
 
 -- One plain job (the common Add): the same checks and writes as below,
 -- without the batch's tables; HSETNX checks the id and writes the body.
@@ -52,17 +45,17 @@ if n == 1 and k == 0 then
   local id = ARGV[5]
   if maxlen0 > 0 then
     if redis.call('HEXISTS', bodies, id) == 1 then
-      return reject(1, 'dup', id, '')
+      return insert_reject(each, 1, 'dup', id, '')
     end
     local queued = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
     if queued + 1 > maxlen0 then
-      return reject(1, 'full', fmt(queued), '')
+      return insert_reject(each, 1, 'full', fmt(queued), '')
     end
   end
   local now = clock()
   local body = int(now) .. '|' .. ARGV[6]
   if redis.call('HSETNX', bodies, id, body) == 0 then
-    return reject(1, 'dup', id, '')
+    return insert_reject(each, 1, 'dup', id, '')
   end
   local tn = nil
   if tenants then
@@ -153,7 +146,7 @@ for i = 1, n do
   local r = check(i)
   if r then
     if not each then
-      return reject(i, r[1], r[2], r[3])
+      return insert_reject(each, i, r[1], r[2], r[3])
     end
     rejected[i] = true
     out[#out + 1] = i

@@ -312,6 +312,9 @@ end
 -- tindex_flush moves the grouped jobs from their tenant's zset of state from
 -- to that of state to (either nil: none), and empties groups.
 local function tindex_flush(job_prefix, groups, from, to)
+  if next(groups) == nil then
+    return -- no tenant's job: not even the key prefix is made
+  end
   local base = string.sub(job_prefix, 1, -3) .. 't:'
   for tn, g in pairs(groups) do
     for c = 1, #g.ids, 1000 do
@@ -507,7 +510,7 @@ local function record_attempt(job_prefix, id, a, w, st, now_ms, outcome, err)
   local key = hist_key(job_prefix, id)
   local entry = attempt_entry(a, w, st, fmt(now_ms), outcome, err)
   if redis.call('RPUSH', key, entry) > 20 then
-    redis.call('LTRIM', key, -20, -1)
+    redis.call('LTRIM', key, '-20', '-1')
   end
 end
 
@@ -585,12 +588,30 @@ local function fair_keys(seq_key)
   return base .. 'fair', base .. 'ft', base .. 'rl', base .. 'tp'
 end
 
+-- insert_reject returns insert.lua's rejection of job i as its mode says:
+-- each, as the one entry of an 'ok' list; else the whole call's answer. A
+-- lib function, not one of insert's own: that would be a closure made on
+-- every call.
+local function insert_reject(each, i, kind, a, b)
+  if each then
+    return {'ok', 0, i, kind, a, b}
+  end
+  return {kind, i, a, b}
+end
+
+-- policy_keys returns fair_keys' first and last names, the two that tell
+-- whether a queue has a policy: a plain queue's calls make no other.
+local function policy_keys(seq_key)
+  local base = string.sub(seq_key, 1, -4)
+  return base .. 'fair', base .. 'tp'
+end
+
 -- queue_policy says whether the queue whose seq counter key is given has a
 -- policy (fair, caps, rates, paused tenants: its fair or paused-tenants
 -- hash exists), and whether it is fair: one EXISTS for a queue without
 -- one, an HGET more for a queue with one.
 local function queue_policy(seq_key)
-  local cfg, _, _, ftp = fair_keys(seq_key)
+  local cfg, ftp = policy_keys(seq_key)
   if redis.call('EXISTS', cfg, ftp) == 0 then
     return false, false
   end
@@ -615,7 +636,7 @@ local function wake_worth(pending_key, policy)
   if policy then
     return true
   end
-  local head = redis.call('ZRANGE', pending_key, 0, 0, 'WITHSCORES')
+  local head = redis.call('ZRANGE', pending_key, '0', '0', 'WITHSCORES') -- strings: see promote
   if head[1] == nil then
     return true
   end
@@ -665,12 +686,14 @@ end
 -- queue is fair (queue_policy); nil reads it.
 local function pending_score(seq_key, priority, tn, fair)
   priority = stored_priority(priority)
-  local cfg, st = fair_keys(seq_key)
-  if fair == nil then
-    fair = redis.call('HGET', cfg, 'on') == '1'
-  end
-  if fair then
-    return int(priority * PRIORITY_SHIFT + fair_tag(cfg, st, priority, tn))
+  if fair ~= false then -- a queue known not to be fair names no fair keys
+    local cfg, st = fair_keys(seq_key)
+    if fair == nil then
+      fair = redis.call('HGET', cfg, 'on') == '1'
+    end
+    if fair then
+      return int(priority * PRIORITY_SHIFT + fair_tag(cfg, st, priority, tn))
+    end
   end
   local seq = redis.call('INCR', seq_key)
   return int(priority * PRIORITY_SHIFT + seq)
@@ -777,8 +800,11 @@ local function finish(from_key, to_key, state, job_key, id, unique_prefix, now_m
 end
 
 -- promote moves up to limit due scheduled jobs to pending; returns how many.
+-- limit may be a string: Redis before 7.2 prints each Lua number given to
+-- a command with snprintf's %.17g, about 1,500 instructions, and fetch
+-- promotes on every call.
 local function promote(scheduled_key, pending_key, seq_key, job_prefix, now_ms, limit)
-  local ids = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', fmt(now_ms), 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', int(now_ms), 'LIMIT', '0', limit)
   for _, id in ipairs(ids) do
     redis.call('ZREM', scheduled_key, id)
     local job_key = job_prefix .. id
