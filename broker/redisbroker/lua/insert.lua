@@ -38,7 +38,6 @@ local maxlen0 = tonumber(ARGV[3])
 local k = tonumber(ARGV[4])
 local bodies = body_key(KEYS[5])
 
-
 -- One plain job (the common Add): the same checks and writes as below,
 -- without the batch's tables; HSETNX checks the id and writes the body.
 if n == 1 and k == 0 then

@@ -581,11 +581,22 @@ end
 local FAIR_SCALE = 1000 -- broker.FairScale
 local FAIR_QUANTUM = 32 -- broker.FairQuantum (TestFairTurns holds them equal)
 
--- fair_keys names the fair policy, tag, rate and paused-tenants hashes of
--- the queue whose seq counter key is given ('<prefix>:{queue}:seq').
-local function fair_keys(seq_key)
+-- policy_keys names the fair policy and paused-tenants hashes of the queue
+-- whose seq counter key is given ('<prefix>:{queue}:seq'): the two that
+-- tell whether a queue has a policy, so a plain queue's calls make no
+-- other name.
+local function policy_keys(seq_key)
   local base = string.sub(seq_key, 1, -4)
-  return base .. 'fair', base .. 'ft', base .. 'rl', base .. 'tp'
+  return base .. 'fair', base .. 'tp'
+end
+
+-- fair_keys names the fair policy, tag, rate and paused-tenants hashes of
+-- the queue whose seq counter key is given (the first and last as
+-- policy_keys does).
+local function fair_keys(seq_key)
+  local cfg, tp = policy_keys(seq_key)
+  local base = string.sub(seq_key, 1, -4)
+  return cfg, base .. 'ft', base .. 'rl', tp
 end
 
 -- insert_reject returns insert.lua's rejection of job i as its mode says:
@@ -597,13 +608,6 @@ local function insert_reject(each, i, kind, a, b)
     return {'ok', 0, i, kind, a, b}
   end
   return {kind, i, a, b}
-end
-
--- policy_keys returns fair_keys' first and last names, the two that tell
--- whether a queue has a policy: a plain queue's calls make no other.
-local function policy_keys(seq_key)
-  local base = string.sub(seq_key, 1, -4)
-  return base .. 'fair', base .. 'tp'
 end
 
 -- queue_policy says whether the queue whose seq counter key is given has a
