@@ -17,7 +17,7 @@ test: fmt vet
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-pdftotext.sh
 	$(GO) test -race -count=1 -timeout 20m ./...
-	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...; fi
+	@if [ -f bench/go.mod ]; then cd bench && $(GO) vet ./... && $(GO) vet -tags servicebench ./cmd/compare && $(GO) test -count=1 ./...; fi
 	$(MAKE) deploy-check
 
 # make deploy-check: deploy/kubernetes' own module, which decodes the

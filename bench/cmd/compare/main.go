@@ -10,6 +10,9 @@
 //	cd bench && go run ./cmd/compare -scale           # issue 24's scale curves, tables and PNGs (scale.go)
 //	cd bench && go run ./cmd/compare -scale -scale-curves queues -scale-max 100
 //	cd bench && go run ./cmd/compare -phases h -systems aibos -n 2000   # the service's API and HTTP processing
+//
+// Phase h runs in a child: this command built with -tags servicebench
+// (service_child.go says why).
 package main
 
 import (
@@ -184,6 +187,9 @@ func run(cfg *config) error {
 		}
 		fmt.Fprintf(os.Stderr, "run %d of %d took %v\n", r+1, cfg.runs, time.Since(start).Round(time.Second))
 		all = append(all, res)
+	}
+	if path := os.Getenv(rowsEnv); path != "" {
+		return writeRows(path, median(all))
 	}
 	fmt.Printf("redis-server %s on loopback; %d jobs per workload; medians of %d run(s)\n\n", srv.version, cfg.n, cfg.runs)
 	printTable(os.Stdout, median(all))

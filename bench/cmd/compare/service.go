@@ -1,3 +1,5 @@
+//go:build servicebench
+
 package main
 
 import (
@@ -21,8 +23,11 @@ import (
 )
 
 // Phase h measures the service (package service, what `aibos-worker
-// serve` runs) through its real HTTP listener on loopback, on Redis and
-// on the embedded store, as a user runs it: a bearer token, the audit
+// serve` runs). This file is built only with the tag servicebench: the
+// default build runs phase h in a child built with it (service_child.go),
+// so that the process measuring phases a-g does not link the service.
+// It measures the service through its real HTTP listener on loopback, on
+// Redis and on the embedded store, as a user runs it: a bearer token, the audit
 // trail on, payload encryption as the service configures it by default
 // (the seed's queue invoices is encrypted; the queue plain, which the
 // bench adds, is not, and is fair like invoices so that encryption is the

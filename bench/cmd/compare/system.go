@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -373,6 +374,18 @@ func (r results) set(sys, metric string, v float64) {
 		r[sys] = map[string]float64{}
 	}
 	r[sys][metric] = v
+}
+
+// rowsEnv names the file a child run (phase h's, service_child.go) writes
+// its figures to, as JSON, instead of printing the table.
+const rowsEnv = "AIBOS_COMPARE_ROWS"
+
+func writeRows(path string, r results) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }
 
 // median takes each figure's median over runs.
