@@ -204,9 +204,6 @@ func (b *Broker) writeDoc(ctx context.Context, tx *sql.Tx, scope string, d *brok
 // commitInserts inserts the jobs of p, skipping (and reporting) the ones
 // p allows to be skipped.
 func (b *Broker) commitInserts(ctx context.Context, tx *sql.Tx, p *broker.CommitParams, now int64, res *broker.CommitResult) error {
-	if _, err := b.exec(ctx, tx, sqlRegisterQueue, p.Scope); err != nil {
-		return fmt.Errorf("register queue: %w", err)
-	}
 	fi, err := b.fairInserts(ctx, tx, p.Scope)
 	if err != nil {
 		return err

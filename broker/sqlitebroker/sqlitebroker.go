@@ -59,7 +59,16 @@ type Broker struct {
 	// wal_autocheckpoint pragmas (durability); it is read and written only
 	// while that connection is held (runBatch).
 	syncFull bool
-	writer   writer // the group commit of write transactions (writer.go)
+	// plain holds the queues whose row is committed with fair off, so that
+	// their inserts read and write nothing of it (fairInserts), and
+	// batchPlain the ones the running write transaction found so, which
+	// join plain once it commits. Only QueueFairSet turns a queue fair, and
+	// no one deletes a queue's row; the store is this Broker's alone
+	// (Open's lock). Both are read and written only while the write
+	// connection is held (runBatch), like syncFull.
+	plain      map[string]struct{}
+	batchPlain []string
+	writer     writer // the group commit of write transactions (writer.go)
 	// inserts combines concurrent JobInsert calls per queue into one
 	// transaction, one fsync (insert.go).
 	inserts *combine.Group[*broker.JobInsertParams, *broker.Job]
@@ -164,7 +173,7 @@ func open(path string, opts Config) (*Broker, error) {
 		read.Close()
 		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)
 	}
-	b := &Broker{path: path, opts: opts, write: write, read: read, syncFull: true}
+	b := &Broker{path: path, opts: opts, write: write, read: read, syncFull: true, plain: map[string]struct{}{}}
 	b.inserts = combine.New(maxCombined, fmt.Errorf("insert job: %w: the store closed before the job was written", broker.ErrClosed), b.insertEach)
 	if err := b.prepare(); err != nil {
 		write.Close()

@@ -188,6 +188,7 @@ func (b *Broker) runBatch(first *writeOp) []*writeOp {
 		first.err = fmt.Errorf("begin transaction: %w", err)
 		return ops
 	}
+	b.batchPlain = b.batchPlain[:0]
 	if err := first.ctx.Err(); err != nil {
 		first.err = err
 	} else {
@@ -239,6 +240,10 @@ func (b *Broker) runBatch(first *writeOp) []*writeOp {
 				o.err = fmt.Errorf("commit: %w", err)
 			}
 		}
+		return ops
+	}
+	for _, q := range b.batchPlain {
+		b.plain[q] = struct{}{}
 	}
 	return ops
 }
@@ -294,7 +299,10 @@ func (b *Broker) runJoined(ctx context.Context, tx *sql.Tx, o *writeOp) error {
 	if _, err := b.exec(ctx, tx, sqlSavepoint); err != nil {
 		return fmt.Errorf("begin savepoint: %w", err)
 	}
+	found := len(b.batchPlain)
 	if o.err = b.call(context.WithoutCancel(o.ctx), tx, o); o.err != nil {
+		// What o read is undone too (a QueueFairSet may have shortened it).
+		b.batchPlain = b.batchPlain[:min(found, len(b.batchPlain))]
 		if _, err := b.exec(ctx, tx, sqlRollbackTo); err != nil {
 			return fmt.Errorf("roll back to savepoint: %w", err)
 		}
