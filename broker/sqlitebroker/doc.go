@@ -33,7 +33,9 @@
 // of fighting over SQLite's lock) and a small pool of read connections.
 //
 // A file is open in one Broker at a time. Open takes an exclusive lock on
-// path + ".lock" (flock, on Unix systems) and fails with ErrInUse, naming the
+// path + ".lock" (flock, on Unix systems; path with its symbolic links
+// resolved, so a link to the store takes the same lock) and fails with
+// ErrInUse, naming the
 // holder's pid, while another process or another Broker of this process has
 // the store open. The kernel drops the lock when its holder exits or is
 // killed, so a crash never blocks the next start; the small lock file itself

@@ -166,7 +166,9 @@ func (b *Broker) fairInserts(ctx context.Context, tx *sql.Tx, queue string) (*in
 		return nil, fmt.Errorf("read queue state: %w", err)
 	}
 	if !t.fair {
-		b.batchPlain = append(b.batchPlain, queue)
+		if b.plain != nil {
+			b.batchPlain = append(b.batchPlain, queue)
+		}
 	} else if !untagged {
 		t.direct = b.newTagger(tx, queue)
 	}

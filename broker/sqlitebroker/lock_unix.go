@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,7 +17,7 @@ import (
 // records this process's pid in it. The kernel drops the lock when the
 // process dies, so a crash never leaves a stale lock behind.
 func lockFile(path string) (*os.File, error) {
-	name := path + ".lock"
+	name := lockName(path)
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: create lock file: %w", path, err)
@@ -41,6 +42,20 @@ func lockFile(path string) (*os.File, error) {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
+}
+
+// lockName is the lock file of the store at path: next to the file path
+// names once symbolic links are resolved, so that a store opened through
+// a link and through its target takes one lock (the Broker caches what
+// only one writer may assume, Broker.plain).
+func lockName(path string) string {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		return p + ".lock"
+	}
+	if d, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		return filepath.Join(d, filepath.Base(path)) + ".lock"
+	}
+	return path + ".lock"
 }
 
 // lockGrace is how long Open waits for a lock that was just released. A

@@ -249,3 +249,37 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	}
 	b2.Close()
 }
+
+// TestOpenThroughSymlinkIsInUse opens a store by its path, then through a
+// link to the file and through a link to its directory: one store, one
+// lock, so both fail with ErrInUse.
+func TestOpenThroughSymlinkIsInUse(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(real, "jobs.db")
+	b, err := sqlitebroker.Open(path, sqlitebroker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fileLink := filepath.Join(dir, "jobs-link.db")
+	if err := os.Symlink(path, fileLink); err != nil {
+		t.Fatal(err)
+	}
+	dirLink := filepath.Join(dir, "link")
+	if err := os.Symlink(real, dirLink); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fileLink, filepath.Join(dirLink, "jobs.db")} {
+		b2, err := sqlitebroker.Open(p, sqlitebroker.Config{})
+		if err == nil {
+			b2.Close()
+		}
+		if !errors.Is(err, sqlitebroker.ErrInUse) {
+			t.Errorf("Open(%s) while %s is open = %v, want ErrInUse", p, path, err)
+		}
+	}
+}

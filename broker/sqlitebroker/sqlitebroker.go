@@ -64,8 +64,9 @@ type Broker struct {
 	// batchPlain the ones the running write transaction found so, which
 	// join plain once it commits. Only QueueFairSet turns a queue fair, and
 	// no one deletes a queue's row; the store is this Broker's alone
-	// (Open's lock). Both are read and written only while the write
-	// connection is held (runBatch), like syncFull.
+	// (Open's lock; plain is nil where the platform has no lock). Both are
+	// read and written only while the write connection is held (runBatch),
+	// like syncFull.
 	plain      map[string]struct{}
 	batchPlain []string
 	writer     writer // the group commit of write transactions (writer.go)
@@ -136,6 +137,11 @@ func Open(path string, opts Config) (*Broker, error) {
 		return nil, err
 	}
 	b.lock = lock
+	if lock == nil {
+		// No lock here (lockFile): another process may write the store,
+		// and turn a queue fair behind plain.
+		b.plain = nil
+	}
 	return b, nil
 }
 
