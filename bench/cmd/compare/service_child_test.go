@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -41,6 +42,7 @@ func TestRowsRoundTrip(t *testing.T) {
 	want := results{}
 	want.set("aibos", "h http process c10 jobs/s", 12000)
 	want.set("sqlite", "h http process c10 jobs/s", 8000.5)
+	want.set("sqlite", "h http enqueue-to-start p99 ms", math.NaN()) // no samples
 	if err := writeRows(path, want); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +62,9 @@ func TestRowsRoundTrip(t *testing.T) {
 	}
 	if v := res["sqlite"]["h http process c10 jobs/s"]; v != 8000.5 {
 		t.Errorf("sqlite h http process c10 = %v; want the child's 8000.5", v)
+	}
+	if v, ok := res["sqlite"]["h http enqueue-to-start p99 ms"]; ok {
+		t.Errorf("a NaN figure came back as %v; want it left out", v)
 	}
 
 	if err := writeRows(path, results{}); err != nil {

@@ -380,8 +380,18 @@ func (r results) set(sys, metric string, v float64) {
 // its figures to, as JSON, instead of printing the table.
 const rowsEnv = "AIBOS_COMPARE_ROWS"
 
+// writeRows writes r as JSON to path. JSON has no NaN (a percentile of no
+// samples), so such a figure is left out, and shows as "–" in the table.
 func writeRows(path string, r results) error {
-	b, err := json.Marshal(r)
+	out := results{}
+	for sys, m := range r {
+		for metric, v := range m {
+			if !math.IsNaN(v) {
+				out.set(sys, metric, v)
+			}
+		}
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
