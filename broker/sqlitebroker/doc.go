@@ -35,9 +35,8 @@
 // A file is open in one Broker at a time. Open takes an exclusive lock on
 // path + ".lock" (flock, on Unix systems; path with its symbolic links
 // resolved, so a link to the store takes the same lock) and fails with
-// ErrInUse, naming the
-// holder's pid, while another process or another Broker of this process has
-// the store open. The kernel drops the lock when its holder exits or is
+// ErrInUse, naming the holder's pid, while another process or another
+// Broker of this process has the store open. The kernel drops the lock when its holder exits or is
 // killed, so a crash never blocks the next start; the small lock file itself
 // stays. Letting two processes write one SQLite file would be safe but
 // slow and unfair (SQLite's lock waits poll, so one busy process can starve
