@@ -21,13 +21,14 @@ import (
 // is bound, which a Manager's fetches, whose size follows the free slots,
 // did at nearly every call (the parse was 7% of processing's CPU).
 const (
-	// sqlQueuePolicy also reads whether a job of a fair queue waits for
-	// its tag (an entry of jobs_untagged), so that a fetch runs
+	// sqlUntaggedWaits is whether a job of the queue row's fair queue
+	// waits for its tag (an entry of jobs_untagged).
+	sqlUntaggedWaits = `fair AND EXISTS (SELECT 1 FROM jobs WHERE queue = name AND state = 'pending' AND fair_tag = -1)`
+	// sqlQueuePolicy also reads sqlUntaggedWaits, so that a fetch runs
 	// tagUntagged only when one does: nearly every fetch of a fair queue
 	// finds none, and the lookup here costs less than a statement.
 	sqlQueuePolicy = `SELECT paused, fair, capped, max_active, rated, rate_limit, rate_period_us,
-		EXISTS (SELECT 1 FROM tenant_paused WHERE queue = name),
-		fair AND EXISTS (SELECT 1 FROM jobs WHERE queue = name AND state = 'pending' AND fair_tag = -1)
+		EXISTS (SELECT 1 FROM tenant_paused WHERE queue = name), ` + sqlUntaggedWaits + `
 		FROM queues WHERE name = ?`
 	sqlPromote = `UPDATE jobs SET state = 'pending', ` + sqlRetag + `
 		WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'scheduled' AND run_at <= ?
@@ -55,10 +56,8 @@ const (
 	sqlJobExists     = `SELECT 1 FROM jobs WHERE queue = ? AND id = ?`
 	sqlRegisterQueue = `INSERT OR IGNORE INTO queues (name) VALUES (?)`
 	// sqlInsertPolicy reads what inserts need of their queue's row
-	// (fairInserts): whether the queue is fair, and whether a pending job
-	// of it waits for its tag.
-	sqlInsertPolicy = `SELECT fair, fair AND EXISTS (SELECT 1 FROM jobs WHERE queue = name AND state = 'pending' AND fair_tag = -1)
-		FROM queues WHERE name = ?`
+	// (fairInserts): whether the queue is fair, and sqlUntaggedWaits.
+	sqlInsertPolicy = `SELECT fair, ` + sqlUntaggedWaits + ` FROM queues WHERE name = ?`
 )
 
 // sqlComplete completes an active job. Its attempt is not appended to the
